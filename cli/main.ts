@@ -1,0 +1,44 @@
+// Entry point of the `fedkseed` command-line tool: one subcommand per job, each in its own module.
+import { Command, CommanderError } from 'commander';
+import { registerEval } from './commands/eval';
+import { registerTrain } from './commands/train';
+import { registerExport } from './commands/export';
+import { registerServer } from './commands/server';
+import { registerClient } from './commands/client';
+import { registerSimulate } from './commands/simulate';
+import { registerBench } from './commands/bench';
+import { CliError } from './errors';
+import { version } from '../package.json';
+
+export function buildProgram(): Command {
+  const program = new Command('fedkseed')
+    .description('Federated full-parameter fine-tuning with zeroth-order optimisation over K shared seeds (FedKSeed).')
+    .version(version)
+    .showHelpAfterError()
+    .exitOverride();
+  registerEval(program);
+  registerTrain(program);
+  registerExport(program);
+  registerServer(program);
+  registerClient(program);
+  registerSimulate(program);
+  registerBench(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`fedkseed: ${message}\n`);
+    if (process.env.FEDKSEED_DEBUG && err instanceof Error && !(err instanceof CliError)) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+void main(process.argv);
