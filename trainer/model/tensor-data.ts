@@ -1,0 +1,74 @@
+// Conversions between ONNX tensor storage (float32 / float16 / bfloat16, raw bytes or typed fields)
+// and float32 arrays. Raw data is little-endian by the ONNX spec, as are the platforms onnxruntime-node
+// ships for, so typed-array views over the bytes are read as is.
+import { DataType } from './onnx';
+
+export type FloatStorage = 'float32' | 'float16' | 'bfloat16';
+
+export function floatStorageOf(dataType: number): FloatStorage | null {
+  if (dataType === DataType.FLOAT) return 'float32';
+  if (dataType === DataType.FLOAT16) return 'float16';
+  if (dataType === DataType.BFLOAT16) return 'bfloat16';
+  return null;
+}
+
+export function storageDataType(storage: FloatStorage): number {
+  return storage === 'float32' ? DataType.FLOAT : storage === 'float16' ? DataType.FLOAT16 : DataType.BFLOAT16;
+}
+
+export function bytesPerElement(storage: FloatStorage): number {
+  return storage === 'float32' ? 4 : 2;
+}
+
+let halfTable: Float32Array | null = null;
+
+/** All 65,536 float16 values as float32 (exact: every half is representable). */
+function halfToFloatTable(): Float32Array {
+  if (halfTable) return halfTable;
+  const table = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) table[h] = sign * frac * 2 ** -24;
+    else if (exp === 31) table[h] = frac ? NaN : sign * Infinity;
+    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  halfTable = table;
+  return table;
+}
+
+/** Decodes `count` elements of little-endian `storage` bytes into `out` (float32). */
+export function decodeFloats(bytes: Uint8Array, storage: FloatStorage, out: Float32Array): void {
+  const n = out.length;
+  if (storage === 'float32') {
+    new Uint8Array(out.buffer, out.byteOffset, n * 4).set(bytes.subarray(0, n * 4));
+    return;
+  }
+  const halves = aligned16(bytes, n);
+  if (storage === 'float16') {
+    const table = halfToFloatTable();
+    for (let i = 0; i < n; i++) out[i] = table[halves[i]];
+  } else {
+    const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+    for (let i = 0; i < n; i++) bits[i] = halves[i] << 16;
+  }
+}
+
+/** Decodes the 16-bit values that ONNX keeps in `int32_data` for float16/bfloat16 tensors. */
+export function decodeHalfWords(words: ArrayLike<number>, storage: 'float16' | 'bfloat16', out: Float32Array): void {
+  const halves = new Uint16Array(out.length);
+  for (let i = 0; i < out.length; i++) halves[i] = words[i];
+  decodeFloats(new Uint8Array(halves.buffer), storage, out);
+}
+
+function aligned16(bytes: Uint8Array, n: number): Uint16Array {
+  if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+  // A copy (Node Buffers' slice() is a view, so construct a fresh array).
+  return new Uint16Array(new Uint8Array(bytes.subarray(0, n * 2)).buffer);
+}
+
+/** Little-endian bytes of a float32 array, as a view when possible. */
+export function float32Bytes(data: Float32Array): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
