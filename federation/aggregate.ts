@@ -1,0 +1,66 @@
+// Round aggregation: A_j += Σ_i w_i · (Σ of client i's g for seed j), and its quantisation to the
+// integer coefficient grid with error feedback so that nothing is lost in the long run.
+import type { SeedGradient, Weighting } from '../protocol';
+
+/** One C unit is 2^-16 g-units (docs/zo-engine.md, "Exact path"). */
+export const COEFFICIENT_SCALE = 65536;
+/** Signed mantissa width targeted by each round's change: the largest |m| fits this many bits. */
+export const DEFAULT_MANTISSA_BITS = 12;
+
+export interface ClientContribution {
+  readonly examples: number;
+  readonly pairs: readonly SeedGradient[];
+}
+
+/** ΔA over K seeds, in g-units; weights ∝ examples (or equal), normalised over the contributors. */
+export function aggregateContributions(contributions: readonly ClientContribution[], k: number, weighting: Weighting): Float64Array {
+  const delta = new Float64Array(k);
+  if (contributions.length === 0) return delta;
+  const totalExamples = contributions.reduce((s, c) => s + c.examples, 0);
+  const byExamples = weighting === 'examples' && totalExamples > 0;
+  for (const c of contributions) {
+    const w = byExamples ? c.examples / totalExamples : 1 / contributions.length;
+    if (w === 0) continue;
+    for (const p of c.pairs) delta[p.seed] += w * p.g;
+  }
+  return delta;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface QuantisedChange {
+  /** Integer ΔC (units of 2^-16), every entry a multiple of 2^exponent. */
+  readonly change: Float64Array;
+  readonly exponent: number;
+  /** What the grid could not carry this round; added to the next round's change. */
+  readonly residual: Float64Array;
+}
+
+/**
+ * x = ΔA·2^16 + residual; picks the smallest step 2^e (e ≥ 0, so C stays integer) with which the
+ * largest |x| rounds to a mantissa of `mantissaBits` signed bits, rounds half to even and keeps the
+ * remainder as the new residual.
+ */
+export function quantiseWithFeedback(deltaA: Float64Array, residual: Float64Array, mantissaBits = DEFAULT_MANTISSA_BITS): QuantisedChange {
+  const k = deltaA.length;
+  const x = new Float64Array(k);
+  let maxAbs = 0;
+  for (let j = 0; j < k; j++) {
+    x[j] = deltaA[j] * COEFFICIENT_SCALE + residual[j];
+    maxAbs = Math.max(maxAbs, Math.abs(x[j]));
+  }
+  const maxMantissa = 2 ** (mantissaBits - 1) - 1;
+  let exponent = 0;
+  while (maxAbs / 2 ** exponent > maxMantissa && exponent < 52) exponent++;
+  const step = 2 ** exponent;
+  const change = new Float64Array(k);
+  const nextResidual = new Float64Array(k);
+  for (let j = 0; j < k; j++) {
+    change[j] = roundHalfEven(x[j] / step) * step;
+    nextResidual[j] = x[j] - change[j];
+  }
+  return { change, exponent, residual: nextResidual };
+}

@@ -1,0 +1,25 @@
+// Events the server emits for a UI or the CLI to show.
+import type { DigestStatus } from '../protocol';
+
+export interface RoundBytes {
+  /** Frame bytes client → server and server → client attributed to the round, all clients. */
+  readonly up: number;
+  readonly down: number;
+  /** Per participating client: up + down. */
+  readonly perClient: Readonly<Record<string, { readonly up: number; readonly down: number }>>;
+  /** What FedAvg would have moved for the same participants: 2 × 4·d each. */
+  readonly fedAvg: number;
+}
+
+export interface ServerEvents {
+  roundStarted: [{ round: number; clients: readonly string[]; attempt: number }];
+  roundCommitted: [{ round: number; participants: readonly string[]; examples: number; lossBefore: number; lossAfter: number; bytes: RoundBytes }];
+  roundRestarted: [{ round: number; reason: string }];
+  clientJoined: [{ clientId: string; lastSyncedRound: number }];
+  clientLeft: [{ clientId: string; reason: string }];
+  upload: [{ round: number; clientId: string; pairs: number; digest: DigestStatus }];
+  digestMismatch: [{ round: number; clientId: string; expected: string; actual: string }];
+  bytes: [{ clientId: string | null; direction: 'up' | 'down'; bytes: number; round: number }];
+  rejected: [{ clientId: string | null; code: number; message: string }];
+  finished: [{ round: number }];
+}

@@ -1,0 +1,125 @@
+// FederationStore on LevelDB (classic-level: prebuilt binaries, no compile step at install). Every
+// write uses sync: true, so a returned commit is on disk; a round's state and record go in one batch.
+import { ClassicLevel } from 'classic-level';
+import type { FederationConfig } from '../protocol';
+import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
+
+const roundKey = (r: number): string => `round/${r.toString().padStart(10, '0')}`;
+const digestKey = (r: number): string => `digest/${r.toString().padStart(10, '0')}`;
+
+function f64ToBuffer(v: Float64Array): Buffer {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function bufferToF64(b: Buffer, offset: number, k: number): Float64Array {
+  const out = new Float64Array(k);
+  Buffer.from(out.buffer).set(b.subarray(offset, offset + k * 8));
+  return out;
+}
+
+function encodeState(s: FederationState): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(s.round, 0);
+  head.writeUInt32LE(s.coefficients.length, 4);
+  return Buffer.concat([head, f64ToBuffer(s.coefficients), f64ToBuffer(s.residual), f64ToBuffer(s.importanceSum), f64ToBuffer(s.importanceCount)]);
+}
+
+function decodeState(b: Buffer): FederationState {
+  const round = b.readUInt32LE(0);
+  const k = b.readUInt32LE(4);
+  if (b.length !== 8 + 4 * 8 * k) throw new Error(`stored federation state is ${b.length} bytes, expected ${8 + 32 * k} for K = ${k}`);
+  return {
+    round,
+    coefficients: bufferToF64(b, 8, k),
+    residual: bufferToF64(b, 8 + 8 * k, k),
+    importanceSum: bufferToF64(b, 8 + 16 * k, k),
+    importanceCount: bufferToF64(b, 8 + 24 * k, k),
+  };
+}
+
+interface StoredRound extends Omit<RoundRecord, 'change'> {
+  readonly change: string;
+}
+
+export class LevelFederationStore implements FederationStore {
+  private constructor(private readonly db: ClassicLevel<string, Buffer>) {}
+
+  static async open(path: string): Promise<LevelFederationStore> {
+    const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
+    await db.open();
+    return new LevelFederationStore(db);
+  }
+
+  private async getJson<T>(key: string): Promise<T | null> {
+    const v = await this.db.get(key);
+    return v === undefined ? null : (JSON.parse(v.toString('utf8')) as T);
+  }
+
+  private putJson(key: string, value: unknown): Promise<void> {
+    return this.db.put(key, Buffer.from(JSON.stringify(value)), { sync: true });
+  }
+
+  loadConfig(): Promise<FederationConfig | null> {
+    return this.getJson<FederationConfig>('config');
+  }
+
+  saveConfig(config: FederationConfig): Promise<void> {
+    return this.putJson('config', config);
+  }
+
+  async loadState(): Promise<FederationState | null> {
+    const v = await this.db.get('state');
+    return v === undefined ? null : decodeState(v);
+  }
+
+  async commitRound(state: FederationState, record: RoundRecord): Promise<void> {
+    const stored: StoredRound = { ...record, change: f64ToBuffer(record.change).toString('base64') };
+    await this.db.batch(
+      [
+        { type: 'put', key: 'state', value: encodeState(state) },
+        { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
+      ],
+      { sync: true },
+    );
+  }
+
+  async loadRound(round: number): Promise<RoundRecord | null> {
+    const s = await this.getJson<StoredRound>(roundKey(round));
+    if (!s) return null;
+    const raw = Buffer.from(s.change, 'base64');
+    return { ...s, change: bufferToF64(raw, 0, raw.length / 8) };
+  }
+
+  async loadDigest(round: number): Promise<string | null> {
+    const v = await this.db.get(digestKey(round));
+    return v === undefined ? null : v.toString('utf8');
+  }
+
+  saveDigest(round: number, digest: string): Promise<void> {
+    return this.db.put(digestKey(round), Buffer.from(digest), { sync: true });
+  }
+
+  putToken(token: TokenRecord): Promise<void> {
+    return this.putJson(`token/${token.id}`, token);
+  }
+
+  getToken(id: string): Promise<TokenRecord | null> {
+    return this.getJson<TokenRecord>(`token/${id}`);
+  }
+
+  async deleteToken(id: string): Promise<boolean> {
+    if ((await this.db.get(`token/${id}`)) === undefined) return false;
+    await this.db.del(`token/${id}`, { sync: true });
+    return true;
+  }
+
+  async listTokens(): Promise<TokenRecord[]> {
+    const out: TokenRecord[] = [];
+    for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(JSON.parse(v.toString('utf8')) as TokenRecord);
+    return out;
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+}

@@ -1,0 +1,92 @@
+// The federation's state is an integer coefficient vector C ∈ ℤ^K in units of 2^-16 (docs/zo-engine.md).
+// Changes travel as a power-of-two step 2^e and integer mantissas, so ΔC_j = m_j · 2^e exactly.
+import type { ByteReader, ByteWriter } from './bytes';
+import { readCompressed, writeCompressed } from './compress';
+import { ErrorCode, ProtocolError } from './errors';
+import { decodeZigzagVarints, encodeZigzagVarints } from './varint';
+
+/** Largest coefficient magnitude the exact replica path can hold (zo-engine.md bound, with margin). */
+export const MAX_COEFFICIENT = 2 ** 53;
+
+/** ΔC_j = mantissas[j] · 2^exponent, dense over the K seeds. */
+export interface CoefficientDelta {
+  readonly exponent: number;
+  readonly mantissas: Float64Array;
+}
+
+/** The same change as (seed index, integer value) pairs, zeros left out: what a replica applies. */
+export interface SparseCoefficientDelta {
+  readonly indices: Uint32Array;
+  readonly values: Float64Array;
+}
+
+function trailingZeros(v: number): number {
+  let n = 0;
+  let x = Math.abs(v);
+  while (x % 2 === 0 && n < 52) {
+    x /= 2;
+    n++;
+  }
+  return n;
+}
+
+/** Factors a dense integer change into the largest common power-of-two step and its mantissas. */
+export function factorDelta(values: Float64Array): CoefficientDelta {
+  let exponent = 52;
+  let any = false;
+  for (const v of values) {
+    if (!Number.isSafeInteger(v)) throw new ProtocolError(ErrorCode.Malformed, `coefficient change ${v} is not a safe integer`);
+    if (v !== 0) {
+      any = true;
+      exponent = Math.min(exponent, trailingZeros(v));
+    }
+  }
+  if (!any) exponent = 0;
+  const scale = 2 ** exponent;
+  const mantissas = new Float64Array(values.length);
+  for (let j = 0; j < values.length; j++) mantissas[j] = values[j] / scale;
+  return { exponent, mantissas };
+}
+
+export function expandDelta(delta: CoefficientDelta): Float64Array {
+  const scale = 2 ** delta.exponent;
+  return delta.mantissas.map((m) => m * scale);
+}
+
+export function toSparse(delta: CoefficientDelta): SparseCoefficientDelta {
+  const scale = 2 ** delta.exponent;
+  let n = 0;
+  for (const m of delta.mantissas) if (m !== 0) n++;
+  const indices = new Uint32Array(n);
+  const values = new Float64Array(n);
+  let k = 0;
+  delta.mantissas.forEach((m, j) => {
+    if (m !== 0) {
+      indices[k] = j;
+      values[k++] = m * scale;
+    }
+  });
+  return { indices, values };
+}
+
+export function writeDelta(w: ByteWriter, delta: CoefficientDelta): void {
+  w.u32(delta.mantissas.length).u8(delta.exponent);
+  writeCompressed(w, encodeZigzagVarints(delta.mantissas));
+}
+
+export function readDelta(r: ByteReader, k: number | undefined): CoefficientDelta {
+  const count = r.u32('delta seed count');
+  if (k !== undefined && count !== k) throw new ProtocolError(ErrorCode.Malformed, `delta covers ${count} seeds, the federation has K = ${k}`);
+  if (count > 1 << 24) throw new ProtocolError(ErrorCode.TooLarge, `delta covers ${count} seeds`);
+  const exponent = r.u8('delta exponent');
+  if (exponent > 52) throw new ProtocolError(ErrorCode.Malformed, `delta exponent ${exponent} > 52`);
+  const raw = readCompressed(r, count * 8, 'delta mantissas');
+  const mantissas = decodeZigzagVarints(raw, count);
+  const scale = 2 ** exponent;
+  for (let j = 0; j < count; j++) {
+    if (Math.abs(mantissas[j] * scale) >= MAX_COEFFICIENT) {
+      throw new ProtocolError(ErrorCode.Malformed, `coefficient change for seed ${j} exceeds 2^53`);
+    }
+  }
+  return { exponent, mantissas };
+}

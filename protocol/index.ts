@@ -1,0 +1,8 @@
+// The federation's wire protocol, shared by the server (federation/) and the client (trainer/client/).
+export * from './errors';
+export * from './messages';
+export * from './codec';
+export * from './coefficients';
+export * from './probabilities';
+export { seedIndexBits, packIndices, unpackIndices } from './seed-packing';
+export { MAX_VARINT_MAGNITUDE } from './varint';

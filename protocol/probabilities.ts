@@ -1,0 +1,74 @@
+// FedKSeed-Pro seed probabilities. The server ships the min–max-normalised importance quantised to
+// `bits` bits per seed; p is *defined* as the softmax of those levels, computed here with only
+// correctly rounded IEEE operations (+, ×, ÷ in a fixed order), so the server and every client, on any
+// platform, hold bit-for-bit the same p. (Math.exp is not required to be correctly rounded.)
+import type { ByteReader, ByteWriter } from './bytes';
+import { readCompressed, writeCompressed } from './compress';
+import { ErrorCode, ProtocolError } from './errors';
+
+export const DEFAULT_PROBABILITY_BITS = 6;
+
+export interface QuantisedProbabilities {
+  readonly bits: number;
+  /** One level per seed in 0 .. 2^bits − 1. */
+  readonly levels: Uint8Array;
+}
+
+/** exp(x) for x ∈ [0, 1] by its Taylor series, 24 terms in a fixed order: portable to the last bit. */
+export function portableExpUnit(x: number): number {
+  let term = 1;
+  let sum = 1;
+  for (let n = 1; n <= 24; n++) {
+    term = (term * x) / n;
+    sum += term;
+  }
+  return sum;
+}
+
+/** Min–max normalises `importance` and rounds each value to one of 2^bits levels. */
+export function quantiseImportance(importance: Float64Array, bits = DEFAULT_PROBABILITY_BITS): QuantisedProbabilities {
+  const top = 2 ** bits - 1;
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of importance) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const levels = new Uint8Array(importance.length);
+  const span = max - min;
+  if (span > 0 && Number.isFinite(span)) {
+    for (let j = 0; j < importance.length; j++) levels[j] = Math.round(((importance[j] - min) / span) * top);
+  }
+  return { bits, levels };
+}
+
+/** p_j = exp(level_j / (2^bits − 1)) / Σ_k exp(level_k / (2^bits − 1)), summed in index order. */
+export function probabilitiesFromLevels(q: QuantisedProbabilities): Float64Array {
+  const top = 2 ** q.bits - 1;
+  const table = new Float64Array(top + 1);
+  for (let l = 0; l <= top; l++) table[l] = portableExpUnit(l / top);
+  let total = 0;
+  for (const l of q.levels) total += table[l];
+  const p = new Float64Array(q.levels.length);
+  for (let j = 0; j < p.length; j++) p[j] = table[q.levels[j]] / total;
+  return p;
+}
+
+export function writeProbabilities(w: ByteWriter, q: QuantisedProbabilities): void {
+  w.u8(q.bits).u32(q.levels.length);
+  writeCompressed(w, q.levels);
+}
+
+export function readProbabilities(r: ByteReader, k: number | undefined): QuantisedProbabilities {
+  const bits = r.u8('probability bits');
+  if (bits < 1 || bits > 8) throw new ProtocolError(ErrorCode.Malformed, `probability bits ${bits} outside 1..8`);
+  const count = r.u32('probability seed count');
+  if (k !== undefined && count !== k) throw new ProtocolError(ErrorCode.Malformed, `probabilities cover ${count} seeds, K = ${k}`);
+  if (count > 1 << 24) throw new ProtocolError(ErrorCode.TooLarge, `probabilities cover ${count} seeds`);
+  const levels = readCompressed(r, count, 'probability levels');
+  const top = 2 ** bits - 1;
+  for (let j = 0; j < count; j++) {
+    if (levels[j] > top) throw new ProtocolError(ErrorCode.Malformed, `level ${levels[j]} of seed ${j} exceeds ${top}`);
+  }
+  return { bits, levels: new Uint8Array(levels) };
+}
