@@ -1,0 +1,55 @@
+// Helpers for extension-host tests: the extension under test, its manifest, and polling.
+import * as vscode from 'vscode';
+import type { FedKSeedApi } from '../../../extension/api';
+
+export const EXTENSION_ID = 'fedkseed.fedkseed';
+
+export function ourExtension(): vscode.Extension<FedKSeedApi> {
+  const extension = vscode.extensions.getExtension<FedKSeedApi>(EXTENSION_ID);
+  if (!extension) throw new Error(`extension ${EXTENSION_ID} is not installed in this VS Code`);
+  return extension;
+}
+
+interface ContributedCommand {
+  command: string;
+  title: string;
+  category?: string;
+}
+
+/** The commands package.json contributes, read from the manifest VS Code loaded. */
+export function contributedCommands(): ContributedCommand[] {
+  const manifest = ourExtension().packageJSON as { contributes?: { commands?: ContributedCommand[] } };
+  return manifest.contributes?.commands ?? [];
+}
+
+export async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Resolves with the next webview of `kind` to finish its ready handshake. */
+export function nextWebviewReady(api: FedKSeedApi, kind: string, timeoutMs = 20_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      subscription.dispose();
+      reject(new Error(`the ${kind} webview did not report ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const subscription = api.onDidWebviewReady((ready) => {
+      if (ready !== kind) return;
+      clearTimeout(timer);
+      subscription.dispose();
+      resolve();
+    });
+  });
+}
+
+export function dashboardTabs(): vscode.Tab[] {
+  return vscode.window.tabGroups.all
+    .flatMap((group) => group.tabs)
+    .filter((tab) => tab.input instanceof vscode.TabInputWebview && tab.input.viewType.endsWith('fedkseed.dashboard'));
+}
