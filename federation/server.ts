@@ -31,7 +31,7 @@ import { TokenBucket } from './rate-limit';
 import { sampleClients } from './sampling';
 import type { FederationState, FederationStore } from './store';
 import { verifyToken } from './tokens';
-import { fedAvgBytesPerClient, wsFrameBytes } from './wire-bytes';
+import { fedAvgBytesPerClient, wsFrameBytes } from '../protocol/wire-bytes';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
@@ -437,6 +437,10 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     }
     if (conn.clientId === null) return Promise.resolve(reject(conn, ErrorCode.UnexpectedMessage, `${m.type} before a successful hello`));
     if (m.type === 'upload') return onUpload(conn, conn.clientId, m);
+    if (m.type === 'error') {
+      log('warn', { event: 'client_reported_error', clientId: conn.clientId, code: m.code, message: m.message });
+      return Promise.resolve();
+    }
     return Promise.resolve(reject(conn, ErrorCode.UnexpectedMessage, `${m.type} is a server message`));
   }
 

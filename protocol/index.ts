@@ -6,3 +6,4 @@ export * from './coefficients';
 export * from './probabilities';
 export { seedIndexBits, packIndices, unpackIndices } from './seed-packing';
 export { MAX_VARINT_MAGNITUDE } from './varint';
+export { wsFrameBytes, fedAvgBytesPerClient } from './wire-bytes';

@@ -143,5 +143,6 @@ export type Message =
   | SyncMessage
   | ErrorMessage;
 
-export type ClientMessage = HelloMessage | UploadMessage;
-export type ServerMessage = Exclude<Message, ClientMessage>;
+/** ERROR travels both ways. */
+export type ClientMessage = HelloMessage | UploadMessage | ErrorMessage;
+export type ServerMessage = Exclude<Message, HelloMessage | UploadMessage>;

@@ -1,0 +1,297 @@
+// The federation client loop: connect, hello, sync, train, upload, repeat; reconnect with exponential
+// backoff and resume from the last synced round. Messages are handled strictly one after another, so an
+// assignment that arrives while a round is still training waits for it.
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import WebSocket from 'ws';
+import {
+  ErrorCode,
+  ProtocolError,
+  decodeMessage,
+  encodeMessage,
+  errorCodeName,
+  probabilitiesFromLevels,
+  toSparse,
+  wsFrameBytes,
+  type ClientMessage,
+  type FederationConfig,
+  type Message,
+  type RoundAssignmentMessage,
+  type SyncMessage,
+  type UploadAckMessage,
+  type RoundResultMessage,
+} from '../../protocol';
+import type { LocalTrainer, StepProgress } from './local-trainer';
+
+export interface BackoffOptions {
+  readonly initialMs: number;
+  readonly maxMs: number;
+  readonly factor: number;
+  /** Consecutive failed connection attempts before run() gives up. */
+  readonly maxAttempts: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 250, maxMs: 10_000, factor: 2, maxAttempts: 20 };
+
+export interface FederationClientOptions {
+  /** ws:// or wss:// address of the server. */
+  readonly url: string;
+  readonly clientId: string;
+  readonly token: string;
+  readonly trainer: LocalTrainer;
+  /** Committed round the trainer's replica already holds (0: the base model). */
+  readonly lastSyncedRound?: number;
+  readonly backoff?: Partial<BackoffOptions>;
+  /** For wss with a private CA or a self-signed certificate. */
+  readonly tls?: { readonly ca?: string | Buffer; readonly rejectUnauthorized?: boolean };
+}
+
+export interface ClientBytes {
+  /** WebSocket frame bytes, computed exactly from every frame sent and received. */
+  readonly frameUp: number;
+  readonly frameDown: number;
+  /** Bytes the TCP sockets actually carried (handshakes included), over every connection so far. */
+  readonly socketUp: number;
+  readonly socketDown: number;
+}
+
+export interface ClientEvents {
+  connected: [{ attempt: number }];
+  welcome: [{ config: FederationConfig; committedRound: number }];
+  disconnected: [{ code: number; reason: string; retryInMs: number | null }];
+  round: [{ round: number; steps: number; changedSeeds: number; probabilities: Float64Array | null }];
+  synced: [{ round: number; digest: string }];
+  step: [StepProgress];
+  uploaded: [{ round: number; pairs: number; bytes: number }];
+  ack: [UploadAckMessage];
+  result: [RoundResultMessage];
+  bytes: [{ direction: 'up' | 'down'; bytes: number }];
+  serverError: [{ code: number; name: string; message: string }];
+}
+
+export interface ClientRunResult {
+  readonly finalRound: number;
+  readonly digest: string;
+}
+
+/** A refusal the client cannot fix by reconnecting. */
+export class FederationClientError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(`${errorCodeName(code)}: ${message}`);
+    this.name = 'FederationClientError';
+  }
+}
+
+const FATAL_FOR_CLIENT = new Set<number>([
+  ErrorCode.AuthFailed,
+  ErrorCode.ModelMismatch,
+  ErrorCode.GeneratorMismatch,
+  ErrorCode.StateAhead,
+  ErrorCode.DuplicateClient,
+  ErrorCode.UnsupportedVersion,
+]);
+
+export class FederationClient extends EventEmitter<ClientEvents> {
+  private readonly backoff: BackoffOptions;
+  private synced: number;
+  private config: FederationConfig | null = null;
+  private ws: WebSocket | null = null;
+  private socket: Socket | null = null;
+  private stopped = false;
+  private frameUp = 0;
+  private frameDown = 0;
+  private socketUpDone = 0;
+  private socketDownDone = 0;
+
+  constructor(private readonly options: FederationClientOptions) {
+    super();
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.synced = options.lastSyncedRound ?? 0;
+  }
+
+  /** The committed round the replica holds. */
+  get syncedRound(): number {
+    return this.synced;
+  }
+
+  bytes(): ClientBytes {
+    return {
+      frameUp: this.frameUp,
+      frameDown: this.frameDown,
+      socketUp: this.socketUpDone + (this.socket?.bytesWritten ?? 0),
+      socketDown: this.socketDownDone + (this.socket?.bytesRead ?? 0),
+    };
+  }
+
+  /** Runs until the federation has finished and the replica holds its final state. */
+  async run(): Promise<ClientRunResult> {
+    let failures = 0;
+    for (;;) {
+      if (this.stopped) throw new Error('the federation client was stopped');
+      const outcome = await this.session(failures);
+      if (outcome.kind === 'finished') return { finalRound: this.synced, digest: outcome.digest };
+      if (outcome.kind === 'fatal') throw outcome.error;
+      failures = outcome.welcomed ? 0 : failures + 1;
+      if (failures >= this.backoff.maxAttempts) throw new Error(`gave up after ${failures} failed connection attempts to ${this.options.url}`);
+      const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.factor ** failures) * (0.75 + Math.random() * 0.5);
+      this.emit('disconnected', { code: outcome.code, reason: outcome.reason, retryInMs: Math.round(delay) });
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.ws?.close(1000, 'client stopped');
+  }
+
+  private send(ws: WebSocket, m: ClientMessage): number {
+    const frame = encodeMessage(m);
+    ws.send(frame);
+    const bytes = wsFrameBytes(frame.length, true);
+    this.frameUp += bytes;
+    this.emit('bytes', { direction: 'up', bytes });
+    return bytes;
+  }
+
+  /** One connection, from open to close. */
+  private session(attempt: number): Promise<
+    | { kind: 'finished'; digest: string }
+    | { kind: 'fatal'; error: Error }
+    | { kind: 'closed'; code: number; reason: string; welcomed: boolean }
+  > {
+    return new Promise((resolve) => {
+      const ws = new WebSocket(this.options.url, { perMessageDeflate: false, ca: this.options.tls?.ca, rejectUnauthorized: this.options.tls?.rejectUnauthorized });
+      ws.binaryType = 'nodebuffer';
+      this.ws = ws;
+      let welcomed = false;
+      let settled: { kind: 'finished'; digest: string } | { kind: 'fatal'; error: Error } | null = null;
+      let queue = Promise.resolve();
+
+      ws.on('upgrade', (res) => {
+        this.socket = res.socket as Socket;
+      });
+      ws.on('open', () => {
+        this.emit('connected', { attempt });
+        this.send(ws, {
+          type: 'hello',
+          clientId: this.options.clientId,
+          token: this.options.token,
+          modelHash: this.options.trainer.modelHash,
+          lastSyncedRound: this.synced,
+          generatorVersion: this.options.trainer.generatorVersion,
+        });
+      });
+      ws.on('ping', (data) => {
+        this.frameDown += wsFrameBytes(data.length, false);
+        this.frameUp += wsFrameBytes(data.length, true);
+      });
+      ws.on('message', (data: Buffer) => {
+        const bytes = wsFrameBytes(data.length, false);
+        this.frameDown += bytes;
+        this.emit('bytes', { direction: 'down', bytes });
+        queue = queue
+          .then(async () => {
+            if (settled) return;
+            const m = decodeMessage(data, { k: this.config?.k });
+            const outcome = await this.handle(ws, m);
+            if (m.type === 'welcome') welcomed = true;
+            if (outcome) {
+              settled = outcome;
+              ws.close(1000, outcome.kind);
+            }
+          })
+          .catch((err: unknown) => {
+            const code = err instanceof ProtocolError ? err.code : ErrorCode.Internal;
+            const fatal = err instanceof FederationClientError;
+            if (fatal) settled = { kind: 'fatal', error: err };
+            else if (ws.readyState === ws.OPEN) this.send(ws, { type: 'error', code, message: (err as Error).message });
+            ws.close(1000, 'client error');
+          });
+      });
+      ws.on('error', () => {
+        // 'close' follows and drives the reconnect.
+      });
+      ws.on('close', (code, reason) => {
+        if (this.socket) {
+          this.socketUpDone += this.socket.bytesWritten;
+          this.socketDownDone += this.socket.bytesRead;
+          this.socket = null;
+        }
+        this.ws = null;
+        void queue.then(() => resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed }));
+      });
+    });
+  }
+
+  private async handle(ws: WebSocket, m: Message): Promise<{ kind: 'finished'; digest: string } | null> {
+    switch (m.type) {
+      case 'welcome':
+        this.config = m.config;
+        this.emit('welcome', { config: m.config, committedRound: m.committedRound });
+        return null;
+      case 'round':
+        await this.trainAssigned(ws, m);
+        return null;
+      case 'sync': {
+        const digest = await this.applyChange(m);
+        return m.finished ? { kind: 'finished', digest } : null;
+      }
+      case 'ack':
+        this.emit('ack', m);
+        return null;
+      case 'result':
+        this.emit('result', m);
+        return null;
+      case 'error':
+        this.emit('serverError', { code: m.code, name: errorCodeName(m.code), message: m.message });
+        if (FATAL_FOR_CLIENT.has(m.code)) throw new FederationClientError(m.code, m.message);
+        return null;
+      default:
+        throw new ProtocolError(ErrorCode.UnexpectedMessage, `${m.type} is a client message`);
+    }
+  }
+
+  private async applyChange(m: RoundAssignmentMessage | SyncMessage): Promise<string> {
+    const config = this.requireConfig();
+    const target = m.type === 'round' ? m.round - 1 : m.round;
+    if (m.baseRound !== this.synced) {
+      throw new ProtocolError(ErrorCode.WrongRound, `change from round ${m.baseRound}, the replica holds round ${this.synced}`);
+    }
+    const sparse = toSparse(m.delta);
+    if (sparse.indices.length > 0) await this.options.trainer.applyCoefficientDelta(sparse, config);
+    this.synced = target;
+    const digest = await this.options.trainer.digest();
+    this.emit('synced', { round: target, digest });
+    return digest;
+  }
+
+  private async trainAssigned(ws: WebSocket, m: RoundAssignmentMessage): Promise<void> {
+    const config = this.requireConfig();
+    const digest = await this.applyChange(m);
+    const probabilities = m.probabilities ? probabilitiesFromLevels(m.probabilities) : null;
+    this.emit('round', { round: m.round, steps: m.steps, changedSeeds: m.delta.mantissas.filter((v) => v !== 0).length, probabilities });
+    const result = await this.options.trainer.trainRound({ round: m.round, steps: m.steps, probabilities, config }, (p) => this.emit('step', p));
+    if (ws.readyState !== ws.OPEN) return; // the round is lost with the connection; the server reassigns
+    const bytes = this.send(ws, {
+      type: 'upload',
+      round: m.round,
+      examples: result.examples,
+      lossBeforeSum: result.lossBefore.sum,
+      lossBeforeCount: result.lossBefore.count,
+      lossAfterSum: result.lossAfter.sum,
+      lossAfterCount: result.lossAfter.count,
+      digestRound: m.round - 1,
+      digest: Buffer.from(digest, 'hex'),
+      pairs: result.pairs,
+    });
+    this.emit('uploaded', { round: m.round, pairs: result.pairs.length, bytes });
+  }
+
+  private requireConfig(): FederationConfig {
+    if (!this.config) throw new ProtocolError(ErrorCode.UnexpectedMessage, 'a round arrived before welcome');
+    return this.config;
+  }
+}

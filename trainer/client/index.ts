@@ -1,0 +1,2 @@
+export * from './local-trainer';
+export * from './federation-client';
