@@ -72,3 +72,49 @@ function aligned16(bytes: Uint8Array, n: number): Uint16Array {
 export function float32Bytes(data: Float32Array): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 → float16 bits, rounding to nearest even (overflow → ±Inf). */
+export function floatToHalf(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 255) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 31) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    if (rem > halfway || (rem === halfway && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** float32 → bfloat16 bits, rounding to nearest even. */
+export function floatToBfloat16(value: number): number {
+  f32[0] = value;
+  const x = u32[0];
+  if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) return (x >>> 16) | 0x40;
+  return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** Little-endian bytes of `data` in `storage`. */
+export function encodeFloats(data: Float32Array, storage: FloatStorage): Uint8Array {
+  if (storage === 'float32') return new Uint8Array(data.slice().buffer);
+  const out = new Uint16Array(data.length);
+  const convert = storage === 'float16' ? floatToHalf : floatToBfloat16;
+  for (let i = 0; i < data.length; i++) out[i] = convert(data[i]);
+  return new Uint8Array(out.buffer);
+}
