@@ -1,0 +1,129 @@
+// Every kind of bad frame gets an ERROR frame with its code (and a close where the peer is broken),
+// while an honest client's federation completes and the committed state only holds honest uploads.
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import WebSocket from 'ws';
+import { ErrorCode, PROTOCOL_VERSION, decodeMessage, encodeMessage, type FederationConfig, type Message } from '../../protocol';
+import { startServer } from '../../federation/server';
+import { createToken, listTokens, revokeToken } from '../../federation/tokens';
+import { FederationClient } from '../../trainer/client/federation-client';
+import { QuadraticToyTrainer } from '../../trainer/client/toy-trainer';
+
+const config: FederationConfig = {
+  k: 200,
+  federationSeed: 5,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 10,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 12,
+  clientsPerRound: 1,
+  deadlineMs: 2000,
+};
+
+interface Outcome {
+  readonly codes: number[];
+  readonly closed: boolean;
+}
+
+/** Opens a raw connection, sends the frames, collects ERROR codes until the server closes or 1 s passes. */
+function probe(url: string, frames: (Uint8Array | string)[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    const codes: number[] = [];
+    let closed = false;
+    const done = (): void => resolve({ codes, closed });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      done();
+    }, 1000);
+    ws.on('open', () => frames.forEach((f) => ws.send(f)));
+    ws.on('message', (data: Buffer) => {
+      const m: Message = decodeMessage(data);
+      if (m.type === 'error') codes.push(m.code);
+    });
+    ws.on('close', () => {
+      closed = true;
+      clearTimeout(timer);
+      done();
+    });
+  });
+}
+
+test('bad frames are rejected with their codes while an honest round completes', { timeout: 30_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-bad-'));
+  const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
+  const server = await startServer({
+    config,
+    modelHash: trainer.modelHash,
+    generatorVersion: 1,
+    paramCount: 8,
+    storePath: join(dir, 'store'),
+    minClients: 1,
+    limits: { maxMessageBytes: 4096 },
+  });
+  try {
+    const { token } = await createToken(server.store, 'honest');
+    const revoked = await createToken(server.store, 'revoked');
+    assert.equal(await revokeToken(server.store, revoked.id), true);
+    assert.deepEqual((await listTokens(server.store)).map((t) => t.label), ['honest']);
+
+    const hello = (over: Partial<{ token: string; modelHash: Uint8Array; clientId: string }> = {}): Uint8Array =>
+      encodeMessage({ type: 'hello', clientId: over.clientId ?? 'rogue', token: over.token ?? token, modelHash: over.modelHash ?? trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
+    const upload = (seed: number, g: number, round = 99): Uint8Array =>
+      encodeMessage({ type: 'upload', round, examples: 1, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed, g }] });
+    // The honest client trains slowly enough that its federation is still running during every probe.
+    const slow = Object.assign(Object.create(trainer) as QuadraticToyTrainer, {
+      trainRound: async (...a: Parameters<QuadraticToyTrainer['trainRound']>) => {
+        await new Promise((r) => setTimeout(r, 100));
+        return trainer.trainRound(...a);
+      },
+    });
+    const good = new FederationClient({ url: server.url, clientId: 'honest', token, trainer: slow });
+    let finished = false;
+    const run = good.run().finally(() => (finished = true));
+
+    const h = hello();
+    const cases: [string, (Uint8Array | string)[], number, boolean][] = [
+      ['truncated hello', [h.subarray(0, h.length - 3)], ErrorCode.Truncated, true],
+      ['trailing garbage', [Buffer.concat([h, Buffer.from([1, 2])])], ErrorCode.Malformed, true],
+      ['text frame', ['hello'], ErrorCode.Malformed, true],
+      ['oversized frame', [new Uint8Array(5000)], ErrorCode.TooLarge, true],
+      ['unknown version', [Uint8Array.from([PROTOCOL_VERSION + 1, 1])], ErrorCode.UnsupportedVersion, true],
+      ['unknown type', [Uint8Array.from([PROTOCOL_VERSION, 200])], ErrorCode.UnknownType, true],
+      ['bad token', [hello({ token: 'fks_0123456789abcdef_' + 'x'.repeat(43) })], ErrorCode.AuthFailed, true],
+      ['revoked token', [hello({ token: revoked.token })], ErrorCode.AuthFailed, true],
+      ['wrong model hash', [hello({ modelHash: new Uint8Array(32).fill(7) })], ErrorCode.ModelMismatch, true],
+      ['upload before hello', [upload(1, 0.5)], ErrorCode.UnexpectedMessage, true],
+      ['seed index ≥ K', [hello({ clientId: 'r1' }), upload(220, 0.5)], ErrorCode.SeedOutOfRange, true],
+      ['NaN g', [hello({ clientId: 'r2' }), upload(3, NaN)], ErrorCode.NonFinite, true],
+      ['infinite g', [hello({ clientId: 'r3' }), upload(3, Infinity)], ErrorCode.NonFinite, true],
+      ['wrong round', [hello({ clientId: 'r4' }), upload(3, 0.5, 99)], ErrorCode.WrongRound, false],
+    ];
+    for (const [name, frames, code, closes] of cases) {
+      const outcome = await probe(server.url, frames);
+      assert.ok(outcome.codes.includes(code), `${name}: got codes ${outcome.codes.join(',')}, want ${code}`);
+      if (closes) assert.ok(outcome.closed, `${name}: connection left open`);
+    }
+
+    assert.equal(finished, false, 'the honest federation ended before the probes');
+    const result = await run;
+    assert.equal(result.finalRound, 12);
+    const state = await server.store.loadState();
+    assert.equal(state?.round, 12);
+    for (let r = 1; r <= 12; r++) {
+      const record = await server.store.loadRound(r);
+      assert.ok(record && record.participants.every((p) => p === 'honest'), `round ${r}: ${record?.participants.join(',')}`);
+    }
+    // Nothing a rogue sent reached the coefficients: only the honest client's seeds are non-zero.
+    assert.ok(state && state.coefficients.every((c) => Number.isSafeInteger(c)));
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
