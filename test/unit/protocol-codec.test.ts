@@ -1,0 +1,100 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import {
+  ErrorCode,
+  ProtocolError,
+  decodeMessage,
+  encodeMessage,
+  expandDelta,
+  factorDelta,
+  probabilitiesFromLevels,
+  quantiseImportance,
+  packIndices,
+  unpackIndices,
+  type Message,
+} from '../../protocol';
+import { quantiseWithFeedback } from '../../federation/aggregate';
+
+function roundTrip(m: Message, k?: number): Message {
+  return decodeMessage(encodeMessage(m), { k });
+}
+
+test('every message survives a round trip', () => {
+  const delta = factorDelta(Float64Array.from([0, 8, -24, 2 ** 40, 0]));
+  assert.equal(delta.exponent, 3);
+  const messages: Message[] = [
+    { type: 'hello', clientId: 'ä-client', token: 't', modelHash: new Uint8Array(32).fill(3), lastSyncedRound: 7, generatorVersion: 2 },
+    { type: 'welcome', committedRound: 4, config: { k: 5, federationSeed: 0xdeadbeef, epsilon: 5e-4, eta: 3e-7, tau: 200, batchSize: 1, sampling: 'pro', weighting: 'equal', rounds: 10, clientsPerRound: 3, deadlineMs: 1000 } },
+    { type: 'round', round: 5, baseRound: 2, steps: 200, delta, probabilities: { bits: 6, levels: Uint8Array.from([0, 63, 1, 2, 3]) } },
+    { type: 'upload', round: 5, examples: 9, lossBeforeSum: 1.5, lossBeforeCount: 2, lossAfterSum: 1.25, lossAfterCount: 2, digestRound: 4, digest: new Uint8Array(32).fill(9), pairs: [{ seed: 4, g: 0.5 }, { seed: 0, g: -3 }] },
+    { type: 'ack', round: 5, status: 'late', digest: 'mismatch' },
+    { type: 'result', round: 5, participants: 3, examples: 30, lossBefore: 2, lossAfter: 1.5 },
+    { type: 'sync', round: 9, baseRound: 0, finished: true, delta },
+    { type: 'error', code: ErrorCode.WrongRound, message: 'nope' },
+  ];
+  for (const m of messages) assert.deepEqual(roundTrip(m, 5), m);
+  assert.deepEqual(Array.from(expandDelta(delta)), [0, 8, -24, 2 ** 40, 0]);
+});
+
+test('g travels as float32 and indices are bit-packed', () => {
+  const pairs = Array.from({ length: 200 }, (_, n) => ({ seed: (n * 1237) % 4096, g: Math.fround(Math.sin(n) * 100) }));
+  const frame = encodeMessage({ type: 'upload', round: 1, examples: 200, lossBeforeSum: 0, lossBeforeCount: 0, lossAfterSum: 0, lossAfterCount: 0, digestRound: 0, digest: new Uint8Array(32), pairs });
+  assert.ok(frame.length <= 2 + 44 + 32 + 5 + 300 + 800, `upload is ${frame.length} bytes`);
+  const back = decodeMessage(frame, { k: 4096 });
+  assert.equal(back.type, 'upload');
+  if (back.type === 'upload') assert.deepEqual(back.pairs, pairs);
+  const idx = [0, 1, 4095, 17, 2048];
+  assert.deepEqual(Array.from(unpackIndices(packIndices(idx, 12), idx.length, 12)), idx);
+});
+
+test('decoding rejects bad frames with typed codes', () => {
+  const code = (f: () => unknown): number => {
+    try {
+      f();
+    } catch (e) {
+      assert.ok(e instanceof ProtocolError);
+      return e.code;
+    }
+    return -1;
+  };
+  const upload = encodeMessage({ type: 'upload', round: 1, examples: 1, lossBeforeSum: 0, lossBeforeCount: 0, lossAfterSum: 0, lossAfterCount: 0, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed: 9, g: 1 }] });
+  assert.equal(code(() => decodeMessage(upload, { k: 9 })), ErrorCode.SeedOutOfRange);
+  assert.equal(code(() => decodeMessage(upload.subarray(0, upload.length - 1), { k: 16 })), ErrorCode.Truncated);
+  assert.equal(code(() => decodeMessage(Uint8Array.from([9, 1]))), ErrorCode.UnsupportedVersion);
+  assert.equal(code(() => decodeMessage(Uint8Array.from([1, 99]))), ErrorCode.UnknownType);
+  assert.equal(code(() => decodeMessage(new Uint8Array(0))), ErrorCode.Truncated);
+  const nan = encodeMessage({ type: 'upload', round: 1, examples: 1, lossBeforeSum: NaN, lossBeforeCount: 0, lossAfterSum: 0, lossAfterCount: 0, digestRound: 0, digest: new Uint8Array(32), pairs: [] });
+  assert.equal(code(() => decodeMessage(nan)), ErrorCode.NonFinite);
+  // A round assignment whose delta does not cover K seeds.
+  const round = encodeMessage({ type: 'round', round: 2, baseRound: 1, steps: 1, delta: factorDelta(new Float64Array(4)), probabilities: null });
+  assert.equal(code(() => decodeMessage(round, { k: 5 })), ErrorCode.Malformed);
+});
+
+test('Pro probabilities are a softmax of quantised levels, bounded by e', () => {
+  const q = quantiseImportance(Float64Array.from([0, 0.5, 1, 2]), 6);
+  assert.deepEqual(Array.from(q.levels), [0, 16, 32, 63]);
+  const p = probabilitiesFromLevels(q);
+  assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-12);
+  assert.ok(Math.abs(p[3] / p[0] - Math.E) < 1e-12);
+  const uniform = probabilitiesFromLevels(quantiseImportance(new Float64Array(8), 6));
+  assert.ok(uniform.every((v) => v === 1 / 8));
+});
+
+test('quantisation with error feedback loses nothing in the long run', () => {
+  const k = 64;
+  let residual = new Float64Array(k);
+  const exact = new Float64Array(k);
+  const applied = new Float64Array(k);
+  for (let r = 0; r < 50; r++) {
+    const deltaA = Float64Array.from({ length: k }, (_, j) => Math.sin(r * 13 + j) * (j === 0 ? 50 : 0.01));
+    const q = quantiseWithFeedback(deltaA, residual, 12);
+    for (let j = 0; j < k; j++) {
+      assert.ok(Number.isSafeInteger(q.change[j]));
+      assert.ok(Math.abs(q.change[j] / 2 ** q.exponent) <= 2047);
+      exact[j] += deltaA[j] * 65536;
+      applied[j] += q.change[j];
+    }
+    residual = new Float64Array(q.residual);
+  }
+  for (let j = 0; j < k; j++) assert.ok(Math.abs(exact[j] - applied[j] - residual[j]) < 1e-6, `seed ${j}`);
+});
