@@ -1,0 +1,132 @@
+// `fedkseed bench federation`: bytes per client per round (K = 4096, τ = 200, Pro on and off) next to
+// the paper's 17,988 B and FedAvg for a model of d parameters; server memory with many idle
+// connections; the time to aggregate 1,000 uploads.
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { decodeMessage, encodeMessage, type FederationConfig, type UploadMessage } from '../protocol';
+import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
+import { aggregateContributions, quantiseWithFeedback } from '../federation/aggregate';
+import { accumulateImportance } from '../federation/importance';
+import { startServer } from '../federation/server';
+import { FederationClient } from '../trainer/client/federation-client';
+import { QuadraticToyTrainer } from '../trainer/client/toy-trainer';
+
+export const PAPER_BYTES_PER_ROUND = 17_988;
+
+export interface FederationBenchOptions {
+  /** d for the FedAvg comparison (default: 124M, GPT-2 small). */
+  readonly paramCount?: number;
+  readonly idleConnections?: number;
+  readonly rounds?: number;
+  readonly clients?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface BytesReport {
+  readonly sampling: 'uniform' | 'pro';
+  readonly meanPerClientRound: number;
+  readonly maxPerClientRound: number;
+  readonly vsPaper: number;
+  readonly vsFedAvg: number;
+}
+
+export interface FederationBenchReport {
+  readonly bytes: readonly BytesReport[];
+  readonly fedAvgPerClientRound: number;
+  readonly idle: { readonly connections: number; readonly serverRssBytes: number; readonly refused: string | null };
+  readonly aggregation: { readonly uploads: number; readonly decodeMs: number; readonly aggregateMs: number };
+}
+
+async function measureBytes(sampling: 'uniform' | 'pro', rounds: number, clients: number, paramCount: number): Promise<BytesReport> {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-bench-'));
+  const config: FederationConfig = { k: 4096, federationSeed: 9, epsilon: 1e-3, eta: 0.05, tau: 200, batchSize: 1, sampling, weighting: 'examples', rounds, clientsPerRound: clients, deadlineMs: 10_000 };
+  const trainers = Array.from({ length: clients }, (_, i) => new QuadraticToyTrainer({ dimension: 8, clientSeed: i + 1 }));
+  const server = await startServer({ config, modelHash: trainers[0].modelHash, generatorVersion: 1, paramCount, storePath: join(dir, 'store'), requireToken: false });
+  const perClient: number[] = [];
+  server.events.on('roundCommitted', (e) => Object.values(e.bytes.perClient).forEach((b) => perClient.push(b.up + b.down)));
+  try {
+    await Promise.all(trainers.map((trainer, i) => new FederationClient({ url: server.url, clientId: `b${i}`, token: '', trainer }).run()));
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const mean = perClient.reduce((a, b) => a + b, 0) / perClient.length;
+  return { sampling, meanPerClientRound: Math.round(mean), maxPerClientRound: Math.max(...perClient), vsPaper: PAPER_BYTES_PER_ROUND / mean, vsFedAvg: fedAvgBytesPerClient(paramCount) / mean };
+}
+
+async function idleConnections(n: number): Promise<FederationBenchReport['idle']> {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-idle-'));
+  const config: FederationConfig = { k: 16, federationSeed: 1, epsilon: 1e-3, eta: 1e-3, tau: 1, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 1, clientsPerRound: 1, deadlineMs: 1000 };
+  const spec = { config, modelHashHex: '00'.repeat(32), generatorVersion: 1, paramCount: 1, storePath: join(dir, 'store'), maxConnections: n + 10 };
+  const child = fork(join(import.meta.dirname, '../federation/run-server.ts'), [JSON.stringify(spec)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const sockets: WebSocket[] = [];
+  let refused: string | null = null;
+  try {
+    const url = await new Promise<string>((resolve) => child.stdout?.on('data', (c: Buffer) => /listening (\S+)/.test(c.toString()) && resolve(/listening (\S+)/.exec(c.toString())?.[1] ?? '')));
+    for (let i = 0; i < n && refused === null; i += 250) {
+      const batch = Array.from({ length: Math.min(250, n - i) }, () => new WebSocket(url, { perMessageDeflate: false }));
+      sockets.push(...batch);
+      await Promise.all(batch.map((ws) => new Promise<void>((resolve) => {
+        ws.once('open', () => resolve());
+        ws.once('error', (err) => {
+          refused = err.message;
+          resolve();
+        });
+      })));
+    }
+    const open = sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
+    const report = await new Promise<{ rss: number; connections: number }>((resolve) => {
+      child.once('message', (m) => resolve(m as { rss: number; connections: number }));
+      child.send('stats');
+    });
+    return { connections: Math.min(open, report.connections), serverRssBytes: report.rss, refused };
+  } finally {
+    sockets.forEach((s) => s.terminate());
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function aggregation(uploads: number): FederationBenchReport['aggregation'] {
+  const k = 4096;
+  let s = 1;
+  const rand = (): number => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const frames = Array.from({ length: uploads }, (_, i) =>
+    encodeMessage({ type: 'upload', round: 1, examples: 100 + i, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32),
+      pairs: Array.from({ length: 200 }, () => ({ seed: Math.floor(rand() * k), g: Math.fround((rand() - 0.5) * 20) })) }),
+  );
+  const t0 = performance.now();
+  const decoded = frames.map((f) => decodeMessage(f, { k }) as UploadMessage);
+  const t1 = performance.now();
+  const deltaA = aggregateContributions(decoded, k, 'examples');
+  quantiseWithFeedback(deltaA, new Float64Array(k));
+  const sum = new Float64Array(k);
+  const count = new Float64Array(k);
+  for (const u of decoded) accumulateImportance(sum, count, u.pairs);
+  const t2 = performance.now();
+  return { uploads, decodeMs: t1 - t0, aggregateMs: t2 - t1 };
+}
+
+export async function runFederationBench(options: FederationBenchOptions = {}): Promise<FederationBenchReport> {
+  const log = options.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const paramCount = options.paramCount ?? 124_000_000;
+  const rounds = options.rounds ?? 6;
+  const clients = options.clients ?? 4;
+  const bytes: BytesReport[] = [];
+  for (const sampling of ['uniform', 'pro'] as const) {
+    const b = await measureBytes(sampling, rounds, clients, paramCount);
+    bytes.push(b);
+    log(`bytes/client/round K=4096 τ=200 ${sampling.padEnd(7)}: mean ${b.meanPerClientRound} B, max ${b.maxPerClientRound} B; paper 17,988 B is ${b.vsPaper.toFixed(2)}×; FedAvg (d=${paramCount}) is ${b.vsFedAvg.toExponential(2)}×`);
+  }
+  const agg = aggregation(1000);
+  log(`1,000 uploads of 200 pairs at K=4096: decode ${agg.decodeMs.toFixed(1)} ms, aggregate + quantise + importance ${agg.aggregateMs.toFixed(1)} ms (target < 100 ms)`);
+  const idle = await idleConnections(options.idleConnections ?? 10_000);
+  log(`${idle.connections} idle connections: server RSS ${(idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB)${idle.refused ? `; refused: ${idle.refused}` : ''}`);
+  return { bytes, fedAvgPerClientRound: fedAvgBytesPerClient(paramCount), idle, aggregation: agg };
+}
+
+if (process.argv[1] && import.meta.filename === process.argv[1]) void runFederationBench();
