@@ -76,6 +76,8 @@ class HfTextTokenizer implements TextTokenizer {
   }
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
+    // The library rejects an empty list; a generation that stops at once is the empty string.
+    if (ids.length === 0) return '';
     return this.inner.decode(Array.from(ids), { skip_special_tokens: options.skipSpecialTokens ?? false });
   }
 }
