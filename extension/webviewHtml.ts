@@ -26,7 +26,9 @@ export function renderWebviewHtml(webview: vscode.Webview, extensionUri: vscode.
   const csp = [
     "default-src 'none'",
     `img-src ${webview.cspSource} data:`,
-    `style-src ${webview.cspSource}`,
+    // The toolkit (FAST) inserts a <style> element to probe :focus-visible; it carries the nonce
+    // read from the csp-nonce meta tag, so no 'unsafe-inline' is needed.
+    `style-src ${webview.cspSource} 'nonce-${nonce}'`,
     `font-src ${webview.cspSource}`,
     `script-src 'nonce-${nonce}'`,
   ].join('; ');
@@ -35,6 +37,7 @@ export function renderWebviewHtml(webview: vscode.Webview, extensionUri: vscode.
 <head>
   <meta charset="UTF-8">
   <meta http-equiv="Content-Security-Policy" content="${escapeAttribute(csp)}">
+  <meta property="csp-nonce" content="${escapeAttribute(nonce)}">
   <meta name="viewport" content="width=device-width, initial-scale=1.0">
   <link rel="stylesheet" href="${escapeAttribute(style.toString())}">
   <title>${escapeAttribute(title)}</title>

@@ -33,6 +33,7 @@ const testUserSettings = {
   'telemetry.telemetryLevel': 'off',
   'update.mode': 'none',
   'chat.disableAIFeatures': true,
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
 };
 
 function freePort(): Promise<number> {

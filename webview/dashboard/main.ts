@@ -16,7 +16,7 @@ function header(status: TrainingStatus): HTMLElement {
     'header',
     { class: 'page-header' },
     h('h1', {}, 'FedKSeed Dashboard'),
-    h('vscode-tag', { 'data-testid': 'phase', 'data-phase': status.phase }, phaseLabel(status)),
+    h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': status.phase }, phaseLabel(status)),
     h('span', { class: 'muted', 'data-testid': 'round' }, roundText(status)),
   );
 }

@@ -18,7 +18,7 @@ function statusBlock(status: TrainingStatus): HTMLElement {
       'div',
       { class: 'status-line' },
       h('span', { class: 'label' }, 'Status'),
-      h('vscode-tag', { 'data-testid': 'phase', 'data-phase': status.phase }, phaseLabel(status)),
+      h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': status.phase }, phaseLabel(status)),
     ),
     h('div', { class: 'status-line' }, h('span', { class: 'label' }, 'Progress'), h('span', {}, roundText(status))),
     ...(status.detail ? [h('p', { class: 'muted detail' }, status.detail)] : []),
