@@ -70,3 +70,19 @@ test('builder: the seed fixes the weights; presets have the advertised sizes', (
   const ten = gpt2ParamCount(GPT2_PRESETS['zo-10m']);
   assert.ok(ten > 9e6 && ten < 11e6, `${ten}`);
 });
+
+test('a model with a position_ids input is fed positions 0..T-1 per row', async () => {
+  const plain = parseModel(gpt2Bytes(tiny), 'plain.onnx');
+  const withPositions = parseModel(gpt2Bytes({ ...tiny, positionIdsInput: true }), 'positions.onnx');
+  assert.equal(withPositions.io.positionIds?.name, 'position_ids');
+  const batch = rightPaddedBatch(tiny.vocab, [16, 5], 16, 12);
+  const labels = nextTokenLabels(batch.inputIds, batch.attentionMask, batch.batch, batch.seq);
+  const losses: number[] = [];
+  for (const model of [plain, withPositions]) {
+    const session = await ModelSession.create(model, { intraOpNumThreads: 1 });
+    session.bindWeights(weightMap(model.weights));
+    losses.push((await session.lossSum({ ...batch, labels })).lossSum);
+    await session.release();
+  }
+  assert.ok(Math.abs(losses[0] - losses[1]) <= 1e-6 * losses[0], `${losses[0]} vs ${losses[1]}`);
+});

@@ -19,6 +19,8 @@ export interface Gpt2Config {
   seed: number;
   /** Default-domain opset, 17 or 18 (LayerNormalization needs 17). */
   opset?: 17 | 18;
+  /** Take positions from a `position_ids` input (as some Optimum exports do) instead of 0..T-1. */
+  positionIdsInput?: boolean;
 }
 
 /** Benchmark shapes: about 10M parameters, and GPT-2 small (124M with tied embeddings). */
@@ -78,7 +80,8 @@ export function buildGpt2(c: Gpt2Config): onnxTypes.Model {
   const wpe = weight('transformer.wpe.weight', [c.ctx, d], 'normal');
   const seqLen = op('Gather', [op('Shape', ['input_ids'], 'shape'), ints('one_index', [1], [])], 'seq_len');
   const positions = op('Range', [ints('zero', [0], []), seqLen, ints('step', [1], [])], 'positions');
-  let h = op('Add', [op('Gather', [wte, 'input_ids'], 'tok_emb'), op('Gather', [wpe, positions], 'pos_emb')], 'h0');
+  const positionSource = c.positionIdsInput ? 'position_ids' : positions;
+  let h = op('Add', [op('Gather', [wte, 'input_ids'], 'tok_emb'), op('Gather', [wpe, positionSource], 'pos_emb')], 'h0');
 
   // Additive attention bias [B,1,T,T]: -1e9 where the key is in the future or is padding.
   const future = op('Greater', [unsqueeze(positions, [0], 'key_pos'), unsqueeze(positions, [1], 'query_pos')], 'future');
@@ -120,7 +123,9 @@ export function buildGpt2(c: Gpt2Config): onnxTypes.Model {
       name: 'gpt2',
       node: nodes,
       initializer: initializers,
-      input: [valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']), valueInfo('attention_mask', DataType.INT64, ['batch_size', 'sequence_length'])],
+      input: ['input_ids', 'attention_mask', ...(c.positionIdsInput ? ['position_ids'] : [])].map((name) =>
+        valueInfo(name, DataType.INT64, ['batch_size', 'sequence_length']),
+      ),
       output: [valueInfo('logits', DataType.FLOAT, ['batch_size', 'sequence_length', c.vocab])],
     },
   });
