@@ -1,7 +1,7 @@
 // Starts code-server (VS Code in a browser, with a real Node extension host) for one test run, with
 // every folder it writes inside the run folder, and stops its whole process tree afterwards.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,8 +65,17 @@ async function waitForHealth(origin: string, exited: () => string | undefined, t
   throw new Error(`code-server did not answer ${origin}/healthz within ${timeoutMs / 1000} s`);
 }
 
+/** Run folders are kept after failures for inspection; after a day they are only clutter. */
+function pruneOldRuns(maxAgeMs = 24 * 3600_000): void {
+  for (const name of readdirSync(runsDir)) {
+    const dir = join(runsDir, name);
+    if (Date.now() - statSync(dir).mtimeMs > maxAgeMs) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function startCodeServer(tools: HarnessTools, label: string): Promise<CodeServer> {
   mkdirSync(runsDir, { recursive: true });
+  pruneOldRuns();
   const runDir = mkdtempSync(join(runsDir, `${label}-`));
   // Unix sockets of the server live in TMPDIR, whose path must stay short (108-byte limit).
   const shortTmp = mkdtempSync(join(tmpdir(), 'fks-'));
