@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.cache/**', 'test-results/**', 'models/**', '**/*.generated.ts', 'bin/**', 'media/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.cache/**', 'test-results/**', 'models/**', '**/*.generated.ts', 'bin/**', 'media/**', 'test/fixtures/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -40,7 +40,10 @@ const node = {
   minify: production,
   logLevel: 'warning',
   // Native or optional modules stay outside the bundle.
-  external: ['vscode', 'onnxruntime-node', 'bufferutil', 'utf-8-validate'],
+  external: ['vscode', 'onnxruntime-node', 'bufferutil', 'utf-8-validate', 'classic-level'],
+  // ESM dependencies (e.g. fdir under tinyglobby) read import.meta.url, which CommonJS lacks.
+  define: { 'import.meta.url': '__importMetaUrl' },
+  banner: { js: "const __importMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
 };
 
 const browser = {

@@ -1,0 +1,74 @@
+// A fine-tuned model on disk is the base model's identity plus K integer coefficients: a few KB.
+// Written atomically (temp file + rename) so a crash never leaves a half-written checkpoint.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { z } from 'zod';
+import { GENERATOR_VERSION } from './generator';
+import type { ParameterSet } from './parameters';
+
+const CheckpointSchema = z.object({
+  format: z.literal('fedkseed-coefficients'),
+  version: z.literal(1),
+  /** SHA-256 (hex) of the base model file(s). */
+  baseModel: z.string().regex(/^[0-9a-f]{64}$/),
+  generatorVersion: z.number().int(),
+  federationSeed: z.number().int().min(0).max(0xffffffff),
+  k: z.number().int().min(1).max(0x10000),
+  eta: z.number().nonnegative(),
+  eps: z.number().positive(),
+  /** Seed index → integer coefficient in units of 2^-16 (zeros omitted). */
+  coefficients: z.record(z.string().regex(/^\d+$/), z.number().int()),
+  /** Local ZO steps that produced these coefficients (informational). */
+  steps: z.number().int().nonnegative().optional(),
+  /** Federation round these coefficients belong to, when they came from a federation. */
+  round: z.number().int().nonnegative().optional(),
+});
+
+export type Checkpoint = z.infer<typeof CheckpointSchema>;
+
+export function saveCheckpoint(path: string, checkpoint: Checkpoint): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(CheckpointSchema.parse(checkpoint), null, 1)}\n`);
+  renameSync(tmp, path);
+}
+
+export function loadCheckpoint(path: string): Checkpoint {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`cannot read checkpoint ${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = CheckpointSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new Error(`checkpoint ${path} is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  for (const j of Object.keys(parsed.data.coefficients)) {
+    if (Number(j) >= parsed.data.k) throw new Error(`checkpoint ${path}: seed index ${j} is not below K = ${parsed.data.k}`);
+  }
+  return parsed.data;
+}
+
+/** Builds the replica base + Σ C_j z_j from a checkpoint, after checking it belongs to this model. */
+export function applyCheckpoint(params: ParameterSet, checkpoint: Checkpoint, modelIdentity: string, source = 'checkpoint'): void {
+  if (checkpoint.baseModel !== modelIdentity) {
+    throw new Error(`${source} was made for base model ${checkpoint.baseModel.slice(0, 12)}…, not this model (${modelIdentity.slice(0, 12)}…)`);
+  }
+  if (checkpoint.generatorVersion !== GENERATOR_VERSION) {
+    throw new Error(`${source} uses generator version ${checkpoint.generatorVersion}; this build implements ${GENERATOR_VERSION}`);
+  }
+  const entries = Object.entries(checkpoint.coefficients);
+  params.applyCoefficientDelta(
+    checkpoint.federationSeed,
+    entries.map(([j]) => Number(j)),
+    entries.map(([, c]) => c),
+    checkpoint.eta,
+  );
+}
+
+/** Sparse record of a dense coefficient vector (zeros omitted). */
+export function coefficientRecord(c: ArrayLike<number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let j = 0; j < c.length; j++) if (c[j] !== 0) out[String(j)] = c[j];
+  return out;
+}

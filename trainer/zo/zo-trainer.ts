@@ -1,0 +1,124 @@
+// The zeroth-order step (DESIGN §2, docs/zo-engine.md) and local training over τ steps.
+// Per step: w += εz → L₊; w −= 2εz → L₋; g = (L₊ − L₋)/2ε; w += (ε − ηg)z. The last pass is deferred
+// and fused with the next step's +εz, so a step costs two passes over the weights, not three.
+import type { TokenBatch } from '../data/batches';
+import { seedKey } from './generator';
+import type { ParameterSet } from './parameters';
+import type { SeedSampler } from './seed-sampler';
+
+export interface ZoConfig {
+  readonly federationSeed: number;
+  readonly k: number;
+  /** Perturbation scale ε. */
+  readonly eps: number;
+  /** Learning rate η. */
+  readonly eta: number;
+}
+
+/** What the step needs from a model session. */
+export interface BatchLoss {
+  lossSum(batch: TokenBatch): Promise<{ lossSum: number; tokens: number }>;
+}
+
+export interface SeedGradient {
+  readonly seed: number;
+  readonly g: number;
+}
+
+export interface StepEvent {
+  readonly step: number;
+  readonly seed: number;
+  readonly lossPlus: number;
+  readonly lossMinus: number;
+  /** NaN when the step was skipped. */
+  readonly g: number;
+  readonly skipped: boolean;
+}
+
+export interface LocalTrainingOptions {
+  readonly steps: number;
+  readonly seeds: SeedSampler;
+  readonly nextBatch: () => TokenBatch;
+  readonly onStep?: (event: StepEvent) => void;
+  /** Stops after the step in flight; the weights are left consistent (the deferred update applied). */
+  readonly signal?: AbortSignal;
+}
+
+export interface LocalTrainingResult {
+  readonly pairs: SeedGradient[];
+  readonly stepsRun: number;
+  readonly skipped: number;
+  /** Mean of (L₊ + L₋)/2 over the steps that were not skipped: the round's training loss. */
+  readonly meanLoss: number;
+}
+
+export class ZoTrainer {
+  private readonly keys = new Map<number, number>();
+
+  constructor(
+    private readonly params: ParameterSet,
+    private readonly model: BatchLoss,
+    readonly config: ZoConfig,
+  ) {
+    const { eps, eta, k, federationSeed } = config;
+    if (!(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`ε must be a positive number, got ${eps}`);
+    if (!(eta >= 0) || !Number.isFinite(eta)) throw new RangeError(`η must be a non-negative number, got ${eta}`);
+    if (!Number.isInteger(k) || k < 1) throw new RangeError(`K must be a positive integer, got ${k}`);
+    if (!Number.isInteger(federationSeed) || federationSeed < 0 || federationSeed > 0xffffffff) {
+      throw new RangeError(`federation seed must be an unsigned 32-bit integer, got ${federationSeed}`);
+    }
+  }
+
+  private key(seed: number): number {
+    let key = this.keys.get(seed);
+    if (key === undefined) {
+      if (!Number.isInteger(seed) || seed < 0 || seed >= this.config.k) throw new RangeError(`seed index ${seed} is outside [0, ${this.config.k})`);
+      key = seedKey(this.config.federationSeed, seed);
+      this.keys.set(seed, key);
+    }
+    return key;
+  }
+
+  private async meanLoss(batch: TokenBatch): Promise<number> {
+    const { lossSum, tokens } = await this.model.lossSum(batch);
+    return tokens > 0 ? lossSum / tokens : Number.NaN;
+  }
+
+  /** τ local steps; returns the (seed, g) pairs to upload. */
+  async train(options: LocalTrainingOptions): Promise<LocalTrainingResult> {
+    const { eps, eta } = this.config;
+    const pairs: SeedGradient[] = [];
+    let skipped = 0;
+    let lossTotal = 0;
+    // The restore+update owed by the previous step: w += coef·z(key).
+    let owed: { key: number; coef: number } | null = null;
+    let step = 0;
+    try {
+      for (; step < options.steps && !options.signal?.aborted; step++) {
+        const seed = options.seeds.next();
+        const key = this.key(seed);
+        const batch = options.nextBatch();
+        if (owed) this.params.perturb2(owed.key, owed.coef, key, eps);
+        else this.params.perturb(key, eps);
+        owed = { key, coef: -eps }; // if the forward throws, undo +εz
+        const lossPlus = await this.meanLoss(batch);
+        this.params.perturb(key, -2 * eps);
+        owed = { key, coef: eps };
+        const lossMinus = await this.meanLoss(batch);
+        const ok = Number.isFinite(lossPlus) && Number.isFinite(lossMinus);
+        const g = ok ? (lossPlus - lossMinus) / (2 * eps) : Number.NaN;
+        if (ok) {
+          owed = { key, coef: eps - eta * g };
+          pairs.push({ seed, g });
+          lossTotal += (lossPlus + lossMinus) / 2;
+        } else {
+          skipped++;
+        }
+        options.onStep?.({ step, seed, lossPlus, lossMinus, g, skipped: !ok });
+      }
+    } finally {
+      if (owed) this.params.perturb(owed.key, owed.coef);
+    }
+    return { pairs, stepsRun: step, skipped, meanLoss: pairs.length > 0 ? lossTotal / pairs.length : Number.NaN };
+  }
+}
