@@ -1,11 +1,48 @@
+import { copyFileSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { CliError } from '../errors';
+import { openEngine } from '../../trainer/engine';
+import { exportModel } from '../../trainer/model';
+import { resolveModelPaths } from '../../trainer/paths';
+import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
+import { addModelOptions, engineOptions, type ModelCliOptions } from '../options';
+import { emitJson } from '../output';
+
+interface ExportOptions extends ModelCliOptions {
+  checkpoint: string;
+  out: string;
+  json?: boolean;
+}
 
 export function registerExport(program: Command): void {
-  program
-    .command('export')
-    .description('(pending) export')
-    .action(() => {
-      throw new CliError('fedkseed export is not available in this build yet');
-    });
+  const cmd = program.command('export').description('Write base model + checkpoint coefficients as a standalone ONNX model (same inputs and outputs as the base)');
+  addModelOptions(cmd)
+    .requiredOption('--checkpoint <file>', 'coefficients from `fedkseed train` or a federation')
+    .requiredOption('--out <file>', 'the .onnx file to write (its tokenizer files are copied beside it)')
+    .option('--json', 'print the result as JSON')
+    .action((o: ExportOptions) => runExport(o));
+}
+
+async function runExport(o: ExportOptions): Promise<void> {
+  const engine = await openEngine(engineOptions(o));
+  try {
+    applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
+    const result = exportModel(engine.model, engine.params.weights, o.out);
+    // A model without its tokenizer is not usable: copy the tokenizer files when writing elsewhere.
+    const source = dirname(resolveModelPaths(o.model, o.tokenizer).tokenizer);
+    const target = dirname(resolve(o.out));
+    const copied: string[] = [];
+    if (source !== target) {
+      for (const f of ['tokenizer.json', 'tokenizer_config.json']) {
+        if (existsSync(join(source, f)) && !existsSync(join(target, f))) {
+          copyFileSync(join(source, f), join(target, f));
+          copied.push(f);
+        }
+      }
+    }
+    if (o.json) emitJson({ out: result.path, externalData: result.externalDataPath, weightBytes: result.weightBytes, copied });
+    else process.stdout.write(`wrote ${result.path}${result.externalDataPath ? ` and ${result.externalDataPath}` : ''} (${(result.weightBytes / 2 ** 20).toFixed(1)} MiB of weights)\n`);
+  } finally {
+    await engine.close();
+  }
 }

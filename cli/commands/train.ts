@@ -1,11 +1,136 @@
 import type { Command } from 'commander';
+import { loadDataset } from '../../trainer/data/dataset';
+import { openEngine } from '../../trainer/engine';
+import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
+import { exportModel } from '../../trainer/model';
+import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
+import { coefficientToReal } from '../../trainer/zo/coefficients';
 import { CliError } from '../errors';
+import {
+  addDataOptions,
+  addModelOptions,
+  type DataCliOptions,
+  engineOptions,
+  fraction,
+  type ModelCliOptions,
+  nonNegativeInt,
+  positiveInt,
+  positiveNumber,
+  uint32,
+} from '../options';
+import { emitJson, fixed, note, problemReporter } from '../output';
+
+interface TrainOptions extends ModelCliOptions, DataCliOptions {
+  steps: number;
+  k: number;
+  seed: number;
+  eps: number;
+  eta: number;
+  heldOut: number;
+  evalEvery: number;
+  evalExamples: number;
+  out: string;
+  from?: string;
+  export?: string;
+  json?: boolean;
+}
 
 export function registerTrain(program: Command): void {
-  program
-    .command('train')
-    .description('(pending) train')
-    .action(() => {
-      throw new CliError('fedkseed train is not available in this build yet');
+  const cmd = program.command('train').description('Local zeroth-order fine-tuning with K shared seeds; saves the result as base model + K coefficients');
+  addModelOptions(cmd);
+  addDataOptions(cmd, '.')
+    .option('--steps <n>', 'ZO steps', positiveInt, 500)
+    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, 4096)
+    .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, 42)
+    .option('--eps <x>', 'perturbation scale ε', positiveNumber, 1e-3)
+    .option('--eta <x>', 'learning rate η', positiveNumber, 5e-5)
+    .option('--held-out <fraction>', 'share of the data held out for evaluation', fraction, 0.1)
+    .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, 100)
+    .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, 64)
+    .option('--out <file>', 'where to write the coefficients checkpoint', 'fedkseed-checkpoint.json')
+    .option('--from <file>', 'continue from an earlier checkpoint of the same base model')
+    .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
+    .option('--json', 'print progress as JSON lines')
+    .action((o: TrainOptions) => runTrain(o));
+}
+
+async function runTrain(o: TrainOptions): Promise<void> {
+  if (o.batchSize > 64) note(`note: batch size ${o.batchSize} makes every ZO step slow; FedKSeed uses small batches`);
+  const engine = await openEngine(engineOptions(o));
+  const abort = new AbortController();
+  const onSignal = () => {
+    note('stopping after the current step (press Ctrl-C again to force)…');
+    abort.abort();
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  try {
+    let initial: Map<number, number> | undefined;
+    let earlierSteps = 0;
+    if (o.from) {
+      const start = loadCheckpoint(o.from);
+      earlierSteps = start.steps ?? 0;
+      if (start.k !== o.k || start.federationSeed !== o.seed || start.eta !== o.eta) {
+        throw new CliError(`--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}; pass the same --k, --seed and --eta to continue it`);
+      }
+      applyCheckpoint(engine.params, start, engine.model.identity, o.from);
+      initial = new Map(Object.entries(start.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)]));
+    }
+    const data = await loadDataset(o.data, {
+      tokenizer: engine.tokenizer,
+      seqLen: o.seqLen,
+      format: o.format,
+      include: o.include,
+      heldOutFraction: o.heldOut,
+      policy: o.strict ? 'strict' : 'skip',
+      onProblem: problemReporter(Boolean(o.json)),
     });
+    if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length });
+    else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${engine.session.executionProvider}`);
+
+    const report = progressPrinter(o);
+    const result = await runLocalTraining(engine, data, {
+      steps: o.steps, k: o.k, federationSeed: o.seed, eps: o.eps, eta: o.eta, batchSize: o.batchSize, seqLen: o.seqLen,
+      evalEvery: o.evalEvery, evalExamples: o.evalExamples, initial, signal: abort.signal,
+    }, report);
+    saveCheckpoint(o.out, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
+    let exported: string | undefined;
+    if (o.export) {
+      exportModel(engine.model, engine.params.weights, o.export);
+      exported = o.export;
+    }
+    const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: result.before.loss, heldOutAfter: result.after.loss, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted };
+    if (o.json) emitJson(summary);
+    else process.stdout.write(`held-out loss ${fixed(result.before.loss)} → ${fixed(result.after.loss)} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step); checkpoint ${o.out}${exported ? `; model ${exported}` : ''}\n`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    await engine.close();
+  }
+}
+
+function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
+  const every = Math.max(1, Math.round(o.steps / 20));
+  let window = 0;
+  let count = 0;
+  return (e) => {
+    if (e.type === 'eval') {
+      if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens });
+      else note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}`);
+      return;
+    }
+    if (o.json) {
+      emitJson({ event: 'step', step: e.step, seed: e.seed, g: e.g, lossPlus: e.lossPlus, lossMinus: e.lossMinus, skipped: e.skipped, ms: e.ms });
+      return;
+    }
+    if (e.skipped) note(`step ${e.step}: loss was not finite; step skipped`);
+    else {
+      window += (e.lossPlus + e.lossMinus) / 2;
+      count++;
+    }
+    if ((e.step + 1) % every === 0 && count > 0) {
+      note(`step ${String(e.step + 1).padStart(6)}/${o.steps}  train loss ${fixed(window / count)}  ${fixed(e.ms, 0)} ms/step`);
+      window = 0;
+      count = 0;
+    }
+  };
 }

@@ -1,8 +1,8 @@
 // Writes a fine-tuned model as a standard ONNX file: the base model's graph and interface, with the
 // given float32 weights stored as float32 initializers (float16 storage would erase the small updates
 // of fine-tuning). Large models put their weights in an external-data file beside the model.
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { substituteFloatSources } from './float-sources';
 import type { LoadedModel } from './load';
 import { DataType, decodeModel, encodeModel, onnx, rawTensor, type onnxTypes } from './onnx';
@@ -52,6 +52,7 @@ export function exportModel(
     if (at !== undefined) graph.input[at] = { ...graph.input[at], name: source, type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: w.dims.map((d) => ({ dimValue: d })) } } } };
   }
   const external = weightBytes > (options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD);
+  mkdirSync(dirname(outPath), { recursive: true });
   const dataName = `${basename(outPath)}.data`;
   const dataPath = `${outPath}.data`;
   if (external) writeExternal(tensors, `${dataPath}.tmp`, dataName);

@@ -63,7 +63,10 @@ export namespace onnxTypes {
 }
 
 export function decodeModel(bytes: Uint8Array): onnxTypes.Model {
-  return onnx.ModelProto.decode(bytes) as unknown as onnxTypes.Model;
+  // A plain Uint8Array view, not a Buffer: protobufjs builds empty byte fields with `new
+  // buf.constructor(0)`, which for a Buffer is the deprecated Buffer() constructor.
+  const view = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return onnx.ModelProto.decode(view) as unknown as onnxTypes.Model;
 }
 
 export function encodeModel(model: onnxTypes.Model): Uint8Array {

@@ -1,0 +1,81 @@
+// Option groups shared by several subcommands, and their parsing into typed values.
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
+import type { EngineOptions } from '../trainer/engine';
+import type { KernelChoice } from '../trainer/zo/kernels-select';
+
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+}
+
+export function fraction(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected a number in [0, 1)');
+  return n;
+}
+
+export function uint32(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError('expected an unsigned 32-bit integer');
+  return n;
+}
+
+export interface ModelCliOptions {
+  model?: string;
+  tokenizer?: string;
+  threads?: number;
+  provider: string;
+  kernel: KernelChoice;
+}
+
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option('--model <path>', '.onnx causal LM, or a folder holding model.onnx (default: the bundled tiny-code-lm)')
+    .option('--tokenizer <path>', "Hugging Face tokenizer.json (default: the one beside the model)")
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .option('--provider <list>', 'execution providers to try, comma-separated (cpu, webgpu, cuda, …)', 'cpu')
+    .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default('auto'));
+}
+
+export function engineOptions(o: ModelCliOptions): EngineOptions {
+  return {
+    model: o.model,
+    tokenizer: o.tokenizer,
+    threads: o.threads,
+    providers: o.provider.split(',').map((p) => p.trim()).filter(Boolean),
+    kernel: o.kernel,
+  };
+}
+
+export interface DataCliOptions {
+  data: string;
+  format?: DataFormat;
+  include?: string[];
+  seqLen: number;
+  batchSize: number;
+  strict?: boolean;
+}
+
+export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
+  return cmd
+    .option('--data <path>', 'dataset file or folder (JSONL, JSON, text/code files)', dataDefault)
+    .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
+    .option('--include <glob...>', 'for folders of text/code: globs of files to read (default: every text file)')
+    .option('--seq-len <n>', 'tokens per example window', positiveInt, 128)
+    .option('--batch-size <n>', 'examples per batch', positiveInt, 8)
+    .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it');
+}

@@ -1,0 +1,102 @@
+// Local ZO fine-tuning on one machine: the loop behind `fedkseed train` (and the extension's local
+// training). Emits typed events; the fine-tuned model is saved as base identity + K coefficients.
+import { BatchSampler } from './data/batches';
+import type { Dataset } from './data/dataset';
+import type { Engine } from './engine';
+import { evaluateLoss, type LossSummary } from './eval/loss';
+import { type Checkpoint, coefficientRecord } from './zo/checkpoint';
+import { quantizeCoefficient } from './zo/coefficients';
+import { GENERATOR_VERSION } from './zo/generator';
+import { SeedSampler } from './zo/seed-sampler';
+import { type StepEvent, ZoTrainer } from './zo/zo-trainer';
+import { deriveSeed } from './data/rng';
+
+export interface LocalRunOptions {
+  readonly steps: number;
+  readonly k: number;
+  readonly federationSeed: number;
+  readonly eps: number;
+  readonly eta: number;
+  readonly batchSize: number;
+  readonly seqLen: number;
+  /** Evaluate held-out loss every this many steps (0: only before and after). */
+  readonly evalEvery: number;
+  /** Held-out examples used for evaluation (a fixed prefix, so evaluations compare). */
+  readonly evalExamples: number;
+  /** Starting coefficients (continuing an earlier run), real-valued A_j by seed. */
+  readonly initial?: ReadonlyMap<number, number>;
+  readonly signal?: AbortSignal;
+}
+
+export type LocalRunEvent =
+  | { readonly type: 'eval'; readonly step: number; readonly heldOut: LossSummary }
+  | ({ readonly type: 'step'; readonly ms: number } & StepEvent);
+
+export interface LocalRunResult {
+  readonly stepsRun: number;
+  readonly skipped: number;
+  readonly before: LossSummary;
+  readonly after: LossSummary;
+  readonly checkpoint: Checkpoint;
+  readonly stepMs: number;
+}
+
+export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRunOptions, onEvent: (e: LocalRunEvent) => void = () => {}): Promise<LocalRunResult> {
+  if (data.train.length === 0) throw new Error('the dataset has no training examples');
+  const held = data.heldOut.slice(0, o.evalExamples);
+  if (held.length === 0) throw new Error('the dataset has no held-out examples to evaluate (raise --held-out or add data)');
+  const evalOptions = { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId };
+  const evaluate = async (step: number) => {
+    const heldOut = await evaluateLoss(engine.session, held, evalOptions);
+    onEvent({ type: 'eval', step, heldOut });
+    return heldOut;
+  };
+
+  const trainer = new ZoTrainer(engine.params, engine.session, { federationSeed: o.federationSeed, k: o.k, eps: o.eps, eta: o.eta });
+  const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') });
+  const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
+  const sums = new Map<number, number>(o.initial ?? []);
+
+  const before = await evaluate(0);
+  let stepsRun = 0;
+  let skipped = 0;
+  let trainMs = 0;
+  const chunk = o.evalEvery > 0 ? o.evalEvery : o.steps;
+  while (stepsRun < o.steps && !o.signal?.aborted) {
+    let last = performance.now();
+    const started = last;
+    const r = await trainer.train({
+      steps: Math.min(chunk, o.steps - stepsRun),
+      seeds,
+      nextBatch: () => batches.next(),
+      signal: o.signal,
+      onStep: (e) => {
+        const now = performance.now();
+        onEvent({ type: 'step', ...e, step: stepsRun + e.step, ms: now - last });
+        last = now;
+      },
+    });
+    trainMs += performance.now() - started;
+    for (const { seed, g } of r.pairs) sums.set(seed, (sums.get(seed) ?? 0) + g);
+    stepsRun += r.stepsRun;
+    skipped += r.skipped;
+    if (stepsRun < o.steps && !o.signal?.aborted) await evaluate(stepsRun);
+  }
+  const after = await evaluate(stepsRun);
+
+  const coefficients = new Float64Array(o.k);
+  for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
+  const checkpoint: Checkpoint = {
+    format: 'fedkseed-coefficients',
+    version: 1,
+    baseModel: engine.model.identity,
+    generatorVersion: GENERATOR_VERSION,
+    federationSeed: o.federationSeed,
+    k: o.k,
+    eta: o.eta,
+    eps: o.eps,
+    coefficients: coefficientRecord(coefficients),
+    steps: stepsRun,
+  };
+  return { stepsRun, skipped, before, after, checkpoint, stepMs: stepsRun > 0 ? trainMs / stepsRun : Number.NaN };
+}
