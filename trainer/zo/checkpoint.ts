@@ -36,7 +36,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read checkpoint ${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`cannot read checkpoint ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
   const parsed = CheckpointSchema.safeParse(raw);
   if (!parsed.success) {
