@@ -1,11 +1,17 @@
 // Where the test harness keeps what it installs (reused between runs) and what one run writes.
+import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 
 export const repoRoot = resolve(__dirname, '..', '..');
-/** Installed tools, kept between runs on one machine (`.cache/` is gitignored). */
-export const harnessCache = resolve(repoRoot, '.cache', 'harness');
-/** Per-run scratch folders (user data, extensions, XDG dirs) live under here. */
-export const runsDir = resolve(harnessCache, 'runs');
+/**
+ * Installed tools (Node 24, code-server), kept between runs on one machine and shared by every clone
+ * of the repository, so a fresh CI checkout does not reinstall them. FEDKSEED_HARNESS_CACHE overrides.
+ */
+export const harnessCache = resolve(
+  process.env.FEDKSEED_HARNESS_CACHE ?? resolve(process.env.XDG_CACHE_HOME ?? resolve(homedir(), '.cache'), 'fedkseed-harness'),
+);
+/** Per-run scratch folders (user data, extensions, XDG dirs) live under the clone (`.cache/` is gitignored). */
+export const runsDir = resolve(repoRoot, '.cache', 'harness', 'runs');
 export const screenshotsDir = resolve(repoRoot, 'test-results', 'screenshots');
 
 export const CODE_SERVER_VERSION = '4.139.1';
