@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { loadDataset } from '../../trainer/data/dataset';
 import { openEngine } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
-import { exportModel } from '../../trainer/model';
+import { resolveModelPaths } from '../../trainer/paths';
 import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { coefficientToReal } from '../../trainer/zo/coefficients';
 import { CliError } from '../errors';
+import { exportWithTokenizer } from './export';
 import {
   addDataOptions,
   addModelOptions,
@@ -96,7 +97,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     saveCheckpoint(o.out, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
     let exported: string | undefined;
     if (o.export) {
-      exportModel(engine.model, engine.params.weights, o.export);
+      exportWithTokenizer(engine, o.export, resolveModelPaths(o.model, o.tokenizer).tokenizer);
       exported = o.export;
     }
     const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: result.before.loss, heldOutAfter: result.after.loss, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted };
