@@ -1,4 +1,5 @@
-// Perturbation-kernel benchmark: the ZO engine's hot passes measured side by side on one thread in one run.
+// Perturbation-kernel benchmark: the ZO engine's hot passes measured side by side on one thread in one run,
+// interleaved round by round; medians.
 // `fedkseed bench engine` calls runKernelBench(); `node --import tsx bench/kernels.ts [params]` runs it alone.
 import { seedKey } from '../trainer/zo/generator';
 import type { PerturbationKernels } from '../trainer/zo/kernels';
@@ -14,7 +15,7 @@ export interface KernelBenchOptions {
   readonly rebuildParams?: number;
   /** Single-seed accumulate passes over the full buffer, extrapolated per seed·param (default 8). */
   readonly singleSeedPasses?: number;
-  /** Repetitions per measurement; the fastest counts (default 3). */
+  /** Interleaved rounds after a warm-up round; each pass's median counts (default 3). */
   readonly repeats?: number;
   readonly log?: (line: string) => void;
 }
@@ -46,22 +47,40 @@ export interface KernelBenchResult {
   };
 }
 
-/** Best-of-`repeats` seconds of `run` after one warm-up call. */
-function time(repeats: number, run: () => void): number {
-  run();
-  let best = Infinity;
-  for (let r = 0; r < repeats; r++) {
-    const start = process.hrtime.bigint();
-    run();
-    best = Math.min(best, Number(process.hrtime.bigint() - start) / 1e9);
-  }
-  return best;
-}
-
 function filled(n: number): Float32Array {
   const w = new Float32Array(n);
   for (let i = 0; i < n; i++) w[i] = ((i * 2654435761) % 1000) / 1e4 - 0.05;
   return w;
+}
+
+interface Measurement {
+  readonly pass: string;
+  readonly kernel: KernelBenchRow['kernel'];
+  readonly units: number;
+  readonly unit: KernelBenchRow['unit'];
+  readonly run: () => void;
+}
+
+function medianOf(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * Median seconds of each measurement over `repeats` interleaved rounds (A B C … A B C …) after one
+ * warm-up round, so a burst of load from other work on the machine lands on every pass alike.
+ */
+function timeInterleaved(list: readonly Measurement[], repeats: number): number[] {
+  const seconds = list.map(() => [] as number[]);
+  for (let r = -1; r < repeats; r++) {
+    list.forEach((m, i) => {
+      const start = process.hrtime.bigint();
+      m.run();
+      if (r >= 0) seconds[i].push(Number(process.hrtime.bigint() - start) / 1e9);
+    });
+  }
+  return seconds.map(medianOf);
 }
 
 export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchResult {
@@ -77,25 +96,9 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
   if (resident === null) throw new Error(`cannot place ${n} parameters in WebAssembly memory`);
   resident.set(filled(n));
   const outside = filled(n);
+  const w0 = filled(n);
   const keyA = seedKey(1, 1);
   const keyB = seedKey(1, 2);
-  const rows: KernelBenchRow[] = [];
-  const add = (pass: string, kernel: KernelBenchRow['kernel'], units: number, seconds: number, unit: KernelBenchRow['unit']) => {
-    const row = { pass, kernel, perSecond: units / seconds, unit, nsPerUnit: (seconds * 1e9) / units };
-    rows.push(row);
-    log(`${pass.padEnd(34)} ${kernel.padEnd(9)} ${(row.perSecond / 1e9).toFixed(3).padStart(7)} G${unit}  ${row.nsPerUnit.toFixed(3)} ns`);
-  };
-
-  // Single passes over the whole buffer.
-  const floor = time(repeats, () => wasm.exports.addConstant(resident.byteOffset, n, 1e-7));
-  add('memory pass w += c', 'wasm-simd', n, floor, 'params/s');
-  const perturbWasm = time(repeats, () => wasm.perturb(resident, 0, keyA, 1e-4));
-  add('perturb, resident weights', 'wasm-simd', n, perturbWasm, 'params/s');
-  add('perturb, weights outside (chunked)', 'wasm-simd', n, time(repeats, () => wasm.perturb(outside, 0, keyA, 1e-4)), 'params/s');
-  const perturbJs = time(repeats, () => js.perturb(outside, 0, keyA, 1e-4));
-  add('perturb', 'js', n, perturbJs, 'params/s');
-  add('perturb2 (fused), resident', 'wasm-simd', n, time(repeats, () => wasm.perturb2(resident, 0, keyA, 1e-4, keyB, -1e-4)), 'params/s');
-  add('perturb2 (fused)', 'js', n, time(repeats, () => js.perturb2(outside, 0, keyA, 1e-4, keyB, -1e-4)), 'params/s');
 
   // Exact rebuild: S += Σ_j C_j·Zq_j. Single-seed passes stream S once per seed; the blocked pass once.
   const keys = new Uint32Array(m);
@@ -105,27 +108,37 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
     coeffs[j] = (j % 13) - 6;
   }
   const S = new Float64Array(n);
-  const single = (kernels: PerturbationKernels, count: number) =>
-    time(1, () => {
-      for (let j = 0; j < count; j++) kernels.accumulate(S, 0, keys.subarray(j, j + 1), coeffs.subarray(j, j + 1));
-    });
-  const singleWasm = single(wasm, passes);
-  add(`rebuild, ${passes} single-seed passes`, 'wasm-simd', passes * n, singleWasm, 'seed·params/s');
-  const blockedWasm = time(1, () => wasm.accumulate(S.subarray(0, rebuildN), 0, keys, coeffs));
-  add(`rebuild, ${m} seeds blocked`, 'wasm-simd', m * rebuildN, blockedWasm, 'seed·params/s');
+  const single = (kernels: PerturbationKernels, count: number) => () => {
+    for (let j = 0; j < count; j++) kernels.accumulate(S, 0, keys.subarray(j, j + 1), coeffs.subarray(j, j + 1));
+  };
   const jsPasses = Math.max(1, passes >> 2);
-  const singleJs = single(js, jsPasses);
-  add(`rebuild, ${jsPasses} single-seed passes`, 'js', jsPasses * n, singleJs, 'seed·params/s');
   const jsRebuildN = Math.max(8, rebuildN >> 3);
-  add(`rebuild, ${m} seeds blocked`, 'js', m * jsRebuildN, time(1, () => js.accumulate(S.subarray(0, jsRebuildN), 0, keys, coeffs)), 'seed·params/s');
-
-  const w0 = filled(n);
-  add('materialize w = fl32(w0 + c·S)', 'wasm-simd', n, time(repeats, () => wasm.materialize(resident, w0, S, -1e-12)), 'params/s');
-  add('materialize w = fl32(w0 + c·S)', 'js', n, time(repeats, () => js.materialize(outside, w0, S, -1e-12)), 'params/s');
+  const P = 'params/s' as const;
+  const SP = 'seed·params/s' as const;
+  const list: Measurement[] = [
+    { pass: 'memory pass w += c', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.exports.addConstant(resident.byteOffset, n, 1e-7) },
+    { pass: 'perturb, resident weights', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb(resident, 0, keyA, 1e-4) },
+    { pass: 'perturb, weights outside (chunked)', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb(outside, 0, keyA, 1e-4) },
+    { pass: 'perturb', kernel: 'js', units: n, unit: P, run: () => js.perturb(outside, 0, keyA, 1e-4) },
+    { pass: 'perturb2 (fused), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb2(resident, 0, keyA, 1e-4, keyB, -1e-4) },
+    { pass: 'perturb2 (fused)', kernel: 'js', units: n, unit: P, run: () => js.perturb2(outside, 0, keyA, 1e-4, keyB, -1e-4) },
+    { pass: `rebuild, ${passes} single-seed passes`, kernel: 'wasm-simd', units: passes * n, unit: SP, run: single(wasm, passes) },
+    { pass: `rebuild, ${m} seeds blocked`, kernel: 'wasm-simd', units: m * rebuildN, unit: SP, run: () => wasm.accumulate(S.subarray(0, rebuildN), 0, keys, coeffs) },
+    { pass: `rebuild, ${jsPasses} single-seed passes`, kernel: 'js', units: jsPasses * n, unit: SP, run: single(js, jsPasses) },
+    { pass: `rebuild, ${m} seeds blocked`, kernel: 'js', units: m * jsRebuildN, unit: SP, run: () => js.accumulate(S.subarray(0, jsRebuildN), 0, keys, coeffs) },
+    { pass: 'materialize w = fl32(w0 + c·S)', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.materialize(resident, w0, S, -1e-12) },
+    { pass: 'materialize w = fl32(w0 + c·S)', kernel: 'js', units: n, unit: P, run: () => js.materialize(outside, w0, S, -1e-12) },
+  ];
+  const seconds = timeInterleaved(list, repeats);
+  const rows: KernelBenchRow[] = list.map((x, i) => {
+    const row = { pass: x.pass, kernel: x.kernel, perSecond: x.units / seconds[i], unit: x.unit, nsPerUnit: (seconds[i] * 1e9) / x.units };
+    log(`${x.pass.padEnd(34)} ${x.kernel.padEnd(9)} ${(row.perSecond / 1e9).toFixed(3).padStart(7)} G${x.unit}  ${row.nsPerUnit.toFixed(3)} ns`);
+    return row;
+  });
+  const [floor, perturbWasm, , perturbJs, , , singleWasm, blockedWasm] = seconds;
 
   const perturbParamsPerSecond = n / perturbWasm;
-  const blockedOverSingleSeed = (passes * n) / singleWasm / ((m * rebuildN) / blockedWasm);
-  const speedup = 1 / blockedOverSingleSeed;
+  const speedup = (m * rebuildN) / blockedWasm / ((passes * n) / singleWasm);
   return {
     params: n,
     seeds: m,

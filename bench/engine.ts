@@ -1,0 +1,121 @@
+// `fedkseed bench engine`: the ZO step against two loss forwards at ~10M and ~124M parameters (GPT-2
+// builder shapes, seq 128, batch 1 and 8) and the perturbation kernels, next to the engine's targets.
+// Models are built once into .cache/bench/ (gitignored) and reused.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession, rewriteForTraining, writeGpt2, type Gpt2Config } from '../trainer/model';
+import { ParameterSet } from '../trainer/zo/parameters';
+import { runKernelBench, type KernelBenchResult } from './kernels';
+import { measureZoStep, type ZoStepTiming } from './zo-step';
+
+export const ENGINE_SIZES = { '10m': 'zo-10m', '124m': 'gpt2-small' } as const satisfies Record<string, keyof typeof GPT2_PRESETS>;
+export type EngineSize = keyof typeof ENGINE_SIZES;
+
+/** Targets of the engine (issue): step ≤ ratio × two forwards on the ~124M model; kernel throughput. */
+export const ENGINE_TARGETS = {
+  stepOverTwoForwards: { 1: 1.3, 8: 1.1 } as Readonly<Record<number, number>>,
+  stepTargetSize: '124m' as EngineSize,
+  perturbGParamsPerSecond: 0.9,
+  blockedRebuildSpeedup: 2,
+};
+
+export interface EngineBenchOptions {
+  readonly sizes?: readonly EngineSize[];
+  /** About a minute: the small model only, fewer rounds, a smaller kernel buffer. */
+  readonly quick?: boolean;
+  /** onnxruntime intra-op threads (default: all cores). */
+  readonly threads?: number;
+  readonly cacheDir?: string;
+  readonly log?: (line: string) => void;
+}
+
+export interface StepTarget {
+  readonly target: number;
+  readonly met: boolean;
+}
+
+export interface EngineSizeResult {
+  readonly size: EngineSize;
+  readonly preset: keyof typeof GPT2_PRESETS;
+  readonly parameters: number;
+  readonly seq: number;
+  readonly kernel: string;
+  readonly resident: boolean;
+  readonly executionProvider: string;
+  /** Each with its target where the issue sets one (the ~124M model). */
+  readonly steps: readonly (ZoStepTiming & { readonly target: StepTarget | null })[];
+}
+
+export interface EngineBenchResult {
+  readonly threads: number;
+  readonly cores: number;
+  readonly quick: boolean;
+  readonly sizes: readonly EngineSizeResult[];
+  readonly kernels: KernelBenchResult;
+  readonly totalSeconds: number;
+}
+
+const SEQ = 128;
+
+/** Builds the preset once; the file name carries a hash of the configuration, so a changed preset rebuilds. */
+export function cachedModel(preset: keyof typeof GPT2_PRESETS, cacheDir: string): string {
+  const config: Gpt2Config = GPT2_PRESETS[preset];
+  const tag = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 10);
+  const file = join(cacheDir, `${preset}-${tag}.onnx`);
+  if (!existsSync(file)) {
+    mkdirSync(cacheDir, { recursive: true });
+    const partial = `${file}.${process.pid}.partial`;
+    writeGpt2(config, partial);
+    renameSync(partial, file); // never leave a half-written model where a later run would trust it
+  }
+  return file;
+}
+
+async function benchSize(size: EngineSize, o: Required<Pick<EngineBenchOptions, 'quick' | 'threads' | 'cacheDir' | 'log'>>): Promise<EngineSizeResult> {
+  const preset = ENGINE_SIZES[size];
+  o.log(`${size}: building or reusing ${preset} (${gpt2ParamCount(GPT2_PRESETS[preset]).toLocaleString()} parameters)…`);
+  const model = await loadModel(cachedModel(preset, o.cacheDir));
+  const params = new ParameterSet(model.weights);
+  for (const w of model.weights) w.data = new Float32Array(0); // the ParameterSet holds the master copies now
+  const session = await ModelSession.create(rewriteForTraining(model), { intraOpNumThreads: o.threads, executionProviders: ['cpu'] });
+  session.bindWeights(params.weights);
+  const big = size === '124m';
+  const steps: EngineSizeResult['steps'][number][] = [];
+  try {
+    for (const batch of [1, 8]) {
+      // Few repeats at 124M keep the whole run within minutes (a batch-8 step there takes seconds).
+      const rounds = o.quick ? 2 : big && batch === 8 ? 3 : big ? 4 : 5;
+      const perRound = o.quick ? 2 : big && batch === 8 ? 1 : 3;
+      const timing = await measureZoStep(params, session, { batch, seq: SEQ, vocab: model.io.vocab ?? 2, rounds, perRound });
+      const limit = size === ENGINE_TARGETS.stepTargetSize ? ENGINE_TARGETS.stepOverTwoForwards[batch] : undefined;
+      const target = limit === undefined ? null : { target: limit, met: timing.ratio <= limit };
+      steps.push({ ...timing, target });
+      o.log(`${size} batch ${batch}: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}${target ? ` (target ≤ ${target.target} ${mark(target.met)})` : ''}`);
+    }
+  } finally {
+    await session.release();
+  }
+  return { size, preset, parameters: params.parameterCount, seq: SEQ, kernel: params.kernel, resident: params.resident, executionProvider: session.executionProvider, steps };
+}
+
+export const mark = (met: boolean): string => (met ? '✓' : '✗');
+
+export async function runEngineBench(options: EngineBenchOptions = {}): Promise<EngineBenchResult> {
+  const started = performance.now();
+  const quick = options.quick ?? false;
+  const o = {
+    quick,
+    threads: options.threads ?? availableParallelism(),
+    cacheDir: options.cacheDir ?? resolve('.cache', 'bench'),
+    log: options.log ?? (() => {}),
+  };
+  const sizes = quick ? (['10m'] as const) : (options.sizes ?? (['10m', '124m'] as const));
+  const results: EngineSizeResult[] = [];
+  for (const size of sizes) results.push(await benchSize(size, o));
+  o.log('kernels: perturbation and rebuild passes, one thread…');
+  // 16M parameters (64 MiB of float32) is past the last-level cache, like real weights; quick: 4M.
+  const kernels = runKernelBench(quick ? { params: 4 << 20, rebuildParams: 128 << 10, repeats: 3 } : { params: 16 << 20, repeats: 3 });
+  return { threads: o.threads, cores: availableParallelism(), quick, sizes: results, kernels, totalSeconds: (performance.now() - started) / 1000 };
+}
