@@ -1,0 +1,30 @@
+// Typed notifications from the trainer host to the extension.
+import type { MessageConnection } from 'vscode-jsonrpc/node';
+import { encodeFloat32Base64, Notifications, type Evaluation, type LogNotification, type RoundCompleted, type ServerEvent } from './protocol';
+import type { StatusSink } from './status-reporter';
+
+export interface HostNotifier extends StatusSink {
+  evaluation(evaluation: Evaluation): void;
+  roundCompleted(round: RoundCompleted): void;
+  seedProbabilities(round: number, p: ArrayLike<number>): void;
+  serverEvent(event: ServerEvent): void;
+  log(level: LogNotification['level'], message: string): void;
+}
+
+/** A notification that cannot be written (the extension went away) is dropped: stdin's end stops us. */
+function quiet(sent: Promise<void>): void {
+  sent.catch(() => undefined);
+}
+
+export function connectionNotifier(connection: MessageConnection): HostNotifier {
+  return {
+    status: (status) => quiet(connection.sendNotification(Notifications.status, status)),
+    steps: (batch) => quiet(connection.sendNotification(Notifications.steps, batch)),
+    evaluation: (evaluation) => quiet(connection.sendNotification(Notifications.evaluation, evaluation)),
+    roundCompleted: (round) => quiet(connection.sendNotification(Notifications.roundCompleted, round)),
+    seedProbabilities: (round, p) =>
+      quiet(connection.sendNotification(Notifications.seedProbabilities, { round, k: p.length, float32Base64: encodeFloat32Base64(p) })),
+    serverEvent: (event) => quiet(connection.sendNotification(Notifications.serverEvent, event)),
+    log: (level, message) => quiet(connection.sendNotification(Notifications.log, { level, message })),
+  };
+}

@@ -1,0 +1,268 @@
+// Payloads of the extension ↔ trainer protocol, as zod schemas with their TypeScript types. Pure data
+// (no Node or VS Code imports), so the webviews can validate the status they are shown with the same
+// schema the trainer process sends it with.
+import * as z from 'zod/mini';
+
+const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
+const positiveInt = () => z.number().check(z.int(), z.positive());
+const positive = () => z.number().check(z.positive());
+const finiteOrNull = () => z.nullable(z.number());
+
+export const executionProviders = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
+export type ExecutionProviderSetting = (typeof executionProviders)[number];
+
+// ---- initialize -------------------------------------------------------------------------------
+
+export const initializeParamsSchema = z.object({
+  /** .onnx file or a folder holding model.onnx; empty: the bundled model. */
+  model: z.optional(z.string()),
+  tokenizer: z.optional(z.string()),
+  provider: z.enum(executionProviders),
+  /** onnxruntime intra-op threads; 0: all cores. */
+  threads: nonNegInt(),
+  kernel: z.enum(['auto', 'wasm-simd', 'js']),
+});
+export type InitializeParams = z.infer<typeof initializeParamsSchema>;
+
+export const initializeResultSchema = z.object({
+  parameters: nonNegInt(),
+  provider: z.string(),
+  kernel: z.string(),
+  modelPath: z.string(),
+  /** SHA-256 of the base model (hex): what a federation checks. */
+  modelIdentity: z.string(),
+});
+export type InitializeResult = z.infer<typeof initializeResultSchema>;
+
+// ---- data shared by evaluate / training / federation --------------------------------------------
+
+export const dataSpecSchema = z.object({
+  /** Dataset file or folder (JSONL, JSON, text/code files). */
+  path: z.string().check(z.minLength(1)),
+  /** For folders of text/code: globs of files to read. */
+  include: z.optional(z.array(z.string())),
+  heldOutFraction: z.number().check(z.gte(0), z.lt(1)),
+  seqLen: positiveInt(),
+});
+export type DataSpec = z.infer<typeof dataSpecSchema>;
+
+export const evaluateParamsSchema = z.object({
+  data: dataSpecSchema,
+  batchSize: positiveInt(),
+  maxExamples: positiveInt(),
+});
+export type EvaluateParams = z.infer<typeof evaluateParamsSchema>;
+
+export const evaluateResultSchema = z.object({
+  loss: z.number(),
+  perplexity: z.number(),
+  tokens: nonNegInt(),
+  examples: nonNegInt(),
+});
+export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
+
+// ---- local training ------------------------------------------------------------------------------
+
+export const startTrainingParamsSchema = z.object({
+  data: dataSpecSchema,
+  steps: positiveInt(),
+  k: positiveInt(),
+  federationSeed: nonNegInt(),
+  eps: positive(),
+  eta: positive(),
+  batchSize: positiveInt(),
+  /** Held-out evaluation every this many steps; 0: before and after only. */
+  evalEvery: nonNegInt(),
+  evalExamples: positiveInt(),
+  /** Where the coefficients checkpoint is written when the run ends. */
+  checkpointPath: z.optional(z.string()),
+});
+export type StartTrainingParams = z.infer<typeof startTrainingParamsSchema>;
+
+export const trainingResultSchema = z.object({
+  stepsRun: nonNegInt(),
+  skipped: nonNegInt(),
+  heldOutBefore: z.number(),
+  heldOutAfter: z.number(),
+  stopped: z.boolean(),
+  checkpointPath: z.nullable(z.string()),
+});
+export type TrainingResult = z.infer<typeof trainingResultSchema>;
+
+// ---- federation client ---------------------------------------------------------------------------
+
+export const joinFederationParamsSchema = z.object({
+  url: z.string().check(z.regex(/^wss?:\/\//, 'must start with ws:// or wss://')),
+  token: z.string(),
+  clientId: z.string().check(z.minLength(1)),
+  data: dataSpecSchema,
+  batchSize: positiveInt(),
+  heldOutExamples: positiveInt(),
+  clientSeed: nonNegInt(),
+});
+export type JoinFederationParams = z.infer<typeof joinFederationParamsSchema>;
+
+export const federationResultSchema = z.object({
+  finalRound: nonNegInt(),
+  digest: z.string(),
+  stopped: z.boolean(),
+});
+export type FederationResult = z.infer<typeof federationResultSchema>;
+
+// ---- local federation server ---------------------------------------------------------------------
+
+export const startServerParamsSchema = z.object({
+  /** The base model every client must hold (its identity and size). */
+  model: z.optional(z.string()),
+  host: z.string(),
+  /** 0: a free port. */
+  port: nonNegInt(),
+  storePath: z.string(),
+  rounds: positiveInt(),
+  clientsPerRound: positiveInt(),
+  minClients: positiveInt(),
+  k: positiveInt(),
+  tau: positiveInt(),
+  eps: positive(),
+  eta: positive(),
+  batchSize: positiveInt(),
+  federationSeed: nonNegInt(),
+  sampling: z.enum(['uniform', 'pro']),
+  deadlineMs: positiveInt(),
+  /** When false any token is accepted (a trusted loopback federation). */
+  requireToken: z.boolean(),
+});
+export type StartServerParams = z.infer<typeof startServerParamsSchema>;
+
+export const startServerResultSchema = z.object({ url: z.string(), port: positiveInt() });
+export type StartServerResult = z.infer<typeof startServerResultSchema>;
+
+// ---- export / stop -------------------------------------------------------------------------------
+
+export const exportModelParamsSchema = z.object({ out: z.string().check(z.minLength(1)) });
+export type ExportModelParams = z.infer<typeof exportModelParamsSchema>;
+export const exportModelResultSchema = z.object({
+  path: z.string(),
+  externalDataPath: z.nullable(z.string()),
+  weightBytes: nonNegInt(),
+  copied: z.array(z.string()),
+});
+export type ExportModelResult = z.infer<typeof exportModelResultSchema>;
+
+export const emptySchema = z.object({});
+export type Empty = z.infer<typeof emptySchema>;
+export const stopResultSchema = z.object({ stopped: z.boolean() });
+export type StopResult = z.infer<typeof stopResultSchema>;
+
+// ---- notifications -------------------------------------------------------------------------------
+
+export const connectionStates = ['idle', 'loading', 'training', 'connecting', 'connected', 'reconnecting', 'finished', 'stopped', 'error'] as const;
+export type ConnectionState = (typeof connectionStates)[number];
+
+export const byteCountersSchema = z.object({
+  upRound: nonNegInt(),
+  downRound: nonNegInt(),
+  upTotal: nonNegInt(),
+  downTotal: nonNegInt(),
+  /** What FedAvg would have moved for this client: the model down and up, float32, per round. */
+  fedAvgRound: nonNegInt(),
+  fedAvgTotal: nonNegInt(),
+});
+export type ByteCounters = z.infer<typeof byteCountersSchema>;
+
+export const trainerStatusSchema = z.object({
+  state: z.enum(connectionStates),
+  mode: z.enum(['none', 'local', 'federation']),
+  server: z.nullable(z.string()),
+  round: nonNegInt(),
+  rounds: nonNegInt(),
+  step: nonNegInt(),
+  steps: nonNegInt(),
+  loss: finiteOrNull(),
+  heldOutLoss: finiteOrNull(),
+  bytes: byteCountersSchema,
+  provider: z.nullable(z.string()),
+  detail: z.nullable(z.string()),
+});
+export type TrainerStatus = z.infer<typeof trainerStatusSchema>;
+
+/** A batch of step losses (sent at most a few times a second, not once per step). */
+export const stepsNotificationSchema = z.object({
+  points: z.array(z.object({ step: nonNegInt(), round: nonNegInt(), loss: z.number() })),
+});
+export type StepsNotification = z.infer<typeof stepsNotificationSchema>;
+
+export const roundCompletedSchema = z.object({
+  round: positiveInt(),
+  rounds: nonNegInt(),
+  /** Cumulative step index at the end of the round (x axis shared with the step losses). */
+  step: nonNegInt(),
+  heldOutLoss: finiteOrNull(),
+  bytesUp: nonNegInt(),
+  bytesDown: nonNegInt(),
+  fedAvgBytes: nonNegInt(),
+});
+export type RoundCompleted = z.infer<typeof roundCompletedSchema>;
+
+export const seedProbabilitiesSchema = z.object({
+  round: nonNegInt(),
+  k: positiveInt(),
+  /** K little-endian float32 values, base64: 4096 seeds fit in 22 KB of JSON. */
+  float32Base64: z.string(),
+});
+export type SeedProbabilities = z.infer<typeof seedProbabilitiesSchema>;
+
+/** A held-out evaluation during a run (x axis: the cumulative step). */
+export const evaluationSchema = z.object({
+  step: nonNegInt(),
+  round: nonNegInt(),
+  heldOutLoss: z.number(),
+});
+export type Evaluation = z.infer<typeof evaluationSchema>;
+
+export const logNotificationSchema = z.object({
+  level: z.enum(['trace', 'debug', 'info', 'warn', 'error']),
+  message: z.string(),
+});
+export type LogNotification = z.infer<typeof logNotificationSchema>;
+
+export const serverEventSchema = z.object({
+  kind: z.enum(['clientJoined', 'clientLeft', 'roundStarted', 'roundCommitted', 'finished']),
+  round: nonNegInt(),
+  rounds: nonNegInt(),
+  clients: nonNegInt(),
+  detail: z.string(),
+});
+export type ServerEvent = z.infer<typeof serverEventSchema>;
+
+/** Error codes of failed requests (JSON-RPC application range). */
+export const TrainerErrorCodes = {
+  invalidParams: -32602,
+  notInitialized: -32002,
+  busy: -32003,
+  failed: -32004,
+  cancelled: -32800,
+} as const;
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export function parsePayload<T>(schema: z.ZodMiniType<T>, input: unknown): ParseResult<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  return { ok: false, error: result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
+}
+
+export const idleTrainerStatus: TrainerStatus = {
+  state: 'idle',
+  mode: 'none',
+  server: null,
+  round: 0,
+  rounds: 0,
+  step: 0,
+  steps: 0,
+  loss: null,
+  heldOutLoss: null,
+  bytes: { upRound: 0, downRound: 0, upTotal: 0, downTotal: 0, fedAvgRound: 0, fedAvgTotal: 0 },
+  provider: null,
+  detail: null,
+};

@@ -1,0 +1,59 @@
+// The JSON-RPC contract between the extension and the trainer child process (stdio, vscode-jsonrpc).
+// Both ends import this one module: the request and notification types carry the payload types
+// (defined with their zod schemas in payloads.ts), and every payload is validated where it enters a
+// process.
+import { NotificationType, RequestType } from 'vscode-jsonrpc';
+import type {
+  Empty,
+  EvaluateParams,
+  EvaluateResult,
+  Evaluation,
+  ExportModelParams,
+  ExportModelResult,
+  FederationResult,
+  InitializeParams,
+  InitializeResult,
+  JoinFederationParams,
+  LogNotification,
+  RoundCompleted,
+  SeedProbabilities,
+  ServerEvent,
+  StartServerParams,
+  StartServerResult,
+  StartTrainingParams,
+  StepsNotification,
+  StopResult,
+  TrainerStatus,
+  TrainingResult,
+} from './payloads';
+
+export * from './payloads';
+
+// ---- the method table ----------------------------------------------------------------------------
+
+export const Requests = {
+  initialize: new RequestType<InitializeParams, InitializeResult, void>('fedkseed/initialize'),
+  evaluate: new RequestType<EvaluateParams, EvaluateResult, void>('fedkseed/evaluate'),
+  startTraining: new RequestType<StartTrainingParams, TrainingResult, void>('fedkseed/startTraining'),
+  joinFederation: new RequestType<JoinFederationParams, FederationResult, void>('fedkseed/joinFederation'),
+  stop: new RequestType<Empty, StopResult, void>('fedkseed/stop'),
+  exportModel: new RequestType<ExportModelParams, ExportModelResult, void>('fedkseed/exportModel'),
+  startServer: new RequestType<StartServerParams, StartServerResult, void>('fedkseed/startServer'),
+  stopServer: new RequestType<Empty, StopResult, void>('fedkseed/stopServer'),
+} as const;
+
+export const Notifications = {
+  status: new NotificationType<TrainerStatus>('fedkseed/status'),
+  steps: new NotificationType<StepsNotification>('fedkseed/steps'),
+  roundCompleted: new NotificationType<RoundCompleted>('fedkseed/roundCompleted'),
+  evaluation: new NotificationType<Evaluation>('fedkseed/evaluation'),
+  seedProbabilities: new NotificationType<SeedProbabilities>('fedkseed/seedProbabilities'),
+  log: new NotificationType<LogNotification>('fedkseed/log'),
+  serverEvent: new NotificationType<ServerEvent>('fedkseed/serverEvent'),
+} as const;
+
+export function encodeFloat32Base64(values: ArrayLike<number>): string {
+  const array = Float32Array.from(values);
+  return Buffer.from(array.buffer, array.byteOffset, array.byteLength).toString('base64');
+}
+
