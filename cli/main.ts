@@ -4,6 +4,7 @@ import { registerEval } from './commands/eval';
 import { registerTrain } from './commands/train';
 import { registerExport } from './commands/export';
 import { registerServer } from './commands/server';
+import { registerTokens } from './commands/tokens';
 import { registerClient } from './commands/client';
 import { registerSimulate } from './commands/simulate';
 import { registerBench } from './commands/bench';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerTrain(program);
   registerExport(program);
   registerServer(program);
+  registerTokens(program);
   registerClient(program);
   registerSimulate(program);
   registerBench(program);

@@ -1,11 +1,195 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { type ClientEventLine, finiteOrNull } from '../../federation/simulate/client-events';
+import { formatBytes } from '../../federation/simulate/format';
+import type { FederationConfig } from '../../protocol';
+import { EngineLocalTrainer, type EngineStepProgress } from '../../trainer/client/engine-trainer';
+import { FederationClient } from '../../trainer/client/federation-client';
+import { loadDataset } from '../../trainer/data/dataset';
+import { fnv1a32 } from '../../trainer/data/rng';
+import { type Engine, openEngine } from '../../trainer/engine';
+import { applyCheckpoint, type Checkpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
+import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import { CliError } from '../errors';
+import { addDataOptions, addModelOptions, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
+import { emitJson, fixed, note, problemReporter } from '../output';
+
+interface ClientCliOptions extends ModelCliOptions, DataCliOptions {
+  server: string;
+  token?: string;
+  id?: string;
+  heldOut: number;
+  heldOutExamples: number;
+  out: string;
+  resume?: boolean;
+  ca?: string;
+  insecure?: boolean;
+  maxAttempts: number;
+  json?: boolean;
+}
 
 export function registerClient(program: Command): void {
-  program
+  const cmd = program
     .command('client')
-    .description('(pending) client')
-    .action(() => {
-      throw new CliError('fedkseed client is not available in this build yet');
+    .description('Join a federation: train on local data (it never leaves this machine), upload (seed, g) pairs, keep an exact replica of the global model')
+    .requiredOption('--server <url>', 'ws:// or wss:// address of the federation server')
+    .option('--token <token>', 'access token from `fedkseed tokens create` (default: $FEDKSEED_TOKEN)')
+    .option('--id <name>', 'client id, stable across reconnects (default: host name + data path)');
+  addModelOptions(cmd);
+  addDataOptions(cmd, '.')
+    .option('--held-out <fraction>', 'share of the local data held out for the loss before/after each round', fraction, 0.1)
+    .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, 16)
+    .option('--out <file>', 'checkpoint of the replica (base + K coefficients), rewritten after every synced round', 'fedkseed-federated.json')
+    .option('--resume', 'start from the replica in --out (same server and model) instead of the base model')
+    .option('--ca <file>', 'trust this CA certificate (PEM) for wss://')
+    .option('--insecure', 'wss:// without verifying the server certificate (testing only)')
+    .option('--max-attempts <n>', 'consecutive failed connection attempts before giving up', positiveInt, 20)
+    .option('--json', 'print progress as JSON lines')
+    .action((o: ClientCliOptions) => runClient(o));
+}
+
+function defaultClientId(data: string): string {
+  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40) || 'client';
+  return `${host}-${fnv1a32(resolve(data)).toString(16).padStart(8, '0')}`;
+}
+
+function replicaCheckpoint(engine: Engine, config: FederationConfig, round: number): Checkpoint {
+  const coefficients: Record<string, number> = {};
+  for (const [j, c] of [...engine.params.appliedCoefficients()].sort((a, b) => a[0] - b[0])) if (c !== 0) coefficients[String(j)] = c;
+  return {
+    format: 'fedkseed-coefficients',
+    version: 1,
+    baseModel: engine.model.identity,
+    generatorVersion: GENERATOR_VERSION,
+    federationSeed: config.federationSeed,
+    k: config.k,
+    eta: config.eta,
+    eps: config.epsilon,
+    coefficients,
+    round,
+  };
+}
+
+async function runClient(o: ClientCliOptions): Promise<void> {
+  const token = o.token ?? process.env.FEDKSEED_TOKEN;
+  if (!token) throw new CliError('pass --token (or set FEDKSEED_TOKEN); a local server started with --no-auth accepts any token');
+  if (!/^wss?:\/\//.test(o.server)) throw new CliError(`--server must be a ws:// or wss:// address, got ${o.server}`);
+  const clientId = o.id ?? defaultClientId(o.data);
+  if (Buffer.byteLength(clientId) > 64 || clientId.length === 0) throw new CliError('--id must be 1 to 64 bytes');
+  const say = (e: ClientEventLine, text?: string) => (o.json ? emitJson(e) : text !== undefined && note(text));
+
+  const engine = await openEngine(engineOptions(o));
+  try {
+    let resumed: Checkpoint | null = null;
+    if (o.resume && existsSync(o.out)) {
+      resumed = loadCheckpoint(o.out);
+      if (resumed.round === undefined) throw new CliError(`${o.out} is not a federation checkpoint (it has no round)`);
+      applyCheckpoint(engine.params, resumed, engine.model.identity, o.out);
+    }
+    const data = await loadDataset(o.data, {
+      tokenizer: engine.tokenizer,
+      seqLen: o.seqLen,
+      format: o.format,
+      include: o.include,
+      heldOutFraction: o.heldOut,
+      policy: o.strict ? 'strict' : 'skip',
+      onProblem: problemReporter(Boolean(o.json)),
     });
+    if (data.train.length === 0) throw new CliError(`no training examples in ${o.data}`);
+    const trainer = new EngineLocalTrainer(engine, data, { batchSize: o.batchSize, seqLen: o.seqLen, clientSeed: fnv1a32(clientId), heldOutExamples: o.heldOutExamples });
+    const resumedRound = resumed?.round ?? 0;
+    say(
+      { event: 'start', clientId, parameters: engine.params.parameterCount, train: data.train.length, heldOut: data.heldOut.length, kernel: engine.params.kernel, provider: engine.session.executionProvider, resumedRound },
+      `client ${clientId}: ${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · ${engine.session.executionProvider}${resumedRound > 0 ? ` · resuming at round ${resumedRound}` : ''}`,
+    );
+
+    const client = new FederationClient({
+      url: o.server,
+      clientId,
+      token,
+      trainer,
+      lastSyncedRound: resumedRound,
+      backoff: { maxAttempts: o.maxAttempts },
+      tls: o.ca || o.insecure ? { ca: o.ca ? readFileSync(o.ca) : undefined, rejectUnauthorized: !o.insecure } : undefined,
+    });
+    let config: FederationConfig | null = null;
+    let fatal: Error | null = null;
+    const bytes = () => {
+      const b = client.bytes();
+      return `↑${formatBytes(b.frameUp)} ↓${formatBytes(b.frameDown)}`;
+    };
+    client.on('connected', ({ attempt }) => say({ event: 'connected', attempt }, `connected to ${o.server}`));
+    client.on('welcome', ({ config: c, committedRound }) => {
+      config = c;
+      if (resumed && (resumed.k !== c.k || resumed.federationSeed !== c.federationSeed || resumed.eta !== c.eta)) {
+        fatal = new CliError(`${o.out} belongs to another federation (K=${resumed.k}, seed ${resumed.federationSeed}, η=${resumed.eta}); drop --resume or use another --out`);
+        client.stop();
+        return;
+      }
+      say({ event: 'welcome', committedRound, rounds: c.rounds, k: c.k, tau: c.tau, sampling: c.sampling }, `federation: ${c.rounds} rounds, K=${c.k}, τ=${c.tau}, ${c.sampling} sampling; ${committedRound} committed`);
+    });
+    client.on('disconnected', (e) => say({ event: 'disconnected', ...e }, `disconnected (${e.reason || e.code}); retrying in ${((e.retryInMs ?? 0) / 1000).toFixed(1)} s`));
+    client.on('round', (e) => say({ event: 'round', round: e.round, steps: e.steps, changedSeeds: e.changedSeeds }, `round ${e.round}/${config?.rounds ?? '?'}: ${e.steps} local steps`));
+    const every = (steps: number) => Math.max(1, Math.round(steps / 5));
+    let window = 0;
+    let count = 0;
+    client.on('step', (p) => {
+      const loss = (p as EngineStepProgress).loss;
+      if (o.json) return emitJson({ event: 'step', round: p.round, step: p.step, steps: p.steps, seed: p.seed, g: p.g, loss: finiteOrNull(loss) } satisfies ClientEventLine);
+      if (Number.isFinite(loss)) {
+        window += loss;
+        count++;
+      }
+      if (p.step % every(p.steps) === 0 || p.step === p.steps) {
+        note(`round ${p.round}  step ${String(p.step).padStart(4)}/${p.steps}  train loss ${count > 0 ? fixed(window / count) : 'n/a'}  ${bytes()}`);
+        window = 0;
+        count = 0;
+      }
+    });
+    client.on('uploaded', (e) => say({ event: 'uploaded', ...e }, `round ${e.round}: uploaded ${e.pairs} pairs in ${formatBytes(e.bytes)}`));
+    client.on('ack', (e) => say({ event: 'ack', round: e.round, status: e.status, digest: e.digest }, e.status === 'accepted' ? undefined : `round ${e.round}: upload ${e.status}`));
+    client.on('result', (e) =>
+      say(
+        { event: 'result', round: e.round, participants: e.participants, lossBefore: finiteOrNull(e.lossBefore), lossAfter: finiteOrNull(e.lossAfter) },
+        `round ${e.round} committed: ${e.participants} client(s), mean local loss ${fixed(e.lossBefore)} → ${fixed(e.lossAfter)}  ${bytes()}`,
+      ),
+    );
+    client.on('synced', ({ round, digest }) => {
+      // The replica on disk follows the committed state, so --resume picks up where this left off.
+      if (config) saveCheckpoint(o.out, replicaCheckpoint(engine, config, round));
+      say({ event: 'synced', round, digest });
+    });
+    client.on('serverError', (e) => say({ event: 'server-error', ...e }, `server: ${e.name}: ${e.message}`));
+
+    let stopping = false;
+    const stop = () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      note('stopping after the current step (press Ctrl-C again to force)…');
+      trainer.stop();
+      client.stop();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    try {
+      const result = await client.run();
+      say(
+        { event: 'done', round: result.finalRound, digest: result.digest, checkpoint: o.out, bytes: client.bytes() },
+        `the federation finished at round ${result.finalRound}; replica ${result.digest.slice(0, 12)}… saved as ${o.out} (fedkseed export --checkpoint ${o.out} --out model.onnx)  ${bytes()}`,
+      );
+    } catch (err) {
+      if (fatal) throw fatal;
+      if (!stopping) throw new CliError(`federation client: ${(err as Error).message}`, 1);
+      const saved = existsSync(o.out) && config !== null ? o.out : null;
+      say({ event: 'stopped', round: client.syncedRound, checkpoint: saved }, `stopped at round ${client.syncedRound}${saved ? `; replica saved as ${saved}` : ''}`);
+      process.exitCode = 130;
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+  } finally {
+    await engine.close();
+  }
 }

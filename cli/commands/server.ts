@@ -1,11 +1,143 @@
-import type { Command } from 'commander';
+import { createWriteStream } from 'node:fs';
+import type { Writable } from 'node:stream';
+import { type Command, Option } from 'commander';
+import { startServer, type FederationServer } from '../../federation/server';
+import { loadModel } from '../../trainer/model';
+import { resolveModelPaths } from '../../trainer/paths';
+import { GENERATOR_VERSION } from '../../trainer/zo/generator';
+import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
 import { CliError } from '../errors';
+import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
+import { fixed, note } from '../output';
+import { formatBytes } from '../../federation/simulate/format';
+
+export const DEFAULT_SERVER_PORT = 8765;
+
+interface ServerCliOptions {
+  host: string;
+  port: number;
+  store: string;
+  k: number;
+  seed: number;
+  eps: number;
+  eta: number;
+  tau: number;
+  batchSize: number;
+  sampling: SamplingMode;
+  weighting: Weighting;
+  rounds: number;
+  clientsPerRound: number;
+  minClients?: number;
+  deadline: number;
+  model?: string;
+  auth: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  log?: string;
+  exitWhenFinished?: boolean;
+}
 
 export function registerServer(program: Command): void {
   program
     .command('server')
-    .description('(pending) server')
-    .action(() => {
-      throw new CliError('fedkseed server is not available in this build yet');
+    .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, DEFAULT_SERVER_PORT)
+    .option('--store <dir>', 'the embedded store: federation state, rounds, tokens', '.fedkseed/server')
+    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, 4096)
+    .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, 42)
+    .option('--eps <x>', 'perturbation scale ε', positiveNumber, 1e-3)
+    .option('--eta <x>', 'learning rate η', positiveNumber, 1e-4)
+    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, 200)
+    .option('--batch-size <n>', 'examples per local step', positiveInt, 4)
+    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default('pro'))
+    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default('examples'))
+    .option('--rounds <n>', 'rounds of the federation', positiveInt, 40)
+    .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, 2)
+    .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
+    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, 600)
+    .option('--model <path>', 'base model every client must hold (default: the bundled tiny-code-lm); gives its identity and d')
+    .option('--no-auth', 'accept any token (a local, trusted federation)')
+    .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
+    .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
+    .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)")
+    .option('--exit-when-finished', 'stop once the last round is committed and connected clients have the final model')
+    .action((o: ServerCliOptions) => runServer(o));
+}
+
+async function runServer(o: ServerCliOptions): Promise<void> {
+  if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new CliError('--tls-cert and --tls-key go together');
+  const model = await loadModel(resolveModelPaths(o.model).model);
+  const paramCount = model.weights.reduce((n, w) => n + w.data.length, 0);
+  const config: FederationConfig = {
+    k: o.k,
+    federationSeed: o.seed,
+    epsilon: o.eps,
+    eta: o.eta,
+    tau: o.tau,
+    batchSize: o.batchSize,
+    sampling: o.sampling,
+    weighting: o.weighting,
+    rounds: o.rounds,
+    clientsPerRound: o.clientsPerRound,
+    deadlineMs: Math.round(o.deadline * 1000),
+  };
+  const log: Writable | undefined = o.log === '-' ? process.stderr : o.log ? createWriteStream(o.log, { flags: 'a' }) : undefined;
+  let server: FederationServer;
+  try {
+    server = await startServer({
+      config,
+      modelHash: Buffer.from(model.identity, 'hex'),
+      generatorVersion: GENERATOR_VERSION,
+      paramCount,
+      storePath: o.store,
+      host: o.host,
+      port: o.port,
+      tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
+      requireToken: o.auth,
+      minClients: o.minClients,
+      log,
     });
+  } catch (err) {
+    throw new CliError(`cannot start the server: ${(err as Error).message}`, 1);
+  }
+  if (o.log !== '-') narrate(server, config);
+  process.stdout.write(`listening ${server.url}\n`);
+  if (!o.auth) note('warning: --no-auth: any client that reaches this address can join');
+
+  await new Promise<void>((resolve) => {
+    const stop = (why: string) => {
+      note(`${why}: closing the server (state is committed after every round)`);
+      resolve();
+    };
+    process.once('SIGINT', () => stop('interrupted'));
+    process.once('SIGTERM', () => stop('terminated'));
+    if (o.exitWhenFinished) {
+      if (server.stats().finished) resolve();
+      // Give connected clients a moment to receive the final SYNC, which is sent right after 'finished'.
+      server.events.on('finished', () => setTimeout(resolve, 500));
+    }
+  });
+  await server.close();
+  if (log && log !== process.stderr) await new Promise<void>((resolve) => (log as Writable).end(resolve));
+}
+
+/** Readable progress lines on stderr. */
+function narrate(server: FederationServer, config: FederationConfig): void {
+  const e = server.events;
+  e.on('clientJoined', (x) => note(`client ${x.clientId} joined (synced to round ${x.lastSyncedRound})`));
+  e.on('clientLeft', (x) => note(`client ${x.clientId} left`));
+  e.on('roundStarted', (x) => note(`round ${x.round}/${config.rounds} started: ${x.clients.join(', ')}${x.attempt > 0 ? ` (attempt ${x.attempt + 1})` : ''}`));
+  e.on('roundRestarted', (x) => note(`round ${x.round} restarts: ${x.reason}`));
+  e.on('digestMismatch', (x) => note(`warning: client ${x.clientId} holds a different replica at round ${x.round}`));
+  e.on('rejected', (x) => note(`rejected ${x.clientId ?? 'a connection'}: ${x.message}`));
+  e.on('roundCommitted', (x) => {
+    const n = Math.max(1, x.participants.length);
+    const perClient = (x.bytes.up + x.bytes.down) / n;
+    note(
+      `round ${x.round}/${config.rounds} committed: ${x.participants.length} client(s), loss ${fixed(x.lossBefore)} → ${fixed(x.lossAfter)}, ` +
+        `${formatBytes(perClient)} per client (FedAvg: ${formatBytes(x.bytes.fedAvg / n)})`,
+    );
+  });
+  e.on('finished', (x) => note(`the federation finished at round ${x.round}`));
 }

@@ -101,6 +101,8 @@ export class FederationClient extends EventEmitter<ClientEvents> {
   private ws: WebSocket | null = null;
   private socket: Socket | null = null;
   private stopped = false;
+  /** Ends the backoff sleep early (stop()). */
+  private wake: (() => void) | null = null;
   private frameUp = 0;
   private frameDown = 0;
   private socketUpDone = 0;
@@ -134,17 +136,27 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       const outcome = await this.session(failures);
       if (outcome.kind === 'finished') return { finalRound: this.synced, digest: outcome.digest };
       if (outcome.kind === 'fatal') throw outcome.error;
+      if (this.stopped) throw new Error('the federation client was stopped');
       failures = outcome.welcomed ? 0 : failures + 1;
       if (failures >= this.backoff.maxAttempts) throw new Error(`gave up after ${failures} failed connection attempts to ${this.options.url}`);
       const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.factor ** failures) * (0.75 + Math.random() * 0.5);
       this.emit('disconnected', { code: outcome.code, reason: outcome.reason, retryInMs: Math.round(delay) });
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = null;
     }
   }
 
+  /** Closes the connection and ends run() (rejecting) without waiting for a reconnect delay. */
   stop(): void {
     this.stopped = true;
     this.ws?.close(1000, 'client stopped');
+    this.wake?.();
   }
 
   private send(ws: WebSocket, m: ClientMessage): number {

@@ -1,0 +1,59 @@
+import type { Command } from 'commander';
+import { LevelFederationStore } from '../../federation/level-store';
+import type { FederationStore } from '../../federation/store';
+import { createToken, listTokens, revokeToken } from '../../federation/tokens';
+import { CliError } from '../errors';
+import { emitJson, note } from '../output';
+
+interface StoreOption {
+  store: string;
+  json?: boolean;
+}
+
+export function registerTokens(program: Command): void {
+  const tokens = program.command('tokens').description("Manage a federation server's access tokens (stored hashed; the secret is shown once)");
+  const storeOption = (c: Command) => c.option('--store <dir>', "the server's store", '.fedkseed/server').option('--json', 'print the result as JSON');
+  storeOption(tokens.command('create').description('Issue a token for one client').option('--label <text>', 'who the token is for', 'client')).action((o: StoreOption & { label: string }) =>
+    withStore(o.store, async (store) => {
+      const issued = await createToken(store, o.label);
+      if (o.json) emitJson({ id: issued.id, label: o.label, token: issued.token });
+      else {
+        process.stdout.write(`${issued.token}\n`);
+        note(`token ${issued.id} for "${o.label}"; the secret is not stored and cannot be shown again`);
+      }
+    }),
+  );
+  storeOption(tokens.command('revoke').description('Revoke a token by its id').argument('<id>', 'token id (the 16 hex digits after fks_)')).action((id: string, o: StoreOption) =>
+    withStore(o.store, async (store) => {
+      const tokenId = /^fks_([0-9a-f]{16})_/.exec(id)?.[1] ?? id;
+      const removed = await revokeToken(store, tokenId);
+      if (o.json) emitJson({ id: tokenId, revoked: removed });
+      if (!removed) throw new CliError(`no token with id ${tokenId} in ${o.store}`);
+      if (!o.json) note(`revoked ${tokenId}; clients using it are refused at their next connection`);
+    }),
+  );
+  storeOption(tokens.command('list').description('List token ids, labels and creation times (never secrets)')).action((o: StoreOption) =>
+    withStore(o.store, async (store) => {
+      const list = await listTokens(store);
+      if (o.json) emitJson({ tokens: list });
+      else if (list.length === 0) note(`no tokens in ${o.store}`);
+      else for (const t of list) process.stdout.write(`${t.id}  ${t.createdAt}  ${t.label}\n`);
+    }),
+  );
+}
+
+async function withStore(path: string, body: (store: FederationStore) => Promise<void>): Promise<void> {
+  let store: LevelFederationStore;
+  try {
+    store = await LevelFederationStore.open(path);
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause;
+    if (cause?.code === 'LEVEL_LOCKED') throw new CliError(`the store ${path} is in use by a running server; stop it first (tokens take effect at the next connection)`);
+    throw new CliError(`cannot open the store ${path}: ${(err as Error).message}`);
+  }
+  try {
+    await body(store);
+  } finally {
+    await store.close();
+  }
+}
