@@ -2,6 +2,7 @@
 // tensors, loss and last-position logits computed in the graph.
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { createWithProviders, NoProviderError, type ProviderReport, type ProviderRequest } from '../device/providers';
 import { ModelError } from './errors';
 import type { LoadedModel } from './load';
 import { IGNORE_INDEX, TRAINING_NAMES, rewriteForTraining, type TrainingGraph } from './rewrite';
@@ -10,8 +11,11 @@ import type { NamedIndexInput } from './validate';
 export interface ModelSessionOptions {
   /** Threads for one operator; default: the number of cores. */
   intraOpNumThreads?: number;
-  /** Providers tried in order, each on its own (first that creates a session wins); default ['cpu']. */
-  executionProviders?: string[];
+  /**
+   * Providers tried in order, each on its own (first that creates a session wins): 'auto', a name, a comma
+   * list or an array of those (see trainer/device/providers.ts); default 'cpu'.
+   */
+  executionProviders?: ProviderRequest;
 }
 
 export interface TokenBatch {
@@ -38,28 +42,33 @@ export class ModelSession {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly graph: TrainingGraph,
-    readonly executionProvider: string,
+    /** What is in use and, for each provider not used, why. */
+    readonly providerReport: ProviderReport,
   ) {}
+
+  /** The provider in use ('cpu', 'cuda', 'webgpu', 'dml' or 'coreml'). */
+  get executionProvider(): string {
+    return this.providerReport.used;
+  }
 
   /** Creates a session from a loaded model (rewritten here) or an already rewritten training graph. */
   static async create(model: LoadedModel | TrainingGraph, options: ModelSessionOptions = {}): Promise<ModelSession> {
     const graph = 'bytes' in model ? model : rewriteForTraining(model);
-    const providers = options.executionProviders ?? ['cpu'];
-    const failures: string[] = [];
-    for (const ep of providers) {
-      try {
-        const session = await ort.InferenceSession.create(graph.bytes, {
+    const request = options.executionProviders ?? 'cpu';
+    try {
+      const { value: session, report } = await createWithProviders(request, (ep) =>
+        ort.InferenceSession.create(graph.bytes, {
           graphOptimizationLevel: 'all',
           intraOpNumThreads: options.intraOpNumThreads ?? availableParallelism(),
           executionProviders: [ep],
           logSeverityLevel: 3,
-        });
-        return new ModelSession(session, graph, ep);
-      } catch (e) {
-        failures.push(`${ep}: ${(e as Error).message}`);
-      }
+        }),
+      );
+      return new ModelSession(session, graph, report);
+    } catch (e) {
+      if (e instanceof NoProviderError) throw new ModelError(graph.file, e.message);
+      throw e;
     }
-    throw new ModelError(graph.file, `no execution provider could create a session (${failures.join('; ')})`);
   }
 
   /**

@@ -1,0 +1,211 @@
+// Execution-provider selection: resolves a request ('auto', one name, a comma list or an array) against
+// what this onnxruntime-node build ships and this platform supports, tries the candidates in order and
+// reports what is in use and, for every provider not used, why.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+
+export const PROVIDER_NAMES = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** 'auto', a provider name, a comma-separated list of them, or an array (entries may be comma lists or 'auto'). */
+export type ProviderRequest = string | readonly string[];
+
+/**
+ * The order 'auto' tries. CoreML is left out: it partitions a training graph into many CPU/ANE islands
+ * and is rarely faster than the CPU for it, so it runs only when asked for by name.
+ */
+export const AUTO_ORDER: readonly ProviderName[] = ['cuda', 'dml', 'webgpu', 'cpu'];
+
+export type ProviderOutcome = 'used' | 'unavailable' | 'failed' | 'not-tried';
+
+export interface ProviderAttempt {
+  readonly name: ProviderName;
+  readonly outcome: ProviderOutcome;
+  /** Why it was not used (absent for the provider in use). */
+  readonly reason?: string;
+}
+
+export interface ProviderReport {
+  /** The request as given, normalised to a comma list. */
+  readonly requested: string;
+  readonly used: ProviderName;
+  /** Every provider considered, in the order considered, the one used included. */
+  readonly attempts: readonly ProviderAttempt[];
+}
+
+/** What selection needs to know about the installation; injectable so tests can describe other machines. */
+export interface ProviderEnvironment {
+  readonly platform: NodeJS.Platform;
+  readonly arch: string;
+  /** onnxruntime-node's listSupportedBackends(): `bundled: false` means shipped separately (CUDA). */
+  readonly backends: readonly { readonly name: string; readonly bundled: boolean }[];
+  /** Whether a provider library that is installed separately is present next to the binding. */
+  readonly hasProviderLibrary: (file: string) => boolean;
+}
+
+export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install';
+
+const PLATFORM_OF: Partial<Record<ProviderName, { platform: NodeJS.Platform; label: string }>> = {
+  dml: { platform: 'win32', label: 'DirectML runs on Windows only' },
+  coreml: { platform: 'darwin', label: 'CoreML runs on macOS only' },
+};
+
+/** The installation this process runs on. */
+export function currentProviderEnvironment(): ProviderEnvironment {
+  const bindingDir = onnxruntimeBinaryDir();
+  return {
+    platform: process.platform,
+    arch: process.arch,
+    backends: ort.listSupportedBackends(),
+    hasProviderLibrary: (file) => bindingDir !== null && existsSync(join(bindingDir, file)),
+  };
+}
+
+function onnxruntimeBinaryDir(): string | null {
+  try {
+    const packageDir = dirname(require.resolve('onnxruntime-node/package.json'));
+    return join(packageDir, 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    return null;
+  }
+}
+
+export class ProviderRequestError extends Error {}
+
+/** Provider names of a request in order, duplicates removed, 'auto' expanded. Throws on an unknown name. */
+export function parseProviderRequest(request: ProviderRequest): { names: ProviderName[]; auto: boolean; text: string } {
+  const parts = (typeof request === 'string' ? [request] : [...request])
+    .flatMap((entry) => entry.split(','))
+    .map((p) => p.trim().toLowerCase())
+    .filter((p) => p.length > 0);
+  if (parts.length === 0) throw new ProviderRequestError('no execution provider requested');
+  const names: ProviderName[] = [];
+  let auto = false;
+  for (const part of parts) {
+    const expanded = part === 'auto' ? AUTO_ORDER : [part];
+    if (part === 'auto') auto = true;
+    for (const name of expanded) {
+      if (!isProviderName(name)) {
+        throw new ProviderRequestError(`unknown execution provider '${name}' (known: auto, ${PROVIDER_NAMES.join(', ')})`);
+      }
+      if (!names.includes(name)) names.push(name);
+    }
+  }
+  return { names, auto, text: parts.join(',') };
+}
+
+function isProviderName(name: string): name is ProviderName {
+  return (PROVIDER_NAMES as readonly string[]).includes(name);
+}
+
+/** Why a provider cannot be tried here, or null when a session may be attempted with it. */
+export function unavailableReason(name: ProviderName, env: ProviderEnvironment): string | null {
+  if (name === 'cpu') return null;
+  const platformOnly = PLATFORM_OF[name];
+  if (platformOnly && platformOnly.platform !== env.platform) {
+    return `not available on this platform (${env.platform}/${env.arch}): ${platformOnly.label}`;
+  }
+  const backend = env.backends.find((b) => b.name === name);
+  if (!backend) {
+    const shipped = env.backends.map((b) => b.name).join(', ');
+    return `not available on this platform: onnxruntime-node for ${env.platform}/${env.arch} supports ${shipped}`;
+  }
+  if (name === 'cuda' && !backend.bundled && !env.hasProviderLibrary(cudaLibraryFile(env.platform))) {
+    return `CUDA binaries not installed: run ${CUDA_INSTALL_HINT} (needs CUDA 12 and cuDNN 9 on the library path)`;
+  }
+  return null;
+}
+
+function cudaLibraryFile(platform: NodeJS.Platform): string {
+  return platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+}
+
+/** The candidates to try in order, and the providers ruled out before any session is created. */
+export function planProviders(request: ProviderRequest, env: ProviderEnvironment = currentProviderEnvironment()): {
+  candidates: ProviderName[];
+  ruledOut: ProviderAttempt[];
+  text: string;
+} {
+  const { names, text } = parseProviderRequest(request);
+  const candidates: ProviderName[] = [];
+  const ruledOut: ProviderAttempt[] = [];
+  for (const name of names) {
+    const reason = unavailableReason(name, env);
+    if (reason === null) candidates.push(name);
+    else ruledOut.push({ name, outcome: 'unavailable', reason });
+  }
+  return { candidates, ruledOut, text };
+}
+
+/** onnxruntime's messages carry a source location and an assertion; keep the sentence a user can act on. */
+export function conciseOrtError(message: string): string {
+  const firstLines = message.trim().split('\n').filter((l) => l.trim().length > 0);
+  let text = firstLines[0] ?? message.trim();
+  const assertion = / was false\. (.*)$/.exec(text);
+  if (assertion) text = assertion[1];
+  text = text.replace(/^\/\S+:\d+ \S+ /, '');
+  if (/Failed to load shared library/i.test(text)) text += ' (the provider library or one it depends on is missing)';
+  return text.trim();
+}
+
+export class NoProviderError extends Error {
+  constructor(readonly report: Omit<ProviderReport, 'used'>) {
+    super(`no execution provider could be used for '${report.requested}': ${describeAttempts(report.attempts)}`);
+  }
+}
+
+export interface ProviderSession<T> {
+  readonly value: T;
+  readonly report: ProviderReport;
+}
+
+/**
+ * Creates something (a session) with each candidate in turn until one succeeds. `create` receives the
+ * provider name; its failure becomes that provider's reason and the next is tried.
+ */
+export async function createWithProviders<T>(
+  request: ProviderRequest,
+  create: (provider: ProviderName) => Promise<T>,
+  env: ProviderEnvironment = currentProviderEnvironment(),
+): Promise<ProviderSession<T>> {
+  const { candidates, ruledOut, text } = planProviders(request, env);
+  const attempts: ProviderAttempt[] = [];
+  const order = parseProviderRequest(request).names;
+  const record = (a: ProviderAttempt): void => void attempts.push(a);
+  let used: { name: ProviderName; value: T } | null = null;
+  for (const name of order) {
+    const excluded = ruledOut.find((r) => r.name === name);
+    if (excluded) {
+      record(excluded);
+      continue;
+    }
+    if (used) {
+      record({ name, outcome: 'not-tried', reason: `${used.name} was used first` });
+      continue;
+    }
+    if (!candidates.includes(name)) continue;
+    try {
+      used = { name, value: await create(name) };
+      record({ name, outcome: 'used' });
+    } catch (e) {
+      record({ name, outcome: 'failed', reason: `session creation failed: ${conciseOrtError((e as Error).message)}` });
+    }
+  }
+  if (!used) throw new NoProviderError({ requested: text, attempts });
+  return { value: used.value, report: { requested: text, used: used.name, attempts } };
+}
+
+/** One line per provider not used, e.g. "cuda: CUDA binaries not installed: …". */
+export function describeAttempts(attempts: readonly ProviderAttempt[]): string {
+  return attempts
+    .filter((a) => a.outcome !== 'used')
+    .map((a) => `${a.name}: ${a.reason ?? a.outcome}`)
+    .join('; ');
+}
+
+/** "webgpu (cuda: CUDA binaries not installed: …)" — what is in use and why the earlier choices are not. */
+export function describeReport(report: ProviderReport): string {
+  const skipped = describeAttempts(report.attempts.filter((a) => a.outcome !== 'not-tried'));
+  return skipped ? `${report.used} (${skipped})` : report.used;
+}
