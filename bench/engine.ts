@@ -85,10 +85,9 @@ async function benchSize(size: EngineSize, o: Required<Pick<EngineBenchOptions, 
   const steps: EngineSizeResult['steps'][number][] = [];
   try {
     for (const batch of [1, 8]) {
-      // Few repeats at 124M keep the whole run within minutes (a batch-8 step there takes seconds).
-      const rounds = o.quick ? 2 : big && batch === 8 ? 3 : big ? 4 : 5;
-      const perRound = o.quick ? 2 : big && batch === 8 ? 1 : 3;
-      const timing = await measureZoStep(params, session, { batch, seq: SEQ, vocab: model.io.vocab ?? 2, rounds, perRound });
+      // Few samples at 124M keep the whole run within minutes (a batch-8 step and its pair take ~6 s there).
+      const samples = o.quick ? 4 : big ? (batch === 8 ? 5 : 9) : 9;
+      const timing = await measureZoStep(params, session, { batch, seq: SEQ, vocab: model.io.vocab ?? 2, samples });
       const limit = size === ENGINE_TARGETS.stepTargetSize ? ENGINE_TARGETS.stepOverTwoForwards[batch] : undefined;
       const target = limit === undefined ? null : { target: limit, met: timing.ratio <= limit };
       steps.push({ ...timing, target });

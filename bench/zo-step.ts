@@ -1,45 +1,50 @@
-// One ZO step against two loss forwards on the same session and the same resident weights, measured
-// interleaved (forward pairs, then steps, round after round) so machine noise hits both alike, and the
-// step taken apart: forwards, the two perturbation passes, batch construction, and what is left (JS
-// and scheduling overhead). Steps are timed between consecutive onStep events of one train() call, so
-// each interval holds exactly one steady-state step, the fused restore+update+next pass included.
+// One ZO step against two loss forwards on the same session and the same resident weights, interleaved
+// as finely as possible: before each step's first forward, the model wrapper runs two extra forwards on
+// the same batch and times them, so every step sits right next to its own reference pair (A B A B …).
+// Steps are timed between consecutive onStep events of one train() call, so each interval holds exactly
+// one steady-state step (the fused restore+update+next pass included) plus the reference pair, which
+// is subtracted. The step is also taken apart in place: forwards, the two perturbation passes, batch
+// construction, and what is left (JS and scheduling overhead).
 import { BatchSampler, type TokenBatch } from '../trainer/data/batches';
 import type { Example } from '../trainer/data/examples';
 import { createRng } from '../trainer/data/rng';
 import type { ModelSession } from '../trainer/model/session';
-import { seedKey } from '../trainer/zo/generator';
 import type { ParameterSet } from '../trainer/zo/parameters';
 import { SeedSampler } from '../trainer/zo/seed-sampler';
-import { ZoTrainer } from '../trainer/zo/zo-trainer';
+import { type BatchLoss, ZoTrainer } from '../trainer/zo/zo-trainer';
 
 export interface ZoStepBenchOptions {
   readonly batch: number;
   readonly seq: number;
   readonly vocab: number;
-  /** Interleaved rounds; each times `perRound` forward pairs, then `perRound` steps (default 3). */
-  readonly rounds?: number;
-  readonly perRound?: number;
+  /** Steps measured, each with its reference pair of forwards (default 6). */
+  readonly samples?: number;
+}
+
+export interface StepBreakdown {
+  /** The step's own two forwards (L₊ and L₋). */
+  readonly forwards: number;
+  /** w −= 2εz: one seed. */
+  readonly perturb: number;
+  /** Restore+update of the previous seed fused with +εz of this one. */
+  readonly perturb2: number;
+  readonly batch: number;
+  /** The step minus everything above: JS, promise and scheduling overhead. */
+  readonly other: number;
 }
 
 export interface ZoStepTiming {
   readonly batch: number;
   readonly seq: number;
-  /** Median of two consecutive loss forwards, ms. */
+  /** Median of two back-to-back loss forwards (the reference pairs), ms. */
   readonly twoForwardsMs: number;
   /** Median steady-state ZO step, ms. */
   readonly stepMs: number;
-  /** stepMs / twoForwardsMs. */
+  /** Median over samples of step / its own reference pair. */
   readonly ratio: number;
-  readonly forwardPairs: number;
-  readonly steps: number;
-  /** Where a step's time goes (medians, ms); `other` is the step minus the rest. */
-  readonly breakdown: {
-    readonly forwards: number;
-    readonly perturb: number;
-    readonly perturb2: number;
-    readonly batch: number;
-    readonly other: number;
-  };
+  readonly samples: number;
+  /** Where a step's time goes (medians, ms, measured inside the steps). */
+  readonly breakdown: StepBreakdown;
 }
 
 export function median(values: readonly number[]): number {
@@ -61,58 +66,123 @@ function syntheticExamples(count: number, seq: number, vocab: number): Example[]
   });
 }
 
+/** Per-step timings collected while train() runs; index i belongs to step i. */
+class StepRecorder {
+  readonly pair: number[] = [];
+  readonly forwards: number[] = [];
+  readonly perturb: number[] = [];
+  readonly perturb2: number[] = [];
+  readonly batch: number[] = [];
+  readonly stamps: number[] = [];
+  step = 0;
+
+  add(list: number[], ms: number): void {
+    list[this.step] = (list[this.step] ?? 0) + ms;
+  }
+}
+
+/** Times the passes train() makes, on the instance, until the returned function puts them back. */
+function instrumentPasses(params: ParameterSet, rec: StepRecorder): () => void {
+  const perturb = params.perturb;
+  const perturb2 = params.perturb2;
+  params.perturb = (key, s) => {
+    const t = nowMs();
+    perturb.call(params, key, s);
+    rec.add(rec.perturb, nowMs() - t);
+  };
+  params.perturb2 = (keyA, a, keyB, b) => {
+    const t = nowMs();
+    perturb2.call(params, keyA, a, keyB, b);
+    rec.add(rec.perturb2, nowMs() - t);
+  };
+  return () => {
+    params.perturb = perturb;
+    params.perturb2 = perturb2;
+  };
+}
+
 export async function measureZoStep(params: ParameterSet, session: ModelSession, options: ZoStepBenchOptions): Promise<ZoStepTiming> {
   const { batch, seq, vocab } = options;
-  const rounds = options.rounds ?? 3;
-  const perRound = options.perRound ?? 3;
+  const samples = options.samples ?? 6;
   const sampler = new BatchSampler(syntheticExamples(Math.max(64, 4 * batch), seq, vocab), { batchSize: batch, seqLen: seq, padId: 0, seed: 5 });
-  const fixed: TokenBatch = sampler.next();
-  const trainer = new ZoTrainer(params, session, { federationSeed: 7, k: 4096, eps: 1e-3, eta: 1e-6 });
   const seeds = new SeedSampler(4096, 11);
-
-  const forwardPair = async (): Promise<number> => {
-    const start = nowMs();
-    await session.lossSum(fixed);
-    await session.lossSum(fixed);
-    return nowMs() - start;
+  const rec = new StepRecorder();
+  let calls = 0;
+  let withPairs = false;
+  const model: BatchLoss = {
+    async lossSum(b: TokenBatch) {
+      if (withPairs && calls % 2 === 0) {
+        // The reference: two back-to-back forwards on this step's batch and weights, before L₊.
+        const t = nowMs();
+        await session.lossSum(b);
+        await session.lossSum(b);
+        rec.add(rec.pair, nowMs() - t);
+      }
+      calls++;
+      const t = nowMs();
+      const result = await session.lossSum(b);
+      rec.add(rec.forwards, nowMs() - t);
+      return result;
+    },
   };
-  /** steps + 1 steps in one call; the first interval (no fused pass yet) and the final restore are left out. */
-  const stepRun = async (steps: number): Promise<number[]> => {
-    const stamps: number[] = [];
-    await trainer.train({ steps: steps + 1, seeds, nextBatch: () => sampler.next(), onStep: () => stamps.push(nowMs()) });
-    return stamps.slice(1).map((t, i) => t - stamps[i]);
+  const trainer = new ZoTrainer(params, model, { federationSeed: 7, k: 4096, eps: 1e-3, eta: 1e-6 });
+  const nextBatch = (): TokenBatch => {
+    const t = nowMs();
+    const b = sampler.next();
+    rec.add(rec.batch, nowMs() - t);
+    return b;
   };
 
-  // Warm-up: the first run of a shape allocates and plans.
-  await forwardPair();
-  await stepRun(1);
+  // Warm-up: the first runs of a shape allocate and plan.
+  await trainer.train({ steps: 2, seeds, nextBatch: () => sampler.next() });
 
-  const pairs: number[] = [];
-  const steps: number[] = [];
-  const perturbs: number[] = [];
-  const fused: number[] = [];
-  const batches: number[] = [];
-  const keyA = seedKey(7, 1);
-  const keyB = seedKey(7, 2);
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < perRound; i++) pairs.push(await forwardPair());
-    steps.push(...(await stepRun(perRound)));
-    // The passes alone; each pair of calls cancels its own perturbation (up to rounding).
-    let t = nowMs();
-    params.perturb(keyA, 1e-3);
-    perturbs.push(nowMs() - t);
-    t = nowMs();
-    params.perturb2(keyA, -1e-3, keyB, 1e-3);
-    fused.push(nowMs() - t);
-    params.perturb(keyB, -1e-3);
-    t = nowMs();
-    for (let i = 0; i < 4; i++) sampler.next();
-    batches.push((nowMs() - t) / 4);
+  withPairs = true;
+  calls = 0;
+  const restore = instrumentPasses(params, rec);
+  try {
+    // One step more than sampled: the first has no fused pass before it (nothing owed yet).
+    await trainer.train({
+      steps: samples + 1,
+      seeds,
+      nextBatch,
+      onStep: () => {
+        rec.stamps.push(nowMs());
+        rec.step++;
+      },
+    });
+  } finally {
+    restore();
   }
 
-  const twoForwardsMs = median(pairs);
-  const stepMs = median(steps);
-  const breakdown = { forwards: twoForwardsMs, perturb: median(perturbs), perturb2: median(fused), batch: median(batches), other: 0 };
-  breakdown.other = stepMs - breakdown.forwards - breakdown.perturb - breakdown.perturb2 - breakdown.batch;
-  return { batch, seq, twoForwardsMs, stepMs, ratio: stepMs / twoForwardsMs, forwardPairs: pairs.length, steps: steps.length, breakdown };
+  const steps: number[] = [];
+  const ratios: number[] = [];
+  const parts = { forwards: [] as number[], perturb: [] as number[], perturb2: [] as number[], batch: [] as number[], other: [] as number[] };
+  // Step i's interval runs from stamp i−1 to stamp i; the fused pass at its start is recorded under step i.
+  for (let i = 1; i < rec.stamps.length; i++) {
+    const step = rec.stamps[i] - rec.stamps[i - 1] - rec.pair[i];
+    steps.push(step);
+    ratios.push(step / rec.pair[i]);
+    const known = { forwards: rec.forwards[i], perturb: rec.perturb[i], perturb2: rec.perturb2[i], batch: rec.batch[i] };
+    parts.forwards.push(known.forwards);
+    parts.perturb.push(known.perturb);
+    parts.perturb2.push(known.perturb2);
+    parts.batch.push(known.batch);
+    parts.other.push(step - known.forwards - known.perturb - known.perturb2 - known.batch);
+  }
+  const pairs = rec.pair.slice(1, rec.stamps.length);
+  return {
+    batch,
+    seq,
+    twoForwardsMs: median(pairs),
+    stepMs: median(steps),
+    ratio: median(ratios),
+    samples: steps.length,
+    breakdown: {
+      forwards: median(parts.forwards),
+      perturb: median(parts.perturb),
+      perturb2: median(parts.perturb2),
+      batch: median(parts.batch),
+      other: median(parts.other),
+    },
+  };
 }

@@ -81,7 +81,7 @@ export function engineReport(r: EngineBenchResult): string {
       'lrrrrrl',
     ),
   );
-  out.push('', 'Where a step goes (ms, medians; perturb passes timed alone on the same weights)');
+  out.push('', 'Where a step goes (ms, medians, measured inside the steps; other = JS and scheduling overhead)');
   out.push(
     formatTable(
       ['model', 'batch', 'forwards', 'perturb', 'perturb2 (fused)', 'batch build', 'other', 'passes / step'],
