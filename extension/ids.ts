@@ -5,5 +5,18 @@ export const DASHBOARD_VIEW_TYPE = 'fedkseed.dashboard';
 
 export const CommandIds = {
   showDashboard: 'fedkseed.showDashboard',
+  startTraining: 'fedkseed.startTraining',
+  stopTraining: 'fedkseed.stopTraining',
+  connectFederation: 'fedkseed.connectFederation',
+  disconnectFederation: 'fedkseed.disconnectFederation',
+  startLocalFederation: 'fedkseed.startLocalFederation',
+  startLocalServer: 'fedkseed.startLocalServer',
+  stopLocalServer: 'fedkseed.stopLocalServer',
+  selectModel: 'fedkseed.selectModel',
+  selectDataset: 'fedkseed.selectDataset',
+  setFederationToken: 'fedkseed.setFederationToken',
+  evaluateModel: 'fedkseed.evaluateModel',
+  exportModel: 'fedkseed.exportModel',
+  showLogs: 'fedkseed.showLogs',
 } as const;
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

@@ -1,16 +1,40 @@
-// Registers every command the extension contributes; each command lives in its own module.
+// Registers every command the extension contributes. Each returns a CommandOutcome, so failures reach
+// the user as a message and callers as data.
 import * as vscode from 'vscode';
 import { CommandIds, type CommandId } from '../ids';
+import type { RunStore } from '../state/runStore';
+import type { TrainingController } from '../trainer/trainingController';
 import type { DashboardPanelManager } from '../views/dashboardPanel';
-import { showDashboard } from './showDashboard';
+import { connectFederation, disconnectFederation, setFederationToken, startLocalFederation, startLocalServer, stopLocalServer } from './federation';
+import { runCommand } from './outcome';
+import { selectDataset, selectModel } from './selection';
+import { evaluateModel, exportModel, startTraining, stopTraining } from './training';
 
 export interface CommandDeps {
   dashboard: DashboardPanelManager;
+  controller: TrainingController;
+  store: RunStore;
+  log: vscode.LogOutputChannel;
 }
 
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
-  const handlers: Record<CommandId, () => unknown> = {
-    [CommandIds.showDashboard]: () => showDashboard(deps.dashboard),
+  const handlers: Record<CommandId, [string, (arg: unknown) => Promise<unknown>]> = {
+    [CommandIds.showDashboard]: ['Show Dashboard', async () => deps.dashboard.show()],
+    [CommandIds.startTraining]: ['Start Training', () => startTraining(deps)],
+    [CommandIds.stopTraining]: ['Stop Training', () => stopTraining(deps)],
+    [CommandIds.connectFederation]: ['Connect to Federation', (arg) => connectFederation(deps, arg)],
+    [CommandIds.disconnectFederation]: ['Disconnect from Federation', () => disconnectFederation(deps)],
+    [CommandIds.startLocalFederation]: ['Start Local Federation', () => startLocalFederation(deps)],
+    [CommandIds.startLocalServer]: ['Start Local Server', () => startLocalServer(deps)],
+    [CommandIds.stopLocalServer]: ['Stop Local Server', () => stopLocalServer(deps)],
+    [CommandIds.selectModel]: ['Select Model', (arg) => selectModel(arg)],
+    [CommandIds.selectDataset]: ['Select Dataset', (arg) => selectDataset(arg)],
+    [CommandIds.setFederationToken]: ['Set Federation Token', (arg) => setFederationToken(deps, arg)],
+    [CommandIds.evaluateModel]: ['Evaluate Model', () => evaluateModel(deps)],
+    [CommandIds.exportModel]: ['Export Fine-Tuned Model', (arg) => exportModel(deps, arg)],
+    [CommandIds.showLogs]: ['Show Logs', async () => deps.log.show()],
   };
-  return Object.entries(handlers).map(([id, handler]) => vscode.commands.registerCommand(id, handler));
+  return Object.entries(handlers).map(([id, [what, handler]]) =>
+    vscode.commands.registerCommand(id, (arg: unknown) => runCommand(deps.log, what, () => handler(arg))),
+  );
 }

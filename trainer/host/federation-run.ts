@@ -13,7 +13,7 @@ function stepLoss(progress: StepProgress): number | undefined {
 }
 
 export async function runFederation(
-  trainer: LocalTrainer,
+  trainer: LocalTrainer & { stop?: () => void },
   paramCount: number,
   params: JoinFederationParams,
   reporter: StatusReporter,
@@ -68,7 +68,11 @@ export async function runFederation(
   });
   client.on('serverError', (e) => notify.log('warn', `server error ${e.name}: ${e.message}`));
 
-  const onAbort = () => client.stop();
+  const onAbort = () => {
+    // Leave now: end the round in progress as well as the connection.
+    trainer.stop?.();
+    client.stop();
+  };
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     const result = await client.run();

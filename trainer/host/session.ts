@@ -73,6 +73,9 @@ export class TrainerSession {
         modelPath: engine.modelPath,
         modelIdentity: engine.model.identity,
       };
+      for (const attempt of engine.session.providerReport.attempts) {
+        if (attempt.reason) this.notify.log('info', `execution provider ${attempt.name} not used: ${attempt.reason}`);
+      }
       this.notify.log('info', `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}, kernel ${engine.params.kernel}`);
       this.reporter.reset({ state: 'idle', provider: engine.session.executionProvider });
       return this.engineInfo;

@@ -2,22 +2,55 @@
 // union type; both ends validate what they receive against these schemas before acting on it,
 // because a webview message is just structured-cloned data from another process.
 import * as z from 'zod/mini';
+import { idleTrainerStatus, seedProbabilitiesSchema, trainerStatusSchema } from '../../trainer/host/payloads';
 
-/** Where the federation run stands, as the webviews display it. */
-export const trainingPhases = ['idle', 'connecting', 'training', 'stopped', 'error'] as const;
-export const trainingStatusSchema = z.object({
-  phase: z.enum(trainingPhases),
-  /** Last completed federation round; 0 before the first. */
-  round: z.number().check(z.int(), z.nonnegative()),
-  /** One human-readable line (e.g. the server address or the error). */
-  detail: z.optional(z.string()),
+export const localServerStatusSchema = z.object({
+  url: z.string(),
+  round: z.number(),
+  rounds: z.number(),
+  clients: z.number(),
 });
-export type TrainingStatus = z.infer<typeof trainingStatusSchema>;
+export type LocalServerStatus = z.infer<typeof localServerStatusSchema>;
 
-export const idleStatus: TrainingStatus = { phase: 'idle', round: 0 };
+/** Everything the sidebar and the dashboard header show. */
+export const viewStatusSchema = z.object({
+  trainer: trainerStatusSchema,
+  localServer: z.nullable(localServerStatusSchema),
+  /** The model the trainer has loaded (file name), once loaded. */
+  model: z.nullable(z.string()),
+});
+export type ViewStatus = z.infer<typeof viewStatusSchema>;
+
+export const idleViewStatus: ViewStatus = { trainer: idleTrainerStatus, localServer: null, model: null };
+
+const point = z.tuple([z.number(), z.number()]);
+export const roundBytesSchema = z.object({ round: z.number(), up: z.number(), down: z.number(), fedAvg: z.number() });
+export type RoundBytes = z.infer<typeof roundBytesSchema>;
+
+/** The run's series for the dashboard charts (x: cumulative local step). */
+export const runHistorySchema = z.object({
+  stepLoss: z.array(point),
+  heldOut: z.array(point),
+  rounds: z.array(roundBytesSchema),
+  seeds: z.nullable(seedProbabilitiesSchema),
+});
+export type RunHistory = z.infer<typeof runHistorySchema>;
+export const emptyHistory: RunHistory = { stepLoss: [], heldOut: [], rounds: [], seeds: null };
 
 /** Commands a webview may ask the host to run; anything else is refused. */
-export const webviewCommandIds = ['fedkseed.showDashboard'] as const;
+export const webviewCommandIds = [
+  'fedkseed.showDashboard',
+  'fedkseed.startTraining',
+  'fedkseed.stopTraining',
+  'fedkseed.connectFederation',
+  'fedkseed.disconnectFederation',
+  'fedkseed.startLocalFederation',
+  'fedkseed.startLocalServer',
+  'fedkseed.stopLocalServer',
+  'fedkseed.evaluateModel',
+  'fedkseed.showLogs',
+] as const;
+export type WebviewCommandId = (typeof webviewCommandIds)[number];
 
 export const webviewToHostSchema = z.discriminatedUnion('type', [
   /** The webview's script ran and it is listening: the host sends the current state. */
@@ -27,13 +60,15 @@ export const webviewToHostSchema = z.discriminatedUnion('type', [
 export type WebviewToHost = z.infer<typeof webviewToHostSchema>;
 
 export const hostToWebviewSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('status'), status: trainingStatusSchema }),
+  z.object({ type: z.literal('status'), status: viewStatusSchema }),
+  z.object({ type: z.literal('history'), history: runHistorySchema }),
 ]);
 export type HostToWebview = z.infer<typeof hostToWebviewSchema>;
 
 /** What a webview persists with setState, and what a restored dashboard panel is revived from. */
 export const webviewStateSchema = z.object({
-  status: trainingStatusSchema,
+  status: viewStatusSchema,
+  history: z.optional(runHistorySchema),
 });
 export type WebviewState = z.infer<typeof webviewStateSchema>;
 

@@ -1,18 +1,27 @@
-// Human-readable text for a training status, shared by the sidebar and the dashboard.
-import type { TrainingStatus } from './messages';
+// Human-readable text for the run's status, shared by the sidebar and the dashboard.
+import type { ConnectionState, TrainerStatus } from '../../trainer/host/payloads';
 
-const phaseLabels: Record<TrainingStatus['phase'], string> = {
+const stateLabels: Record<ConnectionState, string> = {
   idle: 'Idle',
-  connecting: 'Connecting',
+  loading: 'Loading',
   training: 'Training',
+  connecting: 'Connecting',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting',
+  finished: 'Finished',
   stopped: 'Stopped',
   error: 'Error',
 };
 
-export function phaseLabel(status: TrainingStatus): string {
-  return phaseLabels[status.phase];
+export function stateLabel(status: TrainerStatus): string {
+  return stateLabels[status.state];
 }
 
-export function roundText(status: TrainingStatus): string {
-  return status.round === 0 ? 'No rounds completed' : `Round ${status.round}`;
+export function progressText(status: TrainerStatus): string {
+  if (status.mode === 'federation') {
+    const round = status.rounds > 0 ? `Round ${status.round} of ${status.rounds}` : `Round ${status.round}`;
+    return `${round} · step ${status.step}`;
+  }
+  if (status.mode === 'local') return `Step ${status.step} of ${status.steps}`;
+  return 'Not training';
 }

@@ -1,16 +1,31 @@
-// Sidebar "Training" view: the run's status and the entry points into the product.
+// Sidebar "Training" view: where the run stands (connection, round and step, losses, bytes, provider)
+// and buttons for the main actions, enabled by the run's state.
 import { connectToHost } from '../shared/vscodeApi';
 import { registerToolkit } from '../shared/toolkit';
 import { h, replaceChildren } from '../shared/dom';
-import { idleStatus, type TrainingStatus } from '../shared/messages';
-import { phaseLabel, roundText } from '../shared/statusText';
+import { formatBytes, formatLoss } from '../shared/format';
+import { idleViewStatus, type ViewStatus, type WebviewCommandId } from '../shared/messages';
+import { progressText, stateLabel } from '../shared/statusText';
 
 registerToolkit();
 const host = connectToHost();
 const root = document.getElementById('root');
 if (!root) throw new Error('sidebar page has no #root element');
 
-function statusBlock(status: TrainingStatus): HTMLElement {
+function row(label: string, value: string, testId: string): HTMLElement {
+  return h('div', { class: 'status-line' }, h('span', { class: 'label' }, label), h('span', { class: 'value', 'data-testid': testId }, value));
+}
+
+function button(label: string, command: WebviewCommandId, appearance: 'primary' | 'secondary', testId: string): HTMLElement {
+  const element = h('vscode-button', { appearance, 'data-testid': testId }, label);
+  element.addEventListener('click', () => host.post({ type: 'runCommand', command }));
+  return element;
+}
+
+function statusBlock({ trainer, localServer, model }: ViewStatus): HTMLElement {
+  const b = trainer.bytes;
+  const federated = trainer.mode === 'federation';
+  const saving = b.fedAvgTotal > 0 && b.upTotal + b.downTotal > 0 ? ` (${Math.round(b.fedAvgTotal / (b.upTotal + b.downTotal)).toLocaleString('en-US')}× less than FedAvg)` : '';
   return h(
     'section',
     { class: 'status', 'data-testid': 'training-status' },
@@ -18,37 +33,57 @@ function statusBlock(status: TrainingStatus): HTMLElement {
       'div',
       { class: 'status-line' },
       h('span', { class: 'label' }, 'Status'),
-      h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': status.phase }, phaseLabel(status)),
+      h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': trainer.state }, stateLabel(trainer)),
     ),
-    h('div', { class: 'status-line' }, h('span', { class: 'label' }, 'Progress'), h('span', {}, roundText(status))),
-    ...(status.detail ? [h('p', { class: 'muted detail' }, status.detail)] : []),
+    row('Server', trainer.server ?? (federated ? '—' : 'Local training'), 'server'),
+    row('Progress', progressText(trainer), 'progress'),
+    row('Loss', formatLoss(trainer.loss), 'loss'),
+    row('Held-out loss', formatLoss(trainer.heldOutLoss), 'held-out-loss'),
+    ...(federated
+      ? [
+          row('This round', `↑ ${formatBytes(b.upRound)}  ↓ ${formatBytes(b.downRound)}`, 'bytes-round'),
+          row('Total', `↑ ${formatBytes(b.upTotal)}  ↓ ${formatBytes(b.downTotal)}`, 'bytes-total'),
+        ]
+      : []),
+    row('Provider', trainer.provider ?? '—', 'provider'),
+    ...(model ? [row('Model', model, 'model')] : []),
+    ...(localServer
+      ? [row('Local server', `${localServer.url.replace(/^wss?:\/\//, '')} · round ${localServer.round}/${localServer.rounds} · ${localServer.clients} client${localServer.clients === 1 ? '' : 's'}`, 'local-server')]
+      : []),
+    ...(trainer.detail ? [h('p', { class: 'muted detail', 'data-testid': 'detail' }, trainer.detail + saving)] : []),
   );
 }
 
-function render(status: TrainingStatus): void {
-  const openDashboard = h('vscode-button', { appearance: 'primary', 'data-testid': 'open-dashboard' }, 'Open Dashboard');
-  openDashboard.addEventListener('click', () => host.post({ type: 'runCommand', command: 'fedkseed.showDashboard' }));
+function actions({ trainer, localServer }: ViewStatus): HTMLElement {
+  const running = ['loading', 'training', 'connecting', 'connected', 'reconnecting'].includes(trainer.state);
+  const buttons = running
+    ? [button(trainer.mode === 'federation' ? 'Leave Federation' : 'Stop Training', 'fedkseed.stopTraining', 'primary', 'stop-training')]
+    : [
+        button('Start Training', 'fedkseed.startTraining', 'primary', 'start-training'),
+        button('Start Local Federation', 'fedkseed.startLocalFederation', 'secondary', 'start-local-federation'),
+        button('Connect to Federation', 'fedkseed.connectFederation', 'secondary', 'connect-federation'),
+      ];
+  if (localServer) buttons.push(button('Stop Local Server', 'fedkseed.stopLocalServer', 'secondary', 'stop-local-server'));
+  buttons.push(button('Open Dashboard', 'fedkseed.showDashboard', 'secondary', 'open-dashboard'));
+  return h('div', { class: 'actions' }, ...buttons);
+}
+
+function render(status: ViewStatus): void {
   replaceChildren(
     root!,
     statusBlock(status),
-    h(
-      'p',
-      { class: 'muted intro' },
-      'Fine-tune a language model together with others: your data stays on this machine and each round costs a few kilobytes.',
-    ),
-    h('div', { class: 'actions' }, openDashboard),
+    h('vscode-divider', { role: 'separator' }),
+    actions(status),
+    h('p', { class: 'muted intro' }, 'Your data stays on this machine; each federation round costs a few kilobytes.'),
   );
 }
 
-let status = host.restoredState()?.status ?? idleStatus;
+let status = host.restoredState()?.status ?? idleViewStatus;
 render(status);
 host.onMessage((message) => {
-  switch (message.type) {
-    case 'status':
-      status = message.status;
-      host.saveState({ status });
-      render(status);
-      break;
-  }
+  if (message.type !== 'status') return;
+  status = message.status;
+  host.saveState({ status });
+  render(status);
 });
 host.post({ type: 'ready' });

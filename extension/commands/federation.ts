@@ -1,0 +1,63 @@
+// Federation commands: connect to a server, leave it, run a local server on 127.0.0.1, and the token.
+import * as vscode from 'vscode';
+import type { FederationResult, StartServerResult } from '../../trainer/host/protocol';
+import { readSettings } from '../config';
+import { UserFacingError } from '../trainer/trainingController';
+import { pathArgument } from './outcome';
+import { withRunProgress, type TrainingCommandDeps } from './training';
+
+function checkUrl(url: string): string {
+  if (!/^wss?:\/\/[^\s]+$/.test(url)) throw new UserFacingError(`the federation server URL must start with ws:// or wss://, not "${url}"`);
+  return url;
+}
+
+export async function connectFederation(deps: TrainingCommandDeps, arg: unknown): Promise<FederationResult> {
+  const url = checkUrl(pathArgument(arg) ?? readSettings().serverUrl);
+  const result = await withRunProgress(`FedKSeed: federation at ${url}`, deps.store, (token) => deps.controller.joinFederation(url, token));
+  void vscode.window.showInformationMessage(
+    result.stopped ? `FedKSeed: left the federation after round ${result.finalRound}.` : `FedKSeed: the federation finished after round ${result.finalRound}.`,
+  );
+  return result;
+}
+
+export async function disconnectFederation({ controller }: TrainingCommandDeps): Promise<boolean> {
+  if (controller.busyWith !== 'federation') return false;
+  return controller.stop();
+}
+
+export async function startLocalServer({ controller }: TrainingCommandDeps): Promise<StartServerResult> {
+  const started = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: 'FedKSeed: starting a local federation server' },
+    () => controller.startLocalServer(),
+  );
+  void vscode.window.showInformationMessage(`FedKSeed: federation server listening on ${started.url} (loopback only).`);
+  return started;
+}
+
+export async function stopLocalServer({ controller }: TrainingCommandDeps): Promise<boolean> {
+  return controller.stopLocalServer();
+}
+
+/** A local server and this window as its client: the whole federation on one machine. */
+export async function startLocalFederation(deps: TrainingCommandDeps): Promise<FederationResult> {
+  const started = await deps.controller.startLocalServer();
+  return connectFederation(deps, started.url);
+}
+
+export async function setFederationToken({ controller }: TrainingCommandDeps, arg: unknown): Promise<boolean> {
+  const token =
+    typeof arg === 'string'
+      ? arg
+      : await vscode.window.showInputBox({
+          title: 'FedKSeed federation token',
+          prompt: 'The token the federation server gave you. It is kept in VS Code\'s secret storage, never in settings.',
+          password: true,
+          ignoreFocusOut: true,
+          validateInput: (v) => (v.trim().length === 0 ? 'The token cannot be empty' : /\s/.test(v.trim()) ? 'A token has no spaces' : undefined),
+        });
+  if (token === undefined) return false;
+  if (token.trim().length === 0) throw new UserFacingError('the federation token cannot be empty');
+  await controller.setToken(token.trim());
+  void vscode.window.showInformationMessage('FedKSeed: federation token saved in secret storage.');
+  return true;
+}

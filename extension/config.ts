@@ -1,0 +1,90 @@
+// Typed view of the extension's settings (contributes.configuration in package.json). Paths may use
+// ${workspaceFolder}; relative paths resolve against the first workspace folder.
+import { isAbsolute, join } from 'node:path';
+import * as vscode from 'vscode';
+import type { ExecutionProviderSetting, InitializeParams } from '../trainer/host/protocol';
+
+export const CONFIG_SECTION = 'fedkseed';
+
+export interface FedKSeedSettings {
+  readonly serverUrl: string;
+  readonly engine: InitializeParams;
+  readonly data: { readonly path: string | undefined; readonly include: string[]; readonly heldOutFraction: number };
+  readonly training: {
+    readonly batchSize: number;
+    readonly seqLen: number;
+    readonly k: number;
+    readonly epsilon: number;
+    readonly learningRate: number;
+    readonly steps: number;
+    readonly evalEvery: number;
+    readonly federationSeed: number;
+  };
+  readonly localServer: {
+    readonly port: number;
+    readonly rounds: number;
+    readonly clientsPerRound: number;
+    readonly tau: number;
+    readonly sampling: 'uniform' | 'pro';
+    readonly deadlineSeconds: number;
+  };
+}
+
+/** Settings whose change needs a new engine (the trainer process re-initialises). */
+export const engineSettingKeys = ['model.path', 'model.tokenizerPath', 'engine.executionProvider', 'engine.threads', 'engine.kernel'];
+
+function workspaceRoot(): string | undefined {
+  return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+}
+
+/** Expands ${workspaceFolder} and resolves relative paths; empty means "not set". */
+export function resolveSettingPath(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  if (!trimmed) return undefined;
+  const root = workspaceRoot();
+  const expanded = root ? trimmed.replace(/\$\{workspaceFolder\}/g, root) : trimmed;
+  if (isAbsolute(expanded) || !root) return expanded;
+  return join(root, expanded);
+}
+
+export function readSettings(): FedKSeedSettings {
+  const c = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  const get = <T>(key: string, fallback: T): T => c.get<T>(key, fallback);
+  return {
+    serverUrl: get('server.url', 'ws://127.0.0.1:7070'),
+    engine: {
+      model: resolveSettingPath(get('model.path', '')),
+      tokenizer: resolveSettingPath(get('model.tokenizerPath', '')),
+      provider: get<ExecutionProviderSetting>('engine.executionProvider', 'auto'),
+      threads: get('engine.threads', 0),
+      kernel: get<'auto' | 'wasm-simd' | 'js'>('engine.kernel', 'auto'),
+    },
+    data: {
+      path: resolveSettingPath(get('data.path', '')) ?? workspaceRoot(),
+      include: get<string[]>('data.include', []),
+      heldOutFraction: get('data.heldOutFraction', 0.1),
+    },
+    training: {
+      batchSize: get('training.batchSize', 4),
+      seqLen: get('training.sequenceLength', 128),
+      k: get('training.k', 4096),
+      epsilon: get('training.epsilon', 1e-3),
+      learningRate: get('training.learningRate', 5e-5),
+      steps: get('training.steps', 200),
+      evalEvery: get('training.evalEvery', 50),
+      federationSeed: get('training.federationSeed', 42),
+    },
+    localServer: {
+      port: get('localServer.port', 7070),
+      rounds: get('localServer.rounds', 10),
+      clientsPerRound: get('localServer.clientsPerRound', 1),
+      tau: get('localServer.tau', 50),
+      sampling: get<'uniform' | 'pro'>('localServer.sampling', 'pro'),
+      deadlineSeconds: get('localServer.deadlineSeconds', 600),
+    },
+  };
+}
+
+export function affectsEngine(event: vscode.ConfigurationChangeEvent): boolean {
+  return engineSettingKeys.some((key) => event.affectsConfiguration(`${CONFIG_SECTION}.${key}`));
+}
