@@ -70,7 +70,7 @@ export function buildPerturbationGraph(seeds = 1): Uint8Array {
   const local = add('Cast', [add('Range', ['i_0', pairs, 'i_1'], 'pair_range')], 'pair_local', { to: DataType.UINT32 });
   const premix = add('Mul', [add('Add', [local, N.pairOffset], 'pair_index'), 'u_pair_mul'], 'premix');
 
-  let w = N.weights;
+  let w: string = N.weights;
   for (let k = 0; k < seeds; k++) {
     const t = `s${k}`;
     let h = add('BitwiseXor', [premix, N.key(k)], `${t}_h0`);
