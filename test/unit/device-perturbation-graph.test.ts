@@ -1,5 +1,6 @@
 // The perturbation as an ONNX graph, run by onnxruntime's CPU provider, gives the same bits as the JS and
 // WASM kernels: several keys, offsets (large ones included), odd lengths, scales, and the fused two-seed pass.
+// FEDKSEED_DEVICE_PROVIDERS=webgpu (or cuda, dml…) runs the same checks on that provider (docs/gpu.md).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { buildPerturbationGraph, PerturbationGraphSession, type SeedTerm } from '../../trainer/device/perturbation-graph';
@@ -12,9 +13,13 @@ const wasm = new WasmKernels();
 let single: PerturbationGraphSession;
 let fused: PerturbationGraphSession;
 
+const PROVIDER = process.env.FEDKSEED_DEVICE_PROVIDERS || 'cpu';
+
 before(async () => {
-  single = await PerturbationGraphSession.create({ seeds: 1, intraOpNumThreads: 1 });
-  fused = await PerturbationGraphSession.create({ seeds: 2, intraOpNumThreads: 1 });
+  single = await PerturbationGraphSession.create({ seeds: 1, intraOpNumThreads: 1, executionProviders: PROVIDER });
+  fused = await PerturbationGraphSession.create({ seeds: 2, intraOpNumThreads: 1, executionProviders: PROVIDER });
+  // A requested device must really be in use, not silently replaced by another provider.
+  assert.equal(single.providerReport.used, PROVIDER, JSON.stringify(single.providerReport.attempts));
 });
 after(async () => {
   await single.release();
