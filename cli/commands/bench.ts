@@ -109,7 +109,9 @@ export function engineReport(r: EngineBenchResult): string {
 }
 
 async function benchFederation(o: FederationCliOptions): Promise<void> {
-  const report = await runFederationBench({ idleConnections: o.idle, rounds: o.rounds, clients: o.clients, paramCount: o.params, log: note });
+  note(`federation bench: ${o.rounds} rounds × ${o.clients} clients per sampling mode, 1,000-upload aggregation, ${o.idle.toLocaleString()} idle connections…`);
+  // Its own progress lines repeat the table's figures: keep them for --json runs only (on stderr).
+  const report = await runFederationBench({ idleConnections: o.idle, rounds: o.rounds, clients: o.clients, paramCount: o.params, log: o.json ? note : () => {} });
   if (o.json) emitJson({ bench: 'federation', ...report });
   else process.stdout.write(`${federationReport(report)}\n`);
 }
