@@ -1,19 +1,12 @@
 // Deterministic splits: train / held-out by hash, and examples → clients (by group, or a
 // Dirichlet label skew over groups). All of it depends only on the data and a seed.
 import type { Example } from './examples';
+import { fmix32 } from '../util/hash32';
 import { type Rng, createRng, fnv1a32, shuffleInPlace } from './rng';
 
-/** murmur3's finaliser: spreads FNV's weak low-order mixing over all 32 bits. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** A key's position in [0, 1), stable across runs and platforms. */
+// fmix32 spreads FNV's weak low-order mixing over all 32 bits.
 export function hashUnit(key: string, salt = ''): number {
   return fmix32(fnv1a32(salt + key)) / 0x100000000;
 }

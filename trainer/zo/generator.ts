@@ -1,6 +1,7 @@
 // The counter-based Gaussian generator of docs/zo-engine.md: z = f(federation seed F, seed index j,
 // parameter index i), identical bits on every platform and in every kernel.
 import { createHash } from 'node:crypto';
+import { fmix32 } from '../util/hash32';
 
 /** Bump whenever anything in this file's arithmetic or the table changes (it changes the wire meaning). */
 export const GENERATOR_VERSION = 1;
@@ -17,14 +18,7 @@ export const ZQ_SIZE = 65536;
 /** SHA-256 of the table serialised as little-endian int16, pinned so a divergent platform stops. */
 export const ZQ_SHA256 = '1ea009ce409dac97d6bd609266910f809c5fb912f78e16bd89145b08174d6fc5';
 
-export function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
+export { fmix32 };
 
 /** Key of seed j of federation F (both unsigned 32-bit). */
 export function seedKey(federationSeed: number, j: number): number {
