@@ -164,9 +164,16 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     client.on('serverError', (e) => say({ event: 'server-error', ...e }, `server: ${e.name}: ${e.message}`));
 
     let stopping = false;
+    let stoppedAt = 0;
     const stop = () => {
-      if (stopping) process.exit(130);
+      // A terminal's Ctrl-C reaches a supervisor and its clients at once, and the supervisor then asks
+      // again: only a second request a moment later means "force".
+      if (stopping) {
+        if (Date.now() - stoppedAt > 1000) process.exit(130);
+        return;
+      }
       stopping = true;
+      stoppedAt = Date.now();
       note('stopping after the current step (press Ctrl-C again to force)…');
       trainer.stop();
       client.stop();

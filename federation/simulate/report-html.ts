@@ -1,0 +1,162 @@
+// report.html: one file, no scripts, no network (a CSP forbids both); charts are inline SVG drawn here.
+import { formatBytes, formatRatio } from './format';
+import type { SimulationReport } from './report';
+
+interface Series {
+  readonly name: string;
+  readonly color: string;
+  readonly points: readonly (readonly [number, number])[];
+  readonly dashed?: boolean;
+}
+
+interface ChartOptions {
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  readonly logY?: boolean;
+  readonly formatY?: (y: number) => string;
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
+}
+
+/** About five round-numbered ticks covering [lo, hi]. */
+function linearTicks(lo: number, hi: number): number[] {
+  if (hi - lo < 1e-12) return [lo];
+  const raw = (hi - lo) / 5;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  const ticks: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+  return ticks;
+}
+
+export function lineChart(series: readonly Series[], o: ChartOptions): string {
+  const W = 640;
+  const H = 300;
+  const m = { left: 72, right: 16, top: 32, bottom: 44 };
+  const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!o.logY || y > 0));
+  if (all.length === 0) return `<p class="empty">${escapeHtml(o.title)}: no data yet</p>`;
+  const xs = all.map(([x]) => x);
+  const ys = all.map(([, y]) => (o.logY ? Math.log10(y) : y));
+  const x0 = Math.min(...xs);
+  const x1 = Math.max(...xs, x0 + 1);
+  let y0 = Math.min(...ys);
+  let y1 = Math.max(...ys);
+  if (o.logY) {
+    y0 = Math.floor(y0);
+    y1 = Math.ceil(y1 + 1e-9);
+  } else {
+    const pad = (y1 - y0) * 0.08 || Math.abs(y0) * 0.01 || 1;
+    y0 -= pad;
+    y1 += pad;
+  }
+  if (y1 - y0 < 1e-12) y1 = y0 + 1;
+  const px = (x: number) => m.left + ((x - x0) / (x1 - x0)) * (W - m.left - m.right);
+  const py = (y: number) => H - m.bottom - (((o.logY ? Math.log10(y) : y) - y0) / (y1 - y0)) * (H - m.top - m.bottom);
+  const fmtY = o.formatY ?? ((y: number) => String(Number(y.toPrecision(4))));
+  const yTicks = o.logY ? Array.from({ length: y1 - y0 + 1 }, (_, i) => 10 ** (y0 + i)) : linearTicks(y0, y1);
+  const xTicks = linearTicks(x0, x1).filter((t) => Number.isInteger(t));
+  const parts: string[] = [];
+  parts.push(`<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(o.title)}" xmlns="http://www.w3.org/2000/svg">`);
+  parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" class="title">${escapeHtml(o.title)}</text>`);
+  for (const t of yTicks) {
+    const y = py(t).toFixed(1);
+    parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${y}" y2="${y}" class="grid"/><text x="${m.left - 6}" y="${y}" dy="4" text-anchor="end" class="tick">${escapeHtml(fmtY(t))}</text>`);
+  }
+  for (const t of xTicks) {
+    const x = px(t).toFixed(1);
+    parts.push(`<line x1="${x}" x2="${x}" y1="${H - m.bottom}" y2="${H - m.bottom + 4}" class="axis"/><text x="${x}" y="${H - m.bottom + 16}" text-anchor="middle" class="tick">${t}</text>`);
+  }
+  parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${H - m.bottom}" y2="${H - m.bottom}" class="axis"/><line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${H - m.bottom}" class="axis"/>`);
+  parts.push(`<text x="${(m.left + W - m.right) / 2}" y="${H - 6}" text-anchor="middle" class="label">${escapeHtml(o.xLabel)}</text>`);
+  parts.push(`<text transform="translate(14 ${(m.top + H - m.bottom) / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeHtml(o.yLabel)}</text>`);
+  series.forEach((s, i) => {
+    const pts = s.points.filter(([, y]) => Number.isFinite(y) && (!o.logY || y > 0));
+    const d = pts.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
+    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeHtml(`${s.name}, round ${x}: ${fmtY(y)}`)}</title></circle>`);
+    const ly = m.top + 4 + i * 16;
+    parts.push(`<line x1="${W - m.right - 150}" x2="${W - m.right - 130}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${W - m.right - 124}" y="${ly}" dy="4" class="legend">${escapeHtml(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+const fmtLoss = (x: number | null): string => (x === null ? '—' : x.toFixed(4));
+
+export function renderReportHtml(r: SimulationReport): string {
+  const f = r.config.federation;
+  const rounds = r.rounds;
+  const committed = rounds.filter((x) => x.round > 0);
+  const lossChart = lineChart([{ name: 'held-out loss', color: '#1f77b4', points: rounds.filter((x) => x.heldOutLoss !== null).map((x) => [x.round, x.heldOutLoss as number]) }], {
+    title: 'Held-out loss of the global model',
+    xLabel: 'round (0 = base model)',
+    yLabel: 'loss (nats/token)',
+    formatY: (y) => y.toFixed(3),
+  });
+  const perClient = (x: (typeof committed)[number]) => (x.bytes.up + x.bytes.down) / Math.max(1, x.participants.length);
+  const bytesChart = lineChart(
+    [
+      { name: 'FedKSeed, per client', color: '#2ca02c', points: committed.map((x) => [x.round, perClient(x)]) },
+      { name: 'FedAvg, per client', color: '#d62728', dashed: true, points: committed.map((x) => [x.round, x.bytes.fedAvg / Math.max(1, x.participants.length)]) },
+    ],
+    { title: 'Bytes on the wire per client per round (log scale)', xLabel: 'round', yLabel: 'bytes (up + down)', logY: true, formatY: formatBytes },
+  );
+  const first = rounds[0]?.heldOutLoss ?? null;
+  const last = rounds.length > 1 ? rounds[rounds.length - 1].heldOutLoss : null;
+  const summary = [
+    ['status', r.status + (r.error ? `: ${r.error}` : '')],
+    ['held-out loss', `${fmtLoss(first)} → ${fmtLoss(last)}${first !== null && last !== null ? ` (${last - first >= 0 ? '+' : ''}${(last - first).toFixed(4)})` : ''}`],
+    ['rounds committed', `${r.totals.committedRounds} of ${f.rounds}`],
+    ['bytes, all clients', `${formatBytes(r.totals.bytes)} (FedAvg: ${formatBytes(r.totals.fedAvgBytes)}, ${r.totals.bytes > 0 ? formatRatio(r.totals.fedAvgBytes / r.totals.bytes) : '—'} more)`],
+    ['replicas identical', r.totals.replicasIdentical === null ? '—' : r.totals.replicasIdentical ? 'yes, in every round' : 'NO'],
+    ['time', `${r.seconds.toFixed(1)} s`],
+  ];
+  const config = [
+    ['model', `${r.config.model.path} (${r.config.model.parameters.toLocaleString('en-US')} parameters, ${r.config.model.identity.slice(0, 12)}…)`],
+    ['data', `${r.config.data.path}: ${r.config.data.train} training / ${r.config.data.heldOut} held-out windows (${r.config.data.evalExamples} evaluated), ${r.config.data.groups} groups`],
+    ['clients', `${r.config.clients}, ${f.clientsPerRound} per round, split ${r.config.split}${r.config.alpha !== null ? ` (α = ${r.config.alpha})` : ''}`],
+    ['algorithm', `FedKSeed${f.sampling === 'pro' ? '-Pro' : ''}: K = ${f.k}, τ = ${f.tau}, ε = ${f.epsilon}, η = ${f.eta}, batch ${f.batchSize}, seq ${r.config.seqLen}, weighting ${f.weighting}, seed ${f.federationSeed}`],
+    ['checkpoint', r.checkpoint ?? '—'],
+  ];
+  const table = (rows: string[][]) => `<table class="kv">${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>`;
+  const roundRows = rounds
+    .map(
+      (x) =>
+        `<tr><td>${x.round}</td><td>${fmtLoss(x.heldOutLoss)}</td><td>${x.participants.length}</td><td>${fmtLoss(x.clientLossBefore)} → ${fmtLoss(x.clientLossAfter)}</td>` +
+        `<td>${x.round > 0 ? formatBytes(x.bytes.up) : '—'}</td><td>${x.round > 0 ? formatBytes(x.bytes.down) : '—'}</td><td>${formatBytes(x.cumulativeBytes)}</td><td>${formatBytes(x.cumulativeFedAvgBytes)}</td>` +
+        `<td><code>${escapeHtml(x.digest.slice(0, 12))}</code> ${x.digestsAgree === null ? '' : x.digestsAgree ? '✓' : '✗'}</td><td>${x.round > 0 ? x.seconds.toFixed(1) : '—'}</td></tr>`,
+    )
+    .join('');
+  const clientRows = r.clients
+    .map((c) => `<tr><td>${escapeHtml(c.id)}</td><td>${c.examples}</td><td>${escapeHtml(c.groups.join(', '))}</td><td>${c.bytes ? `${formatBytes(c.bytes.frameUp)} / ${formatBytes(c.bytes.frameDown)}` : '—'}</td><td>${c.exitCode ?? '—'}</td><td>${escapeHtml(c.error ?? '')}</td></tr>`)
+    .join('');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<title>FedKSeed simulation · ${escapeHtml(r.startedAt)}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1000px;color:#222;padding:0 16px}
+h1{font-size:20px}h2{font-size:16px;margin-top:28px}
+table{border-collapse:collapse;margin:8px 0}td,th{padding:3px 10px;border-bottom:1px solid #e4e4e4;text-align:left;vertical-align:top}
+table.kv th{color:#555;font-weight:600;white-space:nowrap}
+.charts{display:flex;flex-wrap:wrap;gap:16px}
+svg{background:#fff;border:1px solid #ddd}
+svg .grid{stroke:#eee}svg .axis{stroke:#888}svg .tick,svg .legend{font-size:11px;fill:#444}svg .label{font-size:12px;fill:#333}svg .title{font-size:13px;font-weight:600;fill:#222}
+code{font-size:12px}.empty{color:#777}
+</style></head><body>
+<h1>FedKSeed simulation</h1>
+<p>${escapeHtml(r.startedAt)} → ${escapeHtml(r.finishedAt)}</p>
+${table(summary)}
+<div class="charts">${lossChart}${bytesChart}</div>
+<h2>Rounds</h2>
+<table><tr><th>round</th><th>held-out loss</th><th>clients</th><th>clients' local loss</th><th>up</th><th>down</th><th>total bytes</th><th>FedAvg total</th><th>replica</th><th>s</th></tr>${roundRows}</table>
+<h2>Clients</h2>
+<table><tr><th>client</th><th>examples</th><th>groups</th><th>frames up / down</th><th>exit</th><th>error</th></tr>${clientRows}</table>
+<h2>Configuration</h2>
+${table(config)}
+</body></html>
+`;
+}
