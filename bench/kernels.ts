@@ -92,8 +92,11 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
   const log = options.log ?? (() => {});
   const js = new JsKernels();
   const wasm = new WasmKernels();
-  const resident = wasm.allocateResident(n);
-  if (resident === null) throw new Error(`cannot place ${n} parameters in WebAssembly memory`);
+  const views = wasm.allocateResidentViews(n, n);
+  if (views?.zStore == null) throw new Error(`cannot place ${n} parameters and their z store in WebAssembly memory`);
+  const resident = views.weights;
+  const zStore = views.zStore;
+  const jsZStore = new Int16Array(n);
   resident.set(filled(n));
   const outside = filled(n);
   const w0 = filled(n);
@@ -128,6 +131,15 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
     { pass: `rebuild, ${m} seeds blocked`, kernel: 'js', units: m * jsRebuildN, unit: SP, run: () => js.accumulate(S.subarray(0, jsRebuildN), 0, keys, coeffs) },
     { pass: 'materialize w = fl32(w0 + c·S)', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.materialize(resident, w0, S, -1e-12) },
     { pass: 'materialize w = fl32(w0 + c·S)', kernel: 'js', units: n, unit: P, run: () => js.materialize(outside, w0, S, -1e-12) },
+    // The stored-z passes of a ZO step: one generation (perturb2Stored, or perturbStore for the first
+    // step), the other passes read the seed's Zq back.
+    { pass: 'perturbStore (hash, keep Zq), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturbStore(resident, zStore, 0, keyA, 1e-4) },
+    { pass: 'perturbStored (read Zq), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturbStored(resident, zStore, -1e-4) },
+    { pass: 'perturb2Stored (fused), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb2Stored(resident, zStore, 0, 1e-4, keyA, -1e-4) },
+    { pass: 'perturbStored (read Zq), outside', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturbStored(outside, zStore, -1e-4) },
+    { pass: 'perturb2Stored (fused), outside', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb2Stored(outside, zStore, 0, 1e-4, keyA, -1e-4) },
+    { pass: 'perturbStored (read Zq)', kernel: 'js', units: n, unit: P, run: () => js.perturbStored(outside, jsZStore, -1e-4) },
+    { pass: 'perturb2Stored (fused)', kernel: 'js', units: n, unit: P, run: () => js.perturb2Stored(outside, jsZStore, 0, 1e-4, keyA, -1e-4) },
   ];
   const seconds = timeInterleaved(list, repeats);
   const rows: KernelBenchRow[] = list.map((x, i) => {

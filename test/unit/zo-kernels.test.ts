@@ -9,8 +9,12 @@ import { wasmSimdSupported } from '../../trainer/zo/wasm/load';
 
 const js = new JsKernels();
 const wasm = new WasmKernels();
-// One resident region inside the WASM memory, carved into test tensors (the ParameterSet's layout).
-const region = wasm.allocateResident(1 << 18) as Float32Array;
+// One resident region inside the WASM memory, carved into test tensors (the ParameterSet's layout),
+// and a z store next to it.
+const resident = wasm.allocateResidentViews(1 << 18, 1 << 18);
+if (!resident?.zStore) throw new Error('no resident region');
+const region = resident.weights;
+const zRegion = resident.zStore;
 
 /** Deterministic pseudo-random floats of mixed magnitudes, negative zero and subnormals included. */
 function weights(n: number, salt: number): Float32Array {
@@ -98,6 +102,47 @@ test('perturb2 equals two perturb passes in its fixed order', () => {
     kernels.perturb(b, 64, 22, -7e-4);
     sameBits(a, b, kernels.name);
   }
+});
+
+test('stored-z passes equal the generating passes bit for bit, and the store holds the last seed\'s Zq', () => {
+  let salt = 100;
+  for (const n of LENGTHS) {
+    for (const offset of OFFSETS) {
+      const keyA = seedKey(salt, 1);
+      const keyB = seedKey(salt, 2);
+      const base = weights(n, salt++);
+      const s = [5e-4, -1e-3, 3.7, -(2 ** -20)][salt % 4];
+      const c = 0.37 * s;
+      // One ZO step's passes and the next step's first, as the trainer issues them.
+      const ref = base.slice();
+      js.perturb(ref, offset, keyA, s);
+      js.perturb(ref, offset, keyA, -2 * s);
+      js.perturb2(ref, offset, keyA, c, keyB, s);
+      js.perturb(ref, offset, keyB, -2 * s);
+      const start = 8 * (salt % 5);
+      const placements: [PerturbationKernels, Float32Array, Int16Array, string][] = [
+        [js, base.slice(), new Int16Array(n), 'js'],
+        [wasm, base.slice(), zRegion.subarray(start, start + n), 'wasm, weights outside'],
+        [wasm, region.subarray(start, start + n), zRegion.subarray(start + 8, start + 8 + n), 'wasm, resident'],
+      ];
+      for (const [kernels, w, zq, what] of placements) {
+        w.set(base);
+        kernels.perturbStore(w, zq, offset, keyA, s);
+        kernels.perturbStored(w, zq, -2 * s);
+        kernels.perturb2Stored(w, zq, offset, c, keyB, s);
+        kernels.perturbStored(w, zq, -2 * s);
+        sameBits(w, ref, `${what}, n=${n} offset=${offset}`);
+        for (let t = 0; t < n; t++) {
+          if (zq[t] !== ZQ[zIndex(keyB, offset + t)]) assert.fail(`${what}: stored Zq ${t} differs, n=${n} offset=${offset}`);
+        }
+      }
+    }
+  }
+});
+
+test('a stored-z pass refuses a store of the wrong length or, in WASM, outside its memory', () => {
+  assert.throws(() => js.perturbStored(new Float32Array(4), new Int16Array(3), 1), /z store/);
+  assert.throws(() => wasm.perturbStored(new Float32Array(4), new Int16Array(4), 1), /inside/);
 });
 
 test('an odd offset is refused', () => {

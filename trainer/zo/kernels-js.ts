@@ -1,6 +1,6 @@
 // Pure JavaScript kernels: the portable fallback and the reference the WASM kernels must match bit for bit.
 import { PAIR_MULTIPLIER as PAIR_MULTIPLIER_EXPORT, ZQ as ZQ_EXPORT } from './generator';
-import { checkOffset, tableScale, type PerturbationKernels } from './kernels';
+import { checkOffset, checkStore, tableScale, type PerturbationKernels } from './kernels';
 
 // Module-local bindings: imported bindings may compile to property reads in the hot loops.
 const ZQ: Int16Array = ZQ_EXPORT;
@@ -48,6 +48,51 @@ export class JsKernels implements PerturbationKernels {
       const hb = word(m, keyB);
       w[t] = fround(fround(w[t] + fround(ap * ZQ[ha >>> 16])) + fround(bp * ZQ[hb >>> 16]));
       if (t + 1 < n) w[t + 1] = fround(fround(w[t + 1] + fround(ap * ZQ[ha & 0xffff])) + fround(bp * ZQ[hb & 0xffff]));
+    }
+  }
+
+  perturbStore(w: Float32Array, zq: Int16Array, offset: number, key: number, s: number): void {
+    checkOffset(offset);
+    checkStore(w, zq);
+    const sp = tableScale(s);
+    const n = w.length;
+    let p = offset >>> 1;
+    for (let t = 0; t < n; t += 2, p++) {
+      const h = word(imul(p, PAIR_MULTIPLIER), key);
+      const even = ZQ[h >>> 16];
+      zq[t] = even;
+      w[t] = fround(w[t] + fround(sp * even));
+      if (t + 1 < n) {
+        const odd = ZQ[h & 0xffff];
+        zq[t + 1] = odd;
+        w[t + 1] = fround(w[t + 1] + fround(sp * odd));
+      }
+    }
+  }
+
+  perturbStored(w: Float32Array, zq: Int16Array, s: number): void {
+    checkStore(w, zq);
+    const sp = tableScale(s);
+    for (let t = 0; t < w.length; t++) w[t] = fround(w[t] + fround(sp * zq[t]));
+  }
+
+  perturb2Stored(w: Float32Array, zq: Int16Array, offset: number, a: number, keyB: number, b: number): void {
+    checkOffset(offset);
+    checkStore(w, zq);
+    const ap = tableScale(a);
+    const bp = tableScale(b);
+    const n = w.length;
+    let p = offset >>> 1;
+    for (let t = 0; t < n; t += 2, p++) {
+      const h = word(imul(p, PAIR_MULTIPLIER), keyB);
+      const even = ZQ[h >>> 16];
+      w[t] = fround(fround(w[t] + fround(ap * zq[t])) + fround(bp * even));
+      zq[t] = even;
+      if (t + 1 < n) {
+        const odd = ZQ[h & 0xffff];
+        w[t + 1] = fround(fround(w[t + 1] + fround(ap * zq[t + 1])) + fround(bp * odd));
+        zq[t + 1] = odd;
+      }
     }
   }
 

@@ -1,11 +1,13 @@
 // WebAssembly SIMD kernels. Arrays inside the instance's memory (resident weights) are processed in
 // place; arrays outside it are streamed through a scratch area in cache-sized chunks.
-import { checkOffset, tableScale, type PerturbationKernels, type ResidentMemory } from './kernels';
+import { checkOffset, checkStore, tableScale, type PerturbationKernels, type ResidentMemory, type ResidentViews } from './kernels';
 import { instantiateKernels, LAYOUT, type KernelExports } from './wasm/load';
 
 const PAGE = 65_536;
 /** Largest memory a 32-bit WebAssembly instance can address. */
 const MAX_PAGES = 65_536;
+
+const align64 = (bytes: number): number => Math.ceil(bytes / 64) * 64;
 
 export class WasmKernels implements PerturbationKernels, ResidentMemory {
   readonly name = 'wasm-simd' as const;
@@ -22,9 +24,13 @@ export class WasmKernels implements PerturbationKernels, ResidentMemory {
   }
 
   allocateResident(length: number): Float32Array | null {
+    return this.allocateResidentViews(length, 0)?.weights ?? null;
+  }
+
+  allocateResidentViews(weights: number, zStore: number): ResidentViews | null {
     if (this.residentTaken) throw new Error('resident weights were already allocated in this kernel instance');
-    const bytes = Math.ceil((length * 4) / 64) * 64;
-    const pages = Math.ceil(bytes / PAGE);
+    const weightBytes = align64(weights * 4);
+    const pages = Math.ceil((weightBytes + align64(zStore * 2)) / PAGE);
     const current = this.wasm.memory.buffer.byteLength / PAGE;
     if (current + pages > MAX_PAGES) return null;
     try {
@@ -33,11 +39,15 @@ export class WasmKernels implements PerturbationKernels, ResidentMemory {
       return null; // the engine or the machine refused the allocation: caller keeps weights outside
     }
     this.residentTaken = true;
-    return new Float32Array(this.wasm.memory.buffer, LAYOUT.residentBase, length);
+    const buffer = this.wasm.memory.buffer;
+    return {
+      weights: new Float32Array(buffer, LAYOUT.residentBase, weights),
+      zStore: zStore > 0 ? new Int16Array(buffer, LAYOUT.residentBase + weightBytes, zStore) : null,
+    };
   }
 
   /** True when `a` is a view of this instance's memory, so kernels can address it directly. */
-  private inside(a: Float32Array | Float64Array): boolean {
+  private inside(a: Float32Array | Float64Array | Int16Array): boolean {
     return a.buffer === this.wasm.memory.buffer;
   }
 
@@ -68,6 +78,32 @@ export class WasmKernels implements PerturbationKernels, ResidentMemory {
       return;
     }
     this.throughScratch(w, (ptr, n, start) => this.wasm.perturb2(ptr, n, offset + start, keyA, ap, keyB, bp));
+  }
+
+  perturbStore(w: Float32Array, zq: Int16Array, offset: number, key: number, s: number): void {
+    checkOffset(offset);
+    const sp = tableScale(s);
+    this.withStore(w, zq, (ptr, zp, n, start) => this.wasm.perturbStore(ptr, zp, n, offset + start, key, sp));
+  }
+
+  perturbStored(w: Float32Array, zq: Int16Array, s: number): void {
+    const sp = tableScale(s);
+    this.withStore(w, zq, (ptr, zp, n) => this.wasm.perturbStored(ptr, zp, n, sp));
+  }
+
+  perturb2Stored(w: Float32Array, zq: Int16Array, offset: number, a: number, keyB: number, b: number): void {
+    checkOffset(offset);
+    const ap = tableScale(a);
+    const bp = tableScale(b);
+    this.withStore(w, zq, (ptr, zp, n, start) => this.wasm.perturb2Stored(ptr, zp, n, offset + start, ap, keyB, bp));
+  }
+
+  /** Stored-z passes address zq in this memory; w is used in place or streamed through the scratch chunk. */
+  private withStore(w: Float32Array, zq: Int16Array, run: (ptr: number, zp: number, n: number, start: number) => void): void {
+    checkStore(w, zq);
+    if (!this.inside(zq)) throw new Error('the z store must lie inside this kernel instance\'s memory');
+    if (this.inside(w)) run(w.byteOffset, zq.byteOffset, w.length, 0);
+    else this.throughScratch(w, (ptr, n, start) => run(ptr, zq.byteOffset + start * 2, n, start));
   }
 
   /** Copies w through the scratch chunk; chunk starts are multiples of 8, so pairs stay whole. */

@@ -3,8 +3,9 @@
 import { createHash } from 'node:crypto';
 import { assertWithinExactBound, sumAbs } from './coefficients';
 import { seedKey } from './generator';
-import type { KernelName, PerturbationKernels, ResidentMemory } from './kernels';
+import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
 import { createKernels, type KernelChoice } from './kernels-select';
+import { LocalSpanPasses } from './span-passes';
 
 export interface TensorInit {
   readonly name: string;
@@ -27,6 +28,13 @@ export interface ParameterSetOptions {
   readonly kernel?: KernelChoice;
   /** Keep the working weights inside the WASM memory when they fit (default true). */
   readonly resident?: boolean;
+  /**
+   * Keep the current seed's table values (int16, 2 bytes per parameter) so a ZO step generates z once and
+   * its other passes read it back. Default: on for WASM kernels, where it must fit next to the resident
+   * weights (else every pass hashes); off for JS, where reading the store costs as much as hashing. The
+   * results are the same bits either way.
+   */
+  readonly zStore?: boolean;
 }
 
 /** 2^-28: 2^-16 for the coefficient units times 2^-12 for the table. */
@@ -50,6 +58,10 @@ export class ParameterSet {
   private readonly kernels: PerturbationKernels;
   /** All working weights, contiguous by global index; the tensors' arrays are views of it. */
   private readonly span: Float32Array;
+  private readonly useZStore: boolean;
+  /** The WASM store, allocated with the resident weights (a later growth would move them). */
+  private readonly residentZStore: Int16Array | null;
+  private passes: LocalSpanPasses | null = null;
   private base: Float32Array | null = null;
   private sums: Float64Array | null = null;
   private readonly applied = new Map<number, number>();
@@ -77,9 +89,11 @@ export class ParameterSet {
 
     this.kernels = createKernels(options.kernel ?? 'auto');
     this.kernel = this.kernels.name;
-    const residentView = options.resident === false ? null : allocateResident(this.kernels, next);
-    this.resident = residentView !== null;
-    this.span = residentView ?? new Float32Array(next);
+    this.useZStore = options.zStore ?? this.kernel === 'wasm-simd';
+    const residentViews = options.resident === false ? null : allocateResident(this.kernels, next, this.useZStore);
+    this.resident = residentViews !== null;
+    this.span = residentViews?.weights ?? new Float32Array(next);
+    this.residentZStore = residentViews?.zStore ?? null;
 
     const tensors: ParameterTensor[] = [];
     for (let t = 0; t < sorted.length; t++) {
@@ -97,13 +111,13 @@ export class ParameterSet {
   /** w += s·z(key) over every parameter. */
   perturb(key: number, s: number): void {
     this.ensureBase();
-    this.kernels.perturb(this.span, 0, key, s);
+    this.spanPasses().perturb(key, s);
   }
 
   /** w += a·z(keyA) then + b·z(keyB), fused into one pass (restore+update fused with the next perturbation). */
   perturb2(keyA: number, a: number, keyB: number, b: number): void {
     this.ensureBase();
-    this.kernels.perturb2(this.span, 0, keyA, a, keyB, b);
+    this.spanPasses().perturb2(keyA, a, keyB, b);
   }
 
   /**
@@ -191,12 +205,23 @@ export class ParameterSet {
     return hash.digest('hex');
   }
 
+  /** Created at the first pass, so a set used only for inference allocates no JS-side store. */
+  private spanPasses(): LocalSpanPasses {
+    if (this.passes === null) {
+      const zq = !this.useZStore ? null : this.kernel === 'js' ? new Int16Array(this.indexSpan) : this.residentZStore;
+      this.passes = new LocalSpanPasses(this.kernels, 0, this.span, zq);
+    }
+    return this.passes;
+  }
+
   /** w0 is captured lazily, before the first change, so a set used only for inference never copies it. */
   private ensureBase(): void {
     this.base ??= this.span.slice();
   }
 }
 
-function allocateResident(kernels: PerturbationKernels & Partial<ResidentMemory>, length: number): Float32Array | null {
-  return kernels.allocateResident ? kernels.allocateResident(length) : null;
+/** Weights and store in one growth where both fit, else the weights alone (every pass then hashes). */
+function allocateResident(kernels: PerturbationKernels & Partial<ResidentMemory>, length: number, zStore: boolean): ResidentViews | null {
+  if (!kernels.allocateResidentViews) return null;
+  return (zStore ? kernels.allocateResidentViews(length, length) : null) ?? kernels.allocateResidentViews(length, 0);
 }

@@ -153,6 +153,158 @@
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $tail))))
 
+;; The stored-z kernels: Zq of one seed is kept as int16 per parameter (zq, 2 bytes each, parallel to w),
+;; so a later pass with the same seed reads it instead of hashing and gathering again. Zq converts to f32
+;; exactly (|Zq| < 2^15), so every float operation is the one the generating kernels perform.
+
+  ;; perturb, also storing Zq[index(off + t)] to zq[t]
+  (func (export "perturbStore") (param $w i32) (param $zq i32) (param $n i32) (param $off i32) (param $key i32) (param $s f32)
+    (local $end i32) (local $p v128) (local $h v128) (local $hi v128) (local $lo v128)
+    (local $z0 v128) (local $z1 v128) (local $kv v128) (local $sv v128) (local $t i32) (local $zf f32)
+    (local.set $p (i32x4.add (i32x4.splat (i32.shr_u (local.get $off) (i32.const 1)))
+                             (v128.const i32x4 0 1 2 3)))
+    (local.set $kv (i32x4.splat (local.get $key)))
+    (local.set $sv (f32x4.splat (local.get $s)))
+    (local.set $end (i32.add (local.get $w) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
+    (block $done
+      (loop $group
+        (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+        (local.set $h (v128.xor (i32x4.mul (local.get $p) (v128.const i32x4 0x9e3779b1 0x9e3779b1 0x9e3779b1 0x9e3779b1))
+                                (local.get $kv)))
+        ;; fmix32, inlined (a call per group costs measurably)
+        (local.set $h (v128.xor (local.get $h) (i32x4.shr_u (local.get $h) (i32.const 16))))
+        (local.set $h (i32x4.mul (local.get $h) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+        (local.set $h (v128.xor (local.get $h) (i32x4.shr_u (local.get $h) (i32.const 13))))
+        (local.set $h (i32x4.mul (local.get $h) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+        (local.set $h (v128.xor (local.get $h) (i32x4.shr_u (local.get $h) (i32.const 16))))
+        (local.set $hi (v128.and (i32x4.shr_u (local.get $h) (i32.const 14)) (v128.const i32x4 0x3fffc 0x3fffc 0x3fffc 0x3fffc)))
+        (local.set $lo (v128.and (i32x4.shl (local.get $h) (i32.const 2)) (v128.const i32x4 0x3fffc 0x3fffc 0x3fffc 0x3fffc)))
+        (local.set $z0 (v128.load32_lane 0 (i32x4.extract_lane 0 (local.get $hi)) (local.get $z0)))
+        (local.set $z0 (v128.load32_lane 1 (i32x4.extract_lane 0 (local.get $lo)) (local.get $z0)))
+        (local.set $z0 (v128.load32_lane 2 (i32x4.extract_lane 1 (local.get $hi)) (local.get $z0)))
+        (local.set $z0 (v128.load32_lane 3 (i32x4.extract_lane 1 (local.get $lo)) (local.get $z0)))
+        (local.set $z1 (v128.load32_lane 0 (i32x4.extract_lane 2 (local.get $hi)) (local.get $z1)))
+        (local.set $z1 (v128.load32_lane 1 (i32x4.extract_lane 2 (local.get $lo)) (local.get $z1)))
+        (local.set $z1 (v128.load32_lane 2 (i32x4.extract_lane 3 (local.get $hi)) (local.get $z1)))
+        (local.set $z1 (v128.load32_lane 3 (i32x4.extract_lane 3 (local.get $lo)) (local.get $z1)))
+        (v128.store (local.get $w)
+          (f32x4.add (v128.load (local.get $w)) (f32x4.mul (local.get $z0) (local.get $sv))))
+        (v128.store offset=16 (local.get $w)
+          (f32x4.add (v128.load offset=16 (local.get $w)) (f32x4.mul (local.get $z1) (local.get $sv))))
+        (v128.store (local.get $zq)
+          (i16x8.narrow_i32x4_s (i32x4.trunc_sat_f32x4_s (local.get $z0)) (i32x4.trunc_sat_f32x4_s (local.get $z1))))
+        (local.set $p (i32x4.add (local.get $p) (v128.const i32x4 4 4 4 4)))
+        (local.set $w (i32.add (local.get $w) (i32.const 32)))
+        (local.set $zq (i32.add (local.get $zq) (i32.const 16)))
+        (br $group)))
+    (local.set $t (i32.and (local.get $n) (i32.const -8)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $t) (local.get $n)))
+        (local.set $zf (f32.load (call $index4 (i32.add (local.get $off) (local.get $t)) (local.get $key))))
+        (f32.store (local.get $w) (f32.add (f32.load (local.get $w)) (f32.mul (local.get $zf) (local.get $s))))
+        (i32.store16 (local.get $zq) (i32.trunc_f32_s (local.get $zf)))
+        (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (local.set $zq (i32.add (local.get $zq) (i32.const 2)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $tail))))
+
+  ;; w[t] = fl32(w[t] + fl32(s·zq[t])): no hashing, no gather; a streaming pass over w and zq.
+  (func (export "perturbStored") (param $w i32) (param $zq i32) (param $n i32) (param $s f32)
+    (local $end i32) (local $v v128) (local $sv v128) (local $t i32)
+    (local.set $sv (f32x4.splat (local.get $s)))
+    (local.set $end (i32.add (local.get $w) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
+    (block $done
+      (loop $group
+        (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+        (local.set $v (v128.load (local.get $zq)))
+        (v128.store (local.get $w)
+          (f32x4.add (v128.load (local.get $w))
+                     (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $v))) (local.get $sv))))
+        (v128.store offset=16 (local.get $w)
+          (f32x4.add (v128.load offset=16 (local.get $w))
+                     (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $v))) (local.get $sv))))
+        (local.set $w (i32.add (local.get $w) (i32.const 32)))
+        (local.set $zq (i32.add (local.get $zq) (i32.const 16)))
+        (br $group)))
+    (local.set $t (i32.and (local.get $n) (i32.const -8)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $t) (local.get $n)))
+        (f32.store (local.get $w)
+          (f32.add (f32.load (local.get $w))
+                   (f32.mul (f32.convert_i32_s (i32.load16_s (local.get $zq))) (local.get $s))))
+        (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (local.set $zq (i32.add (local.get $zq) (i32.const 2)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $tail))))
+
+  ;; w[t] = fl32(fl32(w[t] + fl32(a·zq[t])) + fl32(b·Zq_B[index(off + t)])), then zq[t] = Zq_B:
+  ;; the fused restore+update of the stored seed and +εz of the next, generating only the next.
+  (func (export "perturb2Stored") (param $w i32) (param $zq i32) (param $n i32) (param $off i32)
+        (param $a f32) (param $key i32) (param $b f32)
+    (local $end i32) (local $p v128) (local $h v128) (local $hi v128) (local $lo v128) (local $v v128)
+    (local $z0 v128) (local $z1 v128) (local $kv v128) (local $av v128) (local $bv v128) (local $t i32) (local $zf f32)
+    (local.set $p (i32x4.add (i32x4.splat (i32.shr_u (local.get $off) (i32.const 1)))
+                             (v128.const i32x4 0 1 2 3)))
+    (local.set $kv (i32x4.splat (local.get $key)))
+    (local.set $av (f32x4.splat (local.get $a)))
+    (local.set $bv (f32x4.splat (local.get $b)))
+    (local.set $end (i32.add (local.get $w) (i32.shl (i32.and (local.get $n) (i32.const -8)) (i32.const 2))))
+    (block $done
+      (loop $group
+        (br_if $done (i32.ge_u (local.get $w) (local.get $end)))
+        (local.set $h (v128.xor (i32x4.mul (local.get $p) (v128.const i32x4 0x9e3779b1 0x9e3779b1 0x9e3779b1 0x9e3779b1))
+                                (local.get $kv)))
+        ;; fmix32, inlined (a call per group costs measurably)
+        (local.set $h (v128.xor (local.get $h) (i32x4.shr_u (local.get $h) (i32.const 16))))
+        (local.set $h (i32x4.mul (local.get $h) (v128.const i32x4 0x85ebca6b 0x85ebca6b 0x85ebca6b 0x85ebca6b)))
+        (local.set $h (v128.xor (local.get $h) (i32x4.shr_u (local.get $h) (i32.const 13))))
+        (local.set $h (i32x4.mul (local.get $h) (v128.const i32x4 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35 0xc2b2ae35)))
+        (local.set $h (v128.xor (local.get $h) (i32x4.shr_u (local.get $h) (i32.const 16))))
+        (local.set $hi (v128.and (i32x4.shr_u (local.get $h) (i32.const 14)) (v128.const i32x4 0x3fffc 0x3fffc 0x3fffc 0x3fffc)))
+        (local.set $lo (v128.and (i32x4.shl (local.get $h) (i32.const 2)) (v128.const i32x4 0x3fffc 0x3fffc 0x3fffc 0x3fffc)))
+        (local.set $z0 (v128.load32_lane 0 (i32x4.extract_lane 0 (local.get $hi)) (local.get $z0)))
+        (local.set $z0 (v128.load32_lane 1 (i32x4.extract_lane 0 (local.get $lo)) (local.get $z0)))
+        (local.set $z0 (v128.load32_lane 2 (i32x4.extract_lane 1 (local.get $hi)) (local.get $z0)))
+        (local.set $z0 (v128.load32_lane 3 (i32x4.extract_lane 1 (local.get $lo)) (local.get $z0)))
+        (local.set $z1 (v128.load32_lane 0 (i32x4.extract_lane 2 (local.get $hi)) (local.get $z1)))
+        (local.set $z1 (v128.load32_lane 1 (i32x4.extract_lane 2 (local.get $lo)) (local.get $z1)))
+        (local.set $z1 (v128.load32_lane 2 (i32x4.extract_lane 3 (local.get $hi)) (local.get $z1)))
+        (local.set $z1 (v128.load32_lane 3 (i32x4.extract_lane 3 (local.get $lo)) (local.get $z1)))
+        (local.set $v (v128.load (local.get $zq)))
+        (v128.store (local.get $w)
+          (f32x4.add
+            (f32x4.add (v128.load (local.get $w))
+                       (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_low_i16x8_s (local.get $v))) (local.get $av)))
+            (f32x4.mul (local.get $z0) (local.get $bv))))
+        (v128.store offset=16 (local.get $w)
+          (f32x4.add
+            (f32x4.add (v128.load offset=16 (local.get $w))
+                       (f32x4.mul (f32x4.convert_i32x4_s (i32x4.extend_high_i16x8_s (local.get $v))) (local.get $av)))
+            (f32x4.mul (local.get $z1) (local.get $bv))))
+        (v128.store (local.get $zq)
+          (i16x8.narrow_i32x4_s (i32x4.trunc_sat_f32x4_s (local.get $z0)) (i32x4.trunc_sat_f32x4_s (local.get $z1))))
+        (local.set $p (i32x4.add (local.get $p) (v128.const i32x4 4 4 4 4)))
+        (local.set $w (i32.add (local.get $w) (i32.const 32)))
+        (local.set $zq (i32.add (local.get $zq) (i32.const 16)))
+        (br $group)))
+    (local.set $t (i32.and (local.get $n) (i32.const -8)))
+    (block $tail_done
+      (loop $tail
+        (br_if $tail_done (i32.ge_u (local.get $t) (local.get $n)))
+        (local.set $zf (f32.load (call $index4 (i32.add (local.get $off) (local.get $t)) (local.get $key))))
+        (f32.store (local.get $w)
+          (f32.add
+            (f32.add (f32.load (local.get $w))
+                     (f32.mul (f32.convert_i32_s (i32.load16_s (local.get $zq))) (local.get $a)))
+            (f32.mul (local.get $zf) (local.get $b))))
+        (i32.store16 (local.get $zq) (i32.trunc_f32_s (local.get $zf)))
+        (local.set $w (i32.add (local.get $w) (i32.const 4)))
+        (local.set $zq (i32.add (local.get $zq) (i32.const 2)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $tail))))
+
   ;; S[t] += Σ_j C_j · Zq[index_j(off + t)] for m seeds (keys: u32[m], coeffs: f64[m] of integers).
   ;; Blocked: each group of 8 parameters meets every seed with its 8 sums held in 4 registers, so the
   ;; premix is computed once per pair and S is read and written once per call. All terms and partial

@@ -7,6 +7,9 @@ export interface KernelExports {
   readonly memory: WebAssembly.Memory;
   perturb(w: number, n: number, off: number, key: number, s: number): void;
   perturb2(w: number, n: number, off: number, keyA: number, a: number, keyB: number, b: number): void;
+  perturbStore(w: number, zq: number, n: number, off: number, key: number, s: number): void;
+  perturbStored(w: number, zq: number, n: number, s: number): void;
+  perturb2Stored(w: number, zq: number, n: number, off: number, a: number, keyB: number, b: number): void;
   accumulate(s: number, n: number, off: number, keys: number, coeffs: number, m: number): void;
   materialize(w: number, w0: number, s: number, n: number, scale: number): void;
   addConstant(w: number, n: number, c: number): void;

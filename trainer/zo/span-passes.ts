@@ -1,0 +1,91 @@
+// Perturbation passes over one contiguous range of global indices, with the seed's Zq kept between
+// passes: a ZO step's +εz, −2εz and restore+update all use the same seed, so it is generated once
+// (perturbStore / perturb2Stored) and read back from the store by the passes after it (perturbStored).
+// The store is a cache keyed by the seed's key: it never changes which values are computed, only
+// whether they are hashed or read.
+import type { PerturbationKernels } from './kernels';
+
+/** One pass, as the kernels name it; s, a and b are unscaled (the kernels apply fl32(·/4096)). */
+export type PassOp =
+  | { readonly kind: 'perturb'; readonly key: number; readonly s: number }
+  | { readonly kind: 'perturb2'; readonly keyA: number; readonly a: number; readonly keyB: number; readonly b: number }
+  | { readonly kind: 'perturbStore'; readonly key: number; readonly s: number }
+  | { readonly kind: 'perturbStored'; readonly s: number }
+  | { readonly kind: 'perturb2Stored'; readonly a: number; readonly keyB: number; readonly b: number };
+
+/** Which seed's Zq a store holds, and the pass that serves a request given that. */
+export class StoredSeed {
+  private key: number | null = null;
+
+  constructor(private readonly hasStore: boolean) {}
+
+  /** w += s·z(key). */
+  planPerturb(key: number, s: number): PassOp {
+    if (!this.hasStore) return { kind: 'perturb', key, s };
+    return this.key === key ? { kind: 'perturbStored', s } : { kind: 'perturbStore', key, s };
+  }
+
+  /** w += a·z(keyA) then + b·z(keyB). Without keyA in the store both are hashed and the store is left as is. */
+  planPerturb2(keyA: number, a: number, keyB: number, b: number): PassOp {
+    if (this.hasStore && this.key === keyA) return { kind: 'perturb2Stored', a, keyB, b };
+    return { kind: 'perturb2', keyA, a, keyB, b };
+  }
+
+  /** Call before running op: a pass that fails halfway leaves the store unknown. */
+  begin(op: PassOp): void {
+    if (op.kind !== 'perturb' && op.kind !== 'perturb2') this.key = null;
+  }
+
+  /** Call after op completed. */
+  complete(op: PassOp): void {
+    if (op.kind === 'perturbStore') this.key = op.key;
+    else if (op.kind === 'perturb2Stored') this.key = op.keyB;
+  }
+}
+
+export function runPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16Array | null, offset: number, op: PassOp): void {
+  switch (op.kind) {
+    case 'perturb':
+      return kernels.perturb(w, offset, op.key, op.s);
+    case 'perturb2':
+      return kernels.perturb2(w, offset, op.keyA, op.a, op.keyB, op.b);
+  }
+  if (zq === null) throw new Error(`${op.kind} needs a z store`);
+  switch (op.kind) {
+    case 'perturbStore':
+      return kernels.perturbStore(w, zq, offset, op.key, op.s);
+    case 'perturbStored':
+      return kernels.perturbStored(w, zq, op.s);
+    case 'perturb2Stored':
+      return kernels.perturb2Stored(w, zq, offset, op.a, op.keyB, op.b);
+  }
+}
+
+/** A range processed on the calling thread. */
+export class LocalSpanPasses {
+  private readonly stored: StoredSeed;
+
+  /** zq: the store (inside the kernels' memory for WASM), or null to hash every pass. */
+  constructor(
+    private readonly kernels: PerturbationKernels,
+    private readonly offset: number,
+    private readonly w: Float32Array,
+    private readonly zq: Int16Array | null,
+  ) {
+    this.stored = new StoredSeed(zq !== null);
+  }
+
+  perturb(key: number, s: number): void {
+    this.run(this.stored.planPerturb(key, s));
+  }
+
+  perturb2(keyA: number, a: number, keyB: number, b: number): void {
+    this.run(this.stored.planPerturb2(keyA, a, keyB, b));
+  }
+
+  private run(op: PassOp): void {
+    this.stored.begin(op);
+    runPass(this.kernels, this.w, this.zq, this.offset, op);
+    this.stored.complete(op);
+  }
+}
