@@ -35,7 +35,7 @@ function linearTicks(lo: number, hi: number): number[] {
 export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const W = 640;
   const H = 300;
-  const m = { left: 72, right: 16, top: 32, bottom: 44 };
+  const m = { left: 72, right: 16, top: 52, bottom: 44 };
   const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!o.logY || y > 0));
   if (all.length === 0) return `<p class="empty">${escapeHtml(o.title)}: no data yet</p>`;
   const xs = all.map(([x]) => x);
@@ -77,8 +77,9 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
     const d = pts.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeHtml(`${s.name}, round ${x}: ${fmtY(y)}`)}</title></circle>`);
-    const ly = m.top + 4 + i * 16;
-    parts.push(`<line x1="${W - m.right - 150}" x2="${W - m.right - 130}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${W - m.right - 124}" y="${ly}" dy="4" class="legend">${escapeHtml(s.name)}</text>`);
+    // Legend in the top margin, side by side, so it never covers the data.
+    const lx = m.left + i * 180;
+    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="34" y2="34" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${lx + 26}" y="34" dy="4" class="legend">${escapeHtml(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('');
@@ -152,7 +153,7 @@ code{font-size:12px}.empty{color:#777}
 ${table(summary)}
 <div class="charts">${lossChart}${bytesChart}</div>
 <h2>Rounds</h2>
-<table><tr><th>round</th><th>held-out loss</th><th>clients</th><th>clients' local loss</th><th>up</th><th>down</th><th>total bytes</th><th>FedAvg total</th><th>replica</th><th>s</th></tr>${roundRows}</table>
+<table><tr><th>round</th><th>held-out loss</th><th>clients</th><th>clients' local loss</th><th>up, all clients</th><th>down, all clients</th><th>total bytes</th><th>FedAvg total</th><th>replica</th><th>s</th></tr>${roundRows}</table>
 <h2>Clients</h2>
 <table><tr><th>client</th><th>examples</th><th>groups</th><th>frames up / down</th><th>exit</th><th>error</th></tr>${clientRows}</table>
 <h2>Configuration</h2>
