@@ -72,7 +72,11 @@ export class TrainerSupervisor implements vscode.Disposable {
     log.info(`started the ${role}: ${process.execPath} ${script} (pid ${child.pid ?? '?'})`);
     void child.exited.then((exit) => this.onExit(child, exit));
     try {
-      await this.options.prepare(child.connection);
+      // A process that dies while being prepared leaves its requests unanswered: stop waiting then.
+      const died = child.exited.then((exit) => {
+        throw new Error(`the ${role} exited while starting (${exit.signal ?? `exit code ${exit.code}`}); see the FedKSeed log`);
+      });
+      await Promise.race([this.options.prepare(child.connection), died]);
       return child.connection;
     } catch (err) {
       // A process that cannot be prepared (bad model path, …) is of no use: stop it, keep the error.

@@ -43,7 +43,7 @@ export async function runFederation(
     notify.seedProbabilities(e.round, p);
   });
   client.on('step', (p) => {
-    const step = stepsBefore + p.step + 1;
+    const step = stepsBefore + p.step; // p.step counts from 1 within the round
     const loss = stepLoss(p);
     if (loss !== undefined) reporter.step({ step, round: p.round, loss });
     else reporter.update({ step });

@@ -1,6 +1,7 @@
 // The local federation server, run inside a trainer host process of its own (so training's blocking
 // forward passes never delay its heartbeats). It binds where it is told: the extension asks for
 // 127.0.0.1 only.
+import { createServer } from 'node:net';
 import { startServer, type FederationServer } from '../../federation/server';
 import { loadModel } from '../model';
 import { resolveModelPaths } from '../paths';
@@ -20,6 +21,7 @@ export class LocalServer {
 
   async start(params: StartServerParams): Promise<StartServerResult> {
     if (this.server) throw new Error(`a federation server is already running at ${this.server.url}`);
+    if (params.port !== 0) await ensurePortFree(params.host, params.port);
     const model = await loadModel(resolveModelPaths(params.model || undefined).model);
     const paramCount = model.weights.reduce((n, w) => n + w.data.length, 0);
     const server = await startServer({
@@ -72,4 +74,15 @@ export class LocalServer {
     );
     server.events.on('finished', (e) => send('finished', e.round, `the federation finished after round ${e.round}`));
   }
+}
+
+/** A clear error for a taken port, before the server binds (its listen error would be uncaught). */
+function ensurePortFree(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (EADDRINUSE): choose another fedkseed.localServer.port or 0 for any free port` : `cannot listen on ${host}:${port}: ${err.message}`)),
+    );
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }

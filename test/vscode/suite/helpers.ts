@@ -1,6 +1,7 @@
-// Helpers for extension-host tests: the extension under test, its manifest, and polling.
+// Helpers for extension-host tests: the extension under test, its manifest, settings, and polling.
 import * as vscode from 'vscode';
 import type { FedKSeedApi } from '../../../extension/api';
+import type { CommandOutcome } from '../../../extension/commands/outcome';
 
 export const EXTENSION_ID = 'fedkseed.fedkseed';
 
@@ -52,4 +53,30 @@ export function dashboardTabs(): vscode.Tab[] {
   return vscode.window.tabGroups.all
     .flatMap((group) => group.tabs)
     .filter((tab) => tab.input instanceof vscode.TabInputWebview && tab.input.viewType.endsWith('fedkseed.dashboard'));
+}
+
+/** Runs one of our commands and returns its outcome. */
+export async function run<T>(command: string, arg?: unknown): Promise<CommandOutcome<T>> {
+  const outcome = await vscode.commands.executeCommand<CommandOutcome<T>>(command, arg);
+  if (!outcome || typeof outcome !== 'object' || !('ok' in outcome)) throw new Error(`${command} returned no outcome`);
+  return outcome;
+}
+
+export async function runOk<T>(command: string, arg?: unknown): Promise<T> {
+  const outcome = await run<T>(command, arg);
+  if (!outcome.ok) throw new Error(`${command} failed: ${outcome.error}`);
+  return outcome.value;
+}
+
+export async function runFails(command: string, arg?: unknown): Promise<string> {
+  const outcome = await run(command, arg);
+  if (outcome.ok) throw new Error(`${command} succeeded but was expected to fail`);
+  return outcome.error;
+}
+
+/** Sets `fedkseed.*` settings where the Select commands write them (the workspace, when one is open). */
+export async function configure(settings: Record<string, unknown>): Promise<void> {
+  const config = vscode.workspace.getConfiguration('fedkseed');
+  const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+  for (const [key, value] of Object.entries(settings)) await config.update(key, value, target);
 }
