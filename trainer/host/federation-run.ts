@@ -38,7 +38,8 @@ export async function runFederation(
     reporter.update({ state: 'reconnecting', detail: `Disconnected${reason ? ` (${reason})` : ''}; retrying in ${((retryInMs ?? 0) / 1000).toFixed(1)} s` }),
   );
   client.on('round', (e) => {
-    reporter.update({ state: 'training', round: e.round - 1, steps: e.steps, detail: `Training round ${e.round} of ${rounds}` });
+    // The round shown is the one in progress (a completed round keeps its number until the next starts).
+    reporter.update({ state: 'training', round: e.round, steps: e.steps, detail: `Training round ${e.round} of ${rounds}` });
     const p = e.probabilities ?? new Float64Array(k).fill(1 / k);
     notify.seedProbabilities(e.round, p);
   });
