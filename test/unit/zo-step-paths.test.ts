@@ -1,14 +1,16 @@
 // Every way the engine can run a ZO step (hashing every pass or storing z, JS or WASM, weights resident
-// or not) trains to the same bits: the store only changes whether z is hashed or read back.
+// or not, passes on one thread or split with a worker) trains to the same bits: the store only changes
+// whether z is hashed or read back, the split only which thread computes an element.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TokenBatch } from '../../trainer/data/batches';
-import { ParameterSet, type ParameterSetOptions, type TensorInit } from '../../trainer/zo/parameters';
+import { PassWorker, WorkerPassError } from '../../trainer/zo/pass-worker';
+import { ParameterSet, type ParameterSetOptions, type TensorInit, type WeightConsumer } from '../../trainer/zo/parameters';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
 
 /** Odd shapes (tails of every length), given out of name order. */
-export function stepModel(scale = 1): TensorInit[] {
+function stepModel(scale = 1): TensorInit[] {
   const shapes: [string, number[]][] = [
     ['h.1.mlp.weight', [13 * scale, 7]],
     ['wte', [50 * scale, 9]],
@@ -47,7 +49,7 @@ function weightLoss(params: ParameterSet): BatchLoss {
   };
 }
 
-export async function trainDigest(params: ParameterSet, steps = 12): Promise<{ digest: string; g: number[] }> {
+async function trainDigest(params: ParameterSet, steps = 12): Promise<{ digest: string; g: number[] }> {
   const trainer = new ZoTrainer(params, weightLoss(params), { federationSeed: 99, k: 64, eps: 1e-3, eta: 0.05 });
   const result = await trainer.train({ steps, seeds: new SeedSampler(64, 5), nextBatch: () => BATCH });
   assert.equal(result.stepsRun, steps);
@@ -87,4 +89,90 @@ test('a set trained with the store keeps matching after resets and restores betw
     await trainDigest(params, 10);
   }
   assert.equal(stored.digest(), hashed.digest());
+});
+
+/** Records every binding, as a session would hold the arrays it was given. */
+class RecordingConsumer implements WeightConsumer {
+  bindings = 0;
+  bound: ReadonlyMap<string, Float32Array> = new Map();
+  bindWeights(weights: ReadonlyMap<string, Float32Array>): void {
+    this.bindings++;
+    this.bound = new Map(weights);
+  }
+}
+
+// Large enough for several 8192-element chunks in the worker's range.
+const SPLIT_SCALE = 300;
+
+test('passes split over a worker train to the same bits as one thread, and bound consumers follow the moved arrays', async () => {
+  const single = new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'off' });
+  const reference = await trainDigest(single);
+  assert.equal(single.split, false);
+
+  const unbound = new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on' });
+  assert.equal(unbound.split, true);
+  const before = new Map(unbound.weights);
+  assert.deepEqual(await trainDigest(unbound), reference, 'split ranges on one thread');
+  for (const [name, data] of unbound.weights) assert.equal(data, before.get(name), `${name}: nothing bound, nothing moves`);
+
+  const parallel = new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on' });
+  const consumer = new RecordingConsumer();
+  parallel.bindTo(consumer);
+  try {
+    assert.deepEqual(await trainDigest(parallel), reference, 'split over a worker');
+    assert.ok(consumer.bindings > 20, `rebound after every pass (${consumer.bindings} bindings)`);
+    for (const t of parallel.tensors) {
+      assert.equal(consumer.bound.get(t.name), t.data, `${t.name}: the consumer holds the current array`);
+      assert.equal(parallel.weights.get(t.name), t.data);
+      assert.equal(t.data.length, t.size);
+      assert.ok(t.data.buffer instanceof ArrayBuffer, `${t.name}: onnxruntime rejects shared buffers`);
+    }
+    const moved = parallel.tensors.filter((t) => !(t.data.buffer instanceof ArrayBuffer) || t.data.buffer !== parallel.tensors[0].data.buffer);
+    assert.ok(moved.length > 0 && moved.length < parallel.tensors.length, 'whole tensors on each side');
+
+    // Whole-model operations see both ranges.
+    const snap = parallel.snapshot();
+    assert.deepEqual(snap, single.snapshot());
+    parallel.resetToBase();
+    single.resetToBase();
+    assert.equal(parallel.digest(), single.digest());
+    parallel.applyCoefficientDelta(99, [1, 5, 9], [65536, -3 * 65536, 12345], 0.01);
+    single.applyCoefficientDelta(99, [1, 5, 9], [65536, -3 * 65536, 12345], 0.01);
+    assert.equal(parallel.digest(), single.digest());
+    parallel.restore(snap);
+    single.restore(snap);
+    assert.deepEqual(await trainDigest(parallel), await trainDigest(single), 'after whole-model operations');
+
+    // Disposing stops the worker; the set goes on, on this thread.
+    parallel.dispose();
+    assert.deepEqual(await trainDigest(parallel), await trainDigest(single), 'after dispose');
+  } finally {
+    parallel.dispose();
+  }
+});
+
+test('the split rule: asked for, from PARALLEL_MIN_PARAMETERS on (auto), resident WASM weights only', () => {
+  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE)).split, false, 'off by default');
+  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'auto' }).split, false, 'small sets stay on one thread');
+  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on', kernel: 'js' }).split, false);
+  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on', resident: false }).split, false);
+
+});
+
+test('a failing worker pass surfaces as an exception in the caller, with the weights handed back', () => {
+  const worker = new PassWorker(0, 4096);
+  try {
+    const w = new Float32Array(4096).fill(0.5);
+    worker.start({ kind: 'bogus' } as unknown as Parameters<PassWorker['start']>[0], w);
+    assert.equal(w.length, 0, 'the buffer moved to the worker');
+    assert.throws(
+      () => worker.finish(),
+      (e: unknown) => e instanceof WorkerPassError && /perturbation worker/.test(e.message) && e.weights.length === 4096 && e.weights[7] === 0.5,
+    );
+    const again = new Float32Array(4096);
+    worker.start({ kind: 'perturbStore', key: 3, s: 1 }, again);
+    assert.equal(worker.finish().length, 4096, 'the worker goes on after a failed pass');
+  } finally {
+    worker.dispose();
+  }
 });

@@ -5,7 +5,8 @@ import { assertWithinExactBound, sumAbs } from './coefficients';
 import { seedKey } from './generator';
 import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
 import { createKernels, type KernelChoice } from './kernels-select';
-import { LocalSpanPasses } from './span-passes';
+import { FarRange } from './far-range';
+import { LocalSpanPasses, type PassRequest } from './span-passes';
 
 export interface TensorInit {
   readonly name: string;
@@ -30,22 +31,50 @@ export interface ParameterSetOptions {
   readonly resident?: boolean;
   /**
    * Keep the current seed's table values (int16, 2 bytes per parameter) so a ZO step generates z once and
-   * its other passes read it back. Default: on for WASM kernels, where it must fit next to the resident
-   * weights (else every pass hashes); off for JS, where reading the store costs as much as hashing. The
-   * results are the same bits either way.
+   * its other passes read it back. Default: on for WASM kernels (where it must fit next to the resident
+   * weights, else every pass hashes) below PARALLEL_MIN_PARAMETERS or with split passes; off for larger
+   * single-thread sets, whose passes are bound by memory bandwidth (the store adds 4 bytes of traffic per
+   * parameter and step), and for JS, where reading the store costs as much as hashing. Same bits either way.
    */
   readonly zStore?: boolean;
+  /**
+   * Split each pass between the calling thread and a worker thread: 'auto' from PARALLEL_MIN_PARAMETERS
+   * on, 'on' always, 'off' (default) never; only with resident WASM weights. The upper range of the
+   * weights then lives in its own ArrayBuffer, which moves to the worker for each pass and comes back as
+   * a new array: bind sessions with bindTo() so they follow. Until something is bound, both ranges are
+   * perturbed on the calling thread (slower than no split: the upper range goes through a copy). Same
+   * bits either way.
+   */
+  readonly parallelPasses?: 'auto' | 'off' | 'on';
 }
+
+/** What follows the weights: an inference session's bindWeights. */
+export interface WeightConsumer {
+  bindWeights(weights: ReadonlyMap<string, Float32Array>): void;
+}
+
+/** Below this a pass takes a few milliseconds and a worker round trip is not worth it. */
+export const PARALLEL_MIN_PARAMETERS = 8_000_000;
+
+/** The calling thread's share of a split pass: it works in place, the worker copies through a chunk. */
+const NEAR_SHARE = 0.55;
 
 /** 2^-28: 2^-16 for the coefficient units times 2^-12 for the table. */
 const S_UNIT = 2 ** -28;
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
+interface TensorSlot {
+  readonly name: string;
+  readonly dims: readonly number[];
+  readonly offset: number;
+  readonly size: number;
+  data: Float32Array;
+}
+
 export class ParameterSet {
-  /** Tensors in offset (name) order. */
+  /** Tensors in offset (name) order. `data` is replaced after a split pass: read it when needed. */
   readonly tensors: readonly ParameterTensor[];
-  readonly weights: ReadonlyMap<string, Float32Array>;
   readonly dims: ReadonlyMap<string, readonly number[]>;
   /** d: the number of real parameters. */
   readonly parameterCount: number;
@@ -56,8 +85,14 @@ export class ParameterSet {
   readonly resident: boolean;
 
   private readonly kernels: PerturbationKernels;
-  /** All working weights, contiguous by global index; the tensors' arrays are views of it. */
+  private readonly slots: TensorSlot[];
+  private readonly weightArrays = new Map<string, Float32Array>();
+  /** Working weights by global index from 0 (all of them, or the lower range of a split set). */
   private readonly span: Float32Array;
+  /** The upper range of a split set. */
+  private readonly far: FarRange | null;
+  private readonly consumers = new Set<WeightConsumer>();
+  private farViewsBuffer: ArrayBufferLike | null = null;
   private readonly useZStore: boolean;
   /** The WASM store, allocated with the resident weights (a later growth would move them). */
   private readonly residentZStore: Int16Array | null;
@@ -89,35 +124,97 @@ export class ParameterSet {
 
     this.kernels = createKernels(options.kernel ?? 'auto');
     this.kernel = this.kernels.name;
-    this.useZStore = options.zStore ?? this.kernel === 'wasm-simd';
-    const residentViews = options.resident === false ? null : allocateResident(this.kernels, next, this.useZStore);
+    this.parameterCount = sorted.reduce((a, t) => a + t.data.length, 0);
+    const mode = options.parallelPasses ?? 'off';
+    const large = this.parameterCount >= PARALLEL_MIN_PARAMETERS;
+    const wantSplit = this.kernel === 'wasm-simd' && options.resident !== false && (mode === 'on' || (mode === 'auto' && large));
+    this.useZStore = options.zStore ?? (this.kernel === 'wasm-simd' && (wantSplit || !large));
+    const split = wantSplit ? splitIndex(offsets, next) : next;
+    let residentViews = allocateResident(this.kernels, options.resident === false ? 0 : split, this.useZStore);
+    if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.useZStore);
+    const farFrom = residentViews !== null && residentViews.weights.length < next ? split : next;
     this.resident = residentViews !== null;
     this.span = residentViews?.weights ?? new Float32Array(next);
     this.residentZStore = residentViews?.zStore ?? null;
+    this.far = farFrom < next ? new FarRange(farFrom, next - farFrom, this.useZStore) : null;
 
-    const tensors: ParameterTensor[] = [];
-    for (let t = 0; t < sorted.length; t++) {
-      const { name, dims, data } = sorted[t];
-      const view = this.span.subarray(offsets[t], offsets[t] + data.length);
-      view.set(data);
-      tensors.push({ name, dims: [...dims], offset: offsets[t], size: data.length, data: view });
-    }
-    this.tensors = tensors;
-    this.weights = new Map(tensors.map((t) => [t.name, t.data]));
-    this.dims = new Map(tensors.map((t) => [t.name, t.dims]));
-    this.parameterCount = tensors.reduce((a, t) => a + t.size, 0);
+    this.slots = sorted.map(({ name, dims, data }, t) => ({ name, dims: [...dims], offset: offsets[t], size: data.length, data }));
+    this.viewSlots();
+    for (let t = 0; t < sorted.length; t++) this.slots[t].data.set(sorted[t].data);
+    this.tensors = this.slots;
+    this.dims = new Map(this.slots.map((t) => [t.name, t.dims]));
+  }
+
+  /** Weight arrays by name. The map stays the same object; a split pass replaces the upper range's arrays. */
+  get weights(): ReadonlyMap<string, Float32Array> {
+    return this.weightArrays;
+  }
+
+  /** True when passes are split between this thread and a worker (once something is bound). */
+  get split(): boolean {
+    return this.far !== null;
+  }
+
+  /**
+   * Binds the weights to `consumer` now and again whenever arrays are replaced; returns the unbinding.
+   * While anything is bound, a split set runs its passes on two threads.
+   */
+  bindTo(consumer: WeightConsumer): () => void {
+    consumer.bindWeights(this.weights);
+    this.consumers.add(consumer);
+    return () => this.consumers.delete(consumer);
+  }
+
+  /** Stops the pass worker, if one was started. The set stays usable (passes on this thread). */
+  dispose(): void {
+    this.consumers.clear();
+    this.far?.dispose();
   }
 
   /** w += s·z(key) over every parameter. */
   perturb(key: number, s: number): void {
-    this.ensureBase();
-    this.spanPasses().perturb(key, s);
+    this.pass({ kind: 'perturb', key, s });
   }
 
   /** w += a·z(keyA) then + b·z(keyB), fused into one pass (restore+update fused with the next perturbation). */
   perturb2(keyA: number, a: number, keyB: number, b: number): void {
+    this.pass({ kind: 'perturb2', keyA, a, keyB, b });
+  }
+
+  private pass(request: PassRequest): void {
     this.ensureBase();
-    this.spanPasses().perturb2(keyA, a, keyB, b);
+    const near = (): void => this.spanPasses().run(this.span, request);
+    if (this.far === null) return near();
+    let moved = false;
+    try {
+      moved = this.far.run(request, this.consumers.size > 0, near);
+    } finally {
+      // Also after a failed worker pass: its weights came back in a new array too.
+      if (moved || this.far.data.buffer !== this.farViewsBuffer) this.farMoved();
+    }
+  }
+
+  /** Points the tensors and the weight map at the current arrays. */
+  private viewSlots(): void {
+    for (const slot of this.slots) {
+      const inFar = this.far !== null && slot.offset >= this.far.offset;
+      const range = inFar ? (this.far as FarRange).data : this.span;
+      const start = slot.offset - (inFar ? (this.far as FarRange).offset : 0);
+      slot.data = range.subarray(start, start + slot.size);
+      this.weightArrays.set(slot.name, slot.data);
+    }
+    this.farViewsBuffer = this.far?.data.buffer ?? null;
+  }
+
+  private farMoved(): void {
+    this.viewSlots();
+    for (const consumer of this.consumers) consumer.bindWeights(this.weights);
+  }
+
+  /** The weights as contiguous ranges of global indices. */
+  private ranges(): { readonly offset: number; readonly data: Float32Array }[] {
+    const near = { offset: 0, data: this.span };
+    return this.far === null ? [near] : [near, { offset: this.far.offset, data: this.far.data }];
   }
 
   /**
@@ -167,7 +264,16 @@ export class ParameterSet {
     }
     this.appliedSumAbs = sumAbs([...this.applied.values()]);
     if (keys.length > 0) this.kernels.accumulate(this.sums, 0, Uint32Array.from(keys), Float64Array.from(coeffs));
-    this.kernels.materialize(this.span, this.base as Float32Array, this.sums, -eta * S_UNIT);
+    this.materialize();
+  }
+
+  private materialize(): void {
+    const base = this.base as Float32Array;
+    const sums = this.sums as Float64Array;
+    for (const { offset, data } of this.ranges()) {
+      const end = offset + data.length;
+      this.kernels.materialize(data, base.subarray(offset, end), sums.subarray(offset, end), -this.eta * S_UNIT);
+    }
   }
 
   /** The applied coefficient vector C as seed index → integer units (zeros omitted). */
@@ -181,13 +287,15 @@ export class ParameterSet {
    */
   resetToBase(): void {
     if (this.base === null) return; // never mutated
-    if (this.sums === null) this.span.set(this.base);
-    else this.kernels.materialize(this.span, this.base, this.sums, -this.eta * S_UNIT);
+    if (this.sums !== null) return this.materialize();
+    for (const { offset, data } of this.ranges()) data.set(this.base.subarray(offset, offset + data.length));
   }
 
   /** A copy of all working weights (by global index), for restore(). */
   snapshot(): Float32Array {
-    return this.span.slice();
+    const copy = new Float32Array(this.indexSpan);
+    for (const { offset, data } of this.ranges()) copy.set(data, offset);
+    return copy;
   }
 
   restore(snapshot: Float32Array): void {
@@ -195,7 +303,7 @@ export class ParameterSet {
       throw new RangeError(`snapshot holds ${snapshot.length} values, this set spans ${this.indexSpan}`);
     }
     this.ensureBase();
-    this.span.set(snapshot);
+    for (const { offset, data } of this.ranges()) data.set(snapshot.subarray(offset, offset + data.length));
   }
 
   /** SHA-256 (hex) of the working weights' little-endian bytes, tensor by tensor in offset order. */
@@ -209,19 +317,32 @@ export class ParameterSet {
   private spanPasses(): LocalSpanPasses {
     if (this.passes === null) {
       const zq = !this.useZStore ? null : this.kernel === 'js' ? new Int16Array(this.indexSpan) : this.residentZStore;
-      this.passes = new LocalSpanPasses(this.kernels, 0, this.span, zq);
+      this.passes = new LocalSpanPasses(this.kernels, 0, zq);
     }
     return this.passes;
   }
 
   /** w0 is captured lazily, before the first change, so a set used only for inference never copies it. */
   private ensureBase(): void {
-    this.base ??= this.span.slice();
+    this.base ??= this.snapshot();
   }
 }
 
 /** Weights and store in one growth where both fit, else the weights alone (every pass then hashes). */
+/**
+ * The tensor boundary nearest to NEAR_SHARE of the span (tensors are never split), or the span's end
+ * when no boundary leaves both ranges at least a quarter of it.
+ */
+function splitIndex(offsets: readonly number[], span: number): number {
+  let best = span;
+  for (const offset of offsets) {
+    if (offset < span / 4 || offset > (span * 3) / 4) continue;
+    if (Math.abs(offset - NEAR_SHARE * span) < Math.abs(best - NEAR_SHARE * span)) best = offset;
+  }
+  return best;
+}
+
 function allocateResident(kernels: PerturbationKernels & Partial<ResidentMemory>, length: number, zStore: boolean): ResidentViews | null {
-  if (!kernels.allocateResidentViews) return null;
+  if (!kernels.allocateResidentViews || length === 0) return null;
   return (zStore ? kernels.allocateResidentViews(length, length) : null) ?? kernels.allocateResidentViews(length, 0);
 }

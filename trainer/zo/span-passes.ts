@@ -13,11 +13,20 @@ export type PassOp =
   | { readonly kind: 'perturbStored'; readonly s: number }
   | { readonly kind: 'perturb2Stored'; readonly a: number; readonly keyB: number; readonly b: number };
 
+/** What a caller asks for; the store decides which kernel pass serves it. */
+export type PassRequest = Extract<PassOp, { kind: 'perturb' | 'perturb2' }>;
+
 /** Which seed's Zq a store holds, and the pass that serves a request given that. */
 export class StoredSeed {
   private key: number | null = null;
 
   constructor(private readonly hasStore: boolean) {}
+
+  plan(request: PassRequest): PassOp {
+    return request.kind === 'perturb'
+      ? this.planPerturb(request.key, request.s)
+      : this.planPerturb2(request.keyA, request.a, request.keyB, request.b);
+  }
 
   /** w += s·z(key). */
   planPerturb(key: number, s: number): PassOp {
@@ -61,7 +70,7 @@ export function runPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16
   }
 }
 
-/** A range processed on the calling thread. */
+/** A range processed on the calling thread; its weights array is passed per call (it may be replaced). */
 export class LocalSpanPasses {
   private readonly stored: StoredSeed;
 
@@ -69,23 +78,15 @@ export class LocalSpanPasses {
   constructor(
     private readonly kernels: PerturbationKernels,
     private readonly offset: number,
-    private readonly w: Float32Array,
     private readonly zq: Int16Array | null,
   ) {
     this.stored = new StoredSeed(zq !== null);
   }
 
-  perturb(key: number, s: number): void {
-    this.run(this.stored.planPerturb(key, s));
-  }
-
-  perturb2(keyA: number, a: number, keyB: number, b: number): void {
-    this.run(this.stored.planPerturb2(keyA, a, keyB, b));
-  }
-
-  private run(op: PassOp): void {
+  run(w: Float32Array, request: PassRequest): void {
+    const op = this.stored.plan(request);
     this.stored.begin(op);
-    runPass(this.kernels, this.w, this.zq, this.offset, op);
+    runPass(this.kernels, w, this.zq, this.offset, op);
     this.stored.complete(op);
   }
 }

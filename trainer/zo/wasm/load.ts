@@ -41,15 +41,20 @@ function compiledModule(): WebAssembly.Module | null {
   return moduleCache;
 }
 
+/** The compiled module, to instantiate elsewhere (a worker thread); throws where SIMD is unavailable. */
+export function kernelModule(): WebAssembly.Module {
+  const module = compiledModule();
+  if (module === null) throw new Error('WebAssembly SIMD is not available in this JavaScript engine');
+  return module;
+}
+
 export function wasmSimdSupported(): boolean {
   return compiledModule() !== null;
 }
 
 /** A fresh instance with its own memory (each ParameterSet owns one), tables filled. */
 export function instantiateKernels(): KernelExports {
-  const module = compiledModule();
-  if (module === null) throw new Error('WebAssembly SIMD is not available in this JavaScript engine');
-  const exports = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+  const exports = new WebAssembly.Instance(kernelModule(), {}).exports as unknown as KernelExports;
   const buffer = exports.memory.buffer;
   new Float32Array(buffer, LAYOUT.tableF32, ZQ_SIZE).set(ZQ);
   new Float64Array(buffer, LAYOUT.tableF64, ZQ_SIZE).set(ZQ);

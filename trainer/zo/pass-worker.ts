@@ -1,0 +1,166 @@
+// A worker thread that runs the perturbation passes over one range of the weights while the calling
+// thread runs them over the rest, so both cores work during a pass (onnxruntime's threads are idle then).
+//
+// The range's weights live in a plain ArrayBuffer that onnxruntime reads zero-copy between passes; for a
+// pass it is transferred to the worker (zero-copy) and back. A SharedArrayBuffer would avoid the moves,
+// but onnxruntime-node rejects tensors backed by one. The caller blocks until the worker is done
+// (Atomics.wait, then receiveMessageOnPort), so a pass stays synchronous and the weights are never
+// observed half-way. The worker keeps its range's z store in its own WebAssembly memory.
+//
+// The worker runs from source text (no file to find next to a bundle) and instantiates the same compiled
+// module, so it computes with the very kernels of the calling thread, chunk by chunk.
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { ZQ } from './generator';
+import { tableScale } from './kernels';
+import type { PassOp } from './span-passes';
+import { kernelModule, LAYOUT } from './wasm/load';
+
+/** A pass as the worker receives it: multipliers already fl32(·/4096). */
+interface ScaledPass {
+  readonly kind: PassOp['kind'];
+  readonly key: number;
+  readonly s: number;
+  readonly keyB: number;
+  readonly b: number;
+}
+
+interface PassReply {
+  readonly buffer: ArrayBuffer;
+  readonly error?: string;
+}
+
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, table, offset, length: stored, port, signal, layout } = workerData;
+let ex = null;
+let initError = null;
+try {
+  ex = new WebAssembly.Instance(module, {}).exports;
+  new Float32Array(ex.memory.buffer, layout.tableF32, table.length).set(table);
+  new Float64Array(ex.memory.buffer, layout.tableF64, table.length).set(table);
+  if (stored > 0) ex.memory.grow(Math.ceil((stored * 2) / 65536));
+} catch (e) {
+  initError = e;
+}
+const zq = layout.residentBase;
+function pass(op, w) {
+  if (initError) throw initError;
+  const scratch = new Float32Array(ex.memory.buffer, layout.chunkW, layout.chunk);
+  for (let start = 0; start < w.length; start += layout.chunk) {
+    const part = w.subarray(start, Math.min(w.length, start + layout.chunk));
+    const n = part.length;
+    const off = offset + start;
+    const zp = zq + start * 2;
+    scratch.set(part);
+    switch (op.kind) {
+      case 'perturb': ex.perturb(layout.chunkW, n, off, op.key, op.s); break;
+      case 'perturb2': ex.perturb2(layout.chunkW, n, off, op.key, op.s, op.keyB, op.b); break;
+      case 'perturbStore': ex.perturbStore(layout.chunkW, zp, n, off, op.key, op.s); break;
+      case 'perturbStored': ex.perturbStored(layout.chunkW, zp, n, op.s); break;
+      case 'perturb2Stored': ex.perturb2Stored(layout.chunkW, zp, n, off, op.s, op.keyB, op.b); break;
+      default: throw new Error('unknown pass ' + op.kind);
+    }
+    part.set(scratch.subarray(0, n));
+  }
+}
+port.on('message', ({ op, buffer }) => {
+  let error;
+  try {
+    pass(op, new Float32Array(buffer));
+  } catch (e) {
+    error = String((e && e.stack) || e);
+  }
+  port.postMessage({ buffer, error }, [buffer]);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+});
+`;
+
+/** How long a pass may take before the worker is taken for dead: generous, passes run at ~1–2 ns/param. */
+function passDeadlineMs(length: number): number {
+  return Math.max(60_000, length * 1e-4);
+}
+
+export class PassWorker {
+  private readonly worker: Worker;
+  private readonly port: MessagePort;
+  private readonly signal = new Int32Array(new SharedArrayBuffer(4));
+  private failure: Error | null = null;
+
+  /** A worker for the range of `length` parameters from global index `offset`, with or without a z store. */
+  constructor(
+    private readonly offset: number,
+    private readonly length: number,
+    zStore = true,
+  ) {
+    const { port1, port2 } = new MessageChannel();
+    this.port = port1;
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { module: kernelModule(), table: ZQ, offset, length: zStore ? length : 0, port: port2, signal: this.signal, layout: LAYOUT },
+      transferList: [port2],
+    });
+    this.worker.on('error', (e) => (this.failure = e));
+    this.worker.unref(); // an undisposed set must not keep the process alive
+  }
+
+  /**
+   * Runs `op` over `w` (the whole of its own ArrayBuffer, which is moved to the worker and detached
+   * here) while the caller works on something else; finish() returns the weights in a new array.
+   */
+  start(op: PassOp, w: Float32Array): void {
+    if (this.failure) throw this.failure;
+    const buffer = w.buffer;
+    if (!(buffer instanceof ArrayBuffer) || w.length !== this.length || w.byteOffset !== 0 || buffer.byteLength !== w.byteLength) {
+      throw new Error('a worker pass needs the range\'s own whole ArrayBuffer');
+    }
+    Atomics.store(this.signal, 0, 0);
+    this.port.postMessage({ op: scaled(op), buffer }, [buffer]);
+  }
+
+  /** Blocks until the pass started by start() is done; rethrows the worker's error after the weights are back. */
+  finish(): Float32Array {
+    const deadline = performance.now() + passDeadlineMs(this.length);
+    while (Atomics.wait(this.signal, 0, 0, 1000) === 'timed-out') {
+      if (performance.now() > deadline) {
+        this.dispose();
+        throw new Error(`the perturbation worker did not finish a pass over ${this.length} parameters at ${this.offset}; those weights are lost`);
+      }
+    }
+    const received = receiveMessageOnPort(this.port);
+    if (!received) throw new Error('the perturbation worker signalled without replying');
+    const reply = received.message as PassReply;
+    const w = new Float32Array(reply.buffer);
+    if (reply.error !== undefined) throw new WorkerPassError(reply.error, w);
+    return w;
+  }
+
+  dispose(): void {
+    this.port.close();
+    void this.worker.terminate();
+  }
+}
+
+/** A failed worker pass; the weights came back (as they were when the pass stopped) and are in `weights`. */
+export class WorkerPassError extends Error {
+  constructor(
+    message: string,
+    readonly weights: Float32Array,
+  ) {
+    super(`perturbation worker: ${message}`);
+  }
+}
+
+function scaled(op: PassOp): ScaledPass {
+  switch (op.kind) {
+    case 'perturb':
+    case 'perturbStore':
+      return { kind: op.kind, key: op.key, s: tableScale(op.s), keyB: 0, b: 0 };
+    case 'perturbStored':
+      return { kind: op.kind, key: 0, s: tableScale(op.s), keyB: 0, b: 0 };
+    case 'perturb2':
+      return { kind: op.kind, key: op.keyA, s: tableScale(op.a), keyB: op.keyB, b: tableScale(op.b) };
+    case 'perturb2Stored':
+      return { kind: op.kind, key: 0, s: tableScale(op.a), keyB: op.keyB, b: tableScale(op.b) };
+  }
+}
