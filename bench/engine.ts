@@ -77,10 +77,10 @@ async function benchSize(size: EngineSize, o: Required<Pick<EngineBenchOptions, 
   const preset = ENGINE_SIZES[size];
   o.log(`${size}: building or reusing ${preset} (${gpt2ParamCount(GPT2_PRESETS[preset]).toLocaleString()} parameters)…`);
   const model = await loadModel(cachedModel(preset, o.cacheDir));
-  const params = new ParameterSet(model.weights);
+  const params = new ParameterSet(model.weights, { parallelPasses: 'auto' });
   for (const w of model.weights) w.data = new Float32Array(0); // the ParameterSet holds the master copies now
   const session = await ModelSession.create(rewriteForTraining(model), { intraOpNumThreads: o.threads, executionProviders: ['cpu'] });
-  session.bindWeights(params.weights);
+  params.bindTo(session);
   const big = size === '124m';
   const steps: EngineSizeResult['steps'][number][] = [];
   try {
@@ -94,6 +94,7 @@ async function benchSize(size: EngineSize, o: Required<Pick<EngineBenchOptions, 
       o.log(`${size} batch ${batch}: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}${target ? ` (target ≤ ${target.target} ${mark(target.met)})` : ''}`);
     }
   } finally {
+    params.dispose();
     await session.release();
   }
   return { size, preset, parameters: params.parameterCount, seq: SEQ, kernel: params.kernel, resident: params.resident, executionProvider: session.executionProvider, steps };

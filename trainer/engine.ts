@@ -31,17 +31,23 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   const paths = resolveModelPaths(options.model, options.tokenizer);
   const tokenizer = loadTokenizer(paths.tokenizer);
   const model = await loadModel(paths.model);
-  const params = new ParameterSet(model.weights, { kernel: options.kernel ?? 'auto' });
+  // Large models split each perturbation pass over two threads (the session's cores idle meanwhile).
+  const params = new ParameterSet(model.weights, { kernel: options.kernel ?? 'auto', parallelPasses: 'auto' });
   // The master copies now live in the ParameterSet; drop the loader's arrays.
   for (const w of model.weights) (w as { data: Float32Array }).data = new Float32Array(0);
   const session = await ModelSession.create(rewriteForTraining(model), {
     intraOpNumThreads: options.threads ?? availableParallelism(),
     executionProviders: options.providers ?? ['cpu'],
   });
-  session.bindWeights(params.weights);
+  // bindTo, not bindWeights: a split pass hands back new arrays and the session must follow them.
+  params.bindTo(session);
   if (tokenizer.vocabSize > (model.io.vocab ?? Infinity)) {
+    params.dispose();
     await session.release();
     throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.io.vocab}`);
   }
-  return { model, params, session, tokenizer, modelPath: paths.model, close: () => session.release() };
+  return { model, params, session, tokenizer, modelPath: paths.model, close: async () => {
+    params.dispose();
+    await session.release();
+  } };
 }
