@@ -153,3 +153,16 @@ test('a round leaves the replica unchanged and repeats exactly when retried', as
   const held = await trainer.heldOutLoss();
   assert.ok(Math.abs(held.loss * held.tokens - first.lossBefore.sum) < 1e-6 * first.lossBefore.sum, 'heldOutLoss measures the replica');
 });
+
+test('a client whose local training fails stops with that error instead of reconnecting forever', async () => {
+  const e = await engine();
+  const trainer = new EngineLocalTrainer(e, data, { batchSize: 2, seqLen, clientSeed: 21 });
+  trainer.trainRound = () => Promise.reject(new Error('out of memory in the forward pass'));
+  await withServer({ ...config, clientsPerRound: 1 }, 1, e.params.parameterCount, async (server) => {
+    const joins: string[] = [];
+    server.events.on('clientJoined', (j) => joins.push(j.clientId));
+    const client = new FederationClient({ url: server.url, clientId: 'broken', token: 'local', trainer, backoff: { initialMs: 10, maxMs: 20 } });
+    await assert.rejects(client.run(), /local training failed: out of memory in the forward pass/);
+    assert.equal(joins.length, 1);
+  });
+});

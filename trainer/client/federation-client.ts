@@ -217,9 +217,11 @@ export class FederationClient extends EventEmitter<ClientEvents> {
           })
           .catch((err: unknown) => {
             const code = err instanceof ProtocolError ? err.code : ErrorCode.Internal;
-            const fatal = err instanceof FederationClientError;
-            if (fatal) settled = { kind: 'fatal', error: err };
-            else if (ws.readyState === ws.OPEN) this.send(ws, { type: 'error', code, message: (err as Error).message });
+            if (ws.readyState === ws.OPEN && !(err instanceof FederationClientError)) this.send(ws, { type: 'error', code, message: (err as Error).message });
+            // A refusal, or a failure of the local trainer (which a reconnect would only repeat, at once
+            // and forever, since the welcome resets the backoff), ends run(); protocol errors reconnect.
+            if (err instanceof FederationClientError) settled = { kind: 'fatal', error: err };
+            else if (!(err instanceof ProtocolError)) settled = { kind: 'fatal', error: new Error(`local training failed: ${(err as Error).message}`, { cause: err }) };
             ws.close(1000, 'client error');
           });
       });
