@@ -13,10 +13,18 @@ export interface Invocation {
 }
 
 export function fedkseedInvocation(): Invocation {
+  return entryInvocation('cli/main.ts', 'dist/cli.js');
+}
+
+/**
+ * A process entry of the product: its bundle (relative to the package root) when this process runs
+ * from bundles, else its TypeScript source through tsx.
+ */
+export function entryInvocation(source: string, bundle: string): Invocation {
   const root = packageRoot();
-  if (!__filename.endsWith('.ts')) return { command: process.execPath, args: [join(root, 'dist', 'cli.js')] };
-  const entry = join(root, 'cli', 'main.ts');
-  if (!existsSync(entry)) throw new Error(`cannot find the CLI entry ${entry}`);
+  if (!__filename.endsWith('.ts')) return { command: process.execPath, args: [join(root, bundle)] };
+  const entry = join(root, source);
+  if (!existsSync(entry)) throw new Error(`cannot find the entry ${entry}`);
   // An absolute loader URL, so the child does not depend on its working directory to find tsx.
   const loader = pathToFileURL(createRequire(join(root, 'package.json')).resolve('tsx')).href;
   return { command: process.execPath, args: ['--import', loader, entry] };
