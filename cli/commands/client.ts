@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ClientEventLine, finiteOrNull } from '../../federation/simulate/client-events';
-import { formatBytes } from '../../federation/simulate/format';
+import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer, type EngineStepProgress } from '../../trainer/client/engine-trainer';
 import { FederationClient } from '../../trainer/client/federation-client';

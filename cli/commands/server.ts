@@ -9,7 +9,7 @@ import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
 import { CliError } from '../errors';
 import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { fixed, note } from '../output';
-import { formatBytes } from '../../federation/simulate/format';
+import { formatBytes } from '../../protocol/format';
 
 export const DEFAULT_SERVER_PORT = 8765;
 

@@ -1,6 +1,6 @@
 import { join, relative } from 'node:path';
 import { type Command, Option } from 'commander';
-import { formatBytes, formatRatio } from '../../federation/simulate/format';
+import { formatBytes, formatRatio } from '../../protocol/format';
 import type { RoundReport } from '../../federation/simulate/report';
 import { runSimulation, type SimulationEvent } from '../../federation/simulate/run-simulation';
 import type { SplitMode } from '../../federation/simulate/shards';
