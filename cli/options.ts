@@ -1,8 +1,11 @@
 // Option groups shared by several subcommands, and their parsing into typed values.
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
+import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { EngineOptions } from '../trainer/engine';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
+import { problemReporter } from './output';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -78,4 +81,17 @@ export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
     .option('--seq-len <n>', 'tokens per example window', positiveInt, 128)
     .option('--batch-size <n>', 'examples per batch', positiveInt, 8)
     .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it');
+}
+
+/** Reads the dataset the data options name, reporting every bad line as it is found. */
+export function loadCliDataset(o: DataCliOptions & { json?: boolean }, tokenizer: TextTokenizer, heldOutFraction: number): Promise<Dataset> {
+  return loadDataset(o.data, {
+    tokenizer,
+    seqLen: o.seqLen,
+    format: o.format,
+    include: o.include,
+    heldOutFraction,
+    policy: o.strict ? 'strict' : 'skip',
+    onProblem: problemReporter(Boolean(o.json)),
+  });
 }

@@ -4,9 +4,8 @@ import { BatchSampler } from './data/batches';
 import type { Dataset } from './data/dataset';
 import type { Engine } from './engine';
 import { evaluateLoss, type LossSummary } from './eval/loss';
-import { type Checkpoint, coefficientRecord } from './zo/checkpoint';
+import { type Checkpoint, makeCheckpoint } from './zo/checkpoint';
 import { quantizeCoefficient } from './zo/coefficients';
-import { GENERATOR_VERSION } from './zo/generator';
 import { SeedSampler } from './zo/seed-sampler';
 import { type StepEvent, ZoTrainer } from './zo/zo-trainer';
 import { deriveSeed } from './data/rng';
@@ -86,17 +85,10 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
 
   const coefficients = new Float64Array(o.k);
   for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
-  const checkpoint: Checkpoint = {
-    format: 'fedkseed-coefficients',
-    version: 1,
-    baseModel: engine.model.identity,
-    generatorVersion: GENERATOR_VERSION,
-    federationSeed: o.federationSeed,
-    k: o.k,
-    eta: o.eta,
-    eps: o.eps,
-    coefficients: coefficientRecord(coefficients),
-    steps: stepsRun,
-  };
+  const checkpoint = makeCheckpoint(
+    { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, eps: o.eps },
+    coefficients,
+    { steps: stepsRun },
+  );
   return { stepsRun, skipped, before, after, checkpoint, stepMs: stepsRun > 0 ? trainMs / stepsRun : Number.NaN };
 }

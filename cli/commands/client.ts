@@ -7,14 +7,12 @@ import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer, type EngineStepProgress } from '../../trainer/client/engine-trainer';
 import { FederationClient } from '../../trainer/client/federation-client';
-import { loadDataset } from '../../trainer/data/dataset';
 import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
-import { applyCheckpoint, type Checkpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
-import { GENERATOR_VERSION } from '../../trainer/zo/generator';
+import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
-import { emitJson, fixed, note, problemReporter } from '../output';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
+import { emitJson, fixed, note } from '../output';
 
 interface ClientCliOptions extends ModelCliOptions, DataCliOptions {
   server: string;
@@ -56,20 +54,11 @@ function defaultClientId(data: string): string {
 }
 
 function replicaCheckpoint(engine: Engine, config: FederationConfig, round: number): Checkpoint {
-  const coefficients: Record<string, number> = {};
-  for (const [j, c] of [...engine.params.appliedCoefficients()].sort((a, b) => a[0] - b[0])) if (c !== 0) coefficients[String(j)] = c;
-  return {
-    format: 'fedkseed-coefficients',
-    version: 1,
-    baseModel: engine.model.identity,
-    generatorVersion: GENERATOR_VERSION,
-    federationSeed: config.federationSeed,
-    k: config.k,
-    eta: config.eta,
-    eps: config.epsilon,
-    coefficients,
-    round,
-  };
+  return makeCheckpoint(
+    { baseModel: engine.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, eps: config.epsilon },
+    engine.params.appliedCoefficients(),
+    { round },
+  );
 }
 
 async function runClient(o: ClientCliOptions): Promise<void> {
@@ -88,15 +77,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       if (resumed.round === undefined) throw new CliError(`${o.out} is not a federation checkpoint (it has no round)`);
       applyCheckpoint(engine.params, resumed, engine.model.identity, o.out);
     }
-    const data = await loadDataset(o.data, {
-      tokenizer: engine.tokenizer,
-      seqLen: o.seqLen,
-      format: o.format,
-      include: o.include,
-      heldOutFraction: o.heldOut,
-      policy: o.strict ? 'strict' : 'skip',
-      onProblem: problemReporter(Boolean(o.json)),
-    });
+    const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
     if (data.train.length === 0) throw new CliError(`no training examples in ${o.data}`);
     const trainer = new EngineLocalTrainer(engine, data, { batchSize: o.batchSize, seqLen: o.seqLen, clientSeed: fnv1a32(clientId), heldOutExamples: o.heldOutExamples });
     const resumedRound = resumed?.round ?? 0;

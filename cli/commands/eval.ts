@@ -1,12 +1,11 @@
 import { type Command, Option } from 'commander';
-import { loadDataset } from '../../trainer/data/dataset';
 import { openEngine } from '../../trainer/engine';
 import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
 import { evaluateLoss } from '../../trainer/eval/loss';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
-import { emitJson, fixed, note, problemReporter } from '../output';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
+import { emitJson, fixed, note } from '../output';
 
 interface EvalOptions extends ModelCliOptions, DataCliOptions {
   checkpoint?: string;
@@ -36,15 +35,7 @@ async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
   try {
     if (o.checkpoint) applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
-    const ds = await loadDataset(o.data, {
-      tokenizer: engine.tokenizer,
-      seqLen: o.seqLen,
-      format: o.format,
-      include: o.include,
-      heldOutFraction: o.split === 'all' ? 0 : o.heldOut,
-      policy: o.strict ? 'strict' : 'skip',
-      onProblem: problemReporter(Boolean(o.json)),
-    });
+    const ds = await loadCliDataset(o, engine.tokenizer, o.split === 'all' ? 0 : o.heldOut);
     let examples = o.split === 'all' ? ds.train : ds.heldOut;
     if (o.maxExamples) examples = examples.slice(0, o.maxExamples);
     if (examples.length === 0) throw new CliError(`no examples to evaluate in ${o.data}${ds.skipped.length ? ` (${ds.skipped.length} files skipped)` : ''}`);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { loadDataset } from '../../trainer/data/dataset';
 import { openEngine } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
 import { resolveModelPaths } from '../../trainer/paths';
@@ -10,6 +9,7 @@ import { exportWithTokenizer } from './export';
 import {
   addDataOptions,
   addModelOptions,
+  loadCliDataset,
   type DataCliOptions,
   engineOptions,
   fraction,
@@ -19,7 +19,7 @@ import {
   positiveNumber,
   uint32,
 } from '../options';
-import { emitJson, fixed, note, problemReporter } from '../output';
+import { emitJson, fixed, note } from '../output';
 
 interface TrainOptions extends ModelCliOptions, DataCliOptions {
   steps: number;
@@ -77,15 +77,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
       applyCheckpoint(engine.params, start, engine.model.identity, o.from);
       initial = new Map(Object.entries(start.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)]));
     }
-    const data = await loadDataset(o.data, {
-      tokenizer: engine.tokenizer,
-      seqLen: o.seqLen,
-      format: o.format,
-      include: o.include,
-      heldOutFraction: o.heldOut,
-      policy: o.strict ? 'strict' : 'skip',
-      onProblem: problemReporter(Boolean(o.json)),
-    });
+    const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
     if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length });
     else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${engine.session.executionProvider}`);
 

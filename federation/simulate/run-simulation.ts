@@ -10,7 +10,7 @@ import { loadDataset } from '../../trainer/data/dataset';
 import type { DataProblem } from '../../trainer/data/problems';
 import { type DataFormat, detectFormat } from '../../trainer/data/readers';
 import { openEngine } from '../../trainer/engine';
-import { type Checkpoint, coefficientRecord, saveCheckpoint } from '../../trainer/zo/checkpoint';
+import { makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import type { KernelChoice } from '../../trainer/zo/kernels-select';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import { startServer } from '../server';
@@ -284,18 +284,11 @@ export async function runSimulation(o: SimulationOptions, onEvent: (e: Simulatio
     let checkpoint: string | null = null;
     if (state && state.round > 0) {
       checkpoint = join(outDir, 'checkpoint.json');
-      const c: Checkpoint = {
-        format: 'fedkseed-coefficients',
-        version: 1,
-        baseModel: engine.model.identity,
-        generatorVersion: GENERATOR_VERSION,
-        federationSeed: config.federationSeed,
-        k: config.k,
-        eta: config.eta,
-        eps: config.epsilon,
-        coefficients: coefficientRecord(state.coefficients),
-        round: state.round,
-      };
+      const c = makeCheckpoint(
+        { baseModel: engine.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, eps: config.epsilon },
+        state.coefficients,
+        { round: state.round },
+      );
       saveCheckpoint(checkpoint, c);
     }
 

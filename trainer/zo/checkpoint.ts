@@ -66,6 +66,31 @@ export function applyCheckpoint(params: ParameterSet, checkpoint: Checkpoint, mo
   );
 }
 
+/** What a checkpoint records besides its coefficients. */
+export interface CheckpointOrigin {
+  readonly baseModel: string;
+  readonly federationSeed: number;
+  readonly k: number;
+  readonly eta: number;
+  readonly eps: number;
+}
+
+/** A checkpoint of this generator version from coefficients given densely or as seed → integer. */
+export function makeCheckpoint(
+  origin: CheckpointOrigin,
+  coefficients: ArrayLike<number> | ReadonlyMap<number, number>,
+  extra: { steps?: number; round?: number } = {},
+): Checkpoint {
+  const record = coefficients instanceof Map ? coefficientRecord(denseFrom(coefficients, origin.k)) : coefficientRecord(coefficients as ArrayLike<number>);
+  return { format: 'fedkseed-coefficients', version: 1, generatorVersion: GENERATOR_VERSION, ...origin, coefficients: record, ...extra };
+}
+
+function denseFrom(sparse: ReadonlyMap<number, number>, k: number): Float64Array {
+  const dense = new Float64Array(k);
+  for (const [j, c] of sparse) dense[j] = c;
+  return dense;
+}
+
 /** Sparse record of a dense coefficient vector (zeros omitted). */
 export function coefficientRecord(c: ArrayLike<number>): Record<string, number> {
   const out: Record<string, number> = {};
