@@ -138,7 +138,10 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       if (outcome.kind === 'fatal') throw outcome.error;
       if (this.stopped) throw new Error('the federation client was stopped');
       failures = outcome.welcomed ? 0 : failures + 1;
-      if (failures >= this.backoff.maxAttempts) throw new Error(`gave up after ${failures} failed connection attempts to ${this.options.url}`);
+      if (failures >= this.backoff.maxAttempts) {
+        const why = outcome.error ?? (outcome.reason || `close code ${outcome.code}`);
+        throw new Error(`gave up after ${failures} failed connection attempts to ${this.options.url} (last: ${why})`);
+      }
       const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.factor ** failures) * (0.75 + Math.random() * 0.5);
       this.emit('disconnected', { code: outcome.code, reason: outcome.reason, retryInMs: Math.round(delay) });
       await new Promise<void>((resolve) => {
@@ -172,7 +175,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
   private session(attempt: number): Promise<
     | { kind: 'finished'; digest: string }
     | { kind: 'fatal'; error: Error }
-    | { kind: 'closed'; code: number; reason: string; welcomed: boolean }
+    | { kind: 'closed'; code: number; reason: string; welcomed: boolean; error: string | null }
   > {
     return new Promise((resolve) => {
       const ws = new WebSocket(this.options.url, { perMessageDeflate: false, ca: this.options.tls?.ca, rejectUnauthorized: this.options.tls?.rejectUnauthorized });
@@ -225,8 +228,10 @@ export class FederationClient extends EventEmitter<ClientEvents> {
             ws.close(1000, 'client error');
           });
       });
-      ws.on('error', () => {
-        // 'close' follows and drives the reconnect.
+      let socketError: string | null = null;
+      ws.on('error', (err) => {
+        // 'close' follows and drives the reconnect; keep why, for when the client gives up.
+        socketError = err.message;
       });
       ws.on('close', (code, reason) => {
         if (this.socket) {
@@ -235,7 +240,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
           this.socket = null;
         }
         this.ws = null;
-        void queue.then(() => resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed }));
+        void queue.then(() => resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed, error: socketError }));
       });
     });
   }
