@@ -448,6 +448,8 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     const conn: Connection = { ws, bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst), clientId: null, syncedRound: 0, alive: true, helloTimer: null, pendingHello: false };
     connections.add(conn);
     if (connections.size > limits.maxConnections) {
+      // Never counted: a refused connection must not hold a slot (it gets no close handler below).
+      connections.delete(conn);
       reject(conn, ErrorCode.ServerFull, `the server holds its maximum of ${limits.maxConnections} connections`);
       return;
     }

@@ -127,3 +127,33 @@ test('bad frames are rejected with their codes while an honest round completes',
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('limits: a full server, a silent peer and a flooding peer are each refused with their code', { timeout: 15_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-limits-'));
+  const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
+  const server = await startServer({
+    config, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false,
+    limits: { maxConnections: 1, helloTimeoutMs: 150, messagesPerSecond: 5, messageBurst: 5 },
+  });
+  try {
+    // The silent peer holds the one connection slot until its hello timeout closes it.
+    const silent = probe(server.url, []);
+    await new Promise((r) => setTimeout(r, 50));
+    const full = await probe(server.url, []);
+    assert.deepEqual(full, { codes: [ErrorCode.ServerFull], closed: true });
+    assert.deepEqual(await silent, { codes: [ErrorCode.HelloTimeout], closed: true });
+
+    // A valid hello, then 20 uploads for a wrong round (each answered, none fatal) against a burst of
+    // 5 messages: the server stops reading and says why. Refused connections freed their slots.
+    for (let i = 0; i < 100 && server.stats().connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(server.stats().connections, 0);
+    const hello = encodeMessage({ type: 'hello', clientId: 'flood', token: 'x', modelHash: trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
+    const wrongRound = encodeMessage({ type: 'upload', round: 99, examples: 1, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed: 1, g: 0.5 }] });
+    const flood = await probe(server.url, [hello, ...Array.from({ length: 20 }, () => wrongRound)]);
+    assert.ok(flood.closed);
+    assert.ok(flood.codes.includes(ErrorCode.RateLimited), `codes ${flood.codes.join(',')}`);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
