@@ -189,6 +189,8 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     ? createHttpsServer({ cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) })
     : createHttpServer();
   const wss = new WebSocketServer({ server: http, maxPayload: limits.maxMessageBytes * 4, perMessageDeflate: false });
+  // ws re-emits the HTTP server's errors; a listen failure is reported by the promise below instead.
+  wss.on('error', (err) => log('error', { event: 'server_error', error: err.message }));
 
   function account(conn: Connection, direction: 'up' | 'down', payload: number, round?: number): void {
     const bytes = wsFrameBytes(payload, direction === 'up');
@@ -493,10 +495,17 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   }, limits.heartbeatMs);
   heartbeat.unref();
 
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+    });
+  } catch (err) {
+    if (!options.store) await store.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    const where = `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
+    throw new Error(code === 'EADDRINUSE' ? `port ${where} is already in use` : `cannot listen on ${where}: ${(err as Error).message}`, { cause: err });
+  }
   const port = (http.address() as AddressInfo).port;
   const host = options.host ?? '127.0.0.1';
   const url = `${options.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}`;

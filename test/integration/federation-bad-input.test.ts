@@ -1,7 +1,9 @@
 // Every kind of bad frame gets an ERROR frame with its code (and a close where the peer is broken),
 // while an honest client's federation completes and the committed state only holds honest uploads.
 import { strict as assert } from 'node:assert';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -154,6 +156,23 @@ test('limits: a full server, a silent peer and a flooding peer are each refused 
     assert.ok(flood.codes.includes(ErrorCode.RateLimited), `codes ${flood.codes.join(',')}`);
   } finally {
     await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a port already in use is refused with a message that says so, and the store is released', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-port-'));
+  const blocker = createNetServer().listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const port = (blocker.address() as AddressInfo).port;
+  const options = { config, modelHash: new Uint8Array(32), generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false };
+  try {
+    await assert.rejects(startServer({ ...options, port }), new RegExp(`port 127\\.0\\.0\\.1:${port} is already in use`));
+    // The store's lock was released: the same store opens again on a free port.
+    const server = await startServer({ ...options, port: 0 });
+    await server.close();
+  } finally {
+    blocker.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
