@@ -1,8 +1,12 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
-import { CliError } from '../errors';
-import { positiveInt } from '../options';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { buildTasks, FULL_KS, methodsFor, QUICK_KS, type StudyConfig, type TaskId } from '../../bench/study/config';
+import { runStudy } from '../../bench/study/run-study';
+import { DEFAULT_FORTUNES_DIR } from '../../bench/study/tasks';
+import { positiveInt, positiveNumber, uint32 } from '../options';
 import { emitJson, note } from '../output';
 
 interface EngineCliOptions {
@@ -18,6 +22,34 @@ interface FederationCliOptions {
   rounds: number;
   clients: number;
   params: number;
+}
+
+interface StudyCliOptions {
+  quick?: boolean;
+  out: string;
+  images?: string;
+  tasks?: TaskId[];
+  ks?: number[];
+  repeats?: number;
+  rounds?: number;
+  eta?: number;
+  seed: number;
+  verify?: string;
+  code: string;
+  fortunes: string;
+  threads?: number;
+}
+
+function taskList(value: string): TaskId[] {
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (n !== 'code' && n !== 'fortunes') throw new InvalidArgumentError(`unknown task "${n}" (choose from code, fortunes)`);
+  return names as TaskId[];
+}
+
+function kList(value: string): number[] {
+  const ks = value.split(',').map((s) => Number(s.trim()));
+  for (const k of ks) if (!Number.isInteger(k) || k < 1 || k > 65536) throw new InvalidArgumentError(`K must be an integer in 1..65536, got "${value}"`);
+  return [...new Set(ks)].sort((a, b) => a - b);
 }
 
 function sizeList(value: string): EngineSize[] {
@@ -49,10 +81,21 @@ export function registerBench(program: Command): void {
     .action((o: FederationCliOptions) => benchFederation(o));
   bench
     .command('study')
-    .description('(pending) study benchmark')
-    .action(() => {
-      throw new CliError('fedkseed bench study is not available in this build yet');
-    });
+    .description('FedKSeed vs FedKSeed-Pro at several K vs unrestricted ZO on two non-IID federations: held-out loss, bytes, time (docs/results.md)')
+    .option('--quick', 'a few-minute smoke run: small federations, K ∈ {64, 1024}, one repeat, replicas verified every round')
+    .option('--out <dir>', 'output folder: results.json, results.md, study-*.svg', '.fedkseed/study')
+    .option('--images <dir>', 'also write the figures here (e.g. docs/images)')
+    .option('--tasks <list>', 'tasks, comma-separated (code, fortunes)', taskList)
+    .option('-k, --ks <list>', 'K values, comma-separated (default 64,256,1024,4096; --quick: 64,1024)', kList)
+    .option('--repeats <n>', 'repeats with different seeds (default 3; --quick: 1)', positiveInt)
+    .option('--rounds <n>', 'rounds per federation (overrides the task\'s)', positiveInt)
+    .option('--eta <x>', 'learning rate η (overrides the tasks\')', positiveNumber)
+    .option('--seed <n>', 'seed of the repeats', uint32, 1)
+    .option('--verify <when>', 'rebuild a replica from the server\'s state and compare digests: every-round or final (default: every-round with --quick, else final)')
+    .option('--code <dir>', 'code corpus of the code task (default: the current folder)', '.')
+    .option('--fortunes <dir>', 'fortune files of the fortunes task', DEFAULT_FORTUNES_DIR)
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .action((o: StudyCliOptions) => benchStudy(o));
 }
 
 /** Columns padded to their widest cell; `align` has one letter per column, 'l' or 'r' (figures). */
@@ -130,4 +173,45 @@ export function federationReport(r: FederationBenchReport): string {
     `${r.idle.connections.toLocaleString()} idle connections: server RSS ${(r.idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB ${mark(r.idle.serverRssBytes < 2 ** 30)})${r.idle.refused ? `; refused: ${r.idle.refused}` : ''}`,
   );
   return out.join('\n');
+}
+
+async function benchStudy(o: StudyCliOptions): Promise<void> {
+  const quick = Boolean(o.quick);
+  if (o.verify !== undefined && o.verify !== 'every-round' && o.verify !== 'final') throw new InvalidArgumentError(`--verify must be every-round or final, got "${o.verify}"`);
+  const tasks = buildTasks(quick, o.tasks).map((t) => ({ ...t, rounds: o.rounds ?? t.rounds, eta: o.eta ?? t.eta }));
+  const config: StudyConfig = {
+    quick,
+    tasks,
+    methods: methodsFor(o.ks ?? (quick ? QUICK_KS : FULL_KS)),
+    repeats: o.repeats ?? (quick ? 1 : 3),
+    seed: o.seed,
+    verify: (o.verify as StudyConfig['verify'] | undefined) ?? (quick ? 'every-round' : 'final'),
+    threads: o.threads ?? availableParallelism(),
+  };
+  const abort = new AbortController();
+  const onSignal = () => {
+    note('stopping after the current step; results so far are being written (Ctrl-C again to force)…');
+    abort.abort();
+    process.once('SIGINT', () => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const runs = tasks.length * config.methods.length * config.repeats;
+    note(`study: ${tasks.map((t) => t.id).join(' + ')}, ${config.methods.length} methods × ${config.repeats} repeat(s) = ${runs} federations → ${o.out}`);
+    const results = await runStudy({
+      config,
+      outDir: resolve(o.out),
+      imagesDir: o.images ? resolve(o.images) : undefined,
+      sources: { codeRoot: resolve(o.code), fortunesDir: o.fortunes },
+      signal: abort.signal,
+      log: note,
+      command: ['fedkseed', ...process.argv.slice(2)].join(' '),
+    });
+    process.stdout.write(`${results.table}\n\n${results.status}: ${results.runs.length} federations in ${results.seconds.toFixed(0)} s; ${results.files.join(', ')} in ${o.out}\n`);
+    if (results.status === 'interrupted') process.exitCode = 130;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

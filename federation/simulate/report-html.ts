@@ -1,89 +1,9 @@
 // report.html: one file, no scripts, no network (a CSP forbids both); charts are inline SVG drawn here.
 import { formatBytes, formatRatio } from '../../protocol/format';
 import type { SimulationReport } from './report';
+import { escapeHtml, lineChart } from './svg-chart';
 
-interface Series {
-  readonly name: string;
-  readonly color: string;
-  readonly points: readonly (readonly [number, number])[];
-  readonly dashed?: boolean;
-}
-
-interface ChartOptions {
-  readonly title: string;
-  readonly xLabel: string;
-  readonly yLabel: string;
-  readonly logY?: boolean;
-  readonly formatY?: (y: number) => string;
-}
-
-export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
-}
-
-/** About five round-numbered ticks covering [lo, hi]. */
-function linearTicks(lo: number, hi: number): number[] {
-  if (hi - lo < 1e-12) return [lo];
-  const raw = (hi - lo) / 5;
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
-  return ticks;
-}
-
-export function lineChart(series: readonly Series[], o: ChartOptions): string {
-  const W = 640;
-  const H = 300;
-  const m = { left: 72, right: 16, top: 52, bottom: 44 };
-  const all = series.flatMap((s) => s.points).filter(([, y]) => Number.isFinite(y) && (!o.logY || y > 0));
-  if (all.length === 0) return `<p class="empty">${escapeHtml(o.title)}: no data yet</p>`;
-  const xs = all.map(([x]) => x);
-  const ys = all.map(([, y]) => (o.logY ? Math.log10(y) : y));
-  const x0 = Math.min(...xs);
-  const x1 = Math.max(...xs, x0 + 1);
-  let y0 = Math.min(...ys);
-  let y1 = Math.max(...ys);
-  if (o.logY) {
-    y0 = Math.floor(y0);
-    y1 = Math.ceil(y1 + 1e-9);
-  } else {
-    const pad = (y1 - y0) * 0.08 || Math.abs(y0) * 0.01 || 1;
-    y0 -= pad;
-    y1 += pad;
-  }
-  if (y1 - y0 < 1e-12) y1 = y0 + 1;
-  const px = (x: number) => m.left + ((x - x0) / (x1 - x0)) * (W - m.left - m.right);
-  const py = (y: number) => H - m.bottom - (((o.logY ? Math.log10(y) : y) - y0) / (y1 - y0)) * (H - m.top - m.bottom);
-  const fmtY = o.formatY ?? ((y: number) => String(Number(y.toPrecision(4))));
-  const yTicks = o.logY ? Array.from({ length: y1 - y0 + 1 }, (_, i) => 10 ** (y0 + i)) : linearTicks(y0, y1);
-  const xTicks = linearTicks(x0, x1).filter((t) => Number.isInteger(t));
-  const parts: string[] = [];
-  parts.push(`<svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(o.title)}" xmlns="http://www.w3.org/2000/svg">`);
-  parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" class="title">${escapeHtml(o.title)}</text>`);
-  for (const t of yTicks) {
-    const y = py(t).toFixed(1);
-    parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${y}" y2="${y}" class="grid"/><text x="${m.left - 6}" y="${y}" dy="4" text-anchor="end" class="tick">${escapeHtml(fmtY(t))}</text>`);
-  }
-  for (const t of xTicks) {
-    const x = px(t).toFixed(1);
-    parts.push(`<line x1="${x}" x2="${x}" y1="${H - m.bottom}" y2="${H - m.bottom + 4}" class="axis"/><text x="${x}" y="${H - m.bottom + 16}" text-anchor="middle" class="tick">${t}</text>`);
-  }
-  parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${H - m.bottom}" y2="${H - m.bottom}" class="axis"/><line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${H - m.bottom}" class="axis"/>`);
-  parts.push(`<text x="${(m.left + W - m.right) / 2}" y="${H - 6}" text-anchor="middle" class="label">${escapeHtml(o.xLabel)}</text>`);
-  parts.push(`<text transform="translate(14 ${(m.top + H - m.bottom) / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeHtml(o.yLabel)}</text>`);
-  series.forEach((s, i) => {
-    const pts = s.points.filter(([, y]) => Number.isFinite(y) && (!o.logY || y > 0));
-    const d = pts.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeHtml(`${s.name}, round ${x}: ${fmtY(y)}`)}</title></circle>`);
-    // Legend in the top margin, side by side, so it never covers the data.
-    const lx = m.left + i * 180;
-    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="34" y2="34" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${lx + 26}" y="34" dy="4" class="legend">${escapeHtml(s.name)}</text>`);
-  });
-  parts.push('</svg>');
-  return parts.join('');
-}
+export { escapeHtml };
 
 const fmtLoss = (x: number | null): string => (x === null ? '—' : x.toFixed(4));
 

@@ -1,0 +1,109 @@
+// What the study compares (methods), on what (tasks), and at which size (the full study or --quick).
+import type { Gpt2Config } from '../../trainer/model/gpt2-builder';
+
+export type MethodKind = 'fedkseed' | 'fedkseed-pro' | 'unrestricted';
+
+export interface MethodSpec {
+  /** Stable id used in results.json and file names, e.g. "pro-k1024". */
+  readonly id: string;
+  readonly label: string;
+  readonly kind: MethodKind;
+  /** Candidate seeds; null for unrestricted ZO (a fresh seed every step). */
+  readonly k: number | null;
+}
+
+export type TaskId = 'code' | 'fortunes';
+
+export interface TaskSpec {
+  readonly id: TaskId;
+  readonly title: string;
+  /** Model: the bundled pretrained one, or a GPT-2 built from scratch by the study. */
+  readonly model: { readonly kind: 'bundled' } | { readonly kind: 'built'; readonly config: Gpt2Config };
+  readonly clients: number;
+  readonly clientsPerRound: number;
+  readonly rounds: number;
+  /** Local ZO steps per client per round (the same for every method: the budget). */
+  readonly tau: number;
+  readonly batchSize: number;
+  readonly seqLen: number;
+  readonly eps: number;
+  readonly eta: number;
+  /** Held-out windows the global model is evaluated on after every round. */
+  readonly evalExamples: number;
+  /** Dirichlet concentration of the label skew (fortunes' category files). */
+  readonly alpha: number;
+}
+
+export interface StudyConfig {
+  readonly quick: boolean;
+  readonly tasks: readonly TaskSpec[];
+  readonly methods: readonly MethodSpec[];
+  readonly repeats: number;
+  /** Seed of everything random in a repeat (federation seed, client sampling, batch streams). */
+  readonly seed: number;
+  /** 'every-round': rebuild a replica from scratch and compare digests each round; 'final': once per run. */
+  readonly verify: 'every-round' | 'final';
+  /** onnxruntime intra-op threads. */
+  readonly threads: number;
+}
+
+export const FULL_KS: readonly number[] = [64, 256, 1024, 4096];
+
+export function methodsFor(ks: readonly number[]): MethodSpec[] {
+  return [
+    ...ks.map((k): MethodSpec => ({ id: `fedkseed-k${k}`, label: `FedKSeed K=${k}`, kind: 'fedkseed', k })),
+    ...ks.map((k): MethodSpec => ({ id: `pro-k${k}`, label: `FedKSeed-Pro K=${k}`, kind: 'fedkseed-pro', k })),
+    { id: 'unrestricted', label: 'unrestricted ZO', kind: 'unrestricted', k: null },
+  ];
+}
+
+/**
+ * A 20-client federation, 5 clients a round (25%), on the bundled pretrained code model. η = 1e-4 is the
+ * simulate default found stable on this model (docs/simulate.md).
+ */
+function codeTask(quick: boolean): TaskSpec {
+  return {
+    id: 'code',
+    title: 'tiny-code-lm (2.6M, pretrained) on this repository\'s code, one folder group per client',
+    model: { kind: 'bundled' },
+    clients: quick ? 6 : 20,
+    clientsPerRound: quick ? 3 : 5,
+    rounds: quick ? 3 : 20,
+    tau: quick ? 8 : 40,
+    batchSize: 4,
+    seqLen: 64,
+    eps: 1e-3,
+    eta: 1e-4,
+    evalExamples: quick ? 16 : 96,
+    alpha: 0.5,
+  };
+}
+
+/**
+ * A GPT-2 built from scratch (random initialisation) over the bundled tokenizer, on Debian's fortunes
+ * split by category file with a Dirichlet(0.5) label skew.
+ */
+function fortunesTask(quick: boolean): TaskSpec {
+  return {
+    id: 'fortunes',
+    title: 'GPT-2 0.33M built from scratch on Debian fortunes, Dirichlet(0.5) over category files',
+    model: { kind: 'built', config: { vocab: 4096, ctx: 64, dModel: 64, layers: 2, heads: 2, mlpRatio: 4, tiedEmbeddings: true, dtype: 'float32', seed: 7 } },
+    clients: quick ? 6 : 20,
+    clientsPerRound: quick ? 3 : 5,
+    rounds: quick ? 3 : 20,
+    tau: quick ? 8 : 40,
+    batchSize: 4,
+    seqLen: 64,
+    eps: 1e-3,
+    eta: 2e-3,
+    evalExamples: quick ? 16 : 96,
+    alpha: 0.5,
+  };
+}
+
+export function buildTasks(quick: boolean, only?: readonly TaskId[]): TaskSpec[] {
+  const all = [codeTask(quick), fortunesTask(quick)];
+  return only && only.length > 0 ? all.filter((t) => only.includes(t.id)) : all;
+}
+
+export const QUICK_KS: readonly number[] = [64, 1024];
