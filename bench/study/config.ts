@@ -86,7 +86,7 @@ function codeTask(quick: boolean): TaskSpec {
 function fortunesTask(quick: boolean): TaskSpec {
   return {
     id: 'fortunes',
-    title: 'GPT-2 0.33M built from scratch on Debian fortunes, Dirichlet(0.5) over category files',
+    title: 'GPT-2 0.37M built from scratch on Debian fortunes, Dirichlet(0.5) over category files',
     model: { kind: 'built', config: { vocab: 4096, ctx: 64, dModel: 64, layers: 2, heads: 2, mlpRatio: 4, tiedEmbeddings: true, dtype: 'float32', seed: 7 } },
     clients: quick ? 6 : 20,
     clientsPerRound: quick ? 3 : 5,
@@ -95,7 +95,7 @@ function fortunesTask(quick: boolean): TaskSpec {
     batchSize: 4,
     seqLen: 64,
     eps: 1e-3,
-    eta: 2e-3,
+    eta: 5e-3,
     evalExamples: quick ? 16 : 96,
     alpha: 0.5,
   };

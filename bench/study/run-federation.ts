@@ -55,7 +55,9 @@ export interface RunResult {
   readonly method: string;
   readonly repeat: number;
   readonly federationSeed: number;
-  readonly status: 'completed' | 'interrupted';
+  readonly status: 'completed' | 'interrupted' | 'failed';
+  /** Why a failed run stopped (its rounds so far are kept). */
+  readonly error?: string;
   readonly parameters: number;
   readonly rounds: RoundRecord[];
   /** Pro: the seed probabilities the next round would use (length K); else null. */
@@ -155,104 +157,113 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
     const base = await evaluate();
     rounds.push({ round: 0, heldOutLoss: base.loss, participants: [], bytesPerClient: [], cumulativeBytes: 0, seedsTouched: 0, trainSeconds: 0, evalSeconds: base.seconds, applySeconds: 0, digest: engine.params.digest(), verified: null });
 
-    for (let r = 1; r <= spec.rounds; r++) {
-      if (o.signal.aborted) {
-        status = 'interrupted';
-        break;
-      }
-      const chosen = sampleClients(clients.map((c) => c.id), spec.clientsPerRound, federationSeed, r, 0);
-      const levels: QuantisedProbabilities | null = pro ? quantiseImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS) : null;
-      const p = levels ? probabilitiesFromLevels(levels) : null;
-      const digest = engine.params.digest();
-      const roundSeedBase = (r - 1) * spec.clientsPerRound * spec.tau;
-      const contributions: ClientContribution[] = [];
-      const bytes: { up: number; down: number }[] = [];
-      const uploadSizes: number[] = [];
-      let trainSeconds = 0;
-      for (const [slot, id] of chosen.entries()) {
-        const c = byId.get(id) as Client;
-        let down: number;
-        if (unrestricted) {
-          down = frameDown({ type: 'round', round: r, baseRound: c.synced, delta: factorDelta(new Float64Array(0)), probabilities: null, steps: spec.tau });
-          for (let past = c.synced + 1; past < r; past++) for (const size of relayed[past]) down += wsFrameBytes(size, false);
-        } else {
-          const since = new Float64Array(k);
-          for (let past = c.synced + 1; past < r; past++) changes[past].forEach((v, j) => (since[j] += v));
-          down = frameDown({ type: 'round', round: r, baseRound: c.synced, delta: factorDelta(since), probabilities: levels, steps: spec.tau });
+    let error: string | undefined;
+    // A diverging run (e.g. g so large that the exact coefficient path refuses the update) ends the
+    // run as failed, with its rounds so far, instead of ending the study.
+    try {
+      for (let r = 1; r <= spec.rounds; r++) {
+        if (o.signal.aborted) {
+          status = 'interrupted';
+          break;
         }
-        c.synced = r - 1;
+        const chosen = sampleClients(clients.map((c) => c.id), spec.clientsPerRound, federationSeed, r, 0);
+        const levels: QuantisedProbabilities | null = pro ? quantiseImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS) : null;
+        const p = levels ? probabilitiesFromLevels(levels) : null;
+        const digest = engine.params.digest();
+        const roundSeedBase = (r - 1) * spec.clientsPerRound * spec.tau;
+        const contributions: ClientContribution[] = [];
+        const bytes: { up: number; down: number }[] = [];
+        const uploadSizes: number[] = [];
+        let trainSeconds = 0;
+        for (const [slot, id] of chosen.entries()) {
+          const c = byId.get(id) as Client;
+          let down: number;
+          if (unrestricted) {
+            down = frameDown({ type: 'round', round: r, baseRound: c.synced, delta: factorDelta(new Float64Array(0)), probabilities: null, steps: spec.tau });
+            for (let past = c.synced + 1; past < r; past++) for (const size of relayed[past]) down += wsFrameBytes(size, false);
+          } else {
+            const since = new Float64Array(k);
+            for (let past = c.synced + 1; past < r; past++) changes[past].forEach((v, j) => (since[j] += v));
+            down = frameDown({ type: 'round', round: r, baseRound: c.synced, delta: factorDelta(since), probabilities: levels, steps: spec.tau });
+          }
+          c.synced = r - 1;
+          const t0 = performance.now();
+          const result = await c.train(r, p, roundSeedBase + slot * spec.tau);
+          trainSeconds += (performance.now() - t0) / 1000;
+          if (o.signal.aborted) break;
+          const upload = encodeMessage({
+            type: 'upload',
+            round: r,
+            examples: result.examples,
+            lossBeforeSum: result.lossBefore.sum,
+            lossBeforeCount: result.lossBefore.count,
+            lossAfterSum: result.lossAfter.sum,
+            lossAfterCount: result.lossAfter.count,
+            digestRound: r - 1,
+            digest: Buffer.from(digest, 'hex'),
+            pairs: result.pairs,
+          });
+          uploadSizes.push(upload.length);
+          down += frameDown({ type: 'ack', round: r, status: 'accepted', digest: 'match' });
+          bytes.push({ up: wsFrameBytes(upload.length, true), down });
+          contributions.push({ examples: result.examples, pairs: result.pairs });
+          o.log(`  round ${r}/${spec.rounds} ${id}: ${result.pairs.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        }
+        if (o.signal.aborted) {
+          status = 'interrupted';
+          break;
+        }
+        const result = frameDown({ type: 'result', round: r, participants: contributions.length, examples: contributions.reduce((s, c) => s + c.examples, 0), lossBefore: 0, lossAfter: 0 });
+        for (const b of bytes) b.down += result;
+        cumulativeBytes += bytes.reduce((s, b) => s + b.up + b.down, 0);
+
         const t0 = performance.now();
-        const result = await c.train(r, p, roundSeedBase + slot * spec.tau);
-        trainSeconds += (performance.now() - t0) / 1000;
-        if (o.signal.aborted) break;
-        const upload = encodeMessage({
-          type: 'upload',
-          round: r,
-          examples: result.examples,
-          lossBeforeSum: result.lossBefore.sum,
-          lossBeforeCount: result.lossBefore.count,
-          lossAfterSum: result.lossAfter.sum,
-          lossAfterCount: result.lossAfter.count,
-          digestRound: r - 1,
-          digest: Buffer.from(digest, 'hex'),
-          pairs: result.pairs,
-        });
-        uploadSizes.push(upload.length);
-        down += frameDown({ type: 'ack', round: r, status: 'accepted', digest: 'match' });
-        bytes.push({ up: wsFrameBytes(upload.length, true), down });
-        contributions.push({ examples: result.examples, pairs: result.pairs });
-        o.log(`  round ${r}/${spec.rounds} ${id}: ${result.pairs.length} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-      }
-      if (o.signal.aborted) {
-        status = 'interrupted';
-        break;
-      }
-      const result = frameDown({ type: 'result', round: r, participants: contributions.length, examples: contributions.reduce((s, c) => s + c.examples, 0), lossBefore: 0, lossAfter: 0 });
-      for (const b of bytes) b.down += result;
-      cumulativeBytes += bytes.reduce((s, b) => s + b.up + b.down, 0);
+        let seeds: number[];
+        let values: number[];
+        if (unrestricted) {
+          // The round's fresh seeds as a dense block: the same aggregation and integer grid as FedKSeed.
+          // Its residual is dropped: a seed is never drawn again, so there is nothing to carry it to.
+          const width = spec.clientsPerRound * spec.tau;
+          const local = contributions.map((c) => ({ examples: c.examples, pairs: c.pairs.map((q) => ({ seed: q.seed - roundSeedBase, g: q.g })) }));
+          const q = quantiseWithFeedback(aggregateContributions(local, width, config.weighting), new Float64Array(width));
+          const sparse = toSparse(factorDelta(q.change));
+          seeds = [...sparse.indices].map((j) => j + roundSeedBase);
+          values = [...sparse.values];
+          relayed.push(uploadSizes);
+        } else {
+          const q = quantiseWithFeedback(aggregateContributions(contributions, k, config.weighting), residual);
+          residual = q.residual;
+          if (pro) for (const c of contributions) accumulateImportance(importanceSum, importanceCount, c.pairs);
+          changes.push(q.change);
+          const sparse = toSparse(factorDelta(q.change));
+          seeds = [...sparse.indices];
+          values = [...sparse.values];
+        }
+        seeds.forEach((j, n) => coefficients.set(j, (coefficients.get(j) ?? 0) + values[n]));
+        engine.params.applyCoefficientDelta(federationSeed, seeds, values, config.eta);
+        const applySeconds = (performance.now() - t0) / 1000;
 
-      const t0 = performance.now();
-      let seeds: number[];
-      let values: number[];
-      if (unrestricted) {
-        // The round's fresh seeds as a dense block: the same aggregation and integer grid as FedKSeed.
-        // Its residual is dropped: a seed is never drawn again, so there is nothing to carry it to.
-        const width = spec.clientsPerRound * spec.tau;
-        const local = contributions.map((c) => ({ examples: c.examples, pairs: c.pairs.map((q) => ({ seed: q.seed - roundSeedBase, g: q.g })) }));
-        const q = quantiseWithFeedback(aggregateContributions(local, width, config.weighting), new Float64Array(width));
-        const sparse = toSparse(factorDelta(q.change));
-        seeds = [...sparse.indices].map((j) => j + roundSeedBase);
-        values = [...sparse.values];
-        relayed.push(uploadSizes);
-      } else {
-        const q = quantiseWithFeedback(aggregateContributions(contributions, k, config.weighting), residual);
-        residual = q.residual;
-        if (pro) for (const c of contributions) accumulateImportance(importanceSum, importanceCount, c.pairs);
-        changes.push(q.change);
-        const sparse = toSparse(factorDelta(q.change));
-        seeds = [...sparse.indices];
-        values = [...sparse.values];
+        const ev = await evaluate();
+        const replica = engine.params.digest();
+        let verified: boolean | null = null;
+        if (o.config.verify === 'every-round' || r === spec.rounds) {
+          const live = new Map([...coefficients].filter(([, v]) => v !== 0));
+          verified = (await rebuiltDigest(task.modelPath, config, live)) === replica;
+          if (!verified) throw new Error(`${method.id}, repeat ${repeat}, round ${r}: the replica's digest differs from a rebuild out of the server's coefficients`);
+        }
+        const touched = [...coefficients.values()].filter((v) => v !== 0).length;
+        rounds.push({ round: r, heldOutLoss: ev.loss, participants: chosen, bytesPerClient: bytes, cumulativeBytes, seedsTouched: touched, trainSeconds, evalSeconds: ev.seconds, applySeconds, digest: replica, verified });
+        const perClient = bytes.reduce((s, b) => s + b.up + b.down, 0) / Math.max(1, bytes.length);
+        o.log(`${spec.id} ${method.id} #${repeat} round ${r}/${spec.rounds}: held-out ${ev.loss.toFixed(4)}, ${Math.round(perClient)} B/client, train ${trainSeconds.toFixed(1)} s${verified === null ? '' : verified ? ', replica verified' : ''}`);
       }
-      seeds.forEach((j, n) => coefficients.set(j, (coefficients.get(j) ?? 0) + values[n]));
-      engine.params.applyCoefficientDelta(federationSeed, seeds, values, config.eta);
-      const applySeconds = (performance.now() - t0) / 1000;
-
-      const ev = await evaluate();
-      const replica = engine.params.digest();
-      let verified: boolean | null = null;
-      if (o.config.verify === 'every-round' || r === spec.rounds) {
-        const live = new Map([...coefficients].filter(([, v]) => v !== 0));
-        verified = (await rebuiltDigest(task.modelPath, config, live)) === replica;
-        if (!verified) throw new Error(`${method.id}, repeat ${repeat}, round ${r}: the replica's digest differs from a rebuild out of the server's coefficients`);
-      }
-      const touched = [...coefficients.values()].filter((v) => v !== 0).length;
-      rounds.push({ round: r, heldOutLoss: ev.loss, participants: chosen, bytesPerClient: bytes, cumulativeBytes, seedsTouched: touched, trainSeconds, evalSeconds: ev.seconds, applySeconds, digest: replica, verified });
-      const perClient = bytes.reduce((s, b) => s + b.up + b.down, 0) / Math.max(1, bytes.length);
-      o.log(`${spec.id} ${method.id} #${repeat} round ${r}/${spec.rounds}: held-out ${ev.loss.toFixed(4)}, ${Math.round(perClient)} B/client, train ${trainSeconds.toFixed(1)} s${verified === null ? '' : verified ? ', replica verified' : ''}`);
+    } catch (err) {
+      status = 'failed';
+      error = (err as Error).message;
+      o.log(`${spec.id} ${method.id} #${repeat} FAILED after ${rounds.length - 1} rounds: ${error}`);
     }
 
     const finalProbabilities = pro ? Array.from(probabilitiesFromLevels(quantiseImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS))) : null;
-    return { task: spec.id, method: method.id, repeat, federationSeed, status, parameters: engine.params.parameterCount, rounds, finalProbabilities, seconds: (performance.now() - started) / 1000 };
+    return { task: spec.id, method: method.id, repeat, federationSeed, status, ...(error !== undefined ? { error } : {}), parameters: engine.params.parameterCount, rounds, finalProbabilities, seconds: (performance.now() - started) / 1000 };
   } finally {
     o.signal.removeEventListener('abort', onAbort);
     await engine.close();
