@@ -64,7 +64,7 @@ export function methodsFor(ks: readonly number[]): MethodSpec[] {
 function codeTask(quick: boolean): TaskSpec {
   return {
     id: 'code',
-    title: 'tiny-code-lm (2.6M, pretrained) on this repository\'s code, one folder group per client',
+    title: 'tiny-code-lm (2.6M, pretrained) on this repository\'s code, whole packages per client',
     model: { kind: 'bundled' },
     clients: quick ? 6 : 20,
     clientsPerRound: quick ? 3 : 5,

@@ -54,6 +54,8 @@ function gitCommit(): string | null {
 
 export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const startedAt = new Date();
+  // The commit whose working tree the code task reads, taken before anything is read.
+  const commit = gitCommit();
   const { config } = o;
   mkdirSync(o.outDir, { recursive: true });
   const workDir = join(o.outDir, 'work');
@@ -92,7 +94,7 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       finishedAt: new Date().toISOString(),
       seconds: (Date.now() - startedAt.getTime()) / 1000,
       machine: { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` },
-      commit: gitCommit(),
+      commit,
       config,
       tasks,
       runs,

@@ -56,7 +56,7 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   // Extra legend rows grow the chart upwards rather than squeezing the plot.
   const extra = (legendRows - 1) * LEGEND_ROW_HEIGHT;
   const H = H0 + extra;
-  const m = { left: 72, right: 16, top: 52 + extra, bottom: 44 };
+  const m = { left: 72, right: o.logX ? 32 : 16, top: 52 + extra, bottom: 44 };
   const finiteX = (x: number) => Number.isFinite(x) && (!o.logX || x > 0);
   const finiteY = (y: number) => Number.isFinite(y) && (!o.logY || y > 0);
   const all = series.flatMap((s) => [...s.points, ...(s.band ?? []).flatMap(([x, lo, hi]) => [[x, lo] as const, [x, hi] as const])]).filter(([x, y]) => finiteX(x) && finiteY(y));
