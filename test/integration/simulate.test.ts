@@ -1,9 +1,10 @@
 // `fedkseed simulate` end to end as a real child process: a server, client processes, the evaluator and
 // the report. The model is a small random GPT-2 built here (fast, and its loss falls quickly under ZO);
-// the data is this repository's trainer/ code, split by top-level folder.
+// the data is a small code corpus generated here (fixed, so the outcome does not drift as the
+// repository's own code changes), split by top-level folder.
 import { strict as assert } from 'node:assert';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -14,6 +15,22 @@ import { bundledModelDir, packageRoot } from '../../trainer/paths';
 const root = packageRoot();
 let dir: string;
 let modelDir: string;
+let dataDir: string;
+
+/** Two packages of plain, repetitive code: token statistics a random model picks up within a few rounds. */
+function writeCorpus(target: string): void {
+  const packages: Record<string, (i: number) => string> = {
+    geometry: (i) => `def area_${i}(width, height):\n    \"\"\"Area of rectangle ${i}.\"\"\"\n    return width * height + ${i}\n\n`,
+    strings: (i) => `function pad${i}(text, size) {\n  // pads text number ${i}\n  return text.padStart(size + ${i}, ' ');\n}\n\n`,
+  };
+  for (const [name, unit] of Object.entries(packages)) {
+    mkdirSync(join(target, name));
+    for (let f = 0; f < 12; f++) {
+      const ext = name === 'geometry' ? 'py' : 'js';
+      writeFileSync(join(target, name, `part_${f}.${ext}`), Array.from({ length: 12 }, (_, i) => unit(f * 12 + i)).join(''));
+    }
+  }
+}
 const children: ChildProcess[] = [];
 
 before(() => {
@@ -22,6 +39,9 @@ before(() => {
   mkdirSync(modelDir);
   writeGpt2({ vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 9 }, join(modelDir, 'model.onnx'));
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(bundledModelDir(), f), join(modelDir, f));
+  dataDir = join(dir, 'data');
+  mkdirSync(dataDir);
+  writeCorpus(dataDir);
 });
 
 after(() => {
@@ -30,7 +50,7 @@ after(() => {
 });
 
 function simulate(out: string, extra: string[]): ChildProcess {
-  const args = ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'simulate', '--model', modelDir, '--data', join(root, 'trainer'), '--clients', '2', '-k', '256',
+  const args = ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'simulate', '--model', modelDir, '--data', dataDir, '--clients', '2', '-k', '256',
     '--seq-len', '32', '--eval-examples', '16', '--eta', '1e-3', '--out', out, ...extra];
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
