@@ -20,7 +20,7 @@ let dataDir: string;
 /** Two packages of plain, repetitive code: token statistics a random model picks up within a few rounds. */
 function writeCorpus(target: string): void {
   const packages: Record<string, (i: number) => string> = {
-    geometry: (i) => `def area_${i}(width, height):\n    \"\"\"Area of rectangle ${i}.\"\"\"\n    return width * height + ${i}\n\n`,
+    geometry: (i) => `def area_${i}(width, height):\n    """Area of rectangle ${i}."""\n    return width * height + ${i}\n\n`,
     strings: (i) => `function pad${i}(text, size) {\n  // pads text number ${i}\n  return text.padStart(size + ${i}, ' ');\n}\n\n`,
   };
   for (const [name, unit] of Object.entries(packages)) {
