@@ -15,6 +15,8 @@ export interface ServerEvents {
   roundStarted: [{ round: number; clients: readonly string[]; attempt: number }];
   roundCommitted: [{ round: number; participants: readonly string[]; examples: number; lossBefore: number; lossAfter: number; bytes: RoundBytes }];
   roundRestarted: [{ round: number; reason: string }];
+  /** Rounds stopped for good (a diverging federation); the committed state is untouched. */
+  halted: [{ round: number; reason: string }];
   clientJoined: [{ clientId: string; lastSyncedRound: number }];
   clientLeft: [{ clientId: string; reason: string }];
   upload: [{ round: number; clientId: string; pairs: number; digest: DigestStatus }];

@@ -32,6 +32,8 @@ import { sampleClients } from './sampling';
 import type { FederationState, FederationStore } from './store';
 import { verifyToken } from './tokens';
 import { fedAvgBytesPerClient, wsFrameBytes } from '../protocol/wire-bytes';
+import { EXACT_LIMIT, sumAbs } from '../trainer/zo/coefficients';
+import { ZQ_MAX_ABS } from '../trainer/zo/generator';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
@@ -174,10 +176,16 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   let state: FederationState = (await store.loadState()) ?? emptyState(config.k);
   const changes = new Map<number, Float64Array>();
   const digests = new Map<number, string>();
+  /** The largest Σ|C_j| of any committed round: bounds what a client catching up from it holds. */
+  let peakSumAbs = await peakCommittedSumAbs();
+  /** Rounds refused in a row because their coefficients would leave the replicas' exact range. */
+  let refusedInARow = 0;
 
   const connections = new Set<Connection>();
   const byClient = new Map<string, Connection>();
   let open: OpenRound | null = null;
+  /** Why the server stopped starting rounds, when it did (a diverging federation). */
+  let halted: string | null = null;
   let attempt = 0;
   let starting = false;
   let closed = false;
@@ -219,6 +227,30 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     if (FATAL.has(code)) conn.ws.close(4000 + code, message.slice(0, 100));
   }
 
+  /** Replays the committed changes once at start-up (they also warm the catch-up cache). */
+  async function peakCommittedSumAbs(): Promise<number> {
+    const c = new Float64Array(config.k);
+    let peak = 0;
+    for (let r = 1; r <= state.round; r++) {
+      const record = await store.loadRound(r);
+      if (!record) throw new Error(`committed round ${r} is missing from the store`);
+      changes.set(r, record.change);
+      for (let j = 0; j < c.length; j++) c[j] += record.change[j];
+      peak = Math.max(peak, sumAbs(c));
+    }
+    return peak;
+  }
+
+  /**
+   * A client that last synced at round s applies C_r − C_s to a replica holding C_s; every value it
+   * computes stays exact while max|Zq|·(Σ|C_s| + Σ|C_r − C_s|) < 2^53 (docs/zo-engine.md). Σ|C_s| +
+   * Σ|C_r − C_s| ≤ 2·peak + Σ|C_r|, so this check covers every client, whenever it last synced.
+   */
+  function withinExactRange(next: Float64Array): boolean {
+    const peak = Math.max(peakSumAbs, sumAbs(next));
+    return ZQ_MAX_ABS * (2 * peak + sumAbs(next)) < EXACT_LIMIT;
+  }
+
   /** C_to − C_from, summed from the committed rounds' integer changes. */
   async function changeSince(from: number, to: number): Promise<Float64Array> {
     const total = new Float64Array(config.k);
@@ -249,7 +281,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   }
 
   async function maybeStartRound(): Promise<void> {
-    if (open || starting || closed || finished()) return;
+    if (open || starting || closed || halted || finished()) return;
     const ready = [...byClient.keys()];
     if (ready.length < minClients) return;
     starting = true;
@@ -295,6 +327,25 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     const deltaA = aggregateContributions(uploads.map(([, u]) => u), config.k, config.weighting);
     const q = quantiseWithFeedback(deltaA, state.residual, mantissaBits);
     const coefficients = state.coefficients.map((c, j) => c + q.change[j]);
+    if (!withinExactRange(coefficients)) {
+      // A diverging round (huge g) would commit coefficients no replica can apply exactly: every client
+      // would then fail at every later round. Refuse it; after three refusals in a row, stop the rounds.
+      open = null;
+      attempt++;
+      refusedInARow++;
+      const reason = `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / 65536).toExponential(2)}); the training diverges: lower η`;
+      log('error', { event: 'round_refused', round: r.round, reason });
+      events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });
+      if (refusedInARow >= 3) {
+        halted = `round ${r.round} was refused three times in a row: ${reason}`;
+        log('error', { event: 'federation_halted', round: r.round, reason: halted });
+        events.emit('halted', { round: r.round, reason: halted });
+        return;
+      }
+      void maybeStartRound();
+      return;
+    }
+    refusedInARow = 0;
     const importanceSum = new Float64Array(state.importanceSum);
     const importanceCount = new Float64Array(state.importanceCount);
     for (const [, u] of uploads) accumulateImportance(importanceSum, importanceCount, u.pairs);
@@ -317,6 +368,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     }
     state = next;
     changes.set(r.round, q.change);
+    peakSumAbs = Math.max(peakSumAbs, sumAbs(coefficients));
     open = null;
     attempt = 0;
     const result: ServerMessage = { type: 'result', round: r.round, participants: participants.length, examples, lossBefore, lossAfter };

@@ -129,6 +129,7 @@ function narrate(server: FederationServer, config: FederationConfig): void {
   e.on('clientLeft', (x) => note(`client ${x.clientId} left`));
   e.on('roundStarted', (x) => note(`round ${x.round}/${config.rounds} started: ${x.clients.join(', ')}${x.attempt > 0 ? ` (attempt ${x.attempt + 1})` : ''}`));
   e.on('roundRestarted', (x) => note(`round ${x.round} restarts: ${x.reason}`));
+  e.on('halted', (x) => note(`rounds stopped at round ${x.round}: ${x.reason}`));
   e.on('digestMismatch', (x) => note(`warning: client ${x.clientId} holds a different replica at round ${x.round}`));
   e.on('rejected', (x) => note(`rejected ${x.clientId ?? 'a connection'}: ${x.message}`));
   e.on('roundCommitted', (x) => {

@@ -176,3 +176,29 @@ test('a port already in use is refused with a message that says so, and the stor
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a diverging round whose coefficients no replica could apply exactly is refused, never committed', { timeout: 15_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-diverge-'));
+  const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
+  // Finite but astronomically large projected gradients, as a diverging run produces.
+  trainer.trainRound = async () => ({ pairs: [{ seed: 3, g: 1e30 }], examples: 1, lossBefore: { sum: 1, count: 1 }, lossAfter: { sum: 1, count: 1 } });
+  const server = await startServer({ config: { ...config, clientsPerRound: 1, deadlineMs: 2000 }, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false });
+  const refusals: string[] = [];
+  server.events.on('roundRestarted', (e) => refusals.push(e.reason));
+  const halted = once(server.events, 'halted');
+  const client = new FederationClient({ url: server.url, clientId: 'diverging', token: 'x', trainer });
+  const run = client.run().catch(() => undefined);
+  try {
+    const [event] = (await halted) as [{ round: number; reason: string }];
+    assert.equal(event.round, 1);
+    assert.equal(refusals.length, 3);
+    assert.ok(refusals.every((r) => /exact range/.test(r)), refusals.join(' | '));
+    assert.equal(server.stats().committedRound, 0);
+    assert.equal(await server.store.loadRound(1), null);
+  } finally {
+    client.stop();
+    await run;
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
