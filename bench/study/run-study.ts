@@ -112,10 +112,10 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       const task = await prepareTask(spec, { ...o.sources, workDir }, config.seed);
       prepared.push(task);
       o.log(`${spec.id}: ${task.data.train} training windows in ${task.data.groups} groups over ${spec.clients} clients, ${task.heldOut.length} held-out windows evaluated`);
-      for (let repeat = 0; repeat < config.repeats; repeat++) {
+      for (let repeat = 0; repeat < spec.repeats; repeat++) {
         for (const method of config.methods) {
           if (o.signal.aborted) break outer;
-          o.log(`${spec.id} ${method.label}, repeat ${repeat + 1}/${config.repeats}`);
+          o.log(`${spec.id} ${method.label}, repeat ${repeat + 1}/${spec.repeats}`);
           const run = await runFederation(task, method, repeat, { config, signal: o.signal, log: o.log });
           runs.push(run);
           o.log(`${spec.id} ${method.id} #${repeat}: ${run.rounds[0].heldOutLoss.toFixed(4)} → ${run.rounds[run.rounds.length - 1].heldOutLoss.toFixed(4)} in ${run.seconds.toFixed(0)} s`);

@@ -87,7 +87,7 @@ export function registerBench(program: Command): void {
     .option('--images <dir>', 'also write the figures here (e.g. docs/images)')
     .option('--tasks <list>', 'tasks, comma-separated (code, fortunes)', taskList)
     .option('-k, --ks <list>', 'K values, comma-separated (default 64,256,1024,4096; --quick: 64,1024)', kList)
-    .option('--repeats <n>', 'repeats with different seeds (default 3; --quick: 1)', positiveInt)
+    .option('--repeats <n>', 'repeats with different seeds (default: code 2, fortunes 3; --quick: 1)', positiveInt)
     .option('--rounds <n>', 'rounds per federation (overrides the task\'s)', positiveInt)
     .option('--eta <x>', 'learning rate η (overrides the tasks\')', positiveNumber)
     .option('--seed <n>', 'seed of the repeats', uint32, 1)
@@ -178,12 +178,11 @@ export function federationReport(r: FederationBenchReport): string {
 async function benchStudy(o: StudyCliOptions): Promise<void> {
   const quick = Boolean(o.quick);
   if (o.verify !== undefined && o.verify !== 'every-round' && o.verify !== 'final') throw new InvalidArgumentError(`--verify must be every-round or final, got "${o.verify}"`);
-  const tasks = buildTasks(quick, o.tasks).map((t) => ({ ...t, rounds: o.rounds ?? t.rounds, eta: o.eta ?? t.eta }));
+  const tasks = buildTasks(quick, o.tasks).map((t) => ({ ...t, rounds: o.rounds ?? t.rounds, eta: o.eta ?? t.eta, repeats: o.repeats ?? t.repeats }));
   const config: StudyConfig = {
     quick,
     tasks,
     methods: methodsFor(o.ks ?? (quick ? QUICK_KS : FULL_KS)),
-    repeats: o.repeats ?? (quick ? 1 : 3),
     seed: o.seed,
     verify: (o.verify as StudyConfig['verify'] | undefined) ?? (quick ? 'every-round' : 'final'),
     threads: o.threads ?? availableParallelism(),
@@ -197,8 +196,8 @@ async function benchStudy(o: StudyCliOptions): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const runs = tasks.length * config.methods.length * config.repeats;
-    note(`study: ${tasks.map((t) => t.id).join(' + ')}, ${config.methods.length} methods × ${config.repeats} repeat(s) = ${runs} federations → ${o.out}`);
+    const runs = tasks.reduce((n, t) => n + config.methods.length * t.repeats, 0);
+    note(`study: ${tasks.map((t) => `${t.id} (${t.repeats} repeat${t.repeats === 1 ? '' : 's'})`).join(' + ')}, ${config.methods.length} methods = ${runs} federations → ${o.out}`);
     const results = await runStudy({
       config,
       outDir: resolve(o.out),
