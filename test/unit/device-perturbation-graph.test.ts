@@ -7,6 +7,7 @@ import { buildPerturbationGraph, PerturbationGraphSession, type SeedTerm } from 
 import { seedKey } from '../../trainer/zo/generator';
 import { JsKernels } from '../../trainer/zo/kernels-js';
 import { WasmKernels } from '../../trainer/zo/kernels-wasm';
+import { assertSameBits, mixedWeights } from '../helpers/float-fixtures';
 
 const js = new JsKernels();
 const wasm = new WasmKernels();
@@ -26,29 +27,7 @@ after(async () => {
   await fused.release();
 });
 
-/** Pseudo-random floats of mixed magnitudes, with a negative zero and a subnormal. */
-function weights(n: number, salt: number): Float32Array {
-  const w = new Float32Array(n);
-  let h = salt >>> 0;
-  for (let i = 0; i < n; i++) {
-    h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    w[i] = ((h / 2 ** 32) * 2 - 1) * 2 ** ((h & 31) - 20);
-  }
-  if (n > 3) {
-    w[1] = -0;
-    w[2] = 1e-40;
-  }
-  return w;
-}
 
-function assertSameBits(got: Float32Array, want: Float32Array, what: string): void {
-  assert.equal(got.length, want.length, `${what}: length`);
-  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
-  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) assert.fail(`${what}: element ${i} differs (graph ${got[i]}, kernel ${want[i]})`);
-  }
-}
 
 const LENGTHS = [1, 2, 3, 17, 1001, 8193, 20_003];
 const OFFSETS = [0, 2, 4096, 123_456, 2 ** 31 - 8, 2 ** 32 - 40_000];
@@ -68,7 +47,7 @@ test('one seed: graph output equals JS and WASM kernels bit for bit', async () =
       const key = KEYS[cases % KEYS.length];
       const s = SCALES[cases % SCALES.length];
       cases++;
-      const w = weights(n, n * 31 + offset);
+      const w = mixedWeights(n, n * 31 + offset);
       const viaJs = w.slice();
       js.perturb(viaJs, offset, key, s);
       const viaWasm = w.slice();
@@ -85,7 +64,7 @@ test('one seed: graph output equals JS and WASM kernels bit for bit', async () =
 test('every key and scale on one odd-length tensor at a large offset; the input is not modified', async () => {
   const n = 4099;
   const offset = 2 ** 32 - 2 * n - 2;
-  const w = weights(n, 99);
+  const w = mixedWeights(n, 99);
   const original = w.slice();
   for (const key of KEYS) {
     for (const s of SCALES) {
@@ -99,7 +78,7 @@ test('every key and scale on one odd-length tensor at a large offset; the input 
 
 test('fused two seeds equal perturb2 and two single passes in order, into a pre-allocated output', async () => {
   for (const [n, offset] of [[1, 0], [1001, 2], [8193, 2 ** 31 - 8], [20_003, 2 ** 32 - 40_000]] as const) {
-    const w = weights(n, n + 5);
+    const w = mixedWeights(n, n + 5);
     const terms: SeedTerm[] = [
       { key: seedKey(3, 10), s: 1e-3 - 0.05 * 0.37 },
       { key: seedKey(3, 11), s: 1e-3 },
@@ -121,7 +100,7 @@ test('fused two seeds equal perturb2 and two single passes in order, into a pre-
 });
 
 test('a +s then -s pair of passes through the graph equals the same pair in the kernels', async () => {
-  const w = weights(5001, 1);
+  const w = mixedWeights(5001, 1);
   const key = seedKey(11, 2);
   const there = await single.apply(w, 64, [{ key, s: 0.01 }]);
   const back = await single.apply(there, 64, [{ key, s: -0.01 }]);
@@ -132,7 +111,7 @@ test('a +s then -s pair of passes through the graph equals the same pair in the 
 });
 
 test('bad calls are refused: odd offset, wrong number of seeds, out aliasing w, past the index space', async () => {
-  const w = weights(10, 2);
+  const w = mixedWeights(10, 2);
   await assert.rejects(single.apply(w, 3, [{ key: 1, s: 1 }]), RangeError);
   await assert.rejects(single.apply(w, 0, []), /applies 1 seed/);
   await assert.rejects(single.apply(w, 0, [{ key: 1, s: 1 }], w.subarray(0)), /share memory/);

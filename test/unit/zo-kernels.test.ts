@@ -6,6 +6,7 @@ import type { PerturbationKernels } from '../../trainer/zo/kernels';
 import { JsKernels } from '../../trainer/zo/kernels-js';
 import { WasmKernels } from '../../trainer/zo/kernels-wasm';
 import { wasmSimdSupported } from '../../trainer/zo/wasm/load';
+import { assertSameBits, mixedWeights } from '../helpers/float-fixtures';
 
 const js = new JsKernels();
 const wasm = new WasmKernels();
@@ -16,29 +17,7 @@ if (!resident?.zStore) throw new Error('no resident region');
 const region = resident.weights;
 const zRegion = resident.zStore;
 
-/** Deterministic pseudo-random floats of mixed magnitudes, negative zero and subnormals included. */
-function weights(n: number, salt: number): Float32Array {
-  const w = new Float32Array(n);
-  let h = salt >>> 0;
-  for (let i = 0; i < n; i++) {
-    h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
-    w[i] = ((h / 2 ** 32) * 2 - 1) * 2 ** ((h & 31) - 20);
-  }
-  if (n > 3) {
-    w[1] = -0;
-    w[2] = 1e-40;
-  }
-  return w;
-}
 
-function sameBits(a: Float32Array, b: Float32Array, what: string): void {
-  assert.equal(a.length, b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < a.length; i++) {
-    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
-}
 
 const LENGTHS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 1000, 8191, 8192, 8193, 20_003];
 const OFFSETS = [0, 8, 2, 4096, 123_456, 2 ** 31 - 8, 2 ** 32 - 40_000];
@@ -61,9 +40,9 @@ test('perturb writes exactly s·Zq[index(key, offset + t)] onto zeros, in every 
     js.perturb(plain, offset, key, 4096);
     wasm.perturb(outside, offset, key, 4096);
     wasm.perturb(inside, offset, key, 4096);
-    sameBits(plain, expected, `js at ${offset}`);
-    sameBits(outside, expected, `wasm outside at ${offset}`);
-    sameBits(inside, expected, `wasm inside at ${offset}`);
+    assertSameBits(plain, expected, `js at ${offset}`);
+    assertSameBits(outside, expected, `wasm outside at ${offset}`);
+    assertSameBits(inside, expected, `wasm inside at ${offset}`);
   }
 });
 
@@ -74,7 +53,7 @@ test('perturb and perturb2 are bit-identical across kernels, lengths, offsets an
       const F = salt * 2654435761;
       const keyA = seedKey(F, salt);
       const keyB = seedKey(F, salt + 1);
-      const base = weights(n, salt++);
+      const base = mixedWeights(n, salt++);
       const s = [5e-4, -1e-3, 3.7, -(2 ** -20)][salt % 4];
       const ref = base.slice();
       js.perturb(ref, offset, keyA, s);
@@ -82,25 +61,25 @@ test('perturb and perturb2 are bit-identical across kernels, lengths, offsets an
       const out = base.slice();
       wasm.perturb(out, offset, keyA, s);
       wasm.perturb2(out, offset, keyA, -2 * s, keyB, 0.25 * s);
-      sameBits(out, ref, `outside, n=${n} offset=${offset}`);
+      assertSameBits(out, ref, `outside, n=${n} offset=${offset}`);
       const start = 8 * (salt % 5);
       const inside = region.subarray(start, start + n);
       inside.set(base);
       wasm.perturb(inside, offset, keyA, s);
       wasm.perturb2(inside, offset, keyA, -2 * s, keyB, 0.25 * s);
-      sameBits(inside, ref, `inside, n=${n} offset=${offset}`);
+      assertSameBits(inside, ref, `inside, n=${n} offset=${offset}`);
     }
   }
 });
 
 test('perturb2 equals two perturb passes in its fixed order', () => {
   for (const kernels of [js, wasm] as PerturbationKernels[]) {
-    const a = weights(5001, 9);
+    const a = mixedWeights(5001, 9);
     const b = a.slice();
     kernels.perturb2(a, 64, 11, 1e-3, 22, -7e-4);
     kernels.perturb(b, 64, 11, 1e-3);
     kernels.perturb(b, 64, 22, -7e-4);
-    sameBits(a, b, kernels.name);
+    assertSameBits(a, b, kernels.name);
   }
 });
 
@@ -110,7 +89,7 @@ test('stored-z passes equal the generating passes bit for bit, and the store hol
     for (const offset of OFFSETS) {
       const keyA = seedKey(salt, 1);
       const keyB = seedKey(salt, 2);
-      const base = weights(n, salt++);
+      const base = mixedWeights(n, salt++);
       const s = [5e-4, -1e-3, 3.7, -(2 ** -20)][salt % 4];
       const c = 0.37 * s;
       // One ZO step's passes and the next step's first, as the trainer issues them.
@@ -131,7 +110,7 @@ test('stored-z passes equal the generating passes bit for bit, and the store hol
         kernels.perturbStored(w, zq, -2 * s);
         kernels.perturb2Stored(w, zq, offset, c, keyB, s);
         kernels.perturbStored(w, zq, -2 * s);
-        sameBits(w, ref, `${what}, n=${n} offset=${offset}`);
+        assertSameBits(w, ref, `${what}, n=${n} offset=${offset}`);
         for (let t = 0; t < n; t++) {
           if (zq[t] !== ZQ[zIndex(keyB, offset + t)]) assert.fail(`${what}: stored Zq ${t} differs, n=${n} offset=${offset}`);
         }
@@ -203,7 +182,7 @@ test('accumulate does not depend on the order or grouping of seeds', () => {
 
 test('materialize equals fl32(w0 + scale·S) in float64 in both kernels and placements', () => {
   const n = 9001;
-  const w0 = weights(n, 3);
+  const w0 = mixedWeights(n, 3);
   const { keys, coeffs } = seeds(40, 9);
   const S = new Float64Array(n);
   js.accumulate(S, 0, keys, coeffs);
@@ -218,11 +197,11 @@ test('materialize equals fl32(w0 + scale·S) in float64 in both kernels and plac
   }
   const a = new Float32Array(n);
   js.materialize(a, w0, S, scale);
-  sameBits(a, expected, 'js');
+  assertSameBits(a, expected, 'js');
   const b = new Float32Array(n);
   wasm.materialize(b, w0, S, scale);
-  sameBits(b, expected, 'wasm outside');
+  assertSameBits(b, expected, 'wasm outside');
   const c = region.subarray(40, 40 + n);
   wasm.materialize(c, w0, S, scale);
-  sameBits(c, expected, 'wasm inside');
+  assertSameBits(c, expected, 'wasm inside');
 });

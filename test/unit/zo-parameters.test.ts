@@ -2,28 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EXACT_LIMIT } from '../../trainer/zo/coefficients';
 import { ZQ_MAX_ABS, seedKey, z } from '../../trainer/zo/generator';
-import { ParameterSet, type ParameterSetOptions, type TensorInit } from '../../trainer/zo/parameters';
+import { ParameterSet, type ParameterSetOptions } from '../../trainer/zo/parameters';
+import { oddShapedModel } from '../helpers/float-fixtures';
 
-/** A small model of odd shapes, given out of name order. */
-function model(): TensorInit[] {
-  const shapes: [string, number[]][] = [
-    ['h.1.mlp.weight', [13, 7]],
-    ['wte', [50, 9]],
-    ['h.0.ln.bias', [9]],
-    ['h.0.attn.weight', [9, 27]],
-    ['Z_last', [3]],
-    ['h.1.ln.bias', [1]],
-  ];
-  let h = 12345;
-  return shapes.map(([name, dims]) => {
-    const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) {
-      h = (Math.imul(h, 1103515245) + 12345) >>> 0;
-      data[i] = (h / 2 ** 32 - 0.5) * 0.2;
-    }
-    return { name, dims, data };
-  });
-}
 
 const CONFIGS: ParameterSetOptions[] = [
   { kernel: 'js' },
@@ -32,7 +13,7 @@ const CONFIGS: ParameterSetOptions[] = [
 ];
 
 test('tensors are ordered by name with aligned, disjoint offsets', () => {
-  const set = new ParameterSet(model());
+  const set = new ParameterSet(oddShapedModel());
   const names = set.tensors.map((t) => t.name);
   assert.deepEqual(names, [...names].sort());
   assert.equal(names[0], 'Z_last', 'code-unit order puts upper case first');
@@ -45,7 +26,7 @@ test('tensors are ordered by name with aligned, disjoint offsets', () => {
     assert.equal(set.weights.get(t.name), t.data);
     assert.deepEqual(set.dims.get(t.name), t.dims);
   }
-  assert.equal(set.parameterCount, model().reduce((a, t) => a + t.data.length, 0));
+  assert.equal(set.parameterCount, oddShapedModel().reduce((a, t) => a + t.data.length, 0));
   assert.equal(set.indexSpan, Math.ceil(end / 8) * 8);
 });
 
@@ -57,13 +38,13 @@ test('bad inputs are refused with the tensor named', () => {
 });
 
 test('WASM-resident weights are non-shared WebAssembly memory; the JS set is plain memory', () => {
-  const wasm = new ParameterSet(model(), { kernel: 'wasm-simd' });
+  const wasm = new ParameterSet(oddShapedModel(), { kernel: 'wasm-simd' });
   assert.equal(wasm.kernel, 'wasm-simd');
   assert.equal(wasm.resident, true);
   const buffer = wasm.tensors[0].data.buffer;
   assert.ok(!(buffer instanceof SharedArrayBuffer));
   for (const t of wasm.tensors) assert.equal(t.data.buffer, buffer);
-  const js = new ParameterSet(model(), { kernel: 'js' });
+  const js = new ParameterSet(oddShapedModel(), { kernel: 'js' });
   assert.equal(js.kernel, 'js');
   assert.equal(js.resident, false);
   assert.equal(js.digest(), wasm.digest());
@@ -71,7 +52,7 @@ test('WASM-resident weights are non-shared WebAssembly memory; the JS set is pla
 
 test('perturb follows z(F, j, i) at each tensor\'s global indices', () => {
   for (const options of CONFIGS) {
-    const set = new ParameterSet(model(), options);
+    const set = new ParameterSet(oddShapedModel(), options);
     const before = set.tensors.map((t) => t.data.slice());
     set.perturb(seedKey(9, 4), 1e-2);
     set.tensors.forEach((t, k) => {
@@ -85,7 +66,7 @@ test('perturb follows z(F, j, i) at each tensor\'s global indices', () => {
 
 /** A sequence of ZO-like steps followed by applying coefficients; returns the digest after each phase. */
 function run(options: ParameterSetOptions): string[] {
-  const set = new ParameterSet(model(), options);
+  const set = new ParameterSet(oddShapedModel(), options);
   const digests = [set.digest()];
   const k1 = seedKey(1, 10);
   const k2 = seedKey(1, 11);
@@ -117,12 +98,12 @@ test('coefficients applied at once, round by round, or from scratch give the sam
   for (const [seeds, deltas] of rounds) seeds.forEach((j, n) => total.set(j, (total.get(j) ?? 0) + deltas[n]));
   const digests: string[] = [];
   for (const options of CONFIGS) {
-    const once = new ParameterSet(model(), options);
+    const once = new ParameterSet(oddShapedModel(), options);
     once.applyCoefficientDelta(77, [...total.keys()], [...total.values()], eta);
-    const stepwise = new ParameterSet(model(), options);
+    const stepwise = new ParameterSet(oddShapedModel(), options);
     stepwise.perturb(seedKey(77, 3), 0.1); // local steps in between are discarded by applying
     for (const [seeds, deltas] of rounds) stepwise.applyCoefficientDelta(77, seeds, deltas, eta);
-    const reversed = new ParameterSet(model(), options);
+    const reversed = new ParameterSet(oddShapedModel(), options);
     for (const [seeds, deltas] of [...rounds].reverse()) {
       reversed.applyCoefficientDelta(77, [...seeds].reverse(), [...deltas].reverse(), eta);
     }
@@ -138,9 +119,9 @@ test('the exact rebuild agrees with the float path within float32 rounding', () 
   const seeds = [3, 8, 8, 20, 41];
   const deltas = [65_536, -131_072, 32_768, 1_000_000, -7];
   for (const options of CONFIGS) {
-    const exact = new ParameterSet(model(), options);
+    const exact = new ParameterSet(oddShapedModel(), options);
     exact.applyCoefficientDelta(5, seeds, deltas, eta);
-    const float = new ParameterSet(model(), options);
+    const float = new ParameterSet(oddShapedModel(), options);
     seeds.forEach((j, n) => float.perturb(seedKey(5, j), (-eta * deltas[n]) / 65_536));
     exact.tensors.forEach((t, k) => {
       const f = float.tensors[k].data;
@@ -157,7 +138,7 @@ test('the exact rebuild agrees with the float path within float32 rounding', () 
 
 test('resetToBase returns to the replica and snapshot/restore round-trips', () => {
   for (const options of CONFIGS) {
-    const set = new ParameterSet(model(), options);
+    const set = new ParameterSet(oddShapedModel(), options);
     const initial = set.digest();
     set.perturb(seedKey(2, 2), 0.5);
     set.resetToBase();
@@ -177,7 +158,7 @@ test('resetToBase returns to the replica and snapshot/restore round-trips', () =
 });
 
 test('the exactness guard refuses an update beyond 2^53 and leaves the replica unchanged', () => {
-  const set = new ParameterSet(model());
+  const set = new ParameterSet(oddShapedModel());
   const limit = Math.ceil(EXACT_LIMIT / ZQ_MAX_ABS) - 1;
   set.applyCoefficientDelta(3, [0], [limit - 10], 1e-9);
   const before = set.digest();

@@ -5,30 +5,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TokenBatch } from '../../trainer/data/batches';
 import { PassWorker, WorkerPassError } from '../../trainer/zo/pass-worker';
-import { ParameterSet, type ParameterSetOptions, type TensorInit, type WeightConsumer } from '../../trainer/zo/parameters';
+import { ParameterSet, type ParameterSetOptions, type WeightConsumer } from '../../trainer/zo/parameters';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
+import { oddShapedModel } from '../helpers/float-fixtures';
 
-/** Odd shapes (tails of every length), given out of name order. */
-function stepModel(scale = 1): TensorInit[] {
-  const shapes: [string, number[]][] = [
-    ['h.1.mlp.weight', [13 * scale, 7]],
-    ['wte', [50 * scale, 9]],
-    ['h.0.ln.bias', [9]],
-    ['h.0.attn.weight', [9 * scale, 27]],
-    ['Z_last', [3]],
-    ['h.1.ln.bias', [1]],
-  ];
-  let h = 777;
-  return shapes.map(([name, dims]) => {
-    const data = new Float32Array(dims.reduce((a, b) => a * b, 1));
-    for (let i = 0; i < data.length; i++) {
-      h = (Math.imul(h, 1103515245) + 12345) >>> 0;
-      data[i] = (h / 2 ** 32 - 0.5) * 0.2;
-    }
-    return { name, dims, data };
-  });
-}
 
 const BATCH: TokenBatch = { inputIds: new BigInt64Array(1), attentionMask: new BigInt64Array(1), labels: new BigInt64Array(1), batch: 1, seq: 1 };
 
@@ -67,11 +48,11 @@ test('training with the z store, without it, in JS and in WASM gives the same bi
   ];
   const results = [];
   for (const options of configs) {
-    const params = new ParameterSet(stepModel(), options);
+    const params = new ParameterSet(oddShapedModel(1, 777), options);
     results.push({ options, ...(await trainDigest(params)) });
   }
   const reference = results[0];
-  assert.notEqual(reference.digest, new ParameterSet(stepModel()).digest(), 'training changed the weights');
+  assert.notEqual(reference.digest, new ParameterSet(oddShapedModel(1, 777)).digest(), 'training changed the weights');
   for (const r of results.slice(1)) {
     assert.deepEqual(r.g, reference.g, JSON.stringify(r.options));
     assert.equal(r.digest, reference.digest, JSON.stringify(r.options));
@@ -79,8 +60,8 @@ test('training with the z store, without it, in JS and in WASM gives the same bi
 });
 
 test('a set trained with the store keeps matching after resets and restores between runs', async () => {
-  const stored = new ParameterSet(stepModel(), { kernel: 'wasm-simd' });
-  const hashed = new ParameterSet(stepModel(), { kernel: 'wasm-simd', zStore: false });
+  const stored = new ParameterSet(oddShapedModel(1, 777), { kernel: 'wasm-simd' });
+  const hashed = new ParameterSet(oddShapedModel(1, 777), { kernel: 'wasm-simd', zStore: false });
   for (const params of [stored, hashed]) {
     await trainDigest(params, 10);
     const snap = params.snapshot();
@@ -105,17 +86,17 @@ class RecordingConsumer implements WeightConsumer {
 const SPLIT_SCALE = 300;
 
 test('passes split over a worker train to the same bits as one thread, and bound consumers follow the moved arrays', async () => {
-  const single = new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'off' });
+  const single = new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'off' });
   const reference = await trainDigest(single);
   assert.equal(single.split, false);
 
-  const unbound = new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on' });
+  const unbound = new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'on' });
   assert.equal(unbound.split, true);
   const before = new Map(unbound.weights);
   assert.deepEqual(await trainDigest(unbound), reference, 'split ranges on one thread');
   for (const [name, data] of unbound.weights) assert.equal(data, before.get(name), `${name}: nothing bound, nothing moves`);
 
-  const parallel = new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on' });
+  const parallel = new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'on' });
   const consumer = new RecordingConsumer();
   parallel.bindTo(consumer);
   try {
@@ -152,10 +133,10 @@ test('passes split over a worker train to the same bits as one thread, and bound
 });
 
 test('the split rule: asked for, from PARALLEL_MIN_PARAMETERS on (auto), resident WASM weights only', () => {
-  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE)).split, false, 'off by default');
-  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'auto' }).split, false, 'small sets stay on one thread');
-  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on', kernel: 'js' }).split, false);
-  assert.equal(new ParameterSet(stepModel(SPLIT_SCALE), { parallelPasses: 'on', resident: false }).split, false);
+  assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777)).split, false, 'off by default');
+  assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'auto' }).split, false, 'small sets stay on one thread');
+  assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'on', kernel: 'js' }).split, false);
+  assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'on', resident: false }).split, false);
 
 });
 
