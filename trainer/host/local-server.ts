@@ -1,7 +1,6 @@
 // The local federation server, run inside a trainer host process of its own (so training's blocking
 // forward passes never delay its heartbeats). It binds where it is told: the extension asks for
 // 127.0.0.1 only.
-import { createServer } from 'node:net';
 import { startServer, type FederationServer } from '../../federation/server';
 import { loadModel } from '../model';
 import { resolveModelPaths } from '../paths';
@@ -21,32 +20,38 @@ export class LocalServer {
 
   async start(params: StartServerParams): Promise<StartServerResult> {
     if (this.server) throw new Error(`a federation server is already running at ${this.server.url}`);
-    if (params.port !== 0) await ensurePortFree(params.host, params.port);
     const model = await loadModel(resolveModelPaths(params.model || undefined).model);
     const paramCount = model.weights.reduce((n, w) => n + w.data.length, 0);
-    const server = await startServer({
-      config: {
-        k: params.k,
-        federationSeed: params.federationSeed,
-        epsilon: params.eps,
-        eta: params.eta,
-        tau: params.tau,
-        batchSize: params.batchSize,
-        sampling: params.sampling,
-        weighting: 'examples',
-        rounds: params.rounds,
-        clientsPerRound: params.clientsPerRound,
-        deadlineMs: params.deadlineMs,
-      },
-      modelHash: Buffer.from(model.identity, 'hex'),
-      generatorVersion: GENERATOR_VERSION,
-      paramCount,
-      storePath: params.storePath,
-      host: params.host,
-      port: params.port,
-      requireToken: params.requireToken,
-      minClients: params.minClients,
-    });
+    let server: FederationServer;
+    try {
+      server = await startServer({
+        config: {
+          k: params.k,
+          federationSeed: params.federationSeed,
+          epsilon: params.eps,
+          eta: params.eta,
+          tau: params.tau,
+          batchSize: params.batchSize,
+          sampling: params.sampling,
+          weighting: 'examples',
+          rounds: params.rounds,
+          clientsPerRound: params.clientsPerRound,
+          deadlineMs: params.deadlineMs,
+        },
+        modelHash: Buffer.from(model.identity, 'hex'),
+        generatorVersion: GENERATOR_VERSION,
+        paramCount,
+        storePath: params.storePath,
+        host: params.host,
+        port: params.port,
+        requireToken: params.requireToken,
+        minClients: params.minClients,
+      });
+    } catch (err) {
+      // The server names a taken port; say where its port comes from.
+      const taken = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+      throw taken ? new Error(`${(err as Error).message}: choose another fedkseed.localServer.port, or 0 for any free port`, { cause: err }) : err;
+    }
     this.server = server;
     this.rounds = params.rounds;
     this.forwardEvents(server);
@@ -74,15 +79,4 @@ export class LocalServer {
     );
     server.events.on('finished', (e) => send('finished', e.round, `the federation finished after round ${e.round}`));
   }
-}
-
-/** A clear error for a taken port, before the server binds (its listen error would be uncaught). */
-function ensurePortFree(host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new Error(err.code === 'EADDRINUSE' ? `port ${port} on ${host} is in use (EADDRINUSE): choose another fedkseed.localServer.port or 0 for any free port` : `cannot listen on ${host}:${port}: ${err.message}`)),
-    );
-    probe.listen(port, host, () => probe.close(() => resolve()));
-  });
 }
