@@ -5,7 +5,7 @@ import { basename, extname } from 'node:path';
 import type { ProblemLog } from '../problems';
 import type { InstructionRecord } from '../records';
 import { stringField } from './fields';
-import { describe, readJsonLines } from './json-lines';
+import { parseJsonObject, readJsonLines } from './json-lines';
 import { JsonScanError, LineIndex, jsonDocument } from './json-document';
 
 function toRecord(
@@ -61,18 +61,8 @@ async function* readAlpacaArray(file: string, log: ProblemLog): AsyncGenerator<I
   // lines stay put; that is the price of not inventing ids the data does not have.
   for (const child of children) {
     const line = lines.lineOf(child.start);
-    let value: unknown;
-    try {
-      value = JSON.parse(text.slice(child.start, child.end));
-    } catch (err) {
-      log.report(file, line, `invalid JSON: ${(err as Error).message}`);
-      continue;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      log.report(file, line, `expected a JSON object, got ${describe(value)}`);
-      continue;
-    }
-    const record = toRecord(value as Record<string, unknown>, file, line, log);
+    const value = parseJsonObject(text.slice(child.start, child.end), file, line, log);
+    const record = value && toRecord(value, file, line, log);
     if (record) yield record;
   }
 }

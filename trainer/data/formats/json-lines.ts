@@ -17,22 +17,28 @@ export async function* readJsonLines(file: string, log: ProblemLog): AsyncGenera
       line++;
       const text = line === 1 ? raw.replace(/^\uFEFF/, '') : raw;
       if (text.trim() === '') continue;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (err) {
-        log.report(file, line, `invalid JSON: ${(err as Error).message}`);
-        continue;
-      }
-      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-        log.report(file, line, `expected a JSON object, got ${describe(value)}`);
-        continue;
-      }
-      yield { line, value: value as Record<string, unknown> };
+      const value = parseJsonObject(text, file, line, log);
+      if (value) yield { line, value };
     }
   } finally {
     lines.close();
   }
+}
+
+/** One JSON object from its source text, or null after reporting why it is not one. */
+export function parseJsonObject(text: string, file: string, line: number, log: ProblemLog): Record<string, unknown> | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    log.report(file, line, `invalid JSON: ${(err as Error).message}`);
+    return null;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    log.report(file, line, `expected a JSON object, got ${describe(value)}`);
+    return null;
+  }
+  return value as Record<string, unknown>;
 }
 
 export function describe(value: unknown): string {
