@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConsoleMessage, Page } from 'playwright-core';
 import * as assert from 'node:assert/strict';
+import { exitWith } from '../../scripts/harness/exit';
 import { harnessLog } from '../../scripts/harness/log';
 import { repoRoot, screenshotsDir } from '../../scripts/harness/paths';
 import { withWorkbench } from '../../scripts/harness/workbench';
@@ -150,11 +151,4 @@ const watchdog = setTimeout(() => {
 }, timeoutMs);
 watchdog.unref();
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    console.log('0 passed, 1 failed');
-    process.exit(1);
-  },
-);
+exitWith(main);

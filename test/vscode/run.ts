@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSuite } from '../../scripts/harness/buildSuite';
+import { exitWith } from '../../scripts/harness/exit';
 import { harnessLog } from '../../scripts/harness/log';
 import { repoRoot } from '../../scripts/harness/paths';
 import { chooseLauncher } from './launchers/chooseLauncher';
@@ -53,11 +54,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    console.log('0 passed, 1 failed');
-    process.exit(1);
-  },
-);
+exitWith(main);
