@@ -1,10 +1,12 @@
 // Option groups shared by several subcommands, and their parsing into typed values.
+import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { EngineOptions } from '../trainer/engine';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
+import { CliError } from './errors';
 import { problemReporter } from './output';
 
 export function positiveInt(value: string): number {
@@ -31,6 +33,17 @@ export function fraction(value: string): number {
   return n;
 }
 
+/**
+ * Parser for an option naming a file or folder to read: a missing one is refused at once, by option
+ * and path, rather than surfacing later as a bare ENOENT from whichever module opens it first.
+ */
+export function existingPath(flag: string): (value: string) => string {
+  return (value) => {
+    if (!existsSync(value)) throw new CliError(`${flag} ${value}: no such file or folder`);
+    return value;
+  };
+}
+
 export function uint32(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new InvalidArgumentError('expected an unsigned 32-bit integer');
@@ -47,8 +60,8 @@ export interface ModelCliOptions {
 
 export function addModelOptions(cmd: Command): Command {
   return cmd
-    .option('--model <path>', '.onnx causal LM, or a folder holding model.onnx (default: the bundled tiny-code-lm)')
-    .option('--tokenizer <path>', "Hugging Face tokenizer.json (default: the one beside the model)")
+    .option('--model <path>', '.onnx causal LM, or a folder holding model.onnx (default: the bundled tiny-code-lm)', existingPath('--model'))
+    .option('--tokenizer <path>', "Hugging Face tokenizer.json (default: the one beside the model)", existingPath('--tokenizer'))
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .option('--provider <list>', 'execution providers to try, comma-separated (cpu, webgpu, cuda, …)', 'cpu')
     .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default('auto'));
@@ -64,6 +77,13 @@ export function engineOptions(o: ModelCliOptions): EngineOptions {
   };
 }
 
+/**
+ * `train` evaluates the first HELD_OUT_EXAMPLES of its held-out split; `eval` scores the same by
+ * default (same share, same hash rule), so the two commands print the same loss for a checkpoint.
+ */
+export const HELD_OUT_SHARE = 0.1;
+export const HELD_OUT_EXAMPLES = 64;
+
 export interface DataCliOptions {
   data: string;
   format?: DataFormat;
@@ -75,7 +95,7 @@ export interface DataCliOptions {
 
 export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
   return cmd
-    .option('--data <path>', 'dataset file or folder (JSONL, JSON, text/code files)', dataDefault)
+    .option('--data <path>', 'dataset file or folder (JSONL, JSON, text/code files)', existingPath('--data'), dataDefault)
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders of text/code: globs of files to read (default: every text file)')
     .option('--seq-len <n>', 'tokens per example window', positiveInt, 128)

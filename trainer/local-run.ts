@@ -34,18 +34,20 @@ export type LocalRunEvent =
 export interface LocalRunResult {
   readonly stepsRun: number;
   readonly skipped: number;
-  readonly before: LossSummary;
-  readonly after: LossSummary;
+  /** Held-out loss before and after training; null without held-out data (nothing is evaluated). */
+  readonly before: LossSummary | null;
+  readonly after: LossSummary | null;
   readonly checkpoint: Checkpoint;
   readonly stepMs: number;
 }
 
 export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRunOptions, onEvent: (e: LocalRunEvent) => void = () => {}): Promise<LocalRunResult> {
   if (data.train.length === 0) throw new Error('the dataset has no training examples');
+  // No held-out data (held-out share 0, or a single example) means a run without evaluations.
   const held = data.heldOut.slice(0, o.evalExamples);
-  if (held.length === 0) throw new Error('the dataset has no held-out examples to evaluate (raise --held-out or add data)');
   const evalOptions = { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId };
   const evaluate = async (step: number) => {
+    if (held.length === 0) return null;
     const heldOut = await evaluateLoss(engine.session, held, evalOptions);
     onEvent({ type: 'eval', step, heldOut });
     return heldOut;

@@ -11,7 +11,7 @@ import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
 import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
 import { emitJson, fixed, note } from '../output';
 
 interface ClientCliOptions extends ModelCliOptions, DataCliOptions {
@@ -41,7 +41,7 @@ export function registerClient(program: Command): void {
     .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, 16)
     .option('--out <file>', 'checkpoint of the replica (base + K coefficients), rewritten after every synced round', 'fedkseed-federated.json')
     .option('--resume', 'start from the replica in --out (same server and model) instead of the base model')
-    .option('--ca <file>', 'trust this CA certificate (PEM) for wss://')
+    .option('--ca <file>', 'trust this CA certificate (PEM) for wss://', existingPath('--ca'))
     .option('--insecure', 'wss:// without verifying the server certificate (testing only)')
     .option('--max-attempts <n>', 'consecutive failed connection attempts before giving up', positiveInt, 20)
     .option('--json', 'print progress as JSON lines')

@@ -4,14 +4,14 @@ import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
 import { evaluateLoss } from '../../trainer/eval/loss';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, fraction, type ModelCliOptions, positiveInt } from '../options';
-import { emitJson, fixed, note } from '../output';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, HELD_OUT_EXAMPLES, HELD_OUT_SHARE, type ModelCliOptions, positiveInt } from '../options';
+import { emitJson, fixed } from '../output';
 
 interface EvalOptions extends ModelCliOptions, DataCliOptions {
   checkpoint?: string;
-  split: 'all' | 'held-out';
+  split: 'held-out' | 'all';
   heldOut: number;
-  maxExamples?: number;
+  maxExamples: number;
   rouge?: boolean;
   maxNewTokens: number;
   json?: boolean;
@@ -21,10 +21,10 @@ export function registerEval(program: Command): void {
   const cmd = program.command('eval').description('Held-out loss and perplexity (and Rouge-L for instruction data) of a model or a fine-tuned checkpoint');
   addModelOptions(cmd);
   addDataOptions(cmd)
-    .option('--checkpoint <file>', 'evaluate base + these coefficients (from train or a federation)')
-    .addOption(new Option('--split <which>', 'examples to evaluate').choices(['all', 'held-out']).default('all'))
-    .option('--held-out <fraction>', 'held-out share when --split held-out', fraction, 0.1)
-    .option('--max-examples <n>', 'evaluate at most this many examples', positiveInt)
+    .option('--checkpoint <file>', 'evaluate base + these coefficients (from train or a federation)', existingPath('--checkpoint'))
+    .addOption(new Option('--split <which>', 'examples to score: the held-out split that `fedkseed train` evaluates on (same --held-out, same rule), or all').choices(['held-out', 'all']).default('held-out'))
+    .option('--held-out <fraction>', 'held-out share for --split held-out: the one given to train', fraction, HELD_OUT_SHARE)
+    .option('--max-examples <n>', "score the first n examples of the split (default: train's --eval-examples, so the losses compare)", positiveInt, HELD_OUT_EXAMPLES)
     .option('--rouge', 'also generate greedily and score Rouge-L against the references (instruction data)')
     .option('--max-new-tokens <n>', 'generation length for --rouge', positiveInt, 128)
     .option('--json', 'print one JSON object instead of text')
@@ -35,12 +35,17 @@ async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
   try {
     if (o.checkpoint) applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
-    const ds = await loadCliDataset(o, engine.tokenizer, o.split === 'all' ? 0 : o.heldOut);
-    let examples = o.split === 'all' ? ds.train : ds.heldOut;
-    if (o.maxExamples) examples = examples.slice(0, o.maxExamples);
-    if (examples.length === 0) throw new CliError(`no examples to evaluate in ${o.data}${ds.skipped.length ? ` (${ds.skipped.length} files skipped)` : ''}`);
+    const heldOut = o.split === 'held-out';
+    const ds = await loadCliDataset(o, engine.tokenizer, heldOut ? o.heldOut : 0);
+    const pool = heldOut ? ds.heldOut : ds.train;
+    const examples = pool.slice(0, o.maxExamples);
+    if (examples.length === 0) {
+      const skipped = ds.skipped.length ? ` (${ds.skipped.length} files skipped)` : '';
+      throw new CliError(heldOut && ds.train.length > 0 ? `no held-out examples in ${o.data} at --held-out ${o.heldOut}${skipped} (use --split all)` : `no examples to evaluate in ${o.data}${skipped}`);
+    }
     const loss = await evaluateLoss(engine.session, examples, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId });
-    const result: Record<string, unknown> = { loss: loss.loss, tokens: loss.tokens, perplexity: loss.perplexity, examples: examples.length };
+    const scored = { model: engine.modelPath, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split, heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length };
+    const result: Record<string, unknown> = { ...scored, loss: loss.loss, tokens: loss.tokens, perplexity: loss.perplexity, examples: examples.length };
     if (o.rouge) {
       const withRefs = examples.filter((e) => e.reference !== undefined);
       if (withRefs.length === 0) throw new CliError('--rouge needs instruction data with reference answers');
@@ -49,9 +54,14 @@ async function runEval(o: EvalOptions): Promise<void> {
     }
     if (o.json) emitJson(result);
     else {
-      note(`model ${engine.modelPath} (${engine.params.parameterCount.toLocaleString()} parameters, ${engine.session.executionProvider})`);
-      process.stdout.write(`loss ${fixed(loss.loss)}  perplexity ${fixed(loss.perplexity, 2)}  tokens ${loss.tokens}  examples ${examples.length}` +
-        (result.rougeL !== undefined ? `  rouge-l ${fixed(result.rougeL as number)}` : '') + '\n');
+      // What was scored comes first: model, checkpoint and split decide the number.
+      process.stdout.write(
+        `model ${engine.modelPath}, ${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${engine.session.executionProvider})\n` +
+          `data ${o.data}, split ${heldOut ? `held-out (share ${o.heldOut})` : 'all'}: ${examples.length} of ${pool.length} examples\n` +
+          `loss ${fixed(loss.loss)}  perplexity ${fixed(loss.perplexity, 2)}  tokens ${loss.tokens}  examples ${examples.length}` +
+          (result.rougeL !== undefined ? `  rouge-l ${fixed(result.rougeL as number)}` : '') +
+          '\n',
+      );
     }
   } finally {
     await engine.close();

@@ -5,7 +5,7 @@ import { type Engine, openEngine } from '../../trainer/engine';
 import { type ExportResult, exportModel } from '../../trainer/model';
 import { resolveModelPaths } from '../../trainer/paths';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
-import { addModelOptions, engineOptions, type ModelCliOptions } from '../options';
+import { addModelOptions, engineOptions, existingPath, type ModelCliOptions } from '../options';
 import { emitJson } from '../output';
 
 interface ExportOptions extends ModelCliOptions {
@@ -17,7 +17,7 @@ interface ExportOptions extends ModelCliOptions {
 export function registerExport(program: Command): void {
   const cmd = program.command('export').description('Write base model + checkpoint coefficients as a standalone ONNX model (same inputs and outputs as the base)');
   addModelOptions(cmd)
-    .requiredOption('--checkpoint <file>', 'coefficients from `fedkseed train` or a federation')
+    .requiredOption('--checkpoint <file>', 'coefficients from `fedkseed train` or a federation', existingPath('--checkpoint'))
     .requiredOption('--out <file>', 'the .onnx file to write (its tokenizer files are copied beside it)')
     .option('--json', 'print the result as JSON')
     .action((o: ExportOptions) => runExport(o));

@@ -7,7 +7,7 @@ import { resolveModelPaths } from '../../trainer/paths';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
 import { CliError } from '../errors';
-import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
+import { existingPath, nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { fixed, note } from '../output';
 import { formatBytes } from '../../protocol/format';
 
@@ -56,10 +56,10 @@ export function registerServer(program: Command): void {
     .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, 2)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
     .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, 600)
-    .option('--model <path>', 'base model every client must hold (default: the bundled tiny-code-lm); gives its identity and d')
+    .option('--model <path>', 'base model every client must hold (default: the bundled tiny-code-lm); gives its identity and d', existingPath('--model'))
     .option('--no-auth', 'accept any token (a local, trusted federation)')
-    .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)')
-    .option('--tls-key <file>', 'private key of --tls-cert (PEM)')
+    .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
+    .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
     .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)")
     .option('--exit-when-finished', 'stop once the last round is committed and connected clients have the final model')
     .action((o: ServerCliOptions) => runServer(o));

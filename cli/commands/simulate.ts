@@ -7,7 +7,7 @@ import type { SplitMode } from '../../federation/simulate/shards';
 import { DATA_FORMATS, type DataFormat } from '../../trainer/data/readers';
 import { formatProblem } from '../../trainer/data/problems';
 import type { SamplingMode, Weighting } from '../../protocol';
-import { addModelOptions, fraction, type ModelCliOptions, positiveInt, positiveNumber, uint32 } from '../options';
+import { addModelOptions, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, uint32 } from '../options';
 import { emitJson, fixed, note } from '../output';
 
 interface SimulateOptions extends ModelCliOptions {
@@ -41,7 +41,7 @@ export function registerSimulate(program: Command): void {
     .command('simulate')
     .description('A whole federation on this machine: a local server, N client processes on non-IID shards of the data, held-out loss of the global model after every round, and a report');
   addModelOptions(cmd)
-    .option('--data <path>', 'dataset file or folder (default: the current folder, its source code files)', '.')
+    .option('--data <path>', 'dataset file or folder (default: the current folder, its source code files)', existingPath('--data'), '.')
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders: globs of files to read (default: source code files, or every text file when there is no code)')
     .option('--clients <n>', 'client processes', positiveInt, 3)
@@ -58,7 +58,7 @@ export function registerSimulate(program: Command): void {
     .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default('examples'))
     .addOption(new Option('--split <mode>', 'how data is dealt to clients: whole groups (top-level folders, tasks) or Dirichlet label skew; auto: Dirichlet for labelled instruction data').choices(['auto', 'group', 'dirichlet']).default('auto'))
     .option('--alpha <x>', 'Dirichlet concentration (0.5 strong skew, 5.0 mild)', positiveNumber, 0.5)
-    .option('--groups-per-client <n>', 'group split: groups per client (default: all groups dealt evenly)', positiveInt)
+    .option('--groups-per-client <n>', 'group split: groups per client (default: every group, dealt evenly; fewer than all are left out, and named in the output)', positiveInt)
     .option('--held-out <fraction>', 'share of the data held out from every client to evaluate the global model', fraction, 0.1)
     .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, 64)
     .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, 600)
@@ -155,7 +155,7 @@ class Progress {
       case 'data-problem':
         return emitJson({ event: 'data-problem', file: e.problem.file, line: e.problem.line, message: e.problem.message });
       case 'prepared':
-        return emitJson({ event: 'prepared', parameters: e.parameters, train: e.train, heldOut: e.heldOut, evalExamples: e.evalExamples, split: e.split, clients: e.clients });
+        return emitJson({ event: 'prepared', parameters: e.parameters, train: e.train, heldOut: e.heldOut, evalExamples: e.evalExamples, split: e.split, note: e.note ?? null, clients: e.clients, unassigned: e.unassigned });
       case 'server':
         return emitJson({ event: 'server', url: e.url });
       case 'round':

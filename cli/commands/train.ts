@@ -12,7 +12,10 @@ import {
   loadCliDataset,
   type DataCliOptions,
   engineOptions,
+  existingPath,
   fraction,
+  HELD_OUT_EXAMPLES,
+  HELD_OUT_SHARE,
   type ModelCliOptions,
   nonNegativeInt,
   positiveInt,
@@ -45,11 +48,11 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, 42)
     .option('--eps <x>', 'perturbation scale ε', positiveNumber, 1e-3)
     .option('--eta <x>', 'learning rate η', positiveNumber, 5e-5)
-    .option('--held-out <fraction>', 'share of the data held out for evaluation', fraction, 0.1)
+    .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, HELD_OUT_SHARE)
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, 100)
-    .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, 64)
+    .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; `fedkseed eval` scores the same by default)', positiveInt, HELD_OUT_EXAMPLES)
     .option('--out <file>', 'where to write the coefficients checkpoint', 'fedkseed-checkpoint.json')
-    .option('--from <file>', 'continue from an earlier checkpoint of the same base model')
+    .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
     .option('--json', 'print progress as JSON lines')
     .action((o: TrainOptions) => runTrain(o));
@@ -80,6 +83,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
     if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length });
     else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${engine.session.executionProvider}`);
+    if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');
 
     const report = progressPrinter(o);
     const result = await runLocalTraining(engine, data, {
@@ -92,9 +96,14 @@ async function runTrain(o: TrainOptions): Promise<void> {
       exportWithTokenizer(engine, o.export, resolveModelPaths(o.model, o.tokenizer).tokenizer);
       exported = o.export;
     }
-    const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: result.before.loss, heldOutAfter: result.after.loss, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted };
+    const before = result.before?.loss ?? null;
+    const after = result.after?.loss ?? null;
+    const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: before, heldOutAfter: after, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted };
     if (o.json) emitJson(summary);
-    else process.stdout.write(`held-out loss ${fixed(result.before.loss)} → ${fixed(result.after.loss)} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step); checkpoint ${o.out}${exported ? `; model ${exported}` : ''}\n`);
+    else {
+      const loss = before === null || after === null ? 'no held-out evaluation' : `held-out loss ${fixed(before)} → ${fixed(after)}`;
+      process.stdout.write(`${loss} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step); checkpoint ${o.out}${exported ? `; model ${exported}` : ''}\n`);
+    }
   } finally {
     process.off('SIGINT', onSignal);
     await engine.close();

@@ -2,7 +2,7 @@
 // notification that follows the trainer's status.
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import type { EvaluateResult, ExportModelResult, TrainingResult } from '../../trainer/host/protocol';
+import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult } from '../../trainer/host/protocol';
 import type { RunStore } from '../state/runStore';
 import { UserFacingError, type TrainingController } from '../trainer/trainingController';
 import { pathArgument } from './outcome';
@@ -34,7 +34,7 @@ export async function startTraining({ controller, store }: TrainingCommandDeps):
   const result = await withRunProgress('FedKSeed: training', store, (token) => controller.startTraining(token));
   const verb = result.stopped ? 'stopped' : 'finished';
   void vscode.window.showInformationMessage(
-    `FedKSeed: training ${verb} after ${result.stepsRun} steps; held-out loss ${result.heldOutBefore.toFixed(4)} → ${result.heldOutAfter.toFixed(4)}.`,
+    `FedKSeed: training ${verb} after ${result.stepsRun} steps; ${heldOutChange(result)}.`,
   );
   return result;
 }

@@ -7,6 +7,12 @@ export { escapeHtml };
 
 const fmtLoss = (x: number | null): string => (x === null ? '—' : x.toFixed(4));
 
+/** The groups no client trained on, if --groups-per-client left any out. */
+const unassigned = (r: SimulationReport): string => {
+  const u = r.config.data.unassigned;
+  return u.groups.length === 0 ? '' : `; ${u.groups.length} dealt to no client (${u.groups.join(', ')}: ${u.examples} windows)`;
+};
+
 export function renderReportHtml(r: SimulationReport): string {
   const f = r.config.federation;
   const rounds = r.rounds;
@@ -37,7 +43,7 @@ export function renderReportHtml(r: SimulationReport): string {
   ];
   const config = [
     ['model', `${r.config.model.path} (${r.config.model.parameters.toLocaleString('en-US')} parameters, ${r.config.model.identity.slice(0, 12)}…)`],
-    ['data', `${r.config.data.path}: ${r.config.data.train} training / ${r.config.data.heldOut} held-out windows (${r.config.data.evalExamples} evaluated), ${r.config.data.groups} groups`],
+    ['data', `${r.config.data.path}: ${r.config.data.train} training / ${r.config.data.heldOut} held-out windows (${r.config.data.evalExamples} evaluated), ${r.config.data.groups} groups${unassigned(r)}`],
     ['clients', `${r.config.clients}, ${f.clientsPerRound} per round, split ${r.config.split}${r.config.alpha !== null ? ` (α = ${r.config.alpha})` : ''}`],
     ['algorithm', `FedKSeed${f.sampling === 'pro' ? '-Pro' : ''}: K = ${f.k}, τ = ${f.tau}, ε = ${f.epsilon}, η = ${f.eta}, batch ${f.batchSize}, seq ${r.config.seqLen}, weighting ${f.weighting}, seed ${f.federationSeed}`],
     ['checkpoint', r.checkpoint ?? '—'],

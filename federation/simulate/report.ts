@@ -67,7 +67,15 @@ export interface SimulationReport {
     readonly evalBatchSize: number;
     readonly heldOutFraction: number;
     readonly model: { readonly path: string; readonly identity: string; readonly parameters: number };
-    readonly data: { readonly path: string; readonly train: number; readonly heldOut: number; readonly evalExamples: number; readonly groups: number };
+    readonly data: {
+      readonly path: string;
+      readonly train: number;
+      readonly heldOut: number;
+      readonly evalExamples: number;
+      readonly groups: number;
+      /** Groups (and their training windows) dealt to no client: only an explicit --groups-per-client leaves any. */
+      readonly unassigned: { readonly groups: readonly string[]; readonly examples: number };
+    };
   };
   readonly clients: readonly ClientReport[];
   readonly rounds: readonly RoundReport[];

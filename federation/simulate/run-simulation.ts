@@ -20,7 +20,7 @@ import type { ClientEventLine } from './client-events';
 import { type ClientExit, ClientProcess } from './client-process';
 import { type Evaluation, GlobalEvaluator } from './evaluator';
 import { type ClientReport, type RoundReport, type SimulationReport, writeReport } from './report';
-import { CODE_GLOBS, groupsOf, planShards, type SplitMode, writeShard } from './shards';
+import { CODE_GLOBS, groupsOf, planShards, type ShardPlan, type SplitMode, writeShard } from './shards';
 
 export interface SimulationOptions {
   readonly data: string;
@@ -68,6 +68,7 @@ export type SimulationEvent =
       readonly split: 'group' | 'dirichlet';
       readonly note?: string;
       readonly clients: readonly { readonly id: string; readonly examples: number; readonly groups: readonly string[] }[];
+      readonly unassigned: ShardPlan['unassigned'];
     }
   | { readonly type: 'server'; readonly url: string }
   | { readonly type: 'round'; readonly report: RoundReport; readonly rounds: number }
@@ -126,6 +127,7 @@ export async function runSimulation(o: SimulationOptions, onEvent: (e: Simulatio
       split: plan.mode,
       note: plan.note,
       clients: plan.shards.map((s, i) => ({ id: ids[i], examples: s.length, groups: groupsOf(s) })),
+      unassigned: plan.unassigned,
     });
     for (const [i, shard] of plan.shards.entries()) await writeShard(join(shardDir, `${ids[i]}.jsonl`), shard);
 
@@ -330,7 +332,7 @@ export async function runSimulation(o: SimulationOptions, onEvent: (e: Simulatio
         evalBatchSize: o.batchSize,
         heldOutFraction: o.heldOut,
         model: { path: engine.modelPath, identity: engine.model.identity, parameters: engine.params.parameterCount },
-        data: { path: resolve(o.data), train: data.train.length, heldOut: data.heldOut.length, evalExamples: heldOut.length, groups: new Set(data.train.map((e) => e.group)).size },
+        data: { path: resolve(o.data), train: data.train.length, heldOut: data.heldOut.length, evalExamples: heldOut.length, groups: new Set(data.train.map((e) => e.group)).size, unassigned: plan.unassigned },
       },
       clients,
       rounds: withDigests,

@@ -23,7 +23,9 @@ export interface ShardOptions {
 export interface ShardPlan {
   readonly mode: 'group' | 'dirichlet';
   readonly shards: Example[][];
-  /** Why auto chose what it chose, for the user. */
+  /** Groups no client got (only an explicit groupsPerClient leaves any out), and their examples. */
+  readonly unassigned: { readonly groups: readonly string[]; readonly examples: number };
+  /** What the user should know about the split: why auto chose it, what was left out. */
   readonly note?: string;
 }
 
@@ -37,11 +39,22 @@ export function planShards(train: readonly Example[], o: ShardOptions): ShardPla
   } else mode = o.mode;
   if (mode === 'group') {
     if (groups < o.clients) throw new Error(`the data has ${groups} group(s) (top-level folders or categories); ${o.clients} clients need at least ${o.clients} (use fewer clients or --split dirichlet)`);
-    const per = o.groupsPerClient ?? Math.floor(groups / o.clients);
-    return { mode, shards: splitByGroup(train, { clients: o.clients, groupsPerClient: per, seed: o.seed }), note };
+    const shards = splitByGroup(train, { clients: o.clients, groupsPerClient: o.groupsPerClient, seed: o.seed });
+    const unassigned = leftOut(train, shards);
+    if (unassigned.groups.length > 0) {
+      note = `--groups-per-client ${o.groupsPerClient} × ${o.clients} clients: ${unassigned.groups.length} of ${groups} groups go to no client (${unassigned.groups.join(', ')}: ${unassigned.examples} training windows)`;
+    }
+    return { mode, shards, unassigned, note };
   }
   if (train.length < o.clients * o.minPerClient) throw new Error(`${train.length} training examples cannot give ${o.clients} clients ${o.minPerClient} each`);
-  return { mode, shards: splitDirichlet(train, { clients: o.clients, alpha: o.alpha, seed: o.seed, minPerClient: o.minPerClient }), note };
+  const shards = splitDirichlet(train, { clients: o.clients, alpha: o.alpha, seed: o.seed, minPerClient: o.minPerClient });
+  return { mode, shards, unassigned: leftOut(train, shards), note };
+}
+
+function leftOut(train: readonly Example[], shards: readonly Example[][]): ShardPlan['unassigned'] {
+  const dealt = new Set(shards.flat());
+  const rest = train.filter((e) => !dealt.has(e));
+  return { groups: groupsOf(rest), examples: rest.length };
 }
 
 /**

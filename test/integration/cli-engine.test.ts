@@ -2,7 +2,7 @@
 // bundled model, checking what it prints and writes, and that bad input is refused by name.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -72,7 +72,7 @@ describe('fedkseed eval / train / export', () => {
 
     const r2 = fedkseed('eval', '--model', join(work, 'missing.onnx'), '--data', code);
     assert.notEqual(r2.status, 0);
-    assert.match(r2.stderr, /model file not found: .*missing\.onnx/);
+    assert.match(r2.stderr, /--model .*missing\.onnx: no such file or folder/);
 
     const badCheckpoint = join(work, 'bad-ck.json');
     writeFileSync(badCheckpoint, JSON.stringify({ format: 'fedkseed-coefficients', version: 1 }));
@@ -85,7 +85,8 @@ describe('fedkseed eval / train / export', () => {
     const r4 = fedkseed('eval', '--data', badData, '--format', 'dolly', '--strict');
     assert.notEqual(r4.status, 0);
     assert.match(r4.stderr, /bad\.jsonl:2/);
-    const r5 = fedkseed('eval', '--data', badData, '--format', 'dolly', '--json');
+    // One good example: nothing to hold out, so score all of it.
+    const r5 = fedkseed('eval', '--data', badData, '--format', 'dolly', '--split', 'all', '--json');
     assert.equal(r5.status, 0, r5.stderr);
     const lines = r5.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines[0], { event: 'data-problem', file: badData, line: 2, message: lines[0].message });
@@ -94,5 +95,89 @@ describe('fedkseed eval / train / export', () => {
     const r6 = fedkseed('train', '--eta', '-1');
     assert.notEqual(r6.status, 0);
     assert.match(r6.stderr, /--eta/);
+  });
+});
+
+/** A fresh clone's first try: a folder of eight small files, one window each. */
+function eightFiles(): string {
+  const dir = join(work, 'eight');
+  mkdirSync(dir, { recursive: true });
+  for (let i = 1; i <= 8; i++) writeFileSync(join(dir, `file${i}.py`), `def f${i}(x):\n    return x * ${i} + 1\n\nprint(f${i}(3))\n`);
+  return dir;
+}
+
+type Event = { event: string; [k: string]: unknown };
+const events = (stdout: string): Event[] => stdout.trim().split('\n').map((l) => JSON.parse(l) as Event);
+const quick = ['--steps', '2', '-k', '64', '--seq-len', '64', '--json'];
+
+describe('fedkseed train / eval on a small folder', () => {
+  it('train holds out at least one file at the default share and at 0.25', () => {
+    const data = eightFiles();
+    for (const share of [[], ['--held-out', '0.25']]) {
+      const r = fedkseed('train', '--data', data, ...share, ...quick, '--out', join(work, 'small.json'));
+      assert.equal(r.status, 0, r.stderr);
+      const start = events(r.stdout)[0];
+      assert.ok((start.heldOut as number) >= 1 && (start.train as number) >= 1, JSON.stringify(start));
+    }
+  });
+
+  it('train --held-out 0 trains on everything without evaluating', () => {
+    const r = fedkseed('train', '--data', eightFiles(), '--held-out', '0', ...quick, '--out', join(work, 'no-eval.json'));
+    assert.equal(r.status, 0, r.stderr);
+    const all = events(r.stdout);
+    assert.deepEqual([all[0].train, all[0].heldOut], [8, 0]);
+    assert.equal(all.filter((e) => e.event === 'eval').length, 0);
+    const done = all.at(-1) as Event;
+    assert.deepEqual([done.event, done.steps, done.heldOutBefore, done.heldOutAfter], ['done', 2, null, null]);
+    const text = fedkseed('train', '--data', eightFiles(), '--held-out', '0', '--steps', '1', '-k', '64', '--seq-len', '64', '--out', join(work, 'no-eval.json'));
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stderr, /no held-out set/);
+  });
+
+  it("eval's default is train's held-out split: the same loss for the checkpoint train wrote", () => {
+    const data = eightFiles();
+    const checkpoint = join(work, 'small-ck.json');
+    // The same --held-out for both; eval's --split is left at its default.
+    const r = fedkseed('train', '--data', data, '--held-out', '0.5', '--steps', '6', '--eta', '1e-3', '-k', '64', '--seq-len', '64', '--json', '--out', checkpoint);
+    assert.equal(r.status, 0, r.stderr);
+    const done = events(r.stdout).at(-1) as Event;
+    const evaluated = fedkseed('eval', '--data', data, '--held-out', '0.5', '--seq-len', '64', '--checkpoint', checkpoint, '--json');
+    assert.equal(evaluated.status, 0, evaluated.stderr);
+    const out = JSON.parse(evaluated.stdout) as { loss: number; split: string; examples: number; checkpoint: string };
+    // The same held-out examples; the loss agrees up to float32 rounding: train's weights came step by
+    // step, eval's from base + the checkpoint's integer coefficients.
+    assert.equal(out.examples, events(r.stdout)[0].heldOut);
+    assert.ok(Math.abs(out.loss - (done.heldOutAfter as number)) < 1e-5, `eval ${out.loss} vs train ${String(done.heldOutAfter)}`);
+    assert.equal(out.split, 'held-out');
+    assert.equal(out.checkpoint, checkpoint);
+
+    // The text output says what was scored.
+    const text = fedkseed('eval', '--data', data, '--held-out', '0.5', '--seq-len', '64', '--checkpoint', checkpoint);
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /model .*tiny-code-lm.*model\.onnx/);
+    assert.match(text.stdout, new RegExp(`checkpoint ${checkpoint.replace(/[.\\]/g, '\\$&')}`));
+    assert.match(text.stdout, new RegExp(`data ${data.replace(/[.\\]/g, '\\$&')}`));
+    assert.match(text.stdout, new RegExp(`split held-out .*: ${out.examples} of ${out.examples} examples`));
+    assert.match(fedkseed('eval', '--data', data, '--seq-len', '64', '--split', 'all').stdout, /base model.*\n.*split all: 8 of 8 examples/);
+  });
+
+  it('a missing path is refused by option and path, without a stack trace', () => {
+    const missing = join(work, 'no-such-thing');
+    const cases: [string, string[]][] = [
+      ['--data', ['eval', '--data', missing]],
+      ['--data', ['train', '--data', missing]],
+      ['--data', ['simulate', '--data', missing]],
+      ['--model', ['eval', '--model', missing]],
+      ['--tokenizer', ['eval', '--tokenizer', missing]],
+      ['--checkpoint', ['eval', '--checkpoint', missing]],
+      ['--checkpoint', ['export', '--checkpoint', missing, '--out', join(work, 'x.onnx')]],
+      ['--from', ['train', '--from', missing]],
+    ];
+    for (const [option, args] of cases) {
+      const r = fedkseed(...args);
+      assert.notEqual(r.status, 0, args.join(' '));
+      assert.match(r.stderr, new RegExp(`${option} ${missing.replace(/[.\\]/g, '\\$&')}: no such file or folder`), args.join(' '));
+      assert.doesNotMatch(r.stderr, /ENOENT|\n\s+at /, args.join(' '));
+    }
   });
 });

@@ -31,6 +31,7 @@ it('ZO fine-tuning of the bundled model lowers held-out loss, and its checkpoint
   });
   assert.equal(result.stepsRun, 500);
   assert.equal(evals.length, 2);
+  assert.ok(result.before && result.after, 'held-out data: evaluated before and after');
   assert.ok(result.after.loss < result.before.loss - 0.01, `held-out loss ${result.before.loss} → ${result.after.loss}`);
 
   // The checkpoint (base + K integers) rebuilds, from the model file, a model whose held-out loss

@@ -34,6 +34,42 @@ test('held-out split: by split key, monotone in the fraction, about the requeste
   assert.throws(() => splitTrainHeldOut(data, 1.5), RangeError);
 });
 
+test('held-out split: small data keeps at least one example on each side when the share is above 0', () => {
+  // Eight small files (one window each) used to hash all to the training side at 0.1 and 0.25.
+  for (let files = 2; files <= 12; files++) {
+    const data = Array.from({ length: files }, (_, i) => ({ id: `file${i}.py#0`, splitKey: `file${i}.py` }));
+    for (const fraction of [0.01, 0.1, 0.25, 0.5, 0.9, 0.99]) {
+      const { train, heldOut } = splitTrainHeldOut(data, fraction);
+      assert.ok(heldOut.length >= 1 && train.length >= 1, `${files} files at ${fraction}: ${train.length} / ${heldOut.length}`);
+      assert.equal(train.length + heldOut.length, files);
+    }
+    // Still monotone: raising the share only adds to the held-out side.
+    const small = new Set(splitTrainHeldOut(data, 0.01).heldOut.map((e) => e.id));
+    assert.ok([...small].every((id) => splitTrainHeldOut(data, 0.5).heldOut.some((e) => e.id === id)));
+    assert.equal(splitTrainHeldOut(data, 0).heldOut.length, 0);
+    assert.equal(splitTrainHeldOut(data, 1).train.length, 0);
+  }
+  // One file of several windows is split by window; a single example stays in training.
+  const oneFile = Array.from({ length: 6 }, (_, i) => ({ id: `a.txt#${i}`, splitKey: 'a.txt' }));
+  const split = splitTrainHeldOut(oneFile, 0.1);
+  assert.ok(split.heldOut.length >= 1 && split.train.length >= 1, `${split.train.length} / ${split.heldOut.length}`);
+  assert.deepEqual(splitTrainHeldOut([{ id: 'x', splitKey: 'x' }], 0.5), { train: [{ id: 'x', splitKey: 'x' }], heldOut: [] });
+});
+
+test('split by group: given the number of clients, every group is dealt', () => {
+  const data = items(110, 11); // 11 groups (top-level folders) for 3 clients
+  const shards = splitByGroup(data, { clients: 3, seed: 42 });
+  assert.equal(shards.length, 3);
+  assert.equal(shards.flat().length, 110);
+  const counts = shards.map((s) => new Set(s.map((e) => e.group)).size);
+  assert.deepEqual([...counts].sort(), [3, 4, 4]);
+  // Groups that divide evenly are dealt as with an explicit groupsPerClient.
+  const six = items(60, 6);
+  assert.deepEqual(splitByGroup(six, { clients: 3, seed: 9 }), splitByGroup(six, { clients: 3, groupsPerClient: 2, seed: 9 }));
+  // An explicit groupsPerClient may leave groups out; that is the caller's choice.
+  assert.equal(splitByGroup(data, { clients: 3, groupsPerClient: 2, seed: 42 }).flat().length, 60);
+});
+
 test('split by group: whole groups per client, disjoint, seeded', () => {
   const data = items(60, 6);
   const shards = splitByGroup(data, { groupsPerClient: 2, seed: 9 });

@@ -19,12 +19,27 @@ export interface TrainHeldOut<T> {
 /**
  * An example is held out when hashUnit(splitKey) < fraction: all windows of a file fall on the same
  * side, and adding data never moves an existing example across the split.
+ *
+ * Small data is the exception: eight files at 0.1 often hash all to the training side. So when
+ * 0 < fraction < 1, each side keeps at least one split key (the keys nearest the cut move across), and
+ * a dataset of a single key (one file) is split by window instead. Both rules keep the held-out set
+ * growing with the fraction. Only a dataset of one example has nothing to hold out.
  */
-export function splitTrainHeldOut<T extends Pick<Example, 'splitKey'>>(examples: readonly T[], fraction: number, salt = ''): TrainHeldOut<T> {
+export function splitTrainHeldOut<T extends Pick<Example, 'id' | 'splitKey'>>(examples: readonly T[], fraction: number, salt = ''): TrainHeldOut<T> {
   if (!(fraction >= 0 && fraction <= 1)) throw new RangeError(`held-out fraction must be in [0, 1], got ${fraction}`);
+  const byKey = new Set(examples.map((e) => e.splitKey)).size > 1;
+  const unitOf = (e: T) => (byKey ? e.splitKey : e.id);
+  // Units in order of their hash: the held-out set is always a prefix of this order.
+  const units = [...new Set(examples.map(unitOf))]
+    .map((unit) => ({ unit, h: hashUnit(unit, salt) }))
+    .sort((a, b) => a.h - b.h || (a.unit < b.unit ? -1 : a.unit > b.unit ? 1 : 0));
+  const most = fraction < 1 ? units.length - 1 : units.length;
+  const least = Math.min(fraction > 0 ? 1 : 0, most);
+  const count = Math.max(least, Math.min(most, units.filter((u) => u.h < fraction).length));
+  const held = new Set(units.slice(0, count).map((u) => u.unit));
   const train: T[] = [];
   const heldOut: T[] = [];
-  for (const e of examples) (hashUnit(e.splitKey, salt) < fraction ? heldOut : train).push(e);
+  for (const e of examples) (held.has(unitOf(e)) ? heldOut : train).push(e);
   return { train, heldOut };
 }
 
@@ -35,25 +50,31 @@ function sortedGroups(examples: readonly Pick<Example, 'group'>[]): string[] {
 export interface GroupSplitOptions {
   /** Number of clients (default: number of groups / groupsPerClient, rounded down). */
   clients?: number;
-  /** Groups each client holds (default 1). Groups are never shared between clients. */
+  /**
+   * Groups each client holds; clients × groupsPerClient groups are dealt and any others left out.
+   * Default: with `clients` given, every group, dealt so that the clients' counts differ by at most
+   * one; else 1. Groups are never shared between clients.
+   */
   groupsPerClient?: number;
   seed: number;
 }
 
 /**
  * Pathological non-IID split: each client gets whole groups (e.g. one Natural Instructions task
- * per client). Groups are shuffled with the seed, then dealt out in order.
+ * per client). Groups are shuffled with the seed, then dealt out in order, in consecutive runs.
  */
 export function splitByGroup<T extends Pick<Example, 'group'>>(examples: readonly T[], options: GroupSplitOptions): T[][] {
-  const per = options.groupsPerClient ?? 1;
   const groups = shuffleInPlace(sortedGroups(examples), createRng(options.seed));
-  const clients = options.clients ?? Math.floor(groups.length / per);
-  if (!Number.isInteger(per) || per < 1) throw new RangeError(`groupsPerClient must be a positive integer, got ${per}`);
-  if (!Number.isInteger(clients) || clients < 1 || clients * per > groups.length) {
-    throw new RangeError(`cannot give ${clients} clients ${per} group(s) each: the data has ${groups.length} group(s)`);
+  const per = options.groupsPerClient;
+  const clients = options.clients ?? Math.floor(groups.length / (per ?? 1));
+  if (per !== undefined && (!Number.isInteger(per) || per < 1)) throw new RangeError(`groupsPerClient must be a positive integer, got ${per}`);
+  const dealt = per === undefined ? groups.length : clients * per;
+  if (!Number.isInteger(clients) || clients < 1 || dealt > groups.length || dealt < clients) {
+    throw new RangeError(`cannot give ${clients} clients ${per === undefined ? 'a group' : `${per} group(s)`} each: the data has ${groups.length} group(s)`);
   }
+  // Group i of the dealt ones goes to client ⌊i · clients / dealt⌋: runs of equal length ±1.
   const owner = new Map<string, number>();
-  groups.slice(0, clients * per).forEach((g, i) => owner.set(g, Math.floor(i / per)));
+  groups.slice(0, dealt).forEach((g, i) => owner.set(g, Math.floor((i * clients) / dealt)));
   const shards: T[][] = Array.from({ length: clients }, () => []);
   for (const e of examples) {
     const c = owner.get(e.group);

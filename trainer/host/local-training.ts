@@ -54,8 +54,8 @@ export async function trainLocally(
     result: {
       stepsRun: run.stepsRun,
       skipped: run.skipped,
-      heldOutBefore: run.before.loss,
-      heldOutAfter: run.after.loss,
+      heldOutBefore: run.before?.loss ?? null,
+      heldOutAfter: run.after?.loss ?? null,
       stopped: signal.aborted,
       checkpointPath: params.checkpointPath ?? null,
     },

@@ -82,12 +82,19 @@ export type StartTrainingParams = z.infer<typeof startTrainingParamsSchema>;
 export const trainingResultSchema = z.object({
   stepsRun: nonNegInt(),
   skipped: nonNegInt(),
-  heldOutBefore: z.number(),
-  heldOutAfter: z.number(),
+  /** Null when the run had no held-out data (held-out share 0): nothing was evaluated. */
+  heldOutBefore: z.nullable(z.number()),
+  heldOutAfter: z.nullable(z.number()),
   stopped: z.boolean(),
   checkpointPath: z.nullable(z.string()),
 });
 export type TrainingResult = z.infer<typeof trainingResultSchema>;
+
+/** How a run changed the held-out loss, in words, for the status line and the closing message. */
+export function heldOutChange(r: Pick<TrainingResult, 'heldOutBefore' | 'heldOutAfter'>): string {
+  if (r.heldOutBefore === null || r.heldOutAfter === null) return 'no held-out data, not evaluated';
+  return `held-out loss ${r.heldOutBefore.toFixed(4)} → ${r.heldOutAfter.toFixed(4)}`;
+}
 
 // ---- federation client ---------------------------------------------------------------------------
 

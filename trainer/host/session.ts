@@ -14,20 +14,21 @@ import { runFederation } from './federation-run';
 import { LocalServer } from './local-server';
 import { trainLocally } from './local-training';
 import type { HostNotifier } from './notifier';
-import type {
-  DataSpec,
-  EvaluateParams,
-  EvaluateResult,
-  ExportModelParams,
-  ExportModelResult,
-  FederationResult,
-  InitializeParams,
-  InitializeResult,
-  JoinFederationParams,
-  StartServerParams,
-  StartServerResult,
-  StartTrainingParams,
-  TrainingResult,
+import {
+  heldOutChange,
+  type DataSpec,
+  type EvaluateParams,
+  type EvaluateResult,
+  type ExportModelParams,
+  type ExportModelResult,
+  type FederationResult,
+  type InitializeParams,
+  type InitializeResult,
+  type JoinFederationParams,
+  type StartServerParams,
+  type StartServerResult,
+  type StartTrainingParams,
+  type TrainingResult,
 } from './payloads';
 import { StatusReporter } from './status-reporter';
 
@@ -101,7 +102,7 @@ export class TrainerSession {
       const data = await this.loadData(engine, params.data);
       try {
         const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal);
-        this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.stepsRun} steps; held-out loss ${result.heldOutBefore.toFixed(4)} → ${result.heldOutAfter.toFixed(4)}` });
+        this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.stepsRun} steps; ${heldOutChange(result)}` });
         return result;
       } catch (err) {
         this.reporter.update({ state: 'error', detail: errorMessage(err) });
