@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { ConsoleMessage, Page } from 'playwright-core';
 import * as assert from 'node:assert/strict';
 import { exitWith } from '../../scripts/harness/exit';
+import { ensureHarnessTools } from '../../scripts/harness/install';
 import { harnessLog } from '../../scripts/harness/log';
 import { repoRoot, screenshotsDir } from '../../scripts/harness/paths';
 import { withWorkbench } from '../../scripts/harness/workbench';
@@ -125,6 +126,14 @@ async function main(): Promise<number> {
   for (const bundle of ['extension.js', 'webview/dashboard.js', 'webview/sidebar.js']) {
     if (!existsSync(join(repoRoot, 'dist', bundle))) throw new Error(`dist/${bundle} is missing: run "npm run build" first`);
   }
+  // A first run installs the tools (minutes); the time limit starts after that.
+  await ensureHarnessTools();
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`the UI test did not finish within ${timeoutMs / 1000} s\n`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }, timeoutMs);
+  watchdog.unref();
   return withWorkbench(
     {
       label: 'ui',
@@ -143,12 +152,5 @@ async function main(): Promise<number> {
     },
   );
 }
-
-const watchdog = setTimeout(() => {
-  process.stderr.write(`the UI test did not finish within ${timeoutMs / 1000} s\n`);
-  console.log('0 passed, 1 failed');
-  process.exit(1);
-}, timeoutMs);
-watchdog.unref();
 
 exitWith(main);
