@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { killProcessGroup, registerExitCleanup } from './cleanup';
-import type { HarnessTools } from './install';
+import { runCommand, type HarnessTools } from './install';
 import { harnessLog } from './log';
 import { runsDir } from './paths';
 
@@ -15,6 +15,8 @@ export interface CodeServer {
   readonly authority: string; // 127.0.0.1:PORT, for vscode-remote:// URIs
   readonly runDir: string;
   readonly workspace: string;
+  /** Where extensions are installed (empty unless a .vsix was installed). */
+  readonly extensionsDir: string;
   readonly logFile: string;
   /** Stops the process tree; the run folder is kept when `keepRunDir` (to read its logs). */
   stop(options?: { keepRunDir?: boolean }): Promise<void>;
@@ -73,7 +75,15 @@ function pruneOldRuns(maxAgeMs = 24 * 3600_000): void {
   }
 }
 
-export async function startCodeServer(tools: HarnessTools, label: string): Promise<CodeServer> {
+export interface CodeServerOptions {
+  /** Names the run folder under .cache/harness/runs/. */
+  label: string;
+  /** A packaged extension to install into the run's fresh extensions folder before the server starts. */
+  vsix?: string;
+}
+
+export async function startCodeServer(tools: HarnessTools, options: CodeServerOptions): Promise<CodeServer> {
+  const { label } = options;
   mkdirSync(runsDir, { recursive: true });
   pruneOldRuns();
   const runDir = mkdtempSync(join(runsDir, `${label}-`));
@@ -110,19 +120,27 @@ export async function startCodeServer(tools: HarnessTools, label: string): Promi
     '--reconnection-grace-time', '5',
     '--vscode-option', 'enable-smoke-test-driver',
   ];
+  const env = {
+    ...process.env,
+    XDG_CONFIG_HOME: dirs.xdgConfig,
+    XDG_DATA_HOME: dirs.xdgData,
+    XDG_CACHE_HOME: dirs.xdgCache,
+    TMPDIR: shortTmp,
+    EXTENSIONS_GALLERY: '{"serviceUrl":""}',
+    VSCODE_PROXY_URI: '',
+  };
+  if (options.vsix) {
+    // The same command a user runs (`code-server --install-extension file.vsix`), into this run's folders.
+    await runCommand(tools.node, [tools.codeServerEntry, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions, '--install-extension', options.vsix], {
+      cwd: dirs.workspace,
+      env,
+    });
+  }
   const child = spawn(tools.node, args, {
     cwd: dirs.workspace,
     detached: true, // its own process group, so the whole tree can be signalled at once
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      ...process.env,
-      XDG_CONFIG_HOME: dirs.xdgConfig,
-      XDG_DATA_HOME: dirs.xdgData,
-      XDG_CACHE_HOME: dirs.xdgCache,
-      TMPDIR: shortTmp,
-      EXTENSIONS_GALLERY: '{"serviceUrl":""}',
-      VSCODE_PROXY_URI: '',
-    },
+    env,
   });
   // Two pipes share one file: neither may end it; stop() does.
   child.stdout.pipe(log, { end: false });
@@ -165,5 +183,5 @@ export async function startCodeServer(tools: HarnessTools, label: string): Promi
     await stop({ keepRunDir: true });
     throw new Error(`${err instanceof Error ? err.message : String(err)}\n--- code-server log ---\n${tail}`, { cause: err });
   }
-  return { origin, authority, runDir, workspace: dirs.workspace, logFile, stop };
+  return { origin, authority, runDir, workspace: dirs.workspace, extensionsDir: dirs.extensions, logFile, stop };
 }

@@ -2,7 +2,7 @@
 // this repository loaded as the extension under development. Shared by the extension-host suite
 // and the UI test, and torn down completely whatever happens inside.
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { startCodeServer, type CodeServer } from './codeServer';
+import { startCodeServer, type CodeServer, type CodeServerOptions } from './codeServer';
 import { ensureHarnessTools } from './install';
 import { harnessLog } from './log';
 import { repoRoot } from './paths';
@@ -15,9 +15,12 @@ export interface WorkbenchSession {
   markFailed(): void;
 }
 
-export interface WorkbenchOptions {
-  /** Names the run folder under .cache/harness/runs/. */
-  label: string;
+export interface WorkbenchOptions extends CodeServerOptions {
+  /**
+   * The extension under development: this repository unless given. A run against an installed .vsix
+   * names an empty one, since the sources would shadow the installed copy.
+   */
+  extensionDevelopmentPath?: string;
   /** Absolute path of a test-electron style `run()` module to execute in the extension host. */
   extensionTestsPath?: string;
   /** Environment variables for the extension host. */
@@ -40,7 +43,7 @@ const chromiumArgs = [
 /** The workbench URL that opens `folder` with the payload VS Code's test drivers understand. */
 export function workbenchUrl(server: CodeServer, options: WorkbenchOptions): string {
   const remote = (path: string): string => `vscode-remote://${server.authority}${path}`;
-  const payload: [string, unknown][] = [['extensionDevelopmentPath', remote(repoRoot)]];
+  const payload: [string, unknown][] = [['extensionDevelopmentPath', remote(options.extensionDevelopmentPath ?? repoRoot)]];
   if (options.extensionTestsPath) payload.push(['extensionTestsPath', remote(options.extensionTestsPath)]);
   if (options.extensionEnvironment) payload.push(['extensionEnvironment', JSON.stringify(options.extensionEnvironment)]);
   const query = new URLSearchParams({ folder: server.workspace, payload: JSON.stringify(payload) });
@@ -49,7 +52,7 @@ export function workbenchUrl(server: CodeServer, options: WorkbenchOptions): str
 
 export async function withWorkbench<T>(options: WorkbenchOptions, body: (session: WorkbenchSession) => Promise<T>): Promise<T> {
   const tools = await ensureHarnessTools();
-  const server = await startCodeServer(tools, options.label);
+  const server = await startCodeServer(tools, options);
   harnessLog(`code-server at ${server.origin}, logs in ${server.logFile}`);
   let browser: Browser | undefined;
   let failed = true;

@@ -1,34 +1,55 @@
 // `npm run test:vscode`: builds the extension-host suite, runs it in a real VS Code (code-server by
 // default here, the desktop build where it can be downloaded) and prints `N passed, N failed` last.
+// `npm run test:vsix` (`--installed`): packages the .vsix, installs it into a fresh code-server the way
+// a user would, and runs the `installed` suite against that copy.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSuite } from '../../scripts/harness/buildSuite';
 import { exitWith } from '../../scripts/harness/exit';
+import { ensureHarnessTools, runCommand } from '../../scripts/harness/install';
 import { harnessLog } from '../../scripts/harness/log';
 import { repoRoot } from '../../scripts/harness/paths';
 import { chooseLauncher } from './launchers/chooseLauncher';
-import { RESULTS_ENV, type SuiteResults } from './suite/results';
+import { runWithCodeServer } from './launchers/codeServerLauncher';
+import { RESULTS_ENV, SOURCES_ENV, type SuiteResults } from './suite/results';
 
 const timeoutMs = Number(process.env.FEDKSEED_VSCODE_TIMEOUT_MS ?? 300_000);
+const installed = process.argv.includes('--installed');
 
 function readResults(file: string): SuiteResults | undefined {
   if (!existsSync(file)) return undefined;
   return JSON.parse(readFileSync(file, 'utf8')) as SuiteResults;
 }
 
+/** `npm run package` for this machine's platform; returns the .vsix it wrote. */
+async function packageExtension(): Promise<string> {
+  const target = `${process.platform}-${process.arch}`;
+  const started = Date.now();
+  await runCommand(process.execPath, [join(repoRoot, 'scripts', 'package.mjs'), '--target', target], { cwd: repoRoot });
+  const vsix = join(repoRoot, 'out', `fedkseed-${target}.vsix`);
+  if (!existsSync(vsix)) throw new Error(`packaging finished but ${vsix} does not exist`);
+  harnessLog(`packaged ${vsix} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return vsix;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   if (!existsSync(join(repoRoot, 'dist', 'extension.js'))) throw new Error('dist/extension.js is missing: run "npm run build" first');
-  const suiteEntry = await buildSuite();
+  const suiteEntry = await buildSuite(installed ? 'installed' : 'suite');
+  const vsix = installed ? await packageExtension() : undefined;
   const resultsDir = mkdtempSync(join(tmpdir(), 'fedkseed-suite-'));
   const resultsFile = join(resultsDir, 'results.json');
   try {
-    const launcher = await chooseLauncher();
-    harnessLog(`running the extension-host suite with ${launcher.name}`);
+    // Installing a .vsix needs no download, so that check runs on code-server on every machine.
+    const launcher = installed ? { name: 'code-server', launch: runWithCodeServer } : await chooseLauncher();
+    // A first run installs the tools (minutes); the suite's time limit starts after that.
+    if (launcher.name === 'code-server') await ensureHarnessTools();
+    harnessLog(`running the ${installed ? 'installed-.vsix' : 'extension-host'} suite with ${launcher.name}`);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
-    const outcome = await Promise.race([launcher.launch({ suiteEntry, env: { [RESULTS_ENV]: resultsFile } }), timedOut]);
+    const env = { [RESULTS_ENV]: resultsFile, [SOURCES_ENV]: repoRoot };
+    const outcome = await Promise.race([launcher.launch({ suiteEntry, env, vsix }), timedOut]);
     clearTimeout(timer);
 
     const results = readResults(resultsFile);

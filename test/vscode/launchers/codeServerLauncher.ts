@@ -3,6 +3,7 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { harnessLog } from '../../../scripts/harness/log';
+import { repoRoot } from '../../../scripts/harness/paths';
 import { withWorkbench } from '../../../scripts/harness/workbench';
 import type { SuiteLaunch } from './launch';
 
@@ -19,7 +20,9 @@ export async function runWithCodeServer(launch: SuiteLaunch): Promise<number> {
   const exitCode = new Promise<number>((resolve) => (reportExit = resolve));
   return withWorkbench(
     {
-      label: 'vscode-suite',
+      label: launch.vsix ? 'vscode-installed' : 'vscode-suite',
+      vsix: launch.vsix,
+      extensionDevelopmentPath: launch.vsix ? join(repoRoot, 'test', 'vscode', 'installed', 'host') : undefined,
       extensionTestsPath: launch.suiteEntry,
       extensionEnvironment: launch.env,
       beforeLoad: async (page, server) => {

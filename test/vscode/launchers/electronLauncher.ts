@@ -7,6 +7,7 @@ import { harnessCache, repoRoot, runsDir } from '../../../scripts/harness/paths'
 import type { SuiteLaunch } from './launch';
 
 export async function runWithElectron(launch: SuiteLaunch): Promise<number> {
+  if (launch.vsix) throw new Error('the installed-.vsix suite runs on code-server (FEDKSEED_VSCODE_LAUNCHER=code-server)');
   mkdirSync(runsDir, { recursive: true });
   const runDir = mkdtempSync(join(runsDir, 'electron-suite-'));
   const workspace = join(runDir, 'workspace');

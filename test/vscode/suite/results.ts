@@ -15,3 +15,6 @@ export interface SuiteResults {
 
 /** Environment variable naming the file the suite writes its SuiteResults to. */
 export const RESULTS_ENV = 'FEDKSEED_SUITE_RESULTS';
+
+/** Environment variable naming the repository's folder, so a suite can tell the sources from an installed copy. */
+export const SOURCES_ENV = 'FEDKSEED_SOURCES';
