@@ -4,8 +4,9 @@ import { resolve } from 'node:path';
 
 export const repoRoot = resolve(__dirname, '..', '..');
 /**
- * Installed tools (Node 24, code-server), kept between runs on one machine and shared by every clone
- * of the repository, so a fresh CI checkout does not reinstall them. FEDKSEED_HARNESS_CACHE overrides.
+ * Installed tools (Node 24, code-server), kept between runs and shared by every clone on a developer's
+ * machine. FEDKSEED_HARNESS_CACHE overrides it: CI points it at an empty folder of its own, so every CI
+ * run proves the install from nothing.
  */
 export const harnessCache = resolve(
   process.env.FEDKSEED_HARNESS_CACHE ?? resolve(process.env.XDG_CACHE_HOME ?? resolve(homedir(), '.cache'), 'fedkseed-harness'),

@@ -1,5 +1,5 @@
 // Runs the suite in a downloaded VS Code desktop (Electron) with @vscode/test-electron, on machines
-// that can reach the VS Code update server. The download is cached under .cache/harness/.
+// that can reach the VS Code update server. The download is kept in the harness cache (see paths.ts).
 import { runTests } from '@vscode/test-electron';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
