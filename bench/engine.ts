@@ -1,9 +1,9 @@
 // `fedkseed bench engine`: the ZO step against two loss forwards at ~10M and ~124M parameters (GPT-2
 // builder shapes, seq 128, batch 1 and 8) and the perturbation kernels, next to the engine's targets.
-// Models are built once into .cache/bench/ (gitignored) and reused.
+// Models are built once into a cache folder outside the working tree (benchCacheDir) and reused.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession, rewriteForTraining, writeGpt2, type Gpt2Config } from '../trainer/model';
 import { ParameterSet } from '../trainer/zo/parameters';
@@ -27,6 +27,7 @@ export interface EngineBenchOptions {
   readonly quick?: boolean;
   /** onnxruntime intra-op threads (default: all cores). */
   readonly threads?: number;
+  /** Where the generated models are kept (default: benchCacheDir()). */
   readonly cacheDir?: string;
   readonly log?: (line: string) => void;
 }
@@ -55,9 +56,25 @@ export interface EngineBenchResult {
   readonly sizes: readonly EngineSizeResult[];
   readonly kernels: KernelBenchResult;
   readonly totalSeconds: number;
+  /** Where the models were built or found. */
+  readonly cacheDir: string;
+  /** Peak resident set size of this process over the run, from process.resourceUsage().maxRSS. */
+  readonly peakRssBytes: number;
 }
 
 const SEQ = 128;
+
+/**
+ * The generated models (~40 MB for 10m, ~500 MB for 124m) are kept between runs in the user's cache,
+ * not in a temporary folder removed at the end: building the 124M model takes seconds and half a
+ * gigabyte of writes that every run would repeat, and one copy serves every clone on the machine.
+ * Outside the working tree, so a bench never leaves files in the repository. FEDKSEED_BENCH_CACHE (or
+ * --cache-dir) overrides; delete the folder to reclaim the space.
+ */
+export function benchCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.FEDKSEED_BENCH_CACHE) return resolve(env.FEDKSEED_BENCH_CACHE);
+  return resolve(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'fedkseed', 'bench');
+}
 
 /** Builds the preset once; the file name carries a hash of the configuration, so a changed preset rebuilds. */
 export function cachedModel(preset: keyof typeof GPT2_PRESETS, cacheDir: string): string {
@@ -108,7 +125,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   const o = {
     quick,
     threads: options.threads ?? availableParallelism(),
-    cacheDir: options.cacheDir ?? resolve('.cache', 'bench'),
+    cacheDir: resolve(options.cacheDir ?? benchCacheDir()),
     log: options.log ?? (() => {}),
   };
   const sizes = quick ? (['10m'] as const) : (options.sizes ?? (['10m', '124m'] as const));
@@ -117,5 +134,14 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
   o.log('kernels: perturbation and rebuild passes, one thread…');
   // 16M parameters (64 MiB of float32) is past the last-level cache, like real weights; quick: 4M.
   const kernels = runKernelBench(quick ? { params: 4 << 20, rebuildParams: 128 << 10, repeats: 3 } : { params: 16 << 20, repeats: 3 });
-  return { threads: o.threads, cores: availableParallelism(), quick, sizes: results, kernels, totalSeconds: (performance.now() - started) / 1000 };
+  return {
+    threads: o.threads,
+    cores: availableParallelism(),
+    quick,
+    sizes: results,
+    kernels,
+    totalSeconds: (performance.now() - started) / 1000,
+    cacheDir: o.cacheDir,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024, // maxRSS is in kilobytes
+  };
 }

@@ -1,6 +1,6 @@
 // `fedkseed bench federation`: bytes per client per round (K = 4096, τ = 200, Pro on and off) next to
 // the paper's 17,988 B and FedAvg for a model of d parameters; server memory with many idle
-// connections; the time to aggregate 1,000 uploads.
+// connections; the server's time for 1,000 uploads (decode + aggregate).
 import { fork } from 'node:child_process';
 import { entryInvocation } from '../federation/simulate/cli-invocation';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -17,6 +17,8 @@ import { FederationClient } from '../trainer/client/federation-client';
 import { QuadraticToyTrainer } from '../trainer/client/toy-trainer';
 
 export const PAPER_BYTES_PER_ROUND = 17_988;
+/** What the server may spend on one round of 1,000 uploads: decoding them and aggregating them. */
+export const SERVER_ROUND_TARGET_MS = 100;
 
 export interface FederationBenchOptions {
   /** d for the FedAvg comparison (default: 124M, GPT-2 small). */
@@ -39,7 +41,21 @@ export interface FederationBenchReport {
   readonly bytes: readonly BytesReport[];
   readonly fedAvgPerClientRound: number;
   readonly idle: { readonly connections: number; readonly serverRssBytes: number; readonly refused: string | null };
-  readonly aggregation: { readonly uploads: number; readonly decodeMs: number; readonly aggregateMs: number };
+  readonly aggregation: AggregationReport;
+}
+
+/** Medians over passes; each pass decodes every upload, then aggregates, quantises and accumulates importance. */
+export interface AggregationReport {
+  readonly uploads: number;
+  readonly passes: number;
+  readonly decodeMs: number;
+  readonly aggregateMs: number;
+  /** Median of decode + aggregate per pass: what the target is judged on. */
+  readonly totalMs: number;
+  /** decode + aggregate of the first pass (code not yet optimised by the JIT, as in a server's first round). */
+  readonly firstPassTotalMs: number;
+  readonly targetMs: number;
+  readonly met: boolean;
 }
 
 async function measureBytes(sampling: 'uniform' | 'pro', rounds: number, clients: number, paramCount: number): Promise<BytesReport> {
@@ -93,7 +109,18 @@ async function idleConnections(n: number): Promise<FederationBenchReport['idle']
   }
 }
 
-function aggregation(uploads: number): FederationBenchReport['aggregation'] {
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * The server's work for one round of `uploads` frames: decode them all (as the server does on arrival),
+ * then aggregate, quantise and accumulate importance. Several passes, medians, since other work on the
+ * machine and garbage collection (the decoded pairs are live objects) move single passes a lot.
+ */
+function aggregation(uploads: number, passes = 5): AggregationReport {
   const k = 4096;
   let s = 1;
   const rand = (): number => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
@@ -101,16 +128,24 @@ function aggregation(uploads: number): FederationBenchReport['aggregation'] {
     encodeMessage({ type: 'upload', round: 1, examples: 100 + i, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32),
       pairs: Array.from({ length: 200 }, () => ({ seed: Math.floor(rand() * k), g: Math.fround((rand() - 0.5) * 20) })) }),
   );
-  const t0 = performance.now();
-  const decoded = frames.map((f) => decodeMessage(f, { k }) as UploadMessage);
-  const t1 = performance.now();
-  const deltaA = aggregateContributions(decoded, k, 'examples');
-  quantiseWithFeedback(deltaA, new Float64Array(k));
-  const sum = new Float64Array(k);
-  const count = new Float64Array(k);
-  for (const u of decoded) accumulateImportance(sum, count, u.pairs);
-  const t2 = performance.now();
-  return { uploads, decodeMs: t1 - t0, aggregateMs: t2 - t1 };
+  const decode: number[] = [];
+  const aggregate: number[] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    const t0 = performance.now();
+    const decoded = frames.map((f) => decodeMessage(f, { k }) as UploadMessage);
+    const t1 = performance.now();
+    const deltaA = aggregateContributions(decoded, k, 'examples');
+    quantiseWithFeedback(deltaA, new Float64Array(k));
+    const sum = new Float64Array(k);
+    const count = new Float64Array(k);
+    for (const u of decoded) accumulateImportance(sum, count, u.pairs);
+    const t2 = performance.now();
+    decode.push(t1 - t0);
+    aggregate.push(t2 - t1);
+  }
+  const totals = decode.map((d, i) => d + aggregate[i]);
+  const totalMs = median(totals);
+  return { uploads, passes, decodeMs: median(decode), aggregateMs: median(aggregate), totalMs, firstPassTotalMs: totals[0], targetMs: SERVER_ROUND_TARGET_MS, met: totalMs < SERVER_ROUND_TARGET_MS };
 }
 
 export async function runFederationBench(options: FederationBenchOptions = {}): Promise<FederationBenchReport> {
@@ -125,10 +160,13 @@ export async function runFederationBench(options: FederationBenchOptions = {}): 
     log(`bytes/client/round K=4096 τ=200 ${sampling.padEnd(7)}: mean ${b.meanPerClientRound} B, max ${b.maxPerClientRound} B; paper 17,988 B is ${b.vsPaper.toFixed(2)}×; FedAvg (d=${paramCount}) is ${b.vsFedAvg.toExponential(2)}×`);
   }
   const agg = aggregation(1000);
-  log(`1,000 uploads of 200 pairs at K=4096: decode ${agg.decodeMs.toFixed(1)} ms, aggregate + quantise + importance ${agg.aggregateMs.toFixed(1)} ms (target < 100 ms)`);
+  log(`1,000 uploads of 200 pairs at K=4096 (medians of ${agg.passes} passes): decode ${agg.decodeMs.toFixed(1)} ms + aggregate, quantise, importance ${agg.aggregateMs.toFixed(1)} ms = ${agg.totalMs.toFixed(1)} ms (target < ${agg.targetMs} ms; first pass ${agg.firstPassTotalMs.toFixed(1)} ms)`);
   const idle = await idleConnections(options.idleConnections ?? 10_000);
   log(`${idle.connections} idle connections: server RSS ${(idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB)${idle.refused ? `; refused: ${idle.refused}` : ''}`);
   return { bytes, fedAvgPerClientRound: fedAvgBytesPerClient(paramCount), idle, aggregation: agg };
 }
 
-if (process.argv[1] && import.meta.filename === process.argv[1]) void runFederationBench();
+// `node --import tsx bench/federation.ts` runs it alone. Matched on the path the process was started
+// with, not on import.meta (absent from the CommonJS bundle) nor on __filename (the bundle's own file,
+// which would start the bench whenever dist/cli.js is the entry).
+if (process.argv[1]?.replace(/\\/g, '/').endsWith('bench/federation.ts')) void runFederationBench();

@@ -144,7 +144,7 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
   const seconds = timeInterleaved(list, repeats);
   const rows: KernelBenchRow[] = list.map((x, i) => {
     const row = { pass: x.pass, kernel: x.kernel, perSecond: x.units / seconds[i], unit: x.unit, nsPerUnit: (seconds[i] * 1e9) / x.units };
-    log(`${x.pass.padEnd(34)} ${x.kernel.padEnd(9)} ${(row.perSecond / 1e9).toFixed(3).padStart(7)} G${x.unit}  ${row.nsPerUnit.toFixed(3)} ns`);
+    log(`${x.pass.padEnd(34)} ${x.kernel.padEnd(9)} ${(row.perSecond / 1e9).toFixed(3).padStart(7)} G ${x.unit}  ${row.nsPerUnit.toFixed(3)} ns/${x.unit === 'params/s' ? 'param' : 'seed·param'}`);
     return row;
   });
   const [floor, perturbWasm, , perturbJs, , , singleWasm, blockedWasm] = seconds;

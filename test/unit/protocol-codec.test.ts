@@ -47,6 +47,28 @@ test('g travels as float32 and indices are bit-packed', () => {
   assert.deepEqual(Array.from(unpackIndices(packIndices(idx, 12), idx.length, 12)), idx);
 });
 
+test('seed indices unpack exactly as read bit by bit, least significant first, at every width', () => {
+  const bitByBit = (bytes: Uint8Array, count: number, bits: number): number[] =>
+    Array.from({ length: count }, (_, n) => {
+      let v = 0;
+      for (let b = 0; b < bits; b++) v += ((bytes[(n * bits + b) >>> 3] >>> ((n * bits + b) & 7)) & 1) * 2 ** b;
+      return v;
+    });
+  let s = 5;
+  const byte = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) >>> 24;
+  for (let bits = 1; bits <= 32; bits++) {
+    for (const count of [0, 1, 2, 3, 7, 8, 9, 31, 200]) {
+      const bytes = Uint8Array.from({ length: Math.ceil((count * bits) / 8) }, byte);
+      assert.deepEqual(Array.from(unpackIndices(bytes, count, bits)), bitByBit(bytes, count, bits), `${count} indices of ${bits} bits`);
+      // Packing what was unpacked gives the same bytes, but for the unused high bits of the last byte.
+      const repacked = packIndices(unpackIndices(bytes, count, bits), bits);
+      const tail = (count * bits) % 8;
+      if (tail !== 0) bytes[bytes.length - 1] &= (1 << tail) - 1;
+      assert.deepEqual(repacked, bytes, `repacking ${count} indices of ${bits} bits`);
+    }
+  }
+});
+
 test('decoding rejects bad frames with typed codes', () => {
   const code = (f: () => unknown): number => {
     try {
