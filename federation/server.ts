@@ -15,6 +15,9 @@ import {
   factorDelta,
   quantiseImportance,
   DEFAULT_PROBABILITY_BITS,
+  EXACT_LIMIT,
+  ZQ_MAX_ABS,
+  sumAbs,
   type DigestStatus,
   type FederationConfig,
   type HelloMessage,
@@ -32,8 +35,6 @@ import { sampleClients } from './sampling';
 import type { FederationState, FederationStore } from './store';
 import { verifyToken } from './tokens';
 import { fedAvgBytesPerClient, wsFrameBytes } from '../protocol/wire-bytes';
-import { EXACT_LIMIT, sumAbs } from '../trainer/zo/coefficients';
-import { ZQ_MAX_ABS } from '../trainer/zo/generator';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */

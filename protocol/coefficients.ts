@@ -3,10 +3,11 @@
 import type { ByteReader, ByteWriter } from './bytes';
 import { readCompressed, writeCompressed } from './compress';
 import { ErrorCode, ProtocolError } from './errors';
+import { EXACT_LIMIT } from './exact-range';
 import { decodeZigzagVarints, encodeZigzagVarints } from './varint';
 
 /** Largest coefficient magnitude the exact replica path can hold (zo-engine.md bound, with margin). */
-export const MAX_COEFFICIENT = 2 ** 53;
+export const MAX_COEFFICIENT = EXACT_LIMIT;
 
 /** ΔC_j = mantissas[j] · 2^exponent, dense over the K seeds. */
 export interface CoefficientDelta {

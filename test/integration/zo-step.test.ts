@@ -8,7 +8,8 @@ import { bigramLossAndGradient, buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } fr
 import { ZoTrainer, type SeedGradient } from '../../trainer/zo/zo-trainer';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { ParameterSet } from '../../trainer/zo/parameters';
-import { z, ZQ_MAX_ABS } from '../../trainer/zo/generator';
+import { ZQ_MAX_ABS } from '../../protocol';
+import { z } from '../../trainer/zo/generator';
 import { quantizeCoefficient } from '../../trainer/zo/coefficients';
 import type { TokenBatch } from '../../trainer/data/batches';
 

@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   COEFFICIENT_UNITS,
-  EXACT_LIMIT,
   addCoefficients,
   assertWithinExactBound,
   coefficientDelta,
@@ -13,7 +12,7 @@ import {
   quantizeCoefficients,
   subtractCoefficients,
 } from '../../trainer/zo/coefficients';
-import { ZQ_MAX_ABS } from '../../trainer/zo/generator';
+import { EXACT_LIMIT, ZQ_MAX_ABS } from '../../protocol';
 
 test('quantisation rounds half to even on the 2^-16 grid', () => {
   const u = 1 / COEFFICIENT_UNITS;

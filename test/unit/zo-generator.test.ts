@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   ZQ,
-  ZQ_MAX_ABS,
   ZQ_SHA256,
   ZQ_SIZE,
   fmix32,
@@ -12,6 +11,7 @@ import {
   z,
   zIndex,
 } from '../../trainer/zo/generator';
+import { ZQ_MAX_ABS } from '../../protocol';
 import { JsKernels } from '../../trainer/zo/kernels-js';
 
 test('the Zq table matches its pinned SHA-256 and is a symmetric, sorted quantile table', () => {
@@ -22,7 +22,14 @@ test('the Zq table matches its pinned SHA-256 and is a symmetric, sorted quantil
   let s2 = 0;
   for (const v of ZQ) s2 += (v / 4096) ** 2;
   assert.ok(Math.abs(s2 / ZQ_SIZE - 1) < 3e-4, `table variance ${s2 / ZQ_SIZE}`);
-  assert.equal(ZQ_MAX_ABS, Math.max(...Array.from(ZQ, Math.abs)));
+});
+
+test("the protocol's pinned max|Zq| is the table's largest magnitude", () => {
+  // The server checks the replicas' exact range with this constant and holds no table of its own.
+  let max = 0;
+  for (const v of ZQ) max = Math.max(max, Math.abs(v));
+  assert.equal(ZQ_MAX_ABS, max);
+  assert.ok(ZQ.includes(ZQ_MAX_ABS) && ZQ.includes(-ZQ_MAX_ABS));
 });
 
 test('a changed table no longer matches the pinned digest', () => {

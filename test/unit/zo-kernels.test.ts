@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { assertWithinExactBound, sumAbs } from '../../trainer/zo/coefficients';
+import { sumAbs } from '../../protocol';
+import { assertWithinExactBound } from '../../trainer/zo/coefficients';
 import { ZQ, seedKey, zIndex } from '../../trainer/zo/generator';
 import type { PerturbationKernels } from '../../trainer/zo/kernels';
 import { JsKernels } from '../../trainer/zo/kernels-js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EXACT_LIMIT } from '../../trainer/zo/coefficients';
-import { ZQ_MAX_ABS, seedKey, z } from '../../trainer/zo/generator';
+import { EXACT_LIMIT, ZQ_MAX_ABS } from '../../protocol';
+import { seedKey, z } from '../../trainer/zo/generator';
 import { ParameterSet, type ParameterSetOptions } from '../../trainer/zo/parameters';
 import { oddShapedModel } from '../helpers/float-fixtures';
 

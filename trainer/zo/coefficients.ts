@@ -1,11 +1,9 @@
 // The federation's state as a fixed-point coefficient vector C ∈ ℤ^K in units of 2^-16 (A_j = C_j / 65536),
 // held as integers in a Float64Array. See docs/zo-engine.md, "Exact path".
-import { ZQ_MAX_ABS } from './generator';
+import { EXACT_LIMIT, ZQ_MAX_ABS } from '../../protocol/exact-range';
 
 /** Units per 1.0 of a real coefficient: C = A · 65536. */
 export const COEFFICIENT_UNITS = 65_536;
-/** Every product and partial sum of the exact accumulator must stay below this. */
-export const EXACT_LIMIT = 2 ** 53;
 
 /** Round half to even of x·65536: a real coefficient (e.g. a sum of projected gradients) onto the grid. */
 export function quantizeCoefficient(x: number): number {
@@ -76,12 +74,6 @@ export function coefficientDelta(from: Float64Array, to: Float64Array): Coeffici
     }
   }
   return { seeds: Uint32Array.from(seeds), deltas: Float64Array.from(deltas) };
-}
-
-export function sumAbs(values: ArrayLike<number>): number {
-  let s = 0;
-  for (let j = 0; j < values.length; j++) s += Math.abs(values[j]);
-  return s;
 }
 
 /**

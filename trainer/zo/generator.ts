@@ -115,9 +115,6 @@ function checkedTable(): Int16Array {
 /** The table (do not mutate). */
 export const ZQ: Int16Array = checkedTable();
 
-/** max |Zq|: bounds the exact accumulator (see coefficients.ts). */
-export const ZQ_MAX_ABS: number = ZQ.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
 /** Scalar reference: z(F, j, i) as a real number. Slow; for tests and spot checks. */
 export function z(federationSeed: number, j: number, i: number): number {
   return ZQ[zIndex(seedKey(federationSeed, j), i)] / ZQ_SCALE;

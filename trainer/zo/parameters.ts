@@ -1,7 +1,8 @@
 // The trainable parameters of a model as the ZO engine sees them: float32 working weights laid out by
 // global index (docs/zo-engine.md), the base w0 and the exact accumulator S, and whole-model kernels.
 import { createHash } from 'node:crypto';
-import { assertWithinExactBound, sumAbs } from './coefficients';
+import { sumAbs } from '../../protocol/exact-range';
+import { assertWithinExactBound } from './coefficients';
 import { seedKey } from './generator';
 import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
 import { createKernels, type KernelChoice } from './kernels-select';
