@@ -7,4 +7,4 @@ export { EXACT_LIMIT, ZQ_MAX_ABS, sumAbs } from './exact-range';
 export * from './probabilities';
 export { seedIndexBits, packIndices, unpackIndices } from './seed-packing';
 export { MAX_VARINT_MAGNITUDE } from './varint';
-export { wsFrameBytes, fedAvgBytesPerClient } from './wire-bytes';
+export { wsFrameBytes, fedAvgBytesPerClient, type ClientBytes } from './wire-bytes';

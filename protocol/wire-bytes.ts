@@ -6,6 +6,16 @@ export function wsFrameBytes(payloadBytes: number, masked: boolean): number {
   return 2 + extended + (masked ? 4 : 0) + payloadBytes;
 }
 
+/** What one client's connections have moved so far. */
+export interface ClientBytes {
+  /** WebSocket frame bytes, computed exactly from every frame sent and received. */
+  readonly frameUp: number;
+  readonly frameDown: number;
+  /** Bytes the TCP sockets actually carried (handshakes included), over every connection so far. */
+  readonly socketUp: number;
+  readonly socketDown: number;
+}
+
 /** Bytes FedAvg would move for one client in one round: the model down and the update up, float32. */
 export function fedAvgBytesPerClient(paramCount: number): number {
   return 2 * 4 * paramCount;

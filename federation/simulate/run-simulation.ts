@@ -4,8 +4,7 @@
 import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { FederationConfig } from '../../protocol';
-import type { ClientBytes } from '../../trainer/client/federation-client';
+import type { ClientBytes, FederationConfig } from '../../protocol';
 import { loadDataset } from '../../trainer/data/dataset';
 import type { DataProblem } from '../../trainer/data/problems';
 import { type DataFormat, detectFormat } from '../../trainer/data/readers';

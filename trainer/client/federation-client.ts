@@ -13,6 +13,7 @@ import {
   probabilitiesFromLevels,
   toSparse,
   wsFrameBytes,
+  type ClientBytes,
   type ClientMessage,
   type FederationConfig,
   type Message,
@@ -44,15 +45,6 @@ export interface FederationClientOptions {
   readonly backoff?: Partial<BackoffOptions>;
   /** For wss with a private CA or a self-signed certificate. */
   readonly tls?: { readonly ca?: string | Buffer; readonly rejectUnauthorized?: boolean };
-}
-
-export interface ClientBytes {
-  /** WebSocket frame bytes, computed exactly from every frame sent and received. */
-  readonly frameUp: number;
-  readonly frameDown: number;
-  /** Bytes the TCP sockets actually carried (handshakes included), over every connection so far. */
-  readonly socketUp: number;
-  readonly socketDown: number;
 }
 
 export interface ClientEvents {
