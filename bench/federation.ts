@@ -2,7 +2,7 @@
 // the paper's 17,988 B and FedAvg for a model of d parameters; server memory with many idle
 // connections; the server's time for 1,000 uploads (decode + aggregate).
 import { fork } from 'node:child_process';
-import { entryInvocation } from '../federation/simulate/cli-invocation';
+import { entryInvocation } from '../simulate/cli-invocation';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,7 +79,7 @@ async function idleConnections(n: number): Promise<FederationBenchReport['idle']
   const dir = mkdtempSync(join(tmpdir(), 'fedk-idle-'));
   const config: FederationConfig = { k: 16, federationSeed: 1, epsilon: 1e-3, eta: 1e-3, tau: 1, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 1, clientsPerRound: 1, deadlineMs: 1000 };
   const spec = { config, modelHashHex: '00'.repeat(32), generatorVersion: 1, paramCount: 1, storePath: join(dir, 'store'), maxConnections: n + 10 };
-  const entry = entryInvocation('federation/run-server.ts', 'dist/run-server.js');
+  const entry = entryInvocation('cli/run-server.ts', 'dist/run-server.js');
   const child = fork(entry.args.at(-1) as string, [JSON.stringify(spec)], { execPath: entry.command, execArgv: entry.args.slice(0, -1), stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const sockets: WebSocket[] = [];
   let refused: string | null = null;

@@ -1,6 +1,6 @@
 // Runs a federation server from a JSON description in argv[2] and prints `listening <url>` when ready:
 // for supervising the server as a separate process (crash tests, benchmarks, scripts).
-import { startServer } from './server';
+import { startServer } from '../federation/server';
 import type { FederationConfig } from '../protocol';
 
 interface RunServerSpec {

@@ -1,6 +1,6 @@
 // The JSON lines `fedkseed client --json` prints, one object per line: what a supervising program
 // (`fedkseed simulate`, scripts) reads to follow a client.
-import type { ClientBytes } from '../../protocol';
+import type { ClientBytes } from '../protocol';
 
 export type ClientEventLine =
   | { readonly event: 'start'; readonly clientId: string; readonly parameters: number; readonly train: number; readonly heldOut: number; readonly kernel: string; readonly provider: string; readonly resumedRound: number }

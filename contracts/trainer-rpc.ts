@@ -25,9 +25,9 @@ import type {
   StopResult,
   TrainerStatus,
   TrainingResult,
-} from './payloads';
+} from './trainer-payloads';
 
-export * from './payloads';
+export * from './trainer-payloads';
 
 // ---- the method table ----------------------------------------------------------------------------
 

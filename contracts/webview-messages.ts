@@ -2,7 +2,7 @@
 // union type; both ends validate what they receive against these schemas before acting on it,
 // because a webview message is just structured-cloned data from another process.
 import * as z from 'zod/mini';
-import { idleTrainerStatus, seedProbabilitiesSchema, trainerStatusSchema } from '../../trainer/host/payloads';
+import { idleTrainerStatus, seedProbabilitiesSchema, trainerStatusSchema } from './trainer-payloads';
 
 export const localServerStatusSchema = z.object({
   url: z.string(),

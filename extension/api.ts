@@ -1,6 +1,6 @@
 // What `activate` returns to other extensions (and to the extension-host tests).
 import type * as vscode from 'vscode';
-import type { RunHistory, ViewStatus } from '../webview/shared/messages';
+import type { RunHistory, ViewStatus } from '../contracts/webview-messages';
 import type { WebviewBundle } from './webviewHtml';
 
 export interface FedKSeedApi {

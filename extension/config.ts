@@ -2,7 +2,7 @@
 // ${workspaceFolder}; relative paths resolve against the first workspace folder.
 import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
-import type { ExecutionProviderSetting, InitializeParams } from '../trainer/host/protocol';
+import type { ExecutionProviderSetting, InitializeParams } from '../contracts/trainer-rpc';
 
 export const CONFIG_SECTION = 'fedkseed';
 

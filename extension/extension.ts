@@ -7,7 +7,7 @@ import { registerCommands } from './commands/registerCommands';
 import { affectsEngine } from './config';
 import { RunStore } from './state/runStore';
 import { createStatusBar } from './statusBar';
-import { TrainingController } from './trainer/trainingController';
+import { TrainingController } from './processes/trainingController';
 import { DashboardPanelManager } from './views/dashboardPanel';
 import { registerTrainingView } from './views/trainingViewProvider';
 import type { WebviewBundle } from './webviewHtml';

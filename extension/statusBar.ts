@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { formatBytes, formatLoss } from '../webview/shared/format';
 import { CommandIds } from './ids';
 import type { RunStore } from './state/runStore';
-import type { ViewStatus } from '../webview/shared/messages';
+import type { ViewStatus } from '../contracts/webview-messages';
 
 export function statusBarText({ trainer }: ViewStatus): string {
   const spin = trainer.state === 'training' || trainer.state === 'connecting' || trainer.state === 'loading' ? '$(sync~spin)' : '$(pulse)';

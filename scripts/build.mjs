@@ -62,7 +62,7 @@ const entries = [
   { ...node, entryPoints: ['trainer/host/main.ts'], outfile: 'dist/trainer.js' },
   { ...node, entryPoints: ['cli/main.ts'], outfile: 'dist/cli.js' },
   // A bare server process for supervision by benchmarks and scripts.
-  { ...node, entryPoints: ['federation/run-server.ts'], outfile: 'dist/run-server.js' },
+  { ...node, entryPoints: ['cli/run-server.ts'], outfile: 'dist/run-server.js' },
   { ...browser, entryPoints: ['webview/dashboard/main.ts'], outfile: 'dist/webview/dashboard.js' },
   { ...browser, entryPoints: ['webview/sidebar/main.ts'], outfile: 'dist/webview/sidebar.js' },
 ].filter((e) => existsSync(join(root, e.entryPoints[0])));

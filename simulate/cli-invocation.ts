@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { packageRoot } from '../../trainer/paths';
+import { packageRoot } from '../trainer/paths';
 
 export interface Invocation {
   readonly command: string;

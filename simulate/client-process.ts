@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Invocation } from './cli-invocation';
-import { type ClientEventLine, parseClientEvent } from './client-events';
+import { type ClientEventLine, parseClientEvent } from '../contracts/cli-events';
 
 export interface ClientExit {
   readonly code: number | null;

@@ -1,10 +1,10 @@
 // The simulation's one evaluator: a canonical replica of the global model (base + the server's
 // committed coefficients, applied round by round exactly as clients apply them) and the held-out
 // examples no client trains on.
-import type { FederationConfig } from '../../protocol';
-import type { Example } from '../../trainer/data/examples';
-import type { Engine } from '../../trainer/engine';
-import { evaluateLoss, type LossSummary } from '../../trainer/eval/loss';
+import type { FederationConfig } from '../protocol';
+import type { Example } from '../trainer/data/examples';
+import type { Engine } from '../trainer/engine';
+import { evaluateLoss, type LossSummary } from '../trainer/eval/loss';
 
 export interface Evaluation {
   readonly round: number;

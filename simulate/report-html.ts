@@ -1,5 +1,5 @@
 // report.html: one file, no scripts, no network (a CSP forbids both); charts are inline SVG drawn here.
-import { formatBytes, formatRatio } from '../../protocol/format';
+import { formatBytes, formatRatio } from '../protocol/format';
 import type { SimulationReport } from './report';
 import { escapeHtml, lineChart } from './svg-chart';
 

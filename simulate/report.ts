@@ -2,7 +2,7 @@
 // self-contained report.html (the same, with inline SVG charts; no network, no scripts).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ClientBytes, FederationConfig } from '../../protocol';
+import type { ClientBytes, FederationConfig } from '../protocol';
 import { renderReportHtml } from './report-html';
 
 export interface RoundBytesReport {

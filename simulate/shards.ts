@@ -1,8 +1,8 @@
 // Non-IID client shards for a simulated federation, and the files that hand them to client processes.
 import { createWriteStream } from 'node:fs';
 import { once } from 'node:events';
-import type { Example } from '../../trainer/data/examples';
-import { splitByGroup, splitDirichlet } from '../../trainer/data/splits';
+import type { Example } from '../trainer/data/examples';
+import { splitByGroup, splitDirichlet } from '../trainer/data/splits';
 
 export type SplitMode = 'auto' | 'group' | 'dirichlet';
 

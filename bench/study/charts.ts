@@ -1,6 +1,6 @@
 // The study's figures as standalone SVG files, drawn with the simulation report's chart code.
 import { formatBytes } from '../../protocol/format';
-import { lineChart, type Series } from '../../federation/simulate/svg-chart';
+import { lineChart, type Series } from '../../simulate/svg-chart';
 import type { MethodSpec, TaskSpec } from './config';
 import type { RunResult } from './run-federation';
 import type { MethodSummary } from './summary';

@@ -1,7 +1,7 @@
 // The study's two tasks, made concrete: a model file, a tokenizer, client shards and a global held-out set.
 import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CODE_GLOBS } from '../../federation/simulate/shards';
+import { CODE_GLOBS } from '../../simulate/shards';
 import { loadDataset } from '../../trainer/data/dataset';
 import { buildExamples, type Example } from '../../trainer/data/examples';
 import { ProblemLog } from '../../trainer/data/problems';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type ClientEventLine, finiteOrNull } from '../../federation/simulate/client-events';
+import { type ClientEventLine, finiteOrNull } from '../../contracts/cli-events';
 import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer, type EngineStepProgress } from '../../trainer/client/engine-trainer';

@@ -1,9 +1,9 @@
 import { join, relative } from 'node:path';
 import { type Command, Option } from 'commander';
 import { formatBytes, formatRatio } from '../../protocol/format';
-import type { RoundReport } from '../../federation/simulate/report';
-import { runSimulation, type SimulationEvent } from '../../federation/simulate/run-simulation';
-import type { SplitMode } from '../../federation/simulate/shards';
+import type { RoundReport } from '../../simulate/report';
+import { runSimulation, type SimulationEvent } from '../../simulate/run-simulation';
+import type { SplitMode } from '../../simulate/shards';
 import { DATA_FORMATS, type DataFormat } from '../../trainer/data/readers';
 import { formatProblem } from '../../trainer/data/problems';
 import type { SamplingMode, Weighting } from '../../protocol';

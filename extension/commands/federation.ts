@@ -1,8 +1,8 @@
 // Federation commands: connect to a server, leave it, run a local server on 127.0.0.1, and the token.
 import * as vscode from 'vscode';
-import type { FederationResult, StartServerResult } from '../../trainer/host/protocol';
+import type { FederationResult, StartServerResult } from '../../contracts/trainer-rpc';
 import { readSettings } from '../config';
-import { UserFacingError } from '../trainer/trainingController';
+import { UserFacingError } from '../processes/trainingController';
 import { pathArgument } from './outcome';
 import { withRunProgress, type TrainingCommandDeps } from './training';
 

@@ -1,7 +1,7 @@
 // Every command returns an outcome instead of throwing: the user sees failures as an error message
 // with a "Show Logs" action, and callers (tests, other extensions) can read what happened.
 import * as vscode from 'vscode';
-import { UserFacingError } from '../trainer/trainingController';
+import { UserFacingError } from '../processes/trainingController';
 
 export type CommandOutcome<T> = { ok: true; value: T } | { ok: false; error: string };
 

@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { CommandIds, type CommandId } from '../ids';
 import type { RunStore } from '../state/runStore';
-import type { TrainingController } from '../trainer/trainingController';
+import type { TrainingController } from '../processes/trainingController';
 import type { DashboardPanelManager } from '../views/dashboardPanel';
 import { connectFederation, disconnectFederation, setFederationToken, startLocalFederation, startLocalServer, stopLocalServer } from './federation';
 import { runCommand } from './outcome';

@@ -4,7 +4,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import { CONFIG_SECTION } from '../config';
-import { UserFacingError } from '../trainer/trainingController';
+import { UserFacingError } from '../processes/trainingController';
 import { pathArgument } from './outcome';
 
 function settingsTarget(): vscode.ConfigurationTarget {

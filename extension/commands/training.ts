@@ -2,9 +2,9 @@
 // notification that follows the trainer's status.
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult } from '../../trainer/host/protocol';
+import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult } from '../../contracts/trainer-rpc';
 import type { RunStore } from '../state/runStore';
-import { UserFacingError, type TrainingController } from '../trainer/trainingController';
+import { UserFacingError, type TrainingController } from '../processes/trainingController';
 import { pathArgument } from './outcome';
 
 export interface TrainingCommandDeps {

@@ -25,7 +25,7 @@ import {
   type StartServerParams,
   type StartServerResult,
   type TrainingResult,
-} from '../../trainer/host/protocol';
+} from '../../contracts/trainer-rpc';
 import { readSettings, type FedKSeedSettings } from '../config';
 import type { RunStore } from '../state/runStore';
 import { TrainerSupervisor } from './supervisor';

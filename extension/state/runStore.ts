@@ -1,8 +1,8 @@
 // The single source of what the UI shows: the trainer's status, the local server's status and the
 // run's chart series. The trainer controller writes it; the sidebar, dashboard and status bar read it.
 import * as vscode from 'vscode';
-import type { Evaluation, RoundCompleted, SeedProbabilities, StepsNotification, TrainerStatus } from '../../trainer/host/protocol';
-import { emptyHistory, idleViewStatus, type LocalServerStatus, type RunHistory, type ViewStatus } from '../../webview/shared/messages';
+import type { Evaluation, RoundCompleted, SeedProbabilities, StepsNotification, TrainerStatus } from '../../contracts/trainer-rpc';
+import { emptyHistory, idleViewStatus, type LocalServerStatus, type RunHistory, type ViewStatus } from '../../contracts/webview-messages';
 
 /** Step-loss points kept; beyond this, neighbours are averaged pairwise so the curve keeps its shape. */
 const MAX_STEP_POINTS = 2000;

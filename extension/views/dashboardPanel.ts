@@ -2,7 +2,7 @@
 // through a WebviewPanelSerializer (its webview state is kept with getState/setState).
 import * as vscode from 'vscode';
 import { DASHBOARD_VIEW_TYPE } from '../ids';
-import { parseWebviewState } from '../../webview/shared/messages';
+import { parseWebviewState } from '../../contracts/webview-messages';
 import { renderWebviewHtml, webviewOptions } from '../webviewHtml';
 import { bridgeWebview, type WebviewBridgeDeps } from './webviewBridge';
 

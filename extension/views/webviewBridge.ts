@@ -2,7 +2,7 @@
 // current status and chart history, forwards changes (history at most a few times a second), and
 // runs the few commands a webview may ask for.
 import * as vscode from 'vscode';
-import { parseWebviewToHost, type HostToWebview } from '../../webview/shared/messages';
+import { parseWebviewToHost, type HostToWebview } from '../../contracts/webview-messages';
 import type { RunStore } from '../state/runStore';
 import type { WebviewBundle } from '../webviewHtml';
 

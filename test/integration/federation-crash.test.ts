@@ -33,7 +33,7 @@ interface Running {
 
 function launch(storePath: string, port: number, modelHashHex: string): Promise<Running> {
   const spec = { config, modelHashHex, generatorVersion: 1, paramCount: 8, storePath, port, minClients: 2 };
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../federation/run-server.ts'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const committed: number[] = [];
   return new Promise((resolve, reject) => {
     let buffer = '';

@@ -8,7 +8,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { SimulationReport } from '../../federation/simulate/report';
+import type { SimulationReport } from '../../simulate/report';
 import { writeGpt2 } from '../../trainer/model';
 import { bundledModelDir, packageRoot } from '../../trainer/paths';
 

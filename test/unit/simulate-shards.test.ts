@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Example } from '../../trainer/data/examples';
-import { planShards, type ShardOptions } from '../../federation/simulate/shards';
+import { planShards, type ShardOptions } from '../../simulate/shards';
 
 /** `perGroup` windows in each of the named top-level folders. */
 function windows(groups: readonly string[], perGroup: number): Example[] {

@@ -1,7 +1,7 @@
 // Turns the extension's engine settings into the engine's options. Provider selection ("auto" included,
 // always with the CPU as the fallback) belongs to the engine's device layer.
 import type { EngineOptions } from '../engine';
-import type { InitializeParams } from './payloads';
+import type { InitializeParams } from '../../contracts/trainer-payloads';
 
 export function engineOptions(params: InitializeParams): EngineOptions {
   return {

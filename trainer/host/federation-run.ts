@@ -3,7 +3,7 @@
 import { FederationClient, type LocalTrainer, type StepProgress } from '../client';
 import { fedAvgBytesPerClient } from '../../protocol';
 import type { HostNotifier } from './notifier';
-import type { FederationResult, JoinFederationParams } from './payloads';
+import type { FederationResult, JoinFederationParams } from '../../contracts/trainer-payloads';
 import type { StatusReporter } from './status-reporter';
 
 /** The loss of a step, when the trainer reports one alongside the required progress fields. */

@@ -6,7 +6,7 @@ import { loadModel } from '../model';
 import { resolveModelPaths } from '../paths';
 import { GENERATOR_VERSION } from '../zo/generator';
 import type { HostNotifier } from './notifier';
-import type { StartServerParams, StartServerResult } from './payloads';
+import type { StartServerParams, StartServerResult } from '../../contracts/trainer-payloads';
 
 export class LocalServer {
   private server: FederationServer | undefined;

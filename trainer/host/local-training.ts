@@ -5,7 +5,7 @@ import type { Engine } from '../engine';
 import { runLocalTraining } from '../local-run';
 import { saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
 import type { HostNotifier } from './notifier';
-import type { StartTrainingParams, TrainingResult } from './payloads';
+import type { StartTrainingParams, TrainingResult } from '../../contracts/trainer-payloads';
 import type { StatusReporter } from './status-reporter';
 
 export interface LocalTrainingOutcome {

@@ -17,7 +17,7 @@ import {
   startServerParamsSchema,
   startTrainingParamsSchema,
   TrainerErrorCodes,
-} from './protocol';
+} from '../../contracts/trainer-rpc';
 import { errorMessage, HostStateError, TrainerSession } from './session';
 
 // Anything (a dependency included) that writes with console.* must not corrupt the protocol stream.

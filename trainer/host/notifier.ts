@@ -1,6 +1,6 @@
 // Typed notifications from the trainer host to the extension.
 import type { MessageConnection } from 'vscode-jsonrpc/node';
-import { encodeFloat32Base64, Notifications, type Evaluation, type LogNotification, type RoundCompleted, type ServerEvent } from './protocol';
+import { encodeFloat32Base64, Notifications, type Evaluation, type LogNotification, type RoundCompleted, type ServerEvent } from '../../contracts/trainer-rpc';
 import type { StatusSink } from './status-reporter';
 
 export interface HostNotifier extends StatusSink {

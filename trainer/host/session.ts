@@ -29,7 +29,7 @@ import {
   type StartServerResult,
   type StartTrainingParams,
   type TrainingResult,
-} from './payloads';
+} from '../../contracts/trainer-payloads';
 import { StatusReporter } from './status-reporter';
 
 /** A request the host refuses in its current state (mapped to a JSON-RPC error code by main.ts). */

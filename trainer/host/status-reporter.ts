@@ -1,6 +1,6 @@
 // Keeps the trainer's status and sends it to the extension: state changes at once, counters and losses
 // at most every `intervalMs`, and step losses in batches, so a fast trainer cannot flood the pipe.
-import { idleTrainerStatus, type ByteCounters, type StepsNotification, type TrainerStatus } from './payloads';
+import { idleTrainerStatus, type ByteCounters, type StepsNotification, type TrainerStatus } from '../../contracts/trainer-payloads';
 
 export interface StatusSink {
   status(status: TrainerStatus): void;

@@ -16,7 +16,7 @@ import {
   BarElement,
   type ChartConfiguration,
 } from 'chart.js';
-import type { RunHistory } from '../shared/messages';
+import type { RunHistory } from '../../contracts/webview-messages';
 import { formatBytes } from '../shared/format';
 import type { SeedSummary } from './seeds';
 import { withAlpha, type ChartTheme } from './theme';

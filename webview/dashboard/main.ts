@@ -5,7 +5,7 @@ import { connectToHost } from '../shared/vscodeApi';
 import { registerToolkit } from '../shared/toolkit';
 import { h, replaceChildren } from '../shared/dom';
 import { formatBytes, formatLoss } from '../shared/format';
-import { emptyHistory, idleViewStatus, type RunHistory, type ViewStatus } from '../shared/messages';
+import { emptyHistory, idleViewStatus, type RunHistory, type ViewStatus } from '../../contracts/webview-messages';
 import { progressText, stateLabel } from '../shared/statusText';
 import { DashboardCharts } from './charts';
 import { summariseSeeds, type SeedSummary } from './seeds';

@@ -1,5 +1,5 @@
 // Human-readable text for the run's status, shared by the sidebar and the dashboard.
-import type { ConnectionState, TrainerStatus } from '../../trainer/host/payloads';
+import type { ConnectionState, TrainerStatus } from '../../contracts/trainer-payloads';
 
 const stateLabels: Record<ConnectionState, string> = {
   idle: 'Idle',

@@ -1,6 +1,6 @@
 // Typed access to the webview host API that VS Code injects into every webview page.
-import type { HostToWebview, WebviewState, WebviewToHost } from './messages';
-import { parseHostToWebview, parseWebviewState } from './messages';
+import type { HostToWebview, WebviewState, WebviewToHost } from '../../contracts/webview-messages';
+import { parseHostToWebview, parseWebviewState } from '../../contracts/webview-messages';
 
 interface RawVsCodeApi {
   postMessage(message: unknown): void;

@@ -4,7 +4,7 @@ import { connectToHost } from '../shared/vscodeApi';
 import { registerToolkit } from '../shared/toolkit';
 import { h, replaceChildren } from '../shared/dom';
 import { formatBytes, formatLoss } from '../shared/format';
-import { idleViewStatus, type ViewStatus, type WebviewCommandId } from '../shared/messages';
+import { idleViewStatus, type ViewStatus, type WebviewCommandId } from '../../contracts/webview-messages';
 import { progressText, stateLabel } from '../shared/statusText';
 
 registerToolkit();

@@ -5,7 +5,7 @@ import * as assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import type { EvaluateResult } from '../../../trainer/host/protocol';
+import type { EvaluateResult } from '../../../contracts/trainer-rpc';
 import { configure, ourExtension, runOk } from '../suite/helpers';
 import { SOURCES_ENV } from '../suite/results';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { FedKSeedApi } from '../../../extension/api';
-import type { EvaluateResult, ExportModelResult, FederationResult, StartServerResult, TrainingResult } from '../../../trainer/host/protocol';
+import type { EvaluateResult, ExportModelResult, FederationResult, StartServerResult, TrainingResult } from '../../../contracts/trainer-rpc';
 import { configure, ourExtension, run, runFails, runOk, waitFor } from './helpers';
 
 describe('commands', function () {
