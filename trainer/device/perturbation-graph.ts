@@ -6,6 +6,12 @@
 //   out = fl32(w + fl32(s'·Zq[index(key, offset + t)]))          applied seed after seed, in input order
 // Inputs: w float32 [n] (any n), key_k uint32 [1], scale_k float32 [1] = fl32(s_k/4096) (tableScale), and
 // pair_offset uint32 [1] = offset/2 (offset: the even global index of w[0]). Output: w_out float32 [n].
+//
+// Two forms compute the same bits. 'bitwise' uses BitwiseXor/BitShift/BitwiseAnd (CPU, CUDA). onnxruntime's
+// WebGPU provider has no bitwise kernels (1.30 places them on the CPU), so 'arithmetic' computes fmix32 with
+// what it does run on uint32/int32: Add, Sub, Mul (wraps mod 2^32), Div (a shift by 2^k), Cast, and xor of
+// two bytes as a Gather from a 65,536-entry table T[a·256 + b] = (a ^ b) << 8·j, one table per byte place.
+// See buildArithmeticGraph and docs/gpu.md.
 import * as ort from 'onnxruntime-node';
 import { PAIR_MULTIPLIER, ZQ } from '../zo/generator';
 import { checkOffset, tableScale } from '../zo/kernels';
@@ -22,7 +28,18 @@ export const PERTURBATION_NAMES = {
   key: (k: number) => `key_${k}`,
   scale: (k: number) => `scale_${k}`,
   output: 'w_out',
+  /** Arithmetic form: the number of pairs (int32 scalar) and the key's bytes, pre-combined (int32 [1] each). */
+  pairCount: 'pair_count',
+  keyByte: (k: number, j: number) => `key_${k}_b${j}`,
 } as const;
+
+/** 'bitwise': BitwiseXor/BitShift ops (CPU, CUDA); 'arithmetic': integer arithmetic and table gathers (WebGPU). */
+export type HashForm = 'bitwise' | 'arithmetic';
+
+/** The hash form a provider runs entirely on its device. */
+export function hashFormFor(provider: string): HashForm {
+  return provider === 'webgpu' ? 'arithmetic' : 'bitwise';
+}
 
 const FMIX_MUL_1 = 0x85ebca6b;
 const FMIX_MUL_2 = 0xc2b2ae35;
@@ -35,10 +52,11 @@ function uint32Scalar(name: string, value: number): onnxTypes.Tensor {
  * Builds the graph applying `seeds` perturbations in order (1: perturb, 2: the fused restore/update pass).
  * The pair premix is computed once and shared by every seed, as in the kernels.
  */
-export function buildPerturbationGraph(seeds = 1): Uint8Array {
+export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise'): Uint8Array {
   if (!Number.isInteger(seeds) || seeds < 1 || seeds > MAX_FUSED_SEEDS) {
     throw new RangeError(`seeds must be an integer in 1..${MAX_FUSED_SEEDS}, got ${seeds}`);
   }
+  if (form === 'arithmetic') return buildArithmeticGraph(seeds);
   const N = PERTURBATION_NAMES;
   const nodes: onnxTypes.Node[] = [];
   const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
@@ -100,6 +118,137 @@ export function buildPerturbationGraph(seeds = 1): Uint8Array {
   return encodeModel(model);
 }
 
+/** T_j[a·256 + b] = (a ^ b) << 8·j for bytes a, b: xor of two bytes, already moved to its byte place. */
+function xorTable(place: number): Uint32Array {
+  const t = new Uint32Array(65536);
+  for (let a = 0; a < 256; a++) for (let b = 0; b < 256; b++) t[a * 256 + b] = ((a ^ b) << (8 * place)) >>> 0;
+  return t;
+}
+
+/** The key's bytes as the arithmetic graph takes them, low to high: [k0 ^ k2, k1 ^ k3, k2, k3] (see buildArithmeticGraph). */
+export function keyBytes(key: number): [number, number, number, number] {
+  const k = key >>> 0;
+  const k3 = k >>> 24;
+  const k2 = (k >>> 16) & 255;
+  const k1 = (k >>> 8) & 255;
+  const k0 = k & 255;
+  return [k0 ^ k2, k1 ^ k3, k2, k3];
+}
+
+/**
+ * The same function with no bitwise op, for providers without bitwise kernels (WebGPU). Every value is a
+ * uint32 (or, as a gather index, an int32 below 2^16), so each op is exact:
+ *   p·0x9E3779B1 and h·C are uint32 Mul (mod 2^32), h >>> k is Div by 2^k, h & (2^k − 1) is h − (h >>> k)·2^k;
+ *   a ^ b for bytes is a Gather from a xor table. fmix32(m ^ key) is computed byte-wise:
+ *   1. x = m ^ key and h = x ^ (x >>> 16) together: the bytes of h are [m3^k3, m2^k2, (m1^m3)^(k1^k3),
+ *      (m0^m2)^(k0^k2)]; the m-side xors are shared by every seed, the k-side ones are the fed key bytes.
+ *   2. h ·= C1; h ^= h >>> 13 as three byte xors (h's bytes with those of h >>> 13, whose top byte is 3 bits);
+ *   3. h ·= C2; the final h ^= h >>> 16 leaves the high half-word (the even parameter's index) unchanged,
+ *      and the low half-word (the odd one's) is two byte xors.
+ * Inputs: w float32 [2P] (even length), pair_offset uint32 [1], pair_count int32 scalar P, per seed k the
+ * key bytes key_k_b0..b3 (int32 [1], from keyBytes) and scale_k float32 [1]. Output w_out float32 [2P].
+ */
+function buildArithmeticGraph(seeds: number): Uint8Array {
+  const N = PERTURBATION_NAMES;
+  const nodes: onnxTypes.Node[] = [];
+  const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
+    nodes.push(node(op, inputs, [output], output, attrs));
+    return output;
+  };
+  const u32 = (name: string, value: number): onnxTypes.Tensor => uint32Scalar(name, value);
+  const int32Scalar = (name: string, value: number): onnxTypes.Tensor =>
+    rawTensor(name, DataType.INT32, [], new Uint8Array(Int32Array.of(value).buffer));
+  const initializers: onnxTypes.Tensor[] = [
+    floatTensor('zq', ZQ, [ZQ.length]),
+    ...[0, 1, 2, 3].map((j) => rawTensor(`xor_${8 * j}`, DataType.UINT32, [65536], new Uint8Array(xorTable(j).buffer))),
+    u32('u_pair_mul', PAIR_MULTIPLIER),
+    u32('u_fmix_1', FMIX_MUL_1),
+    u32('u_fmix_2', FMIX_MUL_2),
+    u32('u_256', 256),
+    u32('u_8192', 8192),
+    u32('u_65536', 65536),
+    u32('u_2p24', 2 ** 24),
+    int32Scalar('i_0', 0),
+    int32Scalar('i_1', 1),
+    int64Tensor('i_1v', [1]),
+    int64Tensor('i_flat', [-1]),
+  ];
+  const toIndex = (x: string, out: string): string => add('Cast', [x], out, { to: DataType.INT32 });
+  /** Bytes of a uint32 value, low to high: q = x/256, b0 = x − q·256, … */
+  const bytesOf = (x: string, tag: string, count: 2 | 3 | 4): string[] => {
+    const out: string[] = [];
+    let rest = x;
+    for (let j = 0; j < count - 1; j++) {
+      const q = add('Div', [rest, 'u_256'], `${tag}_q${j}`);
+      out.push(add('Sub', [rest, add('Mul', [q, 'u_256'], `${tag}_q${j}s`)], `${tag}_b${j}`));
+      rest = q;
+    }
+    out.push(rest);
+    return out;
+  };
+  /** (a ^ b) << 8·place for bytes a, b (uint32). */
+  const xorBytes = (a: string, b: string, place: number, tag: string): string =>
+    add('Gather', [`xor_${8 * place}`, toIndex(add('Add', [add('Mul', [a, 'u_256'], `${tag}_a`), b], `${tag}_ab`), `${tag}_i`)], tag, { axis: 0 });
+
+  // Shared by every seed: the pair premix m = (pair_offset + t)·0x9E3779B1 and its bytes.
+  const local = add('Cast', [add('Range', ['i_0', N.pairCount, 'i_1'], 'pair_range')], 'pair_local', { to: DataType.UINT32 });
+  const premix = add('Mul', [add('Add', [local, N.pairOffset], 'pair_index'), 'u_pair_mul'], 'premix');
+  const [m0, m1, m2, m3] = bytesOf(premix, 'm', 4);
+  const shifted = (x: string, tag: string): string => toIndex(add('Mul', [x, 'u_256'], `${tag}_s`), tag);
+  const base = [
+    shifted(xorBytes(m0, m2, 0, 'n0'), 'a0'),
+    shifted(xorBytes(m1, m3, 0, 'n1'), 'a1'),
+    shifted(m2, 'a2'),
+    shifted(m3, 'a3'),
+  ];
+
+  let w: string = N.weights;
+  for (let k = 0; k < seeds; k++) {
+    const t = `s${k}`;
+    // 1. h = x ^ (x >>> 16), x = m ^ key.
+    const parts = base.map((a, j) => add('Gather', [`xor_${8 * j}`, add('Add', [a, N.keyByte(k, j)], `${t}_i${j}`)], `${t}_x${j}`, { axis: 0 }));
+    let h = add('Add', [add('Add', [parts[0], parts[1]], `${t}_x01`), add('Add', [parts[2], parts[3]], `${t}_x23`)], `${t}_h1`);
+    // 2. h ·= C1; h ^= h >>> 13.
+    h = add('Mul', [h, 'u_fmix_1'], `${t}_m1`);
+    const u = bytesOf(h, `${t}_u`, 4);
+    const sh = bytesOf(add('Div', [h, 'u_8192'], `${t}_sh`), `${t}_v`, 3);
+    const low = add('Add', [xorBytes(u[0], sh[0], 0, `${t}_y0`), xorBytes(u[1], sh[1], 1, `${t}_y1`)], `${t}_y01`);
+    const high = add('Add', [xorBytes(u[2], sh[2], 2, `${t}_y2`), add('Mul', [u[3], 'u_2p24'], `${t}_y3`)], `${t}_y23`);
+    h = add('Add', [low, high], `${t}_h2`);
+    // 3. h ·= C2; the even index is h >>> 16, the odd one (h & 0xFFFF) ^ (h >>> 16).
+    h = add('Mul', [h, 'u_fmix_2'], `${t}_m2`);
+    const hi = add('Div', [h, 'u_65536'], `${t}_hi`);
+    const lo = add('Sub', [h, add('Mul', [hi, 'u_65536'], `${t}_his`)], `${t}_lo`);
+    const [h2, h3] = bytesOf(hi, `${t}_hb`, 2);
+    const [h0, h1] = bytesOf(lo, `${t}_lb`, 2);
+    const odd = add('Add', [xorBytes(h1, h3, 1, `${t}_o1`), xorBytes(h0, h2, 0, `${t}_o0`)], `${t}_odd`);
+    const pairIndex = add('Concat', [
+      add('Unsqueeze', [toIndex(hi, `${t}_even_i`), 'i_1v'], `${t}_even2`),
+      add('Unsqueeze', [toIndex(odd, `${t}_odd_i`), 'i_1v'], `${t}_odd2`),
+    ], `${t}_pairs`, { axis: 1 });
+    const z = add('Gather', ['zq', add('Reshape', [pairIndex, 'i_flat'], `${t}_index`)], `${t}_zq`, { axis: 0 });
+    const step = add('Mul', [N.scale(k), z], `${t}_step`);
+    w = add('Add', [w, step], k === seeds - 1 ? N.output : `${t}_w`);
+  }
+
+  const inputs = [
+    valueInfo(N.weights, DataType.FLOAT, ['n']),
+    valueInfo(N.pairOffset, DataType.UINT32, [1]),
+    valueInfo(N.pairCount, DataType.INT32, []),
+  ];
+  for (let k = 0; k < seeds; k++) {
+    for (let j = 0; j < 4; j++) inputs.push(valueInfo(N.keyByte(k, j), DataType.INT32, [1]));
+    inputs.push(valueInfo(N.scale(k), DataType.FLOAT, [1]));
+  }
+  const model = createModel({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: PERTURBATION_OPSET }],
+    producerName: 'fedkseed',
+    graph: { name: `perturb_arith_${seeds}`, node: nodes, initializer: initializers, input: inputs, output: [valueInfo(N.output, DataType.FLOAT, ['n'])] },
+  });
+  return encodeModel(model);
+}
+
 export interface SeedTerm {
   /** Seed key (seedKey(F, j)), unsigned 32-bit. */
   readonly key: number;
@@ -111,6 +260,32 @@ export interface PerturbationGraphOptions {
   readonly seeds?: number;
   readonly executionProviders?: ProviderRequest;
   readonly intraOpNumThreads?: number;
+  /** Default: the form the provider runs entirely on its device (hashFormFor). */
+  readonly form?: HashForm;
+}
+
+/** Feeds of one run, besides `w`: the offset, the pair count (arithmetic form) and each seed's key and scale. */
+export function perturbationFeeds(form: HashForm, seeds: number, length: number, offset: number, terms: readonly SeedTerm[]): Record<string, ort.Tensor> {
+  checkOffset(offset);
+  if (terms.length !== seeds) throw new RangeError(`this graph applies ${seeds} seed(s), got ${terms.length}`);
+  if (offset + length > 2 ** 32) throw new RangeError('offset + length exceeds the 2^32 index space');
+  const N = PERTURBATION_NAMES;
+  const feeds: Record<string, ort.Tensor> = { [N.pairOffset]: new ort.Tensor('uint32', Uint32Array.of(offset / 2), [1]) };
+  if (form === 'arithmetic') {
+    if (length % 2 !== 0) throw new RangeError(`the arithmetic graph takes an even length, got ${length}`);
+    feeds[N.pairCount] = new ort.Tensor('int32', Int32Array.of(length / 2), []);
+  }
+  terms.forEach((term, k) => {
+    if (form === 'arithmetic') keyBytes(term.key).forEach((b, j) => (feeds[N.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+    else feeds[N.key(k)] = new ort.Tensor('uint32', Uint32Array.of(term.key >>> 0), [1]);
+    feeds[N.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(term.s)), [1]);
+  });
+  return feeds;
+}
+
+/** Session options that make onnxruntime refuse, instead of silently running on the CPU, a node its device cannot take. */
+export function deviceOnlyOptions(provider: string): ort.InferenceSession.SessionOptions {
+  return provider === 'cpu' ? {} : { extra: { session: { disable_cpu_ep_fallback: '1' } } };
 }
 
 /** A session over the perturbation graph: the reference runner for tests, benchmarks and device checks. */
@@ -118,49 +293,53 @@ export class PerturbationGraphSession {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly seeds: number,
+    readonly form: HashForm,
     readonly providerReport: ProviderReport,
   ) {}
 
   static async create(options: PerturbationGraphOptions = {}): Promise<PerturbationGraphSession> {
     const seeds = options.seeds ?? 1;
-    const bytes = buildPerturbationGraph(seeds);
-    const { value, report } = await createWithProviders(options.executionProviders ?? 'cpu', (ep) =>
-      ort.InferenceSession.create(bytes, {
+    let form: HashForm = 'bitwise';
+    const { value, report } = await createWithProviders(options.executionProviders ?? 'cpu', (ep) => {
+      form = options.form ?? hashFormFor(ep);
+      return ort.InferenceSession.create(buildPerturbationGraph(seeds, form), {
         executionProviders: [ep],
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
+        ...(options.form === undefined ? deviceOnlyOptions(ep) : {}),
         ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
-      }),
-    );
-    return new PerturbationGraphSession(value, seeds, report);
+      });
+    });
+    return new PerturbationGraphSession(value, seeds, form, report);
   }
 
-  /** Feeds of one run; `w` is wrapped, not copied. */
+  /** Feeds of one run; `w` is wrapped, not copied (the arithmetic form takes an even length). */
   feeds(w: Float32Array, offset: number, terms: readonly SeedTerm[]): Record<string, ort.Tensor> {
-    checkOffset(offset);
-    if (terms.length !== this.seeds) throw new RangeError(`this graph applies ${this.seeds} seed(s), got ${terms.length}`);
-    if (offset + w.length > 2 ** 32) throw new RangeError('offset + length exceeds the 2^32 index space');
-    const N = PERTURBATION_NAMES;
-    const feeds: Record<string, ort.Tensor> = {
-      [N.weights]: new ort.Tensor('float32', w, [w.length]),
-      [N.pairOffset]: new ort.Tensor('uint32', Uint32Array.of(offset / 2), [1]),
-    };
-    terms.forEach((term, k) => {
-      feeds[N.key(k)] = new ort.Tensor('uint32', Uint32Array.of(term.key >>> 0), [1]);
-      feeds[N.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(term.s)), [1]);
-    });
+    const feeds = perturbationFeeds(this.form, this.seeds, w.length, offset, terms);
+    feeds[PERTURBATION_NAMES.weights] = new ort.Tensor('float32', w, [w.length]);
     return feeds;
   }
 
   /**
    * Returns w after the seeds, in order. With `out` (same length as w, not w itself) the result is
-   * written there, pre-allocated; otherwise a new array comes back.
+   * written there, pre-allocated; otherwise a new array comes back. The arithmetic form runs an odd
+   * length padded by one element, which is dropped.
    */
   async apply(w: Float32Array, offset: number, terms: readonly SeedTerm[], out?: Float32Array): Promise<Float32Array> {
-    const feeds = this.feeds(w, offset, terms);
     if (out) {
       if (out.length !== w.length) throw new RangeError('out must have the length of w');
       if (out.buffer === w.buffer) throw new RangeError('out must not share memory with w');
+    }
+    if (this.form === 'arithmetic' && w.length % 2 !== 0) {
+      const padded = new Float32Array(w.length + 1);
+      padded.set(w);
+      const result = (await this.apply(padded, offset, terms)).subarray(0, w.length);
+      if (!out) return result;
+      out.set(result);
+      return out;
+    }
+    const feeds = this.feeds(w, offset, terms);
+    if (out) {
       await this.session.run(feeds, { [PERTURBATION_NAMES.output]: new ort.Tensor('float32', out, [out.length]) });
       return out;
     }
