@@ -48,7 +48,7 @@ async function ensureNpmPackage(folder: string, spec: string, env: NodeJS.Proces
   const dir = join(harnessCache, folder);
   const stamp = join(dir, '.installed');
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === spec) return dir;
-  harnessLog(`installing ${spec} into ${dir} (first run on this machine only)`);
+  harnessLog(`installing ${spec} into ${dir} (once per cache)`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `harness-${folder}`, private: true }, null, 2));
