@@ -104,6 +104,9 @@ export class ParameterSet {
   private appliedSumAbs = 0;
   private federationSeed: number | null = null;
   private eta = 0;
+  private changes = 0;
+  /** Whether the working weights may differ from the replica (w0 and the applied coefficients). */
+  private local = false;
 
   constructor(inits: readonly TensorInit[], options: ParameterSetOptions = {}) {
     if (inits.length === 0) throw new Error('a ParameterSet needs at least one tensor');
@@ -172,6 +175,22 @@ export class ParameterSet {
     this.far?.dispose();
   }
 
+  /**
+   * Counts changes of the working weights' values (passes, coefficient updates, a reset that dropped local
+   * steps, restore): a copy held elsewhere (a device's) is current while this number is unchanged.
+   */
+  get version(): number {
+    return this.changes;
+  }
+
+  /**
+   * The working weights as one array by global index (gaps included): the resident span itself when the
+   * set is not split (no copy: do not keep it across passes), else a copy.
+   */
+  spanData(): Float32Array {
+    return this.far === null ? this.span : this.snapshot();
+  }
+
   /** w += s·z(key) over every parameter. */
   perturb(key: number, s: number): void {
     this.pass({ kind: 'perturb', key, s });
@@ -184,6 +203,8 @@ export class ParameterSet {
 
   private pass(request: PassRequest): void {
     this.ensureBase();
+    this.changes++;
+    this.local = true;
     const near = (): void => this.spanPasses().run(this.span, request);
     if (this.far === null) return near();
     let moved = false;
@@ -269,6 +290,8 @@ export class ParameterSet {
   }
 
   private materialize(): void {
+    this.changes++;
+    this.local = false;
     const base = this.base as Float32Array;
     const sums = this.sums as Float64Array;
     for (const { offset, data } of this.ranges()) {
@@ -287,8 +310,10 @@ export class ParameterSet {
    * local steps. Re-materialises from w0 and S: no extra copy of the weights is kept for this.
    */
   resetToBase(): void {
-    if (this.base === null) return; // never mutated
+    if (this.base === null || !this.local) return; // never mutated, or already the replica
     if (this.sums !== null) return this.materialize();
+    this.changes++;
+    this.local = false;
     for (const { offset, data } of this.ranges()) data.set(this.base.subarray(offset, offset + data.length));
   }
 
@@ -304,6 +329,8 @@ export class ParameterSet {
       throw new RangeError(`snapshot holds ${snapshot.length} values, this set spans ${this.indexSpan}`);
     }
     this.ensureBase();
+    this.changes++;
+    this.local = true;
     for (const { offset, data } of this.ranges()) data.set(snapshot.subarray(offset, offset + data.length));
   }
 

@@ -3,7 +3,6 @@
 // and fused with the next step's +εz, so a step costs two passes over the weights, not three.
 import type { TokenBatch } from '../data/batches';
 import { seedKey } from './generator';
-import type { ParameterSet } from './parameters';
 import type { SeedSampler } from './seed-sampler';
 
 export interface ZoConfig {
@@ -13,6 +12,15 @@ export interface ZoConfig {
   readonly eps: number;
   /** Learning rate η. */
   readonly eta: number;
+}
+
+/**
+ * What the step perturbs: a ParameterSet (in place, synchronously) or weights held on a device (each pass a
+ * run of the perturbation graph there).
+ */
+export interface PerturbationTarget {
+  perturb(key: number, s: number): void | Promise<void>;
+  perturb2(keyA: number, a: number, keyB: number, b: number): void | Promise<void>;
 }
 
 /** What the step needs from a model session. */
@@ -56,7 +64,7 @@ export class ZoTrainer {
   private readonly keys = new Map<number, number>();
 
   constructor(
-    private readonly params: ParameterSet,
+    private readonly params: PerturbationTarget,
     private readonly model: BatchLoss,
     readonly config: ZoConfig,
   ) {
@@ -98,11 +106,11 @@ export class ZoTrainer {
         const seed = options.seeds.next();
         const key = this.key(seed);
         const batch = options.nextBatch();
-        if (owed) this.params.perturb2(owed.key, owed.coef, key, eps);
-        else this.params.perturb(key, eps);
+        if (owed) await this.params.perturb2(owed.key, owed.coef, key, eps);
+        else await this.params.perturb(key, eps);
         owed = { key, coef: -eps }; // if the forward throws, undo +εz
         const lossPlus = await this.meanLoss(batch);
-        this.params.perturb(key, -2 * eps);
+        await this.params.perturb(key, -2 * eps);
         owed = { key, coef: eps };
         const lossMinus = await this.meanLoss(batch);
         const ok = Number.isFinite(lossPlus) && Number.isFinite(lossMinus);
@@ -117,7 +125,7 @@ export class ZoTrainer {
         options.onStep?.({ step, seed, lossPlus, lossMinus, g, skipped: !ok });
       }
     } finally {
-      if (owed) this.params.perturb(owed.key, owed.coef);
+      if (owed) await this.params.perturb(owed.key, owed.coef);
     }
     return { pairs, stepsRun: step, skipped, meanLoss: pairs.length > 0 ? lossTotal / pairs.length : Number.NaN };
   }

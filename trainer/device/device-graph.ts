@@ -1,0 +1,164 @@
+// The training graph as a device runs it: every trainable weight is cut out of one float32 input holding
+// the whole parameter span (laid out by global index, as ParameterSet and the perturbation graph see it),
+// so the weights can stay on the device between runs as one tensor; the input shapes are fixed, so
+// onnxruntime folds the shape arithmetic (int64 ops that WebGPU does not run) into constants; and the loss
+// head uses only ops WebGPU runs (no float64, no SoftmaxCrossEntropyLoss): per-token losses
+// logsumexp(logits) − logits[target] come back as float32 [B,T,1], summed in float64 on the host.
+import type { LoadedModel } from '../model/load';
+import { allNodes, substituteFloatSources } from '../model/float-sources';
+import { DataType, decodeModel, encodeModel, int64Tensor, node, rawTensor, toNumber, valueInfo, type onnxTypes } from '../model/onnx';
+
+/** Names the device graph adds. */
+export const DEVICE_NAMES = {
+  /** float32 [indexSpan]: every weight at its global index (gaps included). */
+  span: 'fedkseed_weights',
+  /** int32 [B,T,1]: the target token of each position (ignored positions: any valid id, e.g. 0). */
+  targets: 'fedkseed_targets',
+  /** int32 [B]: b·T + (index of row b's last attended position). */
+  lastIndex: 'fedkseed_last_index',
+  /** float32 [B,T,1]: −log p(target) at every position. */
+  tokenLoss: 'fedkseed_token_loss',
+  /** float32 [B,V]: logits at each row's last attended position. */
+  lastLogits: 'fedkseed_last_logits',
+} as const;
+
+export interface DeviceShape {
+  readonly batch: number;
+  readonly seq: number;
+}
+
+/** Where each weight lies in the span (ParameterSet.tensors and indexSpan). */
+export interface SpanLayout {
+  readonly indexSpan: number;
+  readonly tensors: readonly { readonly name: string; readonly dims: readonly number[]; readonly offset: number; readonly size: number }[];
+}
+
+export function rewriteForDevice(model: LoadedModel, layout: SpanLayout, shape: DeviceShape): Uint8Array {
+  const { batch, seq } = shape;
+  if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(seq) || seq < 1) throw new RangeError(`bad device shape ${batch}×${seq}`);
+  const proto = decodeModel(encodeModel(model.proto));
+  const graph = proto.graph;
+  const entry = proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
+  const opset = entry ? toNumber(entry.version) : 0;
+  if (opset < 11) throw new Error(`${model.file}: opset ${opset} is too old for the device graph (needs 11 or newer)`);
+
+  const sources = substituteFloatSources(graph, model.weights);
+  const weightNames = new Set(model.weights.map((w) => w.name));
+  graph.initializer = graph.initializer.filter((t) => !weightNames.has(t.name));
+  graph.input = graph.input.filter((v) => !weightNames.has(v.name));
+  const p = 'fedkseed_device/';
+  const constant = (name: string, values: number[], dims?: number[]): string => {
+    graph.initializer.push(int64Tensor(p + name, values, dims));
+    return p + name;
+  };
+  const unpack: onnxTypes.Node[] = [];
+  const zero = constant('axis0', [0]);
+  for (const t of layout.tensors) {
+    const source = sources.get(t.name);
+    if (source === undefined) throw new Error(`${model.file}: the layout names '${t.name}', which is not a trainable weight of the model`);
+    const cut = `${p}${t.name}/slice`;
+    unpack.push(node('Slice', [DEVICE_NAMES.span, constant(`${t.name}/start`, [t.offset]), constant(`${t.name}/end`, [t.offset + t.size]), zero], [cut], cut));
+    unpack.push(node('Reshape', [cut, constant(`${t.name}/dims`, [...t.dims])], [source], `${p}${t.name}/reshape`));
+  }
+  if (layout.tensors.length !== model.weights.length) throw new Error(`${model.file}: the layout has ${layout.tensors.length} tensors, the model ${model.weights.length} weights`);
+  graph.node.unshift(...unpack);
+  graph.input.push(valueInfo(DEVICE_NAMES.span, DataType.FLOAT, [layout.indexSpan]));
+
+  // Fixed shapes: the shape subgraphs fold into constants at session creation.
+  const io = model.io;
+  for (const input of [io.inputIds, io.attentionMask, io.positionIds]) {
+    if (!input) continue;
+    const at = graph.input.findIndex((v) => v.name === input.name);
+    graph.input[at] = valueInfo(input.name, input.type === 'int64' ? DataType.INT64 : DataType.INT32, [batch, seq]);
+  }
+  graph.valueInfo = [];
+  retypeMaskComparisons(graph, io.attentionMask.name, p);
+  rewriteOr(graph, p);
+
+  let logits = io.logits;
+  const n = graph.node;
+  if (io.logitsType !== DataType.FLOAT) {
+    n.push(node('Cast', [logits], [p + 'logits_f32'], p + 'logits_f32', { to: DataType.FLOAT }));
+    logits = p + 'logits_f32';
+  }
+  const lse = p + 'logsumexp';
+  if (opset >= 18) n.push(node('ReduceLogSumExp', [logits, constant('vocab_axis', [2])], [lse], lse, { keepdims: 1 }));
+  else n.push(node('ReduceLogSumExp', [logits], [lse], lse, { keepdims: 1, axes: [2] }));
+  n.push(node('GatherElements', [logits, DEVICE_NAMES.targets], [p + 'picked'], p + 'picked', { axis: 2 }));
+  n.push(node('Sub', [lse, p + 'picked'], [DEVICE_NAMES.tokenLoss], DEVICE_NAMES.tokenLoss));
+  n.push(node('Reshape', [logits, constant('rows_shape', [batch * seq, -1])], [p + 'rows'], p + 'rows'));
+  n.push(node('Gather', [p + 'rows', DEVICE_NAMES.lastIndex], [DEVICE_NAMES.lastLogits], DEVICE_NAMES.lastLogits, { axis: 0 }));
+  graph.input.push(valueInfo(DEVICE_NAMES.targets, DataType.INT32, [batch, seq, 1]), valueInfo(DEVICE_NAMES.lastIndex, DataType.INT32, [batch]));
+  graph.output = [
+    valueInfo(DEVICE_NAMES.tokenLoss, DataType.FLOAT, [batch, seq, 1]),
+    valueInfo(DEVICE_NAMES.lastLogits, DataType.FLOAT, [batch, io.vocab ?? 'vocab']),
+  ];
+  return encodeModel(proto);
+}
+
+const COMPARISONS = new Set(['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual']);
+
+/** int64 values of a constant (an initializer or a Constant node's value), or null if `name` is not one. */
+function int64Constant(graph: onnxTypes.Graph, name: string): { values: number[]; dims: number[] } | null {
+  const fromTensor = (t: onnxTypes.Tensor): { values: number[]; dims: number[] } | null => {
+    if (t.dataType !== DataType.INT64) return null;
+    const dims = t.dims.map(toNumber);
+    if (t.int64Data.length > 0) return { values: t.int64Data.map(toNumber), dims };
+    const raw = t.rawData;
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const values: number[] = [];
+    for (let i = 0; i + 8 <= raw.byteLength; i += 8) values.push(Number(view.getBigInt64(i, true)));
+    return { values, dims };
+  };
+  const init = graph.initializer.find((t) => t.name === name);
+  if (init) return fromTensor(init);
+  const constantNode = graph.node.find((n) => n.opType === 'Constant' && n.output[0] === name);
+  const value = constantNode?.attribute.find((a) => a.name === 'value')?.t;
+  return value ? fromTensor(value) : null;
+}
+
+/**
+ * The attention mask comes in as int32 (WebGPU has no int64 comparison kernels): a comparison of the mask
+ * with an int64 constant compares with an int32 copy of it; any other reader gets Cast(mask → int64).
+ */
+function retypeMaskComparisons(graph: onnxTypes.Graph, mask: string, p: string): void {
+  const at = graph.input.findIndex((v) => v.name === mask);
+  const dims = graph.input[at].type?.tensorType?.shape?.dim?.map((d) => toNumber(d.dimValue ?? 0)) ?? [];
+  graph.input[at] = valueInfo(mask, DataType.INT32, dims);
+  const wide = `${p}${mask}_int64`;
+  let needWide = false;
+  for (const n of allNodes(graph)) {
+    const slot = n.input.indexOf(mask);
+    if (slot < 0) continue;
+    const other = n.input[1 - slot];
+    const c = COMPARISONS.has(n.opType) && n.input.length === 2 && other !== undefined ? int64Constant(graph, other) : null;
+    if (c && c.values.every((v) => Math.abs(v) < 2 ** 31)) {
+      const narrow = `${p}${n.name || n.output[0]}/int32_operand`;
+      graph.initializer.push(rawTensor(narrow, DataType.INT32, c.dims, new Uint8Array(Int32Array.from(c.values).buffer)));
+      n.input[1 - slot] = narrow;
+    } else {
+      for (let i = 0; i < n.input.length; i++) if (n.input[i] === mask) n.input[i] = wide;
+      needWide = true;
+    }
+  }
+  if (needWide) graph.node.unshift(node('Cast', [mask], [wide], wide, { to: DataType.INT64 }));
+}
+
+/** Or has no WebGPU kernel: a ∨ b = ¬(¬a ∧ ¬b) (Not and And have). */
+function rewriteOr(graph: onnxTypes.Graph, p: string): void {
+  const out: onnxTypes.Node[] = [];
+  for (const n of graph.node) {
+    if (n.opType !== 'Or' || (n.domain !== '' && n.domain !== 'ai.onnx')) {
+      out.push(n);
+      continue;
+    }
+    const tag = `${p}${n.name || n.output[0]}`;
+    out.push(
+      node('Not', [n.input[0]], [`${tag}/not_a`], `${tag}/not_a`),
+      node('Not', [n.input[1]], [`${tag}/not_b`], `${tag}/not_b`),
+      node('And', [`${tag}/not_a`, `${tag}/not_b`], [`${tag}/neither`], `${tag}/neither`),
+      node('Not', [`${tag}/neither`], [n.output[0]], n.name || `${tag}/or`),
+    );
+  }
+  graph.node = out;
+}

@@ -1,0 +1,350 @@
+// Weights that stay on a WebGPU device between runs (docs/gpu.md). The ParameterSet on the host stays the
+// exact replica (w0 and the accumulator S, rebuilt on the CPU by the exact kernels); its span is uploaded
+// once whenever it changes (at a round boundary) and kept as a device tensor. Every ZO pass is a run of the
+// perturbation graph on the device, whose output (a new device buffer) replaces the input (disposed), and
+// the forward takes the current device tensor as its weights input. Per step, only seed keys, scales,
+// token ids and per-token losses cross the bus: BusCounter counts those bytes.
+import { createHash } from 'node:crypto';
+import * as ort from 'onnxruntime-node';
+import type { TokenBatch } from '../data/batches';
+import type { LoadedModel } from '../model/load';
+import { IGNORE_INDEX } from '../model/rewrite';
+import type { LossResult } from '../model/session';
+import type { ParameterSet } from '../zo/parameters';
+import { createModel, DataType, encodeModel, node, valueInfo } from '../model/onnx';
+import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
+import { buildPerturbationGraph, deviceOnlyOptions, PERTURBATION_NAMES, perturbationFeeds } from './perturbation-graph';
+import type { ProviderReport } from './providers';
+
+/** Bytes that crossed between host and device, as onnxruntime's inputs and outputs in host memory. */
+export class BusCounter {
+  hostToDevice = 0;
+  deviceToHost = 0;
+  runs = 0;
+  /** Full copies of the weights (uploads of the replica, read-backs). */
+  weightTransfers = 0;
+
+  reset(): void {
+    this.hostToDevice = this.deviceToHost = this.runs = this.weightTransfers = 0;
+  }
+
+  snapshot(): { hostToDevice: number; deviceToHost: number; runs: number; weightTransfers: number } {
+    return { hostToDevice: this.hostToDevice, deviceToHost: this.deviceToHost, runs: this.runs, weightTransfers: this.weightTransfers };
+  }
+
+  /** Counts a run's host-side inputs and outputs (device tensors cross nothing). */
+  count(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor>): void {
+    this.runs++;
+    for (const t of Object.values(feeds)) if (t.location === 'cpu') this.hostToDevice += byteSize(t);
+    for (const t of Object.values(outputs)) if (t.location === 'cpu') this.deviceToHost += byteSize(t);
+  }
+}
+
+function byteSize(t: ort.Tensor): number {
+  const data = t.data as { byteLength?: number };
+  return data.byteLength ?? 0;
+}
+
+export const DEVICE_PROVIDER = 'webgpu';
+
+function identityGraph(length: number): Uint8Array {
+  return encodeModel(
+    createModel({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 18 }],
+      producerName: 'fedkseed',
+      graph: {
+        name: 'copy',
+        node: [node('Identity', ['x'], ['y'], 'copy')],
+        initializer: [],
+        input: [valueInfo('x', DataType.FLOAT, [length])],
+        output: [valueInfo('y', DataType.FLOAT, [length])],
+      },
+    }),
+  );
+}
+
+function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOptions {
+  return {
+    executionProviders: [DEVICE_PROVIDER],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    ...deviceOnlyOptions(DEVICE_PROVIDER),
+    ...(onDevice ? { preferredOutputLocation: 'gpu-buffer' as const } : {}),
+  };
+}
+
+/** The weights of a ParameterSet, resident on the WebGPU device. */
+export class DeviceWeights {
+  /** The replica as uploaded (kept while the host's replica is unchanged), and its host version. */
+  private replica: ort.Tensor | null = null;
+  private replicaVersion = -1;
+  /** The working weights after local passes (null: the replica). */
+  private local: ort.Tensor | null = null;
+  private released = false;
+
+  private constructor(
+    readonly params: ParameterSet,
+    private readonly perturb1: ort.InferenceSession,
+    private readonly perturb2Session: ort.InferenceSession,
+    private readonly upload: ort.InferenceSession,
+    private readonly download: ort.InferenceSession,
+    readonly counter: BusCounter,
+  ) {}
+
+  static async create(params: ParameterSet, counter = new BusCounter()): Promise<DeviceWeights> {
+    const sessions: ort.InferenceSession[] = [];
+    try {
+      for (const [bytes, onDevice] of [
+        [buildPerturbationGraph(1, 'arithmetic'), true],
+        [buildPerturbationGraph(2, 'arithmetic'), true],
+        [identityGraph(params.indexSpan), true],
+        [identityGraph(params.indexSpan), false],
+      ] as const) {
+        sessions.push(await ort.InferenceSession.create(bytes, deviceSessionOptions(onDevice)));
+      }
+    } catch (e) {
+      for (const s of sessions) await s.release();
+      throw e;
+    }
+    const [p1, p2, up, down] = sessions;
+    return new DeviceWeights(params, p1, p2, up, down, counter);
+  }
+
+  get length(): number {
+    return this.params.indexSpan;
+  }
+
+  /** The weights to run with: the local ones, else the replica (uploaded first if the host's changed). */
+  async current(): Promise<ort.Tensor> {
+    this.checkOpen();
+    if (this.params.version !== this.replicaVersion) {
+      // The host changed (coefficients applied, or its own passes): local device work is discarded.
+      this.dropLocal();
+      this.replica?.dispose();
+      this.replica = null;
+      const host = this.params.spanData();
+      const feeds = { x: new ort.Tensor('float32', host, [host.length]) };
+      const out = await this.upload.run(feeds);
+      this.counter.count(feeds, out);
+      this.counter.weightTransfers++;
+      this.replica = out.y;
+      this.replicaVersion = this.params.version;
+    }
+    return this.local ?? (this.replica as ort.Tensor);
+  }
+
+  /** w += s·z(key) on the device. */
+  async perturb(key: number, s: number): Promise<void> {
+    await this.pass(this.perturb1, [{ key, s }]);
+  }
+
+  /** w += a·z(keyA) then + b·z(keyB), one fused run (restore+update and the next +εz). */
+  async perturb2(keyA: number, a: number, keyB: number, b: number): Promise<void> {
+    await this.pass(this.perturb2Session, [
+      { key: keyA, s: a },
+      { key: keyB, s: b },
+    ]);
+  }
+
+  private async pass(session: ort.InferenceSession, terms: { key: number; s: number }[]): Promise<void> {
+    const input = await this.current();
+    const feeds = perturbationFeeds('arithmetic', terms.length, this.length, 0, terms);
+    feeds[PERTURBATION_NAMES.weights] = input;
+    const out = await session.run(feeds);
+    this.counter.count(feeds, out);
+    // Ping-pong: the new buffer replaces the old one, which goes back to onnxruntime's buffer cache.
+    if (input !== this.replica) input.dispose();
+    this.local = out[PERTURBATION_NAMES.output];
+  }
+
+  /** Back to the replica: local passes are dropped (nothing is uploaded; the replica is still on the device). */
+  resetToBase(): void {
+    this.dropLocal();
+    this.params.resetToBase();
+  }
+
+  /** The device's current weights, read back through a run with a host output (the whole span). */
+  async read(): Promise<Float32Array> {
+    const input = await this.current();
+    const feeds = { x: input };
+    const out = await this.download.run(feeds);
+    this.counter.count(feeds, out);
+    this.counter.weightTransfers++;
+    return out.y.data as Float32Array;
+  }
+
+  /** SHA-256 of the device's current weights, computed as ParameterSet.digest() (tensors in offset order). */
+  async digest(): Promise<string> {
+    return spanDigest(await this.read(), this.params.tensors);
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.dropLocal();
+    this.replica?.dispose();
+    this.replica = null;
+    for (const s of [this.perturb1, this.perturb2Session, this.upload, this.download]) await s.release();
+  }
+
+  private dropLocal(): void {
+    this.local?.dispose();
+    this.local = null;
+  }
+
+  private checkOpen(): void {
+    if (this.released) throw new Error('the device weights were released');
+  }
+}
+
+/** ParameterSet.digest() of a span copy. */
+export function spanDigest(span: Float32Array, tensors: readonly { offset: number; size: number }[]): string {
+  const hash = createHash('sha256');
+  for (const t of tensors) hash.update(new Uint8Array(span.buffer, span.byteOffset + t.offset * 4, t.size * 4));
+  return hash.digest('hex');
+}
+
+export interface DeviceModelOptions {
+  /** Longest sequence a session is made for (the model's context); shapes are padded up to buckets below it. */
+  readonly maxSequence?: number;
+  /** Most sessions (shapes) kept; the least recently used is released beyond it. Default 6. */
+  readonly maxSessions?: number;
+}
+
+const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * The forward on the device: a session per padded shape (batch up to a power of two, sequence up to a
+ * power of two ≥ 16, capped at maxSequence), created on first use and fed the DeviceWeights' current tensor.
+ * Padding rows and positions carry mask 0 and no target: they change no real token's loss or logits
+ * (right padding, causal attention) beyond float rounding.
+ */
+export class DeviceModelSession {
+  private readonly sessions = new Map<string, ort.InferenceSession>();
+  readonly executionProvider = DEVICE_PROVIDER;
+  private released = false;
+
+  constructor(
+    private readonly model: LoadedModel,
+    readonly weights: DeviceWeights,
+    readonly providerReport: ProviderReport,
+    private readonly options: DeviceModelOptions = {},
+  ) {}
+
+  /** The padded shape a batch×seq run uses. */
+  shapeFor(batch: number, seq: number): DeviceShape {
+    const cap = this.options.maxSequence ?? Infinity;
+    const padded = Math.min(nextPow2(Math.max(seq, 16)), cap);
+    return { batch: nextPow2(batch), seq: Math.max(seq, padded) };
+  }
+
+  /** Creates the session for a shape now (checks that the whole model runs on the device; compiles nothing yet). */
+  async prepare(batch: number, seq: number): Promise<void> {
+    await this.session(this.shapeFor(batch, seq));
+  }
+
+  private async session(shape: DeviceShape): Promise<ort.InferenceSession> {
+    if (this.released) throw new Error('the device session was released');
+    const key = `${shape.batch}x${shape.seq}`;
+    let s = this.sessions.get(key);
+    if (s) {
+      this.sessions.delete(key);
+      this.sessions.set(key, s);
+      return s;
+    }
+    s = await ort.InferenceSession.create(rewriteForDevice(this.model, this.weights.params, shape), deviceSessionOptions(false));
+    this.sessions.set(key, s);
+    const max = this.options.maxSessions ?? 6;
+    while (this.sessions.size > max) {
+      const [oldest, old] = this.sessions.entries().next().value as [string, ort.InferenceSession];
+      this.sessions.delete(oldest);
+      await old.release();
+    }
+    return s;
+  }
+
+  private async run(
+    inputIds: BigInt64Array,
+    attentionMask: BigInt64Array,
+    labels: BigInt64Array | null,
+    batch: number,
+    seq: number,
+    fetch: string,
+  ): Promise<{ data: Float32Array; shape: DeviceShape }> {
+    const shape = this.shapeFor(batch, seq);
+    const { batch: B, seq: T } = shape;
+    const session = await this.session(shape);
+    const ids = new Int32Array(B * T);
+    const mask = new Int32Array(B * T);
+    const targets = new Int32Array(B * T);
+    const last = new Int32Array(B);
+    const ignore = BigInt(IGNORE_INDEX);
+    for (let b = 0; b < B; b++) {
+      let length = 0;
+      for (let t = 0; b < batch && t < seq; t++) {
+        const i = b * seq + t;
+        const o = b * T + t;
+        ids[o] = Number(inputIds[i]);
+        mask[o] = Number(attentionMask[i]);
+        length += mask[o];
+        if (labels && labels[i] !== ignore) targets[o] = Number(labels[i]);
+      }
+      last[b] = b * T + Math.max(0, length - 1);
+    }
+    const io = this.model.io;
+    const feeds: Record<string, ort.Tensor> = {
+      [io.inputIds.name]: io.inputIds.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [B, T]) : new ort.Tensor('int32', ids, [B, T]),
+      // The device graph takes the mask as int32 (device-graph.ts).
+      [io.attentionMask.name]: new ort.Tensor('int32', mask, [B, T]),
+      [DEVICE_NAMES.targets]: new ort.Tensor('int32', targets, [B, T, 1]),
+      [DEVICE_NAMES.lastIndex]: new ort.Tensor('int32', last, [B]),
+      [DEVICE_NAMES.span]: await this.weights.current(),
+    };
+    if (io.positionIds) {
+      const pos = new Int32Array(B * T);
+      for (let i = 0; i < pos.length; i++) pos[i] = i % T;
+      feeds[io.positionIds.name] = io.positionIds.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(pos, BigInt), [B, T]) : new ort.Tensor('int32', pos, [B, T]);
+    }
+    const out = await session.run(feeds, [fetch]);
+    this.weights.counter.count(feeds, out);
+    return { data: out[fetch].data as Float32Array, shape };
+  }
+
+  /** Masked next-token loss of a batch: per-token float32 losses from the device, summed here in float64. */
+  async lossSum(b: TokenBatch): Promise<LossResult> {
+    const { data, shape } = await this.run(b.inputIds, b.attentionMask, b.labels, b.batch, b.seq, DEVICE_NAMES.tokenLoss);
+    const ignore = BigInt(IGNORE_INDEX);
+    const perExample = new Float64Array(b.batch);
+    let lossSum = 0;
+    let tokens = 0;
+    for (let r = 0; r < b.batch; r++) {
+      let row = 0;
+      for (let t = 0; t < b.seq; t++) {
+        if (b.labels[r * b.seq + t] === ignore) continue;
+        row += data[r * shape.seq + t];
+        tokens++;
+      }
+      perExample[r] = row;
+      lossSum += row;
+    }
+    return { lossSum, tokens, perExample };
+  }
+
+  /** Logits [batch, vocab] at each row's last attended position (rows right-padded). */
+  async lastLogits(inputIds: BigInt64Array, attentionMask: BigInt64Array, batch: number, seq: number): Promise<Float32Array> {
+    const { data } = await this.run(inputIds, attentionMask, null, batch, seq, DEVICE_NAMES.lastLogits);
+    const vocab = data.length / nextPow2(batch);
+    return data.subarray(0, batch * vocab);
+  }
+
+  /** Weights live on the device; a host map has nothing to bind (kept for the ModelSession interface). */
+  bindWeights(): void {}
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    for (const s of this.sessions.values()) await s.release();
+    this.sessions.clear();
+  }
+}
