@@ -17,6 +17,7 @@ import {
   unavailableReason,
   type ProviderEnvironment,
 } from '../../trainer/device/providers';
+import { chooseWebGpuAdapter, type WebGpuSurvey } from '../../trainer/device/adapters';
 import { ModelError } from '../../trainer/model/errors';
 import { loadModel } from '../../trainer/model/load';
 import { ModelSession } from '../../trainer/model/session';
@@ -161,5 +162,63 @@ test('ModelSession takes a provider request and reports what is in use', async (
   const env = currentProviderEnvironment();
   if (process.platform === 'linux' && !env.hasProviderLibrary('libonnxruntime_providers_cuda.so')) {
     await assert.rejects(ModelSession.create(model, { executionProviders: 'cuda' }), (e: Error) => e instanceof ModelError && /CUDA binaries not installed/.test(e.message));
+  }
+});
+
+// A software WebGPU adapter (Mesa's lavapipe/llvmpipe, SwiftShader) is a CPU rasteriser: training on it runs
+// several times slower than the CPU provider, so 'auto' must never take it. Naming 'webgpu' still uses it.
+const software: WebGpuSurvey = {
+  source: 'vulkaninfo',
+  adapters: [{ name: 'llvmpipe (LLVM 15.0.6, 256 bits)', kind: 'cpu', driver: 'llvmpipe', software: true }],
+};
+const nvidiaAndSoftware: WebGpuSurvey = {
+  source: 'vulkaninfo',
+  adapters: [
+    { name: 'llvmpipe (LLVM 15.0.6, 256 bits)', kind: 'cpu', driver: 'llvmpipe', software: true },
+    { name: 'NVIDIA H200', kind: 'discrete', driver: 'NVIDIA', software: false },
+  ],
+};
+const withSurvey = (survey: WebGpuSurvey): ProviderEnvironment => ({ ...linux(false), webgpuAdapters: () => survey });
+
+test('auto passes over a software WebGPU adapter and says which adapter and why; a named webgpu request still uses it', () => {
+  const auto = planProviders('auto', withSurvey(software));
+  assert.deepEqual(auto.candidates, ['cpu']);
+  const webgpu = auto.ruledOut.find((a) => a.name === 'webgpu');
+  assert.match(webgpu?.reason ?? '', /software adapter/);
+  assert.match(webgpu?.reason ?? '', /llvmpipe \(LLVM 15\.0\.6, 256 bits\)/);
+  const named = planProviders('webgpu', withSurvey(software));
+  assert.deepEqual(named.candidates, ['webgpu']);
+  // Named in a list together with auto: the name wins.
+  assert.deepEqual(planProviders(['webgpu', 'auto'], withSurvey(software)).candidates, ['webgpu', 'cpu']);
+});
+
+test('auto takes a hardware GPU adapter and names the software one it passed over', () => {
+  const plan = planProviders('auto', withSurvey(nvidiaAndSoftware));
+  assert.deepEqual(plan.candidates, ['webgpu', 'cpu']);
+  const adapter = chooseWebGpuAdapter(nvidiaAndSoftware);
+  assert.equal(adapter.chosen?.name, 'NVIDIA H200');
+  assert.deepEqual(adapter.passedOver.map((p) => p.adapter.name), ['llvmpipe (LLVM 15.0.6, 256 bits)']);
+  assert.match(adapter.passedOver[0].reason, /software/);
+  // No adapter at all: auto rules WebGPU out before creating a session.
+  const none = planProviders('auto', withSurvey({ source: 'vulkaninfo', adapters: [] }));
+  assert.match(none.ruledOut.find((a) => a.name === 'webgpu')?.reason ?? '', /no WebGPU adapter/);
+});
+
+test('this machine: auto never ends on a software WebGPU adapter', async () => {
+  const env = currentProviderEnvironment();
+  const { value: session, report } = await createWithProviders('auto', createTiny(tinyGraph()), env);
+  try {
+    const survey = env.webgpuAdapters?.();
+    const chosen = survey ? chooseWebGpuAdapter(survey).chosen : null;
+    if (report.used === 'webgpu') {
+      assert.ok(chosen && !chosen.software, `auto took WebGPU on ${chosen ? `${chosen.name} (software)` : 'an adapter it could not name'}`);
+      assert.equal(report.adapter?.name, chosen.name);
+    }
+    if (chosen?.software) {
+      assert.notEqual(report.used, 'webgpu');
+      assert.match(report.attempts.find((a) => a.name === 'webgpu')?.reason ?? '', /software adapter/);
+    }
+  } finally {
+    await session.release();
   }
 });
