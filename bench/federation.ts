@@ -2,17 +2,19 @@
 // the paper's 17,988 B and FedAvg for a model of d parameters; server memory with many idle
 // connections; the server's time for 1,000 uploads (decode + aggregate).
 import { fork } from 'node:child_process';
-import { entryInvocation } from '../simulate/cli-invocation';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
+import { parseServerProcessEvent, type ServerProcessSpec, type ServerProcessStats } from '../contracts/server-process';
 import { decodeMessage, encodeMessage, type FederationConfig, type UploadMessage } from '../protocol';
 import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
 import { aggregateContributions, quantiseWithFeedback } from '../federation/aggregate';
 import { accumulateImportance } from '../federation/importance';
 import { startServer } from '../federation/server';
+import { entryInvocation } from '../simulate/cli-invocation';
 import { FederationClient } from '../trainer/client/federation-client';
 import { QuadraticToyTrainer } from '../trainer/client/toy-trainer';
 
@@ -78,13 +80,19 @@ async function measureBytes(sampling: 'uniform' | 'pro', rounds: number, clients
 async function idleConnections(n: number): Promise<FederationBenchReport['idle']> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-idle-'));
   const config: FederationConfig = { k: 16, federationSeed: 1, epsilon: 1e-3, eta: 1e-3, tau: 1, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 1, clientsPerRound: 1, deadlineMs: 1000 };
-  const spec = { config, modelHashHex: '00'.repeat(32), generatorVersion: 1, paramCount: 1, storePath: join(dir, 'store'), maxConnections: n + 10 };
+  const spec: ServerProcessSpec = { config, model: { identity: '00'.repeat(32), parameters: 1 }, generatorVersion: 1, storePath: join(dir, 'store'), requireToken: false, maxConnections: n + 10 };
   const entry = entryInvocation('cli/run-server.ts', 'dist/run-server.js');
   const child = fork(entry.args.at(-1) as string, [JSON.stringify(spec)], { execPath: entry.command, execArgv: entry.args.slice(0, -1), stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const sockets: WebSocket[] = [];
   let refused: string | null = null;
   try {
-    const url = await new Promise<string>((resolve) => child.stdout?.on('data', (c: Buffer) => /listening (\S+)/.test(c.toString()) && resolve(/listening (\S+)/.exec(c.toString())?.[1] ?? '')));
+    const url = await new Promise<string>((resolve, reject) =>
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+        const e = parseServerProcessEvent(line);
+        if (e?.event === 'listening') resolve(e.url);
+        if (e?.event === 'failed') reject(new Error(`the server process failed: ${e.message}`));
+      }),
+    );
     for (let i = 0; i < n && refused === null; i += 250) {
       const batch = Array.from({ length: Math.min(250, n - i) }, () => new WebSocket(url, { perMessageDeflate: false }));
       sockets.push(...batch);
@@ -97,8 +105,8 @@ async function idleConnections(n: number): Promise<FederationBenchReport['idle']
       })));
     }
     const open = sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
-    const report = await new Promise<{ rss: number; connections: number }>((resolve) => {
-      child.once('message', (m) => resolve(m as { rss: number; connections: number }));
+    const report = await new Promise<ServerProcessStats>((resolve) => {
+      child.once('message', (m) => resolve(m as ServerProcessStats));
       child.send('stats');
     });
     return { connections: Math.min(open, report.connections), serverRssBytes: report.rss, refused };

@@ -1,36 +1,87 @@
-// Runs a federation server from a JSON description in argv[2] and prints `listening <url>` when ready:
-// for supervising the server as a separate process (crash tests, benchmarks, scripts).
-import { startServer } from '../federation/server';
-import type { FederationConfig } from '../protocol';
+// The federation server as a process of its own (bundled to dist/run-server.js), to the contract of
+// contracts/server-process.ts: its spec in argv[2], its events as JSON lines on stdout, logs on
+// stderr. The extension runs its local federation server this way; so do benchmarks and the crash test.
+import {
+  parseServerProcessSpec,
+  serverProcessEventLine,
+  type ServerProcessEvent,
+  type ServerProcessSpec,
+  type ServerProcessStats,
+  type ServerProgress,
+} from '../contracts/server-process';
+import { startServer, type FederationServer } from '../federation/server';
+import { GENERATOR_VERSION } from '../trainer/zo/generator';
+import { readBaseModel } from './base-model';
 
-interface RunServerSpec {
-  readonly config: FederationConfig;
-  readonly modelHashHex: string;
-  readonly generatorVersion: number;
-  readonly paramCount: number;
-  readonly storePath: string;
-  readonly port?: number;
-  readonly minClients?: number;
-  readonly maxConnections?: number;
+const emit = (event: ServerProcessEvent): void => void process.stdout.write(serverProcessEventLine(event));
+const say = (line: string): void => void process.stderr.write(`${line}\n`);
+
+function fail(message: string, addressInUse: boolean): void {
+  say(`cannot start the federation server: ${message}`);
+  emit({ event: 'failed', message, addressInUse });
+  process.exitCode = 1;
 }
 
-async function main(): Promise<void> {
-  const spec = JSON.parse(process.argv[2] ?? '{}') as RunServerSpec;
-  const server = await startServer({
+async function start(spec: ServerProcessSpec): Promise<FederationServer> {
+  const model = 'path' in spec.model ? await readBaseModel(spec.model.path || undefined) : spec.model;
+  return startServer({
     config: spec.config,
-    modelHash: Buffer.from(spec.modelHashHex, 'hex'),
-    generatorVersion: spec.generatorVersion,
-    paramCount: spec.paramCount,
+    modelHash: Buffer.from(model.identity, 'hex'),
+    generatorVersion: spec.generatorVersion ?? GENERATOR_VERSION,
+    paramCount: model.parameters,
     storePath: spec.storePath,
+    host: spec.host,
     port: spec.port ?? 0,
-    requireToken: false,
+    requireToken: spec.requireToken,
     minClients: spec.minClients,
     limits: spec.maxConnections ? { maxConnections: spec.maxConnections, helloTimeoutMs: 600_000 } : undefined,
   });
-  server.events.on('roundCommitted', (e) => process.stdout.write(`committed ${e.round}\n`));
-  process.stdout.write(`listening ${server.url}\n`);
-  process.on('message', () => process.send?.({ rss: process.memoryUsage().rss, connections: server.stats().connections }));
-  process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
+}
+
+/** The federation's progress as event lines, in words a supervisor can log as they are. */
+function narrate(server: FederationServer, rounds: number): void {
+  const send = (event: ServerProgress['event'], round: number, detail: string) => emit({ event, round, rounds, clients: server.stats().clients, detail });
+  server.events.on('clientJoined', (e) => send('clientJoined', server.stats().committedRound, `client ${e.clientId} joined`));
+  server.events.on('clientLeft', (e) => send('clientLeft', server.stats().committedRound, `client ${e.clientId} left: ${e.reason}`));
+  server.events.on('roundStarted', (e) => send('roundStarted', e.round, `round ${e.round} started with ${e.clients.length} client(s)`));
+  server.events.on('roundCommitted', (e) =>
+    send('roundCommitted', e.round, `round ${e.round} committed: loss ${e.lossBefore.toFixed(4)} → ${e.lossAfter.toFixed(4)}, ${e.bytes.up + e.bytes.down} bytes`),
+  );
+  server.events.on('finished', (e) => send('finished', e.round, `the federation finished after round ${e.round}`));
+}
+
+async function main(): Promise<void> {
+  const parsed = parseServerProcessSpec(process.argv[2] ?? '');
+  if (!parsed.ok) return fail(`invalid server spec: ${parsed.error}`, false);
+  const spec = parsed.value;
+  let server: FederationServer;
+  try {
+    server = await start(spec);
+  } catch (err) {
+    const addressInUse = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+    return fail(err instanceof Error ? err.message : String(err), addressInUse);
+  }
+  const { config } = spec;
+  narrate(server, config.rounds);
+  emit({ event: 'listening', url: server.url, port: server.port });
+  say(`federation server ${process.pid} listening on ${server.url} (K = ${config.k}, ${config.rounds} rounds, ${config.clientsPerRound} clients per round)`);
+
+  process.on('message', () => process.send?.({ rss: process.memoryUsage().rss, connections: server.stats().connections } satisfies ServerProcessStats));
+  let closing = false;
+  const close = (why: string): void => {
+    if (closing) return;
+    closing = true;
+    say(`closing the federation server: ${why} (state is committed after every round)`);
+    // The store's close is bounded: a stuck close must not keep a stopped server alive.
+    setTimeout(() => process.exit(0), 3000).unref();
+    void server.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => close('SIGTERM'));
+  process.on('SIGINT', () => close('SIGINT'));
+  if (spec.exitWithStdin) {
+    process.stdin.on('end', () => close('stdin ended'));
+    process.stdin.resume();
+  }
 }
 
 void main();

@@ -2,6 +2,7 @@
 // (no Node or VS Code imports), so the webviews can validate the status they are shown with the same
 // schema the trainer process sends it with.
 import * as z from 'zod/mini';
+import { parseWith, type ParseResult } from './parse';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
 const positiveInt = () => z.number().check(z.int(), z.positive());
@@ -116,34 +117,6 @@ export const federationResultSchema = z.object({
 });
 export type FederationResult = z.infer<typeof federationResultSchema>;
 
-// ---- local federation server ---------------------------------------------------------------------
-
-export const startServerParamsSchema = z.object({
-  /** The base model every client must hold (its identity and size). */
-  model: z.optional(z.string()),
-  host: z.string(),
-  /** 0: a free port. */
-  port: nonNegInt(),
-  storePath: z.string(),
-  rounds: positiveInt(),
-  clientsPerRound: positiveInt(),
-  minClients: positiveInt(),
-  k: positiveInt(),
-  tau: positiveInt(),
-  eps: positive(),
-  eta: positive(),
-  batchSize: positiveInt(),
-  federationSeed: nonNegInt(),
-  sampling: z.enum(['uniform', 'pro']),
-  deadlineMs: positiveInt(),
-  /** When false any token is accepted (a trusted loopback federation). */
-  requireToken: z.boolean(),
-});
-export type StartServerParams = z.infer<typeof startServerParamsSchema>;
-
-export const startServerResultSchema = z.object({ url: z.string(), port: positiveInt() });
-export type StartServerResult = z.infer<typeof startServerResultSchema>;
-
 // ---- export / stop -------------------------------------------------------------------------------
 
 export const exportModelParamsSchema = z.object({ out: z.string().check(z.minLength(1)) });
@@ -233,15 +206,6 @@ export const logNotificationSchema = z.object({
 });
 export type LogNotification = z.infer<typeof logNotificationSchema>;
 
-export const serverEventSchema = z.object({
-  kind: z.enum(['clientJoined', 'clientLeft', 'roundStarted', 'roundCommitted', 'finished']),
-  round: nonNegInt(),
-  rounds: nonNegInt(),
-  clients: nonNegInt(),
-  detail: z.string(),
-});
-export type ServerEvent = z.infer<typeof serverEventSchema>;
-
 /** Error codes of failed requests (JSON-RPC application range). */
 export const TrainerErrorCodes = {
   invalidParams: -32602,
@@ -251,12 +215,10 @@ export const TrainerErrorCodes = {
   cancelled: -32800,
 } as const;
 
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
+export type { ParseResult };
 
 export function parsePayload<T>(schema: z.ZodMiniType<T>, input: unknown): ParseResult<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return { ok: true, value: result.data };
-  return { ok: false, error: result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
+  return parseWith(schema, input);
 }
 
 export const idleTrainerStatus: TrainerStatus = {

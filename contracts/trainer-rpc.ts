@@ -1,6 +1,6 @@
 // The JSON-RPC contract between the extension and the trainer child process (stdio, vscode-jsonrpc).
 // Both ends import this one module: the request and notification types carry the payload types
-// (defined with their zod schemas in payloads.ts), and every payload is validated where it enters a
+// (defined with their zod schemas in trainer-payloads.ts), and every payload is validated where it enters a
 // process.
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type {
@@ -17,9 +17,6 @@ import type {
   LogNotification,
   RoundCompleted,
   SeedProbabilities,
-  ServerEvent,
-  StartServerParams,
-  StartServerResult,
   StartTrainingParams,
   StepsNotification,
   StopResult,
@@ -38,8 +35,6 @@ export const Requests = {
   joinFederation: new RequestType<JoinFederationParams, FederationResult, void>('fedkseed/joinFederation'),
   stop: new RequestType<Empty, StopResult, void>('fedkseed/stop'),
   exportModel: new RequestType<ExportModelParams, ExportModelResult, void>('fedkseed/exportModel'),
-  startServer: new RequestType<StartServerParams, StartServerResult, void>('fedkseed/startServer'),
-  stopServer: new RequestType<Empty, StopResult, void>('fedkseed/stopServer'),
 } as const;
 
 export const Notifications = {
@@ -49,7 +44,6 @@ export const Notifications = {
   evaluation: new NotificationType<Evaluation>('fedkseed/evaluation'),
   seedProbabilities: new NotificationType<SeedProbabilities>('fedkseed/seedProbabilities'),
   log: new NotificationType<LogNotification>('fedkseed/log'),
-  serverEvent: new NotificationType<ServerEvent>('fedkseed/serverEvent'),
 } as const;
 
 export function encodeFloat32Base64(values: ArrayLike<number>): string {

@@ -2,6 +2,7 @@
 // union type; both ends validate what they receive against these schemas before acting on it,
 // because a webview message is just structured-cloned data from another process.
 import * as z from 'zod/mini';
+import { parseWith, type ParseResult } from './parse';
 import { idleTrainerStatus, seedProbabilitiesSchema, trainerStatusSchema } from './trainer-payloads';
 
 export const localServerStatusSchema = z.object({
@@ -71,14 +72,6 @@ export const webviewStateSchema = z.object({
   history: z.optional(runHistorySchema),
 });
 export type WebviewState = z.infer<typeof webviewStateSchema>;
-
-export type ParseResult<T> = { ok: true; value: T } | { ok: false; error: string };
-
-function parseWith<T>(schema: z.ZodMiniType<T>, input: unknown): ParseResult<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return { ok: true, value: result.data };
-  return { ok: false, error: result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
-}
 
 export const parseWebviewToHost = (input: unknown): ParseResult<WebviewToHost> => parseWith(webviewToHostSchema, input);
 export const parseHostToWebview = (input: unknown): ParseResult<HostToWebview> => parseWith(hostToWebviewSchema, input);

@@ -2,10 +2,9 @@ import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { startServer, type FederationServer } from '../../federation/server';
-import { loadModel } from '../../trainer/model';
-import { resolveModelPaths } from '../../trainer/paths';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
+import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { existingPath, nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { fixed, note } from '../output';
@@ -67,8 +66,7 @@ export function registerServer(program: Command): void {
 
 async function runServer(o: ServerCliOptions): Promise<void> {
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new CliError('--tls-cert and --tls-key go together');
-  const model = await loadModel(resolveModelPaths(o.model).model);
-  const paramCount = model.weights.reduce((n, w) => n + w.data.length, 0);
+  const model = await readBaseModel(o.model);
   const config: FederationConfig = {
     k: o.k,
     federationSeed: o.seed,
@@ -89,7 +87,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
       config,
       modelHash: Buffer.from(model.identity, 'hex'),
       generatorVersion: GENERATOR_VERSION,
-      paramCount,
+      paramCount: model.parameters,
       storePath: o.store,
       host: o.host,
       port: o.port,

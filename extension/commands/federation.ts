@@ -1,8 +1,8 @@
 // Federation commands: connect to a server, leave it, run a local server on 127.0.0.1, and the token.
 import * as vscode from 'vscode';
-import type { FederationResult, StartServerResult } from '../../contracts/trainer-rpc';
+import type { FederationResult } from '../../contracts/trainer-rpc';
 import { readSettings } from '../config';
-import { UserFacingError } from '../processes/trainingController';
+import { UserFacingError, type LocalServerAddress } from '../processes/trainingController';
 import { pathArgument } from './outcome';
 import { withRunProgress, type TrainingCommandDeps } from './training';
 
@@ -25,7 +25,7 @@ export async function disconnectFederation({ controller }: TrainingCommandDeps):
   return controller.stop();
 }
 
-export async function startLocalServer({ controller }: TrainingCommandDeps): Promise<StartServerResult> {
+export async function startLocalServer({ controller }: TrainingCommandDeps): Promise<LocalServerAddress> {
   const started = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: 'FedKSeed: starting a local federation server' },
     () => controller.startLocalServer(),

@@ -1,4 +1,4 @@
-// How many unexpected trainer exits are forgiven: `limit` restarts within a sliding `windowMs`
+// How many unexpected exits of a supervised process are forgiven: `limit` restarts within a sliding `windowMs`
 // (the TypeScript extension's tsserver supervision uses the same idea).
 export class RestartBudget {
   private readonly restarts: number[] = [];

@@ -1,7 +1,7 @@
 // What the commands drive: one supervised trainer process (engine, local training, federation client)
-// and one supervised server process (the local federation server). It mirrors their notifications into
-// the RunStore, keeps the context keys that enable commands, and reloads the engine only when an
-// engine setting changed.
+// and one supervised server process (the local federation server). It mirrors their notifications and
+// events into the RunStore, keeps the context keys that enable commands, and reloads the engine only
+// when an engine setting changed.
 import { randomUUID } from 'node:crypto';
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -16,19 +16,20 @@ import {
   Notifications,
   parsePayload,
   Requests,
-  startServerResultSchema,
   trainingResultSchema,
   type EvaluateResult,
   type ExportModelResult,
   type FederationResult,
   type InitializeResult,
-  type StartServerParams,
-  type StartServerResult,
   type TrainingResult,
 } from '../../contracts/trainer-rpc';
+import { parseWith } from '../../contracts/parse';
+import { serverProcessSpecSchema, type ServerProcessSpec, type ServerProgress } from '../../contracts/server-process';
 import { readSettings, type FedKSeedSettings } from '../config';
 import type { RunStore } from '../state/runStore';
-import { TrainerSupervisor } from './supervisor';
+import { ServerProcess, ServerStartError } from './serverProcess';
+import { Supervisor } from './supervisor';
+import { TrainerProcess } from './trainerProcess';
 
 export const ContextKeys = {
   training: 'fedkseed.training',
@@ -44,26 +45,37 @@ type JobKind = 'training' | 'federation' | 'evaluation' | 'export';
 /** A failure the user can act on; its message is shown as is. */
 export class UserFacingError extends Error {}
 
+/** Where the local federation server listens. */
+export interface LocalServerAddress {
+  readonly url: string;
+  readonly port: number;
+}
+
 function checked<T>(schema: z.ZodMiniType<T>, what: string, value: unknown): T {
   const parsed = parsePayload(schema, value);
   if (!parsed.ok) throw new Error(`the trainer sent an invalid ${what} result: ${parsed.error}`);
   return parsed.value;
 }
 
-/** JSON-RPC errors carry the trainer's own message (e.g. "model file not found: /path"). */
+/** JSON-RPC errors and the server's start failures carry the process's own message (e.g. "model file not found: /path"). */
 function unwrap(err: unknown): Error {
   if (err instanceof ResponseError) return new UserFacingError(err.message);
+  if (err instanceof ServerStartError) {
+    // The server names a taken port; say where its port comes from.
+    return new UserFacingError(err.addressInUse ? `${err.message}: choose another fedkseed.localServer.port, or 0 for any free port` : err.message);
+  }
   return err instanceof Error ? err : new Error(String(err));
 }
 
 export class TrainingController implements vscode.Disposable {
-  readonly trainer: TrainerSupervisor;
-  readonly server: TrainerSupervisor;
+  readonly trainer: Supervisor<TrainerProcess, MessageConnection>;
+  readonly server: Supervisor<ServerProcess, LocalServerAddress>;
   private engine: InitializeResult | undefined;
   private engineStale = false;
   private job: JobKind | undefined;
-  private serverParams: StartServerParams | undefined;
-  private serverInfo: StartServerResult | undefined;
+  /** What the server process is started with; a restart after a crash reuses it (same store, same port). */
+  private serverSpec: ServerProcessSpec | undefined;
+  private serverInfo: LocalServerAddress | undefined;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -71,9 +83,19 @@ export class TrainingController implements vscode.Disposable {
     private readonly store: RunStore,
     private readonly log: vscode.LogOutputChannel,
   ) {
-    const script = vscode.Uri.joinPath(context.extensionUri, 'dist', 'trainer.js').fsPath;
-    this.trainer = new TrainerSupervisor({ role: 'trainer', script, log, prepare: (c) => this.prepareTrainer(c) });
-    this.server = new TrainerSupervisor({ role: 'federation server', script, log, prepare: (c) => this.prepareServer(c) });
+    const bundle = (name: string) => vscode.Uri.joinPath(context.extensionUri, 'dist', name).fsPath;
+    this.trainer = new Supervisor({
+      role: 'trainer',
+      log,
+      launch: () => TrainerProcess.start(bundle('trainer.js'), (line) => log.info(`[trainer] ${line}`)),
+      prepare: (p) => this.prepareTrainer(p.connection),
+    });
+    this.server = new Supervisor({
+      role: 'federation server',
+      log,
+      launch: () => ServerProcess.start(bundle('run-server.js'), this.currentServerSpec(), (line) => log.info(`[federation server] ${line}`), (e) => this.onServerProgress(e)),
+      prepare: (p) => this.prepareServer(p),
+    });
     this.disposables.push(
       this.trainer,
       this.server,
@@ -82,7 +104,10 @@ export class TrainingController implements vscode.Disposable {
         this.store.setTrainer({ ...this.store.status.trainer, state: 'error', detail: 'The trainer process exited unexpectedly; see the FedKSeed log.' });
       }),
       this.server.onDidExitUnexpectedly(({ restarting }) => {
-        if (!restarting) this.setServer(undefined, undefined);
+        if (!restarting) {
+          this.serverSpec = undefined;
+          this.setServer(undefined);
+        }
       }),
     );
     this.updateContext();
@@ -110,7 +135,7 @@ export class TrainingController implements vscode.Disposable {
   }
 
   async loadEngine(): Promise<InitializeResult> {
-    await this.trainer.connection().catch((err: unknown) => {
+    await this.trainer.ready().catch((err: unknown) => {
       throw unwrap(err);
     });
     if (!this.engine) throw new Error('the trainer started without a model');
@@ -161,7 +186,7 @@ export class TrainingController implements vscode.Disposable {
   /** Stops local training or leaves the federation; resolves once the trainer has stopped the job. */
   async stop(): Promise<boolean> {
     if (!this.job || !this.trainer.running) return false;
-    const c = await this.trainer.connection();
+    const c = await this.trainer.ready();
     const result = await c.sendRequest(Requests.stop, {});
     return result.stopped;
   }
@@ -178,45 +203,49 @@ export class TrainingController implements vscode.Disposable {
     return Boolean(await this.context.secrets.get(TOKEN_SECRET));
   }
 
-  async startLocalServer(): Promise<StartServerResult> {
+  async startLocalServer(): Promise<LocalServerAddress> {
     if (this.serverInfo) return this.serverInfo;
     const s = readSettings();
     const root = this.storageDir('local-server');
     // Each start is a new federation; older stores are removed (a crash restart reuses the current one).
     for (const old of readdirSync(root)) rmSync(join(root, old), { recursive: true, force: true });
-    this.serverParams = {
-      model: s.engine.model,
+    const spec = parseWith(serverProcessSpecSchema, {
+      config: {
+        k: s.training.k,
+        federationSeed: s.training.federationSeed,
+        epsilon: s.training.epsilon,
+        eta: s.training.learningRate,
+        tau: s.localServer.tau,
+        batchSize: s.training.batchSize,
+        sampling: s.localServer.sampling,
+        weighting: 'examples',
+        rounds: s.localServer.rounds,
+        clientsPerRound: s.localServer.clientsPerRound,
+        deadlineMs: s.localServer.deadlineSeconds * 1000,
+      },
+      // The base model every client must hold: the server reads its identity and size.
+      model: { path: s.engine.model ?? '' },
+      storePath: join(root, `federation-${Date.now()}`),
       host: '127.0.0.1',
       port: s.localServer.port,
-      storePath: join(root, `federation-${Date.now()}`),
-      rounds: s.localServer.rounds,
-      clientsPerRound: s.localServer.clientsPerRound,
       minClients: s.localServer.clientsPerRound,
-      k: s.training.k,
-      tau: s.localServer.tau,
-      eps: s.training.epsilon,
-      eta: s.training.learningRate,
-      batchSize: s.training.batchSize,
-      federationSeed: s.training.federationSeed,
-      sampling: s.localServer.sampling,
-      deadlineMs: s.localServer.deadlineSeconds * 1000,
       requireToken: false,
-    };
+    } satisfies ServerProcessSpec);
+    if (!spec.ok) throw new UserFacingError(`the local server settings are invalid: ${spec.error}`);
+    this.serverSpec = spec.value;
     try {
-      await this.server.connection();
+      return await this.server.ready();
     } catch (err) {
-      this.serverParams = undefined;
+      this.serverSpec = undefined;
       throw unwrap(err);
     }
-    if (!this.serverInfo) throw new Error('the federation server did not start');
-    return this.serverInfo;
   }
 
   async stopLocalServer(): Promise<boolean> {
     const wasRunning = this.serverInfo !== undefined;
-    this.serverParams = undefined;
+    this.serverSpec = undefined;
     await this.server.stop();
-    this.setServer(undefined, undefined);
+    this.setServer(undefined);
     return wasRunning;
   }
 
@@ -230,7 +259,7 @@ export class TrainingController implements vscode.Disposable {
     this.updateContext();
     try {
       await this.loadEngine();
-      const connection = await this.trainer.connection();
+      const connection = await this.trainer.ready();
       return await body(connection);
     } catch (err) {
       throw unwrap(err);
@@ -244,7 +273,7 @@ export class TrainingController implements vscode.Disposable {
     }
   }
 
-  private async prepareTrainer(c: MessageConnection): Promise<void> {
+  private async prepareTrainer(c: MessageConnection): Promise<MessageConnection> {
     c.onNotification(Notifications.status, (status) => this.store.setTrainer(status));
     c.onNotification(Notifications.steps, (batch) => this.store.addSteps(batch));
     c.onNotification(Notifications.evaluation, (e) => this.store.addEvaluation(e));
@@ -255,22 +284,31 @@ export class TrainingController implements vscode.Disposable {
     const result = await c.sendRequest(Requests.initialize, settings.engine);
     this.engine = checked(initializeResultSchema, 'initialize', result);
     this.store.setModel(basename(this.engine.modelPath));
+    return c;
   }
 
-  private async prepareServer(c: MessageConnection): Promise<void> {
-    c.onNotification(Notifications.log, (m) => this.log[m.level](`[server] ${m.message}`));
-    c.onNotification(Notifications.serverEvent, (e) => {
-      this.log.info(`[server] ${e.detail}`);
-      if (this.serverInfo) this.store.setLocalServer({ url: this.serverInfo.url, round: e.round, rounds: e.rounds, clients: e.clients });
-    });
-    if (!this.serverParams) return;
-    const started = checked(startServerResultSchema, 'startServer', await c.sendRequest(Requests.startServer, this.serverParams));
-    this.setServer(started, this.serverParams);
+  private currentServerSpec(): ServerProcessSpec {
+    if (!this.serverSpec) throw new Error('the local federation server has no settings to start with');
+    return this.serverSpec;
   }
 
-  private setServer(info: StartServerResult | undefined, params: StartServerParams | undefined): void {
+  private async prepareServer(p: ServerProcess): Promise<LocalServerAddress> {
+    const { url, port } = await p.listening;
+    const spec = this.currentServerSpec();
+    // A restart after a crash binds the same port again, so clients reconnect where they were.
+    this.serverSpec = { ...spec, port };
+    this.setServer({ url, port }, spec.config.rounds);
+    return { url, port };
+  }
+
+  private onServerProgress(e: ServerProgress): void {
+    this.log.info(`[server] ${e.detail}`);
+    if (this.serverInfo) this.store.setLocalServer({ url: this.serverInfo.url, round: e.round, rounds: e.rounds, clients: e.clients });
+  }
+
+  private setServer(info: LocalServerAddress | undefined, rounds = 0): void {
     this.serverInfo = info;
-    this.store.setLocalServer(info && params ? { url: info.url, round: 0, rounds: params.rounds, clients: 0 } : null);
+    this.store.setLocalServer(info ? { url: info.url, round: 0, rounds, clients: 0 } : null);
     this.updateContext();
   }
 

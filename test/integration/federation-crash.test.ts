@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { createInterface } from 'node:readline';
 import type { FederationConfig } from '../../protocol';
+import { parseServerProcessEvent, type ServerProcessSpec } from '../../contracts/server-process';
 import { LevelFederationStore } from '../../federation/level-store';
 import { FederationClient } from '../../trainer/client/federation-client';
 import { QuadraticToyTrainer } from '../../trainer/client/toy-trainer';
@@ -31,21 +33,16 @@ interface Running {
   readonly committed: number[];
 }
 
-function launch(storePath: string, port: number, modelHashHex: string): Promise<Running> {
-  const spec = { config, modelHashHex, generatorVersion: 1, paramCount: 8, storePath, port, minClients: 2 };
+function launch(storePath: string, port: number, identity: string): Promise<Running> {
+  const spec: ServerProcessSpec = { config, model: { identity, parameters: 8 }, generatorVersion: 1, storePath, port, minClients: 2, requireToken: false };
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const committed: number[] = [];
   return new Promise((resolve, reject) => {
-    let buffer = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      buffer += chunk.toString();
-      let nl: number;
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = buffer.slice(0, nl);
-        buffer = buffer.slice(nl + 1);
-        if (line.startsWith('listening ')) resolve({ child, url: line.slice(10), committed });
-        if (line.startsWith('committed ')) committed.push(Number(line.slice(10)));
-      }
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const e = parseServerProcessEvent(line);
+      if (e?.event === 'listening') resolve({ child, url: e.url, committed });
+      if (e?.event === 'failed') reject(new Error(`server failed: ${e.message}`));
+      if (e?.event === 'roundCommitted') committed.push(e.round);
     });
     child.once('exit', (code) => reject(new Error(`server exited with ${code} before listening`)));
   });

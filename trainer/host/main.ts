@@ -14,7 +14,6 @@ import {
   joinFederationParamsSchema,
   parsePayload,
   Requests,
-  startServerParamsSchema,
   startTrainingParamsSchema,
   TrainerErrorCodes,
 } from '../../contracts/trainer-rpc';
@@ -76,22 +75,13 @@ connection.onRequest(Requests.stop, (params) =>
 connection.onRequest(Requests.exportModel, (params) =>
   answer('exportModel', () => session.exportModel(validated(exportModelParamsSchema, 'exportModel', params))),
 );
-connection.onRequest(Requests.startServer, (params) =>
-  answer('startServer', () => session.startServer(validated(startServerParamsSchema, 'startServer', params))),
-);
-connection.onRequest(Requests.stopServer, (params) =>
-  answer('stopServer', async () => {
-    validated(emptySchema, 'stopServer', params);
-    return { stopped: await session.server.stop() };
-  }),
-);
 
 let exiting = false;
 async function shutdown(code: number, why: string): Promise<void> {
   if (exiting) return;
   exiting = true;
   toStderr(`[host] exiting: ${why}`);
-  // Give teardown (closing the server's store, releasing the session) a bounded time.
+  // Give teardown (stopping the job, closing the engine) a bounded time.
   const forced = setTimeout(() => process.exit(code), 3000);
   forced.unref();
   await session.dispose();

@@ -1,13 +1,12 @@
 // Typed notifications from the trainer host to the extension.
 import type { MessageConnection } from 'vscode-jsonrpc/node';
-import { encodeFloat32Base64, Notifications, type Evaluation, type LogNotification, type RoundCompleted, type ServerEvent } from '../../contracts/trainer-rpc';
+import { encodeFloat32Base64, Notifications, type Evaluation, type LogNotification, type RoundCompleted } from '../../contracts/trainer-rpc';
 import type { StatusSink } from './status-reporter';
 
 export interface HostNotifier extends StatusSink {
   evaluation(evaluation: Evaluation): void;
   roundCompleted(round: RoundCompleted): void;
   seedProbabilities(round: number, p: ArrayLike<number>): void;
-  serverEvent(event: ServerEvent): void;
   log(level: LogNotification['level'], message: string): void;
 }
 
@@ -24,7 +23,6 @@ export function connectionNotifier(connection: MessageConnection): HostNotifier 
     roundCompleted: (round) => quiet(connection.sendNotification(Notifications.roundCompleted, round)),
     seedProbabilities: (round, p) =>
       quiet(connection.sendNotification(Notifications.seedProbabilities, { round, k: p.length, float32Base64: encodeFloat32Base64(p) })),
-    serverEvent: (event) => quiet(connection.sendNotification(Notifications.serverEvent, event)),
     log: (level, message) => quiet(connection.sendNotification(Notifications.log, { level, message })),
   };
 }

@@ -11,7 +11,6 @@ import { resolveModelPaths } from '../paths';
 import { createEngineTrainer } from './engine-trainer-factory';
 import { engineOptions } from './engine-options';
 import { runFederation } from './federation-run';
-import { LocalServer } from './local-server';
 import { trainLocally } from './local-training';
 import type { HostNotifier } from './notifier';
 import {
@@ -25,8 +24,6 @@ import {
   type InitializeParams,
   type InitializeResult,
   type JoinFederationParams,
-  type StartServerParams,
-  type StartServerResult,
   type StartTrainingParams,
   type TrainingResult,
 } from '../../contracts/trainer-payloads';
@@ -51,11 +48,9 @@ export class TrainerSession {
   private tokenizerPath = '';
   private job: { kind: JobKind; abort: AbortController } | undefined;
   readonly reporter: StatusReporter;
-  readonly server: LocalServer;
 
   constructor(private readonly notify: HostNotifier) {
     this.reporter = new StatusReporter(notify);
-    this.server = new LocalServer(notify);
   }
 
   async initialize(params: InitializeParams): Promise<InitializeResult> {
@@ -160,14 +155,9 @@ export class TrainerSession {
     });
   }
 
-  startServer(params: StartServerParams): Promise<StartServerResult> {
-    return this.server.start(params);
-  }
-
   async dispose(): Promise<void> {
     this.stop();
     this.reporter.dispose();
-    await this.server.stop().catch(() => undefined);
     await this.engine?.close().catch(() => undefined);
   }
 

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { FedKSeedApi } from '../../../extension/api';
-import type { EvaluateResult, ExportModelResult, FederationResult, StartServerResult, TrainingResult } from '../../../contracts/trainer-rpc';
+import type { EvaluateResult, ExportModelResult, FederationResult, TrainingResult } from '../../../contracts/trainer-rpc';
+import type { LocalServerAddress } from '../../../extension/processes/trainingController';
 import { configure, ourExtension, run, runFails, runOk, waitFor } from './helpers';
 
 describe('commands', function () {
@@ -113,7 +114,7 @@ describe('commands', function () {
   });
 
   it('start/stopLocalServer: binds 127.0.0.1; a busy port is reported', async () => {
-    const started = await runOk<StartServerResult>('fedkseed.startLocalServer');
+    const started = await runOk<LocalServerAddress>('fedkseed.startLocalServer');
     assert.match(started.url, /^ws:\/\/127\.0\.0\.1:\d+$/);
     assert.ok(api.serverPid());
     assert.equal(await runOk('fedkseed.stopLocalServer'), true);
