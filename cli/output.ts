@@ -1,4 +1,5 @@
 // How commands talk to people (progress on stderr, results on stdout) and to programs (--json lines).
+import type { DataProblemEvent } from '../contracts/cli-events';
 import type { DataProblem } from '../trainer/data/problems';
 import { formatProblem } from '../trainer/data/problems';
 
@@ -12,7 +13,7 @@ export function note(message: string): void {
 
 /** Reports a dataset line problem the moment it is found: visible, never silent. */
 export function problemReporter(json: boolean): (p: DataProblem) => void {
-  return (p) => (json ? emitJson({ event: 'data-problem', file: p.file, line: p.line, message: p.message }) : note(`warning: ${formatProblem(p)}`));
+  return (p) => (json ? emitJson({ event: 'data-problem', file: p.file, line: p.line, message: p.message } satisfies DataProblemEvent) : note(`warning: ${formatProblem(p)}`));
 }
 
 export function fixed(x: number, digits = 4): string {

@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Invocation } from './cli-invocation';
-import { type ClientEventLine, parseClientEvent } from '../contracts/cli-events';
+import { type ClientEvent, parseClientEvent } from '../contracts/cli-events';
 
 export interface ClientExit {
   readonly code: number | null;
@@ -22,7 +22,7 @@ export class ClientProcess {
     invocation: Invocation,
     args: readonly string[],
     env: NodeJS.ProcessEnv,
-    onEvent: (e: ClientEventLine) => void,
+    onEvent: (e: ClientEvent) => void,
   ) {
     this.child = spawn(invocation.command, [...invocation.args, 'client', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, cwd: process.cwd() });
     createInterface({ input: this.child.stdout as NodeJS.ReadableStream }).on('line', (line) => {

@@ -2,42 +2,11 @@
 // self-contained report.html (the same, with inline SVG charts; no network, no scripts).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { RoundReport } from '../contracts/cli-events';
 import type { ClientBytes, FederationConfig } from '../protocol';
 import { renderReportHtml } from './report-html';
 
-export interface RoundBytesReport {
-  readonly up: number;
-  readonly down: number;
-  readonly perClient: Readonly<Record<string, { readonly up: number; readonly down: number }>>;
-  /** What FedAvg would have moved for the same participants (2 × 4·d each). */
-  readonly fedAvg: number;
-}
-
-export interface RoundReport {
-  /** 0: the base model, before any round. */
-  readonly round: number;
-  /** Held-out loss of the global model after this round (null when it could not be measured). */
-  readonly heldOutLoss: number | null;
-  readonly perplexity: number | null;
-  readonly heldOutTokens: number;
-  /** SHA-256 of the evaluated replica (base + committed coefficients). */
-  readonly digest: string;
-  /** Digest each client reported after syncing to this round. */
-  readonly clientDigests: Readonly<Record<string, string>>;
-  /** Every client digest equals the evaluator's; null when no client reported one. */
-  readonly digestsAgree: boolean | null;
-  readonly participants: readonly string[];
-  readonly examples: number;
-  /** Participants' mean loss on their own evaluation examples before/after their local steps. */
-  readonly clientLossBefore: number | null;
-  readonly clientLossAfter: number | null;
-  readonly bytes: RoundBytesReport;
-  readonly cumulativeBytes: number;
-  readonly cumulativeFedAvgBytes: number;
-  /** From the round's start to its commit. */
-  readonly seconds: number;
-  readonly evalMs: number;
-}
+export type { RoundBytesReport, RoundReport } from '../contracts/cli-events';
 
 export interface ClientReport {
   readonly id: string;

@@ -15,7 +15,7 @@ import { GENERATOR_VERSION } from '../trainer/zo/generator';
 import { startServer } from '../federation/server';
 import { createToken } from '../federation/tokens';
 import { fedkseedInvocation, type Invocation } from './cli-invocation';
-import type { ClientEventLine } from '../contracts/cli-events';
+import type { ClientEvent } from '../contracts/cli-events';
 import { type ClientExit, ClientProcess } from './client-process';
 import { type Evaluation, GlobalEvaluator } from './evaluator';
 import { type ClientReport, type RoundReport, type SimulationReport, writeReport } from './report';
@@ -71,7 +71,7 @@ export type SimulationEvent =
     }
   | { readonly type: 'server'; readonly url: string }
   | { readonly type: 'round'; readonly report: RoundReport; readonly rounds: number }
-  | { readonly type: 'client'; readonly id: string; readonly event: ClientEventLine }
+  | { readonly type: 'client'; readonly id: string; readonly event: ClientEvent }
   | { readonly type: 'client-exit'; readonly id: string; readonly exit: ClientExit };
 
 export interface SimulationResult {

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type ClientEventLine, finiteOrNull } from '../../contracts/cli-events';
+import { type ClientEvent, finiteOrNull } from '../../contracts/cli-events';
 import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer, type EngineStepProgress } from '../../trainer/client/engine-trainer';
@@ -67,7 +67,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
   if (!/^wss?:\/\//.test(o.server)) throw new CliError(`--server must be a ws:// or wss:// address, got ${o.server}`);
   const clientId = o.id ?? defaultClientId(o.data);
   if (Buffer.byteLength(clientId) > 64 || clientId.length === 0) throw new CliError('--id must be 1 to 64 bytes');
-  const say = (e: ClientEventLine, text?: string) => (o.json ? emitJson(e) : text !== undefined && note(text));
+  const say = (e: ClientEvent, text?: string) => (o.json ? emitJson(e) : text !== undefined && note(text));
 
   const engine = await openEngine(engineOptions(o));
   try {
@@ -118,7 +118,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     let count = 0;
     client.on('step', (p) => {
       const loss = (p as EngineStepProgress).loss;
-      if (o.json) return emitJson({ event: 'step', round: p.round, step: p.step, steps: p.steps, seed: p.seed, g: p.g, loss: finiteOrNull(loss) } satisfies ClientEventLine);
+      if (o.json) return emitJson({ event: 'step', round: p.round, step: p.step, steps: p.steps, seed: p.seed, g: p.g, loss: finiteOrNull(loss) } satisfies ClientEvent);
       if (Number.isFinite(loss)) {
         window += loss;
         count++;

@@ -8,6 +8,7 @@ import { DATA_FORMATS, type DataFormat } from '../../trainer/data/readers';
 import { formatProblem } from '../../trainer/data/problems';
 import type { SamplingMode, Weighting } from '../../protocol';
 import { addModelOptions, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, uint32 } from '../options';
+import type { SimulateEvent } from '../../contracts/cli-events';
 import { emitJson, fixed, note } from '../output';
 
 interface SimulateOptions extends ModelCliOptions {
@@ -96,7 +97,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     const first = report.rounds[0]?.heldOutLoss ?? null;
     const last = report.rounds.length > 1 ? report.rounds[report.rounds.length - 1].heldOutLoss : null;
     if (o.json) {
-      emitJson({ event: 'done', status: report.status, error: report.error, rounds: report.totals.committedRounds, heldOutBefore: first, heldOutAfter: last, bytes: report.totals.bytes, fedAvgBytes: report.totals.fedAvgBytes, replicasIdentical: report.totals.replicasIdentical, report: files.json, html: files.html, checkpoint: report.checkpoint });
+      emitJson({ event: 'done', status: report.status, error: report.error, rounds: report.totals.committedRounds, heldOutBefore: first, heldOutAfter: last, bytes: report.totals.bytes, fedAvgBytes: report.totals.fedAvgBytes, replicasIdentical: report.totals.replicasIdentical, report: files.json, html: files.html, checkpoint: report.checkpoint } satisfies SimulateEvent);
     } else {
       const ratio = report.totals.bytes > 0 ? formatRatio(report.totals.fedAvgBytes / report.totals.bytes) : '—';
       note(`${report.status}: ${report.totals.committedRounds}/${report.config.federation.rounds} rounds in ${report.seconds.toFixed(1)} s · held-out loss ${first === null ? '—' : fixed(first)} → ${last === null ? '—' : fixed(last)} · ${formatBytes(report.totals.bytes)} on the wire (FedAvg: ${formatBytes(report.totals.fedAvgBytes)}, ${ratio} more) · replicas identical: ${report.totals.replicasIdentical === null ? '—' : report.totals.replicasIdentical ? 'yes' : 'NO'}`);
@@ -151,21 +152,8 @@ class Progress {
   }
 
   private json(e: SimulationEvent): void {
-    switch (e.type) {
-      case 'data-problem':
-        return emitJson({ event: 'data-problem', file: e.problem.file, line: e.problem.line, message: e.problem.message });
-      case 'prepared':
-        return emitJson({ event: 'prepared', parameters: e.parameters, train: e.train, heldOut: e.heldOut, evalExamples: e.evalExamples, split: e.split, note: e.note ?? null, clients: e.clients, unassigned: e.unassigned });
-      case 'server':
-        return emitJson({ event: 'server', url: e.url });
-      case 'round':
-        return emitJson({ event: 'round', ...e.report });
-      case 'client':
-        if (e.event.event !== 'step') emitJson({ ...e.event, event: 'client', id: e.id, clientEvent: e.event.event });
-        return;
-      case 'client-exit':
-        return emitJson({ event: 'client-exit', id: e.id, code: e.exit.code, signal: e.exit.signal });
-    }
+    const line = simulateLine(e);
+    if (line) emitJson(line);
   }
 
   private say(line: string): void {
@@ -183,6 +171,24 @@ class Progress {
   clear(): void {
     if (this.shown) process.stderr.write('\r\x1b[K');
     this.shown = false;
+  }
+}
+
+/** The --json line of a simulation event (none for a client's steps). */
+function simulateLine(e: SimulationEvent): SimulateEvent | null {
+  switch (e.type) {
+    case 'data-problem':
+      return { event: 'data-problem', file: e.problem.file, line: e.problem.line, message: e.problem.message };
+    case 'prepared':
+      return { event: 'prepared', parameters: e.parameters, train: e.train, heldOut: e.heldOut, evalExamples: e.evalExamples, split: e.split, note: e.note ?? null, clients: e.clients, unassigned: e.unassigned };
+    case 'server':
+      return { event: 'server', url: e.url };
+    case 'round':
+      return { event: 'round', ...e.report };
+    case 'client':
+      return e.event.event === 'step' ? null : { ...e.event, event: 'client', id: e.id, clientEvent: e.event.event };
+    case 'client-exit':
+      return { event: 'client-exit', id: e.id, code: e.exit.code, signal: e.exit.signal };
   }
 }
 

@@ -22,6 +22,7 @@ import {
   positiveNumber,
   uint32,
 } from '../options';
+import type { TrainEvent } from '../../contracts/cli-events';
 import { emitJson, fixed, note } from '../output';
 
 interface TrainOptions extends ModelCliOptions, DataCliOptions {
@@ -81,7 +82,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
       initial = new Map(Object.entries(start.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)]));
     }
     const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
-    if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length });
+    if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length } satisfies TrainEvent);
     else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${engine.session.executionProvider}`);
     if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');
 
@@ -98,7 +99,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     }
     const before = result.before?.loss ?? null;
     const after = result.after?.loss ?? null;
-    const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: before, heldOutAfter: after, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted };
+    const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: before, heldOutAfter: after, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted } satisfies TrainEvent;
     if (o.json) emitJson(summary);
     else {
       const loss = before === null || after === null ? 'no held-out evaluation' : `held-out loss ${fixed(before)} → ${fixed(after)}`;
@@ -116,12 +117,12 @@ function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
   let count = 0;
   return (e) => {
     if (e.type === 'eval') {
-      if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens });
+      if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens } satisfies TrainEvent);
       else note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}`);
       return;
     }
     if (o.json) {
-      emitJson({ event: 'step', step: e.step, seed: e.seed, g: e.g, lossPlus: e.lossPlus, lossMinus: e.lossMinus, skipped: e.skipped, ms: e.ms });
+      emitJson({ event: 'step', step: e.step, seed: e.seed, g: e.g, lossPlus: e.lossPlus, lossMinus: e.lossMinus, skipped: e.skipped, ms: e.ms } satisfies TrainEvent);
       return;
     }
     if (e.skipped) note(`step ${e.step}: loss was not finite; step skipped`);
