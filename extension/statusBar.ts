@@ -1,6 +1,6 @@
 // The status bar item: round (or step), loss and bytes this round; a click opens the dashboard.
 import * as vscode from 'vscode';
-import { formatBytes, formatLoss } from '../webview/shared/format';
+import { formatBytes, formatLoss } from '../protocol/format';
 import { CommandIds } from './ids';
 import type { RunStore } from './state/runStore';
 import type { ViewStatus } from '../contracts/webview-messages';

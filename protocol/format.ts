@@ -14,6 +14,11 @@ export function formatBytes(bytes: number): string {
   return u === 0 ? `${Math.round(v).toLocaleString('en-US')} B` : `${v.toFixed(v < 10 ? 2 : v < 100 ? 1 : 0)} ${units[u]}`;
 }
 
+/** A loss with four decimals; — when there is none (null or not finite). */
+export function formatLoss(loss: number | null): string {
+  return loss === null || !Number.isFinite(loss) ? '—' : loss.toFixed(4);
+}
+
 /** 3.2×10⁴ style for large ratios, plain digits for small ones. */
 export function formatRatio(x: number): string {
   if (!Number.isFinite(x)) return String(x);

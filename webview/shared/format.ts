@@ -1,6 +1,2 @@
-// Number formatting shared by the webviews and the status bar.
-export { formatBytes } from '../../protocol/format';
-
-export function formatLoss(loss: number | null): string {
-  return loss === null || !Number.isFinite(loss) ? '—' : loss.toFixed(4);
-}
+// Number formatting shared by the webviews and the status bar: the protocol's own.
+export { formatBytes, formatLoss } from '../../protocol/format';
