@@ -1,0 +1,49 @@
+// The layering rule of eslint.config.mjs (docs/architecture.md): an import that runs back up is
+// reported with the rule's message, an allowed one is not.
+import { strict as assert } from 'node:assert';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ESLint } from 'eslint';
+
+const eslint = new ESLint({ cwd: join(import.meta.dirname, '..', '..') });
+
+async function layerMessages(filePath: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(`${code}\nexport const used = x;\n`, { filePath });
+  return result.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+}
+
+const upward: [string, string, RegExp][] = [
+  ['federation/x.ts', "import { x } from '../trainer/zo/coefficients';", /layers: federation\/ may import protocol\/ only/],
+  ['federation/deep/x.ts', "import { x } from '../../trainer/engine';", /layers: federation\//],
+  ['protocol/x.ts', "import { x } from '../federation/server';", /layers: protocol\/ imports nothing of ours/],
+  ['webview/shared/x.ts', "import { x } from '../../trainer/host/session';", /layers: webview\/ may import protocol\/, contracts\/ only/],
+  ['trainer/host/x.ts', "import { x } from '../../federation/server';", /layers: trainer\/ may import protocol\/, contracts\/ only/],
+  ['contracts/x.ts', "import { x } from '../trainer/engine';", /layers: contracts\/ may import protocol\/ only/],
+  ['extension/processes/x.ts', "import { x } from '../../webview/shared/format';", /layers: extension\//],
+  ['simulate/x.ts', "import { x } from '../cli/options';", /layers: simulate\//],
+  ['bench/x.ts', "import type { x } from '../cli/output';", /layers: bench\//],
+];
+
+for (const [file, code, message] of upward) {
+  test(`an upward import from ${file} is reported: ${code}`, async () => {
+    const messages = await layerMessages(file, code);
+    assert.equal(messages.length, 1, `expected one layering error, got ${JSON.stringify(messages)}`);
+    assert.match(messages[0], message);
+  });
+}
+
+const allowed: [string, string][] = [
+  ['federation/x.ts', "import { x } from '../protocol';"],
+  ['trainer/zo/x.ts', "import { x } from '../../protocol/exact-range';"],
+  ['trainer/host/x.ts', "import { x } from '../../contracts/trainer-rpc';"],
+  ['trainer/host/x.ts', "import { x } from '../client/federation-client';"],
+  ['webview/sidebar/x.ts', "import { x } from '../../contracts/webview-messages';"],
+  ['simulate/x.ts', "import { x } from '../federation/server';"],
+  ['cli/commands/x.ts', "import { x } from '../../bench/engine';"],
+];
+
+for (const [file, code] of allowed) {
+  test(`an allowed import from ${file} is not reported: ${code}`, async () => {
+    assert.deepEqual(await layerMessages(file, code), []);
+  });
+}
