@@ -17,7 +17,7 @@ import {
   unavailableReason,
   type ProviderEnvironment,
 } from '../../trainer/device/providers';
-import { chooseWebGpuAdapter, type WebGpuSurvey } from '../../trainer/device/adapters';
+import { chooseWebGpuAdapter, isSoftwareName, parseVulkanSummary, surveyVulkanDrivers, type WebGpuSurvey } from '../../trainer/device/adapters';
 import { ModelError } from '../../trainer/model/errors';
 import { loadModel } from '../../trainer/model/load';
 import { ModelSession } from '../../trainer/model/session';
@@ -221,4 +221,35 @@ test('this machine: auto never ends on a software WebGPU adapter', async () => {
   } finally {
     await session.release();
   }
+});
+
+test('adapter survey: vulkaninfo --summary devices, and Vulkan driver manifests matched against the GPUs present', () => {
+  const summary = [
+    'Devices:',
+    '========',
+    'GPU0:',
+    '\tdeviceType         = PHYSICAL_DEVICE_TYPE_CPU',
+    '\tdeviceName         = llvmpipe (LLVM 15.0.6, 256 bits)',
+    '\tdriverName         = llvmpipe',
+    'GPU1:',
+    '\tdeviceType         = PHYSICAL_DEVICE_TYPE_DISCRETE_GPU',
+    '\tdeviceName         = NVIDIA H200',
+    '\tdriverName         = NVIDIA',
+  ].join('\n');
+  const devices = parseVulkanSummary(summary);
+  assert.deepEqual(devices.map((d) => [d.name, d.kind, d.software]), [
+    ['llvmpipe (LLVM 15.0.6, 256 bits)', 'cpu', true],
+    ['NVIDIA H200', 'discrete', false],
+  ]);
+  const icds = [
+    { manifest: '/usr/share/vulkan/icd.d/lvp_icd.json', library: 'libvulkan_lvp.so' },
+    { manifest: '/usr/share/vulkan/icd.d/radeon_icd.json', library: 'libvulkan_radeon.so' },
+    { manifest: '/usr/share/vulkan/icd.d/nvidia_icd.json', library: 'libGLX_nvidia.so.0' },
+  ];
+  // Mesa installs the radeon manifest everywhere: without an AMD GPU it is no adapter.
+  assert.deepEqual(surveyVulkanDrivers(icds, [], true).adapters.map((a) => a.name), ['llvmpipe (Mesa lavapipe)']);
+  const withGpu = surveyVulkanDrivers(icds, ['0x10de'], true);
+  assert.equal(chooseWebGpuAdapter(withGpu).chosen?.driver, 'libGLX_nvidia.so.0');
+  assert.match(surveyVulkanDrivers(icds, ['0x10de'], false).note ?? '', /libvulkan\.so\.1/);
+  assert.ok(isSoftwareName('Microsoft Basic Render Driver') && isSoftwareName('SwiftShader Device (Subzero)') && !isSoftwareName('AMD Radeon RX 7900'));
 });

@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { chooseWebGpuAdapter, describeAdapterChoice, surveyWebGpuAdapters, type AdapterChoice, type WebGpuAdapter, type WebGpuSurvey } from './adapters';
 
 export const PROVIDER_NAMES = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
@@ -13,7 +14,9 @@ export type ProviderRequest = string | readonly string[];
 
 /**
  * The order 'auto' tries. CoreML is left out: it partitions a training graph into many CPU/ANE islands
- * and is rarely faster than the CPU for it, so it runs only when asked for by name.
+ * and is rarely faster than the CPU for it, so it runs only when asked for by name. WebGPU is taken by
+ * 'auto' only on a hardware adapter: a software one (Mesa's lavapipe, SwiftShader, WARP) is passed over
+ * with its name (see adapters.ts); naming 'webgpu' uses whatever adapter there is.
  */
 export const AUTO_ORDER: readonly ProviderName[] = ['cuda', 'dml', 'webgpu', 'cpu'];
 
@@ -32,6 +35,10 @@ export interface ProviderReport {
   readonly used: ProviderName;
   /** Every provider considered, in the order considered, the one used included. */
   readonly attempts: readonly ProviderAttempt[];
+  /** With WebGPU in use: the adapter it runs on, as surveyed (null when it could not be named). */
+  readonly adapter?: WebGpuAdapter | null;
+  /** With WebGPU in use: the other adapters and why each is not the one used; a warning for a software adapter. */
+  readonly adapterNote?: string;
 }
 
 /** What selection needs to know about the installation; injectable so tests can describe other machines. */
@@ -42,6 +49,8 @@ export interface ProviderEnvironment {
   readonly backends: readonly { readonly name: string; readonly bundled: boolean }[];
   /** Whether a provider library that is installed separately is present next to the binding. */
   readonly hasProviderLibrary: (file: string) => boolean;
+  /** The WebGPU adapters (absent: not surveyed, nothing is ruled out for WebGPU). */
+  readonly webgpuAdapters?: () => WebGpuSurvey;
 }
 
 export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install';
@@ -59,7 +68,15 @@ export function currentProviderEnvironment(): ProviderEnvironment {
     arch: process.arch,
     backends: ort.listSupportedBackends(),
     hasProviderLibrary: (file) => bindingDir !== null && existsSync(join(bindingDir, file)),
+    webgpuAdapters: cachedSurvey,
   };
+}
+
+let survey: WebGpuSurvey | null = null;
+/** The adapters do not change while the process runs: surveyed once. */
+function cachedSurvey(): WebGpuSurvey {
+  survey ??= surveyWebGpuAdapters();
+  return survey;
 }
 
 function onnxruntimeBinaryDir(): string | null {
@@ -74,13 +91,14 @@ function onnxruntimeBinaryDir(): string | null {
 export class ProviderRequestError extends Error {}
 
 /** Provider names of a request in order, duplicates removed, 'auto' expanded. Throws on an unknown name. */
-export function parseProviderRequest(request: ProviderRequest): { names: ProviderName[]; auto: boolean; text: string } {
+export function parseProviderRequest(request: ProviderRequest): { names: ProviderName[]; auto: boolean; explicit: Set<ProviderName>; text: string } {
   const parts = (typeof request === 'string' ? [request] : [...request])
     .flatMap((entry) => entry.split(','))
     .map((p) => p.trim().toLowerCase())
     .filter((p) => p.length > 0);
   if (parts.length === 0) throw new ProviderRequestError('no execution provider requested');
   const names: ProviderName[] = [];
+  const explicit = new Set<ProviderName>();
   let auto = false;
   for (const part of parts) {
     const expanded = part === 'auto' ? AUTO_ORDER : [part];
@@ -89,18 +107,22 @@ export function parseProviderRequest(request: ProviderRequest): { names: Provide
       if (!isProviderName(name)) {
         throw new ProviderRequestError(`unknown execution provider '${name}' (known: auto, ${PROVIDER_NAMES.join(', ')})`);
       }
+      if (part !== 'auto') explicit.add(name);
       if (!names.includes(name)) names.push(name);
     }
   }
-  return { names, auto, text: parts.join(',') };
+  return { names, auto, explicit, text: parts.join(',') };
 }
 
 function isProviderName(name: string): name is ProviderName {
   return (PROVIDER_NAMES as readonly string[]).includes(name);
 }
 
-/** Why a provider cannot be tried here, or null when a session may be attempted with it. */
-export function unavailableReason(name: ProviderName, env: ProviderEnvironment): string | null {
+/**
+ * Why a provider cannot be tried here, or null when a session may be attempted with it. `viaAuto`: the
+ * provider came from 'auto', which also rules out WebGPU on a software adapter or with no adapter.
+ */
+export function unavailableReason(name: ProviderName, env: ProviderEnvironment, viaAuto = false): string | null {
   if (name === 'cpu') return null;
   const platformOnly = PLATFORM_OF[name];
   if (platformOnly && platformOnly.platform !== env.platform) {
@@ -114,7 +136,22 @@ export function unavailableReason(name: ProviderName, env: ProviderEnvironment):
   if (name === 'cuda' && !backend.bundled && !env.hasProviderLibrary(cudaLibraryFile(env.platform))) {
     return `CUDA binaries not installed: run ${CUDA_INSTALL_HINT} (needs CUDA 12 and cuDNN 9 on the library path)`;
   }
+  if (name === 'webgpu' && viaAuto && env.webgpuAdapters) {
+    const survey = env.webgpuAdapters();
+    if (survey.source === 'unknown') return null;
+    const { chosen } = chooseWebGpuAdapter(survey);
+    if (!chosen) return `no WebGPU adapter (${survey.note ?? `none listed by ${survey.source}`})`;
+    if (chosen.software) {
+      return `only a software adapter: ${chosen.name}${chosen.driver ? ` (driver ${chosen.driver})` : ''} renders on the CPU and trains slower than the CPU provider; request 'webgpu' by name to use it anyway`;
+    }
+  }
   return null;
+}
+
+/** The adapter WebGPU runs on here and what was passed over (null without a survey). */
+export function webgpuAdapterChoice(env: ProviderEnvironment): AdapterChoice | null {
+  const survey = env.webgpuAdapters?.();
+  return survey && survey.source !== 'unknown' ? chooseWebGpuAdapter(survey) : null;
 }
 
 function cudaLibraryFile(platform: NodeJS.Platform): string {
@@ -127,11 +164,11 @@ export function planProviders(request: ProviderRequest, env: ProviderEnvironment
   ruledOut: ProviderAttempt[];
   text: string;
 } {
-  const { names, text } = parseProviderRequest(request);
+  const { names, explicit, text } = parseProviderRequest(request);
   const candidates: ProviderName[] = [];
   const ruledOut: ProviderAttempt[] = [];
   for (const name of names) {
-    const reason = unavailableReason(name, env);
+    const reason = unavailableReason(name, env, !explicit.has(name));
     if (reason === null) candidates.push(name);
     else ruledOut.push({ name, outcome: 'unavailable', reason });
   }
@@ -193,7 +230,13 @@ export async function createWithProviders<T>(
     }
   }
   if (!used) throw new NoProviderError({ requested: text, attempts });
-  return { value: used.value, report: { requested: text, used: used.name, attempts } };
+  if (used.name !== 'webgpu') return { value: used.value, report: { requested: text, used: used.name, attempts } };
+  const choice = webgpuAdapterChoice(env);
+  const software = choice?.chosen?.software ? ' — a software adapter: correct results, but slower than the CPU provider' : '';
+  return {
+    value: used.value,
+    report: { requested: text, used: used.name, attempts, adapter: choice?.chosen ?? null, adapterNote: choice ? describeAdapterChoice(choice) + software : 'adapter not identified on this platform' },
+  };
 }
 
 /** One line per provider not used, e.g. "cuda: CUDA binaries not installed: …". */
@@ -204,8 +247,12 @@ export function describeAttempts(attempts: readonly ProviderAttempt[]): string {
     .join('; ');
 }
 
-/** "webgpu (cuda: CUDA binaries not installed: …)" — what is in use and why the earlier choices are not. */
+/**
+ * "webgpu on NVIDIA H200 (discrete) (cuda: CUDA binaries not installed: …)" — what is in use, on which
+ * adapter, and why the earlier choices are not.
+ */
 export function describeReport(report: ProviderReport): string {
   const skipped = describeAttempts(report.attempts.filter((a) => a.outcome !== 'not-tried'));
-  return skipped ? `${report.used} (${skipped})` : report.used;
+  const used = report.used === 'webgpu' && report.adapterNote ? `webgpu on ${report.adapterNote}` : report.used;
+  return skipped ? `${used} (${skipped})` : used;
 }
