@@ -1,4 +1,4 @@
-// How the protocol's byte counts and savings are shown to people: one format for the CLI, the
+// How the protocol's byte counts, savings and losses are shown to people: one format for the CLI, the
 // simulation report, the status bar and the webviews.
 
 /** 1,234 B · 12.3 KB · 4.56 MB · 7.89 GB (powers of 1000, as network traffic is counted). */
