@@ -1,5 +1,5 @@
 // The base model a federation server holds every client to: its identity (SHA-256) and its size.
-import { loadModel } from '../trainer/model';
+import { loadModel } from '../trainer/model/load';
 import { resolveModelPaths } from '../trainer/paths';
 
 export interface BaseModel {
