@@ -1,11 +1,20 @@
 // One place that assembles the engine: model → training graph → session, weights → ParameterSet
-// (resident in WASM memory where they fit), and the tokenizer.
+// (resident in WASM memory where they fit), and the tokenizer. With WebGPU the weights also live on the
+// device (trainer/device/resident.ts): the ParameterSet stays the exact replica on the host, the device
+// holds the working weights, and every ZO pass and forward runs there.
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
 import { loadTokenizer, type TextTokenizer } from './data/tokenizer';
-import { loadModel, ModelSession, rewriteForTraining, type LoadedModel } from './model';
+import type { TokenBatch } from './data/batches';
+import { DeviceModelSession, DeviceWeights } from './device/resident';
+import { createWithProviders, currentProviderEnvironment, type ProviderReport } from './device/providers';
+import { loadModel, ModelError, ModelSession, rewriteForTraining, type LoadedModel, type LossResult } from './model';
+import { NoProviderError } from './device/providers';
 import { resolveModelPaths } from './paths';
 import type { KernelChoice } from './zo/kernels-select';
 import { ParameterSet } from './zo/parameters';
+import type { PerturbationTarget } from './zo/zo-trainer';
 
 export interface EngineOptions {
   /** .onnx file or folder with model.onnx (default: the bundled model). */
@@ -13,41 +22,121 @@ export interface EngineOptions {
   readonly tokenizer?: string;
   /** Intra-op threads for onnxruntime (default: all cores). */
   readonly threads?: number;
-  /** Execution providers to try in order (default ['cpu']). */
+  /**
+   * Execution providers to try in order (default ['cpu']): names, comma lists or 'auto'. 'webgpu' runs
+   * the device-resident engine; 'auto' takes it only on a hardware adapter (trainer/device/providers.ts).
+   */
   readonly providers?: string[];
   readonly kernel?: KernelChoice;
+  /** Longest sequence the device engine pads to (default: the model's context from config.json or its position table). */
+  readonly maxSequence?: number;
+}
+
+/** The forward as the engine runs it: on the host (ModelSession) or on the device (DeviceModelSession). */
+export interface TrainingSession {
+  lossSum(batch: TokenBatch): Promise<LossResult>;
+  lastLogits(inputIds: BigInt64Array, attentionMask: BigInt64Array, batch: number, seq: number): Promise<Float32Array>;
+  readonly executionProvider: string;
+  readonly providerReport: ProviderReport;
+  release(): Promise<void>;
+}
+
+/** The working weights local training perturbs: the ParameterSet itself, or the device's copy. */
+export interface LocalWeights extends PerturbationTarget {
+  /** Back to the replica (the ParameterSet's w0 and applied coefficients), dropping local steps. */
+  resetToBase(): void;
 }
 
 export interface Engine {
   readonly model: LoadedModel;
+  /** The exact replica (and, on the host engine, the working weights too). */
   readonly params: ParameterSet;
-  readonly session: ModelSession;
+  readonly session: TrainingSession;
+  /** What ZO steps perturb: `params` on the host engine, the device weights on WebGPU. */
+  readonly weights: LocalWeights;
+  /** The device weights (WebGPU), else null. */
+  readonly device: DeviceWeights | null;
   readonly tokenizer: TextTokenizer;
   readonly modelPath: string;
   close(): Promise<void>;
 }
 
+/** The model's context length: config.json beside it, else a learned position table's first dimension. */
+export function modelContext(modelPath: string, model: LoadedModel): number | undefined {
+  const config = join(dirname(modelPath), 'config.json');
+  if (existsSync(config)) {
+    try {
+      const c = JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>;
+      for (const key of ['n_positions', 'max_position_embeddings', 'n_ctx']) if (typeof c[key] === 'number') return c[key] as number;
+    } catch {
+      // not a Hugging Face config
+    }
+  }
+  const table = model.weights.find((w) => /(^|\.)wpe\.weight$|position_embeddings?\.weight$/.test(w.name) && w.dims.length === 2);
+  return table?.dims[0];
+}
+
+type Opened = { kind: 'host'; session: ModelSession } | { kind: 'device'; session: DeviceModelSession; weights: DeviceWeights };
+
 export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   const paths = resolveModelPaths(options.model, options.tokenizer);
   const tokenizer = loadTokenizer(paths.tokenizer);
   const model = await loadModel(paths.model);
+  const request = options.providers ?? ['cpu'];
+  const threads = options.threads ?? availableParallelism();
   // Large models split each perturbation pass over two threads (the session's cores idle meanwhile).
   const params = new ParameterSet(model.weights, { kernel: options.kernel ?? 'auto', parallelPasses: 'auto' });
   // The master copies now live in the ParameterSet; drop the loader's arrays.
   for (const w of model.weights) (w as { data: Float32Array }).data = new Float32Array(0);
-  const session = await ModelSession.create(rewriteForTraining(model), {
-    intraOpNumThreads: options.threads ?? availableParallelism(),
-    executionProviders: options.providers ?? ['cpu'],
-  });
+  const graph = rewriteForTraining(model);
+  let opened: Opened;
+  let report: ProviderReport;
+  try {
+    ({ value: opened, report } = await createWithProviders<Opened>(
+      request,
+      async (ep) => {
+        if (ep !== 'webgpu') return { kind: 'host', session: await ModelSession.create(graph, { intraOpNumThreads: threads, executionProviders: [ep] }) };
+        const weights = await DeviceWeights.create(params);
+        const session = new DeviceModelSession(model, weights, { maxSequence: options.maxSequence ?? modelContext(paths.model, model) });
+        try {
+          // Creating one forward session checks that every node of the model runs on the device.
+          await session.prepare(1, 16);
+        } catch (e) {
+          await session.release();
+          await weights.release();
+          throw e;
+        }
+        return { kind: 'device', session, weights };
+      },
+      currentProviderEnvironment(),
+    ));
+  } catch (e) {
+    params.dispose();
+    if (e instanceof NoProviderError) throw new ModelError(graph.file, e.message);
+    throw e;
+  }
+  opened.session.adoptReport(report);
+  const { session } = opened;
+  const device = opened.kind === 'device' ? opened.weights : null;
   // bindTo, not bindWeights: a split pass hands back new arrays and the session must follow them.
-  params.bindTo(session);
-  if (tokenizer.vocabSize > (model.io.vocab ?? Infinity)) {
+  if (opened.kind === 'host') params.bindTo(opened.session);
+  const close = async (): Promise<void> => {
     params.dispose();
     await session.release();
+    await device?.release();
+  };
+  if (tokenizer.vocabSize > (model.io.vocab ?? Infinity)) {
+    await close();
     throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.io.vocab}`);
   }
-  return { model, params, session, tokenizer, modelPath: paths.model, close: async () => {
-    params.dispose();
-    await session.release();
-  } };
+  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, close };
+}
+
+/**
+ * Makes the ParameterSet's working weights those the engine trained (on WebGPU they are the device's),
+ * before exporting them. The replica (w0 and the applied coefficients) is unchanged; resetToBase returns
+ * to it. A no-op on the host engine.
+ */
+export async function pullWorkingWeights(engine: Engine): Promise<void> {
+  if (engine.device) engine.params.restore(await engine.device.read());
 }

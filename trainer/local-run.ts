@@ -53,7 +53,7 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     return heldOut;
   };
 
-  const trainer = new ZoTrainer(engine.params, engine.session, { federationSeed: o.federationSeed, k: o.k, eps: o.eps, eta: o.eta });
+  const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, eps: o.eps, eta: o.eta });
   const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') });
   const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
   const sums = new Map<number, number>(o.initial ?? []);

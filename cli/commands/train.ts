@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { openEngine } from '../../trainer/engine';
+import { openEngine, pullWorkingWeights } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
 import { resolveModelPaths } from '../../trainer/paths';
 import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
@@ -94,6 +94,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     saveCheckpoint(o.out, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
     let exported: string | undefined;
     if (o.export) {
+      await pullWorkingWeights(engine);
       exportWithTokenizer(engine, o.export, resolveModelPaths(o.model, o.tokenizer).tokenizer);
       exported = o.export;
     }

@@ -25,6 +25,11 @@ export interface EngineTrainerOptions {
   readonly clientSeed: number;
   /** Held-out examples (a fixed prefix) behind the loss before/after a round; default 16. */
   readonly heldOutExamples?: number;
+  /**
+   * On a device engine, digest() reads the device's replica back (one copy of the weights per round) and
+   * fails unless it equals the host's exact replica bit for bit. Default off: the digest is the host's.
+   */
+  readonly checkDeviceReplica?: boolean;
 }
 
 /** One local step as the trainer saw it: StepProgress plus the step's losses. */
@@ -62,12 +67,19 @@ export class EngineLocalTrainer implements LocalTrainer {
   }
 
   async digest(): Promise<string> {
-    return this.engine.params.digest();
+    const host = this.engine.params.digest();
+    const device = this.engine.device;
+    if (device && this.options.checkDeviceReplica) {
+      device.resetToBase();
+      const onDevice = await device.digest();
+      if (onDevice !== host) throw new Error(`the device's replica (${onDevice.slice(0, 16)}…) differs from the exact replica (${host.slice(0, 16)}…)`);
+    }
+    return host;
   }
 
   /** Held-out loss of the canonical replica (the global model as this client holds it). */
   async heldOutLoss(examples: readonly Example[] = this.evalSet): Promise<LossSummary> {
-    this.engine.params.resetToBase();
+    this.engine.weights.resetToBase();
     return evaluateLoss(this.engine.session, examples, { batchSize: this.options.batchSize, seqLen: this.options.seqLen, padId: this.engine.tokenizer.padId });
   }
 
@@ -78,13 +90,14 @@ export class EngineLocalTrainer implements LocalTrainer {
 
   async trainRound(request: TrainRoundRequest, onStep?: (progress: EngineStepProgress) => void): Promise<TrainRoundResult> {
     const { config, round, steps } = request;
-    const { params, session, tokenizer } = this.engine;
+    // On WebGPU the working weights are the device's; the ParameterSet stays the replica throughout.
+    const { weights, session, tokenizer } = this.engine;
     if (this.abort.signal.aborted) this.abort = new AbortController();
     const signal = this.abort.signal;
-    params.resetToBase();
+    weights.resetToBase();
     try {
       const lossBefore = await this.lossStat();
-      const trainer = new ZoTrainer(params, session, { federationSeed: config.federationSeed, k: config.k, eps: config.epsilon, eta: config.eta });
+      const trainer = new ZoTrainer(weights, session, { federationSeed: config.federationSeed, k: config.k, eps: config.epsilon, eta: config.eta });
       // Both streams depend only on (clientSeed, round): a retried round repeats exactly. The batch
       // stream continues epoch-wise across rounds, so consecutive rounds see different examples.
       const seeds = new SeedSampler(config.k, deriveSeed(this.options.clientSeed, `seeds/${round}`), request.probabilities ?? undefined);
@@ -107,7 +120,7 @@ export class EngineLocalTrainer implements LocalTrainer {
       // The aggregation weight is the client's data size, as in FedKSeed (not the steps it ran).
       return { pairs, examples: this.data.train.length, lossBefore, lossAfter };
     } finally {
-      params.resetToBase();
+      weights.resetToBase();
     }
   }
 

@@ -224,13 +224,25 @@ export class DeviceModelSession {
   private readonly sessions = new Map<string, ort.InferenceSession>();
   readonly executionProvider = DEVICE_PROVIDER;
   private released = false;
+  private report: ProviderReport;
 
   constructor(
     private readonly model: LoadedModel,
     readonly weights: DeviceWeights,
-    readonly providerReport: ProviderReport,
     private readonly options: DeviceModelOptions = {},
-  ) {}
+  ) {
+    this.report = { requested: DEVICE_PROVIDER, used: DEVICE_PROVIDER, attempts: [{ name: DEVICE_PROVIDER, outcome: 'used' }] };
+  }
+
+  get providerReport(): ProviderReport {
+    return this.report;
+  }
+
+  /** Takes the report of the selection the engine made (see ModelSession.adoptReport). */
+  adoptReport(report: ProviderReport): void {
+    if (report.used !== DEVICE_PROVIDER) throw new Error(`report says ${report.used}, the session runs on ${DEVICE_PROVIDER}`);
+    this.report = report;
+  }
 
   /** The padded shape a batch×seq run uses. */
   shapeFor(batch: number, seq: number): DeviceShape {

@@ -42,13 +42,26 @@ export class ModelSession {
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly graph: TrainingGraph,
-    /** What is in use and, for each provider not used, why. */
-    readonly providerReport: ProviderReport,
+    private report: ProviderReport,
   ) {}
+
+  /** What is in use and, for each provider not used, why. */
+  get providerReport(): ProviderReport {
+    return this.report;
+  }
 
   /** The provider in use ('cpu', 'cuda', 'webgpu', 'dml' or 'coreml'). */
   get executionProvider(): string {
-    return this.providerReport.used;
+    return this.report.used;
+  }
+
+  /**
+   * Takes the report of a wider selection this session was created within (the engine tries the device
+   * engine and host sessions in one order); the provider in use must be this session's.
+   */
+  adoptReport(report: ProviderReport): void {
+    if (report.used !== this.report.used) throw new Error(`report says ${report.used}, the session runs on ${this.report.used}`);
+    this.report = report;
   }
 
   /** Creates a session from a loaded model (rewritten here) or an already rewritten training graph. */
