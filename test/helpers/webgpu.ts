@@ -1,0 +1,43 @@
+// Whether a WebGPU adapter can be created here. On a machine without a GPU, Mesa's software Vulkan driver
+// (lavapipe, Debian bookworm-backports' mesa-vulkan-drivers) provides one, so CI runs the WebGPU tests for
+// correctness; where none can be created they are skipped with the reason printed.
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { conciseOrtError } from '../../trainer/device/providers';
+import { createModel, DataType, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
+
+let probe: Promise<string | null> | null = null;
+
+/** Vulkan wants a runtime directory; give the process one if it has none. */
+export function ensureRuntimeDir(): void {
+  if (process.env.XDG_RUNTIME_DIR) return;
+  const dir = join(tmpdir(), `fedkseed-xdg-${process.pid}`);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  process.env.XDG_RUNTIME_DIR = dir;
+}
+
+/** null when a WebGPU session can be created, else why not (for t.skip). */
+export function webgpuSkipReason(): Promise<string | null> {
+  probe ??= (async () => {
+    ensureRuntimeDir();
+    if (!ort.listSupportedBackends().some((b) => b.name === 'webgpu')) return 'this onnxruntime-node build has no WebGPU provider';
+    const bytes = encodeModel(
+      createModel({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: 18 }],
+        producerName: 'test',
+        graph: { name: 'add', node: [node('Add', ['x', 'x'], ['y'], 'add')], initializer: [], input: [valueInfo('x', DataType.FLOAT, [2])], output: [valueInfo('y', DataType.FLOAT, [2])] },
+      }),
+    );
+    try {
+      const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'], logSeverityLevel: 3 });
+      await s.release();
+      return null;
+    } catch (e) {
+      return `no WebGPU adapter can be created here (${conciseOrtError((e as Error).message)}); install a GPU's Vulkan driver, or Mesa's software one: apt-get install -t bookworm-backports mesa-vulkan-drivers (docs/gpu.md)`;
+    }
+  })();
+  return probe;
+}
