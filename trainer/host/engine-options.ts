@@ -8,7 +8,8 @@ export function engineOptions(params: InitializeParams): EngineOptions {
     model: params.model || undefined,
     tokenizer: params.tokenizer || undefined,
     threads: params.threads > 0 ? params.threads : undefined,
-    providers: [params.provider],
+    // A named device falls back to the CPU (the setting's description promises it); 'auto' ends on the CPU.
+    providers: params.provider === 'cpu' || params.provider === 'auto' ? [params.provider] : [params.provider, 'cpu'],
     kernel: params.kernel,
   };
 }

@@ -4,7 +4,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset';
-import { openEngine, type Engine } from '../engine';
+import { openEngine, pullWorkingWeights, type Engine } from '../engine';
 import { evaluateLoss } from '../eval/loss';
 import { exportModel } from '../model';
 import { resolveModelPaths } from '../paths';
@@ -72,6 +72,8 @@ export class TrainerSession {
       for (const attempt of engine.session.providerReport.attempts) {
         if (attempt.reason) this.notify.log('info', `execution provider ${attempt.name} not used: ${attempt.reason}`);
       }
+      const { adapterNote } = engine.session.providerReport;
+      if (adapterNote) this.notify.log('info', `WebGPU adapter: ${adapterNote}`);
       this.notify.log('info', `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}, kernel ${engine.params.kernel}`);
       this.reporter.reset({ state: 'idle', provider: engine.session.executionProvider });
       return this.engineInfo;
@@ -139,6 +141,8 @@ export class TrainerSession {
     return this.runJob('export', new AbortController().signal, async (engine) => {
       const out = resolve(params.out);
       mkdirSync(dirname(out), { recursive: true });
+      // On WebGPU the trained weights are the device's: bring them to the host first.
+      await pullWorkingWeights(engine);
       const result = exportModel(engine.model, engine.params.weights, out);
       // A model without its tokenizer cannot be used: copy the tokenizer files beside it.
       const copied: string[] = [];
