@@ -2,7 +2,7 @@
 // onnxruntime-node in the extension host's Node) and a real local federation server on loopback.
 import * as assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
@@ -10,6 +10,24 @@ import type { FedKSeedApi } from '../../../extension/api';
 import type { EvaluateResult, ExportModelResult, FederationResult, TrainingResult } from '../../../contracts/trainer-rpc';
 import type { LocalServerAddress } from '../../../extension/processes/trainingController';
 import { configure, ourExtension, run, runFails, runOk, waitFor } from './helpers';
+
+/** Resolves once something accepts connections on the loopback port. */
+async function accepting(port: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing accepts connections on port ${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 describe('commands', function () {
   this.timeout(90_000);
@@ -162,6 +180,20 @@ describe('commands', function () {
     await runOk('fedkseed.showDashboard');
     await runOk('fedkseed.showLogs');
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
+  });
+
+  it('a crashed local server is restarted on the same port', async () => {
+    const started = await runOk<LocalServerAddress>('fedkseed.startLocalServer');
+    const pid = api.serverPid();
+    assert.ok(pid);
+    process.kill(pid, 'SIGKILL');
+    await waitFor('a new server process', () => {
+      const now = api.serverPid();
+      return now !== undefined && now !== pid ? now : undefined;
+    }, 20_000);
+    await accepting(started.port);
+    assert.deepEqual(await runOk<LocalServerAddress>('fedkseed.startLocalServer'), started);
+    assert.equal(await runOk('fedkseed.stopLocalServer'), true);
   });
 
   it('a crashed trainer is restarted within the budget', async () => {
