@@ -62,7 +62,7 @@ test('models without the causal-LM interface are refused, naming what is wrong',
   rejects(
     () => parseModel(modelWith([['input_ids', L], ['attention_mask', L], ['past_key_values.0.key', 1]], [['logits', 1, 3]]), 'e.onnx'),
     'e.onnx',
-    /KV-cache.*without past key values/,
+    /KV-cache input 'past_key_values\.0\.key' must have a shape of rank 3 or more/,
   );
   rejects(() => parseModel(modelWith([['input_ids', L], ['attention_mask', L], ['token_type_ids', L]], [['logits', 1, 3]]), 'f.onnx'), 'f.onnx', /unexpected inputs for a causal LM: token_type_ids/);
   const ok = parseModel(modelWith([['input_ids', DataType.INT32], ['attention_mask', L], ['position_ids', L]], [['logits', 1, 3]]), 'g.onnx');

@@ -1,11 +1,14 @@
 // Turns a loaded causal LM into the training graph: trainable weights become float32 graph inputs
 // (bound once, mutated in place by the ZO kernels) and the masked next-token loss is computed inside
-// the graph, so [B,T,V] logits never cross into JavaScript.
+// the graph, so [B,T,V] logits never cross into JavaScript. A decoder exported with a KV cache runs
+// without one here: its no-cache branch, an empty past, and no present.* outputs.
+import { emptyPastInputs, inlineElseBranch, pruneUnused } from './cache';
 import { ModelError } from './errors';
-import { allNodes, substituteFloatSources } from './float-sources';
+import { allNodes } from './float-sources';
 import type { LoadedModel, WeightSpec } from './load';
 import { DataType, decodeModel, encodeModel, int64Tensor, node, onnxTypes, toNumber, valueInfo } from './onnx';
 import type { CausalLmIo } from './validate';
+import { substituteWeightSources } from './weight-sources';
 
 /** Names the training graph adds. */
 export const TRAINING_NAMES = {
@@ -40,21 +43,28 @@ export function rewriteForTraining(model: LoadedModel): TrainingGraph {
   const graph = proto.graph;
   const opset = ensureLossOpset(proto, graph, model.file);
 
-  const sources = substituteFloatSources(graph, model.weights);
-  const weightNames = new Set(model.weights.map((w) => w.name));
-  graph.initializer = graph.initializer.filter((t) => !weightNames.has(t.name));
-  graph.input = graph.input.filter((v) => !weightNames.has(v.name));
-  for (const w of model.weights) graph.input.push(valueInfo(sources.get(w.name) as string, DataType.FLOAT, w.dims));
-
+  const sources = bindWeightInputs(graph, model.weights);
+  if (model.io.cache) {
+    if (model.io.cache.useCacheBranch) inlineElseBranch(graph, model.io.cache.useCacheBranch);
+    emptyPastInputs(graph, model.io);
+  }
   addLossHead(graph, model.io, opset);
+  pruneUnused(graph);
   return {
     file: model.file,
     identity: model.identity,
     bytes: encodeModel(proto),
     io: model.io,
-    weights: model.weights.map(({ name, dims, storage }) => ({ name, dims, storage })),
+    weights: model.weights.map(({ data: _data, ...spec }) => spec),
     weightInputs: sources,
   };
+}
+
+/** Makes every weight a float32 graph input (see substituteWeightSources); returns weight → input name. */
+export function bindWeightInputs(graph: onnxTypes.Graph, weights: LoadedModel['weights'] | WeightSpec[]): Map<string, string> {
+  const sources = substituteWeightSources(graph, weights);
+  for (const w of weights) graph.input.push(valueInfo(sources.get(w.name) as string, DataType.FLOAT, w.dims));
+  return sources;
 }
 
 /**
