@@ -5,12 +5,19 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession, rewriteForTraining, writeGpt2, type Gpt2Config } from '../trainer/model';
+import { DeviceModelSession, DeviceWeights } from '../trainer/device/resident';
+import { webgpuAdapterChoice, currentProviderEnvironment } from '../trainer/device/providers';
+import { describeAdapterChoice } from '../trainer/device/adapters';
+import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel } from '../trainer/model';
+import { seedKey } from '../trainer/zo/generator';
 import { ParameterSet } from '../trainer/zo/parameters';
+import { SeedSampler } from '../trainer/zo/seed-sampler';
+import { ZoTrainer } from '../trainer/zo/zo-trainer';
 import { runKernelBench, type KernelBenchResult } from './kernels';
-import { measureZoStep, type ZoStepTiming } from './zo-step';
+import { measureZoStep, median, type ZoStepTiming } from './zo-step';
+import type { TokenBatch } from '../trainer/data/batches';
 
-export const ENGINE_SIZES = { '10m': 'zo-10m', '124m': 'gpt2-small' } as const satisfies Record<string, keyof typeof GPT2_PRESETS>;
+export const ENGINE_SIZES = { '1m': 'zo-1m', '10m': 'zo-10m', '124m': 'gpt2-small' } as const satisfies Record<string, keyof typeof GPT2_PRESETS>;
 export type EngineSize = keyof typeof ENGINE_SIZES;
 
 /** Targets of the engine (issue): step ≤ ratio × two forwards on the ~124M model; kernel throughput. */
@@ -29,7 +36,28 @@ export interface EngineBenchOptions {
   readonly threads?: number;
   /** Where the generated models are kept (default: benchCacheDir()). */
   readonly cacheDir?: string;
+  /**
+   * 'webgpu': also measure the device-resident engine on WebGPU, with the CPU rows measured in the same
+   * run for the speed-up (default 'cpu': the CPU rows only).
+   */
+  readonly provider?: 'cpu' | 'webgpu';
   readonly log?: (line: string) => void;
+}
+
+/** One WebGPU row: the CPU table's step timing, plus what only a device has. */
+export interface DeviceStepResult extends ZoStepTiming {
+  /** Host↔device bytes per steady-state ZO step (BusCounter: every host-side input and output). */
+  readonly busBytesPerStep: number;
+  /** The CPU engine's step on the same model and batch, this run. */
+  readonly cpuStepMs: number;
+  /** cpuStepMs / stepMs. */
+  readonly speedup: number;
+}
+
+export interface DeviceSizeResult {
+  readonly steps: readonly DeviceStepResult[];
+  /** Fused two-seed passes over all weights on the device, parameters per second (synced). */
+  readonly perturbParamsPerSecond: number;
 }
 
 export interface StepTarget {
@@ -47,6 +75,8 @@ export interface EngineSizeResult {
   readonly executionProvider: string;
   /** Each with its target where the issue sets one (the ~124M model). */
   readonly steps: readonly (ZoStepTiming & { readonly target: StepTarget | null })[];
+  /** With provider 'webgpu'. */
+  readonly webgpu?: DeviceSizeResult;
 }
 
 export interface EngineBenchResult {
@@ -60,6 +90,9 @@ export interface EngineBenchResult {
   readonly cacheDir: string;
   /** Peak resident set size of this process over the run, from process.resourceUsage().maxRSS. */
   readonly peakRssBytes: number;
+  readonly provider: 'cpu' | 'webgpu';
+  /** With 'webgpu': the adapter and what was passed over; whether it is a software rasteriser (figures: correctness only). */
+  readonly adapter?: { readonly description: string; readonly software: boolean } | null;
 }
 
 const SEQ = 128;
@@ -90,7 +123,76 @@ export function cachedModel(preset: keyof typeof GPT2_PRESETS, cacheDir: string)
   return file;
 }
 
-async function benchSize(size: EngineSize, o: Required<Pick<EngineBenchOptions, 'quick' | 'threads' | 'cacheDir' | 'log'>>): Promise<EngineSizeResult> {
+type SizeOptions = Required<Pick<EngineBenchOptions, 'quick' | 'threads' | 'cacheDir' | 'log' | 'provider'>>;
+
+const stepSamples = (o: SizeOptions, big: boolean, batch: number): number => (o.quick ? 4 : big ? (batch === 8 ? 5 : 9) : 9);
+
+/** The same measurements on WebGPU: weights resident, every pass and forward on the device. */
+async function benchDevice(
+  size: EngineSize,
+  model: LoadedModel,
+  params: ParameterSet,
+  cpuSteps: readonly ZoStepTiming[],
+  o: SizeOptions,
+): Promise<DeviceSizeResult> {
+  const weights = await DeviceWeights.create(params);
+  const session = new DeviceModelSession(model, weights, { maxSequence: SEQ });
+  const steps: DeviceStepResult[] = [];
+  try {
+    for (const cpu of cpuSteps) {
+      const { batch } = cpu;
+      const timing = await measureZoStep(weights, session, {
+        batch,
+        seq: SEQ,
+        vocab: model.io.vocab ?? 2,
+        samples: stepSamples(o, size === '124m', batch),
+        // A device run may return before the device is done: the reference pair starts on an idle device.
+        sync: () => weights.sync(),
+      });
+      // Bytes per steady-state step (its fused pass, −2εz pass and two forwards), between step events.
+      const trainer = new ZoTrainer(weights, session, { federationSeed: 7, k: 4096, eps: 1e-3, eta: 1e-6 });
+      const probe = syntheticBatch(batch, model.io.vocab ?? 2);
+      const totals: number[] = [];
+      const bus = weights.counter;
+      await trainer.train({ steps: 4, seeds: new SeedSampler(4096, 3), nextBatch: () => probe, onStep: () => totals.push(bus.hostToDevice + bus.deviceToHost) });
+      const between = totals.slice(1).map((t, i) => t - totals[i]);
+      const busBytesPerStep = median(between);
+      const row = { ...timing, busBytesPerStep, cpuStepMs: cpu.stepMs, speedup: cpu.stepMs / timing.stepMs };
+      steps.push(row);
+      o.log(`${size} batch ${batch} webgpu: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}, ${busBytesPerStep} bytes/step across the bus, ${row.speedup.toFixed(2)}× the CPU step`);
+    }
+    // Perturbation throughput: fused passes chained on the device, then one sync, minus a sync alone.
+    const passes = o.quick ? 4 : 10;
+    const rounds: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      await weights.sync();
+      let t = performance.now();
+      await weights.sync();
+      const syncMs = performance.now() - t;
+      t = performance.now();
+      for (let i = 0; i < passes; i++) await weights.perturb2(seedKey(7, i), 1e-3, seedKey(7, i + 1), -1e-3);
+      await weights.sync();
+      rounds.push((passes * params.indexSpan) / (Math.max(1e-3, performance.now() - t - syncMs) / 1000));
+    }
+    const perturbParamsPerSecond = median(rounds);
+    o.log(`${size} webgpu: fused perturbation ${(perturbParamsPerSecond / 1e9).toFixed(3)} G params/s`);
+    return { steps, perturbParamsPerSecond };
+  } finally {
+    await session.release();
+    await weights.release();
+  }
+}
+
+function syntheticBatch(batch: number, vocab: number): TokenBatch {
+  const n = batch * SEQ;
+  const inputIds = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) inputIds[i] = BigInt((i * 7919) % vocab);
+  const labels = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) labels[i] = (i + 1) % SEQ === 0 ? -100n : inputIds[i + 1];
+  return { inputIds, attentionMask: new BigInt64Array(n).fill(1n), labels, batch, seq: SEQ };
+}
+
+async function benchSize(size: EngineSize, o: SizeOptions): Promise<EngineSizeResult> {
   const preset = ENGINE_SIZES[size];
   o.log(`${size}: building or reusing ${preset} (${gpt2ParamCount(GPT2_PRESETS[preset]).toLocaleString()} parameters)…`);
   const model = await loadModel(cachedModel(preset, o.cacheDir));
@@ -100,21 +202,23 @@ async function benchSize(size: EngineSize, o: Required<Pick<EngineBenchOptions, 
   params.bindTo(session);
   const big = size === '124m';
   const steps: EngineSizeResult['steps'][number][] = [];
+  let webgpu: DeviceSizeResult | undefined;
   try {
     for (const batch of [1, 8]) {
       // Few samples at 124M keep the whole run within minutes (a batch-8 step and its pair take ~6 s there).
-      const samples = o.quick ? 4 : big ? (batch === 8 ? 5 : 9) : 9;
+      const samples = stepSamples(o, big, batch);
       const timing = await measureZoStep(params, session, { batch, seq: SEQ, vocab: model.io.vocab ?? 2, samples });
       const limit = size === ENGINE_TARGETS.stepTargetSize ? ENGINE_TARGETS.stepOverTwoForwards[batch] : undefined;
       const target = limit === undefined ? null : { target: limit, met: timing.ratio <= limit };
       steps.push({ ...timing, target });
       o.log(`${size} batch ${batch}: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}${target ? ` (target ≤ ${target.target} ${mark(target.met)})` : ''}`);
     }
+    if (o.provider === 'webgpu') webgpu = await benchDevice(size, model, params, steps, o);
   } finally {
     params.dispose();
     await session.release();
   }
-  return { size, preset, parameters: params.parameterCount, seq: SEQ, kernel: params.kernel, resident: params.resident, executionProvider: session.executionProvider, steps };
+  return { size, preset, parameters: params.parameterCount, seq: SEQ, kernel: params.kernel, resident: params.resident, executionProvider: session.executionProvider, steps, ...(webgpu ? { webgpu } : {}) };
 }
 
 export const mark = (met: boolean): string => (met ? '✓' : '✗');
@@ -122,13 +226,22 @@ export const mark = (met: boolean): string => (met ? '✓' : '✗');
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<EngineBenchResult> {
   const started = performance.now();
   const quick = options.quick ?? false;
-  const o = {
+  const provider = options.provider ?? 'cpu';
+  const o: SizeOptions = {
     quick,
     threads: options.threads ?? availableParallelism(),
     cacheDir: resolve(options.cacheDir ?? benchCacheDir()),
     log: options.log ?? (() => {}),
+    provider,
   };
-  const sizes = quick ? (['10m'] as const) : (options.sizes ?? (['10m', '124m'] as const));
+  let adapter: EngineBenchResult['adapter'] = null;
+  if (provider === 'webgpu') {
+    const choice = webgpuAdapterChoice(currentProviderEnvironment());
+    adapter = choice ? { description: describeAdapterChoice(choice), software: choice.chosen?.software ?? false } : null;
+    o.log(`webgpu adapter: ${adapter?.description ?? 'not identified on this platform'}`);
+    if (adapter?.software) o.log('the adapter is a software rasteriser: its figures check correctness only and say nothing about a GPU');
+  }
+  const sizes = options.sizes ?? (quick ? (['10m'] as const) : (['10m', '124m'] as const));
   const results: EngineSizeResult[] = [];
   for (const size of sizes) results.push(await benchSize(size, o));
   o.log('kernels: perturbation and rebuild passes, one thread…');
@@ -143,5 +256,7 @@ export async function runEngineBench(options: EngineBenchOptions = {}): Promise<
     totalSeconds: (performance.now() - started) / 1000,
     cacheDir: o.cacheDir,
     peakRssBytes: process.resourceUsage().maxRSS * 1024, // maxRSS is in kilobytes
+    provider,
+    ...(provider === 'webgpu' ? { adapter } : {}),
   };
 }

@@ -8,10 +8,8 @@
 import { BatchSampler, type TokenBatch } from '../trainer/data/batches';
 import type { Example } from '../trainer/data/examples';
 import { createRng } from '../trainer/data/rng';
-import type { ModelSession } from '../trainer/model/session';
-import type { ParameterSet } from '../trainer/zo/parameters';
 import { SeedSampler } from '../trainer/zo/seed-sampler';
-import { type BatchLoss, ZoTrainer } from '../trainer/zo/zo-trainer';
+import { type BatchLoss, type PerturbationTarget, ZoTrainer } from '../trainer/zo/zo-trainer';
 
 export interface ZoStepBenchOptions {
   readonly batch: number;
@@ -19,6 +17,8 @@ export interface ZoStepBenchOptions {
   readonly vocab: number;
   /** Steps measured, each with its reference pair of forwards (default 6). */
   readonly samples?: number;
+  /** Waits until queued device work is done (device engines), before each reference pair is timed. */
+  readonly sync?: () => Promise<void>;
 }
 
 export interface StepBreakdown {
@@ -81,18 +81,21 @@ class StepRecorder {
   }
 }
 
-/** Times the passes train() makes, on the instance, until the returned function puts them back. */
-function instrumentPasses(params: ParameterSet, rec: StepRecorder): () => void {
+/**
+ * Times the passes train() makes, on the instance, until the returned function puts them back. A device
+ * pass is timed until its run returns (submitted; the next forward waits for it, so step times stay right).
+ */
+function instrumentPasses(params: PerturbationTarget, rec: StepRecorder): () => void {
   const perturb = params.perturb;
   const perturb2 = params.perturb2;
-  params.perturb = (key, s) => {
+  params.perturb = async (key, s) => {
     const t = nowMs();
-    perturb.call(params, key, s);
+    await perturb.call(params, key, s);
     rec.add(rec.perturb, nowMs() - t);
   };
-  params.perturb2 = (keyA, a, keyB, b) => {
+  params.perturb2 = async (keyA, a, keyB, b) => {
     const t = nowMs();
-    perturb2.call(params, keyA, a, keyB, b);
+    await perturb2.call(params, keyA, a, keyB, b);
     rec.add(rec.perturb2, nowMs() - t);
   };
   return () => {
@@ -101,7 +104,8 @@ function instrumentPasses(params: ParameterSet, rec: StepRecorder): () => void {
   };
 }
 
-export async function measureZoStep(params: ParameterSet, session: ModelSession, options: ZoStepBenchOptions): Promise<ZoStepTiming> {
+/** `params`: a ParameterSet (host passes) or DeviceWeights (device passes); `session` the matching forward. */
+export async function measureZoStep(params: PerturbationTarget, session: BatchLoss, options: ZoStepBenchOptions): Promise<ZoStepTiming> {
   const { batch, seq, vocab } = options;
   const samples = options.samples ?? 6;
   const sampler = new BatchSampler(syntheticExamples(Math.max(64, 4 * batch), seq, vocab), { batchSize: batch, seqLen: seq, padId: 0, seed: 5 });
@@ -113,6 +117,7 @@ export async function measureZoStep(params: ParameterSet, session: ModelSession,
     async lossSum(b: TokenBatch) {
       if (withPairs && calls % 2 === 0) {
         // The reference: two back-to-back forwards on this step's batch and weights, before L₊.
+        await options.sync?.();
         const t = nowMs();
         await session.lossSum(b);
         await session.lossSum(b);

@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
 import { availableParallelism } from 'node:os';
@@ -10,7 +10,8 @@ import { positiveInt, positiveNumber, uint32 } from '../options';
 import { emitJson, note } from '../output';
 
 interface EngineCliOptions {
-  sizes: EngineSize[];
+  sizes?: EngineSize[];
+  provider: 'cpu' | 'webgpu';
   quick?: boolean;
   json?: boolean;
   threads?: number;
@@ -74,8 +75,13 @@ export function registerBench(program: Command): void {
   bench
     .command('engine')
     .description('ZO step vs two loss forwards (~10M and ~124M parameters, seq 128, batch 1 and 8) and the perturbation kernels, with the targets')
-    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(ENGINE_SIZES).join(', ')})`, sizeList, ['10m', '124m'] as EngineSize[])
+    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(ENGINE_SIZES).join(', ')}; default 10m,124m, with --quick 10m)`, sizeList)
     .option('--quick', 'a ~1-minute smoke run: the small size only, fewer repeats')
+    .addOption(
+      new Option('--provider <name>', 'also measure the device-resident engine on WebGPU (CPU rows measured in the same run, for the speed-up)')
+        .choices(['cpu', 'webgpu'])
+        .default('cpu'),
+    )
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .option('--cache-dir <dir>', 'where the generated models are kept between runs (default: $FEDKSEED_BENCH_CACHE, else $XDG_CACHE_HOME/fedkseed/bench, else ~/.cache/fedkseed/bench)')
     .option('--json', 'print the result as one JSON object')
@@ -117,7 +123,7 @@ export function formatTable(header: readonly string[], rows: readonly (readonly 
 }
 
 async function benchEngine(o: EngineCliOptions): Promise<void> {
-  const result = await runEngineBench({ sizes: o.sizes, quick: o.quick, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), log: note });
+  const result = await runEngineBench({ sizes: o.sizes, quick: o.quick, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), provider: o.provider, log: note });
   if (o.json) emitJson({ bench: 'engine', ...result });
   else process.stdout.write(`${engineReport(result)}\n`);
 }
@@ -148,6 +154,7 @@ export function engineReport(r: EngineBenchResult): string {
       'lrrrrrrr',
     ),
   );
+  if (r.provider === 'webgpu') out.push('', ...webgpuReport(r));
   const k = r.kernels;
   out.push('', `Kernels, one thread, ${(k.params / 2 ** 20).toFixed(0)}M parameters (${((k.params * 4) / 2 ** 20).toFixed(0)} MiB float32), ${k.seeds} seeds for the blocked rebuild`);
   // One unit per row (a parameter, or a seed·parameter for rebuilds), named in its own column; the
@@ -168,6 +175,35 @@ export function engineReport(r: EngineBenchResult): string {
     `total ${r.totalSeconds.toFixed(0)} s; peak RSS ${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB (process.resourceUsage().maxRSS); models in ${r.cacheDir}`,
   );
   return out.join('\n');
+}
+
+/** The CPU table's rows on WebGPU, with bytes across the bus per step and the speed-up over this run's CPU step. */
+function webgpuReport(r: EngineBenchResult): string[] {
+  const adapter = r.adapter;
+  const label = adapter?.software ? 'software Vulkan (lavapipe): correctness only, not speed' : 'hardware adapter';
+  const out = [`WebGPU, weights resident on the device (adapter: ${adapter?.description ?? 'not identified'}; ${label})`];
+  out.push(
+    formatTable(
+      ['model', 'params', 'batch', '2 forwards ms', 'ZO step ms', 'step / 2 fwd', 'bus bytes/step', 'CPU step ms', 'speed-up'],
+      r.sizes.flatMap((s) =>
+        (s.webgpu?.steps ?? []).map((t) => [s.size, `${(s.parameters / 1e6).toFixed(1)}M`, String(t.batch), ms(t.twoForwardsMs), ms(t.stepMs), `${t.ratio.toFixed(3)}×`, String(Math.round(t.busBytesPerStep)), ms(t.cpuStepMs), `${t.speedup.toFixed(2)}×`]),
+      ),
+      'lrrrrrrrr',
+    ),
+  );
+  out.push('', 'Device passes: throughput of chained fused passes, synced; per step, a pass is timed until its run returns (queued work lands in the next forward)');
+  out.push(
+    formatTable(
+      ['model', 'perturb2 (fused) G params/s', 'perturb ms/step', 'perturb2 ms/step', 'forwards ms/step'],
+      r.sizes.flatMap((s) =>
+        s.webgpu
+          ? [[s.size, ((s.webgpu.perturbParamsPerSecond ?? 0) / 1e9).toFixed(3), ms(s.webgpu.steps[0]?.breakdown.perturb ?? NaN), ms(s.webgpu.steps[0]?.breakdown.perturb2 ?? NaN), ms(s.webgpu.steps[0]?.breakdown.forwards ?? NaN)]]
+          : [],
+      ),
+      'lrrrr',
+    ),
+  );
+  return out;
 }
 
 async function benchFederation(o: FederationCliOptions): Promise<void> {

@@ -11,7 +11,7 @@ import type { LoadedModel } from '../model/load';
 import { IGNORE_INDEX } from '../model/rewrite';
 import type { LossResult } from '../model/session';
 import type { ParameterSet } from '../zo/parameters';
-import { createModel, DataType, encodeModel, node, valueInfo } from '../model/onnx';
+import { createModel, DataType, encodeModel, int64Tensor, node, valueInfo } from '../model/onnx';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
 import { buildPerturbationGraph, deviceOnlyOptions, PERTURBATION_NAMES, perturbationFeeds } from './perturbation-graph';
 import type { ProviderReport } from './providers';
@@ -64,6 +64,24 @@ function identityGraph(length: number): Uint8Array {
   );
 }
 
+/** y = x[0:1]: waits for the device's work on x and brings back 4 bytes (DeviceWeights.sync). */
+function firstElementGraph(length: number): Uint8Array {
+  return encodeModel(
+    createModel({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 18 }],
+      producerName: 'fedkseed',
+      graph: {
+        name: 'first',
+        node: [node('Slice', ['x', 'start', 'end'], ['y'], 'first')],
+        initializer: [int64Tensor('start', [0]), int64Tensor('end', [1])],
+        input: [valueInfo('x', DataType.FLOAT, [length])],
+        output: [valueInfo('y', DataType.FLOAT, [1])],
+      },
+    }),
+  );
+}
+
 function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: [DEVICE_PROVIDER],
@@ -82,6 +100,7 @@ export class DeviceWeights {
   /** The working weights after local passes (null: the replica). */
   private local: ort.Tensor | null = null;
   private released = false;
+  private fence: ort.InferenceSession | null = null;
 
   private constructor(
     readonly params: ParameterSet,
@@ -174,6 +193,18 @@ export class DeviceWeights {
     return out.y.data as Float32Array;
   }
 
+  /**
+   * Waits until the device has finished the work queued on the current weights (a run reading one of
+   * them back): a run with device outputs may return before the device is done. For timing.
+   */
+  async sync(): Promise<void> {
+    const input = await this.current();
+    this.fence ??= await ort.InferenceSession.create(firstElementGraph(this.length), deviceSessionOptions(false));
+    const feeds = { x: input };
+    const out = await this.fence.run(feeds);
+    this.counter.count(feeds, out);
+  }
+
   /** SHA-256 of the device's current weights, computed as ParameterSet.digest() (tensors in offset order). */
   async digest(): Promise<string> {
     return spanDigest(await this.read(), this.params.tensors);
@@ -185,7 +216,7 @@ export class DeviceWeights {
     this.dropLocal();
     this.replica?.dispose();
     this.replica = null;
-    for (const s of [this.perturb1, this.perturb2Session, this.upload, this.download]) await s.release();
+    for (const s of [this.perturb1, this.perturb2Session, this.upload, this.download, this.fence]) await s?.release();
   }
 
   private dropLocal(): void {

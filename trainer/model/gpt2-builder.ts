@@ -23,8 +23,12 @@ export interface Gpt2Config {
   positionIdsInput?: boolean;
 }
 
-/** Benchmark shapes: about 10M parameters, and GPT-2 small (124M with tied embeddings). */
+/**
+ * Benchmark shapes: about 1.3M parameters (for slow devices, e.g. a software WebGPU adapter), about 10M,
+ * and GPT-2 small (124M with tied embeddings).
+ */
 export const GPT2_PRESETS = {
+  'zo-1m': { vocab: 4096, ctx: 128, dModel: 128, layers: 4, heads: 4, mlpRatio: 4, tiedEmbeddings: true, dtype: 'float32', seed: 1 },
   'zo-10m': { vocab: 8192, ctx: 256, dModel: 320, layers: 6, heads: 5, mlpRatio: 4, tiedEmbeddings: true, dtype: 'float32', seed: 1 },
   'gpt2-small': { vocab: 50257, ctx: 1024, dModel: 768, layers: 12, heads: 12, mlpRatio: 4, tiedEmbeddings: true, dtype: 'float32', seed: 1 },
 } as const satisfies Record<string, Gpt2Config>;
