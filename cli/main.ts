@@ -8,6 +8,7 @@ import { registerTokens } from './commands/tokens';
 import { registerClient } from './commands/client';
 import { registerSimulate } from './commands/simulate';
 import { registerBench } from './commands/bench';
+import { registerInspect } from './commands/inspect';
 import { CliError } from './errors';
 import { version } from '../package.json';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerClient(program);
   registerSimulate(program);
   registerBench(program);
+  registerInspect(program);
   return program;
 }
 

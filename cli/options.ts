@@ -4,10 +4,11 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
-import type { EngineOptions } from '../trainer/engine';
+import type { Engine, EngineOptions } from '../trainer/engine';
+import { describeLocated } from '../trainer/model/locate';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
 import { CliError } from './errors';
-import { problemReporter } from './output';
+import { note, problemReporter } from './output';
 
 export function positiveInt(value: string): number {
   const n = Number(value);
@@ -52,16 +53,40 @@ export function uint32(value: string): number {
 
 export interface ModelCliOptions {
   model?: string;
+  variant?: string;
   tokenizer?: string;
+  trainable?: string[];
+  freeze?: string[];
   threads?: number;
   provider: string;
   kernel: KernelChoice;
 }
 
-export function addModelOptions(cmd: Command): Command {
+/**
+ * Parser for --model: an existing file or folder, or an org/name id (looked up in the local Hugging Face
+ * cache when the engine opens it; nothing is downloaded).
+ */
+export function modelArgument(value: string): string {
+  if (!existsSync(value) && !/^[\w.-]+\/[\w.-]+$/.test(value)) throw new CliError(`--model ${value}: no such file or folder (nor an org/name id)`);
+  return value;
+}
+
+/** The model options every engine command shares (docs/models.md). */
+export function addModelSelectionOptions(cmd: Command): Command {
   return cmd
-    .option('--model <path>', '.onnx causal LM, or a folder holding model.onnx (default: the bundled tiny-code-lm)', existingPath('--model'))
-    .option('--tokenizer <path>', "Hugging Face tokenizer.json (default: the one beside the model)", existingPath('--tokenizer'))
+    .option(
+      '--model <path|id>',
+      'an .onnx causal LM, a model folder (plain, Optimum export, transformers.js repository, Hugging Face cache) or an org/name id in the local Hugging Face cache (default: the bundled tiny-code-lm)',
+      modelArgument,
+    )
+    .option('--variant <name>', 'which file of a model folder: fp32 (default), fp16, quantized (q8), int8, uint8, q4, q4f16, bnb4')
+    .option('--tokenizer <path>', "Hugging Face tokenizer.json (default: where the model's layout keeps it; pre-tokenised data needs none)", existingPath('--tokenizer'))
+    .option('--trainable <glob...>', 'train only the parameters whose names match (* any characters, ? one; names as fedkseed inspect lists them)')
+    .option('--freeze <glob...>', 'leave the parameters whose names match untrained');
+}
+
+export function addModelOptions(cmd: Command): Command {
+  return addModelSelectionOptions(cmd)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .option('--provider <list>', 'execution providers to try, comma-separated (cpu, webgpu, cuda, …)', 'cpu')
     .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default('auto'));
@@ -70,11 +95,18 @@ export function addModelOptions(cmd: Command): Command {
 export function engineOptions(o: ModelCliOptions): EngineOptions {
   return {
     model: o.model,
+    variant: o.variant,
     tokenizer: o.tokenizer,
+    select: o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined,
     threads: o.threads,
     providers: o.provider.split(',').map((p) => p.trim()).filter(Boolean),
     kernel: o.kernel,
   };
+}
+
+/** Says on stderr which file, variant and tokenizer the model argument resolved to (text output only). */
+export function reportModel(engine: Engine, json: boolean | undefined): void {
+  if (!json) note(describeLocated(engine.located));
 }
 
 /**

@@ -5,21 +5,33 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
-import { loadTokenizer, type TextTokenizer } from './data/tokenizer';
+import { loadTokenizer, tokenIdsOnly, type TextTokenizer } from './data/tokenizer';
+import type { IncrementalDecoder, NextTokenModel } from './eval/generate';
+import { CachedDecoder, canDecodeWithCache } from './model/decoder';
+import { locateModel, type LocatedModel } from './model/locate';
+import type { Selection } from './model/trainable';
 import type { TokenBatch } from './data/batches';
 import { DeviceModelSession, DeviceWeights } from './device/resident';
 import { createWithProviders, currentProviderEnvironment, type ProviderReport } from './device/providers';
 import { loadModel, ModelError, ModelSession, rewriteForTraining, type LoadedModel, type LossResult } from './model';
 import { NoProviderError } from './device/providers';
-import { resolveModelPaths } from './paths';
+import { bundledModelDir } from './paths';
 import type { KernelChoice } from './zo/kernels-select';
 import { ParameterSet } from './zo/parameters';
 import type { PerturbationTarget } from './zo/zo-trainer';
 
 export interface EngineOptions {
-  /** .onnx file or folder with model.onnx (default: the bundled model). */
+  /**
+   * An .onnx file, a model folder (plain, Optimum, transformers.js, Hugging Face cache) or an org/name id
+   * in the local Hugging Face cache (default: the bundled model); see trainer/model/locate.ts.
+   */
   readonly model?: string;
+  /** Which file of a folder: fp32 (default), fp16, quantized, q4, … */
+  readonly variant?: string;
+  /** tokenizer.json (default: where the model's layout keeps it; none is needed for pre-tokenised data). */
   readonly tokenizer?: string;
+  /** Which parameters to train (globs over weight names; default: every parameter). */
+  readonly select?: Selection;
   /** Intra-op threads for onnxruntime (default: all cores). */
   readonly threads?: number;
   /**
@@ -56,14 +68,18 @@ export interface Engine {
   readonly weights: LocalWeights;
   /** The device weights (WebGPU), else null. */
   readonly device: DeviceWeights | null;
+  /** The model's tokenizer; token ids only (tokenIdsOnly) when the model came without one. */
   readonly tokenizer: TextTokenizer;
   readonly modelPath: string;
+  /** What `model` resolved to: layout, file, variant, tokenizer and config files. */
+  readonly located: LocatedModel;
+  /** Greedy decoding: over the KV cache when the model has one (host engine), else whole-sequence forwards. */
+  readonly generator: NextTokenModel;
   close(): Promise<void>;
 }
 
-/** The model's context length: config.json beside it, else a learned position table's first dimension. */
-export function modelContext(modelPath: string, model: LoadedModel): number | undefined {
-  const config = join(dirname(modelPath), 'config.json');
+/** The model's context length: config.json (default: beside it), else a learned position table's first dimension. */
+export function modelContext(modelPath: string, model: LoadedModel, config = join(dirname(modelPath), 'config.json')): number | undefined {
   if (existsSync(config)) {
     try {
       const c = JSON.parse(readFileSync(config, 'utf8')) as Record<string, unknown>;
@@ -79,9 +95,10 @@ export function modelContext(modelPath: string, model: LoadedModel): number | un
 type Opened = { kind: 'host'; session: ModelSession } | { kind: 'device'; session: DeviceModelSession; weights: DeviceWeights };
 
 export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
-  const paths = resolveModelPaths(options.model, options.tokenizer);
-  const tokenizer = loadTokenizer(paths.tokenizer);
-  const model = await loadModel(paths.model);
+  const located = locateModel(options.model ?? bundledModelDir(), { tokenizer: options.tokenizer, variant: options.variant });
+  const model = await loadModel(located.model, { select: options.select });
+  const tokenizer = located.tokenizer ? loadTokenizer(located.tokenizer) : tokenIdsOnly(model.vocabSize ?? Number.MAX_SAFE_INTEGER, located.model);
+  const paths = { model: located.model, tokenizer: located.tokenizer };
   const request = options.providers ?? ['cpu'];
   const threads = options.threads ?? availableParallelism();
   // Large models split each perturbation pass over two threads (the session's cores idle meanwhile).
@@ -97,7 +114,7 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
       async (ep) => {
         if (ep !== 'webgpu') return { kind: 'host', session: await ModelSession.create(graph, { intraOpNumThreads: threads, executionProviders: [ep] }) };
         const weights = await DeviceWeights.create(params);
-        const session = new DeviceModelSession(model, weights, { maxSequence: options.maxSequence ?? modelContext(paths.model, model) });
+        const session = new DeviceModelSession(graph, weights, { maxSequence: options.maxSequence ?? modelContext(paths.model, model, located.config ?? undefined) });
         try {
           // Creating one forward session checks that every node of the model runs on the device.
           await session.prepare(1, 16);
@@ -120,16 +137,30 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   const device = opened.kind === 'device' ? opened.weights : null;
   // bindTo, not bindWeights: a split pass hands back new arrays and the session must follow them.
   if (opened.kind === 'host') params.bindTo(opened.session);
+  // The KV-cache decoder is made at the first generation: training never needs it. On the device engine
+  // the working weights live on the device, so generation stays with its session.
+  let decoder: Promise<CachedDecoder> | null = null;
+  const cached = (): Promise<CachedDecoder> =>
+    (decoder ??= CachedDecoder.create(model, { intraOpNumThreads: threads, executionProvider: session.executionProvider }).then((d) => {
+      params.bindTo(d);
+      return d;
+    }));
+  const incremental: IncrementalDecoder | null =
+    opened.kind === 'host' && canDecodeWithCache(model)
+      ? { prefill: async (ids, rows, seq) => (await cached()).prefill(ids, rows, seq), step: async (state, keep, tokens) => (await cached()).step(state, keep, tokens) }
+      : null;
+  const generator: NextTokenModel = { lastLogits: (ids, mask, batch, seq) => session.lastLogits(ids, mask, batch, seq), decoder: incremental };
   const close = async (): Promise<void> => {
     params.dispose();
     await session.release();
     await device?.release();
+    if (decoder) await (await decoder).release();
   };
-  if (tokenizer.vocabSize > (model.io.vocab ?? Infinity)) {
+  if (tokenizer.vocabSize > (model.vocabSize ?? Infinity)) {
     await close();
-    throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.io.vocab}`);
+    throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.vocabSize}`);
   }
-  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, close };
+  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, close };
 }
 
 /**

@@ -1,6 +1,7 @@
 // Where the product's own files are, whether running from source (tsx) or from dist/ bundles.
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { locateModel } from './model/locate';
 
 let cachedRoot: string | undefined;
 
@@ -34,16 +35,14 @@ export interface ModelPaths {
 }
 
 /**
- * A model argument may name an .onnx file or a folder holding model.onnx; the tokenizer defaults to
- * tokenizer.json beside the model.
+ * A model argument may name an .onnx file, a folder of one of the layouts locateModel reads, or an
+ * org/name id in the Hugging Face cache (default: the bundled model); the tokenizer defaults to the one
+ * the layout keeps. Throws when there is no tokenizer.
  */
-export function resolveModelPaths(model?: string, tokenizer?: string): ModelPaths {
-  let modelPath = resolve(model ?? bundledModelDir());
-  if (existsSync(modelPath) && statSync(modelPath).isDirectory()) modelPath = join(modelPath, 'model.onnx');
-  if (!existsSync(modelPath)) throw new Error(`model file not found: ${modelPath}`);
-  const tokenizerPath = resolve(tokenizer ?? join(dirname(modelPath), 'tokenizer.json'));
-  if (!existsSync(tokenizerPath)) {
-    throw new Error(`tokenizer not found: ${tokenizerPath} (pass --tokenizer with the model's tokenizer.json)`);
+export function resolveModelPaths(model?: string, tokenizer?: string, variant?: string): ModelPaths {
+  const located = locateModel(model ?? bundledModelDir(), { tokenizer, variant });
+  if (!located.tokenizer) {
+    throw new Error(`tokenizer not found for ${located.model} (looked beside it and at its layout's root; pass --tokenizer with the model's tokenizer.json)`);
   }
-  return { model: modelPath, tokenizer: tokenizerPath };
+  return { model: located.model, tokenizer: located.tokenizer };
 }

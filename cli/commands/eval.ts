@@ -4,7 +4,7 @@ import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
 import { evaluateLoss } from '../../trainer/eval/loss';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, HELD_OUT_EXAMPLES, HELD_OUT_SHARE, type ModelCliOptions, positiveInt } from '../options';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, HELD_OUT_EXAMPLES, HELD_OUT_SHARE, type ModelCliOptions, positiveInt, reportModel } from '../options';
 import { emitJson, fixed } from '../output';
 
 interface EvalOptions extends ModelCliOptions, DataCliOptions {
@@ -34,6 +34,7 @@ export function registerEval(program: Command): void {
 async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
   try {
+    reportModel(engine, o.json);
     if (o.checkpoint) applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
     const heldOut = o.split === 'held-out';
     const ds = await loadCliDataset(o, engine.tokenizer, heldOut ? o.heldOut : 0);
@@ -44,12 +45,12 @@ async function runEval(o: EvalOptions): Promise<void> {
       throw new CliError(heldOut && ds.train.length > 0 ? `no held-out examples in ${o.data} at --held-out ${o.heldOut}${skipped} (use --split all)` : `no examples to evaluate in ${o.data}${skipped}`);
     }
     const loss = await evaluateLoss(engine.session, examples, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId });
-    const scored = { model: engine.modelPath, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split, heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length };
+    const scored = { model: engine.modelPath, variant: engine.located.variant, parameters: engine.params.parameterCount, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split, heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length };
     const result: Record<string, unknown> = { ...scored, loss: loss.loss, tokens: loss.tokens, perplexity: loss.perplexity, examples: examples.length };
     if (o.rouge) {
       const withRefs = examples.filter((e) => e.reference !== undefined);
       if (withRefs.length === 0) throw new CliError('--rouge needs instruction data with reference answers');
-      const rouge = await evaluateRougeL(engine.session, engine.tokenizer, withRefs, { maxNewTokens: o.maxNewTokens, batchSize: o.batchSize });
+      const rouge = await evaluateRougeL(engine.generator, engine.tokenizer, withRefs, { maxNewTokens: o.maxNewTokens, batchSize: o.batchSize });
       result.rougeL = rouge.rougeL;
     }
     if (o.json) emitJson(result);

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { openEngine, pullWorkingWeights } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
-import { resolveModelPaths } from '../../trainer/paths';
 import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { coefficientToReal } from '../../trainer/zo/coefficients';
 import { CliError } from '../errors';
@@ -20,6 +19,7 @@ import {
   nonNegativeInt,
   positiveInt,
   positiveNumber,
+  reportModel,
   uint32,
 } from '../options';
 import type { TrainEvent } from '../../contracts/cli-events';
@@ -37,6 +37,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions {
   out: string;
   from?: string;
   export?: string;
+  requantize?: boolean;
   json?: boolean;
 }
 
@@ -55,6 +56,7 @@ export function registerTrain(program: Command): void {
     .option('--out <file>', 'where to write the coefficients checkpoint', 'fedkseed-checkpoint.json')
     .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
+    .option('--requantize', "with --export: write quantized weights in the model's own scheme, not as float32 (docs/models.md)")
     .option('--json', 'print progress as JSON lines')
     .action((o: TrainOptions) => runTrain(o));
 }
@@ -62,6 +64,7 @@ export function registerTrain(program: Command): void {
 async function runTrain(o: TrainOptions): Promise<void> {
   if (o.batchSize > 64) note(`note: batch size ${o.batchSize} makes every ZO step slow; FedKSeed uses small batches`);
   const engine = await openEngine(engineOptions(o));
+  reportModel(engine, o.json);
   const abort = new AbortController();
   const onSignal = () => {
     note('stopping after the current step (press Ctrl-C again to force)…');
@@ -95,7 +98,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     let exported: string | undefined;
     if (o.export) {
       await pullWorkingWeights(engine);
-      exportWithTokenizer(engine, o.export, resolveModelPaths(o.model, o.tokenizer).tokenizer);
+      exportWithTokenizer(engine, o.export, { requantize: o.requantize });
       exported = o.export;
     }
     const before = result.before?.loss ?? null;

@@ -12,7 +12,7 @@
 // token so every next-token prediction of the file is made exactly once.
 import type { ProblemLog } from './problems';
 import type { DataRecord, InstructionRecord } from './records';
-import type { TextTokenizer } from './tokenizer';
+import { requireEos, type TextTokenizer } from './tokenizer';
 
 export interface Example {
   readonly id: string;
@@ -62,7 +62,7 @@ function instructionExample(r: InstructionRecord, { tokenizer, seqLen, log }: Ex
   const ids = new Int32Array(length);
   ids.set(prompt);
   ids.set(response.slice(0, length - prompt.length), prompt.length);
-  if (prompt.length + response.length < length) ids[length - 1] = tokenizer.eosId;
+  if (prompt.length + response.length < length) ids[length - 1] = requireEos(tokenizer, 'instruction examples');
   const lossMask = new Uint8Array(length);
   lossMask.fill(1, prompt.length);
   return [{ id: r.id, group: r.group, splitKey: r.id, ids, lossMask, promptLength: prompt.length, reference: r.output }];
@@ -96,7 +96,7 @@ export function recordToExamples(record: DataRecord, options: ExampleOptions): E
       const tokens = options.tokenizer.encode(record.text);
       const ids = new Int32Array(tokens.length + 1);
       ids.set(tokens);
-      ids[tokens.length] = options.tokenizer.eosId;
+      ids[tokens.length] = requireEos(options.tokenizer, 'text examples');
       return windows(record.id, record.group, ids, undefined, options.seqLen);
     }
     case 'tokens': {

@@ -1,5 +1,7 @@
 // Hugging Face tokenizer.json (+ tokenizer_config.json) through the pure-JS @huggingface/tokenizers.
 // Special tokens are never added implicitly: the data pipeline appends EOS itself where it wants one.
+// A tokenizer without an EOS token loads (pre-tokenised data and loss need none); what needs one asks
+// for it (requireEos). Without any tokenizer, pre-tokenised data still works (tokenIdsOnly).
 import { Tokenizer } from '@huggingface/tokenizers';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -8,11 +10,15 @@ import { dirname, join } from 'node:path';
 export interface TextTokenizer {
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: ArrayLike<number>, options?: { skipSpecialTokens?: boolean }): string;
-  readonly eosId: number;
+  /** The end-of-sequence id; undefined when the tokenizer has none (see requireEos). */
+  readonly eosId: number | undefined;
+  /** Padding id (masked out of the loss, so any id works): pad_token, else EOS, else 0. */
   readonly padId: number;
   readonly bosId: number | undefined;
   /** Largest token id + 1, added tokens included. */
   readonly vocabSize: number;
+  /** Where it came from, for messages. */
+  readonly source?: string;
 }
 
 export interface TokenizerOverrides {
@@ -35,8 +41,16 @@ function tokenText(v: unknown): string | undefined {
 
 const EOS_FALLBACKS = ['<|endoftext|>', '</s>', '<eos>', '<|end_of_text|>', '<|im_end|>'];
 
+/** The EOS id, or an error saying what needs it and how to give one. */
+export function requireEos(tokenizer: TextTokenizer, what: string): number {
+  if (tokenizer.eosId === undefined) {
+    throw new Error(`${what} end with an EOS token, and ${tokenizer.source ?? 'the tokenizer'} has none (set eos_token in tokenizer_config.json, or use pre-tokenised data)`);
+  }
+  return tokenizer.eosId;
+}
+
 class HfTextTokenizer implements TextTokenizer {
-  readonly eosId: number;
+  readonly eosId: number | undefined;
   readonly padId: number;
   readonly bosId: number | undefined;
   readonly vocabSize: number;
@@ -44,7 +58,7 @@ class HfTextTokenizer implements TextTokenizer {
   constructor(
     private readonly inner: Tokenizer,
     config: JsonObject,
-    source: string,
+    readonly source: string,
     overrides: TokenizerOverrides,
   ) {
     const idOf = (token: string | undefined): number | undefined =>
@@ -59,12 +73,9 @@ class HfTextTokenizer implements TextTokenizer {
     const eos =
       resolve('eos', overrides.eosToken ?? tokenText(config.eos_token)) ??
       EOS_FALLBACKS.map(idOf).find((id) => id !== undefined);
-    if (eos === undefined) {
-      throw new Error(`${source}: no EOS token (set eos_token in tokenizer_config.json or pass eosToken)`);
-    }
     this.eosId = eos;
     // Padding positions are masked out, so reusing EOS is safe when no pad token exists (GPT-2 style).
-    this.padId = resolve('pad', overrides.padToken ?? tokenText(config.pad_token)) ?? eos;
+    this.padId = resolve('pad', overrides.padToken ?? tokenText(config.pad_token)) ?? eos ?? 0;
     this.bosId = resolve('bos', tokenText(config.bos_token));
     let max = -1;
     for (const id of inner.get_vocab(true).values()) if (id > max) max = id;
@@ -109,4 +120,15 @@ export function loadTokenizer(path: string, overrides: TokenizerOverrides = {}):
     throw new Error(`${file}: unsupported tokenizer: ${(err as Error).message}`, { cause: err });
   }
   return new HfTextTokenizer(inner, config, file, overrides);
+}
+
+/**
+ * Stands in for a tokenizer when a model comes without one: token ids only (pre-tokenised data), with
+ * the model's vocabulary size; encoding or decoding text is an error that says so.
+ */
+export function tokenIdsOnly(vocabSize: number, model: string): TextTokenizer {
+  const missing = (): never => {
+    throw new Error(`no tokenizer for ${model}: text needs its tokenizer.json (pass --tokenizer); pre-tokenised data works without one`);
+  };
+  return { encode: missing, decode: missing, eosId: undefined, padId: 0, bosId: undefined, vocabSize, source: `${model} (no tokenizer)` };
 }

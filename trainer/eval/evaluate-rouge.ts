@@ -28,7 +28,8 @@ export async function evaluateRougeL(
   });
   const generations = await greedyGenerate(model, prompts, {
     maxNewTokens: options.maxNewTokens ?? 128,
-    eosId: tokenizer.eosId,
+    // Without an EOS token generation runs to maxNewTokens.
+    eosId: tokenizer.eosId ?? -1,
     padId: tokenizer.padId,
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
     ...(options.maxLength !== undefined ? { maxLength: options.maxLength } : {}),
