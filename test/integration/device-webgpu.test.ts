@@ -20,7 +20,7 @@ import { nodePlacement } from '../../trainer/device/placement';
 import { BusCounter, DeviceModelSession, DeviceWeights } from '../../trainer/device/resident';
 import { openEngine, type Engine } from '../../trainer/engine';
 import { greedyGenerate } from '../../trainer/eval/generate';
-import { gpt2Bytes, loadModel, ModelSession, parseModel, writeGpt2, type Gpt2Config, type LoadedModel, type TokenBatch } from '../../trainer/model';
+import { gpt2Bytes, loadModel, ModelSession, parseModel, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel, type TokenBatch } from '../../trainer/model';
 import { bundledModelDir, packageRoot } from '../../trainer/paths';
 import { seedKey } from '../../trainer/zo/generator';
 import { ParameterSet } from '../../trainer/zo/parameters';
@@ -63,8 +63,8 @@ test('every node of the perturbation graphs and of the forward is assigned to We
   const graphs: [string, Uint8Array][] = [
     ['perturb (1 seed)', buildPerturbationGraph(1, 'arithmetic')],
     ['perturb2 (fused restore/update + next seed)', buildPerturbationGraph(2, 'arithmetic')],
-    ['forward of the bundled model', rewriteForDevice(bundled, new ParameterSet(bundled.weights, { kernel: 'js', resident: false }), { batch: 2, seq: 16 })],
-    ['forward of a GPT-2 builder model', rewriteForDevice(built, new ParameterSet(built.weights, { kernel: 'js', resident: false }), { batch: 4, seq: 32 })],
+    ['forward of the bundled model', rewriteForDevice(rewriteForTraining(bundled), new ParameterSet(bundled.weights, { kernel: 'js', resident: false }), { batch: 2, seq: 16 })],
+    ['forward of a GPT-2 builder model', rewriteForDevice(rewriteForTraining(built), new ParameterSet(built.weights, { kernel: 'js', resident: false }), { batch: 4, seq: 32 })],
   ];
   for (const [what, bytes] of graphs) {
     const placement = await nodePlacement(bytes, 'webgpu');

@@ -4,8 +4,9 @@
 // onnxruntime folds the shape arithmetic (int64 ops that WebGPU does not run) into constants; and the loss
 // head uses only ops WebGPU runs (no float64, no SoftmaxCrossEntropyLoss): per-token losses
 // logsumexp(logits) − logits[target] come back as float32 [B,T,1], summed in float64 on the host.
-import type { LoadedModel } from '../model/load';
-import { allNodes, substituteFloatSources } from '../model/float-sources';
+import { pruneUnused } from '../model/cache';
+import { allNodes } from '../model/float-sources';
+import { TRAINING_NAMES, type TrainingGraph } from '../model/rewrite';
 import { DataType, decodeModel, encodeModel, int64Tensor, node, rawTensor, toNumber, valueInfo, type onnxTypes } from '../model/onnx';
 
 /** Names the device graph adds. */
@@ -33,39 +34,43 @@ export interface SpanLayout {
   readonly tensors: readonly { readonly name: string; readonly dims: readonly number[]; readonly offset: number; readonly size: number }[];
 }
 
-export function rewriteForDevice(model: LoadedModel, layout: SpanLayout, shape: DeviceShape): Uint8Array {
+/**
+ * The device graph of a training graph (rewriteForTraining's, so every way a model's weights are read —
+ * float16 storage, quantized weights, tied copies — and a KV-cache export's no-cache branch come as they
+ * are there): its weight inputs become slices of the span, its loss head is replaced.
+ */
+export function rewriteForDevice(training: TrainingGraph, layout: SpanLayout, shape: DeviceShape): Uint8Array {
   const { batch, seq } = shape;
   if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(seq) || seq < 1) throw new RangeError(`bad device shape ${batch}×${seq}`);
-  const proto = decodeModel(encodeModel(model.proto));
+  const proto = decodeModel(training.bytes);
   const graph = proto.graph;
   const entry = proto.opsetImport.find((o) => !o.domain || o.domain === 'ai.onnx');
   const opset = entry ? toNumber(entry.version) : 0;
-  if (opset < 11) throw new Error(`${model.file}: opset ${opset} is too old for the device graph (needs 11 or newer)`);
 
-  const sources = substituteFloatSources(graph, model.weights);
-  const weightNames = new Set(model.weights.map((w) => w.name));
-  graph.initializer = graph.initializer.filter((t) => !weightNames.has(t.name));
-  graph.input = graph.input.filter((v) => !weightNames.has(v.name));
+  const weightInputs = new Set(training.weightInputs.values());
+  graph.input = graph.input.filter((v) => !weightInputs.has(v.name) && v.name !== TRAINING_NAMES.labels);
   const p = 'fedkseed_device/';
   const constant = (name: string, values: number[], dims?: number[]): string => {
     graph.initializer.push(int64Tensor(p + name, values, dims));
     return p + name;
   };
+  if (layout.tensors.length !== training.weights.length) {
+    throw new Error(`${training.file}: the layout has ${layout.tensors.length} tensors, the model ${training.weights.length} trainable weights`);
+  }
   const unpack: onnxTypes.Node[] = [];
   const zero = constant('axis0', [0]);
   for (const t of layout.tensors) {
-    const source = sources.get(t.name);
-    if (source === undefined) throw new Error(`${model.file}: the layout names '${t.name}', which is not a trainable weight of the model`);
+    const source = training.weightInputs.get(t.name);
+    if (source === undefined) throw new Error(`${training.file}: the layout names '${t.name}', which is not a trainable weight of the model`);
     const cut = `${p}${t.name}/slice`;
     unpack.push(node('Slice', [DEVICE_NAMES.span, constant(`${t.name}/start`, [t.offset]), constant(`${t.name}/end`, [t.offset + t.size]), zero], [cut], cut));
     unpack.push(node('Reshape', [cut, constant(`${t.name}/dims`, [...t.dims])], [source], `${p}${t.name}/reshape`));
   }
-  if (layout.tensors.length !== model.weights.length) throw new Error(`${model.file}: the layout has ${layout.tensors.length} tensors, the model ${model.weights.length} weights`);
   graph.node.unshift(...unpack);
   graph.input.push(valueInfo(DEVICE_NAMES.span, DataType.FLOAT, [layout.indexSpan]));
 
   // Fixed shapes: the shape subgraphs fold into constants at session creation.
-  const io = model.io;
+  const io = training.io;
   for (const input of [io.inputIds, io.attentionMask, io.positionIds]) {
     if (!input) continue;
     const at = graph.input.findIndex((v) => v.name === input.name);
@@ -89,10 +94,12 @@ export function rewriteForDevice(model: LoadedModel, layout: SpanLayout, shape: 
   n.push(node('Reshape', [logits, constant('rows_shape', [batch * seq, -1])], [p + 'rows'], p + 'rows'));
   n.push(node('Gather', [p + 'rows', DEVICE_NAMES.lastIndex], [DEVICE_NAMES.lastLogits], DEVICE_NAMES.lastLogits, { axis: 0 }));
   graph.input.push(valueInfo(DEVICE_NAMES.targets, DataType.INT32, [batch, seq, 1]), valueInfo(DEVICE_NAMES.lastIndex, DataType.INT32, [batch]));
+  // The training graph's own outputs (logits, float64 loss sums) go, and with them its loss head.
   graph.output = [
     valueInfo(DEVICE_NAMES.tokenLoss, DataType.FLOAT, [batch, seq, 1]),
     valueInfo(DEVICE_NAMES.lastLogits, DataType.FLOAT, [batch, io.vocab ?? 'vocab']),
   ];
+  pruneUnused(graph);
   return encodeModel(proto);
 }
 

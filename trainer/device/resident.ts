@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as ort from 'onnxruntime-node';
 import type { TokenBatch } from '../data/batches';
 import type { LoadedModel } from '../model/load';
-import { IGNORE_INDEX } from '../model/rewrite';
+import { IGNORE_INDEX, rewriteForTraining, type TrainingGraph } from '../model/rewrite';
 import type { LossResult } from '../model/session';
 import type { ParameterSet } from '../zo/parameters';
 import { createModel, DataType, encodeModel, int64Tensor, node, valueInfo } from '../model/onnx';
@@ -256,12 +256,15 @@ export class DeviceModelSession {
   readonly executionProvider = DEVICE_PROVIDER;
   private released = false;
   private report: ProviderReport;
+  private readonly model: TrainingGraph;
 
+  /** `model`: a loaded model (rewritten here) or its training graph. */
   constructor(
-    private readonly model: LoadedModel,
+    model: LoadedModel | TrainingGraph,
     readonly weights: DeviceWeights,
     private readonly options: DeviceModelOptions = {},
   ) {
+    this.model = 'bytes' in model ? model : rewriteForTraining(model);
     this.report = { requested: DEVICE_PROVIDER, used: DEVICE_PROVIDER, attempts: [{ name: DEVICE_PROVIDER, outcome: 'used' }] };
   }
 
