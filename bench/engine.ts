@@ -109,9 +109,12 @@ export function benchCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'fedkseed', 'bench');
 }
 
-/** Builds the preset once; the file name carries a hash of the configuration, so a changed preset rebuilds. */
-export function cachedModel(preset: keyof typeof GPT2_PRESETS, cacheDir: string): string {
-  const config: Gpt2Config = GPT2_PRESETS[preset];
+/**
+ * Builds the preset (with `extra` options, e.g. a KV cache) once; the file name carries a hash of the
+ * configuration, so a changed preset rebuilds.
+ */
+export function cachedModel(preset: keyof typeof GPT2_PRESETS, cacheDir: string, extra: Partial<Gpt2Config> = {}): string {
+  const config: Gpt2Config = { ...GPT2_PRESETS[preset], ...extra };
   const tag = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 10);
   const file = join(cacheDir, `${preset}-${tag}.onnx`);
   if (!existsSync(file)) {

@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
+import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { buildTasks, FULL_KS, methodsFor, QUICK_KS, type StudyConfig, type TaskId } from '../../bench/study/config';
@@ -16,6 +17,22 @@ interface EngineCliOptions {
   json?: boolean;
   threads?: number;
   cacheDir?: string;
+}
+
+interface GenerateCliOptions {
+  newTokens: number[];
+  prompt: number;
+  batch: number;
+  repeats: number;
+  threads?: number;
+  cacheDir?: string;
+  json?: boolean;
+}
+
+function countList(value: string): number[] {
+  const n = value.split(',').map((x) => Number(x.trim()));
+  if (n.length === 0 || n.some((x) => !Number.isInteger(x) || x < 1)) throw new InvalidArgumentError('expected positive integers, comma-separated');
+  return n;
 }
 
 interface FederationCliOptions {
@@ -87,6 +104,17 @@ export function registerBench(program: Command): void {
     .option('--json', 'print the result as one JSON object')
     .addHelpText('after', ENGINE_RESOURCES_HELP)
     .action((o: EngineCliOptions) => benchEngine(o));
+  bench
+    .command('generate')
+    .description('greedy decoding with the KV cache vs without it (tokens/s, side by side) on a ~10M decoder with past key values')
+    .option('--new-tokens <list>', 'new-token counts, one row each', countList, [32, 128, 224])
+    .option('--prompt <n>', 'prompt tokens per row', positiveInt, 16)
+    .option('--batch <n>', 'prompts decoded together', positiveInt, 1)
+    .option('--repeats <n>', 'timed runs of each way per row (the median is reported)', positiveInt, 3)
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .option('--cache-dir <dir>', 'where the generated model is kept between runs (as for bench engine)')
+    .option('--json', 'print the result as one JSON object')
+    .action((o: GenerateCliOptions) => benchGenerate(o));
   bench
     .command('federation')
     .description('bytes per client per round vs the paper and FedAvg, server memory with idle connections, server time (decode + aggregate) for 1,000 uploads')
@@ -204,6 +232,22 @@ function webgpuReport(r: EngineBenchResult): string[] {
     ),
   );
   return out;
+}
+
+async function benchGenerate(o: GenerateCliOptions): Promise<void> {
+  const result = await runGenerateBench({ newTokens: o.newTokens, promptTokens: o.prompt, batch: o.batch, repeats: o.repeats, threads: o.threads, cacheDir: o.cacheDir, log: note });
+  if (o.json) emitJson({ bench: 'generate', ...result });
+  else process.stdout.write(`${generateReport(result)}\n`);
+}
+
+export function generateReport(r: GenerateBenchResult): string {
+  const head = `Greedy decoding, ${r.preset} with past key values (${(r.parameters / 1e6).toFixed(1)}M parameters), prompt ${r.promptTokens} tokens, ${r.threads} threads`;
+  const table = formatTable(
+    ['new tokens', 'batch', 'cached tok/s', 'no cache tok/s', 'speed-up', 'cached ms', 'no cache ms', 'same tokens'],
+    r.rows.map((x) => [String(x.newTokens), String(x.batch), x.cachedTokensPerSecond.toFixed(1), x.uncachedTokensPerSecond.toFixed(1), `${x.speedup.toFixed(2)}×`, x.cachedMs.toFixed(0), x.uncachedMs.toFixed(0), x.sameTokens ? 'yes' : 'NO']),
+    'rrrrrrrl',
+  );
+  return `${head}\n${table}`;
 }
 
 async function benchFederation(o: FederationCliOptions): Promise<void> {

@@ -11,7 +11,9 @@ import * as ort from 'onnxruntime-node';
 import { greedyGenerate, type IncrementalDecoder } from '../../trainer/eval/generate';
 import { CachedDecoder } from '../../trainer/model/decoder';
 import { exportModel } from '../../trainer/model/export';
-import { loadModel } from '../../trainer/model/load';
+import { gpt2Bytes, type Gpt2Config } from '../../trainer/model/gpt2-builder';
+import { nextTokenLabels } from '../../trainer/model/labels';
+import { loadModel, parseModel } from '../../trainer/model/load';
 import { decodeModel } from '../../trainer/model/onnx';
 import { rewriteForTraining } from '../../trainer/model/rewrite';
 import { ModelSession } from '../../trainer/model/session';
@@ -136,4 +138,27 @@ test('train a merged decoder a few steps, export it: the If and the cache interf
   await standalone.release();
   params.dispose();
   await session.release();
+});
+
+test('the GPT-2 builder with a KV cache: the same loss as without, and cached decoding gives the same tokens', async () => {
+  const config: Gpt2Config = { vocab: 64, ctx: 32, dModel: 16, layers: 2, heads: 2, mlpRatio: 4, tiedEmbeddings: true, dtype: 'float32', seed: 4 };
+  const plain = parseModel(gpt2Bytes(config), 'plain.onnx');
+  const withPast = parseModel(gpt2Bytes({ ...config, kvCache: true }), 'with-past.onnx');
+  assert.equal(withPast.io.cache?.past.length, 4);
+  assert.equal(withPast.identity === plain.identity, false);
+  const ids = BigInt64Array.from({ length: 2 * 9 }, (_, i) => BigInt((i * 7 + 3) % 64));
+  const mask = BigInt64Array.from({ length: 2 * 9 }, (_, i) => (i < 9 || i % 9 < 5 ? 1n : 0n));
+  const batch = { inputIds: ids, attentionMask: mask, labels: nextTokenLabels(ids, mask, 2, 9), batch: 2, seq: 9 };
+  const sessions = await Promise.all([plain, withPast].map((m) => ModelSession.create(m, { intraOpNumThreads: 1 })));
+  sessions.forEach((s, i) => s.bindWeights(weightArrays([plain, withPast][i].weights)));
+  const [a, b] = await Promise.all(sessions.map((s) => s.lossSum(batch)));
+  assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-6 * a.lossSum, `${a.lossSum} vs ${b.lossSum}`);
+  const decoder = await CachedDecoder.create(withPast, { intraOpNumThreads: 1 });
+  decoder.bindWeights(weightArrays(withPast.weights));
+  const prompts = [[1, 2, 3], [4, 5], [6, 7, 8]];
+  const options = { maxNewTokens: 12, eosId: -1, padId: 0 };
+  const expected = await greedyGenerate(sessions[0], prompts, options);
+  assert.deepEqual(await greedyGenerate({ lastLogits: (...x) => sessions[1].lastLogits(...x), decoder }, prompts, options), expected);
+  await decoder.release();
+  for (const s of sessions) await s.release();
 });

@@ -21,6 +21,12 @@ export interface Gpt2Config {
   opset?: 17 | 18;
   /** Take positions from a `position_ids` input (as some Optimum exports do) instead of 0..T-1. */
   positionIdsInput?: boolean;
+  /**
+   * Export with past key values, as Optimum's decoder_with_past_model.onnx: inputs
+   * past_key_values.{l}.key/value [batch, heads, past, head dim], attention_mask over past + new tokens,
+   * outputs present.{l}.key/value; positions continue from the past length.
+   */
+  kvCache?: boolean;
 }
 
 /**
@@ -83,12 +89,20 @@ export function buildGpt2(c: Gpt2Config): onnxTypes.Model {
   const wte = weight('transformer.wte.weight', [c.vocab, d], 'normal');
   const wpe = weight('transformer.wpe.weight', [c.ctx, d], 'normal');
   const seqLen = op('Gather', [op('Shape', ['input_ids'], 'shape'), ints('one_index', [1], [])], 'seq_len');
-  const positions = op('Range', [ints('zero', [0], []), seqLen, ints('step', [1], [])], 'positions');
+  const kv = c.kvCache === true;
+  const past = (l: number, which: 'key' | 'value'): string => `past_key_values.${l}.${which}`;
+  const present = (l: number, which: 'key' | 'value'): string => `present.${l}.${which}`;
+  // With a cache the new tokens are positions past..past+T-1 and the keys 0..past+T-1.
+  const pastLen = kv ? op('Gather', [op('Shape', [past(0, 'key')], 'past_shape'), ints('two_index', [2], [])], 'past_len') : '';
+  const positions = kv
+    ? op('Range', [pastLen, op('Add', [pastLen, seqLen], 'total_len'), ints('step', [1], [])], 'positions')
+    : op('Range', [ints('zero', [0], []), seqLen, ints('step', [1], [])], 'positions');
+  const keyPositions = kv ? op('Range', [ints('zero', [0], []), 'total_len', 'step'], 'key_positions') : positions;
   const positionSource = c.positionIdsInput ? 'position_ids' : positions;
   let h = op('Add', [op('Gather', [wte, 'input_ids'], 'tok_emb'), op('Gather', [wpe, positionSource], 'pos_emb')], 'h0');
 
-  // Additive attention bias [B,1,T,T]: -1e9 where the key is in the future or is padding.
-  const future = op('Greater', [unsqueeze(positions, [0], 'key_pos'), unsqueeze(positions, [1], 'query_pos')], 'future');
+  // Additive attention bias [B,1,T,S]: -1e9 where the key is in the future or is padding.
+  const future = op('Greater', [unsqueeze(keyPositions, [0], 'key_pos'), unsqueeze(positions, [1], 'query_pos')], 'future');
   const padding = unsqueeze(op('Equal', ['attention_mask', ints('mask_zero', [0], [])], 'padding'), [1, 2], 'padding4');
   const blocked = op('Or', [future, padding], 'blocked');
   const bias = op('Where', [blocked, scalar('neg_inf', -1e9), scalar('zero_f', 0)], 'attn_bias');
@@ -105,9 +119,21 @@ export function buildGpt2(c: Gpt2Config): onnxTypes.Model {
     const qkv = linear(layerNorm(h, `${p}.ln_1`), `${p}.attn.c_attn`, d, 3 * d);
     nodes.push(node('Split', [qkv, split], [`${p}/q`, `${p}/k`, `${p}/v`], `${p}/split`, { axis: 2 }));
     const shaped = (x: string, perm: number[]): string => op('Transpose', [op('Reshape', [`${p}/${x}`, heads], `${p}/${x}_heads`)], `${p}/${x}_t`, { perm });
-    const scores = op('Add', [op('Mul', [op('MatMul', [shaped('q', [0, 2, 1, 3]), shaped('k', [0, 2, 3, 1])], `${p}/qk`), scale], `${p}/scaled`), bias], `${p}/scores`);
+    // Node order as without a cache: q, k, the scores, then v.
+    const queries = shaped('q', [0, 2, 1, 3]);
+    let keysT: string;
+    let cachedValues: string | null = null;
+    if (kv) {
+      // Keys and values [B,H,S,hd]: the past ones, then the new ones; returned as present.
+      op('Concat', [past(l, 'key'), shaped('k', [0, 2, 1, 3])], present(l, 'key'), { axis: 2 });
+      cachedValues = op('Concat', [past(l, 'value'), shaped('v', [0, 2, 1, 3])], present(l, 'value'), { axis: 2 });
+      keysT = op('Transpose', [present(l, 'key')], `${p}/keys_t`, { perm: [0, 1, 3, 2] });
+    } else {
+      keysT = shaped('k', [0, 2, 3, 1]);
+    }
+    const scores = op('Add', [op('Mul', [op('MatMul', [queries, keysT], `${p}/qk`), scale], `${p}/scaled`), bias], `${p}/scores`);
     const probs = op('Softmax', [scores], `${p}/probs`, { axis: -1 });
-    const context = op('MatMul', [probs, shaped('v', [0, 2, 1, 3])], `${p}/context`);
+    const context = op('MatMul', [probs, cachedValues ?? shaped('v', [0, 2, 1, 3])], `${p}/context`);
     const joined = op('Reshape', [op('Transpose', [context], `${p}/context_t`, { perm: [0, 2, 1, 3] }), merged], `${p}/context_merged`);
     h = op('Add', [h, linear(joined, `${p}.attn.c_proj`, d, d)], `${p}/resid_attn`);
     const u = linear(layerNorm(h, `${p}.ln_2`), `${p}.mlp.c_fc`, d, inner);
@@ -127,12 +153,21 @@ export function buildGpt2(c: Gpt2Config): onnxTypes.Model {
       name: 'gpt2',
       node: nodes,
       initializer: initializers,
-      input: ['input_ids', 'attention_mask', ...(c.positionIdsInput ? ['position_ids'] : [])].map((name) =>
-        valueInfo(name, DataType.INT64, ['batch_size', 'sequence_length']),
-      ),
-      output: [valueInfo('logits', DataType.FLOAT, ['batch_size', 'sequence_length', c.vocab])],
+      input: [
+        valueInfo('input_ids', DataType.INT64, ['batch_size', 'sequence_length']),
+        valueInfo('attention_mask', DataType.INT64, ['batch_size', kv ? 'total_sequence_length' : 'sequence_length']),
+        ...(c.positionIdsInput ? [valueInfo('position_ids', DataType.INT64, ['batch_size', 'sequence_length'])] : []),
+        ...cacheInfos(c, 'past_key_values', 'past_sequence_length'),
+      ],
+      output: [valueInfo('logits', DataType.FLOAT, ['batch_size', 'sequence_length', c.vocab]), ...cacheInfos(c, 'present', 'total_sequence_length')],
     },
   });
+}
+
+function cacheInfos(c: Gpt2Config, prefix: string, length: string): onnxTypes.ValueInfo[] {
+  if (!c.kvCache) return [];
+  const dims = ['batch_size', c.heads, length, c.dModel / c.heads];
+  return Array.from({ length: c.layers }, (_, l) => ['key', 'value'].map((w) => valueInfo(`${prefix}.${l}.${w}`, DataType.FLOAT, dims))).flat();
 }
 
 export function gpt2Bytes(c: Gpt2Config): Uint8Array {
