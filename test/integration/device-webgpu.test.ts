@@ -5,7 +5,7 @@
 // on the device as on the host. Skipped, with the reason, where no WebGPU adapter can be created (CI
 // installs Mesa's software Vulkan so they run there: for correctness, never for speed).
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
@@ -133,6 +133,45 @@ test('the device forward matches the CPU session: losses within float rounding, 
     await device.release();
     await weights.release();
     await cpu.release();
+  }
+});
+
+test('other exports (Optimum GPT-2 with and without a KV cache, Transformers.js float16 and quantized, a folded Llama) run entirely on WebGPU and give the CPU\'s loss', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const fixtures = join(packageRoot(), 'test', 'fixtures', 'models');
+  const files = [
+    'gpt2-no-past/model.onnx',
+    'llama-folded/model.onnx',
+    'optimum-gpt2/decoder_model_merged.onnx',
+    'transformersjs-gpt2/onnx/model_fp16.onnx',
+    'transformersjs-gpt2/onnx/model_quantized.onnx',
+    'transformersjs-gpt2/onnx/model_q4.onnx',
+  ].filter((f) => existsSync(join(fixtures, f)));
+  if (files.length === 0) {
+    t.skip('no exported model fixtures in test/fixtures/models');
+    return;
+  }
+  for (const file of files) {
+    const model = await loadModel(join(fixtures, file));
+    const training = rewriteForTraining(model);
+    const params = new ParameterSet(model.weights);
+    const placement = await nodePlacement(rewriteForDevice(training, params, { batch: 4, seq: 16 }), 'webgpu');
+    assert.deepEqual(placement.elsewhere.map((n) => `${n.opType} (${n.name})`), [], `${file}: nodes not on WebGPU`);
+    const cpu = await ModelSession.create(training, { intraOpNumThreads: 2 });
+    params.bindTo(cpu);
+    const weights = await DeviceWeights.create(params);
+    const device = new DeviceModelSession(training, weights);
+    try {
+      const batch = patternBatch(3, 12, Math.min(50, model.io.vocab ?? 50));
+      batch.attentionMask.fill(0n, 2 * 12 + 7);
+      batch.labels.fill(-100n, 2 * 12 + 6);
+      const [a, b] = [await cpu.lossSum(batch), await device.lossSum(batch)];
+      assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-4 * a.lossSum, `${file}: loss ${a.lossSum} on the CPU, ${b.lossSum} on WebGPU`);
+    } finally {
+      await device.release();
+      await weights.release();
+      await cpu.release();
+    }
   }
 });
 

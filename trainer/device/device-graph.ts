@@ -7,7 +7,7 @@
 import { pruneUnused } from '../model/cache';
 import { allNodes } from '../model/float-sources';
 import { TRAINING_NAMES, type TrainingGraph } from '../model/rewrite';
-import { DataType, decodeModel, encodeModel, int64Tensor, node, rawTensor, toNumber, valueInfo, type onnxTypes } from '../model/onnx';
+import { DataType, decodeModel, encodeModel, getIntAttr, int64Tensor, node, rawTensor, toNumber, valueInfo, type onnxTypes } from '../model/onnx';
 
 /** Names the device graph adds. */
 export const DEVICE_NAMES = {
@@ -104,6 +104,10 @@ export function rewriteForDevice(training: TrainingGraph, layout: SpanLayout, sh
 }
 
 const COMPARISONS = new Set(['Equal', 'Greater', 'Less', 'GreaterOrEqual', 'LessOrEqual']);
+/** Integer arithmetic whose result keeps the operands' type. */
+const ARITHMETIC = new Set(['Add', 'Sub', 'Mul', 'Max', 'Min']);
+/** Ops whose first input's type passes to the output unchanged (the other inputs are shapes or axes). */
+const PASS_THROUGH = new Set(['Unsqueeze', 'Squeeze', 'Reshape', 'Expand', 'Identity', 'Flatten', 'Slice', 'Transpose']);
 
 /** int64 values of a constant (an initializer or a Constant node's value), or null if `name` is not one. */
 function int64Constant(graph: onnxTypes.Graph, name: string): { values: number[]; dims: number[] } | null {
@@ -125,30 +129,73 @@ function int64Constant(graph: onnxTypes.Graph, name: string): { values: number[]
 }
 
 /**
- * The attention mask comes in as int32 (WebGPU has no int64 comparison kernels): a comparison of the mask
- * with an int64 constant compares with an int32 copy of it; any other reader gets Cast(mask → int64).
+ * The attention mask comes in as int32: WebGPU has no int64 kernels for comparisons or arithmetic. int32
+ * flows from the mask through ops that keep their input's type (Unsqueeze, Reshape, …), Cast(to int64)
+ * becomes Cast(to int32), and comparisons or arithmetic with int64 constants use int32 copies of them
+ * (mask values are 0/1, far inside int32). Any other reader gets the value cast back to int64.
  */
 function retypeMaskComparisons(graph: onnxTypes.Graph, mask: string, p: string): void {
   const at = graph.input.findIndex((v) => v.name === mask);
   const dims = graph.input[at].type?.tensorType?.shape?.dim?.map((d) => toNumber(d.dimValue ?? 0)) ?? [];
   graph.input[at] = valueInfo(mask, DataType.INT32, dims);
-  const wide = `${p}${mask}_int64`;
-  let needWide = false;
-  for (const n of allNodes(graph)) {
-    const slot = n.input.indexOf(mask);
-    if (slot < 0) continue;
-    const other = n.input[1 - slot];
-    const c = COMPARISONS.has(n.opType) && n.input.length === 2 && other !== undefined ? int64Constant(graph, other) : null;
-    if (c && c.values.every((v) => Math.abs(v) < 2 ** 31)) {
-      const narrow = `${p}${n.name || n.output[0]}/int32_operand`;
-      graph.initializer.push(rawTensor(narrow, DataType.INT32, c.dims, new Uint8Array(Int32Array.from(c.values).buffer)));
-      n.input[1 - slot] = narrow;
-    } else {
-      for (let i = 0; i < n.input.length; i++) if (n.input[i] === mask) n.input[i] = wide;
-      needWide = true;
+  const narrow = new Set<string>([mask]);
+  const queue = [mask];
+  const widened = new Map<string, string>();
+  const widen = (name: string): string => {
+    let wide = widened.get(name);
+    if (!wide) {
+      wide = `${p}${name}/int64`;
+      widened.set(name, wide);
+      const producer = graph.node.findIndex((n) => n.output.includes(name));
+      graph.node.splice(producer + 1, 0, node('Cast', [name], [wide], wide, { to: DataType.INT64 }));
+    }
+    return wide;
+  };
+  const narrowConstant = (n: onnxTypes.Node, slot: number): boolean => {
+    const c = int64Constant(graph, n.input[slot]);
+    if (!c || !c.values.every((v) => Math.abs(v) < 2 ** 31)) return false;
+    const copy = `${p}${n.name || n.output[0]}/int32_operand${slot}`;
+    graph.initializer.push(rawTensor(copy, DataType.INT32, c.dims, new Uint8Array(Int32Array.from(c.values).buffer)));
+    n.input[slot] = copy;
+    return true;
+  };
+  const topLevel = new Set(graph.node);
+  while (queue.length > 0) {
+    const name = queue.shift() as string;
+    for (const n of allNodes(graph)) {
+      if (!n.input.includes(name)) continue;
+      const standard = n.domain === '' || n.domain === 'ai.onnx';
+      const others = n.input.map((_x, i) => i).filter((i) => n.input[i] !== name && n.input[i] !== '');
+      let output: string | null = null;
+      let handled = false;
+      if (standard && topLevel.has(n) && n.opType === 'Cast') {
+        handled = true;
+        if (getIntAttr(n, 'to') === DataType.INT64) {
+          n.attribute = n.attribute.filter((a) => a.name !== 'to');
+          n.attribute.push(node('Cast', [], [], '', { to: DataType.INT32 }).attribute[0]);
+          output = n.output[0];
+        }
+      } else if (standard && topLevel.has(n) && PASS_THROUGH.has(n.opType) && n.input[0] === name && !n.input.slice(1).includes(name)) {
+        handled = true;
+        output = n.output[0];
+      } else if (standard && topLevel.has(n) && (COMPARISONS.has(n.opType) || ARITHMETIC.has(n.opType))) {
+        const ok = others.every((i) => narrow.has(n.input[i]) || int64Constant(graph, n.input[i]) !== null);
+        if (ok) {
+          for (const i of others) if (!narrow.has(n.input[i])) narrowConstant(n, i);
+          handled = true;
+          if (ARITHMETIC.has(n.opType)) output = n.output[0];
+        }
+      }
+      if (!handled) {
+        const wide = widen(name);
+        for (let i = 0; i < n.input.length; i++) if (n.input[i] === name) n.input[i] = wide;
+      }
+      if (output && !narrow.has(output)) {
+        narrow.add(output);
+        queue.push(output);
+      }
     }
   }
-  if (needWide) graph.node.unshift(node('Cast', [mask], [wide], wide, { to: DataType.INT64 }));
 }
 
 /** Or has no WebGPU kernel: a ∨ b = ¬(¬a ∧ ¬b) (Not and And have). */
