@@ -12,17 +12,25 @@ export interface ClientContribution {
   readonly pairs: readonly SeedGradient[];
 }
 
-/** ΔA over K seeds, in g-units; weights ∝ examples (or equal), normalised over the contributors. */
-export function aggregateContributions(contributions: readonly ClientContribution[], k: number, weighting: Weighting): Float64Array {
-  const delta = new Float64Array(k);
-  if (contributions.length === 0) return delta;
+/**
+ * w_i of each contributor: examples_i / Σ examples (or 1/n with 'equal', or when every contributor
+ * reports 0 examples). They sum to 1 over the contributors, up to the rounding of each division.
+ */
+export function aggregationWeights(contributions: readonly ClientContribution[], weighting: Weighting): Float64Array {
   const totalExamples = contributions.reduce((s, c) => s + c.examples, 0);
   const byExamples = weighting === 'examples' && totalExamples > 0;
-  for (const c of contributions) {
-    const w = byExamples ? c.examples / totalExamples : 1 / contributions.length;
-    if (w === 0) continue;
+  return Float64Array.from(contributions, (c) => (byExamples ? c.examples / totalExamples : 1 / contributions.length));
+}
+
+/** ΔA over K seeds, in g-units: Σ_i w_i · (Σ of client i's g for seed j). */
+export function aggregateContributions(contributions: readonly ClientContribution[], k: number, weighting: Weighting): Float64Array {
+  const delta = new Float64Array(k);
+  const weights = aggregationWeights(contributions, weighting);
+  contributions.forEach((c, i) => {
+    const w = weights[i];
+    if (w === 0) return;
     for (const p of c.pairs) delta[p.seed] += w * p.g;
-  }
+  });
   return delta;
 }
 

@@ -1,5 +1,7 @@
-// The federation server: WebSocket transport (ws, optionally over TLS), authentication, limits, and
-// the round engine (sampling, deadlines, aggregation, Pro probabilities, catch-up, durable commits).
+// The federation server's transport: WebSocket (ws, optionally over TLS), framing through protocol/,
+// authentication, rate and connection limits, heartbeats and byte counts. What the frames mean for the
+// federation (rounds, sampling, deadlines, aggregation, commits, catch-up) is the round engine's
+// (round-engine.ts); this module feeds it and carries out what it sends.
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -7,34 +9,16 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import {
-  ErrorCode,
-  ProtocolError,
-  decodeMessage,
-  encodeMessage,
-  factorDelta,
-  quantiseImportance,
-  DEFAULT_PROBABILITY_BITS,
-  EXACT_LIMIT,
-  ZQ_MAX_ABS,
-  sumAbs,
-  type DigestStatus,
-  type FederationConfig,
-  type HelloMessage,
-  type QuantisedProbabilities,
-  type ServerMessage,
-  type UploadMessage,
-} from '../protocol';
-import { aggregateContributions, DEFAULT_MANTISSA_BITS, quantiseWithFeedback } from './aggregate';
-import type { RoundBytes, ServerEvents } from './events';
-import { accumulateImportance, importanceOf } from './importance';
+import { ErrorCode, ProtocolError, decodeMessage, encodeMessage, type FederationConfig, type HelloMessage, type ServerMessage } from '../protocol';
+import { wsFrameBytes } from '../protocol/wire-bytes';
+import { systemClock, type Clock } from './clock';
+import type { ServerEvents } from './events';
 import { LevelFederationStore } from './level-store';
 import { jsonLinesLogger, type Logger } from './log';
 import { TokenBucket } from './rate-limit';
-import { sampleClients } from './sampling';
-import type { FederationState, FederationStore } from './store';
+import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
+import type { FederationStore } from './store';
 import { verifyToken } from './tokens';
-import { fedAvgBytesPerClient, wsFrameBytes } from '../protocol/wire-bytes';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
@@ -80,6 +64,8 @@ export interface ServerOptions {
   readonly mantissaBits?: number;
   /** JSON-lines log destination. */
   readonly log?: Writable;
+  /** The round engine's clock (deadlines, commit times); default the system's. */
+  readonly clock?: Clock;
 }
 
 export interface ServerStats {
@@ -103,23 +89,12 @@ export interface FederationServer {
 interface Connection {
   readonly ws: WebSocket;
   readonly bucket: TokenBucket;
+  /** The client this connection speaks for, once its hello was accepted. */
   clientId: string | null;
-  /** Committed round the client's replica holds (as far as the server has sent it). */
-  syncedRound: number;
   alive: boolean;
   helloTimer: NodeJS.Timeout | null;
   /** hello is being verified (async): further frames wait for the verdict. */
   pendingHello: boolean;
-}
-
-interface OpenRound {
-  readonly round: number;
-  readonly attempt: number;
-  readonly assigned: Set<string>;
-  readonly uploads: Map<string, UploadMessage>;
-  readonly bytes: Map<string, { up: number; down: number }>;
-  deadline: NodeJS.Timeout;
-  closing: boolean;
 }
 
 /** Closing error codes: the peer is broken or not allowed; the others leave the connection open. */
@@ -142,14 +117,6 @@ const FATAL = new Set<number>([
   ErrorCode.HelloTimeout,
 ]);
 
-function sameConfig(a: FederationConfig, b: FederationConfig): boolean {
-  return a.k === b.k && a.federationSeed === b.federationSeed;
-}
-
-function emptyState(k: number): FederationState {
-  return { round: 0, coefficients: new Float64Array(k), residual: new Float64Array(k), importanceSum: new Float64Array(k), importanceCount: new Float64Array(k) };
-}
-
 function rawToBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
@@ -160,39 +127,44 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   const limits: ServerLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log: Logger = jsonLinesLogger(options.log);
   const events = new EventEmitter<ServerEvents>();
-  const minClients = Math.max(1, options.minClients ?? config.clientsPerRound);
   const requireToken = options.requireToken ?? true;
-  const probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
-  const mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
-  const modelHashHex = Buffer.from(options.modelHash).toString('hex');
 
   if (!options.store && !options.storePath) throw new Error('startServer needs a storePath or a store');
   const store = options.store ?? (await LevelFederationStore.open(options.storePath as string));
-  const storedConfig = await store.loadConfig();
-  if (storedConfig && !sameConfig(storedConfig, config)) {
+  const outbox: Outbox<Connection> = {
+    send,
+    refuse: reject,
+    displace(conn, message) {
+      conn.clientId = null;
+      reject(conn, ErrorCode.DuplicateClient, message);
+    },
+  };
+  let engine: RoundEngine<Connection>;
+  try {
+    engine = await RoundEngine.open({
+      config,
+      store,
+      clock: options.clock ?? systemClock,
+      outbox,
+      events,
+      log,
+      modelHash: options.modelHash,
+      generatorVersion: options.generatorVersion,
+      paramCount: options.paramCount,
+      minClients: options.minClients,
+      probabilityBits: options.probabilityBits,
+      mantissaBits: options.mantissaBits,
+    });
+  } catch (err) {
+    if (!(err instanceof ForeignStoreError)) throw err;
     await store.close();
-    throw new Error(`the store at ${options.storePath ?? '(custom store)'} belongs to a federation with K = ${storedConfig.k}, seed ${storedConfig.federationSeed}`);
+    throw new Error(`the store at ${options.storePath ?? '(custom store)'} belongs to a federation with K = ${err.stored.k}, seed ${err.stored.federationSeed}`, { cause: err });
   }
-  if (!storedConfig) await store.saveConfig(config);
-  let state: FederationState = (await store.loadState()) ?? emptyState(config.k);
-  const changes = new Map<number, Float64Array>();
-  const digests = new Map<number, string>();
-  /** The largest Σ|C_j| of any committed round: bounds what a client catching up from it holds. */
-  let peakSumAbs = await peakCommittedSumAbs();
-  /** Rounds refused in a row because their coefficients would leave the replicas' exact range. */
-  let refusedInARow = 0;
 
   const connections = new Set<Connection>();
-  const byClient = new Map<string, Connection>();
-  let open: OpenRound | null = null;
-  /** Why the server stopped starting rounds, when it did (a diverging federation). */
-  let halted: string | null = null;
-  let attempt = 0;
-  let starting = false;
   let closed = false;
   let bytesUp = 0;
   let bytesDown = 0;
-  const finished = (): boolean => state.round >= config.rounds;
 
   const http: HttpServer = options.tls
     ? createHttpsServer({ cert: readFileSync(options.tls.certFile), key: readFileSync(options.tls.keyFile) })
@@ -205,13 +177,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     const bytes = wsFrameBytes(payload, direction === 'up');
     if (direction === 'up') bytesUp += bytes;
     else bytesDown += bytes;
-    const r = round ?? open?.round ?? state.round + 1;
-    if (open && open.round === r && conn.clientId && open.assigned.has(conn.clientId)) {
-      const b = open.bytes.get(conn.clientId) ?? { up: 0, down: 0 };
-      b[direction] += bytes;
-      open.bytes.set(conn.clientId, b);
-    }
-    events.emit('bytes', { clientId: conn.clientId, direction, bytes, round: r });
+    engine.recordBytes(conn.clientId, direction, bytes, round);
   }
 
   function send(conn: Connection, m: ServerMessage, round?: number): void {
@@ -228,245 +194,16 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     if (FATAL.has(code)) conn.ws.close(4000 + code, message.slice(0, 100));
   }
 
-  /** Replays the committed changes once at start-up (they also warm the catch-up cache). */
-  async function peakCommittedSumAbs(): Promise<number> {
-    const c = new Float64Array(config.k);
-    let peak = 0;
-    for (let r = 1; r <= state.round; r++) {
-      const record = await store.loadRound(r);
-      if (!record) throw new Error(`committed round ${r} is missing from the store`);
-      changes.set(r, record.change);
-      for (let j = 0; j < c.length; j++) c[j] += record.change[j];
-      peak = Math.max(peak, sumAbs(c));
-    }
-    return peak;
-  }
-
-  /**
-   * A client that last synced at round s applies C_r − C_s to a replica holding C_s; every value it
-   * computes stays exact while max|Zq|·(Σ|C_s| + Σ|C_r − C_s|) < 2^53 (docs/zo-engine.md). Σ|C_s| +
-   * Σ|C_r − C_s| ≤ 2·peak + Σ|C_r|, so this check covers every client, whenever it last synced.
-   */
-  function withinExactRange(next: Float64Array): boolean {
-    const peak = Math.max(peakSumAbs, sumAbs(next));
-    return ZQ_MAX_ABS * (2 * peak + sumAbs(next)) < EXACT_LIMIT;
-  }
-
-  /** C_to − C_from, summed from the committed rounds' integer changes. */
-  async function changeSince(from: number, to: number): Promise<Float64Array> {
-    const total = new Float64Array(config.k);
-    if (from === 0 && to === state.round) return total.map((_, j) => state.coefficients[j]);
-    for (let r = from + 1; r <= to; r++) {
-      let c = changes.get(r);
-      if (!c) {
-        const record = await store.loadRound(r);
-        if (!record) throw new Error(`committed round ${r} is missing from the store`);
-        c = record.change;
-        changes.set(r, c);
-      }
-      for (let j = 0; j < total.length; j++) total[j] += c[j];
-    }
-    return total;
-  }
-
-  function currentProbabilities(): QuantisedProbabilities | null {
-    if (config.sampling !== 'pro') return null;
-    return quantiseImportance(importanceOf(state.importanceSum, state.importanceCount), probabilityBits);
-  }
-
-  async function assign(conn: Connection, round: OpenRound, probabilities: QuantisedProbabilities | null): Promise<void> {
-    const base = conn.syncedRound;
-    const delta = factorDelta(await changeSince(base, round.round - 1));
-    conn.syncedRound = round.round - 1;
-    send(conn, { type: 'round', round: round.round, baseRound: base, delta, probabilities, steps: config.tau }, round.round);
-  }
-
-  async function maybeStartRound(): Promise<void> {
-    if (open || starting || closed || halted || finished()) return;
-    const ready = [...byClient.keys()];
-    if (ready.length < minClients) return;
-    starting = true;
-    try {
-      const round = state.round + 1;
-      const chosen = sampleClients(ready, config.clientsPerRound, config.federationSeed, round, attempt);
-      const r: OpenRound = {
-        round,
-        attempt,
-        assigned: new Set(chosen),
-        uploads: new Map(),
-        bytes: new Map(),
-        deadline: setTimeout(() => void closeRound('deadline'), config.deadlineMs),
-        closing: false,
-      };
-      open = r;
-      const probabilities = currentProbabilities();
-      log('info', { event: 'round_started', round, attempt, clients: chosen });
-      events.emit('roundStarted', { round, clients: chosen, attempt });
-      for (const id of chosen) {
-        const conn = byClient.get(id);
-        if (conn) await assign(conn, r, probabilities);
-      }
-    } finally {
-      starting = false;
-    }
-  }
-
-  async function closeRound(reason: 'complete' | 'deadline'): Promise<void> {
-    const r = open;
-    if (!r || r.closing) return;
-    r.closing = true;
-    clearTimeout(r.deadline);
-    const uploads = [...r.uploads.entries()];
-    if (uploads.length === 0) {
-      open = null;
-      attempt++;
-      log('warn', { event: 'round_restarted', round: r.round, reason: 'no upload before the deadline' });
-      events.emit('roundRestarted', { round: r.round, reason: 'no upload before the deadline' });
-      void maybeStartRound();
-      return;
-    }
-    const deltaA = aggregateContributions(uploads.map(([, u]) => u), config.k, config.weighting);
-    const q = quantiseWithFeedback(deltaA, state.residual, mantissaBits);
-    const coefficients = state.coefficients.map((c, j) => c + q.change[j]);
-    if (!withinExactRange(coefficients)) {
-      // A diverging round (huge g) would commit coefficients no replica can apply exactly: every client
-      // would then fail at every later round. Refuse it; after three refusals in a row, stop the rounds.
-      open = null;
-      attempt++;
-      refusedInARow++;
-      const reason = `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / 65536).toExponential(2)}); the training diverges: lower η`;
-      log('error', { event: 'round_refused', round: r.round, reason });
-      events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });
-      if (refusedInARow >= 3) {
-        halted = `round ${r.round} was refused three times in a row: ${reason}`;
-        log('error', { event: 'federation_halted', round: r.round, reason: halted });
-        events.emit('halted', { round: r.round, reason: halted });
-        return;
-      }
-      void maybeStartRound();
-      return;
-    }
-    refusedInARow = 0;
-    const importanceSum = new Float64Array(state.importanceSum);
-    const importanceCount = new Float64Array(state.importanceCount);
-    for (const [, u] of uploads) accumulateImportance(importanceSum, importanceCount, u.pairs);
-    const examples = uploads.reduce((s, [, u]) => s + u.examples, 0);
-    const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number => {
-      const n = uploads.reduce((s, [, u]) => s + count(u), 0);
-      return n > 0 ? uploads.reduce((s, [, u]) => s + sum(u), 0) / n : NaN;
-    };
-    const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
-    const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
-    const participants = uploads.map(([id]) => id);
-    const next: FederationState = { round: r.round, coefficients, residual: q.residual, importanceSum, importanceCount };
-    try {
-      await store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt: new Date().toISOString() });
-    } catch (err) {
-      log('error', { event: 'commit_failed', round: r.round, error: (err as Error).message });
-      open = null;
-      if (!closed) void maybeStartRound();
-      return;
-    }
-    state = next;
-    changes.set(r.round, q.change);
-    peakSumAbs = Math.max(peakSumAbs, sumAbs(coefficients));
-    open = null;
-    attempt = 0;
-    const result: ServerMessage = { type: 'result', round: r.round, participants: participants.length, examples, lossBefore, lossAfter };
-    for (const id of participants) {
-      const conn = byClient.get(id);
-      if (conn) send(conn, result, r.round);
-    }
-    const perClient: Record<string, { up: number; down: number }> = {};
-    let up = 0;
-    let down = 0;
-    for (const [id, b] of r.bytes) {
-      perClient[id] = { ...b };
-      up += b.up;
-      down += b.down;
-    }
-    const bytes: RoundBytes = { up, down, perClient, fedAvg: participants.length * fedAvgBytesPerClient(options.paramCount) };
-    log('info', { event: 'round_committed', round: r.round, reason, participants, examples, lossBefore, lossAfter, exponent: q.exponent, bytes });
-    events.emit('roundCommitted', { round: r.round, participants, examples, lossBefore, lossAfter, bytes });
-    if (finished()) {
-      log('info', { event: 'finished', round: state.round });
-      events.emit('finished', { round: state.round });
-      for (const conn of byClient.values()) await sendFinalSync(conn);
-    } else {
-      void maybeStartRound();
-    }
-  }
-
-  async function sendFinalSync(conn: Connection): Promise<void> {
-    const base = conn.syncedRound;
-    const delta = factorDelta(await changeSince(base, state.round));
-    conn.syncedRound = state.round;
-    send(conn, { type: 'sync', round: state.round, baseRound: base, delta, finished: true });
-  }
-
-  async function checkDigest(round: number, digest: string, clientId: string): Promise<DigestStatus> {
-    const expected = digests.get(round) ?? (await store.loadDigest(round));
-    if (expected === null) {
-      digests.set(round, digest);
-      await store.saveDigest(round, digest);
-      return 'reference';
-    }
-    digests.set(round, expected);
-    if (expected === digest) return 'match';
-    log('warn', { event: 'digest_mismatch', round, clientId, expected, actual: digest });
-    events.emit('digestMismatch', { round, clientId, expected, actual: digest });
-    return 'mismatch';
-  }
-
+  /** Authentication here; whether the client belongs to this federation is the engine's to say. */
   async function onHello(conn: Connection, m: HelloMessage): Promise<void> {
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
     if (requireToken && (await verifyToken(store, m.token)) === null) return reject(conn, ErrorCode.AuthFailed, 'the token is unknown or revoked');
-    if (Buffer.from(m.modelHash).toString('hex') !== modelHashHex) {
-      return reject(conn, ErrorCode.ModelMismatch, `base model ${Buffer.from(m.modelHash).toString('hex')} is not this federation's ${modelHashHex}`);
-    }
-    if (m.generatorVersion !== options.generatorVersion) {
-      return reject(conn, ErrorCode.GeneratorMismatch, `generator version ${m.generatorVersion}, the federation uses ${options.generatorVersion}`);
-    }
-    if (m.lastSyncedRound > state.round) {
-      return reject(conn, ErrorCode.StateAhead, `client synced to round ${m.lastSyncedRound}, the server has committed ${state.round}`);
-    }
+    const refusal = engine.admit(m);
+    if (refusal) return reject(conn, refusal.code, refusal.message);
     if (conn.ws.readyState !== conn.ws.OPEN) return;
-    const previous = byClient.get(m.clientId);
-    if (previous && previous !== conn) {
-      previous.clientId = null;
-      reject(previous, ErrorCode.DuplicateClient, `client ${m.clientId} connected again`);
-    }
     conn.clientId = m.clientId;
-    conn.syncedRound = m.lastSyncedRound;
-    byClient.set(m.clientId, conn);
-    log('info', { event: 'client_joined', clientId: m.clientId, lastSyncedRound: m.lastSyncedRound });
-    events.emit('clientJoined', { clientId: m.clientId, lastSyncedRound: m.lastSyncedRound });
-    send(conn, { type: 'welcome', config, committedRound: state.round });
-    if (finished()) return sendFinalSync(conn);
-    if (open && !open.closing && open.assigned.has(m.clientId) && !open.uploads.has(m.clientId)) {
-      return assign(conn, open, currentProbabilities());
-    }
-    return maybeStartRound();
-  }
-
-  async function onUpload(conn: Connection, id: string, m: UploadMessage): Promise<void> {
-    const r = open;
-    if (!r || r.closing || m.round !== r.round) {
-      if (m.round <= state.round || (r && r.closing && m.round === r.round)) {
-        send(conn, { type: 'ack', round: m.round, status: 'late', digest: 'reference' }, m.round);
-        return;
-      }
-      return reject(conn, ErrorCode.WrongRound, `upload for round ${m.round}, the open round is ${r ? r.round : 'none'}`);
-    }
-    if (!r.assigned.has(id)) return reject(conn, ErrorCode.NotAssigned, `client ${id} is not sampled in round ${r.round}`);
-    if (r.uploads.has(id)) return reject(conn, ErrorCode.WrongRound, `client ${id} already uploaded for round ${r.round}`);
-    if (m.pairs.length > config.tau) return reject(conn, ErrorCode.Malformed, `${m.pairs.length} pairs, τ = ${config.tau}`);
-    r.uploads.set(id, m);
-    const digest = m.digestRound === r.round - 1 ? await checkDigest(m.digestRound, Buffer.from(m.digest).toString('hex'), id) : 'mismatch';
-    send(conn, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
-    events.emit('upload', { round: r.round, clientId: id, pairs: m.pairs.length, digest });
-    if ([...r.assigned].every((c) => r.uploads.has(c))) await closeRound('complete');
+    return engine.join(conn, m);
   }
 
   /** Frames of one connection are handled one after another, in order. */
@@ -491,7 +228,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       });
     }
     if (conn.clientId === null) return Promise.resolve(reject(conn, ErrorCode.UnexpectedMessage, `${m.type} before a successful hello`));
-    if (m.type === 'upload') return onUpload(conn, conn.clientId, m);
+    if (m.type === 'upload') return engine.upload(conn, conn.clientId, m);
     if (m.type === 'error') {
       log('warn', { event: 'client_reported_error', clientId: conn.clientId, code: m.code, message: m.message });
       return Promise.resolve();
@@ -500,7 +237,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   }
 
   wss.on('connection', (ws) => {
-    const conn: Connection = { ws, bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst), clientId: null, syncedRound: 0, alive: true, helloTimer: null, pendingHello: false };
+    const conn: Connection = { ws, bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst), clientId: null, alive: true, helloTimer: null, pendingHello: false };
     connections.add(conn);
     if (connections.size > limits.maxConnections) {
       // Never counted: a refused connection must not hold a slot (it gets no close handler below).
@@ -526,12 +263,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     ws.on('close', () => {
       connections.delete(conn);
       if (conn.helloTimer) clearTimeout(conn.helloTimer);
-      const id = conn.clientId;
-      if (id !== null && byClient.get(id) === conn) {
-        byClient.delete(id);
-        log('info', { event: 'client_left', clientId: id });
-        events.emit('clientLeft', { clientId: id, reason: 'closed' });
-      }
+      if (conn.clientId !== null) engine.leave(conn, conn.clientId);
     });
   });
 
@@ -562,24 +294,24 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   const port = (http.address() as AddressInfo).port;
   const host = options.host ?? '127.0.0.1';
   const url = `${options.tls ? 'wss' : 'ws'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log('info', { event: 'listening', url, committedRound: state.round, k: config.k, sampling: config.sampling });
+  log('info', { event: 'listening', url, committedRound: engine.committedRound, k: config.k, sampling: config.sampling });
 
   return {
     url,
     port,
     events,
     store,
-    stats: () => ({ committedRound: state.round, finished: finished(), connections: connections.size, clients: byClient.size, bytesUp, bytesDown }),
+    stats: () => ({ committedRound: engine.committedRound, finished: engine.finished, connections: connections.size, clients: engine.clients, bytesUp, bytesDown }),
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(heartbeat);
-      if (open) clearTimeout(open.deadline);
+      engine.close();
       for (const conn of connections) conn.ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));
       await new Promise<void>((resolve) => http.close(() => resolve()));
       if (!options.store) await store.close();
-      log('info', { event: 'closed', committedRound: state.round });
+      log('info', { event: 'closed', committedRound: engine.committedRound });
     },
   };
 }

@@ -1,0 +1,462 @@
+// The round engine: the federation's state machine, without sockets. It samples the clients of each
+// round, sends them their catch-up change and (Pro) the seed probabilities, collects uploads until all
+// arrived or the deadline fired, aggregates them with error feedback, refuses a round whose coefficients
+// would leave the replicas' exact range (and stops after three refusals in a row), commits each round to
+// the store before anyone hears of it, and answers clients that catch up. A transport feeds it what
+// clients said (joined, uploaded, left) and carries out what it asks through the Outbox; its clock is
+// injected, so tests run it with a fake one.
+import type { EventEmitter } from 'node:events';
+import {
+  ErrorCode,
+  factorDelta,
+  quantiseImportance,
+  DEFAULT_PROBABILITY_BITS,
+  EXACT_LIMIT,
+  ZQ_MAX_ABS,
+  sumAbs,
+  type DigestStatus,
+  type FederationConfig,
+  type HelloMessage,
+  type QuantisedProbabilities,
+  type ServerMessage,
+  type UploadMessage,
+} from '../protocol';
+import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
+import { aggregateContributions, COEFFICIENT_SCALE, DEFAULT_MANTISSA_BITS, quantiseWithFeedback } from './aggregate';
+import type { Clock, Timer } from './clock';
+import type { RoundBytes, ServerEvents } from './events';
+import { accumulateImportance, importanceOf } from './importance';
+import type { Logger } from './log';
+import { sampleClients } from './sampling';
+import type { FederationState, FederationStore } from './store';
+
+/** What the engine asks of its transport; `P` is the transport's handle of one connected peer. */
+export interface Outbox<P> {
+  /** Sends `message` to the peer; its bytes count toward `round` (default: the open round). */
+  send(to: P, message: ServerMessage, round?: number): void;
+  /** Refuses what the peer sent with an ERROR of `code` (the transport closes where the code is fatal). */
+  refuse(to: P, code: ErrorCode, message: string): void;
+  /** Another connection took over the peer's client id: it no longer speaks for it and is refused. */
+  displace(to: P, message: string): void;
+}
+
+export interface RoundEngineOptions<P> {
+  readonly config: FederationConfig;
+  readonly store: FederationStore;
+  readonly clock: Clock;
+  readonly outbox: Outbox<P>;
+  readonly events: EventEmitter<ServerEvents>;
+  readonly log: Logger;
+  /** SHA-256 identity of the base model every client must hold. */
+  readonly modelHash: Uint8Array;
+  readonly generatorVersion: number;
+  /** d, the model's parameter count: only used to report what FedAvg would have cost. */
+  readonly paramCount: number;
+  /** Connected clients needed before a round starts; default clientsPerRound. */
+  readonly minClients?: number;
+  readonly probabilityBits?: number;
+  readonly mantissaBits?: number;
+}
+
+/** The store holds another federation (another K or federation seed). */
+export class ForeignStoreError extends Error {
+  constructor(readonly stored: FederationConfig) {
+    super(`the store belongs to a federation with K = ${stored.k}, seed ${stored.federationSeed}`);
+    this.name = 'ForeignStoreError';
+  }
+}
+
+/** A joined client: the connection that speaks for it and the committed round its replica holds. */
+interface Session<P> {
+  readonly peer: P;
+  /** Committed round the client's replica holds (as far as the engine has sent it). */
+  syncedRound: number;
+}
+
+interface OpenRound {
+  readonly round: number;
+  readonly attempt: number;
+  readonly assigned: Set<string>;
+  readonly uploads: Map<string, UploadMessage>;
+  readonly bytes: Map<string, { up: number; down: number }>;
+  readonly deadline: Timer;
+  closing: boolean;
+}
+
+/** Refused rounds in a row after which the engine stops starting rounds. */
+export const REFUSALS_BEFORE_HALT = 3;
+
+function sameConfig(a: FederationConfig, b: FederationConfig): boolean {
+  return a.k === b.k && a.federationSeed === b.federationSeed;
+}
+
+function emptyState(k: number): FederationState {
+  return { round: 0, coefficients: new Float64Array(k), residual: new Float64Array(k), importanceSum: new Float64Array(k), importanceCount: new Float64Array(k) };
+}
+
+const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
+
+export class RoundEngine<P> {
+  readonly config: FederationConfig;
+  private readonly store: FederationStore;
+  private readonly clock: Clock;
+  private readonly outbox: Outbox<P>;
+  private readonly events: EventEmitter<ServerEvents>;
+  private readonly log: Logger;
+  private readonly modelHashHex: string;
+  private readonly generatorVersion: number;
+  private readonly paramCount: number;
+  private readonly minClients: number;
+  private readonly probabilityBits: number;
+  private readonly mantissaBits: number;
+
+  private state: FederationState;
+  /** Committed rounds' integer changes, by round: what catch-up sums. */
+  private readonly changes = new Map<number, Float64Array>();
+  /** Reference replica digests by committed round. */
+  private readonly digests = new Map<number, string>();
+  /** The largest Σ|C_j| of any committed round: bounds what a client catching up from it holds. */
+  private peakSumAbs = 0;
+  /** Rounds refused in a row because their coefficients would leave the replicas' exact range. */
+  private refusedInARow = 0;
+  private readonly byClient = new Map<string, Session<P>>();
+  private open: OpenRound | null = null;
+  /** Why the engine stopped starting rounds, when it did (a diverging federation). */
+  private haltedReason: string | null = null;
+  private attempt = 0;
+  private starting = false;
+  private closed = false;
+
+  private constructor(options: RoundEngineOptions<P>, state: FederationState) {
+    this.config = options.config;
+    this.store = options.store;
+    this.clock = options.clock;
+    this.outbox = options.outbox;
+    this.events = options.events;
+    this.log = options.log;
+    this.modelHashHex = hex(options.modelHash);
+    this.generatorVersion = options.generatorVersion;
+    this.paramCount = options.paramCount;
+    this.minClients = Math.max(1, options.minClients ?? options.config.clientsPerRound);
+    this.probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
+    this.mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
+    this.state = state;
+  }
+
+  /**
+   * Opens the federation the store holds (a fresh store takes `config`) and replays its committed
+   * changes once, which also warms the catch-up cache. Throws ForeignStoreError for another federation's.
+   */
+  static async open<P>(options: RoundEngineOptions<P>): Promise<RoundEngine<P>> {
+    const { store, config } = options;
+    const storedConfig = await store.loadConfig();
+    if (storedConfig && !sameConfig(storedConfig, config)) throw new ForeignStoreError(storedConfig);
+    if (!storedConfig) await store.saveConfig(config);
+    const engine = new RoundEngine(options, (await store.loadState()) ?? emptyState(config.k));
+    await engine.replayCommitted();
+    return engine;
+  }
+
+  get committedRound(): number {
+    return this.state.round;
+  }
+
+  get finished(): boolean {
+    return this.state.round >= this.config.rounds;
+  }
+
+  /** Why rounds stopped for good, or null while the federation runs. */
+  get halted(): string | null {
+    return this.haltedReason;
+  }
+
+  /** Clients joined now. */
+  get clients(): number {
+    return this.byClient.size;
+  }
+
+  /** The round open now and its clients, or null between rounds. */
+  get openRound(): { readonly round: number; readonly attempt: number; readonly assigned: readonly string[] } | null {
+    const r = this.open;
+    return r && !r.closing ? { round: r.round, attempt: r.attempt, assigned: [...r.assigned] } : null;
+  }
+
+  /** Whether a hello may join this federation: null, or the refusal (the peer's token is already checked). */
+  admit(hello: HelloMessage): { readonly code: ErrorCode; readonly message: string } | null {
+    const modelHash = hex(hello.modelHash);
+    if (modelHash !== this.modelHashHex) return { code: ErrorCode.ModelMismatch, message: `base model ${modelHash} is not this federation's ${this.modelHashHex}` };
+    if (hello.generatorVersion !== this.generatorVersion) {
+      return { code: ErrorCode.GeneratorMismatch, message: `generator version ${hello.generatorVersion}, the federation uses ${this.generatorVersion}` };
+    }
+    if (hello.lastSyncedRound > this.state.round) {
+      return { code: ErrorCode.StateAhead, message: `client synced to round ${hello.lastSyncedRound}, the server has committed ${this.state.round}` };
+    }
+    return null;
+  }
+
+  /**
+   * An admitted client joined through `peer`: it is welcomed and brought to the committed state as far
+   * as it needs (its open assignment again, or the final state), and a round starts if enough are here.
+   */
+  async join(peer: P, hello: HelloMessage): Promise<void> {
+    const id = hello.clientId;
+    const previous = this.byClient.get(id);
+    if (previous && previous.peer !== peer) this.outbox.displace(previous.peer, `client ${id} connected again`);
+    const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound };
+    this.byClient.set(id, session);
+    this.log('info', { event: 'client_joined', clientId: id, lastSyncedRound: hello.lastSyncedRound });
+    this.events.emit('clientJoined', { clientId: id, lastSyncedRound: hello.lastSyncedRound });
+    this.outbox.send(peer, { type: 'welcome', config: this.config, committedRound: this.state.round });
+    if (this.finished) return this.sendFinalSync(session);
+    const open = this.open;
+    if (open && !open.closing && open.assigned.has(id) && !open.uploads.has(id)) return this.assign(session, open, this.currentProbabilities());
+    return this.maybeStartRound();
+  }
+
+  /** The connection `peer` of client `clientId` went away (a later connection of the same id stays). */
+  leave(peer: P, clientId: string): void {
+    if (this.byClient.get(clientId)?.peer !== peer) return;
+    this.byClient.delete(clientId);
+    this.log('info', { event: 'client_left', clientId });
+    this.events.emit('clientLeft', { clientId, reason: 'closed' });
+  }
+
+  /** An upload of joined client `clientId`, through `peer`. */
+  async upload(peer: P, clientId: string, m: UploadMessage): Promise<void> {
+    const r = this.open;
+    if (!r || r.closing || m.round !== r.round) {
+      if (m.round <= this.state.round || (r && r.closing && m.round === r.round)) {
+        this.outbox.send(peer, { type: 'ack', round: m.round, status: 'late', digest: 'reference' }, m.round);
+        return;
+      }
+      return this.outbox.refuse(peer, ErrorCode.WrongRound, `upload for round ${m.round}, the open round is ${r ? r.round : 'none'}`);
+    }
+    if (!r.assigned.has(clientId)) return this.outbox.refuse(peer, ErrorCode.NotAssigned, `client ${clientId} is not sampled in round ${r.round}`);
+    if (r.uploads.has(clientId)) return this.outbox.refuse(peer, ErrorCode.WrongRound, `client ${clientId} already uploaded for round ${r.round}`);
+    if (m.pairs.length > this.config.tau) return this.outbox.refuse(peer, ErrorCode.Malformed, `${m.pairs.length} pairs, τ = ${this.config.tau}`);
+    r.uploads.set(clientId, m);
+    const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId) : 'mismatch';
+    this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
+    this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
+    if ([...r.assigned].every((c) => r.uploads.has(c))) await this.closeRound('complete');
+  }
+
+  /**
+   * Frame bytes of a peer (its client id once joined): counted toward `round` (default: the open round,
+   * else the next), and toward the client's share of the open round when it is assigned there.
+   */
+  recordBytes(clientId: string | null, direction: 'up' | 'down', bytes: number, round?: number): void {
+    const open = this.open;
+    const r = round ?? open?.round ?? this.state.round + 1;
+    if (open && open.round === r && clientId && open.assigned.has(clientId)) {
+      const b = open.bytes.get(clientId) ?? { up: 0, down: 0 };
+      b[direction] += bytes;
+      open.bytes.set(clientId, b);
+    }
+    this.events.emit('bytes', { clientId, direction, bytes, round: r });
+  }
+
+  /** Stops starting rounds and cancels the open round's deadline; the committed state stays as it is. */
+  close(): void {
+    this.closed = true;
+    this.open?.deadline.cancel();
+  }
+
+  private async replayCommitted(): Promise<void> {
+    const c = new Float64Array(this.config.k);
+    for (let r = 1; r <= this.state.round; r++) {
+      const record = await this.store.loadRound(r);
+      if (!record) throw new Error(`committed round ${r} is missing from the store`);
+      this.changes.set(r, record.change);
+      for (let j = 0; j < c.length; j++) c[j] += record.change[j];
+      this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
+    }
+  }
+
+  /**
+   * A client that last synced at round s applies C_r − C_s to a replica holding C_s; every value it
+   * computes stays exact while max|Zq|·(Σ|C_s| + Σ|C_r − C_s|) < 2^53 (docs/zo-engine.md). Σ|C_s| +
+   * Σ|C_r − C_s| ≤ 2·peak + Σ|C_r|, so this check covers every client, whenever it last synced.
+   */
+  private withinExactRange(next: Float64Array): boolean {
+    const peak = Math.max(this.peakSumAbs, sumAbs(next));
+    return ZQ_MAX_ABS * (2 * peak + sumAbs(next)) < EXACT_LIMIT;
+  }
+
+  /** C_to − C_from, summed from the committed rounds' integer changes. */
+  private async changeSince(from: number, to: number): Promise<Float64Array> {
+    const total = new Float64Array(this.config.k);
+    if (from === 0 && to === this.state.round) return total.map((_, j) => this.state.coefficients[j]);
+    for (let r = from + 1; r <= to; r++) {
+      let c = this.changes.get(r);
+      if (!c) {
+        const record = await this.store.loadRound(r);
+        if (!record) throw new Error(`committed round ${r} is missing from the store`);
+        c = record.change;
+        this.changes.set(r, c);
+      }
+      for (let j = 0; j < total.length; j++) total[j] += c[j];
+    }
+    return total;
+  }
+
+  private currentProbabilities(): QuantisedProbabilities | null {
+    if (this.config.sampling !== 'pro') return null;
+    return quantiseImportance(importanceOf(this.state.importanceSum, this.state.importanceCount), this.probabilityBits);
+  }
+
+  private async assign(session: Session<P>, round: OpenRound, probabilities: QuantisedProbabilities | null): Promise<void> {
+    const base = session.syncedRound;
+    const delta = factorDelta(await this.changeSince(base, round.round - 1));
+    session.syncedRound = round.round - 1;
+    this.outbox.send(session.peer, { type: 'round', round: round.round, baseRound: base, delta, probabilities, steps: this.config.tau }, round.round);
+  }
+
+  private async maybeStartRound(): Promise<void> {
+    if (this.open || this.starting || this.closed || this.haltedReason || this.finished) return;
+    const ready = [...this.byClient.keys()];
+    if (ready.length < this.minClients) return;
+    this.starting = true;
+    try {
+      const round = this.state.round + 1;
+      const attempt = this.attempt;
+      const chosen = sampleClients(ready, this.config.clientsPerRound, this.config.federationSeed, round, attempt);
+      const r: OpenRound = {
+        round,
+        attempt,
+        assigned: new Set(chosen),
+        uploads: new Map(),
+        bytes: new Map(),
+        deadline: this.clock.setTimer(this.config.deadlineMs, () => void this.closeRound('deadline')),
+        closing: false,
+      };
+      this.open = r;
+      const probabilities = this.currentProbabilities();
+      this.log('info', { event: 'round_started', round, attempt, clients: chosen });
+      this.events.emit('roundStarted', { round, clients: chosen, attempt });
+      for (const id of chosen) {
+        const session = this.byClient.get(id);
+        if (session) await this.assign(session, r, probabilities);
+      }
+    } finally {
+      this.starting = false;
+    }
+  }
+
+  /** Closes the open round: all uploads are in, or its deadline fired. */
+  private async closeRound(reason: 'complete' | 'deadline'): Promise<void> {
+    const r = this.open;
+    if (!r || r.closing) return;
+    r.closing = true;
+    r.deadline.cancel();
+    const uploads = [...r.uploads.entries()];
+    if (uploads.length === 0) {
+      this.open = null;
+      this.attempt++;
+      this.log('warn', { event: 'round_restarted', round: r.round, reason: 'no upload before the deadline' });
+      this.events.emit('roundRestarted', { round: r.round, reason: 'no upload before the deadline' });
+      void this.maybeStartRound();
+      return;
+    }
+    const deltaA = aggregateContributions(uploads.map(([, u]) => u), this.config.k, this.config.weighting);
+    const q = quantiseWithFeedback(deltaA, this.state.residual, this.mantissaBits);
+    const coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
+    if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients);
+    this.refusedInARow = 0;
+    const importanceSum = new Float64Array(this.state.importanceSum);
+    const importanceCount = new Float64Array(this.state.importanceCount);
+    for (const [, u] of uploads) accumulateImportance(importanceSum, importanceCount, u.pairs);
+    const examples = uploads.reduce((s, [, u]) => s + u.examples, 0);
+    const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number => {
+      const n = uploads.reduce((s, [, u]) => s + count(u), 0);
+      return n > 0 ? uploads.reduce((s, [, u]) => s + sum(u), 0) / n : NaN;
+    };
+    const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
+    const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
+    const participants = uploads.map(([id]) => id);
+    const next: FederationState = { round: r.round, coefficients, residual: q.residual, importanceSum, importanceCount };
+    try {
+      const committedAt = new Date(this.clock.now()).toISOString();
+      await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt });
+    } catch (err) {
+      this.log('error', { event: 'commit_failed', round: r.round, error: (err as Error).message });
+      this.open = null;
+      if (!this.closed) void this.maybeStartRound();
+      return;
+    }
+    this.state = next;
+    this.changes.set(r.round, q.change);
+    this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(coefficients));
+    this.open = null;
+    this.attempt = 0;
+    const result: ServerMessage = { type: 'result', round: r.round, participants: participants.length, examples, lossBefore, lossAfter };
+    for (const id of participants) {
+      const session = this.byClient.get(id);
+      if (session) this.outbox.send(session.peer, result, r.round);
+    }
+    const bytes = this.roundBytes(r, participants.length);
+    this.log('info', { event: 'round_committed', round: r.round, reason, participants, examples, lossBefore, lossAfter, exponent: q.exponent, bytes });
+    this.events.emit('roundCommitted', { round: r.round, participants, examples, lossBefore, lossAfter, bytes });
+    if (this.finished) {
+      this.log('info', { event: 'finished', round: this.state.round });
+      this.events.emit('finished', { round: this.state.round });
+      for (const session of this.byClient.values()) await this.sendFinalSync(session);
+    } else {
+      void this.maybeStartRound();
+    }
+  }
+
+  /**
+   * A diverging round (huge g) would commit coefficients no replica can apply exactly: every client
+   * would then fail at every later round. Refuse it; after three refusals in a row, stop the rounds.
+   */
+  private refuse(r: OpenRound, coefficients: Float64Array): void {
+    this.open = null;
+    this.attempt++;
+    this.refusedInARow++;
+    const reason = `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`;
+    this.log('error', { event: 'round_refused', round: r.round, reason });
+    this.events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });
+    if (this.refusedInARow >= REFUSALS_BEFORE_HALT) {
+      this.haltedReason = `round ${r.round} was refused three times in a row: ${reason}`;
+      this.log('error', { event: 'federation_halted', round: r.round, reason: this.haltedReason });
+      this.events.emit('halted', { round: r.round, reason: this.haltedReason });
+      return;
+    }
+    void this.maybeStartRound();
+  }
+
+  private roundBytes(r: OpenRound, participants: number): RoundBytes {
+    const perClient: Record<string, { up: number; down: number }> = {};
+    let up = 0;
+    let down = 0;
+    for (const [id, b] of r.bytes) {
+      perClient[id] = { ...b };
+      up += b.up;
+      down += b.down;
+    }
+    return { up, down, perClient, fedAvg: participants * fedAvgBytesPerClient(this.paramCount) };
+  }
+
+  private async sendFinalSync(session: Session<P>): Promise<void> {
+    const base = session.syncedRound;
+    const delta = factorDelta(await this.changeSince(base, this.state.round));
+    session.syncedRound = this.state.round;
+    this.outbox.send(session.peer, { type: 'sync', round: this.state.round, baseRound: base, delta, finished: true });
+  }
+
+  /** The first digest reported for a committed state becomes its reference; later ones are compared. */
+  private async checkDigest(round: number, digest: string, clientId: string): Promise<DigestStatus> {
+    const expected = this.digests.get(round) ?? (await this.store.loadDigest(round));
+    if (expected === null) {
+      this.digests.set(round, digest);
+      await this.store.saveDigest(round, digest);
+      return 'reference';
+    }
+    this.digests.set(round, expected);
+    if (expected === digest) return 'match';
+    this.log('warn', { event: 'digest_mismatch', round, clientId, expected, actual: digest });
+    this.events.emit('digestMismatch', { round, clientId, expected, actual: digest });
+    return 'mismatch';
+  }
+}
