@@ -1,10 +1,7 @@
-// What a simulation leaves behind: report.json (everything measured, machine-readable) and a
-// self-contained report.html (the same, with inline SVG charts; no network, no scripts).
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+// The simulation's report: everything measured, as report.json holds it (report-files.ts writes it,
+// with report.html beside it).
 import type { RoundReport } from '../contracts/cli-events';
 import type { ClientBytes, FederationConfig } from '../protocol';
-import { renderReportHtml } from './report-html';
 
 export type { RoundBytesReport, RoundReport } from '../contracts/cli-events';
 
@@ -56,12 +53,4 @@ export interface SimulationReport {
   };
   /** Coefficients of the final global model, for `fedkseed export --checkpoint`. */
   readonly checkpoint: string | null;
-}
-
-export function writeReport(dir: string, report: SimulationReport): { json: string; html: string } {
-  const json = join(dir, 'report.json');
-  const html = join(dir, 'report.html');
-  writeFileSync(json, `${JSON.stringify(report, null, 1)}\n`);
-  writeFileSync(html, renderReportHtml(report));
-  return { json, html };
 }
