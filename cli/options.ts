@@ -88,7 +88,7 @@ export function addModelSelectionOptions(cmd: Command): Command {
 export function addModelOptions(cmd: Command): Command {
   return addModelSelectionOptions(cmd)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
-    .option('--provider <list>', 'execution providers to try, comma-separated (cpu, webgpu, cuda, …)', 'cpu')
+    .option('--provider <list>', 'execution providers to try in order, comma-separated: cpu, webgpu, cuda, dml, or auto (a hardware GPU that can run the whole model — CUDA, DirectML, WebGPU on a hardware adapter, never a software one — else the CPU)', 'cpu')
     .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default('auto'));
 }
 

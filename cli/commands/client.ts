@@ -13,6 +13,7 @@ import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveC
 import { CliError } from '../errors';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
 import { emitJson, fixed, note } from '../output';
+import { describeReport } from '../../trainer/device/providers';
 
 interface ClientCliOptions extends ModelCliOptions, DataCliOptions {
   server: string;
@@ -83,7 +84,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     const resumedRound = resumed?.round ?? 0;
     say(
       { event: 'start', clientId, parameters: engine.params.parameterCount, train: data.train.length, heldOut: data.heldOut.length, kernel: engine.params.kernel, provider: engine.session.executionProvider, resumedRound },
-      `client ${clientId}: ${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · ${engine.session.executionProvider}${resumedRound > 0 ? ` · resuming at round ${resumedRound}` : ''}`,
+      `client ${clientId}: ${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · ${describeReport(engine.session.providerReport)}${resumedRound > 0 ? ` · resuming at round ${resumedRound}` : ''}`,
     );
 
     const client = new FederationClient({

@@ -6,6 +6,7 @@ import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, HELD_OUT_EXAMPLES, HELD_OUT_SHARE, type ModelCliOptions, positiveInt, reportModel } from '../options';
 import { emitJson, fixed } from '../output';
+import { describeReport } from '../../trainer/device/providers';
 
 interface EvalOptions extends ModelCliOptions, DataCliOptions {
   checkpoint?: string;
@@ -57,7 +58,7 @@ async function runEval(o: EvalOptions): Promise<void> {
     else {
       // What was scored comes first: model, checkpoint and split decide the number.
       process.stdout.write(
-        `model ${engine.modelPath}, ${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${engine.session.executionProvider})\n` +
+        `model ${engine.modelPath}, ${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${describeReport(engine.session.providerReport)})\n` +
           `data ${o.data}, split ${heldOut ? `held-out (share ${o.heldOut})` : 'all'}: ${examples.length} of ${pool.length} examples\n` +
           `loss ${fixed(loss.loss)}  perplexity ${fixed(loss.perplexity, 2)}  tokens ${loss.tokens}  examples ${examples.length}` +
           (result.rougeL !== undefined ? `  rouge-l ${fixed(result.rougeL as number)}` : '') +

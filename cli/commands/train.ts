@@ -24,6 +24,7 @@ import {
 } from '../options';
 import type { TrainEvent } from '../../contracts/cli-events';
 import { emitJson, fixed, note } from '../output';
+import { describeReport } from '../../trainer/device/providers';
 
 interface TrainOptions extends ModelCliOptions, DataCliOptions {
   steps: number;
@@ -86,7 +87,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     }
     const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
     if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length } satisfies TrainEvent);
-    else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${engine.session.executionProvider}`);
+    else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${describeReport(engine.session.providerReport)}`);
     if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');
 
     const report = progressPrinter(o);
