@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { parseServerProcessEvent, type ServerProcessSpec, type ServerProcessStats } from '../contracts/server-process';
 import { decodeMessage, encodeMessage, type FederationConfig, type UploadMessage } from '../protocol';
 import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
-import { aggregateContributions, quantiseWithFeedback } from '../federation/aggregate';
+import { aggregateContributions, quantizeWithFeedback } from '../federation/aggregate';
 import { accumulateImportance } from '../federation/importance';
 import { startServer } from '../federation/server';
 import { entryInvocation } from '../simulate/cli-invocation';
@@ -46,7 +46,7 @@ export interface FederationBenchReport {
   readonly aggregation: AggregationReport;
 }
 
-/** Medians over passes; each pass decodes every upload, then aggregates, quantises and accumulates importance. */
+/** Medians over passes; each pass decodes every upload, then aggregates, quantizes and accumulates importance. */
 export interface AggregationReport {
   readonly uploads: number;
   readonly passes: number;
@@ -125,7 +125,7 @@ function median(values: readonly number[]): number {
 
 /**
  * The server's work for one round of `uploads` frames: decode them all (as the server does on arrival),
- * then aggregate, quantise and accumulate importance. Several passes, medians, since other work on the
+ * then aggregate, quantize and accumulate importance. Several passes, medians, since other work on the
  * machine and garbage collection (the decoded pairs are live objects) move single passes a lot.
  */
 function aggregation(uploads: number, passes = 5): AggregationReport {
@@ -143,7 +143,7 @@ function aggregation(uploads: number, passes = 5): AggregationReport {
     const decoded = frames.map((f) => decodeMessage(f, { k }) as UploadMessage);
     const t1 = performance.now();
     const deltaA = aggregateContributions(decoded, k, 'examples');
-    quantiseWithFeedback(deltaA, new Float64Array(k));
+    quantizeWithFeedback(deltaA, new Float64Array(k));
     const sum = new Float64Array(k);
     const count = new Float64Array(k);
     for (const u of decoded) accumulateImportance(sum, count, u.pairs);
@@ -168,7 +168,7 @@ export async function runFederationBench(options: FederationBenchOptions = {}): 
     log(`bytes/client/round K=4096 τ=200 ${sampling.padEnd(7)}: mean ${b.meanPerClientRound} B, max ${b.maxPerClientRound} B; paper 17,988 B is ${b.vsPaper.toFixed(2)}×; FedAvg (d=${paramCount}) is ${b.vsFedAvg.toExponential(2)}×`);
   }
   const agg = aggregation(1000);
-  log(`1,000 uploads of 200 pairs at K=4096 (medians of ${agg.passes} passes): decode ${agg.decodeMs.toFixed(1)} ms + aggregate, quantise, importance ${agg.aggregateMs.toFixed(1)} ms = ${agg.totalMs.toFixed(1)} ms (target < ${agg.targetMs} ms; first pass ${agg.firstPassTotalMs.toFixed(1)} ms)`);
+  log(`1,000 uploads of 200 pairs at K=4096 (medians of ${agg.passes} passes): decode ${agg.decodeMs.toFixed(1)} ms + aggregate, quantize, importance ${agg.aggregateMs.toFixed(1)} ms = ${agg.totalMs.toFixed(1)} ms (target < ${agg.targetMs} ms; first pass ${agg.firstPassTotalMs.toFixed(1)} ms)`);
   const idle = await idleConnections(options.idleConnections ?? 10_000);
   log(`${idle.connections} idle connections: server RSS ${(idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB)${idle.refused ? `; refused: ${idle.refused}` : ''}`);
   return { bytes, fedAvgPerClientRound: fedAvgBytesPerClient(paramCount), idle, aggregation: agg };

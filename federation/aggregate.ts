@@ -1,9 +1,6 @@
-// Round aggregation: A_j += Σ_i w_i · (Σ of client i's g for seed j), and its quantisation to the
+// Round aggregation: A_j += Σ_i w_i · (Σ of client i's g for seed j), and its quantization to the
 // integer coefficient grid with error feedback so that nothing is lost in the long run.
-import type { SeedGradient, Weighting } from '../protocol';
-
-/** One C unit is 2^-16 g-units (docs/zo-engine.md, "Exact path"). */
-export const COEFFICIENT_SCALE = 65536;
+import { COEFFICIENT_SCALE, roundHalfEven, type SeedGradient, type Weighting } from '../protocol';
 /** Signed mantissa width targeted by each round's change: the largest |m| fits this many bits. */
 export const DEFAULT_MANTISSA_BITS = 12;
 
@@ -34,12 +31,7 @@ export function aggregateContributions(contributions: readonly ClientContributio
   return delta;
 }
 
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
-export interface QuantisedChange {
+export interface QuantizedChange {
   /** Integer ΔC (units of 2^-16), every entry a multiple of 2^exponent. */
   readonly change: Float64Array;
   readonly exponent: number;
@@ -52,7 +44,7 @@ export interface QuantisedChange {
  * largest |x| rounds to a mantissa of `mantissaBits` signed bits, rounds half to even and keeps the
  * remainder as the new residual.
  */
-export function quantiseWithFeedback(deltaA: Float64Array, residual: Float64Array, mantissaBits = DEFAULT_MANTISSA_BITS): QuantisedChange {
+export function quantizeWithFeedback(deltaA: Float64Array, residual: Float64Array, mantissaBits = DEFAULT_MANTISSA_BITS): QuantizedChange {
   const k = deltaA.length;
   const x = new Float64Array(k);
   let maxAbs = 0;

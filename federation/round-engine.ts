@@ -9,20 +9,21 @@ import type { EventEmitter } from 'node:events';
 import {
   ErrorCode,
   factorDelta,
-  quantiseImportance,
+  quantizeImportance,
   DEFAULT_PROBABILITY_BITS,
+  COEFFICIENT_SCALE,
   EXACT_LIMIT,
   ZQ_MAX_ABS,
   sumAbs,
   type DigestStatus,
   type FederationConfig,
   type HelloMessage,
-  type QuantisedProbabilities,
+  type QuantizedProbabilities,
   type ServerMessage,
   type UploadMessage,
 } from '../protocol';
 import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
-import { aggregateContributions, COEFFICIENT_SCALE, DEFAULT_MANTISSA_BITS, quantiseWithFeedback } from './aggregate';
+import { aggregateContributions, DEFAULT_MANTISSA_BITS, quantizeWithFeedback } from './aggregate';
 import type { Clock, Timer } from './clock';
 import type { RoundBytes, ServerEvents } from './events';
 import { accumulateImportance, importanceOf } from './importance';
@@ -300,12 +301,12 @@ export class RoundEngine<P> {
     return total;
   }
 
-  private currentProbabilities(): QuantisedProbabilities | null {
+  private currentProbabilities(): QuantizedProbabilities | null {
     if (this.config.sampling !== 'pro') return null;
-    return quantiseImportance(importanceOf(this.state.importanceSum, this.state.importanceCount), this.probabilityBits);
+    return quantizeImportance(importanceOf(this.state.importanceSum, this.state.importanceCount), this.probabilityBits);
   }
 
-  private async assign(session: Session<P>, round: OpenRound, probabilities: QuantisedProbabilities | null): Promise<void> {
+  private async assign(session: Session<P>, round: OpenRound, probabilities: QuantizedProbabilities | null): Promise<void> {
     const base = session.syncedRound;
     const delta = factorDelta(await this.changeSince(base, round.round - 1));
     session.syncedRound = round.round - 1;
@@ -359,7 +360,7 @@ export class RoundEngine<P> {
       return;
     }
     const deltaA = aggregateContributions(uploads.map(([, u]) => u), this.config.k, this.config.weighting);
-    const q = quantiseWithFeedback(deltaA, this.state.residual, this.mantissaBits);
+    const q = quantizeWithFeedback(deltaA, this.state.residual, this.mantissaBits);
     const coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
     if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients);
     this.refusedInARow = 0;

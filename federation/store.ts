@@ -9,7 +9,7 @@ export interface FederationState {
   readonly round: number;
   /** C ∈ ℤ^K in units of 2^-16 (exact integers held in float64). */
   readonly coefficients: Float64Array;
-  /** Error-feedback remainder of the quantised changes, same units, not yet in C. */
+  /** Error-feedback remainder of the quantized changes, same units, not yet in C. */
   readonly residual: Float64Array;
   /** Pro importance as running sums of |clip(g)| and counts. */
   readonly importanceSum: Float64Array;

@@ -6,8 +6,17 @@ import { ErrorCode, ProtocolError } from './errors';
 import { EXACT_LIMIT } from './exact-range';
 import { decodeZigzagVarints, encodeZigzagVarints } from './varint';
 
-/** Largest coefficient magnitude the exact replica path can hold (zo-engine.md bound, with margin). */
-export const MAX_COEFFICIENT = EXACT_LIMIT;
+/** Units of C per g-unit: C_j = A_j · 2^16, so one unit of C is 2^-16 (docs/zo-engine.md, "Exact path"). */
+export const COEFFICIENT_SCALE = 2 ** 16;
+
+/**
+ * x rounded to the nearest integer, ties to the even one: how a real coefficient goes onto the grid (the
+ * server's error feedback, a local run's checkpoint) and how ONNX QuantizeLinear rounds.
+ */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
 
 /** ΔC_j = mantissas[j] · 2^exponent, dense over the K seeds. */
 export interface CoefficientDelta {
@@ -85,7 +94,7 @@ export function readDelta(r: ByteReader, k: number | undefined): CoefficientDelt
   const mantissas = decodeZigzagVarints(raw, count);
   const scale = 2 ** exponent;
   for (let j = 0; j < count; j++) {
-    if (Math.abs(mantissas[j] * scale) >= MAX_COEFFICIENT) {
+    if (Math.abs(mantissas[j] * scale) >= EXACT_LIMIT) {
       throw new ProtocolError(ErrorCode.Malformed, `coefficient change for seed ${j} exceeds 2^53`);
     }
   }

@@ -2,7 +2,7 @@
 // docs/protocol.md; codec.ts is the one place that turns them into frames and back.
 import type { CoefficientDelta } from './coefficients';
 import type { ErrorCode } from './errors';
-import type { QuantisedProbabilities } from './probabilities';
+import type { QuantizedProbabilities } from './probabilities';
 
 export const PROTOCOL_VERSION = 1;
 export const MODEL_HASH_BYTES = 32;
@@ -71,8 +71,8 @@ export interface RoundAssignmentMessage {
   /** The delta below is C_{round−1} − C_{baseRound}. */
   readonly baseRound: number;
   readonly delta: CoefficientDelta;
-  /** Pro only: the quantised normalised importance that defines p. */
-  readonly probabilities: QuantisedProbabilities | null;
+  /** Pro only: the quantized normalised importance that defines p. */
+  readonly probabilities: QuantizedProbabilities | null;
   /** ZO steps this client should run (τ unless the server says otherwise). */
   readonly steps: number;
 }

@@ -1,4 +1,4 @@
-// FedKSeed-Pro seed probabilities. The server ships the min–max-normalised importance quantised to
+// FedKSeed-Pro seed probabilities. The server ships the min–max-normalised importance quantized to
 // `bits` bits per seed; p is *defined* as the softmax of those levels, computed here with only
 // correctly rounded IEEE operations (+, ×, ÷ in a fixed order), so the server and every client, on any
 // platform, hold bit-for-bit the same p. (Math.exp is not required to be correctly rounded.)
@@ -8,7 +8,7 @@ import { ErrorCode, ProtocolError } from './errors';
 
 export const DEFAULT_PROBABILITY_BITS = 6;
 
-export interface QuantisedProbabilities {
+export interface QuantizedProbabilities {
   readonly bits: number;
   /** One level per seed in 0 .. 2^bits − 1. */
   readonly levels: Uint8Array;
@@ -26,7 +26,7 @@ export function portableExpUnit(x: number): number {
 }
 
 /** Min–max normalises `importance` and rounds each value to one of 2^bits levels. */
-export function quantiseImportance(importance: Float64Array, bits = DEFAULT_PROBABILITY_BITS): QuantisedProbabilities {
+export function quantizeImportance(importance: Float64Array, bits = DEFAULT_PROBABILITY_BITS): QuantizedProbabilities {
   const top = 2 ** bits - 1;
   let min = Infinity;
   let max = -Infinity;
@@ -43,7 +43,7 @@ export function quantiseImportance(importance: Float64Array, bits = DEFAULT_PROB
 }
 
 /** p_j = exp(level_j / (2^bits − 1)) / Σ_k exp(level_k / (2^bits − 1)), summed in index order. */
-export function probabilitiesFromLevels(q: QuantisedProbabilities): Float64Array {
+export function probabilitiesFromLevels(q: QuantizedProbabilities): Float64Array {
   const top = 2 ** q.bits - 1;
   const table = new Float64Array(top + 1);
   for (let l = 0; l <= top; l++) table[l] = portableExpUnit(l / top);
@@ -54,12 +54,12 @@ export function probabilitiesFromLevels(q: QuantisedProbabilities): Float64Array
   return p;
 }
 
-export function writeProbabilities(w: ByteWriter, q: QuantisedProbabilities): void {
+export function writeProbabilities(w: ByteWriter, q: QuantizedProbabilities): void {
   w.u8(q.bits).u32(q.levels.length);
   writeCompressed(w, q.levels);
 }
 
-export function readProbabilities(r: ByteReader, k: number | undefined): QuantisedProbabilities {
+export function readProbabilities(r: ByteReader, k: number | undefined): QuantizedProbabilities {
   const bits = r.u8('probability bits');
   if (bits < 1 || bits > 8) throw new ProtocolError(ErrorCode.Malformed, `probability bits ${bits} outside 1..8`);
   const count = r.u32('probability seed count');

@@ -1,9 +1,9 @@
-// One federation of the study, in process: the server's aggregation, quantisation with error feedback and
+// One federation of the study, in process: the server's aggregation, quantization with error feedback and
 // Pro probabilities are the product's own functions, the clients are the product's EngineLocalTrainer on
 // one engine (every client of a round starts from the same canonical replica, so they run one after
 // another), and every message a client would send or receive in a round is encoded by the real codec to
 // count its frame bytes exactly as the server counts them (assignment, upload, ack, result).
-import { aggregateContributions, quantiseWithFeedback, type ClientContribution } from '../../federation/aggregate';
+import { aggregateContributions, quantizeWithFeedback, type ClientContribution } from '../../federation/aggregate';
 import { accumulateImportance, importanceOf } from '../../federation/importance';
 import { sampleClients } from '../../federation/sampling';
 import {
@@ -11,12 +11,12 @@ import {
   encodeMessage,
   factorDelta,
   probabilitiesFromLevels,
-  quantiseImportance,
+  quantizeImportance,
   toSparse,
   wsFrameBytes,
   type FederationConfig,
   type Message,
-  type QuantisedProbabilities,
+  type QuantizedProbabilities,
 } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
 import type { TrainRoundResult } from '../../trainer/client/local-trainer';
@@ -137,7 +137,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
     });
     const byId = new Map(clients.map((c) => [c.id, c]));
 
-    // Server state. FedKSeed: C, the quantisation residual, Pro's importance sums, each round's ΔC.
+    // Server state. FedKSeed: C, the quantization residual, Pro's importance sums, each round's ΔC.
     // Unrestricted: C as a sparse map over every seed ever drawn, and each round's upload frame sizes,
     // which a client must download for every round it missed to replay the other clients' steps.
     const coefficients = new Map<number, number>();
@@ -167,7 +167,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
           break;
         }
         const chosen = sampleClients(clients.map((c) => c.id), spec.clientsPerRound, federationSeed, r, 0);
-        const levels: QuantisedProbabilities | null = pro ? quantiseImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS) : null;
+        const levels: QuantizedProbabilities | null = pro ? quantizeImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS) : null;
         const p = levels ? probabilitiesFromLevels(levels) : null;
         const digest = engine.params.digest();
         const roundSeedBase = (r - 1) * spec.clientsPerRound * spec.tau;
@@ -225,13 +225,13 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
           // Its residual is dropped: a seed is never drawn again, so there is nothing to carry it to.
           const width = spec.clientsPerRound * spec.tau;
           const local = contributions.map((c) => ({ examples: c.examples, pairs: c.pairs.map((q) => ({ seed: q.seed - roundSeedBase, g: q.g })) }));
-          const q = quantiseWithFeedback(aggregateContributions(local, width, config.weighting), new Float64Array(width));
+          const q = quantizeWithFeedback(aggregateContributions(local, width, config.weighting), new Float64Array(width));
           const sparse = toSparse(factorDelta(q.change));
           seeds = [...sparse.indices].map((j) => j + roundSeedBase);
           values = [...sparse.values];
           relayed.push(uploadSizes);
         } else {
-          const q = quantiseWithFeedback(aggregateContributions(contributions, k, config.weighting), residual);
+          const q = quantizeWithFeedback(aggregateContributions(contributions, k, config.weighting), residual);
           residual = q.residual;
           if (pro) for (const c of contributions) accumulateImportance(importanceSum, importanceCount, c.pairs);
           changes.push(q.change);
@@ -262,7 +262,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
       o.log(`${spec.id} ${method.id} #${repeat} FAILED after ${rounds.length - 1} rounds: ${error}`);
     }
 
-    const finalProbabilities = pro ? Array.from(probabilitiesFromLevels(quantiseImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS))) : null;
+    const finalProbabilities = pro ? Array.from(probabilitiesFromLevels(quantizeImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS))) : null;
     return { task: spec.id, method: method.id, repeat, federationSeed, status, ...(error !== undefined ? { error } : {}), parameters: engine.params.parameterCount, rounds, finalProbabilities, seconds: (performance.now() - started) / 1000 };
   } finally {
     o.signal.removeEventListener('abort', onAbort);

@@ -269,7 +269,7 @@ export function federationReport(r: FederationBenchReport): string {
     ),
     `FedAvg at this d: ${(r.fedAvgPerClientRound / 2 ** 20).toFixed(0)} MiB per client per round`,
     '',
-    `Server time for ${a.uploads.toLocaleString()} uploads of 200 pairs (medians of ${a.passes} passes): decode ${a.decodeMs.toFixed(1)} ms + aggregate, quantise, importance ${a.aggregateMs.toFixed(1)} ms = ${a.totalMs.toFixed(1)} ms (target < ${a.targetMs} ms for the sum ${mark(a.met)}; first pass ${a.firstPassTotalMs.toFixed(1)} ms)`,
+    `Server time for ${a.uploads.toLocaleString()} uploads of 200 pairs (medians of ${a.passes} passes): decode ${a.decodeMs.toFixed(1)} ms + aggregate, quantize, importance ${a.aggregateMs.toFixed(1)} ms = ${a.totalMs.toFixed(1)} ms (target < ${a.targetMs} ms for the sum ${mark(a.met)}; first pass ${a.firstPassTotalMs.toFixed(1)} ms)`,
     `${r.idle.connections.toLocaleString()} idle connections: server RSS ${(r.idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB ${mark(r.idle.serverRssBytes < 2 ** 30)})${r.idle.refused ? `; refused: ${r.idle.refused}` : ''}`,
   );
   return out.join('\n');

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { nextTokenLabels, parseModel, rewriteForTraining, ModelSession, type LoadedModel } from '../../trainer/model';
 import { bigramLossAndGradient, buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../../trainer/model/testing/bigram-model';
-import { ZoTrainer, type SeedGradient } from '../../trainer/zo/zo-trainer';
+import type { SeedGradient } from '../../protocol';
+import { ZoTrainer } from '../../trainer/zo/zo-trainer';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { ParameterSet } from '../../trainer/zo/parameters';
 import { ZQ_MAX_ABS } from '../../protocol';
@@ -131,7 +132,7 @@ describe('ZO step on a model with a known gradient', () => {
       maxAbs = Math.max(maxAbs, Math.abs(a[i]));
     }
     // Bound: two float32 roundings per step on the float path (ulp ≤ 2^-23·max|w|) plus the
-    // quantisation of each seed's coefficient to 2^-16 (≤ 2^-17 per seed, scaled by η·max|z|).
+    // quantization of each seed's coefficient to 2^-16 (≤ 2^-17 per seed, scaled by η·max|z|).
     const ulpBound = 2 * steps * maxAbs * 2 ** -23;
     const quantBound = sums.size * 2 ** -17 * eta * (ZQ_MAX_ABS / 4096);
     assert.ok(maxMove > 100 * (ulpBound + quantBound), `training moved the weights by only ${maxMove}`);

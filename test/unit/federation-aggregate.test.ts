@@ -1,9 +1,9 @@
-// Round aggregation (ΔA_j = Σ_i w_i Σ g_ij) and its quantisation to the integer coefficient grid with
-// error feedback (docs/federation.md, "Aggregation" and "Coefficient quantisation").
+// Round aggregation (ΔA_j = Σ_i w_i Σ g_ij) and its quantization to the integer coefficient grid with
+// error feedback (docs/federation.md, "Aggregation" and "Coefficient quantization").
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { COEFFICIENT_SCALE, DEFAULT_MANTISSA_BITS, aggregateContributions, quantiseWithFeedback, type ClientContribution } from '../../federation/aggregate';
-import type { SeedGradient } from '../../protocol';
+import { DEFAULT_MANTISSA_BITS, aggregateContributions, quantizeWithFeedback, type ClientContribution } from '../../federation/aggregate';
+import { COEFFICIENT_SCALE, type SeedGradient } from '../../protocol';
 import { createRng, type Rng } from '../../trainer/data/rng';
 
 const pair = (seed: number, g: number): SeedGradient => ({ seed, g });
@@ -78,8 +78,8 @@ function exact(x: number): bigint {
   return bits >> 63n ? -v : v;
 }
 
-/** Checks the grid invariants of one quantised change and returns x = ΔA·2^16 + residual as the quantiser computes it. */
-function checkGrid(deltaA: Float64Array, residual: Float64Array, q: ReturnType<typeof quantiseWithFeedback>): Float64Array {
+/** Checks the grid invariants of one quantized change and returns x = ΔA·2^16 + residual as the quantizer computes it. */
+function checkGrid(deltaA: Float64Array, residual: Float64Array, q: ReturnType<typeof quantizeWithFeedback>): Float64Array {
   const x = deltaA.map((d, j) => d * COEFFICIENT_SCALE + residual[j]);
   const step = 2 ** q.exponent;
   const maxMantissa = 2 ** (DEFAULT_MANTISSA_BITS - 1) - 1;
@@ -110,7 +110,7 @@ test('error feedback conserves the total exactly: Σ committed changes + residua
       if (rng.nextFloat() < 0.4) continue;
       deltaA[j] = ((rng.nextInt(1 << 20) - (1 << 19)) * scale) / 2 ** 4;
     }
-    const q = quantiseWithFeedback(deltaA, residual);
+    const q = quantizeWithFeedback(deltaA, residual);
     checkGrid(deltaA, residual, q);
     for (let j = 0; j < k; j++) {
       total[j] += exact(deltaA[j] * COEFFICIENT_SCALE);
@@ -131,7 +131,7 @@ test('error feedback with arbitrary doubles loses only the rounding of ΔA·2^16
   for (let round = 0; round < 1500; round++) {
     const contributions = Array.from({ length: 1 + rng.nextInt(5) }, () => ({ examples: 1 + rng.nextInt(300), pairs: randomPairs(rng, k, 40) }));
     const deltaA = aggregateContributions(contributions, k, 'examples');
-    const q = quantiseWithFeedback(deltaA, residual);
+    const q = quantizeWithFeedback(deltaA, residual);
     const x = checkGrid(deltaA, residual, q);
     for (let j = 0; j < k; j++) {
       total[j] += exact(deltaA[j] * COEFFICIENT_SCALE);

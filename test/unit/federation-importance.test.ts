@@ -1,11 +1,11 @@
 // FedKSeed-Pro importance and the seed probabilities derived from it, against hand-computed values.
 // The reference (server.py) starts every seed's history with one 0, so
 //   importance_j = Σ|clip(g, ±1000)| / (n_j + 1),   n_j = number of g reported for seed j.
-// p is the softmax of the min–max-normalised importance quantised to 2^bits − 1 levels (docs/federation.md).
+// p is the softmax of the min–max-normalised importance quantized to 2^bits − 1 levels (docs/federation.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { IMPORTANCE_CLIP, accumulateImportance, importanceOf } from '../../federation/importance';
-import { DEFAULT_PROBABILITY_BITS, probabilitiesFromLevels, quantiseImportance, type SeedGradient } from '../../protocol';
+import { DEFAULT_PROBABILITY_BITS, probabilitiesFromLevels, quantizeImportance, type SeedGradient } from '../../protocol';
 
 function importanceAfter(k: number, rounds: readonly (readonly SeedGradient[])[]): Float64Array {
   const sum = new Float64Array(k);
@@ -46,7 +46,7 @@ test('importance kept as running sums equals the importance of the whole history
 
 test('round 1 is uniform: with no history every importance is 0 and every p is 1/K', () => {
   const k = 8;
-  const q = quantiseImportance(importanceAfter(k, []), DEFAULT_PROBABILITY_BITS);
+  const q = quantizeImportance(importanceAfter(k, []), DEFAULT_PROBABILITY_BITS);
   assert.deepEqual([...q.levels], new Array(k).fill(0));
   for (const p of probabilitiesFromLevels(q)) assert.equal(p, 1 / k);
 });
@@ -56,7 +56,7 @@ test('Pro probabilities: softmax of the importance min–max normalised to 63 le
   //   seed 0 unused; seed 1 once |g| = 50; seed 2 three times |g| = 100; seed 3 once |g| = 5000 → clipped to 1000.
   const imp = importanceAfter(4, [[pair(1, -50), pair(2, 100), pair(2, -100), pair(3, 5000)], [pair(2, 100)]]);
   assert.deepEqual([...imp], [0, 25, 75, 500]);
-  const q = quantiseImportance(imp, 6);
+  const q = quantizeImportance(imp, 6);
   assert.equal(q.bits, 6);
   // level_j = round((imp_j − 0) / 500 · 63): 0, round(3.15) = 3, round(9.45) = 9, 63.
   assert.deepEqual([...q.levels], [0, 3, 9, 63]);
@@ -74,7 +74,7 @@ test('Pro probabilities: a seed used once is not ranked as if it had no zero in 
   // Dividing by n_j instead would give [0, 60, 30, 53.3] and rank seed 1 above seed 3.
   const imp = importanceAfter(4, [[pair(1, 60), pair(2, -20), pair(3, 40)], [pair(2, 40), pair(3, -40), pair(3, 80)]]);
   assert.deepEqual([...imp], [0, 30, 20, 40]);
-  const q = quantiseImportance(imp, 6);
+  const q = quantizeImportance(imp, 6);
   // round(30/40·63) = round(47.25) = 47, round(20/40·63) = round(31.5) = 32.
   assert.deepEqual([...q.levels], [0, 47, 32, 63]);
   const p = probabilitiesFromLevels(q);

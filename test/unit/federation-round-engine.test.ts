@@ -8,11 +8,11 @@ import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
-import { aggregationWeights, COEFFICIENT_SCALE, type ClientContribution } from '../../federation/aggregate';
+import { aggregationWeights, type ClientContribution } from '../../federation/aggregate';
 import type { Clock, Timer } from '../../federation/clock';
 import type { ServerEvents } from '../../federation/events';
 import { RoundEngine, type Outbox } from '../../federation/round-engine';
-import { expandDelta, type FederationConfig, type HelloMessage, type SeedGradient, type ServerMessage, type UploadMessage } from '../../protocol';
+import { COEFFICIENT_SCALE, expandDelta, type FederationConfig, type HelloMessage, type SeedGradient, type ServerMessage, type UploadMessage } from '../../protocol';
 import { createRng, type Rng } from '../../trainer/data/rng';
 import { MemoryFederationStore } from '../helpers/memory-store';
 

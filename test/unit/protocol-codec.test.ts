@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
 import {
+  COEFFICIENT_SCALE,
   ErrorCode,
   ProtocolError,
   decodeMessage,
@@ -8,12 +9,12 @@ import {
   expandDelta,
   factorDelta,
   probabilitiesFromLevels,
-  quantiseImportance,
+  quantizeImportance,
   packIndices,
   unpackIndices,
   type Message,
 } from '../../protocol';
-import { quantiseWithFeedback } from '../../federation/aggregate';
+import { quantizeWithFeedback } from '../../federation/aggregate';
 
 function roundTrip(m: Message, k?: number): Message {
   return decodeMessage(encodeMessage(m), { k });
@@ -92,28 +93,28 @@ test('decoding rejects bad frames with typed codes', () => {
   assert.equal(code(() => decodeMessage(round, { k: 5 })), ErrorCode.Malformed);
 });
 
-test('Pro probabilities are a softmax of quantised levels, bounded by e', () => {
-  const q = quantiseImportance(Float64Array.from([0, 0.5, 1, 2]), 6);
+test('Pro probabilities are a softmax of quantized levels, bounded by e', () => {
+  const q = quantizeImportance(Float64Array.from([0, 0.5, 1, 2]), 6);
   assert.deepEqual(Array.from(q.levels), [0, 16, 32, 63]);
   const p = probabilitiesFromLevels(q);
   assert.ok(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-12);
   assert.ok(Math.abs(p[3] / p[0] - Math.E) < 1e-12);
-  const uniform = probabilitiesFromLevels(quantiseImportance(new Float64Array(8), 6));
+  const uniform = probabilitiesFromLevels(quantizeImportance(new Float64Array(8), 6));
   assert.ok(uniform.every((v) => v === 1 / 8));
 });
 
-test('quantisation with error feedback loses nothing in the long run', () => {
+test('quantization with error feedback loses nothing in the long run', () => {
   const k = 64;
   let residual = new Float64Array(k);
   const exact = new Float64Array(k);
   const applied = new Float64Array(k);
   for (let r = 0; r < 50; r++) {
     const deltaA = Float64Array.from({ length: k }, (_, j) => Math.sin(r * 13 + j) * (j === 0 ? 50 : 0.01));
-    const q = quantiseWithFeedback(deltaA, residual, 12);
+    const q = quantizeWithFeedback(deltaA, residual, 12);
     for (let j = 0; j < k; j++) {
       assert.ok(Number.isSafeInteger(q.change[j]));
       assert.ok(Math.abs(q.change[j] / 2 ** q.exponent) <= 2047);
-      exact[j] += deltaA[j] * 65536;
+      exact[j] += deltaA[j] * COEFFICIENT_SCALE;
       applied[j] += q.change[j];
     }
     residual = new Float64Array(q.residual);

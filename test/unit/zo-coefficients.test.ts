@@ -1,21 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  COEFFICIENT_UNITS,
-  addCoefficients,
-  assertWithinExactBound,
-  coefficientDelta,
-  coefficientToReal,
-  createCoefficients,
-  exactBoundHeadroom,
-  quantizeCoefficient,
-  quantizeCoefficients,
-  subtractCoefficients,
-} from '../../trainer/zo/coefficients';
-import { EXACT_LIMIT, ZQ_MAX_ABS } from '../../protocol';
+import { assertWithinExactBound, coefficientToReal, quantizeCoefficient } from '../../trainer/zo/coefficients';
+import { COEFFICIENT_SCALE, EXACT_LIMIT, ZQ_MAX_ABS, roundHalfEven } from '../../protocol';
 
-test('quantisation rounds half to even on the 2^-16 grid', () => {
-  const u = 1 / COEFFICIENT_UNITS;
+test('quantization rounds half to even on the 2^-16 grid', () => {
+  const u = 1 / COEFFICIENT_SCALE;
   assert.equal(quantizeCoefficient(0.5 * u), 0);
   assert.equal(quantizeCoefficient(1.5 * u), 2);
   assert.equal(quantizeCoefficient(2.5 * u), 2);
@@ -35,19 +24,14 @@ test('quantisation rounds half to even on the 2^-16 grid', () => {
   assert.throws(() => quantizeCoefficient(2 ** 40), /exact integer range/);
 });
 
-test('vectors add, subtract and yield sparse deltas that rebuild the target', () => {
-  const a = quantizeCoefficients([0.5, -1, 0, 2]);
-  const b = quantizeCoefficients([0.5, 1, -3, 0]);
-  const sum = addCoefficients(a, b);
-  assert.deepEqual(subtractCoefficients(sum, b), a);
-  const { seeds, deltas } = coefficientDelta(a, sum);
-  assert.deepEqual([...seeds], [0, 1, 2], 'exactly the entries where b is non-zero');
-  const rebuilt = a.slice();
-  seeds.forEach((j, n) => (rebuilt[j] += deltas[n]));
-  assert.deepEqual(rebuilt, sum);
-  assert.throws(() => addCoefficients(a, createCoefficients(3)), /length/);
-  assert.throws(() => createCoefficients(0), /positive/);
-  assert.throws(() => addCoefficients(Float64Array.of(2 ** 53 - 1), Float64Array.of(1)), /exact integer/);
+test('one rounding, half to even, for the coefficient grid and ONNX QuantizeLinear', () => {
+  assert.deepEqual([-3.5, -2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 3.5, 2.4, 2.6, -2.6].map(roundHalfEven), [-4, -2, -2, -0, 0, 2, 2, 4, 2, 3, -3]);
+  assert.equal(roundHalfEven(2 ** 52 + 1), 2 ** 52 + 1);
+  for (let x = -1000; x <= 1000; x += 0.125) {
+    const r = roundHalfEven(x);
+    assert.ok(Math.abs(r - x) <= 0.5 && Number.isInteger(r));
+    if (Math.abs(x % 1) === 0.5) assert.equal(Math.abs(r % 2), 0, `${x} → ${r}`);
+  }
 });
 
 test('the exactness bound refuses max|Zq|·Σ|C| ≥ 2^53 and accepts anything below', () => {
@@ -55,6 +39,4 @@ test('the exactness bound refuses max|Zq|·Σ|C| ≥ 2^53 and accepts anything b
   assert.doesNotThrow(() => assertWithinExactBound(limit));
   assert.ok(ZQ_MAX_ABS * limit < EXACT_LIMIT);
   assert.throws(() => assertWithinExactBound(limit + 1), /2\^53/);
-  assert.equal(exactBoundHeadroom(limit), 0);
-  assert.equal(exactBoundHeadroom(limit - 10), 10);
 });

@@ -2,6 +2,7 @@
 // MatMulNBits (2 to 8 bits in blocks along K). Training runs on float32 masters equal to what
 // onnxruntime dequantizes, `(q − zero point) · scale` in float32; export either writes the masters as
 // float32 or quantizes them again with the file's own scales and zero points.
+import { roundHalfEven } from '../../protocol';
 
 export interface DequantizeLinearSource {
   readonly kind: 'dequantize-linear';
@@ -68,12 +69,6 @@ export function dequantizeLinear(
     const c = channel(i);
     out[i] = Math.fround((q[i] - (zeroPoint ? zeroPoint[c] : 0)) * scale[c]);
   }
-}
-
-/** Round half to even, as ONNX QuantizeLinear rounds. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** QuantizeLinear with the given scales and zero points: saturating, round half to even. */

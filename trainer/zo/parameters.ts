@@ -1,9 +1,9 @@
 // The trainable parameters of a model as the ZO engine sees them: float32 working weights laid out by
 // global index (docs/zo-engine.md), the base w0 and the exact accumulator S, and whole-model kernels.
 import { createHash } from 'node:crypto';
-import { sumAbs } from '../../protocol/exact-range';
+import { COEFFICIENT_SCALE, sumAbs } from '../../protocol';
 import { assertWithinExactBound } from './coefficients';
-import { seedKey } from './generator';
+import { seedKey, ZQ_SCALE } from './generator';
 import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
 import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
@@ -61,7 +61,7 @@ export const PARALLEL_MIN_PARAMETERS = 8_000_000;
 const NEAR_SHARE = 0.55;
 
 /** 2^-28: 2^-16 for the coefficient units times 2^-12 for the table. */
-const S_UNIT = 2 ** -28;
+const S_UNIT = 1 / (COEFFICIENT_SCALE * ZQ_SCALE);
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 

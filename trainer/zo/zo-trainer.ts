@@ -1,6 +1,7 @@
 // The zeroth-order step (DESIGN §2, docs/zo-engine.md) and local training over τ steps.
 // Per step: w += εz → L₊; w −= 2εz → L₋; g = (L₊ − L₋)/2ε; w += (ε − ηg)z. The last pass is deferred
 // and fused with the next step's +εz, so a step costs two passes over the weights, not three.
+import type { SeedGradient } from '../../protocol';
 import type { TokenBatch } from '../data/batches';
 import { seedKey } from './generator';
 import type { SeedSampler } from './seed-sampler';
@@ -26,11 +27,6 @@ export interface PerturbationTarget {
 /** What the step needs from a model session. */
 export interface BatchLoss {
   lossSum(batch: TokenBatch): Promise<{ lossSum: number; tokens: number }>;
-}
-
-export interface SeedGradient {
-  readonly seed: number;
-  readonly g: number;
 }
 
 export interface StepEvent {
