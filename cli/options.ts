@@ -5,7 +5,7 @@ import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { Engine, EngineOptions } from '../trainer/engine';
-import { describeLocated } from '../trainer/model/locate';
+import { describeLocated } from '../contracts/model-location';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
 import { CliError } from './errors';
 import { note, problemReporter } from './output';

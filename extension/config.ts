@@ -1,7 +1,9 @@
 // Typed view of the extension's settings (contributes.configuration in package.json). Paths may use
 // ${workspaceFolder}; relative paths resolve against the first workspace folder.
+import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
+import { locateModel } from '../contracts/model-location';
 import type { ExecutionProviderSetting, InitializeParams } from '../contracts/trainer-rpc';
 
 export const CONFIG_SECTION = 'fedkseed';
@@ -31,7 +33,7 @@ export interface FedKSeedSettings {
 }
 
 /** Settings whose change needs a new engine (the trainer process re-initialises). */
-export const engineSettingKeys = ['model.path', 'model.tokenizerPath', 'engine.executionProvider', 'engine.threads', 'engine.kernel'];
+export const engineSettingKeys = ['model.path', 'model.variant', 'model.tokenizerPath', 'engine.executionProvider', 'engine.threads', 'engine.kernel'];
 
 function workspaceRoot(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
@@ -47,13 +49,34 @@ export function resolveSettingPath(value: string | undefined): string | undefine
   return join(root, expanded);
 }
 
+const HF_ID = /^[\w.-]+\/[\w.-]+$/;
+
+/**
+ * The model setting: a path (resolved as resolveSettingPath does) or an org/name id of the Hugging Face
+ * cache, kept as it is when no such path exists in the workspace. With a variant the file it names is
+ * resolved here (contracts/model-location.ts), so the trainer is given the file; a variant the folder
+ * does not have is left to the trainer's error on the folder.
+ */
+export function resolveModelSetting(value: string | undefined, variant: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  if (!trimmed) return undefined;
+  const asPath = resolveSettingPath(trimmed) as string;
+  const spec = HF_ID.test(trimmed) && !existsSync(asPath) ? trimmed : asPath;
+  if (!variant?.trim()) return spec;
+  try {
+    return locateModel(spec, { variant: variant.trim() }).model;
+  } catch {
+    return spec;
+  }
+}
+
 export function readSettings(): FedKSeedSettings {
   const c = vscode.workspace.getConfiguration(CONFIG_SECTION);
   const get = <T>(key: string, fallback: T): T => c.get<T>(key, fallback);
   return {
     serverUrl: get('server.url', 'ws://127.0.0.1:7070'),
     engine: {
-      model: resolveSettingPath(get('model.path', '')),
+      model: resolveModelSetting(get('model.path', ''), get('model.variant', '')),
       tokenizer: resolveSettingPath(get('model.tokenizerPath', '')),
       provider: get<ExecutionProviderSetting>('engine.executionProvider', 'auto'),
       threads: get('engine.threads', 0),

@@ -69,6 +69,15 @@ describe('commands', function () {
     await configure({ 'model.path': '' });
   });
 
+  it('selectModel: takes a transformers.js repository folder (its variant stays the default), names a folder without a model', async () => {
+    const repository = join(repo(), 'test', 'fixtures', 'models', 'transformersjs-gpt2');
+    assert.equal(await runOk('fedkseed.selectModel', repository), repository);
+    assert.equal(vscode.workspace.getConfiguration('fedkseed').get('model.path'), repository);
+    assert.equal(vscode.workspace.getConfiguration('fedkseed').get('model.variant'), '');
+    assert.match(await runFails('fedkseed.selectModel', scratch), /no \.onnx model in/);
+    await configure({ 'model.path': '' });
+  });
+
   it('selectDataset: names a missing path, saves an existing one', async () => {
     assert.match(await runFails('fedkseed.selectDataset', join(scratch, 'missing.jsonl')), /dataset not found: .*missing\.jsonl/);
     const data = join(repo(), 'trainer', 'data');

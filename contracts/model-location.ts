@@ -1,9 +1,11 @@
-// Where a model is on disk: `--model` (and the extension's model setting) may name an .onnx file, a
-// plain folder, an Optimum export folder, a transformers.js repository (onnx/model*.onnx, tokenizer at
-// the root), a Hugging Face cache folder, or an `org/name` id already in the local cache (HF_HUB_CACHE,
-// else HF_HOME/hub, default ~/.cache/huggingface/hub; nothing is downloaded). A variant (fp32, fp16,
-// quantized, q4, …) chooses among the files; the tokenizer and config files are found where those
-// layouts keep them.
+// The contract of a model argument: what `--model`, the extension's `fedkseed.model.path` setting and the
+// trainer's initialize `model` mean, resolved by this one module in the CLI, the trainer and the
+// extension's picker. It may name an .onnx file, a plain folder, an Optimum export folder, a
+// transformers.js repository (onnx/model*.onnx, tokenizer at the root), a Hugging Face cache folder, or
+// an `org/name` id already in the local cache (HF_HUB_CACHE, else HF_HOME/hub, default
+// ~/.cache/huggingface/hub; nothing is downloaded). A variant (fp32, fp16, quantized, q4, …) chooses
+// among the files; the tokenizer and config files are found where those layouts keep them. Only
+// node:fs/path/os: no model is read here (docs/models.md).
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -105,6 +107,27 @@ function onnxFiles(dir: string): string[] {
 export function hubCache(env: Readonly<Record<string, string | undefined>> = process.env): string {
   if (env.HF_HUB_CACHE) return resolve(env.HF_HUB_CACHE);
   return join(env.HF_HOME ? resolve(env.HF_HOME) : join(homedir(), '.cache', 'huggingface'), 'hub');
+}
+
+/** org/name ids in the Hugging Face cache whose current snapshot holds an .onnx model (for pickers). */
+export function cachedModelIds(env: Readonly<Record<string, string | undefined>> = process.env): string[] {
+  const hub = hubCache(env);
+  let entries: string[];
+  try {
+    entries = readdirSync(hub).filter((e) => e.startsWith('models--'));
+  } catch {
+    return [];
+  }
+  const ids: string[] = [];
+  for (const entry of entries.sort()) {
+    try {
+      const { dir } = snapshotOf(join(hub, entry));
+      if (onnxFiles(dir).length > 0 || onnxFiles(join(dir, 'onnx')).length > 0) ids.push(repoIdOf(join(hub, entry)) as string);
+    } catch {
+      // no snapshot yet: nothing to pick
+    }
+  }
+  return ids;
 }
 
 /** A cache repository folder (models--org--name) → its snapshot: refs/main, else the newest snapshot. */
