@@ -16,7 +16,7 @@ import { accumulateImportance } from '../federation/importance';
 import { startServer } from '../federation/server';
 import { entryInvocation } from '../simulate/cli-invocation';
 import { FederationClient } from '../trainer/client/federation-client';
-import { QuadraticToyTrainer } from '../trainer/client/toy-trainer';
+import { QuadraticToyTrainer } from './toy-trainer';
 
 export const PAPER_BYTES_PER_ROUND = 17_988;
 /** What the server may spend on one round of 1,000 uploads: decoding them and aggregating them. */

@@ -12,7 +12,7 @@ import { ErrorCode, PROTOCOL_VERSION, decodeMessage, encodeMessage, type Federat
 import { startServer } from '../../federation/server';
 import { createToken, listTokens, revokeToken } from '../../federation/tokens';
 import { FederationClient } from '../../trainer/client/federation-client';
-import { QuadraticToyTrainer } from '../../trainer/client/toy-trainer';
+import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {
   k: 200,

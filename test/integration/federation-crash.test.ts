@@ -11,7 +11,7 @@ import type { FederationConfig } from '../../protocol';
 import { parseServerProcessEvent, type ServerProcessSpec } from '../../contracts/server-process';
 import { LevelFederationStore } from '../../federation/level-store';
 import { FederationClient } from '../../trainer/client/federation-client';
-import { QuadraticToyTrainer } from '../../trainer/client/toy-trainer';
+import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {
   k: 128,

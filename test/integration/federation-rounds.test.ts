@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { startServer, type FederationServer } from '../../federation/server';
 import { FederationClient } from '../../trainer/client/federation-client';
-import { QuadraticToyTrainer } from '../../trainer/client/toy-trainer';
+import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const base: FederationConfig = {
   k: 256,

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { startServer } from '../../federation/server';
 import type { FederationConfig } from '../../protocol';
 import { FederationClient } from '../../trainer/client/federation-client';
-import { QuadraticToyTrainer } from '../../trainer/client/toy-trainer';
+import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {
   k: 64, federationSeed: 9, epsilon: 1e-3, eta: 0.05, tau: 5, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 2, clientsPerRound: 1, deadlineMs: 5000,

@@ -8,7 +8,7 @@ import { nextTokenLabels } from '../../trainer/model/labels';
 import { parseModel } from '../../trainer/model/load';
 import { rewriteForTraining } from '../../trainer/model/rewrite';
 import { ModelSession } from '../../trainer/model/session';
-import { BIGRAM_BIAS, BIGRAM_TABLE, bigramLossAndGradient, buildBigramModel, type BigramModelOptions } from '../../trainer/model/testing/bigram-model';
+import { BIGRAM_BIAS, BIGRAM_TABLE, bigramLossAndGradient, buildBigramModel, type BigramModelOptions } from '../helpers/bigram-model';
 import { rightPaddedBatch, weightMap } from './model-helpers';
 
 const V = 11;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { nextTokenLabels, parseModel, rewriteForTraining, ModelSession, type LoadedModel } from '../../trainer/model';
-import { bigramLossAndGradient, buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../../trainer/model/testing/bigram-model';
+import { bigramLossAndGradient, buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../helpers/bigram-model';
 import type { SeedGradient } from '../../protocol';
 import { ZoTrainer } from '../../trainer/zo/zo-trainer';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';

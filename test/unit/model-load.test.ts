@@ -8,7 +8,7 @@ import { ModelError } from '../../trainer/model/errors';
 import { loadModel, parseModel } from '../../trainer/model/load';
 import { DataType, createModel, decodeModel, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
 import { decodeFloats, encodeFloats, floatToHalf } from '../../trainer/model/tensor-data';
-import { buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../../trainer/model/testing/bigram-model';
+import { buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../helpers/bigram-model';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedkseed-model-load-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

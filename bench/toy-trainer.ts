@@ -2,8 +2,8 @@
 // counter-based perturbation), for tests, benchmarks and demos of the federation without a model.
 // It honours the same exact-replica contract as the real engine: w = w0 − η·2^-28·Σ_j C_j·zq_j.
 import { createHash } from 'node:crypto';
-import type { FederationConfig, SparseCoefficientDelta } from '../../protocol';
-import type { LocalTrainer, StepProgress, TrainRoundRequest, TrainRoundResult } from './local-trainer';
+import type { FederationConfig, SparseCoefficientDelta } from '../protocol';
+import type { LocalTrainer, StepProgress, TrainRoundRequest, TrainRoundResult } from '../trainer/client/local-trainer';
 
 function mix(h: number): number {
   h ^= h >>> 16;

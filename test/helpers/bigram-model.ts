@@ -3,9 +3,9 @@
 // + bias. Its exact gradient is computed in closed form, so ZO gradient estimates can be checked
 // against the truth.
 import { writeFileSync } from 'node:fs';
-import { DataType, createModel, encodeModel, node, onnxTypes, rawTensor, valueInfo } from '../onnx';
-import { seededNormal } from '../random';
-import { decodeFloats, encodeFloats, type FloatStorage, storageDataType } from '../tensor-data';
+import { DataType, createModel, encodeModel, node, onnxTypes, rawTensor, valueInfo } from '../../trainer/model/onnx';
+import { seededNormal } from '../../trainer/model/random';
+import { decodeFloats, encodeFloats, type FloatStorage, storageDataType } from '../../trainer/model/tensor-data';
 
 export const BIGRAM_TABLE = 'bigram.table';
 export const BIGRAM_BIAS = 'bigram.bias';
