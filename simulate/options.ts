@@ -14,7 +14,12 @@ export interface SimulationOptions {
   readonly format?: DataFormat;
   readonly include?: string[];
   readonly model?: string;
+  /** Which file of a model folder (docs/models.md); every process opens the same one. */
+  readonly variant?: string;
   readonly tokenizer?: string;
+  /** Globs narrowing the trainable set; part of the model identity, so every process gets them. */
+  readonly trainable?: readonly string[];
+  readonly freeze?: readonly string[];
   readonly kernel?: KernelChoice;
   readonly provider?: string;
   readonly clients: number;

@@ -6,13 +6,16 @@ import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
-import { existingPath, nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
+import { existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { fixed, note } from '../output';
 import { formatBytes } from '../../protocol/format';
 
 export const DEFAULT_SERVER_PORT = 8765;
 
 interface ServerCliOptions {
+  variant?: string;
+  trainable?: string[];
+  freeze?: string[];
   host: string;
   port: number;
   store: string;
@@ -55,7 +58,10 @@ export function registerServer(program: Command): void {
     .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, 2)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
     .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, 600)
-    .option('--model <path>', 'base model every client must hold (default: the bundled tiny-code-lm); gives its identity and d', existingPath('--model'))
+    .option('--model <path|id>', 'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d', modelArgument)
+    .option('--variant <name>', 'which file of a model folder (as the clients pass it)')
+    .option('--trainable <glob...>', 'the trainable parameters, as the clients choose them (part of the identity)')
+    .option('--freeze <glob...>', 'parameters left untrained, as the clients choose them (part of the identity)')
     .option('--no-auth', 'accept any token (a local, trusted federation)')
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
@@ -66,7 +72,7 @@ export function registerServer(program: Command): void {
 
 async function runServer(o: ServerCliOptions): Promise<void> {
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new CliError('--tls-cert and --tls-key go together');
-  const model = await readBaseModel(o.model);
+  const model = await readBaseModel(o.model, { variant: o.variant, select: o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined });
   const config: FederationConfig = {
     k: o.k,
     federationSeed: o.seed,

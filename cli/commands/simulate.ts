@@ -86,7 +86,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   try {
     const { report, files } = await runSimulation(
       {
-        data: o.data, format: o.format, include: o.include, model: o.model, tokenizer: o.tokenizer, kernel: o.kernel, provider: o.provider,
+        data: o.data, format: o.format, include: o.include, model: o.model, variant: o.variant, tokenizer: o.tokenizer, trainable: o.trainable, freeze: o.freeze, kernel: o.kernel, provider: o.provider,
         clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.eps, eta: o.eta,
         batchSize: o.batchSize, seqLen: o.seqLen, sampling: o.sampling, weighting: o.weighting, split: o.split, alpha: o.alpha, groupsPerClient: o.groupsPerClient,
         heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, signal: abort.signal,

@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { packageRoot } from '../../trainer/paths';
+import { readBaseModel } from '../../cli/base-model';
+import { openEngine } from '../../trainer/engine';
 import { reference } from '../helpers/model-fixtures';
 
 const root = packageRoot();
@@ -99,5 +101,31 @@ describe('fedkseed with the models users have', () => {
     const missing = fedkseed(['eval', '--model', 'tiny-org/absent', '--data', pretokenized], { HF_HOME: home });
     assert.notEqual(missing.status, 0);
     assert.match(missing.stderr, /nor is tiny-org\/absent in the Hugging Face cache .*download it first/);
+  });
+
+  it('a federation agrees on the model: the server reads variant and selection as the clients do, without a tokenizer', async () => {
+    const path = join(FIX, 'transformersjs-gpt2');
+    const select = { freeze: ['m.wte'] };
+    const base = await readBaseModel(path, { variant: 'q4', select });
+    const client = await openEngine({ model: path, variant: 'q4', select, threads: 1 });
+    try {
+      assert.equal(base.identity, client.model.identity);
+      assert.equal(base.parameters, client.params.parameterCount);
+      assert.equal(base.parameters, 73_152 - 4096 * 16);
+    } finally {
+      await client.close();
+    }
+    assert.notEqual((await readBaseModel(path, { variant: 'q4' })).identity, base.identity);
+    assert.equal((await readBaseModel(join(FIX, 'gpt2-no-past'))).parameters, 73_152);
+  });
+
+  it('simulate passes the variant and the selection to every process: the replicas agree and rounds commit', () => {
+    const out = join(work, 'sim');
+    const r = fedkseed(['simulate', '--model', join(FIX, 'transformersjs-gpt2'), '--variant', 'q4', '--freeze', 'm.wte', '--data', code, '--seq-len', '32', '--clients', '2', '--rounds', '1', '--tau', '2', '-k', '16', '--batch-size', '2', '--out', out, '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const done = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { event: string; status: string; rounds: number; replicasIdentical: boolean };
+    assert.equal(done.event, 'done');
+    assert.equal(done.rounds, 1, r.stdout);
+    assert.equal(done.replicasIdentical, true);
   });
 });
