@@ -100,7 +100,7 @@ export class QuadraticToyTrainer implements LocalTrainer {
       const g = Math.fround((plus - minus) / (2 * config.epsilon));
       for (let i = 0; i < w.length; i++) w[i] += (config.epsilon - config.eta * g) * z[i];
       pairs.push({ seed, g });
-      onStep?.({ round: request.round, step: step + 1, steps: request.steps, seed, g });
+      onStep?.({ round: request.round, step: step + 1, steps: request.steps, seed, g, loss: (plus + minus) / 2 });
     }
     const examples = request.steps * (this.options.examplesPerStep ?? config.batchSize);
     return { pairs, examples, lossBefore: { sum: lossBefore, count: 1 }, lossAfter: { sum: this.loss(w), count: 1 } };

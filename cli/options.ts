@@ -5,6 +5,7 @@ import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { Engine, EngineOptions } from '../trainer/engine';
+import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
 import { describeLocated } from '../contracts/model-location';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
 import { CliError } from './errors';
@@ -88,8 +89,8 @@ export function addModelSelectionOptions(cmd: Command): Command {
 export function addModelOptions(cmd: Command): Command {
   return addModelSelectionOptions(cmd)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
-    .option('--provider <list>', 'execution providers to try in order, comma-separated: cpu, webgpu, cuda, dml, or auto (a hardware GPU that can run the whole model — CUDA, DirectML, WebGPU on a hardware adapter, never a software one — else the CPU)', 'cpu')
-    .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default('auto'));
+    .option('--provider <list>', 'execution providers to try in order, comma-separated: cpu, webgpu, cuda, dml, or auto (a hardware GPU that can run the whole model — CUDA, DirectML, WebGPU on a hardware adapter, never a software one — else the CPU)', ENGINE_DEFAULTS.provider.cli)
+    .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default(ENGINE_DEFAULTS.kernel));
 }
 
 export function engineOptions(o: ModelCliOptions): EngineOptions {
@@ -109,13 +110,6 @@ export function reportModel(engine: Engine, json: boolean | undefined): void {
   if (!json) note(describeLocated(engine.located));
 }
 
-/**
- * `train` evaluates the first HELD_OUT_EXAMPLES of its held-out split; `eval` scores the same by
- * default (same share, same hash rule), so the two commands print the same loss for a checkpoint.
- */
-export const HELD_OUT_SHARE = 0.1;
-export const HELD_OUT_EXAMPLES = 64;
-
 export interface DataCliOptions {
   data: string;
   format?: DataFormat;
@@ -130,8 +124,8 @@ export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
     .option('--data <path>', 'dataset file or folder (JSONL, JSON, text/code files)', existingPath('--data'), dataDefault)
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders of text/code: globs of files to read (default: every text file)')
-    .option('--seq-len <n>', 'tokens per example window', positiveInt, 128)
-    .option('--batch-size <n>', 'examples per batch', positiveInt, 8)
+    .option('--seq-len <n>', 'tokens per example window', positiveInt, TRAINING_DEFAULTS.seqLen)
+    .option('--batch-size <n>', 'examples per batch', positiveInt, TRAINING_DEFAULTS.batchSize)
     .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it');
 }
 

@@ -3,6 +3,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
+import { SETTING_DEFAULTS, type SettingKey } from '../contracts/defaults';
 import { locateModel } from '../contracts/model-location';
 import type { ExecutionProviderSetting, InitializeParams } from '../contracts/trainer-rpc';
 
@@ -72,38 +73,39 @@ export function resolveModelSetting(value: string | undefined, variant: string |
 
 export function readSettings(): FedKSeedSettings {
   const c = vscode.workspace.getConfiguration(CONFIG_SECTION);
-  const get = <T>(key: string, fallback: T): T => c.get<T>(key, fallback);
+  // A setting's value, or its default (contracts/defaults.ts, which package.json's defaults equal).
+  const get = <T>(key: SettingKey): T => c.get<T>(key, SETTING_DEFAULTS[key] as T);
   return {
-    serverUrl: get('server.url', 'ws://127.0.0.1:7070'),
+    serverUrl: get('server.url'),
     engine: {
-      model: resolveModelSetting(get('model.path', ''), get('model.variant', '')),
-      tokenizer: resolveSettingPath(get('model.tokenizerPath', '')),
-      provider: get<ExecutionProviderSetting>('engine.executionProvider', 'auto'),
-      threads: get('engine.threads', 0),
-      kernel: get<'auto' | 'wasm-simd' | 'js'>('engine.kernel', 'auto'),
+      model: resolveModelSetting(get('model.path'), get('model.variant')),
+      tokenizer: resolveSettingPath(get('model.tokenizerPath')),
+      provider: get<ExecutionProviderSetting>('engine.executionProvider'),
+      threads: get('engine.threads'),
+      kernel: get<'auto' | 'wasm-simd' | 'js'>('engine.kernel'),
     },
     data: {
-      path: resolveSettingPath(get('data.path', '')) ?? workspaceRoot(),
-      include: get<string[]>('data.include', []),
-      heldOutFraction: get('data.heldOutFraction', 0.1),
+      path: resolveSettingPath(get('data.path')) ?? workspaceRoot(),
+      include: get<string[]>('data.include'),
+      heldOutFraction: get('data.heldOutFraction'),
     },
     training: {
-      batchSize: get('training.batchSize', 4),
-      seqLen: get('training.sequenceLength', 128),
-      k: get('training.k', 4096),
-      epsilon: get('training.epsilon', 1e-3),
-      learningRate: get('training.learningRate', 5e-5),
-      steps: get('training.steps', 200),
-      evalEvery: get('training.evalEvery', 50),
-      federationSeed: get('training.federationSeed', 42),
+      batchSize: get('training.batchSize'),
+      seqLen: get('training.sequenceLength'),
+      k: get('training.k'),
+      epsilon: get('training.epsilon'),
+      learningRate: get('training.learningRate'),
+      steps: get('training.steps'),
+      evalEvery: get('training.evalEvery'),
+      federationSeed: get('training.federationSeed'),
     },
     localServer: {
-      port: get('localServer.port', 7070),
-      rounds: get('localServer.rounds', 10),
-      clientsPerRound: get('localServer.clientsPerRound', 1),
-      tau: get('localServer.tau', 50),
-      sampling: get<'uniform' | 'pro'>('localServer.sampling', 'pro'),
-      deadlineSeconds: get('localServer.deadlineSeconds', 600),
+      port: get('localServer.port'),
+      rounds: get('localServer.rounds'),
+      clientsPerRound: get('localServer.clientsPerRound'),
+      tau: get('localServer.tau'),
+      sampling: get<'uniform' | 'pro'>('localServer.sampling'),
+      deadlineSeconds: get('localServer.deadlineSeconds'),
     },
   };
 }

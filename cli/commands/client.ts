@@ -3,9 +3,10 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { type ClientEvent, finiteOrNull } from '../../contracts/cli-events';
+import { CLIENT_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
-import { EngineLocalTrainer, type EngineStepProgress } from '../../trainer/client/engine-trainer';
+import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
 import { FederationClient } from '../../trainer/client/federation-client';
 import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
@@ -38,8 +39,8 @@ export function registerClient(program: Command): void {
     .option('--id <name>', 'client id, stable across reconnects (default: host name + data path)');
   addModelOptions(cmd);
   addDataOptions(cmd, '.')
-    .option('--held-out <fraction>', 'share of the local data held out for the loss before/after each round', fraction, 0.1)
-    .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, 16)
+    .option('--held-out <fraction>', 'share of the local data held out for the loss before/after each round', fraction, TRAINING_DEFAULTS.heldOutFraction)
+    .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, CLIENT_DEFAULTS.heldOutExamples)
     .option('--out <file>', 'checkpoint of the replica (base + K coefficients), rewritten after every synced round', 'fedkseed-federated.json')
     .option('--resume', 'start from the replica in --out (same server and model) instead of the base model')
     .option('--ca <file>', 'trust this CA certificate (PEM) for wss://', existingPath('--ca'))
@@ -118,10 +119,9 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     let window = 0;
     let count = 0;
     client.on('step', (p) => {
-      const loss = (p as EngineStepProgress).loss;
-      if (o.json) return emitJson({ event: 'step', round: p.round, step: p.step, steps: p.steps, seed: p.seed, g: p.g, loss: finiteOrNull(loss) } satisfies ClientEvent);
-      if (Number.isFinite(loss)) {
-        window += loss;
+      if (o.json) return emitJson({ event: 'step', round: p.round, step: p.step, steps: p.steps, seed: p.seed, g: p.g, loss: finiteOrNull(p.loss) } satisfies ClientEvent);
+      if (Number.isFinite(p.loss)) {
+        window += p.loss;
         count++;
       }
       if (p.step % every(p.steps) === 0 || p.step === p.steps) {

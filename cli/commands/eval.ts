@@ -3,8 +3,9 @@ import { openEngine } from '../../trainer/engine';
 import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
 import { evaluateLoss } from '../../trainer/eval/loss';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
+import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, HELD_OUT_EXAMPLES, HELD_OUT_SHARE, type ModelCliOptions, positiveInt, reportModel } from '../options';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt, reportModel } from '../options';
 import { emitJson, fixed } from '../output';
 import { describeReport } from '../../trainer/device/providers';
 
@@ -24,8 +25,8 @@ export function registerEval(program: Command): void {
   addDataOptions(cmd)
     .option('--checkpoint <file>', 'evaluate base + these coefficients (from train or a federation)', existingPath('--checkpoint'))
     .addOption(new Option('--split <which>', 'examples to score: the held-out split that `fedkseed train` evaluates on (same --held-out, same rule), or all').choices(['held-out', 'all']).default('held-out'))
-    .option('--held-out <fraction>', 'held-out share for --split held-out: the one given to train', fraction, HELD_OUT_SHARE)
-    .option('--max-examples <n>', "score the first n examples of the split (default: train's --eval-examples, so the losses compare)", positiveInt, HELD_OUT_EXAMPLES)
+    .option('--held-out <fraction>', 'held-out share for --split held-out: the one given to train', fraction, TRAINING_DEFAULTS.heldOutFraction)
+    .option('--max-examples <n>', "score the first n examples of the split (default: train's --eval-examples, so the losses compare)", positiveInt, TRAINING_DEFAULTS.evalExamples)
     .option('--rouge', 'also generate greedily and score Rouge-L against the references (instruction data)')
     .option('--max-new-tokens <n>', 'generation length for --rouge', positiveInt, 128)
     .option('--json', 'print one JSON object instead of text')

@@ -4,13 +4,12 @@ import { type Command, Option } from 'commander';
 import { startServer, type FederationServer } from '../../federation/server';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
+import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { fixed, note } from '../output';
 import { formatBytes } from '../../protocol/format';
-
-export const DEFAULT_SERVER_PORT = 8765;
 
 interface ServerCliOptions {
   variant?: string;
@@ -44,20 +43,20 @@ export function registerServer(program: Command): void {
     .command('server')
     .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, DEFAULT_SERVER_PORT)
+    .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, FEDERATION_DEFAULTS.port)
     .option('--store <dir>', 'the embedded store: federation state, rounds, tokens', '.fedkseed/server')
-    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, 4096)
-    .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, 42)
-    .option('--eps <x>', 'perturbation scale ε', positiveNumber, 1e-3)
-    .option('--eta <x>', 'learning rate η', positiveNumber, 1e-4)
-    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, 200)
-    .option('--batch-size <n>', 'examples per local step', positiveInt, 4)
-    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default('pro'))
-    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default('examples'))
-    .option('--rounds <n>', 'rounds of the federation', positiveInt, 40)
-    .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, 2)
+    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
+    .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
+    .option('--eps <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
+    .option('--eta <x>', 'learning rate η', positiveNumber, FEDERATION_DEFAULTS.eta)
+    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, FEDERATION_DEFAULTS.tau)
+    .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
+    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(FEDERATION_DEFAULTS.sampling))
+    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(FEDERATION_DEFAULTS.weighting))
+    .option('--rounds <n>', 'rounds of the federation', positiveInt, FEDERATION_DEFAULTS.rounds)
+    .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, FEDERATION_DEFAULTS.clientsPerRound)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
-    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, 600)
+    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, FEDERATION_DEFAULTS.deadlineSeconds)
     .option('--model <path|id>', 'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d', modelArgument)
     .option('--variant <name>', 'which file of a model folder (as the clients pass it)')
     .option('--trainable <glob...>', 'the trainable parameters, as the clients choose them (part of the identity)')

@@ -3,6 +3,7 @@ import { openEngine, pullWorkingWeights } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
 import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { coefficientToReal } from '../../trainer/zo/coefficients';
+import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
 import { exportWithTokenizer } from './export';
 import {
@@ -13,8 +14,6 @@ import {
   engineOptions,
   existingPath,
   fraction,
-  HELD_OUT_EXAMPLES,
-  HELD_OUT_SHARE,
   type ModelCliOptions,
   nonNegativeInt,
   positiveInt,
@@ -46,14 +45,14 @@ export function registerTrain(program: Command): void {
   const cmd = program.command('train').description('Local zeroth-order fine-tuning with K shared seeds; saves the result as base model + K coefficients');
   addModelOptions(cmd);
   addDataOptions(cmd, '.')
-    .option('--steps <n>', 'ZO steps', positiveInt, 500)
-    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, 4096)
-    .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, 42)
-    .option('--eps <x>', 'perturbation scale ε', positiveNumber, 1e-3)
-    .option('--eta <x>', 'learning rate η', positiveNumber, 5e-5)
-    .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, HELD_OUT_SHARE)
-    .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, 100)
-    .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; `fedkseed eval` scores the same by default)', positiveInt, HELD_OUT_EXAMPLES)
+    .option('--steps <n>', 'ZO steps', positiveInt, TRAINING_DEFAULTS.steps)
+    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
+    .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
+    .option('--eps <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
+    .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
+    .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
+    .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
+    .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; `fedkseed eval` scores the same by default)', positiveInt, TRAINING_DEFAULTS.evalExamples)
     .option('--out <file>', 'where to write the coefficients checkpoint', 'fedkseed-checkpoint.json')
     .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')

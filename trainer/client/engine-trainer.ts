@@ -2,6 +2,7 @@
 // committed coefficients) is the model; a round's local steps are scratch work that is measured,
 // reported as (seed, g) pairs and thrown away, so every replica stays bit-identical.
 import type { FederationConfig, SparseCoefficientDelta } from '../../protocol';
+import { CLIENT_DEFAULTS } from '../../contracts/defaults';
 import { BatchSampler } from '../data/batches';
 import type { Example } from '../data/examples';
 import { deriveSeed } from '../data/rng';
@@ -23,19 +24,13 @@ export interface EngineTrainerOptions {
   readonly seqLen: number;
   /** Distinguishes this client's batch and seed streams from other clients'. */
   readonly clientSeed: number;
-  /** Held-out examples (a fixed prefix) behind the loss before/after a round; default 16. */
+  /** Held-out examples (a fixed prefix) behind the loss before/after a round; default CLIENT_DEFAULTS'. */
   readonly heldOutExamples?: number;
   /**
    * On a device engine, digest() reads the device's replica back (one copy of the weights per round) and
    * fails unless it equals the host's exact replica bit for bit. Default off: the digest is the host's.
    */
   readonly checkDeviceReplica?: boolean;
-}
-
-/** One local step as the trainer saw it: StepProgress plus the step's losses. */
-export interface EngineStepProgress extends StepProgress {
-  /** (L₊ + L₋) / 2 on the step's batch; NaN when the step was skipped. */
-  readonly loss: number;
 }
 
 export class EngineLocalTrainer implements LocalTrainer {
@@ -51,7 +46,7 @@ export class EngineLocalTrainer implements LocalTrainer {
   ) {
     if (data.train.length === 0) throw new Error('the client has no training examples');
     this.modelHash = Buffer.from(engine.model.identity, 'hex');
-    const n = options.heldOutExamples ?? 16;
+    const n = options.heldOutExamples ?? CLIENT_DEFAULTS.heldOutExamples;
     // Without held-out data the round's loss statistics fall back to a fixed slice of the training
     // data: still comparable before/after, but in-sample.
     this.evalSet = (data.heldOut.length > 0 ? data.heldOut : data.train).slice(0, n);
@@ -88,7 +83,7 @@ export class EngineLocalTrainer implements LocalTrainer {
     this.abort.abort();
   }
 
-  async trainRound(request: TrainRoundRequest, onStep?: (progress: EngineStepProgress) => void): Promise<TrainRoundResult> {
+  async trainRound(request: TrainRoundRequest, onStep?: (progress: StepProgress) => void): Promise<TrainRoundResult> {
     const { config, round, steps } = request;
     // On WebGPU the working weights are the device's; the ParameterSet stays the replica throughout.
     const { weights, session, tokenizer } = this.engine;

@@ -16,12 +16,15 @@ export interface TrainRoundRequest {
   readonly config: FederationConfig;
 }
 
+/** One local step as the trainer saw it. */
 export interface StepProgress {
   readonly round: number;
   readonly step: number;
   readonly steps: number;
   readonly seed: number;
   readonly g: number;
+  /** (L₊ + L₋) / 2 on the step's batch; NaN when the step was skipped. */
+  readonly loss: number;
 }
 
 export interface TrainRoundResult {
