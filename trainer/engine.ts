@@ -23,7 +23,7 @@ import type { PerturbationTarget } from './zo/zo-trainer';
 export interface EngineOptions {
   /**
    * An .onnx file, a model folder (plain, Optimum, transformers.js, Hugging Face cache) or an org/name id
-   * in the local Hugging Face cache (default: the bundled model); see trainer/model/locate.ts.
+   * in the local Hugging Face cache (default: the bundled model); see contracts/model-location.ts.
    */
   readonly model?: string;
   /** Which file of a folder: fp32 (default), fp16, quantized, q4, … */
@@ -104,7 +104,7 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   // Large models split each perturbation pass over two threads (the session's cores idle meanwhile).
   const params = new ParameterSet(model.weights, { kernel: options.kernel ?? 'auto', parallelPasses: 'auto' });
   // The master copies now live in the ParameterSet; drop the loader's arrays.
-  for (const w of model.weights) (w as { data: Float32Array }).data = new Float32Array(0);
+  for (const w of model.weights) w.data = new Float32Array(0);
   const graph = rewriteForTraining(model);
   let opened: Opened;
   let report: ProviderReport;

@@ -2,7 +2,6 @@
 // onnx-proto directly (not by the GPT-2 builder, not by torch): logits[b,t,:] = table[input_ids[b,t], :]
 // + bias. Its exact gradient is computed in closed form, so ZO gradient estimates can be checked
 // against the truth.
-import { writeFileSync } from 'node:fs';
 import { DataType, createModel, encodeModel, node, onnxTypes, rawTensor, valueInfo } from '../../trainer/model/onnx';
 import { seededNormal } from '../../trainer/model/random';
 import { decodeFloats, encodeFloats, type FloatStorage, storageDataType } from '../../trainer/model/tensor-data';
@@ -83,12 +82,6 @@ export function buildBigramModel(o: BigramModelOptions): BigramModel {
     },
   });
   return { bytes: encodeModel(model), vocab: v, table: table.values, bias: bias.values };
-}
-
-export function writeBigramModel(path: string, o: BigramModelOptions): BigramModel {
-  const m = buildBigramModel(o);
-  writeFileSync(path, m.bytes);
-  return m;
 }
 
 export interface BigramGradient {

@@ -1,8 +1,5 @@
-// Graph walking shared by the model layer, and the float32 weight sources (weight-sources.ts) under the
-// name the device graph uses.
+// Graph walking shared by the model layer.
 import type { onnxTypes } from './onnx';
-import type { WeightSpec } from './load';
-import { substituteWeightSources } from './weight-sources';
 
 /** Every node of a graph and of its subgraphs (If/Loop/Scan bodies), which may read outer names. */
 export function allNodes(graph: onnxTypes.Graph): onnxTypes.Node[] {
@@ -18,13 +15,4 @@ export function allNodes(graph: onnxTypes.Graph): onnxTypes.Node[] {
   };
   visit(graph);
   return out;
-}
-
-/**
- * Weight name → the float32 value the graph now reads it from; see substituteWeightSources (which also
- * handles transposed copies of a tied embedding and quantized weights, and removes the initializers the
- * weights replace).
- */
-export function substituteFloatSources(graph: onnxTypes.Graph, weights: WeightSpec[]): Map<string, string> {
-  return substituteWeightSources(graph, weights);
 }

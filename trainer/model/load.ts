@@ -33,6 +33,7 @@ export interface WeightSpec {
 }
 
 export interface FloatWeight extends WeightSpec {
+  /** The float32 master values; whoever takes them over (the engine's ParameterSet) may release them. */
   data: Float32Array;
 }
 

@@ -84,7 +84,6 @@ export function createModel(fields: {
 }
 
 export const DataType = onnxProto.onnx.TensorProto.DataType;
-export type DataTypeCode = onnxProto.onnx.TensorProto.DataType;
 const AttrType = onnxProto.onnx.AttributeProto.AttributeType;
 
 /** Long-or-number (as protobufjs decodes int64) to a JS number; exact below 2^53. */

@@ -55,13 +55,6 @@ export function decodeFloats(bytes: Uint8Array, storage: FloatStorage, out: Floa
   }
 }
 
-/** Decodes the 16-bit values that ONNX keeps in `int32_data` for float16/bfloat16 tensors. */
-export function decodeHalfWords(words: ArrayLike<number>, storage: 'float16' | 'bfloat16', out: Float32Array): void {
-  const halves = new Uint16Array(out.length);
-  for (let i = 0; i < out.length; i++) halves[i] = words[i];
-  decodeFloats(new Uint8Array(halves.buffer), storage, out);
-}
-
 function aligned16(bytes: Uint8Array, n: number): Uint16Array {
   if (bytes.byteOffset % 2 === 0) return new Uint16Array(bytes.buffer, bytes.byteOffset, n);
   // A copy (Node Buffers' slice() is a view, so construct a fresh array).

@@ -3,8 +3,7 @@
 // and per-channel scales. Float constants (rotary caches, masks, scalars) are left alone, and weights
 // stored quantized (DequantizeLinear, MatMulNBits) are trained through float32 masters.
 import { allNodes } from './float-sources';
-import { DataType, getIntAttr, toNumber, type onnxTypes } from './onnx';
-import { floatStorageOf } from './tensor-data';
+import { getIntAttr, type onnxTypes } from './onnx';
 
 /** Ops that only move or re-type a tensor: a weight read through them is still that weight. */
 const LAYOUT_OPS = new Set(['Transpose', 'Reshape', 'Squeeze', 'Unsqueeze', 'Flatten']);
@@ -185,16 +184,3 @@ export interface Selection {
   freeze?: readonly string[];
 }
 
-/** Data types a DequantizeLinear weight may have (int4/uint4 are codes 22/21 in newer schemas). */
-export const QUANTIZED_TYPES = new Map<number, { min: number; max: number; bits: number; signed: boolean }>([
-  [DataType.INT8, { min: -128, max: 127, bits: 8, signed: true }],
-  [DataType.UINT8, { min: 0, max: 255, bits: 8, signed: false }],
-]);
-
-export function tensorDims(t: onnxTypes.Tensor): number[] {
-  return t.dims.map(toNumber);
-}
-
-export function isFloatInitializer(t: onnxTypes.Tensor): boolean {
-  return floatStorageOf(t.dataType) !== null;
-}

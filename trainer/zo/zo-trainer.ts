@@ -1,4 +1,4 @@
-// The zeroth-order step (DESIGN §2, docs/zo-engine.md) and local training over τ steps.
+// The zeroth-order step (docs/zo-engine.md) and local training over τ steps.
 // Per step: w += εz → L₊; w −= 2εz → L₋; g = (L₊ − L₋)/2ε; w += (ε − ηg)z. The last pass is deferred
 // and fused with the next step's +εz, so a step costs two passes over the weights, not three.
 import type { SeedGradient } from '../../protocol';
