@@ -1,8 +1,43 @@
 // FederationStore on LevelDB (classic-level: prebuilt binaries, no compile step at install). Every
 // write uses sync: true, so a returned commit is on disk; a round's state and record go in one batch.
+// What it reads back is checked field by field: a damaged or foreign store is refused by name, not
+// handed on as whatever JSON it holds.
 import { ClassicLevel } from 'classic-level';
 import type { FederationConfig } from '../protocol';
 import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
+
+type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
+
+/** `value` as a T when every field of `shape` has its kind (a list of strings: one of them), else an error naming the first that does not. */
+function checked<T>(value: unknown, shape: { readonly [K in keyof T]-?: FieldKind }, what: string): T {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`the store's ${what} is not an object`);
+  const record = value as Record<string, unknown>;
+  for (const [field, kind] of Object.entries(shape) as [string, FieldKind][]) {
+    const v = record[field];
+    const ok =
+      kind === 'string[]' ? Array.isArray(v) && v.every((x) => typeof x === 'string') : typeof kind === 'string' ? typeof v === kind : kind.includes(v as string);
+    if (!ok) throw new Error(`the store's ${what} has no valid ${field}`);
+  }
+  return value as T;
+}
+
+const configShape = {
+  k: 'number',
+  federationSeed: 'number',
+  epsilon: 'number',
+  eta: 'number',
+  tau: 'number',
+  batchSize: 'number',
+  sampling: ['uniform', 'pro'],
+  weighting: ['examples', 'equal'],
+  rounds: 'number',
+  clientsPerRound: 'number',
+  deadlineMs: 'number',
+} as const satisfies { readonly [K in keyof FederationConfig]-?: FieldKind };
+
+const tokenShape = { id: 'string', label: 'string', salt: 'string', hash: 'string', createdAt: 'string' } as const satisfies {
+  readonly [K in keyof TokenRecord]-?: FieldKind;
+};
 
 const roundKey = (r: number): string => `round/${r.toString().padStart(10, '0')}`;
 const digestKey = (r: number): string => `digest/${r.toString().padStart(10, '0')}`;
@@ -15,6 +50,14 @@ function bufferToF64(b: Buffer, offset: number, k: number): Float64Array {
   const out = new Float64Array(k);
   Buffer.from(out.buffer).set(b.subarray(offset, offset + k * 8));
   return out;
+}
+
+function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (err) {
+    throw new Error(`the store's ${what} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function encodeState(s: FederationState): Buffer {
@@ -41,6 +84,16 @@ interface StoredRound extends Omit<RoundRecord, 'change'> {
   readonly change: string;
 }
 
+const roundShape = {
+  round: 'number',
+  change: 'string',
+  participants: 'string[]',
+  examples: 'number',
+  lossBefore: 'number',
+  lossAfter: 'number',
+  committedAt: 'string',
+} as const satisfies { readonly [K in keyof StoredRound]-?: FieldKind };
+
 export class LevelFederationStore implements FederationStore {
   private constructor(private readonly db: ClassicLevel<string, Buffer>) {}
 
@@ -50,9 +103,9 @@ export class LevelFederationStore implements FederationStore {
     return new LevelFederationStore(db);
   }
 
-  private async getJson<T>(key: string): Promise<T | null> {
+  private async getJson<T>(key: string, shape: { readonly [K in keyof T]-?: FieldKind }): Promise<T | null> {
     const v = await this.db.get(key);
-    return v === undefined ? null : (JSON.parse(v.toString('utf8')) as T);
+    return v === undefined ? null : checked<T>(parseJson(v, key), shape, key);
   }
 
   private putJson(key: string, value: unknown): Promise<void> {
@@ -60,7 +113,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   loadConfig(): Promise<FederationConfig | null> {
-    return this.getJson<FederationConfig>('config');
+    return this.getJson<FederationConfig>('config', configShape);
   }
 
   saveConfig(config: FederationConfig): Promise<void> {
@@ -84,7 +137,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   async loadRound(round: number): Promise<RoundRecord | null> {
-    const s = await this.getJson<StoredRound>(roundKey(round));
+    const s = await this.getJson<StoredRound>(roundKey(round), roundShape);
     if (!s) return null;
     const raw = Buffer.from(s.change, 'base64');
     return { ...s, change: bufferToF64(raw, 0, raw.length / 8) };
@@ -104,7 +157,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   getToken(id: string): Promise<TokenRecord | null> {
-    return this.getJson<TokenRecord>(`token/${id}`);
+    return this.getJson<TokenRecord>(`token/${id}`, tokenShape);
   }
 
   async deleteToken(id: string): Promise<boolean> {
@@ -115,7 +168,7 @@ export class LevelFederationStore implements FederationStore {
 
   async listTokens(): Promise<TokenRecord[]> {
     const out: TokenRecord[] = [];
-    for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(JSON.parse(v.toString('utf8')) as TokenRecord);
+    for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(checked<TokenRecord>(parseJson(v, 'token'), tokenShape, 'token'));
     return out;
   }
 
