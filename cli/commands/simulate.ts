@@ -9,6 +9,7 @@ import { formatProblem } from '../../trainer/data/problems';
 import type { SamplingMode, Weighting } from '../../protocol';
 import { addModelOptions, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, uint32 } from '../options';
 import type { SimulateEvent } from '../../contracts/cli-events';
+import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
 
 interface SimulateOptions extends ModelCliOptions {
@@ -45,24 +46,24 @@ export function registerSimulate(program: Command): void {
     .option('--data <path>', 'dataset file or folder (default: the current folder, its source code files)', existingPath('--data'), '.')
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders: globs of files to read (default: source code files, or every text file when there is no code)')
-    .option('--clients <n>', 'client processes', positiveInt, 3)
+    .option('--clients <n>', 'client processes', positiveInt, SIMULATION_DEFAULTS.clients)
     .option('--clients-per-round <n>', 'clients sampled per round (default: all)', positiveInt)
-    .option('--rounds <n>', 'federation rounds', positiveInt, 10)
-    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, 50)
-    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, 1024)
-    .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, 42)
-    .option('--eps <x>', 'perturbation scale ε', positiveNumber, 1e-3)
-    .option('--eta <x>', 'learning rate η', positiveNumber, 1e-4)
-    .option('--batch-size <n>', 'examples per local step', positiveInt, 4)
-    .option('--seq-len <n>', 'tokens per example window', positiveInt, 64)
-    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default('pro'))
-    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default('examples'))
+    .option('--rounds <n>', 'federation rounds', positiveInt, SIMULATION_DEFAULTS.rounds)
+    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, SIMULATION_DEFAULTS.tau)
+    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, SIMULATION_DEFAULTS.k)
+    .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, TRAINING_DEFAULTS.federationSeed)
+    .option('--eps <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
+    .option('--eta <x>', 'learning rate η', positiveNumber, SIMULATION_DEFAULTS.eta)
+    .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
+    .option('--seq-len <n>', 'tokens per example window', positiveInt, SIMULATION_DEFAULTS.seqLen)
+    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(SIMULATION_DEFAULTS.sampling))
+    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(SIMULATION_DEFAULTS.weighting))
     .addOption(new Option('--split <mode>', 'how data is dealt to clients: whole groups (top-level folders, tasks) or Dirichlet label skew; auto: Dirichlet for labelled instruction data').choices(['auto', 'group', 'dirichlet']).default('auto'))
-    .option('--alpha <x>', 'Dirichlet concentration (0.5 strong skew, 5.0 mild)', positiveNumber, 0.5)
+    .option('--alpha <x>', 'Dirichlet concentration (0.5 strong skew, 5.0 mild)', positiveNumber, SIMULATION_DEFAULTS.alpha)
     .option('--groups-per-client <n>', 'group split: groups per client (default: every group, dealt evenly; fewer than all are left out, and named in the output)', positiveInt)
-    .option('--held-out <fraction>', 'share of the data held out from every client to evaluate the global model', fraction, 0.1)
-    .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, 64)
-    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, 600)
+    .option('--held-out <fraction>', 'share of the data held out from every client to evaluate the global model', fraction, TRAINING_DEFAULTS.heldOutFraction)
+    .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, TRAINING_DEFAULTS.evalExamples)
+    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, SIMULATION_DEFAULTS.deadlineSeconds)
     .option('--out <dir>', 'report folder (default: .fedkseed/runs/<timestamp>)')
     .option('--json', 'print progress as JSON lines')
     .action((o: SimulateOptions) => runSimulate(o));
