@@ -153,7 +153,7 @@ async function benchDevice(
         sync: () => weights.sync(),
       });
       // Bytes per steady-state step (its fused pass, −2εz pass and two forwards), between step events.
-      const trainer = new ZoTrainer(weights, session, { federationSeed: 7, k: 4096, eps: 1e-3, eta: 1e-6 });
+      const trainer = new ZoTrainer(weights, session, { federationSeed: 7, k: 4096, epsilon: 1e-3, eta: 1e-6 });
       const probe = syntheticBatch(batch, model.io.vocab ?? 2);
       const totals: number[] = [];
       const bus = weights.counter;

@@ -130,7 +130,7 @@ export async function measureZoStep(params: PerturbationTarget, session: BatchLo
       return result;
     },
   };
-  const trainer = new ZoTrainer(params, model, { federationSeed: 7, k: 4096, eps: 1e-3, eta: 1e-6 });
+  const trainer = new ZoTrainer(params, model, { federationSeed: 7, k: 4096, epsilon: 1e-3, eta: 1e-6 });
   const nextBatch = (): TokenBatch => {
     const t = nowMs();
     const b = sampler.next();

@@ -69,7 +69,7 @@ export const startTrainingParamsSchema = z.object({
   steps: positiveInt(),
   k: positiveInt(),
   federationSeed: nonNegInt(),
-  eps: positive(),
+  epsilon: positive(),
   eta: positive(),
   batchSize: positiveInt(),
   /** Held-out evaluation every this many steps; 0: before and after only. */

@@ -21,7 +21,7 @@ export function writeReport(dir: string, report: SimulationReport): { json: stri
 export function writeFinalCheckpoint(dir: string, baseModel: string, config: FederationConfig, state: FederationState | null): string | null {
   if (!state || state.round === 0) return null;
   const path = join(dir, 'checkpoint.json');
-  const checkpoint = makeCheckpoint({ baseModel, federationSeed: config.federationSeed, k: config.k, eta: config.eta, eps: config.epsilon }, state.coefficients, { round: state.round });
+  const checkpoint = makeCheckpoint({ baseModel, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon }, state.coefficients, { round: state.round });
   saveCheckpoint(path, checkpoint);
   return path;
 }

@@ -14,7 +14,7 @@ export interface LocalRunOptions {
   readonly steps: number;
   readonly k: number;
   readonly federationSeed: number;
-  readonly eps: number;
+  readonly epsilon: number;
   readonly eta: number;
   readonly batchSize: number;
   readonly seqLen: number;
@@ -53,7 +53,7 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     return heldOut;
   };
 
-  const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, eps: o.eps, eta: o.eta });
+  const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, epsilon: o.epsilon, eta: o.eta });
   const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') });
   const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
   const sums = new Map<number, number>(o.initial ?? []);
@@ -88,7 +88,7 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   const coefficients = new Float64Array(o.k);
   for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
   const checkpoint = makeCheckpoint(
-    { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, eps: o.eps },
+    { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon },
     coefficients,
     { steps: stepsRun },
   );

@@ -26,7 +26,7 @@ export interface TaskSpec {
   readonly tau: number;
   readonly batchSize: number;
   readonly seqLen: number;
-  readonly eps: number;
+  readonly epsilon: number;
   readonly eta: number;
   /** Held-out windows the global model is evaluated on after every round. */
   readonly evalExamples: number;
@@ -74,7 +74,7 @@ function codeTask(quick: boolean): TaskSpec {
     tau: quick ? 8 : 40,
     batchSize: 4,
     seqLen: 64,
-    eps: 1e-3,
+    epsilon: 1e-3,
     eta: 1e-4,
     evalExamples: quick ? 16 : 96,
     alpha: 0.5,
@@ -97,7 +97,7 @@ function fortunesTask(quick: boolean): TaskSpec {
     tau: quick ? 8 : 40,
     batchSize: 4,
     seqLen: 64,
-    eps: 1e-3,
+    epsilon: 1e-3,
     eta: 5e-3,
     evalExamples: quick ? 16 : 96,
     alpha: 0.5,

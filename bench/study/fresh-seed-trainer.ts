@@ -50,7 +50,7 @@ export class FreshSeedTrainer {
     params.resetToBase();
     try {
       const lossBefore = await this.lossStat();
-      const trainer = new ZoTrainer(params, session, { federationSeed: config.federationSeed, k: config.k, eps: config.epsilon, eta: config.eta });
+      const trainer = new ZoTrainer(params, session, { federationSeed: config.federationSeed, k: config.k, epsilon: config.epsilon, eta: config.eta });
       const batches = new BatchSampler(
         this.train,
         { batchSize: config.batchSize, seqLen: this.options.seqLen, padId: tokenizer.padId, seed: deriveSeed(this.options.clientSeed, 'batches') },

@@ -105,7 +105,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
   const config: FederationConfig = {
     k,
     federationSeed,
-    epsilon: spec.eps,
+    epsilon: spec.epsilon,
     eta: spec.eta,
     tau: spec.tau,
     batchSize: spec.batchSize,

@@ -88,7 +88,7 @@ export function paperBytes(k: number, tau: number): number {
 export function markdownTable(task: TaskSpec, parameters: number, summaries: readonly MethodSummary[]): string {
   const fedAvg = fedAvgBytesPerClient(parameters);
   const head = [
-    `**${task.title}**: ${task.clients} clients, ${task.clientsPerRound} per round, ${summaries[0]?.rounds ?? task.rounds} rounds × τ = ${task.tau} steps, batch ${task.batchSize} × ${task.seqLen} tokens, ε = ${task.eps}, η = ${task.eta}; ${summaries[0]?.repeats ?? 0} repeats (mean ± sd). FedAvg would move ${formatBytes(fedAvg)} per client per round (d = ${parameters.toLocaleString('en-US')}).`,
+    `**${task.title}**: ${task.clients} clients, ${task.clientsPerRound} per round, ${summaries[0]?.rounds ?? task.rounds} rounds × τ = ${task.tau} steps, batch ${task.batchSize} × ${task.seqLen} tokens, ε = ${task.epsilon}, η = ${task.eta}; ${summaries[0]?.repeats ?? 0} repeats (mean ± sd). FedAvg would move ${formatBytes(fedAvg)} per client per round (d = ${parameters.toLocaleString('en-US')}).`,
     '',
     '| method | held-out loss, final | change from base | seeds used | bytes / client / round (up + down) | max | paper bound 4+4K+8τ | FedAvg ÷ this | train s / round | replicas exact |',
     '|---|---|---|---|---|---|---|---|---|---|',

@@ -57,7 +57,7 @@ function defaultClientId(data: string): string {
 
 function replicaCheckpoint(engine: Engine, config: FederationConfig, round: number): Checkpoint {
   return makeCheckpoint(
-    { baseModel: engine.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, eps: config.epsilon },
+    { baseModel: engine.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon },
     engine.params.appliedCoefficients(),
     { round },
   );

@@ -20,7 +20,7 @@ interface ServerCliOptions {
   store: string;
   k: number;
   seed: number;
-  eps: number;
+  epsilon: number;
   eta: number;
   tau: number;
   batchSize: number;
@@ -47,7 +47,7 @@ export function registerServer(program: Command): void {
     .option('--store <dir>', 'the embedded store: federation state, rounds, tokens', '.fedkseed/server')
     .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
-    .option('--eps <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
+    .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, FEDERATION_DEFAULTS.eta)
     .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, FEDERATION_DEFAULTS.tau)
     .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
@@ -75,7 +75,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   const config: FederationConfig = {
     k: o.k,
     federationSeed: o.seed,
-    epsilon: o.eps,
+    epsilon: o.epsilon,
     eta: o.eta,
     tau: o.tau,
     batchSize: o.batchSize,

@@ -22,7 +22,7 @@ interface SimulateOptions extends ModelCliOptions {
   tau: number;
   k: number;
   seed: number;
-  eps: number;
+  epsilon: number;
   eta: number;
   batchSize: number;
   seqLen: number;
@@ -52,7 +52,7 @@ export function registerSimulate(program: Command): void {
     .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, SIMULATION_DEFAULTS.tau)
     .option('-k, --k <n>', 'number of shared seeds K', positiveInt, SIMULATION_DEFAULTS.k)
     .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, TRAINING_DEFAULTS.federationSeed)
-    .option('--eps <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
+    .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, SIMULATION_DEFAULTS.eta)
     .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
     .option('--seq-len <n>', 'tokens per example window', positiveInt, SIMULATION_DEFAULTS.seqLen)
@@ -88,7 +88,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     const { report, files } = await runSimulation(
       {
         data: o.data, format: o.format, include: o.include, model: o.model, variant: o.variant, tokenizer: o.tokenizer, trainable: o.trainable, freeze: o.freeze, kernel: o.kernel, provider: o.provider,
-        clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.eps, eta: o.eta,
+        clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta,
         batchSize: o.batchSize, seqLen: o.seqLen, sampling: o.sampling, weighting: o.weighting, split: o.split, alpha: o.alpha, groupsPerClient: o.groupsPerClient,
         heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, signal: abort.signal,
       },

@@ -29,7 +29,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions {
   steps: number;
   k: number;
   seed: number;
-  eps: number;
+  epsilon: number;
   eta: number;
   heldOut: number;
   evalEvery: number;
@@ -48,7 +48,7 @@ export function registerTrain(program: Command): void {
     .option('--steps <n>', 'ZO steps', positiveInt, TRAINING_DEFAULTS.steps)
     .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
-    .option('--eps <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
+    .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
     .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
@@ -91,7 +91,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
 
     const report = progressPrinter(o);
     const result = await runLocalTraining(engine, data, {
-      steps: o.steps, k: o.k, federationSeed: o.seed, eps: o.eps, eta: o.eta, batchSize: o.batchSize, seqLen: o.seqLen,
+      steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, batchSize: o.batchSize, seqLen: o.seqLen,
       evalEvery: o.evalEvery, evalExamples: o.evalExamples, initial, signal: abort.signal,
     }, report);
     saveCheckpoint(o.out, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });

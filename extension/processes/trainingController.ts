@@ -161,7 +161,7 @@ export class TrainingController implements vscode.Disposable {
         steps: s.training.steps,
         k: s.training.k,
         federationSeed: s.training.federationSeed,
-        eps: s.training.epsilon,
+        epsilon: s.training.epsilon,
         eta: s.training.learningRate,
         batchSize: s.training.batchSize,
         evalEvery: s.training.evalEvery,

@@ -187,7 +187,7 @@ test('bytes across the bus per ZO step do not depend on the model size; the weig
     const session = new DeviceModelSession(model, weights);
     try {
       const batch = patternBatch(2, 16);
-      const trainer = new ZoTrainer(weights, session, { federationSeed: 3, k: 1024, eps: 1e-3, eta: 1e-3 });
+      const trainer = new ZoTrainer(weights, session, { federationSeed: 3, k: 1024, epsilon: 1e-3, eta: 1e-3 });
       await trainer.train({ steps: 1, seeds: new SeedSampler(1024, 1), nextBatch: () => batch });
       assert.equal(counter.weightTransfers, 1, 'the first pass uploaded the replica');
       counter.reset();
@@ -221,7 +221,7 @@ test('ZO training on WebGPU lowers the loss', async (t) => {
       return r.lossSum / r.tokens;
     };
     const before = await loss();
-    const trainer = new ZoTrainer(weights, session, { federationSeed: 1, k: 4096, eps: 1e-3, eta: 0.01 });
+    const trainer = new ZoTrainer(weights, session, { federationSeed: 1, k: 4096, epsilon: 1e-3, eta: 0.01 });
     const result = await trainer.train({ steps: 40, seeds: new SeedSampler(4096, 5), nextBatch: () => batch });
     const after = await loss();
     t.diagnostic(`loss ${before.toFixed(4)} → ${after.toFixed(4)} in ${result.stepsRun} steps`);

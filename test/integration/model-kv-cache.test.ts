@@ -118,7 +118,7 @@ test('train a merged decoder a few steps, export it: the If and the cache interf
   params.bindTo(session);
   const batch = referenceBatch();
   const before = await session.lossSum(batch);
-  const trainer = new ZoTrainer(params, session, { federationSeed: 3, k: 16, eps: 1e-3, eta: 2e-3 });
+  const trainer = new ZoTrainer(params, session, { federationSeed: 3, k: 16, epsilon: 1e-3, eta: 2e-3 });
   await trainer.train({ steps: 6, seeds: new SeedSampler(16, 9), nextBatch: () => batch });
   const trained = await session.lossSum(batch);
   assert.notEqual(trained.lossSum, before.lossSum);

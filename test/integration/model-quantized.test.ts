@@ -43,7 +43,7 @@ for (const key of [INT8, Q4]) {
     const session = await ModelSession.create(model, { intraOpNumThreads: 1 });
     params.bindTo(session);
     const batch = referenceBatch();
-    const trainer = new ZoTrainer(params, session, { federationSeed: 5, k: 8, eps: 1e-3, eta: 5e-3 });
+    const trainer = new ZoTrainer(params, session, { federationSeed: 5, k: 8, epsilon: 1e-3, eta: 5e-3 });
     await trainer.train({ steps: 4, seeds: new SeedSampler(8, 1), nextBatch: () => batch });
     const trained = await session.lossSum(batch);
     await session.release();

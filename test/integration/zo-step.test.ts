@@ -63,7 +63,7 @@ describe('ZO step on a model with a known gradient', () => {
     const truth = bigramLossAndGradient(built.table, built.bias, V, batch);
     const exact = Float64Array.from([...truth.table, ...truth.bias]);
     const n = 3000;
-    const trainer = new ZoTrainer(params, session, { federationSeed: F, k: 65536, eps: 1e-3, eta: 0 });
+    const trainer = new ZoTrainer(params, session, { federationSeed: F, k: 65536, epsilon: 1e-3, eta: 0 });
     const result = await trainer.train({ steps: n, seeds: new SeedSampler(65536, 11), nextBatch: () => batch });
     assert.equal(result.pairs.length, n);
     assert.equal(result.skipped, 0);
@@ -90,7 +90,7 @@ describe('ZO step on a model with a known gradient', () => {
   it('descends: training with η > 0 lowers the loss on the batch', async () => {
     const params = freshParams();
     const before = await session.lossSum(batch);
-    const trainer = new ZoTrainer(params, session, { federationSeed: F, k: 4096, eps: 1e-3, eta: 2e-2 });
+    const trainer = new ZoTrainer(params, session, { federationSeed: F, k: 4096, epsilon: 1e-3, eta: 2e-2 });
     await trainer.train({ steps: 400, seeds: new SeedSampler(4096, 12), nextBatch: () => batch });
     const after = await session.lossSum(batch);
     assert.ok(after.lossSum / after.tokens < (before.lossSum / before.tokens) * 0.95, `${before.lossSum / before.tokens} → ${after.lossSum / after.tokens}`);
@@ -100,7 +100,7 @@ describe('ZO step on a model with a known gradient', () => {
     const params = freshParams();
     let calls = 0;
     const flaky = { lossSum: async (b: TokenBatch) => (++calls === 3 ? { lossSum: Number.NaN, tokens: 1 } : session.lossSum(b)) };
-    const trainer = new ZoTrainer(params, flaky, { federationSeed: F, k: 64, eps: 1e-3, eta: 1e-2 });
+    const trainer = new ZoTrainer(params, flaky, { federationSeed: F, k: 64, epsilon: 1e-3, eta: 1e-2 });
     const events: boolean[] = [];
     const r = await trainer.train({ steps: 4, seeds: new SeedSampler(64, 1), nextBatch: () => batch, onStep: (e) => events.push(e.skipped) });
     assert.deepEqual(events, [false, true, false, false]);
@@ -112,7 +112,7 @@ describe('ZO step on a model with a known gradient', () => {
     const stepwise = freshParams();
     const eta = 1e-2;
     const steps = 300;
-    const trainer = new ZoTrainer(stepwise, session, { federationSeed: F, k: 256, eps: 1e-3, eta });
+    const trainer = new ZoTrainer(stepwise, session, { federationSeed: F, k: 256, epsilon: 1e-3, eta });
     const r = await trainer.train({ steps, seeds: new SeedSampler(256, 13), nextBatch: () => batch });
     const sums = new Map<number, number>();
     for (const { seed, g } of r.pairs) sums.set(seed, (sums.get(seed) ?? 0) + g);

@@ -31,7 +31,7 @@ function weightLoss(params: ParameterSet): BatchLoss {
 }
 
 async function trainDigest(params: ParameterSet, steps = 12): Promise<{ digest: string; g: number[] }> {
-  const trainer = new ZoTrainer(params, weightLoss(params), { federationSeed: 99, k: 64, eps: 1e-3, eta: 0.05 });
+  const trainer = new ZoTrainer(params, weightLoss(params), { federationSeed: 99, k: 64, epsilon: 1e-3, eta: 0.05 });
   const result = await trainer.train({ steps, seeds: new SeedSampler(64, 5), nextBatch: () => BATCH });
   assert.equal(result.stepsRun, steps);
   assert.equal(result.skipped, 1);

@@ -92,7 +92,7 @@ export class EngineLocalTrainer implements LocalTrainer {
     weights.resetToBase();
     try {
       const lossBefore = await this.lossStat();
-      const trainer = new ZoTrainer(weights, session, { federationSeed: config.federationSeed, k: config.k, eps: config.epsilon, eta: config.eta });
+      const trainer = new ZoTrainer(weights, session, { federationSeed: config.federationSeed, k: config.k, epsilon: config.epsilon, eta: config.eta });
       // Both streams depend only on (clientSeed, round): a retried round repeats exactly. The batch
       // stream continues epoch-wise across rounds, so consecutive rounds see different examples.
       const seeds = new SeedSampler(config.k, deriveSeed(this.options.clientSeed, `seeds/${round}`), request.probabilities ?? undefined);

@@ -31,7 +31,7 @@ export async function trainLocally(
       steps: params.steps,
       k: params.k,
       federationSeed: params.federationSeed,
-      eps: params.eps,
+      epsilon: params.epsilon,
       eta: params.eta,
       batchSize: params.batchSize,
       seqLen: params.data.seqLen,

@@ -14,7 +14,7 @@ const CheckpointSchema = z.object({
   federationSeed: z.number().int().min(0).max(0xffffffff),
   k: z.number().int().min(1).max(0x10000),
   eta: z.number().nonnegative(),
-  eps: z.number().positive(),
+  epsilon: z.number().positive(),
   /** Seed index → integer coefficient in units of 2^-16 (zeros omitted). */
   coefficients: z.record(z.string().regex(/^\d+$/), z.number().int()),
   /** Local ZO steps that produced these coefficients (informational). */
@@ -38,7 +38,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   } catch (err) {
     throw new Error(`cannot read checkpoint ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  const parsed = CheckpointSchema.safeParse(raw);
+  const parsed = CheckpointSchema.safeParse(withEpsilon(raw));
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new Error(`checkpoint ${path} is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
@@ -47,6 +47,13 @@ export function loadCheckpoint(path: string): Checkpoint {
     if (Number(j) >= parsed.data.k) throw new Error(`checkpoint ${path}: seed index ${j} is not below K = ${parsed.data.k}`);
   }
   return parsed.data;
+}
+
+/** Checkpoints written before ε was named `epsilon` call it `eps`: read them as they are meant. */
+function withEpsilon(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || 'epsilon' in raw || !('eps' in raw)) return raw;
+  const { eps, ...rest } = raw as Record<string, unknown>;
+  return { ...rest, epsilon: eps };
 }
 
 /** Builds the replica base + Σ C_j z_j from a checkpoint, after checking it belongs to this model. */
@@ -72,7 +79,7 @@ export interface CheckpointOrigin {
   readonly federationSeed: number;
   readonly k: number;
   readonly eta: number;
-  readonly eps: number;
+  readonly epsilon: number;
 }
 
 /** A checkpoint of this generator version from coefficients given densely or as seed → integer. */

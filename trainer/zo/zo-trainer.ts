@@ -10,7 +10,7 @@ export interface ZoConfig {
   readonly federationSeed: number;
   readonly k: number;
   /** Perturbation scale ε. */
-  readonly eps: number;
+  readonly epsilon: number;
   /** Learning rate η. */
   readonly eta: number;
 }
@@ -64,8 +64,8 @@ export class ZoTrainer {
     private readonly model: BatchLoss,
     readonly config: ZoConfig,
   ) {
-    const { eps, eta, k, federationSeed } = config;
-    if (!(eps > 0) || !Number.isFinite(eps)) throw new RangeError(`ε must be a positive number, got ${eps}`);
+    const { epsilon, eta, k, federationSeed } = config;
+    if (!(epsilon > 0) || !Number.isFinite(epsilon)) throw new RangeError(`ε must be a positive number, got ${epsilon}`);
     if (!(eta >= 0) || !Number.isFinite(eta)) throw new RangeError(`η must be a non-negative number, got ${eta}`);
     if (!Number.isInteger(k) || k < 1) throw new RangeError(`K must be a positive integer, got ${k}`);
     if (!Number.isInteger(federationSeed) || federationSeed < 0 || federationSeed > 0xffffffff) {
@@ -90,7 +90,7 @@ export class ZoTrainer {
 
   /** τ local steps; returns the (seed, g) pairs to upload. */
   async train(options: LocalTrainingOptions): Promise<LocalTrainingResult> {
-    const { eps, eta } = this.config;
+    const { epsilon, eta } = this.config;
     const pairs: SeedGradient[] = [];
     let skipped = 0;
     let lossTotal = 0;
@@ -102,17 +102,17 @@ export class ZoTrainer {
         const seed = options.seeds.next();
         const key = this.key(seed);
         const batch = options.nextBatch();
-        if (owed) await this.params.perturb2(owed.key, owed.coef, key, eps);
-        else await this.params.perturb(key, eps);
-        owed = { key, coef: -eps }; // if the forward throws, undo +εz
+        if (owed) await this.params.perturb2(owed.key, owed.coef, key, epsilon);
+        else await this.params.perturb(key, epsilon);
+        owed = { key, coef: -epsilon }; // if the forward throws, undo +εz
         const lossPlus = await this.meanLoss(batch);
-        await this.params.perturb(key, -2 * eps);
-        owed = { key, coef: eps };
+        await this.params.perturb(key, -2 * epsilon);
+        owed = { key, coef: epsilon };
         const lossMinus = await this.meanLoss(batch);
         const ok = Number.isFinite(lossPlus) && Number.isFinite(lossMinus);
-        const g = ok ? (lossPlus - lossMinus) / (2 * eps) : Number.NaN;
+        const g = ok ? (lossPlus - lossMinus) / (2 * epsilon) : Number.NaN;
         if (ok) {
-          owed = { key, coef: eps - eta * g };
+          owed = { key, coef: epsilon - eta * g };
           pairs.push({ seed, g });
           lossTotal += (lossPlus + lossMinus) / 2;
         } else {
