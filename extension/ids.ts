@@ -1,5 +1,4 @@
 // Identifiers shared with package.json's `contributes`; the extension-host suite checks they agree.
-export const VIEW_CONTAINER_ID = 'fedkseed';
 export const TRAINING_VIEW_ID = 'fedkseed.training';
 export const DASHBOARD_VIEW_TYPE = 'fedkseed.dashboard';
 

@@ -23,6 +23,7 @@ import {
   type InitializeResult,
   type TrainingResult,
 } from '../../contracts/trainer-rpc';
+import { CLIENT_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { parseWith } from '../../contracts/parse';
 import { serverProcessSpecSchema, type ServerProcessSpec, type ServerProgress } from '../../contracts/server-process';
 import { readSettings, type FedKSeedSettings } from '../config';
@@ -165,7 +166,7 @@ export class TrainingController implements vscode.Disposable {
         eta: s.training.learningRate,
         batchSize: s.training.batchSize,
         evalEvery: s.training.evalEvery,
-        evalExamples: 64,
+        evalExamples: TRAINING_DEFAULTS.evalExamples,
         checkpointPath: join(checkpointDir, 'latest.json'),
       };
       return checked(trainingResultSchema, 'startTraining', await c.sendRequest(Requests.startTraining, params, token));
@@ -178,7 +179,7 @@ export class TrainingController implements vscode.Disposable {
     const secret = (await this.context.secrets.get(TOKEN_SECRET)) ?? '';
     return this.runJob('federation', async (c) => {
       this.store.clearHistory();
-      const params = { url, token: secret, clientId: this.clientId(), data, batchSize: s.training.batchSize, heldOutExamples: 32, clientSeed: 0 };
+      const params = { url, token: secret, clientId: this.clientId(), data, batchSize: s.training.batchSize, heldOutExamples: CLIENT_DEFAULTS.heldOutExamples, clientSeed: 0 };
       return checked(federationResultSchema, 'joinFederation', await c.sendRequest(Requests.joinFederation, params, token));
     });
   }

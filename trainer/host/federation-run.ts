@@ -6,10 +6,9 @@ import type { HostNotifier } from './notifier';
 import type { FederationResult, JoinFederationParams } from '../../contracts/trainer-payloads';
 import type { StatusReporter } from './status-reporter';
 
-/** The loss of a step, when the trainer reports one alongside the required progress fields. */
+/** The loss of a step; none for a skipped step (its loss is NaN). */
 function stepLoss(progress: StepProgress): number | undefined {
-  const loss: unknown = (progress as StepProgress & { loss?: unknown }).loss;
-  return typeof loss === 'number' && Number.isFinite(loss) ? loss : undefined;
+  return Number.isFinite(progress.loss) ? progress.loss : undefined;
 }
 
 export async function runFederation(
