@@ -126,9 +126,10 @@ function icdDirectories(env: NodeJS.ProcessEnv): string[] {
 
 function readIcd(manifest: string): IcdDriver | null {
   try {
-    const parsed = JSON.parse(readFileSync(manifest, 'utf8')) as { ICD?: { library_path?: string } };
-    const library = parsed.ICD?.library_path;
-    return library ? { manifest, library } : null;
+    // Another program's file: nothing in it is taken for more than JSON says it is.
+    const parsed = JSON.parse(readFileSync(manifest, 'utf8')) as { ICD?: { library_path?: unknown } } | null;
+    const library = parsed?.ICD?.library_path;
+    return typeof library === 'string' && library !== '' ? { manifest, library } : null;
   } catch {
     return null;
   }
