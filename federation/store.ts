@@ -1,6 +1,7 @@
-// The server's durable state behind a small interface, so another backend (e.g. Redis) can replace the
-// embedded one. A round is committed with one atomic, synced write: after it returns, the round
-// survives kill -9.
+// The server's durable state behind a small interface: the round engine (round-engine.ts) and the
+// transport's token checks see only this, so another backend (PostgreSQL, say) can replace the embedded
+// LevelDB one. A round is committed with one atomic, synced write: after it returns, the round survives
+// kill -9.
 import type { FederationConfig } from '../protocol';
 
 /** Everything the next round needs; vectors have K entries. */
