@@ -18,7 +18,8 @@ export interface FedKSeedSettings {
     readonly seqLen: number;
     readonly k: number;
     readonly epsilon: number;
-    readonly learningRate: number;
+    /** Learning rate η (the setting training.learningRate). */
+    readonly eta: number;
     readonly steps: number;
     readonly evalEvery: number;
     readonly federationSeed: number;
@@ -94,7 +95,7 @@ export function readSettings(): FedKSeedSettings {
       seqLen: get('training.sequenceLength'),
       k: get('training.k'),
       epsilon: get('training.epsilon'),
-      learningRate: get('training.learningRate'),
+      eta: get('training.learningRate'),
       steps: get('training.steps'),
       evalEvery: get('training.evalEvery'),
       federationSeed: get('training.federationSeed'),
