@@ -35,6 +35,29 @@ export const initializeResultSchema = z.object({
 });
 export type InitializeResult = z.infer<typeof initializeResultSchema>;
 
+// ---- the weights the engine holds ----------------------------------------------------------------
+
+/**
+ * What the engine's weights are: the base model, or fine-tuned by a local run (after `steps`) or a
+ * federation (the replica after committed round `round`). `runId` names the extension's run they came
+ * from; `restored`: reloaded from that run's checkpoint rather than trained in this process.
+ */
+export const weightsStateSchema = z.object({
+  kind: z.enum(['base', 'local', 'federation']),
+  steps: nonNegInt(),
+  round: nonNegInt(),
+  runId: z.nullable(z.string()),
+  restored: z.boolean(),
+});
+export type WeightsState = z.infer<typeof weightsStateSchema>;
+export const baseWeights: WeightsState = { kind: 'base', steps: 0, round: 0, runId: null, restored: false };
+
+/** The weights in words: "the base model (not fine-tuned)", "fine-tuned after step 200", "fine-tuned after round 4". */
+export function describeWeights(w: WeightsState): string {
+  if (w.kind === 'base') return 'the base model (not fine-tuned)';
+  return w.kind === 'local' ? `fine-tuned after step ${w.steps}` : `fine-tuned after round ${w.round}`;
+}
+
 // ---- data shared by evaluate / training / federation --------------------------------------------
 
 export const dataSpecSchema = z.object({
@@ -47,6 +70,7 @@ export const dataSpecSchema = z.object({
 });
 export type DataSpec = z.infer<typeof dataSpecSchema>;
 
+/** Evaluation scores the held-out split of `data` (the training split rule at its heldOutFraction, which must be above 0). */
 export const evaluateParamsSchema = z.object({
   data: dataSpecSchema,
   batchSize: positiveInt(),
@@ -58,7 +82,12 @@ export const evaluateResultSchema = z.object({
   loss: z.number(),
   perplexity: z.number(),
   tokens: nonNegInt(),
+  /** Held-out examples scored (the first maxExamples of the split, as training's evaluations). */
   examples: nonNegInt(),
+  /** Examples in the held-out split. */
+  heldOutExamples: nonNegInt(),
+  /** The weights scored. */
+  weights: weightsStateSchema,
 });
 export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 
@@ -75,8 +104,14 @@ export const startTrainingParamsSchema = z.object({
   /** Held-out evaluation every this many steps; 0: before and after only. */
   evalEvery: nonNegInt(),
   evalExamples: positiveInt(),
-  /** Where the coefficients checkpoint is written when the run ends. */
+  /** Where the coefficients checkpoint is written as the run progresses and when it ends. */
   checkpointPath: z.optional(z.string()),
+  /** Checkpoint every this many steps (besides the evaluations and the end); 0 or absent: only those. */
+  checkpointEvery: z.optional(nonNegInt()),
+  /** Continue the run of this checkpoint (same K, seed and η) from its step up to `steps` in all. */
+  resumeFrom: z.optional(z.string()),
+  /** The extension's run these weights belong to (echoed in `weights`). */
+  runId: z.optional(z.string()),
 });
 export type StartTrainingParams = z.infer<typeof startTrainingParamsSchema>;
 
@@ -88,6 +123,9 @@ export const trainingResultSchema = z.object({
   heldOutAfter: z.nullable(z.number()),
   stopped: z.boolean(),
   checkpointPath: z.nullable(z.string()),
+  /** Steps of the run in all, those before a resume included. */
+  totalSteps: nonNegInt(),
+  weights: weightsStateSchema,
 });
 export type TrainingResult = z.infer<typeof trainingResultSchema>;
 
@@ -107,6 +145,13 @@ export const joinFederationParamsSchema = z.object({
   batchSize: positiveInt(),
   heldOutExamples: positiveInt(),
   clientSeed: nonNegInt(),
+  /** Where the replica is checkpointed after every round it syncs. */
+  checkpointPath: z.optional(z.string()),
+  /** Rejoin from this checkpoint's replica and round (the server sends only what followed it). */
+  resumeFrom: z.optional(z.string()),
+  /** Connection attempts before giving up while never connected (default 3); after a welcome, 8 in a row. */
+  connectAttempts: z.optional(positiveInt()),
+  runId: z.optional(z.string()),
 });
 export type JoinFederationParams = z.infer<typeof joinFederationParamsSchema>;
 
@@ -114,7 +159,35 @@ export const federationResultSchema = z.object({
   finalRound: nonNegInt(),
   digest: z.string(),
   stopped: z.boolean(),
+  weights: weightsStateSchema,
 });
+
+/** Why a federation could not be reached: the data of a `connectionFailed` error. */
+export const connectionCauses = ['refused', 'dns', 'tls', 'auth', 'timeout', 'closed', 'other'] as const;
+export type ConnectionCause = (typeof connectionCauses)[number];
+export const connectionFailureSchema = z.object({
+  kind: z.literal('connection'),
+  cause: z.enum(connectionCauses),
+  url: z.string(),
+  attempts: nonNegInt(),
+  /** The last error as the socket or the server gave it. */
+  detail: z.string(),
+});
+export type ConnectionFailure = z.infer<typeof connectionFailureSchema>;
+
+// ---- checkpoints ---------------------------------------------------------------------------------
+
+/** Loads a run's checkpoint into the engine (base + its coefficients), replacing whatever it held. */
+export const loadCheckpointParamsSchema = z.object({
+  path: z.string().check(z.minLength(1)),
+  runId: z.nullable(z.string()),
+});
+export type LoadCheckpointParams = z.infer<typeof loadCheckpointParamsSchema>;
+/** Returns the engine to the base model. */
+export const resetWeightsParamsSchema = z.object({});
+export type ResetWeightsParams = z.infer<typeof resetWeightsParamsSchema>;
+export const weightsResultSchema = z.object({ weights: weightsStateSchema });
+export type WeightsResult = z.infer<typeof weightsResultSchema>;
 export type FederationResult = z.infer<typeof federationResultSchema>;
 
 // ---- export / stop -------------------------------------------------------------------------------
@@ -126,6 +199,8 @@ export const exportModelResultSchema = z.object({
   externalDataPath: z.nullable(z.string()),
   weightBytes: nonNegInt(),
   copied: z.array(z.string()),
+  /** The weights written. */
+  weights: weightsStateSchema,
 });
 export type ExportModelResult = z.infer<typeof exportModelResultSchema>;
 
@@ -136,9 +211,14 @@ export type StopResult = z.infer<typeof stopResultSchema>;
 
 // ---- notifications -------------------------------------------------------------------------------
 
-export const connectionStates = ['idle', 'loading', 'training', 'connecting', 'connected', 'reconnecting', 'finished', 'stopped', 'error'] as const;
+export const connectionStates = ['idle', 'loading', 'training', 'connecting', 'connected', 'reconnecting', 'stopping', 'finished', 'stopped', 'error'] as const;
 export type ConnectionState = (typeof connectionStates)[number];
 
+/**
+ * A round's bytes are the frames the server counts for it: from the round's assignment to its result
+ * (the result excluded), for a client sampled in it. Totals add the connection overhead (hello,
+ * welcome, results, syncs).
+ */
 export const byteCountersSchema = z.object({
   upRound: nonNegInt(),
   downRound: nonNegInt(),
@@ -156,8 +236,14 @@ export const trainerStatusSchema = z.object({
   server: z.nullable(z.string()),
   round: nonNegInt(),
   rounds: nonNegInt(),
+  /** Cumulative local step (local runs: of `steps`). */
   step: nonNegInt(),
+  /** Local runs: steps of the run; federations: τ, the steps of a round. */
   steps: nonNegInt(),
+  /** Federations: the step within the round in progress (of `steps`). */
+  roundStep: z.optional(nonNegInt()),
+  /** Federations: the last round committed and synced (`round` is the one in progress). */
+  committedRound: z.optional(nonNegInt()),
   loss: finiteOrNull(),
   heldOutLoss: finiteOrNull(),
   bytes: byteCountersSchema,
@@ -212,6 +298,8 @@ export const TrainerErrorCodes = {
   notInitialized: -32002,
   busy: -32003,
   failed: -32004,
+  /** The federation could not be reached; `data` is a ConnectionFailure. */
+  connectionFailed: -32005,
   cancelled: -32800,
 } as const;
 

@@ -14,7 +14,9 @@ import type {
   InitializeParams,
   InitializeResult,
   JoinFederationParams,
+  LoadCheckpointParams,
   LogNotification,
+  ResetWeightsParams,
   RoundCompleted,
   SeedProbabilities,
   StartTrainingParams,
@@ -22,6 +24,7 @@ import type {
   StopResult,
   TrainerStatus,
   TrainingResult,
+  WeightsResult,
 } from './trainer-payloads';
 
 export * from './trainer-payloads';
@@ -35,6 +38,8 @@ export const Requests = {
   joinFederation: new RequestType<JoinFederationParams, FederationResult, void>('fedkseed/joinFederation'),
   stop: new RequestType<Empty, StopResult, void>('fedkseed/stop'),
   exportModel: new RequestType<ExportModelParams, ExportModelResult, void>('fedkseed/exportModel'),
+  loadCheckpoint: new RequestType<LoadCheckpointParams, WeightsResult, void>('fedkseed/loadCheckpoint'),
+  resetWeights: new RequestType<ResetWeightsParams, WeightsResult, void>('fedkseed/resetWeights'),
 } as const;
 
 export const Notifications = {

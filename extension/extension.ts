@@ -1,12 +1,17 @@
 // Extension entry point: builds the services once and registers every view, command, status bar item
 // and serializer as a Disposable of the extension context (so deactivation stops the trainer and the
-// local server processes).
+// local server processes, a run in progress being recorded as interrupted). Runs live in the global
+// storage; a run a reload took down is resumed from its checkpoint on activation.
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { FedKSeedApi } from './api';
+import { lastMessage } from './commands/messages';
 import { registerCommands } from './commands/registerCommands';
+import { resumeInterruptedRun } from './commands/runs';
 import { affectsEngine } from './config';
+import { RunRecords } from './state/runRecords';
 import { RunStore } from './state/runStore';
-import { createStatusBar } from './statusBar';
+import { createStatusBar, statusBarText } from './statusBar';
 import { TrainingController } from './processes/trainingController';
 import { DashboardPanelManager } from './views/dashboardPanel';
 import { registerTrainingView } from './views/trainingViewProvider';
@@ -14,7 +19,9 @@ import type { WebviewBundle } from './webviewHtml';
 
 export function activate(context: vscode.ExtensionContext): FedKSeedApi {
   const log = vscode.window.createOutputChannel('FedKSeed', { log: true });
-  const store = new RunStore();
+  const records = new RunRecords(join(context.globalStorageUri.fsPath, 'runs'), (message) => log.warn(message));
+  const workspace = vscode.workspace.workspaceFile?.toString() ?? vscode.workspace.workspaceFolders?.[0]?.uri.toString() ?? null;
+  const store = new RunStore(records, workspace);
   const webviewReady = new vscode.EventEmitter<WebviewBundle>();
   const bridgeDeps = {
     store,
@@ -26,6 +33,7 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
   };
   const dashboard = new DashboardPanelManager(context.extensionUri, bridgeDeps);
   const controller = new TrainingController(context, store, log);
+  const deps = { dashboard, controller, store, log };
 
   context.subscriptions.push(
     log,
@@ -35,16 +43,24 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
     controller,
     createStatusBar(store),
     registerTrainingView(context.extensionUri, bridgeDeps),
-    ...registerCommands({ dashboard, controller, store, log }),
+    ...registerCommands(deps),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (affectsEngine(e)) controller.engineSettingsChanged();
     }),
   );
   log.info(`FedKSeed ${String(context.extension.packageJSON.version)} activated in VS Code ${vscode.version} (Node ${process.version})`);
+  resumeInterruptedRun(deps);
   return {
     onDidWebviewReady: webviewReady.event,
+    onDidChangeStatus: store.onDidChangeStatus,
     status: () => store.status,
     history: () => store.history,
+    dashboardView: () => store.dashboard,
+    runs: () => store.summaries,
+    runFolder: (id) => records.folder(id),
+    statusBarText: () => statusBarText(store.status),
+    lastMessage,
+    serverEvents: () => controller.serverEvents,
     trainerPid: () => controller.trainer.pid,
     serverPid: () => controller.server.pid,
   };

@@ -17,5 +17,10 @@ export const CommandIds = {
   evaluateModel: 'fedkseed.evaluateModel',
   exportModel: 'fedkseed.exportModel',
   showLogs: 'fedkseed.showLogs',
+  openRun: 'fedkseed.openRun',
+  compareRuns: 'fedkseed.compareRuns',
+  removeRun: 'fedkseed.removeRun',
+  loadRunWeights: 'fedkseed.loadRunWeights',
+  resumeRun: 'fedkseed.resumeRun',
 } as const;
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

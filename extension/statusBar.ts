@@ -1,17 +1,27 @@
-// The status bar item: round (or step), loss and bytes this round; a click opens the dashboard.
+// The status bar item: the run's progress (n/N with a time estimate, or the round), its loss and the
+// last round's bytes — the figures the sidebar and the dashboard show; a click opens the dashboard.
 import * as vscode from 'vscode';
-import { formatBytes, formatLoss } from '../protocol/format';
+import { formatLoss } from '../protocol/format';
 import { CommandIds } from './ids';
 import type { RunStore } from './state/runStore';
 import type { ViewStatus } from '../contracts/webview-messages';
 
-export function statusBarText({ trainer }: ViewStatus): string {
-  const spin = trainer.state === 'training' || trainer.state === 'connecting' || trainer.state === 'loading' ? '$(sync~spin)' : '$(pulse)';
+export function statusBarText({ trainer, figures }: ViewStatus): string {
   if (trainer.mode === 'none' || trainer.state === 'idle') return '$(pulse) FedKSeed';
-  const progress = trainer.mode === 'federation' ? `round ${trainer.round}/${trainer.rounds}` : `step ${trainer.step}/${trainer.steps}`;
+  const busy = ['training', 'connecting', 'loading', 'connected', 'reconnecting', 'stopping'].includes(trainer.state);
+  const spin = busy ? '$(sync~spin)' : '$(pulse)';
+  const stopping = trainer.state === 'stopping' ? ' · stopping…' : '';
   const loss = trainer.loss !== null ? ` · loss ${formatLoss(trainer.loss)}` : '';
-  const bytes = trainer.mode === 'federation' ? ` · ${formatBytes(trainer.bytes.upRound + trainer.bytes.downRound)}/round` : '';
-  return `${spin} ${progress}${loss}${bytes}`;
+  const bytes = trainer.mode === 'federation' && figures.bytes.lastRound !== null ? ` · ${figures.text.lastRound} last round` : '';
+  return `${spin} ${figures.text.progress}${stopping}${loss}${bytes}`;
+}
+
+function tooltip({ trainer, figures, weightsText }: ViewStatus): string {
+  const lines = [`FedKSeed: ${trainer.detail ?? trainer.state}${trainer.provider ? ` (${trainer.provider})` : ''}`];
+  if (figures.text.ratio) lines.push(`${figures.text.total}, ${figures.text.ratio}`);
+  if (weightsText) lines.push(`Weights: ${weightsText}`);
+  lines.push('Click to open the dashboard');
+  return lines.join('\n');
 }
 
 export function createStatusBar(store: RunStore): vscode.Disposable {
@@ -20,7 +30,7 @@ export function createStatusBar(store: RunStore): vscode.Disposable {
   item.command = CommandIds.showDashboard;
   const render = (status: ViewStatus) => {
     item.text = statusBarText(status);
-    item.tooltip = `FedKSeed: ${status.trainer.detail ?? status.trainer.state}${status.trainer.provider ? ` (${status.trainer.provider})` : ''}\nClick to open the dashboard`;
+    item.tooltip = tooltip(status);
   };
   render(store.status);
   item.show();

@@ -43,7 +43,7 @@ export function renderWebviewHtml(webview: vscode.Webview, extensionUri: vscode.
   <title>${escapeAttribute(title)}</title>
 </head>
 <body class="view-${bundle}">
-  <main id="root" aria-live="polite"></main>
+  <main id="root"></main>
   <script nonce="${escapeAttribute(nonce)}" src="${escapeAttribute(script.toString())}"></script>
 </body>
 </html>`;

@@ -24,6 +24,15 @@ export interface LocalRunOptions {
   readonly evalExamples: number;
   /** Starting coefficients (continuing an earlier run), real-valued A_j by seed. */
   readonly initial?: ReadonlyMap<number, number>;
+  /**
+   * Steps the run already made (continuing it from a checkpoint): step numbers, the batch stream and the
+   * seed stream continue from there, and the checkpoints count them. Default 0.
+   */
+  readonly startStep?: number;
+  /** Also checkpoint every this many steps (0 or absent: after each evaluation chunk and at the end). */
+  readonly checkpointEvery?: number;
+  /** Receives the run's checkpoint as it progresses: after each chunk of steps and at the end, before the final evaluation. */
+  readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   readonly signal?: AbortSignal;
 }
 
@@ -53,27 +62,42 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     return heldOut;
   };
 
+  const startStep = o.startStep ?? 0;
   const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, epsilon: o.epsilon, eta: o.eta });
-  const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') });
+  const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') }, startStep);
   const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
+  for (let i = 0; i < startStep; i++) seeds.next();
   const sums = new Map<number, number>(o.initial ?? []);
+  const checkpointNow = (): Checkpoint => {
+    const coefficients = new Float64Array(o.k);
+    for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
+    return makeCheckpoint(
+      { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon },
+      coefficients,
+      { steps: startStep + stepsRun },
+    );
+  };
 
-  const before = await evaluate(0);
+  const before = await evaluate(startStep);
   let stepsRun = 0;
   let skipped = 0;
   let trainMs = 0;
-  const chunk = o.evalEvery > 0 ? o.evalEvery : o.steps;
+  /** The next multiple of `every` after `done` (the run's end when `every` is 0). */
+  const nextBoundary = (every: number, done: number) => (every > 0 ? (Math.floor(done / every) + 1) * every : Infinity);
   while (stepsRun < o.steps && !o.signal?.aborted) {
+    const done = startStep + stepsRun;
+    const nextEval = nextBoundary(o.evalEvery, done);
+    const until = Math.min(nextEval, nextBoundary(o.checkpointEvery ?? 0, done), startStep + o.steps);
     let last = performance.now();
     const started = last;
     const r = await trainer.train({
-      steps: Math.min(chunk, o.steps - stepsRun),
+      steps: until - done,
       seeds,
       nextBatch: () => batches.next(),
       signal: o.signal,
       onStep: (e) => {
         const now = performance.now();
-        onEvent({ type: 'step', ...e, step: stepsRun + e.step, ms: now - last });
+        onEvent({ type: 'step', ...e, step: done + e.step, ms: now - last });
         last = now;
       },
     });
@@ -81,16 +105,11 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     for (const { seed, g } of r.pairs) sums.set(seed, (sums.get(seed) ?? 0) + g);
     stepsRun += r.stepsRun;
     skipped += r.skipped;
-    if (stepsRun < o.steps && !o.signal?.aborted) await evaluate(stepsRun);
+    o.onCheckpoint?.(checkpointNow());
+    if (stepsRun < o.steps && !o.signal?.aborted && startStep + stepsRun === nextEval) await evaluate(startStep + stepsRun);
   }
-  const after = await evaluate(stepsRun);
+  const checkpoint = checkpointNow();
+  const after = await evaluate(startStep + stepsRun);
 
-  const coefficients = new Float64Array(o.k);
-  for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
-  const checkpoint = makeCheckpoint(
-    { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon },
-    coefficients,
-    { steps: stepsRun },
-  );
   return { stepsRun, skipped, before, after, checkpoint, stepMs: stepsRun > 0 ? trainMs / stepsRun : Number.NaN };
 }

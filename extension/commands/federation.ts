@@ -1,21 +1,26 @@
 // Federation commands: connect to a server, leave it, run a local server on 127.0.0.1, and the token.
 import * as vscode from 'vscode';
+import type { ServerProcessSpec } from '../../contracts/server-process';
 import type { FederationResult } from '../../contracts/trainer-rpc';
 import { readSettings } from '../config';
-import { UserFacingError, type LocalServerAddress } from '../processes/trainingController';
+import { openSettingAction, UserFacingError } from '../errors';
+import type { LocalServerAddress } from '../processes/trainingController';
+import { showInfo } from './messages';
 import { pathArgument } from './outcome';
 import { withRunProgress, type TrainingCommandDeps } from './training';
 
 function checkUrl(url: string): string {
-  if (!/^wss?:\/\/[^\s]+$/.test(url)) throw new UserFacingError(`the federation server URL must start with ws:// or wss://, not "${url}"`);
+  if (!/^wss?:\/\/[^\s]+$/.test(url)) throw new UserFacingError(`the federation server URL must start with ws:// or wss://, not "${url}"`, [openSettingAction('server.url')]);
   return url;
 }
 
-export async function connectFederation(deps: TrainingCommandDeps, arg: unknown): Promise<FederationResult> {
+export async function connectFederation(deps: TrainingCommandDeps, arg: unknown, localServer?: ServerProcessSpec): Promise<FederationResult> {
   const url = checkUrl(pathArgument(arg) ?? readSettings().serverUrl);
-  const result = await withRunProgress(`FedKSeed: federation at ${url}`, deps.store, (token) => deps.controller.joinFederation(url, token));
-  void vscode.window.showInformationMessage(
-    result.stopped ? `FedKSeed: left the federation after round ${result.finalRound}.` : `FedKSeed: the federation finished after round ${result.finalRound}.`,
+  const result = await withRunProgress(`FedKSeed: federation at ${url}`, deps.store, (token) => deps.controller.joinFederation(url, token, { localServer }));
+  const figures = deps.store.status.figures;
+  const bytes = figures.text.ratio ? `; ${figures.text.total}, ${figures.text.ratio}` : '';
+  void showInfo(
+    result.stopped ? `FedKSeed: left the federation with ${figures.text.progress}${bytes}.` : `FedKSeed: the federation finished after round ${result.finalRound}${bytes}.`,
   );
   return result;
 }
@@ -30,7 +35,7 @@ export async function startLocalServer({ controller }: TrainingCommandDeps): Pro
     { location: vscode.ProgressLocation.Notification, title: 'FedKSeed: starting a local federation server' },
     () => controller.startLocalServer(),
   );
-  void vscode.window.showInformationMessage(`FedKSeed: federation server listening on ${started.url} (loopback only).`);
+  void showInfo(`FedKSeed: federation server listening on ${started.url} (loopback only).`);
   return started;
 }
 
@@ -41,7 +46,7 @@ export async function stopLocalServer({ controller }: TrainingCommandDeps): Prom
 /** A local server and this window as its client: the whole federation on one machine. */
 export async function startLocalFederation(deps: TrainingCommandDeps): Promise<FederationResult> {
   const started = await deps.controller.startLocalServer();
-  return connectFederation(deps, started.url);
+  return connectFederation(deps, started.url, deps.controller.localServerSpec);
 }
 
 export async function setFederationToken({ controller }: TrainingCommandDeps, arg: unknown): Promise<boolean> {
@@ -58,6 +63,6 @@ export async function setFederationToken({ controller }: TrainingCommandDeps, ar
   if (token === undefined) return false;
   if (token.trim().length === 0) throw new UserFacingError('the federation token cannot be empty');
   await controller.setToken(token.trim());
-  void vscode.window.showInformationMessage('FedKSeed: federation token saved in secret storage.');
+  void showInfo('FedKSeed: federation token saved in secret storage.');
   return true;
 }

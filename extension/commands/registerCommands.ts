@@ -7,6 +7,7 @@ import type { TrainingController } from '../processes/trainingController';
 import type { DashboardPanelManager } from '../views/dashboardPanel';
 import { connectFederation, disconnectFederation, setFederationToken, startLocalFederation, startLocalServer, stopLocalServer } from './federation';
 import { runCommand } from './outcome';
+import { compareRuns, loadRunWeights, openRun, removeRun, resumeRun } from './runs';
 import { selectDataset, selectModel } from './selection';
 import { evaluateModel, exportModel, startTraining, stopTraining } from './training';
 
@@ -33,6 +34,11 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     [CommandIds.evaluateModel]: ['Evaluate Model', () => evaluateModel(deps)],
     [CommandIds.exportModel]: ['Export Fine-Tuned Model', (arg) => exportModel(deps, arg)],
     [CommandIds.showLogs]: ['Show Logs', async () => deps.log.show()],
+    [CommandIds.openRun]: ['Open Run', (arg) => openRun(deps, arg)],
+    [CommandIds.compareRuns]: ['Compare Runs', (arg) => compareRuns(deps, arg)],
+    [CommandIds.removeRun]: ['Remove Run', (arg) => removeRun(deps, arg)],
+    [CommandIds.loadRunWeights]: ['Load Run Weights', (arg) => loadRunWeights(deps, arg)],
+    [CommandIds.resumeRun]: ['Resume Run', (arg) => resumeRun(deps, arg)],
   };
   return Object.entries(handlers).map(([id, [what, handler]]) =>
     vscode.commands.registerCommand(id, (arg: unknown) => runCommand(deps.log, what, () => handler(arg))),

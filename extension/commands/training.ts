@@ -1,18 +1,24 @@
 // Training, evaluation and export commands: each long one runs under a cancellable progress
-// notification that follows the trainer's status.
-import { join } from 'node:path';
+// notification that follows the run's figures. Results name the weights they concern: Evaluate says
+// which model it scored, Export which model it wrote (and never calls the base model fine-tuned).
 import * as vscode from 'vscode';
+import { formatLoss } from '../../protocol/format';
 import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult } from '../../contracts/trainer-rpc';
 import type { RunStore } from '../state/runStore';
-import { UserFacingError, type TrainingController } from '../processes/trainingController';
+import { UserFacingError } from '../errors';
+import type { TrainingController } from '../processes/trainingController';
+import type { DashboardPanelManager } from '../views/dashboardPanel';
+import { showInfo } from './messages';
 import { pathArgument } from './outcome';
 
 export interface TrainingCommandDeps {
   controller: TrainingController;
   store: RunStore;
+  dashboard: DashboardPanelManager;
+  log: vscode.LogOutputChannel;
 }
 
-/** Runs `work` under a progress notification whose message follows the run's status. */
+/** Runs `work` under a progress notification whose message follows the run's figures. */
 export function withRunProgress<T>(
   title: string,
   store: RunStore,
@@ -20,10 +26,10 @@ export function withRunProgress<T>(
 ): Thenable<T> {
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
     let last = 0;
-    const follow = store.onDidChangeStatus(({ trainer }) => {
-      const fraction = trainer.mode === 'federation' ? trainer.round / Math.max(1, trainer.rounds) : trainer.step / Math.max(1, trainer.steps);
-      const percent = Math.min(100, Math.round(fraction * 100));
-      progress.report({ message: trainer.detail ?? undefined, increment: percent > last ? percent - last : undefined });
+    const follow = store.onDidChangeStatus(({ trainer, figures }) => {
+      const percent = Math.min(100, Math.round((figures.progress.fraction ?? 0) * 100));
+      const message = trainer.state === 'stopping' ? 'Stopping…' : trainer.state === 'training' || trainer.state === 'connected' ? figures.text.progress : (trainer.detail ?? undefined);
+      progress.report({ message, increment: percent > last ? percent - last : undefined });
       last = Math.max(last, percent);
     });
     return work(token).finally(() => follow.dispose());
@@ -33,9 +39,7 @@ export function withRunProgress<T>(
 export async function startTraining({ controller, store }: TrainingCommandDeps): Promise<TrainingResult> {
   const result = await withRunProgress('FedKSeed: training', store, (token) => controller.startTraining(token));
   const verb = result.stopped ? 'stopped' : 'finished';
-  void vscode.window.showInformationMessage(
-    `FedKSeed: training ${verb} after ${result.stepsRun} steps; ${heldOutChange(result)}.`,
-  );
+  void showInfo(`FedKSeed: training ${verb} after ${result.totalSteps} steps; ${heldOutChange(result)}.`);
   return result;
 }
 
@@ -43,21 +47,59 @@ export async function stopTraining({ controller }: TrainingCommandDeps): Promise
   return controller.stop();
 }
 
-export async function evaluateModel({ controller, store }: TrainingCommandDeps): Promise<EvaluateResult> {
-  const result = await withRunProgress('FedKSeed: evaluating', store, (token) => controller.evaluate(token));
-  void vscode.window.showInformationMessage(
-    `FedKSeed: loss ${result.loss.toFixed(4)} (perplexity ${result.perplexity.toFixed(2)}) over ${result.examples} examples, ${result.tokens} tokens.`,
+export async function evaluateModel({ controller, store, dashboard, log }: TrainingCommandDeps): Promise<EvaluateResult> {
+  const result = await withRunProgress('FedKSeed: evaluating on the held-out split', store, (token) => controller.evaluate(token));
+  const model = store.weightsText(result.weights);
+  log.info(
+    `Evaluate: held-out loss ${formatLoss(result.loss)}, perplexity ${result.perplexity.toFixed(2)}, on ${result.examples} of ${result.heldOutExamples} held-out examples (${result.tokens} tokens); model: ${store.status.model ?? '?'}, ${model}`,
   );
+  // Short enough to read whole in a notification; the details are in the log and the dashboard.
+  void showInfo(`FedKSeed: held-out loss ${formatLoss(result.loss)} (perplexity ${result.perplexity.toFixed(2)}) for ${model.replace(/ \(.*\)$/, '')}.`, 'Show Details').then((choice) => {
+    if (choice !== 'Show Details') return;
+    const runId = result.weights.runId ?? store.summaries.find((r) => r.kind === 'evaluation')?.id ?? null;
+    if (runId) store.show(runId);
+    dashboard.show();
+  });
   return result;
 }
 
-export async function exportModel({ controller }: TrainingCommandDeps, arg: unknown): Promise<ExportModelResult | undefined> {
-  let out = pathArgument(arg);
+/** `{ out, base: true }` exports the base model without asking; a path alone exports whatever is loaded. */
+function exportArgument(arg: unknown): { out: string | undefined; allowBase: boolean } {
+  if (arg && typeof arg === 'object' && !(arg instanceof vscode.Uri) && 'out' in arg) {
+    const o = arg as { out?: unknown; base?: unknown };
+    return { out: typeof o.out === 'string' ? o.out : undefined, allowBase: o.base === true };
+  }
+  const out = pathArgument(arg);
+  return { out, allowBase: out !== undefined };
+}
+
+export async function exportModel({ controller, store }: TrainingCommandDeps, arg: unknown): Promise<ExportModelResult | undefined> {
+  let { out } = exportArgument(arg);
+  const { allowBase } = exportArgument(arg);
+  const weights = controller.currentWeights;
+  if (!allowBase && (!weights || weights.kind === 'base')) {
+    // Never export the base model under the fine-tuned label: say so, and offer the runs' weights.
+    const withCheckpoints = store.summaries.filter((r) => r.checkpoint && r.kind !== 'evaluation');
+    const choice = await vscode.window.showWarningMessage(
+      'No fine-tuned weights are loaded: the trainer holds the base model.',
+      { modal: true, detail: withCheckpoints.length > 0 ? 'Load a run\'s fine-tuned weights first, or export the base model as it is.' : 'Train or join a federation first, or export the base model as it is.' },
+      ...(withCheckpoints.length > 0 ? ['Load Run Weights…'] : []),
+      'Export Base Model',
+    );
+    if (choice === 'Load Run Weights…') {
+      await vscode.commands.executeCommand('fedkseed.loadRunWeights');
+      if (controller.currentWeights?.kind === 'base' || !controller.currentWeights) return undefined;
+    } else if (choice !== 'Export Base Model') {
+      return undefined;
+    }
+  }
+  const what = controller.currentWeights ? store.weightsText(controller.currentWeights) : 'the model';
   if (!out) {
     const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+    const base = controller.currentWeights?.kind === 'base';
     const picked = await vscode.window.showSaveDialog({
-      title: 'Export the fine-tuned model as ONNX',
-      defaultUri: root ? vscode.Uri.joinPath(root, 'fine-tuned', 'model.onnx') : undefined,
+      title: `Export ${base ? 'the base model (not fine-tuned)' : `the model ${what}`} as ONNX`,
+      defaultUri: root ? vscode.Uri.joinPath(root, base ? 'base-model' : 'fine-tuned', 'model.onnx') : undefined,
       filters: { 'ONNX model': ['onnx'] },
       saveLabel: 'Export',
     });
@@ -65,11 +107,10 @@ export async function exportModel({ controller }: TrainingCommandDeps, arg: unkn
     out = picked.fsPath;
   }
   if (!out.endsWith('.onnx')) throw new UserFacingError(`the exported model must be an .onnx file, not ${out}`);
-  const result = await vscode.window.withProgress(
-    { location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${out}` },
-    () => controller.exportModel(out),
-  );
+  const target = out;
+  const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${target}` }, () => controller.exportModel(target));
   const extra = result.copied.length > 0 ? ` (with ${result.copied.join(', ')})` : '';
-  void vscode.window.showInformationMessage(`FedKSeed: exported ${join(result.path)}${extra}.`);
+  const written = result.weights.kind === 'base' ? 'the base model (not fine-tuned)' : `the model ${store.weightsText(result.weights)}`;
+  void showInfo(`FedKSeed: exported ${written} to ${result.path}${extra}.`);
   return result;
 }

@@ -1,8 +1,8 @@
 // Connects one webview to the extension: validates every message it sends, answers `ready` with the
-// current status and chart history, forwards changes (history at most a few times a second), and
-// runs the few commands a webview may ask for.
+// current status (and the run list, and for the dashboard its view), forwards changes (the dashboard's
+// view at most a few times a second), and runs the few commands and run actions a webview may ask for.
 import * as vscode from 'vscode';
-import { parseWebviewToHost, type HostToWebview } from '../../contracts/webview-messages';
+import { parseWebviewToHost, type HostToWebview, type RunAction } from '../../contracts/webview-messages';
 import type { RunStore } from '../state/runStore';
 import type { WebviewBundle } from '../webviewHtml';
 
@@ -13,18 +13,38 @@ export interface WebviewBridgeDeps {
   onReady: (kind: WebviewBundle) => void;
 }
 
-const HISTORY_INTERVAL_MS = 250;
+const DASHBOARD_INTERVAL_MS = 250;
+
+/** The command behind a run action of a webview (each asks nothing more of the user than the command does). */
+function runActionCommand(action: RunAction, runId: string | undefined, store: RunStore): [string, ...unknown[]] | undefined {
+  switch (action) {
+    case 'open':
+      return runId ? ['fedkseed.openRun', runId] : undefined;
+    case 'compare': {
+      const shown = store.dashboard.run?.id;
+      return runId ? ['fedkseed.compareRuns', shown && shown !== runId ? [shown, runId] : [runId]] : undefined;
+    }
+    case 'remove':
+      return runId ? ['fedkseed.removeRun', { runId, confirm: true }] : undefined;
+    case 'loadWeights':
+      return runId ? ['fedkseed.loadRunWeights', runId] : undefined;
+    case 'showLive':
+      return ['fedkseed.openRun', null];
+    case 'stopComparing':
+      return ['fedkseed.compareRuns', null];
+  }
+}
 
 export function bridgeWebview(webview: vscode.Webview, kind: WebviewBundle, deps: WebviewBridgeDeps): vscode.Disposable {
   const post = (message: HostToWebview): void => {
     void webview.postMessage(message);
   };
-  let historyTimer: NodeJS.Timeout | undefined;
-  const postHistorySoon = (): void => {
-    historyTimer ??= setTimeout(() => {
-      historyTimer = undefined;
-      post({ type: 'history', history: deps.store.history });
-    }, HISTORY_INTERVAL_MS);
+  let dashboardTimer: NodeJS.Timeout | undefined;
+  const postDashboardSoon = (): void => {
+    dashboardTimer ??= setTimeout(() => {
+      dashboardTimer = undefined;
+      post({ type: 'dashboard', view: deps.store.dashboard });
+    }, DASHBOARD_INTERVAL_MS);
   };
   const subscriptions = [
     webview.onDidReceiveMessage((raw: unknown) => {
@@ -37,17 +57,24 @@ export function bridgeWebview(webview: vscode.Webview, kind: WebviewBundle, deps
       switch (message.type) {
         case 'ready':
           post({ type: 'status', status: deps.store.status });
-          if (kind === 'dashboard') post({ type: 'history', history: deps.store.history });
+          post({ type: 'runs', list: deps.store.runs });
+          if (kind === 'dashboard') post({ type: 'dashboard', view: deps.store.dashboard });
           deps.onReady(kind);
           break;
         case 'runCommand':
           void vscode.commands.executeCommand(message.command);
           break;
+        case 'runAction': {
+          const command = runActionCommand(message.action, message.runId, deps.store);
+          if (command) void vscode.commands.executeCommand(...command);
+          break;
+        }
       }
     }),
     deps.store.onDidChangeStatus((status) => post({ type: 'status', status })),
+    deps.store.onDidChangeRuns((list) => post({ type: 'runs', list })),
   ];
-  // Only the dashboard draws the history.
-  if (kind === 'dashboard') subscriptions.push(deps.store.onDidChangeHistory(postHistorySoon));
-  return vscode.Disposable.from(...subscriptions, { dispose: () => clearTimeout(historyTimer) });
+  // Only the dashboard draws the charts.
+  if (kind === 'dashboard') subscriptions.push(deps.store.onDidChangeDashboard(postDashboardSoon));
+  return vscode.Disposable.from(...subscriptions, { dispose: () => clearTimeout(dashboardTimer) });
 }

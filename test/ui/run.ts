@@ -1,9 +1,10 @@
-// `npm run test:ui`: drives the real workbench (code-server + chromium) like a user: the command
-// palette starts a local federation, the sidebar follows its rounds, the dashboard draws live charts, and
-// both webviews render under their CSP. Screenshots go to test-results/screenshots/. Prints `N passed, N failed` last.
+// `npm run test:ui`: drives the real workbench (code-server + chromium) like a user: the settings in the
+// User tab, a local run started and stopped with the keyboard alone (focus kept through live updates),
+// the dashboard of a local run and of a federation, past runs compared, a window reload that resumes a
+// run, and both webviews rendering under their CSP. Screenshots go to test-results/screenshots/. Prints `N passed, N failed` last.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ConsoleMessage, Page } from 'playwright-core';
+import type { ConsoleMessage, Frame, Page } from 'playwright-core';
 import * as assert from 'node:assert/strict';
 import { exitWith } from '../../scripts/harness/exit';
 import { ensureHarnessTools } from '../../scripts/harness/install';
@@ -11,7 +12,7 @@ import { harnessLog } from '../../scripts/harness/log';
 import { repoRoot, screenshotsDir } from '../../scripts/harness/paths';
 import { withWorkbench } from '../../scripts/harness/workbench';
 import { runUiTests, type UiTest } from './uiRunner';
-import { activityBarItem, findFrameWith, runFromCommandPalette, waitForWorkbench } from './workbenchPage';
+import { activityBarItem, findFrameWith, runFromCommandPalette, tabTo, waitForNotification, waitForWorkbench } from './workbenchPage';
 
 const timeoutMs = Number(process.env.FEDKSEED_UI_TIMEOUT_MS ?? 300_000);
 const shot = (page: Page, name: string) => page.screenshot({ path: join(screenshotsDir, `${name}.png`) });
@@ -26,12 +27,14 @@ function recordProblem(message: ConsoleMessage): void {
   }
 }
 
-/** Workspace settings of the UI run: a small, quick local federation on a free loopback port. */
+/** Workspace settings of the UI run: a short local run and a small, quick local federation on a free loopback port. */
 const workspaceSettings = {
   'fedkseed.data.path': join(repoRoot, 'trainer', 'data'),
   'fedkseed.training.batchSize': 1,
   'fedkseed.training.sequenceLength': 32,
   'fedkseed.training.k': 4096,
+  'fedkseed.training.steps': 1500,
+  'fedkseed.training.evalEvery': 50,
   'fedkseed.engine.threads': 1,
   'fedkseed.localServer.port': 0,
   'fedkseed.localServer.rounds': 4,
@@ -39,12 +42,51 @@ const workspaceSettings = {
   'fedkseed.localServer.sampling': 'pro',
 };
 
+const text = async (frame: Frame, testId: string) => ((await frame.locator(`[data-testid="${testId}"]`).first().textContent()) ?? '').trim();
+const phaseIs = (frame: Frame, pattern: string, timeout = 30_000) =>
+  frame.waitForFunction((p) => new RegExp(p).test(document.querySelector('[data-testid="phase"]')?.textContent ?? ''), pattern, { timeout });
+
+/** Marks the focused element of a webview, to tell later whether focus stayed on that very element. */
+const markFocused = (frame: Frame) =>
+  frame.evaluate(() => {
+    const active = document.activeElement as (Element & { fkMark?: number }) | null;
+    if (!active || active === document.body) return false;
+    active.fkMark = 1;
+    return true;
+  });
+const focusStillMarked = (frame: Frame) => frame.evaluate(() => (document.activeElement as (Element & { fkMark?: number }) | null)?.fkMark === 1);
+
 const tests: UiTest[] = [
   {
     name: 'the workbench loads with the FedKSeed activity-bar entry',
     async run(page) {
       await waitForWorkbench(page);
       await activityBarItem(page, 'FedKSeed').waitFor({ state: 'visible', timeout: 30_000 });
+    },
+  },
+  {
+    name: 'the settings show in the User tab of this remote window, server URL and model first',
+    async run(page) {
+      await runFromCommandPalette(page, 'Preferences: Open User Settings');
+      const editor = page.locator('.settings-editor');
+      await editor.waitFor({ state: 'visible', timeout: 20_000 });
+      await page.keyboard.type('@ext:fedkseed.fedkseed');
+      const titles = editor.locator('.setting-item-contents .setting-item-title');
+      // The filter applies after a moment: wait until the list shows our settings only.
+      await page.waitForFunction(
+        () => {
+          const all = [...document.querySelectorAll('.settings-editor .setting-item-contents .setting-item-title')];
+          return all.length > 5 && all.every((t) => /Fedkseed/i.test(t.textContent ?? ''));
+        },
+        undefined,
+        { timeout: 20_000 },
+      );
+      const all = (await titles.allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
+      assert.match(all[0] ?? '', /Server: Url/, `first setting: ${all[0]}`);
+      assert.match(all[1] ?? '', /Model: Path/, `second setting: ${all[1]}`);
+      for (const title of ['Model: Tokenizer Path', 'Data: Path']) assert.ok(all.some((t) => t.includes(title)), `${title} is missing from the User tab: ${all.join(' | ')}`);
+      await shot(page, 'settings-user-tab');
+      await runFromCommandPalette(page, 'View: Close All Editors');
     },
   },
   {
@@ -60,27 +102,79 @@ const tests: UiTest[] = [
     },
   },
   {
+    name: 'keyboard only: the sidebar starts local training, focus survives status updates, only the status line is live',
+    async run(page) {
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
+      assert.equal(await text(sidebar, 'phase'), 'Idle');
+      await shot(page, 'sidebar-idle');
+      const live = await sidebar.evaluate(() => [...document.querySelectorAll('[aria-live]')].map((e) => e.getAttribute('data-testid')));
+      assert.deepEqual(live, ['status-line'], `live regions: ${live.join(', ')}`);
+      await tabTo(page, sidebar, 'start-training');
+      await page.keyboard.press('Enter');
+      await phaseIs(sidebar, 'Training');
+      // Focus moved to the Stop button that replaced Start, and stays on that very element while the view updates.
+      await sidebar.waitForFunction(() => {
+        let a: Element | null = document.activeElement;
+        while (a && !a.getAttribute('data-testid') && a.parentElement) a = a.parentElement;
+        return a?.getAttribute('data-testid') === 'stop-training';
+      }, undefined, { timeout: 10_000 });
+      assert.ok(await markFocused(sidebar));
+      await sidebar.waitForFunction(() => /^\d+\/1,500 · ~.* left$/.test(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? ''), undefined, { timeout: 30_000 });
+      const first = await text(sidebar, 'progress');
+      await sidebar.waitForFunction((f) => (document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? f) !== f, first, { timeout: 30_000 });
+      assert.ok(await focusStillMarked(sidebar), 'the focused button was re-rendered by a status update');
+      await shot(page, 'sidebar-local-training');
+    },
+  },
+  {
+    name: 'the dashboard of a local run: loss with its smoothing, a held-out baseline and curve, a run card, no empty cards',
+    async run(page) {
+      await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
+      const frame = await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 30_000);
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-held-out-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      const visibleCards = await frame.evaluate(() =>
+        [...document.querySelectorAll('[data-testid$="-card"]')].filter((c) => !(c as HTMLElement).hidden).map((c) => c.getAttribute('data-testid')),
+      );
+      assert.deepEqual(visibleCards.sort(), ['loss-card', 'run-card'], `visible cards: ${visibleCards.join(', ')}`);
+      const datasets = await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets');
+      for (const label of ['step loss', 'smoothed', 'held-out', 'base model']) assert.ok(datasets?.includes(label), `the loss chart lacks "${label}": ${datasets}`);
+      assert.match(await text(frame, 'run-summary'), /Local training/);
+      await shot(page, 'dashboard-local');
+    },
+  },
+  {
+    name: 'keyboard only: Stop shows Stopping… at once, then Stopped',
+    async run(page) {
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
+      if (/Training/.test(await text(sidebar, 'phase'))) {
+        await tabTo(page, sidebar, 'stop-training');
+        await page.keyboard.press('Enter');
+        await phaseIs(sidebar, 'Stopping…|Stopped|Finished', 5_000);
+      }
+      await phaseIs(sidebar, 'Stopped|Finished');
+      await shot(page, 'sidebar-stopped-local');
+    },
+  },
+  {
     name: 'a local federation started from the command palette advances the sidebar round counter',
     async run(page) {
-      await activityBarItem(page, 'FedKSeed').click();
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
-      assert.equal((await sidebar.locator('[data-testid="phase"]').textContent())?.trim(), 'Idle');
-      await shot(page, 'sidebar-idle');
       await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
-      const progress = sidebar.locator('[data-testid="progress"]');
-      await sidebar.waitForFunction(() => /Round [2-9] of 4/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 60_000 });
-      assert.match(await progress.innerText(), /Round [2-9] of 4/);
-      assert.match(await sidebar.locator('[data-testid="bytes-total"]').innerText(), /↑ \d/);
-      assert.match(await sidebar.locator('[data-testid="local-server"]').innerText(), /127\.0\.0\.1/);
-      assert.notEqual((await sidebar.locator('[data-testid="provider"]').innerText()).trim(), '—');
+      await sidebar.waitForFunction(() => /Round [2-4] of 4/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 60_000 });
+      assert.match(await text(sidebar, 'progress'), /Round [2-4] of 4 · step \d+\/8/);
+      assert.match(await text(sidebar, 'bytes-total'), /less than FedAvg/);
+      assert.match(await text(sidebar, 'local-server'), /127\.0\.0\.1/);
+      assert.notEqual(await text(sidebar, 'provider'), '—');
       await shot(page, 'sidebar-federation');
     },
   },
   {
-    name: 'the dashboard draws real data in all three charts',
+    name: 'the dashboard draws real data in all three charts, with the sidebar\'s figures',
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
-      const frame = await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 30_000);
+      const frame = await findFrameWith(page, '[data-testid="seeds-card"]:not([hidden])', 30_000);
       for (const chart of ['seeds', 'loss', 'bytes']) {
         await frame.waitForFunction((id) => Number(document.querySelector(`[data-testid="${id}-chart"]`)?.getAttribute('data-points') ?? 0) > 0, chart, { timeout: 30_000 });
         // The canvas really has pixels drawn (not just data).
@@ -94,23 +188,63 @@ const tests: UiTest[] = [
         });
         assert.ok(painted > 500, `${chart} chart has only ${painted} painted pixels`);
       }
-      assert.match(await frame.locator('[data-testid="seeds-subtitle"]').innerText(), /K = 4,096/);
-      assert.match(await frame.locator('[data-testid="bytes-subtitle"]').innerText(), /vs FedAvg/);
+      assert.match(await text(frame, 'seeds-subtitle'), /K = 4,096/);
+      assert.match(await text(frame, 'bytes-subtitle'), /less than FedAvg/);
       await shot(page, 'dashboard-live');
     },
   },
   {
-    name: 'Stop Training from the command palette stops the run',
+    name: 'Stop Training from the command palette stops the run; the sidebar and the server agree on the rounds done',
     async run(page) {
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
-      const phase = (await sidebar.locator('[data-testid="phase"]').textContent())?.trim();
-      if (phase !== 'Finished') {
+      if (!/Finished/.test(await text(sidebar, 'phase'))) {
         await runFromCommandPalette(page, 'FedKSeed: Stop Training');
-        await sidebar.waitForFunction(() => /Stopped|Finished/.test(document.querySelector('[data-testid="phase"]')?.textContent ?? ''), undefined, { timeout: 20_000 });
+        await phaseIs(sidebar, 'Stopped|Finished', 20_000);
       }
+      const done = /(\d+) of 4 rounds done/.exec(await text(sidebar, 'progress'))?.[1];
+      assert.ok(done, `progress: ${await text(sidebar, 'progress')}`);
+      assert.match(await text(sidebar, 'local-server'), new RegExp(`${done} of 4 rounds done`));
       await runFromCommandPalette(page, 'FedKSeed: Stop Local Federation Server');
       await sidebar.locator('[data-testid="local-server"]').waitFor({ state: 'detached', timeout: 10_000 });
       await shot(page, 'stopped');
+    },
+  },
+  {
+    name: 'keyboard only: past runs are listed in the sidebar and compared in the dashboard',
+    async run(page) {
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="run-list"]');
+      const items = await sidebar.locator('[data-testid="run-item"]').count();
+      assert.ok(items >= 2, `${items} runs listed`);
+      assert.match(await sidebar.locator('[data-testid="run-item"]').nth(1).innerText(), /Local training/);
+      await tabTo(page, sidebar, 'run-compare', 60);
+      await page.keyboard.press('Enter');
+      const frame = await findFrameWith(page, '[data-testid="compare-banner"]:not([hidden])', 20_000);
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-compare-points') ?? 0) > 0, undefined, { timeout: 20_000 });
+      await shot(page, 'dashboard-compare');
+      await runFromCommandPalette(page, 'View: Close All Editors');
+    },
+  },
+  {
+    name: 'a window reload resumes the run from its checkpoint, restores the dashboard and says what happened',
+    async run(page) {
+      await runFromCommandPalette(page, 'FedKSeed: Start Training');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
+      await sidebar.waitForFunction(() => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 15, undefined, { timeout: 60_000 });
+      await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
+      await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 20_000);
+      await runFromCommandPalette(page, 'Developer: Reload Window');
+      await waitForWorkbench(page);
+      const message = await waitForNotification(page, /resumed .*checkpoint/i, 60_000);
+      assert.match(message, /step \d+/);
+      const dashboard = await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 30_000);
+      assert.ok(Number(await dashboard.locator('[data-testid="loss-chart"]').getAttribute('data-points')) > 0, 'the restored dashboard has the run\'s history');
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const restored = await findFrameWith(page, '[data-testid="training-status"]');
+      await phaseIs(restored, 'Training|Finished', 60_000);
+      await shot(page, 'after-reload');
+      await runFromCommandPalette(page, 'FedKSeed: Stop Training').catch(() => undefined);
+      await phaseIs(restored, 'Stopped|Finished', 30_000);
     },
   },
   {

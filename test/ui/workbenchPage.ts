@@ -41,3 +41,43 @@ export async function findFrameWith(page: Page, selector: string, timeoutMs = 20
 export async function editorTabLabels(page: Page): Promise<string[]> {
   return page.locator('.tabs-container .tab .label-name').allInnerTexts();
 }
+
+/** Texts of the notification toasts and the notification center's entries shown now. */
+export async function notificationTexts(page: Page): Promise<string[]> {
+  return page.locator('.notifications-toasts .notification-list-item-message, .notifications-center .notification-list-item-message').allInnerTexts();
+}
+
+/**
+ * Waits until a notification whose text matches `pattern` is there; returns its text. A headless page
+ * may not show toasts, so the notification center is opened to read the list.
+ */
+export async function waitForNotification(page: Page, pattern: RegExp, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const match = (await notificationTexts(page)).find((t) => pattern.test(t));
+    if (match) return match;
+    if (!(await page.locator('.notifications-center.visible').isVisible().catch(() => false))) {
+      await runFromCommandPalette(page, 'Notifications: Show Notifications').catch(() => undefined);
+    }
+    await page.waitForTimeout(500);
+  }
+  throw new Error(`no notification matched ${pattern} within ${timeoutMs} ms; shown: ${(await notificationTexts(page)).join(' | ')}`);
+}
+
+/** The data-testid of the element that has keyboard focus inside a webview frame (custom elements included). */
+export async function focusedTestId(frame: Frame): Promise<string | null> {
+  return frame.evaluate(() => {
+    let active: Element | null = document.activeElement;
+    while (active && !active.getAttribute('data-testid') && active.parentElement) active = active.parentElement;
+    return active?.getAttribute('data-testid') ?? null;
+  });
+}
+
+/** Presses Tab inside the webview until the element with `testId` has focus (keyboard only); fails after `maxTabs`. */
+export async function tabTo(page: Page, frame: Frame, testId: string, maxTabs = 30): Promise<void> {
+  for (let i = 0; i < maxTabs; i++) {
+    if ((await focusedTestId(frame)) === testId) return;
+    await page.keyboard.press('Tab');
+  }
+  throw new Error(`${maxTabs} presses of Tab did not reach [data-testid="${testId}"] (focus is on ${await focusedTestId(frame)})`);
+}

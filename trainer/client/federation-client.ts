@@ -50,14 +50,24 @@ export interface FederationClientOptions {
 export interface ClientEvents {
   connected: [{ attempt: number }];
   welcome: [{ config: FederationConfig; committedRound: number }];
-  disconnected: [{ code: number; reason: string; retryInMs: number | null }];
+  /**
+   * A connection closed or could not be made. `error`/`errorCode`: the socket's error (e.g. "connect
+   * ECONNREFUSED 127.0.0.1:1", 'ECONNREFUSED'), null when it closed cleanly; `welcomed`: whether this
+   * connection got as far as a welcome; `attempt`: failed attempts in a row.
+   */
+  disconnected: [{ code: number; reason: string; retryInMs: number | null; error: string | null; errorCode: string | null; welcomed: boolean; attempt: number }];
   round: [{ round: number; steps: number; changedSeeds: number; probabilities: Float64Array | null }];
   synced: [{ round: number; digest: string }];
   step: [StepProgress];
   uploaded: [{ round: number; pairs: number; bytes: number }];
   ack: [UploadAckMessage];
   result: [RoundResultMessage];
-  bytes: [{ direction: 'up' | 'down'; bytes: number }];
+  /**
+   * A frame sent or received. `round`: the round the server counts it for (a client sampled in round r
+   * has its frames counted from r's assignment until r's result, the result and a reconnect's hello
+   * excluded, heartbeats included), else null (connection overhead).
+   */
+  bytes: [{ direction: 'up' | 'down'; bytes: number; round: number | null }];
   serverError: [{ code: number; name: string; message: string }];
 }
 
@@ -74,6 +84,17 @@ export class FederationClientError extends Error {
   ) {
     super(`${errorCodeName(code)}: ${message}`);
     this.name = 'FederationClientError';
+  }
+}
+
+/** run() gave up reconnecting; `last` is the last attempt's close, as in the `disconnected` event. */
+export class FederationGaveUpError extends Error {
+  constructor(
+    message: string,
+    readonly last: Omit<ClientEvents['disconnected'][0], 'retryInMs'>,
+  ) {
+    super(message);
+    this.name = 'FederationGaveUpError';
   }
 }
 
@@ -99,6 +120,8 @@ export class FederationClient extends EventEmitter<ClientEvents> {
   private frameDown = 0;
   private socketUpDone = 0;
   private socketDownDone = 0;
+  /** The round whose frames the server counts for this client now (see the `bytes` event). */
+  private openRound: number | null = null;
 
   constructor(private readonly options: FederationClientOptions) {
     super();
@@ -130,12 +153,14 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       if (outcome.kind === 'fatal') throw outcome.error;
       if (this.stopped) throw new Error('the federation client was stopped');
       failures = outcome.welcomed ? 0 : failures + 1;
+      const closed = { code: outcome.code, reason: outcome.reason, error: outcome.error, errorCode: outcome.errorCode, welcomed: outcome.welcomed, attempt: failures };
       if (failures >= this.backoff.maxAttempts) {
         const why = outcome.error ?? (outcome.reason || `close code ${outcome.code}`);
-        throw new Error(`gave up after ${failures} failed connection attempts to ${this.options.url} (last: ${why})`);
+        throw new FederationGaveUpError(`gave up after ${failures} failed connection attempts to ${this.options.url} (last: ${why})`, closed);
       }
       const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.factor ** failures) * (0.75 + Math.random() * 0.5);
-      this.emit('disconnected', { code: outcome.code, reason: outcome.reason, retryInMs: Math.round(delay) });
+      this.emit('disconnected', { ...closed, retryInMs: Math.round(delay) });
+      if (this.stopped) throw new Error('the federation client was stopped');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -159,15 +184,26 @@ export class FederationClient extends EventEmitter<ClientEvents> {
     ws.send(frame);
     const bytes = wsFrameBytes(frame.length, true);
     this.frameUp += bytes;
-    this.emit('bytes', { direction: 'up', bytes });
+    // The server reads a hello before it knows the client: never counted for a round.
+    this.emit('bytes', { direction: 'up', bytes, round: m.type === 'hello' ? null : this.openRound });
     return bytes;
+  }
+
+  /** The round a received message is counted for, opening and closing the counted span. */
+  private roundOf(m: Message): number | null {
+    if (m.type === 'round') return (this.openRound = m.round);
+    if (m.type === 'result') {
+      if (this.openRound === m.round) this.openRound = null;
+      return null;
+    }
+    return this.openRound;
   }
 
   /** One connection, from open to close. */
   private session(attempt: number): Promise<
     | { kind: 'finished'; digest: string }
     | { kind: 'fatal'; error: Error }
-    | { kind: 'closed'; code: number; reason: string; welcomed: boolean; error: string | null }
+    | { kind: 'closed'; code: number; reason: string; welcomed: boolean; error: string | null; errorCode: string | null }
   > {
     return new Promise((resolve) => {
       const ws = new WebSocket(this.options.url, { perMessageDeflate: false, ca: this.options.tls?.ca, rejectUnauthorized: this.options.tls?.rejectUnauthorized });
@@ -192,17 +228,27 @@ export class FederationClient extends EventEmitter<ClientEvents> {
         });
       });
       ws.on('ping', (data) => {
-        this.frameDown += wsFrameBytes(data.length, false);
-        this.frameUp += wsFrameBytes(data.length, true);
+        // ws answers with a pong at once; the server counts both for an open round.
+        const down = wsFrameBytes(data.length, false);
+        const up = wsFrameBytes(data.length, true);
+        this.frameDown += down;
+        this.frameUp += up;
+        this.emit('bytes', { direction: 'down', bytes: down, round: this.openRound });
+        this.emit('bytes', { direction: 'up', bytes: up, round: this.openRound });
       });
       ws.on('message', (data: Buffer) => {
         const bytes = wsFrameBytes(data.length, false);
         this.frameDown += bytes;
-        this.emit('bytes', { direction: 'down', bytes });
         queue = queue
           .then(async () => {
+            let m: Message | null = null;
+            try {
+              m = decodeMessage(data, { k: this.config?.k });
+            } finally {
+              // In order with the messages before it, so a round's assignment opens its span first.
+              this.emit('bytes', { direction: 'down', bytes, round: m ? this.roundOf(m) : this.openRound });
+            }
             if (settled) return;
-            const m = decodeMessage(data, { k: this.config?.k });
             const outcome = await this.handle(ws, m);
             if (m.type === 'welcome') welcomed = true;
             if (outcome) {
@@ -221,9 +267,11 @@ export class FederationClient extends EventEmitter<ClientEvents> {
           });
       });
       let socketError: string | null = null;
-      ws.on('error', (err) => {
+      let socketErrorCode: string | null = null;
+      ws.on('error', (err: Error & { code?: unknown }) => {
         // 'close' follows and drives the reconnect; keep why, for when the client gives up.
         socketError = err.message;
+        socketErrorCode = typeof err.code === 'string' ? err.code : null;
       });
       ws.on('close', (code, reason) => {
         if (this.socket) {
@@ -232,7 +280,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
           this.socket = null;
         }
         this.ws = null;
-        void queue.then(() => resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed, error: socketError }));
+        void queue.then(() => resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed, error: socketError, errorCode: socketErrorCode }));
       });
     });
   }

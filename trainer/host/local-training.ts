@@ -1,15 +1,23 @@
 // A local ZO fine-tuning run (no federation) driven by the trainer host: loads the data, runs
-// runLocalTraining and reports steps, evaluations and the (uniform) seed distribution.
+// runLocalTraining and reports steps, evaluations and the (uniform) seed distribution. The run is
+// checkpointed as it progresses (after each evaluation chunk, every `checkpointEvery` steps and at the
+// end), and a run resumed from its checkpoint continues its step, batch and seed streams.
 import type { Dataset } from '../data/dataset';
 import type { Engine } from '../engine';
 import { runLocalTraining } from '../local-run';
 import { saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
+import { coefficientToReal } from '../zo/coefficients';
 import type { HostNotifier } from './notifier';
 import type { StartTrainingParams, TrainingResult } from '../../contracts/trainer-payloads';
 import type { StatusReporter } from './status-reporter';
 
 export interface LocalTrainingOutcome {
-  readonly result: TrainingResult;
+  readonly result: Omit<TrainingResult, 'weights'>;
+  readonly checkpoint: Checkpoint;
+}
+
+/** Where a resumed run starts: the checkpoint already applied to the engine. */
+export interface ResumePoint {
   readonly checkpoint: Checkpoint;
 }
 
@@ -20,15 +28,26 @@ export async function trainLocally(
   reporter: StatusReporter,
   notify: HostNotifier,
   signal: AbortSignal,
+  onCheckpoint: (checkpoint: Checkpoint) => void = () => undefined,
+  resume?: ResumePoint,
 ): Promise<LocalTrainingOutcome> {
+  const startStep = resume?.checkpoint.steps ?? 0;
   // A local run samples its seeds uniformly: show that distribution.
   notify.seedProbabilities(0, new Float32Array(params.k).fill(1 / params.k));
-  reporter.update({ state: 'training', detail: `${data.train.length} training / ${data.heldOut.length} held-out examples` });
+  reporter.update({
+    state: 'training',
+    step: startStep,
+    detail: `${data.train.length} training / ${data.heldOut.length} held-out examples${startStep > 0 ? `; resumed at step ${startStep}` : ''}`,
+  });
+  const save = (checkpoint: Checkpoint): void => {
+    if (params.checkpointPath) saveCheckpoint(params.checkpointPath, checkpoint);
+    onCheckpoint(checkpoint);
+  };
   const run = await runLocalTraining(
     engine,
     data,
     {
-      steps: params.steps,
+      steps: Math.max(0, params.steps - startStep),
       k: params.k,
       federationSeed: params.federationSeed,
       epsilon: params.epsilon,
@@ -37,6 +56,10 @@ export async function trainLocally(
       seqLen: params.data.seqLen,
       evalEvery: params.evalEvery,
       evalExamples: params.evalExamples,
+      startStep,
+      initial: resume ? new Map(Object.entries(resume.checkpoint.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)])) : undefined,
+      checkpointEvery: params.checkpointEvery,
+      onCheckpoint: save,
       signal,
     },
     (event) => {
@@ -48,7 +71,8 @@ export async function trainLocally(
       }
     },
   );
-  if (params.checkpointPath) saveCheckpoint(params.checkpointPath, run.checkpoint);
+  // A run with nothing left to do still leaves its checkpoint.
+  if (run.stepsRun === 0) save(run.checkpoint);
   return {
     checkpoint: run.checkpoint,
     result: {
@@ -58,6 +82,7 @@ export async function trainLocally(
       heldOutAfter: run.after?.loss ?? null,
       stopped: signal.aborted,
       checkpointPath: params.checkpointPath ?? null,
+      totalSteps: startStep + run.stepsRun,
     },
   };
 }

@@ -12,12 +12,19 @@ import {
   exportModelParamsSchema,
   initializeParamsSchema,
   joinFederationParamsSchema,
+  loadCheckpointParamsSchema,
   parsePayload,
+  Notifications,
   Requests,
+  resetWeightsParamsSchema,
   startTrainingParamsSchema,
   TrainerErrorCodes,
 } from '../../contracts/trainer-rpc';
 import { errorMessage, HostStateError, TrainerSession } from './session';
+import { ConnectionFailedError } from './connection-failure';
+
+// A stack from the bundle reads as its sources when the bundle's source map is beside it.
+process.setSourceMapsEnabled?.(true);
 
 // Anything (a dependency included) that writes with console.* must not corrupt the protocol stream.
 const toStderr = (...args: unknown[]): void => void process.stderr.write(`${format(...args)}\n`);
@@ -39,7 +46,10 @@ function abortSignalOf(token: CancellationToken): AbortSignal {
   return abort.signal;
 }
 
-/** Runs a handler and turns what it throws into a JSON-RPC error the extension can show as is. */
+/**
+ * Runs a handler and turns what it throws into a JSON-RPC error the extension can show as is. The log
+ * gets the message; the stack goes to the extension at debug level (it helps a developer, not a user).
+ */
 async function answer<T>(method: string, work: () => Promise<T>): Promise<T> {
   const started = Date.now();
   try {
@@ -47,9 +57,13 @@ async function answer<T>(method: string, work: () => Promise<T>): Promise<T> {
     toStderr(`[host] ${method} done in ${Date.now() - started} ms`);
     return result;
   } catch (err) {
-    toStderr(`[host] ${method} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    toStderr(`[host] ${method} failed: ${errorMessage(err)}`);
+    if (err instanceof Error && err.stack && !(err instanceof HostStateError) && !(err instanceof ConnectionFailedError)) {
+      void connection.sendNotification(Notifications.log, { level: 'debug', message: `${method} failed at: ${err.stack}` }).catch(() => undefined);
+    }
     if (err instanceof ResponseError) throw err;
     if (err instanceof HostStateError) throw new ResponseError(TrainerErrorCodes[err.reason], err.message);
+    if (err instanceof ConnectionFailedError) throw new ResponseError(TrainerErrorCodes.connectionFailed, err.message, err.failure);
     throw new ResponseError(TrainerErrorCodes.failed, errorMessage(err));
   }
 }
@@ -75,6 +89,15 @@ connection.onRequest(Requests.stop, (params) =>
 connection.onRequest(Requests.exportModel, (params) =>
   answer('exportModel', () => session.exportModel(validated(exportModelParamsSchema, 'exportModel', params))),
 );
+connection.onRequest(Requests.loadCheckpoint, (params) =>
+  answer('loadCheckpoint', () => session.loadRunCheckpoint(validated(loadCheckpointParamsSchema, 'loadCheckpoint', params))),
+);
+connection.onRequest(Requests.resetWeights, (params) =>
+  answer('resetWeights', () => {
+    validated(resetWeightsParamsSchema, 'resetWeights', params);
+    return session.resetWeights();
+  }),
+);
 
 let exiting = false;
 async function shutdown(code: number, why: string): Promise<void> {
@@ -92,7 +115,8 @@ connection.onClose(() => void shutdown(0, 'the extension closed the connection')
 process.stdin.on('end', () => void shutdown(0, 'stdin ended'));
 process.on('SIGTERM', () => void shutdown(0, 'SIGTERM'));
 process.on('uncaughtException', (err) => {
-  toStderr(`[host] uncaught exception: ${err.stack ?? err.message}`);
+  toStderr(`[host] uncaught exception: ${err.message}`);
+  toStderr(`${err.stack ?? ''}`.split('\n').slice(1).join('\n'));
   void shutdown(1, 'uncaught exception');
 });
 connection.listen();

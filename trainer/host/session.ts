@@ -1,6 +1,8 @@
 // What the trainer host does for each request: owns the engine (one per process, reopened when the
 // engine settings change) and runs at most one long job at a time, which `stop` or a JSON-RPC
-// cancellation aborts.
+// cancellation aborts. It knows what the engine's weights are (the base model, a local run's, a
+// federation's replica) and says so with every result; runs are checkpointed as they progress and can
+// be resumed or reloaded from their checkpoints.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset';
@@ -8,12 +10,15 @@ import { openEngine, pullWorkingWeights, type Engine } from '../engine';
 import { evaluateLoss } from '../eval/loss';
 import { exportModel } from '../model';
 import { resolveModelPaths } from '../paths';
+import { applyCheckpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
 import { createEngineTrainer } from './engine-trainer-factory';
 import { engineOptions } from './engine-options';
 import { runFederation } from './federation-run';
 import { trainLocally } from './local-training';
 import type { HostNotifier } from './notifier';
 import {
+  baseWeights,
+  describeWeights,
   heldOutChange,
   type DataSpec,
   type EvaluateParams,
@@ -24,8 +29,11 @@ import {
   type InitializeParams,
   type InitializeResult,
   type JoinFederationParams,
+  type LoadCheckpointParams,
   type StartTrainingParams,
   type TrainingResult,
+  type WeightsResult,
+  type WeightsState,
 } from '../../contracts/trainer-payloads';
 import { StatusReporter } from './status-reporter';
 
@@ -40,13 +48,20 @@ export class HostStateError extends Error {
   }
 }
 
-type JobKind = 'evaluation' | 'training' | 'federation' | 'export';
+type JobKind = 'evaluation' | 'training' | 'federation' | 'export' | 'checkpoint';
 
 export class TrainerSession {
   private engine: Engine | undefined;
   private engineInfo: InitializeResult | undefined;
+  private initParams: InitializeParams | undefined;
   private tokenizerPath = '';
-  private job: { kind: JobKind; abort: AbortController } | undefined;
+  private job: { kind: JobKind; abort: AbortController; done: Promise<unknown> } | undefined;
+  /** What the engine's weights are. */
+  private weights: WeightsState = baseWeights;
+  /** The federation seed and η of the coefficients applied to the replica, to take them back exactly. */
+  private applied: { federationSeed: number; eta: number } | null = null;
+  /** The ParameterSet accepts one federation seed for its lifetime: the first one applied. */
+  private lockedSeed: number | null = null;
   readonly reporter: StatusReporter;
 
   constructor(private readonly notify: HostNotifier) {
@@ -59,7 +74,7 @@ export class TrainerSession {
     this.engine = undefined;
     this.reporter.reset({ state: 'loading', detail: `Loading ${params.model || 'the bundled model'}` });
     try {
-      const engine = await openEngine(engineOptions(params));
+      const engine = await this.open(params);
       this.engine = engine;
       this.tokenizerPath = resolveModelPaths(params.model || undefined, params.tokenizer || undefined).tokenizer;
       this.engineInfo = {
@@ -83,24 +98,42 @@ export class TrainerSession {
     }
   }
 
+  /** Scores the held-out split (the training split rule at the data's heldOutFraction) with the weights the engine holds. */
   async evaluate(params: EvaluateParams, signal: AbortSignal): Promise<EvaluateResult> {
     return this.runJob('evaluation', signal, async (engine) => {
-      const data = await this.loadData(engine, { ...params.data, heldOutFraction: 0 });
-      const examples = data.train.slice(0, params.maxExamples);
-      if (examples.length === 0) throw new Error(`no examples to evaluate in ${params.data.path}`);
+      if (!(params.data.heldOutFraction > 0)) throw new Error('the held-out fraction is 0: there is no held-out split to evaluate');
+      const data = await this.loadData(engine, params.data);
+      const examples = data.heldOut.slice(0, params.maxExamples);
+      if (examples.length === 0) throw new Error(`no held-out examples in ${params.data.path} (${data.train.length} training examples)`);
       const loss = await evaluateLoss(engine.session, examples, { batchSize: params.batchSize, seqLen: params.data.seqLen, padId: engine.tokenizer.padId });
-      return { loss: loss.loss, perplexity: loss.perplexity, tokens: loss.tokens, examples: examples.length };
+      this.notify.log('info', `evaluated ${describeWeights(this.weights)} on ${examples.length} of ${data.heldOut.length} held-out examples (${loss.tokens} tokens): loss ${loss.loss.toFixed(4)}, perplexity ${loss.perplexity.toFixed(2)}`);
+      return { loss: loss.loss, perplexity: loss.perplexity, tokens: loss.tokens, examples: examples.length, heldOutExamples: data.heldOut.length, weights: this.weights };
     });
   }
 
   async startTraining(params: StartTrainingParams, signal: AbortSignal): Promise<TrainingResult> {
     return this.runJob('training', signal, async (engine, jobSignal) => {
       this.reporter.reset({ state: 'loading', mode: 'local', steps: params.steps, detail: `Reading ${params.data.path}` });
+      const runId = params.runId ?? null;
+      let resume: { checkpoint: Checkpoint } | undefined;
+      if (params.resumeFrom) {
+        const checkpoint = loadCheckpoint(params.resumeFrom);
+        if (checkpoint.round !== undefined) throw new Error(`${params.resumeFrom} is a federation's checkpoint, not a local run's`);
+        if (checkpoint.k !== params.k || checkpoint.federationSeed !== params.federationSeed || checkpoint.eta !== params.eta) {
+          throw new Error(`${params.resumeFrom} was trained with K = ${checkpoint.k}, seed ${checkpoint.federationSeed}, η = ${checkpoint.eta}; the run asks for K = ${params.k}, seed ${params.federationSeed}, η = ${params.eta}`);
+        }
+        engine = await this.applyCheckpointTo(engine, checkpoint, params.resumeFrom);
+        resume = { checkpoint };
+        this.weights = { kind: 'local', steps: checkpoint.steps ?? 0, round: 0, runId, restored: true };
+      } else {
+        engine = await this.toBase(engine, params.federationSeed);
+      }
       const data = await this.loadData(engine, params.data);
       try {
-        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal);
-        this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.stepsRun} steps; ${heldOutChange(result)}` });
-        return result;
+        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume);
+        this.weights = result.totalSteps > 0 ? { kind: 'local', steps: result.totalSteps, round: 0, runId, restored: false } : baseWeights;
+        this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.totalSteps} steps; ${heldOutChange(result)}` });
+        return { ...result, weights: this.weights };
       } catch (err) {
         this.reporter.update({ state: 'error', detail: errorMessage(err) });
         throw err;
@@ -111,18 +144,42 @@ export class TrainerSession {
   async joinFederation(params: JoinFederationParams, signal: AbortSignal): Promise<FederationResult> {
     return this.runJob('federation', signal, async (engine, jobSignal) => {
       this.reporter.reset({ state: 'loading', mode: 'federation', server: params.url, detail: `Reading ${params.data.path}` });
+      const runId = params.runId ?? null;
+      let lastSyncedRound = 0;
+      if (params.resumeFrom) {
+        const checkpoint = loadCheckpoint(params.resumeFrom);
+        if (checkpoint.round === undefined) throw new Error(`${params.resumeFrom} is a local run's checkpoint, not a federation's`);
+        engine = await this.applyCheckpointTo(engine, checkpoint, params.resumeFrom);
+        lastSyncedRound = checkpoint.round;
+        this.weights = { kind: lastSyncedRound > 0 ? 'federation' : 'base', steps: 0, round: lastSyncedRound, runId, restored: true };
+      } else {
+        // The federation's seed is known only from its welcome: start from a replica that takes any seed.
+        engine = await this.toBase(engine, this.lockedSeed === null ? null : -1);
+      }
       const data = await this.loadData(engine, params.data);
+      const working = engine;
       try {
-        const trainer = createEngineTrainer(engine, data, {
+        const trainer = createEngineTrainer(working, data, {
           batchSize: params.batchSize,
           seqLen: params.data.seqLen,
           clientSeed: params.clientSeed,
           heldOutExamples: params.heldOutExamples,
         });
-        this.reporter.update({ state: 'connecting', detail: `Connecting to ${params.url}` });
-        const result = await runFederation(trainer, engine.params.parameterCount, params, this.reporter, this.notify, jobSignal);
+        this.reporter.update({ state: 'connecting', committedRound: lastSyncedRound, detail: `Connecting to ${params.url}` });
+        const hooks = {
+          synced: (round: number, config: { federationSeed: number; k: number; eta: number; epsilon: number }) => {
+            this.applied = { federationSeed: config.federationSeed, eta: config.eta };
+            if (round > 0) this.lockedSeed = config.federationSeed;
+            this.weights = { kind: round > 0 ? 'federation' : 'base', steps: 0, round, runId, restored: false };
+            if (params.checkpointPath) {
+              const origin = { baseModel: working.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon };
+              saveCheckpoint(params.checkpointPath, makeCheckpoint(origin, working.params.appliedCoefficients(), { round }));
+            }
+          },
+        };
+        const result = await runFederation(trainer, working.params.parameterCount, params, this.reporter, this.notify, jobSignal, hooks, lastSyncedRound);
         if (result.stopped) this.reporter.update({ state: 'stopped', detail: `Left the federation after round ${result.finalRound}` });
-        return result;
+        return { finalRound: result.finalRound, digest: result.digest, stopped: result.stopped, weights: this.weights };
       } catch (err) {
         this.reporter.update({ state: 'error', detail: errorMessage(err) });
         throw err;
@@ -130,9 +187,34 @@ export class TrainerSession {
     });
   }
 
+  /** Makes the engine's weights a run's checkpoint (base + its coefficients), whatever they were. */
+  async loadRunCheckpoint(params: LoadCheckpointParams): Promise<WeightsResult> {
+    return this.runJob('checkpoint', new AbortController().signal, async (engine) => {
+      const checkpoint = loadCheckpoint(params.path);
+      await this.applyCheckpointTo(engine, checkpoint, params.path);
+      this.weights =
+        checkpoint.round !== undefined
+          ? { kind: checkpoint.round > 0 ? 'federation' : 'base', steps: 0, round: checkpoint.round, runId: params.runId, restored: true }
+          : { kind: (checkpoint.steps ?? 0) > 0 ? 'local' : 'base', steps: checkpoint.steps ?? 0, round: 0, runId: params.runId, restored: true };
+      this.notify.log('info', `loaded ${params.path}: ${describeWeights(this.weights)}`);
+      return { weights: this.weights };
+    });
+  }
+
+  /** Returns the engine to the base model. */
+  async resetWeights(): Promise<WeightsResult> {
+    return this.runJob('checkpoint', new AbortController().signal, async (engine) => {
+      await this.toBase(engine, null);
+      return { weights: this.weights };
+    });
+  }
+
   /** Aborts the running job, if any; its request then resolves with `stopped: true`. */
   stop(): boolean {
     if (!this.job) return false;
+    if (!this.job.abort.signal.aborted && (this.job.kind === 'training' || this.job.kind === 'federation')) {
+      this.reporter.update({ state: 'stopping', detail: this.job.kind === 'federation' ? 'Leaving the federation after the current step…' : 'Stopping after the current step…' });
+    }
     this.job.abort.abort();
     return true;
   }
@@ -155,14 +237,70 @@ export class TrainerSession {
           }
         }
       }
-      return { path: result.path, externalDataPath: result.externalDataPath ?? null, weightBytes: result.weightBytes, copied };
+      this.notify.log('info', `exported ${describeWeights(this.weights)} to ${result.path}`);
+      return { path: result.path, externalDataPath: result.externalDataPath ?? null, weightBytes: result.weightBytes, copied, weights: this.weights };
     });
   }
 
-  async dispose(): Promise<void> {
+  /** Stops the job, lets it end (a local run writes its last checkpoint) for at most `graceMs`, closes the engine. */
+  async dispose(graceMs = 2000): Promise<void> {
+    const running = this.job?.done;
     this.stop();
+    if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs))]);
     this.reporter.dispose();
     await this.engine?.close().catch(() => undefined);
+  }
+
+  private async open(params: InitializeParams): Promise<Engine> {
+    const engine = await openEngine(engineOptions(params));
+    this.initParams = params;
+    this.weights = baseWeights;
+    this.applied = null;
+    this.lockedSeed = null;
+    return engine;
+  }
+
+  /**
+   * Back to the base model: applied coefficients are taken back exactly (integers), local changes dropped.
+   * `nextSeed`: the federation seed about to be applied (null: none; -1: unknown) — the ParameterSet takes
+   * only the first seed it saw, so another one needs the engine reopened.
+   */
+  private async toBase(engine: Engine, nextSeed: number | null): Promise<Engine> {
+    if (nextSeed !== null && this.lockedSeed !== null && nextSeed !== this.lockedSeed) {
+      this.reporter.update({ detail: 'Reloading the base model' });
+      await engine.close();
+      this.engine = undefined;
+      const params = this.initParams;
+      if (!params) throw new HostStateError('notInitialized', 'the model is not loaded: send initialize first');
+      this.engine = await this.open(params);
+      return this.engine;
+    }
+    const applied = engine.params.appliedCoefficients();
+    if (applied.size > 0) {
+      if (!this.applied) throw new Error('the replica holds coefficients of an unknown origin');
+      const seeds = [...applied.keys()];
+      engine.params.applyCoefficientDelta(this.applied.federationSeed, seeds, seeds.map((j) => -(applied.get(j) ?? 0)), this.applied.eta);
+    }
+    engine.params.resetToBase();
+    engine.weights.resetToBase();
+    this.applied = null;
+    this.weights = baseWeights;
+    return engine;
+  }
+
+  /** Base + the checkpoint's coefficients, after checking it belongs to this model. */
+  private async applyCheckpointTo(engine: Engine, checkpoint: Checkpoint, source: string): Promise<Engine> {
+    if (checkpoint.baseModel !== engine.model.identity) {
+      throw new Error(`${source} was made for base model ${checkpoint.baseModel.slice(0, 12)}…, not the loaded model ${engine.model.identity.slice(0, 12)}… (${engine.modelPath})`);
+    }
+    const working = await this.toBase(engine, checkpoint.federationSeed);
+    applyCheckpoint(working.params, checkpoint, working.model.identity, source);
+    if (Object.keys(checkpoint.coefficients).length > 0) {
+      this.applied = { federationSeed: checkpoint.federationSeed, eta: checkpoint.eta };
+      this.lockedSeed = checkpoint.federationSeed;
+    }
+    working.weights.resetToBase();
+    return working;
   }
 
   private async runJob<T>(kind: JobKind, signal: AbortSignal, body: (engine: Engine, signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -172,12 +310,14 @@ export class TrainerSession {
     const abort = new AbortController();
     const onCancel = () => abort.abort();
     signal.addEventListener('abort', onCancel, { once: true });
-    this.job = { kind, abort };
+    let settle: () => void = () => undefined;
+    this.job = { kind, abort, done: new Promise<void>((r) => (settle = r)) };
     try {
       return await body(engine, abort.signal);
     } finally {
       signal.removeEventListener('abort', onCancel);
       this.job = undefined;
+      settle();
       this.reporter.flush();
     }
   }

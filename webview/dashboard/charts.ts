@@ -1,6 +1,7 @@
 // The dashboard's three charts (chart.js, only the parts used are registered, no eval): seed
-// probabilities sorted by rank, loss curves, and communication per round and cumulative vs FedAvg on a
-// log scale. Each chart is created once and updated in place as data arrives.
+// probabilities sorted by rank, loss curves (the raw step loss, its moving average, the held-out loss
+// and the base model's as a baseline, and a compared run's), and communication per round and cumulative
+// vs FedAvg on a log scale. Each chart is created once and updated in place as data arrives.
 import {
   CategoryScale,
   Chart,
@@ -17,6 +18,7 @@ import {
   type ChartConfiguration,
 } from 'chart.js';
 import type { RunHistory } from '../../contracts/webview-messages';
+import { smoothLosses } from '../../contracts/run-figures';
 import { formatBytes } from '../shared/format';
 import type { SeedSummary } from './seeds';
 import { withAlpha, type ChartTheme } from './theme';
@@ -35,7 +37,8 @@ function baseOptions(theme: ChartTheme) {
     color: theme.foreground,
     font: { family: theme.font },
     interaction: { mode: 'nearest' as const, intersect: false },
-    plugins: { legend: { labels: { color: theme.foreground, boxWidth: 12 } } },
+    // Datasets without points (a comparison not asked for, a baseline not yet known) stay out of the legend.
+    plugins: { legend: { labels: { color: theme.foreground, boxWidth: 12, filter: (item: { datasetIndex?: number }, data: { datasets: { data: unknown[] }[] }) => (data.datasets[item.datasetIndex ?? 0]?.data.length ?? 0) > 0 } } },
   };
 }
 
@@ -77,8 +80,12 @@ export class DashboardCharts {
       type: 'line',
       data: {
         datasets: [
-          { label: 'local step loss', data: [], borderColor: withAlpha(theme.blue, 0.8), pointRadius: 0, borderWidth: 1 },
+          { label: 'step loss (raw)', data: [], borderColor: withAlpha(theme.blue, 0.3), pointRadius: 0, borderWidth: 1 },
+          { label: 'step loss, smoothed', data: [], borderColor: theme.blue, pointRadius: 0, borderWidth: 2 },
           { label: 'held-out loss', data: [], borderColor: theme.orange, backgroundColor: theme.orange, pointRadius: 3, borderWidth: 2 },
+          { label: 'base model (held-out)', data: [], borderColor: theme.foreground, borderDash: [4, 4], pointRadius: 0, borderWidth: 1 },
+          { label: 'compared: smoothed', data: [], borderColor: theme.purple, borderDash: [6, 3], pointRadius: 0, borderWidth: 2 },
+          { label: 'compared: held-out', data: [], borderColor: theme.green, backgroundColor: theme.green, borderDash: [6, 3], pointRadius: 3, borderWidth: 2 },
         ],
       },
       options: {
@@ -112,11 +119,22 @@ export class DashboardCharts {
     this.bytes = new Chart(canvases.bytes, bytesConfig);
   }
 
-  update(history: RunHistory, seeds: SeedSummary | null): void {
+  update(history: RunHistory, seeds: SeedSummary | null, compare: { label: string; history: RunHistory } | null = null): void {
     this.seeds.data.datasets[0]!.data = seeds?.points ?? [];
     this.seeds.data.datasets[1]!.data = seeds ? [{ x: 0, y: 1 }, { x: 100, y: 1 }] : [];
-    this.loss.data.datasets[0]!.data = history.stepLoss.map(([x, y]) => ({ x, y }));
-    this.loss.data.datasets[1]!.data = history.heldOut.map(([x, y]) => ({ x, y }));
+    const xy = (points: readonly (readonly [number, number])[]) => points.map(([x, y]) => ({ x, y }));
+    const loss = this.loss.data.datasets;
+    loss[0]!.data = xy(history.stepLoss);
+    loss[1]!.data = xy(smoothLosses(history.stepLoss));
+    loss[2]!.data = xy(history.heldOut);
+    // The base model's held-out loss (the run's first evaluation) across the run, when there is a curve to compare it with.
+    const baseline = history.heldOut[0];
+    const lastX = Math.max(history.stepLoss.at(-1)?.[0] ?? 0, history.heldOut.at(-1)?.[0] ?? 0);
+    loss[3]!.data = baseline && lastX > baseline[0] ? [{ x: baseline[0], y: baseline[1] }, { x: lastX, y: baseline[1] }] : [];
+    loss[4]!.data = compare ? xy(smoothLosses(compare.history.stepLoss)) : [];
+    loss[5]!.data = compare ? xy(compare.history.heldOut) : [];
+    loss[4]!.label = compare ? `${compare.label}: smoothed` : 'compared: smoothed';
+    loss[5]!.label = compare ? `${compare.label}: held-out` : 'compared: held-out';
     let cumulative = 0;
     let fedAvg = 0;
     const perRound: Point[] = [];
@@ -136,9 +154,21 @@ export class DashboardCharts {
   }
 
   /** Points drawn per chart (read by the UI test). */
-  pointCounts(): { seeds: number; loss: number; bytes: number } {
+  pointCounts(): { seeds: number; loss: number; bytes: number; heldOut: number; compare: number } {
     const count = (chart: Chart<'line' | 'bar', Point[]>) => chart.data.datasets.reduce((n, d) => n + d.data.length, 0);
-    return { seeds: count(this.seeds as Chart<'line' | 'bar', Point[]>), loss: count(this.loss as Chart<'line' | 'bar', Point[]>), bytes: count(this.bytes) };
+    const loss = this.loss.data.datasets;
+    return {
+      seeds: count(this.seeds as Chart<'line' | 'bar', Point[]>),
+      loss: count(this.loss as Chart<'line' | 'bar', Point[]>),
+      bytes: count(this.bytes),
+      heldOut: loss[2]!.data.length,
+      compare: loss[4]!.data.length + loss[5]!.data.length,
+    };
+  }
+
+  /** Labels of the loss chart's datasets that have points (read by the UI test). */
+  lossDatasets(): string[] {
+    return this.loss.data.datasets.filter((d) => d.data.length > 0).map((d) => d.label ?? '');
   }
 
   destroy(): void {

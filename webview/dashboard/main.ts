@@ -1,12 +1,16 @@
-// Dashboard webview: the run at a glance. Seed probabilities over all K seeds, loss curves and
-// communication bytes, updated live; an empty state until a run has produced data. Status and history
-// are saved with setState, so a hidden, reopened or restored-after-reload panel shows them at once.
+// Dashboard webview: one run at a glance — the run in progress, or a past run opened from the run list,
+// optionally compared with another run. A run card (progress with a time estimate, held-out loss against
+// the base model, bytes against FedAvg, evaluations), the loss curves, and for a federation the seed
+// probabilities over all K seeds and the bytes per round. The figures come worded from the extension,
+// the same as the sidebar's and the status bar's. Status and view are saved with setState, so a hidden,
+// reopened or restored-after-reload panel shows them at once.
 import { connectToHost } from '../shared/vscodeApi';
 import { registerToolkit } from '../shared/toolkit';
-import { h, replaceChildren } from '../shared/dom';
+import { h, replaceChildren, setHidden, setText } from '../shared/dom';
 import { formatBytes, formatLoss } from '../shared/format';
-import { emptyHistory, idleViewStatus, type RunHistory, type ViewStatus } from '../../contracts/webview-messages';
-import { progressText, stateLabel } from '../shared/statusText';
+import { describeWeights } from '../../contracts/trainer-payloads';
+import { emptyDashboardView, idleViewStatus, type DashboardView, type ViewStatus } from '../../contracts/webview-messages';
+import { stateLabel } from '../shared/statusText';
 import { DashboardCharts } from './charts';
 import { summariseSeeds, type SeedSummary } from './seeds';
 import { readTheme } from './theme';
@@ -26,39 +30,61 @@ function card(id: string, title: string): { section: HTMLElement; subtitle: HTML
   return { section, subtitle, canvas };
 }
 
-const header = h('header', { class: 'page-header' });
+// ---- the page, built once ---------------------------------------------------------------------------
+
+const title = h('h1', {}, 'FedKSeed Dashboard');
+const phase = h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': 'idle' }, 'Idle');
+const round = h('span', { class: 'muted', 'data-testid': 'round' });
+const server = h('span', { class: 'muted', 'data-testid': 'header-server' });
+const modelName = h('span', { class: 'muted', 'data-testid': 'header-model' });
+const provider = h('span', { class: 'muted', 'data-testid': 'header-provider' });
+const header = h('header', { class: 'page-header' }, title, phase, round, server, modelName, provider);
+
+const bannerText = h('span', { 'data-testid': 'compare-text' });
+const backToLive = h('vscode-button', { appearance: 'secondary', 'data-testid': 'show-live' }, 'Back to the Current Run');
+backToLive.addEventListener('click', () => host.post({ type: 'runAction', action: 'showLive' }));
+const stopComparing = h('vscode-button', { appearance: 'secondary', 'data-testid': 'stop-comparing' }, 'Stop Comparing');
+stopComparing.addEventListener('click', () => host.post({ type: 'runAction', action: 'stopComparing' }));
+const banner = h('div', { class: 'compare-banner', 'data-testid': 'compare-banner', role: 'note' }, bannerText, backToLive, stopComparing);
+
 const empty = h(
   'section',
   { class: 'empty-state', 'data-testid': 'empty-state' },
   h('div', { class: 'empty-state-icon', 'aria-hidden': 'true' }),
   h('h2', {}, 'No training yet'),
-  h('p', { class: 'muted' }, 'Start training or join a federation: seed probabilities, loss curves and the bytes exchanged each round appear here as they happen.'),
+  h('p', { class: 'muted' }, 'Start training or join a federation: loss curves, held-out evaluations, seed probabilities and the bytes exchanged each round appear here as they happen, and every run is kept in the sidebar\'s run list.'),
   h(
     'ul',
     { class: 'empty-state-list' },
+    h('li', {}, h('strong', {}, 'Loss curves'), ' — step loss, its moving average, and the held-out loss against the base model'),
     h('li', {}, h('strong', {}, 'Seed probabilities'), ' — how FedKSeed-Pro weights each of the K shared seeds'),
-    h('li', {}, h('strong', {}, 'Loss curves'), ' — local step loss and held-out loss'),
     h('li', {}, h('strong', {}, 'Communication'), ' — bytes per round and in total, against what FedAvg would move'),
   ),
 );
-const seedsCard = card('seeds', 'Seed probabilities');
+
+const runTitle = h('h2', { 'data-testid': 'run-title' }, 'Run');
+const runSummary = h('p', { class: 'run-summary', 'data-testid': 'run-summary' });
+const runFigures = h('dl', { class: 'run-figures', 'data-testid': 'run-figures' });
+const evaluations = h('ul', { class: 'evaluations', 'data-testid': 'evaluations', 'aria-label': 'Evaluations' });
+const runCard = h('section', { class: 'chart-card run-card', 'data-testid': 'run-card' }, runTitle, runSummary, runFigures, evaluations);
 const lossCard = card('loss', 'Loss');
+const seedsCard = card('seeds', 'Seed probabilities');
 const bytesCard = card('bytes', 'Communication');
-const grid = h('div', { class: 'chart-grid', 'data-testid': 'charts' }, seedsCard.section, lossCard.section, bytesCard.section);
-replaceChildren(root, header, h('vscode-divider', { role: 'separator' }), empty, grid);
+const grid = h('div', { class: 'chart-grid', 'data-testid': 'charts' }, runCard, lossCard.section, seedsCard.section, bytesCard.section);
+replaceChildren(root, header, h('vscode-divider', { role: 'separator' }), banner, empty, grid);
 
 let charts = new DashboardCharts({ seeds: seedsCard.canvas, loss: lossCard.canvas, bytes: bytesCard.canvas }, readTheme());
 
-function renderHeader({ trainer, model }: ViewStatus): void {
-  replaceChildren(
-    header,
-    h('h1', {}, 'FedKSeed Dashboard'),
-    h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': trainer.state }, stateLabel(trainer)),
-    h('span', { class: 'muted', 'data-testid': 'round' }, progressText(trainer)),
-    ...(trainer.server ? [h('span', { class: 'muted' }, trainer.server)] : []),
-    ...(model ? [h('span', { class: 'muted' }, model)] : []),
-    ...(trainer.provider ? [h('span', { class: 'muted' }, trainer.provider)] : []),
-  );
+// ---- updates ----------------------------------------------------------------------------------------
+
+function renderHeader({ trainer, model, figures }: ViewStatus, view: DashboardView): void {
+  // The header follows the run in progress; a past run opened from the list says so in the banner.
+  setText(phase, stateLabel(trainer));
+  phase.setAttribute('data-phase', trainer.state);
+  setText(round, view.live ? figures.text.progress : view.figures.text.progress);
+  setText(server, trainer.server ?? '');
+  setText(modelName, model ?? '');
+  setText(provider, trainer.provider ?? '');
 }
 
 function seedsSubtitle(seeds: SeedSummary | null): string {
@@ -67,62 +93,110 @@ function seedsSubtitle(seeds: SeedSummary | null): string {
   return `K = ${seeds.k.toLocaleString('en-US')}, round ${seeds.round} · max ${seeds.max.toExponential(2)} (${rel(seeds.max)}) · min ${seeds.min.toExponential(2)} (${rel(seeds.min)}) · mean ${seeds.mean.toExponential(2)}`;
 }
 
-function lossSubtitle(history: RunHistory): string {
+function lossSubtitle(view: DashboardView): string {
+  const { history, figures } = view;
   const lastStep = history.stepLoss.at(-1);
-  const lastHeld = history.heldOut.at(-1);
-  const firstHeld = history.heldOut[0];
-  if (!lastStep && !lastHeld) return 'No losses yet.';
-  const held = lastHeld && firstHeld ? ` · held-out ${formatLoss(firstHeld[1])} → ${formatLoss(lastHeld[1])}` : '';
+  if (!lastStep && history.heldOut.length === 0) return 'No losses yet.';
+  const held = history.heldOut.length > 0 ? ` · held-out ${figures.text.heldOut}` : '';
   return `step ${lastStep?.[0] ?? 0}: loss ${formatLoss(lastStep?.[1] ?? null)}${held}`;
 }
 
-function bytesSubtitle(history: RunHistory): string {
-  if (history.rounds.length === 0) return 'No federation rounds yet: local training exchanges no bytes.';
-  const total = history.rounds.reduce((n, r) => n + r.up + r.down, 0);
-  const fedAvg = history.rounds.reduce((n, r) => n + r.fedAvg, 0);
-  const last = history.rounds.at(-1)!;
-  return `round ${last.round}: ${formatBytes(last.up + last.down)} · total ${formatBytes(total)} vs FedAvg ${formatBytes(fedAvg)} (${Math.round(fedAvg / Math.max(1, total)).toLocaleString('en-US')}× less)`;
+function bytesSubtitle(view: DashboardView): string {
+  const { figures } = view;
+  if (figures.bytes.lastRound === null) return 'No round committed yet.';
+  const overhead = figures.bytes.overhead > 0 ? ` (+ ${formatBytes(figures.bytes.overhead)} to connect and sync)` : '';
+  return `last round ${figures.text.lastRound} · ${figures.text.total}${overhead} vs FedAvg ${formatBytes(figures.bytes.fedAvg)} (${figures.text.ratio})`;
 }
 
-function renderHistory(history: RunHistory): void {
-  const hasData = history.stepLoss.length > 0 || history.heldOut.length > 0 || history.rounds.length > 0 || history.seeds !== null;
-  empty.hidden = hasData;
-  grid.hidden = !hasData;
+function figureRow(term: string, value: string, testId: string): HTMLElement[] {
+  return [h('dt', {}, term), h('dd', { 'data-testid': testId }, value)];
+}
+
+function renderRun(view: DashboardView): void {
+  const run = view.run;
+  setText(runTitle, run ? run.title : 'Run');
+  const when = run ? new Date(run.startedAt).toLocaleString() : '';
+  setText(runSummary, run ? `${run.title} · ${when} · ${run.state}${run.error ? ` (${run.error})` : ''} · ${run.model}${run.server ? ` · ${run.server}` : ''}` : '');
+  const f = view.figures;
+  const federation = run?.kind === 'federation';
+  runFigures.replaceChildren(
+    ...figureRow(federation ? 'Rounds' : 'Steps', f.text.progress, 'figure-progress'),
+    ...figureRow('Held-out loss', f.text.heldOut, 'figure-held-out'),
+    ...(federation ? [...figureRow('Last round', f.text.lastRound, 'figure-last-round'), ...figureRow('Total', `${f.text.total}${f.text.ratio ? ` · ${f.text.ratio}` : ''}`, 'figure-total')] : []),
+  );
+  evaluations.replaceChildren(
+    ...(run?.evaluations ?? []).map((e) =>
+      h(
+        'li',
+        { 'data-testid': 'evaluation' },
+        `${new Date(e.at).toLocaleString()}: held-out loss ${formatLoss(e.loss)}, perplexity ${e.perplexity.toFixed(2)}, ${e.examples} of ${e.heldOutExamples} held-out examples (${e.tokens.toLocaleString('en-US')} tokens) — ${describeWeights(e.weights)}`,
+      ),
+    ),
+  );
+  setHidden(evaluations, (run?.evaluations.length ?? 0) === 0);
+}
+
+function renderView(view: DashboardView): void {
+  const { history, run } = view;
+  const hasData = run !== null || history.stepLoss.length > 0 || history.heldOut.length > 0 || history.rounds.length > 0;
+  setHidden(empty, hasData);
+  setHidden(grid, !hasData);
+  // Seeds and bytes belong to federations: a local run shows its run card and loss curves, no empty half.
+  const federation = run?.kind === 'federation' || history.rounds.length > 0;
+  setHidden(seedsCard.section, !federation);
+  setHidden(bytesCard.section, !federation);
+  setHidden(lossCard.section, run?.kind === 'evaluation');
+  grid.dataset.layout = federation ? 'federation' : 'local';
+
+  const comparing = view.compare !== null;
+  setHidden(banner, view.live && !comparing);
+  setHidden(backToLive, view.live);
+  setHidden(stopComparing, !comparing);
+  const shown = run ? `${run.title} of ${new Date(run.startedAt).toLocaleString()}` : 'no run';
+  setText(bannerText, `${view.live ? 'Current run' : `Showing ${shown}`}${view.compare ? ` · compared with ${view.compare.run.title} of ${new Date(view.compare.run.startedAt).toLocaleString()} (dashed)` : ''}`);
+
   const seeds = history.seeds ? summariseSeeds(history.seeds.round, history.seeds.float32Base64) : null;
-  seedsCard.subtitle.textContent = seedsSubtitle(seeds);
-  lossCard.subtitle.textContent = lossSubtitle(history);
-  bytesCard.subtitle.textContent = bytesSubtitle(history);
-  charts.update(history, seeds);
+  setText(seedsCard.subtitle, seedsSubtitle(seeds));
+  setText(lossCard.subtitle, lossSubtitle(view));
+  setText(bytesCard.subtitle, bytesSubtitle(view));
+  renderRun(view);
+  charts.update(history, seeds, view.compare ? { label: view.compare.run.title, history: view.compare.history } : null);
   const counts = charts.pointCounts();
   seedsCard.canvas.dataset.points = String(counts.seeds);
   lossCard.canvas.dataset.points = String(counts.loss);
+  lossCard.canvas.dataset.heldOutPoints = String(counts.heldOut);
+  lossCard.canvas.dataset.comparePoints = String(counts.compare);
+  lossCard.canvas.dataset.datasets = charts.lossDatasets().join('|');
   bytesCard.canvas.dataset.points = String(counts.bytes);
 }
 
 const restored = host.restoredState();
 let status = restored?.status ?? idleViewStatus;
-let history = restored?.history ?? emptyHistory;
-renderHeader(status);
-renderHistory(history);
+let view = restored?.dashboard ?? emptyDashboardView;
+renderHeader(status, view);
+renderView(view);
 
 // VS Code swaps the body's theme class when the colour theme changes: redraw with the new colours.
 new MutationObserver(() => {
   charts.destroy();
   charts = new DashboardCharts({ seeds: seedsCard.canvas, loss: lossCard.canvas, bytes: bytesCard.canvas }, readTheme());
-  renderHistory(history);
+  renderView(view);
 }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
 
 host.onMessage((message) => {
   switch (message.type) {
     case 'status':
       status = message.status;
-      renderHeader(status);
+      renderHeader(status, view);
       break;
-    case 'history':
-      history = message.history;
-      renderHistory(history);
+    case 'dashboard':
+      view = message.view;
+      renderHeader(status, view);
+      renderView(view);
       break;
+    case 'runs':
+      return;
   }
-  host.saveState({ status, history });
+  host.saveState({ status, dashboard: view });
 });
 host.post({ type: 'ready' });

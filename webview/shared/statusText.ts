@@ -1,4 +1,5 @@
-// Human-readable text for the run's status, shared by the sidebar and the dashboard.
+// Human-readable text for the run's status, shared by the sidebar and the dashboard. The figures
+// themselves (progress, bytes, ratio, rounds) come worded from the extension (contracts/run-figures.ts).
 import type { ConnectionState, TrainerStatus } from '../../contracts/trainer-payloads';
 
 const stateLabels: Record<ConnectionState, string> = {
@@ -8,6 +9,7 @@ const stateLabels: Record<ConnectionState, string> = {
   connecting: 'Connecting',
   connected: 'Connected',
   reconnecting: 'Reconnecting',
+  stopping: 'Stopping…',
   finished: 'Finished',
   stopped: 'Stopped',
   error: 'Error',
@@ -17,11 +19,7 @@ export function stateLabel(status: TrainerStatus): string {
   return stateLabels[status.state];
 }
 
-export function progressText(status: TrainerStatus): string {
-  if (status.mode === 'federation') {
-    const round = status.rounds > 0 ? `Round ${status.round} of ${status.rounds}` : `Round ${status.round}`;
-    return `${round} · step ${status.step}`;
-  }
-  if (status.mode === 'local') return `Step ${status.step} of ${status.steps}`;
-  return 'Not training';
+/** A job runs (the Stop button shows, the start buttons hide). */
+export function isRunning(status: TrainerStatus): boolean {
+  return ['loading', 'training', 'connecting', 'connected', 'reconnecting', 'stopping'].includes(status.state);
 }
