@@ -1,14 +1,13 @@
 // `fedkseed bench engine`: the ZO step against two loss forwards at ~10M and ~124M parameters (GPT-2
 // builder shapes, seq 128, batch 1 and 8) and the perturbation kernels, next to the engine's targets.
 // Models are built once into a cache folder outside the working tree (benchCacheDir) and reused.
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { DeviceModelSession, DeviceWeights } from '../trainer/device/resident';
 import { webgpuAdapterChoice, currentProviderEnvironment } from '../trainer/device/providers';
 import { describeAdapterChoice } from '../trainer/device/adapters';
-import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel } from '../trainer/model';
+import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession, rewriteForTraining, type LoadedModel } from '../trainer/model';
+import { benchCacheDir, cachedModel } from './models';
 import { seedKey } from '../trainer/zo/generator';
 import { ParameterSet } from '../trainer/zo/parameters';
 import { SeedSampler } from '../trainer/zo/seed-sampler';
@@ -97,34 +96,7 @@ export interface EngineBenchResult {
 
 const SEQ = 128;
 
-/**
- * The generated models (~40 MB for 10m, ~500 MB for 124m) are kept between runs in the user's cache,
- * not in a temporary folder removed at the end: building the 124M model takes seconds and half a
- * gigabyte of writes that every run would repeat, and one copy serves every clone on the machine.
- * Outside the working tree, so a bench never leaves files in the repository. FEDKSEED_BENCH_CACHE (or
- * --cache-dir) overrides; delete the folder to reclaim the space.
- */
-export function benchCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.FEDKSEED_BENCH_CACHE) return resolve(env.FEDKSEED_BENCH_CACHE);
-  return resolve(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'fedkseed', 'bench');
-}
-
-/**
- * Builds the preset (with `extra` options, e.g. a KV cache) once; the file name carries a hash of the
- * configuration, so a changed preset rebuilds.
- */
-export function cachedModel(preset: keyof typeof GPT2_PRESETS, cacheDir: string, extra: Partial<Gpt2Config> = {}): string {
-  const config: Gpt2Config = { ...GPT2_PRESETS[preset], ...extra };
-  const tag = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 10);
-  const file = join(cacheDir, `${preset}-${tag}.onnx`);
-  if (!existsSync(file)) {
-    mkdirSync(cacheDir, { recursive: true });
-    const partial = `${file}.${process.pid}.partial`;
-    writeGpt2(config, partial);
-    renameSync(partial, file); // never leave a half-written model where a later run would trust it
-  }
-  return file;
-}
+export { benchCacheDir, cachedModel } from './models';
 
 type SizeOptions = Required<Pick<EngineBenchOptions, 'quick' | 'threads' | 'cacheDir' | 'log' | 'provider'>>;
 

@@ -2,8 +2,8 @@
 // (resident in WASM memory where they fit), and the tokenizer. With WebGPU the weights also live on the
 // device (trainer/device/resident.ts): the ParameterSet stays the exact replica on the host, the device
 // holds the working weights, and every ZO pass and forward runs there.
-import { existsSync, readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadTokenizer, tokenIdsOnly, type TextTokenizer } from './data/tokenizer';
 import type { IncrementalDecoder, NextTokenModel } from './eval/generate';
@@ -17,7 +17,10 @@ import { loadModel, ModelError, ModelSession, rewriteForTraining, type LoadedMod
 import { NoProviderError } from './device/providers';
 import { bundledModelDir } from './paths';
 import type { KernelChoice } from './zo/kernels-select';
-import { ParameterSet } from './zo/parameters';
+import { wasmSimdSupported } from './zo/wasm/load';
+import { estimateRuntimeBytes, planMemory, runtimeShape, type MemoryPlan, type Workload } from './zo/memory-plan';
+import { ParameterSet, type SumsMode } from './zo/parameters';
+import { TRAINING_DEFAULTS } from '../contracts/defaults';
 import type { PerturbationTarget } from './zo/zo-trainer';
 
 export interface EngineOptions {
@@ -42,6 +45,16 @@ export interface EngineOptions {
   readonly kernel?: KernelChoice;
   /** Longest sequence the device engine pads to (default: the model's context from config.json or its position table). */
   readonly maxSequence?: number;
+  /**
+   * Memory budget of the process in bytes (default: 80% of physical memory). It decides the z store and
+   * how S is kept (trainer/zo/memory-plan.ts); a model that cannot train within it fails before its
+   * weights are loaded, with the figure needed.
+   */
+  readonly maxMemory?: number;
+  /** The batches the budget plans onnxruntime's activations for (default: the training defaults). */
+  readonly workload?: Workload;
+  /** Fixed choices instead of the plan's (benchmarks and tests). */
+  readonly memory?: { readonly sums?: SumsMode; readonly zStore?: boolean | number; readonly base?: 'source' | 'held'; readonly spillDir?: string };
 }
 
 /** The forward as the engine runs it: on the host (ModelSession) or on the device (DeviceModelSession). */
@@ -75,6 +88,8 @@ export interface Engine {
   readonly located: LocatedModel;
   /** Greedy decoding: over the KV cache when the model has one (host engine), else whole-sequence forwards. */
   readonly generator: NextTokenModel;
+  /** What the memory budget chose (the z store, how S is kept) and the bytes it planned. */
+  readonly memoryPlan: MemoryPlan;
   close(): Promise<void>;
 }
 
@@ -96,13 +111,23 @@ type Opened = { kind: 'host'; session: ModelSession } | { kind: 'device'; sessio
 
 export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   const located = locateModel(options.model ?? bundledModelDir(), { tokenizer: options.tokenizer, variant: options.variant });
-  const model = await loadModel(located.model, { select: options.select });
+  // Deferred: weights stored as raw floats in the files are read straight into the ParameterSet's memory
+  // (and w0 back from there when needed), so no master copy is allocated here.
+  const model = await loadModel(located.model, { select: options.select, defer: true });
+  const memoryPlan = engineMemoryPlan(model, options);
   const tokenizer = located.tokenizer ? loadTokenizer(located.tokenizer) : tokenIdsOnly(model.vocabSize ?? Number.MAX_SAFE_INTEGER, located.model);
   const paths = { model: located.model, tokenizer: located.tokenizer };
   const request = options.providers ?? ['cpu'];
   const threads = options.threads ?? availableParallelism();
   // Large models split each perturbation pass over two threads (the session's cores idle meanwhile).
-  const params = new ParameterSet(model.weights, { kernel: options.kernel ?? 'auto', parallelPasses: 'auto' });
+  const params = new ParameterSet(model.weights, {
+    kernel: options.kernel ?? 'auto',
+    parallelPasses: 'auto',
+    sums: options.memory?.sums ?? memoryPlan.sums,
+    zStore: options.memory?.zStore ?? (memoryPlan.zStore >= 1 ? undefined : memoryPlan.zStore),
+    base: options.memory?.base,
+    spillDir: options.memory?.spillDir,
+  });
   // The master copies now live in the ParameterSet; drop the loader's arrays.
   for (const w of model.weights) w.data = new Float32Array(0);
   const graph = rewriteForTraining(model);
@@ -160,7 +185,34 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
     await close();
     throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.vocabSize}`);
   }
-  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, close };
+  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, memoryPlan, close };
+}
+
+/**
+ * The .onnx file's size: loading reads it whole into memory (weights inline in it included; external data
+ * files are not), and that buffer lingers until the garbage collector takes it.
+ */
+function inlineFileBytes(model: LoadedModel): number {
+  try {
+    return statSync(model.file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** The memory plan for a loaded (deferred) model: throws MemoryBudgetError when it cannot train within the budget. */
+export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions, 'maxMemory' | 'workload' | 'kernel'>): MemoryPlan {
+  const align8 = (n: number): number => Math.ceil(n / 8) * 8;
+  const size = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
+  const workload = options.workload ?? { batch: TRAINING_DEFAULTS.batchSize, seq: TRAINING_DEFAULTS.seqLen };
+  return planMemory({
+    indexSpan: model.weights.reduce((a, w) => a + align8(size(w.dims)), 0),
+    heldBase: model.weights.reduce((a, w) => a + (w.source ? 0 : size(w.dims)), 0),
+    runtimeBytes: estimateRuntimeBytes(runtimeShape(model.weights, model.vocabSize), workload, inlineFileBytes(model)),
+    budgetBytes: options.maxMemory ?? null,
+    totalMemory: totalmem(),
+    storeWanted: options.kernel !== 'js' && wasmSimdSupported(),
+  });
 }
 
 /**

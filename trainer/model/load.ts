@@ -17,6 +17,7 @@ import { DataType, dataTypeName, decodeModel, defaultOpset, getIntAttr, onnx, on
 import { dequantizeLinear, dequantizeNBits, describeQuantization, quantizedValues, type QuantizedSource } from './quantized';
 import { bytesPerElement, decodeFloats, floatStorageOf, type FloatStorage } from './tensor-data';
 import { globToRegExp, indexGraph, looksRotary, parameterRole, type Selection } from './trainable';
+import { FileWeightReader, WeightFile } from './weight-reader';
 import { describeCausalLm, type CausalLmIo } from './validate';
 
 export interface WeightSpec {
@@ -33,8 +34,16 @@ export interface WeightSpec {
 }
 
 export interface FloatWeight extends WeightSpec {
-  /** The float32 master values; whoever takes them over (the engine's ParameterSet) may release them. */
+  /**
+   * The float32 master values; whoever takes them over (the engine's ParameterSet) may release them. Empty
+   * when the load deferred them (LoadOptions.defer): `source` reads them.
+   */
   data: Float32Array;
+  /**
+   * Reads the weight's base values back from the model's files, when they are stored there as raw float
+   * bytes (not for quantized weights or typed-field tensors): the engine then holds no copy of w0.
+   */
+  source?: FileWeightReader;
 }
 
 /** A float tensor (or a quantized one) that is not trained, and why. */
@@ -75,6 +84,11 @@ export interface LoadOptions {
   allocate?: (spec: WeightSpec, length: number) => Float32Array;
   /** Which of the model's parameters to train (default: all of them). */
   select?: Selection;
+  /**
+   * Leave `data` empty for every weight that has a `source` (its values are read from the files when
+   * wanted), so loading allocates no master copies: the engine reads them straight into its own memory.
+   */
+  defer?: boolean;
 }
 
 /** Reads and validates `path` (and its external data files). */
@@ -85,14 +99,14 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   } catch (e) {
     throw new ModelError(path, `cannot be read (${(e as Error).message})`);
   }
-  return parseModel(bytes, path, { ...options, modelDir: dirname(path) });
+  return parseModel(bytes, path, { ...options, modelDir: dirname(path), sourceFile: path });
 }
 
 /**
  * Decodes model bytes. `modelDir` is needed only when tensors are stored externally; without it such a
  * model is refused.
  */
-export function parseModel(bytes: Uint8Array, file: string, options: LoadOptions & { modelDir?: string } = {}): LoadedModel {
+export function parseModel(bytes: Uint8Array, file: string, options: LoadOptions & { modelDir?: string; sourceFile?: string } = {}): LoadedModel {
   const proto = decode(bytes, file);
   const graph = proto.graph;
   const io = describeCausalLm(graph, file);
@@ -115,7 +129,13 @@ export function parseModel(bytes: Uint8Array, file: string, options: LoadOptions
     const tensors = new TensorSource(file, reader);
     const plan = planParameters(graph, tensors, file, options.select);
     ({ constants, legacy } = plan);
-    weights = plan.weights.map((spec) => extractWeight(spec, plan.initializers, tensors, file, options.allocate));
+    const sources = weightSources(plan, bytes, file, options);
+    weights = plan.weights.map((spec) => {
+      const source = sources.get(spec.name);
+      if (source && options.defer) return { ...spec, data: new Float32Array(0), source };
+      const w = extractWeight(spec, plan.initializers, tensors, file, options.allocate);
+      return source ? { ...w, source } : w;
+    });
     // The trained initializers' data now lives in the masters; everything else stays inline in the proto.
     const released = new Set(plan.weights.flatMap((w) => (w.quantized ? [] : [w.name, ...(w.transposedCopies ?? [])])));
     for (const t of graph.initializer) {
@@ -414,6 +434,46 @@ function extractWeight(
     dequantizeNBits(q, new Uint8Array(tensors.bytes(get(q.packed), 1)), tensors.floats(get(q.scales)), zp, data);
   }
   return { ...spec, data };
+}
+
+/**
+ * Readers of the weights whose base values lie in the files as raw float bytes: external data, or inline
+ * raw_data of a model read from its file (the decoded message's bytes are views of the file's buffer, so
+ * their offset in it is their offset in the file).
+ */
+function weightSources(plan: Plan, bytes: Uint8Array, file: string, options: { modelDir?: string; sourceFile?: string }): Map<string, FileWeightReader> {
+  const files = new Map<string, WeightFile | null>();
+  /** null: a file that cannot be stat'ed (extraction reports it). */
+  const fileAt = (path: string): WeightFile | null => {
+    if (!files.has(path)) {
+      try {
+        files.set(path, WeightFile.at(path, file));
+      } catch {
+        files.set(path, null);
+      }
+    }
+    return files.get(path) ?? null;
+  };
+  const out = new Map<string, FileWeightReader>();
+  for (const spec of plan.weights) {
+    if (spec.quantized) continue;
+    const t = plan.initializers.get(spec.name);
+    const storage = t ? floatStorageOf(t.dataType) : null;
+    if (!t || !storage) continue;
+    const count = elementCount(t);
+    const size = count * bytesPerElement(storage);
+    if (isExternal(t)) {
+      if (options.modelDir === undefined) continue;
+      const ref = externalRef(t, file);
+      const data = fileAt(resolveLocation(options.modelDir, ref.location, file));
+      if (data === null || (ref.length !== null && ref.length !== size) || ref.offset + size > data.size) continue; // extraction reports it
+      out.set(spec.name, new FileWeightReader(data, ref.offset, storage, count));
+    } else if (options.sourceFile !== undefined && t.rawData.length === size && size > 0 && t.rawData.buffer === bytes.buffer) {
+      const data = fileAt(options.sourceFile);
+      if (data !== null) out.set(spec.name, new FileWeightReader(data, t.rawData.byteOffset - bytes.byteOffset, storage, count));
+    }
+  }
+  return out;
 }
 
 function releaseData(t: onnxTypes.Tensor): void {

@@ -17,8 +17,8 @@ export class FarRange {
     /** Global index of the range's first parameter. */
     readonly offset: number,
     length: number,
-    /** Keep the range's seed Zq between passes (see ParameterSetOptions.zStore). */
-    private readonly zStore: boolean,
+    /** How many of the range's first parameters keep the seed's Zq between passes (ParameterSetOptions.zStore). */
+    readonly zStored: number,
   ) {
     this.data = new Float32Array(length);
   }
@@ -64,7 +64,7 @@ export class FarRange {
 
   private startedWorker(): { readonly thread: PassWorker; readonly stored: StoredSeed } {
     this.local = null; // its store is stale from now on; free its memory
-    this.worker ??= { thread: new PassWorker(this.offset, this.data.length, this.zStore), stored: new StoredSeed(this.zStore) };
+    this.worker ??= { thread: new PassWorker(this.offset, this.data.length, this.zStored), stored: new StoredSeed(this.zStored > 0) };
     return this.worker;
   }
 
@@ -73,7 +73,7 @@ export class FarRange {
       this.worker?.thread.dispose();
       this.worker = null;
       const kernels = new WasmKernels();
-      const zq = this.zStore ? (kernels.allocateResidentViews(0, this.data.length)?.zStore ?? null) : null;
+      const zq = this.zStored > 0 ? (kernels.allocateResidentViews(0, this.zStored)?.zStore ?? null) : null;
       this.local = new LocalSpanPasses(kernels, this.offset, zq);
     }
     return this.local;

@@ -7,13 +7,32 @@ import { seedKey, ZQ_SCALE } from './generator';
 import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
 import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
+import { defaultSpillDir, ReplicaFile } from './replica-file';
 import { LocalSpanPasses, type PassRequest } from './span-passes';
+
+/** Reads a tensor's base values w0 back on demand (from the model's file), so the set need not hold them. */
+export interface BaseReader {
+  /** Fills `out` with the tensor's values [start, start + out.length). */
+  read(start: number, out: Float32Array): void;
+  /** Releases what the reads held open; called after each whole-model operation. */
+  close?(): void;
+}
 
 export interface TensorInit {
   readonly name: string;
   readonly dims: readonly number[];
+  /** The base values; may be empty when `source` reads them (the set then fills its own memory from it). */
   readonly data: Float32Array;
+  readonly source?: BaseReader;
 }
+
+/**
+ * How the exact accumulator is kept: 'held', S as a float64 per parameter (8 bytes each; a coefficient
+ * change costs its own seeds); 'coefficients', only the applied integer coefficients C, with S recomputed
+ * chunk by chunk from every applied seed whenever C changes and the replica's float32 weights written to
+ * a scratch file for resetToBase (no memory per parameter; a change costs all applied seeds).
+ */
+export type SumsMode = 'held' | 'coefficients';
 
 export interface ParameterTensor {
   readonly name: string;
@@ -35,9 +54,21 @@ export interface ParameterSetOptions {
    * its other passes read it back. Default: on for WASM kernels (where it must fit next to the resident
    * weights, else every pass hashes) below PARALLEL_MIN_PARAMETERS or with split passes; off for larger
    * single-thread sets, whose passes are bound by memory bandwidth (the store adds 4 bytes of traffic per
-   * parameter and step), and for JS, where reading the store costs as much as hashing. Same bits either way.
+   * parameter and step), and for JS, where reading the store costs as much as hashing. A number in [0, 1]
+   * keeps that share of each range's parameters in the store (a memory budget's choice) and hashes the
+   * rest. Same bits either way.
    */
-  readonly zStore?: boolean;
+  readonly zStore?: boolean | number;
+  /**
+   * w0: 'source' (default) reads each tensor's base values back through its `source` where it has one
+   * (held only for tensors without); 'held' copies every tensor before the first change, as a set without
+   * sources does.
+   */
+  readonly base?: 'source' | 'held';
+  /** How S is kept (default 'held'); see SumsMode. */
+  readonly sums?: SumsMode;
+  /** Folder of the replica file of sums 'coefficients' (default: defaultSpillDir()). */
+  readonly spillDir?: string;
   /**
    * Split each pass between the calling thread and a worker thread: 'auto' from PARALLEL_MIN_PARAMETERS
    * on, 'on' always, 'off' (default) never; only with resident WASM weights. The upper range of the
@@ -63,6 +94,28 @@ const NEAR_SHARE = 0.55;
 /** 2^-28: 2^-16 for the coefficient units times 2^-12 for the table. */
 const S_UNIT = 1 / (COEFFICIENT_SCALE * ZQ_SCALE);
 
+/** Parameters per piece of a chunked whole-model operation (w0 read back, S recomputed): 4 MiB of float32. */
+const PIECE = 1 << 20;
+
+/** A partial z store covers whole chunks of the kernels' scratch (a worker streams its range by them). */
+const STORE_GRAIN = 8192;
+
+/** What a ParameterSet holds, in bytes (memoryUsage()). */
+export interface ParameterMemory {
+  /** Working weights (float32, by global index, gaps included). */
+  readonly weights: number;
+  /** Copies of w0 held (tensors without a source, or base 'held'). */
+  readonly base: number;
+  /** The exact accumulator S (float64 per index), when held. */
+  readonly sums: number;
+  /** z store (int16 per stored parameter), the worker's included. */
+  readonly zStore: number;
+  /** Scratch of chunked operations (w0 pieces, S pieces). */
+  readonly scratch: number;
+  /** Bytes of the replica file on disk (sums 'coefficients'), not memory. */
+  readonly replicaFile: number;
+}
+
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 interface TensorSlot {
@@ -71,6 +124,9 @@ interface TensorSlot {
   readonly offset: number;
   readonly size: number;
   data: Float32Array;
+  /** Where w0 is read back from (null: a copy is held, taken before the first change). */
+  readonly source: BaseReader | null;
+  baseCopy: Float32Array | null;
 }
 
 export class ParameterSet {
@@ -94,12 +150,21 @@ export class ParameterSet {
   private readonly far: FarRange | null;
   private readonly consumers = new Set<WeightConsumer>();
   private farViewsBuffer: ArrayBufferLike | null = null;
-  private readonly useZStore: boolean;
+  /** Share of each range's parameters kept in the z store (0: none). */
+  private readonly storeShare: number;
   /** The WASM store, allocated with the resident weights (a later growth would move them). */
   private readonly residentZStore: Int16Array | null;
   private passes: LocalSpanPasses | null = null;
-  private base: Float32Array | null = null;
+  /** Whether w0 has been secured (copies taken for tensors without a source) before a first change. */
+  private baseSecured = false;
+  readonly sumsMode: SumsMode;
+  private readonly spillDir: string | undefined;
   private sums: Float64Array | null = null;
+  /** Whether coefficients were ever applied (the replica is then materialised, else it is w0 itself). */
+  private materialized = false;
+  private replicaFile: ReplicaFile | null = null;
+  private scratchW0: Float32Array | null = null;
+  private scratchS: Float64Array | null = null;
   private readonly applied = new Map<number, number>();
   private appliedSumAbs = 0;
   private federationSeed: number | null = null;
@@ -117,7 +182,8 @@ export class ParameterSet {
       const { name, dims, data } = sorted[t];
       if (t > 0 && sorted[t - 1].name === name) throw new Error(`duplicate tensor name "${name}"`);
       const size = dims.reduce((a, b) => a * b, 1);
-      if (!dims.every((d) => Number.isInteger(d) && d >= 0) || size !== data.length) {
+      const deferred = data.length === 0 && size > 0 && sorted[t].source !== undefined;
+      if (!dims.every((d) => Number.isInteger(d) && d >= 0) || (size !== data.length && !deferred)) {
         throw new Error(`tensor "${name}": dims [${dims.join(', ')}] do not match its ${data.length} values`);
       }
       offsets.push(next);
@@ -128,25 +194,71 @@ export class ParameterSet {
 
     this.kernels = createKernels(options.kernel ?? 'auto');
     this.kernel = this.kernels.name;
-    this.parameterCount = sorted.reduce((a, t) => a + t.data.length, 0);
+    const sizes = sorted.map((t) => t.dims.reduce((a, b) => a * b, 1));
+    this.parameterCount = sizes.reduce((a, b) => a + b, 0);
     const mode = options.parallelPasses ?? 'off';
     const large = this.parameterCount >= PARALLEL_MIN_PARAMETERS;
     const wantSplit = this.kernel === 'wasm-simd' && options.resident !== false && (mode === 'on' || (mode === 'auto' && large));
-    this.useZStore = options.zStore ?? (this.kernel === 'wasm-simd' && (wantSplit || !large));
+    const store = options.zStore ?? (this.kernel === 'wasm-simd' && (wantSplit || !large));
+    this.storeShare = store === true ? 1 : store === false ? 0 : Math.min(1, Math.max(0, store));
+    if (!Number.isFinite(this.storeShare)) throw new RangeError(`zStore must be a boolean or a share in [0, 1], got ${store}`);
+    this.sumsMode = options.sums ?? 'held';
+    this.spillDir = options.spillDir;
     const split = wantSplit ? splitIndex(offsets, next) : next;
-    let residentViews = allocateResident(this.kernels, options.resident === false ? 0 : split, this.useZStore);
-    if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.useZStore);
+    let residentViews = allocateResident(this.kernels, options.resident === false ? 0 : split, this.storedOf(split));
+    if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.storedOf(next));
     const farFrom = residentViews !== null && residentViews.weights.length < next ? split : next;
     this.resident = residentViews !== null;
     this.span = residentViews?.weights ?? new Float32Array(next);
     this.residentZStore = residentViews?.zStore ?? null;
-    this.far = farFrom < next ? new FarRange(farFrom, next - farFrom, this.useZStore) : null;
+    this.far = farFrom < next ? new FarRange(farFrom, next - farFrom, this.storedOf(next - farFrom)) : null;
 
-    this.slots = sorted.map(({ name, dims, data }, t) => ({ name, dims: [...dims], offset: offsets[t], size: data.length, data }));
+    const useSources = (options.base ?? 'source') === 'source';
+    this.slots = sorted.map(({ name, dims, data, source }, t) => ({
+      name,
+      dims: [...dims],
+      offset: offsets[t],
+      size: sizes[t],
+      data,
+      source: useSources && source ? source : null,
+      baseCopy: null,
+    }));
     this.viewSlots();
-    for (let t = 0; t < sorted.length; t++) this.slots[t].data.set(sorted[t].data);
+    try {
+      for (let t = 0; t < sorted.length; t++) {
+        const { data, source } = sorted[t];
+        if (data.length === this.slots[t].size) this.slots[t].data.set(data);
+        else (source as BaseReader).read(0, this.slots[t].data);
+      }
+    } finally {
+      for (const { source } of sorted) source?.close?.();
+    }
     this.tensors = this.slots;
     this.dims = new Map(this.slots.map((t) => [t.name, t.dims]));
+  }
+
+  /** Parameters of a range of `length` kept in the z store: all of them, or whole chunks of the share. */
+  private storedOf(length: number): number {
+    if (this.storeShare >= 1) return length;
+    return Math.floor((this.storeShare * length) / STORE_GRAIN) * STORE_GRAIN;
+  }
+
+  /** Bytes held, by buffer (the replica file's size on disk apart). */
+  memoryUsage(): ParameterMemory {
+    const zStore = (this.passes?.storedLength ?? this.residentZStore?.length ?? 0) + (this.far?.zStored ?? 0);
+    return {
+      weights: this.indexSpan * 4,
+      base: this.slots.reduce((a, t) => a + (t.baseCopy?.byteLength ?? 0), 0),
+      sums: this.sums?.byteLength ?? 0,
+      zStore: zStore * 2,
+      scratch: (this.scratchW0?.byteLength ?? 0) + (this.scratchS?.byteLength ?? 0),
+      replicaFile: this.replicaFile === null ? 0 : this.indexSpan * 4,
+    };
+  }
+
+  /** Tensors whose w0 is read back from a source (the rest hold a copy once the weights change). */
+  get baseFromSource(): number {
+    return this.slots.filter((t) => t.source !== null).length;
   }
 
   /** Weight arrays by name. The map stays the same object; a split pass replaces the upper range's arrays. */
@@ -173,6 +285,8 @@ export class ParameterSet {
   dispose(): void {
     this.consumers.clear();
     this.far?.dispose();
+    this.replicaFile?.close();
+    this.replicaFile = null;
   }
 
   /**
@@ -202,7 +316,7 @@ export class ParameterSet {
   }
 
   private pass(request: PassRequest): void {
-    this.ensureBase();
+    this.secureBase();
     this.changes++;
     this.local = true;
     const near = (): void => this.spanPasses().run(this.span, request);
@@ -274,8 +388,8 @@ export class ParameterSet {
     // Bounds every intermediate value of S whatever the kernel's order of additions.
     assertWithinExactBound(this.appliedSumAbs + sumAbs(coeffs), 'coefficient update');
 
-    this.ensureBase();
-    this.sums ??= new Float64Array(this.indexSpan);
+    this.secureBase();
+    if (this.sumsMode === 'held') this.sums ??= new Float64Array(this.indexSpan);
     this.federationSeed = federationSeed;
     this.eta = eta;
     for (let n = 0; n < seeds.length; n++) {
@@ -285,18 +399,92 @@ export class ParameterSet {
       else this.applied.set(j, c);
     }
     this.appliedSumAbs = sumAbs([...this.applied.values()]);
-    if (keys.length > 0) this.kernels.accumulate(this.sums, 0, Uint32Array.from(keys), Float64Array.from(coeffs));
+    if (this.sums !== null && keys.length > 0) this.kernels.accumulate(this.sums, 0, Uint32Array.from(keys), Float64Array.from(coeffs));
+    this.materialized = true;
     this.materialize();
   }
 
+  /**
+   * w = fl32(w0 + fl64(−η·2^-28·S)) tensor by tensor, a piece at a time: w0 read back from its source (or
+   * its copy), S from the held accumulator or recomputed from every applied coefficient (exact integers,
+   * so the same values in any grouping). With sums 'coefficients' the result is also written to the
+   * replica file, for resetToBase. Index gaps between tensors are set to 0.
+   */
   private materialize(): void {
     this.changes++;
     this.local = false;
-    const base = this.base as Float32Array;
-    const sums = this.sums as Float64Array;
+    const scale = -this.eta * S_UNIT;
+    const recompute = this.sums === null;
+    const keys: number[] = [];
+    const coeffs: number[] = [];
+    if (recompute && this.federationSeed !== null) {
+      for (const [j, c] of this.applied) {
+        keys.push(seedKey(this.federationSeed, j));
+        coeffs.push(c);
+      }
+    }
+    const keyArray = Uint32Array.from(keys);
+    const coeffArray = Float64Array.from(coeffs);
+    if (this.replicaFile === null && recompute && keys.length > 0) this.replicaFile = new ReplicaFile(this.spillDir ?? defaultSpillDir());
+    const replica = recompute && keys.length > 0 ? this.replicaFile : null;
+    try {
+      for (const slot of this.slots) {
+        for (let start = 0; start < slot.size; start += PIECE) {
+          const end = Math.min(slot.size, start + PIECE);
+          const w = slot.data.subarray(start, end);
+          const w0 = this.baseOf(slot, start, end);
+          let sums: Float64Array;
+          if (recompute) {
+            sums = this.pieceS(end - start);
+            sums.fill(0);
+            if (keys.length > 0) this.kernels.accumulate(sums, slot.offset + start, keyArray, coeffArray);
+          } else {
+            sums = (this.sums as Float64Array).subarray(slot.offset + start, slot.offset + end);
+          }
+          this.kernels.materialize(w, w0, sums, scale);
+          replica?.write(slot.offset + start, w);
+        }
+      }
+    } finally {
+      this.closeSources();
+    }
+    this.zeroGaps();
+  }
+
+  /** w0 of slot elements [start, end): its copy, or a piece read from its source into scratch. */
+  private baseOf(slot: TensorSlot, start: number, end: number): Float32Array {
+    if (slot.baseCopy !== null) return slot.baseCopy.subarray(start, end);
+    if (slot.source === null) throw new Error(`no base values for tensor "${slot.name}"`);
+    this.scratchW0 ??= new Float32Array(PIECE);
+    const out = this.scratchW0.subarray(0, end - start);
+    slot.source.read(start, out);
+    return out;
+  }
+
+  private pieceS(length: number): Float64Array {
+    this.scratchS ??= new Float64Array(PIECE);
+    return this.scratchS.subarray(0, length);
+  }
+
+  private closeSources(): void {
+    for (const slot of this.slots) slot.source?.close?.();
+  }
+
+  /** Index gaps between tensors hold 0 in the replica (passes perturb them like any index). */
+  private zeroGaps(): void {
+    let end = 0;
+    for (const slot of this.slots) {
+      if (slot.offset > end) this.fillIndices(end, slot.offset, 0);
+      end = slot.offset + slot.size;
+    }
+    if (this.indexSpan > end) this.fillIndices(end, this.indexSpan, 0);
+  }
+
+  private fillIndices(from: number, to: number, value: number): void {
     for (const { offset, data } of this.ranges()) {
-      const end = offset + data.length;
-      this.kernels.materialize(data, base.subarray(offset, end), sums.subarray(offset, end), -this.eta * S_UNIT);
+      const a = Math.max(from, offset);
+      const b = Math.min(to, offset + data.length);
+      if (a < b) data.fill(value, a - offset, b - offset);
     }
   }
 
@@ -310,11 +498,20 @@ export class ParameterSet {
    * local steps. Re-materialises from w0 and S: no extra copy of the weights is kept for this.
    */
   resetToBase(): void {
-    if (this.base === null || !this.local) return; // never mutated, or already the replica
-    if (this.sums !== null) return this.materialize();
+    if (!this.local) return; // never mutated, or already the replica
+    if (this.materialized && (this.sums !== null || this.replicaFile === null)) return this.materialize();
     this.changes++;
     this.local = false;
-    for (const { offset, data } of this.ranges()) data.set(this.base.subarray(offset, offset + data.length));
+    try {
+      for (const slot of this.slots) {
+        if (this.materialized) (this.replicaFile as ReplicaFile).read(slot.offset, slot.data);
+        else if (slot.baseCopy !== null) slot.data.set(slot.baseCopy);
+        else (slot.source as BaseReader).read(0, slot.data);
+      }
+    } finally {
+      this.closeSources();
+    }
+    this.zeroGaps();
   }
 
   /** A copy of all working weights (by global index), for restore(). */
@@ -328,7 +525,7 @@ export class ParameterSet {
     if (snapshot.length !== this.indexSpan) {
       throw new RangeError(`snapshot holds ${snapshot.length} values, this set spans ${this.indexSpan}`);
     }
-    this.ensureBase();
+    this.secureBase();
     this.changes++;
     this.local = true;
     for (const { offset, data } of this.ranges()) data.set(snapshot.subarray(offset, offset + data.length));
@@ -344,15 +541,21 @@ export class ParameterSet {
   /** Created at the first pass, so a set used only for inference allocates no JS-side store. */
   private spanPasses(): LocalSpanPasses {
     if (this.passes === null) {
-      const zq = !this.useZStore ? null : this.kernel === 'js' ? new Int16Array(this.indexSpan) : this.residentZStore;
+      const stored = this.storedOf(this.span.length);
+      const zq = stored === 0 ? null : this.kernel === 'js' ? new Int16Array(stored) : this.residentZStore;
       this.passes = new LocalSpanPasses(this.kernels, 0, zq);
     }
     return this.passes;
   }
 
-  /** w0 is captured lazily, before the first change, so a set used only for inference never copies it. */
-  private ensureBase(): void {
-    this.base ??= this.snapshot();
+  /**
+   * Before the first change: copies w0 of the tensors it cannot be read back for (all of them with base
+   * 'held'), so a set used only for inference, or whose tensors all have sources, copies nothing.
+   */
+  private secureBase(): void {
+    if (this.baseSecured) return;
+    for (const slot of this.slots) if (slot.source === null) slot.baseCopy = slot.data.slice();
+    this.baseSecured = true;
   }
 }
 
@@ -370,7 +573,7 @@ function splitIndex(offsets: readonly number[], span: number): number {
   return best;
 }
 
-function allocateResident(kernels: PerturbationKernels & Partial<ResidentMemory>, length: number, zStore: boolean): ResidentViews | null {
+function allocateResident(kernels: PerturbationKernels & Partial<ResidentMemory>, length: number, stored: number): ResidentViews | null {
   if (!kernels.allocateResidentViews || length === 0) return null;
-  return (zStore ? kernels.allocateResidentViews(length, length) : null) ?? kernels.allocateResidentViews(length, 0);
+  return (stored > 0 ? kernels.allocateResidentViews(length, stored) : null) ?? kernels.allocateResidentViews(length, 0);
 }

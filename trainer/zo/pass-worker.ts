@@ -52,7 +52,9 @@ function pass(op, w) {
     const off = offset + start;
     const zp = zq + start * 2;
     scratch.set(part);
-    switch (op.kind) {
+    // Past the stored part (a store on part of the range) the stored seed is hashed again: same bits.
+    const kind = start + n <= stored ? op.kind : op.kind === 'perturb2Stored' ? 'perturb2' : op.kind === 'perturbStore' || op.kind === 'perturbStored' ? 'perturb' : op.kind;
+    switch (kind) {
       case 'perturb': ex.perturb(layout.chunkW, n, off, op.key, op.s); break;
       case 'perturb2': ex.perturb2(layout.chunkW, n, off, op.key, op.s, op.keyB, op.b); break;
       case 'perturbStore': ex.perturbStore(layout.chunkW, zp, n, off, op.key, op.s); break;
@@ -87,17 +89,22 @@ export class PassWorker {
   private readonly signal = new Int32Array(new SharedArrayBuffer(4));
   private failure: Error | null = null;
 
-  /** A worker for the range of `length` parameters from global index `offset`, with or without a z store. */
+  /**
+   * A worker for the range of `length` parameters from global index `offset`, with a z store for its
+   * first `stored` parameters (true: all, false: none; else a multiple of the kernels' 8,192-element chunk).
+   */
   constructor(
     private readonly offset: number,
     private readonly length: number,
-    zStore = true,
+    zStore: boolean | number = true,
   ) {
+    const stored = zStore === true ? length : zStore === false ? 0 : zStore;
+    if (stored !== length && stored % LAYOUT.chunk !== 0) throw new RangeError(`a worker's partial z store must be a multiple of ${LAYOUT.chunk} parameters`);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { module: kernelModule(), table: ZQ, offset, length: zStore ? length : 0, port: port2, signal: this.signal, layout: LAYOUT },
+      workerData: { module: kernelModule(), table: ZQ, offset, length: stored, port: port2, signal: this.signal, layout: LAYOUT },
       transferList: [port2],
     });
     this.worker.on('error', (e) => (this.failure = e));
@@ -157,10 +164,10 @@ function scaled(op: PassOp): ScaledPass {
     case 'perturbStore':
       return { kind: op.kind, key: op.key, s: tableScale(op.s), keyB: 0, b: 0 };
     case 'perturbStored':
-      return { kind: op.kind, key: 0, s: tableScale(op.s), keyB: 0, b: 0 };
+      return { kind: op.kind, key: op.key, s: tableScale(op.s), keyB: 0, b: 0 };
     case 'perturb2':
       return { kind: op.kind, key: op.keyA, s: tableScale(op.a), keyB: op.keyB, b: tableScale(op.b) };
     case 'perturb2Stored':
-      return { kind: op.kind, key: 0, s: tableScale(op.a), keyB: op.keyB, b: tableScale(op.b) };
+      return { kind: op.kind, key: op.keyA, s: tableScale(op.a), keyB: op.keyB, b: tableScale(op.b) };
   }
 }

@@ -10,8 +10,8 @@ export type PassOp =
   | { readonly kind: 'perturb'; readonly key: number; readonly s: number }
   | { readonly kind: 'perturb2'; readonly keyA: number; readonly a: number; readonly keyB: number; readonly b: number }
   | { readonly kind: 'perturbStore'; readonly key: number; readonly s: number }
-  | { readonly kind: 'perturbStored'; readonly s: number }
-  | { readonly kind: 'perturb2Stored'; readonly a: number; readonly keyB: number; readonly b: number };
+  | { readonly kind: 'perturbStored'; readonly key: number; readonly s: number }
+  | { readonly kind: 'perturb2Stored'; readonly keyA: number; readonly a: number; readonly keyB: number; readonly b: number };
 
 /** What a caller asks for; the store decides which kernel pass serves it. */
 export type PassRequest = Extract<PassOp, { kind: 'perturb' | 'perturb2' }>;
@@ -31,12 +31,12 @@ export class StoredSeed {
   /** w += s·z(key). */
   planPerturb(key: number, s: number): PassOp {
     if (!this.hasStore) return { kind: 'perturb', key, s };
-    return this.key === key ? { kind: 'perturbStored', s } : { kind: 'perturbStore', key, s };
+    return this.key === key ? { kind: 'perturbStored', key, s } : { kind: 'perturbStore', key, s };
   }
 
   /** w += a·z(keyA) then + b·z(keyB). Without keyA in the store both are hashed and the store is left as is. */
   planPerturb2(keyA: number, a: number, keyB: number, b: number): PassOp {
-    if (this.hasStore && this.key === keyA) return { kind: 'perturb2Stored', a, keyB, b };
+    if (this.hasStore && this.key === keyA) return { kind: 'perturb2Stored', keyA, a, keyB, b };
     return { kind: 'perturb2', keyA, a, keyB, b };
   }
 
@@ -52,6 +52,24 @@ export class StoredSeed {
   }
 }
 
+/** The same pass without the store: the stored seed's values are hashed again (same bits). */
+export function hashedPass(op: PassOp): Extract<PassOp, { kind: 'perturb' | 'perturb2' }> {
+  switch (op.kind) {
+    case 'perturb':
+    case 'perturb2':
+      return op;
+    case 'perturbStore':
+    case 'perturbStored':
+      return { kind: 'perturb', key: op.key, s: op.s };
+    case 'perturb2Stored':
+      return { kind: 'perturb2', keyA: op.keyA, a: op.a, keyB: op.keyB, b: op.b };
+  }
+}
+
+/**
+ * Runs `op` over `w` (global indices from `offset`). A store shorter than `w` covers its first
+ * zq.length elements (a z store on part of the weights, for a memory budget); the rest are hashed.
+ */
 export function runPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16Array | null, offset: number, op: PassOp): void {
   switch (op.kind) {
     case 'perturb':
@@ -60,6 +78,10 @@ export function runPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16
       return kernels.perturb2(w, offset, op.keyA, op.a, op.keyB, op.b);
   }
   if (zq === null) throw new Error(`${op.kind} needs a z store`);
+  if (zq.length < w.length) {
+    runPass(kernels, w.subarray(zq.length), null, offset + zq.length, hashedPass(op));
+    w = w.subarray(0, zq.length);
+  }
   switch (op.kind) {
     case 'perturbStore':
       return kernels.perturbStore(w, zq, offset, op.key, op.s);
@@ -74,13 +96,23 @@ export function runPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16
 export class LocalSpanPasses {
   private readonly stored: StoredSeed;
 
-  /** zq: the store (inside the kernels' memory for WASM), or null to hash every pass. */
+  /**
+   * zq: the store (inside the kernels' memory for WASM) for the range's first zq.length elements (an even
+   * number), or null to hash every pass.
+   */
   constructor(
     private readonly kernels: PerturbationKernels,
     private readonly offset: number,
     private readonly zq: Int16Array | null,
   ) {
-    this.stored = new StoredSeed(zq !== null);
+    if (zq !== null && zq.length % 2 !== 0) throw new RangeError('a z store covers an even number of parameters');
+    this.zq = zq !== null && zq.length > 0 ? zq : null;
+    this.stored = new StoredSeed(this.zq !== null);
+  }
+
+  /** Parameters the store covers (0 without one). */
+  get storedLength(): number {
+    return this.zq?.length ?? 0;
   }
 
   run(w: Float32Array, request: PassRequest): void {

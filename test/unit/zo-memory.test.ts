@@ -1,0 +1,196 @@
+// The engine's memory-saving forms keep replicas bit-identical: w0 read back from a source instead of
+// held, S kept as its integer coefficients (recomputed chunk by chunk, the replica's weights in a scratch
+// file for resets) instead of a float64 per parameter, and a z store over part of the weights. Each is
+// compared, digest for digest, with the held form over rounds of random coefficient changes with local
+// training in between.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TokenBatch } from '../../trainer/data/batches';
+import { ParameterSet, type BaseReader, type ParameterSetOptions, type TensorInit, type WeightConsumer } from '../../trainer/zo/parameters';
+import { SeedSampler } from '../../trainer/zo/seed-sampler';
+import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
+import { assertSameBits, oddShapedModel } from '../helpers/float-fixtures';
+
+const BATCH: TokenBatch = { inputIds: new BigInt64Array(1), attentionMask: new BigInt64Array(1), labels: new BigInt64Array(1), batch: 1, seq: 1 };
+
+/** The tensors with their values behind sources only (data empty), as a deferred model load gives them. */
+function sourced(inits: TensorInit[], reads: { count: number } = { count: 0 }): TensorInit[] {
+  return inits.map(({ name, dims, data }) => {
+    const values = data.slice();
+    const source: BaseReader = {
+      read(start, out) {
+        reads.count++;
+        out.set(values.subarray(start, start + out.length));
+      },
+    };
+    return { name, dims, data: new Float32Array(0), source };
+  });
+}
+
+/** A loss reading every weight's bits, as a session does. */
+function weightLoss(params: ParameterSet): BatchLoss {
+  return {
+    async lossSum() {
+      let sum = 0;
+      for (const t of params.tensors) for (let i = 0; i < t.data.length; i++) sum += t.data[i] * t.data[i] * (1 + (i % 5));
+      return { lossSum: sum, tokens: 1 };
+    },
+  };
+}
+
+async function localSteps(params: ParameterSet, round: number, steps = 4): Promise<void> {
+  const trainer = new ZoTrainer(params, weightLoss(params), { federationSeed: 31, k: 256, epsilon: 1e-3, eta: 0.02 });
+  await trainer.train({ steps, seeds: new SeedSampler(256, round), nextBatch: () => BATCH });
+}
+
+/** Random coefficient changes, some undoing earlier ones exactly, as rounds of a federation bring them. */
+function randomRounds(count: number, salt: number): { seeds: number[]; deltas: number[] }[] {
+  let h = salt >>> 0;
+  const next = (): number => (h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0);
+  const applied = new Map<number, number>();
+  const rounds: { seeds: number[]; deltas: number[] }[] = [];
+  for (let r = 0; r < count; r++) {
+    const seeds: number[] = [];
+    const deltas: number[] = [];
+    const n = 1 + (next() % 40);
+    for (let i = 0; i < n; i++) {
+      const j = next() % 256;
+      if (seeds.includes(j)) continue;
+      const undo = applied.has(j) && next() % 4 === 0;
+      const d = undo ? -(applied.get(j) as number) : ((next() % 2_000_001) - 1_000_000) * (1 + (next() % 50));
+      seeds.push(j);
+      deltas.push(d);
+      applied.set(j, (applied.get(j) ?? 0) + d);
+      if (applied.get(j) === 0) applied.delete(j);
+    }
+    rounds.push({ seeds, deltas });
+  }
+  return rounds;
+}
+
+interface Trace {
+  readonly digests: string[];
+  readonly final: Float32Array;
+}
+
+/**
+ * A client's life: rounds of (apply ΔC → digest → local steps → reset → digest), with a digest after the
+ * local steps too; returns every digest and the final weights.
+ */
+async function federate(params: ParameterSet, rounds: { seeds: number[]; deltas: number[] }[]): Promise<Trace> {
+  const digests: string[] = [];
+  await localSteps(params, 100); // before any coefficient: the reset goes back to w0 itself
+  params.resetToBase();
+  digests.push(params.digest());
+  for (let r = 0; r < rounds.length; r++) {
+    params.applyCoefficientDelta(31, rounds[r].seeds, rounds[r].deltas, 3e-4);
+    digests.push(params.digest());
+    await localSteps(params, r);
+    digests.push(params.digest());
+    params.resetToBase();
+    digests.push(params.digest());
+  }
+  return { digests, final: params.snapshot() };
+}
+
+test('the compact form (w0 from its source, S as coefficients) gives the held form\'s bits after rounds of random changes', async () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
+  try {
+    const rounds = randomRounds(8, 4242);
+    const reference = await federate(new ParameterSet(oddShapedModel(3, 99), { base: 'held', sums: 'held' }), rounds);
+    assert.equal(new Set(reference.digests).size, reference.digests.length - rounds.length, 'every phase changes the weights but the reset right after applying');
+    const forms: [string, ParameterSetOptions, boolean][] = [
+      ['w0 from source, S held', { sums: 'held' }, true],
+      ['w0 held, S as coefficients', { base: 'held', sums: 'coefficients', spillDir: spill }, false],
+      ['compact, WASM', { sums: 'coefficients', spillDir: spill }, true],
+      ['compact, JS', { kernel: 'js', sums: 'coefficients', spillDir: spill }, true],
+      ['compact, weights outside WASM memory', { resident: false, sums: 'coefficients', spillDir: spill }, true],
+      ['compact, no z store', { zStore: false, sums: 'coefficients', spillDir: spill }, true],
+    ];
+    for (const [label, options, fromSource] of forms) {
+      const reads = { count: 0 };
+      const params = new ParameterSet(fromSource ? sourced(oddShapedModel(3, 99), reads) : oddShapedModel(3, 99), options);
+      const trace = await federate(params, rounds);
+      assert.deepEqual(trace.digests, reference.digests, label);
+      assertSameBits(trace.final, reference.final, label);
+      const memory = params.memoryUsage();
+      if (fromSource) {
+        assert.equal(memory.base, 0, `${label}: no copy of w0`);
+        assert.ok(reads.count > 0, `${label}: w0 was read back`);
+      }
+      if (options.sums === 'coefficients') {
+        assert.equal(memory.sums, 0, `${label}: S not held`);
+        assert.equal(memory.replicaFile, params.indexSpan * 4);
+      }
+      params.dispose();
+    }
+    if (process.platform !== 'win32') assert.deepEqual(readdirSync(spill), [], 'the replica file is unlinked once open');
+  } finally {
+    rmSync(spill, { recursive: true, force: true });
+  }
+});
+
+test('the compact form with passes split over a worker matches one thread with everything held', async () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
+  const rounds = randomRounds(4, 77);
+  const held = new ParameterSet(oddShapedModel(300, 5), { base: 'held', sums: 'held', parallelPasses: 'off' });
+  const compact = new ParameterSet(sourced(oddShapedModel(300, 5)), { sums: 'coefficients', spillDir: spill, parallelPasses: 'on', zStore: 0.5 });
+  const consumer: WeightConsumer = { bindWeights() {} };
+  compact.bindTo(consumer);
+  try {
+    assert.equal(compact.split, true);
+    const a = await federate(held, rounds);
+    const b = await federate(compact, rounds);
+    assert.deepEqual(b.digests, a.digests);
+    assertSameBits(b.final, a.final, 'final weights');
+  } finally {
+    compact.dispose();
+    rmSync(spill, { recursive: true, force: true });
+  }
+});
+
+test('a z store over part of the weights trains to the bits of a full store and of none, on one thread and split', async () => {
+  const train = async (options: ParameterSetOptions, bind: boolean): Promise<string> => {
+    const params = new ParameterSet(oddShapedModel(300, 11), options);
+    if (bind) params.bindTo({ bindWeights() {} });
+    try {
+      await localSteps(params, 1, 9);
+      params.applyCoefficientDelta(31, [3, 4], [70_000, -1], 0.1);
+      await localSteps(params, 2, 5);
+      return params.digest();
+    } finally {
+      params.dispose();
+    }
+  };
+  const reference = await train({ zStore: false }, false);
+  for (const share of [0, 0.3, 0.5, 1]) {
+    assert.equal(await train({ zStore: share }, false), reference, `share ${share}, one thread`);
+    assert.equal(await train({ zStore: share, parallelPasses: 'on' }, true), reference, `share ${share}, split over a worker`);
+    assert.equal(await train({ zStore: share, kernel: 'js' }, false), reference, `share ${share}, JS`);
+  }
+  const half = new ParameterSet(oddShapedModel(300, 11), { zStore: 0.5 });
+  await localSteps(half, 1, 1);
+  const stored = half.memoryUsage().zStore / 2;
+  assert.ok(stored > 0 && stored < half.indexSpan && stored % 8192 === 0, `a partial store covers whole chunks (${stored} of ${half.indexSpan})`);
+});
+
+test('a set built from sources fills its own memory from them and holds no copy until something needs one', () => {
+  const reads = { count: 0 };
+  const fromData = new ParameterSet(oddShapedModel(2, 8));
+  const fromSources = new ParameterSet(sourced(oddShapedModel(2, 8), reads));
+  assert.equal(fromSources.digest(), fromData.digest());
+  assert.equal(reads.count, fromSources.tensors.length, 'each tensor read once');
+  assert.equal(fromSources.memoryUsage().base, 0);
+  fromSources.perturb(123, 0.5);
+  assert.equal(fromSources.memoryUsage().base, 0, 'a pass takes no copy: w0 is read back');
+  fromSources.resetToBase();
+  assert.equal(fromSources.digest(), fromData.digest(), 'reset reads w0 back');
+  // Without sources, w0 is copied at the first change, as before.
+  fromData.perturb(123, 0.5);
+  assert.equal(fromData.memoryUsage().base, fromData.parameterCount * 4);
+  const deferredWithout = oddShapedModel().map((t) => ({ ...t, data: new Float32Array(0) }));
+  assert.throws(() => new ParameterSet(deferredWithout), /do not match/);
+});

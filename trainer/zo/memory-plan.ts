@@ -1,0 +1,128 @@
+// The engine's memory budget: what a training process must hold (the working weights, copies of w0 that
+// cannot be read back from the model file, onnxruntime's own memory for the forward) and what it may
+// spend the rest of the budget on, in order of what it buys:
+//
+//   1. the z store (2 bytes per parameter): a ZO step hashes z once instead of three times (step speed);
+//      a budget that cannot hold all of it gets a store over part of the weights, the rest hashed;
+//   2. S held (8 bytes per parameter): a round's coefficient change costs its own seeds instead of every
+//      applied seed, and going back to the replica is a rebuild instead of a read of the replica file.
+//
+// Every choice gives the same bits (docs/zo-engine.md, "Memory"); only time and memory differ. A budget
+// below what must be held fails before anything large is allocated, with the figure needed.
+
+/** Bytes per parameter of each buffer. */
+export const BYTES = { weights: 4, base: 4, sums: 8, zStore: 2 } as const;
+
+/** Without a budget, the engine plans for this share of the machine's physical memory. */
+export const AUTO_BUDGET_SHARE = 0.8;
+
+export interface MemoryPlanInput {
+  /** Global indices of the weights, gaps included (ParameterSet.indexSpan). */
+  readonly indexSpan: number;
+  /** Parameters whose w0 must be held as a copy (no source in the model file). */
+  readonly heldBase: number;
+  /** onnxruntime's own memory for the forward, and the process around it (estimateRuntimeBytes). */
+  readonly runtimeBytes: number;
+  /** The budget in bytes; null: AUTO_BUDGET_SHARE of `totalMemory`. */
+  readonly budgetBytes: number | null;
+  /** Physical memory of the machine (os.totalmem()). */
+  readonly totalMemory: number;
+  /** Whether the engine would keep a z store at all (WASM kernels, split passes or a small model). */
+  readonly storeWanted: boolean;
+}
+
+export interface MemoryPlan {
+  readonly budgetBytes: number;
+  /** Whether the budget was given (else it is the automatic share of physical memory). */
+  readonly explicitBudget: boolean;
+  readonly sums: 'held' | 'coefficients';
+  /** Share of the parameters kept in the z store, 0..1. */
+  readonly zStore: number;
+  /** Planned bytes by buffer. */
+  readonly bytes: { readonly weights: number; readonly base: number; readonly zStore: number; readonly sums: number; readonly runtime: number };
+  readonly totalBytes: number;
+  /** The least the model can train in (weights, held w0 copies, onnxruntime). */
+  readonly minimumBytes: number;
+}
+
+/** A model that cannot train within the budget. */
+export class MemoryBudgetError extends Error {
+  constructor(
+    message: string,
+    readonly neededBytes: number,
+    readonly budgetBytes: number,
+  ) {
+    super(message);
+    this.name = 'MemoryBudgetError';
+  }
+}
+
+export const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(bytes < 10 * 2 ** 30 ? 2 : 1)} GiB`;
+
+export function planMemory(input: MemoryPlanInput): MemoryPlan {
+  const explicitBudget = input.budgetBytes !== null;
+  const budgetBytes = input.budgetBytes ?? Math.floor(AUTO_BUDGET_SHARE * input.totalMemory);
+  const n = input.indexSpan;
+  const weights = n * BYTES.weights;
+  const base = input.heldBase * BYTES.base;
+  const minimumBytes = weights + base + input.runtimeBytes;
+  if (minimumBytes > budgetBytes) {
+    const parts = [`working weights ${gib(weights)}`, ...(base > 0 ? [`copies of w0 that cannot be read back from the model file ${gib(base)}`] : []), `onnxruntime and the process ≈ ${gib(input.runtimeBytes)}`];
+    const which = explicitBudget ? 'the memory budget (--max-memory, fedkseed.engine.maxMemory) is' : `the automatic budget (${Math.round(AUTO_BUDGET_SHARE * 100)}% of this machine's ${gib(input.totalMemory)}) is`;
+    throw new MemoryBudgetError(`this model needs at least ${gib(minimumBytes)} to train (${parts.join(', ')}); ${which} ${gib(budgetBytes)}`, minimumBytes, budgetBytes);
+  }
+  let left = budgetBytes - minimumBytes;
+  let zStore = 0;
+  if (input.storeWanted) {
+    zStore = Math.min(1, left / (n * BYTES.zStore));
+    left -= zStore * n * BYTES.zStore;
+  }
+  const sums = left >= n * BYTES.sums ? 'held' : 'coefficients';
+  const bytes = { weights, base, zStore: Math.round(zStore * n * BYTES.zStore), sums: sums === 'held' ? n * BYTES.sums : 0, runtime: input.runtimeBytes };
+  return { budgetBytes, explicitBudget, sums, zStore, bytes, totalBytes: bytes.weights + bytes.base + bytes.zStore + bytes.sums + bytes.runtime, minimumBytes };
+}
+
+/**
+ * What onnxruntime and the process hold around the weights while training a causal LM of this shape: the
+ * process and onnxruntime's libraries, and the forward's activations (the logits and the loss's
+ * probabilities over the vocabulary, a few of the widest hidden states, attention scores; onnxruntime
+ * frees a layer's activations as the next runs). `fileBytes`: the model file when its weights are inline
+ * (the loader's buffer stays until the garbage collector takes it). Calibrated on the GPT-2 builder's 124M
+ * and 1.3B shapes at batch 1 and 8 (docs/benchmarks.md, "Memory").
+ */
+export function estimateRuntimeBytes(shape: RuntimeShape, workload: Workload, fileBytes = 0): number {
+  const tokens = workload.batch * workload.seq;
+  const process = 160 * 2 ** 20;
+  const logits = 3.5 * tokens * shape.vocab * 4;
+  const layer = 12 * tokens * shape.hidden * 4 + 3 * workload.batch * Math.max(1, shape.hidden / 256) * workload.seq * workload.seq * 4;
+  return Math.ceil(process + logits + layer + fileBytes);
+}
+
+export interface RuntimeShape {
+  /** Vocabulary size (logits per token). */
+  readonly vocab: number;
+  /** The widest activation per token (the largest dimension of the weight matrices but the vocabulary). */
+  readonly hidden: number;
+}
+
+export interface Workload {
+  readonly batch: number;
+  readonly seq: number;
+}
+
+/** The shape estimateRuntimeBytes needs, from the weights' dimensions. */
+export function runtimeShape(weights: readonly { readonly dims: readonly number[] }[], vocab: number | null): RuntimeShape {
+  let hidden = 1;
+  for (const { dims } of weights) if (dims.length === 2) for (const d of dims) if (d !== vocab) hidden = Math.max(hidden, d);
+  return { vocab: vocab ?? 1, hidden };
+}
+
+/** Parses a memory size: a number of bytes, or with a unit (K, M, G, T; KB/KiB …; case-insensitive). */
+export function parseMemorySize(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
+  if (!m) throw new RangeError(`"${text}" is not a memory size (e.g. 12G, 8000M, 16GiB)`);
+  const power = { '': 0, k: 1, m: 2, g: 3, t: 4 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g' | 't'];
+  const bytes = Math.round(Number(m[1]) * 1024 ** power);
+  if (!(bytes > 0)) throw new RangeError(`"${text}" is not a positive memory size`);
+  return bytes;
+}
