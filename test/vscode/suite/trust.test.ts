@@ -200,6 +200,33 @@ describe('trust', function () {
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
+  it('a federation left midway resumes from its checkpoint: it rejoins at the checkpoint\'s round and finishes with every round once', async () => {
+    await configure({ 'localServer.rounds': 4 });
+    try {
+      const federation = run<FederationResult>('fedkseed.startLocalFederation');
+      await waitFor('two committed rounds', () => (api.status().figures.rounds.committed >= 2 ? true : undefined), 60_000);
+      await runOk('fedkseed.stopTraining');
+      const left = await federation;
+      assert.ok(left.ok && left.value.stopped);
+      const id = api.runs()[0]!.id;
+      const checkpoint = JSON.parse(readFileSync(join(api.runFolder(id), 'checkpoint.json'), 'utf8')) as { round: number };
+      assert.ok(checkpoint.round >= 1, `checkpoint at round ${checkpoint.round}`);
+      const joinedAt: number[] = [];
+      const watch = api.onDidChangeStatus((s) => {
+        if (s.trainer.state === 'connected' && joinedAt.length === 0) joinedAt.push(s.trainer.committedRound ?? 0);
+      });
+      const resumed = await runOk<FederationResult>('fedkseed.resumeRun', id).finally(() => watch.dispose());
+      assert.equal(resumed.finalRound, 4);
+      assert.equal(joinedAt[0], checkpoint.round, 'the rejoin starts from the checkpoint\'s round');
+      assert.equal(api.runs()[0]!.id, id, 'the same run continues');
+      assert.deepEqual(api.history().rounds.map((r) => r.round), [1, 2, 3, 4]);
+      assert.deepEqual({ kind: resumed.weights.kind, round: resumed.weights.round }, { kind: 'federation', round: 4 });
+    } finally {
+      await runOk('fedkseed.stopLocalServer');
+      await configure({ 'localServer.rounds': 2 });
+    }
+  });
+
   it('settings: paths show in a remote window\'s User tab, server URL and model come first, every enum value is described', () => {
     const manifest = JSON.parse(readFileSync(join(repo(), 'package.json'), 'utf8')) as { contributes: { configuration: { properties: Record<string, Property> } } };
     const properties = manifest.contributes.configuration.properties;
