@@ -365,6 +365,11 @@ export class TrainingController implements vscode.Disposable {
 
   /** Starts the local server from the settings, or again from `resume` (an interrupted run's: its store and port). */
   async startLocalServer(resume?: ServerProcessSpec): Promise<LocalServerAddress> {
+    if (this.serverInfo && resume && this.serverSpec?.storePath !== resume.storePath) {
+      throw new UserFacingError('another local federation server is running: stop it first, then resume the run (its own server restarts on its store)', [
+        { title: 'Stop Local Server', command: 'fedkseed.stopLocalServer' },
+      ]);
+    }
     if (this.serverInfo) return this.serverInfo;
     if (resume) {
       this.serverSpec = resume;
