@@ -2,7 +2,7 @@
 // (resident in WASM memory where they fit), and the tokenizer. With WebGPU the weights also live on the
 // device (trainer/device/resident.ts): the ParameterSet stays the exact replica on the host, the device
 // holds the working weights, and every ZO pass and forward runs there.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadTokenizer, tokenIdsOnly, type TextTokenizer } from './data/tokenizer';
@@ -188,18 +188,6 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, memoryPlan, close };
 }
 
-/**
- * The .onnx file's size: loading reads it whole into memory (weights inline in it included; external data
- * files are not), and that buffer lingers until the garbage collector takes it.
- */
-function inlineFileBytes(model: LoadedModel): number {
-  try {
-    return statSync(model.file).size;
-  } catch {
-    return 0;
-  }
-}
-
 /** The memory plan for a loaded (deferred) model: throws MemoryBudgetError when it cannot train within the budget. */
 export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions, 'maxMemory' | 'workload' | 'kernel'>): MemoryPlan {
   const align8 = (n: number): number => Math.ceil(n / 8) * 8;
@@ -208,7 +196,7 @@ export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions
   return planMemory({
     indexSpan: model.weights.reduce((a, w) => a + align8(size(w.dims)), 0),
     heldBase: model.weights.reduce((a, w) => a + (w.source ? 0 : size(w.dims)), 0),
-    runtimeBytes: estimateRuntimeBytes(runtimeShape(model.weights, model.vocabSize), workload, inlineFileBytes(model)),
+    runtimeBytes: estimateRuntimeBytes(runtimeShape(model.weights, model.vocabSize), workload),
     budgetBytes: options.maxMemory ?? null,
     totalMemory: totalmem(),
     storeWanted: options.kernel !== 'js' && wasmSimdSupported(),

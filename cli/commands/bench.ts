@@ -2,6 +2,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
 import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
+import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
+import { parseMemorySize } from '../../trainer/zo/memory-plan';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { buildTasks, FULL_KS, methodsFor, QUICK_KS, type StudyConfig, type TaskId } from '../../bench/study/config';
@@ -79,6 +81,40 @@ function sizeList(value: string): EngineSize[] {
   return [...new Set(names)] as EngineSize[];
 }
 
+interface MemoryCliOptions {
+  sizes?: MemorySize[];
+  batches: number[];
+  maxMemory?: number | 'auto';
+  steps: number;
+  rounds: number;
+  threads?: number;
+  cacheDir?: string;
+  json?: boolean;
+}
+
+function memorySizeList(value: string): MemorySize[] {
+  const names = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const known = Object.keys(MEMORY_SIZES);
+  for (const n of names) if (!known.includes(n)) throw new InvalidArgumentError(`unknown size "${n}" (choose from ${known.join(', ')})`);
+  if (names.length === 0) throw new InvalidArgumentError('expected at least one size');
+  return [...new Set(names)] as MemorySize[];
+}
+
+function memoryBudget(value: string): number | 'auto' {
+  if (value.trim().toLowerCase() === 'auto') return 'auto';
+  try {
+    return parseMemorySize(value);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+const MEMORY_HELP = `
+Each figure is the peak RSS of its own child process, one at a time. The 1.3B model is generated on
+first use into the cache folder (about 5 GB, external data; building it takes ~2.5 minutes and ~5.5 GiB
+of memory) and reused; a size is skipped, with the reason, when the machine has too little memory
+available for it. The full run takes about 20 minutes on 2 cores, most of it the 1.3B forwards at batch 8.`;
+
 /** Measured with `fedkseed bench engine` and `--quick` (docs/benchmarks.md, "Disk and memory"). */
 const ENGINE_RESOURCES_HELP = `
 Disk: the models are generated on first use into the cache folder (--cache-dir, outside the
@@ -104,6 +140,26 @@ export function registerBench(program: Command): void {
     .option('--json', 'print the result as one JSON object')
     .addHelpText('after', ENGINE_RESOURCES_HELP)
     .action((o: EngineCliOptions) => benchEngine(o));
+  bench
+    .command('memory')
+    .description('peak RSS of ZO training (local run, federation client; batch 1 and 8) beside an inference session of the same model, 124M and 1.3B, with each buffer\'s share')
+    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(MEMORY_SIZES).join(', ')}; default 124m,1.3b)`, memorySizeList)
+    .option('--batches <list>', 'batch sizes, one row each', countList, [1, 8])
+    .option('--max-memory <size>', `budget of the training processes (e.g. 8G, or auto for the engine's default; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`, memoryBudget)
+    .option('--steps <n>', 'ZO steps of the local run, and per round of the client', positiveInt, 2)
+    .option('--rounds <n>', 'rounds of the client (each applies a coefficient change)', positiveInt, 2)
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .option('--cache-dir <dir>', 'where the generated models are kept between runs (as for bench engine)')
+    .option('--json', 'print the result as one JSON object')
+    .addHelpText('after', MEMORY_HELP)
+    .action((o: MemoryCliOptions) => benchMemory(o));
+  bench
+    .command('memory-probe <probe>', { hidden: true })
+    .description('one measurement of bench memory, in its own process (internal)')
+    .action(async (probe: string) => {
+      const result = await runMemoryProbe(JSON.parse(probe) as MemoryProbe);
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    });
   bench
     .command('generate')
     .description('greedy decoding with the KV cache vs without it (tokens/s, side by side) on a ~10M decoder with past key values')
@@ -232,6 +288,51 @@ function webgpuReport(r: EngineBenchResult): string[] {
     ),
   );
   return out;
+}
+
+async function benchMemory(o: MemoryCliOptions): Promise<void> {
+  const result = await runMemoryBench({ sizes: o.sizes, batches: o.batches, maxMemory: o.maxMemory, steps: o.steps, rounds: o.rounds, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), log: note });
+  if (o.json) emitJson({ bench: 'memory', ...result });
+  else process.stdout.write(`${memoryReport(result)}\n`);
+}
+
+const mib = (bytes: number): string => Math.round(bytes / 2 ** 20).toLocaleString('en-US');
+const PROCESS_NAMES = { inference: 'inference session', train: 'local training', client: 'federation client' } as const;
+
+export function memoryReport(r: MemoryBenchResult): string {
+  const out = [`Peak RSS (MiB) of each process, seq ${r.seq}, ${r.threads} onnxruntime threads; training: ${r.steps} ZO steps (client: ${r.rounds} rounds of a coefficient change and ${r.steps} steps)`];
+  out.push(
+    formatTable(
+      ['model', 'params', 'batch', 'process', 'peak RSS', '÷ inference', 'budget', 'weights', 'w0', 'S', 'z store', 'onnxruntime + process', 'S kept as', 'z store share'],
+      r.rows.map((x) => {
+        const b = x.buffers;
+        if (x.error) return [x.size, `${(x.parameters / 1e6).toFixed(1)}M`, String(x.batch), PROCESS_NAMES[x.kind], 'failed', '—', '—', '—', '—', '—', '—', '—', '—', '—'];
+        return [
+          x.size,
+          `${(x.parameters / 1e6).toFixed(1)}M`,
+          String(x.batch),
+          PROCESS_NAMES[x.kind],
+          mib(x.peakRssBytes),
+          x.kind === 'inference' ? '—' : `${x.ratio.toFixed(3)}×`,
+          x.plan ? mib(x.plan.budgetBytes) : '—',
+          mib(b ? b.weights : x.weightBytes),
+          b ? mib(b.base) : '—',
+          b ? mib(b.sums) : '—',
+          b ? mib(b.zStore) : '—',
+          mib(x.runtimeBytes),
+          x.plan ? (x.plan.sums === 'held' ? 'float64' : 'coefficients') : '—',
+          x.plan ? `${Math.round(x.plan.zStore * 100)}%` : '—',
+        ];
+      }),
+      'lrrlrrrrrrrrll',
+    ),
+  );
+  for (const s of r.skipped) out.push(`${s.size}: skipped, ${s.reason}`);
+  for (const x of r.rows) if (x.error) out.push(`${x.size} batch ${x.batch} ${PROCESS_NAMES[x.kind]} failed: ${x.error}`);
+  const t = r.target;
+  if (t.worst !== null) out.push('', `training at ${t.size}: ${Number.isFinite(t.worst) ? `at most ${t.worst.toFixed(3)}×` : 'a process failed; not measured'} the inference session's peak (target ≤ ${t.ratio}× ${mark(t.met === true)})`);
+  out.push(`weights of the inference session: the model's float32 weights, held by onnxruntime; total ${r.totalSeconds.toFixed(0)} s; models in ${r.cacheDir}`);
+  return out.join('\n');
 }
 
 async function benchGenerate(o: GenerateCliOptions): Promise<void> {

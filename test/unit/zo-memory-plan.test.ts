@@ -59,11 +59,10 @@ test('memory sizes: bytes, or K/M/G/T in powers of 1024, with or without B/iB', 
   for (const bad of ['', 'lots', '-1G', '0', '12 X']) assert.throws(() => parseMemorySize(bad), RangeError, bad);
 });
 
-test('the runtime estimate grows with the batch and the vocabulary, and counts the loaded file', () => {
+test('the runtime estimate grows with the batch and the vocabulary', () => {
   const shape = runtimeShape([{ dims: [50257, 768] }, { dims: [768, 3072] }, { dims: [1024, 768] }], 50257);
   assert.deepEqual(shape, { vocab: 50257, hidden: 3072 });
   const one = estimateRuntimeBytes(shape, { batch: 1, seq: 128 });
   const eight = estimateRuntimeBytes(shape, { batch: 8, seq: 128 });
   assert.ok(eight > one + 600 * 2 ** 20, 'eight rows of logits over 50,257 tokens');
-  assert.equal(estimateRuntimeBytes(shape, { batch: 1, seq: 128 }, 1000), one + 1000);
 });

@@ -9,7 +9,9 @@
 // graph as it is.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { once } from 'node:events';
 import { dirname } from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
 import { ModelError } from './errors';
 import { ExternalDataReader, externalRef, isExternal, resolveLocation } from './external-data';
 import { allNodes } from './float-sources';
@@ -99,7 +101,36 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   } catch (e) {
     throw new ModelError(path, `cannot be read (${(e as Error).message})`);
   }
-  return parseModel(bytes, path, { ...options, modelDir: dirname(path), sourceFile: path });
+  const model = parseModel(bytes, path, { ...options, modelDir: dirname(path), sourceFile: path });
+  await releaseFileBuffer(model.proto, bytes);
+  return model;
+}
+
+/**
+ * Frees the file's bytes now instead of at some later garbage collection: for a model with its weights
+ * inline they are the size of the model, and the engine is about to allocate the weights itself. Byte
+ * fields of the message that still view the buffer are copied first; the buffer's contents then move into
+ * a message on a channel that is closed unread, which releases them.
+ */
+async function releaseFileBuffer(proto: onnxTypes.Model, bytes: Buffer): Promise<void> {
+  const buffer = bytes.buffer;
+  if (!(buffer instanceof ArrayBuffer) || bytes.byteLength < 1 << 20 || bytes.byteOffset !== 0 || buffer.byteLength !== bytes.byteLength) return;
+  const pending: object[] = [proto];
+  const own = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.buffer === buffer;
+  while (pending.length > 0) {
+    const node = pending.pop() as Record<string, unknown>;
+    for (const key of Object.keys(node)) {
+      const v = node[key];
+      if (own(v)) node[key] = v.slice();
+      else if (v !== null && typeof v === 'object' && !ArrayBuffer.isView(v)) pending.push(v);
+    }
+  }
+  const { port1, port2 } = new MessageChannel();
+  const closed = Promise.all([once(port1, 'close'), once(port2, 'close')]);
+  port1.postMessage(null, [buffer]);
+  port1.close();
+  port2.close();
+  await closed;
 }
 
 /**

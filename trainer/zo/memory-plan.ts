@@ -86,16 +86,15 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
  * What onnxruntime and the process hold around the weights while training a causal LM of this shape: the
  * process and onnxruntime's libraries, and the forward's activations (the logits and the loss's
  * probabilities over the vocabulary, a few of the widest hidden states, attention scores; onnxruntime
- * frees a layer's activations as the next runs). `fileBytes`: the model file when its weights are inline
- * (the loader's buffer stays until the garbage collector takes it). Calibrated on the GPT-2 builder's 124M
- * and 1.3B shapes at batch 1 and 8 (docs/benchmarks.md, "Memory").
+ * frees a layer's activations as the next runs). Calibrated on the GPT-2 builder's 124M and 1.3B shapes
+ * at batch 1 and 8 (docs/benchmarks.md, "Memory").
  */
-export function estimateRuntimeBytes(shape: RuntimeShape, workload: Workload, fileBytes = 0): number {
+export function estimateRuntimeBytes(shape: RuntimeShape, workload: Workload): number {
   const tokens = workload.batch * workload.seq;
   const process = 160 * 2 ** 20;
   const logits = 3.5 * tokens * shape.vocab * 4;
   const layer = 12 * tokens * shape.hidden * 4 + 3 * workload.batch * Math.max(1, shape.hidden / 256) * workload.seq * workload.seq * 4;
-  return Math.ceil(process + logits + layer + fileBytes);
+  return Math.ceil(process + logits + layer);
 }
 
 export interface RuntimeShape {
