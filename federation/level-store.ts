@@ -36,8 +36,15 @@ const configShape = {
 } as const satisfies { readonly [K in keyof FederationConfig]-?: FieldKind };
 
 const tokenShape = { id: 'string', label: 'string', salt: 'string', hash: 'string', createdAt: 'string' } as const satisfies {
-  readonly [K in keyof TokenRecord]-?: FieldKind;
+  readonly [K in keyof Omit<TokenRecord, 'clientId'>]-?: FieldKind;
 };
+
+/** A token record, its optional client identity included. */
+function checkedToken(value: unknown): TokenRecord {
+  const record = checked<Omit<TokenRecord, 'clientId'>>(value, tokenShape, 'token') as TokenRecord;
+  if (record.clientId !== undefined && typeof record.clientId !== 'string') throw new Error(`the store's token ${record.id} has no valid clientId`);
+  return record;
+}
 
 const roundKey = (r: number): string => `round/${r.toString().padStart(10, '0')}`;
 const digestKey = (r: number): string => `digest/${r.toString().padStart(10, '0')}`;
@@ -157,7 +164,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   getToken(id: string): Promise<TokenRecord | null> {
-    return this.getJson<TokenRecord>(`token/${id}`, tokenShape);
+    return this.getJson<Omit<TokenRecord, 'clientId'>>(`token/${id}`, tokenShape).then((t) => t && checkedToken(t));
   }
 
   async deleteToken(id: string): Promise<boolean> {
@@ -168,7 +175,7 @@ export class LevelFederationStore implements FederationStore {
 
   async listTokens(): Promise<TokenRecord[]> {
     const out: TokenRecord[] = [];
-    for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(checked<TokenRecord>(parseJson(v, 'token'), tokenShape, 'token'));
+    for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(checkedToken(parseJson(v, 'token')));
     return out;
   }
 

@@ -18,7 +18,7 @@ import { jsonLinesLogger, type Logger } from './log';
 import { TokenBucket } from './rate-limit';
 import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
 import type { FederationStore } from './store';
-import { verifyToken } from './tokens';
+import { bindIdentity, verifyToken } from './tokens';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
@@ -115,6 +115,7 @@ const FATAL = new Set<number>([
   ErrorCode.DuplicateClient,
   ErrorCode.StateAhead,
   ErrorCode.HelloTimeout,
+  ErrorCode.IdentityMismatch,
 ]);
 
 function rawToBytes(data: RawData): Uint8Array {
@@ -162,6 +163,8 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   }
 
   const connections = new Set<Connection>();
+  /** Token-to-identity bindings, one after another. */
+  let bindings: Promise<void> = Promise.resolve();
   let closed = false;
   let bytesUp = 0;
   let bytesDown = 0;
@@ -198,7 +201,18 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   async function onHello(conn: Connection, m: HelloMessage): Promise<void> {
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
-    if (requireToken && (await verifyToken(store, m.token)) === null) return reject(conn, ErrorCode.AuthFailed, 'the token is unknown or revoked');
+    if (requireToken) {
+      const tokenId = await verifyToken(store, m.token);
+      if (tokenId === null) return reject(conn, ErrorCode.AuthFailed, 'the token is unknown or revoked');
+      // One binding at a time: two tokens racing for one new identity cannot both take it.
+      const binding = bindings.then(() => bindIdentity(store, tokenId, m.clientId));
+      bindings = binding.then(
+        () => undefined,
+        () => undefined,
+      );
+      const mismatch = await binding;
+      if (mismatch !== null) return reject(conn, ErrorCode.IdentityMismatch, mismatch);
+    }
     const refusal = engine.admit(m);
     if (refusal) return reject(conn, refusal.code, refusal.message);
     if (conn.ws.readyState !== conn.ws.OPEN) return;

@@ -34,6 +34,8 @@ export interface TokenRecord {
   readonly salt: string;
   readonly hash: string;
   readonly createdAt: string;
+  /** The one client identity this token speaks for: granted when issued, or recorded at its first use. */
+  readonly clientId?: string;
 }
 
 export interface FederationStore {

@@ -13,17 +13,36 @@ export interface TokenInfo {
   readonly id: string;
   readonly label: string;
   readonly createdAt: string;
+  /** The client identity the token speaks for, once granted or first used. */
+  readonly clientId?: string;
+}
+
+/** Client ids a token may carry: what HELLO allows, kept printable for logs. */
+const CLIENT_ID = /^[\x21-\x7e]{1,128}$/;
+
+/** The token (other than `exceptId`) that speaks for `clientId`, if any. */
+async function holderOf(store: FederationStore, clientId: string, exceptId?: string): Promise<TokenRecord | null> {
+  return (await store.listTokens()).find((t) => t.clientId === clientId && t.id !== exceptId) ?? null;
 }
 
 function hashSecret(salt: string, secret: string): string {
   return createHash('sha256').update(salt, 'hex').update(secret, 'utf8').digest('hex');
 }
 
-export async function createToken(store: FederationStore, label: string): Promise<IssuedToken> {
+/**
+ * Issues a token; with `clientId` it speaks for that identity only (refused when another token already
+ * does), else it takes the identity of its first accepted hello.
+ */
+export async function createToken(store: FederationStore, label: string, clientId?: string): Promise<IssuedToken> {
+  if (clientId !== undefined) {
+    if (!CLIENT_ID.test(clientId)) throw new Error(`client id ${JSON.stringify(clientId)} must be 1 to 128 printable ASCII characters without spaces`);
+    const holder = await holderOf(store, clientId);
+    if (holder) throw new Error(`client id ${clientId} belongs to token ${holder.id} (${holder.label}); revoke it first`);
+  }
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const salt = randomBytes(16).toString('hex');
-  await store.putToken({ id, label, salt, hash: hashSecret(salt, secret), createdAt: new Date().toISOString() });
+  await store.putToken({ id, label, salt, hash: hashSecret(salt, secret), createdAt: new Date().toISOString(), ...(clientId === undefined ? {} : { clientId }) });
   return { id, token: `fks_${id}_${secret}` };
 }
 
@@ -32,7 +51,7 @@ export function revokeToken(store: FederationStore, id: string): Promise<boolean
 }
 
 export async function listTokens(store: FederationStore): Promise<TokenInfo[]> {
-  return (await store.listTokens()).map(({ id, label, createdAt }: TokenRecord) => ({ id, label, createdAt }));
+  return (await store.listTokens()).map(({ id, label, createdAt, clientId }: TokenRecord) => ({ id, label, createdAt, ...(clientId === undefined ? {} : { clientId }) }));
 }
 
 /** The token's id when it is valid and not revoked, else null. */
@@ -44,4 +63,21 @@ export async function verifyToken(store: FederationStore, token: string): Promis
   const expected = Buffer.from(record.hash, 'hex');
   const actual = Buffer.from(hashSecret(record.salt, m[2]), 'hex');
   return expected.length === actual.length && timingSafeEqual(expected, actual) ? record.id : null;
+}
+
+/**
+ * Binds a verified token to the identity its hello claims: null when the token speaks for `clientId`
+ * (recording it at the token's first use), else why not. Calls must not overlap (the server runs them
+ * one at a time), so two tokens cannot take one identity together.
+ */
+export async function bindIdentity(store: FederationStore, tokenId: string, clientId: string): Promise<string | null> {
+  const record = await store.getToken(tokenId);
+  if (!record) return 'the token is unknown or revoked';
+  if (record.clientId !== undefined) {
+    return record.clientId === clientId ? null : `token ${tokenId} speaks for client ${record.clientId}, not ${clientId}`;
+  }
+  const holder = await holderOf(store, clientId, tokenId);
+  if (holder) return `client ${clientId} belongs to another token`;
+  await store.putToken({ ...record, clientId });
+  return null;
 }

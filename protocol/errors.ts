@@ -19,6 +19,7 @@ export const ErrorCode = {
   StateAhead: 17,
   Internal: 18,
   HelloTimeout: 19,
+  IdentityMismatch: 20,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -13,13 +13,25 @@ interface StoreOption {
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description("Manage a federation server's access tokens (stored hashed; the secret is shown once)");
   const storeOption = (c: Command) => c.option('--store <dir>', "the server's store", '.fedkseed/server').option('--json', 'print the result as JSON');
-  storeOption(tokens.command('create').description('Issue a token for one client').option('--label <text>', 'who the token is for', 'client')).action((o: StoreOption & { label: string }) =>
+  storeOption(
+    tokens
+      .command('create')
+      .description('Issue a token for one client')
+      .option('--label <text>', 'who the token is for', 'client')
+      .option('--client-id <id>', 'the one client identity the token may speak for (default: the identity of its first connection)'),
+  ).action((o: StoreOption & { label: string; clientId?: string }) =>
     withStore(o.store, async (store) => {
-      const issued = await createToken(store, o.label);
-      if (o.json) emitJson({ id: issued.id, label: o.label, token: issued.token });
+      let issued;
+      try {
+        issued = await createToken(store, o.label, o.clientId);
+      } catch (err) {
+        throw new CliError((err as Error).message);
+      }
+      if (o.json) emitJson({ id: issued.id, label: o.label, token: issued.token, clientId: o.clientId ?? null });
       else {
         process.stdout.write(`${issued.token}\n`);
-        note(`token ${issued.id} for "${o.label}"; the secret is not stored and cannot be shown again`);
+        const bound = o.clientId === undefined ? 'bound to the client id of its first connection' : `for client id ${o.clientId} only`;
+        note(`token ${issued.id} for "${o.label}", ${bound}; the secret is not stored and cannot be shown again`);
       }
     }),
   );
@@ -37,7 +49,7 @@ export function registerTokens(program: Command): void {
       const list = await listTokens(store);
       if (o.json) emitJson({ tokens: list });
       else if (list.length === 0) note(`no tokens in ${o.store}`);
-      else for (const t of list) process.stdout.write(`${t.id}  ${t.createdAt}  ${t.label}\n`);
+      else for (const t of list) process.stdout.write(`${t.id}  ${t.createdAt}  ${t.clientId ?? '(unused)'}  ${t.label}\n`);
     }),
   );
 }

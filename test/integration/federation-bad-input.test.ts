@@ -75,8 +75,11 @@ test('bad frames are rejected with their codes while an honest round completes',
     assert.equal(await revokeToken(server.store, revoked.id), true);
     assert.deepEqual((await listTokens(server.store)).map((t) => t.label), ['honest']);
 
+    // A token speaks for one identity: each rogue id gets its own.
+    const rogueTokens = new Map<string, string>();
+    for (const id of ['rogue', 'r1', 'r2', 'r3', 'r4']) rogueTokens.set(id, (await createToken(server.store, id, id)).token);
     const hello = (over: Partial<{ token: string; modelHash: Uint8Array; clientId: string }> = {}): Uint8Array =>
-      encodeMessage({ type: 'hello', clientId: over.clientId ?? 'rogue', token: over.token ?? token, modelHash: over.modelHash ?? trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
+      encodeMessage({ type: 'hello', clientId: over.clientId ?? 'rogue', token: over.token ?? (rogueTokens.get(over.clientId ?? 'rogue') as string), modelHash: over.modelHash ?? trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
     const upload = (seed: number, g: number, round = 99): Uint8Array =>
       encodeMessage({ type: 'upload', round, examples: 1, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed, g }] });
     // The honest client trains slowly enough that its federation is still running during every probe.
@@ -100,6 +103,7 @@ test('bad frames are rejected with their codes while an honest round completes',
       ['unknown type', [Uint8Array.from([PROTOCOL_VERSION, 200])], ErrorCode.UnknownType, true],
       ['bad token', [hello({ token: 'fks_0123456789abcdef_' + 'x'.repeat(43) })], ErrorCode.AuthFailed, true],
       ['revoked token', [hello({ token: revoked.token })], ErrorCode.AuthFailed, true],
+      ["another token's identity", [hello({ clientId: 'honest', token: rogueTokens.get('rogue') })], ErrorCode.IdentityMismatch, true],
       ['wrong model hash', [hello({ modelHash: new Uint8Array(32).fill(7) })], ErrorCode.ModelMismatch, true],
       ['upload before hello', [upload(1, 0.5)], ErrorCode.UnexpectedMessage, true],
       ['seed index ≥ K', [hello({ clientId: 'r1' }), upload(220, 0.5)], ErrorCode.SeedOutOfRange, true],

@@ -104,6 +104,7 @@ const FATAL_FOR_CLIENT = new Set<number>([
   ErrorCode.GeneratorMismatch,
   ErrorCode.StateAhead,
   ErrorCode.DuplicateClient,
+  ErrorCode.IdentityMismatch,
   ErrorCode.UnsupportedVersion,
 ]);
 
