@@ -42,6 +42,8 @@ export const ENGINE_DEFAULTS = {
   threads: 0,
   /** Perturbation kernel: WASM SIMD where the runtime validates it, else JS. */
   kernel: 'auto',
+  /** Memory budget of a training process ('12G', …); empty: 80% of physical memory (trainer/zo/memory-plan.ts). */
+  maxMemory: '',
 } as const;
 
 /** What every federation shares, wherever its server runs. */
@@ -115,6 +117,7 @@ export const SETTING_DEFAULTS = {
   'engine.executionProvider': ENGINE_DEFAULTS.provider.extension,
   'engine.threads': ENGINE_DEFAULTS.threads,
   'engine.kernel': ENGINE_DEFAULTS.kernel,
+  'engine.maxMemory': ENGINE_DEFAULTS.maxMemory,
   'training.batchSize': TRAINING_DEFAULTS.batchSize,
   'training.sequenceLength': TRAINING_DEFAULTS.seqLen,
   'training.k': TRAINING_DEFAULTS.k,

@@ -22,6 +22,8 @@ export const initializeParamsSchema = z.object({
   /** onnxruntime intra-op threads; 0: all cores. */
   threads: nonNegInt(),
   kernel: z.enum(['auto', 'wasm-simd', 'js']),
+  /** Memory budget of the trainer ('12G', '7500M'; powers of 1024); absent or empty: 80% of physical memory. */
+  maxMemory: z.optional(z.string()),
 });
 export type InitializeParams = z.infer<typeof initializeParamsSchema>;
 

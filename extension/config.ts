@@ -35,7 +35,7 @@ export interface FedKSeedSettings {
 }
 
 /** Settings whose change needs a new engine (the trainer process re-initialises). */
-export const engineSettingKeys = ['model.path', 'model.variant', 'model.tokenizerPath', 'engine.executionProvider', 'engine.threads', 'engine.kernel'];
+export const engineSettingKeys = ['model.path', 'model.variant', 'model.tokenizerPath', 'engine.executionProvider', 'engine.threads', 'engine.kernel', 'engine.maxMemory'];
 
 function workspaceRoot(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
@@ -84,6 +84,7 @@ export function readSettings(): FedKSeedSettings {
       provider: get<ExecutionProviderSetting>('engine.executionProvider'),
       threads: get('engine.threads'),
       kernel: get<'auto' | 'wasm-simd' | 'js'>('engine.kernel'),
+      maxMemory: get<string>('engine.maxMemory'),
     },
     data: {
       path: resolveSettingPath(get('data.path')) ?? workspaceRoot(),

@@ -30,7 +30,7 @@ export class ClientFleet {
 
   /** Starts one client per id against `url`, each authenticated by its token. */
   start(o: SimulationOptions, url: string, ids: readonly string[], tokens: readonly string[], shardDir: string, invocation: Invocation, onEvent: SimulationListener): void {
-    const modelArgs = [...(o.model ? ['--model', o.model] : []), ...(o.variant ? ['--variant', o.variant] : []), ...(o.tokenizer ? ['--tokenizer', o.tokenizer] : []), ...(o.trainable?.length ? ['--trainable', ...o.trainable] : []), ...(o.freeze?.length ? ['--freeze', ...o.freeze] : []), ...(o.kernel ? ['--kernel', o.kernel] : []), ...(o.provider ? ['--provider', o.provider] : [])];
+    const modelArgs = [...(o.model ? ['--model', o.model] : []), ...(o.variant ? ['--variant', o.variant] : []), ...(o.tokenizer ? ['--tokenizer', o.tokenizer] : []), ...(o.trainable?.length ? ['--trainable', ...o.trainable] : []), ...(o.freeze?.length ? ['--freeze', ...o.freeze] : []), ...(o.kernel ? ['--kernel', o.kernel] : []), ...(o.provider ? ['--provider', o.provider] : []), ...(o.maxMemory !== undefined ? ['--max-memory', String(o.maxMemory)] : [])];
     mkdirSync(join(o.outDir, 'clients'), { recursive: true });
     for (const [i, id] of ids.entries()) {
       if (o.signal?.aborted) break;

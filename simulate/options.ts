@@ -45,6 +45,8 @@ export interface SimulationOptions {
   readonly outDir: string;
   /** onnxruntime threads of each client process and of the evaluator. */
   readonly threads: number;
+  /** Memory budget in bytes of each client process and of the evaluator (default: the engine's). */
+  readonly maxMemory?: number;
   readonly invocation?: Invocation;
   readonly signal?: AbortSignal;
 }

@@ -15,8 +15,9 @@ import { CliError } from '../errors';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
 import { emitJson, fixed, note } from '../output';
 import { describeReport } from '../../trainer/device/providers';
+import { addMemoryOption, memoryEngineOptions, type MemoryCliOptions } from '../memory-option';
 
-interface ClientCliOptions extends ModelCliOptions, DataCliOptions {
+interface ClientCliOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions {
   server: string;
   token?: string;
   id?: string;
@@ -38,6 +39,7 @@ export function registerClient(program: Command): void {
     .option('--token <token>', 'access token from `fedkseed tokens create` (default: $FEDKSEED_TOKEN)')
     .option('--id <name>', 'client id, stable across reconnects (default: host name + data path)');
   addModelOptions(cmd);
+  addMemoryOption(cmd);
   addDataOptions(cmd, '.')
     .option('--held-out <fraction>', 'share of the local data held out for the loss before/after each round', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, CLIENT_DEFAULTS.heldOutExamples)
@@ -71,7 +73,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
   if (Buffer.byteLength(clientId) > 64 || clientId.length === 0) throw new CliError('--id must be 1 to 64 bytes');
   const say = (e: ClientEvent, text?: string) => (o.json ? emitJson(e) : text !== undefined && note(text));
 
-  const engine = await openEngine(engineOptions(o));
+  const engine = await openEngine({ ...engineOptions(o), ...memoryEngineOptions(o) });
   try {
     let resumed: Checkpoint | null = null;
     if (o.resume && existsSync(o.out)) {

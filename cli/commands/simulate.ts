@@ -11,8 +11,9 @@ import { addModelOptions, existingPath, fraction, type ModelCliOptions, positive
 import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
+import { addMemoryOption, type MemoryCliOptions } from '../memory-option';
 
-interface SimulateOptions extends ModelCliOptions {
+interface SimulateOptions extends ModelCliOptions, MemoryCliOptions {
   data: string;
   format?: DataFormat;
   include?: string[];
@@ -42,6 +43,7 @@ export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
     .description('A whole federation on this machine: a local server, N client processes on non-IID shards of the data, held-out loss of the global model after every round, and a report');
+  addMemoryOption(cmd, 'of each client process and of the evaluator');
   addModelOptions(cmd)
     .option('--data <path>', 'dataset file or folder (default: the current folder, its source code files)', existingPath('--data'), '.')
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
@@ -90,7 +92,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
         data: o.data, format: o.format, include: o.include, model: o.model, variant: o.variant, tokenizer: o.tokenizer, trainable: o.trainable, freeze: o.freeze, kernel: o.kernel, provider: o.provider,
         clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta,
         batchSize: o.batchSize, seqLen: o.seqLen, sampling: o.sampling, weighting: o.weighting, split: o.split, alpha: o.alpha, groupsPerClient: o.groupsPerClient,
-        heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, signal: abort.signal,
+        heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, maxMemory: o.maxMemory, signal: abort.signal,
       },
       (e) => progress.on(e),
     );

@@ -24,8 +24,9 @@ import {
 import type { TrainEvent } from '../../contracts/cli-events';
 import { emitJson, fixed, note } from '../output';
 import { describeReport } from '../../trainer/device/providers';
+import { addMemoryOption, memoryEngineOptions, type MemoryCliOptions } from '../memory-option';
 
-interface TrainOptions extends ModelCliOptions, DataCliOptions {
+interface TrainOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions {
   steps: number;
   k: number;
   seed: number;
@@ -44,6 +45,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions {
 export function registerTrain(program: Command): void {
   const cmd = program.command('train').description('Local zeroth-order fine-tuning with K shared seeds; saves the result as base model + K coefficients');
   addModelOptions(cmd);
+  addMemoryOption(cmd);
   addDataOptions(cmd, '.')
     .option('--steps <n>', 'ZO steps', positiveInt, TRAINING_DEFAULTS.steps)
     .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
@@ -63,7 +65,7 @@ export function registerTrain(program: Command): void {
 
 async function runTrain(o: TrainOptions): Promise<void> {
   if (o.batchSize > 64) note(`note: batch size ${o.batchSize} makes every ZO step slow; FedKSeed uses small batches`);
-  const engine = await openEngine(engineOptions(o));
+  const engine = await openEngine({ ...engineOptions(o), ...memoryEngineOptions(o) });
   reportModel(engine, o.json);
   const abort = new AbortController();
   const onSignal = () => {

@@ -2,6 +2,7 @@
 // always with the CPU as the fallback) belongs to the engine's device layer.
 import type { EngineOptions } from '../engine';
 import type { InitializeParams } from '../../contracts/trainer-payloads';
+import { parseMemorySize } from '../zo/memory-plan';
 
 export function engineOptions(params: InitializeParams): EngineOptions {
   return {
@@ -11,5 +12,14 @@ export function engineOptions(params: InitializeParams): EngineOptions {
     // A named device falls back to the CPU (the setting's description promises it); 'auto' ends on the CPU.
     providers: params.provider === 'cpu' || params.provider === 'auto' ? [params.provider] : [params.provider, 'cpu'],
     kernel: params.kernel,
+    ...(params.maxMemory?.trim() ? { maxMemory: memorySetting(params.maxMemory) } : {}),
   };
+}
+
+function memorySetting(value: string): number {
+  try {
+    return parseMemorySize(value);
+  } catch (e) {
+    throw new Error(`fedkseed.engine.maxMemory: ${(e as Error).message}`);
+  }
 }
