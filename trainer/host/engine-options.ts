@@ -20,6 +20,6 @@ function memorySetting(value: string): number {
   try {
     return parseMemorySize(value);
   } catch (e) {
-    throw new Error(`fedkseed.engine.maxMemory: ${(e as Error).message}`);
+    throw new Error(`fedkseed.engine.maxMemory: ${(e as Error).message}`, { cause: e });
   }
 }
