@@ -15,6 +15,8 @@ export interface ServerEvents {
   roundStarted: [{ round: number; clients: readonly string[]; attempt: number }];
   roundCommitted: [{ round: number; participants: readonly string[]; examples: number; lossBefore: number; lossAfter: number; bytes: RoundBytes }];
   roundRestarted: [{ round: number; reason: string }];
+  /** An upload left out of a round whose coefficients it would have pushed out of the exact range. */
+  uploadExcluded: [{ round: number; clientId: string; reason: string }];
   /** Rounds stopped for good (a diverging federation); the committed state is untouched. */
   halted: [{ round: number; reason: string }];
   clientJoined: [{ clientId: string; lastSyncedRound: number }];

@@ -28,6 +28,7 @@ import type { Clock, Timer } from './clock';
 import type { RoundBytes, ServerEvents } from './events';
 import { accumulateImportance, importanceOf } from './importance';
 import type { Logger } from './log';
+import { boundContributions, DEFAULT_ROBUSTNESS, type Robustness } from './robust';
 import { sampleClients } from './sampling';
 import type { FederationState, FederationStore } from './store';
 
@@ -57,6 +58,8 @@ export interface RoundEngineOptions<P> {
   readonly minClients?: number;
   readonly probabilityBits?: number;
   readonly mantissaBits?: number;
+  /** Bounds on one upload's |g| and example count (robust.ts); default DEFAULT_ROBUSTNESS. */
+  readonly robustness?: Partial<Robustness>;
 }
 
 /** The store holds another federation (another K or federation seed). */
@@ -97,6 +100,8 @@ function emptyState(k: number): FederationState {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
+const sumAbsG = (pairs: readonly { readonly g: number }[]): number => pairs.reduce((s, p) => s + Math.abs(p.g), 0);
+
 export class RoundEngine<P> {
   readonly config: FederationConfig;
   private readonly store: FederationStore;
@@ -110,6 +115,7 @@ export class RoundEngine<P> {
   private readonly minClients: number;
   private readonly probabilityBits: number;
   private readonly mantissaBits: number;
+  private readonly robustness: Robustness;
 
   private state: FederationState;
   /** Committed rounds' integer changes, by round: what catch-up sums. */
@@ -141,6 +147,7 @@ export class RoundEngine<P> {
     this.minClients = Math.max(1, options.minClients ?? options.config.clientsPerRound);
     this.probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
     this.mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
+    this.robustness = { ...DEFAULT_ROBUSTNESS, ...options.robustness };
     this.state = state;
   }
 
@@ -359,22 +366,36 @@ export class RoundEngine<P> {
       void this.maybeStartRound();
       return;
     }
-    const deltaA = aggregateContributions(uploads.map(([, u]) => u), this.config.k, this.config.weighting);
-    const q = quantizeWithFeedback(deltaA, this.state.residual, this.mantissaBits);
-    const coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
-    if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients);
+    // One upload's |g| and example count are bounded by the round's medians (robust.ts).
+    const bounded = boundContributions(uploads.map(([, u]) => u), this.robustness);
+    if (bounded.clipped > 0) this.log('warn', { event: 'g_clipped', round: r.round, values: bounded.clipped, bound: bounded.gBound });
+    let kept = uploads.map(([id], i) => ({ id, upload: uploads[i][1], bounded: bounded.contributions[i] }));
+    let q = quantizeWithFeedback(aggregateContributions(kept.map((x) => x.bounded), this.config.k, this.config.weighting), this.state.residual, this.mantissaBits);
+    let coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
+    // A round that would leave the exact range: leave out the upload with the largest Σ|g| one at a
+    // time, naming its client, while others remain; with none left the round is refused.
+    while (!this.withinExactRange(coefficients) && kept.length > 1) {
+      const worst = kept.reduce((a, b) => (sumAbsG(b.bounded.pairs) > sumAbsG(a.bounded.pairs) ? b : a));
+      kept = kept.filter((x) => x !== worst);
+      const reason = `its g (Σ|g| ≈ ${sumAbsG(worst.bounded.pairs).toExponential(2)}) would push the coefficients out of the replicas' exact range`;
+      this.log('error', { event: 'upload_excluded', round: r.round, clientId: worst.id, reason });
+      this.events.emit('uploadExcluded', { round: r.round, clientId: worst.id, reason });
+      q = quantizeWithFeedback(aggregateContributions(kept.map((x) => x.bounded), this.config.k, this.config.weighting), this.state.residual, this.mantissaBits);
+      coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
+    }
+    if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients, kept.map((x) => x.id));
     this.refusedInARow = 0;
     const importanceSum = new Float64Array(this.state.importanceSum);
     const importanceCount = new Float64Array(this.state.importanceCount);
-    for (const [, u] of uploads) accumulateImportance(importanceSum, importanceCount, u.pairs);
-    const examples = uploads.reduce((s, [, u]) => s + u.examples, 0);
+    for (const x of kept) accumulateImportance(importanceSum, importanceCount, x.bounded.pairs);
+    const examples = kept.reduce((s, x) => s + x.bounded.examples, 0);
     const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number => {
-      const n = uploads.reduce((s, [, u]) => s + count(u), 0);
-      return n > 0 ? uploads.reduce((s, [, u]) => s + sum(u), 0) / n : NaN;
+      const n = kept.reduce((s, x) => s + count(x.upload), 0);
+      return n > 0 ? kept.reduce((s, x) => s + sum(x.upload), 0) / n : NaN;
     };
     const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
     const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
-    const participants = uploads.map(([id]) => id);
+    const participants = kept.map((x) => x.id);
     const next: FederationState = { round: r.round, coefficients, residual: q.residual, importanceSum, importanceCount };
     try {
       const committedAt = new Date(this.clock.now()).toISOString();
@@ -411,11 +432,11 @@ export class RoundEngine<P> {
    * A diverging round (huge g) would commit coefficients no replica can apply exactly: every client
    * would then fail at every later round. Refuse it; after three refusals in a row, stop the rounds.
    */
-  private refuse(r: OpenRound, coefficients: Float64Array): void {
+  private refuse(r: OpenRound, coefficients: Float64Array, clients: readonly string[]): void {
     this.open = null;
     this.attempt++;
     this.refusedInARow++;
-    const reason = `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`;
+    const reason = `the upload of ${clients.join(', ')}: its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`;
     this.log('error', { event: 'round_refused', round: r.round, reason });
     this.events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });
     if (this.refusedInARow >= REFUSALS_BEFORE_HALT) {

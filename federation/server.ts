@@ -16,6 +16,7 @@ import type { ServerEvents } from './events';
 import { LevelFederationStore } from './level-store';
 import { jsonLinesLogger, type Logger } from './log';
 import { TokenBucket } from './rate-limit';
+import type { Robustness } from './robust';
 import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
 import type { FederationStore } from './store';
 import { bindIdentity, verifyToken } from './tokens';
@@ -62,6 +63,8 @@ export interface ServerOptions {
   readonly limits?: Partial<ServerLimits>;
   readonly probabilityBits?: number;
   readonly mantissaBits?: number;
+  /** Bounds on one upload's |g| and example count (robust.ts). */
+  readonly robustness?: Partial<Robustness>;
   /** JSON-lines log destination. */
   readonly log?: Writable;
   /** The round engine's clock (deadlines, commit times); default the system's. */
@@ -155,6 +158,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       minClients: options.minClients,
       probabilityBits: options.probabilityBits,
       mantissaBits: options.mantissaBits,
+      robustness: options.robustness,
     });
   } catch (err) {
     if (!(err instanceof ForeignStoreError)) throw err;

@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
+import { DEFAULT_ROBUSTNESS } from '../../federation/robust';
 import { startServer, type FederationServer } from '../../federation/server';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
@@ -36,6 +37,9 @@ interface ServerCliOptions {
   tlsKey?: string;
   log?: string;
   exitWhenFinished?: boolean;
+  clipG: number;
+  maxG?: number;
+  maxExamples: number;
 }
 
 export function registerServer(program: Command): void {
@@ -61,6 +65,9 @@ export function registerServer(program: Command): void {
     .option('--variant <name>', 'which file of a model folder (as the clients pass it)')
     .option('--trainable <glob...>', 'the trainable parameters, as the clients choose them (part of the identity)')
     .option('--freeze <glob...>', 'parameters left untrained, as the clients choose them (part of the identity)')
+    .option('--clip-g <multiple>', "clip each upload's |g| at this multiple of the round's median |g|", positiveNumber, DEFAULT_ROBUSTNESS.gClipMultiple)
+    .option('--max-g <x>', 'clip every |g| at this bound as well (default: none)', positiveNumber)
+    .option('--max-examples <n>', "cap on the example count one upload may claim (also capped at 4× the round's lower median)", positiveInt, DEFAULT_ROBUSTNESS.maxExamples)
     .option('--no-auth', 'accept any token (a local, trusted federation)')
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
@@ -99,6 +106,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
       tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
       requireToken: o.auth,
       minClients: o.minClients,
+      robustness: { gClipMultiple: o.clipG, maxAbsG: o.maxG ?? Infinity, maxExamples: o.maxExamples },
       log,
     });
   } catch (err) {
@@ -132,6 +140,7 @@ function narrate(server: FederationServer, config: FederationConfig): void {
   e.on('clientLeft', (x) => note(`client ${x.clientId} left`));
   e.on('roundStarted', (x) => note(`round ${x.round}/${config.rounds} started: ${x.clients.join(', ')}${x.attempt > 0 ? ` (attempt ${x.attempt + 1})` : ''}`));
   e.on('roundRestarted', (x) => note(`round ${x.round} restarts: ${x.reason}`));
+  e.on('uploadExcluded', (x) => note(`round ${x.round}: the upload of ${x.clientId} is left out: ${x.reason}`));
   e.on('halted', (x) => note(`rounds stopped at round ${x.round}: ${x.reason}`));
   e.on('digestMismatch', (x) => note(`warning: client ${x.clientId} holds a different replica at round ${x.round}`));
   e.on('rejected', (x) => note(`rejected ${x.clientId ?? 'a connection'}: ${x.message}`));

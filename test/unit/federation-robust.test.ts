@@ -1,0 +1,100 @@
+// One client cannot halt or steer the federation: its |g| is bounded by a multiple of the round's
+// median, its example count by a multiple of the round's (lower) median and an absolute cap, and a round
+// that would still leave the replicas' exact range drops the upload responsible, names its client, and
+// commits with the others instead of halting.
+import { strict as assert } from 'node:assert';
+import { EventEmitter } from 'node:events';
+import { test } from 'node:test';
+import type { Clock, Timer } from '../../federation/clock';
+import type { ServerEvents } from '../../federation/events';
+import { boundContributions, DEFAULT_ROBUSTNESS, lowerMedian } from '../../federation/robust';
+import { RoundEngine, type Outbox, type RoundEngineOptions } from '../../federation/round-engine';
+import type { FederationConfig, HelloMessage, SeedGradient, ServerMessage, UploadMessage } from '../../protocol';
+import { MemoryFederationStore } from '../helpers/memory-store';
+
+const MODEL_HASH = new Uint8Array(32).fill(7);
+const config: FederationConfig = {
+  k: 32, federationSeed: 9, epsilon: 1e-3, eta: 1e-3, tau: 4, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 3, clientsPerRound: 3, deadlineMs: 1000,
+};
+
+const noClock: Clock = { now: () => 0, setTimer: (): Timer => ({ cancel: () => {} }) };
+interface Peer { readonly id: string; readonly inbox: ServerMessage[] }
+const outbox: Outbox<Peer> = { send: (to, m) => void to.inbox.push(m), refuse: () => {}, displace: () => {} };
+const settle = async (): Promise<void> => {
+  for (let i = 0; i < 8; i++) await new Promise<void>((r) => setImmediate(r));
+};
+
+async function engineWith(over: Partial<RoundEngineOptions<Peer>> = {}) {
+  const events = new EventEmitter<ServerEvents>();
+  const store = new MemoryFederationStore();
+  const engine = await RoundEngine.open<Peer>({ config, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, ...over });
+  const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
+  for (const p of peers) {
+    const hello: HelloMessage = { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 };
+    await engine.join(p, hello);
+  }
+  await settle();
+  return { engine, store, events, peers };
+}
+
+const upload = (round: number, examples: number, pairs: SeedGradient[]): UploadMessage => ({
+  type: 'upload', round, examples, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: new Uint8Array(32), pairs,
+});
+const honest = (s: number): SeedGradient[] => [1, 2, 3, 4].map((seed) => ({ seed: seed + s, g: 0.5 + seed / 10 }));
+
+test('lower median and bounds: |g| clipped at a multiple of the median, examples at a multiple of the lower median', () => {
+  assert.equal(lowerMedian([4, 2 ** 32 - 1]), 4);
+  assert.equal(lowerMedian([3, 1, 2]), 2);
+  const bounded = boundContributions(
+    [
+      { examples: 4, pairs: honest(0) },
+      { examples: 4, pairs: honest(4) },
+      { examples: 2 ** 32 - 1, pairs: [{ seed: 20, g: 3e38 }, { seed: 21, g: -3e38 }] },
+    ],
+    DEFAULT_ROBUSTNESS,
+  );
+  assert.ok(bounded.gBound < 100, `g bound ${bounded.gBound}`);
+  for (const c of bounded.contributions) for (const p of c.pairs) assert.ok(Math.abs(p.g) <= bounded.gBound);
+  assert.equal(bounded.contributions[2].examples, 16);
+  assert.equal(bounded.contributions[0].examples, 4);
+});
+
+test('g = 3e38 and 2^32 − 1 examples from one client: the round commits with a bounded change and the federation runs on', async () => {
+  const { engine, store, events, peers } = await engineWith();
+  let halted = false;
+  events.on('halted', () => (halted = true));
+  for (let round = 1; round <= 3; round++) {
+    await engine.upload(peers[0], 'a', upload(round, 4, honest(0)));
+    await engine.upload(peers[1], 'b', upload(round, 4, honest(4)));
+    await engine.upload(peers[2], 'c', upload(round, 2 ** 32 - 1, [{ seed: 1, g: 3e38 }, { seed: 20, g: 3e38 }]));
+    await settle();
+    assert.equal(store.state?.round, round, `round ${round} committed`);
+  }
+  assert.equal(halted, false);
+  const c = store.state?.coefficients as Float64Array;
+  // The attacker's seed 20 moved no more than the bound allows with at most its capped weight.
+  const honestMax = Math.max(...[1, 2, 3, 4, 5, 6, 7, 8].map((j) => Math.abs(c[j])));
+  assert.ok(Math.abs(c[20]) <= 64 * honestMax, `seed 20: ${c[20]}, honest seeds up to ${honestMax}`);
+  // Pro importance of the attacker's seed stays within the reference's ±1000 clip.
+  assert.ok((store.state?.importanceSum[20] ?? 0) <= 3 * 1000);
+});
+
+test('a round that would leave the exact range drops the upload responsible, names its client, and commits the rest', async () => {
+  // Bounds off: only the exact-range check stands between the huge g and the coefficients.
+  const { engine, store, events, peers } = await engineWith({ robustness: { gClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity } });
+  const excluded: { round: number; clientId: string }[] = [];
+  events.on('uploadExcluded', (e) => excluded.push(e));
+  let halted = false;
+  events.on('halted', () => (halted = true));
+  for (let round = 1; round <= 3; round++) {
+    await engine.upload(peers[0], 'a', upload(round, 4, honest(0)));
+    await engine.upload(peers[1], 'b', upload(round, 4, honest(4)));
+    await engine.upload(peers[2], 'c', upload(round, 4, [{ seed: 20, g: 3e38 }]));
+    await settle();
+    assert.equal(store.state?.round, round, `round ${round} committed`);
+    assert.deepEqual(store.rounds.get(round)?.participants, ['a', 'b']);
+  }
+  assert.equal(halted, false);
+  assert.deepEqual(excluded.map((e) => [e.round, e.clientId]), [[1, 'c'], [2, 'c'], [3, 'c']]);
+  assert.equal(store.state?.coefficients[20], 0);
+});
