@@ -58,6 +58,8 @@ export interface RoundEngineOptions<P> {
   readonly minClients?: number;
   readonly probabilityBits?: number;
   readonly mantissaBits?: number;
+  /** Distinct clients that must report one digest before it becomes a state's reference; default min(2, clientsPerRound). */
+  readonly digestQuorum?: number;
   /** Bounds on one upload's |g| and example count (robust.ts); default DEFAULT_ROBUSTNESS. */
   readonly robustness?: Partial<Robustness>;
 }
@@ -116,6 +118,9 @@ export class RoundEngine<P> {
   private readonly probabilityBits: number;
   private readonly mantissaBits: number;
   private readonly robustness: Robustness;
+  private readonly digestQuorum: number;
+  /** Digests reported for states without a reference yet: round → digest → clients (and their peers). */
+  private readonly digestReports = new Map<number, Map<string, Map<string, P>>>();
 
   private state: FederationState;
   /** Committed rounds' integer changes, by round: what catch-up sums. */
@@ -148,6 +153,7 @@ export class RoundEngine<P> {
     this.probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
     this.mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
     this.robustness = { ...DEFAULT_ROBUSTNESS, ...options.robustness };
+    this.digestQuorum = Math.max(1, options.digestQuorum ?? Math.min(2, options.config.clientsPerRound));
     this.state = state;
   }
 
@@ -243,7 +249,7 @@ export class RoundEngine<P> {
     if (r.uploads.has(clientId)) return this.outbox.refuse(peer, ErrorCode.WrongRound, `client ${clientId} already uploaded for round ${r.round}`);
     if (m.pairs.length > this.config.tau) return this.outbox.refuse(peer, ErrorCode.Malformed, `${m.pairs.length} pairs, τ = ${this.config.tau}`);
     r.uploads.set(clientId, m);
-    const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId) : 'mismatch';
+    const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
     if ([...r.assigned].every((c) => r.uploads.has(c))) await this.closeRound('complete');
@@ -467,18 +473,42 @@ export class RoundEngine<P> {
     this.outbox.send(session.peer, { type: 'sync', round: this.state.round, baseRound: base, delta, finished: true });
   }
 
-  /** The first digest reported for a committed state becomes its reference; later ones are compared. */
-  private async checkDigest(round: number, digest: string, clientId: string): Promise<DigestStatus> {
+  /**
+   * A committed state's reference digest is the first one `digestQuorum` distinct clients report; until
+   * then reports are pending. Once decided, every client that reported another is told (DigestMismatch)
+   * and later reports are compared.
+   */
+  private async checkDigest(round: number, digest: string, clientId: string, peer: P): Promise<DigestStatus> {
     const expected = this.digests.get(round) ?? (await this.store.loadDigest(round));
     if (expected === null) {
+      const reports = this.digestReports.get(round) ?? new Map<string, Map<string, P>>();
+      this.digestReports.set(round, reports);
+      const agreeing = reports.get(digest) ?? new Map<string, P>();
+      reports.set(digest, agreeing);
+      for (const other of reports.values()) other.delete(clientId);
+      agreeing.set(clientId, peer);
+      if (agreeing.size < this.digestQuorum) return 'pending';
       this.digests.set(round, digest);
       await this.store.saveDigest(round, digest);
+      this.digestReports.delete(round);
+      for (const [other, clients] of reports) {
+        if (other === digest) continue;
+        for (const [id, p] of clients) this.reportMismatch(round, id, p, digest, other);
+      }
       return 'reference';
     }
     this.digests.set(round, expected);
     if (expected === digest) return 'match';
-    this.log('warn', { event: 'digest_mismatch', round, clientId, expected, actual: digest });
-    this.events.emit('digestMismatch', { round, clientId, expected, actual: digest });
+    this.reportMismatch(round, clientId, peer, expected, digest);
     return 'mismatch';
+  }
+
+  private reportMismatch(round: number, clientId: string, peer: P, expected: string, actual: string): void {
+    this.log('warn', { event: 'digest_mismatch', round, clientId, expected, actual });
+    this.events.emit('digestMismatch', { round, clientId, expected, actual });
+    const live = this.byClient.get(clientId);
+    if (live && live.peer === peer) {
+      this.outbox.refuse(peer, ErrorCode.DigestMismatch, `your replica at round ${round} differs from the one ${this.digestQuorum} clients agree on; reload the base model and rejoin from round 0`);
+    }
   }
 }

@@ -30,7 +30,7 @@ export interface DecodeContext {
 
 const MAX_K = 1 << 24;
 const uploadStatuses: readonly UploadStatus[] = ['accepted', 'late', 'rejected'];
-const digestStatuses: readonly DigestStatus[] = ['reference', 'match', 'mismatch'];
+const digestStatuses: readonly DigestStatus[] = ['reference', 'match', 'mismatch', 'pending'];
 
 function writeConfig(w: ByteWriter, c: FederationConfig): void {
   w.u32(c.k).u32(c.federationSeed >>> 0).f64(c.epsilon).f64(c.eta).u32(c.tau).u32(c.batchSize);

@@ -20,6 +20,7 @@ export const ErrorCode = {
   Internal: 18,
   HelloTimeout: 19,
   IdentityMismatch: 20,
+  DigestMismatch: 21,
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -99,7 +99,8 @@ export interface UploadMessage {
 }
 
 export type UploadStatus = 'accepted' | 'late' | 'rejected';
-export type DigestStatus = 'reference' | 'match' | 'mismatch';
+/** pending: no quorum of clients has agreed on the state's digest yet (the reference is decided later). */
+export type DigestStatus = 'reference' | 'match' | 'mismatch' | 'pending';
 
 export interface UploadAckMessage {
   readonly type: 'ack';

@@ -9,7 +9,7 @@ import type { Clock, Timer } from '../../federation/clock';
 import type { ServerEvents } from '../../federation/events';
 import { boundContributions, DEFAULT_ROBUSTNESS, lowerMedian } from '../../federation/robust';
 import { RoundEngine, type Outbox, type RoundEngineOptions } from '../../federation/round-engine';
-import type { FederationConfig, HelloMessage, SeedGradient, ServerMessage, UploadMessage } from '../../protocol';
+import { ErrorCode, type FederationConfig, type HelloMessage, type SeedGradient, type ServerMessage, type UploadMessage } from '../../protocol';
 import { MemoryFederationStore } from '../helpers/memory-store';
 
 const MODEL_HASH = new Uint8Array(32).fill(7);
@@ -19,7 +19,7 @@ const config: FederationConfig = {
 
 const noClock: Clock = { now: () => 0, setTimer: (): Timer => ({ cancel: () => {} }) };
 interface Peer { readonly id: string; readonly inbox: ServerMessage[] }
-const outbox: Outbox<Peer> = { send: (to, m) => void to.inbox.push(m), refuse: () => {}, displace: () => {} };
+const outbox: Outbox<Peer> = { send: (to, m) => void to.inbox.push(m), refuse: (to, code, message) => void to.inbox.push({ type: 'error', code, message }), displace: () => {} };
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 8; i++) await new Promise<void>((r) => setImmediate(r));
 };
@@ -97,4 +97,23 @@ test('a round that would leave the exact range drops the upload responsible, nam
   assert.equal(halted, false);
   assert.deepEqual(excluded.map((e) => [e.round, e.clientId]), [[1, 'c'], [2, 'c'], [3, 'c']]);
   assert.equal(store.state?.coefficients[20], 0);
+});
+
+test('the reference digest is the one a quorum of clients reports, not the first; a disagreeing client is told', async () => {
+  const { engine, store, events, peers } = await engineWith();
+  const mismatches: string[] = [];
+  events.on('digestMismatch', (e) => mismatches.push(e.clientId));
+  const withDigest = (round: number, fill: number): UploadMessage => ({ ...upload(round, 4, honest(0)), digest: new Uint8Array(32).fill(fill) });
+  // Round 1's uploads report the digest of round 0: 'a' first with a bad one, then 'b' and 'c' agree.
+  await engine.upload(peers[0], 'a', withDigest(1, 9));
+  await engine.upload(peers[1], 'b', withDigest(1, 1));
+  await engine.upload(peers[2], 'c', withDigest(1, 1));
+  await settle();
+  assert.equal(await store.loadDigest(0), Buffer.alloc(32, 1).toString('hex'));
+  assert.deepEqual(mismatches, ['a']);
+  const acks = (p: Peer) => p.inbox.flatMap((m) => (m.type === 'ack' ? [m.digest] : []));
+  assert.deepEqual(acks(peers[0]), ['pending']);
+  assert.deepEqual(acks(peers[2]), ['reference']);
+  // 'a' is told once the quorum decided against it.
+  assert.ok(peers[0].inbox.some((m) => m.type === 'error' && m.code === ErrorCode.DigestMismatch));
 });
