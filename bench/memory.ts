@@ -20,6 +20,7 @@ import type { ParameterMemory } from '../trainer/zo/parameters';
 import { SeedSampler } from '../trainer/zo/seed-sampler';
 import { ZoTrainer } from '../trainer/zo/zo-trainer';
 import { benchCacheDir, cachedModel, cachedModelPath, presetConfig, presetParameters, type BenchPreset } from './models';
+import { measureZoStep, type ZoStepTiming } from './zo-step';
 
 export const MEMORY_SIZES = { '10m': 'zo-10m', '124m': 'gpt2-small', '1.3b': 'gpt-1.3b' } as const satisfies Record<string, BenchPreset>;
 export type MemorySize = keyof typeof MEMORY_SIZES;
@@ -46,6 +47,8 @@ export type MemoryProbe =
       readonly rounds: number;
       /** Bytes; null: the engine's automatic budget. */
       readonly maxMemory: number | null;
+      /** Local training: steps timed against their own pair of forwards (bench engine's method); 0: plain steps. */
+      readonly timedSteps?: number;
     };
 
 export interface ProbeResult {
@@ -55,6 +58,8 @@ export interface ProbeResult {
   /** Training processes: what the ParameterSet held (memoryUsage()) at the end. */
   readonly buffers?: ParameterMemory;
   readonly plan?: Pick<MemoryPlan, 'budgetBytes' | 'explicitBudget' | 'sums' | 'zStore' | 'totalBytes'>;
+  /** Local training with timedSteps: the step against two forwards, under this budget. */
+  readonly timing?: Pick<ZoStepTiming, 'stepMs' | 'twoForwardsMs' | 'ratio' | 'samples'>;
 }
 
 export interface MemoryRow {
@@ -73,6 +78,8 @@ export interface MemoryRow {
   readonly weightBytes: number;
   /** The process failed (e.g. the budget refused the model): its message; the figures are then 0. */
   readonly error?: string;
+  /** Local training: its steps against two forwards, measured inside the process. */
+  readonly timing?: ProbeResult['timing'];
 }
 
 export interface MemoryBenchOptions {
@@ -85,6 +92,8 @@ export interface MemoryBenchOptions {
   readonly steps?: number;
   /** Rounds of a client (default 2). */
   readonly rounds?: number;
+  /** Local training: time this many steps against their pairs of forwards (default 3; 0: plain steps). */
+  readonly timedSteps?: number;
   readonly threads?: number;
   readonly cacheDir?: string;
   readonly log?: (line: string) => void;
@@ -101,6 +110,7 @@ export interface MemoryBenchResult {
   readonly seq: number;
   readonly steps: number;
   readonly rounds: number;
+  readonly timedSteps: number;
   readonly totalSeconds: number;
 }
 
@@ -162,7 +172,12 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
     ...(probe.maxMemory !== null ? { maxMemory: probe.maxMemory } : {}),
   });
   try {
-    if (probe.kind === 'train') {
+    let timing: ProbeResult['timing'];
+    if (probe.kind === 'train' && (probe.timedSteps ?? 0) > 0) {
+      // fedkseed train's loop, each step timed against two forwards of its own batch (as bench engine does).
+      const t = await measureZoStep(engine.weights, engine.session, { batch: probe.batch, seq: probe.seq, vocab: probe.vocab, samples: probe.timedSteps });
+      timing = { stepMs: t.stepMs, twoForwardsMs: t.twoForwardsMs, ratio: t.ratio, samples: t.samples };
+    } else if (probe.kind === 'train') {
       // fedkseed train's loop: steps on the working weights, no coefficients applied.
       const batch = syntheticBatch(probe.batch, probe.seq, probe.vocab);
       const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: 7, k: 4096, epsilon: 1e-3, eta: 1e-6 });
@@ -182,7 +197,7 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
       }
     }
     const { budgetBytes, explicitBudget, sums, zStore, totalBytes } = engine.memoryPlan;
-    return { peakRssBytes: peakRss(), seconds: seconds(), buffers: engine.params.memoryUsage(), plan: { budgetBytes, explicitBudget, sums, zStore, totalBytes } };
+    return { peakRssBytes: peakRss(), seconds: seconds(), buffers: engine.params.memoryUsage(), plan: { budgetBytes, explicitBudget, sums, zStore, totalBytes }, ...(timing ? { timing } : {}) };
   } finally {
     await engine.close();
   }
@@ -215,6 +230,7 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
   const ratio = options.budgetRatio ?? MEMORY_TARGET.ratio;
   const steps = options.steps ?? 2;
   const rounds = options.rounds ?? 2;
+  const timedSteps = options.timedSteps ?? 3;
   const threads = options.threads ?? availableParallelism();
   const cacheDir = resolve(options.cacheDir ?? benchCacheDir());
   const log = options.log ?? (() => {});
@@ -245,7 +261,7 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
       for (const kind of ['train', 'client'] as const) {
         let r: ProbeResult;
         try {
-          r = await probeInChild({ kind, model, vocab, batch, seq: SEQ, threads, steps, rounds, maxMemory });
+          r = await probeInChild({ kind, model, vocab, batch, seq: SEQ, threads, steps, rounds, maxMemory, ...(kind === 'train' ? { timedSteps } : {}) });
         } catch (e) {
           const error = (e as Error).message;
           log(`${size} batch ${batch} ${kind}: ${error}`);
@@ -254,8 +270,8 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
         }
         const b = r.buffers as ParameterMemory;
         const held = b.weights + b.base + b.sums + b.zStore + b.scratch;
-        rows.push({ ...base, kind, peakRssBytes: r.peakRssBytes, ratio: r.peakRssBytes / inference.peakRssBytes, seconds: r.seconds, buffers: b, plan: r.plan, runtimeBytes: r.peakRssBytes - held });
-        log(`${size} batch ${batch} ${kind === 'train' ? 'local training' : 'federation client'}: peak ${(r.peakRssBytes / GiB).toFixed(2)} GiB = ${(r.peakRssBytes / inference.peakRssBytes).toFixed(3)}× inference (budget ${((r.plan?.budgetBytes ?? 0) / GiB).toFixed(2)} GiB; S ${r.plan?.sums}, z store ${((r.plan?.zStore ?? 0) * 100).toFixed(0)}%; ${r.seconds.toFixed(0)} s)`);
+        rows.push({ ...base, kind, peakRssBytes: r.peakRssBytes, ratio: r.peakRssBytes / inference.peakRssBytes, seconds: r.seconds, buffers: b, plan: r.plan, runtimeBytes: r.peakRssBytes - held, ...(r.timing ? { timing: r.timing } : {}) });
+        log(`${size} batch ${batch} ${kind === 'train' ? 'local training' : 'federation client'}: peak ${(r.peakRssBytes / GiB).toFixed(2)} GiB = ${(r.peakRssBytes / inference.peakRssBytes).toFixed(3)}× inference (budget ${((r.plan?.budgetBytes ?? 0) / GiB).toFixed(2)} GiB; S ${r.plan?.sums}, z store ${((r.plan?.zStore ?? 0) * 100).toFixed(0)}%${r.timing ? `; step ${r.timing.ratio.toFixed(3)}× two forwards` : ''}; ${r.seconds.toFixed(0)} s)`);
       }
     }
   }
@@ -271,6 +287,7 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
     seq: SEQ,
     steps,
     rounds,
+    timedSteps,
     totalSeconds: (performance.now() - started) / 1000,
   };
 }

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { buildTasks, FULL_KS, methodsFor, QUICK_KS, type StudyConfig, type TaskId } from '../../bench/study/config';
 import { runStudy } from '../../bench/study/run-study';
 import { DEFAULT_FORTUNES_DIR } from '../../bench/study/tasks';
-import { positiveInt, positiveNumber, uint32 } from '../options';
+import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { emitJson, note } from '../output';
 
 interface EngineCliOptions {
@@ -87,6 +87,7 @@ interface MemoryCliOptions {
   maxMemory?: number | 'auto';
   steps: number;
   rounds: number;
+  timedSteps: number;
   threads?: number;
   cacheDir?: string;
   json?: boolean;
@@ -148,6 +149,7 @@ export function registerBench(program: Command): void {
     .option('--max-memory <size>', `budget of the training processes (e.g. 8G, or auto for the engine's default; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`, memoryBudget)
     .option('--steps <n>', 'ZO steps of the local run, and per round of the client', positiveInt, 2)
     .option('--rounds <n>', 'rounds of the client (each applies a coefficient change)', positiveInt, 2)
+    .option('--timed-steps <n>', 'local training: steps timed against their own pair of forwards, as bench engine does (0: untimed --steps)', nonNegativeInt, 3)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .option('--cache-dir <dir>', 'where the generated models are kept between runs (as for bench engine)')
     .option('--json', 'print the result as one JSON object')
@@ -291,7 +293,7 @@ function webgpuReport(r: EngineBenchResult): string[] {
 }
 
 async function benchMemory(o: MemoryCliOptions): Promise<void> {
-  const result = await runMemoryBench({ sizes: o.sizes, batches: o.batches, maxMemory: o.maxMemory, steps: o.steps, rounds: o.rounds, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), log: note });
+  const result = await runMemoryBench({ sizes: o.sizes, batches: o.batches, maxMemory: o.maxMemory, steps: o.steps, rounds: o.rounds, timedSteps: o.timedSteps, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), log: note });
   if (o.json) emitJson({ bench: 'memory', ...result });
   else process.stdout.write(`${memoryReport(result)}\n`);
 }
@@ -300,13 +302,14 @@ const mib = (bytes: number): string => Math.round(bytes / 2 ** 20).toLocaleStrin
 const PROCESS_NAMES = { inference: 'inference session', train: 'local training', client: 'federation client' } as const;
 
 export function memoryReport(r: MemoryBenchResult): string {
-  const out = [`Peak RSS (MiB) of each process, seq ${r.seq}, ${r.threads} onnxruntime threads; training: ${r.steps} ZO steps (client: ${r.rounds} rounds of a coefficient change and ${r.steps} steps)`];
+  const training = r.timedSteps > 0 ? `local training: ${r.timedSteps + 3} ZO steps, ${r.timedSteps} timed against their own pair of forwards` : `local training: ${r.steps} ZO steps`;
+  const out = [`Peak RSS (MiB) of each process, seq ${r.seq}, ${r.threads} onnxruntime threads; ${training}; federation client: ${r.rounds} rounds of a coefficient change and ${r.steps} steps`];
   out.push(
     formatTable(
-      ['model', 'params', 'batch', 'process', 'peak RSS', '÷ inference', 'budget', 'weights', 'w0', 'S', 'z store', 'onnxruntime + process', 'S kept as', 'z store share'],
+      ['model', 'params', 'batch', 'process', 'peak RSS', '÷ inference', 'budget', 'weights', 'w0', 'S', 'z store', 'onnxruntime + process', 'S kept as', 'z store share', 'step ÷ 2 fwd'],
       r.rows.map((x) => {
         const b = x.buffers;
-        if (x.error) return [x.size, `${(x.parameters / 1e6).toFixed(1)}M`, String(x.batch), PROCESS_NAMES[x.kind], 'failed', '—', '—', '—', '—', '—', '—', '—', '—', '—'];
+        if (x.error) return [x.size, `${(x.parameters / 1e6).toFixed(1)}M`, String(x.batch), PROCESS_NAMES[x.kind], 'failed', '—', '—', '—', '—', '—', '—', '—', '—', '—', '—'];
         return [
           x.size,
           `${(x.parameters / 1e6).toFixed(1)}M`,
@@ -322,9 +325,10 @@ export function memoryReport(r: MemoryBenchResult): string {
           mib(x.runtimeBytes),
           x.plan ? (x.plan.sums === 'held' ? 'float64' : 'coefficients') : '—',
           x.plan ? `${Math.round(x.plan.zStore * 100)}%` : '—',
+          x.timing ? `${x.timing.ratio.toFixed(3)}×` : '—',
         ];
       }),
-      'lrrlrrrrrrrrll',
+      'lrrlrrrrrrrrllr',
     ),
   );
   for (const s of r.skipped) out.push(`${s.size}: skipped, ${s.reason}`);

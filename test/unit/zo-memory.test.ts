@@ -194,3 +194,27 @@ test('a set built from sources fills its own memory from them and holds no copy 
   const deferredWithout = oddShapedModel().map((t) => ({ ...t, data: new Float32Array(0) }));
   assert.throws(() => new ParameterSet(deferredWithout), /do not match/);
 });
+
+test('with split passes the worker computes every other piece of S, whole pieces and tails, to the same bits', () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
+  const wave = (n: number, v: number): Float32Array => Float32Array.from({ length: n }, (_, i) => v * Math.sin(i));
+  // Two tensors past the 2^20-element piece, so pieces of full length and tails both go to the worker.
+  const model = (): TensorInit[] => [...oddShapedModel(30, 5), { name: 'zz.a', dims: [2_300_000], data: wave(2_300_000, 0.1) }, { name: 'zz.b', dims: [2_100_001], data: wave(2_100_001, 0.2) }];
+  const compact = new ParameterSet(sourced(model()), { sums: 'coefficients', parallelPasses: 'on', spillDir: spill });
+  const held = new ParameterSet(model(), { sums: 'held', base: 'held' });
+  try {
+    assert.equal(compact.split, true);
+    for (const set of [compact, held]) {
+      set.perturb(5, 0.1);
+      set.applyCoefficientDelta(3, [1, 2, 3], [100_000, -5, 77], 1e-3);
+      set.perturb(6, 0.1);
+      set.resetToBase();
+      set.applyCoefficientDelta(3, [4, 1], [9, -100_000], 1e-3);
+    }
+    assert.equal(compact.digest(), held.digest());
+    assert.equal(compact.memoryUsage().scratch, (4 + 8 + 8) * 2 ** 20, 'w0 and S pieces here, and the worker\'s S piece back, kept for the next change');
+  } finally {
+    compact.dispose();
+    rmSync(spill, { recursive: true, force: true });
+  }
+});

@@ -56,6 +56,12 @@ export class FarRange {
     return true;
   }
 
+  /** The worker, started if need be, to compute S pieces beside the calling thread (it holds no weights then). */
+  sumsWorker(): PassWorker {
+    if (this.lost) throw new Error('the weights of a failed worker pass are lost');
+    return this.startedWorker().thread;
+  }
+
   dispose(): void {
     this.worker?.thread.dispose();
     this.worker = null;

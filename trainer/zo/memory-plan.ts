@@ -16,6 +16,12 @@ export const BYTES = { weights: 4, base: 4, sums: 8, zStore: 2 } as const;
 /** Without a budget, the engine plans for this share of the machine's physical memory. */
 export const AUTO_BUDGET_SHARE = 0.8;
 
+/**
+ * Share of the budget the optional buffers leave unplanned: onnxruntime's memory is an estimate, and
+ * a budget is a ceiling to stay under, not a target.
+ */
+export const BUDGET_MARGIN = 0.05;
+
 export interface MemoryPlanInput {
   /** Global indices of the weights, gaps included (ParameterSet.indexSpan). */
   readonly indexSpan: number;
@@ -71,7 +77,7 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     const which = explicitBudget ? 'the memory budget (--max-memory, fedkseed.engine.maxMemory) is' : `the automatic budget (${Math.round(AUTO_BUDGET_SHARE * 100)}% of this machine's ${gib(input.totalMemory)}) is`;
     throw new MemoryBudgetError(`this model needs at least ${gib(minimumBytes)} to train (${parts.join(', ')}); ${which} ${gib(budgetBytes)}`, minimumBytes, budgetBytes);
   }
-  let left = budgetBytes - minimumBytes;
+  let left = Math.max(0, (1 - BUDGET_MARGIN) * budgetBytes - minimumBytes);
   let zStore = 0;
   if (input.storeWanted) {
     zStore = Math.min(1, left / (n * BYTES.zStore));

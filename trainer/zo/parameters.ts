@@ -7,6 +7,7 @@ import { seedKey, ZQ_SCALE } from './generator';
 import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
 import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
+import type { PassWorker } from './pass-worker';
 import { defaultSpillDir, ReplicaFile } from './replica-file';
 import { LocalSpanPasses, type PassRequest } from './span-passes';
 
@@ -165,6 +166,8 @@ export class ParameterSet {
   private replicaFile: ReplicaFile | null = null;
   private scratchW0: Float32Array | null = null;
   private scratchS: Float64Array | null = null;
+  /** The S piece the worker fills (it moves there and back with each piece). */
+  private workerS: Float64Array | null = null;
   private readonly applied = new Map<number, number>();
   private appliedSumAbs = 0;
   private federationSeed: number | null = null;
@@ -251,7 +254,7 @@ export class ParameterSet {
       base: this.slots.reduce((a, t) => a + (t.baseCopy?.byteLength ?? 0), 0),
       sums: this.sums?.byteLength ?? 0,
       zStore: zStore * 2,
-      scratch: (this.scratchW0?.byteLength ?? 0) + (this.scratchS?.byteLength ?? 0),
+      scratch: (this.scratchW0?.byteLength ?? 0) + (this.scratchS?.byteLength ?? 0) + (this.workerS?.byteLength ?? 0),
       replicaFile: this.replicaFile === null ? 0 : this.indexSpan * 4,
     };
   }
@@ -427,22 +430,50 @@ export class ParameterSet {
     const coeffArray = Float64Array.from(coeffs);
     if (this.replicaFile === null && recompute && keys.length > 0) this.replicaFile = new ReplicaFile(this.spillDir ?? defaultSpillDir());
     const replica = recompute && keys.length > 0 ? this.replicaFile : null;
+    const pieces: { slot: TensorSlot; start: number; end: number }[] = [];
+    for (const slot of this.slots) for (let start = 0; start < slot.size; start += PIECE) pieces.push({ slot, start, end: Math.min(slot.size, start + PIECE) });
+    const finish = (piece: { slot: TensorSlot; start: number; end: number }, sums: Float64Array): void => {
+      const { slot, start, end } = piece;
+      const w = slot.data.subarray(start, end);
+      this.kernels.materialize(w, this.baseOf(slot, start, end), sums, scale);
+      replica?.write(slot.offset + start, w);
+    };
+    // Recomputing S costs every applied seed per parameter: with split passes the worker computes every
+    // other piece's S while this thread computes its own and materialises both.
+    const worker = recompute && keys.length > 0 && this.far !== null ? this.far.sumsWorker() : null;
     try {
-      for (const slot of this.slots) {
-        for (let start = 0; start < slot.size; start += PIECE) {
-          const end = Math.min(slot.size, start + PIECE);
-          const w = slot.data.subarray(start, end);
-          const w0 = this.baseOf(slot, start, end);
-          let sums: Float64Array;
-          if (recompute) {
-            sums = this.pieceS(end - start);
-            sums.fill(0);
-            if (keys.length > 0) this.kernels.accumulate(sums, slot.offset + start, keyArray, coeffArray);
+      for (let i = 0; i < pieces.length; i += worker ? 2 : 1) {
+        const here = pieces[i];
+        const there = worker ? pieces[i + 1] : undefined;
+        if (there) {
+          const length = there.end - there.start;
+          let out: Float64Array;
+          if (length === PIECE) {
+            out = this.workerS ?? new Float64Array(PIECE);
+            this.workerS = null; // moves to the worker
           } else {
-            sums = (this.sums as Float64Array).subarray(slot.offset + start, slot.offset + end);
+            out = new Float64Array(length);
           }
-          this.kernels.materialize(w, w0, sums, scale);
-          replica?.write(slot.offset + start, w);
+          (worker as PassWorker).startSums(keyArray, coeffArray, there.slot.offset + there.start, out);
+        }
+        let sums: Float64Array;
+        if (recompute) {
+          sums = this.pieceS(here.end - here.start);
+          sums.fill(0);
+          if (keys.length > 0) this.kernels.accumulate(sums, here.slot.offset + here.start, keyArray, coeffArray);
+        } else {
+          sums = (this.sums as Float64Array).subarray(here.slot.offset + here.start, here.slot.offset + here.end);
+        }
+        let theirs: Float64Array | null = null;
+        try {
+          finish(here, sums);
+        } finally {
+          // Always collect the worker's piece, so it never holds a buffer past this call.
+          if (there) theirs = (worker as PassWorker).finishSums(keys.length, there.end - there.start);
+        }
+        if (there && theirs) {
+          finish(there, theirs);
+          if (theirs.length === PIECE) this.workerS = theirs;
         }
       }
     } finally {

@@ -65,10 +65,30 @@ function pass(op, w) {
     part.set(scratch.subarray(0, n));
   }
 }
-port.on('message', ({ op, buffer }) => {
+// S over a piece of the weights: zeroed, then every seed accumulated (exact integers: any grouping).
+function sums(job, s) {
+  if (initError) throw initError;
+  s.fill(0);
+  const keyArea = new Uint32Array(ex.memory.buffer, layout.keys, layout.maxSeeds);
+  const coeffArea = new Float64Array(ex.memory.buffer, layout.coeffs, layout.maxSeeds);
+  const chunk = new Float64Array(ex.memory.buffer, layout.chunkS, layout.chunk);
+  for (let j0 = 0; j0 < job.keys.length; j0 += layout.maxSeeds) {
+    const m = Math.min(layout.maxSeeds, job.keys.length - j0);
+    keyArea.set(job.keys.subarray(j0, j0 + m));
+    coeffArea.set(job.coeffs.subarray(j0, j0 + m));
+    for (let start = 0; start < s.length; start += layout.chunk) {
+      const part = s.subarray(start, Math.min(s.length, start + layout.chunk));
+      chunk.set(part);
+      ex.accumulate(layout.chunkS, part.length, job.offset + start, layout.keys, layout.coeffs, m);
+      part.set(chunk.subarray(0, part.length));
+    }
+  }
+}
+port.on('message', ({ op, sumsJob, buffer }) => {
   let error;
   try {
-    pass(op, new Float32Array(buffer));
+    if (sumsJob) sums(sumsJob, new Float64Array(buffer));
+    else pass(op, new Float32Array(buffer));
   } catch (e) {
     error = String((e && e.stack) || e);
   }
@@ -127,19 +147,40 @@ export class PassWorker {
 
   /** Blocks until the pass started by start() is done; rethrows the worker's error after the weights are back. */
   finish(): Float32Array {
-    const deadline = performance.now() + passDeadlineMs(this.length);
+    const reply = this.reply(passDeadlineMs(this.length), `a pass over ${this.length} parameters at ${this.offset}; those weights are lost`);
+    const w = new Float32Array(reply.buffer);
+    if (reply.error !== undefined) throw new WorkerPassError(reply.error, w);
+    return w;
+  }
+
+  /**
+   * Starts computing S = Σ_j coeffs[j]·Zq_j over global indices offset .. offset + out.length − 1 into
+   * `out` (the whole of its own ArrayBuffer, moved to the worker); finishSums() returns it.
+   */
+  startSums(keys: Uint32Array, coeffs: Float64Array, offset: number, out: Float64Array): void {
+    if (this.failure) throw this.failure;
+    if (!(out.buffer instanceof ArrayBuffer) || out.byteOffset !== 0 || out.buffer.byteLength !== out.byteLength) throw new Error('a worker\'s sums need their own whole ArrayBuffer');
+    Atomics.store(this.signal, 0, 0);
+    this.port.postMessage({ sumsJob: { keys, coeffs, offset }, buffer: out.buffer }, [out.buffer]);
+  }
+
+  finishSums(seeds: number, length: number): Float64Array {
+    const reply = this.reply(passDeadlineMs(length) * Math.max(1, seeds), `the sums of ${seeds} seeds over ${length} parameters`);
+    if (reply.error !== undefined) throw new Error(`perturbation worker: ${reply.error}`);
+    return new Float64Array(reply.buffer);
+  }
+
+  private reply(deadlineMs: number, what: string): PassReply {
+    const deadline = performance.now() + deadlineMs;
     while (Atomics.wait(this.signal, 0, 0, 1000) === 'timed-out') {
       if (performance.now() > deadline) {
         this.dispose();
-        throw new Error(`the perturbation worker did not finish a pass over ${this.length} parameters at ${this.offset}; those weights are lost`);
+        throw new Error(`the perturbation worker did not finish ${what}`);
       }
     }
     const received = receiveMessageOnPort(this.port);
     if (!received) throw new Error('the perturbation worker signalled without replying');
-    const reply = received.message as PassReply;
-    const w = new Float32Array(reply.buffer);
-    if (reply.error !== undefined) throw new WorkerPassError(reply.error, w);
-    return w;
+    return received.message as PassReply;
   }
 
   dispose(): void {
