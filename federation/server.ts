@@ -14,7 +14,7 @@ import { wsFrameBytes } from '../protocol/wire-bytes';
 import { systemClock, type Clock } from './clock';
 import type { ServerEvents } from './events';
 import { LevelFederationStore } from './level-store';
-import { jsonLinesLogger, type Logger } from './log';
+import { jsonLinesLogger, type LogRecord, type Logger } from './log';
 import { TokenBucket } from './rate-limit';
 import type { Robustness } from './robust';
 import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
@@ -98,7 +98,18 @@ interface Connection {
   helloTimer: NodeJS.Timeout | null;
   /** hello is being verified (async): further frames wait for the verdict. */
   pendingHello: boolean;
+  /** A fatal error was sent: nothing more from this peer is decoded, answered or logged. */
+  dead: boolean;
+  /** Log lines this connection may still cause (refilled over time); the rest are counted, not written. */
+  readonly logBucket: TokenBucket;
+  suppressed: number;
 }
+
+/** Log lines one connection may cause: a burst, then one a second; the rest are summed up at its close. */
+const LOG_LINES_PER_SECOND = 1;
+const LOG_LINES_BURST = 20;
+/** How long a peer refused with a fatal error has to read its ERROR before its socket is destroyed. */
+const FATAL_LINGER_MS = 1000;
 
 /** Closing error codes: the peer is broken or not allowed; the others leave the connection open. */
 const FATAL = new Set<number>([
@@ -194,11 +205,23 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     account(conn, 'down', frame.length, round);
   }
 
+  /** A log line caused by a connection, within its rate. */
+  function connLog(conn: Connection, level: 'info' | 'warn' | 'error', fields: LogRecord): void {
+    if (conn.logBucket.take()) log(level, fields);
+    else conn.suppressed++;
+  }
+
   function reject(conn: Connection, code: ErrorCode, message: string): void {
-    log('warn', { event: 'rejected', clientId: conn.clientId, code, message });
+    if (conn.dead) return;
+    connLog(conn, 'warn', { event: 'rejected', clientId: conn.clientId, code, message });
     events.emit('rejected', { clientId: conn.clientId, code, message });
     send(conn, { type: 'error', code, message });
-    if (FATAL.has(code)) conn.ws.close(4000 + code, message.slice(0, 100));
+    if (!FATAL.has(code)) return;
+    // Torn down at once: no further frame of the peer is decoded, answered or logged; the socket goes
+    // when the peer answers the close, or after a moment to read the ERROR if it does not.
+    conn.dead = true;
+    conn.ws.close(4000 + code, message.slice(0, 100));
+    setTimeout(() => conn.ws.terminate(), FATAL_LINGER_MS).unref();
   }
 
   /** Authentication here; whether the client belongs to this federation is the engine's to say. */
@@ -226,6 +249,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
 
   /** Frames of one connection are handled one after another, in order. */
   function onFrame(conn: Connection, data: RawData, isBinary: boolean): Promise<void> {
+    if (conn.dead) return Promise.resolve();
     const frame = rawToBytes(data);
     account(conn, 'up', frame.length);
     if (!conn.bucket.take()) return Promise.resolve(reject(conn, ErrorCode.RateLimited, `more than ${limits.messagesPerSecond} messages per second`));
@@ -248,14 +272,24 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     if (conn.clientId === null) return Promise.resolve(reject(conn, ErrorCode.UnexpectedMessage, `${m.type} before a successful hello`));
     if (m.type === 'upload') return engine.upload(conn, conn.clientId, m);
     if (m.type === 'error') {
-      log('warn', { event: 'client_reported_error', clientId: conn.clientId, code: m.code, message: m.message });
+      connLog(conn, 'warn', { event: 'client_reported_error', clientId: conn.clientId, code: m.code, message: m.message.slice(0, 200) });
       return Promise.resolve();
     }
     return Promise.resolve(reject(conn, ErrorCode.UnexpectedMessage, `${m.type} is a server message`));
   }
 
   wss.on('connection', (ws) => {
-    const conn: Connection = { ws, bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst), clientId: null, alive: true, helloTimer: null, pendingHello: false };
+    const conn: Connection = {
+      ws,
+      bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
+      clientId: null,
+      alive: true,
+      helloTimer: null,
+      pendingHello: false,
+      dead: false,
+      logBucket: new TokenBucket(LOG_LINES_PER_SECOND, LOG_LINES_BURST),
+      suppressed: 0,
+    };
     connections.add(conn);
     if (connections.size > limits.maxConnections) {
       // Never counted: a refused connection must not hold a slot (it gets no close handler below).
@@ -266,10 +300,11 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     conn.helloTimer = setTimeout(() => reject(conn, ErrorCode.HelloTimeout, `no hello within ${limits.helloTimeoutMs} ms`), limits.helloTimeoutMs);
     let queue = Promise.resolve();
     ws.on('message', (data, isBinary) => {
+      if (conn.dead) return;
       queue = queue
         .then(() => onFrame(conn, data, isBinary))
         .catch((err: unknown) => {
-          log('error', { event: 'internal_error', clientId: conn.clientId, error: (err as Error).message });
+          connLog(conn, 'error', { event: 'internal_error', clientId: conn.clientId, error: (err as Error).message });
           reject(conn, ErrorCode.Internal, 'internal error');
         });
     });
@@ -277,9 +312,10 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       conn.alive = true;
       account(conn, 'up', data.length);
     });
-    ws.on('error', (err) => log('warn', { event: 'socket_error', clientId: conn.clientId, error: err.message }));
+    ws.on('error', (err) => connLog(conn, 'warn', { event: 'socket_error', clientId: conn.clientId, error: err.message }));
     ws.on('close', () => {
       connections.delete(conn);
+      if (conn.suppressed > 0) log('warn', { event: 'log_suppressed', clientId: conn.clientId, lines: conn.suppressed });
       if (conn.helloTimer) clearTimeout(conn.helloTimer);
       if (conn.clientId !== null) engine.leave(conn, conn.clientId);
     });
