@@ -2,6 +2,10 @@
 // write uses sync: true, so a returned commit is on disk; a round's state and record go in one batch.
 // What it reads back is checked field by field: a damaged or foreign store is refused by name, not
 // handed on as whatever JSON it holds.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { open as openFile, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { FederationConfig } from '../protocol';
 import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
@@ -101,13 +105,133 @@ const roundShape = {
   committedAt: 'string',
 } as const satisfies { readonly [K in keyof StoredRound]-?: FieldKind };
 
-export class LevelFederationStore implements FederationStore {
-  private constructor(private readonly db: ClassicLevel<string, Buffer>) {}
+/** The store's integrity record, beside LevelDB's files (which LevelDB neither reads nor deletes). */
+export const INTEGRITY_FILE = 'fedkseed-integrity.json';
+const HASH_MODULUS = 1n << 256n;
 
-  static async open(path: string): Promise<LevelFederationStore> {
-    const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer' });
-    await db.open();
-    return new LevelFederationStore(db);
+/** The store is damaged or is not a store: `message` names what and what the operator can do. */
+export class StoreDamagedError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreDamagedError';
+  }
+}
+
+/** One entry's share of the content hash: SHA-256 over its key's length, key and value. */
+function entryHash(key: string, value: Buffer): bigint {
+  const k = Buffer.from(key, 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(k.length);
+  return BigInt(`0x${createHash('sha256').update(len).update(k).update(value).digest('hex')}`);
+}
+
+interface IntegrityRecord {
+  /** Σ entryHash over every entry, mod 2^256, in hex. */
+  readonly content: string;
+  /** A write in progress: the content once it lands (a crash may leave either). */
+  readonly pending?: string;
+}
+
+function integrityText(r: IntegrityRecord): string {
+  const body = JSON.stringify(r);
+  return JSON.stringify({ ...r, check: createHash('sha256').update(body).digest('hex') });
+}
+
+export interface OpenStoreOptions {
+  /**
+   * Accept the content as it is when the integrity record is missing or disagrees, and record it anew:
+   * only for an operator who checked the store by other means. Default false: such a store is refused.
+   */
+  readonly trustContent?: boolean;
+}
+
+type WriteOp = { readonly type: 'put'; readonly key: string; readonly value: Buffer } | { readonly type: 'del'; readonly key: string };
+
+export class LevelFederationStore implements FederationStore {
+  /** Writes one after another, each with its integrity record before and after. */
+  private writes: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly db: ClassicLevel<string, Buffer>,
+    private readonly path: string,
+    private content: bigint,
+  ) {}
+
+  /**
+   * Opens the store at `path`, creating it only when the folder is missing or empty; any other folder
+   * must hold a complete store whose every entry matches its integrity record. Damage is refused with a
+   * StoreDamagedError naming it; nothing is deleted or reset.
+   */
+  static async open(path: string, options: OpenStoreOptions = {}): Promise<LevelFederationStore> {
+    const fresh = !existsSync(path) || readdirSync(path).length === 0;
+    const remedy = `restore the folder from a backup, or start a new federation in an empty folder (nothing was changed)`;
+    if (!fresh && !existsSync(join(path, 'CURRENT'))) {
+      throw new StoreDamagedError(`the store ${path} is not a complete store: it holds files but no LevelDB CURRENT file (deleted or damaged, or another program's folder); ${remedy}`);
+    }
+    const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', createIfMissing: fresh });
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') throw err;
+      throw new StoreDamagedError(`the store ${path} cannot be opened: ${cause?.message ?? (err as Error).message}; ${remedy}`, { cause: err });
+    }
+    try {
+      let content = 0n;
+      for await (const [key, value] of db.iterator()) content = (content + entryHash(key, value)) % HASH_MODULUS;
+      const store = new LevelFederationStore(db, path, content);
+      if (fresh) {
+        await store.writeIntegrity({ content: content.toString(16) });
+        return store;
+      }
+      const recorded = await readIntegrity(path);
+      const ok = recorded !== null && [recorded.content, recorded.pending].includes(content.toString(16));
+      if (!ok && !options.trustContent) {
+        const what =
+          recorded === null
+            ? `its integrity record ${INTEGRITY_FILE} is missing or damaged`
+            : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)`;
+        throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}, or, if you verified the store otherwise, accept it as it is with --trust-store`);
+      }
+      if (!ok || recorded?.pending !== undefined) await store.writeIntegrity({ content: content.toString(16) });
+      return store;
+    } catch (err) {
+      await db.close();
+      if (err instanceof StoreDamagedError) throw err;
+      throw new StoreDamagedError(`the store ${path} cannot be read: ${(err as Error).message}; ${remedy}`, { cause: err });
+    }
+  }
+
+  private async writeIntegrity(r: IntegrityRecord): Promise<void> {
+    const file = join(this.path, INTEGRITY_FILE);
+    const tmp = `${file}.tmp`;
+    const handle = await openFile(tmp, 'w');
+    try {
+      await handle.writeFile(integrityText(r));
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, file);
+  }
+
+  /** Applies `ops` atomically and durably, the integrity record following the content. */
+  private write(ops: readonly WriteOp[]): Promise<void> {
+    const run = this.writes.then(async () => {
+      let next = this.content;
+      for (const op of ops) {
+        const old = await this.db.get(op.key);
+        if (old !== undefined) next -= entryHash(op.key, old);
+        if (op.type === 'put') next += entryHash(op.key, op.value);
+      }
+      next = ((next % HASH_MODULUS) + HASH_MODULUS) % HASH_MODULUS;
+      await this.writeIntegrity({ content: this.content.toString(16), pending: next.toString(16) });
+      await this.db.batch(ops.map((op) => ({ ...op })), { sync: true });
+      this.content = next;
+      await this.writeIntegrity({ content: next.toString(16) });
+    });
+    this.writes = run.catch(() => undefined);
+    return run;
   }
 
   private async getJson<T>(key: string, shape: { readonly [K in keyof T]-?: FieldKind }): Promise<T | null> {
@@ -116,7 +240,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   private putJson(key: string, value: unknown): Promise<void> {
-    return this.db.put(key, Buffer.from(JSON.stringify(value)), { sync: true });
+    return this.write([{ type: 'put', key, value: Buffer.from(JSON.stringify(value)) }]);
   }
 
   loadConfig(): Promise<FederationConfig | null> {
@@ -134,13 +258,10 @@ export class LevelFederationStore implements FederationStore {
 
   async commitRound(state: FederationState, record: RoundRecord): Promise<void> {
     const stored: StoredRound = { ...record, change: f64ToBuffer(record.change).toString('base64') };
-    await this.db.batch(
-      [
-        { type: 'put', key: 'state', value: encodeState(state) },
-        { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
-      ],
-      { sync: true },
-    );
+    await this.write([
+      { type: 'put', key: 'state', value: encodeState(state) },
+      { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
+    ]);
   }
 
   async loadRound(round: number): Promise<RoundRecord | null> {
@@ -156,7 +277,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   saveDigest(round: number, digest: string): Promise<void> {
-    return this.db.put(digestKey(round), Buffer.from(digest), { sync: true });
+    return this.write([{ type: 'put', key: digestKey(round), value: Buffer.from(digest) }]);
   }
 
   putToken(token: TokenRecord): Promise<void> {
@@ -169,7 +290,7 @@ export class LevelFederationStore implements FederationStore {
 
   async deleteToken(id: string): Promise<boolean> {
     if ((await this.db.get(`token/${id}`)) === undefined) return false;
-    await this.db.del(`token/${id}`, { sync: true });
+    await this.write([{ type: 'del', key: `token/${id}` }]);
     return true;
   }
 
@@ -179,7 +300,24 @@ export class LevelFederationStore implements FederationStore {
     return out;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.writes;
     return this.db.close();
+  }
+}
+
+async function readIntegrity(path: string): Promise<IntegrityRecord | null> {
+  let text: string;
+  try {
+    text = await readFile(join(path, INTEGRITY_FILE), 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    const { check, ...r } = JSON.parse(text) as IntegrityRecord & { check?: string };
+    if (typeof r.content !== 'string' || (r.pending !== undefined && typeof r.pending !== 'string')) return null;
+    return createHash('sha256').update(JSON.stringify(r)).digest('hex') === check ? r : null;
+  } catch {
+    return null;
   }
 }

@@ -51,6 +51,8 @@ export interface ServerOptions {
   readonly paramCount: number;
   /** Directory of the embedded store; ignored when `store` is given. */
   readonly storePath?: string;
+  /** Accept a store whose integrity record is missing or disagrees, recording its content anew (level-store.ts). */
+  readonly trustStore?: boolean;
   readonly store?: FederationStore;
   readonly host?: string;
   /** 0 picks a free port. */
@@ -145,7 +147,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   const requireToken = options.requireToken ?? true;
 
   if (!options.store && !options.storePath) throw new Error('startServer needs a storePath or a store');
-  const store = options.store ?? (await LevelFederationStore.open(options.storePath as string));
+  const store = options.store ?? (await LevelFederationStore.open(options.storePath as string, { trustContent: options.trustStore }));
   const outbox: Outbox<Connection> = {
     send,
     refuse: reject,

@@ -40,6 +40,7 @@ interface ServerCliOptions {
   clipG: number;
   maxG?: number;
   maxExamples: number;
+  trustStore?: boolean;
 }
 
 export function registerServer(program: Command): void {
@@ -68,6 +69,7 @@ export function registerServer(program: Command): void {
     .option('--clip-g <multiple>', "clip each upload's |g| at this multiple of the round's median |g|", positiveNumber, DEFAULT_ROBUSTNESS.gClipMultiple)
     .option('--max-g <x>', 'clip every |g| at this bound as well (default: none)', positiveNumber)
     .option('--max-examples <n>', "cap on the example count one upload may claim (also capped at 4× the round's lower median)", positiveInt, DEFAULT_ROBUSTNESS.maxExamples)
+    .option('--trust-store', "accept a store whose integrity record is missing or disagrees with its content, and record it anew (only after checking the store otherwise; never needed for an undamaged store)")
     .option('--no-auth', 'accept any token (a local, trusted federation)')
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
@@ -101,6 +103,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
       generatorVersion: GENERATOR_VERSION,
       paramCount: model.parameters,
       storePath: o.store,
+      trustStore: o.trustStore,
       host: o.host,
       port: o.port,
       tls: o.tlsCert && o.tlsKey ? { certFile: o.tlsCert, keyFile: o.tlsKey } : undefined,
