@@ -98,6 +98,36 @@ export class FederationGaveUpError extends Error {
   }
 }
 
+/**
+ * TLS errors that retrying cannot cure: the server's certificate is not trusted or does not name the
+ * host. The client fails at once with the reason (a --ca option or another URL is the fix).
+ */
+const TLS_VERIFICATION_ERRORS = new Set<string>([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** The server's certificate failed verification: not retried. */
+export class FederationTlsError extends Error {
+  constructor(
+    message: string,
+    readonly errorCode: string,
+  ) {
+    super(message);
+    this.name = 'FederationTlsError';
+  }
+}
+
 const FATAL_FOR_CLIENT = new Set<number>([
   ErrorCode.AuthFailed,
   ErrorCode.ModelMismatch,
@@ -153,6 +183,9 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       if (outcome.kind === 'finished') return { finalRound: this.synced, digest: outcome.digest };
       if (outcome.kind === 'fatal') throw outcome.error;
       if (this.stopped) throw new Error('the federation client was stopped');
+      if (outcome.errorCode !== null && TLS_VERIFICATION_ERRORS.has(outcome.errorCode)) {
+        throw new FederationTlsError(`the server's TLS certificate at ${this.options.url} failed verification (${outcome.errorCode}: ${outcome.error ?? 'untrusted'}); trust it with --ca <file> (the extension: its CA setting) or use another URL`, outcome.errorCode);
+      }
       failures = outcome.welcomed ? 0 : failures + 1;
       const closed = { code: outcome.code, reason: outcome.reason, error: outcome.error, errorCode: outcome.errorCode, welcomed: outcome.welcomed, attempt: failures };
       if (failures >= this.backoff.maxAttempts) {
