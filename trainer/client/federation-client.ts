@@ -184,7 +184,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       if (outcome.kind === 'fatal') throw outcome.error;
       if (this.stopped) throw new Error('the federation client was stopped');
       if (outcome.errorCode !== null && TLS_VERIFICATION_ERRORS.has(outcome.errorCode)) {
-        throw new FederationTlsError(`the server's TLS certificate at ${this.options.url} failed verification (${outcome.errorCode}: ${outcome.error ?? 'untrusted'}); trust it with --ca <file> (the extension: its CA setting) or use another URL`, outcome.errorCode);
+        throw new FederationTlsError(`the server's TLS certificate at ${this.options.url} failed verification (${outcome.errorCode}: ${outcome.error ?? 'untrusted'}); trust its certificate authority (fedkseed client --ca <file>) or use another URL`, outcome.errorCode);
       }
       failures = outcome.welcomed ? 0 : failures + 1;
       const closed = { code: outcome.code, reason: outcome.reason, error: outcome.error, errorCode: outcome.errorCode, welcomed: outcome.welcomed, attempt: failures };
