@@ -1,5 +1,5 @@
 // Option groups shared by several subcommands, and their parsing into typed values.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
@@ -44,6 +44,47 @@ export function existingPath(flag: string): (value: string) => string {
     if (!existsSync(value)) throw new CliError(`${flag} ${value}: no such file or folder`);
     return value;
   };
+}
+
+/** The most shared seeds a client handles. */
+export const MAX_SEEDS = 65_536;
+
+/** Parser for K: a positive integer no larger than clients handle. */
+export function seedCount(value: string): number {
+  const n = positiveInt(value);
+  if (n > MAX_SEEDS) throw new InvalidArgumentError(`K is at most 65,536 (what clients handle); got ${n}`);
+  return n;
+}
+
+/** Node's timers hold at most 2^31 − 1 ms (about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Parser for a deadline in seconds: at least 1 ms, at most what a Node timer holds. */
+export function deadlineSeconds(value: string): number {
+  const n = positiveNumber(value);
+  if (Math.round(n * 1000) < 1) throw new InvalidArgumentError('expected a deadline of at least 1 ms');
+  if (n * 1000 > MAX_TIMER_MS) throw new InvalidArgumentError(`a deadline is at most ${Math.floor(MAX_TIMER_MS / 1000)} s (about 24.8 days)`);
+  return n;
+}
+
+/** The largest dataset file read (it is held in memory while it is tokenised). */
+export const MAX_DATA_FILE_BYTES = 2 ** 30;
+
+/**
+ * Parser for --data: an existing regular file of at most MAX_DATA_FILE_BYTES, or a folder; a device,
+ * pipe or socket (/dev/zero, say) is refused rather than read without end.
+ */
+export function dataPath(value: string): string {
+  let st;
+  try {
+    st = statSync(value);
+  } catch {
+    throw new CliError(`--data ${value}: no such file or folder`);
+  }
+  if (st.isDirectory()) return value;
+  if (!st.isFile()) throw new CliError(`--data ${value}: not a regular file or folder (a device, pipe or socket is not read)`);
+  if (st.size > MAX_DATA_FILE_BYTES) throw new CliError(`--data ${value}: ${st.size} bytes, above the limit of ${MAX_DATA_FILE_BYTES} bytes (1 GiB); split it into a folder of smaller files`);
+  return value;
 }
 
 export function uint32(value: string): number {
@@ -121,7 +162,7 @@ export interface DataCliOptions {
 
 export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
   return cmd
-    .option('--data <path>', 'dataset file or folder (JSONL, JSON, text/code files)', existingPath('--data'), dataDefault)
+    .option('--data <path>', 'dataset file (at most 1 GiB) or folder (JSONL, JSON, text/code files)', dataPath, dataDefault)
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders of text/code: globs of files to read (default: every text file)')
     .option('--seq-len <n>', 'tokens per example window', positiveInt, TRAINING_DEFAULTS.seqLen)

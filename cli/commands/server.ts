@@ -8,7 +8,7 @@ import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
 import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
-import { existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
+import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
 import { fixed, note } from '../output';
 import { formatBytes } from '../../protocol/format';
 
@@ -50,7 +50,7 @@ export function registerServer(program: Command): void {
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, FEDERATION_DEFAULTS.port)
     .option('--store <dir>', 'the embedded store: federation state, rounds, tokens', '.fedkseed/server')
-    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
+    .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, FEDERATION_DEFAULTS.eta)
@@ -61,7 +61,7 @@ export function registerServer(program: Command): void {
     .option('--rounds <n>', 'rounds of the federation', positiveInt, FEDERATION_DEFAULTS.rounds)
     .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, FEDERATION_DEFAULTS.clientsPerRound)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
-    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, FEDERATION_DEFAULTS.deadlineSeconds)
+    .option('--deadline <seconds>', 'time a sampled client has to upload (1 ms to 24.8 days)', deadlineSeconds, FEDERATION_DEFAULTS.deadlineSeconds)
     .option('--model <path|id>', 'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d', modelArgument)
     .option('--variant <name>', 'which file of a model folder (as the clients pass it)')
     .option('--trainable <glob...>', 'the trainable parameters, as the clients choose them (part of the identity)')
