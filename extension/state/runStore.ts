@@ -48,6 +48,33 @@ function halve(points: [number, number][]): [number, number][] {
 
 const ACTIVE_RUN_STATES: readonly RunState[] = ['starting', 'running', 'stopping'];
 
+/** What a run is when it is created; the rest of its summary starts at zero. */
+type RunOrigin = Pick<RunSummary, 'kind' | 'state' | 'title' | 'startedAt' | 'endedAt' | 'model' | 'modelIdentity' | 'server' | 'steps' | 'rounds'>;
+
+/** A new run's record, its id sortable by its start time ("20261130-120501-3fa2c1"). */
+function newRecord(origin: RunOrigin, resume: RunResume | null, workspace: RunRecord['workspace']): RunRecord {
+  const stamp = new Date(origin.startedAt).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
+  return {
+    version: 1,
+    summary: {
+      id: `${stamp}-${randomUUID().slice(0, 6)}`,
+      ...origin,
+      step: 0,
+      committedRound: 0,
+      loss: null,
+      heldOutBaseline: null,
+      heldOutLast: null,
+      bytes: { rounds: 0, fedAvg: 0, overhead: 0 },
+      evaluations: [],
+      checkpoint: false,
+      error: null,
+    },
+    history: { ...emptyHistory },
+    resume,
+    workspace,
+  };
+}
+
 export interface RunInit {
   readonly kind: Exclude<RunKind, 'evaluation'>;
   readonly title: string;
@@ -230,35 +257,11 @@ export class RunStore implements vscode.Disposable {
         resume: init.resume,
       };
     } else {
-      const id = `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}-${randomUUID().slice(0, 6)}`;
-      record = {
-        version: 1,
-        summary: {
-          id,
-          kind: init.kind,
-          state: 'starting',
-          title: init.title,
-          startedAt: now,
-          endedAt: null,
-          model: init.model,
-          modelIdentity: init.modelIdentity,
-          server: init.server,
-          step: 0,
-          steps: init.steps,
-          committedRound: 0,
-          rounds: init.rounds,
-          loss: null,
-          heldOutBaseline: null,
-          heldOutLast: null,
-          bytes: { rounds: 0, fedAvg: 0, overhead: 0 },
-          evaluations: [],
-          checkpoint: false,
-          error: null,
-        },
-        history: { ...emptyHistory },
-        resume: init.resume,
-        workspace: this.workspace,
-      };
+      record = newRecord(
+        { kind: init.kind, state: 'starting', title: init.title, startedAt: now, endedAt: null, model: init.model, modelIdentity: init.modelIdentity, server: init.server, steps: init.steps, rounds: init.rounds },
+        init.resume,
+        this.workspace,
+      );
     }
     this.pending = { record, samples: [], roundTimes: [], startedAt: now };
     this.recording = true;
@@ -323,34 +326,11 @@ export class RunStore implements vscode.Disposable {
       record = this.allRecords().find((r) => r.summary.kind === 'evaluation' && r.summary.modelIdentity === model.identity);
       if (!record) {
         const now = Date.now();
-        record = {
-          version: 1,
-          summary: {
-            id: `${new Date(now).toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-')}-${randomUUID().slice(0, 6)}`,
-            kind: 'evaluation',
-            state: 'finished',
-            title: `Evaluations of ${model.name} (base)`,
-            startedAt: now,
-            endedAt: now,
-            model: model.name,
-            modelIdentity: model.identity,
-            server: null,
-            step: 0,
-            steps: 0,
-            committedRound: 0,
-            rounds: 0,
-            loss: null,
-            heldOutBaseline: null,
-            heldOutLast: null,
-            bytes: { rounds: 0, fedAvg: 0, overhead: 0 },
-            evaluations: [],
-            checkpoint: false,
-            error: null,
-          },
-          history: { ...emptyHistory },
-          resume: null,
-          workspace: this.workspace,
-        };
+        record = newRecord(
+          { kind: 'evaluation', state: 'finished', title: `Evaluations of ${model.name} (base)`, startedAt: now, endedAt: now, model: model.name, modelIdentity: model.identity, server: null, steps: 0, rounds: 0 },
+          null,
+          this.workspace,
+        );
       }
     }
     record.summary.evaluations = [...record.summary.evaluations, evaluation];
