@@ -1,5 +1,6 @@
 // Option groups shared by several subcommands, and their parsing into typed values.
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
@@ -85,6 +86,24 @@ export function dataPath(value: string): string {
   if (!st.isFile()) throw new CliError(`--data ${value}: not a regular file or folder (a device, pipe or socket is not read)`);
   if (st.size > MAX_DATA_FILE_BYTES) throw new CliError(`--data ${value}: ${st.size} bytes, above the limit of ${MAX_DATA_FILE_BYTES} bytes (1 GiB); split it into a folder of smaller files`);
   return value;
+}
+
+/**
+ * Parser for an option naming a file to write (`flag`): its folder must exist and be writable now, so a
+ * run does not fail only when it is done.
+ */
+export function writableFile(flag: string): (value: string) => string {
+  return (value) => {
+    const folder = dirname(resolve(value));
+    if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new CliError(`${flag} ${value}: the folder ${folder} does not exist; create it first`);
+    try {
+      accessSync(folder, fsConstants.W_OK);
+    } catch {
+      throw new CliError(`${flag} ${value}: the folder ${folder} is not writable`);
+    }
+    if (existsSync(value) && statSync(value).isDirectory()) throw new CliError(`${flag} ${value}: is a folder, expected a file name`);
+    return value;
+  };
 }
 
 export function uint32(value: string): number {

@@ -12,7 +12,7 @@ import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
 import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt, writableFile } from '../options';
 import { emitJson, fixed, note } from '../output';
 import { describeReport } from '../../trainer/device/providers';
 import { addMemoryOption, memoryEngineOptions, type MemoryCliOptions } from '../memory-option';
@@ -43,7 +43,7 @@ export function registerClient(program: Command): void {
   addDataOptions(cmd, '.')
     .option('--held-out <fraction>', 'share of the local data held out for the loss before/after each round', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, CLIENT_DEFAULTS.heldOutExamples)
-    .option('--out <file>', 'checkpoint of the replica (base + K coefficients), rewritten after every synced round', 'fedkseed-federated.json')
+    .option('--out <file>', 'checkpoint of the replica (base + K coefficients), rewritten after every synced round (its folder must exist)', writableFile('--out'), 'fedkseed-federated.json')
     .option('--resume', 'start from the replica in --out (same server and model) instead of the base model')
     .option('--ca <file>', 'trust this CA certificate (PEM) for wss://', existingPath('--ca'))
     .option('--insecure', 'wss:// without verifying the server certificate (testing only)')

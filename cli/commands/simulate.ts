@@ -7,7 +7,7 @@ import type { SplitMode } from '../../simulate/shards';
 import { DATA_FORMATS, type DataFormat } from '../../trainer/data/readers';
 import { formatProblem } from '../../trainer/data/problems';
 import type { SamplingMode, Weighting } from '../../protocol';
-import { addModelOptions, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, uint32 } from '../options';
+import { addModelOptions, deadlineSeconds, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
 import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
@@ -52,7 +52,7 @@ export function registerSimulate(program: Command): void {
     .option('--clients-per-round <n>', 'clients sampled per round (default: all)', positiveInt)
     .option('--rounds <n>', 'federation rounds', positiveInt, SIMULATION_DEFAULTS.rounds)
     .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, SIMULATION_DEFAULTS.tau)
-    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, SIMULATION_DEFAULTS.k)
+    .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, SIMULATION_DEFAULTS.k)
     .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, SIMULATION_DEFAULTS.eta)
@@ -65,7 +65,7 @@ export function registerSimulate(program: Command): void {
     .option('--groups-per-client <n>', 'group split: groups per client (default: every group, dealt evenly; fewer than all are left out, and named in the output)', positiveInt)
     .option('--held-out <fraction>', 'share of the data held out from every client to evaluate the global model', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, TRAINING_DEFAULTS.evalExamples)
-    .option('--deadline <seconds>', 'time a sampled client has to upload', positiveNumber, SIMULATION_DEFAULTS.deadlineSeconds)
+    .option('--deadline <seconds>', 'time a sampled client has to upload (1 ms to 24.8 days)', deadlineSeconds, SIMULATION_DEFAULTS.deadlineSeconds)
     .option('--out <dir>', 'report folder (default: .fedkseed/runs/<timestamp>)')
     .option('--json', 'print progress as JSON lines')
     .action((o: SimulateOptions) => runSimulate(o));

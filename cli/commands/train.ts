@@ -19,7 +19,9 @@ import {
   positiveInt,
   positiveNumber,
   reportModel,
+  seedCount,
   uint32,
+  writableFile,
 } from '../options';
 import type { TrainEvent } from '../../contracts/cli-events';
 import { emitJson, fixed, note } from '../output';
@@ -48,14 +50,14 @@ export function registerTrain(program: Command): void {
   addMemoryOption(cmd);
   addDataOptions(cmd, '.')
     .option('--steps <n>', 'ZO steps', positiveInt, TRAINING_DEFAULTS.steps)
-    .option('-k, --k <n>', 'number of shared seeds K', positiveInt, TRAINING_DEFAULTS.k)
+    .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
     .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
     .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; `fedkseed eval` scores the same by default)', positiveInt, TRAINING_DEFAULTS.evalExamples)
-    .option('--out <file>', 'where to write the coefficients checkpoint', 'fedkseed-checkpoint.json')
+    .option('--out <file>', 'where to write the coefficients checkpoint (its folder must exist)', writableFile('--out'), 'fedkseed-checkpoint.json')
     .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
     .option('--requantize', "with --export: write quantized weights in the model's own scheme, not as float32 (docs/models.md)")

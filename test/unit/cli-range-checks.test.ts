@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { dataPath, deadlineSeconds, MAX_SEEDS, seedCount } from '../../cli/options';
+import { dataPath, deadlineSeconds, MAX_SEEDS, seedCount, writableFile } from '../../cli/options';
 
 test('K: 1 to 65,536', () => {
   assert.equal(MAX_SEEDS, 65_536);
@@ -30,6 +30,18 @@ test('data: a regular file or folder within the size limit, or refused with the 
     assert.equal(dataPath(dir), dir);
     assert.throws(() => dataPath('/dev/zero'), /--data \/dev\/zero: not a regular file or folder/);
     assert.throws(() => dataPath(join(dir, 'missing')), /no such file or folder/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('--out: its folder must exist and be writable before any work starts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-out-'));
+  try {
+    const out = writableFile('--out');
+    assert.equal(out(join(dir, 'c.json')), join(dir, 'c.json'));
+    assert.throws(() => out(join(dir, 'missing', 'c.json')), /--out .*: the folder .*missing does not exist/);
+    assert.throws(() => out(dir), /is a folder/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
