@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import type { FedKSeedApi } from '../../../extension/api';
 import type { EvaluateResult, ExportModelResult, FederationResult, TrainingResult } from '../../../contracts/trainer-rpc';
 import type { LocalServerAddress } from '../../../extension/processes/trainingController';
-import { configure, ourExtension, run, runFails, runOk, waitFor } from './helpers';
+import { configure, quickRunSettings, ourExtension, run, runFails, runOk, waitFor } from './helpers';
 
 /** Resolves once something accepts connections on the loopback port. */
 async function accepting(port: number, timeoutMs = 20_000): Promise<void> {
@@ -38,19 +38,7 @@ describe('commands', function () {
   before(async () => {
     api = await ourExtension().activate();
     scratch = mkdtempSync(join(tmpdir(), 'fedkseed-commands-'));
-    await configure({
-      'data.path': join(repo(), 'trainer', 'data'),
-      'model.path': '',
-      'training.batchSize': 1,
-      'training.sequenceLength': 32,
-      'training.k': 64,
-      'training.steps': 6,
-      'training.evalEvery': 3,
-      'engine.threads': 1,
-      'localServer.port': 0,
-      'localServer.rounds': 2,
-      'localServer.tau': 3,
-    });
+    await configure(quickRunSettings());
   });
 
   after(async () => {

@@ -1,4 +1,5 @@
 // Helpers for extension-host tests: the extension under test, its manifest, settings, and polling.
+import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { FedKSeedApi } from '../../../extension/api';
 import type { CommandOutcome } from '../../../extension/commands/outcome';
@@ -79,4 +80,21 @@ export async function configure(settings: Record<string, unknown>): Promise<void
   const config = vscode.workspace.getConfiguration('fedkseed');
   const target = vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
   for (const [key, value] of Object.entries(settings)) await config.update(key, value, target);
+}
+
+/** Settings of a run small enough for a test: the bundled model on this repository's trainer/data. */
+export function quickRunSettings(): Record<string, unknown> {
+  return {
+    'data.path': join(ourExtension().extensionPath, 'trainer', 'data'),
+    'model.path': '',
+    'training.batchSize': 1,
+    'training.sequenceLength': 32,
+    'training.k': 64,
+    'training.steps': 6,
+    'training.evalEvery': 3,
+    'engine.threads': 1,
+    'localServer.port': 0,
+    'localServer.rounds': 2,
+    'localServer.tau': 3,
+  };
 }

@@ -9,7 +9,7 @@ import * as vscode from 'vscode';
 import type { FedKSeedApi } from '../../../extension/api';
 import type { EvaluateResult, ExportModelResult, FederationResult, TrainingResult } from '../../../contracts/trainer-rpc';
 import type { CommandOutcome } from '../../../extension/commands/outcome';
-import { configure, ourExtension, run, runOk, waitFor } from './helpers';
+import { configure, quickRunSettings, ourExtension, run, runOk, waitFor } from './helpers';
 
 /** A failed command's outcome, with the actions its error message offered. */
 async function failure(command: string, arg?: unknown): Promise<{ error: string; actions: readonly string[] }> {
@@ -36,20 +36,7 @@ describe('trust', function () {
   before(async () => {
     api = await ourExtension().activate();
     scratch = mkdtempSync(join(tmpdir(), 'fedkseed-trust-'));
-    await configure({
-      'data.path': join(repo(), 'trainer', 'data'),
-      'data.heldOutFraction': 0.1,
-      'model.path': '',
-      'training.batchSize': 1,
-      'training.sequenceLength': 32,
-      'training.k': 64,
-      'training.steps': 6,
-      'training.evalEvery': 3,
-      'engine.threads': 1,
-      'localServer.port': 0,
-      'localServer.rounds': 2,
-      'localServer.tau': 3,
-    });
+    await configure({ ...quickRunSettings(), 'data.heldOutFraction': 0.1 });
   });
 
   after(async () => {
