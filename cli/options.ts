@@ -189,8 +189,14 @@ export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
     .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it');
 }
 
+/** --seq-len against the model's positions, when the model says how many it has. */
+export function checkSeqLen(seqLen: number, context: number | undefined): void {
+  if (context !== undefined && seqLen > context) throw new CliError(`--seq-len ${seqLen} exceeds the model's ${context} positions; use --seq-len ${context} or less`);
+}
+
 /** Reads the dataset the data options name, reporting every bad line as it is found. */
-export function loadCliDataset(o: DataCliOptions & { json?: boolean }, tokenizer: TextTokenizer, heldOutFraction: number): Promise<Dataset> {
+export async function loadCliDataset(o: DataCliOptions & { json?: boolean }, tokenizer: TextTokenizer, heldOutFraction: number, context?: number): Promise<Dataset> {
+  checkSeqLen(o.seqLen, context);
   return loadDataset(o.data, {
     tokenizer,
     seqLen: o.seqLen,

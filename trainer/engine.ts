@@ -90,6 +90,8 @@ export interface Engine {
   readonly generator: NextTokenModel;
   /** What the memory budget chose (the z store, how S is kept) and the bytes it planned. */
   readonly memoryPlan: MemoryPlan;
+  /** The model's context length (positions), when its config or position table says. */
+  readonly context: number | undefined;
   close(): Promise<void>;
 }
 
@@ -114,6 +116,11 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   // Deferred: weights stored as raw floats in the files are read straight into the ParameterSet's memory
   // (and w0 back from there when needed), so no master copy is allocated here.
   const model = await loadModel(located.model, { select: options.select, defer: true });
+  const context = modelContext(located.model, model, located.config ?? undefined);
+  // Checked before anything is sized by it: a longer window would fail inside onnxruntime.
+  if (options.workload && context !== undefined && options.workload.seq > context) {
+    throw new Error(`a sequence length of ${options.workload.seq} exceeds the model's ${context} positions; choose at most ${context}`);
+  }
   const memoryPlan = engineMemoryPlan(model, options);
   const tokenizer = located.tokenizer ? loadTokenizer(located.tokenizer) : tokenIdsOnly(model.vocabSize ?? Number.MAX_SAFE_INTEGER, located.model);
   const paths = { model: located.model, tokenizer: located.tokenizer };
@@ -185,7 +192,7 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
     await close();
     throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.vocabSize}`);
   }
-  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, memoryPlan, close };
+  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, memoryPlan, context, close };
 }
 
 /** The memory plan for a loaded (deferred) model: throws MemoryBudgetError when it cannot train within the budget. */

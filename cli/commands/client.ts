@@ -81,7 +81,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       if (resumed.round === undefined) throw new CliError(`${o.out} is not a federation checkpoint (it has no round)`);
       applyCheckpoint(engine.params, resumed, engine.model.identity, o.out);
     }
-    const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
+    const data = await loadCliDataset(o, engine.tokenizer, o.heldOut, engine.context);
     if (data.train.length === 0) throw new CliError(`no training examples in ${o.data}`);
     const trainer = new EngineLocalTrainer(engine, data, { batchSize: o.batchSize, seqLen: o.seqLen, clientSeed: fnv1a32(clientId), heldOutExamples: o.heldOutExamples });
     const resumedRound = resumed?.round ?? 0;

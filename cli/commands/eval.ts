@@ -39,7 +39,7 @@ async function runEval(o: EvalOptions): Promise<void> {
     reportModel(engine, o.json);
     if (o.checkpoint) applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
     const heldOut = o.split === 'held-out';
-    const ds = await loadCliDataset(o, engine.tokenizer, heldOut ? o.heldOut : 0);
+    const ds = await loadCliDataset(o, engine.tokenizer, heldOut ? o.heldOut : 0, engine.context);
     const pool = heldOut ? ds.heldOut : ds.train;
     const examples = pool.slice(0, o.maxExamples);
     if (examples.length === 0) {

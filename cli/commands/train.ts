@@ -88,7 +88,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
       applyCheckpoint(engine.params, start, engine.model.identity, o.from);
       initial = new Map(Object.entries(start.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)]));
     }
-    const data = await loadCliDataset(o, engine.tokenizer, o.heldOut);
+    const data = await loadCliDataset(o, engine.tokenizer, o.heldOut, engine.context);
     if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length } satisfies TrainEvent);
     else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${describeReport(engine.session.providerReport)}`);
     if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { dataPath, deadlineSeconds, MAX_SEEDS, seedCount, writableFile } from '../../cli/options';
+import { checkSeqLen, dataPath, deadlineSeconds, MAX_SEEDS, seedCount, writableFile } from '../../cli/options';
 
 test('K: 1 to 65,536', () => {
   assert.equal(MAX_SEEDS, 65_536);
@@ -45,4 +45,10 @@ test('--out: its folder must exist and be writable before any work starts', () =
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("--seq-len: no longer than the model's positions, when the model says", () => {
+  checkSeqLen(512, 1024);
+  checkSeqLen(100_000, undefined);
+  assert.throws(() => checkSeqLen(100_000, 1024), /--seq-len 100000 exceeds the model's 1024 positions/);
 });
