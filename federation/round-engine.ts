@@ -131,6 +131,8 @@ export class RoundEngine<P> {
   private peakSumAbs = 0;
   /** Rounds refused in a row because their coefficients would leave the replicas' exact range. */
   private refusedInARow = 0;
+  /** Clients whose uploads alone got the open round refused: not sampled again until it commits. */
+  private readonly refusedClients = new Set<string>();
   private readonly byClient = new Map<string, Session<P>>();
   private open: OpenRound | null = null;
   /** Why the engine stopped starting rounds, when it did (a diverging federation). */
@@ -328,7 +330,10 @@ export class RoundEngine<P> {
 
   private async maybeStartRound(): Promise<void> {
     if (this.open || this.starting || this.closed || this.haltedReason || this.finished) return;
-    const ready = [...this.byClient.keys()];
+    const connected = [...this.byClient.keys()];
+    const others = connected.filter((id) => !this.refusedClients.has(id));
+    // Leave out clients refused this round while enough others are here; else rerun with everyone.
+    const ready = others.length >= this.minClients ? others : connected;
     if (ready.length < this.minClients) return;
     this.starting = true;
     try {
@@ -391,6 +396,7 @@ export class RoundEngine<P> {
     }
     if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients, kept.map((x) => x.id));
     this.refusedInARow = 0;
+    this.refusedClients.clear();
     const importanceSum = new Float64Array(this.state.importanceSum);
     const importanceCount = new Float64Array(this.state.importanceCount);
     for (const x of kept) accumulateImportance(importanceSum, importanceCount, x.bounded.pairs);
@@ -442,6 +448,7 @@ export class RoundEngine<P> {
     this.open = null;
     this.attempt++;
     this.refusedInARow++;
+    for (const id of clients) this.refusedClients.add(id);
     const reason = `the upload of ${clients.join(', ')}: its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`;
     this.log('error', { event: 'round_refused', round: r.round, reason });
     this.events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });

@@ -117,3 +117,34 @@ test('the reference digest is the one a quorum of clients reports, not the first
   // 'a' is told once the quorum decided against it.
   assert.ok(peers[0].inbox.some((m) => m.type === 'error' && m.code === ErrorCode.DigestMismatch));
 });
+
+test('a client whose upload alone got a round refused is not sampled again for that round; the federation runs on', async () => {
+  const events = new EventEmitter<ServerEvents>();
+  const store = new MemoryFederationStore();
+  const one: FederationConfig = { ...config, clientsPerRound: 1, rounds: 12 };
+  const engine = await RoundEngine.open<Peer>({ config: one, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, minClients: 1 });
+  const peers = new Map(['a', 'b'].map((id) => [id, { id, inbox: [] as ServerMessage[] }]));
+  const started: { round: number; attempt: number; clients: readonly string[] }[] = [];
+  const restarted: string[] = [];
+  events.on('roundStarted', (e) => started.push(e));
+  events.on('roundRestarted', (e) => restarted.push(e.reason));
+  let halted = false;
+  events.on('halted', () => (halted = true));
+  for (const p of peers.values()) await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 });
+  await settle();
+  for (let guard = 0; guard < 100 && !engine.finished && !halted; guard++) {
+    const open = engine.openRound;
+    assert.ok(open, 'a round is open');
+    const id = open.assigned[0];
+    // 'a' diverges: a g no replica can take, whatever the bounds (its own median is its scale).
+    const pairs = id === 'a' ? [{ seed: 5, g: 3e38 }] : honest(0);
+    await engine.upload(peers.get(id) as Peer, id, upload(open.round, 4, pairs));
+    await settle();
+  }
+  assert.equal(halted, false, restarted.join(' | '));
+  assert.equal(store.state?.round, 12);
+  for (const [i, s] of started.entries()) {
+    if (s.attempt > 0 && started[i - 1]?.round === s.round) assert.deepEqual(s.clients, ['b'], `round ${s.round} attempt ${s.attempt}`);
+  }
+  assert.ok(restarted.some((r) => /the upload of a/.test(r)));
+});
