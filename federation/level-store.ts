@@ -40,13 +40,14 @@ const configShape = {
 } as const satisfies { readonly [K in keyof FederationConfig]-?: FieldKind };
 
 const tokenShape = { id: 'string', label: 'string', salt: 'string', hash: 'string', createdAt: 'string' } as const satisfies {
-  readonly [K in keyof Omit<TokenRecord, 'clientId'>]-?: FieldKind;
+  readonly [K in keyof Omit<TokenRecord, 'clientId' | 'maxExamples'>]-?: FieldKind;
 };
 
 /** A token record, its optional client identity included. */
 function checkedToken(value: unknown): TokenRecord {
-  const record = checked<Omit<TokenRecord, 'clientId'>>(value, tokenShape, 'token') as TokenRecord;
+  const record = checked<Omit<TokenRecord, 'clientId' | 'maxExamples'>>(value, tokenShape, 'token') as TokenRecord;
   if (record.clientId !== undefined && typeof record.clientId !== 'string') throw new Error(`the store's token ${record.id} has no valid clientId`);
+  if (record.maxExamples !== undefined && !(Number.isSafeInteger(record.maxExamples) && record.maxExamples > 0)) throw new Error(`the store's token ${record.id} has no valid maxExamples`);
   return record;
 }
 
@@ -285,7 +286,7 @@ export class LevelFederationStore implements FederationStore {
   }
 
   getToken(id: string): Promise<TokenRecord | null> {
-    return this.getJson<Omit<TokenRecord, 'clientId'>>(`token/${id}`, tokenShape).then((t) => t && checkedToken(t));
+    return this.getJson<Omit<TokenRecord, 'clientId' | 'maxExamples'>>(`token/${id}`, tokenShape).then((t) => t && checkedToken(t));
   }
 
   async deleteToken(id: string): Promise<boolean> {

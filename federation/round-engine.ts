@@ -75,6 +75,8 @@ export class ForeignStoreError extends Error {
 /** A joined client: the connection that speaks for it and the committed round its replica holds. */
 interface Session<P> {
   readonly peer: P;
+  /** The operator's cap on the examples this client may claim (its token's), if any. */
+  readonly maxExamples?: number;
   /** Committed round the client's replica holds (as far as the engine has sent it). */
   syncedRound: number;
 }
@@ -214,11 +216,11 @@ export class RoundEngine<P> {
    * An admitted client joined through `peer`: it is welcomed and brought to the committed state as far
    * as it needs (its open assignment again, or the final state), and a round starts if enough are here.
    */
-  async join(peer: P, hello: HelloMessage): Promise<void> {
+  async join(peer: P, hello: HelloMessage, grants: { readonly maxExamples?: number } = {}): Promise<void> {
     const id = hello.clientId;
     const previous = this.byClient.get(id);
     if (previous && previous.peer !== peer) this.outbox.displace(previous.peer, `client ${id} connected again`);
-    const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound };
+    const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound, ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) };
     this.byClient.set(id, session);
     this.log('info', { event: 'client_joined', clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.events.emit('clientJoined', { clientId: id, lastSyncedRound: hello.lastSyncedRound });
@@ -250,7 +252,9 @@ export class RoundEngine<P> {
     if (!r.assigned.has(clientId)) return this.outbox.refuse(peer, ErrorCode.NotAssigned, `client ${clientId} is not sampled in round ${r.round}`);
     if (r.uploads.has(clientId)) return this.outbox.refuse(peer, ErrorCode.WrongRound, `client ${clientId} already uploaded for round ${r.round}`);
     if (m.pairs.length > this.config.tau) return this.outbox.refuse(peer, ErrorCode.Malformed, `${m.pairs.length} pairs, τ = ${this.config.tau}`);
-    r.uploads.set(clientId, m);
+    // The operator's cap for this client's token holds whatever it claims.
+    const cap = this.byClient.get(clientId)?.maxExamples;
+    r.uploads.set(clientId, cap !== undefined && m.examples > cap ? { ...m, examples: cap } : m);
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });

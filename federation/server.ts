@@ -230,6 +230,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   async function onHello(conn: Connection, m: HelloMessage): Promise<void> {
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
+    let grants: { maxExamples?: number } = {};
     if (requireToken) {
       const tokenId = await verifyToken(store, m.token);
       if (tokenId === null) return reject(conn, ErrorCode.AuthFailed, 'the token is unknown or revoked');
@@ -241,12 +242,14 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       );
       const mismatch = await binding;
       if (mismatch !== null) return reject(conn, ErrorCode.IdentityMismatch, mismatch);
+      const maxExamples = (await store.getToken(tokenId))?.maxExamples;
+      if (maxExamples !== undefined) grants = { maxExamples };
     }
     const refusal = engine.admit(m);
     if (refusal) return reject(conn, refusal.code, refusal.message);
     if (conn.ws.readyState !== conn.ws.OPEN) return;
     conn.clientId = m.clientId;
-    return engine.join(conn, m);
+    return engine.join(conn, m, grants);
   }
 
   /** Frames of one connection are handled one after another, in order. */

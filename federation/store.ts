@@ -36,6 +36,8 @@ export interface TokenRecord {
   readonly createdAt: string;
   /** The one client identity this token speaks for: granted when issued, or recorded at its first use. */
   readonly clientId?: string;
+  /** The operator's cap on the examples an upload with this token may claim. */
+  readonly maxExamples?: number;
 }
 
 export interface FederationStore {

@@ -15,6 +15,7 @@ export interface TokenInfo {
   readonly createdAt: string;
   /** The client identity the token speaks for, once granted or first used. */
   readonly clientId?: string;
+  readonly maxExamples?: number;
 }
 
 /** Client ids a token may carry: what HELLO allows, kept printable for logs. */
@@ -33,7 +34,8 @@ function hashSecret(salt: string, secret: string): string {
  * Issues a token; with `clientId` it speaks for that identity only (refused when another token already
  * does), else it takes the identity of its first accepted hello.
  */
-export async function createToken(store: FederationStore, label: string, clientId?: string): Promise<IssuedToken> {
+export async function createToken(store: FederationStore, label: string, clientId?: string, grants: { readonly maxExamples?: number } = {}): Promise<IssuedToken> {
+  if (grants.maxExamples !== undefined && !(Number.isSafeInteger(grants.maxExamples) && grants.maxExamples > 0)) throw new Error('maxExamples must be a positive integer');
   if (clientId !== undefined) {
     if (!CLIENT_ID.test(clientId)) throw new Error(`client id ${JSON.stringify(clientId)} must be 1 to 128 printable ASCII characters without spaces`);
     const holder = await holderOf(store, clientId);
@@ -42,7 +44,7 @@ export async function createToken(store: FederationStore, label: string, clientI
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const salt = randomBytes(16).toString('hex');
-  await store.putToken({ id, label, salt, hash: hashSecret(salt, secret), createdAt: new Date().toISOString(), ...(clientId === undefined ? {} : { clientId }) });
+  await store.putToken({ id, label, salt, hash: hashSecret(salt, secret), createdAt: new Date().toISOString(), ...(clientId === undefined ? {} : { clientId }), ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) });
   return { id, token: `fks_${id}_${secret}` };
 }
 
@@ -51,7 +53,7 @@ export function revokeToken(store: FederationStore, id: string): Promise<boolean
 }
 
 export async function listTokens(store: FederationStore): Promise<TokenInfo[]> {
-  return (await store.listTokens()).map(({ id, label, createdAt, clientId }: TokenRecord) => ({ id, label, createdAt, ...(clientId === undefined ? {} : { clientId }) }));
+  return (await store.listTokens()).map(({ id, label, createdAt, clientId, maxExamples }: TokenRecord) => ({ id, label, createdAt, ...(clientId === undefined ? {} : { clientId }), ...(maxExamples === undefined ? {} : { maxExamples }) }));
 }
 
 /** The token's id when it is valid and not revoked, else null. */

@@ -3,6 +3,7 @@ import { LevelFederationStore } from '../../federation/level-store';
 import type { FederationStore } from '../../federation/store';
 import { createToken, listTokens, revokeToken } from '../../federation/tokens';
 import { CliError } from '../errors';
+import { positiveInt } from '../options';
 import { emitJson, note } from '../output';
 
 interface StoreOption {
@@ -18,12 +19,13 @@ export function registerTokens(program: Command): void {
       .command('create')
       .description('Issue a token for one client')
       .option('--label <text>', 'who the token is for', 'client')
-      .option('--client-id <id>', 'the one client identity the token may speak for (default: the identity of its first connection)'),
-  ).action((o: StoreOption & { label: string; clientId?: string }) =>
+      .option('--client-id <id>', 'the one client identity the token may speak for (default: the identity of its first connection)')
+      .option('--max-examples <n>', 'the most examples an upload with this token counts for (whatever the client claims)', positiveInt),
+  ).action((o: StoreOption & { label: string; clientId?: string; maxExamples?: number }) =>
     withStore(o.store, async (store) => {
       let issued;
       try {
-        issued = await createToken(store, o.label, o.clientId);
+        issued = await createToken(store, o.label, o.clientId, { maxExamples: o.maxExamples });
       } catch (err) {
         throw new CliError((err as Error).message);
       }

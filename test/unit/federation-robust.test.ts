@@ -148,3 +148,20 @@ test('a client whose upload alone got a round refused is not sampled again for t
   }
   assert.ok(restarted.some((r) => /the upload of a/.test(r)));
 });
+
+test("an operator's per-token example cap holds whatever the client claims", async () => {
+  const events = new EventEmitter<ServerEvents>();
+  const store = new MemoryFederationStore();
+  const off = { gClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity };
+  const engine = await RoundEngine.open<Peer>({ config, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, robustness: off });
+  const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
+  for (const p of peers) {
+    await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 }, p.id === 'c' ? { maxExamples: 4 } : {});
+  }
+  await settle();
+  await engine.upload(peers[0], 'a', upload(1, 4, honest(0)));
+  await engine.upload(peers[1], 'b', upload(1, 4, honest(4)));
+  await engine.upload(peers[2], 'c', upload(1, 1e9, honest(8)));
+  await settle();
+  assert.equal(store.rounds.get(1)?.examples, 12);
+});
