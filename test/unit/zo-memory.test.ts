@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { TokenBatch } from '../../trainer/data/batches';
 import { ParameterSet, type BaseReader, type ParameterSetOptions, type TensorInit, type WeightConsumer } from '../../trainer/zo/parameters';
@@ -216,5 +216,19 @@ test('with split passes the worker computes every other piece of S, whole pieces
   } finally {
     compact.dispose();
     rmSync(spill, { recursive: true, force: true });
+  }
+});
+
+test('past 4 GiB of lower range a set still splits its passes, with a smaller resident range', { skip: totalmem() < 16 * 2 ** 30 ? 'reserves ~10 GiB of address space (untouched); this machine has less than 16 GiB' : false }, () => {
+  // 2.4B parameters behind sources that write nothing: the pages are reserved, never touched.
+  const inits: TensorInit[] = Array.from({ length: 48 }, (_, i) => ({ name: `t${String(i).padStart(2, '0')}`, dims: [50_000_000], data: new Float32Array(0), source: { read() {} } }));
+  const set = new ParameterSet(inits, { parallelPasses: 'auto', zStore: 0 });
+  try {
+    assert.equal(set.resident, true, 'the lower range lives in the WASM memory');
+    assert.equal(set.split, true, 'the upper range goes to the worker');
+    const resident = set.tensors.filter((t) => t.data.buffer === set.tensors[0].data.buffer).length;
+    assert.ok(resident >= 12 && resident < 22, `${resident} of 48 tensors resident (at most 4 GiB, at least a quarter)`);
+  } finally {
+    set.dispose();
   }
 });

@@ -207,8 +207,15 @@ export class ParameterSet {
     if (!Number.isFinite(this.storeShare)) throw new RangeError(`zStore must be a boolean or a share in [0, 1], got ${store}`);
     this.sumsMode = options.sums ?? 'held';
     this.spillDir = options.spillDir;
-    const split = wantSplit ? splitIndex(offsets, next) : next;
+    let split = wantSplit ? splitIndex(offsets, next) : next;
     let residentViews = allocateResident(this.kernels, options.resident === false ? 0 : split, this.storedOf(split));
+    // Past ~1.9B parameters the lower 55% exceeds a 32-bit instance's 4 GiB: keep the split with a smaller
+    // resident range (the worker's range grows) rather than fall back to one thread streaming everything.
+    for (let t = offsets.length - 1; residentViews === null && wantSplit && t > 0; t--) {
+      if (offsets[t] >= split || offsets[t] < next / 4) continue;
+      residentViews = allocateResident(this.kernels, offsets[t], this.storedOf(offsets[t]));
+      if (residentViews !== null) split = offsets[t];
+    }
     if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.storedOf(next));
     const farFrom = residentViews !== null && residentViews.weights.length < next ? split : next;
     this.resident = residentViews !== null;
