@@ -175,6 +175,8 @@ export interface DataCliOptions {
   format?: DataFormat;
   include?: string[];
   seqLen: number;
+  /** Whether --seq-len was typed; the default shrinks to a model with fewer positions, a typed value is checked. */
+  seqLenGiven?: boolean;
   batchSize: number;
   strict?: boolean;
 }
@@ -186,7 +188,10 @@ export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
     .option('--include <glob...>', 'for folders of text/code: globs of files to read (default: every text file)')
     .option('--seq-len <n>', 'tokens per example window', positiveInt, TRAINING_DEFAULTS.seqLen)
     .option('--batch-size <n>', 'examples per batch', positiveInt, TRAINING_DEFAULTS.batchSize)
-    .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it');
+    .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it')
+    .hook('preAction', (command) => {
+      command.setOptionValue('seqLenGiven', command.getOptionValueSource('seqLen') !== 'default');
+    });
 }
 
 /** --seq-len against the model's positions, when the model says how many it has. */
@@ -196,6 +201,10 @@ export function checkSeqLen(seqLen: number, context: number | undefined): void {
 
 /** Reads the dataset the data options name, reporting every bad line as it is found. */
 export async function loadCliDataset(o: DataCliOptions & { json?: boolean }, tokenizer: TextTokenizer, heldOutFraction: number, context?: number): Promise<Dataset> {
+  if (context !== undefined && o.seqLen > context && o.seqLenGiven === false) {
+    o.seqLen = context;
+    if (!o.json) note(`--seq-len ${context}: the model has ${context} positions`);
+  }
   checkSeqLen(o.seqLen, context);
   return loadDataset(o.data, {
     tokenizer,

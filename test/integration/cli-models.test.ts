@@ -53,6 +53,10 @@ describe('fedkseed with the models users have', () => {
     assert.equal(q4.parameters, 73_152);
     assert.equal(q4.tokens, reference.models['transformersjs-gpt2/model_q4'].tokens);
     assert.ok(Math.abs(q4.loss - reference.models['transformersjs-gpt2/model_q4'].loss) < 1e-4, `${q4.loss}`);
+    // The default --seq-len (128) fitted itself to the model's 64 positions above; a typed one is checked.
+    const typed = fedkseed(['eval', '--model', join(FIX, 'transformersjs-gpt2'), '--data', pretokenized, '--seq-len', '128', '--split', 'all']);
+    assert.equal(typed.status, 2, typed.stderr);
+    assert.match(typed.stderr, /--seq-len 128 exceeds the model's 64 positions/);
   });
 
   it('pre-tokenised data needs only the model: no tokenizer file, no EOS; text data asks for the tokenizer', () => {
