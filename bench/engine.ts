@@ -170,9 +170,9 @@ function syntheticBatch(batch: number, vocab: number): TokenBatch {
 async function benchSize(size: EngineSize, o: SizeOptions): Promise<EngineSizeResult> {
   const preset = ENGINE_SIZES[size];
   o.log(`${size}: building or reusing ${preset} (${gpt2ParamCount(GPT2_PRESETS[preset]).toLocaleString()} parameters)…`);
-  const model = await loadModel(cachedModel(preset, o.cacheDir));
+  // Deferred, as the engine loads: the ParameterSet reads the weights from the file into its own memory.
+  const model = await loadModel(cachedModel(preset, o.cacheDir), { defer: true });
   const params = new ParameterSet(model.weights, { parallelPasses: 'auto' });
-  for (const w of model.weights) w.data = new Float32Array(0); // the ParameterSet holds the master copies now
   const session = await ModelSession.create(rewriteForTraining(model), { intraOpNumThreads: o.threads, executionProviders: ['cpu'] });
   params.bindTo(session);
   const big = size === '124m';

@@ -208,15 +208,25 @@ export class ParameterSet {
     this.sumsMode = options.sums ?? 'held';
     this.spillDir = options.spillDir;
     let split = wantSplit ? splitIndex(offsets, next) : next;
-    let residentViews = allocateResident(this.kernels, options.resident === false ? 0 : split, this.storedOf(split));
-    // Past ~1.9B parameters the lower 55% exceeds a 32-bit instance's 4 GiB: keep the split with a smaller
-    // resident range (the worker's range grows) rather than fall back to one thread streaming everything.
-    for (let t = offsets.length - 1; residentViews === null && wantSplit && t > 0; t--) {
-      if (offsets[t] >= split || offsets[t] < next / 4) continue;
-      residentViews = allocateResident(this.kernels, offsets[t], this.storedOf(offsets[t]));
-      if (residentViews !== null) split = offsets[t];
+    // A 32-bit instance addresses 4 GiB: past ~1.2B parameters the lower 55% and its z store do not fit, past
+    // ~1.9B the weights alone do not. The lower range then ends at an earlier tensor boundary (not below a
+    // quarter; the worker's range grows), the store kept before the split point is given up: a hashed pass
+    // costs ~1.5× a stored one, a worker's element ~1.2× one done in place.
+    const bounds = wantSplit ? [split, ...offsets.filter((o) => o < split && o >= next / 4).reverse()] : [split];
+    let residentViews: ResidentViews | null = null;
+    if (options.resident !== false) {
+      for (const store of this.storeShare > 0 ? [true, false] : [false]) {
+        for (const at of bounds) {
+          residentViews = allocateResident(this.kernels, at, store ? this.storedOf(at) : 0);
+          if (residentViews !== null) {
+            split = at;
+            break;
+          }
+        }
+        if (residentViews !== null) break;
+      }
+      if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.storedOf(next)) ?? allocateResident(this.kernels, next, 0);
     }
-    if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.storedOf(next));
     const farFrom = residentViews !== null && residentViews.weights.length < next ? split : next;
     this.resident = residentViews !== null;
     this.span = residentViews?.weights ?? new Float32Array(next);
@@ -597,7 +607,6 @@ export class ParameterSet {
   }
 }
 
-/** Weights and store in one growth where both fit, else the weights alone (every pass then hashes). */
 /**
  * The tensor boundary nearest to NEAR_SHARE of the span (tensors are never split), or the span's end
  * when no boundary leaves both ranges at least a quarter of it.
@@ -611,7 +620,8 @@ function splitIndex(offsets: readonly number[], span: number): number {
   return best;
 }
 
+/** Weights and `stored` store values in one growth, or null (kernels without memory, or it does not fit). */
 function allocateResident(kernels: PerturbationKernels & Partial<ResidentMemory>, length: number, stored: number): ResidentViews | null {
   if (!kernels.allocateResidentViews || length === 0) return null;
-  return (stored > 0 ? kernels.allocateResidentViews(length, stored) : null) ?? kernels.allocateResidentViews(length, 0);
+  return kernels.allocateResidentViews(length, stored);
 }
