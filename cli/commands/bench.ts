@@ -121,7 +121,7 @@ const ENGINE_RESOURCES_HELP = `
 Disk: the models are generated on first use into the cache folder (--cache-dir, outside the
 working tree) and reused by later runs: 514 MiB (zo-10m 39 MiB, gpt2-small 475 MiB), 39 MiB
 with --quick or --sizes 10m. Delete the folder to reclaim the space.
-Memory: peak RSS about 2.7 GiB for the full run (the 124M model), about 0.5 GiB with --quick;
+Memory: peak RSS about 1.8 GiB for the full run (the 124M model), about 0.5 GiB with --quick;
 each run prints its own peak RSS at the end.`;
 
 export function registerBench(program: Command): void {
