@@ -23,6 +23,7 @@ export class ReplicaFile {
   private fd: number | null;
   private readonly path: string;
   private readonly linked: boolean;
+  private readonly onExit = (): void => this.close();
 
   constructor(dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -31,6 +32,7 @@ export class ReplicaFile {
     // Windows cannot remove an open file: there it goes on close().
     this.linked = process.platform === 'win32';
     if (!this.linked) rmSync(this.path, { force: true });
+    else process.once('exit', this.onExit); // a set never disposed still leaves nothing behind
   }
 
   /** Writes `data` as the values of global indices offset .. offset + data.length − 1. */
@@ -55,7 +57,10 @@ export class ReplicaFile {
     if (this.fd === null) return;
     closeSync(this.fd);
     this.fd = null;
-    if (this.linked) rmSync(this.path, { force: true });
+    if (this.linked) {
+      process.off('exit', this.onExit);
+      rmSync(this.path, { force: true });
+    }
   }
 
   private open(): number {
