@@ -133,6 +133,26 @@ test('the compact form (w0 from its source, S as coefficients) gives the held fo
   }
 });
 
+test('coefficients taken back to zero leave no stale replica file behind: a reset after them is w0\'s replica', async () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
+  const held = new ParameterSet(oddShapedModel(2, 3), { base: 'held', sums: 'held' });
+  const compact = new ParameterSet(sourced(oddShapedModel(2, 3)), { sums: 'coefficients', spillDir: spill });
+  try {
+    for (const set of [held, compact]) {
+      set.applyCoefficientDelta(31, [1, 2], [500_000, -7], 1e-3);
+      set.applyCoefficientDelta(31, [1, 2], [-500_000, 7], 1e-3);
+      await localSteps(set, 1);
+      set.resetToBase();
+    }
+    assert.equal(compact.memoryUsage().replicaFile, 0);
+    assert.equal(compact.digest(), held.digest());
+    assert.deepEqual([...compact.appliedCoefficients()], []);
+  } finally {
+    compact.dispose();
+    rmSync(spill, { recursive: true, force: true });
+  }
+});
+
 test('the compact form with passes split over a worker matches one thread with everything held', async () => {
   const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
   const rounds = randomRounds(4, 77);

@@ -446,6 +446,11 @@ export class ParameterSet {
     const keyArray = Uint32Array.from(keys);
     const coeffArray = Float64Array.from(coeffs);
     if (this.replicaFile === null && recompute && keys.length > 0) this.replicaFile = new ReplicaFile(this.spillDir ?? defaultSpillDir());
+    if (this.replicaFile !== null && keys.length === 0) {
+      // C is zero again: the replica is w0 itself (rebuilt without reading S), and the file's weights stale.
+      this.replicaFile.close();
+      this.replicaFile = null;
+    }
     const replica = recompute && keys.length > 0 ? this.replicaFile : null;
     const pieces: { slot: TensorSlot; start: number; end: number }[] = [];
     for (const slot of this.slots) for (let start = 0; start < slot.size; start += PIECE) pieces.push({ slot, start, end: Math.min(slot.size, start + PIECE) });
