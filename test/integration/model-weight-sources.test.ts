@@ -58,6 +58,7 @@ test('deferred loads of inline, external and float16 weights read the bits an or
     const later = new Date(Date.now() + 5000);
     utimesSync(inline, later, later);
     assert.throws(() => set.resetToBase(), (e: Error) => e instanceof ModelError && /changed since the model was loaded/.test(e.message));
+    assert.throws(() => set.resetToBase(), /changed since/, 'still not the replica: the next reset tries again');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

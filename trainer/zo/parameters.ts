@@ -498,6 +498,13 @@ export class ParameterSet {
           if (theirs.length === PIECE) this.workerS = theirs;
         }
       }
+    } catch (e) {
+      // Weights half rebuilt (a model file changed, a full disk): not the replica, and neither is the
+      // replica file; the next reset rebuilds both.
+      this.local = true;
+      this.replicaFile?.close();
+      this.replicaFile = null;
+      throw e;
     } finally {
       this.closeSources();
     }
@@ -554,7 +561,6 @@ export class ParameterSet {
     if (!this.local) return; // never mutated, or already the replica
     if (this.materialized && (this.sums !== null || this.replicaFile === null)) return this.materialize();
     this.changes++;
-    this.local = false;
     try {
       for (const slot of this.slots) {
         if (this.materialized) (this.replicaFile as ReplicaFile).read(slot.offset, slot.data);
@@ -564,6 +570,7 @@ export class ParameterSet {
     } finally {
       this.closeSources();
     }
+    this.local = false; // only once every tensor is back
     this.zeroGaps();
   }
 
