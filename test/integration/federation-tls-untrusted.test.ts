@@ -1,11 +1,11 @@
 // A certificate the client does not trust is a configuration error, not a network hiccup: the client
 // fails on the first attempt with the TLS reason instead of retrying with backoff.
 import { strict as assert } from 'node:assert';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { writeSelfSignedCert } from '../helpers/self-signed';
 import { startServer } from '../../federation/server';
 import type { FederationConfig } from '../../protocol';
 import { FederationClient } from '../../trainer/client/federation-client';
@@ -17,10 +17,7 @@ const config: FederationConfig = {
 
 test('an untrusted server certificate fails at once with its reason, without retries', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-tls-untrusted-'));
-  const certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  const { certFile, keyFile } = writeSelfSignedCert(dir);
   const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
   const server = await startServer({ config, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false, tls: { certFile, keyFile } });
   try {
