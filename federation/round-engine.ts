@@ -258,7 +258,8 @@ export class RoundEngine<P> {
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
-    if ([...r.assigned].every((c) => r.uploads.has(c))) await this.closeRound('complete');
+    // `r` may have closed and the next round opened while the digest was checked: close `r` only.
+    if ([...r.assigned].every((c) => r.uploads.has(c))) await this.closeRound('complete', r);
   }
 
   /**
@@ -366,10 +367,10 @@ export class RoundEngine<P> {
     }
   }
 
-  /** Closes the open round: all uploads are in, or its deadline fired. */
-  private async closeRound(reason: 'complete' | 'deadline'): Promise<void> {
+  /** Closes the open round (only if it is `which`, when given): all uploads are in, or its deadline fired. */
+  private async closeRound(reason: 'complete' | 'deadline', which?: OpenRound): Promise<void> {
     const r = this.open;
-    if (!r || r.closing) return;
+    if (!r || r.closing || (which !== undefined && which !== r)) return;
     r.closing = true;
     r.deadline.cancel();
     const uploads = [...r.uploads.entries()];

@@ -372,6 +372,34 @@ test('a round with no upload before its deadline is rerun with a new attempt', a
   assert.equal(h.clock.pending, 0, 'closing cancels the deadline');
 });
 
+test('uploads that complete a round while their digests are being checked close that round only, never the next', async () => {
+  const config = randomConfig(createRng(17), { clientsPerRound: 3, rounds: 3 });
+  const h = await harness(config, 3);
+  const clients = ['a', 'b', 'c'].map((id) => new FakeClient(id, config.k, 5));
+  const started: { round: number; attempt: number }[] = [];
+  const committed: { round: number; participants: readonly string[] }[] = [];
+  h.events.on('roundStarted', (e) => started.push({ round: e.round, attempt: e.attempt }));
+  h.events.on('roundCommitted', (e) => committed.push(e));
+  for (const c of clients) await h.engine.join(c.peer, c.hello());
+  await settle();
+  // All three arrive at once, as from three connections: each is still in its digest check when the
+  // last one completes round 1 and round 2 opens.
+  const rng = createRng(3);
+  await Promise.all(
+    clients.map((c) => {
+      const m = c.peer.inbox.find((x) => x.type === 'round');
+      assert.ok(m && m.type === 'round');
+      c.apply(m);
+      return h.engine.upload(c.peer, c.id, c.upload(m.round, gridPairs(rng, config.k, 2)));
+    }),
+  );
+  await settle();
+  assert.deepEqual(committed.map((e) => [e.round, [...e.participants].sort()]), [[1, ['a', 'b', 'c']]]);
+  assert.deepEqual(started, [{ round: 1, attempt: 0 }, { round: 2, attempt: 0 }], 'round 2 opened once and is still open');
+  assert.deepEqual(h.engine.openRound?.assigned.length, 3);
+  h.engine.close();
+});
+
 test('a diverging round is refused without touching the committed state; three refusals in a row halt, a commit in between resets the count', async () => {
   const rng = createRng(31);
   for (let trial = 0; trial < 30; trial++) {
