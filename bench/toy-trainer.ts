@@ -18,6 +18,9 @@ function zq(f: number, j: number, i: number): number {
   return (mix(mix(f ^ Math.imul(j + 1, 0x9e3779b9)) ^ Math.imul(i + 1, 0x9e3779b1)) & 0x1fff) - 4096;
 }
 
+/** The toy's base model w0: a fixed function of the parameter index. */
+const baseWeight = (i: number): number => (mix(i + 7) / 2 ** 32) * 2 - 1;
+
 export interface QuadraticToyTrainerOptions {
   readonly dimension: number;
   /** Distinguishes clients' data (their targets and sampling streams). */
@@ -36,7 +39,7 @@ export class QuadraticToyTrainer implements LocalTrainer {
 
   constructor(private readonly options: QuadraticToyTrainerOptions) {
     const d = options.dimension;
-    this.w0 = new Float64Array(d).map((_, i) => (mix(i + 7) / 2 ** 32) * 2 - 1);
+    this.w0 = new Float64Array(d).map((_, i) => baseWeight(i));
     this.target = new Float64Array(d).map((_, i) => 0.5 + 0.1 * ((mix(i * 31 + options.clientSeed * 977) / 2 ** 32) - 0.5));
     this.s = new Float64Array(d);
     this.modelHash = createHash('sha256').update(`quadratic-toy-${d}`).digest();
@@ -49,6 +52,11 @@ export class QuadraticToyTrainer implements LocalTrainer {
       const c = delta.values[n];
       for (let i = 0; i < this.s.length; i++) this.s[i] += c * zq(config.federationSeed, j, i);
     }
+  }
+
+  async rebuildReplica(): Promise<void> {
+    this.w0.forEach((_, i, w0) => (w0[i] = baseWeight(i)));
+    this.s.fill(0);
   }
 
   replica(): Float32Array {

@@ -37,12 +37,14 @@ export const clientEventSchema = z.discriminatedUnion('event', [
   z.object({ event: z.literal('synced'), round: count(), digest: z.string() }),
   z.object({ event: z.literal('result'), round: count(), participants: count(), lossBefore: lossOrNull(), lossAfter: lossOrNull() }),
   z.object({ event: z.literal('server-error'), code: z.number(), name: z.string(), message: z.string() }),
+  /** The federation refused the replica's digest: rebuilt from the base model, it rejoins from round 0 (once). */
+  z.object({ event: z.literal('resync'), round: count(), message: z.string() }),
   z.object({ event: z.literal('done'), round: count(), digest: z.string(), checkpoint: z.string(), bytes: clientBytesSchema }),
   z.object({ event: z.literal('stopped'), round: count(), checkpoint: z.nullable(z.string()) }),
 ]);
 export type ClientEvent = z.infer<typeof clientEventSchema>;
 export type ClientEventName = ClientEvent['event'];
-export const clientEventNames = ['start', 'connected', 'welcome', 'disconnected', 'round', 'step', 'uploaded', 'ack', 'synced', 'result', 'server-error', 'done', 'stopped'] as const satisfies readonly ClientEventName[];
+export const clientEventNames = ['start', 'connected', 'welcome', 'disconnected', 'round', 'step', 'uploaded', 'ack', 'synced', 'result', 'server-error', 'resync', 'done', 'stopped'] as const satisfies readonly ClientEventName[];
 // Every client event is named above.
 const _everyName: [Exclude<ClientEventName, (typeof clientEventNames)[number]>] extends [never] ? true : never = true;
 void _everyName;

@@ -146,6 +146,9 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       say({ event: 'synced', round, digest });
     });
     client.on('serverError', (e) => say({ event: 'server-error', ...e }, `server: ${e.name}: ${e.message}`));
+    client.on('resync', (e) =>
+      say({ event: 'resync', ...e }, `the replica at round ${e.round} differs from the one the federation agrees on: rebuilding it from the base model and rejoining from round 0 (once)`),
+    );
 
     let stopping = false;
     let stoppedAt = 0;

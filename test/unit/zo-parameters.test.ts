@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EXACT_LIMIT, ZQ_MAX_ABS } from '../../protocol';
@@ -154,6 +157,32 @@ test('resetToBase returns to the replica and snapshot/restore round-trips', () =
     set.restore(saved);
     assert.equal(set.digest(), replica);
     assert.throws(() => set.restore(new Float32Array(3)), /snapshot/);
+  }
+});
+
+test('rebuildFromBase drops a drifted accumulator and a flipped weight: w0 plus the full C gives the federation\'s replica', () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedk-rebuild-'));
+  try {
+    for (const options of [...CONFIGS, { sums: 'coefficients', spillDir: spill } satisfies ParameterSetOptions]) {
+      const fresh = new ParameterSet(oddShapedModel(), options);
+      const w0 = fresh.digest();
+      fresh.applyCoefficientDelta(9, [1, 4, 30], [5000, -70_000, 3], 0.01);
+      const drifted = new ParameterSet(oddShapedModel(), options);
+      drifted.applyCoefficientDelta(9, [1, 4], [5000, -70_000], 0.01);
+      drifted.applyCoefficientDelta(9, [7], [123_456], 0.01); // a change no one else applied
+      const t = drifted.tensors[1];
+      t.data[0] = -t.data[0] || 1; // and a flipped weight
+      assert.notEqual(drifted.digest(), fresh.digest());
+      drifted.rebuildFromBase();
+      assert.equal(drifted.digest(), w0, 'the base model again');
+      assert.equal(drifted.appliedCoefficients().size, 0);
+      drifted.applyCoefficientDelta(9, [1, 4, 30], [5000, -70_000, 3], 0.01);
+      assert.equal(drifted.digest(), fresh.digest(), `${JSON.stringify(options)}: bit-identical after the rebuild`);
+      fresh.dispose();
+      drifted.dispose();
+    }
+  } finally {
+    rmSync(spill, { recursive: true, force: true });
   }
 });
 

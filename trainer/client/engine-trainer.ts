@@ -61,6 +61,10 @@ export class EngineLocalTrainer implements LocalTrainer {
     this.engine.params.applyCoefficientDelta(config.federationSeed, delta.indices, delta.values, config.eta);
   }
 
+  async rebuildReplica(): Promise<void> {
+    this.engine.params.rebuildFromBase();
+  }
+
   async digest(): Promise<string> {
     const host = this.engine.params.digest();
     const device = this.engine.device;

@@ -69,6 +69,12 @@ export interface ClientEvents {
    */
   bytes: [{ direction: 'up' | 'down'; bytes: number; round: number | null }];
   serverError: [{ code: number; name: string; message: string }];
+  /**
+   * The federation refused this replica's digest (the clients' quorum holds another): the replica held
+   * `round` and was rebuilt from the base model; the client rejoins from round 0 and the server's full C
+   * rebuilds it. Once: a rebuilt replica that still disagrees ends run() with DigestMismatch.
+   */
+  resync: [{ round: number; message: string }];
 }
 
 export interface ClientRunResult {
@@ -153,6 +159,8 @@ export class FederationClient extends EventEmitter<ClientEvents> {
   private socketDownDone = 0;
   /** The round whose frames the server counts for this client now (see the `bytes` event). */
   private openRound: number | null = null;
+  /** The replica was rebuilt after a DigestMismatch and the federation has not yet agreed with it. */
+  private rebuilt = false;
 
   constructor(private readonly options: FederationClientOptions) {
     super();
@@ -183,6 +191,10 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       if (outcome.kind === 'finished') return { finalRound: this.synced, digest: outcome.digest };
       if (outcome.kind === 'fatal') throw outcome.error;
       if (this.stopped) throw new Error('the federation client was stopped');
+      if (outcome.kind === 'resync') {
+        failures = 0;
+        continue; // rejoin at once, from round 0
+      }
       if (outcome.errorCode !== null && TLS_VERIFICATION_ERRORS.has(outcome.errorCode)) {
         throw new FederationTlsError(`the server's TLS certificate at ${this.options.url} failed verification (${outcome.errorCode}: ${outcome.error ?? 'untrusted'}); trust its certificate authority (fedkseed client --ca <file>) or use another URL`, outcome.errorCode);
       }
@@ -236,6 +248,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
   /** One connection, from open to close. */
   private session(attempt: number): Promise<
     | { kind: 'finished'; digest: string }
+    | { kind: 'resync' }
     | { kind: 'fatal'; error: Error }
     | { kind: 'closed'; code: number; reason: string; welcomed: boolean; error: string | null; errorCode: string | null }
   > {
@@ -244,7 +257,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       ws.binaryType = 'nodebuffer';
       this.ws = ws;
       let welcomed = false;
-      let settled: { kind: 'finished'; digest: string } | { kind: 'fatal'; error: Error } | null = null;
+      let settled: { kind: 'finished'; digest: string } | { kind: 'resync' } | { kind: 'fatal'; error: Error } | null = null;
       let queue = Promise.resolve();
 
       ws.on('upgrade', (res) => {
@@ -319,7 +332,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  private async handle(ws: WebSocket, m: Message): Promise<{ kind: 'finished'; digest: string } | null> {
+  private async handle(ws: WebSocket, m: Message): Promise<{ kind: 'finished'; digest: string } | { kind: 'resync' } | null> {
     switch (m.type) {
       case 'welcome':
         this.config = m.config;
@@ -333,6 +346,8 @@ export class FederationClient extends EventEmitter<ClientEvents> {
         return m.finished ? { kind: 'finished', digest } : null;
       }
       case 'ack':
+        // The federation agreed with the replica: a later disagreement may be resynced again.
+        if (m.digest === 'match' || m.digest === 'reference') this.rebuilt = false;
         this.emit('ack', m);
         return null;
       case 'result':
@@ -341,10 +356,34 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       case 'error':
         this.emit('serverError', { code: m.code, name: errorCodeName(m.code), message: m.message });
         if (FATAL_FOR_CLIENT.has(m.code)) throw new FederationClientError(m.code, m.message);
+        if (m.code === ErrorCode.DigestMismatch) return this.resync(m.message);
         return null;
       default:
         throw new ProtocolError(ErrorCode.UnexpectedMessage, `${m.type} is a client message`);
     }
+  }
+
+  /**
+   * The replica's digest differs from the one the clients' quorum agreed on: rebuild it from the base
+   * model (not incrementally: whatever went wrong may be in what it holds) and rejoin from round 0, so
+   * the server's full C makes it the federation's replica again. A rebuilt replica that still disagrees
+   * is not this replica's history but its base or arithmetic: the client stops.
+   */
+  private async resync(message: string): Promise<{ kind: 'resync' }> {
+    if (this.rebuilt) {
+      throw new FederationClientError(
+        ErrorCode.DigestMismatch,
+        `the replica rebuilt from the base model and the server's coefficients still differs from the one the other clients agree on (${message}); this client's base model or arithmetic differs from theirs, so it stops instead of training a different model`,
+      );
+    }
+    const round = this.synced;
+    this.emit('resync', { round, message });
+    await this.options.trainer.rebuildReplica();
+    this.rebuilt = true;
+    this.synced = 0;
+    this.openRound = null;
+    this.emit('synced', { round: 0, digest: await this.options.trainer.digest() });
+    return { kind: 'resync' };
   }
 
   private async applyChange(m: RoundAssignmentMessage | SyncMessage): Promise<string> {

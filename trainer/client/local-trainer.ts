@@ -41,6 +41,13 @@ export interface LocalTrainer {
   readonly generatorVersion: number;
   /** Adds the integer change ΔC (units of 2^-16, sparse) to the replica, exactly. */
   applyCoefficientDelta(delta: SparseCoefficientDelta, config: FederationConfig): Promise<void>;
+  /**
+   * Makes the replica the base model again, w0 read back from the base weights (not the current replica
+   * minus its coefficients, which may be what went wrong): every applied coefficient is dropped, so the
+   * change from round 0 (the server's full C) rebuilds it. A client whose digest the federation refused
+   * calls this once before it rejoins.
+   */
+  rebuildReplica(): Promise<void>;
   /** SHA-256 of the exact replica as 64 lowercase hex characters. */
   digest(): Promise<string>;
   /** Runs local steps from the replica; must leave the replica itself unchanged (its digest stays). */

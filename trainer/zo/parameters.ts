@@ -574,6 +574,35 @@ export class ParameterSet {
     this.zeroGaps();
   }
 
+  /**
+   * Drops every applied coefficient and rewrites the working weights from w0 (read back from each
+   * tensor's source, or its copy): the replica of round 0, whatever the accumulator, the replica file or
+   * the weights held before. For a replica found to differ from the federation's, which the full C then
+   * rebuilds.
+   */
+  rebuildFromBase(): void {
+    this.applied.clear();
+    this.appliedSumAbs = 0;
+    this.federationSeed = null;
+    this.sums = null;
+    this.replicaFile?.close();
+    this.replicaFile = null;
+    this.materialized = false;
+    this.changes++;
+    this.local = true; // until every tensor is w0 again
+    try {
+      for (const slot of this.slots) {
+        if (slot.baseCopy !== null) slot.data.set(slot.baseCopy);
+        else if (slot.source !== null) slot.source.read(0, slot.data);
+        // Neither: the set was never changed (secureBase copies such tensors first), so it holds w0.
+      }
+    } finally {
+      this.closeSources();
+    }
+    this.local = false;
+    this.zeroGaps();
+  }
+
   /** A copy of all working weights (by global index), for restore(). */
   snapshot(): Float32Array {
     const copy = new Float32Array(this.indexSpan);
