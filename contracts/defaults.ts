@@ -105,6 +105,27 @@ export const SIMULATION_DEFAULTS = {
   alpha: 0.5,
 } as const;
 
+/** Completions in the editor (served by the trainer process beside training). */
+export const COMPLETION_DEFAULTS = {
+  /** Off until the user turns it on: it costs a copy of the weights and CPU beside training. */
+  enabled: false,
+  /** 'current': the weights being trained or federated (or a loaded checkpoint); 'base': the base model. */
+  source: 'current',
+  sampling: 'greedy',
+  temperature: 0.2,
+  topP: 0.95,
+  /** New tokens of one suggestion. */
+  maxTokens: 16,
+  /** End a suggestion at the end of the line, or of the block. */
+  stop: 'line',
+  /** onnxruntime threads of the completion session: one, so training keeps the other cores. */
+  threads: 1,
+  /** Characters before the cursor sent as the prompt (the trainer keeps the tokens that fit the context). */
+  prefixChars: 4000,
+  /** ms without typing before a suggestion is asked for. */
+  debounceMs: 150,
+} as const;
+
 /** The extension's settings (keys under `fedkseed.`), each default named once above. */
 export const SETTING_DEFAULTS = {
   'server.url': `ws://127.0.0.1:${FEDERATION_COMMON.port}`,
@@ -132,6 +153,13 @@ export const SETTING_DEFAULTS = {
   'localServer.tau': LOCAL_FEDERATION_DEFAULTS.tau,
   'localServer.sampling': LOCAL_FEDERATION_DEFAULTS.sampling,
   'localServer.deadlineSeconds': LOCAL_FEDERATION_DEFAULTS.deadlineSeconds,
+  'completions.enabled': COMPLETION_DEFAULTS.enabled,
+  'completions.source': COMPLETION_DEFAULTS.source,
+  'completions.sampling': COMPLETION_DEFAULTS.sampling,
+  'completions.temperature': COMPLETION_DEFAULTS.temperature,
+  'completions.topP': COMPLETION_DEFAULTS.topP,
+  'completions.maxTokens': COMPLETION_DEFAULTS.maxTokens,
+  'completions.stop': COMPLETION_DEFAULTS.stop,
 } as const;
 
 export type SettingKey = keyof typeof SETTING_DEFAULTS;

@@ -192,6 +192,57 @@ export const weightsResultSchema = z.object({ weights: weightsStateSchema });
 export type WeightsResult = z.infer<typeof weightsResultSchema>;
 export type FederationResult = z.infer<typeof federationResultSchema>;
 
+// ---- completions ---------------------------------------------------------------------------------
+
+export const completionSources = ['current', 'base'] as const;
+export type CompletionSource = (typeof completionSources)[number];
+export const completionStops = ['line', 'block', 'none'] as const;
+export const completionFinishes = ['stop', 'eos', 'max-tokens', 'max-length', 'cancelled'] as const;
+
+export const samplingSchema = z.union([
+  z.object({ mode: z.literal('greedy') }),
+  z.object({ mode: z.literal('sample'), temperature: positive(), topP: z.number().check(z.gt(0), z.lte(1)), seed: nonNegInt() }),
+]);
+export type SamplingSettings = z.infer<typeof samplingSchema>;
+
+/**
+ * A completion of the text before the cursor, from the engine's current weights (what is being trained or
+ * federated, or a loaded checkpoint) or the base model. A JSON-RPC cancellation ends it between two tokens.
+ */
+export const completeParamsSchema = z.object({
+  /** Text before the cursor (its last tokens that fit the context are the prompt). */
+  prefix: z.string().check(z.maxLength(200_000)),
+  source: z.enum(completionSources),
+  maxTokens: z.number().check(z.int(), z.positive(), z.lte(512)),
+  sampling: samplingSchema,
+  stop: z.enum(completionStops),
+  /** Decode over a KV cache when the model allows one (default true; false for benchmarks). */
+  useCache: z.optional(z.boolean()),
+});
+export type CompleteParams = z.infer<typeof completeParamsSchema>;
+
+export const completeResultSchema = z.object({
+  text: z.string(),
+  tokens: nonNegInt(),
+  finish: z.enum(completionFinishes),
+  /** ms from the request to the first token chosen; null when none was. */
+  firstTokenMs: z.nullable(z.number()),
+  totalMs: z.number(),
+  promptTokens: nonNegInt(),
+  source: z.enum(completionSources),
+  /** The weights it came from; null for the base model. */
+  weights: z.nullable(weightsStateSchema),
+  /** How it decoded: over the model's cache, a companion graph's cache, or without one. */
+  decoder: z.string(),
+  modelPath: z.string(),
+});
+export type CompleteResult = z.infer<typeof completeResultSchema>;
+
+/** Where a completion came from, in words: "fine-tuned after step 200 (tiny-code-lm)". */
+export function describeCompletionSource(r: Pick<CompleteResult, 'source' | 'weights'>): string {
+  return r.source === 'base' || !r.weights ? describeWeights(baseWeights) : describeWeights(r.weights);
+}
+
 // ---- export / stop -------------------------------------------------------------------------------
 
 export const exportModelParamsSchema = z.object({ out: z.string().check(z.minLength(1)) });

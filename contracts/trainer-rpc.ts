@@ -4,6 +4,8 @@
 // process.
 import { NotificationType, RequestType } from 'vscode-jsonrpc';
 import type {
+  CompleteParams,
+  CompleteResult,
   Empty,
   EvaluateParams,
   EvaluateResult,
@@ -40,6 +42,7 @@ export const Requests = {
   exportModel: new RequestType<ExportModelParams, ExportModelResult, void>('fedkseed/exportModel'),
   loadCheckpoint: new RequestType<LoadCheckpointParams, WeightsResult, void>('fedkseed/loadCheckpoint'),
   resetWeights: new RequestType<ResetWeightsParams, WeightsResult, void>('fedkseed/resetWeights'),
+  complete: new RequestType<CompleteParams, CompleteResult, void>('fedkseed/complete'),
 } as const;
 
 export const Notifications = {

@@ -34,6 +34,8 @@ export interface LocalRunOptions {
   /** Receives the run's checkpoint as it progresses: after each chunk of steps and at the end, before the final evaluation. */
   readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
   readonly signal?: AbortSignal;
+  /** Work that needs the weights at rest, asked for between steps (see LocalTrainingOptions.atRest). */
+  readonly atRest?: () => (() => Promise<void>) | undefined;
 }
 
 export type LocalRunEvent =
@@ -95,6 +97,7 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
       seeds,
       nextBatch: () => batches.next(),
       signal: o.signal,
+      atRest: o.atRest,
       onStep: (e) => {
         const now = performance.now();
         onEvent({ type: 'step', ...e, step: done + e.step, ms: now - last });

@@ -30,6 +30,8 @@ export async function trainLocally(
   signal: AbortSignal,
   onCheckpoint: (checkpoint: Checkpoint) => void = () => undefined,
   resume?: ResumePoint,
+  /** Work that needs the weights at rest between two steps (completions' copy of them). */
+  atRest?: () => (() => Promise<void>) | undefined,
 ): Promise<LocalTrainingOutcome> {
   const startStep = resume?.checkpoint.steps ?? 0;
   // A local run samples its seeds uniformly: show that distribution.
@@ -61,6 +63,7 @@ export async function trainLocally(
       checkpointEvery: params.checkpointEvery,
       onCheckpoint: save,
       signal,
+      atRest,
     },
     (event) => {
       if (event.type === 'eval') {

@@ -16,6 +16,7 @@ import {
   parsePayload,
   Notifications,
   Requests,
+  completeParamsSchema,
   resetWeightsParamsSchema,
   startTrainingParamsSchema,
   TrainerErrorCodes,
@@ -98,6 +99,18 @@ connection.onRequest(Requests.resetWeights, (params) =>
     return session.resetWeights();
   }),
 );
+
+// Completions come with every pause in typing: answered without the per-request log line.
+connection.onRequest(Requests.complete, async (params, token) => {
+  try {
+    return await session.complete(validated(completeParamsSchema, 'complete', params), abortSignalOf(token));
+  } catch (err) {
+    if (err instanceof ResponseError) throw err;
+    if (err instanceof HostStateError) throw new ResponseError(TrainerErrorCodes[err.reason], err.message);
+    toStderr(`[host] complete failed: ${errorMessage(err)}`);
+    throw new ResponseError(TrainerErrorCodes.failed, errorMessage(err));
+  }
+});
 
 let exiting = false;
 async function shutdown(code: number, why: string): Promise<void> {

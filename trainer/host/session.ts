@@ -36,6 +36,9 @@ import {
   type WeightsState,
 } from '../../contracts/trainer-payloads';
 import { StatusReporter } from './status-reporter';
+import { CompletionService } from '../complete/service';
+import { COMPLETION_DEFAULTS } from '../../contracts/defaults';
+import type { CompleteParams, CompleteResult } from '../../contracts/trainer-payloads';
 
 /** A request the host refuses in its current state (mapped to a JSON-RPC error code by main.ts). */
 export class HostStateError extends Error {
@@ -63,6 +66,10 @@ export class TrainerSession {
   /** The ParameterSet accepts one federation seed for its lifetime: the first one applied. */
   private lockedSeed: number | null = null;
   readonly reporter: StatusReporter;
+  /** Completions, made at the first request; dropped with the engine. */
+  private completions: CompletionService<WeightsState> | undefined;
+  /** The run a local training job belongs to (its weights' runId while it runs). */
+  private trainingRunId: string | null = null;
 
   constructor(private readonly notify: HostNotifier) {
     this.reporter = new StatusReporter(notify);
@@ -70,6 +77,8 @@ export class TrainerSession {
 
   async initialize(params: InitializeParams): Promise<InitializeResult> {
     if (this.job) throw new HostStateError('busy', `cannot reload the model while ${this.job.kind} is running`);
+    await this.completions?.dispose();
+    this.completions = undefined;
     await this.engine?.close();
     this.engine = undefined;
     this.reporter.reset({ state: 'loading', detail: `Loading ${params.model || 'the bundled model'}` });
@@ -115,6 +124,7 @@ export class TrainerSession {
     return this.runJob('training', signal, async (engine, jobSignal) => {
       this.reporter.reset({ state: 'loading', mode: 'local', steps: params.steps, detail: `Reading ${params.data.path}` });
       const runId = params.runId ?? null;
+      this.trainingRunId = runId;
       let resume: { checkpoint: Checkpoint } | undefined;
       if (params.resumeFrom) {
         const checkpoint = loadCheckpoint(params.resumeFrom);
@@ -130,7 +140,7 @@ export class TrainerSession {
       }
       const data = await this.loadData(engine, params.data);
       try {
-        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume);
+        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume, () => this.completions?.atRest());
         this.weights = result.totalSteps > 0 ? { kind: 'local', steps: result.totalSteps, round: 0, runId, restored: false } : baseWeights;
         this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.totalSteps} steps; ${heldOutChange(result)}` });
         return { ...result, weights: this.weights };
@@ -171,6 +181,8 @@ export class TrainerSession {
             this.applied = { federationSeed: config.federationSeed, eta: config.eta };
             if (round > 0) this.lockedSeed = config.federationSeed;
             this.weights = { kind: round > 0 ? 'federation' : 'base', steps: 0, round, runId, restored: false };
+            // The replica is at rest here: completions copy it (a synchronous copy on the host engine).
+            void this.completions?.synced().catch((err: unknown) => this.notify.log('warn', `completions: ${errorMessage(err)}`));
             if (params.checkpointPath) {
               const origin = { baseModel: working.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon };
               saveCheckpoint(params.checkpointPath, makeCheckpoint(origin, working.params.appliedCoefficients(), { round }));
@@ -207,6 +219,29 @@ export class TrainerSession {
       await this.toBase(engine, null);
       return { weights: this.weights };
     });
+  }
+
+  /** A completion of the text before the cursor; it runs beside any job, over its own copy of the weights. */
+  async complete(params: CompleteParams, signal: AbortSignal): Promise<CompleteResult> {
+    const engine = this.engine;
+    if (!engine) throw new HostStateError('notInitialized', 'the model is not loaded: send initialize first');
+    this.completions ??= new CompletionService<WeightsState>(
+      {
+        engine,
+        busy: () => this.job !== undefined && this.job.kind !== 'evaluation' && this.job.kind !== 'export',
+        describe: () => this.liveWeights(),
+      },
+      COMPLETION_DEFAULTS.threads,
+    );
+    const r = await this.completions.complete(params, signal);
+    return { text: r.text, tokens: r.tokens, finish: r.finish, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs, promptTokens: r.promptTokens, source: r.source, weights: r.weights, decoder: r.decoder, modelPath: engine.modelPath };
+  }
+
+  /** What the working weights are now: during a local run, its step so far. */
+  private liveWeights(): WeightsState {
+    if (this.job?.kind !== 'training') return this.weights;
+    const step = this.reporter.status.step;
+    return step > 0 ? { kind: 'local', steps: step, round: 0, runId: this.trainingRunId, restored: false } : this.weights;
   }
 
   /** Aborts the running job, if any; its request then resolves with `stopped: true`. */
@@ -248,6 +283,7 @@ export class TrainerSession {
     this.stop();
     if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs))]);
     this.reporter.dispose();
+    await this.completions?.dispose().catch(() => undefined);
     await this.engine?.close().catch(() => undefined);
   }
 
@@ -319,6 +355,7 @@ export class TrainerSession {
       this.job = undefined;
       settle();
       this.reporter.flush();
+      await this.completions?.jobEnded().catch((err: unknown) => this.notify.log('warn', `completions: ${errorMessage(err)}`));
     }
   }
 

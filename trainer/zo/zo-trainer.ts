@@ -44,6 +44,11 @@ export interface LocalTrainingOptions {
   readonly seeds: SeedSampler;
   readonly nextBatch: () => TokenBatch;
   readonly onStep?: (event: StepEvent) => void;
+  /**
+   * Asked between two steps: work that needs the weights at rest (a copy for completions), or undefined.
+   * When there is some, the deferred update is applied first (one unfused pass) and the next step waits for it.
+   */
+  readonly atRest?: () => (() => Promise<void>) | undefined;
   /** Stops after the step in flight; the weights are left consistent (the deferred update applied). */
   readonly signal?: AbortSignal;
 }
@@ -102,6 +107,12 @@ export class ZoTrainer {
         const seed = options.seeds.next();
         const key = this.key(seed);
         const batch = options.nextBatch();
+        const rest = owed ? options.atRest?.() : undefined;
+        if (rest && owed) {
+          await this.params.perturb(owed.key, owed.coef);
+          owed = null;
+          await rest();
+        }
         if (owed) await this.params.perturb2(owed.key, owed.coef, key, epsilon);
         else await this.params.perturb(key, epsilon);
         owed = { key, coef: -epsilon }; // if the forward throws, undo +εz
