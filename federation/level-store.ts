@@ -8,12 +8,13 @@ import { open as openFile, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { FederationConfig } from '../protocol';
-import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
+import { LocalRounds } from './local-rounds';
+import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from './store';
 
-type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
+export type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
 
 /** `value` as a T when every field of `shape` has its kind (a list of strings: one of them), else an error naming the first that does not. */
-function checked<T>(value: unknown, shape: { readonly [K in keyof T]-?: FieldKind }, what: string): T {
+export function checked<T>(value: unknown, shape: { readonly [K in keyof T]-?: FieldKind }, what: string): T {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`the store's ${what} is not an object`);
   const record = value as Record<string, unknown>;
   for (const [field, kind] of Object.entries(shape) as [string, FieldKind][]) {
@@ -25,7 +26,7 @@ function checked<T>(value: unknown, shape: { readonly [K in keyof T]-?: FieldKin
   return value as T;
 }
 
-const configShape = {
+export const configShape = {
   k: 'number',
   federationSeed: 'number',
   epsilon: 'number',
@@ -44,7 +45,7 @@ const tokenShape = { id: 'string', label: 'string', salt: 'string', hash: 'strin
 };
 
 /** A token record, its optional client identity included. */
-function checkedToken(value: unknown): TokenRecord {
+export function checkedToken(value: unknown): TokenRecord {
   const record = checked<Omit<TokenRecord, 'clientId' | 'maxExamples'>>(value, tokenShape, 'token') as TokenRecord;
   if (record.clientId !== undefined && typeof record.clientId !== 'string') throw new Error(`the store's token ${record.id} has no valid clientId`);
   if (record.maxExamples !== undefined && !(Number.isSafeInteger(record.maxExamples) && record.maxExamples > 0)) throw new Error(`the store's token ${record.id} has no valid maxExamples`);
@@ -151,6 +152,9 @@ type WriteOp = { readonly type: 'put'; readonly key: string; readonly value: Buf
 export class LevelFederationStore implements FederationStore {
   /** Writes one after another, each with its integrity record before and after. */
   private writes: Promise<void> = Promise.resolve();
+  /** The open round, its uploads and the connected clients: one process, so in memory. */
+  private readonly live = new LocalRounds();
+  readonly coordinator = true;
 
   private constructor(
     private readonly db: ClassicLevel<string, Buffer>,
@@ -216,9 +220,10 @@ export class LevelFederationStore implements FederationStore {
     await rename(tmp, file);
   }
 
-  /** Applies `ops` atomically and durably, the integrity record following the content. */
-  private write(ops: readonly WriteOp[]): Promise<void> {
+  /** Applies `ops` atomically and durably, the integrity record following the content; `check` runs first, in turn with other writes. */
+  private write(ops: readonly WriteOp[], check?: () => Promise<void>): Promise<void> {
     const run = this.writes.then(async () => {
+      await check?.();
       let next = this.content;
       for (const op of ops) {
         const old = await this.db.get(op.key);
@@ -257,17 +262,29 @@ export class LevelFederationStore implements FederationStore {
     return v === undefined ? null : decodeState(v);
   }
 
+  async committedRound(): Promise<number> {
+    return (await this.loadState())?.round ?? 0;
+  }
+
   async commitRound(state: FederationState, record: RoundRecord): Promise<void> {
     const stored: StoredRound = { ...record, change: f64ToBuffer(record.change).toString('base64') };
     await this.write([
       { type: 'put', key: 'state', value: encodeState(state) },
       { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
-    ]);
+    ], async () => {
+      const current = await this.committedRound();
+      if (state.round !== current + 1 || record.round !== state.round) throw new StaleRoundError(state.round, current);
+    });
+    this.live.committed(record.round);
   }
 
   async loadRound(round: number): Promise<RoundRecord | null> {
-    const s = await this.getJson<StoredRound>(roundKey(round), roundShape);
-    if (!s) return null;
+    const v = await this.db.get(roundKey(round));
+    if (v === undefined) return null;
+    // A round whose uploads reported no losses has NaN ones, which JSON writes as null.
+    const json = parseJson(v, roundKey(round)) as Record<string, unknown>;
+    for (const f of ['lossBefore', 'lossAfter']) if (json !== null && typeof json === 'object' && json[f] === null) json[f] = NaN;
+    const s = checked<StoredRound>(json, roundShape, roundKey(round));
     const raw = Buffer.from(s.change, 'base64');
     return { ...s, change: bufferToF64(raw, 0, raw.length / 8) };
   }
@@ -300,6 +317,36 @@ export class LevelFederationStore implements FederationStore {
     for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(checkedToken(parseJson(v, 'token')));
     return out;
   }
+
+  saveOpenRound(open: OpenRoundRecord): Promise<void> {
+    return this.live.saveOpenRound(open);
+  }
+
+  loadOpenRound(): Promise<OpenRoundRecord | null> {
+    return this.live.loadOpenRound();
+  }
+
+  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean> {
+    return this.live.putUpload(round, clientId, frame);
+  }
+
+  uploadCount(round: number): Promise<number> {
+    return this.live.uploadCount(round);
+  }
+
+  loadUploads(round: number): Promise<Map<string, Uint8Array>> {
+    return this.live.loadUploads(round);
+  }
+
+  setPresent(clientId: string, present: boolean): Promise<void> {
+    return this.live.setPresent(clientId, present);
+  }
+
+  listPresent(): Promise<string[]> {
+    return this.live.listPresent();
+  }
+
+  watch(): void {}
 
   async close(): Promise<void> {
     await this.writes;

@@ -1,7 +1,9 @@
 // The server's durable state behind a small interface: the round engine (round-engine.ts) and the
-// transport's token checks see only this, so another backend (PostgreSQL, say) can replace the embedded
-// LevelDB one. A round is committed with one atomic, synced write: after it returns, the round survives
-// kill -9.
+// transport's token checks see only this, so the embedded LevelDB store (level-store.ts) and the shared
+// PostgreSQL one (pg-store.ts) replace each other. A round is committed with one atomic, synced write:
+// after it returns, the round survives kill -9. The open round (its clients, its uploads) and which
+// clients are connected live here too, so several gateways on one shared store serve one federation:
+// one of them, the coordinator, opens and commits rounds; every gateway follows what the store says.
 import type { FederationConfig } from '../protocol';
 
 /** Everything the next round needs; vectors have K entries. */
@@ -40,12 +42,37 @@ export interface TokenRecord {
   readonly maxExamples?: number;
 }
 
+/** The round open now: which clients were sampled and when its deadline falls. */
+export interface OpenRoundRecord {
+  readonly round: number;
+  readonly attempt: number;
+  readonly assigned: readonly string[];
+  /** Milliseconds since the epoch. */
+  readonly deadlineAt: number;
+}
+
+/** A commit whose round is not the stored round + 1: another coordinator committed it first. */
+export class StaleRoundError extends Error {
+  constructor(
+    readonly round: number,
+    readonly stored: number,
+  ) {
+    super(`round ${round} cannot follow the stored round ${stored}: another coordinator committed first`);
+    this.name = 'StaleRoundError';
+  }
+}
+
 export interface FederationStore {
   /** The configuration the federation was created with, or null for a fresh store. */
   loadConfig(): Promise<FederationConfig | null>;
   saveConfig(config: FederationConfig): Promise<void>;
   loadState(): Promise<FederationState | null>;
-  /** Writes the new state and the round's record atomically and durably. */
+  /** The last committed round (0: none), without the K-vectors. */
+  committedRound(): Promise<number>;
+  /**
+   * Writes the new state and the round's record atomically and durably, and drops the round's uploads
+   * and open-round record; throws StaleRoundError unless `state.round` is the stored round + 1.
+   */
   commitRound(state: FederationState, record: RoundRecord): Promise<void>;
   loadRound(round: number): Promise<RoundRecord | null>;
   /** Reference replica digest (hex) of a committed state, set by the first client that reports it. */
@@ -55,5 +82,23 @@ export interface FederationStore {
   getToken(id: string): Promise<TokenRecord | null>;
   deleteToken(id: string): Promise<boolean>;
   listTokens(): Promise<TokenRecord[]>;
+  /** Records the round the coordinator opened (replacing an earlier attempt). */
+  saveOpenRound(open: OpenRoundRecord): Promise<void>;
+  loadOpenRound(): Promise<OpenRoundRecord | null>;
+  /** Keeps a client's upload (an encoded UPLOAD frame) of `round` once: false when one is already kept. */
+  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean>;
+  uploadCount(round: number): Promise<number>;
+  loadUploads(round: number): Promise<Map<string, Uint8Array>>;
+  /** Marks a client connected to this process, or no longer. */
+  setPresent(clientId: string, present: boolean): Promise<void>;
+  /** Clients connected to any live process on this store. */
+  listPresent(): Promise<string[]>;
+  /** Whether this process opens and commits rounds: always for an embedded store, the elected one for a shared store. */
+  readonly coordinator: boolean;
+  /**
+   * `listener` runs when another process may have changed the store, or this one's coordinator role
+   * changed: the engine then reads what it needs again. An embedded store never calls it.
+   */
+  watch(listener: () => void): void;
   close(): Promise<void>;
 }

@@ -2,7 +2,8 @@
 // out, so nothing the engine holds aliases what was committed. `failCommits` makes the next commits
 // throw, as a full disk would.
 import type { FederationConfig } from '../../protocol';
-import type { FederationState, FederationStore, RoundRecord, TokenRecord } from '../../federation/store';
+import { LocalRounds } from '../../federation/local-rounds';
+import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from '../../federation/store';
 
 function copyState(s: FederationState): FederationState {
   return {
@@ -22,6 +23,8 @@ export class MemoryFederationStore implements FederationStore {
   readonly tokens = new Map<string, TokenRecord>();
   failCommits = 0;
   closed = false;
+  readonly coordinator = true;
+  private readonly live = new LocalRounds();
 
   async loadConfig(): Promise<FederationConfig | null> {
     return this.config;
@@ -35,14 +38,50 @@ export class MemoryFederationStore implements FederationStore {
     return this.state && copyState(this.state);
   }
 
+  async committedRound(): Promise<number> {
+    return this.state?.round ?? 0;
+  }
+
   async commitRound(state: FederationState, record: RoundRecord): Promise<void> {
     if (this.failCommits > 0) {
       this.failCommits--;
       throw new Error('the disk is full');
     }
+    if (state.round !== (this.state?.round ?? 0) + 1) throw new StaleRoundError(state.round, this.state?.round ?? 0);
     this.state = copyState(state);
     this.rounds.set(record.round, { ...record, change: new Float64Array(record.change), participants: [...record.participants] });
+    this.live.committed(record.round);
   }
+
+  saveOpenRound(open: OpenRoundRecord): Promise<void> {
+    return this.live.saveOpenRound(open);
+  }
+
+  loadOpenRound(): Promise<OpenRoundRecord | null> {
+    return this.live.loadOpenRound();
+  }
+
+  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean> {
+    return this.live.putUpload(round, clientId, frame);
+  }
+
+  uploadCount(round: number): Promise<number> {
+    return this.live.uploadCount(round);
+  }
+
+  loadUploads(round: number): Promise<Map<string, Uint8Array>> {
+    return this.live.loadUploads(round);
+  }
+
+  setPresent(clientId: string, present: boolean): Promise<void> {
+    return this.live.setPresent(clientId, present);
+  }
+
+  listPresent(): Promise<string[]> {
+    return this.live.listPresent();
+  }
+
+  watch(): void {}
 
   async loadRound(round: number): Promise<RoundRecord | null> {
     const r = this.rounds.get(round);
