@@ -3,6 +3,7 @@ import type * as vscode from 'vscode';
 import type { ServerProgress } from '../contracts/server-process';
 import type { DashboardView, RunHistory, RunSummary, ViewStatus } from '../contracts/webview-messages';
 import type { WebviewBundle } from './webviewHtml';
+import type { ShownSuggestion } from './completions/provider';
 
 export interface FedKSeedApi {
   /** Fires when a webview's script has loaded, passed its CSP and completed the ready handshake. */
@@ -28,4 +29,8 @@ export interface FedKSeedApi {
   /** Process ids of the supervised trainer and local server, while they run. */
   trainerPid(): number | undefined;
   serverPid(): number | undefined;
+  /** The inline completion provider (the extension-host tests call it directly). */
+  readonly completionProvider: vscode.InlineCompletionItemProvider;
+  /** The suggestion last handed to the editor, with its source. */
+  lastSuggestion(): ShownSuggestion | undefined;
 }

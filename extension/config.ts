@@ -5,7 +5,7 @@ import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { SETTING_DEFAULTS, type SettingKey } from '../contracts/defaults';
 import { locateModel } from '../contracts/model-location';
-import type { ExecutionProviderSetting, InitializeParams } from '../contracts/trainer-rpc';
+import type { CompletionSource, ExecutionProviderSetting, InitializeParams, SamplingSettings } from '../contracts/trainer-rpc';
 
 export const CONFIG_SECTION = 'fedkseed';
 
@@ -31,6 +31,13 @@ export interface FedKSeedSettings {
     readonly tau: number;
     readonly sampling: 'uniform' | 'pro';
     readonly deadlineSeconds: number;
+  };
+  readonly completions: {
+    readonly enabled: boolean;
+    readonly source: CompletionSource;
+    readonly sampling: SamplingSettings;
+    readonly maxTokens: number;
+    readonly stop: 'line' | 'block';
   };
 }
 
@@ -108,6 +115,14 @@ export function readSettings(): FedKSeedSettings {
       tau: get('localServer.tau'),
       sampling: get<'uniform' | 'pro'>('localServer.sampling'),
       deadlineSeconds: get('localServer.deadlineSeconds'),
+    },
+    completions: {
+      enabled: get('completions.enabled'),
+      source: get<CompletionSource>('completions.source'),
+      // A fixed seed: the same prefix gives the same suggestion until the weights change.
+      sampling: get<string>('completions.sampling') === 'sample' ? { mode: 'sample', temperature: get('completions.temperature'), topP: get('completions.topP'), seed: 0 } : { mode: 'greedy' },
+      maxTokens: get('completions.maxTokens'),
+      stop: get<'line' | 'block'>('completions.stop'),
     },
   };
 }

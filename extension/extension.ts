@@ -9,6 +9,7 @@ import { lastMessage } from './commands/messages';
 import { registerCommands } from './commands/registerCommands';
 import { resumeInterruptedRun } from './commands/runs';
 import { affectsEngine } from './config';
+import { registerCompletions } from './completions/register';
 import { RunRecords } from './state/runRecords';
 import { RunStore } from './state/runStore';
 import { createStatusBar, statusBarText } from './statusBar';
@@ -33,7 +34,8 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
   };
   const dashboard = new DashboardPanelManager(context.extensionUri, bridgeDeps);
   const controller = new TrainingController(context, store, log);
-  const deps = { dashboard, controller, store, log };
+  const completions = registerCompletions(controller, log);
+  const deps = { dashboard, controller, store, log, completions };
 
   context.subscriptions.push(
     log,
@@ -41,6 +43,7 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
     webviewReady,
     dashboard,
     controller,
+    completions,
     createStatusBar(store),
     registerTrainingView(context.extensionUri, bridgeDeps),
     ...registerCommands(deps),
@@ -63,6 +66,8 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
     serverEvents: () => controller.serverEvents,
     trainerPid: () => controller.trainer.pid,
     serverPid: () => controller.server.pid,
+    completionProvider: completions.provider,
+    lastSuggestion: () => completions.provider.last,
   };
 }
 

@@ -22,5 +22,8 @@ export const CommandIds = {
   removeRun: 'fedkseed.removeRun',
   loadRunWeights: 'fedkseed.loadRunWeights',
   resumeRun: 'fedkseed.resumeRun',
+  enableCompletions: 'fedkseed.enableCompletions',
+  disableCompletions: 'fedkseed.disableCompletions',
+  compareCompletions: 'fedkseed.compareCompletions',
 } as const;
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];

@@ -10,12 +10,15 @@ import { runCommand } from './outcome';
 import { compareRuns, loadRunWeights, openRun, removeRun, resumeRun } from './runs';
 import { selectDataset, selectModel } from './selection';
 import { evaluateModel, exportModel, startTraining, stopTraining } from './training';
+import { compareCompletions } from '../completions/compare';
+import { setCompletionsEnabled, type Completions } from '../completions/register';
 
 export interface CommandDeps {
   dashboard: DashboardPanelManager;
   controller: TrainingController;
   store: RunStore;
   log: vscode.LogOutputChannel;
+  completions: Completions;
 }
 
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
@@ -39,6 +42,9 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     [CommandIds.removeRun]: ['Remove Run', (arg) => removeRun(deps, arg)],
     [CommandIds.loadRunWeights]: ['Load Run Weights', (arg) => loadRunWeights(deps, arg)],
     [CommandIds.resumeRun]: ['Resume Run', (arg) => resumeRun(deps, arg)],
+    [CommandIds.enableCompletions]: ['Turn On Completions', () => Promise.resolve(setCompletionsEnabled(true))],
+    [CommandIds.disableCompletions]: ['Turn Off Completions', () => Promise.resolve(setCompletionsEnabled(false))],
+    [CommandIds.compareCompletions]: ['Compare Completions', () => compareCompletions(deps.controller, deps.completions.documents)],
   };
   return Object.entries(handlers).map(([id, [what, handler]]) =>
     vscode.commands.registerCommand(id, (arg: unknown) => runCommand(deps.log, what, () => handler(arg))),

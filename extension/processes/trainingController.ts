@@ -12,7 +12,10 @@ import { type MessageConnection, ResponseError } from 'vscode-jsonrpc/node';
 import * as z from 'zod/mini';
 import {
   baseWeights,
+  completeResultSchema,
   connectionFailureSchema,
+  type CompleteParams,
+  type CompleteResult,
   describeWeights,
   evaluateResultSchema,
   exportModelResultSchema,
@@ -184,6 +187,16 @@ export class TrainingController implements vscode.Disposable {
   /** The weights the trainer holds, once it has loaded a model. */
   get currentWeights(): WeightsState | null {
     return this.weights;
+  }
+
+  /**
+   * A completion from the trainer, beside whatever job it runs (the trainer starts if it is not running).
+   * The editor's cancellation reaches the trainer's generator as a JSON-RPC cancellation.
+   */
+  async complete(params: CompleteParams, token?: vscode.CancellationToken): Promise<CompleteResult> {
+    await this.loadEngine();
+    const c = await this.trainer.ready();
+    return checked(completeResultSchema, 'complete', await c.sendRequest(Requests.complete, params, token));
   }
 
   /** Scores the held-out split (training's split rule and held-out fraction) with the weights the trainer holds; recorded with their run. */

@@ -1,0 +1,34 @@
+// Everything of completions the extension creates: the provider for every file, the hover naming a
+// suggestion's source, the compare view's documents, and the `fedkseed.completions` context key that
+// switches the Training view's lightbulb between on and off.
+import * as vscode from 'vscode';
+import { CONFIG_SECTION, readSettings } from '../config';
+import { CompareDocuments } from './compare';
+import { registerSuggestionHover } from './hover';
+import { FineTunedCompletionProvider, type CompletionClient } from './provider';
+
+export interface Completions extends vscode.Disposable {
+  readonly provider: FineTunedCompletionProvider;
+  readonly documents: CompareDocuments;
+}
+
+export function setCompletionsEnabled(enabled: boolean): Thenable<void> {
+  return vscode.workspace.getConfiguration(CONFIG_SECTION).update('completions.enabled', enabled, vscode.ConfigurationTarget.Global);
+}
+
+export function registerCompletions(client: CompletionClient, log: vscode.LogOutputChannel): Completions {
+  const provider = new FineTunedCompletionProvider(client, log);
+  const documents = new CompareDocuments();
+  const syncContext = () => void vscode.commands.executeCommand('setContext', 'fedkseed.completions', readSettings().completions.enabled);
+  syncContext();
+  const disposables: vscode.Disposable[] = [
+    provider,
+    documents,
+    vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
+    registerSuggestionHover(provider),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration(`${CONFIG_SECTION}.completions.enabled`)) syncContext();
+    }),
+  ];
+  return { provider, documents, dispose: () => disposables.forEach((d) => d.dispose()) };
+}
