@@ -11,6 +11,7 @@ export class LocalRounds {
 
   async saveOpenRound(open: OpenRoundRecord): Promise<void> {
     this.open = { ...open, assigned: [...open.assigned] };
+    this.uploads.delete(open.round);
   }
 
   async loadOpenRound(): Promise<OpenRoundRecord | null> {

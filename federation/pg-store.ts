@@ -198,6 +198,8 @@ export class PgFederationStore implements FederationStore {
          ON CONFLICT (id) DO UPDATE SET round = $1, attempt = $2, assigned = $3, deadline_at = $4`,
         [open.round, open.attempt, [...open.assigned], Math.round(open.deadlineAt)],
       );
+      // A new attempt of a round starts without the uploads of the one before.
+      await c.query('DELETE FROM fedkseed_uploads WHERE round = $1', [open.round]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `opened ${open.round}`]);
     });
   }

@@ -4,10 +4,14 @@
 // would leave the replicas' exact range (and stops after three refusals in a row), commits each round to
 // the store before anyone hears of it, and answers clients that catch up. A transport feeds it what
 // clients said (joined, uploaded, left) and carries out what it asks through the Outbox; its clock is
-// injected, so tests run it with a fake one.
+// injected, so tests run it with a fake one. Several engines (gateways) may share one store: only the
+// store's coordinator opens, closes and commits rounds; uploads and connected clients go through the
+// store, and every engine follows the rounds the store opens and commits (follow()).
 import type { EventEmitter } from 'node:events';
 import {
   ErrorCode,
+  decodeMessage,
+  encodeMessage,
   factorDelta,
   quantizeImportance,
   DEFAULT_PROBABILITY_BITS,
@@ -30,7 +34,7 @@ import { accumulateImportance, importanceOf } from './importance';
 import type { Logger } from './log';
 import { boundContributions, DEFAULT_ROBUSTNESS, type Robustness } from './robust';
 import { sampleClients } from './sampling';
-import type { FederationState, FederationStore } from './store';
+import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord } from './store';
 
 /** What the engine asks of its transport; `P` is the transport's handle of one connected peer. */
 export interface Outbox<P> {
@@ -87,7 +91,9 @@ interface OpenRound {
   readonly assigned: Set<string>;
   readonly uploads: Map<string, UploadMessage>;
   readonly bytes: Map<string, { up: number; down: number }>;
-  readonly deadline: Timer;
+  /** Armed on the coordinator only. */
+  deadline: Timer | null;
+  readonly deadlineAt: number;
   closing: boolean;
 }
 
@@ -142,6 +148,9 @@ export class RoundEngine<P> {
   private attempt = 0;
   private starting = false;
   private closed = false;
+  /** A read of the shared store in progress, and whether another was asked for meanwhile. */
+  private following: Promise<void> | null = null;
+  private followAgain = false;
 
   private constructor(options: RoundEngineOptions<P>, state: FederationState) {
     this.config = options.config;
@@ -172,6 +181,7 @@ export class RoundEngine<P> {
     if (!storedConfig) await store.saveConfig(config);
     const engine = new RoundEngine(options, (await store.loadState()) ?? emptyState(config.k));
     await engine.replayCommitted();
+    store.watch(() => void engine.follow());
     return engine;
   }
 
@@ -222,6 +232,7 @@ export class RoundEngine<P> {
     if (previous && previous.peer !== peer) this.outbox.displace(previous.peer, `client ${id} connected again`);
     const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound, ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) };
     this.byClient.set(id, session);
+    await this.store.setPresent(id, true).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId: id, error: (err as Error).message }));
     this.log('info', { event: 'client_joined', clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.events.emit('clientJoined', { clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.outbox.send(peer, { type: 'welcome', config: this.config, committedRound: this.state.round });
@@ -235,12 +246,15 @@ export class RoundEngine<P> {
   leave(peer: P, clientId: string): void {
     if (this.byClient.get(clientId)?.peer !== peer) return;
     this.byClient.delete(clientId);
+    this.store.setPresent(clientId, false).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId, error: (err as Error).message }));
     this.log('info', { event: 'client_left', clientId });
     this.events.emit('clientLeft', { clientId, reason: 'closed' });
   }
 
   /** An upload of joined client `clientId`, through `peer`. */
   async upload(peer: P, clientId: string, m: UploadMessage): Promise<void> {
+    // A round another gateway's coordinator opened a moment ago: read the store before judging.
+    if (m.round > this.state.round && this.open?.round !== m.round) await this.follow();
     const r = this.open;
     if (!r || r.closing || m.round !== r.round) {
       if (m.round <= this.state.round || (r && r.closing && m.round === r.round)) {
@@ -254,12 +268,15 @@ export class RoundEngine<P> {
     if (m.pairs.length > this.config.tau) return this.outbox.refuse(peer, ErrorCode.Malformed, `${m.pairs.length} pairs, τ = ${this.config.tau}`);
     // The operator's cap for this client's token holds whatever it claims.
     const cap = this.byClient.get(clientId)?.maxExamples;
-    r.uploads.set(clientId, cap !== undefined && m.examples > cap ? { ...m, examples: cap } : m);
+    const kept = cap !== undefined && m.examples > cap ? { ...m, examples: cap } : m;
+    // Kept once per client and round, whichever gateway a retry arrives at.
+    await this.store.putUpload(r.round, clientId, encodeMessage(kept));
+    r.uploads.set(clientId, kept);
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
     // `r` may have closed and the next round opened while the digest was checked: close `r` only.
-    if ([...r.assigned].every((c) => r.uploads.has(c))) await this.closeRound('complete', r);
+    if (this.store.coordinator && !r.closing && (await this.store.uploadCount(r.round)) >= r.assigned.size) await this.closeRound('complete', r);
   }
 
   /**
@@ -280,7 +297,110 @@ export class RoundEngine<P> {
   /** Stops starting rounds and cancels the open round's deadline; the committed state stays as it is. */
   close(): void {
     this.closed = true;
-    this.open?.deadline.cancel();
+    this.open?.deadline?.cancel();
+  }
+
+  /**
+   * Reads the shared store again: commits and rounds another gateway's coordinator made are taken over
+   * (results and catch-up for this gateway's clients), and the coordinator closes a round whose uploads
+   * are all in, arms the deadline of a round it inherited, or starts the next. One read at a time.
+   */
+  follow(): Promise<void> {
+    if (this.following) {
+      this.followAgain = true;
+      return this.following;
+    }
+    this.following = (async () => {
+      try {
+        do {
+          this.followAgain = false;
+          await this.followOnce();
+        } while (this.followAgain && !this.closed);
+      } catch (err) {
+        this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
+      } finally {
+        this.following = null;
+      }
+    })();
+    return this.following;
+  }
+
+  private async followOnce(): Promise<void> {
+    if (this.closed) return;
+    const committed = await this.store.committedRound();
+    if (committed > this.state.round) await this.adoptCommits();
+    const stored = await this.store.loadOpenRound();
+    const mine = this.open;
+    if (stored && stored.round === this.state.round + 1 && !this.starting && (!mine || mine.round !== stored.round || mine.attempt !== stored.attempt)) await this.adoptOpenRound(stored);
+    const r = this.open;
+    if (!this.store.coordinator) {
+      // No longer (or not) the coordinator: another gateway's deadline rules.
+      r?.deadline?.cancel();
+      if (r) r.deadline = null;
+      return;
+    }
+    if (!r) return this.maybeStartRound();
+    if (r.closing) return;
+    r.deadline ??= this.clock.setTimer(Math.max(0, r.deadlineAt - this.clock.now()), () => void this.closeRound('deadline', r));
+    if ((await this.store.uploadCount(r.round)) >= r.assigned.size) await this.closeRound('complete', r);
+  }
+
+  /** Rounds another gateway committed: the state from the store, results and final syncs to this gateway's clients. */
+  private async adoptCommits(): Promise<void> {
+    const state = await this.store.loadState();
+    if (!state || state.round <= this.state.round) return;
+    const records: RoundRecord[] = [];
+    for (let x = this.state.round + 1; x <= state.round; x++) {
+      const record = await this.store.loadRound(x);
+      if (!record) throw new Error(`committed round ${x} is missing from the store`);
+      records.push(record);
+    }
+    if (state.round <= this.state.round) return;
+    const open = this.open;
+    if (open && open.round <= state.round) {
+      open.deadline?.cancel();
+      this.open = null;
+    }
+    const c = new Float64Array(this.state.coefficients);
+    for (const record of records) {
+      this.changes.set(record.round, record.change);
+      for (let j = 0; j < c.length; j++) c[j] += record.change[j];
+      this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
+    }
+    this.state = state;
+    this.attempt = 0;
+    this.refusedInARow = 0;
+    this.refusedClients.clear();
+    for (const x of records) {
+      const result: ServerMessage = { type: 'result', round: x.round, participants: x.participants.length, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter };
+      for (const id of x.participants) {
+        const session = this.byClient.get(id);
+        if (session) this.outbox.send(session.peer, result, x.round);
+      }
+      const bytes = this.roundBytes(open && open.round === x.round ? open : { bytes: new Map() }, x.participants.length);
+      this.log('info', { event: 'round_committed', round: x.round, by: 'another gateway', participants: x.participants, examples: x.examples });
+      this.events.emit('roundCommitted', { round: x.round, participants: x.participants, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter, bytes });
+    }
+    if (this.finished) {
+      this.log('info', { event: 'finished', round: this.state.round });
+      this.events.emit('finished', { round: this.state.round });
+      for (const session of this.byClient.values()) await this.sendFinalSync(session);
+    }
+  }
+
+  /** A round another gateway's coordinator opened: this gateway's clients among its sampled get their assignment. */
+  private async adoptOpenRound(stored: OpenRoundRecord): Promise<void> {
+    this.open?.deadline?.cancel();
+    const r: OpenRound = { round: stored.round, attempt: stored.attempt, assigned: new Set(stored.assigned), uploads: new Map(), bytes: new Map(), deadline: null, deadlineAt: stored.deadlineAt, closing: false };
+    this.open = r;
+    this.attempt = stored.attempt;
+    this.log('info', { event: 'round_started', round: r.round, attempt: r.attempt, clients: stored.assigned, by: 'the coordinator' });
+    this.events.emit('roundStarted', { round: r.round, clients: [...stored.assigned], attempt: r.attempt });
+    const probabilities = this.currentProbabilities();
+    for (const id of stored.assigned) {
+      const session = this.byClient.get(id);
+      if (session) await this.assign(session, r, probabilities);
+    }
   }
 
   private async replayCommitted(): Promise<void> {
@@ -334,8 +454,21 @@ export class RoundEngine<P> {
   }
 
   private async maybeStartRound(): Promise<void> {
-    if (this.open || this.starting || this.closed || this.haltedReason || this.finished) return;
-    const connected = [...this.byClient.keys()];
+    if (this.open || this.starting || this.closed || this.haltedReason || this.finished || !this.store.coordinator) return;
+    this.starting = true;
+    let connected: string[];
+    try {
+      // A commit this gateway has not heard of yet (another coordinator's, or one whose answer was lost).
+      if ((await this.store.committedRound()) > this.state.round) await this.adoptCommits();
+      // Clients on every gateway of the store.
+      connected = await this.store.listPresent();
+    } catch (err) {
+      this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
+      return;
+    } finally {
+      this.starting = false;
+    }
+    if (this.open || this.closed || this.finished) return;
     const others = connected.filter((id) => !this.refusedClients.has(id));
     // Leave out clients refused this round while enough others are here; else rerun with everyone.
     const ready = others.length >= this.minClients ? others : connected;
@@ -351,10 +484,21 @@ export class RoundEngine<P> {
         assigned: new Set(chosen),
         uploads: new Map(),
         bytes: new Map(),
-        deadline: this.clock.setTimer(this.config.deadlineMs, () => void this.closeRound('deadline')),
+        deadline: null,
+        deadlineAt: this.clock.now() + this.config.deadlineMs,
         closing: false,
       };
+      r.deadline = this.clock.setTimer(this.config.deadlineMs, () => void this.closeRound('deadline', r));
       this.open = r;
+      try {
+        // Every gateway learns of the round (and sends its clients their assignment) from the store.
+        await this.store.saveOpenRound({ round, attempt, assigned: chosen, deadlineAt: r.deadlineAt });
+      } catch (err) {
+        r.deadline.cancel();
+        this.open = null;
+        this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
+        return;
+      }
       const probabilities = this.currentProbabilities();
       this.log('info', { event: 'round_started', round, attempt, clients: chosen });
       this.events.emit('roundStarted', { round, clients: chosen, attempt });
@@ -370,9 +514,23 @@ export class RoundEngine<P> {
   /** Closes the open round (only if it is `which`, when given): all uploads are in, or its deadline fired. */
   private async closeRound(reason: 'complete' | 'deadline', which?: OpenRound): Promise<void> {
     const r = this.open;
-    if (!r || r.closing || (which !== undefined && which !== r)) return;
+    if (!r || r.closing || (which !== undefined && which !== r) || !this.store.coordinator) return;
     r.closing = true;
-    r.deadline.cancel();
+    r.deadline?.cancel();
+    try {
+      // Uploads that arrived at other gateways.
+      for (const [id, frame] of await this.store.loadUploads(r.round)) {
+        if (r.uploads.has(id) || !r.assigned.has(id)) continue;
+        const m = decodeMessage(frame, { k: this.config.k });
+        if (m.type === 'upload') r.uploads.set(id, m);
+      }
+    } catch (err) {
+      // Read again at the next look at the store, which arms the deadline anew.
+      this.log('warn', { event: 'store_unavailable', round: r.round, error: (err as Error).message });
+      r.closing = false;
+      r.deadline = null;
+      return;
+    }
     const uploads = [...r.uploads.entries()];
     if (uploads.length === 0) {
       this.open = null;
@@ -418,8 +576,14 @@ export class RoundEngine<P> {
       const committedAt = new Date(this.clock.now()).toISOString();
       await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt });
     } catch (err) {
-      this.log('error', { event: 'commit_failed', round: r.round, error: (err as Error).message });
       this.open = null;
+      if (err instanceof StaleRoundError) {
+        // Another coordinator committed this round: take its commit over.
+        this.log('warn', { event: 'commit_superseded', round: r.round, error: err.message });
+        if (!this.closed) void this.follow();
+        return;
+      }
+      this.log('error', { event: 'commit_failed', round: r.round, error: (err as Error).message });
       if (!this.closed) void this.maybeStartRound();
       return;
     }
@@ -466,7 +630,7 @@ export class RoundEngine<P> {
     void this.maybeStartRound();
   }
 
-  private roundBytes(r: OpenRound, participants: number): RoundBytes {
+  private roundBytes(r: Pick<OpenRound, 'bytes'>, participants: number): RoundBytes {
     const perClient: Record<string, { up: number; down: number }> = {};
     let up = 0;
     let down = 0;

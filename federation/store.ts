@@ -82,7 +82,7 @@ export interface FederationStore {
   getToken(id: string): Promise<TokenRecord | null>;
   deleteToken(id: string): Promise<boolean>;
   listTokens(): Promise<TokenRecord[]>;
-  /** Records the round the coordinator opened (replacing an earlier attempt). */
+  /** Records the round the coordinator opened, replacing an earlier attempt and dropping its uploads. */
   saveOpenRound(open: OpenRoundRecord): Promise<void>;
   loadOpenRound(): Promise<OpenRoundRecord | null>;
   /** Keeps a client's upload (an encoded UPLOAD frame) of `round` once: false when one is already kept. */

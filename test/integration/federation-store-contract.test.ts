@@ -1,7 +1,7 @@
 // One contract, two engines: the same tests run against the embedded LevelDB store and the PostgreSQL
 // one (a real server this file starts and stops). Committed rounds survive a reopen, a commit must
 // advance the round by exactly one (so a second commit of a round is refused, also when two race),
-// a retried upload is kept once, a commit clears its round's uploads and open-round record, and tokens,
+// a retried upload is kept once, a new attempt of a round starts without uploads, a commit clears its round's uploads and open-round record, and tokens,
 // digests and presence read back as written.
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -134,6 +134,10 @@ for (const engine of engines) {
         const kept = await store.loadUploads(1);
         assert.deepEqual([...kept.keys()].sort(), ['a', 'b']);
         assert.deepEqual(Array.from(kept.get('a') ?? []), [1, 2, 3, 250]);
+        // A new attempt of the round starts with no uploads.
+        await store.saveOpenRound({ ...open, attempt: 3 });
+        assert.equal(await store.uploadCount(1), 0);
+        assert.equal(await store.putUpload(1, 'a', frame), true);
         await store.commitRound(stateAt(1), recordOf(1));
         assert.equal(await store.uploadCount(1), 0);
         assert.equal(await store.loadOpenRound(), null);
