@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { openEngine } from '../../trainer/engine';
 import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
 import { evaluateLoss } from '../../trainer/eval/loss';
+import { metricsScorer } from '../../trainer/eval/metrics';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
@@ -16,6 +17,7 @@ interface EvalOptions extends ModelCliOptions, DataCliOptions {
   maxExamples: number;
   rouge?: boolean;
   maxNewTokens: number;
+  generationExamples: number;
   json?: boolean;
 }
 
@@ -29,6 +31,7 @@ export function registerEval(program: Command): void {
     .option('--max-examples <n>', "score the first n examples of the split (default: train's --eval-examples, so the losses compare)", positiveInt, TRAINING_DEFAULTS.evalExamples)
     .option('--rouge', 'also generate greedily and score Rouge-L against the references (instruction data)')
     .option('--max-new-tokens <n>', 'generation length for --rouge', positiveInt, 128)
+    .option('--generation-examples <n>', 'examples completed for the next-line exact match (code) or Rouge-L (instruction data) beside the top-1 accuracy', positiveInt, 16)
     .option('--json', 'print one JSON object instead of text')
     .action((o: EvalOptions) => runEval(o));
 }
@@ -49,6 +52,15 @@ async function runEval(o: EvalOptions): Promise<void> {
     const loss = await evaluateLoss(engine.session, examples, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId });
     const scored = { model: engine.modelPath, variant: engine.located.variant, parameters: engine.params.parameterCount, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split, heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length };
     const result: Record<string, unknown> = { ...scored, loss: loss.loss, tokens: loss.tokens, perplexity: loss.perplexity, examples: examples.length };
+    // Measures a person can read: next-token top-1 accuracy, and the next line exactly (code) or Rouge-L (instructions).
+    const scorer = metricsScorer(engine, o.threads);
+    try {
+      const m = await scorer.score(examples, { generationExamples: o.generationExamples });
+      Object.assign(result, { accuracy: m.accuracy, exactMatch: m.exactMatch, generated: m.generated });
+      if (m.rougeL !== null) result.generationRougeL = m.rougeL;
+    } finally {
+      await scorer.release();
+    }
     if (o.rouge) {
       const withRefs = examples.filter((e) => e.reference !== undefined);
       if (withRefs.length === 0) throw new CliError('--rouge needs instruction data with reference answers');
@@ -62,6 +74,9 @@ async function runEval(o: EvalOptions): Promise<void> {
         `model ${engine.modelPath}, ${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${describeReport(engine.session.providerReport)})\n` +
           `data ${o.data}, split ${heldOut ? `held-out (share ${o.heldOut})` : 'all'}: ${examples.length} of ${pool.length} examples\n` +
           `loss ${fixed(loss.loss)}  perplexity ${fixed(loss.perplexity, 2)}  tokens ${loss.tokens}  examples ${examples.length}` +
+          (typeof result.accuracy === 'number' ? `  top-1 accuracy ${fixed(result.accuracy)}` : '') +
+          (typeof result.exactMatch === 'number' ? `  next-line exact match ${fixed(result.exactMatch)} (${result.generated as number} lines)` : '') +
+          (typeof result.generationRougeL === 'number' ? `  rouge-l ${fixed(result.generationRougeL)} (${result.generated as number} answers)` : '') +
           (result.rougeL !== undefined ? `  rouge-l ${fixed(result.rougeL as number)}` : '') +
           '\n',
       );

@@ -17,6 +17,8 @@ export interface CompletionDecoder {
   readonly kind: DecoderKind;
   /** The model with a cache (when there is one) and the whole-sequence forward. */
   readonly model: CompletionModel;
+  /** Logits at every position [rows, seq, vocab] (held-out accuracy); null without a cache graph to run. */
+  readonly allLogits: ((inputIds: BigInt64Array, rows: number, seq: number) => Promise<Float32Array>) | null;
   bindWeights(weights: WeightMap): void;
   release(): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function openCompletionDecoder(model: LoadedModel, configPath: stri
   return {
     kind,
     model: { decoder, lastLogits: async (ids, mask, batch, seq) => (await forward()).lastLogits(ids, mask, batch, seq) },
+    allLogits: decoder ? (ids, rows, seq) => decoder.allLogits(ids, rows, seq) : null,
     bindWeights(weights) {
       bound = weights;
       decoder?.bindWeights(weights);

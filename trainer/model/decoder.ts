@@ -80,6 +80,14 @@ export class CachedDecoder implements IncrementalDecoder {
     return this.forward(inputIds, { rows, length: 0, past }, seq);
   }
 
+  /** Logits at every position, [rows, seq, vocab], of whole prompts run on an empty cache (what scoring reads). */
+  async allLogits(inputIds: BigInt64Array, rows: number, seq: number): Promise<Float32Array> {
+    if (inputIds.length !== rows * seq) throw new Error(`inputIds has ${inputIds.length} elements, expected ${rows} × ${seq}`);
+    const past = new Map<string, ort.Tensor>();
+    for (const p of this.cache.past) past.set(p.name, emptyPast(p, rows));
+    return (await this.forward(inputIds, { rows, length: 0, past }, seq)).all;
+  }
+
   async step(state: unknown, keep: readonly number[], tokens: BigInt64Array): Promise<{ logits: Float32Array; state: unknown }> {
     const s = state as CacheState;
     if (tokens.length !== keep.length) throw new Error(`${tokens.length} tokens for ${keep.length} rows`);
@@ -98,7 +106,7 @@ export class CachedDecoder implements IncrementalDecoder {
   }
 
   /** Runs `seq` new tokens per row after `state.length` cached ones. */
-  private async forward(ids: BigInt64Array, state: CacheState, seq: number): Promise<{ logits: Float32Array; state: CacheState }> {
+  private async forward(ids: BigInt64Array, state: CacheState, seq: number): Promise<{ logits: Float32Array; state: CacheState; all: Float32Array }> {
     if (!this.weightFeeds) throw new Error('bindWeights must be called before running the model');
     const { io } = this.model;
     const { rows, length } = state;
@@ -121,7 +129,7 @@ export class CachedDecoder implements IncrementalDecoder {
     for (let r = 0; r < rows; r++) last.set(all.subarray(((r + 1) * seq - 1) * vocab, (r + 1) * seq * vocab), r * vocab);
     const past = new Map<string, ort.Tensor>();
     for (const p of this.cache.past) past.set(p.name, out[p.present as string]);
-    return { logits: last, state: { rows, length: total, past } };
+    return { logits: last, state: { rows, length: total, past }, all };
   }
 }
 

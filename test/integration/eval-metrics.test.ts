@@ -1,0 +1,60 @@
+// Held-out accuracy and next-line exact match on real models: the accuracy read from one forward over
+// each whole example equals the one from whole-sequence forwards of every prefix (an independent route
+// through the training graph), on a torch-exported fixture with a KV cache and on the bundled model.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { loadDataset } from '../../trainer/data/dataset';
+import type { Example } from '../../trainer/data/examples';
+import { openEngine, type Engine } from '../../trainer/engine';
+import { argmaxRow } from '../../trainer/eval/generate';
+import { metricsScorer } from '../../trainer/eval/metrics';
+import { writeCodeCorpus } from '../helpers/code-corpus';
+import { FIXTURES } from '../helpers/model-fixtures';
+
+let dir: string;
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'fedkseed-metrics-'));
+  writeCodeCorpus(join(dir, 'code'), 16);
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Top-1 accuracy by whole-sequence forwards of each prefix (the training graph's last-position logits). */
+async function prefixAccuracy(engine: Engine, examples: readonly Example[]): Promise<number> {
+  let correct = 0;
+  let targets = 0;
+  for (const e of examples) {
+    for (let t = 1; t < e.ids.length; t++) {
+      const ids = BigInt64Array.from(e.ids.subarray(0, t), BigInt);
+      const logits = await engine.session.lastLogits(ids, new BigInt64Array(t).fill(1n), 1, t);
+      targets++;
+      if (argmaxRow(logits, 0, logits.length) === e.ids[t]) correct++;
+    }
+  }
+  return correct / targets;
+}
+
+for (const [name, model] of [
+  ['a torch export with a KV cache (Optimum)', join(FIXTURES, 'optimum-gpt2', 'decoder_with_past_model.onnx')],
+  ['the bundled model (companion cache graph)', undefined],
+] as const) {
+  test(`top-1 accuracy of ${name} matches the prefix-by-prefix route; exact match is a share`, async () => {
+    const engine = await openEngine({ model, threads: 1 });
+    const scorer = metricsScorer(engine, 1);
+    try {
+      const data = await loadDataset(join(dir, 'code'), { tokenizer: engine.tokenizer, seqLen: 24, include: ['**/*.ts'], heldOutFraction: 0.25 });
+      const examples = data.heldOut.slice(0, 3);
+      const m = await scorer.score(examples, { generationExamples: 3, maxNewTokens: 12 });
+      assert.ok(m.accuracy !== null && m.accuracy >= 0 && m.accuracy <= 1);
+      assert.equal(m.accuracyTargets, examples.reduce((n, e) => n + e.ids.length - 1, 0));
+      assert.ok(Math.abs(m.accuracy - (await prefixAccuracy(engine, examples))) < 1e-12, `accuracy ${m.accuracy}`);
+      assert.equal(m.rougeL, null);
+      if (m.generated > 0) assert.ok(m.exactMatch !== null && m.exactMatch >= 0 && m.exactMatch <= 1);
+    } finally {
+      await scorer.release();
+      await engine.close();
+    }
+  });
+}
