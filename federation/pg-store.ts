@@ -76,7 +76,9 @@ export class PgFederationStore implements FederationStore {
     if (urlHasPassword(url)) throw new Error(`the store URL ${where} carries a password: put it in PGPASSWORD or a password file instead, where command lines and logs do not show it`);
     const log: Logger = options.log ?? (() => {});
     // Parsed here, not passed as connectionString, which would override a password given apart from it.
-    const config: pg.ClientConfig = { ...parseIntoClientConfig(url), ...(options.password === undefined ? {} : { password: options.password }), connectionTimeoutMillis: 10_000 };
+    // A URL without a password parses to an empty one: dropped, so PGPASSWORD or ~/.pgpass apply.
+    const { password: _inUrl, ...parsed } = parseIntoClientConfig(url);
+    const config: pg.ClientConfig = { ...parsed, ...(options.password === undefined ? {} : { password: options.password }), connectionTimeoutMillis: 10_000 };
     const pool = new pg.Pool({ ...config, max: options.poolSize ?? 4 });
     // An idle pooled connection cut by a database restart: the pool replaces it at the next query.
     pool.on('error', (err) => log('warn', { event: 'store_connection_lost', store: where, error: err.message }));

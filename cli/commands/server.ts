@@ -2,12 +2,16 @@ import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { DEFAULT_ROBUSTNESS } from '../../federation/robust';
+import { isPostgresUrl } from '../../federation/gateway/url';
+import { jsonLinesLogger } from '../../federation/log';
 import { startServer, type FederationServer } from '../../federation/server';
+import type { FederationStore } from '../../federation/store';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
 import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
+import { openStoreSpec, storeName } from '../store-spec';
 import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
 import { fixed, note } from '../output';
 import { formatBytes } from '../../protocol/format';
@@ -41,6 +45,7 @@ interface ServerCliOptions {
   maxG?: number;
   maxExamples: number;
   trustStore?: boolean;
+  storePasswordFile?: string;
 }
 
 export function registerServer(program: Command): void {
@@ -49,7 +54,8 @@ export function registerServer(program: Command): void {
     .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, FEDERATION_DEFAULTS.port)
-    .option('--store <dir>', 'the embedded store: federation state, rounds, tokens', '.fedkseed/server')
+    .option('--store <dir|url>', 'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)', '.fedkseed/server')
+    .option('--store-password-file <file>', "the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)", existingPath('--store-password-file'))
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
@@ -96,13 +102,18 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   };
   const log: Writable | undefined = o.log === '-' ? process.stderr : o.log ? createWriteStream(o.log, { flags: 'a' }) : undefined;
   let server: FederationServer;
+  // A shared store is opened here (and closed after the server); a folder is the server's own to open.
+  let shared: FederationStore | undefined;
   try {
+    if (isPostgresUrl(o.store)) shared = await openStoreSpec(o.store, { passwordFile: o.storePasswordFile, trustStore: o.trustStore, log: jsonLinesLogger(log) });
+    else if (o.storePasswordFile) throw new CliError('--store-password-file goes with a postgres:// store');
     server = await startServer({
       config,
       modelHash: Buffer.from(model.identity, 'hex'),
       generatorVersion: GENERATOR_VERSION,
       paramCount: model.parameters,
       storePath: o.store,
+      store: shared,
       trustStore: o.trustStore,
       host: o.host,
       port: o.port,
@@ -113,10 +124,13 @@ async function runServer(o: ServerCliOptions): Promise<void> {
       log,
     });
   } catch (err) {
+    await shared?.close();
+    if (err instanceof CliError) throw err;
     throw new CliError(`cannot start the server: ${(err as Error).message}`, 1);
   }
   if (o.log !== '-') narrate(server, config);
   process.stdout.write(`listening ${server.url}\n`);
+  if (shared) note(`store: ${storeName(o.store)} (a gateway: ${shared.coordinator ? 'the coordinator' : 'another gateway coordinates'})`);
   if (!o.auth) note('warning: --no-auth: any client that reaches this address can join');
 
   await new Promise<void>((resolve) => {
@@ -133,6 +147,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
     }
   });
   await server.close();
+  await shared?.close();
   if (log && log !== process.stderr) await new Promise<void>((resolve) => (log as Writable).end(resolve));
 }
 

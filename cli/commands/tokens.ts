@@ -1,19 +1,23 @@
 import type { Command } from 'commander';
-import { LevelFederationStore } from '../../federation/level-store';
 import type { FederationStore } from '../../federation/store';
 import { createToken, listTokens, revokeToken } from '../../federation/tokens';
 import { CliError } from '../errors';
 import { positiveInt } from '../options';
 import { emitJson, note } from '../output';
+import { openStoreSpec, storeName } from '../store-spec';
 
 interface StoreOption {
   store: string;
+  storePasswordFile?: string;
   json?: boolean;
 }
 
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description("Manage a federation server's access tokens (stored hashed; the secret is shown once)");
-  const storeOption = (c: Command) => c.option('--store <dir>', "the server's store", '.fedkseed/server').option('--json', 'print the result as JSON');
+  const storeOption = (c: Command) => c
+      .option('--store <dir|url>', "the server's store: its folder, or its postgres:// URL without a password", '.fedkseed/server')
+      .option('--store-password-file <file>', 'the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)')
+      .option('--json', 'print the result as JSON');
   storeOption(
     tokens
       .command('create')
@@ -22,7 +26,7 @@ export function registerTokens(program: Command): void {
       .option('--client-id <id>', 'the one client identity the token may speak for (default: the identity of its first connection)')
       .option('--max-examples <n>', 'the most examples an upload with this token counts for (whatever the client claims)', positiveInt),
   ).action((o: StoreOption & { label: string; clientId?: string; maxExamples?: number }) =>
-    withStore(o.store, async (store) => {
+    withStore(o, async (store) => {
       let issued;
       try {
         issued = await createToken(store, o.label, o.clientId, { maxExamples: o.maxExamples });
@@ -38,29 +42,31 @@ export function registerTokens(program: Command): void {
     }),
   );
   storeOption(tokens.command('revoke').description('Revoke a token by its id').argument('<id>', 'token id (the 16 hex digits after fks_)')).action((id: string, o: StoreOption) =>
-    withStore(o.store, async (store) => {
+    withStore(o, async (store) => {
       const tokenId = /^fks_([0-9a-f]{16})_/.exec(id)?.[1] ?? id;
       const removed = await revokeToken(store, tokenId);
       if (o.json) emitJson({ id: tokenId, revoked: removed });
-      if (!removed) throw new CliError(`no token with id ${tokenId} in ${o.store}`);
+      if (!removed) throw new CliError(`no token with id ${tokenId} in ${storeName(o.store)}`);
       if (!o.json) note(`revoked ${tokenId}; clients using it are refused at their next connection`);
     }),
   );
   storeOption(tokens.command('list').description('List token ids, labels and creation times (never secrets)')).action((o: StoreOption) =>
-    withStore(o.store, async (store) => {
+    withStore(o, async (store) => {
       const list = await listTokens(store);
       if (o.json) emitJson({ tokens: list });
-      else if (list.length === 0) note(`no tokens in ${o.store}`);
+      else if (list.length === 0) note(`no tokens in ${storeName(o.store)}`);
       else for (const t of list) process.stdout.write(`${t.id}  ${t.createdAt}  ${t.clientId ?? '(unused)'}  ${t.label}\n`);
     }),
   );
 }
 
-async function withStore(path: string, body: (store: FederationStore) => Promise<void>): Promise<void> {
-  let store: LevelFederationStore;
+async function withStore(o: StoreOption, body: (store: FederationStore) => Promise<void>): Promise<void> {
+  const path = storeName(o.store);
+  let store: FederationStore;
   try {
-    store = await LevelFederationStore.open(path);
+    store = await openStoreSpec(o.store, { passwordFile: o.storePasswordFile });
   } catch (err) {
+    if (err instanceof CliError) throw err;
     const cause = (err as { cause?: { code?: string } }).cause;
     if (cause?.code === 'LEVEL_LOCKED') throw new CliError(`the store ${path} is in use by a running server; stop it first (tokens take effect at the next connection)`);
     throw new CliError(`cannot open the store ${path}: ${(err as Error).message}`);
