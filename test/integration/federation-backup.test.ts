@@ -1,0 +1,184 @@
+// Backup and restore through the FederationStore interface: a backup restored into an empty store gives
+// back the same file byte for byte; a damaged, cut or altered backup is refused by name with nothing
+// restored; a restored store serves, and its clients finish the federation on one replica.
+import { strict as assert } from 'node:assert';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { FederationConfig } from '../../protocol';
+import { BackupDamagedError, readBackup, restoreBackup, writeBackup } from '../../federation/backup';
+import { LevelFederationStore } from '../../federation/level-store';
+import { startServer, type FederationServer } from '../../federation/server';
+import { createToken } from '../../federation/tokens';
+import { FederationClient } from '../../trainer/client/federation-client';
+import { QuadraticToyTrainer } from '../../bench/toy-trainer';
+
+const config: FederationConfig = {
+  k: 64,
+  federationSeed: 31,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 6,
+  clientsPerRound: 2,
+  deadlineMs: 5000,
+};
+const MODEL = new QuadraticToyTrainer({ dimension: 8, clientSeed: 0 }).modelHash;
+
+function serve(storePath: string, port = 0): Promise<FederationServer> {
+  return startServer({ config, modelHash: MODEL, generatorVersion: 1, paramCount: 8, storePath, port });
+}
+
+/** Two token-holding clients; each client's run() continues across a server restart. */
+async function clientsOf(server: FederationServer): Promise<FederationClient[]> {
+  return Promise.all(
+    [1, 2].map(async (i) => {
+      const { token } = await createToken(server.store, `client ${i}`, `c${i}`, { maxExamples: 100 });
+      return new FederationClient({ url: server.url, clientId: `c${i}`, token, trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }), backoff: { initialMs: 20, maxMs: 100, maxAttempts: 500 } });
+    }),
+  );
+}
+
+/** Runs the server until round `stopAt` is committed, then closes it; the clients keep running. */
+async function federateUntil(storePath: string, stopAt: number): Promise<{ clients: FederationClient[]; runs: Promise<{ finalRound: number; digest: string }[]>; port: number }> {
+  const server = await serve(storePath);
+  const clients = await clientsOf(server);
+  const stopped = new Promise<void>((resolve) => server.events.on('roundCommitted', (e) => e.round === stopAt && resolve()));
+  const runs = Promise.all(clients.map((c) => c.run()));
+  await stopped;
+  await server.close();
+  return { clients, runs, port: server.port };
+}
+
+async function withDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-backup-'));
+  try {
+    return await body(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function backupOf(storePath: string, file: string): Promise<void> {
+  const store = await LevelFederationStore.open(storePath);
+  try {
+    await writeBackup(store, file);
+  } finally {
+    await store.close();
+  }
+}
+
+test('a backup restored into an empty store gives back the same backup byte for byte, and the same federation', async () => {
+  await withDir(async (dir) => {
+    const { clients, runs } = await federateUntil(join(dir, 'a'), 3);
+    for (const c of clients) c.stop();
+    await runs.catch(() => undefined);
+    await backupOf(join(dir, 'a'), join(dir, 'a.backup'));
+
+    const backup = await readBackup(join(dir, 'a.backup'));
+    assert.ok(backup.state && backup.state.round >= 3);
+    assert.equal(backup.rounds.length, backup.state.round);
+    assert.equal(backup.tokens.length, 2);
+    assert.ok(backup.digests.length > 0, 'the reference digests travel too');
+    const b = await LevelFederationStore.open(join(dir, 'b'));
+    try {
+      await restoreBackup(backup, b);
+      await writeBackup(b, join(dir, 'b.backup'));
+    } finally {
+      await b.close();
+    }
+    assert.ok(readFileSync(join(dir, 'a.backup')).equals(readFileSync(join(dir, 'b.backup'))), 'the restored store backs up to the same bytes');
+
+    const [sa, sb] = [await LevelFederationStore.open(join(dir, 'a')), await LevelFederationStore.open(join(dir, 'b'))];
+    try {
+      assert.deepEqual(await sb.loadState(), await sa.loadState());
+      assert.deepEqual(await sb.loadConfig(), await sa.loadConfig());
+      for (let r = 1; r <= backup.state.round; r++) assert.deepEqual(await sb.loadRound(r), await sa.loadRound(r));
+      assert.deepEqual(await sb.listTokens(), await sa.listTokens());
+      // Into a store that holds a federation already: refused, nothing changed.
+      await assert.rejects(restoreBackup(backup, sb), /not empty/);
+    } finally {
+      await sa.close();
+      await sb.close();
+    }
+  });
+});
+
+test('a damaged, cut or altered backup is refused by name and nothing is restored', async () => {
+  await withDir(async (dir) => {
+    const { clients, runs } = await federateUntil(join(dir, 'a'), 2);
+    for (const c of clients) c.stop();
+    await runs.catch(() => undefined);
+    await backupOf(join(dir, 'a'), join(dir, 'good'));
+    const text = readFileSync(join(dir, 'good'), 'utf8');
+    const lines = text.split('\n').slice(0, -1);
+    /** Lines with the end line's hash recomputed: an alteration that kept the file self-consistent. */
+    const resealed = (body: string[]): string => {
+      const content = body.slice(0, -1).map((l) => `${l}\n`).join('');
+      const end = JSON.parse(body.at(-1) as string) as { records: number };
+      return `${content}${JSON.stringify({ kind: 'end', records: end.records, sha256: createHash('sha256').update(content).digest('hex') })}\n`;
+    };
+    const roundLine = lines.findIndex((l) => l.startsWith('{"kind":"round"'));
+    const alter = (line: string): string => {
+      const record = JSON.parse(line) as { change: { values: string } };
+      const values = new Float64Array(Uint8Array.from(Buffer.from(record.change.values, 'base64')).buffer);
+      values[0] += 1;
+      record.change.values = Buffer.from(values.buffer).toString('base64');
+      return JSON.stringify(record);
+    };
+    const alteredChange = lines.map((l, i) => (i === roundLine ? alter(l) : l));
+    assert.notDeepEqual(alteredChange, lines);
+    const cases: [string, string, RegExp][] = [
+      ['a flipped byte', text.replace('"examples":', '"examplez":').replace('"participants"', '"participantz"'), /line \d+ is not a valid record|SHA-256/],
+      ['a digit changed', text.replace(/"examples":(\d)/, (_, d) => `"examples":${(Number(d) + 1) % 10}`), /does not match its SHA-256/],
+      ['cut short', text.slice(0, Math.floor(text.length / 2)), /no end line|not JSON/],
+      ['its end line dropped', lines.slice(0, -1).map((l) => `${l}\n`).join(''), /no end line/],
+      ['a round altered and the hash recomputed', resealed(alteredChange), /do not add up to its coefficients/],
+      ['a round dropped and the hash recomputed', resealed(lines.filter((_, i) => i !== roundLine)), /round \d+ comes where round \d+ should|rounds/],
+      ['not a backup', '{"hello":1}\n', /line 1 is not a valid record/],
+    ];
+    for (const [what, content, message] of cases) {
+      writeFileSync(join(dir, 'bad'), content);
+      await assert.rejects(readBackup(join(dir, 'bad')), (err: unknown) => {
+        assert.ok(err instanceof BackupDamagedError, `${what}: ${String(err)}`);
+        assert.match(err.message, /is damaged or was altered/, what);
+        assert.match(err.message, message, what);
+        return true;
+      });
+    }
+  });
+});
+
+test('a restored store serves: clients reconnect, catch up and finish on one replica', async () => {
+  await withDir(async (dir) => {
+    const { clients, runs, port } = await federateUntil(join(dir, 'a'), 3);
+    // The first store is lost; its backup is restored into a new one and served on the same address.
+    await backupOf(join(dir, 'a'), join(dir, 'a.backup'));
+    rmSync(join(dir, 'a'), { recursive: true });
+    const restored = await LevelFederationStore.open(join(dir, 'b'));
+    try {
+      await restoreBackup(await readBackup(join(dir, 'a.backup')), restored);
+    } finally {
+      await restored.close();
+    }
+    const server = await serve(join(dir, 'b'), port);
+    // Should the test fail, the clients stop instead of retrying on.
+    const stopAll = setTimeout(() => clients.forEach((c) => c.stop()), 60_000).unref();
+    try {
+      const results = await runs;
+      assert.deepEqual(results.map((r) => r.finalRound), [6, 6]);
+      assert.equal(new Set(results.map((r) => r.digest)).size, 1);
+      const state = await server.store.loadState();
+      assert.equal(state?.round, 6);
+      for (let r = 1; r <= 6; r++) assert.ok(await server.store.loadRound(r), `round ${r}`);
+    } finally {
+      clearTimeout(stopAll);
+      await server.close();
+    }
+  });
+});
