@@ -9,7 +9,9 @@ import {
   type ServerProcessStats,
   type ServerProgress,
 } from '../contracts/server-process';
+import { PgFederationStore } from '../federation/pg-store';
 import { startServer, type FederationServer } from '../federation/server';
+import type { FederationStore } from '../federation/store';
 import { GENERATOR_VERSION } from '../trainer/zo/generator';
 import { readBaseModel } from './base-model';
 
@@ -22,14 +24,19 @@ function fail(message: string, addressInUse: boolean): void {
   process.exitCode = 1;
 }
 
+/** A shared store this process opened (a gateway's), closed after the server. */
+let shared: FederationStore | undefined;
+
 async function start(spec: ServerProcessSpec): Promise<FederationServer> {
   const model = 'path' in spec.model ? await readBaseModel(spec.model.path || undefined) : spec.model;
+  if (spec.storeUrl) shared = await PgFederationStore.open(spec.storeUrl);
   return startServer({
     config: spec.config,
     modelHash: Buffer.from(model.identity, 'hex'),
     generatorVersion: spec.generatorVersion ?? GENERATOR_VERSION,
     paramCount: model.parameters,
     storePath: spec.storePath,
+    store: shared,
     host: spec.host,
     port: spec.port ?? 0,
     requireToken: spec.requireToken,
@@ -58,6 +65,7 @@ async function main(): Promise<void> {
   try {
     server = await start(spec);
   } catch (err) {
+    await shared?.close().catch(() => undefined);
     const addressInUse = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
     return fail(err instanceof Error ? err.message : String(err), addressInUse);
   }
@@ -74,7 +82,10 @@ async function main(): Promise<void> {
     say(`closing the federation server: ${why} (state is committed after every round)`);
     // The store's close is bounded: a stuck close must not keep a stopped server alive.
     setTimeout(() => process.exit(0), 3000).unref();
-    void server.close().then(() => process.exit(0));
+    void server
+      .close()
+      .then(() => shared?.close())
+      .then(() => process.exit(0));
   };
   process.on('SIGTERM', () => close('SIGTERM'));
   process.on('SIGINT', () => close('SIGINT'));

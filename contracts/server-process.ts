@@ -48,6 +48,11 @@ export const serverProcessSpecSchema = z.object({
   generatorVersion: z.optional(positiveInt()),
   /** The server's LevelDB store: a restart on the same store resumes its federation. */
   storePath: z.string().check(z.minLength(1)),
+  /**
+   * Instead of storePath: a PostgreSQL store shared with other gateways, as a postgres:// URL without a
+   * password (PGPASSWORD or ~/.pgpass in the process's environment give it).
+   */
+  storeUrl: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'))),
   /** Default 127.0.0.1. */
   host: z.optional(z.string().check(z.minLength(1))),
   /** Default 0: any free port (the `listening` event names the one bound). */

@@ -341,8 +341,13 @@ export class RoundEngine<P> {
     }
     if (!r) return this.maybeStartRound();
     if (r.closing) return;
-    r.deadline ??= this.clock.setTimer(Math.max(0, r.deadlineAt - this.clock.now()), () => void this.closeRound('deadline', r));
+    r.deadline ??= this.clock.setTimer(Math.max(0, r.deadlineAt - this.clock.now()), () => this.background(this.closeRound('deadline', r)));
     if ((await this.store.uploadCount(r.round)) >= r.assigned.size) await this.closeRound('complete', r);
+  }
+
+  /** Work no caller awaits (a deadline, the next round): a store that fails meanwhile is logged, and the next look at the store retries. */
+  private background(work: Promise<void>): void {
+    work.catch((err: unknown) => this.log('warn', { event: 'store_unavailable', error: (err as Error).message }));
   }
 
   /** Rounds another gateway committed: the state from the store, results and final syncs to this gateway's clients. */
@@ -488,7 +493,7 @@ export class RoundEngine<P> {
         deadlineAt: this.clock.now() + this.config.deadlineMs,
         closing: false,
       };
-      r.deadline = this.clock.setTimer(this.config.deadlineMs, () => void this.closeRound('deadline', r));
+      r.deadline = this.clock.setTimer(this.config.deadlineMs, () => this.background(this.closeRound('deadline', r)));
       this.open = r;
       try {
         // Every gateway learns of the round (and sends its clients their assignment) from the store.
@@ -537,7 +542,7 @@ export class RoundEngine<P> {
       this.attempt++;
       this.log('warn', { event: 'round_restarted', round: r.round, reason: 'no upload before the deadline' });
       this.events.emit('roundRestarted', { round: r.round, reason: 'no upload before the deadline' });
-      void this.maybeStartRound();
+      this.background(this.maybeStartRound());
       return;
     }
     // One upload's |g| and example count are bounded by the round's medians (robust.ts).
@@ -584,7 +589,7 @@ export class RoundEngine<P> {
         return;
       }
       this.log('error', { event: 'commit_failed', round: r.round, error: (err as Error).message });
-      if (!this.closed) void this.maybeStartRound();
+      if (!this.closed) this.background(this.maybeStartRound());
       return;
     }
     this.state = next;
@@ -605,7 +610,7 @@ export class RoundEngine<P> {
       this.events.emit('finished', { round: this.state.round });
       for (const session of this.byClient.values()) await this.sendFinalSync(session);
     } else {
-      void this.maybeStartRound();
+      this.background(this.maybeStartRound());
     }
   }
 
@@ -627,7 +632,7 @@ export class RoundEngine<P> {
       this.events.emit('halted', { round: r.round, reason: this.haltedReason });
       return;
     }
-    void this.maybeStartRound();
+    this.background(this.maybeStartRound());
   }
 
   private roundBytes(r: Pick<OpenRound, 'bytes'>, participants: number): RoundBytes {

@@ -44,7 +44,8 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client(this.config);
+    // Named after the gateway's process, so pg_stat_activity and pg_locks show which one coordinates.
+    const client = new pg.Client({ ...this.config, application_name: `fedkseed-gateway-${process.pid}` });
     client.on('error', () => this.lost(client));
     client.on('end', () => this.lost(client));
     client.on('notification', (n) => this.emit('notification', n.payload ?? ''));
