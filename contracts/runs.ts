@@ -17,6 +17,12 @@ export type RoundBytes = z.infer<typeof roundBytesSchema>;
 export const runHistorySchema = z.object({
   stepLoss: z.array(point),
   heldOut: z.array(point),
+  /** Held-out next-token top-1 accuracy (0–1) at each evaluation; absent in records made before it was measured. */
+  accuracy: z.optional(z.array(point)),
+  /** Held-out next-line exact match (code) or Rouge-L (instruction data), 0–1, at each evaluation. */
+  generation: z.optional(z.array(point)),
+  /** What `generation` measures. */
+  generationMetric: z.optional(z.enum(['exactMatch', 'rougeL'])),
   rounds: z.array(roundBytesSchema),
   seeds: z.nullable(seedProbabilitiesSchema),
 });

@@ -336,6 +336,12 @@ export const evaluationSchema = z.object({
   step: nonNegInt(),
   round: nonNegInt(),
   heldOutLoss: z.number(),
+  /** Next-token top-1 accuracy on the same held-out examples (0–1); null when not measured. */
+  accuracy: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
+  /** Code: share of next lines completed exactly; instruction data: null (see rougeL). */
+  exactMatch: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
+  /** Instruction data: mean Rouge-L F of the generated answers. */
+  rougeL: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
 });
 export type Evaluation = z.infer<typeof evaluationSchema>;
 

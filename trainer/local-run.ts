@@ -2,8 +2,10 @@
 // training). Emits typed events; the fine-tuned model is saved as base identity + K coefficients.
 import { BatchSampler } from './data/batches';
 import type { Dataset } from './data/dataset';
+import type { Example } from './data/examples';
 import type { Engine } from './engine';
 import { evaluateLoss, type LossSummary } from './eval/loss';
+import type { HeldOutMetrics } from './eval/metrics';
 import { type Checkpoint, makeCheckpoint } from './zo/checkpoint';
 import { quantizeCoefficient } from './zo/coefficients';
 import { SeedSampler } from './zo/seed-sampler';
@@ -36,10 +38,12 @@ export interface LocalRunOptions {
   readonly signal?: AbortSignal;
   /** Work that needs the weights at rest, asked for between steps (see LocalTrainingOptions.atRest). */
   readonly atRest?: () => (() => Promise<void>) | undefined;
+  /** Scores the held-out examples with measures beside the loss at each evaluation (weights at rest). */
+  readonly metrics?: (examples: readonly Example[]) => Promise<HeldOutMetrics>;
 }
 
 export type LocalRunEvent =
-  | { readonly type: 'eval'; readonly step: number; readonly heldOut: LossSummary }
+  | { readonly type: 'eval'; readonly step: number; readonly heldOut: LossSummary; readonly metrics: HeldOutMetrics | null }
   | ({ readonly type: 'step'; readonly ms: number } & StepEvent);
 
 export interface LocalRunResult {
@@ -60,7 +64,8 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   const evaluate = async (step: number) => {
     if (held.length === 0) return null;
     const heldOut = await evaluateLoss(engine.session, held, evalOptions);
-    onEvent({ type: 'eval', step, heldOut });
+    const metrics = o.metrics ? await o.metrics(held) : null;
+    onEvent({ type: 'eval', step, heldOut, metrics });
     return heldOut;
   };
 

@@ -247,6 +247,8 @@ export class RunStore implements vscode.Disposable {
       const history: RunHistory = {
         stepLoss: h.stepLoss.filter(([x]) => x <= resumeOf.step),
         heldOut: h.heldOut.filter(([x]) => x <= resumeOf.step),
+        ...(h.accuracy ? { accuracy: h.accuracy.filter(([x]) => x <= resumeOf.step) } : {}),
+        ...(h.generation ? { generation: h.generation.filter(([x]) => x <= resumeOf.step), generationMetric: h.generationMetric } : {}),
         rounds: h.rounds.filter((r) => r.round <= resumeOf.round),
         seeds: h.seeds,
       };
@@ -399,7 +401,18 @@ export class RunStore implements vscode.Disposable {
     heldOut.sort((a, b) => a[0] - b[0]);
     run.record.summary.heldOutBaseline = heldOut[0]?.[1] ?? null;
     run.record.summary.heldOutLast = heldOut.at(-1)?.[1] ?? null;
-    this.patchHistory(run, { heldOut });
+    const h = run.record.history;
+    const series = (old: RunHistory['heldOut'] | undefined, y: number | null | undefined): RunHistory['heldOut'] | undefined => {
+      if (y === null || y === undefined) return old;
+      return [...(old ?? []).filter(([x]) => x !== e.step), [e.step, y] as [number, number]].sort((a, b) => a[0] - b[0]);
+    };
+    const generationMetric = e.rougeL !== null && e.rougeL !== undefined ? 'rougeL' : e.exactMatch !== null && e.exactMatch !== undefined ? 'exactMatch' : h.generationMetric;
+    this.patchHistory(run, {
+      heldOut,
+      accuracy: series(h.accuracy, e.accuracy),
+      generation: series(h.generation, e.rougeL ?? e.exactMatch),
+      ...(generationMetric ? { generationMetric } : {}),
+    });
   }
 
   addRound(r: RoundCompleted): void {

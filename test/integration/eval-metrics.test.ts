@@ -11,6 +11,9 @@ import type { Example } from '../../trainer/data/examples';
 import { openEngine, type Engine } from '../../trainer/engine';
 import { argmaxRow } from '../../trainer/eval/generate';
 import { metricsScorer } from '../../trainer/eval/metrics';
+import type { HostNotifier } from '../../trainer/host/notifier';
+import { TrainerSession } from '../../trainer/host/session';
+import type { Evaluation } from '../../contracts/trainer-payloads';
 import { writeCodeCorpus } from '../helpers/code-corpus';
 import { FIXTURES } from '../helpers/model-fixtures';
 
@@ -58,3 +61,24 @@ for (const [name, model] of [
     }
   });
 }
+
+test('a local run reports the accuracy and the next-line exact match with each held-out evaluation', async () => {
+  const evaluations: Evaluation[] = [];
+  const notify: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: (e) => evaluations.push(e), roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+  const session = new TrainerSession(notify);
+  try {
+    await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
+    await session.startTraining(
+      { data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, steps: 4, k: 64, federationSeed: 1, epsilon: 1e-3, eta: 1e-4, batchSize: 1, evalEvery: 2, evalExamples: 3 },
+      new AbortController().signal,
+    );
+    assert.deepEqual(evaluations.map((e) => e.step), [0, 2, 4]);
+    for (const e of evaluations) {
+      assert.ok(typeof e.accuracy === 'number' && e.accuracy >= 0 && e.accuracy <= 1, `accuracy ${e.accuracy}`);
+      assert.ok(e.exactMatch === null || (e.exactMatch !== undefined && e.exactMatch >= 0 && e.exactMatch <= 1));
+      assert.equal(e.rougeL, null);
+    }
+  } finally {
+    await session.dispose();
+  }
+});

@@ -3,6 +3,8 @@
 // checkpointed as it progresses (after each evaluation chunk, every `checkpointEvery` steps and at the
 // end), and a run resumed from its checkpoint continues its step, batch and seed streams.
 import type { Dataset } from '../data/dataset';
+import type { Example } from '../data/examples';
+import type { HeldOutMetrics } from '../eval/metrics';
 import type { Engine } from '../engine';
 import { runLocalTraining } from '../local-run';
 import { saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
@@ -32,6 +34,8 @@ export async function trainLocally(
   resume?: ResumePoint,
   /** Work that needs the weights at rest between two steps (completions' copy of them). */
   atRest?: () => (() => Promise<void>) | undefined,
+  /** Measures beside the loss at each evaluation (top-1 accuracy, next-line exact match or Rouge-L). */
+  metrics?: (examples: readonly Example[]) => Promise<HeldOutMetrics>,
 ): Promise<LocalTrainingOutcome> {
   const startStep = resume?.checkpoint.steps ?? 0;
   // A local run samples its seeds uniformly: show that distribution.
@@ -64,11 +68,13 @@ export async function trainLocally(
       onCheckpoint: save,
       signal,
       atRest,
+      metrics,
     },
     (event) => {
       if (event.type === 'eval') {
         reporter.update({ heldOutLoss: event.heldOut.loss });
-        notify.evaluation({ step: event.step, round: 0, heldOutLoss: event.heldOut.loss });
+        const m = event.metrics;
+        notify.evaluation({ step: event.step, round: 0, heldOutLoss: event.heldOut.loss, ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}) });
       } else if (!event.skipped) {
         reporter.step({ step: event.step + 1, round: 0, loss: (event.lossPlus + event.lossMinus) / 2 });
       }

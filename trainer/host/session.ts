@@ -37,6 +37,7 @@ import {
 } from '../../contracts/trainer-payloads';
 import { StatusReporter } from './status-reporter';
 import { CompletionService } from '../complete/service';
+import { metricsScorer, type MetricsScorer } from '../eval/metrics';
 import { COMPLETION_DEFAULTS } from '../../contracts/defaults';
 import type { CompleteParams, CompleteResult } from '../../contracts/trainer-payloads';
 
@@ -68,6 +69,8 @@ export class TrainerSession {
   readonly reporter: StatusReporter;
   /** Completions, made at the first request; dropped with the engine. */
   private completions: CompletionService<WeightsState> | undefined;
+  /** Held-out measures beside the loss (top-1 accuracy, next line or Rouge-L), made at the first evaluation. */
+  private scorer: MetricsScorer | undefined;
   /** The run a local training job belongs to (its weights' runId while it runs). */
   private trainingRunId: string | null = null;
 
@@ -77,8 +80,6 @@ export class TrainerSession {
 
   async initialize(params: InitializeParams): Promise<InitializeResult> {
     if (this.job) throw new HostStateError('busy', `cannot reload the model while ${this.job.kind} is running`);
-    await this.completions?.dispose();
-    this.completions = undefined;
     await this.engine?.close();
     this.engine = undefined;
     this.reporter.reset({ state: 'loading', detail: `Loading ${params.model || 'the bundled model'}` });
@@ -140,7 +141,7 @@ export class TrainerSession {
       }
       const data = await this.loadData(engine, params.data);
       try {
-        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume, () => this.completions?.atRest());
+        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume, () => this.completions?.atRest(), (examples) => this.metricsOf(engine).score(examples));
         this.weights = result.totalSteps > 0 ? { kind: 'local', steps: result.totalSteps, round: 0, runId, restored: false } : baseWeights;
         this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.totalSteps} steps; ${heldOutChange(result)}` });
         return { ...result, weights: this.weights };
@@ -237,6 +238,10 @@ export class TrainerSession {
     return { text: r.text, tokens: r.tokens, finish: r.finish, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs, promptTokens: r.promptTokens, source: r.source, weights: r.weights, decoder: r.decoder, modelPath: engine.modelPath };
   }
 
+  private metricsOf(engine: Engine): MetricsScorer {
+    return (this.scorer ??= metricsScorer(engine, this.initParams?.threads || undefined));
+  }
+
   /** What the working weights are now: during a local run, its step so far. */
   private liveWeights(): WeightsState {
     if (this.job?.kind !== 'training') return this.weights;
@@ -284,10 +289,16 @@ export class TrainerSession {
     if (running) await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, graceMs))]);
     this.reporter.dispose();
     await this.completions?.dispose().catch(() => undefined);
+    await this.scorer?.release().catch(() => undefined);
     await this.engine?.close().catch(() => undefined);
   }
 
   private async open(params: InitializeParams): Promise<Engine> {
+    // Completions and the scorer read the engine's weights: a new engine needs new ones.
+    await this.completions?.dispose();
+    this.completions = undefined;
+    await this.scorer?.release();
+    this.scorer = undefined;
     const engine = await openEngine(engineOptions(params));
     this.initParams = params;
     this.weights = baseWeights;

@@ -86,11 +86,18 @@ export class DashboardCharts {
           { label: 'base model (held-out)', data: [], borderColor: theme.foreground, borderDash: [4, 4], pointRadius: 0, borderWidth: 1 },
           { label: 'compared: smoothed', data: [], borderColor: theme.purple, borderDash: [6, 3], pointRadius: 0, borderWidth: 2 },
           { label: 'compared: held-out', data: [], borderColor: theme.green, backgroundColor: theme.green, borderDash: [6, 3], pointRadius: 3, borderWidth: 2 },
+          // Measures a person can read, on the right axis: how often the model gets the next token, the next line.
+          { label: 'held-out top-1 accuracy', data: [], yAxisID: 'percent', borderColor: theme.red, backgroundColor: theme.red, pointStyle: 'rect', pointRadius: 3, borderWidth: 2 },
+          { label: 'next-line exact match', data: [], yAxisID: 'percent', borderColor: theme.purple, backgroundColor: theme.purple, pointStyle: 'triangle', pointRadius: 3, borderWidth: 2 },
         ],
       },
       options: {
         ...baseOptions(theme),
-        scales: { x: axis(theme, 'local step', { type: 'linear' }), y: axis(theme, 'loss (nats / token)', { type: 'linear' }) },
+        scales: {
+          x: axis(theme, 'local step', { type: 'linear' }),
+          y: axis(theme, 'loss (nats / token)', { type: 'linear' }),
+          percent: axis(theme, 'held-out accuracy / match (%)', { type: 'linear', position: 'right', min: 0, grid: { drawOnChartArea: false }, display: 'auto' }),
+        },
       },
     };
     this.loss = new Chart(canvases.loss, lossConfig);
@@ -135,6 +142,10 @@ export class DashboardCharts {
     loss[5]!.data = compare ? xy(compare.history.heldOut) : [];
     loss[4]!.label = compare ? `${compare.label}: smoothed` : 'compared: smoothed';
     loss[5]!.label = compare ? `${compare.label}: held-out` : 'compared: held-out';
+    const percent = (points: readonly (readonly [number, number])[] | undefined) => (points ?? []).map(([x, y]) => ({ x, y: 100 * y }));
+    loss[6]!.data = percent(history.accuracy);
+    loss[7]!.data = percent(history.generation);
+    loss[7]!.label = history.generationMetric === 'rougeL' ? 'Rouge-L of answers' : 'next-line exact match';
     let cumulative = 0;
     let fedAvg = 0;
     const perRound: Point[] = [];
@@ -154,7 +165,7 @@ export class DashboardCharts {
   }
 
   /** Points drawn per chart (read by the UI test). */
-  pointCounts(): { seeds: number; loss: number; bytes: number; heldOut: number; compare: number } {
+  pointCounts(): { seeds: number; loss: number; bytes: number; heldOut: number; compare: number; accuracy: number } {
     const count = (chart: Chart<'line' | 'bar', Point[]>) => chart.data.datasets.reduce((n, d) => n + d.data.length, 0);
     const loss = this.loss.data.datasets;
     return {
@@ -163,6 +174,7 @@ export class DashboardCharts {
       bytes: count(this.bytes),
       heldOut: loss[2]!.data.length,
       compare: loss[4]!.data.length + loss[5]!.data.length,
+      accuracy: loss[6]!.data.length,
     };
   }
 

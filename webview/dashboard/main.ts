@@ -98,7 +98,11 @@ function lossSubtitle(view: DashboardView): string {
   const lastStep = history.stepLoss.at(-1);
   if (!lastStep && history.heldOut.length === 0) return 'No losses yet.';
   const held = history.heldOut.length > 0 ? ` · held-out ${figures.text.heldOut}` : '';
-  return `step ${lastStep?.[0] ?? 0}: loss ${formatLoss(lastStep?.[1] ?? null)}${held}`;
+  // Before → now, in words anyone can read: how often the model gets the next token (and the next line).
+  const change = (points: readonly (readonly [number, number])[] | undefined, what: string) =>
+    points && points.length > 0 ? ` · ${what} ${(100 * points[0][1]).toFixed(1)}% → ${(100 * (points.at(-1) as readonly [number, number])[1]).toFixed(1)}%` : '';
+  const generation = change(history.generation, history.generationMetric === 'rougeL' ? 'Rouge-L' : 'next line exact');
+  return `step ${lastStep?.[0] ?? 0}: loss ${formatLoss(lastStep?.[1] ?? null)}${held}${change(history.accuracy, 'top-1 accuracy')}${generation}`;
 }
 
 function bytesSubtitle(view: DashboardView): string {
@@ -166,6 +170,7 @@ function renderView(view: DashboardView): void {
   lossCard.canvas.dataset.points = String(counts.loss);
   lossCard.canvas.dataset.heldOutPoints = String(counts.heldOut);
   lossCard.canvas.dataset.comparePoints = String(counts.compare);
+  lossCard.canvas.dataset.accuracyPoints = String(counts.accuracy);
   lossCard.canvas.dataset.datasets = charts.lossDatasets().join('|');
   bytesCard.canvas.dataset.points = String(counts.bytes);
 }
