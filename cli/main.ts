@@ -17,6 +17,8 @@ export function buildProgram(): Command {
     .description('Federated full-parameter fine-tuning with zeroth-order optimisation over K shared seeds (FedKSeed).')
     .version(version)
     .showHelpAfterError()
+    // A subcommand's options after its name are its own (server backup --store), not its parent's.
+    .enablePositionalOptions()
     .exitOverride();
   registerEval(program);
   registerTrain(program);

@@ -3,6 +3,7 @@ import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { DEFAULT_ROBUSTNESS } from '../../federation/robust';
 import { isPostgresUrl } from '../../federation/gateway/url';
+import { StoreDamagedError } from '../../federation/level-store';
 import { jsonLinesLogger } from '../../federation/log';
 import { startServer, type FederationServer } from '../../federation/server';
 import type { FederationStore } from '../../federation/store';
@@ -12,6 +13,7 @@ import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { openStoreSpec, storeName } from '../store-spec';
+import { registerServerBackup } from './server-backup';
 import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
 import { fixed, note } from '../output';
 import { formatBytes } from '../../protocol/format';
@@ -49,7 +51,7 @@ interface ServerCliOptions {
 }
 
 export function registerServer(program: Command): void {
-  program
+  const server = program
     .command('server')
     .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
@@ -82,6 +84,7 @@ export function registerServer(program: Command): void {
     .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)")
     .option('--exit-when-finished', 'stop once the last round is committed and connected clients have the final model')
     .action((o: ServerCliOptions) => runServer(o));
+  registerServerBackup(server);
 }
 
 async function runServer(o: ServerCliOptions): Promise<void> {
@@ -126,7 +129,8 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   } catch (err) {
     await shared?.close();
     if (err instanceof CliError) throw err;
-    throw new CliError(`cannot start the server: ${(err as Error).message}`, 1);
+    const repair = err instanceof StoreDamagedError ? `\nTo replace it with a backup: fedkseed server restore <backup> --store ${o.store} --repair (docs/federation.md, "Backup and restore")` : '';
+    throw new CliError(`cannot start the server: ${(err as Error).message}${repair}`, 1);
   }
   if (o.log !== '-') narrate(server, config);
   process.stdout.write(`listening ${server.url}\n`);

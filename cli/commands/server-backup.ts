@@ -1,0 +1,178 @@
+// fedkseed server backup <file> / restore <file>: a self-checking copy of a federation (federation/
+// backup.ts) and its way back. A folder store is restored into a new folder beside it, checked, and
+// only then put in its place; a store it replaces (--force) or one refused as damaged (--repair) is
+// moved aside and kept, never deleted. A postgres:// store is restored into an empty database.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { rename, rm, rmdir } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { BackupDamagedError, readBackup, restoreBackup, storeContentHash, storeIsEmpty, writeBackup, type Backup } from '../../federation/backup';
+import { isPostgresUrl } from '../../federation/gateway/url';
+import { LevelFederationStore, StoreDamagedError } from '../../federation/level-store';
+import type { FederationStore } from '../../federation/store';
+import { formatBytes } from '../../protocol/format';
+import { CliError } from '../errors';
+import { existingPath } from '../options';
+import { note } from '../output';
+import { openStoreSpec, storeName } from '../store-spec';
+
+interface BackupCliOptions {
+  store: string;
+  storePasswordFile?: string;
+  force?: boolean;
+}
+
+interface RestoreCliOptions extends BackupCliOptions {
+  repair?: boolean;
+}
+
+const STORE_HELP = 'the store: a folder (the embedded store) or a postgres:// URL without a password';
+const DEFAULT_STORE = '.fedkseed/server';
+
+export function registerServerBackup(server: Command): void {
+  server
+    .command('backup <file>')
+    .description('Write a self-checking backup of the federation (configuration, state, every round, digests, tokens) to <file>; with a folder store, stop the server first')
+    .option('--store <dir|url>', STORE_HELP, DEFAULT_STORE)
+    .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
+    .option('--force', 'replace <file> if it exists')
+    .action((file: string, o: BackupCliOptions, cmd: Command) => runBackup(file, { ...o, store: storeOf(o, cmd) }));
+  server
+    .command('restore <file>')
+    .description('Restore a backup into the store: the backup is checked first, the restored store after; a folder store is replaced only when complete')
+    .option('--store <dir|url>', STORE_HELP, DEFAULT_STORE)
+    .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
+    .option('--force', 'replace a folder store that holds a federation (it is moved aside and kept, not deleted)')
+    .option('--repair', 'replace a folder store refused as damaged with this backup (the damaged folder is moved aside and kept)')
+    .action((file: string, o: RestoreCliOptions, cmd: Command) => runRestore(file, { ...o, store: storeOf(o, cmd) }));
+}
+
+/** --store given before the subcommand's name (server --store X backup f) counts as well. */
+function storeOf(o: BackupCliOptions, cmd: Command): string {
+  const parent = cmd.parent;
+  return cmd.getOptionValueSource('store') === 'default' && parent?.getOptionValueSource('store') === 'cli' ? (parent.opts().store as string) : o.store;
+}
+
+/** The store, or a CliError naming why it cannot be opened. */
+async function openExisting(spec: string, o: BackupCliOptions): Promise<FederationStore> {
+  if (!isPostgresUrl(spec) && (!existsSync(spec) || readdirSync(spec).length === 0)) throw new CliError(`there is no store at ${spec}`);
+  try {
+    return await openStoreSpec(spec, { passwordFile: o.storePasswordFile });
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw storeError(spec, err);
+  }
+}
+
+function storeError(spec: string, err: unknown): CliError {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  if (cause?.code === 'LEVEL_LOCKED') return new CliError(`the store ${spec} is in use by a running server; stop it first`);
+  return new CliError((err as Error).message);
+}
+
+async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
+  if (existsSync(file) && !o.force) throw new CliError(`${file} exists; pass --force to replace it`);
+  const store = await openExisting(o.store, o);
+  try {
+    const s = await writeBackup(store, file);
+    note(`backed up ${storeName(o.store)} at round ${s.round}: ${s.records} records (${s.round} rounds, ${s.tokens} tokens), ${formatBytes(s.bytes)} → ${file}`);
+  } catch (err) {
+    throw new CliError(`cannot back up ${storeName(o.store)}: ${(err as Error).message}`);
+  } finally {
+    await store.close();
+  }
+}
+
+async function readChecked(file: string): Promise<Backup> {
+  try {
+    return await readBackup(file);
+  } catch (err) {
+    if (err instanceof BackupDamagedError) throw new CliError(`${err.message}; nothing was restored`);
+    throw err;
+  }
+}
+
+function describe(b: Backup): string {
+  return `round ${b.state?.round ?? 0} of ${b.config.rounds} (K = ${b.config.k}, seed ${b.config.federationSeed}), ${b.tokens.length} tokens, ${b.digests.length} reference digests`;
+}
+
+const LATER_ROUNDS = 'rounds committed after it are not in the backup; clients that hold one rebuild their replica from the base model when they rejoin';
+
+async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
+  const backup = await readChecked(file);
+  if (isPostgresUrl(o.store)) return restoreShared(file, backup, o);
+  const dir = o.store;
+  const present = existsSync(dir) && statSync(dir).isDirectory() && readdirSync(dir).length > 0;
+  if (existsSync(dir) && !statSync(dir).isDirectory()) throw new CliError(`${dir} is not a folder`);
+  /** What the folder now holds: nothing, an empty store, a federation, or a damaged store. */
+  let held: 'nothing' | 'empty' | 'federation' | 'damaged' = 'nothing';
+  let heldRound = 0;
+  let damage = '';
+  if (present) {
+    try {
+      const current = await LevelFederationStore.open(dir);
+      try {
+        held = (await storeIsEmpty(current)) ? 'empty' : 'federation';
+        heldRound = (await current.loadState())?.round ?? 0;
+      } finally {
+        await current.close();
+      }
+    } catch (err) {
+      if (!(err instanceof StoreDamagedError)) throw storeError(dir, err);
+      held = 'damaged';
+      damage = err.message;
+    }
+  }
+  if (held === 'federation' && !o.force) throw new CliError(`the store ${dir} holds a federation at round ${heldRound}; pass --force to replace it with ${file} (it is moved aside and kept)`);
+  if (held === 'damaged' && !o.repair) throw new CliError(`${damage}\nTo replace it with this backup (${describe(backup)}): fedkseed server restore ${file} --store ${dir} --repair (the damaged folder is moved aside and kept)`);
+  if (o.repair && held !== 'damaged') throw new CliError(`--repair is for a store refused as damaged; ${dir} ${held === 'federation' ? 'opens as it is (use --force to replace it)' : 'holds no store'}`);
+
+  // Restored beside it and checked from disk before it takes the store's place.
+  const fresh = `${dir}.restoring-${process.pid}`;
+  await rm(fresh, { recursive: true, force: true });
+  try {
+    const store = await LevelFederationStore.open(fresh);
+    try {
+      await restoreBackup(backup, store);
+    } finally {
+      await store.close();
+    }
+    const reopened = await LevelFederationStore.open(fresh);
+    try {
+      if ((await storeContentHash(reopened)) !== backup.contentHash) throw new Error('the restored store, read back from disk, differs from the backup');
+    } finally {
+      await reopened.close();
+    }
+  } catch (err) {
+    await rm(fresh, { recursive: true, force: true });
+    throw new CliError(`cannot restore ${file} into ${dir}: ${(err as Error).message}; the store was not changed`);
+  }
+  let aside: string | null = null;
+  if (held === 'federation' || held === 'damaged') {
+    aside = `${dir}.${held === 'damaged' ? 'damaged' : 'replaced'}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(dir, aside);
+  } else if (held === 'empty') {
+    await rm(dir, { recursive: true }); // an empty store: nothing to keep
+  } else if (existsSync(dir)) {
+    await rmdir(dir);
+  }
+  await rename(fresh, dir);
+  note(`restored ${file} into ${dir} and verified it: ${describe(backup)}`);
+  if (aside) note(`the ${held === 'damaged' ? 'damaged' : 'previous'} store is kept at ${aside}`);
+  if (held === 'federation' && heldRound > (backup.state?.round ?? 0)) note(`the replaced store held round ${heldRound}: ${LATER_ROUNDS}`);
+  if (held === 'damaged') note(`${LATER_ROUNDS}`);
+}
+
+async function restoreShared(file: string, backup: Backup, o: RestoreCliOptions): Promise<void> {
+  if (o.force || o.repair) throw new CliError('a postgres:// store is restored into an empty database only: create a new database (or empty this one) and restore into it');
+  const store = await openExisting(o.store, o);
+  try {
+    if (!(await storeIsEmpty(store))) throw new CliError(`the database ${storeName(o.store)} holds a federation; restore into an empty database`);
+    await restoreBackup(backup, store);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    throw new CliError(`cannot restore ${file} into ${storeName(o.store)}: ${(err as Error).message}`);
+  } finally {
+    await store.close();
+  }
+  note(`restored ${file} into ${storeName(o.store)} and verified it: ${describe(backup)}`);
+}

@@ -1,0 +1,96 @@
+// fedkseed server backup / restore on folder stores: a restore into a missing folder gives back the
+// backed-up store; a store that holds a federation is replaced only with --force, one refused as
+// damaged only with --repair, and either is moved aside, never deleted; a damaged backup is refused
+// with nothing created; a server refused for a damaged store names the restore command.
+import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { FederationConfig } from '../../protocol';
+import { storeContentHash } from '../../federation/backup';
+import { LevelFederationStore } from '../../federation/level-store';
+import { startServer } from '../../federation/server';
+import { FederationClient } from '../../trainer/client/federation-client';
+import { QuadraticToyTrainer } from '../../bench/toy-trainer';
+
+const root = join(import.meta.dirname, '..', '..');
+
+function cli(...args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+const config: FederationConfig = { k: 32, federationSeed: 8, epsilon: 1e-3, eta: 0.05, tau: 3, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 3, clientsPerRound: 2, deadlineMs: 5000 };
+
+/** A finished three-round federation in `path`. */
+async function federation(path: string): Promise<void> {
+  const model = new QuadraticToyTrainer({ dimension: 8, clientSeed: 0 }).modelHash;
+  const server = await startServer({ config, modelHash: model, generatorVersion: 1, paramCount: 8, storePath: path, requireToken: false });
+  try {
+    await Promise.all([1, 2].map((i) => new FederationClient({ url: server.url, clientId: `c${i}`, token: 'open', trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }) }).run()));
+  } finally {
+    await server.close();
+  }
+}
+
+async function contentOf(path: string): Promise<string> {
+  const store = await LevelFederationStore.open(path);
+  try {
+    return await storeContentHash(store);
+  } finally {
+    await store.close();
+  }
+}
+
+const aside = (dir: string, kind: string): string[] => readdirSync(dir).filter((f) => f.startsWith(`b.${kind}-`));
+
+test('server backup and restore: replace only with --force or --repair, keep what is replaced, refuse a damaged backup', { timeout: 120_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-cli-backup-'));
+  try {
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    const file = join(dir, 'fed.backup');
+    await federation(a);
+    const original = await contentOf(a);
+
+    let r = cli('server', 'backup', file, '--store', a);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /at round 3: .*3 rounds/);
+    r = cli('server', '--store', b, 'restore', file);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /restored .* and verified it: round 3 of 3/);
+    assert.equal(await contentOf(b), original, 'the restored store holds what was backed up');
+
+    r = cli('server', 'restore', file, '--store', b);
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /holds a federation at round 3; pass --force/);
+    r = cli('server', 'restore', file, '--store', b, '--force');
+    assert.equal(r.status, 0, r.out);
+    assert.equal(aside(dir, 'replaced').length, 1, 'the replaced store is kept');
+
+    // A damaged store: refused by the server (which names the way back) and by a plain restore.
+    unlinkSync(join(b, 'CURRENT'));
+    r = cli('server', '--store', b, '--port', '0');
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /not a complete store[\s\S]*fedkseed server restore <backup> --store .* --repair/);
+    r = cli('server', 'restore', file, '--store', b);
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /--repair \(the damaged folder is moved aside and kept\)/);
+    r = cli('server', 'restore', file, '--store', b, '--repair');
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /rounds committed after it are not in the backup/);
+    assert.equal(aside(dir, 'damaged').length, 1, 'the damaged store is kept');
+    assert.equal(await contentOf(b), original);
+
+    // A damaged backup: refused, nothing created.
+    writeFileSync(join(dir, 'bad.backup'), readFileSync(file, 'utf8').replace('"examples":', '"examples": '));
+    r = cli('server', 'restore', join(dir, 'bad.backup'), '--store', join(dir, 'c'));
+    assert.notEqual(r.status, 0);
+    assert.match(r.out, /is damaged or was altered: .*SHA-256; nothing was restored/);
+    assert.equal(existsSync(join(dir, 'c')), false);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
