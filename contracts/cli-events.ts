@@ -37,7 +37,7 @@ export const clientEventSchema = z.discriminatedUnion('event', [
   z.object({ event: z.literal('synced'), round: count(), digest: z.string() }),
   z.object({ event: z.literal('result'), round: count(), participants: count(), lossBefore: lossOrNull(), lossAfter: lossOrNull() }),
   z.object({ event: z.literal('server-error'), code: z.number(), name: z.string(), message: z.string() }),
-  /** The federation refused the replica's digest: rebuilt from the base model, it rejoins from round 0 (once). */
+  /** The federation refused the replica's digest, or holds fewer rounds: rebuilt from the base model, it rejoins from round 0. */
   z.object({ event: z.literal('resync'), round: count(), message: z.string() }),
   z.object({ event: z.literal('done'), round: count(), digest: z.string(), checkpoint: z.string(), bytes: clientBytesSchema }),
   z.object({ event: z.literal('stopped'), round: count(), checkpoint: z.nullable(z.string()) }),

@@ -147,7 +147,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     });
     client.on('serverError', (e) => say({ event: 'server-error', ...e }, `server: ${e.name}: ${e.message}`));
     client.on('resync', (e) =>
-      say({ event: 'resync', ...e }, `the replica at round ${e.round} differs from the one the federation agrees on: rebuilding it from the base model and rejoining from round 0 (once)`),
+      say({ event: 'resync', ...e }, `the replica at round ${e.round} does not follow the federation (${e.message}): rebuilding it from the base model and rejoining from round 0`),
     );
 
     let stopping = false;

@@ -182,3 +182,44 @@ test('a restored store serves: clients reconnect, catch up and finish on one rep
     }
   });
 });
+
+test('clients ahead of a store restored from an older backup rebuild their replicas and finish on one', async () => {
+  await withDir(async (dir) => {
+    // The backup is taken at round 2; the federation goes on to round 4; then its store is lost.
+    const server = await serve(join(dir, 'a'));
+    const clients = await clientsOf(server);
+    const resyncs: { round: number; message: string }[] = [];
+    for (const c of clients) c.on('resync', (e) => resyncs.push(e));
+    let backedUp: Promise<void> | null = null;
+    const lost = new Promise<void>((resolve) =>
+      server.events.on('roundCommitted', (e) => {
+        if (e.round === 2) backedUp = writeBackup(server.store, join(dir, 'a.backup')).then(() => undefined);
+        if (e.round === 4) resolve();
+      }),
+    );
+    const runs = Promise.all(clients.map((c) => c.run()));
+    const stopAll = setTimeout(() => clients.forEach((c) => c.stop()), 60_000).unref();
+    try {
+      await lost;
+      await server.close();
+      await backedUp;
+      const restored = await LevelFederationStore.open(join(dir, 'b'));
+      try {
+        await restoreBackup(await readBackup(join(dir, 'a.backup')), restored);
+      } finally {
+        await restored.close();
+      }
+      const again = await serve(join(dir, 'b'), server.port);
+      try {
+        const results = await runs;
+        assert.deepEqual(results.map((r) => r.finalRound), [6, 6]);
+        assert.equal(new Set(results.map((r) => r.digest)).size, 1);
+        assert.ok(resyncs.length >= 1 && resyncs.every((e) => e.round >= 3 && /server has committed 2/.test(e.message)), JSON.stringify(resyncs));
+      } finally {
+        await again.close();
+      }
+    } finally {
+      clearTimeout(stopAll);
+    }
+  });
+});

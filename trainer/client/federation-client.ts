@@ -70,9 +70,10 @@ export interface ClientEvents {
   bytes: [{ direction: 'up' | 'down'; bytes: number; round: number | null }];
   serverError: [{ code: number; name: string; message: string }];
   /**
-   * The federation refused this replica's digest (the clients' quorum holds another): the replica held
-   * `round` and was rebuilt from the base model; the client rejoins from round 0 and the server's full C
-   * rebuilds it. Once: a rebuilt replica that still disagrees ends run() with DigestMismatch.
+   * The federation refused this replica's digest (the clients' quorum holds another), or holds fewer
+   * rounds than it (a store restored from an older backup): the replica held `round` and was rebuilt from
+   * the base model; the client rejoins from round 0 and the server's full C rebuilds it. A rebuilt
+   * replica whose digest is refused again ends run() with DigestMismatch.
    */
   resync: [{ round: number; message: string }];
 }
@@ -138,7 +139,6 @@ const FATAL_FOR_CLIENT = new Set<number>([
   ErrorCode.AuthFailed,
   ErrorCode.ModelMismatch,
   ErrorCode.GeneratorMismatch,
-  ErrorCode.StateAhead,
   ErrorCode.DuplicateClient,
   ErrorCode.IdentityMismatch,
   ErrorCode.UnsupportedVersion,
@@ -357,6 +357,9 @@ export class FederationClient extends EventEmitter<ClientEvents> {
         this.emit('serverError', { code: m.code, name: errorCodeName(m.code), message: m.message });
         if (FATAL_FOR_CLIENT.has(m.code)) throw new FederationClientError(m.code, m.message);
         if (m.code === ErrorCode.DigestMismatch) return this.resync(m.message);
+        // The server holds fewer rounds than the replica (restored from an older backup): the rounds after
+        // its own are gone, and the replica is rebuilt to follow the federation from there.
+        if (m.code === ErrorCode.StateAhead) return this.resync(m.message, false);
         return null;
       default:
         throw new ProtocolError(ErrorCode.UnexpectedMessage, `${m.type} is a client message`);
@@ -367,10 +370,11 @@ export class FederationClient extends EventEmitter<ClientEvents> {
    * The replica's digest differs from the one the clients' quorum agreed on: rebuild it from the base
    * model (not incrementally: whatever went wrong may be in what it holds) and rejoin from round 0, so
    * the server's full C makes it the federation's replica again. A rebuilt replica that still disagrees
-   * is not this replica's history but its base or arithmetic: the client stops.
+   * is not this replica's history but its base or arithmetic: the client stops. A server that holds fewer
+   * rounds than the replica (StateAhead: its store restored from an older backup) is followed the same way.
    */
-  private async resync(message: string): Promise<{ kind: 'resync' }> {
-    if (this.rebuilt) {
+  private async resync(message: string, digestRefused = true): Promise<{ kind: 'resync' }> {
+    if (this.rebuilt && digestRefused) {
       throw new FederationClientError(
         ErrorCode.DigestMismatch,
         `the replica rebuilt from the base model and the server's coefficients still differs from the one the other clients agree on (${message}); this client's base model or arithmetic differs from theirs, so it stops instead of training a different model`,
@@ -379,7 +383,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
     const round = this.synced;
     this.emit('resync', { round, message });
     await this.options.trainer.rebuildReplica();
-    this.rebuilt = true;
+    this.rebuilt ||= digestRefused;
     this.synced = 0;
     this.openRound = null;
     this.emit('synced', { round: 0, digest: await this.options.trainer.digest() });

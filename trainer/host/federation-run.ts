@@ -137,7 +137,7 @@ export async function runFederation(
     reporter.updateBytes({ upRound: 0, downRound: 0, fedAvgRound: fedAvg, fedAvgTotal: total.fedAvg });
   });
   client.on('serverError', (e) => notify.log('warn', `server error ${e.name}: ${e.message}`));
-  client.on('resync', (e) => notify.log('warn', `the replica at round ${e.round} differs from the one the federation agrees on: rebuilding it from the base model and rejoining from round 0`));
+  client.on('resync', (e) => notify.log('warn', `the replica at round ${e.round} does not follow the federation (${e.message}): rebuilding it from the base model and rejoining from round 0`));
 
   const onAbort = () => {
     // Leave now: end the round in progress as well as the connection.
