@@ -10,10 +10,12 @@ import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { BackupDamagedError, readBackup, restoreBackup, writeBackup } from '../../federation/backup';
 import { LevelFederationStore } from '../../federation/level-store';
+import { PgFederationStore } from '../../federation/pg-store';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
 import { FederationClient } from '../../trainer/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
+import { startPostgres } from '../helpers/postgres';
 
 const config: FederationConfig = {
   k: 64,
@@ -220,6 +222,30 @@ test('clients ahead of a store restored from an older backup rebuild their repli
       }
     } finally {
       clearTimeout(stopAll);
+    }
+  });
+});
+
+test('a backup of the embedded store restores into PostgreSQL and backs up from there to the same bytes', async () => {
+  await withDir(async (dir) => {
+    const { clients, runs } = await federateUntil(join(dir, 'a'), 2);
+    for (const c of clients) c.stop();
+    await runs.catch(() => undefined);
+    await backupOf(join(dir, 'a'), join(dir, 'level.backup'));
+    const pg = await startPostgres();
+    try {
+      const url = await pg.createDatabase('restored');
+      const store = await PgFederationStore.open(url, { password: pg.password, pollMs: 200, electMs: 50 });
+      try {
+        await restoreBackup(await readBackup(join(dir, 'level.backup')), store);
+        await writeBackup(store, join(dir, 'pg.backup'));
+        await assert.rejects(restoreBackup(await readBackup(join(dir, 'level.backup')), store), /not empty/);
+      } finally {
+        await store.close();
+      }
+      assert.ok(readFileSync(join(dir, 'level.backup')).equals(readFileSync(join(dir, 'pg.backup'))));
+    } finally {
+      pg.stop();
     }
   });
 });
