@@ -117,6 +117,32 @@ test('three engine clients hold identical replicas after every round, equal to a
   });
 });
 
+test('an engine client whose replica drifted rebuilds it from the model file, rejoins once and ends on the federation\'s replica', async () => {
+  const c = { ...config, rounds: 4 };
+  await withServer(c, 3, engines[0].params.parameterCount, async (server) => {
+    const mismatches: string[] = [];
+    server.events.on('digestMismatch', (e) => mismatches.push(e.clientId));
+    const clients = await Promise.all([1, 2, 3].map((i) => engineClient(server.url, i)));
+    const drifting = engines[engines.length - 1];
+    let drifted = false;
+    clients[2].client.on('synced', ({ round }) => {
+      if (round !== 1 || drifted) return;
+      drifted = true;
+      drifting.params.applyCoefficientDelta(c.federationSeed, [3], [5000], c.eta); // a change no one else applied
+    });
+    const resyncs: number[] = [];
+    clients[2].client.on('resync', (e) => resyncs.push(e.round));
+    const results = await Promise.all(clients.map((x) => x.client.run()));
+    assert.deepEqual(results.map((r) => r.finalRound), [4, 4, 4]);
+    assert.deepEqual(mismatches, ['engine-3']);
+    assert.equal(resyncs.length, 1);
+    assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'bit-identical after the resync');
+    const total = new Float64Array(c.k);
+    for (let r = 1; r <= 4; r++) (await server.store.loadRound(r))?.change.forEach((x, j) => (total[j] += x));
+    assert.deepEqual(new Map([...drifting.params.appliedCoefficients()].sort((a, b) => a[0] - b[0])), new Map([...total.keys()].filter((j) => total[j] !== 0).map((j) => [j, total[j]])));
+  });
+});
+
 test('a client that joins after two rounds catches up to the same digest', async () => {
   const c: FederationConfig = { ...config, rounds: 3, clientsPerRound: 2, sampling: 'uniform' };
   await withServer(c, 2, engines[0].params.parameterCount, async (server) => {
