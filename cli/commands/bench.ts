@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
 import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
+import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
 import { availableParallelism } from 'node:os';
@@ -28,6 +29,15 @@ interface GenerateCliOptions {
   repeats: number;
   threads?: number;
   cacheDir?: string;
+  json?: boolean;
+}
+
+interface CompletionsCliOptions {
+  data: string;
+  prompts: number;
+  tokens: number;
+  threads: number;
+  seconds: number;
   json?: boolean;
 }
 
@@ -173,6 +183,16 @@ export function registerBench(program: Command): void {
     .option('--cache-dir <dir>', 'where the generated model is kept between runs (as for bench engine)')
     .option('--json', 'print the result as one JSON object')
     .action((o: GenerateCliOptions) => benchGenerate(o));
+  bench
+    .command('completions')
+    .description('editor suggestions with the bundled model: first token and a 16-token suggestion (p50/p95), tokens/s, with and without the KV cache and while a local run trains, and what they cost the run')
+    .option('--data <dir>', 'folder of TypeScript the prompts are cut from and the run trains on', '.')
+    .option('--prompts <n>', 'prompts, each asked once per condition', positiveInt, 24)
+    .option('--tokens <n>', 'new tokens per suggestion', positiveInt, 16)
+    .option('--threads <n>', "the engine's onnxruntime threads (training); the completion session keeps one", positiveInt, 2)
+    .option('--seconds <n>', 'seconds of training measured alone and with suggestions', positiveInt, 8)
+    .option('--json', 'print the result as one JSON object')
+    .action((o: CompletionsCliOptions) => benchCompletions(o));
   bench
     .command('federation')
     .description('bytes per client per round vs the paper and FedAvg, server memory with idle connections, server time (decode + aggregate) for 1,000 uploads')
@@ -353,6 +373,31 @@ export function generateReport(r: GenerateBenchResult): string {
     'rrrrrrrl',
   );
   return `${head}\n${table}`;
+}
+
+async function benchCompletions(o: CompletionsCliOptions): Promise<void> {
+  const result = await runCompletionsBench({ data: resolve(o.data), prompts: o.prompts, tokens: o.tokens, threads: o.threads, trainingSeconds: o.seconds, log: note });
+  if (o.json) emitJson({ bench: 'completions', ...result });
+  else process.stdout.write(`${completionsReport(result)}\n`);
+}
+
+export function completionsReport(r: CompletionsBenchResult): string {
+  const ms = (x: number) => x.toFixed(1);
+  const head = `Suggestions of ${r.tokens} tokens, ${r.prompts} prompts, ${r.model.split(/[\\/]/).slice(-2).join('/')}; engine ${r.engineThreads} threads, completion session ${r.completionThreads}`;
+  const table = formatTable(
+    ['condition', 'decoder', 'first token p50', 'p95', 'suggestion p50', 'p95', 'tokens/s p50', 'tokens'],
+    r.rows.map((x) => [x.condition, x.decoder, `${ms(x.firstTokenP50)} ms`, `${ms(x.firstTokenP95)} ms`, `${ms(x.suggestionP50)} ms`, `${ms(x.suggestionP95)} ms`, x.tokensPerSecondP50.toFixed(0), x.meanTokens.toFixed(1)]),
+    'llrrrrrr',
+  );
+  const cached = r.rows[0];
+  const uncached = r.rows[1];
+  const t = r.training;
+  return [
+    head,
+    table,
+    `KV cache vs none: suggestion p50 ${(uncached.suggestionP50 / cached.suggestionP50).toFixed(2)}× faster`,
+    `training: ${t.alone.toFixed(2)} steps/s alone, ${t.withCompletions.toFixed(2)} steps/s while ${t.suggestions} suggestions were asked for back to back (${(t.withCompletions / t.alone).toFixed(2)}×; ${t.snapshots} copies of the weights taken between steps)`,
+  ].join('\n');
 }
 
 async function benchFederation(o: FederationCliOptions): Promise<void> {

@@ -1,9 +1,12 @@
 // Completions from the trainer's engine, beside training. Generation runs in its own onnxruntime session
 // (trainer/complete/decoders.ts) over a copy of the weights, never over the live arrays a ZO step is
-// perturbing: training goes on while a completion decodes. The copy of the current weights is taken while
-// they are at rest — at once when no job runs, else at the next boundary between two ZO steps (local
-// runs) or at a federation's sync (the committed replica) — and refreshed while completions are asked
-// for, at most every 250 ms and never more often than ten times what a copy costs. One completion decodes at a time; a newer request cancels the older one.
+// perturbing. The copy of the current weights is taken while they are at rest — at once when no job
+// runs, else at the next boundary between two ZO steps (local runs) or at a federation's sync (the
+// committed replica) — and refreshed while completions are asked for, at most every 250 ms and never
+// more often than ten times what a copy costs. Generation interleaves with a local run's steps: a step
+// boundary that finds a suggestion decoding waits for it, so a suggestion shares the CPU with at most the
+// rest of one step, and the run pauses only while the user is waiting for a suggestion. One completion
+// decodes at a time; a newer request cancels the older one.
 import type { Engine } from '../engine';
 import { openCompletionDecoder, type CompletionDecoder } from './decoders';
 import { complete, type Completion, type CompletionOptions } from './generator';
@@ -50,6 +53,9 @@ export class CompletionService<S> {
   private wanted: Array<() => void> = [];
   private running: AbortController | null = null;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Completions asked for and not yet answered; a step boundary waits while there are any. */
+  private pending = 0;
+  private idleWaiters: Array<() => void> = [];
   /** Snapshots taken so far (for tests and the log). */
   snapshots = 0;
   private snapshotMs = 0;
@@ -69,8 +75,11 @@ export class CompletionService<S> {
    * when none is wanted (the common case: nothing to do).
    */
   readonly atRest = (): (() => Promise<void>) | undefined => {
-    if (this.wanted.length === 0) return undefined;
-    return () => this.takeSnapshot();
+    if (this.wanted.length === 0 && this.pending === 0) return undefined;
+    return async () => {
+      if (this.wanted.length > 0) await this.takeSnapshot();
+      while (this.pending > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    };
   };
 
   /** A federation synced its replica (the weights are the committed replica): take the copy now. */
@@ -92,6 +101,7 @@ export class CompletionService<S> {
     const onAbort = () => mine.abort();
     if (signal.aborted) mine.abort();
     else signal.addEventListener('abort', onAbort, { once: true });
+    this.pending++;
     const run = this.queue.then(() => this.serve(request, mine.signal));
     this.queue = run.catch(() => undefined);
     try {
@@ -99,6 +109,7 @@ export class CompletionService<S> {
     } finally {
       signal.removeEventListener('abort', onAbort);
       if (this.running === mine) this.running = null;
+      if (--this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 
@@ -106,6 +117,7 @@ export class CompletionService<S> {
     this.running?.abort();
     for (const resolve of this.wanted.splice(0)) resolve();
     await this.queue;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
     if (this.decoder) await (await this.decoder).release();
     this.decoder = null;
   }

@@ -238,6 +238,11 @@ export class TrainerSession {
     return { text: r.text, tokens: r.tokens, finish: r.finish, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs, promptTokens: r.promptTokens, source: r.source, weights: r.weights, decoder: r.decoder, modelPath: engine.modelPath };
   }
 
+  /** Copies of the weights completions have taken so far (benchmarks). */
+  get completionSnapshots(): number {
+    return this.completions?.snapshots ?? 0;
+  }
+
   private metricsOf(engine: Engine): MetricsScorer {
     return (this.scorer ??= metricsScorer(engine, this.initParams?.threads || undefined));
   }
