@@ -10,9 +10,9 @@ export function suggestionHoverText(s: ShownSuggestion): string {
   return `**FedKSeed suggestion** from ${s.sourceText} (${basename(r.modelPath)}) · ${timing}`;
 }
 
-export function registerSuggestionHover(provider: FineTunedCompletionProvider): vscode.Disposable {
+export function registerSuggestionHover(provider: FineTunedCompletionProvider, selector: vscode.DocumentSelector): vscode.Disposable {
   return vscode.languages.registerHoverProvider(
-    { pattern: '**' },
+    selector,
     {
       provideHover(document, position) {
         const last = provider.last;

@@ -7,13 +7,19 @@ import { CompareDocuments } from './compare';
 import { registerSuggestionHover } from './hover';
 import { FineTunedCompletionProvider, type CompletionClient } from './provider';
 
+/** Files on disk and new, unsaved ones: where a user writes code. */
+export const EDITOR_DOCUMENTS: vscode.DocumentSelector = [{ scheme: 'file' }, { scheme: 'untitled' }];
+
 export interface Completions extends vscode.Disposable {
   readonly provider: FineTunedCompletionProvider;
   readonly documents: CompareDocuments;
 }
 
+/** Turns completions on or off where the setting takes effect: the workspace's value when it has one, else the user's. */
 export function setCompletionsEnabled(enabled: boolean): Thenable<void> {
-  return vscode.workspace.getConfiguration(CONFIG_SECTION).update('completions.enabled', enabled, vscode.ConfigurationTarget.Global);
+  const config = vscode.workspace.getConfiguration(CONFIG_SECTION);
+  const inWorkspace = config.inspect('completions.enabled')?.workspaceValue !== undefined;
+  return config.update('completions.enabled', enabled, inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
 }
 
 export function registerCompletions(client: CompletionClient, log: vscode.LogOutputChannel): Completions {
@@ -24,8 +30,8 @@ export function registerCompletions(client: CompletionClient, log: vscode.LogOut
   const disposables: vscode.Disposable[] = [
     provider,
     documents,
-    vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider),
-    registerSuggestionHover(provider),
+    vscode.languages.registerInlineCompletionItemProvider(EDITOR_DOCUMENTS, provider),
+    registerSuggestionHover(provider, EDITOR_DOCUMENTS),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`${CONFIG_SECTION}.completions.enabled`)) syncContext();
     }),

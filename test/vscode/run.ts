@@ -12,7 +12,7 @@ import { harnessLog } from '../../scripts/harness/log';
 import { repoRoot } from '../../scripts/harness/paths';
 import { chooseLauncher } from './launchers/chooseLauncher';
 import { runWithCodeServer } from './launchers/codeServerLauncher';
-import { RESULTS_ENV, SOURCES_ENV, type SuiteResults } from './suite/results';
+import { GREP_ENV, RESULTS_ENV, SOURCES_ENV, type SuiteResults } from './suite/results';
 
 const timeoutMs = Number(process.env.FEDKSEED_VSCODE_TIMEOUT_MS ?? 300_000);
 const installed = process.argv.includes('--installed');
@@ -48,7 +48,9 @@ async function main(): Promise<number> {
     harnessLog(`running the ${installed ? 'installed-.vsix' : 'extension-host'} suite with ${launcher.name}`);
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), timeoutMs)));
-    const env = { [RESULTS_ENV]: resultsFile, [SOURCES_ENV]: repoRoot };
+    // FEDKSEED_VSCODE_GREP=<pattern> runs only the tests whose full title matches (mocha's grep).
+    const grep = process.env[GREP_ENV];
+    const env = { [RESULTS_ENV]: resultsFile, [SOURCES_ENV]: repoRoot, ...(grep ? { [GREP_ENV]: grep } : {}) };
     const outcome = await Promise.race([launcher.launch({ suiteEntry, env, vsix }), timedOut]);
     clearTimeout(timer);
 

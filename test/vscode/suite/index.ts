@@ -6,7 +6,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { format } from 'node:util';
 import * as vscode from 'vscode';
-import { RESULTS_ENV, type SuiteResults } from './results';
+import { GREP_ENV, RESULTS_ENV, type SuiteResults } from './results';
 
 export async function run(): Promise<void> {
   const report: string[] = [];
@@ -18,7 +18,8 @@ export async function run(): Promise<void> {
   // Mocha's reporters print through this hook; the launcher shows the collected report.
   Mocha.reporters.Base.consoleLog = say;
   say(`VS Code ${vscode.version} (${vscode.env.appName}, ${vscode.env.appHost})`);
-  const mocha = new Mocha({ ui: 'bdd', color: false, reporter: 'spec', timeout: 30_000 });
+  const grep = process.env[GREP_ENV];
+  const mocha = new Mocha({ ui: 'bdd', color: false, reporter: 'spec', timeout: 30_000, ...(grep ? { grep } : {}) });
   for (const file of readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort()) mocha.addFile(join(__dirname, file));
   await mocha.loadFilesAsync();
 

@@ -18,3 +18,6 @@ export const RESULTS_ENV = 'FEDKSEED_SUITE_RESULTS';
 
 /** Environment variable naming the repository's folder, so a suite can tell the sources from an installed copy. */
 export const SOURCES_ENV = 'FEDKSEED_SOURCES';
+
+/** Environment variable with a pattern: only the tests whose full title matches run (mocha's grep). */
+export const GREP_ENV = 'FEDKSEED_VSCODE_GREP';
