@@ -54,9 +54,11 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
     private readonly debounceMs = COMPLETION_DEFAULTS.debounceMs,
   ) {}
 
-  async provideInlineCompletionItems(document: vscode.TextDocument, position: vscode.Position, _context: vscode.InlineCompletionContext, token: vscode.CancellationToken): Promise<vscode.InlineCompletionItem[] | undefined> {
+  async provideInlineCompletionItems(document: vscode.TextDocument, position: vscode.Position, context: vscode.InlineCompletionContext, token: vscode.CancellationToken): Promise<vscode.InlineCompletionItem[] | undefined> {
     const settings = readSettings().completions;
     if (!settings.enabled) return undefined;
+    // While the suggest widget has an item selected, the editor shows only completions that extend it.
+    if (context.selectedCompletionInfo) return undefined;
     if (!(await pause(this.debounceMs, token))) return undefined;
     let result: CompleteResult;
     try {

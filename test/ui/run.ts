@@ -15,6 +15,11 @@ import { runUiTests, type UiTest } from './uiRunner';
 import { activityBarItem, findFrameWith, runFromCommandPalette, tabTo, waitForNotification, waitForWorkbench } from './workbenchPage';
 
 const timeoutMs = Number(process.env.FEDKSEED_UI_TIMEOUT_MS ?? 300_000);
+/** FEDKSEED_UI_GREP=<pattern>: run only the tests whose name matches (each such test starts from a loaded workbench). */
+const grep = process.env.FEDKSEED_UI_GREP;
+/** A file of the workspace to type code into. */
+const COMPLETION_FILE = 'orders.ts';
+const COMPLETION_CODE = 'export interface Order {\n  id: string;\n  total: number;\n}\n\nexport function loadOrders(items: Order[], limit = 10): Order[] {\n';
 const shot = (page: Page, name: string) => page.screenshot({ path: join(screenshotsDir, `${name}.png`) });
 
 /** Console problems raised by our webviews (CSP refusals, script errors). */
@@ -248,6 +253,50 @@ const tests: UiTest[] = [
     },
   },
   {
+    name: 'after a short local run, typing in a file shows ghost text from the fine-tuned model, the hover names it, and Tab accepts it',
+    async run(page) {
+      await waitForWorkbench(page);
+      await activityBarItem(page, 'FedKSeed').waitFor({ state: 'visible', timeout: 30_000 });
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
+      await phaseIs(sidebar, 'Idle|Stopped|Finished', 30_000);
+      // A few seconds of local fine-tuning, stopped after 10 steps.
+      await runFromCommandPalette(page, 'FedKSeed: Start Training');
+      await sidebar.waitForFunction(() => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 10, undefined, { timeout: 60_000 });
+      await runFromCommandPalette(page, 'FedKSeed: Stop Training');
+      await phaseIs(sidebar, 'Stopped|Finished', 30_000);
+      await runFromCommandPalette(page, 'FedKSeed: Turn On Completions from the Fine-Tuned Model');
+
+      await page.keyboard.press('Control+P');
+      await page.locator('.quick-input-widget input').fill(COMPLETION_FILE);
+      await page.locator('.quick-input-widget .monaco-list-row', { hasText: COMPLETION_FILE }).first().waitFor({ timeout: 10_000 });
+      await page.keyboard.press('Enter');
+      const editor = page.locator('.editor-instance .monaco-editor').first();
+      await editor.waitFor({ state: 'visible', timeout: 10_000 });
+      await editor.locator('.view-lines').click();
+      await page.keyboard.press('Control+End');
+      // Typed as a user would; the pause after the last keystroke asks for a suggestion.
+      await page.keyboard.type('  const count = ', { delay: 30 });
+      const ghost = editor.locator('.ghost-text-decoration, .ghost-text').first();
+      await ghost.waitFor({ state: 'visible', timeout: 30_000 });
+      await shot(page, 'completion-ghost-text');
+      const column = async () => Number(/Col (\d+)/.exec(await page.locator('[id="status.editor.selection"]').innerText())?.[1] ?? 0);
+      const before = await column();
+      await page.keyboard.press('Tab');
+      await page.waitForFunction((c) => Number(/Col (\d+)/.exec(document.querySelector('[id="status.editor.selection"]')?.textContent ?? '')?.[1] ?? 0) > c, before, { timeout: 10_000 });
+      assert.equal(await ghost.isVisible(), false, 'the ghost text was accepted into the line');
+
+      // The hover on the suggestion's line names the model and the step its weights were trained to.
+      await editor.locator('.view-line', { hasText: 'const count =' }).first().hover();
+      const hover = page.locator('.monaco-hover', { hasText: 'FedKSeed suggestion' }).first();
+      await hover.waitFor({ state: 'visible', timeout: 15_000 });
+      assert.match(await hover.innerText(), /FedKSeed suggestion from fine-tuned after step \d+ \(model\.onnx\)/);
+      await shot(page, 'completion-hover');
+      await runFromCommandPalette(page, 'FedKSeed: Turn Off Completions from the Fine-Tuned Model');
+      await runFromCommandPalette(page, 'View: Close All Editors');
+    },
+  },
+  {
     name: 'the webviews raised no CSP violations or errors',
     async run() {
       assert.deepEqual(webviewProblems, []);
@@ -275,10 +324,11 @@ async function main(): Promise<number> {
         page.on('console', recordProblem);
         mkdirSync(join(server.workspace, '.vscode'), { recursive: true });
         writeFileSync(join(server.workspace, '.vscode', 'settings.json'), JSON.stringify(workspaceSettings, null, 2));
+        writeFileSync(join(server.workspace, COMPLETION_FILE), COMPLETION_CODE);
       },
     },
     async (session) => {
-      const summary = await runUiTests(session.page, tests, screenshotsDir);
+      const summary = await runUiTests(session.page, grep ? tests.filter((t) => new RegExp(grep).test(t.name)) : tests, screenshotsDir);
       if (summary.failed > 0) session.markFailed();
       harnessLog(`UI test took ${((Date.now() - started) / 1000).toFixed(1)} s; screenshots in ${screenshotsDir}`);
       console.log(`${summary.passed} passed, ${summary.failed} failed`);
