@@ -56,7 +56,7 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-const quiet: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+const quiet: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, metrics: () => undefined, roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Prefixes ending at a line end, from windows of the data's text. */

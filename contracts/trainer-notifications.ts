@@ -6,6 +6,7 @@ import type * as z from 'zod/mini';
 import { parseWith, type ParseResult } from './parse';
 import {
   evaluationSchema,
+  heldOutMetricsSchema,
   logNotificationSchema,
   roundCompletedSchema,
   seedProbabilitiesSchema,
@@ -23,6 +24,7 @@ const schemas: { readonly [N in NotificationName]: z.ZodMiniType<Payload<N>> } =
   steps: stepsNotificationSchema,
   roundCompleted: roundCompletedSchema,
   evaluation: evaluationSchema,
+  metrics: heldOutMetricsSchema,
   seedProbabilities: seedProbabilitiesSchema,
   log: logNotificationSchema,
 };

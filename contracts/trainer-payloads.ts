@@ -336,14 +336,26 @@ export const evaluationSchema = z.object({
   step: nonNegInt(),
   round: nonNegInt(),
   heldOutLoss: z.number(),
-  /** Next-token top-1 accuracy on the same held-out examples (0–1); null when not measured. */
-  accuracy: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
-  /** Code: share of next lines completed exactly; instruction data: null (see rougeL). */
-  exactMatch: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
-  /** Instruction data: mean Rouge-L F of the generated answers. */
-  rougeL: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
 });
 export type Evaluation = z.infer<typeof evaluationSchema>;
+
+const share = () => z.nullable(z.number().check(z.gte(0), z.lte(1)));
+
+/**
+ * Held-out measures a person can read, beside the loss: before training and with each evaluation of a
+ * local run, at the start and after each round a federation commits (x axis: the cumulative step).
+ */
+export const heldOutMetricsSchema = z.object({
+  step: nonNegInt(),
+  round: nonNegInt(),
+  /** Next-token top-1 accuracy (0–1); null when the model has no graph to score every position with. */
+  accuracy: share(),
+  /** Code: share of next lines completed exactly; null for instruction data (see rougeL). */
+  exactMatch: share(),
+  /** Instruction data: mean Rouge-L F of the generated answers; null for code. */
+  rougeL: share(),
+});
+export type HeldOutMetricsNotification = z.infer<typeof heldOutMetricsSchema>;
 
 export const logNotificationSchema = z.object({
   level: z.enum(['trace', 'debug', 'info', 'warn', 'error']),

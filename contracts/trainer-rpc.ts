@@ -10,6 +10,7 @@ import type {
   EvaluateParams,
   EvaluateResult,
   Evaluation,
+  HeldOutMetricsNotification,
   ExportModelParams,
   ExportModelResult,
   FederationResult,
@@ -50,6 +51,7 @@ export const Notifications = {
   steps: new NotificationType<StepsNotification>('fedkseed/steps'),
   roundCompleted: new NotificationType<RoundCompleted>('fedkseed/roundCompleted'),
   evaluation: new NotificationType<Evaluation>('fedkseed/evaluation'),
+  metrics: new NotificationType<HeldOutMetricsNotification>('fedkseed/metrics'),
   seedProbabilities: new NotificationType<SeedProbabilities>('fedkseed/seedProbabilities'),
   log: new NotificationType<LogNotification>('fedkseed/log'),
 } as const;

@@ -569,6 +569,7 @@ export class TrainingController implements vscode.Disposable {
     c.onNotification(Notifications.status, (status) => this.store.setTrainer(status));
     c.onNotification(Notifications.steps, (batch) => this.store.addSteps(batch));
     c.onNotification(Notifications.evaluation, (e) => this.store.addEvaluation(e));
+    c.onNotification(Notifications.metrics, (m) => this.store.addMetrics(m));
     c.onNotification(Notifications.roundCompleted, (r) => {
       this.store.addRound(r);
       this.onRoundCompleted(r.round);

@@ -22,6 +22,7 @@ import {
   describeWeights,
   idleTrainerStatus,
   type Evaluation,
+  type HeldOutMetricsNotification,
   type EvaluateResult,
   type RoundCompleted,
   type SeedProbabilities,
@@ -401,16 +402,22 @@ export class RunStore implements vscode.Disposable {
     heldOut.sort((a, b) => a[0] - b[0]);
     run.record.summary.heldOutBaseline = heldOut[0]?.[1] ?? null;
     run.record.summary.heldOutLast = heldOut.at(-1)?.[1] ?? null;
+    this.patchHistory(run, { heldOut });
+  }
+
+  /** Held-out accuracy and next-line exact match (or Rouge-L) at a step: series beside the loss. */
+  addMetrics(m: HeldOutMetricsNotification): void {
+    const run = this.recordingRun();
+    if (!run) return;
     const h = run.record.history;
-    const series = (old: RunHistory['heldOut'] | undefined, y: number | null | undefined): RunHistory['heldOut'] | undefined => {
-      if (y === null || y === undefined) return old;
-      return [...(old ?? []).filter(([x]) => x !== e.step), [e.step, y] as [number, number]].sort((a, b) => a[0] - b[0]);
+    const series = (old: RunHistory['heldOut'] | undefined, y: number | null): RunHistory['heldOut'] | undefined => {
+      if (y === null) return old;
+      return [...(old ?? []).filter(([x]) => x !== m.step), [m.step, y] as [number, number]].sort((a, b) => a[0] - b[0]);
     };
-    const generationMetric = e.rougeL !== null && e.rougeL !== undefined ? 'rougeL' : e.exactMatch !== null && e.exactMatch !== undefined ? 'exactMatch' : h.generationMetric;
+    const generationMetric = m.rougeL !== null ? 'rougeL' : m.exactMatch !== null ? 'exactMatch' : h.generationMetric;
     this.patchHistory(run, {
-      heldOut,
-      accuracy: series(h.accuracy, e.accuracy),
-      generation: series(h.generation, e.rougeL ?? e.exactMatch),
+      accuracy: series(h.accuracy, m.accuracy),
+      generation: series(h.generation, m.rougeL ?? m.exactMatch),
       ...(generationMetric ? { generationMetric } : {}),
     });
   }

@@ -18,7 +18,7 @@ import type { CompleteParams, StartTrainingParams } from '../../contracts/traine
 import { writeCodeCorpus } from '../helpers/code-corpus';
 
 const PREFIX = 'export function loadOrders(items: Order[], limit = 10): Order[] {\n  return items.';
-const quiet: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+const quiet: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, metrics: () => undefined, roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
 const greedy = (over: Partial<CompleteParams> = {}): CompleteParams => ({ prefix: PREFIX, source: 'current', maxTokens: 16, sampling: { mode: 'greedy' }, stop: 'none', ...over });
 
 let dir: string;

@@ -13,7 +13,9 @@ import { argmaxRow } from '../../trainer/eval/generate';
 import { metricsScorer } from '../../trainer/eval/metrics';
 import type { HostNotifier } from '../../trainer/host/notifier';
 import { TrainerSession } from '../../trainer/host/session';
-import type { Evaluation } from '../../contracts/trainer-payloads';
+import type { Evaluation, HeldOutMetricsNotification } from '../../contracts/trainer-payloads';
+import { startServer } from '../../federation/server';
+import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import { writeCodeCorpus } from '../helpers/code-corpus';
 import { FIXTURES } from '../helpers/model-fixtures';
 
@@ -62,9 +64,18 @@ for (const [name, model] of [
   });
 }
 
-test('a local run reports the accuracy and the next-line exact match with each held-out evaluation', async () => {
+test('a local run reports the accuracy and the next-line exact match with each held-out evaluation, in a notification of their own', async () => {
   const evaluations: Evaluation[] = [];
-  const notify: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: (e) => evaluations.push(e), roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+  const metrics: HeldOutMetricsNotification[] = [];
+  const notify: HostNotifier = {
+    status: () => undefined,
+    steps: () => undefined,
+    evaluation: (e) => evaluations.push(e),
+    metrics: (m) => metrics.push(m),
+    roundCompleted: () => undefined,
+    seedProbabilities: () => undefined,
+    log: () => undefined,
+  };
   const session = new TrainerSession(notify);
   try {
     await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
@@ -73,12 +84,43 @@ test('a local run reports the accuracy and the next-line exact match with each h
       new AbortController().signal,
     );
     assert.deepEqual(evaluations.map((e) => e.step), [0, 2, 4]);
-    for (const e of evaluations) {
+    assert.deepEqual(metrics.map((m) => m.step), [0, 2, 4]);
+    for (const e of metrics) {
       assert.ok(typeof e.accuracy === 'number' && e.accuracy >= 0 && e.accuracy <= 1, `accuracy ${e.accuracy}`);
-      assert.ok(e.exactMatch === null || (e.exactMatch !== undefined && e.exactMatch >= 0 && e.exactMatch <= 1));
+      assert.ok(e.exactMatch === null || (e.exactMatch >= 0 && e.exactMatch <= 1));
       assert.equal(e.rougeL, null);
     }
   } finally {
+    await session.dispose();
+  }
+});
+
+test('a federation reports the measures of the base model and of each replica it commits', async () => {
+  const metrics: HeldOutMetricsNotification[] = [];
+  const notify: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, metrics: (m) => metrics.push(m), roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+  const session = new TrainerSession(notify);
+  const info = await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
+  const server = await startServer({
+    config: { k: 64, federationSeed: 9, epsilon: 1e-3, eta: 1e-4, tau: 3, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 2, clientsPerRound: 1, deadlineMs: 60_000 },
+    modelHash: Buffer.from(info.modelIdentity, 'hex'),
+    generatorVersion: GENERATOR_VERSION,
+    paramCount: info.parameters,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+    minClients: 1,
+  });
+  try {
+    const result = await session.joinFederation(
+      { url: server.url, token: '', clientId: 'metrics', data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, batchSize: 1, heldOutExamples: 3, clientSeed: 1 },
+      new AbortController().signal,
+    );
+    assert.equal(result.finalRound, 2);
+    // The measures are scored beside the rounds: the last may come after the federation ends.
+    for (let i = 0; i < 200 && metrics.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(metrics.map((m) => [m.round, m.step]), [[0, 0], [1, 3], [2, 6]]);
+    for (const m of metrics) assert.ok(m.accuracy !== null && m.accuracy >= 0 && m.accuracy <= 1);
+  } finally {
+    await server.close();
     await session.dispose();
   }
 });

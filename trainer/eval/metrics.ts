@@ -82,13 +82,21 @@ export interface MetricsScorer {
 
 export function metricsScorer(engine: Engine, threads = availableParallelism()): MetricsScorer {
   let decoder: Promise<CompletionDecoder> | null = null;
+  let queue: Promise<unknown> = Promise.resolve();
   return {
-    async score(examples, o = {}) {
-      const d = await (decoder ??= openCompletionDecoder(engine.model, engine.located.config, threads));
-      d.bindWeights(await snapshotWeights(engine));
-      return scoreHeldOut(d, engine.tokenizer, examples, { context: engine.context, ...o });
+    score(examples, o = {}) {
+      // The copy is taken now (on the host engine before this call returns); the scoring may wait its turn.
+      const weights = snapshotWeights(engine);
+      const run = queue.then(async () => {
+        const d = await (decoder ??= openCompletionDecoder(engine.model, engine.located.config, threads));
+        d.bindWeights(await weights);
+        return scoreHeldOut(d, engine.tokenizer, examples, { context: engine.context, ...o });
+      });
+      queue = run.catch(() => undefined);
+      return run;
     },
     async release() {
+      await queue;
       if (decoder) await (await decoder).release();
       decoder = null;
     },

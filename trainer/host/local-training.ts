@@ -73,8 +73,9 @@ export async function trainLocally(
     (event) => {
       if (event.type === 'eval') {
         reporter.update({ heldOutLoss: event.heldOut.loss });
+        notify.evaluation({ step: event.step, round: 0, heldOutLoss: event.heldOut.loss });
         const m = event.metrics;
-        notify.evaluation({ step: event.step, round: 0, heldOutLoss: event.heldOut.loss, ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}) });
+        if (m) notify.metrics({ step: event.step, round: 0, accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL });
       } else if (!event.skipped) {
         reporter.step({ step: event.step + 1, round: 0, loss: (event.lossPlus + event.lossMinus) / 2 });
       }

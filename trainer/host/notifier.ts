@@ -1,10 +1,11 @@
 // Typed notifications from the trainer host to the extension.
 import type { MessageConnection } from 'vscode-jsonrpc/node';
-import { encodeFloat32Base64, Notifications, type Evaluation, type LogNotification, type RoundCompleted } from '../../contracts/trainer-rpc';
+import { encodeFloat32Base64, Notifications, type Evaluation, type HeldOutMetricsNotification, type LogNotification, type RoundCompleted } from '../../contracts/trainer-rpc';
 import type { StatusSink } from './status-reporter';
 
 export interface HostNotifier extends StatusSink {
   evaluation(evaluation: Evaluation): void;
+  metrics(metrics: HeldOutMetricsNotification): void;
   roundCompleted(round: RoundCompleted): void;
   seedProbabilities(round: number, p: ArrayLike<number>): void;
   log(level: LogNotification['level'], message: string): void;
@@ -20,6 +21,7 @@ export function connectionNotifier(connection: MessageConnection): HostNotifier 
     status: (status) => quiet(connection.sendNotification(Notifications.status, status)),
     steps: (batch) => quiet(connection.sendNotification(Notifications.steps, batch)),
     evaluation: (evaluation) => quiet(connection.sendNotification(Notifications.evaluation, evaluation)),
+    metrics: (metrics) => quiet(connection.sendNotification(Notifications.metrics, metrics)),
     roundCompleted: (round) => quiet(connection.sendNotification(Notifications.roundCompleted, round)),
     seedProbabilities: (round, p) =>
       quiet(connection.sendNotification(Notifications.seedProbabilities, { round, k: p.length, float32Base64: encodeFloat32Base64(p) })),

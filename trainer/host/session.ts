@@ -169,6 +169,8 @@ export class TrainerSession {
       }
       const data = await this.loadData(engine, params.data);
       const working = engine;
+      // As the round's loss: the held-out examples, else a fixed slice of the training ones.
+      const metricsSet = (data.heldOut.length > 0 ? data.heldOut : data.train).slice(0, params.heldOutExamples);
       try {
         const trainer = createEngineTrainer(working, data, {
           batchSize: params.batchSize,
@@ -178,12 +180,18 @@ export class TrainerSession {
         });
         this.reporter.update({ state: 'connecting', committedRound: lastSyncedRound, detail: `Connecting to ${params.url}` });
         const hooks = {
-          synced: (round: number, config: { federationSeed: number; k: number; eta: number; epsilon: number }) => {
+          synced: (round: number, config: { federationSeed: number; k: number; eta: number; epsilon: number; tau: number }) => {
             this.applied = { federationSeed: config.federationSeed, eta: config.eta };
             if (round > 0) this.lockedSeed = config.federationSeed;
             this.weights = { kind: round > 0 ? 'federation' : 'base', steps: 0, round, runId, restored: false };
             // The replica is at rest here: completions copy it (a synchronous copy on the host engine).
             void this.completions?.synced().catch((err: unknown) => this.notify.log('warn', `completions: ${errorMessage(err)}`));
+            // Measures of the committed replica (the base model at round 0), scored beside the next round.
+            const step = round * config.tau;
+            this.metricsOf(working)
+              .score(metricsSet, { generationExamples: Math.min(16, metricsSet.length) })
+              .then((m) => this.notify.metrics({ step, round, accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL }))
+              .catch((err: unknown) => this.notify.log('warn', `held-out measures after round ${round}: ${errorMessage(err)}`));
             if (params.checkpointPath) {
               const origin = { baseModel: working.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon };
               saveCheckpoint(params.checkpointPath, makeCheckpoint(origin, working.params.appliedCoefficients(), { round }));
