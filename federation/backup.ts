@@ -10,10 +10,12 @@ import { open, rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import * as z from 'zod/mini';
 import type { FederationConfig } from '../protocol';
+import { afterFromJson, afterToJson, applyRound, initialState } from './record-chain';
 import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
 
 export const BACKUP_FORMAT = 'fedkseed-backup';
-export const BACKUP_VERSION = 1;
+/** 2: a round may carry its history (what it left in the residual and importance); 1 is still read. */
+export const BACKUP_VERSION = 2;
 
 /** The backup file cannot be used: `message` names what is wrong with it; nothing was changed. */
 export class BackupDamagedError extends Error {
@@ -43,7 +45,8 @@ const configSchema = z.object({
 const _configMatches: (c: z.infer<typeof configSchema>) => FederationConfig = (c) => c;
 void _configMatches;
 
-const headerSchema = z.object({ format: z.literal(BACKUP_FORMAT), version: z.literal(BACKUP_VERSION), k: int(), round: int() });
+const headerSchema = z.object({ format: z.literal(BACKUP_FORMAT), version: z.union([z.literal(1), z.literal(BACKUP_VERSION)]), k: int(), round: int() });
+const sparseSchema = () => z.object({ indices: base64(), values: base64() });
 
 const recordSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('config'), config: configSchema }),
@@ -59,6 +62,8 @@ const recordSchema = z.discriminatedUnion('kind', [
     lossBefore: z.nullable(z.number()),
     lossAfter: z.nullable(z.number()),
     committedAt: z.string(),
+    /** The residual and importance entries the round changed, with their values after it (record-chain.ts). */
+    after: z.optional(z.object({ residual: sparseSchema(), importanceSum: sparseSchema(), importanceCount: sparseSchema() })),
   }),
   z.object({ kind: z.literal('digest'), round: int(), digest: z.string().check(z.regex(/^[0-9a-f]{64}$/)) }),
   z.object({
@@ -161,6 +166,7 @@ async function* storeRecords(store: FederationStore): AsyncGenerator<BackupRecor
       lossBefore: finiteOrNull(record.lossBefore),
       lossAfter: finiteOrNull(record.lossAfter),
       committedAt: record.committedAt,
+      ...(record.after ? { after: afterToJson(record.after) } : {}),
     };
   }
   for (let r = 0; r <= round; r++) {
@@ -291,8 +297,14 @@ class BackupBuilder {
       const change = decodeSparse(r.change, k, r.round);
       const sum = this.sum;
       change.indices.forEach((j, n) => (sum[j] += change.values[n]));
+      let after;
+      try {
+        after = r.after === undefined ? null : afterFromJson(r.after, k, r.round);
+      } catch (err) {
+        throw new BackupDamagedError((err as Error).message);
+      }
       const { kind: _kind, ...round } = r;
-      this.rounds.push({ ...round, change, lossBefore: r.lossBefore ?? Number.NaN, lossAfter: r.lossAfter ?? Number.NaN });
+      this.rounds.push({ ...round, change, after, lossBefore: r.lossBefore ?? Number.NaN, lossAfter: r.lossAfter ?? Number.NaN });
       return;
     }
     if (r.kind === 'digest') {
@@ -312,6 +324,12 @@ class BackupBuilder {
     if (this.rounds.length !== round) throw new BackupDamagedError(`it holds ${this.rounds.length} rounds, its state is at round ${round}`);
     const c = this.state?.coefficients;
     if (c && !this.sum.every((s, j) => s === c[j])) throw new BackupDamagedError(`its rounds 1..${round} do not add up to its coefficients C`);
+    if (this.state && historyComplete(this.rounds)) {
+      const rebuilt = rebuildStates(this.config.k, this.rounds).at(-1) as FederationState;
+      for (const v of ['residual', 'importanceSum', 'importanceCount'] as const) {
+        if (!rebuilt[v].every((x, j) => Object.is(x, this.state?.[v][j]))) throw new BackupDamagedError(`its rounds' history does not add up to its state's ${v}`);
+      }
+    }
     return { config: this.config, state: this.state, rounds: this.rounds, digests: this.digests, tokens: this.tokens, contentHash };
   }
 }
@@ -362,6 +380,30 @@ export async function readBackup(file: string): Promise<Backup> {
   }
 }
 
+function denseOf(k: number, sparse: SparseChange): Float64Array {
+  const change = new Float64Array(k);
+  sparse.indices.forEach((j, n) => (change[j] = sparse.values[n]));
+  return change;
+}
+
+const historyComplete = (rounds: Backup['rounds']): boolean => rounds.every((r) => r.after);
+
+/**
+ * The state after each round. With every round's history it is the state the store had then, bit for
+ * bit; without, C is exact and the residual and importance are zero (a store keeps only its last state).
+ */
+function rebuildStates(k: number, rounds: Backup['rounds']): FederationState[] {
+  const complete = historyComplete(rounds);
+  const out: FederationState[] = [];
+  let state = initialState(k);
+  for (const r of rounds) {
+    const record = { ...r, change: denseOf(k, r.change) };
+    state = complete ? applyRound(state, record) : { ...initialState(k), round: r.round, coefficients: state.coefficients.map((c, j) => c + record.change[j]) };
+    out.push(state);
+  }
+  return out;
+}
+
 /** Whether the store holds nothing: no configuration, state or token. */
 export async function storeIsEmpty(store: FederationStore): Promise<boolean> {
   return (await store.loadConfig()) === null && (await store.loadState()) === null && (await store.listTokens()).length === 0;
@@ -369,25 +411,19 @@ export async function storeIsEmpty(store: FederationStore): Promise<boolean> {
 
 /**
  * Restores `backup` into an empty `store` and checks that the store now gives back exactly the backup's
- * records. Rounds are committed in order through commitRound; the store keeps only the latest state, so
- * the rounds before the last carry their prefix sums of C (with zero residual and importance) and the
- * last one the backup's state. The configuration is written last: a restore cut short leaves a store
- * without one, which is no federation yet.
+ * records. Rounds are committed in order through commitRound, each with the state after it (rebuilt from
+ * the rounds' history, or with C alone for rounds without one) and its history as the backup holds it,
+ * so the restored store's hash chain covers the same records; the last round carries the backup's state.
+ * The configuration is written last: a restore cut short leaves a store without one, which is no
+ * federation yet.
  */
 export async function restoreBackup(backup: Backup, store: FederationStore): Promise<void> {
   if (!(await storeIsEmpty(store))) throw new Error('the store is not empty: restore into an empty store');
   const k = backup.config.k;
-  const coefficients = new Float64Array(k);
-  for (const r of backup.rounds) {
-    const change = new Float64Array(k);
-    r.change.indices.forEach((j, n) => (change[j] = r.change.values[n]));
-    coefficients.forEach((_, j) => (coefficients[j] += change[j]));
+  const states = rebuildStates(k, backup.rounds);
+  for (const [i, r] of backup.rounds.entries()) {
     const last = r.round === backup.rounds.length;
-    const state: FederationState =
-      last && backup.state
-        ? backup.state
-        : { round: r.round, coefficients: new Float64Array(coefficients), residual: new Float64Array(k), importanceSum: new Float64Array(k), importanceCount: new Float64Array(k) };
-    await store.commitRound(state, { ...r, change, participants: [...r.participants] });
+    await store.commitRound(last && backup.state ? backup.state : states[i], { ...r, change: denseOf(k, r.change), participants: [...r.participants], after: r.after ?? null });
   }
   for (const d of backup.digests) await store.saveDigest(d.round, d.digest);
   for (const t of backup.tokens) await store.putToken(t);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import type { FederationConfig } from '../protocol';
 import { LocalRounds } from './local-rounds';
+import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from './store';
 
 export type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
@@ -77,14 +78,18 @@ function encodeState(s: FederationState): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32LE(s.round, 0);
   head.writeUInt32LE(s.coefficients.length, 4);
-  return Buffer.concat([head, f64ToBuffer(s.coefficients), f64ToBuffer(s.residual), f64ToBuffer(s.importanceSum), f64ToBuffer(s.importanceCount)]);
+  const seal = s.seal ? [encodeStateSeal(s.seal)] : [];
+  return Buffer.concat([head, f64ToBuffer(s.coefficients), f64ToBuffer(s.residual), f64ToBuffer(s.importanceSum), f64ToBuffer(s.importanceCount), ...seal]);
 }
 
 function decodeState(b: Buffer): FederationState {
   const round = b.readUInt32LE(0);
   const k = b.readUInt32LE(4);
-  if (b.length !== 8 + 4 * 8 * k) throw new Error(`stored federation state is ${b.length} bytes, expected ${8 + 32 * k} for K = ${k}`);
+  // A state written before states were sealed has no seal after its vectors.
+  const sealed = b.length === 8 + 32 * k + STATE_SEAL_BYTES;
+  if (b.length !== 8 + 4 * 8 * k && !sealed) throw new Error(`stored federation state is ${b.length} bytes, expected ${8 + 32 * k + STATE_SEAL_BYTES} for K = ${k}`);
   return {
+    ...(sealed ? { seal: decodeStateSeal(b.subarray(8 + 32 * k)) } : {}),
     round,
     coefficients: bufferToF64(b, 8, k),
     residual: bufferToF64(b, 8 + 8 * k, k),
@@ -93,8 +98,9 @@ function decodeState(b: Buffer): FederationState {
   };
 }
 
-interface StoredRound extends Omit<RoundRecord, 'change'> {
+interface StoredRound extends Omit<RoundRecord, 'change' | 'after'> {
   readonly change: string;
+  readonly after?: AfterJson;
 }
 
 const roundShape = {
@@ -105,7 +111,7 @@ const roundShape = {
   lossBefore: 'number',
   lossAfter: 'number',
   committedAt: 'string',
-} as const satisfies { readonly [K in keyof StoredRound]-?: FieldKind };
+} as const satisfies { readonly [K in keyof Omit<StoredRound, 'after' | 'link'>]-?: FieldKind };
 
 /** The store's integrity record, beside LevelDB's files (which LevelDB neither reads nor deletes). */
 export const INTEGRITY_FILE = 'fedkseed-integrity.json';
@@ -145,6 +151,11 @@ export interface OpenStoreOptions {
    * only for an operator who checked the store by other means. Default false: such a store is refused.
    */
   readonly trustContent?: boolean;
+  /**
+   * Open a damaged store only to read what can be read (a repair's copy of it): no integrity check, and
+   * the integrity record is not written.
+   */
+  readonly salvage?: boolean;
 }
 
 type WriteOp = { readonly type: 'put'; readonly key: string; readonly value: Buffer } | { readonly type: 'del'; readonly key: string };
@@ -181,24 +192,38 @@ export class LevelFederationStore implements FederationStore {
       if (cause?.code === 'LEVEL_LOCKED') throw err;
       throw new StoreDamagedError(`the store ${path} cannot be opened: ${cause?.message ?? (err as Error).message}; ${remedy}`, { cause: err });
     }
+    if (options.salvage) return new LevelFederationStore(db, path, 0n);
     try {
-      let content = 0n;
-      for await (const [key, value] of db.iterator()) content = (content + entryHash(key, value)) % HASH_MODULUS;
-      const store = new LevelFederationStore(db, path, content);
+      let content: bigint | null = 0n;
+      let unreadable = '';
+      try {
+        for await (const [key, value] of db.iterator()) content = (content + entryHash(key, value)) % HASH_MODULUS;
+      } catch (err) {
+        content = null;
+        unreadable = (err as Error).message;
+      }
+      const store = new LevelFederationStore(db, path, content ?? 0n);
+      if (content === null && options.trustContent) throw new Error(unreadable);
       if (fresh) {
-        await store.writeIntegrity({ content: content.toString(16) });
+        await store.writeIntegrity({ content: (content ?? 0n).toString(16) });
         return store;
       }
       const recorded = await readIntegrity(path);
-      const ok = recorded !== null && [recorded.content, recorded.pending].includes(content.toString(16));
+      const ok = content !== null && recorded !== null && [recorded.content, recorded.pending].includes(content.toString(16));
       if (!ok && !options.trustContent) {
-        const what =
-          recorded === null
-            ? `its integrity record ${INTEGRITY_FILE} is missing or damaged`
-            : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)`;
-        throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}, or, if you verified the store otherwise, accept it as it is with --trust-store`);
+        // The chain of round records and the state's checksums name what is damaged, where they can.
+        const chain = await verifyChain(store);
+        const whole =
+          content === null
+            ? `its entries cannot be read (${unreadable})`
+            : recorded === null
+              ? `its integrity record ${INTEGRITY_FILE} is missing or damaged`
+              : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)`;
+        const what = chain.damage.length > 0 ? `${whole}: ${describeDamage(chain)}` : whole;
+        const rebuild = chain.damage.length > 0 ? `, or rebuild it from its round history with fedkseed server repair --store ${path} (it keeps rounds 1..${chain.intact} and says what is lost; the damaged folder is moved aside and kept)` : '';
+        throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}${rebuild}, or, if you verified the store otherwise, accept it as it is with --trust-store`);
       }
-      if (!ok || recorded?.pending !== undefined) await store.writeIntegrity({ content: content.toString(16) });
+      if (!ok || recorded?.pending !== undefined) await store.writeIntegrity({ content: (content ?? 0n).toString(16) });
       return store;
     } catch (err) {
       await db.close();
@@ -220,10 +245,10 @@ export class LevelFederationStore implements FederationStore {
     await rename(tmp, file);
   }
 
-  /** Applies `ops` atomically and durably, the integrity record following the content; `check` runs first, in turn with other writes. */
-  private write(ops: readonly WriteOp[], check?: () => Promise<void>): Promise<void> {
+  /** Applies `ops` (or those `make` gives, in turn with other writes) atomically and durably, the integrity record following the content. */
+  private write(make: readonly WriteOp[] | (() => Promise<readonly WriteOp[]>)): Promise<void> {
     const run = this.writes.then(async () => {
-      await check?.();
+      const ops = typeof make === 'function' ? await make() : make;
       let next = this.content;
       for (const op of ops) {
         const old = await this.db.get(op.key);
@@ -267,13 +292,17 @@ export class LevelFederationStore implements FederationStore {
   }
 
   async commitRound(state: FederationState, record: RoundRecord): Promise<void> {
-    const stored: StoredRound = { ...record, change: f64ToBuffer(record.change).toString('base64') };
-    await this.write([
-      { type: 'put', key: 'state', value: encodeState(state) },
-      { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
-    ], async () => {
-      const current = await this.committedRound();
+    await this.write(async () => {
+      const prev = await this.loadState();
+      const current = prev?.round ?? 0;
       if (state.round !== current + 1 || record.round !== state.round) throw new StaleRoundError(state.round, current);
+      const sealed = await sealCommit(prev, state, record, (r) => this.loadRound(r));
+      const { after, ...rest } = sealed.record;
+      const stored: StoredRound = { ...rest, change: f64ToBuffer(record.change).toString('base64'), ...(after ? { after: afterToJson(after) } : {}) };
+      return [
+        { type: 'put', key: 'state', value: encodeState(sealed.state) },
+        { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
+      ];
     });
     this.live.committed(record.round);
   }
@@ -284,9 +313,12 @@ export class LevelFederationStore implements FederationStore {
     // A round whose uploads reported no losses has NaN ones, which JSON writes as null.
     const json = parseJson(v, roundKey(round)) as Record<string, unknown>;
     for (const f of ['lossBefore', 'lossAfter']) if (json !== null && typeof json === 'object' && json[f] === null) json[f] = NaN;
-    const s = checked<StoredRound>(json, roundShape, roundKey(round));
+    const s = checked<Omit<StoredRound, 'after' | 'link'>>(json, roundShape, roundKey(round)) as StoredRound;
     const raw = Buffer.from(s.change, 'base64');
-    return { ...s, change: bufferToF64(raw, 0, raw.length / 8) };
+    if (raw.length % 8 !== 0) throw new Error(`the store's ${roundKey(round)} has a change of ${raw.length} bytes`);
+    const { after, link, ...rest } = s;
+    const k = raw.length / 8;
+    return { ...rest, change: bufferToF64(raw, 0, k), ...(after === undefined ? {} : { after: afterFromJson(after, k, round) }), ...(link === undefined ? {} : { link: linkFromJson(link, round) }) };
   }
 
   async loadDigest(round: number): Promise<string | null> {

@@ -12,8 +12,9 @@ import { COMMIT_LOCK, Leadership, LOCK_CLASS } from './gateway/leader';
 import { ensureSchema } from './gateway/schema';
 import { CHANNEL, GatewaySession } from './gateway/session';
 import { redactStoreUrl, urlHasPassword } from './gateway/url';
-import { checked, checkedToken, configShape } from './level-store';
+import { checked, checkedToken, configShape, StoreDamagedError } from './level-store';
 import type { Logger } from './log';
+import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, verifyChain } from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from './store';
 
 export interface PgStoreOptions {
@@ -43,6 +44,7 @@ interface StateRow {
   residual: Buffer;
   importance_sum: Buffer;
   importance_count: Buffer;
+  seal: Buffer | null;
 }
 
 interface RoundRow {
@@ -53,6 +55,29 @@ interface RoundRow {
   loss_before: number;
   loss_after: number;
   committed_at: string;
+  after: unknown;
+  link: unknown;
+}
+
+const SELECT_STATE = 'SELECT round, coefficients, residual, importance_sum, importance_count, seal FROM fedkseed_state';
+const SELECT_ROUND = 'SELECT round, change, participants, examples, loss_before, loss_after, committed_at, after, link FROM fedkseed_rounds';
+
+function stateOf(rows: StateRow[]): FederationState | null {
+  if (rows.length === 0) return null;
+  const r = rows[0];
+  const coefficients = toF64(r.coefficients, 'coefficients');
+  const k = coefficients.length;
+  const state = { round: r.round, coefficients, residual: toF64(r.residual, 'residual', k), importanceSum: toF64(r.importance_sum, 'importance sums', k), importanceCount: toF64(r.importance_count, 'importance counts', k) };
+  return r.seal === null ? state : { ...state, seal: decodeStateSeal(r.seal) };
+}
+
+function roundOf(rows: RoundRow[], round: number): RoundRecord | null {
+  if (rows.length === 0) return null;
+  const r = rows[0];
+  const change = toF64(r.change, `round ${round}'s change`);
+  const record: RoundRecord = { round: r.round, change, participants: r.participants, examples: r.examples, lossBefore: r.loss_before, lossAfter: r.loss_after, committedAt: r.committed_at };
+  const link = linkFromJson(r.link, round);
+  return { ...record, ...(r.after === null ? {} : { after: afterFromJson(r.after, change.length, round) }), ...(link ? { link } : {}) };
 }
 
 export class PgFederationStore implements FederationStore {
@@ -94,6 +119,15 @@ export class PgFederationStore implements FederationStore {
     const feed = new ChangeFeed(session, options.pollMs ?? 1000);
     const leadership = new Leadership(session, () => feed.fire(), options.electMs ?? 500);
     const store = new PgFederationStore(pool, session, leadership, feed, where);
+    // Every committed record is checked against the chain before the gateway serves.
+    const chain = await verifyChain(store).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
+    if (chain.damage.length > 0) {
+      await store.close();
+      throw new StoreDamagedError(`the store ${where} is damaged: ${describeDamage(chain)}; restore a backup into an empty database (fedkseed server restore), nothing was changed`);
+    }
     if (session.pid !== null) await store.claimPresence(session.pid);
     return store;
   }
@@ -122,34 +156,34 @@ export class PgFederationStore implements FederationStore {
   }
 
   async loadState(): Promise<FederationState | null> {
-    const { rows } = await this.pool.query<StateRow>('SELECT round, coefficients, residual, importance_sum, importance_count FROM fedkseed_state WHERE id = 1');
-    if (rows.length === 0) return null;
-    const r = rows[0];
-    const coefficients = toF64(r.coefficients, 'coefficients');
-    const k = coefficients.length;
-    return { round: r.round, coefficients, residual: toF64(r.residual, 'residual', k), importanceSum: toF64(r.importance_sum, 'importance sums', k), importanceCount: toF64(r.importance_count, 'importance counts', k) };
+    return stateOf((await this.pool.query<StateRow>(`${SELECT_STATE} WHERE id = 1`)).rows);
   }
 
   async commitRound(state: FederationState, record: RoundRecord): Promise<void> {
     await this.transaction(async (c) => {
       // Commits one at a time, whoever believes it coordinates; the round must advance by exactly one.
       await c.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]);
-      const { rows } = await c.query<{ round: number }>('SELECT round FROM fedkseed_state WHERE id = 1');
-      const stored = rows[0]?.round ?? 0;
+      const prev = stateOf((await c.query<StateRow>(`${SELECT_STATE} WHERE id = 1`)).rows);
+      const stored = prev?.round ?? 0;
       if (state.round !== stored + 1 || record.round !== state.round) throw new StaleRoundError(state.round, stored);
+      const sealed = await sealCommit(prev, state, record, async (r) => roundOf((await c.query<RoundRow>(`${SELECT_ROUND} WHERE round = $1`, [r])).rows, r));
+      const s = sealed.state;
       await c.query(
-        `INSERT INTO fedkseed_state (id, round, coefficients, residual, importance_sum, importance_count) VALUES (1, $1, $2, $3, $4, $5)
-         ON CONFLICT (id) DO UPDATE SET round = $1, coefficients = $2, residual = $3, importance_sum = $4, importance_count = $5`,
-        [state.round, f64(state.coefficients), f64(state.residual), f64(state.importanceSum), f64(state.importanceCount)],
+        `INSERT INTO fedkseed_state (id, round, coefficients, residual, importance_sum, importance_count, seal) VALUES (1, $1, $2, $3, $4, $5, $6)
+         ON CONFLICT (id) DO UPDATE SET round = $1, coefficients = $2, residual = $3, importance_sum = $4, importance_count = $5, seal = $6`,
+        [s.round, f64(s.coefficients), f64(s.residual), f64(s.importanceSum), f64(s.importanceCount), s.seal ? encodeStateSeal(s.seal) : null],
       );
-      await c.query('INSERT INTO fedkseed_rounds (round, change, participants, examples, loss_before, loss_after, committed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
-        record.round,
-        f64(record.change),
-        record.participants,
-        record.examples,
-        record.lossBefore,
-        record.lossAfter,
-        record.committedAt,
+      const r = sealed.record;
+      await c.query('INSERT INTO fedkseed_rounds (round, change, participants, examples, loss_before, loss_after, committed_at, after, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
+        r.round,
+        f64(r.change),
+        r.participants,
+        r.examples,
+        r.lossBefore,
+        r.lossAfter,
+        r.committedAt,
+        r.after ? JSON.stringify(afterToJson(r.after)) : null,
+        r.link ? JSON.stringify(r.link) : null,
       ]);
       await c.query('DELETE FROM fedkseed_uploads WHERE round <= $1', [record.round]);
       await c.query('DELETE FROM fedkseed_open_round WHERE round <= $1', [record.round]);
@@ -158,10 +192,7 @@ export class PgFederationStore implements FederationStore {
   }
 
   async loadRound(round: number): Promise<RoundRecord | null> {
-    const { rows } = await this.pool.query<RoundRow>('SELECT round, change, participants, examples, loss_before, loss_after, committed_at FROM fedkseed_rounds WHERE round = $1', [round]);
-    if (rows.length === 0) return null;
-    const r = rows[0];
-    return { round: r.round, change: toF64(r.change, `round ${round}'s change`), participants: r.participants, examples: r.examples, lossBefore: r.loss_before, lossAfter: r.loss_after, committedAt: r.committed_at };
+    return roundOf((await this.pool.query<RoundRow>(`${SELECT_ROUND} WHERE round = $1`, [round])).rows, round);
   }
 
   async loadDigest(round: number): Promise<string | null> {

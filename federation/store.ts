@@ -5,6 +5,7 @@
 // clients are connected live here too, so several gateways on one shared store serve one federation:
 // one of them, the coordinator, opens and commits rounds; every gateway follows what the store says.
 import type { FederationConfig } from '../protocol';
+import type { RoundAfter, RoundLink, StateSeal } from './record-chain';
 
 /** Everything the next round needs; vectors have K entries. */
 export interface FederationState {
@@ -17,6 +18,8 @@ export interface FederationState {
   /** Pro importance as running sums of |clip(g)| and counts. */
   readonly importanceSum: Float64Array;
   readonly importanceCount: Float64Array;
+  /** Its last record's hash and its vectors' checksums (record-chain.ts): set by the store; absent in a store written before them. */
+  readonly seal?: StateSeal;
 }
 
 export interface RoundRecord {
@@ -28,6 +31,13 @@ export interface RoundRecord {
   readonly lossBefore: number;
   readonly lossAfter: number;
   readonly committedAt: string;
+  /**
+   * The residual and importance entries the round changed, as they were after it (record-chain.ts): the
+   * store derives it at commit when absent; null for a round whose history is unknown (written before it was kept).
+   */
+  readonly after?: RoundAfter | null;
+  /** Its hash and its predecessor's: set by the store; absent in a record written before records were chained. */
+  readonly link?: RoundLink;
 }
 
 export interface TokenRecord {

@@ -22,6 +22,10 @@ CREATE TABLE IF NOT EXISTS fedkseed_open_round (
 CREATE TABLE IF NOT EXISTS fedkseed_uploads (round int NOT NULL, client_id text NOT NULL, frame bytea NOT NULL, PRIMARY KEY (round, client_id));
 -- Which gateway (the backend pid of its own session) each connected client is on.
 CREATE TABLE IF NOT EXISTS fedkseed_presence (client_id text PRIMARY KEY, gateway int NOT NULL);
+-- The hash chain over rounds and the state's checksums (record-chain.ts); null in rows written before them.
+ALTER TABLE fedkseed_state ADD COLUMN IF NOT EXISTS seal bytea;
+ALTER TABLE fedkseed_rounds ADD COLUMN IF NOT EXISTS after jsonb;
+ALTER TABLE fedkseed_rounds ADD COLUMN IF NOT EXISTS link jsonb;
 `;
 
 export async function ensureSchema(pool: pg.Pool): Promise<void> {

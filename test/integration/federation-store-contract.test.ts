@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { LevelFederationStore } from '../../federation/level-store';
 import { PgFederationStore } from '../../federation/pg-store';
+import { applyRound, initialState, verifyChain } from '../../federation/record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord } from '../../federation/store';
 import type { FederationConfig } from '../../protocol';
 import { startPostgres, type TestPostgres } from '../helpers/postgres';
@@ -24,6 +25,13 @@ function stateAt(round: number): FederationState {
 
 function recordOf(round: number): RoundRecord {
   return { round, change: Float64Array.from({ length: K }, (_, j) => j * round - 3), participants: ['a', `c${round}`], examples: 10 * round, lossBefore: round === 1 ? NaN : 2.5, lossAfter: 1.25, committedAt: new Date(1_700_000_000_000 + round).toISOString() };
+}
+
+/** What a store gave back, less what it adds at commit (the chain's link, the round's history, the state's seal). */
+function bare<T extends FederationState | RoundRecord | null>(x: T): T {
+  if (x === null) return x;
+  const { seal: _s, after: _a, link: _l, ...rest } = x as FederationState & RoundRecord;
+  return rest as unknown as T;
 }
 
 interface Engine {
@@ -88,14 +96,32 @@ for (const engine of engines) {
       try {
         assert.deepEqual(await again.loadConfig(), config);
         assert.equal(await again.committedRound(), 2);
-        assert.deepEqual(await again.loadState(), stateAt(2));
-        assert.deepEqual(await again.loadRound(1), recordOf(1));
-        assert.deepEqual(await again.loadRound(2), recordOf(2));
+        assert.deepEqual(bare(await again.loadState()), stateAt(2));
+        assert.deepEqual(bare(await again.loadRound(1)), recordOf(1));
+        assert.deepEqual(bare(await again.loadRound(2)), recordOf(2));
         assert.equal(await again.loadRound(3), null);
         assert.equal(await again.loadDigest(2), 'ab'.repeat(32));
         assert.equal(await again.loadDigest(1), null);
       } finally {
         await again.close();
+      }
+    });
+
+    test("every commit is chained and sealed: the chain verifies, and each round's record carries what the round left in the residual and importance", async () => {
+      const { store } = await engine.fresh();
+      try {
+        for (let r = 1; r <= 3; r++) await store.commitRound(stateAt(r), recordOf(r));
+        const report = await verifyChain(store);
+        assert.deepEqual(report.damage, []);
+        assert.equal(report.intact, 3);
+        assert.ok(report.historyComplete);
+        let rebuilt = initialState(K);
+        for (let r = 1; r <= 3; r++) rebuilt = applyRound(rebuilt, (await store.loadRound(r)) as RoundRecord);
+        const stored = bare(await store.loadState()) as FederationState;
+        for (const v of ['residual', 'importanceSum', 'importanceCount'] as const) assert.deepEqual(rebuilt[v], stored[v], v);
+        assert.deepEqual(Array.from(rebuilt.coefficients), [1, 2, 3].reduce((c, r) => c.map((x, j) => x + recordOf(r).change[j]), new Array<number>(K).fill(0)));
+      } finally {
+        await store.close();
       }
     });
 
@@ -112,7 +138,7 @@ for (const engine of engines) {
         const refused = outcomes.find((o) => o.status === 'rejected');
         assert.ok(refused?.status === 'rejected' && refused.reason instanceof StaleRoundError);
         assert.equal(await store.committedRound(), 2);
-        assert.deepEqual(await store.loadState(), stateAt(2));
+        assert.deepEqual(bare(await store.loadState()), stateAt(2));
         assert.equal(await store.loadRound(3), null);
       } finally {
         await store.close();
