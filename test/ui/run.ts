@@ -144,6 +144,10 @@ const tests: UiTest[] = [
       assert.deepEqual(visibleCards.sort(), ['loss-card', 'run-card'], `visible cards: ${visibleCards.join(', ')}`);
       const datasets = await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets');
       for (const label of ['step loss', 'smoothed', 'held-out', 'base model']) assert.ok(datasets?.includes(label), `the loss chart lacks "${label}": ${datasets}`);
+      // Beside the loss, measures anyone can read: the held-out top-1 accuracy at each evaluation.
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      assert.ok((await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets'))?.includes('held-out top-1 accuracy'));
+      assert.match(await text(frame, 'loss-subtitle'), /top-1 accuracy \d+\.\d% → \d+\.\d%/);
       assert.match(await text(frame, 'run-summary'), /Local training/);
       await shot(page, 'dashboard-local');
     },
