@@ -31,6 +31,8 @@ export interface EngineTrainerOptions {
    * fails unless it equals the host's exact replica bit for bit. Default off: the digest is the host's.
    */
   readonly checkDeviceReplica?: boolean;
+  /** Work that needs a pause between two local steps (a suggestion decoding beside the round); see LocalTrainingOptions.atRest. */
+  readonly atRest?: () => (() => Promise<void>) | undefined;
 }
 
 export class EngineLocalTrainer implements LocalTrainer {
@@ -110,6 +112,7 @@ export class EngineLocalTrainer implements LocalTrainer {
         seeds,
         nextBatch: () => batches.next(),
         signal,
+        atRest: this.options.atRest,
         onStep: (e) => onStep?.({ round, step: e.step + 1, steps, seed: e.seed, g: e.g, loss: e.skipped ? Number.NaN : (e.lossPlus + e.lossMinus) / 2 }),
       });
       if (signal.aborted) throw new Error(`round ${round} was stopped after ${result.stepsRun} of ${steps} steps`);

@@ -3,10 +3,10 @@
 // perturbing. The copy of the current weights is taken while they are at rest — at once when no job
 // runs, else at the next boundary between two ZO steps (local runs) or at a federation's sync (the
 // committed replica) — and refreshed while completions are asked for, at most every 250 ms and never
-// more often than ten times what a copy costs. Generation interleaves with a local run's steps: a step
-// boundary that finds a suggestion decoding waits for it, so a suggestion shares the CPU with at most the
-// rest of one step, and the run pauses only while the user is waiting for a suggestion. One completion
-// decodes at a time; a newer request cancels the older one.
+// more often than ten times what a copy costs. Generation interleaves with the steps of a local run or a
+// federation's round: a step boundary that finds a suggestion decoding waits for it, so a suggestion
+// shares the CPU with at most the rest of one step, and training pauses only while the user is waiting
+// for a suggestion. One completion decodes at a time; a newer request cancels the older one.
 import type { Engine } from '../engine';
 import { openCompletionDecoder, type CompletionDecoder } from './decoders';
 import { complete, type Completion, type CompletionOptions } from './generator';
@@ -78,9 +78,22 @@ export class CompletionService<S> {
     if (this.wanted.length === 0 && this.pending === 0) return undefined;
     return async () => {
       if (this.wanted.length > 0) await this.takeSnapshot();
-      while (this.pending > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+      await this.decoded();
     };
   };
+
+  /**
+   * For a federation's round between two steps: a pause while a suggestion decodes, or undefined. No copy is
+   * taken here: the working weights mid-round are local scratch, the replica is copied at each sync.
+   */
+  readonly whileDecoding = (): (() => Promise<void>) | undefined => {
+    if (this.pending === 0) return undefined;
+    return () => this.decoded();
+  };
+
+  private async decoded(): Promise<void> {
+    while (this.pending > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
 
   /** A federation synced its replica (the weights are the committed replica): take the copy now. */
   async synced(): Promise<void> {

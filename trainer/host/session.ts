@@ -177,6 +177,7 @@ export class TrainerSession {
           seqLen: params.data.seqLen,
           clientSeed: params.clientSeed,
           heldOutExamples: params.heldOutExamples,
+          atRest: () => this.completions?.whileDecoding(),
         });
         this.reporter.update({ state: 'connecting', committedRound: lastSyncedRound, detail: `Connecting to ${params.url}` });
         const hooks = {
