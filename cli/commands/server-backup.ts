@@ -14,6 +14,7 @@ import { CliError } from '../errors';
 import { existingPath } from '../options';
 import { note } from '../output';
 import { openStoreSpec, storeName } from '../store-spec';
+import { registerServerRepair } from './server-repair';
 
 interface BackupCliOptions {
   store: string;
@@ -44,6 +45,7 @@ export function registerServerBackup(server: Command): void {
     .option('--force', 'replace a folder store that holds a federation (it is moved aside and kept, not deleted)')
     .option('--repair', 'replace a folder store refused as damaged with this backup (the damaged folder is moved aside and kept)')
     .action((file: string, o: RestoreCliOptions, cmd: Command) => runRestore(file, { ...o, store: storeOf(o, cmd) }));
+  registerServerRepair(server, storeOf);
 }
 
 /** --store given before the subcommand's name (server --store X backup f) counts as well. */
@@ -123,7 +125,7 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
     }
   }
   if (held === 'federation' && !o.force) throw new CliError(`the store ${dir} holds a federation at round ${heldRound}; pass --force to replace it with ${file} (it is moved aside and kept)`);
-  if (held === 'damaged' && !o.repair) throw new CliError(`${damage}\nTo replace it with this backup (${describe(backup)}): fedkseed server restore ${file} --store ${dir} --repair (the damaged folder is moved aside and kept)`);
+  if (held === 'damaged' && !o.repair) throw new CliError(`${damage}\nTo replace it with this backup (${describe(backup)}): fedkseed server restore ${file} --store ${dir} --repair (the damaged folder is moved aside and kept); to rebuild it from its own round history instead: fedkseed server repair --store ${dir}`);
   if (o.repair && held !== 'damaged') throw new CliError(`--repair is for a store refused as damaged; ${dir} ${held === 'federation' ? 'opens as it is (use --force to replace it)' : 'holds no store'}`);
 
   // Restored beside it and checked from disk before it takes the store's place.

@@ -129,7 +129,10 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   } catch (err) {
     await shared?.close();
     if (err instanceof CliError) throw err;
-    const repair = err instanceof StoreDamagedError ? `\nTo replace it with a backup: fedkseed server restore <backup> --store ${o.store} --repair (docs/federation.md, "Backup and restore")` : '';
+    const repair =
+      err instanceof StoreDamagedError && !isPostgresUrl(o.store)
+        ? `\nTo replace it with a backup: fedkseed server restore <backup> --store ${o.store} --repair; to rebuild it from its round history: fedkseed server repair --store ${o.store} (docs/federation.md, "Backup and restore")`
+        : '';
     throw new CliError(`cannot start the server: ${(err as Error).message}${repair}`, 1);
   }
   if (o.log !== '-') narrate(server, config);

@@ -1,0 +1,126 @@
+// Rebuilds a damaged store from its round history into an empty one, through the FederationStore
+// interface (any engine): the longest prefix of rounds whose records are intact and chained is kept, C
+// is the sum of their changes, and the residual and Pro importance come from the rounds' history
+// (record-chain.ts), so the rebuilt state is the one the federation had after the last kept round, bit for
+// bit. What cannot be rebuilt is named in the report, never silently reset.
+import { applyRound, initialState, verifyChain, type ChainReport } from './record-chain';
+import type { FederationState, FederationStore, RoundRecord } from './store';
+
+/** Nothing can be rebuilt (no readable configuration): `message` says so. */
+export class RepairImpossibleError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RepairImpossibleError';
+  }
+}
+
+export interface RepairReport {
+  /** What verification found in the damaged store. */
+  readonly chain: ChainReport;
+  /** The round the damaged store was at (or its last readable record). */
+  readonly round: number;
+  /** Rounds 1..kept are in the repaired store; kept+1..round are lost. */
+  readonly kept: number;
+  /** The state's quantities rebuilt from the records, in words. */
+  readonly rebuilt: readonly string[];
+  /** Quantities reset to zero because neither an intact state nor the history holds them. */
+  readonly reset: readonly string[];
+  /** Anything else not carried over (tokens, digests), with the reason. */
+  readonly lost: readonly string[];
+  /** Quantities carried over from a state written before states had checksums: not verifiable. */
+  readonly unverified: readonly string[];
+}
+
+const EXTRA = ['residual', 'importanceSum', 'importanceCount'] as const;
+const WORDS: Record<(typeof EXTRA)[number], string> = { residual: 'the error-feedback residual', importanceSum: 'the Pro importance sums', importanceCount: 'the Pro importance counts' };
+
+/** Reads what `source` (a damaged store, opened to be read) holds and writes the repaired federation into the empty `target`. */
+export async function repairFromHistory(source: FederationStore, target: FederationStore): Promise<RepairReport> {
+  let config;
+  try {
+    config = await source.loadConfig();
+  } catch (err) {
+    throw new RepairImpossibleError(`its configuration cannot be read (${(err as Error).message}): nothing can be rebuilt; restore it from a backup`);
+  }
+  if (!config) throw new RepairImpossibleError('it holds no configuration: nothing can be rebuilt; restore it from a backup');
+  const k = config.k;
+  const chain = await verifyChain(source);
+  const records: RoundRecord[] = [];
+  for (let r = 1; r <= chain.intact; r++) {
+    const record = await source.loadRound(r);
+    if (!record || record.change.length !== k) break;
+    records.push(record);
+  }
+  const kept = records.length;
+  const complete = records.every((r) => r.after);
+  let stored: FederationState | null = null;
+  try {
+    stored = await source.loadState();
+  } catch {
+    // Named in the chain's report already.
+  }
+
+  // The state after each kept round: exact with the history; else C alone, the rest added at the end.
+  const states: FederationState[] = [];
+  let state = initialState(k);
+  for (const record of records) {
+    state = complete ? applyRound(state, record) : { ...initialState(k), round: record.round, coefficients: state.coefficients.map((c, j) => c + record.change[j]) };
+    states.push(state);
+  }
+  const rebuilt = kept > 0 ? [`C from the changes of rounds 1..${kept}`] : [];
+  const reset: string[] = [];
+  const unverified: string[] = [];
+  if (kept > 0 && complete) rebuilt.push(...EXTRA.map((v) => `${WORDS[v]} from the rounds' history`));
+  else if (kept > 0) {
+    // Without the whole history, an intact stored state at the kept round still holds them.
+    const last = states[kept - 1];
+    const usable = stored !== null && stored.round === kept && chain.stateReadable && stored.coefficients.length === k;
+    const extra: Partial<Record<(typeof EXTRA)[number], Float64Array>> = {};
+    for (const v of EXTRA) {
+      if (usable && stored && !chain.damagedVectors.includes(v)) {
+        extra[v] = stored[v];
+        if (!stored.seal) unverified.push(WORDS[v]);
+      } else reset.push(WORDS[v]);
+    }
+    states[kept - 1] = { ...last, ...extra };
+  }
+
+  for (const [i, record] of records.entries()) {
+    const { link: _link, ...bare } = record;
+    await target.commitRound(states[i], { ...bare, after: record.after ?? null });
+  }
+  const lost: string[] = [];
+  try {
+    for (let r = 0; r <= kept; r++) {
+      const digest = await source.loadDigest(r);
+      if (digest !== null) await target.saveDigest(r, digest);
+    }
+  } catch (err) {
+    lost.push(`reference digests (${(err as Error).message}): the next clients to report decide them again`);
+  }
+  try {
+    for (const t of await source.listTokens()) await target.putToken(t);
+  } catch (err) {
+    lost.push(`the tokens (${(err as Error).message}): issue new ones with fedkseed tokens create`);
+  }
+  await target.saveConfig(config);
+  return { chain, round: Math.max(chain.round, kept), kept, rebuilt, reset, lost, unverified };
+}
+
+/** The report in lines for an operator. */
+export function describeRepair(report: RepairReport): string[] {
+  const lines: string[] = [];
+  if (report.chain.damage.length > 0) lines.push(`damaged: ${report.chain.damage.join('; ')}`);
+  lines.push(
+    report.kept === report.round
+      ? `kept every round (1..${report.kept}): no round lost`
+      : report.kept === 0
+        ? `no round could be kept: rounds 1..${report.round} are lost (the repaired store starts the federation again)`
+        : `kept rounds 1..${report.kept}; lost rounds ${report.kept + 1}..${report.round} (clients that hold them rebuild their replicas from the base model when they rejoin)`,
+  );
+  if (report.rebuilt.length > 0) lines.push(`rebuilt: ${report.rebuilt.join(', ')}`);
+  if (report.reset.length > 0) lines.push(`reset to zero (no intact copy and no history in the records): ${report.reset.join(', ')}`);
+  if (report.unverified.length > 0) lines.push(`carried over unverified (written before states had checksums): ${report.unverified.join(', ')}`);
+  for (const l of report.lost) lines.push(`lost: ${l}`);
+  return lines;
+}
