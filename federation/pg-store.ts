@@ -119,8 +119,9 @@ export class PgFederationStore implements FederationStore {
     const feed = new ChangeFeed(session, options.pollMs ?? 1000);
     const leadership = new Leadership(session, () => feed.fire(), options.electMs ?? 500);
     const store = new PgFederationStore(pool, session, leadership, feed, where);
-    // Every committed record is checked against the chain before the gateway serves.
-    const chain = await verifyChain(store).catch(async (err: unknown) => {
+    // Every committed record is checked against the chain before the gateway serves, with commits held
+    // off meanwhile: other gateways may be committing, and the check reads the state and rounds apart.
+    const chain = await store.withCommitsHeld(() => verifyChain(store)).catch(async (err: unknown) => {
       await store.close();
       throw err;
     });
@@ -282,6 +283,22 @@ export class PgFederationStore implements FederationStore {
     const ids = [...this.present];
     if (ids.length === 0) return;
     await this.pool.query('INSERT INTO fedkseed_presence (client_id, gateway) SELECT unnest($1::text[]), $2 ON CONFLICT (client_id) DO UPDATE SET gateway = $2', [ids, pid]);
+  }
+
+  /** Runs `body` while no commit can land (the commit lock, held on a connection of its own). */
+  private async withCommitsHeld<T>(body: () => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    let broken = false;
+    try {
+      await c.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]);
+      try {
+        return await body();
+      } finally {
+        await c.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]).catch(() => (broken = true));
+      }
+    } finally {
+      c.release(broken);
+    }
   }
 
   private async transaction(body: (c: pg.PoolClient) => Promise<void>): Promise<void> {

@@ -326,7 +326,8 @@ export class RoundEngine<P> {
   }
 
   private async followOnce(): Promise<void> {
-    if (this.closed) return;
+    // This gateway is committing a round: its own commit is not another gateway's to take over.
+    if (this.closed || this.open?.closing) return;
     const committed = await this.store.committedRound();
     if (committed > this.state.round) await this.adoptCommits();
     const stored = await this.store.loadOpenRound();
@@ -360,7 +361,8 @@ export class RoundEngine<P> {
       if (!record) throw new Error(`committed round ${x} is missing from the store`);
       records.push(record);
     }
-    if (state.round <= this.state.round) return;
+    // The state moved meanwhile (this gateway committed): read again later.
+    if (state.round <= this.state.round || records[0]?.round !== this.state.round + 1 || this.open?.closing) return;
     const open = this.open;
     if (open && open.round <= state.round) {
       open.deadline?.cancel();
