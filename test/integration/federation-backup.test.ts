@@ -1,5 +1,6 @@
 // Backup and restore through the FederationStore interface: a backup restored into an empty store gives
-// back the same file byte for byte; a damaged, cut or altered backup is refused by name with nothing
+// back the same file byte for byte (each round's history included; a version 1 file without it still
+// restores); a damaged, cut or altered backup is refused by name with nothing
 // restored; a restored store serves, and its clients finish the federation on one replica.
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { BackupDamagedError, readBackup, restoreBackup, writeBackup } from '../../federation/backup';
 import { LevelFederationStore } from '../../federation/level-store';
+import { verifyChain } from '../../federation/record-chain';
 import { PgFederationStore } from '../../federation/pg-store';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
@@ -87,6 +89,7 @@ test('a backup restored into an empty store gives back the same backup byte for 
     assert.equal(backup.rounds.length, backup.state.round);
     assert.equal(backup.tokens.length, 2);
     assert.ok(backup.digests.length > 0, 'the reference digests travel too');
+    assert.ok(backup.rounds.every((r) => r.after), "every round carries its history (what it left in the residual and importance)");
     const b = await LevelFederationStore.open(join(dir, 'b'));
     try {
       await restoreBackup(backup, b);
@@ -107,6 +110,30 @@ test('a backup restored into an empty store gives back the same backup byte for 
     } finally {
       await sa.close();
       await sb.close();
+    }
+
+    // A version 1 backup (rounds without their history) is still read and restored: C and the state as
+    // backed up, the rounds chained, their residual and importance history unknown.
+    const lines = readFileSync(join(dir, 'a.backup'), 'utf8').split('\n').slice(0, -2);
+    const v1 = lines.map((l, i) => {
+      const record = JSON.parse(l) as Record<string, unknown>;
+      if (i === 0) return JSON.stringify({ ...record, version: 1 });
+      delete record.after;
+      return JSON.stringify(record);
+    });
+    const content = v1.map((l) => `${l}\n`).join('');
+    writeFileSync(join(dir, 'v1.backup'), `${content}${JSON.stringify({ kind: 'end', records: v1.length - 1, sha256: createHash('sha256').update(content).digest('hex') })}\n`);
+    const old = await readBackup(join(dir, 'v1.backup'));
+    assert.ok(old.rounds.every((r) => r.after === null));
+    const c = await LevelFederationStore.open(join(dir, 'c'));
+    try {
+      await restoreBackup(old, c);
+      const [got, want] = [await c.loadState(), backup.state];
+      for (const v of ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const) assert.deepEqual(got?.[v], want[v], v);
+      const chain = await verifyChain(c);
+      assert.deepEqual([chain.damage, chain.intact, chain.historyComplete], [[], backup.state.round, false]);
+    } finally {
+      await c.close();
     }
   });
 });
@@ -134,6 +161,16 @@ test('a damaged, cut or altered backup is refused by name and nothing is restore
       return JSON.stringify(record);
     };
     const alteredChange = lines.map((l, i) => (i === roundLine ? alter(l) : l));
+    // The last round's: an earlier round's history may be overwritten by later rounds, the last one's is the state's.
+    const lastRoundLine = lines.reduce((last, l, i) => (l.startsWith('{"kind":"round"') ? i : last), -1);
+    const alteredHistory = lines.map((l, i) => {
+      if (i !== lastRoundLine) return l;
+      const record = JSON.parse(l) as { after: { residual: { values: string } } };
+      const values = new Float64Array(Uint8Array.from(Buffer.from(record.after.residual.values, 'base64')).buffer);
+      values[0] += 0.25;
+      record.after.residual.values = Buffer.from(values.buffer).toString('base64');
+      return JSON.stringify(record);
+    });
     assert.notDeepEqual(alteredChange, lines);
     const cases: [string, string, RegExp][] = [
       ['a flipped byte', text.replace('"examples":', '"examplez":').replace('"participants"', '"participantz"'), /line \d+ is not a valid record|SHA-256/],
@@ -141,6 +178,7 @@ test('a damaged, cut or altered backup is refused by name and nothing is restore
       ['cut short', text.slice(0, Math.floor(text.length / 2)), /no end line|not JSON/],
       ['its end line dropped', lines.slice(0, -1).map((l) => `${l}\n`).join(''), /no end line/],
       ['a round altered and the hash recomputed', resealed(alteredChange), /do not add up to its coefficients/],
+      ["a round's history altered and the hash recomputed", resealed(alteredHistory), /history does not add up to its state's residual/],
       ['a round dropped and the hash recomputed', resealed(lines.filter((_, i) => i !== roundLine)), /round \d+ comes where round \d+ should|rounds/],
       ['not a backup', '{"hello":1}\n', /line 1 is not a valid record/],
     ];
