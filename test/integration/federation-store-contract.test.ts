@@ -2,12 +2,16 @@
 // one (a real server this file starts and stops). Committed rounds survive a reopen, a commit must
 // advance the round by exactly one (so a second commit of a round is refused, also when two race),
 // a retried upload is kept once, a new attempt of a round starts without uploads, a commit clears its round's uploads and open-round record, and tokens,
-// digests and presence read back as written.
+// digests and presence read back as written. Every commit is chained and sealed (record-chain.ts), and a
+// round's record altered behind the store's back is refused at open, naming that round.
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { ClassicLevel } from 'classic-level';
+import { Client } from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import { LevelFederationStore } from '../../federation/level-store';
 import { PgFederationStore } from '../../federation/pg-store';
 import { applyRound, initialState, verifyChain } from '../../federation/record-chain';
@@ -38,8 +42,8 @@ interface Engine {
   readonly name: string;
   setup(): Promise<void>;
   teardown(): void;
-  /** A new, empty store, and how to open it again. */
-  fresh(): Promise<{ store: FederationStore; reopen: () => Promise<FederationStore> }>;
+  /** A new, empty store, how to open it again, and how to alter a round's examples behind its back (closed). */
+  fresh(): Promise<{ store: FederationStore; reopen: () => Promise<FederationStore>; tamper: (round: number) => Promise<void> }>;
 }
 
 let pg: TestPostgres | null = null;
@@ -57,7 +61,14 @@ const engines: Engine[] = [
       const dir = mkdtempSync(join(tmpdir(), 'fedk-contract-'));
       dirs.push(dir);
       const path = join(dir, 'store');
-      return { store: await LevelFederationStore.open(path), reopen: () => LevelFederationStore.open(path) };
+      const tamper = async (round: number): Promise<void> => {
+        const db = new ClassicLevel<string, string>(path);
+        const key = `round/${String(round).padStart(10, '0')}`;
+        const record = JSON.parse((await db.get(key)) as string) as { examples: number };
+        await db.put(key, JSON.stringify({ ...record, examples: record.examples + 1 }));
+        await db.close();
+      };
+      return { store: await LevelFederationStore.open(path), reopen: () => LevelFederationStore.open(path), tamper };
     },
   },
   {
@@ -72,7 +83,13 @@ const engines: Engine[] = [
       const server = pg as TestPostgres;
       const url = await server.createDatabase(`contract${++databases}`);
       const open = () => PgFederationStore.open(url, { password: server.password, pollMs: 200, electMs: 50 });
-      return { store: await open(), reopen: open };
+      const tamper = async (round: number): Promise<void> => {
+        const client = new Client({ ...parseIntoClientConfig(url), password: server.password });
+        await client.connect();
+        await client.query('UPDATE fedkseed_rounds SET examples = examples + 1 WHERE round = $1', [round]);
+        await client.end();
+      };
+      return { store: await open(), reopen: open, tamper };
     },
   },
 ];
@@ -123,6 +140,20 @@ for (const engine of engines) {
       } finally {
         await store.close();
       }
+    });
+
+    test("a round's record altered behind the store's back is refused at open, naming that round", async () => {
+      const { store, reopen, tamper } = await engine.fresh();
+      await store.saveConfig(config);
+      for (let r = 1; r <= 3; r++) await store.commitRound(stateAt(r), recordOf(r));
+      await store.close();
+      await tamper(2);
+      await assert.rejects(reopen(), (err: Error) => {
+        assert.match(err.message, /round 2's record does not match its hash/);
+        assert.match(err.message, /rounds 1\.\.1 are intact, 2\.\.3 are not/);
+        assert.match(err.message, /backup/);
+        return true;
+      });
     });
 
     test('a commit must advance the round by exactly one: a repeated, skipped or racing commit is refused and changes nothing', async () => {
