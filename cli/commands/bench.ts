@@ -1,6 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
+import { runGatewayBench, type GatewayBenchReport } from '../../bench/gateways';
 import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
 import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
@@ -12,6 +13,8 @@ import { runStudy } from '../../bench/study/run-study';
 import { DEFAULT_FORTUNES_DIR } from '../../bench/study/tasks';
 import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
 import { emitJson, note } from '../output';
+import { isPostgresUrl, redactStoreUrl } from '../../federation/gateway/url';
+import { readFileSync } from 'node:fs';
 
 interface EngineCliOptions {
   sizes?: EngineSize[];
@@ -53,6 +56,18 @@ interface FederationCliOptions {
   rounds: number;
   clients: number;
   params: number;
+  store?: string;
+  storePasswordFile?: string;
+  gateways: number[];
+  gatewayClients: number;
+  gatewayRounds: number;
+  gatewayIdle: number;
+}
+
+function gatewayCounts(value: string): number[] {
+  const counts = value.split(',').map((x) => Number(x.trim()));
+  if (counts.length === 0 || !counts.every((n) => Number.isInteger(n) && n >= 1 && n <= 64)) throw new InvalidArgumentError('a comma-separated list of gateway counts from 1 to 64, e.g. 1,2,4');
+  return counts;
 }
 
 interface StudyCliOptions {
@@ -200,8 +215,14 @@ export function registerBench(program: Command): void {
     .option('--rounds <n>', 'federated rounds per sampling mode', positiveInt, 6)
     .option('--clients <n>', 'clients per round', positiveInt, 4)
     .option('--params <n>', 'model size d for the FedAvg comparison', positiveInt, 124_000_000)
+    .option('--store <url>', 'instead: gateways on this PostgreSQL database (a postgres:// URL without a password; each run in a schema of its own, dropped after) beside the LevelDB server')
+    .option('--store-password-file <file>', 'the database password (default: PGPASSWORD or ~/.pgpass)')
+    .option('--gateways <list>', 'with --store: gateway counts to measure', gatewayCounts, [1, 2, 4])
+    .option('--gateway-clients <n>', 'with --store: clients, every one uploading in every round', positiveInt, 48)
+    .option('--gateway-rounds <n>', 'with --store: rounds per configuration', positiveInt, 20)
+    .option('--gateway-idle <n>', 'with --store: idle connections held, spread over the gateways', nonNegativeInt, 4000)
     .option('--json', 'print the result as one JSON object')
-    .action((o: FederationCliOptions) => benchFederation(o));
+    .action((o: FederationCliOptions) => (o.store ? benchGateways(o, o.store) : benchFederation(o)));
   bench
     .command('study')
     .description('FedKSeed vs FedKSeed-Pro at several K vs unrestricted ZO on two non-IID federations: held-out loss, bytes, time (docs/results.md)')
@@ -406,6 +427,35 @@ async function benchFederation(o: FederationCliOptions): Promise<void> {
   const report = await runFederationBench({ idleConnections: o.idle, rounds: o.rounds, clients: o.clients, paramCount: o.params, log: o.json ? note : () => {} });
   if (o.json) emitJson({ bench: 'federation', ...report });
   else process.stdout.write(`${federationReport(report)}\n`);
+}
+
+async function benchGateways(o: FederationCliOptions, storeUrl: string): Promise<void> {
+  if (!isPostgresUrl(storeUrl)) throw new InvalidArgumentError('--store must be a postgres:// URL');
+  const password = o.storePasswordFile ? readFileSync(o.storePasswordFile, 'utf8').split(/\r?\n/)[0] : undefined;
+  note(`gateway bench on ${redactStoreUrl(storeUrl)}: LevelDB, then ${o.gateways.join(', ')} gateway(s); ${o.gatewayClients} clients × ${o.gatewayRounds} rounds each, ${o.gatewayIdle.toLocaleString()} idle connections…`);
+  const report = await runGatewayBench({ storeUrl, password, gateways: o.gateways, clients: o.gatewayClients, rounds: o.gatewayRounds, idle: o.gatewayIdle, log: note });
+  if (o.json) emitJson({ bench: 'federation-gateways', ...report });
+  else process.stdout.write(`${gatewayReport(report)}\n`);
+}
+
+export function gatewayReport(r: GatewayBenchReport): string {
+  const base = r.rows[0];
+  const table = formatTable(
+    ['store', 'gateways', 'rounds/s', 'uploads aggregated/s', 'vs LevelDB', 'idle connections', 'RSS (all gateways)'],
+    r.rows.map((x) => [
+      x.store,
+      String(x.gateways),
+      x.roundsPerSecond.toFixed(2),
+      x.uploadsPerSecond.toFixed(0),
+      `${(x.uploadsPerSecond / base.uploadsPerSecond).toFixed(2)}×`,
+      x.idleConnections.toLocaleString(),
+      `${(x.rssBytes / 2 ** 20).toFixed(0)} MiB`,
+    ]),
+    'lrrrrrr',
+  );
+  const [level, shared] = [r.commit.find((c) => c.store === 'LevelDB'), r.commit.find((c) => c.store === 'PostgreSQL')];
+  const commit = level && shared ? `One commit at K = ${level.k} (state + record, ${level.commits} in a row): LevelDB p50 ${level.p50Ms.toFixed(2)} ms (p95 ${level.p95Ms.toFixed(2)}), PostgreSQL p50 ${shared.p50Ms.toFixed(2)} ms (p95 ${shared.p95Ms.toFixed(2)}): ${(shared.p50Ms / level.p50Ms).toFixed(2)}×` : '';
+  return [`Gateways on PostgreSQL beside the LevelDB server (${base.clients} clients, each uploading τ = 200 pairs at K = 4096 every round, ${base.rounds} rounds)`, table, commit].join('\n');
 }
 
 export function federationReport(r: FederationBenchReport): string {

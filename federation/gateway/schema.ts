@@ -1,6 +1,7 @@
-// The tables of a federation in PostgreSQL: one federation per database (or per schema, chosen with
-// the URL's search_path). Created at the first gateway's start, under an advisory lock so gateways
-// starting together do not race on CREATE TABLE.
+// The tables of a federation in PostgreSQL: one federation per database at a time (the coordinator's
+// advisory lock and the NOTIFY channel are the database's; another schema through the URL's search_path
+// separates the tables, not these). Created at the first gateway's start, under an advisory lock so
+// gateways starting together do not race on CREATE TABLE.
 import type pg from 'pg';
 import { LOCK_CLASS, SCHEMA_LOCK } from './leader';
 
