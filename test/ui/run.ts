@@ -264,8 +264,9 @@ const tests: UiTest[] = [
       await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
       await phaseIs(sidebar, 'Idle|Stopped|Finished', 30_000);
-      // A few seconds of local fine-tuning, stopped after 10 steps.
+      // A few seconds of local fine-tuning, stopped after 10 steps (of this run: the sidebar shows the last one's until it starts).
       await runFromCommandPalette(page, 'FedKSeed: Start Training');
+      await phaseIs(sidebar, 'Training', 30_000);
       await sidebar.waitForFunction(() => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 10, undefined, { timeout: 60_000 });
       await runFromCommandPalette(page, 'FedKSeed: Stop Training');
       await phaseIs(sidebar, 'Stopped|Finished', 30_000);
