@@ -1,7 +1,8 @@
 // Completions from the trainer host on the bundled model (real onnxruntime sessions, real tokenizer):
 // the companion KV-cache graph decodes the same tokens as whole-sequence forwards; a cancelled request
 // stops between two tokens; completions are served while a local run trains, from copies of its weights
-// taken at rest, and the run ends with exactly the weights it has without them.
+// taken at rest, and the run ends with exactly the weights it has without them; during a federation they
+// come from the replica of the last round synced.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ import type { HostNotifier } from '../../trainer/host/notifier';
 import { TrainerSession } from '../../trainer/host/session';
 import { loadCheckpoint } from '../../trainer/zo/checkpoint';
 import type { CompleteParams, StartTrainingParams } from '../../contracts/trainer-payloads';
+import { startServer } from '../../federation/server';
+import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import { writeCodeCorpus } from '../helpers/code-corpus';
 
 const PREFIX = 'export function loadOrders(items: Order[], limit = 10): Order[] {\n  return items.';
@@ -116,6 +119,43 @@ test('completions are served while a local run trains, and the run ends with the
     assert.deepEqual(loadCheckpoint(join(dir, 'with.json')).coefficients, loadCheckpoint(join(dir, 'without.json')).coefficients);
     assert.equal(withCompletions.heldOutAfter, without.heldOutAfter);
   } finally {
+    await session.dispose();
+  }
+});
+
+test('completions during a federation come from the replica of the last round synced, and the rounds go on', async () => {
+  const session = new TrainerSession(quiet);
+  const info = await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
+  const server = await startServer({
+    config: { k: 64, federationSeed: 3, epsilon: 1e-3, eta: 1e-4, tau: 4, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 3, clientsPerRound: 1, deadlineMs: 60_000 },
+    modelHash: Buffer.from(info.modelIdentity, 'hex'),
+    generatorVersion: GENERATOR_VERSION,
+    paramCount: info.parameters,
+    storePath: join(dir, 'federation-store'),
+    requireToken: false,
+    minClients: 1,
+  });
+  try {
+    await session.complete(greedy({ maxTokens: 2 }), new AbortController().signal);
+    let done = false;
+    const federation = session.joinFederation(
+      { url: server.url, token: '', clientId: 'completions', data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.2, seqLen: 32 }, batchSize: 1, heldOutExamples: 2, clientSeed: 2 },
+      new AbortController().signal,
+    );
+    void federation.finally(() => (done = true));
+    const rounds: number[] = [];
+    while (!done) {
+      const r = await session.complete(greedy({ maxTokens: 4 }), new AbortController().signal);
+      assert.equal(r.tokens, 4);
+      rounds.push(r.weights?.round ?? -1);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.equal((await federation).finalRound, 3);
+    assert.deepEqual([...rounds].sort((a, b) => a - b), rounds, `rounds never go back: ${rounds.join(',')}`);
+    const after = await session.complete(greedy(), new AbortController().signal);
+    assert.deepEqual(after.weights && { kind: after.weights.kind, round: after.weights.round }, { kind: 'federation', round: 3 });
+  } finally {
+    await server.close();
     await session.dispose();
   }
 });

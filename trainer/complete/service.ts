@@ -53,8 +53,11 @@ export class CompletionService<S> {
   private wanted: Array<() => void> = [];
   private running: AbortController | null = null;
   private queue: Promise<unknown> = Promise.resolve();
-  /** Completions asked for and not yet answered; a step boundary waits while there are any. */
-  private pending = 0;
+  /**
+   * Completions decoding now; a step boundary waits while there are any. Not those still waiting for a copy
+   * of the weights: that copy may need the training to go on (a federation's next sync).
+   */
+  private decoding = 0;
   private idleWaiters: Array<() => void> = [];
   /** Snapshots taken so far (for tests and the log). */
   snapshots = 0;
@@ -75,7 +78,7 @@ export class CompletionService<S> {
    * when none is wanted (the common case: nothing to do).
    */
   readonly atRest = (): (() => Promise<void>) | undefined => {
-    if (this.wanted.length === 0 && this.pending === 0) return undefined;
+    if (this.wanted.length === 0 && this.decoding === 0) return undefined;
     return async () => {
       if (this.wanted.length > 0) await this.takeSnapshot();
       await this.decoded();
@@ -87,12 +90,12 @@ export class CompletionService<S> {
    * taken here: the working weights mid-round are local scratch, the replica is copied at each sync.
    */
   readonly whileDecoding = (): (() => Promise<void>) | undefined => {
-    if (this.pending === 0) return undefined;
+    if (this.decoding === 0) return undefined;
     return () => this.decoded();
   };
 
   private async decoded(): Promise<void> {
-    while (this.pending > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    while (this.decoding > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** A federation synced its replica (the weights are the committed replica): take the copy now. */
@@ -114,7 +117,6 @@ export class CompletionService<S> {
     const onAbort = () => mine.abort();
     if (signal.aborted) mine.abort();
     else signal.addEventListener('abort', onAbort, { once: true });
-    this.pending++;
     const run = this.queue.then(() => this.serve(request, mine.signal));
     this.queue = run.catch(() => undefined);
     try {
@@ -122,7 +124,6 @@ export class CompletionService<S> {
     } finally {
       signal.removeEventListener('abort', onAbort);
       if (this.running === mine) this.running = null;
-      if (--this.pending === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 
@@ -150,13 +151,19 @@ export class CompletionService<S> {
     const budget = Math.max(1, (engine.context ?? Infinity) - request.maxTokens);
     const ids = tokenizer.encode(request.prefix, { addSpecialTokens: false });
     const prompt = ids.length > 0 ? ids.slice(-budget) : [tokenizer.bosId ?? tokenizer.eosId ?? tokenizer.padId];
-    const result = await complete(decoder.model, (t) => tokenizer.decode(t, { skipSpecialTokens: true }), prompt, {
-      ...request,
-      indent: cursorIndent(request.prefix),
-      eosId: tokenizer.eosId,
-      maxLength: engine.context,
-      signal,
-    });
+    this.decoding++;
+    let result: Completion;
+    try {
+      result = await complete(decoder.model, (t) => tokenizer.decode(t, { skipSpecialTokens: true }), prompt, {
+        ...request,
+        indent: cursorIndent(request.prefix),
+        eosId: tokenizer.eosId,
+        maxLength: engine.context,
+        signal,
+      });
+    } finally {
+      if (--this.decoding === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
     return { ...result, source: request.source, weights: label, promptTokens: prompt.length, decoder: decoder.kind };
   }
 
