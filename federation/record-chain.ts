@@ -304,7 +304,7 @@ export async function verifyChain(store: ChainSource): Promise<ChainReport> {
     const k = state.coefficients.length;
     if (headerChecksum(state.round, k, seal) !== seal.header) {
       stateReadable = false;
-      damage.push(`the state's round number (${state.round}) or chain head fails its checksum`);
+      damage.push(`the state's seal (its round ${state.round}, chain head and vector checksums) fails its own checksum`);
     } else {
       for (const name of VECTORS) {
         if (vectorChecksum(name, state[name]) !== seal[name]) {

@@ -61,7 +61,10 @@ async function runRepair(dir: string): Promise<void> {
     try {
       const target = await LevelFederationStore.open(fresh);
       try {
-        lines = describeRepair(await repairFromHistory(source, target));
+        const report = await repairFromHistory(source, target);
+        // A federation started over is not a repair: the operator decides that, with a backup or a new folder.
+        if (report.kept === 0 && report.round > 0) throw new RepairImpossibleError(`no round can be kept (${report.chain.damage.join('; ')})`);
+        lines = describeRepair(report);
       } finally {
         await target.close();
       }

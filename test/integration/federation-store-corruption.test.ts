@@ -1,7 +1,9 @@
 // A corruption sweep over a stopped server's store: for every file, a cut to half its length and bit
 // flips at several offsets, and the loss of CURRENT. Each damaged store is either refused by the
 // store's open (with a message naming the store and the damage) or provably harmless: every entry
-// reads back identical to the undamaged store's. None is accepted silently.
+// reads back identical to the undamaged store's. None is accepted silently. Every refused store is then
+// rebuilt from its round history (federation/repair.ts, as `fedkseed server repair` does): where anything
+// can be read, the rebuilt state is bit for bit the one the federation had after the last round kept.
 import { strict as assert } from 'node:assert';
 import { EventEmitter } from 'node:events';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,8 @@ import { ClassicLevel } from 'classic-level';
 import type { Clock, Timer } from '../../federation/clock';
 import type { ServerEvents } from '../../federation/events';
 import { LevelFederationStore } from '../../federation/level-store';
+import { repairFromHistory, RepairImpossibleError } from '../../federation/repair';
+import type { FederationState } from '../../federation/store';
 import { RoundEngine, type Outbox } from '../../federation/round-engine';
 import { createToken } from '../../federation/tokens';
 import type { FederationConfig, HelloMessage, UploadMessage } from '../../protocol';
@@ -40,6 +44,9 @@ async function dump(path: string): Promise<Map<string, string>> {
   return out;
 }
 
+/** The state after each round as the engine committed it (index: round). */
+const history: (FederationState | null)[] = [null];
+
 /** Runs a few rounds into a store, with tokens and digests, and compacts part of it into a table. */
 async function buildStore(path: string): Promise<void> {
   const store = await LevelFederationStore.open(path);
@@ -60,6 +67,7 @@ async function buildStore(path: string): Promise<void> {
       await engine.upload(id, id, upload);
     }
     await settle();
+    history[round] = await store.loadState();
     if (round === 3) {
       // Half the rounds go into a compacted table, the rest stay in the write-ahead log.
       engine.close();
@@ -86,9 +94,47 @@ async function buildRest(path: string): Promise<void> {
       });
     }
     await settle();
+    history[round] = await store.loadState();
   }
   engine.close();
   await store.close();
+}
+
+/** The state of `dir` rebuilt from its round history into a new store, or null when nothing can be read. */
+async function repaired(dir: string): Promise<{ kept: number; state: FederationState | null } | null> {
+  const reading = `${dir}-reading`;
+  const target = `${dir}-repaired`;
+  cpSync(dir, reading, { recursive: true });
+  try {
+    let source: LevelFederationStore;
+    try {
+      source = await LevelFederationStore.open(reading, { salvage: true });
+    } catch {
+      return null;
+    }
+    try {
+      const store = await LevelFederationStore.open(target);
+      try {
+        return { kept: (await repairFromHistory(source, store)).kept, state: await store.loadState() };
+      } catch (err) {
+        if (err instanceof RepairImpossibleError) return null;
+        throw err;
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await source.close();
+    }
+  } finally {
+    rmSync(reading, { recursive: true, force: true });
+    rmSync(target, { recursive: true, force: true });
+  }
+}
+
+function sameState(a: FederationState | null, b: FederationState | null): boolean {
+  if (a === null || b === null) return a === b;
+  const bytes = (v: Float64Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return a.round === b.round && (['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const).every((v) => bytes(a[v]).equals(bytes(b[v])));
 }
 
 type Damage = { readonly name: string; readonly apply: (dir: string) => void };
@@ -115,7 +161,7 @@ function damages(pristine: string): Damage[] {
   return out;
 }
 
-test('every damaged store is refused with a clear message or reads back identical: 0 silently accepted', { timeout: 120_000 }, async () => {
+test('every damaged store is refused with a clear message or reads back identical: 0 silently accepted', { timeout: 120_000 }, async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'fedk-corrupt-'));
   try {
     const pristine = join(root, 'pristine');
@@ -127,6 +173,9 @@ test('every damaged store is refused with a clear message or reads back identica
     const silent: string[] = [];
     let refused = 0;
     let harmless = 0;
+    let named = 0;
+    let rebuilt = 0;
+    const wrongRepairs: string[] = [];
     for (const [i, c] of cases.entries()) {
       const dir = join(root, `case-${i}`);
       cpSync(pristine, dir, { recursive: true });
@@ -146,12 +195,20 @@ test('every damaged store is refused with a clear message or reads back identica
         const message = (err as Error).message;
         if (/the store .* (is damaged|is not a complete store|cannot be opened|cannot be read)/.test(message) && /backup/.test(message)) refused++;
         else silent.push(`${c.name}: unclear refusal: ${message}`);
+        if (/round \d+'s record|the state/.test(message)) named++;
+        const r = await repaired(dir);
+        if (r) {
+          rebuilt++;
+          if (!sameState(r.state, r.kept === 0 ? null : (history[r.kept] ?? null))) wrongRepairs.push(`${c.name}: the state rebuilt at round ${r.kept} is not the one committed then`);
+        }
       } finally {
         if (store) await store.close().catch(() => undefined);
         rmSync(dir, { recursive: true, force: true });
       }
     }
     assert.deepEqual(silent, [], `${silent.length} of ${cases.length} damaged stores were accepted silently`);
+    assert.deepEqual(wrongRepairs, []);
+    t.diagnostic(`${cases.length} cases: ${refused} refused (${named} naming the round or state vector), ${harmless} harmless; ${rebuilt} rebuilt from their round history, each to a state the federation had`);
     assert.ok(refused > 0 && refused + harmless === cases.length, `refused ${refused}, harmless ${harmless} of ${cases.length}`);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -3,7 +3,7 @@
 // the rounds before it with the state bit for bit as it was after the last of them (clients ahead of it
 // rebuild their replicas and finish on one); a flipped bit in the state's residual is refused naming the
 // residual and rebuilt exactly from the history with no round lost; an undamaged store verifies and
-// repair leaves it as it is.
+// repair leaves it as it is; a store whose first round is damaged is left as it is too.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -137,6 +137,16 @@ test('damage is refused by name and repaired from the round history: a middle ro
       assert.match(r.out, /the error-feedback residual from the rounds' history/);
       assertSameState(await stateOf(residual), after4, 'the residual rebuilt');
       assert.equal(readdirSync(dir).filter((f) => f.startsWith('residual.damaged-')).length, 1, 'the damaged folder is kept');
+
+      // A store whose first round is damaged keeps no round: repair refuses and changes nothing.
+      const first = join(dir, 'first');
+      cpSync(pristine, first, { recursive: true });
+      await damage(first, 'round/0000000001', flipChange);
+      r = cli('server', 'repair', '--store', first);
+      assert.notEqual(r.status, 0, r.out);
+      assert.match(r.out, /no round can be kept \(round 1's record does not match its hash.*the store was not changed; restore it from a backup/s);
+      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('first.')), []);
+      await assert.rejects(LevelFederationStore.open(first), /round 1's record does not match its hash/);
 
       // (a) A flipped bit in round 3's record: refused naming round 3; repair keeps rounds 1..2.
       await damage(store, 'round/0000000003', flipChange);
