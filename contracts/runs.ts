@@ -38,6 +38,10 @@ export const evaluationRecordSchema = z.object({
   heldOutExamples: nonNegInt(),
   tokens: nonNegInt(),
   weights: weightsStateSchema,
+  /** Held-out top-1 accuracy and next-line exact match (or Rouge-L), 0–1; absent in older records. */
+  accuracy: z.optional(z.nullable(z.number())),
+  generation: z.optional(z.nullable(z.number())),
+  generationMetric: z.optional(z.enum(['exactMatch', 'rougeL'])),
 });
 export type EvaluationRecord = z.infer<typeof evaluationRecordSchema>;
 

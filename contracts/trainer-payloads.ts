@@ -90,6 +90,11 @@ export const evaluateResultSchema = z.object({
   heldOutExamples: nonNegInt(),
   /** The weights scored. */
   weights: weightsStateSchema,
+  /** Next-token top-1 accuracy on the same examples (0–1); null when not measured. */
+  accuracy: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
+  /** Code: share of next lines completed exactly; instruction data: mean Rouge-L (see generationMetric). */
+  generation: z.optional(z.nullable(z.number().check(z.gte(0), z.lte(1)))),
+  generationMetric: z.optional(z.enum(['exactMatch', 'rougeL'])),
 });
 export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 

@@ -323,6 +323,9 @@ export class RunStore implements vscode.Disposable {
       heldOutExamples: result.heldOutExamples,
       tokens: result.tokens,
       weights: result.weights,
+      accuracy: result.accuracy ?? null,
+      generation: result.generation ?? null,
+      ...(result.generationMetric ? { generationMetric: result.generationMetric } : {}),
     };
     let record = result.weights.runId ? this.recordOf(result.weights.runId) : undefined;
     if (!record) {

@@ -64,7 +64,7 @@ for (const [name, model] of [
   });
 }
 
-test('a local run reports the accuracy and the next-line exact match with each held-out evaluation, in a notification of their own', async () => {
+test('a local run reports the accuracy and the next-line exact match with each held-out evaluation, in a notification of their own; Evaluate scores them too', async () => {
   const evaluations: Evaluation[] = [];
   const metrics: HeldOutMetricsNotification[] = [];
   const notify: HostNotifier = {
@@ -90,6 +90,10 @@ test('a local run reports the accuracy and the next-line exact match with each h
       assert.ok(e.exactMatch === null || (e.exactMatch >= 0 && e.exactMatch <= 1));
       assert.equal(e.rougeL, null);
     }
+    // Evaluate scores the same measures of the weights the run ended with, as its last evaluation did.
+    const evaluated = await session.evaluate({ data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, batchSize: 1, maxExamples: 3 }, new AbortController().signal);
+    assert.equal(evaluated.accuracy, metrics.at(-1)?.accuracy);
+    assert.equal(evaluated.generation, metrics.at(-1)?.exactMatch);
   } finally {
     await session.dispose();
   }

@@ -116,8 +116,24 @@ export class TrainerSession {
       const examples = data.heldOut.slice(0, params.maxExamples);
       if (examples.length === 0) throw new Error(`no held-out examples in ${params.data.path} (${data.train.length} training examples)`);
       const loss = await evaluateLoss(engine.session, examples, { batchSize: params.batchSize, seqLen: params.data.seqLen, padId: engine.tokenizer.padId });
-      this.notify.log('info', `evaluated ${describeWeights(this.weights)} on ${examples.length} of ${data.heldOut.length} held-out examples (${loss.tokens} tokens): loss ${loss.loss.toFixed(4)}, perplexity ${loss.perplexity.toFixed(2)}`);
-      return { loss: loss.loss, perplexity: loss.perplexity, tokens: loss.tokens, examples: examples.length, heldOutExamples: data.heldOut.length, weights: this.weights };
+      const m = await this.metricsOf(engine).score(examples);
+      const generation = m.rougeL ?? m.exactMatch;
+      const percent = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+      this.notify.log(
+        'info',
+        `evaluated ${describeWeights(this.weights)} on ${examples.length} of ${data.heldOut.length} held-out examples (${loss.tokens} tokens): loss ${loss.loss.toFixed(4)}, perplexity ${loss.perplexity.toFixed(2)}, top-1 accuracy ${percent(m.accuracy)}, ${m.rougeL !== null ? 'Rouge-L' : 'next-line exact match'} ${percent(generation)} (${m.generated} generated)`,
+      );
+      return {
+        loss: loss.loss,
+        perplexity: loss.perplexity,
+        tokens: loss.tokens,
+        examples: examples.length,
+        heldOutExamples: data.heldOut.length,
+        weights: this.weights,
+        accuracy: m.accuracy,
+        generation,
+        ...(generation !== null ? { generationMetric: m.rougeL !== null ? ('rougeL' as const) : ('exactMatch' as const) } : {}),
+      };
     });
   }
 

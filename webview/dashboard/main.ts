@@ -133,7 +133,7 @@ function renderRun(view: DashboardView): void {
       h(
         'li',
         { 'data-testid': 'evaluation' },
-        `${new Date(e.at).toLocaleString()}: held-out loss ${formatLoss(e.loss)}, perplexity ${e.perplexity.toFixed(2)}, ${e.examples} of ${e.heldOutExamples} held-out examples (${e.tokens.toLocaleString('en-US')} tokens) — ${describeWeights(e.weights)}`,
+        `${new Date(e.at).toLocaleString()}: held-out loss ${formatLoss(e.loss)}, perplexity ${e.perplexity.toFixed(2)}${typeof e.accuracy === 'number' ? `, top-1 accuracy ${(100 * e.accuracy).toFixed(1)}%` : ''}${typeof e.generation === 'number' ? `, ${e.generationMetric === 'rougeL' ? 'Rouge-L' : 'next-line exact match'} ${(100 * e.generation).toFixed(1)}%` : ''}, ${e.examples} of ${e.heldOutExamples} held-out examples (${e.tokens.toLocaleString('en-US')} tokens) — ${describeWeights(e.weights)}`,
       ),
     ),
   );
