@@ -68,14 +68,9 @@ export class CompletionService<S> {
     private readonly threads: number,
   ) {}
 
-  /** The weights changed (a job ended, a checkpoint was loaded): the next request copies them again. */
-  invalidate(): void {
-    this.stale = true;
-  }
-
   /**
-   * For the training loop between two steps, with the weights at rest: the copy to take now, or undefined
-   * when none is wanted (the common case: nothing to do).
+   * For a local run's loop between two steps, with the weights at rest: the copy to take now and a pause
+   * while a suggestion decodes, or undefined when neither is wanted (the common case: nothing to do).
    */
   readonly atRest = (): (() => Promise<void>) | undefined => {
     if (this.wanted.length === 0 && this.decoding === 0) return undefined;
