@@ -98,7 +98,7 @@ export class PgFederationStore implements FederationStore {
   /** Connects, creates the tables when missing, and starts the session (election, notifications). */
   static async open(url: string, options: PgStoreOptions = {}): Promise<PgFederationStore> {
     const where = redactStoreUrl(url);
-    if (urlHasPassword(url)) throw new Error(`the store URL ${where} carries a password: put it in PGPASSWORD or a password file instead, where command lines and logs do not show it`);
+    if (urlHasPassword(url)) throw new Error(`cannot open the store ${where}: its URL carries a password; put it in PGPASSWORD or a password file instead, where command lines and logs do not show it`);
     const log: Logger = options.log ?? (() => {});
     // Parsed here, not passed as connectionString, which would override a password given apart from it.
     // A URL without a password parses to an empty one: dropped, so PGPASSWORD or ~/.pgpass apply.

@@ -4,6 +4,7 @@ import { createToken, listTokens, revokeToken } from '../../federation/tokens';
 import { CliError } from '../errors';
 import { positiveInt } from '../options';
 import { emitJson, note } from '../output';
+import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
 
 interface StoreOption {
@@ -67,6 +68,8 @@ async function withStore(o: StoreOption, body: (store: FederationStore) => Promi
     store = await openStoreSpec(o.store, { passwordFile: o.storePasswordFile });
   } catch (err) {
     if (err instanceof CliError) throw err;
+    // The PostgreSQL store names itself (without credentials) in its errors.
+    if (isPostgresUrl(o.store)) throw new CliError((err as Error).message);
     const cause = (err as { cause?: { code?: string } }).cause;
     if (cause?.code === 'LEVEL_LOCKED') throw new CliError(`the store ${path} is in use by a running server; stop it first (tokens take effect at the next connection)`);
     throw new CliError(`cannot open the store ${path}: ${(err as Error).message}`);
