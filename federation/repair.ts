@@ -2,7 +2,8 @@
 // interface (any engine): the longest prefix of rounds whose records are intact and chained is kept, C
 // is the sum of their changes, and the residual and Pro importance come from the rounds' history
 // (record-chain.ts), so the rebuilt state is the one the federation had after the last kept round, bit for
-// bit. What cannot be rebuilt is named in the report, never silently reset.
+// bit. Tokens are carried over as read (the report says they are unchecked); reference digests are not
+// (the next clients decide them again). What cannot be rebuilt is named in the report, never silently reset.
 import { applyRound, initialState, verifyChain, type ChainReport } from './record-chain';
 import type { FederationState, FederationStore, RoundRecord } from './store';
 
@@ -27,7 +28,7 @@ export interface RepairReport {
   readonly reset: readonly string[];
   /** Anything else not carried over (tokens, digests), with the reason. */
   readonly lost: readonly string[];
-  /** Quantities carried over from a state written before states had checksums: not verifiable. */
+  /** What was carried over without a check: tokens, and quantities of a state written before states had checksums. */
   readonly unverified: readonly string[];
 }
 
@@ -79,7 +80,7 @@ export async function repairFromHistory(source: FederationStore, target: Federat
     for (const v of EXTRA) {
       if (usable && stored && !chain.damagedVectors.includes(v)) {
         extra[v] = stored[v];
-        if (!stored.seal) unverified.push(WORDS[v]);
+        if (!stored.seal) unverified.push(`${WORDS[v]} (written before states had checksums)`);
       } else reset.push(WORDS[v]);
     }
     states[kept - 1] = { ...last, ...extra };
@@ -90,16 +91,15 @@ export async function repairFromHistory(source: FederationStore, target: Federat
     await target.commitRound(states[i], { ...bare, after: record.after ?? null });
   }
   const lost: string[] = [];
+  // Reference digests are not chained: a damaged one would have every honest client told its replica
+  // differs, so none is carried over and the next clients to report decide them again, as for a new round.
+  let digests = 0;
+  for (let r = 0; r <= Math.max(chain.round, kept); r++) digests += (await source.loadDigest(r).catch(() => 'unreadable')) === null ? 0 : 1;
+  if (digests > 0) lost.push(`${digests} reference replica digests (not covered by the chain): the next clients to report decide them again`);
   try {
-    for (let r = 0; r <= kept; r++) {
-      const digest = await source.loadDigest(r);
-      if (digest !== null) await target.saveDigest(r, digest);
-    }
-  } catch (err) {
-    lost.push(`reference digests (${(err as Error).message}): the next clients to report decide them again`);
-  }
-  try {
-    for (const t of await source.listTokens()) await target.putToken(t);
+    const tokens = await source.listTokens();
+    for (const t of tokens) await target.putToken(t);
+    if (tokens.length > 0) unverified.push(`${tokens.length} tokens (not covered by the chain; check them with fedkseed tokens list)`);
   } catch (err) {
     lost.push(`the tokens (${(err as Error).message}): issue new ones with fedkseed tokens create`);
   }
@@ -120,7 +120,7 @@ export function describeRepair(report: RepairReport): string[] {
   );
   if (report.rebuilt.length > 0) lines.push(`rebuilt: ${report.rebuilt.join(', ')}`);
   if (report.reset.length > 0) lines.push(`reset to zero (no intact copy and no history in the records): ${report.reset.join(', ')}`);
-  if (report.unverified.length > 0) lines.push(`carried over unverified (written before states had checksums): ${report.unverified.join(', ')}`);
+  if (report.unverified.length > 0) lines.push(`carried over unverified: ${report.unverified.join(', ')}`);
   for (const l of report.lost) lines.push(`lost: ${l}`);
   return lines;
 }

@@ -159,6 +159,7 @@ test('damage is refused by name and repaired from the round history: a middle ro
       r = cli('server', 'repair', '--store', store);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /kept rounds 1\.\.2; lost rounds 3\.\.4/);
+      assert.match(r.out, /lost: \d+ reference replica digests .*: the next clients to report decide them again/);
       assert.match(r.out, /the damaged store is kept at /);
       assertSameState(await stateOf(store), after2, 'the state after round 2');
       const repaired = await LevelFederationStore.open(store);
