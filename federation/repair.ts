@@ -36,7 +36,7 @@ const EXTRA = ['residual', 'importanceSum', 'importanceCount'] as const;
 const WORDS: Record<(typeof EXTRA)[number], string> = { residual: 'the error-feedback residual', importanceSum: 'the Pro importance sums', importanceCount: 'the Pro importance counts' };
 
 /** Reads what `source` (a damaged store, opened to be read) holds and writes the repaired federation into the empty `target`. */
-export async function repairFromHistory(source: FederationStore, target: FederationStore): Promise<RepairReport> {
+export async function repairFromHistory(source: Pick<FederationStore, 'loadConfig' | 'loadState' | 'loadRound' | 'loadDigest' | 'listTokens'>, target: FederationStore): Promise<RepairReport> {
   let config;
   try {
     config = await source.loadConfig();
@@ -116,7 +116,7 @@ export function describeRepair(report: RepairReport): string[] {
       ? `kept every round (1..${report.kept}): no round lost`
       : report.kept === 0
         ? `no round could be kept: rounds 1..${report.round} are lost (the repaired store starts the federation again)`
-        : `kept rounds 1..${report.kept}; lost rounds ${report.kept + 1}..${report.round} (clients that hold them rebuild their replicas from the base model when they rejoin)`,
+        : `kept rounds 1..${report.kept}; lost ${report.kept + 1 === report.round ? `round ${report.round}` : `rounds ${report.kept + 1}..${report.round}`} (clients that hold them rebuild their replicas from the base model when they rejoin)`,
   );
   if (report.rebuilt.length > 0) lines.push(`rebuilt: ${report.rebuilt.join(', ')}`);
   if (report.reset.length > 0) lines.push(`reset to zero (no intact copy and no history in the records): ${report.reset.join(', ')}`);
