@@ -158,7 +158,8 @@ export const initialState = zeros;
 
 // ---- Stored forms --------------------------------------------------------------------------------------
 
-const SEAL_BYTES = 6 * 32;
+/** A stored seal's size: six SHA-256s. */
+export const STATE_SEAL_BYTES = 6 * 32;
 
 /** The seal as 192 bytes (head, four vector checksums, header). */
 export function encodeStateSeal(seal: StateSeal): Buffer {
@@ -166,12 +167,11 @@ export function encodeStateSeal(seal: StateSeal): Buffer {
 }
 
 export function decodeStateSeal(b: Buffer): StateSeal {
-  if (b.length !== SEAL_BYTES) throw new Error(`the state's seal is ${b.length} bytes, expected ${SEAL_BYTES}`);
+  if (b.length !== STATE_SEAL_BYTES) throw new Error(`the state's seal is ${b.length} bytes, expected ${STATE_SEAL_BYTES}`);
   const at = (i: number): string => b.subarray(32 * i, 32 * i + 32).toString('hex');
   const head = at(0) === '0'.repeat(64) ? '' : at(0);
   return { head, coefficients: at(1), residual: at(2), importanceSum: at(3), importanceCount: at(4), header: at(5) };
 }
-export const STATE_SEAL_BYTES = SEAL_BYTES;
 
 /** A round's history as JSON: each vector's changed entries as base64 (uint32 indices, float64 values). */
 export interface AfterJson {
@@ -205,7 +205,7 @@ export function afterFromJson(json: unknown, k: number, round: number): RoundAft
   return { residual: one('residual'), importanceSum: one('importanceSum'), importanceCount: one('importanceCount') };
 }
 
-/** The link as stored: null when the record has none (written before records were chained). */
+/** The link as stored: undefined when the record has none (written before records were chained). */
 export function linkFromJson(json: unknown, round: number): RoundLink | undefined {
   if (json === undefined || json === null) return undefined;
   const l = json as { prev?: unknown; hash?: unknown };
