@@ -1,6 +1,7 @@
 // A compressed block: codec byte, raw length, payload length, payload. Codecs are standard formats
 // (RFC 7932 brotli, RFC 1951 raw deflate) so another implementation can decode them. The encoder tries
 // both and keeps the smallest; the decoder caps the output at the announced raw length (no bombs).
+import { createHash } from 'node:crypto';
 import { brotliCompressSync, brotliDecompressSync, constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { ByteReader, ByteWriter } from './bytes';
 import { ErrorCode, ProtocolError } from './errors';
@@ -8,7 +9,28 @@ import { ErrorCode, ProtocolError } from './errors';
 export const Codec = { None: 0, DeflateRaw: 1, Brotli: 2 } as const;
 export type Codec = (typeof Codec)[keyof typeof Codec];
 
+/**
+ * The last blocks compressed, by content: a server sends one round's probabilities, and one catch-up
+ * change per base round, to many clients, and brotli at quality 11 costs tens of milliseconds a block
+ * while hashing it costs microseconds.
+ */
+const recent = new Map<string, { codec: Codec; payload: Uint8Array }>();
+const RECENT_BLOCKS = 16;
+
 function compressBest(raw: Uint8Array): { codec: Codec; payload: Uint8Array } {
+  if (raw.length < 16) return { codec: Codec.None, payload: raw };
+  const key = createHash('sha256').update(raw).digest('base64');
+  const hit = recent.get(key);
+  if (hit) return hit;
+  const found = compressUncached(raw);
+  // Kept apart from the caller's buffer, which it may reuse.
+  const best = found.payload === raw ? { codec: found.codec, payload: Uint8Array.from(raw) } : found;
+  recent.set(key, best);
+  if (recent.size > RECENT_BLOCKS) recent.delete(recent.keys().next().value as string);
+  return best;
+}
+
+function compressUncached(raw: Uint8Array): { codec: Codec; payload: Uint8Array } {
   let best: { codec: Codec; payload: Uint8Array } = { codec: Codec.None, payload: raw };
   if (raw.length < 16) return best;
   const brotli = brotliCompressSync(raw, {
