@@ -59,7 +59,17 @@ export function parseClientEvent(line: string): ClientEvent | null {
 export const trainEventSchema = z.discriminatedUnion('event', [
   z.object({ event: z.literal('start'), model: z.string(), parameters: count(), kernel: z.string(), provider: z.string(), train: count(), heldOut: count() }),
   z.object({ event: z.literal('step'), step: count(), seed: count(), g: lossOrNull(), lossPlus: lossOrNull(), lossMinus: lossOrNull(), skipped: z.boolean(), ms: z.number() }),
-  z.object({ event: z.literal('eval'), step: count(), loss: z.number(), perplexity: z.number(), tokens: count() }),
+  z.object({
+    event: z.literal('eval'),
+    step: count(),
+    loss: z.number(),
+    perplexity: z.number(),
+    tokens: count(),
+    /** With --measures: next-token top-1 accuracy and next-line exact match (code) or Rouge-L (instruction data), 0–1. */
+    accuracy: z.optional(z.nullable(z.number())),
+    exactMatch: z.optional(z.nullable(z.number())),
+    rougeL: z.optional(z.nullable(z.number())),
+  }),
   z.object({
     event: z.literal('done'),
     steps: count(),

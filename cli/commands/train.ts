@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { openEngine, pullWorkingWeights } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
+import { metricsScorer } from '../../trainer/eval/metrics';
+import type { Example } from '../../trainer/data/examples';
 import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { coefficientToReal } from '../../trainer/zo/coefficients';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
@@ -41,6 +43,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions
   from?: string;
   export?: string;
   requantize?: boolean;
+  measures?: boolean;
   json?: boolean;
 }
 
@@ -61,6 +64,7 @@ export function registerTrain(program: Command): void {
     .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
     .option('--requantize', "with --export: write quantized weights in the model's own scheme, not as float32 (docs/models.md)")
+    .option('--measures', 'also score the held-out top-1 accuracy and next-line exact match (Rouge-L for instruction data) at each evaluation')
     .option('--json', 'print progress as JSON lines')
     .action((o: TrainOptions) => runTrain(o));
 }
@@ -94,10 +98,12 @@ async function runTrain(o: TrainOptions): Promise<void> {
     if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');
 
     const report = progressPrinter(o);
+    const scorer = o.measures ? metricsScorer(engine, o.threads) : null;
     const result = await runLocalTraining(engine, data, {
       steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, batchSize: o.batchSize, seqLen: o.seqLen,
       evalEvery: o.evalEvery, evalExamples: o.evalExamples, initial, signal: abort.signal,
-    }, report);
+      ...(scorer ? { metrics: (examples: readonly Example[]) => scorer.score(examples) } : {}),
+    }, report).finally(() => scorer?.release());
     saveCheckpoint(o.out, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
     let exported: string | undefined;
     if (o.export) {
@@ -125,8 +131,13 @@ function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
   let count = 0;
   return (e) => {
     if (e.type === 'eval') {
-      if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens } satisfies TrainEvent);
-      else note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}`);
+      const m = e.metrics;
+      if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens, ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}) } satisfies TrainEvent);
+      else {
+        const percent = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
+        const measured = m ? `  top-1 ${percent(m.accuracy)}  ${m.rougeL !== null ? `rouge-l ${percent(m.rougeL)}` : `next line ${percent(m.exactMatch)}`}` : '';
+        note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}${measured}`);
+      }
       return;
     }
     if (o.json) {

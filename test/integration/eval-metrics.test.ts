@@ -16,6 +16,9 @@ import { TrainerSession } from '../../trainer/host/session';
 import type { Evaluation, HeldOutMetricsNotification } from '../../contracts/trainer-payloads';
 import { startServer } from '../../federation/server';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
+import { spawnSync } from 'node:child_process';
+import { parseJsonLine } from '../../contracts/parse';
+import { trainEventSchema } from '../../contracts/cli-events';
 import { writeCodeCorpus } from '../helpers/code-corpus';
 import { FIXTURES } from '../helpers/model-fixtures';
 
@@ -127,4 +130,17 @@ test('a federation reports the measures of the base model and of each replica it
     await server.close();
     await session.dispose();
   }
+});
+
+test('fedkseed train --measures --json adds the accuracy and the next-line exact match to each evaluation line', () => {
+  const root = join(import.meta.dirname, '..', '..');
+  const args = ['train', '--data', join(dir, 'code'), '--include', '**/*.ts', '--held-out', '0.25', '--steps', '2', '--eval-every', '0', '--eval-examples', '3', '--seq-len', '32', '--batch-size', '1', '--k', '64', '--threads', '1'];
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args, '--out', join(dir, 'cli.json'), '--measures', '--json'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  const evals = r.stdout.split('\n').flatMap((line) => {
+    const e = parseJsonLine(trainEventSchema, line);
+    return e?.event === 'eval' ? [e] : [];
+  });
+  assert.deepEqual(evals.map((e) => e.step), [0, 2]);
+  for (const e of evals) assert.ok(typeof e.accuracy === 'number' && e.accuracy >= 0 && e.accuracy <= 1, `accuracy ${e.accuracy}`);
 });
