@@ -210,9 +210,10 @@ export class LevelFederationStore implements FederationStore {
       }
       const recorded = await readIntegrity(path);
       const ok = content !== null && recorded !== null && [recorded.content, recorded.pending].includes(content.toString(16));
-      if (!ok && !options.trustContent) {
-        // The chain of round records and the state's checksums name what is damaged, where they can.
-        const chain = await verifyChain(store);
+      // The chain of round records and the state's checksums name what is damaged, where they can; records
+      // that fail them are refused even with trustContent, which vouches for the store as a whole only.
+      const chain = ok ? null : await verifyChain(store);
+      if (chain && (!options.trustContent || chain.damage.length > 0)) {
         const whole =
           content === null
             ? `its entries cannot be read (${unreadable})`
@@ -221,7 +222,8 @@ export class LevelFederationStore implements FederationStore {
               : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)`;
         const what = chain.damage.length > 0 ? `${whole}: ${describeDamage(chain)}` : whole;
         const rebuild = chain.damage.length > 0 ? `, or rebuild it from its round history with fedkseed server repair --store ${path} (it keeps rounds 1..${chain.intact} and says what is lost; the damaged folder is moved aside and kept)` : '';
-        throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}${rebuild}, or, if you verified the store otherwise, accept it as it is with --trust-store`);
+        const trust = chain.damage.length > 0 ? ' (--trust-store does not accept records that fail their own hashes)' : ', or, if you verified the store otherwise, accept it as it is with --trust-store';
+        throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}${rebuild}${trust}`);
       }
       if (!ok || recorded?.pending !== undefined) await store.writeIntegrity({ content: (content ?? 0n).toString(16) });
       return store;

@@ -156,6 +156,7 @@ test('damage is refused by name and repaired from the round history: a middle ro
         assert.match(err.message, /fedkseed server repair --store/);
         return true;
       });
+      await assert.rejects(LevelFederationStore.open(store, { trustContent: true }), /--trust-store does not accept records that fail their own hashes/);
       r = cli('server', 'repair', '--store', store);
       assert.equal(r.status, 0, r.out);
       assert.match(r.out, /kept rounds 1\.\.2; lost rounds 3\.\.4/);

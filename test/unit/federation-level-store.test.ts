@@ -43,11 +43,15 @@ test('records of the wrong shape are refused by name', async () => {
     await db.put('round/0000000001', JSON.stringify({ round: 1, change: '', participants: 'a', examples: 1, lossBefore: 0, lossAfter: 0, committedAt: '' }));
     await db.put('token/abc', '{ not json');
     await db.close();
-    // Written behind the store's back: refused as a whole, then (trusted) record by record.
+    // Written behind the store's back: refused as a whole; a round that cannot be read even when the
+    // store is trusted; then (trusted, the round gone) record by record.
     await assert.rejects(LevelFederationStore.open(dir), /integrity record .* is missing/);
+    await assert.rejects(LevelFederationStore.open(dir, { trustContent: true }), /round 1's record cannot be read \(the store's round\/0000000001 has no valid participants\).*--trust-store does not accept/);
+    const raw = new ClassicLevel<string, string>(dir);
+    await raw.del('round/0000000001');
+    await raw.close();
     const store = await LevelFederationStore.open(dir, { trustContent: true });
     await assert.rejects(store.loadConfig(), /config has no valid sampling/);
-    await assert.rejects(store.loadRound(1), /round\/0000000001 has no valid participants/);
     await assert.rejects(store.getToken('abc'), /token\/abc is not JSON/);
     await store.close();
   } finally {
