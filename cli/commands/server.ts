@@ -77,7 +77,7 @@ export function registerServer(program: Command): void {
     .option('--clip-g <multiple>', "clip each upload's |g| at this multiple of the round's median |g|", positiveNumber, DEFAULT_ROBUSTNESS.gClipMultiple)
     .option('--max-g <x>', 'clip every |g| at this bound as well (default: none)', positiveNumber)
     .option('--max-examples <n>', "cap on the example count one upload may claim (also capped at 4× the round's lower median)", positiveInt, DEFAULT_ROBUSTNESS.maxExamples)
-    .option('--trust-store', "accept a store whose integrity record is missing or disagrees with its content, and record it anew (only after checking the store otherwise; never needed for an undamaged store)")
+    .option('--trust-store', "accept a store whose integrity record is missing or disagrees with its content, and record it anew (only after checking the store otherwise; never needed for an undamaged store; round records or state vectors that fail their own hashes are refused still)")
     .option('--no-auth', 'accept any token (a local, trusted federation)')
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
