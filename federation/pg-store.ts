@@ -289,6 +289,12 @@ export class PgFederationStore implements FederationStore {
   private async withCommitsHeld<T>(body: () => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     let broken = false;
+    // The connection sits idle while `body` reads through the pool: one cut meanwhile (a database restart)
+    // emits 'error' on it, which must mark it broken rather than end the process.
+    const cut = (): void => {
+      broken = true;
+    };
+    c.on('error', cut);
     try {
       await c.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]);
       try {
@@ -297,6 +303,7 @@ export class PgFederationStore implements FederationStore {
         await c.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]).catch(() => (broken = true));
       }
     } finally {
+      c.off('error', cut);
       c.release(broken);
     }
   }
