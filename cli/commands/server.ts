@@ -137,7 +137,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   }
   if (o.log !== '-') narrate(server, config);
   process.stdout.write(`listening ${server.url}\n`);
-  if (shared) note(`store: ${storeName(o.store)} (a gateway: ${shared.coordinator ? 'the coordinator' : 'another gateway coordinates'})`);
+  if (shared) note(`store: ${storeName(o.store)}, as one of its gateways (the coordinator is elected there)`);
   if (!o.auth) note('warning: --no-auth: any client that reaches this address can join');
 
   await new Promise<void>((resolve) => {

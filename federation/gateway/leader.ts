@@ -24,6 +24,8 @@ export class Leadership {
     session.on('up', () => void this.tryTake());
     this.timer = setInterval(() => void this.tryTake(), retryMs);
     this.timer.unref();
+    // The session may be up already.
+    void this.tryTake();
   }
 
   get coordinator(): boolean {
