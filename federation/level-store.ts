@@ -10,7 +10,7 @@ import { ClassicLevel } from 'classic-level';
 import type { FederationConfig } from '../protocol';
 import { LocalRounds } from './local-rounds';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from './store';
+import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type UploadOutcome, type TokenRecord } from './store';
 
 export type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
 
@@ -360,7 +360,7 @@ export class LevelFederationStore implements FederationStore {
     return this.live.loadOpenRound();
   }
 
-  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean> {
+  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome> {
     return this.live.putUpload(round, clientId, frame);
   }
 

@@ -1,7 +1,7 @@
 // The open round, its uploads and the connected clients of an embedded store, held in memory: one
 // process serves the federation, so it is always the coordinator and nothing changes underneath it.
 // After a restart every client reconnects and the open round is run again, so none of this needs disk.
-import type { OpenRoundRecord } from './store';
+import type { OpenRoundRecord, UploadOutcome } from './store';
 
 export class LocalRounds {
   readonly coordinator = true;
@@ -18,12 +18,13 @@ export class LocalRounds {
     return this.open && { ...this.open, assigned: [...this.open.assigned] };
   }
 
-  async putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean> {
+  async putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome> {
+    if (this.open?.round !== round) return 'closed';
     const kept = this.uploads.get(round) ?? new Map<string, Uint8Array>();
     this.uploads.set(round, kept);
-    if (kept.has(clientId)) return false;
+    if (kept.has(clientId)) return 'duplicate';
     kept.set(clientId, Uint8Array.from(frame));
-    return true;
+    return 'kept';
   }
 
   async uploadCount(round: number): Promise<number> {

@@ -15,7 +15,7 @@ import { redactStoreUrl, urlHasPassword } from './gateway/url';
 import { checked, checkedToken, configShape, StoreDamagedError } from './level-store';
 import type { Logger } from './log';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, verifyChain } from './record-chain';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from './store';
+import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord, type UploadOutcome } from './store';
 
 export interface PgStoreOptions {
   /** The role's password; default PGPASSWORD or ~/.pgpass, as libpq does. */
@@ -245,13 +245,18 @@ export class PgFederationStore implements FederationStore {
     return { round: r.round, attempt: r.attempt, assigned: r.assigned, deadlineAt: Number(r.deadline_at) };
   }
 
-  async putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean> {
-    const { rows } = await this.pool.query<{ kept: string }>(
-      `WITH kept AS (INSERT INTO fedkseed_uploads (round, client_id, frame) VALUES ($1, $2, $3) ON CONFLICT (round, client_id) DO NOTHING RETURNING 1)
-       SELECT count(*) AS kept, pg_notify($4, $5) FROM kept`,
+  async putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome> {
+    // Only into the open round: an upload that arrives after its round's commit (which drops the open
+    // round's record) is not kept where no commit would ever clear it.
+    const { rows } = await this.pool.query<{ kept: string; open: boolean }>(
+      `WITH kept AS (
+         INSERT INTO fedkseed_uploads (round, client_id, frame)
+         SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM fedkseed_open_round WHERE round = $1)
+         ON CONFLICT (round, client_id) DO NOTHING RETURNING 1)
+       SELECT (SELECT count(*) FROM kept) AS kept, EXISTS (SELECT 1 FROM fedkseed_open_round WHERE round = $1) AS open, pg_notify($4, $5)`,
       [round, clientId, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength), CHANNEL, `uploaded ${round}`],
     );
-    return Number(rows[0].kept) > 0;
+    return Number(rows[0].kept) > 0 ? 'kept' : rows[0].open ? 'duplicate' : 'closed';
   }
 
   async uploadCount(round: number): Promise<number> {

@@ -269,8 +269,12 @@ export class RoundEngine<P> {
     // The operator's cap for this client's token holds whatever it claims.
     const cap = this.byClient.get(clientId)?.maxExamples;
     const kept = cap !== undefined && m.examples > cap ? { ...m, examples: cap } : m;
-    // Kept once per client and round, whichever gateway a retry arrives at.
-    await this.store.putUpload(r.round, clientId, encodeMessage(kept));
+    // Kept once per client and round, whichever gateway a retry arrives at; a round the coordinator
+    // committed meanwhile takes it no more.
+    if ((await this.store.putUpload(r.round, clientId, encodeMessage(kept))) === 'closed') {
+      this.outbox.send(peer, { type: 'ack', round: m.round, status: 'late', digest: 'reference' }, m.round);
+      return void this.follow();
+    }
     r.uploads.set(clientId, kept);
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);

@@ -61,6 +61,8 @@ export interface OpenRoundRecord {
   readonly deadlineAt: number;
 }
 
+export type UploadOutcome = 'kept' | 'duplicate' | 'closed';
+
 /** A commit whose round is not the stored round + 1: another coordinator committed it first. */
 export class StaleRoundError extends Error {
   constructor(
@@ -95,8 +97,11 @@ export interface FederationStore {
   /** Records the round the coordinator opened, replacing an earlier attempt and dropping its uploads. */
   saveOpenRound(open: OpenRoundRecord): Promise<void>;
   loadOpenRound(): Promise<OpenRoundRecord | null>;
-  /** Keeps a client's upload (an encoded UPLOAD frame) of `round` once: false when one is already kept. */
-  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean>;
+  /**
+   * Keeps a client's upload (an encoded UPLOAD frame) of the open round once: 'duplicate' when one is
+   * already kept, 'closed' when `round` is not the open round (committed or replaced meanwhile).
+   */
+  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome>;
   uploadCount(round: number): Promise<number>;
   loadUploads(round: number): Promise<Map<string, Uint8Array>>;
   /** Marks a client connected to this process, or no longer. */

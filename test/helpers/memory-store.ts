@@ -3,7 +3,7 @@
 // throw, as a full disk would.
 import type { FederationConfig } from '../../protocol';
 import { LocalRounds } from '../../federation/local-rounds';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord } from '../../federation/store';
+import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type UploadOutcome, type TokenRecord } from '../../federation/store';
 
 function copyState(s: FederationState): FederationState {
   return {
@@ -61,7 +61,7 @@ export class MemoryFederationStore implements FederationStore {
     return this.live.loadOpenRound();
   }
 
-  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<boolean> {
+  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome> {
     return this.live.putUpload(round, clientId, frame);
   }
 

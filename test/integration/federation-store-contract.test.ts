@@ -183,9 +183,10 @@ for (const engine of engines) {
         await store.saveOpenRound(open);
         assert.deepEqual(await store.loadOpenRound(), open);
         const frame = Uint8Array.from([1, 2, 3, 250]);
-        assert.equal(await store.putUpload(1, 'a', frame), true);
-        assert.equal(await store.putUpload(1, 'a', Uint8Array.from([9])), false);
-        assert.equal(await store.putUpload(1, 'b', Uint8Array.from([7])), true);
+        assert.equal(await store.putUpload(1, 'a', frame), 'kept');
+        assert.equal(await store.putUpload(1, 'a', Uint8Array.from([9])), 'duplicate');
+        assert.equal(await store.putUpload(1, 'b', Uint8Array.from([7])), 'kept');
+        assert.equal(await store.putUpload(2, 'b', Uint8Array.from([7])), 'closed', 'only the open round takes uploads');
         assert.equal(await store.uploadCount(1), 2);
         assert.equal(await store.uploadCount(2), 0);
         const kept = await store.loadUploads(1);
@@ -194,10 +195,13 @@ for (const engine of engines) {
         // A new attempt of the round starts with no uploads.
         await store.saveOpenRound({ ...open, attempt: 3 });
         assert.equal(await store.uploadCount(1), 0);
-        assert.equal(await store.putUpload(1, 'a', frame), true);
+        assert.equal(await store.putUpload(1, 'a', frame), 'kept');
         await store.commitRound(stateAt(1), recordOf(1));
         assert.equal(await store.uploadCount(1), 0);
         assert.equal(await store.loadOpenRound(), null);
+        // An upload that arrives after its round's commit is not kept.
+        assert.equal(await store.putUpload(1, 'b', frame), 'closed');
+        assert.equal(await store.uploadCount(1), 0);
       } finally {
         await store.close();
       }
