@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { argmaxRow } from '../../trainer/eval/generate';
-import { nucleus, tokenChooser, uniformStream } from '../../trainer/complete/sampling';
+import { nucleus, tokenChooser } from '../../trainer/complete/sampling';
 import { cursorIndent, stopIndex } from '../../trainer/complete/stops';
 
 const logitsOf = (...rows: number[][]): Float32Array => Float32Array.from(rows.flat());
@@ -41,14 +41,6 @@ test('a temperature near 0 samples the greedy token', () => {
   const l = logitsOf([0.1, 2, 1.9, -3]);
   const choose = tokenChooser({ mode: 'sample', temperature: 0.01, topP: 1, seed: 3 });
   for (let i = 0; i < 50; i++) assert.equal(choose(l, 0, 4), argmaxRow(l, 0, 4));
-});
-
-test('the uniform stream stays in [0, 1)', () => {
-  const next = uniformStream(1);
-  for (let i = 0; i < 10000; i++) {
-    const u = next();
-    assert.ok(u >= 0 && u < 1);
-  }
 });
 
 test('line stop: at the first line break after some text; a completion may begin on the next line', () => {

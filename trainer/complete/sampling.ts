@@ -1,21 +1,10 @@
 // How the next token is chosen from a row of logits: greedy (argmax), or sampled at a temperature from
 // the smallest set of tokens whose probability reaches top-p (nucleus sampling), with a seeded stream so
 // a completion can be repeated.
+import { createRng } from '../data/rng';
 import { argmaxRow } from '../eval/generate';
 
 export type Sampling = { readonly mode: 'greedy' } | { readonly mode: 'sample'; readonly temperature: number; readonly topP: number; readonly seed: number };
-
-/** A uniform [0, 1) stream (mulberry32): small, fast and repeatable from its seed. */
-export function uniformStream(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Probabilities of the nucleus of a row (softmax at `temperature`, cut at `topP`), sorted by probability. */
 export function nucleus(logits: Float32Array, row: number, vocab: number, temperature: number, topP: number): { ids: number[]; probs: number[] } {
@@ -51,10 +40,10 @@ export function nucleus(logits: Float32Array, row: number, vocab: number, temper
 /** A chooser of the next token for a completion: greedy, or sampled from its own seeded stream. */
 export function tokenChooser(sampling: Sampling): (logits: Float32Array, row: number, vocab: number) => number {
   if (sampling.mode === 'greedy') return argmaxRow;
-  const next = uniformStream(sampling.seed);
+  const rng = createRng(sampling.seed);
   return (logits, row, vocab) => {
     const { ids, probs } = nucleus(logits, row, vocab, sampling.temperature, sampling.topP);
-    let u = next();
+    let u = rng.nextFloat();
     for (let i = 0; i < ids.length; i++) {
       u -= probs[i];
       if (u < 0) return ids[i];
