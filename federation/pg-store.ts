@@ -285,6 +285,8 @@ export class PgFederationStore implements FederationStore {
   }
 
   private async claimPresence(pid: number): Promise<void> {
+    // Rows of gateways whose sessions are gone (killed, or from before a database restart) go.
+    await this.pool.query('DELETE FROM fedkseed_presence WHERE gateway NOT IN (SELECT pid FROM pg_stat_activity)');
     const ids = [...this.present];
     if (ids.length === 0) return;
     await this.pool.query('INSERT INTO fedkseed_presence (client_id, gateway) SELECT unnest($1::text[]), $2 ON CONFLICT (client_id) DO UPDATE SET gateway = $2', [ids, pid]);
