@@ -318,6 +318,12 @@ export class PgFederationStore implements FederationStore {
   private async transaction(body: (c: pg.PoolClient) => Promise<void>): Promise<void> {
     const c = await this.pool.connect();
     let broken = false;
+    // A checked-out connection cut by a database restart emits 'error' (besides failing its query); the
+    // pool listens only to idle ones, so without this the process would end.
+    const cut = (): void => {
+      broken = true;
+    };
+    c.on('error', cut);
     try {
       await c.query('BEGIN');
       await body(c);
@@ -326,6 +332,7 @@ export class PgFederationStore implements FederationStore {
       await c.query('ROLLBACK').catch(() => (broken = true));
       throw err;
     } finally {
+      c.off('error', cut);
       c.release(broken);
     }
   }

@@ -31,6 +31,12 @@ ALTER TABLE fedkseed_rounds ADD COLUMN IF NOT EXISTS link jsonb;
 
 export async function ensureSchema(pool: pg.Pool): Promise<void> {
   const client = await pool.connect();
+  // A cut connection fails the query below; its 'error' event must not end the process.
+  let broken = false;
+  const cut = (): void => {
+    broken = true;
+  };
+  client.on('error', cut);
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCK_CLASS, SCHEMA_LOCK]);
@@ -40,6 +46,7 @@ export async function ensureSchema(pool: pg.Pool): Promise<void> {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
-    client.release();
+    client.off('error', cut);
+    client.release(broken);
   }
 }
