@@ -28,6 +28,10 @@ interface Gateway {
   readonly committed: number[];
 }
 
+/** Gateways that ended without being killed by the test (an uncaught error, say). */
+const crashed: string[] = [];
+const killedByTest = new Set<ChildProcess>();
+
 function launch(storeUrl: string, password: string, identity: string): Promise<Gateway> {
   const spec: ServerProcessSpec = { config, model: { identity, parameters: 8 }, generatorVersion: 1, storePath: 'unused', storeUrl, port: 0, minClients: 3, requireToken: false };
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], {
@@ -42,7 +46,10 @@ function launch(storeUrl: string, password: string, identity: string): Promise<G
       if (e?.event === 'failed') reject(new Error(`gateway failed: ${e.message}`));
       if (e?.event === 'roundCommitted') committed.push(e.round);
     });
-    child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before listening`)));
+    child.once('exit', (code, signal) => {
+      if (!killedByTest.has(child)) crashed.push(`gateway ${child.pid} exited with ${code ?? signal}`);
+      reject(new Error(`gateway exited with ${code} before listening`));
+    });
   });
 }
 
@@ -120,6 +127,7 @@ test('3 gateways, 6 clients: kill -9 of the coordinator and of another gateway, 
       }
     };
     const kill = (g: Gateway): void => {
+      killedByTest.add(g.child);
       balancer.remove(g.port);
       g.child.kill('SIGKILL');
       gateways.splice(gateways.indexOf(g), 1);
@@ -159,6 +167,7 @@ test('3 gateways, 6 clients: kill -9 of the coordinator and of another gateway, 
       clients.map(() => ROUNDS),
     );
     assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'every replica is identical');
+    assert.deepEqual(crashed, [], 'no gateway ended but those the test killed');
 
     db = new pg.Client({ ...parseIntoClientConfig(url), password: server.password });
     await db.connect();
@@ -180,7 +189,10 @@ test('3 gateways, 6 clients: kill -9 of the coordinator and of another gateway, 
     }
   } finally {
     await db?.end().catch(() => undefined);
-    for (const g of gateways) g.child.kill('SIGKILL');
+    for (const g of gateways) {
+      killedByTest.add(g.child);
+      g.child.kill('SIGKILL');
+    }
     await balancer.close();
     server.stop();
   }
