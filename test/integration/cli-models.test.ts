@@ -62,9 +62,13 @@ describe('fedkseed with the models users have', () => {
   it('pre-tokenised data needs only the model: no tokenizer file, no EOS; text data asks for the tokenizer', () => {
     const r = fedkseed(['eval', '--model', join(FIX, 'gpt2-no-past'), '--data', pretokenized, '--split', 'all', '--json']);
     assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { loss: number; tokens: number };
+    const out = JSON.parse(r.stdout) as { loss: number; tokens: number; accuracy: number | null; exactMatch: number | null; generated: number };
     assert.equal(out.tokens, reference.models['gpt2-no-past'].tokens);
     assert.ok(Math.abs(out.loss - reference.models['gpt2-no-past'].loss) < 1e-4);
+    // Token ids alone: the top-1 accuracy is measured, the next line (text) is not.
+    assert.ok(out.accuracy !== null && out.accuracy >= 0 && out.accuracy <= 1, `${out.accuracy}`);
+    assert.equal(out.exactMatch, null);
+    assert.equal(out.generated, 0);
     const bad = join(work, 'out-of-vocab.jsonl');
     writeFileSync(bad, `${JSON.stringify({ input_ids: [1, 2, 4096] })}\n${JSON.stringify({ input_ids: [1, 2, 3] })}\n`);
     const checked = fedkseed(['eval', '--model', join(FIX, 'gpt2-no-past'), '--data', bad, '--split', 'all', '--json']);

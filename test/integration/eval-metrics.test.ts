@@ -67,6 +67,25 @@ for (const [name, model] of [
   });
 }
 
+test('a model exported without a cache scores the same top-1 accuracy as its export with one (same weights)', async () => {
+  const accuracyOf = async (file: string) => {
+    const engine = await openEngine({ model: join(FIXTURES, 'optimum-gpt2', file), threads: 1 });
+    const scorer = metricsScorer(engine, 1);
+    try {
+      const data = await loadDataset(join(dir, 'code'), { tokenizer: engine.tokenizer, seqLen: 24, include: ['**/*.ts'], heldOutFraction: 0.25 });
+      return await scorer.score(data.heldOut.slice(0, 3), { generationExamples: 1, maxNewTokens: 4 });
+    } finally {
+      await scorer.release();
+      await engine.close();
+    }
+  };
+  const withCache = await accuracyOf('decoder_with_past_model.onnx');
+  const without = await accuracyOf('decoder_model.onnx');
+  assert.ok(without.accuracy !== null && withCache.accuracy !== null);
+  assert.equal(without.accuracyTargets, withCache.accuracyTargets);
+  assert.equal(without.accuracy, withCache.accuracy);
+});
+
 test('a local run reports the accuracy and the next-line exact match with each held-out evaluation, in a notification of their own; Evaluate scores them too', async () => {
   const evaluations: Evaluation[] = [];
   const metrics: HeldOutMetricsNotification[] = [];

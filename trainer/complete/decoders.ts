@@ -17,8 +17,8 @@ export interface CompletionDecoder {
   readonly kind: DecoderKind;
   /** The model with a cache (when there is one) and the whole-sequence forward. */
   readonly model: CompletionModel;
-  /** Logits at every position [rows, seq, vocab] (held-out accuracy); null without a cache graph to run. */
-  readonly allLogits: ((inputIds: BigInt64Array, rows: number, seq: number) => Promise<Float32Array>) | null;
+  /** Logits at every position [rows, seq, vocab] (held-out accuracy). */
+  readonly allLogits: (inputIds: BigInt64Array, rows: number, seq: number) => Promise<Float32Array>;
   bindWeights(weights: WeightMap): void;
   release(): Promise<void>;
 }
@@ -70,7 +70,7 @@ export async function openCompletionDecoder(model: LoadedModel, configPath: stri
   return {
     kind,
     model: { decoder, lastLogits: async (ids, mask, batch, seq) => (await forward()).lastLogits(ids, mask, batch, seq) },
-    allLogits: decoder ? (ids, rows, seq) => decoder.allLogits(ids, rows, seq) : null,
+    allLogits: decoder ? (ids, rows, seq) => decoder.allLogits(ids, rows, seq) : async (ids, rows, seq) => prefixLogits(await forward(), ids, rows, seq),
     bindWeights(weights) {
       bound = weights;
       decoder?.bindWeights(weights);
@@ -83,3 +83,35 @@ export async function openCompletionDecoder(model: LoadedModel, configPath: stri
   };
 }
 
+/** Prefixes scored per forward when a model has no cache graph: bounds the batch at PREFIX_CHUNK × seq tokens. */
+const PREFIX_CHUNK = 16;
+
+/**
+ * Logits at every position from a graph that returns only each row's last ones: position t is the last of
+ * the prefix of length t + 1, so the prefixes of a row, right-padded, go through in batches. seq²/2 tokens
+ * instead of seq, the price of a model exported without a cache.
+ */
+async function prefixLogits(session: ModelSession, inputIds: BigInt64Array, rows: number, seq: number): Promise<Float32Array> {
+  let vocab = 0;
+  let out: Float32Array | null = null;
+  for (let r = 0; r < rows; r++) {
+    const row = inputIds.subarray(r * seq, (r + 1) * seq);
+    for (let first = 0; first < seq; first += PREFIX_CHUNK) {
+      const batch = Math.min(PREFIX_CHUNK, seq - first);
+      const ids = new BigInt64Array(batch * seq);
+      const mask = new BigInt64Array(batch * seq);
+      for (let b = 0; b < batch; b++) {
+        const length = first + b + 1;
+        ids.set(row.subarray(0, length), b * seq);
+        mask.fill(1n, b * seq, b * seq + length);
+      }
+      const last = await session.lastLogits(ids, mask, batch, seq);
+      if (!out) {
+        vocab = last.length / batch;
+        out = new Float32Array(rows * seq * vocab);
+      }
+      out.set(last, (r * seq + first) * vocab);
+    }
+  }
+  return out ?? new Float32Array(0);
+}

@@ -19,6 +19,8 @@ export interface TextTokenizer {
   readonly vocabSize: number;
   /** Where it came from, for messages. */
   readonly source?: string;
+  /** True for the stand-in of a model without a tokenizer: token ids only, no text either way. */
+  readonly idsOnly?: boolean;
 }
 
 export interface TokenizerOverrides {
@@ -130,5 +132,5 @@ export function tokenIdsOnly(vocabSize: number, model: string): TextTokenizer {
   const missing = (): never => {
     throw new Error(`no tokenizer for ${model}: text needs its tokenizer.json (pass --tokenizer); pre-tokenised data works without one`);
   };
-  return { encode: missing, decode: missing, eosId: undefined, padId: 0, bosId: undefined, vocabSize, source: `${model} (no tokenizer)` };
+  return { encode: missing, decode: missing, eosId: undefined, padId: 0, bosId: undefined, vocabSize, source: `${model} (no tokenizer)`, idsOnly: true };
 }

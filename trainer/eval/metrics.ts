@@ -14,7 +14,7 @@ import { exactLineMatch, nextLineCase } from './next-line';
 import { rougeL } from './rouge';
 
 export interface HeldOutMetrics {
-  /** Next-token top-1 accuracy over the examples' targets; null when the model has no graph to score with. */
+  /** Next-token top-1 accuracy over the examples' targets; null when no example has a target. */
   readonly accuracy: number | null;
   readonly accuracyTargets: number;
   /** Code (examples without a reference): exact-match share of the next lines generated; else null. */
@@ -37,20 +37,18 @@ export interface MetricsOptions {
 export async function scoreHeldOut(decoder: CompletionDecoder, tokenizer: TextTokenizer, examples: readonly Example[], o: MetricsOptions = {}): Promise<HeldOutMetrics> {
   const context = o.context ?? Infinity;
   const maxNewTokens = o.maxNewTokens ?? 48;
-  let accuracy: number | null = null;
-  let accuracyTargets = 0;
-  if (decoder.allLogits) {
-    const acc = new Top1Accumulator();
-    for (const e of examples) {
-      const n = Math.min(e.ids.length, context);
-      if (n < 2) continue;
-      const ids = e.ids.subarray(0, n);
-      acc.add(top1Count(await decoder.allLogits(BigInt64Array.from(ids, BigInt), 1, n), ids, e.lossMask?.subarray(0, n)));
-    }
-    accuracyTargets = acc.count.targets;
-    accuracy = accuracyTargets > 0 ? acc.accuracy : null;
+  const acc = new Top1Accumulator();
+  for (const e of examples) {
+    const n = Math.min(e.ids.length, context);
+    if (n < 2) continue;
+    const ids = e.ids.subarray(0, n);
+    acc.add(top1Count(await decoder.allLogits(BigInt64Array.from(ids, BigInt), 1, n), ids, e.lossMask?.subarray(0, n)));
   }
+  const accuracyTargets = acc.count.targets;
+  const accuracy = accuracyTargets > 0 ? acc.accuracy : null;
 
+  // Generated text is scored as text: without a tokenizer (pre-tokenised data) only the accuracy is measured.
+  if (tokenizer.idsOnly) return { accuracy, accuracyTargets, exactMatch: null, rougeL: null, generated: 0 };
   const decode = (t: readonly number[]) => tokenizer.decode(t, { skipSpecialTokens: true });
   const generate = (prompt: readonly number[], stop: 'line' | 'none') =>
     complete(decoder.model, decode, prompt.slice(-Math.max(1, context - maxNewTokens)), { maxTokens: maxNewTokens, sampling: { mode: 'greedy' }, stop, eosId: tokenizer.eosId, maxLength: context });
