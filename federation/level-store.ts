@@ -10,7 +10,7 @@ import { ClassicLevel } from 'classic-level';
 import type { FederationConfig } from '../protocol';
 import { LocalRounds } from './local-rounds';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type UploadOutcome, type TokenRecord } from './store';
+import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord, type TokenRecord } from './store';
 
 export type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
 
@@ -160,18 +160,17 @@ export interface OpenStoreOptions {
 
 type WriteOp = { readonly type: 'put'; readonly key: string; readonly value: Buffer } | { readonly type: 'del'; readonly key: string };
 
-export class LevelFederationStore implements FederationStore {
+export class LevelFederationStore extends LocalRounds implements FederationStore {
   /** Writes one after another, each with its integrity record before and after. */
   private writes: Promise<void> = Promise.resolve();
-  /** The open round, its uploads and the connected clients: one process, so in memory. */
-  private readonly live = new LocalRounds();
-  readonly coordinator = true;
 
   private constructor(
     private readonly db: ClassicLevel<string, Buffer>,
     private readonly path: string,
     private content: bigint,
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * Opens the store at `path`, creating it only when the folder is missing or empty; any other folder
@@ -306,7 +305,7 @@ export class LevelFederationStore implements FederationStore {
         { type: 'put', key: roundKey(record.round), value: Buffer.from(JSON.stringify(stored)) },
       ];
     });
-    this.live.committed(record.round);
+    this.committed(record.round);
   }
 
   async loadRound(round: number): Promise<RoundRecord | null> {
@@ -352,35 +351,13 @@ export class LevelFederationStore implements FederationStore {
     return out;
   }
 
-  saveOpenRound(open: OpenRoundRecord): Promise<void> {
-    return this.live.saveOpenRound(open);
-  }
 
-  loadOpenRound(): Promise<OpenRoundRecord | null> {
-    return this.live.loadOpenRound();
-  }
 
-  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome> {
-    return this.live.putUpload(round, clientId, frame);
-  }
 
-  uploadCount(round: number): Promise<number> {
-    return this.live.uploadCount(round);
-  }
 
-  loadUploads(round: number): Promise<Map<string, Uint8Array>> {
-    return this.live.loadUploads(round);
-  }
 
-  setPresent(clientId: string, present: boolean): Promise<void> {
-    return this.live.setPresent(clientId, present);
-  }
 
-  listPresent(): Promise<string[]> {
-    return this.live.listPresent();
-  }
 
-  watch(): void {}
 
   async close(): Promise<void> {
     await this.writes;

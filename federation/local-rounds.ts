@@ -1,9 +1,10 @@
 // The open round, its uploads and the connected clients of an embedded store, held in memory: one
 // process serves the federation, so it is always the coordinator and nothing changes underneath it.
 // After a restart every client reconnects and the open round is run again, so none of this needs disk.
+// The embedded stores extend it: it is their half of FederationStore that lives in memory.
 import type { OpenRoundRecord, UploadOutcome } from './store';
 
-export class LocalRounds {
+export abstract class LocalRounds {
   readonly coordinator = true;
   private open: OpenRoundRecord | null = null;
   private readonly uploads = new Map<number, Map<string, Uint8Array>>();
@@ -47,7 +48,7 @@ export class LocalRounds {
   watch(): void {}
 
   /** A commit of `round`: its uploads and open-round record go. */
-  committed(round: number): void {
+  protected committed(round: number): void {
     for (const r of this.uploads.keys()) if (r <= round) this.uploads.delete(r);
     if (this.open && this.open.round <= round) this.open = null;
   }

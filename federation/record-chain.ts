@@ -5,36 +5,7 @@
 // values), so the state after any intact prefix of rounds is rebuilt bit for bit from the records alone.
 // Both stores seal a commit and verify a store through this module only.
 import { createHash } from 'node:crypto';
-import type { FederationState, FederationStore, RoundRecord } from './store';
-
-/** Entries of a K-vector, indices ascending. */
-export interface SparseValues {
-  readonly indices: Uint32Array;
-  readonly values: Float64Array;
-}
-
-/** The entries of the state's residual and importance a round changed, with their values after it. */
-export interface RoundAfter {
-  readonly residual: SparseValues;
-  readonly importanceSum: SparseValues;
-  readonly importanceCount: SparseValues;
-}
-
-/** Hex SHA-256 of this record and of the record before it ('' for round 1 or a record without a hash). */
-export interface RoundLink {
-  readonly prev: string;
-  readonly hash: string;
-}
-
-/** The state's seal, hex SHA-256s: its last record's hash, each vector's checksum, and one over all of it and the round. */
-export interface StateSeal {
-  readonly head: string;
-  readonly coefficients: string;
-  readonly residual: string;
-  readonly importanceSum: string;
-  readonly importanceCount: string;
-  readonly header: string;
-}
+import type { FederationState, FederationStore, RoundAfter, RoundLink, RoundRecord, SparseValues, StateSeal } from './store';
 
 const VECTORS = ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const;
 type VectorName = (typeof VECTORS)[number];

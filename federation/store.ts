@@ -5,7 +5,35 @@
 // clients are connected live here too, so several gateways on one shared store serve one federation:
 // one of them, the coordinator, opens and commits rounds; every gateway follows what the store says.
 import type { FederationConfig } from '../protocol';
-import type { RoundAfter, RoundLink, StateSeal } from './record-chain';
+
+/** Entries of a K-vector, indices ascending. */
+export interface SparseValues {
+  readonly indices: Uint32Array;
+  readonly values: Float64Array;
+}
+
+/** The entries of the state's residual and importance a round changed, with their values after it. */
+export interface RoundAfter {
+  readonly residual: SparseValues;
+  readonly importanceSum: SparseValues;
+  readonly importanceCount: SparseValues;
+}
+
+/** Hex SHA-256 of this record and of the record before it ('' for round 1 or a record without a hash). */
+export interface RoundLink {
+  readonly prev: string;
+  readonly hash: string;
+}
+
+/** The state's seal, hex SHA-256s: its last record's hash, each vector's checksum, and one over all of it and the round. */
+export interface StateSeal {
+  readonly head: string;
+  readonly coefficients: string;
+  readonly residual: string;
+  readonly importanceSum: string;
+  readonly importanceCount: string;
+  readonly header: string;
+}
 
 /** Everything the next round needs; vectors have K entries. */
 export interface FederationState {

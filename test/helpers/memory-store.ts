@@ -3,7 +3,7 @@
 // throw, as a full disk would.
 import type { FederationConfig } from '../../protocol';
 import { LocalRounds } from '../../federation/local-rounds';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type UploadOutcome, type TokenRecord } from '../../federation/store';
+import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord, type TokenRecord } from '../../federation/store';
 
 function copyState(s: FederationState): FederationState {
   return {
@@ -15,7 +15,7 @@ function copyState(s: FederationState): FederationState {
   };
 }
 
-export class MemoryFederationStore implements FederationStore {
+export class MemoryFederationStore extends LocalRounds implements FederationStore {
   config: FederationConfig | null = null;
   state: FederationState | null = null;
   readonly rounds = new Map<number, RoundRecord>();
@@ -23,8 +23,6 @@ export class MemoryFederationStore implements FederationStore {
   readonly tokens = new Map<string, TokenRecord>();
   failCommits = 0;
   closed = false;
-  readonly coordinator = true;
-  private readonly live = new LocalRounds();
 
   async loadConfig(): Promise<FederationConfig | null> {
     return this.config;
@@ -50,38 +48,16 @@ export class MemoryFederationStore implements FederationStore {
     if (state.round !== (this.state?.round ?? 0) + 1) throw new StaleRoundError(state.round, this.state?.round ?? 0);
     this.state = copyState(state);
     this.rounds.set(record.round, { ...record, change: new Float64Array(record.change), participants: [...record.participants] });
-    this.live.committed(record.round);
+    this.committed(record.round);
   }
 
-  saveOpenRound(open: OpenRoundRecord): Promise<void> {
-    return this.live.saveOpenRound(open);
-  }
 
-  loadOpenRound(): Promise<OpenRoundRecord | null> {
-    return this.live.loadOpenRound();
-  }
 
-  putUpload(round: number, clientId: string, frame: Uint8Array): Promise<UploadOutcome> {
-    return this.live.putUpload(round, clientId, frame);
-  }
 
-  uploadCount(round: number): Promise<number> {
-    return this.live.uploadCount(round);
-  }
 
-  loadUploads(round: number): Promise<Map<string, Uint8Array>> {
-    return this.live.loadUploads(round);
-  }
 
-  setPresent(clientId: string, present: boolean): Promise<void> {
-    return this.live.setPresent(clientId, present);
-  }
 
-  listPresent(): Promise<string[]> {
-    return this.live.listPresent();
-  }
 
-  watch(): void {}
 
   async loadRound(round: number): Promise<RoundRecord | null> {
     const r = this.rounds.get(round);
