@@ -62,6 +62,9 @@ test('the host completes from the base model and from its current weights, and a
     assert.equal(base.weights, null);
     assert.equal(current.tokens, 16);
     assert.equal(current.decoder, 'companion-cache');
+    const whole = await session.complete(greedy({ useCache: false }), new AbortController().signal);
+    assert.equal(whole.decoder, 'no-cache', 'a request without the cache says it decoded without one');
+    assert.equal(whole.text, current.text);
 
     const line = await session.complete(greedy({ stop: 'line', maxTokens: 64 }), new AbortController().signal);
     assert.ok(!line.text.trimStart().includes('\n'), `one line: ${JSON.stringify(line.text)}`);

@@ -159,7 +159,9 @@ export class CompletionService<S> {
     } finally {
       if (--this.decoding === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
-    return { ...result, source: request.source, weights: label, promptTokens: prompt.length, decoder: decoder.kind };
+    // The decoder actually used: a request with useCache false re-runs the sequence whatever the model offers.
+    const used = request.useCache === false ? 'no-cache' : decoder.kind;
+    return { ...result, source: request.source, weights: label, promptTokens: prompt.length, decoder: used };
   }
 
   /** The copy of the current weights: fresh at once when idle; while a job runs, the last copy (or the next one, when there is none yet). */
