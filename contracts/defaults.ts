@@ -69,6 +69,8 @@ export const FEDERATION_DEFAULTS = {
   tau: 200,
   rounds: 40,
   clientsPerRound: 2,
+  /** The server's store when none is named: a folder under the working directory. */
+  store: '.fedkseed/server',
 } as const;
 
 /**

@@ -15,6 +15,7 @@ import { existingPath } from '../options';
 import { note } from '../output';
 import { openStoreSpec, storeName } from '../store-spec';
 import { registerServerRepair } from './server-repair';
+import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
 interface BackupCliOptions {
   store: string;
@@ -27,20 +28,19 @@ interface RestoreCliOptions extends BackupCliOptions {
 }
 
 const STORE_HELP = 'the store: a folder (the embedded store) or a postgres:// URL without a password';
-const DEFAULT_STORE = '.fedkseed/server';
 
 export function registerServerBackup(server: Command): void {
   server
     .command('backup <file>')
     .description('Write a self-checking backup of the federation (configuration, state, every round, digests, tokens) to <file>; with a folder store, stop the server first')
-    .option('--store <dir|url>', STORE_HELP, DEFAULT_STORE)
+    .option('--store <dir|url>', STORE_HELP, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
     .option('--force', 'replace <file> if it exists')
     .action((file: string, o: BackupCliOptions, cmd: Command) => runBackup(file, { ...o, store: storeOf(o, cmd) }));
   server
     .command('restore <file>')
     .description('Restore a backup into the store: the backup is checked first, the restored store after; a folder store is replaced only when complete')
-    .option('--store <dir|url>', STORE_HELP, DEFAULT_STORE)
+    .option('--store <dir|url>', STORE_HELP, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
     .option('--force', 'replace a folder store that holds a federation (it is moved aside and kept, not deleted)')
     .option('--repair', 'replace a folder store refused as damaged with this backup (the damaged folder is moved aside and kept)')

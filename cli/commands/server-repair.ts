@@ -10,6 +10,7 @@ import { describeDamage, verifyChain } from '../../federation/record-chain';
 import { describeRepair, repairFromHistory, RepairImpossibleError } from '../../federation/repair';
 import { CliError } from '../errors';
 import { note } from '../output';
+import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
 export function registerServerRepair(server: Command, storeOf: (o: { store: string }, cmd: Command) => string): void {
   server
@@ -17,7 +18,7 @@ export function registerServerRepair(server: Command, storeOf: (o: { store: stri
     .description(
       'Rebuild a folder store refused as damaged from its round history: keeps the rounds up to the first damaged one, rebuilds C, the residual and the Pro importance from them and says what is lost; the damaged folder is moved aside and kept',
     )
-    .option('--store <dir>', 'the store folder', '.fedkseed/server')
+    .option('--store <dir>', 'the store folder', FEDERATION_DEFAULTS.store)
     .action((o: { store: string }, cmd: Command) => runRepair(storeOf(o, cmd)));
 }
 

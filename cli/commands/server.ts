@@ -56,7 +56,7 @@ export function registerServer(program: Command): void {
     .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, FEDERATION_DEFAULTS.port)
-    .option('--store <dir|url>', 'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)', '.fedkseed/server')
+    .option('--store <dir|url>', 'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)', FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', "the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)", existingPath('--store-password-file'))
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)

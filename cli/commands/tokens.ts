@@ -6,6 +6,7 @@ import { positiveInt } from '../options';
 import { emitJson, note } from '../output';
 import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
+import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
 interface StoreOption {
   store: string;
@@ -16,7 +17,7 @@ interface StoreOption {
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description("Manage a federation server's access tokens (stored hashed; the secret is shown once)");
   const storeOption = (c: Command) => c
-      .option('--store <dir|url>', "the server's store: its folder, or its postgres:// URL without a password", '.fedkseed/server')
+      .option('--store <dir|url>', "the server's store: its folder, or its postgres:// URL without a password", FEDERATION_DEFAULTS.store)
       .option('--store-password-file <file>', 'the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)')
       .option('--json', 'print the result as JSON');
   storeOption(
