@@ -230,6 +230,7 @@ export class RoundEngine<P> {
     const id = hello.clientId;
     const previous = this.byClient.get(id);
     if (previous && previous.peer !== peer) this.outbox.displace(previous.peer, `client ${id} connected again`);
+    this.withdrawDigestReports(id, hello.lastSyncedRound);
     const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound, ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) };
     this.byClient.set(id, session);
     await this.store.setPresent(id, true).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId: id, error: (err as Error).message }));
@@ -688,6 +689,18 @@ export class RoundEngine<P> {
     if (expected === digest) return 'match';
     this.reportMismatch(round, clientId, peer, expected, digest);
     return 'mismatch';
+  }
+
+  /**
+   * A client that rejoins holding an earlier round than it reported (it rebuilt its replica after a
+   * mismatch) no longer holds the replicas its pending reports describe: they count for no quorum and
+   * are not flagged when one is decided.
+   */
+  private withdrawDigestReports(clientId: string, heldRound: number): void {
+    for (const [round, reports] of this.digestReports) {
+      if (round <= heldRound) continue;
+      for (const clients of reports.values()) clients.delete(clientId);
+    }
   }
 
   private reportMismatch(round: number, clientId: string, peer: P, expected: string, actual: string): void {

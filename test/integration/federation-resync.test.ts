@@ -67,7 +67,10 @@ test('a client whose replica drifted is resynced once from the base weights and 
     assert.deepEqual(results.map((r) => r.finalRound), [6, 6, 6]);
     assert.deepEqual(mismatches, ['c3'], 'the drifted replica is reported once, then agrees');
     assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'every replica ends bit-identical');
-    assert.deepEqual(resyncs, [3], 'one resync, of the replica that held round 3');
+    // The first report of the drifted replica is round 3's; the quorum on it may be decided after round 4
+    // committed (the honest reports of round 3 ride on round 4's uploads), so c3 holds round 3 or 4 when told.
+    assert.equal(resyncs.length, 1, `one resync: ${resyncs.join(', ')}`);
+    assert.ok(resyncs[0] === 3 || resyncs[0] === 4, `the resync came at round ${resyncs[0]}`);
   });
 });
 

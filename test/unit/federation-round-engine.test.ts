@@ -529,3 +529,44 @@ test('a store of another federation is refused; a hello for another model, gener
   assert.equal(h.engine.admit({ ...c.hello(), lastSyncedRound: 1 })?.code, 17);
   h.engine.close();
 });
+
+test('a client that rejoins from an earlier round withdraws its pending digest reports: the quorum does not flag a replica it no longer holds', async () => {
+  const config = randomConfig(createRng(23), { clientsPerRound: 3, rounds: 3 });
+  const h = await harness(config, 3);
+  const clients = ['a', 'b', 'c'].map((id) => new FakeClient(id, config.k, 5));
+  const mismatches: { round: number; clientId: string }[] = [];
+  h.events.on('digestMismatch', (e) => mismatches.push({ round: e.round, clientId: e.clientId }));
+  for (const c of clients) await h.engine.join(c.peer, c.hello());
+  await settle();
+  const rng = createRng(5);
+  const uploadRound = async (c: FakeClient): Promise<void> => {
+    const m = c.peer.inbox.filter((x) => x.type === 'round').at(-1);
+    assert.ok(m && m.type === 'round', `${c.id} holds an assignment`);
+    c.peer.inbox.length = 0;
+    c.apply(m);
+    await h.engine.upload(c.peer, c.id, c.upload(m.round, gridPairs(rng, config.k, 1)));
+    await settle();
+  };
+  for (const c of clients) await uploadRound(c);
+  assert.equal(h.store.state?.round, 1);
+  // c's replica drifts and it reports round 1's digest first: pending, no quorum yet.
+  const [a, b, c] = clients;
+  const m = c.peer.inbox.filter((x) => x.type === 'round').at(-1);
+  assert.ok(m && m.type === 'round');
+  c.peer.inbox.length = 0;
+  c.apply(m);
+  c.replica[0] += 1;
+  await h.engine.upload(c.peer, c.id, c.upload(m.round, gridPairs(rng, config.k, 1)));
+  await settle();
+  // c rebuilds its replica (as after a mismatch of another round) and rejoins from round 0.
+  c.replica.fill(0);
+  c.synced = 0;
+  c.peer = c.newPeer();
+  await h.engine.join(c.peer, c.hello());
+  await settle();
+  // a and b agree on round 1: the quorum is decided with c's old report withdrawn.
+  await uploadRound(a);
+  await uploadRound(b);
+  assert.deepEqual(mismatches, [], 'no mismatch for a replica c no longer holds');
+  h.engine.close();
+});
