@@ -293,46 +293,47 @@ export class PgFederationStore implements FederationStore {
   }
 
   /** Runs `body` while no commit can land (the commit lock, held on a connection of its own). */
-  private async withCommitsHeld<T>(body: () => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    let broken = false;
-    // The connection sits idle while `body` reads through the pool: one cut meanwhile (a database restart)
-    // emits 'error' on it, which must mark it broken rather than end the process.
-    const cut = (): void => {
-      broken = true;
-    };
-    c.on('error', cut);
-    try {
+  private withCommitsHeld<T>(body: () => Promise<T>): Promise<T> {
+    // The connection sits idle while `body` reads through the pool.
+    return this.withConnection(async (c, markBroken) => {
       await c.query('SELECT pg_advisory_lock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]);
       try {
         return await body();
       } finally {
-        await c.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]).catch(() => (broken = true));
+        await c.query('SELECT pg_advisory_unlock($1, $2)', [LOCK_CLASS, COMMIT_LOCK]).catch(markBroken);
       }
-    } finally {
-      c.off('error', cut);
-      c.release(broken);
-    }
+    });
   }
 
-  private async transaction(body: (c: pg.PoolClient) => Promise<void>): Promise<void> {
+  private transaction(body: (c: pg.PoolClient) => Promise<void>): Promise<void> {
+    return this.withConnection(async (c, markBroken) => {
+      try {
+        await c.query('BEGIN');
+        await body(c);
+        await c.query('COMMIT');
+      } catch (err) {
+        await c.query('ROLLBACK').catch(markBroken);
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * A connection checked out of the pool for `body`. One cut by a database restart meanwhile emits 'error'
+   * (besides failing its query); the pool listens only to idle connections, so without a listener here
+   * the process would end. A cut or failed connection is destroyed on release, not reused.
+   */
+  private async withConnection<T>(body: (c: pg.PoolClient, markBroken: () => void) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     let broken = false;
-    // A checked-out connection cut by a database restart emits 'error' (besides failing its query); the
-    // pool listens only to idle ones, so without this the process would end.
-    const cut = (): void => {
+    const markBroken = (): void => {
       broken = true;
     };
-    c.on('error', cut);
+    c.on('error', markBroken);
     try {
-      await c.query('BEGIN');
-      await body(c);
-      await c.query('COMMIT');
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => (broken = true));
-      throw err;
+      return await body(c, markBroken);
     } finally {
-      c.off('error', cut);
+      c.off('error', markBroken);
       c.release(broken);
     }
   }
