@@ -1,4 +1,4 @@
-// Where a suggestion came from: hovering the line it was offered on names the model and its weights
+// Where a suggestion came from: hovering a line it was offered on or reaches names the model and its weights
 // (base, or fine-tuned after which step or round) and how long it took.
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
@@ -15,9 +15,8 @@ export function registerSuggestionHover(provider: FineTunedCompletionProvider, s
     selector,
     {
       provideHover(document, position) {
-        const last = provider.last;
-        if (!last || last.uri !== document.uri.toString() || last.line !== position.line) return undefined;
-        return new vscode.Hover(new vscode.MarkdownString(suggestionHoverText(last)));
+        const shown = provider.suggestionAt(document.uri.toString(), position.line);
+        return shown && new vscode.Hover(new vscode.MarkdownString(suggestionHoverText(shown)));
       },
     },
   );

@@ -6,14 +6,19 @@ import { COMPLETION_DEFAULTS } from '../../contracts/defaults';
 import { describeCompletionSource, type CompleteParams, type CompleteResult } from '../../contracts/trainer-payloads';
 import { readSettings } from '../config';
 
+/** Suggestions the hover can still name (lines of other edits may have moved them; they are hints). */
+const RECENT_SUGGESTIONS = 20;
+
 export interface CompletionClient {
   complete(params: CompleteParams, token?: vscode.CancellationToken): Promise<CompleteResult>;
 }
 
-/** The suggestion last shown: where, and where it came from (the hover says so). */
+/** A suggestion handed to the editor: where, and where it came from (the hover says so). */
 export interface ShownSuggestion {
   readonly uri: string;
   readonly line: number;
+  /** The last line the suggestion reaches once accepted (a suggestion may span lines). */
+  readonly endLine: number;
   readonly character: number;
   readonly result: CompleteResult;
   /** "fine-tuned after step 40", "the base model (not fine-tuned)". */
@@ -45,6 +50,8 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
   /** Fires with each suggestion handed to the editor. */
   readonly onDidProvide = this.shown.event;
   last: ShownSuggestion | undefined;
+  /** The latest suggestions, newest last: accepting one moves the cursor and asks for the next. */
+  private readonly recent: ShownSuggestion[] = [];
   /** Requests that ended cancelled (the user typed on), for the log and the tests. */
   cancelled = 0;
 
@@ -76,11 +83,23 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
       return undefined;
     }
     if (result.text.trim() === '') return undefined;
-    const suggestion: ShownSuggestion = { uri: document.uri.toString(), line: position.line, character: position.character, result, sourceText: describeCompletionSource(result) };
+    const endLine = position.line + (result.text.match(/\n/g)?.length ?? 0);
+    const suggestion: ShownSuggestion = { uri: document.uri.toString(), line: position.line, endLine, character: position.character, result, sourceText: describeCompletionSource(result) };
     this.last = suggestion;
+    this.recent.push(suggestion);
+    if (this.recent.length > RECENT_SUGGESTIONS) this.recent.shift();
     this.shown.fire(suggestion);
     this.log.debug(`completion from ${suggestion.sourceText}: ${result.tokens} tokens, first after ${result.firstTokenMs?.toFixed(0) ?? '-'} ms, ${result.totalMs.toFixed(0)} ms in all`);
     return [new vscode.InlineCompletionItem(result.text, new vscode.Range(position, position))];
+  }
+
+  /** The newest suggestion shown on `line` of the document `uri` (or reaching it), if any. */
+  suggestionAt(uri: string, line: number): ShownSuggestion | undefined {
+    for (let i = this.recent.length - 1; i >= 0; i--) {
+      const x = this.recent[i];
+      if (x.uri === uri && x.line <= line && line <= x.endLine) return x;
+    }
+    return undefined;
   }
 
   dispose(): void {

@@ -292,7 +292,8 @@ const tests: UiTest[] = [
       assert.equal(await ghost.isVisible(), false, 'the ghost text was accepted into the line');
 
       // The hover on the suggestion's line names the model and the step its weights were trained to.
-      await editor.locator('.view-line', { hasText: 'const count =' }).first().hover();
+      // Over the line's text, not its middle: past the end of a short line the editor shows no hover.
+      await editor.locator('.view-line', { hasText: 'const count =' }).first().hover({ position: { x: 40, y: 8 } });
       const hover = page.locator('.monaco-hover', { hasText: 'FedKSeed suggestion' }).first();
       await hover.waitFor({ state: 'visible', timeout: 15_000 });
       assert.match(await hover.innerText(), /FedKSeed suggestion from fine-tuned after step \d+ \(model\.onnx\)/);
