@@ -291,9 +291,12 @@ const tests: UiTest[] = [
       await page.waitForFunction((c) => Number(/Col (\d+)/.exec(document.querySelector('[id="status.editor.selection"]')?.textContent ?? '')?.[1] ?? 0) > c, before, { timeout: 10_000 });
       assert.equal(await ghost.isVisible(), false, 'the ghost text was accepted into the line');
 
-      // The hover on the suggestion's line names the model and the step its weights were trained to.
-      // Over the line's text, not its middle: past the end of a short line the editor shows no hover.
-      await editor.locator('.view-line', { hasText: 'const count =' }).first().hover({ position: { x: 40, y: 8 } });
+      // The hover on the suggestion's line names the model and the step its weights were trained to. Asked
+      // for from the keyboard at the line's first word (Show or Focus Hover): a mouse hover depends on where
+      // the pointer lands (past a line's end, or on the next ghost text, the editor shows none).
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Home');
+      await runFromCommandPalette(page, 'Show or Focus Hover');
       const hover = page.locator('.monaco-hover', { hasText: 'FedKSeed suggestion' }).first();
       await hover.waitFor({ state: 'visible', timeout: 15_000 });
       assert.match(await hover.innerText(), /FedKSeed suggestion from fine-tuned after step \d+ \(model\.onnx\)/);
