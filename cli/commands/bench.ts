@@ -86,10 +86,15 @@ interface StudyCliOptions {
   threads?: number;
 }
 
-function taskList(value: string): TaskId[] {
-  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (n !== 'code' && n !== 'fortunes') throw new InvalidArgumentError(`unknown task "${n}" (choose from code, fortunes)`);
-  return names as TaskId[];
+
+/** A parser of a comma-separated list of names out of `known` (the option's `what`): unique, in the order given. */
+function choiceList<T extends string>(known: readonly T[], what: string): (value: string) => T[] {
+  return (value) => {
+    const names = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+    for (const n of names) if (!(known as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown ${what} "${n}" (choose from ${known.join(', ')})`);
+    if (names.length === 0) throw new InvalidArgumentError(`expected at least one ${what}`);
+    return [...new Set(names)] as T[];
+  };
 }
 
 function kList(value: string): number[] {
@@ -98,13 +103,6 @@ function kList(value: string): number[] {
   return [...new Set(ks)].sort((a, b) => a - b);
 }
 
-function sizeList(value: string): EngineSize[] {
-  const names = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  const known = Object.keys(ENGINE_SIZES);
-  for (const n of names) if (!known.includes(n)) throw new InvalidArgumentError(`unknown size "${n}" (choose from ${known.join(', ')})`);
-  if (names.length === 0) throw new InvalidArgumentError('expected at least one size');
-  return [...new Set(names)] as EngineSize[];
-}
 
 interface MemoryCliOptions {
   sizes?: MemorySize[];
@@ -118,13 +116,6 @@ interface MemoryCliOptions {
   json?: boolean;
 }
 
-function memorySizeList(value: string): MemorySize[] {
-  const names = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-  const known = Object.keys(MEMORY_SIZES);
-  for (const n of names) if (!known.includes(n)) throw new InvalidArgumentError(`unknown size "${n}" (choose from ${known.join(', ')})`);
-  if (names.length === 0) throw new InvalidArgumentError('expected at least one size');
-  return [...new Set(names)] as MemorySize[];
-}
 
 function memoryBudget(value: string): number | 'auto' {
   if (value.trim().toLowerCase() === 'auto') return 'auto';
@@ -154,7 +145,7 @@ export function registerBench(program: Command): void {
   bench
     .command('engine')
     .description('ZO step vs two loss forwards (~10M and ~124M parameters, seq 128, batch 1 and 8) and the perturbation kernels, with the targets')
-    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(ENGINE_SIZES).join(', ')}; default 10m,124m, with --quick 10m)`, sizeList)
+    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(ENGINE_SIZES).join(', ')}; default 10m,124m, with --quick 10m)`, choiceList(Object.keys(ENGINE_SIZES) as EngineSize[], 'size'))
     .option('--quick', 'a ~1-minute smoke run: the small size only, fewer repeats')
     .addOption(
       new Option('--provider <name>', 'also measure the device-resident engine on WebGPU (CPU rows measured in the same run, for the speed-up)')
@@ -169,7 +160,7 @@ export function registerBench(program: Command): void {
   bench
     .command('memory')
     .description('peak RSS of ZO training (local run, federation client; batch 1 and 8) beside an inference session of the same model, 124M and 1.3B, with each buffer\'s share')
-    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(MEMORY_SIZES).join(', ')}; default 124m,1.3b)`, memorySizeList)
+    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(MEMORY_SIZES).join(', ')}; default 124m,1.3b)`, choiceList(Object.keys(MEMORY_SIZES) as MemorySize[], 'size'))
     .option('--batches <list>', 'batch sizes, one row each', countList, [1, 8])
     .option('--max-memory <size>', `budget of the training processes (e.g. 8G, or auto for the engine's default; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`, memoryBudget)
     .option('--steps <n>', 'ZO steps of the local run, and per round of the client', positiveInt, 2)
@@ -229,7 +220,7 @@ export function registerBench(program: Command): void {
     .option('--quick', 'a few-minute smoke run: small federations, K ∈ {64, 1024}, one repeat, replicas verified every round')
     .option('--out <dir>', 'output folder: results.json, results.md, study-*.svg', '.fedkseed/study')
     .option('--images <dir>', 'also write the figures here (e.g. docs/images)')
-    .option('--tasks <list>', 'tasks, comma-separated (code, fortunes)', taskList)
+    .option('--tasks <list>', 'tasks, comma-separated (code, fortunes)', choiceList<TaskId>(['code', 'fortunes'], 'task'))
     .option('-k, --ks <list>', 'K values, comma-separated (default 64,256,1024,4096; --quick: 64,1024)', kList)
     .option('--repeats <n>', 'repeats with different seeds (default: code 2, fortunes 3; --quick: 1)', positiveInt)
     .option('--rounds <n>', 'rounds per federation (overrides the task\'s)', positiveInt)
