@@ -62,8 +62,6 @@ export interface RoundEngineOptions<P> {
   readonly minClients?: number;
   readonly probabilityBits?: number;
   readonly mantissaBits?: number;
-  /** Distinct clients that must report one digest before it becomes a state's reference; default min(2, clientsPerRound). */
-  readonly digestQuorum?: number;
   /** Bounds on one upload's |g| and example count (robust.ts); default DEFAULT_ROBUSTNESS. */
   readonly robustness?: Partial<Robustness>;
 }
@@ -126,7 +124,6 @@ export class RoundEngine<P> {
   private readonly probabilityBits: number;
   private readonly mantissaBits: number;
   private readonly robustness: Robustness;
-  private readonly digestQuorum: number;
   /** Digests reported for states without a reference yet: round → digest → clients (and their peers). */
   private readonly digestReports = new Map<number, Map<string, Map<string, P>>>();
 
@@ -166,7 +163,6 @@ export class RoundEngine<P> {
     this.probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
     this.mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
     this.robustness = { ...DEFAULT_ROBUSTNESS, ...options.robustness };
-    this.digestQuorum = Math.max(1, options.digestQuorum ?? Math.min(2, options.config.clientsPerRound));
     this.state = state;
   }
 
@@ -277,7 +273,7 @@ export class RoundEngine<P> {
       return void this.follow();
     }
     r.uploads.set(clientId, kept);
-    const digest = m.digestRound === r.round - 1 ? await this.checkDigest(m.digestRound, hex(m.digest), clientId, peer) : 'mismatch';
+    const digest = m.digestRound === r.round - 1 ? await this.checkDigest(r, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
     // `r` may have closed and the next round opened while the digest was checked: close `r` only.
@@ -380,6 +376,7 @@ export class RoundEngine<P> {
       this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
     }
     this.state = state;
+    this.dropUndecidedDigests(state.round);
     this.attempt = 0;
     this.refusedInARow = 0;
     this.refusedClients.clear();
@@ -600,6 +597,7 @@ export class RoundEngine<P> {
       return;
     }
     this.state = next;
+    this.dropUndecidedDigests(r.round);
     this.changes.set(r.round, q.change);
     this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(coefficients));
     this.open = null;
@@ -662,11 +660,14 @@ export class RoundEngine<P> {
   }
 
   /**
-   * A committed state's reference digest is the first one `digestQuorum` distinct clients report; until
-   * then reports are pending. Once decided, every client that reported another is told (DigestMismatch)
-   * and later reports are compared.
+   * The state before open round `r` gets its reference digest only from a strict majority of `r`'s
+   * sampled clients (distinct clients, each its own token's): until one digest has more than half of them
+   * it is pending, and with no majority it stays undecided and nobody is told anything, so a minority
+   * that reports first captures nothing. Once decided, every client that reported another is told
+   * (DigestMismatch) and later reports are compared.
    */
-  private async checkDigest(round: number, digest: string, clientId: string, peer: P): Promise<DigestStatus> {
+  private async checkDigest(r: OpenRound, digest: string, clientId: string, peer: P): Promise<DigestStatus> {
+    const round = r.round - 1;
     const expected = this.digests.get(round) ?? (await this.store.loadDigest(round));
     if (expected === null) {
       const reports = this.digestReports.get(round) ?? new Map<string, Map<string, P>>();
@@ -675,10 +676,13 @@ export class RoundEngine<P> {
       reports.set(digest, agreeing);
       for (const other of reports.values()) other.delete(clientId);
       agreeing.set(clientId, peer);
-      if (agreeing.size < this.digestQuorum) return 'pending';
+      // Only this attempt's sampled clients count: reports of an earlier attempt's sample stay pending.
+      const votes = [...agreeing.keys()].filter((id) => r.assigned.has(id)).length;
+      if (2 * votes <= r.assigned.size) return 'pending';
       this.digests.set(round, digest);
       await this.store.saveDigest(round, digest);
       this.digestReports.delete(round);
+      this.log('info', { event: 'digest_reference', round, clients: votes, sampled: r.assigned.size });
       for (const [other, clients] of reports) {
         if (other === digest) continue;
         for (const [id, p] of clients) this.reportMismatch(round, id, p, digest, other);
@@ -689,6 +693,16 @@ export class RoundEngine<P> {
     if (expected === digest) return 'match';
     this.reportMismatch(round, clientId, peer, expected, digest);
     return 'mismatch';
+  }
+
+  /** Reports of states whose reporting round has committed: no later report can make a majority. */
+  private dropUndecidedDigests(committed: number): void {
+    for (const [round, reports] of this.digestReports) {
+      if (round >= committed) continue;
+      this.digestReports.delete(round);
+      const counts = [...reports.values()].map((c) => c.size).filter((n) => n > 0);
+      if (counts.length > 0) this.log('warn', { event: 'digest_undecided', round, reports: counts });
+    }
   }
 
   /**
@@ -708,7 +722,7 @@ export class RoundEngine<P> {
     this.events.emit('digestMismatch', { round, clientId, expected, actual });
     const live = this.byClient.get(clientId);
     if (live && live.peer === peer) {
-      this.outbox.refuse(peer, ErrorCode.DigestMismatch, `your replica at round ${round} differs from the one ${this.digestQuorum} clients agree on; reload the base model and rejoin from round 0`);
+      this.outbox.refuse(peer, ErrorCode.DigestMismatch, `your replica at round ${round} differs from the one a majority of the clients sampled after it agree on; reload the base model and rejoin from round 0`);
     }
   }
 }
