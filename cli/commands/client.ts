@@ -7,7 +7,8 @@ import { CLIENT_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { describeConnectionError, FederationClient, FederationClientError } from '../../trainer/client/federation-client';
+import { ErrorCode } from '../../protocol/errors';
 import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
 import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
@@ -100,6 +101,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       tls: o.ca || o.insecure ? { ca: o.ca ? readFileSync(o.ca) : undefined, rejectUnauthorized: !o.insecure } : undefined,
     });
     let config: FederationConfig | null = null;
+    const waiting = waitNotices(o.json ? null : note);
     let fatal: Error | null = null;
     const bytes = () => {
       const b = client.bytes();
@@ -114,9 +116,18 @@ async function runClient(o: ClientCliOptions): Promise<void> {
         return;
       }
       say({ event: 'welcome', committedRound, rounds: c.rounds, k: c.k, tau: c.tau, sampling: c.sampling }, `federation: ${c.rounds} rounds, K=${c.k}, τ=${c.tau}, ${c.sampling} sampling; ${committedRound} committed`);
+      if (committedRound < c.rounds) waiting.start(committedRound + 1, c.clientsPerRound);
     });
-    client.on('disconnected', (e) => say({ event: 'disconnected', ...e }, `disconnected (${e.reason || e.code}); retrying in ${((e.retryInMs ?? 0) / 1000).toFixed(1)} s`));
-    client.on('round', (e) => say({ event: 'round', round: e.round, steps: e.steps, changedSeeds: e.changedSeeds }, `round ${e.round}/${config?.rounds ?? '?'}: ${e.steps} local steps`));
+    client.on('disconnected', (e) => {
+      waiting.stop();
+      const cause = describeConnectionError(o.server, e.error, e.errorCode);
+      const retry = `retrying in ${((e.retryInMs ?? 0) / 1000).toFixed(1)} s${e.attempt > 0 ? ` (attempt ${e.attempt} of ${o.maxAttempts})` : ''}`;
+      say({ event: 'disconnected', ...e }, e.welcomed || cause === null ? `disconnected from ${o.server} (${cause ?? (e.reason || e.code)}); ${retry}` : `cannot reach ${o.server}: ${cause}; ${retry}`);
+    });
+    client.on('round', (e) => {
+      waiting.stop();
+      say({ event: 'round', round: e.round, steps: e.steps, changedSeeds: e.changedSeeds }, `round ${e.round}/${config?.rounds ?? '?'}: ${e.steps} local steps`);
+    });
     const every = (steps: number) => Math.max(1, Math.round(steps / 5));
     let window = 0;
     let count = 0;
@@ -134,12 +145,14 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     });
     client.on('uploaded', (e) => say({ event: 'uploaded', ...e }, `round ${e.round}: uploaded ${e.pairs} pairs in ${formatBytes(e.bytes)}`));
     client.on('ack', (e) => say({ event: 'ack', round: e.round, status: e.status, digest: e.digest }, e.status === 'accepted' ? undefined : `round ${e.round}: upload ${e.status}`));
-    client.on('result', (e) =>
+    client.on('result', (e) => {
+      // The round is committed: the next one may wait for clients again.
+      if (config && e.round < config.rounds) waiting.start(e.round + 1, config.clientsPerRound);
       say(
         { event: 'result', round: e.round, participants: e.participants, lossBefore: finiteOrNull(e.lossBefore), lossAfter: finiteOrNull(e.lossAfter) },
         `round ${e.round} committed: ${e.participants} client(s), mean local loss ${fixed(e.lossBefore)} → ${fixed(e.lossAfter)}  ${bytes()}`,
-      ),
-    );
+      );
+    });
     client.on('synced', ({ round, digest }) => {
       // The replica on disk follows the committed state, so --resume picks up where this left off.
       if (config) saveCheckpoint(o.out, replicaCheckpoint(engine, config, round));
@@ -175,15 +188,49 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       );
     } catch (err) {
       if (fatal) throw fatal;
-      if (!stopping) throw new CliError(`federation client: ${(err as Error).message}`, 1);
+      if (!stopping) throw new CliError(`federation client: ${(err as Error).message}${refusalHint(err, o)}`, 1);
       const saved = existsSync(o.out) && config !== null ? o.out : null;
       say({ event: 'stopped', round: client.syncedRound, checkpoint: saved }, `stopped at round ${client.syncedRound}${saved ? `; replica saved as ${saved}` : ''}`);
       process.exitCode = 130;
     } finally {
+      waiting.stop();
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
     }
   } finally {
     await engine.close();
   }
+}
+
+/** What to do about a refusal the client cannot cure by reconnecting, when the CLI knows. */
+function refusalHint(err: unknown, o: ClientCliOptions): string {
+  if (!(err instanceof FederationClientError) || err.code !== ErrorCode.IdentityMismatch) return '';
+  const bound = /speaks for client (\S+), not/.exec(err.message)?.[1];
+  if (bound) return `\nThe token was issued for client id ${bound}: pass --id ${bound} (this client ${o.id === undefined ? 'took the default id, host name + data path' : `passed --id ${o.id}`}).`;
+  return `\nA token speaks for one client id: pass --id with the id the token was issued for (tokens list shows it), or ask for a token of your own.`;
+}
+
+/**
+ * While no round reaches this client, says so after 10 s and every 10 s after: the server may be waiting
+ * for more clients (the client cannot count them; the server's output does), or running a round without it.
+ */
+function waitNotices(print: ((line: string) => void) | null, everyMs = 10_000) {
+  let timer: NodeJS.Timeout | null = null;
+  const stop = () => {
+    if (timer) clearTimeout(timer);
+    timer = null;
+  };
+  return {
+    stop,
+    start(round: number, perRound: number): void {
+      stop();
+      if (!print) return;
+      const since = Date.now();
+      const tick = () => {
+        print(`round ${round} has not started after ${Math.round((Date.now() - since) / 1000)} s: the server waits for enough clients (${perRound} per round; its output says how many more) or runs it without this one`);
+        timer = setTimeout(tick, everyMs).unref();
+      };
+      timer = setTimeout(tick, everyMs).unref();
+    },
+  };
 }

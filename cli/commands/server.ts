@@ -135,7 +135,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
         : '';
     throw new CliError(`cannot start the server: ${(err as Error).message}${repair}`, 1);
   }
-  if (o.log !== '-') narrate(server, config);
+  if (o.log !== '-') narrate(server, config, o.minClients ?? config.clientsPerRound);
   process.stdout.write(`listening ${server.url}\n`);
   if (shared) note(`store: ${storeName(o.store)}, as one of its gateways (the coordinator is elected there)`);
   if (!o.auth) note('warning: --no-auth: any client that reaches this address can join');
@@ -159,10 +159,36 @@ async function runServer(o: ServerCliOptions): Promise<void> {
 }
 
 /** Readable progress lines on stderr. */
-function narrate(server: FederationServer, config: FederationConfig): void {
+function narrate(server: FederationServer, config: FederationConfig, minClients: number): void {
   const e = server.events;
-  e.on('clientJoined', (x) => note(`client ${x.clientId} joined (synced to round ${x.lastSyncedRound})`));
-  e.on('clientLeft', (x) => note(`client ${x.clientId} left`));
+  // While the next round waits for clients: how many more, at once and at every change, else every 10 s.
+  let open = false;
+  let said = '';
+  let saidAt = 0;
+  const waiting = (always: boolean) => {
+    const s = server.stats();
+    if (open || s.finished || s.clients >= minClients) return;
+    const more = minClients - s.clients;
+    const line = `round ${s.committedRound + 1} waits for ${more} more client${more === 1 ? '' : 's'} (${s.clients} of ${minClients} connected)`;
+    if (!always && line === said && Date.now() - saidAt < 10_000) return;
+    note(line);
+    said = line;
+    saidAt = Date.now();
+  };
+  const timer = setInterval(() => waiting(false), 1000).unref();
+  e.on('finished', () => clearInterval(timer));
+  setImmediate(() => waiting(true));
+  e.on('clientJoined', (x) => {
+    note(`client ${x.clientId} joined (synced to round ${x.lastSyncedRound})`);
+    setImmediate(() => waiting(false));
+  });
+  e.on('clientLeft', (x) => {
+    note(`client ${x.clientId} left`);
+    setImmediate(() => waiting(false));
+  });
+  e.on('roundStarted', () => (open = true));
+  e.on('roundCommitted', () => (open = false));
+  e.on('roundRestarted', () => (open = false));
   e.on('roundStarted', (x) => note(`round ${x.round}/${config.rounds} started: ${x.clients.join(', ')}${x.attempt > 0 ? ` (attempt ${x.attempt + 1})` : ''}`));
   e.on('roundRestarted', (x) => note(`round ${x.round} restarts: ${x.reason}`));
   e.on('uploadExcluded', (x) => note(`round ${x.round}: the upload of ${x.clientId} is left out: ${x.reason}`));

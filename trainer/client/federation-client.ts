@@ -124,6 +124,33 @@ const TLS_VERIFICATION_ERRORS = new Set<string>([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/**
+ * Why a connection could not be made or was lost, in words, with the system's code:
+ * "connection refused (ECONNREFUSED)", "the host name example.org does not resolve (ENOTFOUND)".
+ */
+export function describeConnectionError(url: string, error: string | null, errorCode: string | null): string | null {
+  if (error === null && errorCode === null) return null;
+  let host = '';
+  try {
+    host = new URL(url).hostname;
+  } catch {
+    // An address ws could not parse fails before any socket: its own message says why.
+  }
+  const code = errorCode ?? '';
+  const words: Record<string, string> = {
+    ECONNREFUSED: 'connection refused',
+    ECONNRESET: 'the connection was reset',
+    ETIMEDOUT: 'the connection timed out',
+    EHOSTUNREACH: 'no route to the host',
+    ENETUNREACH: 'the network is unreachable',
+    EPIPE: 'the connection was closed while writing',
+  };
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME') return `the host name ${host} does not resolve (${code})`;
+  if (words[code]) return `${words[code]} (${code})`;
+  if (TLS_VERIFICATION_ERRORS.has(code) || code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS')) return `TLS: ${error ?? code} (${code})`;
+  return code && error && !error.includes(code) ? `${error} (${code})` : (error ?? code);
+}
+
 /** The server's certificate failed verification: not retried. */
 export class FederationTlsError extends Error {
   constructor(
@@ -201,7 +228,7 @@ export class FederationClient extends EventEmitter<ClientEvents> {
       failures = outcome.welcomed ? 0 : failures + 1;
       const closed = { code: outcome.code, reason: outcome.reason, error: outcome.error, errorCode: outcome.errorCode, welcomed: outcome.welcomed, attempt: failures };
       if (failures >= this.backoff.maxAttempts) {
-        const why = outcome.error ?? (outcome.reason || `close code ${outcome.code}`);
+        const why = describeConnectionError(this.options.url, outcome.error, outcome.errorCode) ?? (outcome.reason || `close code ${outcome.code}`);
         throw new FederationGaveUpError(`gave up after ${failures} failed connection attempts to ${this.options.url} (last: ${why})`, closed);
       }
       const delay = Math.min(this.backoff.maxMs, this.backoff.initialMs * this.backoff.factor ** failures) * (0.75 + Math.random() * 0.5);
