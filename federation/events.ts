@@ -17,6 +17,8 @@ export interface ServerEvents {
   roundRestarted: [{ round: number; reason: string }];
   /** An upload left out of a round whose coefficients it would have pushed out of the exact range. */
   uploadExcluded: [{ round: number; clientId: string; reason: string }];
+  /** An upload's loss report left out of the round's mean losses, which it would have made infinite (its g still count). */
+  lossExcluded: [{ round: number; clientId: string; reason: string }];
   /** Rounds stopped for good (a diverging federation); the committed state is untouched. */
   halted: [{ round: number; reason: string }];
   clientJoined: [{ clientId: string; lastSyncedRound: number }];

@@ -108,6 +108,15 @@ function emptyState(k: number): FederationState {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
+/** The first value of a commit that is not a finite number, in words, or null. */
+function nonFiniteValue(state: FederationState, examples: number): string | null {
+  if (!Number.isFinite(examples)) return 'example count';
+  for (const [name, v] of [['coefficients', state.coefficients], ['residual', state.residual], ['importance sums', state.importanceSum], ['importance counts', state.importanceCount]] as const) {
+    if (!v.every(Number.isFinite)) return name;
+  }
+  return null;
+}
+
 const sumAbsG = (pairs: readonly { readonly g: number }[]): number => pairs.reduce((s, p) => s + Math.abs(p.g), 0);
 
 export class RoundEngine<P> {
@@ -573,14 +582,12 @@ export class RoundEngine<P> {
     const importanceCount = new Float64Array(this.state.importanceCount);
     for (const x of kept) accumulateImportance(importanceSum, importanceCount, x.bounded.pairs);
     const examples = kept.reduce((s, x) => s + x.bounded.examples, 0);
-    const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number => {
-      const n = kept.reduce((s, x) => s + count(x.upload), 0);
-      return n > 0 ? kept.reduce((s, x) => s + sum(x.upload), 0) / n : NaN;
-    };
-    const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
-    const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
+    const { lossBefore, lossAfter } = this.roundLosses(r.round, kept);
     const participants = kept.map((x) => x.id);
     const next: FederationState = { round: r.round, coefficients, residual: q.residual, importanceSum, importanceCount };
+    // Nothing that is not a finite number is committed (a store cannot hold it and its hash would fail).
+    const nonFinite = nonFiniteValue(next, examples);
+    if (nonFinite !== null) return this.refuse(r, coefficients, participants, `its ${nonFinite} would not be a finite number`);
     try {
       const committedAt = new Date(this.clock.now()).toISOString();
       await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt });
@@ -623,12 +630,12 @@ export class RoundEngine<P> {
    * A diverging round (huge g) would commit coefficients no replica can apply exactly: every client
    * would then fail at every later round. Refuse it; after three refusals in a row, stop the rounds.
    */
-  private refuse(r: OpenRound, coefficients: Float64Array, clients: readonly string[]): void {
+  private refuse(r: OpenRound, coefficients: Float64Array, clients: readonly string[], why?: string): void {
     this.open = null;
     this.attempt++;
     this.refusedInARow++;
     for (const id of clients) this.refusedClients.add(id);
-    const reason = `the upload of ${clients.join(', ')}: its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`;
+    const reason = `the upload of ${clients.join(', ')}: ${why ?? `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`}`;
     this.log('error', { event: 'round_refused', round: r.round, reason });
     this.events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });
     if (this.refusedInARow >= REFUSALS_BEFORE_HALT) {
@@ -638,6 +645,33 @@ export class RoundEngine<P> {
       return;
     }
     this.background(this.maybeStartRound());
+  }
+
+  /**
+   * The round's mean losses over its kept uploads (NaN: none reported). Each upload's sums are finite, but
+   * their total need not be (two of 1.7e308): while a mean is not finite, the loss report with the largest
+   * sums is left out of it, naming its client (its g still count: the losses are only reported).
+   */
+  private roundLosses(round: number, kept: readonly { readonly id: string; readonly upload: UploadMessage }[]): { lossBefore: number; lossAfter: number } {
+    let reporting = [...kept];
+    /** The mean over the reporting uploads: NaN when none reports a count, null when it is not finite. */
+    const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number | null => {
+      const n = reporting.reduce((s, x) => s + count(x.upload), 0);
+      if (n === 0) return NaN;
+      const v = reporting.reduce((s, x) => s + sum(x.upload), 0) / n;
+      return Number.isFinite(v) ? v : null;
+    };
+    const size = (u: UploadMessage): number => Math.max(Math.abs(u.lossBeforeSum), Math.abs(u.lossAfterSum));
+    for (;;) {
+      const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
+      const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
+      if (lossBefore !== null && lossAfter !== null) return { lossBefore, lossAfter };
+      const worst = reporting.reduce((a, b) => (size(b.upload) > size(a.upload) ? b : a));
+      reporting = reporting.filter((x) => x !== worst);
+      const reason = `its loss sums (${worst.upload.lossBeforeSum.toExponential(2)}, ${worst.upload.lossAfterSum.toExponential(2)}) would make the round's mean loss infinite: its loss report is left out (its g count, bounded as any other)`;
+      this.log('warn', { event: 'loss_excluded', round, clientId: worst.id, reason });
+      this.events.emit('lossExcluded', { round, clientId: worst.id, reason });
+    }
   }
 
   private roundBytes(r: Pick<OpenRound, 'bytes'>, participants: number): RoundBytes {
