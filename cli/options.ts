@@ -8,6 +8,7 @@ import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { Engine, EngineOptions } from '../trainer/engine';
 import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
 import { describeLocated } from '../contracts/model-location';
+import { isPostgresUrl, redactStoreUrl } from '../federation/gateway/url';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
 import { CliError } from './errors';
 import { note, problemReporter } from './output';
@@ -60,12 +61,48 @@ export function seedCount(value: string): number {
 /** Node's timers hold at most 2^31 − 1 ms (about 24.8 days); longer ones fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** Parser for a deadline in seconds: at least 1 ms, at most what a Node timer holds. */
+/** The shortest deadline: a client needs time to train and upload, and a shorter one restarts rounds without end. */
+export const MIN_DEADLINE_SECONDS = 1;
+
+/** Parser for a deadline in seconds: at least MIN_DEADLINE_SECONDS, at most what a Node timer holds. */
 export function deadlineSeconds(value: string): number {
   const n = positiveNumber(value);
-  if (Math.round(n * 1000) < 1) throw new InvalidArgumentError('expected a deadline of at least 1 ms');
+  if (n < MIN_DEADLINE_SECONDS) throw new InvalidArgumentError(`a deadline is at least ${MIN_DEADLINE_SECONDS} s (clients need time to train and upload); got ${n}`);
   if (n * 1000 > MAX_TIMER_MS) throw new InvalidArgumentError(`a deadline is at most ${Math.floor(MAX_TIMER_MS / 1000)} s (about 24.8 days)`);
   return n;
+}
+
+/**
+ * Parser for a positive integer of at most `max`, a bound of the protocol (protocol/config-limits.ts)
+ * that `why` names: a value clients would refuse or read otherwise is refused here.
+ */
+export function positiveIntUpTo(max: number, why: string): (value: string) => number {
+  return (value) => {
+    const n = positiveInt(value);
+    if (n > max) throw new InvalidArgumentError(`at most ${max.toLocaleString('en-US')} (${why}); got ${value}`);
+    return n;
+  };
+}
+
+/**
+ * Parser for --store: a folder, or a postgres:// URL with a host and a database. Anything else that looks
+ * like a URL (postgres:/db, postgresql:db, mysql://…) is refused rather than taken for a folder name.
+ */
+export function storeArgument(value: string): string {
+  const shape = 'postgres://user@host:port/database (the password in PGPASSWORD, ~/.pgpass or --store-password-file)';
+  if (isPostgresUrl(value)) {
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      throw new CliError(`--store ${redactStoreUrl(value)}: not a valid URL; expected ${shape}`);
+    }
+    if (url.hostname === '' || url.pathname.length <= 1) throw new CliError(`--store ${redactStoreUrl(value)}: names no host or no database; expected ${shape}`);
+    return value;
+  }
+  // A scheme (two letters or more: C:\ is a Windows drive) that is not postgres://.
+  if (/^[a-z][a-z0-9+.-]+:/i.test(value)) throw new CliError(`--store ${value.replace(/\/\/[^@/]*@/, '//…@')}: not a postgres:// URL nor a folder; expected a folder or ${shape} (a folder whose name holds a colon: write it as ./name)`);
+  return value;
 }
 
 /** The largest dataset file read (it is held in memory while it is tokenised). */

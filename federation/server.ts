@@ -8,8 +8,10 @@ import { createServer as createHttpServer, type Server as HttpServer } from 'nod
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ErrorCode, ProtocolError, decodeMessage, encodeMessage, type FederationConfig, type HelloMessage, type ServerMessage } from '../protocol';
+import { clientIdProblem } from '../protocol/client-id';
 import { wsFrameBytes } from '../protocol/wire-bytes';
 import { systemClock, type Clock } from './clock';
 import type { ServerEvents } from './events';
@@ -134,6 +136,26 @@ const FATAL = new Set<number>([
   ErrorCode.IdentityMismatch,
 ]);
 
+/**
+ * The configuration as every client reads it from WELCOME: one a client would refuse (τ above what an
+ * upload carries, K beyond the codec's) or read otherwise (rounds beyond a u32 field) is refused here,
+ * before anything starts, by the codec clients use.
+ */
+export function checkWelcomeConfig(config: FederationConfig): void {
+  let read: FederationConfig;
+  try {
+    const m = decodeMessage(encodeMessage({ type: 'welcome', config, committedRound: 0 }));
+    if (m.type !== 'welcome') throw new Error('not a welcome');
+    read = m.config;
+  } catch (err) {
+    throw new Error(`clients would refuse this federation's configuration: ${(err as Error).message}`, { cause: err });
+  }
+  for (const [key, value] of Object.entries(config)) {
+    const got = (read as unknown as Record<string, unknown>)[key];
+    if (!isDeepStrictEqual(got, value)) throw new Error(`the configuration's ${key} = ${String(value)} does not fit the protocol: clients would read ${String(got)}`);
+  }
+}
+
 function rawToBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
@@ -145,6 +167,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   const log: Logger = jsonLinesLogger(options.log);
   const events = new EventEmitter<ServerEvents>();
   const requireToken = options.requireToken ?? true;
+  checkWelcomeConfig(config);
 
   if (!options.store && !options.storePath) throw new Error('startServer needs a storePath or a store');
   const store = options.store ?? (await LevelFederationStore.open(options.storePath as string, { trustContent: options.trustStore }));
@@ -230,6 +253,9 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   async function onHello(conn: Connection, m: HelloMessage): Promise<void> {
     if (conn.helloTimer) clearTimeout(conn.helloTimer);
     conn.helloTimer = null;
+    // One rule for client ids everywhere (protocol/client-id.ts): none reaches a log or a terminal unless it is printable.
+    const idProblem = clientIdProblem(m.clientId);
+    if (idProblem !== null) return reject(conn, ErrorCode.Malformed, idProblem);
     let grants: { maxExamples?: number } = {};
     if (requireToken) {
       const tokenId = await verifyToken(store, m.token);

@@ -1,6 +1,8 @@
 // Access tokens: `fks_<id>_<secret>` with a 128-bit random id and a 256-bit secret. Only
 // sha256(salt ‖ secret) is stored; a fast hash suffices because the secret is random, not a password.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { clientIdProblem } from '../protocol/client-id';
+import { MAX_CLIENT_ID_BYTES } from '../protocol';
 import type { FederationStore, TokenRecord } from './store';
 
 export interface IssuedToken {
@@ -18,9 +20,6 @@ export interface TokenInfo {
   readonly maxExamples?: number;
 }
 
-/** Client ids a token may carry: what HELLO allows, kept printable for logs. */
-const CLIENT_ID = /^[\x21-\x7e]{1,128}$/;
-
 /** The token (other than `exceptId`) that speaks for `clientId`, if any. */
 async function holderOf(store: FederationStore, clientId: string, exceptId?: string): Promise<TokenRecord | null> {
   return (await store.listTokens()).find((t) => t.clientId === clientId && t.id !== exceptId) ?? null;
@@ -37,7 +36,9 @@ function hashSecret(salt: string, secret: string): string {
 export async function createToken(store: FederationStore, label: string, clientId?: string, grants: { readonly maxExamples?: number } = {}): Promise<IssuedToken> {
   if (grants.maxExamples !== undefined && !(Number.isSafeInteger(grants.maxExamples) && grants.maxExamples > 0)) throw new Error('maxExamples must be a positive integer');
   if (clientId !== undefined) {
-    if (!CLIENT_ID.test(clientId)) throw new Error(`client id ${JSON.stringify(clientId)} must be 1 to 128 printable ASCII characters without spaces`);
+    // The ids a HELLO may carry, no others: a token for an id no client can send would never connect.
+    const problem = clientIdProblem(clientId);
+    if (problem !== null) throw new Error(`${problem}: a client id is 1 to ${MAX_CLIENT_ID_BYTES} bytes of UTF-8 without control characters`);
     const holder = await holderOf(store, clientId);
     if (holder) throw new Error(`client id ${clientId} belongs to token ${holder.id} (${holder.label}); revoke it first`);
   }

@@ -5,6 +5,7 @@
 // and throws ProtocolError with a code. Layouts: docs/protocol.md.
 import { ByteReader, ByteWriter } from './bytes';
 import { readDelta, writeDelta } from './coefficients';
+import { MAX_ROUNDS, MAX_TAU, MAX_U32 } from './config-limits';
 import { ErrorCode, ProtocolError, isKnownErrorCode } from './errors';
 import {
   DIGEST_BYTES,
@@ -53,12 +54,12 @@ function readConfig(r: ByteReader): FederationConfig {
   const federationSeed = r.u32('federation seed');
   const epsilon = positiveFinite(r.f64('epsilon'), 'epsilon');
   const eta = positiveFinite(r.f64('eta'), 'eta');
-  const tau = inRange(r.u32('tau'), 1, MAX_PAIRS, 'tau');
+  const tau = inRange(r.u32('tau'), 1, MAX_TAU, 'tau');
   const batchSize = inRange(r.u32('batch size'), 1, 1 << 20, 'batch size');
   const sampling = inRange(r.u8('sampling'), 0, 1, 'sampling') === 1 ? 'pro' : 'uniform';
   const weighting = inRange(r.u8('weighting'), 0, 1, 'weighting') === 1 ? 'equal' : 'examples';
-  const rounds = inRange(r.u32('rounds'), 1, 0xffffffff, 'rounds');
-  const clientsPerRound = inRange(r.u32('clients per round'), 1, 0xffffffff, 'clients per round');
+  const rounds = inRange(r.u32('rounds'), 1, MAX_ROUNDS, 'rounds');
+  const clientsPerRound = inRange(r.u32('clients per round'), 1, MAX_U32, 'clients per round');
   const deadlineMs = inRange(r.u32('deadline'), 1, 0xffffffff, 'deadline');
   return { k, federationSeed, epsilon, eta, tau, batchSize, sampling, weighting, rounds, clientsPerRound, deadlineMs };
 }

@@ -11,7 +11,7 @@ import { LevelFederationStore, StoreDamagedError } from '../../federation/level-
 import type { FederationStore } from '../../federation/store';
 import { formatBytes } from '../../protocol/format';
 import { CliError } from '../errors';
-import { existingPath } from '../options';
+import { existingPath, storeArgument } from '../options';
 import { note } from '../output';
 import { openStoreSpec, storeName } from '../store-spec';
 import { registerServerRepair } from './server-repair';
@@ -33,14 +33,14 @@ export function registerServerBackup(server: Command): void {
   server
     .command('backup <file>')
     .description('Write a self-checking backup of the federation (configuration, state, every round, digests, tokens) to <file>; with a folder store, stop the server first')
-    .option('--store <dir|url>', STORE_HELP, FEDERATION_DEFAULTS.store)
+    .option('--store <dir|url>', STORE_HELP, storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
     .option('--force', 'replace <file> if it exists')
     .action((file: string, o: BackupCliOptions, cmd: Command) => runBackup(file, { ...o, store: storeOf(o, cmd) }));
   server
     .command('restore <file>')
     .description('Restore a backup into the store: the backup is checked first, the restored store after; a folder store is replaced only when complete')
-    .option('--store <dir|url>', STORE_HELP, FEDERATION_DEFAULTS.store)
+    .option('--store <dir|url>', STORE_HELP, storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
     .option('--force', 'replace a folder store that holds a federation (it is moved aside and kept, not deleted)')
     .option('--repair', 'replace a folder store refused as damaged with this backup (the damaged folder is moved aside and kept)')

@@ -9,6 +9,7 @@ import { LevelFederationStore, StoreDamagedError } from '../../federation/level-
 import { describeDamage, verifyChain } from '../../federation/record-chain';
 import { describeRepair, repairFromHistory, RepairImpossibleError } from '../../federation/repair';
 import { CliError } from '../errors';
+import { storeArgument } from '../options';
 import { note } from '../output';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
@@ -18,7 +19,7 @@ export function registerServerRepair(server: Command, storeOf: (o: { store: stri
     .description(
       'Rebuild a folder store refused as damaged from its round history: keeps the rounds up to the first damaged one, rebuilds C, the residual and the Pro importance from them and says what is lost; the damaged folder is moved aside and kept',
     )
-    .option('--store <dir>', 'the store folder', FEDERATION_DEFAULTS.store)
+    .option('--store <dir>', 'the store folder', storeArgument, FEDERATION_DEFAULTS.store)
     .action((o: { store: string }, cmd: Command) => runRepair(storeOf(o, cmd)));
 }
 

@@ -14,9 +14,11 @@ import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { openStoreSpec, storeName } from '../store-spec';
 import { registerServerBackup } from './server-backup';
-import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
-import { fixed, note } from '../output';
+import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveIntUpTo, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';
+import { fixed, note, note as say } from '../output';
 import { formatBytes } from '../../protocol/format';
+import { printable } from '../../protocol/client-id';
+import { MAX_ROUNDS, MAX_TAU, MAX_U32 } from '../../protocol/config-limits';
 
 interface ServerCliOptions {
   variant?: string;
@@ -56,20 +58,20 @@ export function registerServer(program: Command): void {
     .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, FEDERATION_DEFAULTS.port)
-    .option('--store <dir|url>', 'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)', FEDERATION_DEFAULTS.store)
+    .option('--store <dir|url>', 'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)', storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', "the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)", existingPath('--store-password-file'))
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, FEDERATION_DEFAULTS.eta)
-    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, FEDERATION_DEFAULTS.tau)
+    .option('--tau <n>', `local ZO steps per client per round (τ, at most ${MAX_TAU.toLocaleString('en-US')})`, positiveIntUpTo(MAX_TAU, 'the most pairs an upload carries: clients refuse more'), FEDERATION_DEFAULTS.tau)
     .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
     .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(FEDERATION_DEFAULTS.sampling))
     .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(FEDERATION_DEFAULTS.weighting))
-    .option('--rounds <n>', 'rounds of the federation', positiveInt, FEDERATION_DEFAULTS.rounds)
-    .option('--clients-per-round <n>', 'clients sampled per round', positiveInt, FEDERATION_DEFAULTS.clientsPerRound)
+    .option('--rounds <n>', 'rounds of the federation', positiveIntUpTo(MAX_ROUNDS, 'round numbers travel as 32-bit integers'), FEDERATION_DEFAULTS.rounds)
+    .option('--clients-per-round <n>', 'clients sampled per round', positiveIntUpTo(MAX_U32, 'a 32-bit field of the protocol'), FEDERATION_DEFAULTS.clientsPerRound)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
-    .option('--deadline <seconds>', 'time a sampled client has to upload (1 ms to 24.8 days)', deadlineSeconds, FEDERATION_DEFAULTS.deadlineSeconds)
+    .option('--deadline <seconds>', 'time a sampled client has to upload (1 s to 24.8 days)', deadlineSeconds, FEDERATION_DEFAULTS.deadlineSeconds)
     .option('--model <path|id>', 'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d', modelArgument)
     .option('--variant <name>', 'which file of a model folder (as the clients pass it)')
     .option('--trainable <glob...>', 'the trainable parameters, as the clients choose them (part of the identity)')
@@ -81,7 +83,7 @@ export function registerServer(program: Command): void {
     .option('--no-auth', 'accept any token (a local, trusted federation)')
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
-    .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)")
+    .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)", (v: string) => (v === '-' ? v : writableFile('--log')(v)))
     .option('--exit-when-finished', 'stop once the last round is committed and connected clients have the final model')
     .action((o: ServerCliOptions) => runServer(o));
   registerServerBackup(server);
@@ -161,6 +163,8 @@ async function runServer(o: ServerCliOptions): Promise<void> {
 /** Readable progress lines on stderr. */
 function narrate(server: FederationServer, config: FederationConfig, minClients: number): void {
   const e = server.events;
+  // Client ids and messages reach the terminal only printable (an id in an older store may hold anything).
+  const note = (line: string): void => say(printable(line));
   // While the next round waits for clients: how many more, at once and at every change, else every 10 s.
   let open = false;
   let said = '';

@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import type { FederationStore } from '../../federation/store';
 import { createToken, listTokens, revokeToken } from '../../federation/tokens';
 import { CliError } from '../errors';
-import { positiveInt } from '../options';
+import { positiveInt, storeArgument } from '../options';
+import { printable } from '../../protocol/client-id';
 import { emitJson, note } from '../output';
 import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
@@ -17,7 +18,7 @@ interface StoreOption {
 export function registerTokens(program: Command): void {
   const tokens = program.command('tokens').description("Manage a federation server's access tokens (stored hashed; the secret is shown once)");
   const storeOption = (c: Command) => c
-      .option('--store <dir|url>', "the server's store: its folder, or its postgres:// URL without a password", FEDERATION_DEFAULTS.store)
+      .option('--store <dir|url>', "the server's store: its folder, or its postgres:// URL without a password", storeArgument, FEDERATION_DEFAULTS.store)
       .option('--store-password-file <file>', 'the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)')
       .option('--json', 'print the result as JSON');
   storeOption(
@@ -39,7 +40,7 @@ export function registerTokens(program: Command): void {
       else {
         process.stdout.write(`${issued.token}\n`);
         const bound = o.clientId === undefined ? 'bound to the client id of its first connection' : `for client id ${o.clientId} only`;
-        note(`token ${issued.id} for "${o.label}", ${bound}; the secret is not stored and cannot be shown again`);
+        note(`token ${issued.id} for "${printable(o.label)}", ${bound}; the secret is not stored and cannot be shown again`);
       }
     }),
   );
@@ -54,7 +55,8 @@ export function registerTokens(program: Command): void {
   );
   storeOption(tokens.command('list').description('List token ids, labels and creation times (never secrets)')).action((o: StoreOption) =>
     withStore(o, async (store) => {
-      const list = await listTokens(store);
+      // Labels and client ids reach a terminal only printable (JSON escapes them itself).
+      const list = (await listTokens(store)).map((t) => (o.json ? t : { ...t, label: printable(t.label), ...(t.clientId === undefined ? {} : { clientId: printable(t.clientId) }) }));
       if (o.json) emitJson({ tokens: list });
       else if (list.length === 0) note(`no tokens in ${storeName(o.store)}`);
       else for (const t of list) process.stdout.write(`${t.id}  ${t.createdAt}  ${t.clientId ?? '(unused)'}  ${t.label}\n`);
