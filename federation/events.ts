@@ -19,6 +19,8 @@ export interface ServerEvents {
   uploadExcluded: [{ round: number; clientId: string; reason: string }];
   /** An upload's loss report left out of the round's mean losses, which it would have made infinite (its g still count). */
   lossExcluded: [{ round: number; clientId: string; reason: string }];
+  /** A sampled client missed this many deadlines in a row: rounds no longer wait for it until it uploads again. */
+  notAwaited: [{ round: number; clientId: string; missed: number }];
   /** Rounds stopped for good (a diverging federation); the committed state is untouched. */
   halted: [{ round: number; reason: string }];
   clientJoined: [{ clientId: string; lastSyncedRound: number }];

@@ -95,6 +95,9 @@ interface OpenRound {
   closing: boolean;
 }
 
+/** Deadlines a client may miss in a row before rounds stop waiting for it (until it uploads again). */
+export const MISSES_BEFORE_NOT_AWAITED = 2;
+
 /** Refused rounds in a row after which the engine stops starting rounds. */
 export const REFUSALS_BEFORE_HALT = 3;
 
@@ -148,6 +151,11 @@ export class RoundEngine<P> {
   /** Clients whose uploads alone got the open round refused: not sampled again until it commits. */
   private readonly refusedClients = new Set<string>();
   private readonly byClient = new Map<string, Session<P>>();
+  /**
+   * Deadlines each client missed in a row (sampled, no upload when its round closed at the deadline);
+   * from MISSES_BEFORE_NOT_AWAITED on, a round closes once its other clients uploaded. An upload resets it.
+   */
+  private readonly missedInARow = new Map<string, number>();
   private open: OpenRound | null = null;
   /** Why the engine stopped starting rounds, when it did (a diverging federation). */
   private haltedReason: string | null = null;
@@ -282,11 +290,12 @@ export class RoundEngine<P> {
       return void this.follow();
     }
     r.uploads.set(clientId, kept);
+    this.missedInARow.delete(clientId);
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(r, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
     // `r` may have closed and the next round opened while the digest was checked: close `r` only.
-    if (this.store.coordinator && !r.closing && (await this.store.uploadCount(r.round)) >= r.assigned.size) await this.closeRound('complete', r);
+    if (this.store.coordinator && !r.closing && (await this.awaitedAllIn(r))) await this.closeRound('complete', r);
   }
 
   /**
@@ -353,7 +362,33 @@ export class RoundEngine<P> {
     if (!r) return this.maybeStartRound();
     if (r.closing) return;
     r.deadline ??= this.clock.setTimer(Math.max(0, r.deadlineAt - this.clock.now()), () => this.background(this.closeRound('deadline', r)));
-    if ((await this.store.uploadCount(r.round)) >= r.assigned.size) await this.closeRound('complete', r);
+    if (await this.awaitedAllIn(r)) await this.closeRound('complete', r);
+  }
+
+  /**
+   * Whether the round's awaited clients have all uploaded: every sampled client, less those that missed
+   * MISSES_BEFORE_NOT_AWAITED deadlines in a row and have not uploaded since (they may still upload while
+   * the round is open). A round that awaits none of its clients waits for all of them or the deadline.
+   */
+  private async awaitedAllIn(r: OpenRound): Promise<boolean> {
+    const awaited = [...r.assigned].filter((id) => (this.missedInARow.get(id) ?? 0) < MISSES_BEFORE_NOT_AWAITED);
+    if (awaited.length === r.assigned.size || awaited.length === 0) return (await this.store.uploadCount(r.round)) >= r.assigned.size;
+    // Uploads this gateway holds, and those that arrived at others.
+    const uploaded = new Set(r.uploads.keys());
+    if (awaited.some((id) => !uploaded.has(id))) for (const id of (await this.store.loadUploads(r.round)).keys()) uploaded.add(id);
+    return awaited.every((id) => uploaded.has(id));
+  }
+
+  /** A round closed at its deadline: each sampled client without an upload missed it once more in a row. */
+  private countMisses(r: OpenRound): void {
+    for (const id of r.assigned) {
+      if (r.uploads.has(id)) continue;
+      const missed = (this.missedInARow.get(id) ?? 0) + 1;
+      this.missedInARow.set(id, missed);
+      if (missed !== MISSES_BEFORE_NOT_AWAITED) continue;
+      this.log('warn', { event: 'client_not_awaited', round: r.round, clientId: id, missed });
+      this.events.emit('notAwaited', { round: r.round, clientId: id, missed });
+    }
   }
 
   /** Work no caller awaits (a deadline, the next round): a store that fails meanwhile is logged, and the next look at the store retries. */
@@ -549,6 +584,8 @@ export class RoundEngine<P> {
       r.deadline = null;
       return;
     }
+    for (const id of r.uploads.keys()) this.missedInARow.delete(id);
+    if (reason === 'deadline') this.countMisses(r);
     const uploads = [...r.uploads.entries()];
     if (uploads.length === 0) {
       this.open = null;

@@ -196,6 +196,7 @@ function narrate(server: FederationServer, config: FederationConfig, minClients:
   e.on('roundStarted', (x) => note(`round ${x.round}/${config.rounds} started: ${x.clients.join(', ')}${x.attempt > 0 ? ` (attempt ${x.attempt + 1})` : ''}`));
   e.on('roundRestarted', (x) => note(`round ${x.round} restarts: ${x.reason}`));
   e.on('uploadExcluded', (x) => note(`round ${x.round}: the upload of ${x.clientId} is left out: ${x.reason}`));
+  e.on('notAwaited', (x) => note(`client ${x.clientId} missed ${x.missed} deadlines in a row: rounds no longer wait for it until it uploads again`));
   e.on('lossExcluded', (x) => note(`round ${x.round}: the loss report of ${x.clientId} is left out: ${x.reason}`));
   e.on('halted', (x) => note(`rounds stopped at round ${x.round}: ${x.reason}`));
   e.on('digestMismatch', (x) => note(`warning: client ${x.clientId} holds a different replica at round ${x.round}`));

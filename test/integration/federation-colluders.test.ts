@@ -1,13 +1,15 @@
 // A colluding minority against a real server on loopback, each case bounded in rounds and time.
 // Digests: a state's reference digest needs a strict majority of the round's sampled clients (each a
 // distinct token holder); colluders that report a forged digest first capture nothing, no honest client
-// is sent to resync or stopped, and the honest replicas stay bit-identical.
+// is sent to resync or stopped, and the honest replicas stay bit-identical. A token holder that never
+// uploads is waited for at two deadlines, then rounds no longer wait for it until it uploads again.
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { FederationConfig } from '../../protocol';
+import WebSocket from 'ws';
+import { encodeMessage, type FederationConfig } from '../../protocol';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
 import { FederationClient } from '../../trainer/client/federation-client';
@@ -124,5 +126,40 @@ test('3 colluders of 6 (no strict majority either way): nobody is sent to resync
     for (const m of [...colluders, ...honest]) assert.deepEqual(m.resyncs, [], `${m.id} was not sent to resync`);
     assert.equal(new Set(results.slice(3).map((r) => r.digest)).size, 1, 'the honest replicas end bit-identical');
     for (let r = 0; r < 3; r++) assert.equal(await server.store.loadDigest(r), null, `state ${r} has no reference: 3 of 6 is no majority`);
+  });
+});
+
+test('a token holder that never uploads is waited for twice, then rounds close without it until it uploads again', { timeout: 60_000 }, async () => {
+  const deadlineMs = 1500;
+  await withServer({ ...base, rounds: 6, clientsPerRound: 3, deadlineMs }, 3, async (server) => {
+    const committedAt: number[] = [];
+    server.events.on('roundCommitted', () => committedAt.push(Date.now()));
+    const notAwaited: string[] = [];
+    server.events.on('notAwaited', (e) => notAwaited.push(e.clientId));
+    // A token holder that says HELLO, is sampled every round and never uploads (ws answers the pings).
+    const { token } = await createToken(server.store, 'silent', 'silent');
+    const silent = new WebSocket(server.url);
+    const model = new QuadraticToyTrainer({ dimension: DIMENSION, clientSeed: 0 });
+    await new Promise<void>((resolve, reject) => {
+      silent.on('open', () => {
+        silent.send(encodeMessage({ type: 'hello', clientId: 'silent', token, modelHash: model.modelHash, lastSyncedRound: 0, generatorVersion: 1 }));
+        resolve();
+      });
+      silent.on('error', reject);
+    });
+    try {
+      const honest = await Promise.all(['alice', 'bob'].map((id) => member(server, id, {})));
+      const started = Date.now();
+      const results = await Promise.all(honest.map((h) => h.client.run()));
+      assert.deepEqual(results.map((r) => r.finalRound), [6, 6]);
+      assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'the honest replicas end bit-identical');
+      // Rounds 1 and 2 wait out the deadline for the silent client; from round 3 on, nobody waits for it.
+      assert.ok(committedAt[1] - started >= 2 * deadlineMs - 100, `the first two rounds waited out their deadlines (${committedAt[1] - started} ms)`);
+      const later = committedAt.slice(2).map((t, i) => t - committedAt[i + 1]);
+      assert.ok(later.every((ms) => ms < deadlineMs / 2), `rounds 3..6 closed without waiting: ${later.join(', ')} ms`);
+      assert.deepEqual(notAwaited, ['silent'], 'the client is named once');
+    } finally {
+      silent.close();
+    }
   });
 });

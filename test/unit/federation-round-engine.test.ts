@@ -570,3 +570,58 @@ test('a client that rejoins from an earlier round withdraws its pending digest r
   assert.deepEqual(mismatches, [], 'no mismatch for a replica c no longer holds');
   h.engine.close();
 });
+
+test('a client that missed two deadlines in a row is not waited for until it uploads again', async () => {
+  const config = randomConfig(createRng(31), { clientsPerRound: 3, rounds: 6 });
+  const h = await harness(config, 3);
+  const [a, b, c] = ['a', 'b', 'c'].map((id) => new FakeClient(id, config.k, 5));
+  const notAwaited: string[] = [];
+  h.events.on('notAwaited', (e) => notAwaited.push(e.clientId));
+  for (const x of [a, b, c]) await h.engine.join(x.peer, x.hello());
+  await settle();
+  const rng = createRng(6);
+  /** The client applies what it was sent; it uploads for its latest assignment when told to. */
+  const sync = (x: FakeClient): number => {
+    let round = 0;
+    for (const m of x.peer.inbox.splice(0)) {
+      x.apply(m);
+      if (m.type === 'round') round = m.round;
+    }
+    return round;
+  };
+  const upload = async (x: FakeClient): Promise<void> => {
+    const round = sync(x);
+    assert.ok(round > 0, `${x.id} holds an assignment`);
+    await h.engine.upload(x.peer, x.id, x.upload(round, gridPairs(rng, config.k, 1)));
+    await settle();
+  };
+  const committed = (): number => h.store.state?.round ?? 0;
+  // Rounds 1 and 2: c is silent and both wait out their deadline.
+  for (const round of [1, 2]) {
+    await upload(a);
+    await upload(b);
+    assert.equal(committed(), round - 1, `round ${round} waits for c`);
+    sync(c);
+    h.clock.advance(config.deadlineMs);
+    await settle();
+    assert.equal(committed(), round);
+  }
+  assert.deepEqual(notAwaited, ['c']);
+  // Round 3: a and b are enough.
+  await upload(a);
+  await upload(b);
+  assert.equal(committed(), 3, 'round 3 closes without waiting for c');
+  // Round 4: c uploads again, and so is waited for from then on.
+  await upload(c);
+  await upload(a);
+  await upload(b);
+  assert.equal(committed(), 4);
+  await upload(a);
+  await upload(b);
+  assert.equal(committed(), 4, 'round 5 waits for c again');
+  sync(c);
+  h.clock.advance(config.deadlineMs);
+  await settle();
+  assert.equal(committed(), 5);
+  h.engine.close();
+});
