@@ -156,6 +156,8 @@ export class RoundEngine<P> {
    * from MISSES_BEFORE_NOT_AWAITED on, a round closes once its other clients uploaded. An upload resets it.
    */
   private readonly missedInARow = new Map<string, number>();
+  /** The last round that closed without waiting for some of its sampled clients, and which. */
+  private skipped: { readonly round: number; readonly deadlineAt: number; readonly clients: Set<string> } | null = null;
   private open: OpenRound | null = null;
   /** Why the engine stopped starting rounds, when it did (a diverging federation). */
   private haltedReason: string | null = null;
@@ -272,6 +274,7 @@ export class RoundEngine<P> {
     const r = this.open;
     if (!r || r.closing || m.round !== r.round) {
       if (m.round <= this.state.round || (r && r.closing && m.round === r.round)) {
+        this.lateUpload(clientId, m.round);
         this.outbox.send(peer, { type: 'ack', round: m.round, status: 'late', digest: 'reference' }, m.round);
         return;
       }
@@ -377,6 +380,17 @@ export class RoundEngine<P> {
     const uploaded = new Set(r.uploads.keys());
     if (awaited.some((id) => !uploaded.has(id))) for (const id of (await this.store.loadUploads(r.round)).keys()) uploaded.add(id);
     return awaited.every((id) => uploaded.has(id));
+  }
+
+  /**
+   * An upload for a round that closed without waiting for its client, arriving before that round's
+   * deadline: the client would have made it, so rounds wait for it again (the upload itself stays late).
+   */
+  private lateUpload(clientId: string, round: number): void {
+    const s = this.skipped;
+    if (!s || s.round !== round || !s.clients.delete(clientId) || this.clock.now() > s.deadlineAt) return;
+    this.missedInARow.delete(clientId);
+    this.log('info', { event: 'client_awaited_again', round, clientId });
   }
 
   /** A round closed at its deadline: each sampled client without an upload missed it once more in a row. */
@@ -586,6 +600,8 @@ export class RoundEngine<P> {
     }
     for (const id of r.uploads.keys()) this.missedInARow.delete(id);
     if (reason === 'deadline') this.countMisses(r);
+    const notWaitedFor = reason === 'complete' ? [...r.assigned].filter((id) => !r.uploads.has(id)) : [];
+    this.skipped = notWaitedFor.length > 0 ? { round: r.round, deadlineAt: r.deadlineAt, clients: new Set(notWaitedFor) } : null;
     const uploads = [...r.uploads.entries()];
     if (uploads.length === 0) {
       this.open = null;

@@ -625,3 +625,49 @@ test('a client that missed two deadlines in a row is not waited for until it upl
   assert.equal(committed(), 5);
   h.engine.close();
 });
+
+test('a client not waited for whose upload comes late but within its round deadline is waited for again', async () => {
+  const config = randomConfig(createRng(32), { clientsPerRound: 3, rounds: 5 });
+  const h = await harness(config, 3);
+  const [a, b, c] = ['a', 'b', 'c'].map((id) => new FakeClient(id, config.k, 5));
+  for (const x of [a, b, c]) await h.engine.join(x.peer, x.hello());
+  await settle();
+  const rng = createRng(7);
+  const sync = (x: FakeClient): number => {
+    let round = 0;
+    for (const m of x.peer.inbox.splice(0)) {
+      x.apply(m);
+      if (m.type === 'round') round = m.round;
+      if (m.type === 'ack') x.digestStatuses.push(`${m.round}:${m.status}`);
+    }
+    return round;
+  };
+  const upload = async (x: FakeClient, round = sync(x)): Promise<void> => {
+    await h.engine.upload(x.peer, x.id, x.upload(round, gridPairs(rng, config.k, 1)));
+    await settle();
+  };
+  const committed = (): number => h.store.state?.round ?? 0;
+  for (const round of [1, 2]) {
+    await upload(a);
+    await upload(b);
+    sync(c);
+    h.clock.advance(config.deadlineMs);
+    await settle();
+    assert.equal(committed(), round);
+  }
+  await upload(a);
+  await upload(b);
+  assert.equal(committed(), 3, 'round 3 closes without waiting for c');
+  // c's round-3 upload arrives after the close but before round 3's deadline: late, and awaited again.
+  const next = sync(c);
+  assert.equal(next, 4);
+  await upload(c, 3);
+  sync(c);
+  assert.ok(c.digestStatuses.includes('3:late'));
+  await upload(a);
+  await upload(b);
+  assert.equal(committed(), 3, 'round 4 waits for c again');
+  await upload(c, next);
+  assert.equal(committed(), 4);
+  h.engine.close();
+});
