@@ -10,13 +10,13 @@ import { registerSimulate } from './commands/simulate';
 import { registerBench } from './commands/bench';
 import { registerInspect } from './commands/inspect';
 import { CliError } from './errors';
+import { suggest } from './invocation';
 import { version } from '../package.json';
 
 export function buildProgram(): Command {
   const program = new Command('fedkseed')
     .description('Federated full-parameter fine-tuning with zeroth-order optimisation over K shared seeds (FedKSeed).')
     .version(version)
-    .showHelpAfterError()
     // A subcommand's options after its name are its own (server backup --store), not its parent's.
     .enablePositionalOptions()
     .exitOverride();
@@ -29,6 +29,12 @@ export function buildProgram(): Command {
   registerSimulate(program);
   registerBench(program);
   registerInspect(program);
+  // A wrong option prints its one-line error and where the options are, not the whole help.
+  const hint = (cmd: Command, path: string[]): void => {
+    cmd.showHelpAfterError(`(${suggest([...path, '--help'].join(' '))} lists the options)`);
+    for (const sub of cmd.commands) hint(sub, [...path, sub.name()]);
+  };
+  hint(program, []);
   return program;
 }
 

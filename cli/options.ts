@@ -1,9 +1,10 @@
 // Option groups shared by several subcommands, and their parsing into typed values.
-import { accessSync, constants as fsConstants, existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, closeSync, constants as fsConstants, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type Dataset, loadDataset } from '../trainer/data/dataset';
 import { DATA_FORMATS, type DataFormat } from '../trainer/data/readers';
+import { describeNoExamples } from '../trainer/data/empty-dataset';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { Engine, EngineOptions } from '../trainer/engine';
 import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
@@ -166,7 +167,45 @@ export interface ModelCliOptions {
  */
 export function modelArgument(value: string): string {
   if (!existsSync(value) && !/^[\w.-]+\/[\w.-]+$/.test(value)) throw new CliError(`--model ${value}: no such file or folder (nor an org/name id)`);
+  if (existsSync(value)) checkOnnxShaped(value);
   return value;
+}
+
+const TORCH_WEIGHTS = /\.(safetensors|bin|pt|pth|ckpt)$/i;
+
+/** How to turn a transformers checkpoint into what --model reads. */
+function optimumHint(folder: string): string {
+  return `convert it once with Hugging Face Optimum: optimum-cli export onnx --model ${folder} --task text-generation-with-past ${folder.replace(/[\\/]+$/, '')}-onnx (pip install "optimum[exporters]"), then pass --model ${folder.replace(/[\\/]+$/, '')}-onnx (docs/models.md)`;
+}
+
+/**
+ * Refuses, by what it is, a --model that cannot be an ONNX model: a transformers checkpoint (safetensors
+ * or PyTorch weights, no .onnx file) or a text file. Anything else is left to the model loader.
+ */
+function checkOnnxShaped(value: string): void {
+  const st = statSync(value);
+  if (st.isDirectory()) {
+    const names = readdirSync(value);
+    const nested = ['onnx'].filter((d) => names.includes(d)).flatMap((d) => readdirSync(join(value, d)));
+    const hasOnnx = [...names, ...nested].some((n) => n.toLowerCase().endsWith('.onnx'));
+    const weights = names.filter((n) => TORCH_WEIGHTS.test(n) && n !== 'tokenizer.bin');
+    if (!hasOnnx && weights.length > 0) throw new CliError(`--model ${value}: a transformers checkpoint (${weights.slice(0, 2).join(', ')}) without an ONNX export; ${optimumHint(value)}`);
+    return;
+  }
+  if (TORCH_WEIGHTS.test(value)) throw new CliError(`--model ${value}: PyTorch/safetensors weights, not an ONNX model; ${optimumHint(dirname(value))}`);
+  const head = Buffer.alloc(4096);
+  const fd = openSync(value, 'r');
+  let n: number;
+  try {
+    n = readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  const bytes = head.subarray(0, n);
+  // An ONNX file is a protobuf that opens with a field tag (a control byte, 0x08 for ir_version) and
+  // holds NUL bytes within its first few; text holds neither.
+  const text = n > 0 && !bytes.includes(0) && [...bytes.subarray(0, 64)].every((b) => b >= 0x20 || b === 0x09 || b === 0x0a || b === 0x0d);
+  if (text) throw new CliError(`--model ${value}: a text file, not an ONNX model (an .onnx file exported from a causal language model: docs/models.md)`);
 }
 
 /** The model options every engine command shares (docs/models.md). */
@@ -243,7 +282,7 @@ export async function loadCliDataset(o: DataCliOptions & { json?: boolean }, tok
     if (!o.json) note(`--seq-len ${context}: the model has ${context} positions`);
   }
   checkSeqLen(o.seqLen, context);
-  return loadDataset(o.data, {
+  const data = await loadDataset(o.data, {
     tokenizer,
     seqLen: o.seqLen,
     format: o.format,
@@ -252,4 +291,6 @@ export async function loadCliDataset(o: DataCliOptions & { json?: boolean }, tok
     policy: o.strict ? 'strict' : 'skip',
     onProblem: problemReporter(Boolean(o.json)),
   });
+  if (data.train.length + data.heldOut.length === 0) throw new CliError(await describeNoExamples(o.data, data.skipped, data.problems.length, { include: o.include }));
+  return data;
 }

@@ -19,3 +19,8 @@ export function problemReporter(json: boolean): (p: DataProblem) => void {
 export function fixed(x: number, digits = 4): string {
   return Number.isFinite(x) ? x.toFixed(digits) : String(x);
 }
+
+/** A share as people read it, the one spelling of every measure the CLI prints: "16.4%" ("–" for none). */
+export function percent(x: number | null): string {
+  return x === null || !Number.isFinite(x) ? '–' : `${(100 * x).toFixed(1)}%`;
+}

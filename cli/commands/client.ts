@@ -13,6 +13,7 @@ import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
 import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
+import { suggest } from '../invocation';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt, writableFile } from '../options';
 import { emitJson, fixed, note } from '../output';
 import { describeReport } from '../../trainer/device/providers';
@@ -184,7 +185,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       const result = await client.run();
       say(
         { event: 'done', round: result.finalRound, digest: result.digest, checkpoint: o.out, bytes: client.bytes() },
-        `the federation finished at round ${result.finalRound}; replica ${result.digest.slice(0, 12)}… saved as ${o.out} (fedkseed export --checkpoint ${o.out} --out model.onnx)  ${bytes()}`,
+        `the federation finished at round ${result.finalRound}; replica ${result.digest.slice(0, 12)}… saved as ${o.out} (${suggest(`export --checkpoint ${o.out} --out model.onnx`)})  ${bytes()}`,
       );
     } catch (err) {
       if (fatal) throw fatal;

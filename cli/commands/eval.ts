@@ -6,9 +6,10 @@ import { metricsScorer } from '../../trainer/eval/metrics';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt, reportModel } from '../options';
-import { emitJson, fixed } from '../output';
+import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
+import { emitJson, fixed, percent } from '../output';
 import { describeReport } from '../../trainer/device/providers';
+import { describeLocated } from '../../contracts/model-location';
 
 interface EvalOptions extends ModelCliOptions, DataCliOptions {
   checkpoint?: string;
@@ -28,7 +29,7 @@ export function registerEval(program: Command): void {
     .option('--checkpoint <file>', 'evaluate base + these coefficients (from train or a federation)', existingPath('--checkpoint'))
     .addOption(new Option('--split <which>', 'examples to score: the held-out split that `fedkseed train` evaluates on (same --held-out, same rule), or all').choices(['held-out', 'all']).default('held-out'))
     .option('--held-out <fraction>', 'held-out share for --split held-out: the one given to train', fraction, TRAINING_DEFAULTS.heldOutFraction)
-    .option('--max-examples <n>', "score the first n examples of the split (default: train's --eval-examples, so the losses compare)", positiveInt, TRAINING_DEFAULTS.evalExamples)
+    .option('--max-examples <n>', "score the first n examples of the split (as many as train's --eval-examples, so the losses compare)", positiveInt, TRAINING_DEFAULTS.evalExamples)
     .option('--rouge', 'also generate greedily and score Rouge-L against the references (instruction data)')
     .option('--max-new-tokens <n>', 'generation length for --rouge', positiveInt, 128)
     .option('--generation-examples <n>', 'examples completed for the next-line exact match (code) or Rouge-L (instruction data) beside the top-1 accuracy', positiveInt, 16)
@@ -39,7 +40,7 @@ export function registerEval(program: Command): void {
 async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
   try {
-    reportModel(engine, o.json);
+    // The model is named once, in the result's first line (the variant and tokenizer with it).
     if (o.checkpoint) applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
     const heldOut = o.split === 'held-out';
     const ds = await loadCliDataset(o, engine.tokenizer, heldOut ? o.heldOut : 0, engine.context);
@@ -71,13 +72,14 @@ async function runEval(o: EvalOptions): Promise<void> {
     else {
       // What was scored comes first: model, checkpoint and split decide the number.
       process.stdout.write(
-        `model ${engine.modelPath}, ${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${describeReport(engine.session.providerReport)})\n` +
+        `${describeLocated(engine.located)}\n` +
+          `${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${describeReport(engine.session.providerReport)})\n` +
           `data ${o.data}, split ${heldOut ? `held-out (share ${o.heldOut})` : 'all'}: ${examples.length} of ${pool.length} examples\n` +
           `loss ${fixed(loss.loss)}  perplexity ${fixed(loss.perplexity, 2)}  tokens ${loss.tokens}  examples ${examples.length}` +
-          (typeof result.accuracy === 'number' ? `  top-1 accuracy ${fixed(result.accuracy)}` : '') +
-          (typeof result.exactMatch === 'number' ? `  next-line exact match ${fixed(result.exactMatch)} (${result.generated as number} lines)` : '') +
-          (typeof result.generationRougeL === 'number' ? `  rouge-l ${fixed(result.generationRougeL)} (${result.generated as number} answers)` : '') +
-          (result.rougeL !== undefined ? `  rouge-l ${fixed(result.rougeL as number)}` : '') +
+          (typeof result.accuracy === 'number' ? `  top-1 ${percent(result.accuracy)}` : '') +
+          (typeof result.exactMatch === 'number' ? `  next line ${percent(result.exactMatch)} (${result.generated as number} lines)` : '') +
+          (typeof result.generationRougeL === 'number' ? `  rouge-l ${percent(result.generationRougeL)} (${result.generated as number} answers)` : '') +
+          (result.rougeL !== undefined ? `  rouge-l ${percent(result.rougeL as number)}` : '') +
           '\n',
       );
     }

@@ -16,6 +16,7 @@ import { note } from '../output';
 import { openStoreSpec, storeName } from '../store-spec';
 import { registerServerRepair } from './server-repair';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
+import { suggest } from '../invocation';
 
 interface BackupCliOptions {
   store: string;
@@ -76,7 +77,7 @@ async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
   const store = await openExisting(o.store, o);
   try {
     const s = await writeBackup(store, file);
-    note(`backed up ${storeName(o.store)} at round ${s.round}: ${s.records} records (${s.round} rounds, ${s.tokens} tokens), ${formatBytes(s.bytes)} → ${file}`);
+    note(`backed up ${storeName(o.store)} at round ${s.round}: ${count(s.records, 'record')} (${count(s.round, 'round')}, ${count(s.tokens, 'token')}), ${formatBytes(s.bytes)} → ${file}`);
   } catch (err) {
     throw new CliError(`cannot back up ${storeName(o.store)}: ${(err as Error).message}`);
   } finally {
@@ -94,7 +95,7 @@ async function readChecked(file: string): Promise<Backup> {
 }
 
 function describe(b: Backup): string {
-  return `round ${b.state?.round ?? 0} of ${b.config.rounds} (K = ${b.config.k}, seed ${b.config.federationSeed}), ${b.tokens.length} tokens, ${b.digests.length} reference digests`;
+  return `round ${b.state?.round ?? 0} of ${b.config.rounds} (K = ${b.config.k}, seed ${b.config.federationSeed}), ${count(b.tokens.length, 'token')}, ${count(b.digests.length, 'reference digest')}`;
 }
 
 const LATER_ROUNDS = 'rounds committed after it are not in the backup; clients that hold one rebuild their replica from the base model when they rejoin';
@@ -125,7 +126,7 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
     }
   }
   if (held === 'federation' && !o.force) throw new CliError(`the store ${dir} holds a federation at round ${heldRound}; pass --force to replace it with ${file} (it is moved aside and kept)`);
-  if (held === 'damaged' && !o.repair) throw new CliError(`${damage}\nTo replace it with this backup (${describe(backup)}): fedkseed server restore ${file} --store ${dir} --repair (the damaged folder is moved aside and kept); to rebuild it from its own round history instead: fedkseed server repair --store ${dir}`);
+  if (held === 'damaged' && !o.repair) throw new CliError(`${damage}\nTo replace it with this backup (${describe(backup)}): ${suggest(`server restore ${file} --store ${dir} --repair`)} (the damaged folder is moved aside and kept); to rebuild it from its own round history instead: ${suggest(`server repair --store ${dir}`)}`);
   if (o.repair && held !== 'damaged') throw new CliError(`--repair is for a store refused as damaged; ${dir} ${held === 'federation' ? 'opens as it is (use --force to replace it)' : 'holds no store'}`);
 
   // Restored beside it and checked from disk before it takes the store's place.
@@ -177,4 +178,9 @@ async function restoreShared(file: string, backup: Backup, o: RestoreCliOptions)
     await store.close();
   }
   note(`restored ${file} into ${storeName(o.store)} and verified it: ${describe(backup)}`);
+}
+
+/** "1 token", "2 tokens". */
+function count(n: number, one: string): string {
+  return `${n} ${n === 1 ? one : `${one}s`}`;
 }

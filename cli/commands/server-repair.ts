@@ -12,6 +12,7 @@ import { CliError } from '../errors';
 import { storeArgument } from '../options';
 import { note } from '../output';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
+import { suggest } from '../invocation';
 
 export function registerServerRepair(server: Command, storeOf: (o: { store: string }, cmd: Command) => string): void {
   server
@@ -24,7 +25,7 @@ export function registerServerRepair(server: Command, storeOf: (o: { store: stri
 }
 
 async function runRepair(dir: string): Promise<void> {
-  if (isPostgresUrl(dir)) throw new CliError('repair rebuilds a folder store; a damaged postgres:// store is replaced by restoring a backup into an empty database (fedkseed server restore)');
+  if (isPostgresUrl(dir)) throw new CliError('repair rebuilds a folder store; a damaged postgres:// store is replaced by restoring a backup into an empty database (server restore)');
   if (!existsSync(dir) || !statSync(dir).isDirectory() || readdirSync(dir).length === 0) throw new CliError(`there is no store at ${dir}`);
   let damage: string;
   try {
@@ -84,7 +85,7 @@ async function runRepair(dir: string): Promise<void> {
   } catch (err) {
     await rm(fresh, { recursive: true, force: true });
     const how = err instanceof RepairImpossibleError ? '' : ' (a fault of the repair)';
-    throw new CliError(`cannot rebuild ${dir} from its round history${how}: ${(err as Error).message}; the store was not changed; restore it from a backup: fedkseed server restore <backup> --store ${dir} --repair`);
+    throw new CliError(`cannot rebuild ${dir} from its round history${how}: ${(err as Error).message}; the store was not changed; restore it from a backup: ${suggest(`server restore <backup> --store ${dir} --repair`)}`);
   } finally {
     await rm(reading, { recursive: true, force: true });
   }

@@ -1,4 +1,5 @@
 import { createWriteStream } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
 import type { Writable } from 'node:stream';
 import { type Command, Option } from 'commander';
 import { DEFAULT_ROBUSTNESS } from '../../federation/robust';
@@ -13,6 +14,8 @@ import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { openStoreSpec, storeName } from '../store-spec';
+import { ignoreScratchFolder } from '../scratch';
+import { suggest } from '../invocation';
 import { registerServerBackup } from './server-backup';
 import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveIntUpTo, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';
 import { fixed, note, note as say } from '../output';
@@ -89,8 +92,31 @@ export function registerServer(program: Command): void {
   registerServerBackup(server);
 }
 
+/** What to do when --port cannot be had: another port, or any free one. */
+function portFix(o: ServerCliOptions, code: string | undefined): string {
+  const other = o.port === 65_535 ? o.port - 1 : o.port + 1;
+  if (code === 'EADDRINUSE') return `port ${o.host}:${o.port} is already in use (EADDRINUSE); pass another port (--port ${other}) or --port 0 for any free one`;
+  if (code === 'EACCES') return `port ${o.host}:${o.port} needs privileges (EACCES); pass --port 1024 or above, or --port 0 for any free one`;
+  return `cannot listen on ${o.host}:${o.port} (${code ?? 'unknown error'}); pass another --port, or --port 0 for any free one`;
+}
+
+/** Whether --port can be listened on, asked before the store is opened or created. */
+async function checkPort(o: ServerCliOptions): Promise<void> {
+  if (o.port === 0) return;
+  const probe = createNetServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (err: NodeJS.ErrnoException) => {
+      // A host this machine does not have is startServer's to report, as before.
+      if (err.code === 'EADDRINUSE' || err.code === 'EACCES') reject(new CliError(`cannot start the server: ${portFix(o, err.code)}`, 1));
+      else resolve();
+    });
+    probe.listen({ port: o.port, host: o.host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 async function runServer(o: ServerCliOptions): Promise<void> {
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new CliError('--tls-cert and --tls-key go together');
+  await checkPort(o);
   const model = await readBaseModel(o.model, { variant: o.variant, select: o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined });
   const config: FederationConfig = {
     k: o.k,
@@ -131,12 +157,15 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   } catch (err) {
     await shared?.close();
     if (err instanceof CliError) throw err;
+    const listenCode = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code;
+    if (listenCode === 'EADDRINUSE' || listenCode === 'EACCES') throw new CliError(`cannot start the server: ${portFix(o, listenCode)}`, 1);
     const repair =
       err instanceof StoreDamagedError && !isPostgresUrl(o.store)
-        ? `\nTo replace it with a backup: fedkseed server restore <backup> --store ${o.store} --repair; to rebuild it from its round history: fedkseed server repair --store ${o.store} (docs/federation.md, "Backup and restore")`
+        ? `\nTo replace it with a backup: ${suggest(`server restore <backup> --store ${o.store} --repair`)}; to rebuild it from its round history: ${suggest(`server repair --store ${o.store}`)} (docs/federation.md, "Backup and restore")`
         : '';
     throw new CliError(`cannot start the server: ${(err as Error).message}${repair}`, 1);
   }
+  if (!shared) ignoreScratchFolder(o.store);
   if (o.log !== '-') narrate(server, config, o.minClients ?? config.clientsPerRound);
   process.stdout.write(`listening ${server.url}\n`);
   if (shared) note(`store: ${storeName(o.store)}, as one of its gateways (the coordinator is elected there)`);

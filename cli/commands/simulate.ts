@@ -12,6 +12,8 @@ import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
 import { addMemoryOption, type MemoryCliOptions } from '../memory-option';
+import { ignoreScratchFolder } from '../scratch';
+import { suggest } from '../invocation';
 
 interface SimulateOptions extends ModelCliOptions, MemoryCliOptions {
   data: string;
@@ -45,7 +47,7 @@ export function registerSimulate(program: Command): void {
     .description('A whole federation on this machine: a local server, N client processes on non-IID shards of the data, held-out loss of the global model after every round, and a report');
   addMemoryOption(cmd, 'of each client process and of the evaluator');
   addModelOptions(cmd)
-    .option('--data <path>', 'dataset file or folder (default: the current folder, its source code files)', existingPath('--data'), '.')
+    .addOption(new Option('--data <path>', 'dataset file or folder').argParser(existingPath('--data')).default('.', 'the current folder, its source code files'))
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders: globs of files to read (default: source code files, or every text file when there is no code)')
     .option('--clients <n>', 'client processes', positiveInt, SIMULATION_DEFAULTS.clients)
@@ -85,6 +87,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  ignoreScratchFolder(outDir);
   const progress = new Progress(o);
   try {
     const { report, files } = await runSimulation(
@@ -105,7 +108,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
       const ratio = report.totals.bytes > 0 ? formatRatio(report.totals.fedAvgBytes / report.totals.bytes) : '—';
       note(`${report.status}: ${report.totals.committedRounds}/${report.config.federation.rounds} rounds in ${report.seconds.toFixed(1)} s · held-out loss ${first === null ? '—' : fixed(first)} → ${last === null ? '—' : fixed(last)} · ${formatBytes(report.totals.bytes)} on the wire (FedAvg: ${formatBytes(report.totals.fedAvgBytes)}, ${ratio} more) · replicas identical: ${report.totals.replicasIdentical === null ? '—' : report.totals.replicasIdentical ? 'yes' : 'NO'}`);
       if (report.error) note(`error: ${report.error}`);
-      if (report.checkpoint) note(`export the model: fedkseed export --checkpoint ${relative(process.cwd(), report.checkpoint) || report.checkpoint} --out model.onnx`);
+      if (report.checkpoint) note(`export the model: ${suggest(`export --checkpoint ${relative(process.cwd(), report.checkpoint) || report.checkpoint} --out model.onnx`)}`);
       process.stdout.write(`report: ${relative(process.cwd(), files.html) || files.html}\n`);
     }
     if (report.status === 'interrupted') process.exitCode = 130;

@@ -7,6 +7,7 @@ import { printable } from '../../protocol/client-id';
 import { emitJson, note } from '../output';
 import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
+import { ignoreScratchFolder } from '../scratch';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
 interface StoreOption {
@@ -59,7 +60,12 @@ export function registerTokens(program: Command): void {
       const list = (await listTokens(store)).map((t) => (o.json ? t : { ...t, label: printable(t.label), ...(t.clientId === undefined ? {} : { clientId: printable(t.clientId) }) }));
       if (o.json) emitJson({ tokens: list });
       else if (list.length === 0) note(`no tokens in ${storeName(o.store)}`);
-      else for (const t of list) process.stdout.write(`${t.id}  ${t.createdAt}  ${t.clientId ?? '(unused)'}  ${t.label}\n`);
+      else {
+        // One header row, then a row a token, in aligned columns.
+        const rows = [['id', 'created', 'client id', 'label'], ...list.map((t) => [t.id, t.createdAt, t.clientId ?? '(unused)', t.label])];
+        const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
+        for (const r of rows) process.stdout.write(`${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`);
+      }
     }),
   );
 }
@@ -67,6 +73,7 @@ export function registerTokens(program: Command): void {
 async function withStore(o: StoreOption, body: (store: FederationStore) => Promise<void>): Promise<void> {
   const path = storeName(o.store);
   let store: FederationStore;
+  if (!isPostgresUrl(o.store)) ignoreScratchFolder(o.store);
   try {
     store = await openStoreSpec(o.store, { passwordFile: o.storePasswordFile });
   } catch (err) {

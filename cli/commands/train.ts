@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openEngine, pullWorkingWeights } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
@@ -7,7 +9,8 @@ import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/z
 import { coefficientToReal } from '../../trainer/zo/coefficients';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
-import { exportWithTokenizer } from './export';
+import { checkExportFolder, exportWithTokenizer } from './export';
+import { suggest } from '../invocation';
 import {
   addDataOptions,
   addModelOptions,
@@ -26,7 +29,7 @@ import {
   writableFile,
 } from '../options';
 import type { TrainEvent } from '../../contracts/cli-events';
-import { emitJson, fixed, note } from '../output';
+import { emitJson, fixed, note, percent } from '../output';
 import { describeReport } from '../../trainer/device/providers';
 import { addMemoryOption, memoryEngineOptions, type MemoryCliOptions } from '../memory-option';
 
@@ -44,6 +47,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions
   export?: string;
   requantize?: boolean;
   measures?: boolean;
+  force?: boolean;
   json?: boolean;
 }
 
@@ -59,8 +63,9 @@ export function registerTrain(program: Command): void {
     .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
     .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
-    .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; `fedkseed eval` scores the same by default)', positiveInt, TRAINING_DEFAULTS.evalExamples)
-    .option('--out <file>', 'where to write the coefficients checkpoint (its folder must exist)', writableFile('--out'), 'fedkseed-checkpoint.json')
+    .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; eval scores as many)', positiveInt, TRAINING_DEFAULTS.evalExamples)
+    .option('--out <file>', 'where to write the coefficients checkpoint (its folder must exist; an existing one is kept unless --from names it or --force)', writableFile('--out'), 'fedkseed-checkpoint.json')
+    .option('--force', 'replace an existing --out checkpoint, and tokenizer or config files of another model beside --export')
     .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
     .option('--requantize', "with --export: write quantized weights in the model's own scheme, not as float32 (docs/models.md)")
@@ -69,7 +74,27 @@ export function registerTrain(program: Command): void {
     .action((o: TrainOptions) => runTrain(o));
 }
 
+/** What an existing checkpoint holds, for the refusal to replace it: " (a 200-step checkpoint, K=4096)". */
+function describeExisting(file: string): string {
+  try {
+    const c = loadCheckpoint(file);
+    return ` (a ${c.steps !== undefined ? `${c.steps}-step ` : c.round !== undefined ? `round-${c.round} federation ` : ''}checkpoint, K=${c.k})`;
+  } catch {
+    return ' (not a fedkseed checkpoint)';
+  }
+}
+
+/** Training replaces --out only when it continues that same checkpoint (--from names it) or is told to. */
+function checkOut(o: TrainOptions): void {
+  if (o.force || !existsSync(o.out)) return;
+  if (o.from !== undefined && resolve(o.from) === resolve(o.out)) return;
+  throw new CliError(
+    `${o.out} already exists${describeExisting(o.out)} and training would replace it: pass --out <other file> to keep it, --from ${o.out} to continue it, or --force to replace it`,
+  );
+}
+
 async function runTrain(o: TrainOptions): Promise<void> {
+  checkOut(o);
   if (o.batchSize > 64) note(`note: batch size ${o.batchSize} makes every ZO step slow; FedKSeed uses small batches`);
   const engine = await openEngine({ ...engineOptions(o), ...memoryEngineOptions(o) });
   reportModel(engine, o.json);
@@ -81,6 +106,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   try {
+    if (o.export) checkExportFolder(engine, o.export, o.force, '--export');
     let initial: Map<number, number> | undefined;
     let earlierSteps = 0;
     if (o.from) {
@@ -108,7 +134,8 @@ async function runTrain(o: TrainOptions): Promise<void> {
     let exported: string | undefined;
     if (o.export) {
       await pullWorkingWeights(engine);
-      exportWithTokenizer(engine, o.export, { requantize: o.requantize });
+      const { replaced } = exportWithTokenizer(engine, o.export, { requantize: o.requantize });
+      if (replaced.length > 0 && !o.json) note(`replaced ${replaced.join(', ')} beside ${o.export} with the model's own (--force)`);
       exported = o.export;
     }
     const before = result.before?.loss ?? null;
@@ -118,6 +145,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     else {
       const loss = before === null || after === null ? 'no held-out evaluation' : `held-out loss ${fixed(before)} → ${fixed(after)}`;
       process.stdout.write(`${loss} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step); checkpoint ${o.out}${exported ? `; model ${exported}` : ''}\n`);
+      if (!exported) note(`export the model: ${suggest(`export --checkpoint ${o.out} --out model.onnx`)}`);
     }
   } finally {
     process.off('SIGINT', onSignal);
@@ -134,7 +162,6 @@ function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
       const m = e.metrics;
       if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens, ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}) } satisfies TrainEvent);
       else {
-        const percent = (x: number | null) => (x === null ? '–' : `${(100 * x).toFixed(1)}%`);
         const measured = m ? `  top-1 ${percent(m.accuracy)}  ${m.rougeL !== null ? `rouge-l ${percent(m.rougeL)}` : `next line ${percent(m.exactMatch)}`}` : '';
         note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}${measured}`);
       }

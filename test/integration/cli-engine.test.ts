@@ -114,7 +114,7 @@ describe('fedkseed train / eval on a small folder', () => {
   it('train holds out at least one file at the default share and at 0.25', () => {
     const data = eightFiles();
     for (const share of [[], ['--held-out', '0.25']]) {
-      const r = fedkseed('train', '--data', data, ...share, ...quick, '--out', join(work, 'small.json'));
+      const r = fedkseed('train', '--data', data, ...share, ...quick, '--out', join(work, `small${share.length}.json`));
       assert.equal(r.status, 0, r.stderr);
       const start = events(r.stdout)[0];
       assert.ok((start.heldOut as number) >= 1 && (start.train as number) >= 1, JSON.stringify(start));
@@ -129,7 +129,7 @@ describe('fedkseed train / eval on a small folder', () => {
     assert.equal(all.filter((e) => e.event === 'eval').length, 0);
     const done = all.at(-1) as Event;
     assert.deepEqual([done.event, done.steps, done.heldOutBefore, done.heldOutAfter], ['done', 2, null, null]);
-    const text = fedkseed('train', '--data', eightFiles(), '--held-out', '0', '--steps', '1', '-k', '64', '--seq-len', '64', '--out', join(work, 'no-eval.json'));
+    const text = fedkseed('train', '--data', eightFiles(), '--held-out', '0', '--steps', '1', '-k', '64', '--seq-len', '64', '--out', join(work, 'no-eval.json'), '--force');
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stderr, /no held-out set/);
   });

@@ -45,7 +45,7 @@ describe('fedkseed with the models users have', () => {
   it('eval on an Optimum folder and a transformers.js variant says what it picked and prints the real parameter count', () => {
     const opt = fedkseed(['eval', '--model', join(FIX, 'optimum-gpt2'), '--data', code, '--seq-len', '32', '--split', 'all', '--max-examples', '4']);
     assert.equal(opt.status, 0, opt.stderr);
-    assert.match(opt.stderr, /decoder_model_merged\.onnx \(optimum folder .*variant fp32\); tokenizer .*optimum-gpt2[/\\]tokenizer\.json/);
+    assert.match(opt.stdout, /decoder_model_merged\.onnx \(optimum folder .*variant fp32\); tokenizer .*optimum-gpt2[/\\]tokenizer\.json/);
     assert.match(opt.stdout, /\(73,152 parameters, cpu\)/);
     const q4 = JSON.parse(fedkseed(['eval', '--model', join(FIX, 'transformersjs-gpt2'), '--variant', 'q4', '--data', pretokenized, '--split', 'all', '--json']).stdout) as { model: string; variant: string; loss: number; tokens: number; parameters: number };
     assert.match(q4.model, /onnx[/\\]model_q4\.onnx$/);
