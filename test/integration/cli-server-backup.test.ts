@@ -74,7 +74,7 @@ test('server backup and restore: replace only with --force or --repair, keep wha
     unlinkSync(join(b, 'CURRENT'));
     r = cli('server', '--store', b, '--port', '0');
     assert.notEqual(r.status, 0);
-    assert.match(r.out, /not a complete store[\s\S]*fedkseed server restore <backup> --store .* --repair; to rebuild it from its round history: fedkseed server repair --store /);
+    assert.match(r.out, /not a complete store[\s\S]*: npx fedkseed server restore <backup> --store .* --repair; to rebuild it from its round history: npx fedkseed server repair --store /);
     // Nothing to rebuild from without LevelDB's CURRENT: repair says so and changes nothing.
     r = cli('server', 'repair', '--store', b);
     assert.notEqual(r.status, 0);
