@@ -4,7 +4,9 @@ import { formatBytes, formatRatio } from '../../protocol/format';
 import type { RoundReport } from '../../simulate/report';
 import { runSimulation, type SimulationEvent } from '../../simulate/run-simulation';
 import type { SplitMode } from '../../simulate/shards';
-import { DATA_FORMATS, type DataFormat } from '../../trainer/data/readers';
+import { DATA_FORMATS, type DataFormat, readAllRecords } from '../../trainer/data/readers';
+import { describeNoExamples } from '../../trainer/data/empty-dataset';
+import { CliError } from '../errors';
 import { formatProblem } from '../../trainer/data/problems';
 import type { SamplingMode, Weighting } from '../../protocol';
 import { addModelOptions, deadlineSeconds, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
@@ -87,7 +89,6 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  ignoreScratchFolder(outDir);
   const progress = new Progress(o);
   try {
     const { report, files } = await runSimulation(
@@ -98,7 +99,10 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
         heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, maxMemory: o.maxMemory, signal: abort.signal,
       },
       (e) => progress.on(e),
-    );
+    ).catch(async (err: unknown) => {
+      throw (await explainNoData(o, err)) ?? err;
+    });
+    ignoreScratchFolder(outDir);
     progress.clear();
     const first = report.rounds[0]?.heldOutLoss ?? null;
     const last = report.rounds.length > 1 ? report.rounds[report.rounds.length - 1].heldOutLoss : null;
@@ -118,6 +122,14 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** For data that holds no records at all: the one error that lists what was skipped and why. */
+async function explainNoData(o: SimulateOptions, err: unknown): Promise<CliError | null> {
+  if (!(err instanceof Error) || !err.message.startsWith(`no training examples in ${o.data}`)) return null;
+  const read = await readAllRecords(o.data, { format: o.format, include: o.include }).catch(() => null);
+  if (!read || read.records.length > 0) return null;
+  return new CliError(await describeNoExamples(o.data, read.skipped, read.problems.length, { include: o.include }));
 }
 
 /** One line per round, plus (on a terminal) a live line with every client's step. */

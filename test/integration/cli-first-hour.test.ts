@@ -105,6 +105,11 @@ describe('errors say the fix in a few lines', () => {
     assert.match(error, /1 binary, build output or lock files \(default excludes\): model\.onnx/);
     assert.doesNotMatch(r2.stderr, /no held-out set|0 training/);
     assert.ok(!existsSync(join(work, 'never.json')));
+
+    // simulate (code files first, then every text file) says the same.
+    const r3 = fedkseed('simulate', '--data', binary, '--rounds', '1', '--out', join(work, 'never-run'));
+    assert.notEqual(r3.status, 0);
+    assert.match(r3.stderr, /no examples in .*binary: 3 files skipped[\s\S]*2 binary \(contains NUL bytes\): a\.dat, b\.txt/);
   });
 
   it('--steps 0 prints the one-line error and where help is, not the whole help', () => {
