@@ -162,7 +162,7 @@ export function registerBench(program: Command): void {
     .description('peak RSS of ZO training (local run, federation client; batch 1 and 8) beside an inference session of the same model, 124M and 1.3B, with each buffer\'s share')
     .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(MEMORY_SIZES).join(', ')}; default 124m,1.3b)`, choiceList(Object.keys(MEMORY_SIZES) as MemorySize[], 'size'))
     .option('--batches <list>', 'batch sizes, one row each', countList, [1, 8])
-    .option('--max-memory <size>', `budget of the training processes (e.g. 8G, or auto for the engine's default; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`, memoryBudget)
+    .option('--max-memory <size>', `budget of the training processes (e.g. 8G, or auto: what the engine would take; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`, memoryBudget)
     .option('--steps <n>', 'ZO steps of the local run, and per round of the client', positiveInt, 2)
     .option('--rounds <n>', 'rounds of the client (each applies a coefficient change)', positiveInt, 2)
     .option('--timed-steps <n>', 'local training: steps timed against their own pair of forwards, as bench engine does (0: untimed --steps)', nonNegativeInt, 3)
@@ -227,7 +227,7 @@ export function registerBench(program: Command): void {
     .option('--eta <x>', 'learning rate η (overrides the tasks\')', positiveNumber)
     .option('--seed <n>', 'seed of the repeats', uint32, 1)
     .option('--verify <when>', 'rebuild a replica from the server\'s state and compare digests: every-round or final (default: every-round with --quick, else final)')
-    .option('--code <dir>', 'code corpus of the code task (default: the current folder)', '.')
+    .addOption(new Option('--code <dir>', 'code corpus of the code task').default('.', 'the current folder'))
     .option('--fortunes <dir>', 'fortune files of the fortunes task', DEFAULT_FORTUNES_DIR)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
     .action((o: StudyCliOptions) => benchStudy(o));

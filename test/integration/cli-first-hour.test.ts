@@ -170,7 +170,9 @@ describe('one spelling of each figure', () => {
   });
 
   it('no help line gives two defaults', () => {
-    for (const c of [['eval'], ['train'], ['export'], ['server'], ['client'], ['simulate'], ['tokens', 'create']]) {
+    const commands = [['eval'], ['train'], ['export'], ['inspect'], ['server'], ['server', 'backup'], ['server', 'restore'], ['server', 'repair'], ['client'], ['simulate'], ['tokens', 'create'], ['tokens', 'list']];
+    for (const b of ['engine', 'generate', 'completions', 'memory', 'federation', 'study']) commands.push(['bench', b]);
+    for (const c of commands) {
       const r = fedkseed(...c, '--help');
       assert.equal(r.status, 0);
       // An option's entry runs from its flags to the next one (commander wraps long descriptions).
