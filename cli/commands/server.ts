@@ -166,7 +166,8 @@ async function runServer(o: ServerCliOptions): Promise<void> {
     throw new CliError(`cannot start the server: ${(err as Error).message}${repair}`, 1);
   }
   if (!shared) ignoreScratchFolder(o.store);
-  if (o.log !== '-') narrate(server, config, o.minClients ?? config.clientsPerRound);
+  // A gateway counts only its own clients: the waiting count is said where one process holds them all.
+  if (o.log !== '-') narrate(server, config, shared ? null : (o.minClients ?? config.clientsPerRound));
   process.stdout.write(`listening ${server.url}\n`);
   if (shared) note(`store: ${storeName(o.store)}, as one of its gateways (the coordinator is elected there)`);
   if (!o.auth) note('warning: --no-auth: any client that reaches this address can join');
@@ -190,7 +191,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
 }
 
 /** Readable progress lines on stderr. */
-function narrate(server: FederationServer, config: FederationConfig, minClients: number): void {
+function narrate(server: FederationServer, config: FederationConfig, minClients: number | null): void {
   const e = server.events;
   // Client ids and messages reach the terminal only printable (an id in an older store may hold anything).
   const note = (line: string): void => say(printable(line));
@@ -200,7 +201,7 @@ function narrate(server: FederationServer, config: FederationConfig, minClients:
   let saidAt = 0;
   const waiting = (always: boolean) => {
     const s = server.stats();
-    if (open || s.finished || s.clients >= minClients) return;
+    if (minClients === null || open || s.finished || s.clients >= minClients) return;
     const more = minClients - s.clients;
     const line = `round ${s.committedRound + 1} waits for ${more} more client${more === 1 ? '' : 's'} (${s.clients} of ${minClients} connected)`;
     if (!always && line === said && Date.now() - saidAt < 10_000) return;
