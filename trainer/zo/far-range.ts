@@ -4,7 +4,7 @@
 // here, with this range's z store in a second WebAssembly instance.
 import { WasmKernels } from './kernels-wasm';
 import { PassWorker, WorkerPassError } from './pass-worker';
-import { LocalSpanPasses, StoredSeed, type PassRequest } from './span-passes';
+import { LocalSpanPasses, StoredSeed, type PassRequest, type Segment } from './span-passes';
 
 export class FarRange {
   /** The range's weights; a new array after every worker pass (the buffer went to the worker and back). */
@@ -12,6 +12,8 @@ export class FarRange {
   private worker: { readonly thread: PassWorker; readonly stored: StoredSeed } | null = null;
   private local: LocalSpanPasses | null = null;
   private lost = false;
+  /** Null: whole-range passes (isotropic); else the range's tensors with their shape multipliers. */
+  private segments: readonly Segment[] | null = null;
 
   constructor(
     /** Global index of the range's first parameter. */
@@ -27,6 +29,12 @@ export class FarRange {
    * Applies `request` to this range and runs `alongside` (the other range's pass) meanwhile: in the worker
    * when `parallel`, else one after the other on this thread. Returns true when `data` was replaced.
    */
+  /** Sets the range's shaped segments (relative to its start); the stored seed is forgotten. */
+  setSegments(segments: readonly Segment[] | null): void {
+    this.segments = segments;
+    this.dispose();
+  }
+
   run(request: PassRequest, parallel: boolean, alongside: () => void): boolean {
     if (this.lost) throw new Error('the weights of a failed worker pass are lost');
     if (!parallel) {
@@ -37,7 +45,7 @@ export class FarRange {
     const { thread, stored } = this.startedWorker();
     const op = stored.plan(request);
     stored.begin(op);
-    thread.start(op, this.data);
+    thread.start(op, this.data, this.segments);
     let failure: unknown = null;
     try {
       alongside();
@@ -81,6 +89,7 @@ export class FarRange {
       const kernels = new WasmKernels();
       const zq = this.zStored > 0 ? (kernels.allocateResidentViews(0, this.zStored)?.zStore ?? null) : null;
       this.local = new LocalSpanPasses(kernels, this.offset, zq);
+      this.local.segments = this.segments;
     }
     return this.local;
   }

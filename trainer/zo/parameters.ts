@@ -9,7 +9,8 @@ import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
 import type { PassWorker } from './pass-worker';
 import { defaultSpillDir, ReplicaFile } from './replica-file';
-import { LocalSpanPasses, type PassRequest } from './span-passes';
+import { LocalSpanPasses, type PassRequest, type Segment } from './span-passes';
+import { shapeMultipliers, sumSquares, type PerturbationShape, type TensorEnergy } from './shape';
 
 /** Reads a tensor's base values w0 back on demand (from the model's file), so the set need not hold them. */
 export interface BaseReader {
@@ -120,6 +121,8 @@ export interface ParameterMemory {
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 interface TensorSlot {
+  /** Position in offset (name) order. */
+  readonly index: number;
   readonly name: string;
   readonly dims: readonly number[];
   readonly offset: number;
@@ -156,6 +159,7 @@ export class ParameterSet {
   /** The WASM store, allocated with the resident weights (a later growth would move them). */
   private readonly residentZStore: Int16Array | null;
   private passes: LocalSpanPasses | null = null;
+  private nearSegments: readonly Segment[] | null = null;
   /** Whether w0 has been secured (copies taken for tensors without a source) before a first change. */
   private baseSecured = false;
   readonly sumsMode: SumsMode;
@@ -172,6 +176,11 @@ export class ParameterSet {
   private appliedSumAbs = 0;
   private federationSeed: number | null = null;
   private eta = 0;
+  /** Σ w0² of each slot, taken when the weights were loaded: what a shape's multipliers derive from. */
+  private readonly baseEnergy: readonly TensorEnergy[];
+  private shapeName: PerturbationShape = 'isotropic';
+  /** Per-slot multipliers of the shape (null: isotropic, every multiplier 1). */
+  private multipliers: Float64Array | null = null;
   private changes = 0;
   /** Whether the working weights may differ from the replica (w0 and the applied coefficients). */
   private local = false;
@@ -235,6 +244,7 @@ export class ParameterSet {
 
     const useSources = (options.base ?? 'source') === 'source';
     this.slots = sorted.map(({ name, dims, data, source }, t) => ({
+      index: t,
       name,
       dims: [...dims],
       offset: offsets[t],
@@ -255,6 +265,39 @@ export class ParameterSet {
     }
     this.tensors = this.slots;
     this.dims = new Map(this.slots.map((t) => [t.name, t.dims]));
+    this.baseEnergy = this.slots.map((slot) => ({ size: slot.size, sumSquares: sumSquares(slot.data) }));
+  }
+
+  /** The perturbation's shape (trainer/zo/shape.ts): 'isotropic' until set. */
+  get shape(): PerturbationShape {
+    return this.shapeName;
+  }
+
+  /** Each tensor's multiplier under the current shape, by name (every one 1 when isotropic). */
+  shapeMultipliers(): ReadonlyMap<string, number> {
+    return new Map(this.slots.map((slot, t) => [slot.name, this.multipliers?.[t] ?? 1]));
+  }
+
+  /**
+   * Sets how z is scaled tensor by tensor: passes then scale each tensor's step by its multiplier and the
+   * replica is w0 + m ⊙ (−η·2⁻²⁸·S). Changing it re-materialises an applied replica (local steps dropped).
+   */
+  setShape(shape: PerturbationShape): void {
+    if (shape === this.shapeName) return;
+    const m = shapeMultipliers(shape, this.baseEnergy);
+    this.shapeName = shape;
+    this.multipliers = m.every((x) => x === 1) ? null : m;
+    // Segments relative to each range; the passes are made anew (their stored seed covered other segments).
+    const segments = (from: number, to: number): Segment[] | null =>
+      this.multipliers === null
+        ? null
+        : this.slots.flatMap((slot, t) => (slot.offset >= from && slot.offset < to ? [{ start: slot.offset - from, end: slot.offset - from + slot.size, multiplier: (this.multipliers as Float64Array)[t] }] : []));
+    const nearEnd = this.far?.offset ?? this.indexSpan;
+    this.nearSegments = segments(0, nearEnd);
+    this.passes = null;
+    this.far?.setSegments(segments(nearEnd, this.indexSpan));
+    if (this.materialized) this.materialize();
+    else if (this.local) this.resetToBase();
   }
 
   /** Parameters of a range of `length` kept in the z store: all of them, or whole chunks of the share. */
@@ -457,7 +500,7 @@ export class ParameterSet {
     const finish = (piece: { slot: TensorSlot; start: number; end: number }, sums: Float64Array): void => {
       const { slot, start, end } = piece;
       const w = slot.data.subarray(start, end);
-      this.kernels.materialize(w, this.baseOf(slot, start, end), sums, scale);
+      this.kernels.materialize(w, this.baseOf(slot, start, end), sums, scale * (this.multipliers?.[slot.index] ?? 1));
       replica?.write(slot.offset + start, w);
     };
     // Recomputing S costs every applied seed per parameter: with split passes the worker computes every
@@ -633,6 +676,7 @@ export class ParameterSet {
       const stored = this.storedOf(this.span.length);
       const zq = stored === 0 ? null : this.kernel === 'js' ? new Int16Array(stored) : this.residentZStore;
       this.passes = new LocalSpanPasses(this.kernels, 0, zq);
+      this.passes.segments = this.nearSegments;
     }
     return this.passes;
   }

@@ -12,7 +12,7 @@
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import { ZQ } from './generator';
 import { tableScale } from './kernels';
-import type { PassOp } from './span-passes';
+import type { PassOp, Segment } from './span-passes';
 import { kernelModule, LAYOUT } from './wasm/load';
 
 /** A pass as the worker receives it: multipliers already fl32(·/4096). */
@@ -43,27 +43,38 @@ try {
   initError = e;
 }
 const zq = layout.residentBase;
-function pass(op, w) {
-  if (initError) throw initError;
+// Elements [from, to) of the range; chunks never straddle the end of the stored part.
+function passRange(op, w, from, to, m) {
   const scratch = new Float32Array(ex.memory.buffer, layout.chunkW, layout.chunk);
-  for (let start = 0; start < w.length; start += layout.chunk) {
-    const part = w.subarray(start, Math.min(w.length, start + layout.chunk));
+  const s = op.s * m;
+  const b = op.b * m;
+  for (let start = from; start < to; ) {
+    let end = Math.min(to, start + layout.chunk);
+    if (start < stored && end > stored) end = stored;
+    const part = w.subarray(start, end);
     const n = part.length;
     const off = offset + start;
     const zp = zq + start * 2;
     scratch.set(part);
     // Past the stored part (a store on part of the range) the stored seed is hashed again: same bits.
-    const kind = start + n <= stored ? op.kind : op.kind === 'perturb2Stored' ? 'perturb2' : op.kind === 'perturbStore' || op.kind === 'perturbStored' ? 'perturb' : op.kind;
+    const kind = end <= stored ? op.kind : op.kind === 'perturb2Stored' ? 'perturb2' : op.kind === 'perturbStore' || op.kind === 'perturbStored' ? 'perturb' : op.kind;
     switch (kind) {
-      case 'perturb': ex.perturb(layout.chunkW, n, off, op.key, op.s); break;
-      case 'perturb2': ex.perturb2(layout.chunkW, n, off, op.key, op.s, op.keyB, op.b); break;
-      case 'perturbStore': ex.perturbStore(layout.chunkW, zp, n, off, op.key, op.s); break;
-      case 'perturbStored': ex.perturbStored(layout.chunkW, zp, n, op.s); break;
-      case 'perturb2Stored': ex.perturb2Stored(layout.chunkW, zp, n, off, op.s, op.keyB, op.b); break;
+      case 'perturb': ex.perturb(layout.chunkW, n, off, op.key, s); break;
+      case 'perturb2': ex.perturb2(layout.chunkW, n, off, op.key, s, op.keyB, b); break;
+      case 'perturbStore': ex.perturbStore(layout.chunkW, zp, n, off, op.key, s); break;
+      case 'perturbStored': ex.perturbStored(layout.chunkW, zp, n, s); break;
+      case 'perturb2Stored': ex.perturb2Stored(layout.chunkW, zp, n, off, s, op.keyB, b); break;
       default: throw new Error('unknown pass ' + op.kind);
     }
     part.set(scratch.subarray(0, n));
+    start = end;
   }
+}
+// segments: null (the whole range) or [start, end, multiplier] triples (a shaped pass, tensor by tensor).
+function pass(op, w, segments) {
+  if (initError) throw initError;
+  if (segments === null) return passRange(op, w, 0, w.length, 1);
+  for (let i = 0; i < segments.length; i += 3) if (segments[i + 2] !== 0) passRange(op, w, segments[i], segments[i + 1], segments[i + 2]);
 }
 // S over a piece of the weights: zeroed, then every seed accumulated (exact integers: any grouping).
 function sums(job, s) {
@@ -84,11 +95,11 @@ function sums(job, s) {
     }
   }
 }
-port.on('message', ({ op, sumsJob, buffer }) => {
+port.on('message', ({ op, segments, sumsJob, buffer }) => {
   let error;
   try {
     if (sumsJob) sums(sumsJob, new Float64Array(buffer));
-    else pass(op, new Float32Array(buffer));
+    else pass(op, new Float32Array(buffer), segments);
   } catch (e) {
     error = String((e && e.stack) || e);
   }
@@ -135,14 +146,15 @@ export class PassWorker {
    * Runs `op` over `w` (the whole of its own ArrayBuffer, which is moved to the worker and detached
    * here) while the caller works on something else; finish() returns the weights in a new array.
    */
-  start(op: PassOp, w: Float32Array): void {
+  start(op: PassOp, w: Float32Array, segments: readonly Segment[] | null = null): void {
     if (this.failure) throw this.failure;
     const buffer = w.buffer;
     if (!(buffer instanceof ArrayBuffer) || w.length !== this.length || w.byteOffset !== 0 || buffer.byteLength !== w.byteLength) {
       throw new Error('a worker pass needs the range\'s own whole ArrayBuffer');
     }
     Atomics.store(this.signal, 0, 0);
-    this.port.postMessage({ op: scaled(op), buffer }, [buffer]);
+    const flat = segments === null ? null : Float64Array.from(segments.flatMap((g) => [g.start, g.end, g.multiplier]));
+    this.port.postMessage({ op: scaled(op), segments: flat, buffer }, [buffer]);
   }
 
   /** Blocks until the pass started by start() is done; rethrows the worker's error after the weights are back. */

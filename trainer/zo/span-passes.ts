@@ -92,9 +92,42 @@ export function runPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16
   }
 }
 
+/**
+ * A tensor's place in a range and its shape multiplier m (a power of two, trainer/zo/shape.ts): a shaped
+ * pass runs each segment with its step scaled by m and leaves the gaps between tensors alone.
+ */
+export interface Segment {
+  /** First element, relative to the range's start (even: tensors start at multiples of 8). */
+  readonly start: number;
+  readonly end: number;
+  readonly multiplier: number;
+}
+
+/** The same pass with every step scaled by m (exact: m is a power of two, so fl32(m·s/4096) = m·fl32(s/4096)). */
+export function scaledOp<T extends PassOp>(op: T, m: number): T {
+  if (m === 1) return op;
+  return 's' in op ? { ...op, s: op.s * m } : { ...op, a: op.a * m, b: op.b * m };
+}
+
+/**
+ * runPass over each segment with its multiplier (a segment of multiplier 0 is skipped: its tensor is not
+ * trained). The store covers the range's first zq.length elements; a segment past it is hashed.
+ */
+export function runShapedPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16Array | null, offset: number, op: PassOp, segments: readonly Segment[]): void {
+  for (const { start, end, multiplier } of segments) {
+    if (multiplier === 0 || end <= start) continue;
+    const part = w.subarray(start, end);
+    const stored = zq !== null && start < zq.length ? zq.subarray(start, Math.min(end, zq.length)) : null;
+    const partOp = scaledOp(op, multiplier);
+    runPass(kernels, part, stored, offset + start, stored === null ? hashedPass(partOp) : partOp);
+  }
+}
+
 /** A range processed on the calling thread; its weights array is passed per call (it may be replaced). */
 export class LocalSpanPasses {
   private readonly stored: StoredSeed;
+  /** Null: one pass over the whole range (isotropic); else tensor by tensor with their multipliers. */
+  segments: readonly Segment[] | null = null;
 
   /**
    * zq: the store (inside the kernels' memory for WASM) for the range's first zq.length elements (an even
@@ -118,7 +151,8 @@ export class LocalSpanPasses {
   run(w: Float32Array, request: PassRequest): void {
     const op = this.stored.plan(request);
     this.stored.begin(op);
-    runPass(this.kernels, w, this.zq, this.offset, op);
+    if (this.segments === null) runPass(this.kernels, w, this.zq, this.offset, op);
+    else runShapedPass(this.kernels, w, this.zq, this.offset, op, this.segments);
     this.stored.complete(op);
   }
 }
