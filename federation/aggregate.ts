@@ -1,6 +1,7 @@
 // Round aggregation: A_j += Σ_i w_i · (Σ of client i's g for seed j), and its quantization to the
 // integer coefficient grid with error feedback so that nothing is lost in the long run.
 import { COEFFICIENT_SCALE, roundHalfEven, type SeedGradient, type Weighting } from '../protocol';
+import { median } from './robust';
 /** Signed mantissa width targeted by each round's change: the largest |m| fits this many bits. */
 export const DEFAULT_MANTISSA_BITS = 12;
 
@@ -28,6 +29,45 @@ export function aggregateContributions(contributions: readonly ClientContributio
     if (w === 0) return;
     for (const p of c.pairs) delta[p.seed] += w * p.g;
   });
+  return delta;
+}
+
+/**
+ * ΔA with a robust aggregate per seed: where at least `medianFrom` contributors name seed j, ΔA_j =
+ * W_j × the median of their sums G_ij (W_j = Σ of their weights), so contributors fewer than half of
+ * those naming it cannot move it beyond the others' values; elsewhere Σ_i w_i·G_ij as
+ * aggregateContributions. With `medianFrom` = Infinity it is aggregateContributions bit for bit.
+ */
+export function robustAggregate(contributions: readonly ClientContribution[], k: number, weighting: Weighting, medianFrom: number): Float64Array {
+  if (!Number.isFinite(medianFrom)) return aggregateContributions(contributions, k, weighting);
+  const weights = aggregationWeights(contributions, weighting);
+  // Each contributor's sum per seed, in contributor order.
+  const sums = contributions.map((c) => {
+    const m = new Map<number, number>();
+    for (const p of c.pairs) m.set(p.seed, (m.get(p.seed) ?? 0) + p.g);
+    return m;
+  });
+  const naming = new Map<number, number[]>();
+  sums.forEach((m, i) => {
+    if (weights[i] === 0) return;
+    for (const seed of m.keys()) {
+      const list = naming.get(seed) ?? [];
+      list.push(i);
+      naming.set(seed, list);
+    }
+  });
+  const delta = new Float64Array(k);
+  // Seeds named by fewer: pair by pair in contributor order, as aggregateContributions adds them.
+  contributions.forEach((c, i) => {
+    const w = weights[i];
+    if (w === 0) return;
+    for (const p of c.pairs) if ((naming.get(p.seed)?.length ?? 0) < medianFrom) delta[p.seed] += w * p.g;
+  });
+  for (const [seed, who] of naming) {
+    if (who.length < medianFrom) continue;
+    const med = median(who.map((i) => sums[i].get(seed) as number));
+    delta[seed] = who.reduce((s, i) => s + weights[i], 0) * med;
+  }
   return delta;
 }
 

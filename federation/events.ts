@@ -19,6 +19,26 @@ export interface ServerEvents {
   uploadExcluded: [{ round: number; clientId: string; reason: string }];
   /** An upload's loss report left out of the round's mean losses, which it would have made infinite (its g still count). */
   lossExcluded: [{ round: number; clientId: string; reason: string }];
+  /**
+   * An upload the round's bounds changed (robust.ts): g clipped at gBound, its g scaled by `scaledBy`
+   * to bring its Σ|g| within normBound, repeats of a seed beyond repeatCap dropped, or its example claim
+   * counted as less.
+   */
+  uploadBounded: [
+    {
+      round: number;
+      clientId: string;
+      clipped: number;
+      scaledBy: number;
+      repeatsDropped: number;
+      claimedExamples: number;
+      countedExamples: number;
+      gBound: number;
+      normBound: number;
+      examplesBound: number;
+      repeatCap: number;
+    },
+  ];
   /** A sampled client missed this many deadlines in a row: rounds no longer wait for it until it uploads again. */
   notAwaited: [{ round: number; clientId: string; missed: number }];
   /** Rounds stopped for good (a diverging federation); the committed state is untouched. */

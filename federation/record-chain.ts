@@ -55,6 +55,8 @@ export function recordHash(record: RoundRecord): string {
   if (record.after) {
     h.update('after');
     for (const name of AFTER) h.update(u32(record.after[name].indices.length)).update(bytesOf(record.after[name].indices)).update(bytesOf(record.after[name].values));
+    // A record committed before the statistics were kept hashes as it did.
+    if (record.after.robust) h.update('robust').update(f64(record.after.robust.absG)).update(f64(record.after.robust.examples));
   }
   return h.digest('hex');
 }
@@ -163,11 +165,14 @@ export interface AfterJson {
   readonly residual: { readonly indices: string; readonly values: string };
   readonly importanceSum: { readonly indices: string; readonly values: string };
   readonly importanceCount: { readonly indices: string; readonly values: string };
+  /** The round's statistics (robust.ts), as float64 bytes in base64 (absG, examples): bit for bit. */
+  readonly robust?: string;
 }
 
 export function afterToJson(after: RoundAfter): AfterJson {
   const one = (s: SparseValues) => ({ indices: bytesOf(s.indices).toString('base64'), values: bytesOf(s.values).toString('base64') });
-  return { residual: one(after.residual), importanceSum: one(after.importanceSum), importanceCount: one(after.importanceCount) };
+  const robust = after.robust ? { robust: bytesOf(Float64Array.of(after.robust.absG, after.robust.examples)).toString('base64') } : {};
+  return { residual: one(after.residual), importanceSum: one(after.importanceSum), importanceCount: one(after.importanceCount), ...robust };
 }
 
 /** Decodes and checks a round's history against K; throws naming what is wrong. */
@@ -187,7 +192,14 @@ export function afterFromJson(json: unknown, k: number, round: number): RoundAft
     for (let n = 0; n < indices.length; n++) if (indices[n] >= k || (n > 0 && indices[n] <= indices[n - 1])) throw bad(`names ${name} entry ${indices[n]} out of order or beyond K = ${k}`);
     return { indices, values };
   };
-  return { residual: one('residual'), importanceSum: one('importanceSum'), importanceCount: one('importanceCount') };
+  const history = { residual: one('residual'), importanceSum: one('importanceSum'), importanceCount: one('importanceCount') };
+  const robust = (json as Record<string, unknown>).robust;
+  if (robust === undefined) return history;
+  const rb = typeof robust === 'string' ? Buffer.from(robust, 'base64') : Buffer.alloc(0);
+  if (rb.length !== 16) throw bad('has no valid statistics');
+  const [absG, examples] = [rb.readDoubleLE(0), rb.readDoubleLE(8)];
+  if (!(absG >= 0 && examples >= 0 && Number.isFinite(absG) && Number.isFinite(examples))) throw bad(`has statistics ${absG}, ${examples} that are not finite non-negative numbers`);
+  return { ...history, robust: { absG, examples } };
 }
 
 /** The link as stored: undefined when the record has none (written before records were chained). */

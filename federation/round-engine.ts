@@ -14,6 +14,7 @@ import {
   encodeMessage,
   factorDelta,
   quantizeImportance,
+  probabilitiesFromLevels,
   DEFAULT_PROBABILITY_BITS,
   COEFFICIENT_SCALE,
   EXACT_LIMIT,
@@ -27,12 +28,13 @@ import {
   type UploadMessage,
 } from '../protocol';
 import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
-import { aggregateContributions, DEFAULT_MANTISSA_BITS, quantizeWithFeedback } from './aggregate';
+import { DEFAULT_MANTISSA_BITS, quantizeWithFeedback, robustAggregate } from './aggregate';
 import type { Clock, Timer } from './clock';
 import type { RoundBytes, ServerEvents } from './events';
 import { accumulateImportance, importanceOf } from './importance';
 import type { Logger } from './log';
-import { boundContributions, DEFAULT_ROBUSTNESS, type Robustness } from './robust';
+import { afterOf } from './record-chain';
+import { boundRound, DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, repeatCap, type Robustness, type RoundStatistics } from './robust';
 import { sampleClients } from './sampling';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord } from './store';
 
@@ -62,7 +64,7 @@ export interface RoundEngineOptions<P> {
   readonly minClients?: number;
   readonly probabilityBits?: number;
   readonly mantissaBits?: number;
-  /** Bounds on one upload's |g| and example count (robust.ts); default DEFAULT_ROBUSTNESS. */
+  /** Bounds on one upload's |g|, example count and repeats, and the per-seed median (robust.ts); default DEFAULT_ROBUSTNESS. */
   readonly robustness?: Partial<Robustness>;
 }
 
@@ -144,6 +146,11 @@ export class RoundEngine<P> {
   private readonly changes = new Map<number, Float64Array>();
   /** Reference replica digests by committed round. */
   private readonly digests = new Map<number, string>();
+  /**
+   * The statistics of the last HISTORY_ROUNDS committed rounds, oldest first (a round committed before
+   * they were kept: zeros, which count for nothing): the scales the next round's bounds are taken from.
+   */
+  private readonly statistics: RoundStatistics[] = [];
   /** The largest Σ|C_j| of any committed round: bounds what a client catching up from it holds. */
   private peakSumAbs = 0;
   /** Rounds refused in a row because their coefficients would leave the replicas' exact range. */
@@ -430,6 +437,7 @@ export class RoundEngine<P> {
     const c = new Float64Array(this.state.coefficients);
     for (const record of records) {
       this.changes.set(record.round, record.change);
+      this.remember(record.after?.robust);
       for (let j = 0; j < c.length; j++) c[j] += record.change[j];
       this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
     }
@@ -476,9 +484,23 @@ export class RoundEngine<P> {
       const record = await this.store.loadRound(r);
       if (!record) throw new Error(`committed round ${r} is missing from the store`);
       this.changes.set(r, record.change);
+      this.remember(record.after?.robust);
       for (let j = 0; j < c.length; j++) c[j] += record.change[j];
       this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
     }
+  }
+
+  /** A committed round's statistics into the history (none: zeros, which count for nothing). */
+  private remember(statistics: RoundStatistics | undefined): void {
+    this.statistics.push(statistics ?? { absG: 0, examples: 0 });
+    if (this.statistics.length > HISTORY_ROUNDS) this.statistics.shift();
+  }
+
+  /** The most times one seed may appear in an upload of the open round: from τ and the largest p the round was sent. */
+  private repeatCapOf(): number {
+    const probabilities = this.currentProbabilities();
+    const pMax = probabilities ? probabilitiesFromLevels(probabilities).reduce((m, p) => Math.max(m, p), 0) : 1 / this.config.k;
+    return repeatCap(this.config.tau, pMax, this.robustness.repeatSlack);
   }
 
   /**
@@ -611,11 +633,31 @@ export class RoundEngine<P> {
       this.background(this.maybeStartRound());
       return;
     }
-    // One upload's |g| and example count are bounded by the round's medians (robust.ts).
-    const bounded = boundContributions(uploads.map(([, u]) => u), this.robustness);
-    if (bounded.clipped > 0) this.log('warn', { event: 'g_clipped', round: r.round, values: bounded.clipped, bound: bounded.gBound });
-    let kept = uploads.map(([id], i) => ({ id, upload: uploads[i][1], bounded: bounded.contributions[i] }));
-    let q = quantizeWithFeedback(aggregateContributions(kept.map((x) => x.bounded), this.config.k, this.config.weighting), this.state.residual, this.mantissaBits);
+    // Each upload bounded by scales kept across rounds (robust.ts): repeats of a seed beyond what an
+    // honest upload holds dropped, |g| clipped, the example claim capped; every client bounded is named.
+    const bounds = boundRound({ uploads: uploads.map(([, u]) => u), missing: r.assigned.size - uploads.length, history: this.statistics, repeatCap: this.repeatCapOf(), tau: this.config.tau }, this.robustness);
+    bounds.uploads.forEach((b, i) => {
+      const countedExamples = b.contribution.examples;
+      if (b.clipped === 0 && b.scaledBy === 1 && b.repeatsDropped === 0 && countedExamples === b.claimedExamples) return;
+      const e = {
+        round: r.round,
+        clientId: uploads[i][0],
+        clipped: b.clipped,
+        scaledBy: b.scaledBy,
+        repeatsDropped: b.repeatsDropped,
+        claimedExamples: b.claimedExamples,
+        countedExamples,
+        gBound: bounds.gBound,
+        normBound: bounds.normBound,
+        examplesBound: bounds.examplesBound,
+        repeatCap: bounds.repeatCap,
+      };
+      this.log('warn', { event: 'upload_bounded', ...e });
+      this.events.emit('uploadBounded', e);
+    });
+    let kept = uploads.map(([id], i) => ({ id, upload: uploads[i][1], bounded: bounds.uploads[i].contribution }));
+    const aggregate = (list: typeof kept): Float64Array => robustAggregate(list.map((x) => x.bounded), this.config.k, this.config.weighting, this.robustness.seedMedianClients);
+    let q = quantizeWithFeedback(aggregate(kept), this.state.residual, this.mantissaBits);
     let coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
     // A round that would leave the exact range: leave out the upload with the largest Σ|g| one at a
     // time, naming its client, while others remain; with none left the round is refused.
@@ -625,7 +667,7 @@ export class RoundEngine<P> {
       const reason = `its g (Σ|g| ≈ ${sumAbsG(worst.bounded.pairs).toExponential(2)}) would push the coefficients out of the replicas' exact range`;
       this.log('error', { event: 'upload_excluded', round: r.round, clientId: worst.id, reason });
       this.events.emit('uploadExcluded', { round: r.round, clientId: worst.id, reason });
-      q = quantizeWithFeedback(aggregateContributions(kept.map((x) => x.bounded), this.config.k, this.config.weighting), this.state.residual, this.mantissaBits);
+      q = quantizeWithFeedback(aggregate(kept), this.state.residual, this.mantissaBits);
       coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
     }
     if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients, kept.map((x) => x.id));
@@ -643,7 +685,9 @@ export class RoundEngine<P> {
     if (nonFinite !== null) return this.refuse(r, coefficients, participants, `its ${nonFinite} would not be a finite number`);
     try {
       const committedAt = new Date(this.clock.now()).toISOString();
-      await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt });
+      // The round's history carries its statistics, so a restarted server rebuilds the same scales.
+      const after = { ...afterOf(this.state, next), robust: bounds.statistics };
+      await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt, after });
     } catch (err) {
       this.open = null;
       if (err instanceof StaleRoundError) {
@@ -657,6 +701,7 @@ export class RoundEngine<P> {
       return;
     }
     this.state = next;
+    this.remember(bounds.statistics);
     this.dropUndecidedDigests(r.round);
     this.changes.set(r.round, q.change);
     this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(coefficients));

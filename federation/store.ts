@@ -5,6 +5,7 @@
 // clients are connected live here too, so several gateways on one shared store serve one federation:
 // one of them, the coordinator, opens and commits rounds; every gateway follows what the store says.
 import type { FederationConfig } from '../protocol';
+import type { RoundStatistics } from './robust';
 
 /** Entries of a K-vector, indices ascending. */
 export interface SparseValues {
@@ -17,6 +18,11 @@ export interface RoundAfter {
   readonly residual: SparseValues;
   readonly importanceSum: SparseValues;
   readonly importanceCount: SparseValues;
+  /**
+   * The round's statistics of |g| and example claims (robust.ts): the history later rounds' bounds are
+   * medians of. Absent in a round committed before they were kept.
+   */
+  readonly robust?: RoundStatistics;
 }
 
 /** Hex SHA-256 of this record and of the record before it ('' for round 1 or a record without a hash). */

@@ -90,6 +90,7 @@ test('a backup restored into an empty store gives back the same backup byte for 
     assert.equal(backup.tokens.length, 2);
     assert.ok(backup.digests.length > 0, 'the reference digests travel too');
     assert.ok(backup.rounds.every((r) => r.after), "every round carries its history (what it left in the residual and importance)");
+    assert.ok(backup.rounds.every((r) => r.after?.robust), 'every round carries its statistics (the history of the bounds)');
     const b = await LevelFederationStore.open(join(dir, 'b'));
     try {
       await restoreBackup(backup, b);

@@ -3,8 +3,8 @@
 // by a self-consistent one, a state vector altered, a missing record and a state rolled back.
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { afterOf, applyRound, initialState, recordHash, sealCommit, verifyChain } from '../../federation/record-chain';
-import type { FederationState, RoundRecord } from '../../federation/store';
+import { afterFromJson, afterOf, afterToJson, applyRound, initialState, recordHash, sealCommit, verifyChain } from '../../federation/record-chain';
+import type { FederationState, RoundAfter, RoundRecord } from '../../federation/store';
 
 const K = 6;
 
@@ -82,4 +82,26 @@ test('verification names what is damaged and where the intact prefix ends', asyn
   report = await verifyChain(source(records, { ...state, round: 4 }));
   assert.match(report.damage.join('; '), /round 5's record lies beyond the state's round 4/);
   assert.match(report.damage.join('; '), /the state's seal .* fails its own checksum/);
+});
+
+test("a round's statistics are part of its record: they read back bit for bit, its hash covers them, and a record without them hashes as before", async () => {
+  const { records } = await history(2);
+  const bare = records[1];
+  const after = bare.after;
+  assert.ok(after);
+  const robust = { absG: 0.1 + 0.2, examples: 12 };
+  const withStats: RoundRecord = { ...bare, after: { ...after, robust } };
+  // A record committed before statistics were kept keeps its hash.
+  assert.equal(recordHash(bare), bare.link?.hash);
+  assert.notEqual(recordHash(withStats), recordHash(bare));
+  assert.notEqual(recordHash({ ...bare, after: { ...after, robust: { ...robust, absG: robust.absG * (1 + 2 ** -52) } } }), recordHash(withStats));
+  const json = JSON.parse(JSON.stringify(afterToJson(withStats.after as RoundAfter)));
+  const back = afterFromJson(json, K, 2);
+  assert.deepEqual(back.robust, robust);
+  assert.equal(Object.is(back.robust?.absG, robust.absG), true);
+  assert.equal(recordHash({ ...bare, after: back }), recordHash(withStats));
+  assert.equal(afterFromJson(JSON.parse(JSON.stringify(afterToJson(after))), K, 2).robust, undefined);
+  assert.throws(() => afterFromJson({ ...json, robust: 'AAAA' }, K, 2), /round 2's history has no valid statistics/);
+  const negative = Buffer.from(Float64Array.of(-1, 4).buffer).toString('base64');
+  assert.throws(() => afterFromJson({ ...json, robust: negative }, K, 2), /not finite non-negative/);
 });

@@ -7,7 +7,8 @@ import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import type { Clock, Timer } from '../../federation/clock';
 import type { ServerEvents } from '../../federation/events';
-import { boundContributions, DEFAULT_ROBUSTNESS, lowerMedian } from '../../federation/robust';
+import { aggregateContributions, robustAggregate } from '../../federation/aggregate';
+import { boundRound, DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, historyScales, lowerMedian, median, repeatCap } from '../../federation/robust';
 import { RoundEngine, type Outbox, type RoundEngineOptions } from '../../federation/round-engine';
 import { ErrorCode, type FederationConfig, type HelloMessage, type SeedGradient, type ServerMessage, type UploadMessage } from '../../protocol';
 import { MemoryFederationStore } from '../helpers/memory-store';
@@ -45,18 +46,104 @@ const honest = (s: number): SeedGradient[] => [1, 2, 3, 4].map((seed) => ({ seed
 test('lower median and bounds: |g| clipped at a multiple of the median, examples at a multiple of the lower median', () => {
   assert.equal(lowerMedian([4, 2 ** 32 - 1]), 4);
   assert.equal(lowerMedian([3, 1, 2]), 2);
-  const bounded = boundContributions(
-    [
-      { examples: 4, pairs: honest(0) },
-      { examples: 4, pairs: honest(4) },
-      { examples: 2 ** 32 - 1, pairs: [{ seed: 20, g: 3e38 }, { seed: 21, g: -3e38 }] },
-    ],
+  // The first round has no history: its own statistics over the sampled clients make the scales.
+  const bounded = boundRound(
+    {
+      uploads: [
+        { examples: 4, pairs: honest(0) },
+        { examples: 4, pairs: honest(4) },
+        { examples: 2 ** 32 - 1, pairs: [{ seed: 20, g: 3e38 }, { seed: 21, g: -3e38 }] },
+      ],
+      missing: 0,
+      history: [],
+      repeatCap: Infinity,
+      tau: 4,
+    },
     DEFAULT_ROBUSTNESS,
   );
   assert.ok(bounded.gBound < 100, `g bound ${bounded.gBound}`);
-  for (const c of bounded.contributions) for (const p of c.pairs) assert.ok(Math.abs(p.g) <= bounded.gBound);
-  assert.equal(bounded.contributions[2].examples, 16);
-  assert.equal(bounded.contributions[0].examples, 4);
+  for (const u of bounded.uploads) for (const p of u.contribution.pairs) assert.ok(Math.abs(p.g) <= bounded.gBound);
+  assert.equal(bounded.uploads[2].contribution.examples, 16);
+  assert.equal(bounded.uploads[0].contribution.examples, 4);
+  assert.equal(bounded.uploads[2].clipped, 2);
+});
+
+const colluding = (examples: number, g: number): { examples: number; pairs: SeedGradient[] } => ({ examples, pairs: [1, 2, 3, 4].map((seed) => ({ seed: 40 + seed, g })) });
+
+test('the scales come from the history, not from the round: colluders that are most of its uploads (a client missed the deadline) are still clipped', () => {
+  const history = [{ absG: 0.7, examples: 4 }, { absG: 0.8, examples: 4 }, { absG: 0.6, examples: 4 }];
+  // 3 colluders, 2 honest uploads, 1 sampled client without one.
+  const bounded = boundRound(
+    { uploads: [{ examples: 4, pairs: honest(0) }, { examples: 4, pairs: honest(4) }, colluding(2 ** 32 - 1, 3e38), colluding(2 ** 32 - 1, -3e38), colluding(2 ** 32 - 1, 3e38)], missing: 1, history, repeatCap: Infinity, tau: 4 },
+    DEFAULT_ROBUSTNESS,
+  );
+  assert.equal(bounded.scales.absG, 0.7);
+  assert.equal(bounded.gBound, DEFAULT_ROBUSTNESS.gClipMultiple * 0.7);
+  assert.equal(bounded.examplesBound, DEFAULT_ROBUSTNESS.examplesMedianMultiple * 4);
+  for (const u of bounded.uploads.slice(2)) {
+    assert.equal(u.clipped, 4);
+    assert.equal(u.contribution.examples, 16);
+    // …and their Σ|g| brought within τ × normClipMultiple × the scale, all g scaled together.
+    assert.equal(bounded.normBound, 4 * DEFAULT_ROBUSTNESS.normClipMultiple * 0.7);
+    assert.ok(u.scaledBy < 1);
+    assert.ok(Math.abs(u.contribution.pairs.reduce((s, p) => s + Math.abs(p.g), 0) - bounded.normBound) <= 1e-12);
+  }
+  for (const u of bounded.uploads.slice(0, 2)) assert.deepEqual([u.clipped, u.scaledBy, u.contribution.examples], [0, 1, 4], 'the honest uploads are untouched');
+  // What this round adds to the history stays within a factor gClipMultiple of the scale.
+  assert.ok(bounded.statistics.absG <= DEFAULT_ROBUSTNESS.gClipMultiple * 0.7);
+  // Without a history the round's own statistics count a missing client as 0: the colluders are still not the median.
+  const first = boundRound(
+    { uploads: [{ examples: 4, pairs: honest(0) }, { examples: 4, pairs: honest(4) }, colluding(2 ** 32 - 1, 3e38), colluding(2 ** 32 - 1, -3e38), colluding(2 ** 32 - 1, 3e38)], missing: 1, history: [], repeatCap: Infinity, tau: 4 },
+    DEFAULT_ROBUSTNESS,
+  );
+  assert.ok(first.gBound < 100, `first round's g bound ${first.gBound}`);
+  assert.equal(first.examplesBound, 16);
+});
+
+test('the scale never collapses to 0: rounds of zero g or without uploads count for nothing, and a statistic enters within a factor of the scale', () => {
+  assert.deepEqual(historyScales([{ absG: 0, examples: 0 }, { absG: 0.5, examples: 8 }, { absG: 0, examples: 0 }]), { absG: 0.5, examples: 8 });
+  assert.ok(Number.isNaN(historyScales([{ absG: 0, examples: 0 }]).absG));
+  // Only the last HISTORY_ROUNDS rounds count.
+  const old = Array.from({ length: HISTORY_ROUNDS }, () => ({ absG: 1, examples: 1 }));
+  assert.equal(historyScales([{ absG: 1000, examples: 1000 }, ...old]).absG, 1);
+  // Every upload sends g = 0 (or none): the scale stays the history's and nothing enters it.
+  const zero = boundRound({ uploads: [colluding(4, 0), colluding(4, 0), colluding(4, 0)], missing: 0, history: [{ absG: 0.5, examples: 4 }], repeatCap: Infinity, tau: 4 }, DEFAULT_ROBUSTNESS);
+  assert.equal(zero.gBound, DEFAULT_ROBUSTNESS.gClipMultiple * 0.5);
+  assert.equal(zero.statistics.absG, 0);
+  // Tiny g enter the history no lower than scale / gClipMultiple.
+  const tiny = boundRound({ uploads: [colluding(4, 1e-30), colluding(4, 1e-30), colluding(4, 1e-30)], missing: 0, history: [{ absG: 0.5, examples: 4 }], repeatCap: Infinity, tau: 4 }, DEFAULT_ROBUSTNESS);
+  assert.equal(tiny.statistics.absG, 0.5 / DEFAULT_ROBUSTNESS.gClipMultiple);
+  // The first round, half its sampled clients without an upload: the positive values uploaded give the scale.
+  const sparse = boundRound({ uploads: [{ examples: 4, pairs: honest(0) }], missing: 2, history: [], repeatCap: Infinity, tau: 4 }, DEFAULT_ROBUSTNESS);
+  assert.ok(sparse.gBound > 0 && Number.isFinite(sparse.gBound));
+});
+
+test('repeats of one seed beyond the cap are dropped; the cap holds an honest upload', () => {
+  // Uniform, τ = 200 of K = 4096: λ ≈ 0.05.
+  assert.equal(repeatCap(200, 1 / 4096, 4), 5);
+  assert.equal(repeatCap(32, 1 / 64, 4), 8);
+  assert.equal(repeatCap(32, 1 / 64, Infinity), Infinity);
+  const bounded = boundRound(
+    { uploads: [{ examples: 4, pairs: Array.from({ length: 32 }, () => ({ seed: 7, g: 0.5 })) }, { examples: 4, pairs: honest(0) }], missing: 0, history: [], repeatCap: 8, tau: 32 },
+    DEFAULT_ROBUSTNESS,
+  );
+  assert.equal(bounded.uploads[0].contribution.pairs.length, 8);
+  assert.equal(bounded.uploads[0].repeatsDropped, 24);
+  assert.equal(bounded.uploads[1].repeatsDropped, 0);
+});
+
+test('a seed named by enough clients changes by the median of their sums; elsewhere by the weighted sum, bit for bit', () => {
+  const cs = [
+    { examples: 1, pairs: [{ seed: 0, g: 1 }, { seed: 1, g: 2 }] },
+    { examples: 1, pairs: [{ seed: 0, g: 2 }] },
+    { examples: 1, pairs: [{ seed: 0, g: 1e6 }, { seed: 0, g: 1 }] },
+  ];
+  const d = robustAggregate(cs, 4, 'examples', 3);
+  // Seed 0: sums 1, 2, 1e6 + 1; median 2, weight 3 × 1/3.
+  assert.equal(d[0], 2);
+  assert.equal(d[1], 2 / 3);
+  assert.deepEqual([...robustAggregate(cs, 4, 'examples', Infinity)], [...aggregateContributions(cs, 4, 'examples')]);
+  assert.equal(median([1, 2, 3, 4]), 2.5);
 });
 
 test('g = 3e38 and 2^32 − 1 examples from one client: the round commits with a bounded change and the federation runs on', async () => {
@@ -81,7 +168,7 @@ test('g = 3e38 and 2^32 − 1 examples from one client: the round commits with a
 
 test('a round that would leave the exact range drops the upload responsible, names its client, and commits the rest', async () => {
   // Bounds off: only the exact-range check stands between the huge g and the coefficients.
-  const { engine, store, events, peers } = await engineWith({ robustness: { gClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity } });
+  const { engine, store, events, peers } = await engineWith({ robustness: { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity } });
   const excluded: { round: number; clientId: string }[] = [];
   events.on('uploadExcluded', (e) => excluded.push(e));
   let halted = false;
@@ -152,7 +239,7 @@ test('a client whose upload alone got a round refused is not sampled again for t
 test("an operator's per-token example cap holds whatever the client claims", async () => {
   const events = new EventEmitter<ServerEvents>();
   const store = new MemoryFederationStore();
-  const off = { gClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity };
+  const off = { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity };
   const engine = await RoundEngine.open<Peer>({ config, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, robustness: off });
   const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
   for (const p of peers) {
@@ -164,4 +251,38 @@ test("an operator's per-token example cap holds whatever the client claims", asy
   await engine.upload(peers[2], 'c', upload(1, 1e9, honest(8)));
   await settle();
   assert.equal(store.rounds.get(1)?.examples, 12);
+});
+
+test('each round keeps its statistics in its record; a restarted engine takes its scales from them and bounds colluders the same', async () => {
+  const five: FederationConfig = { ...config, rounds: 5, sampling: 'uniform' };
+  const store = new MemoryFederationStore();
+  const open = async () => {
+    const events = new EventEmitter<ServerEvents>();
+    const engine = await RoundEngine.open<Peer>({ config: five, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100 });
+    const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
+    for (const p of peers) await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: store.state?.round ?? 0, generatorVersion: 1 });
+    await settle();
+    return { engine, events, peers };
+  };
+  const first = await open();
+  for (let round = 1; round <= 3; round++) {
+    for (const [i, p] of first.peers.entries()) await first.engine.upload(p, p.id, upload(round, 4, honest(4 * i)));
+    await settle();
+  }
+  assert.equal(store.state?.round, 3);
+  const statistics = [1, 2, 3].map((r) => store.rounds.get(r)?.after?.robust);
+  for (const s of statistics) assert.ok(s && s.absG > 0 && s.examples === 4, JSON.stringify(s));
+  first.engine.close();
+  // Restarted: round 4 has 2 colluders of 3 (beyond the design, most of the round): still bounded by the history.
+  const second = await open();
+  const bounded: ServerEvents['uploadBounded'][0][] = [];
+  second.events.on('uploadBounded', (e) => bounded.push(e));
+  await second.engine.upload(second.peers[0], 'a', upload(4, 4, honest(0)));
+  await second.engine.upload(second.peers[1], 'b', upload(4, 2 ** 32 - 1, [{ seed: 30, g: 3e38 }]));
+  await second.engine.upload(second.peers[2], 'c', upload(4, 2 ** 32 - 1, [{ seed: 31, g: -3e38 }]));
+  await settle();
+  assert.equal(store.state?.round, 4);
+  const scale = lowerMedian(statistics.map((s) => s?.absG ?? 0));
+  assert.deepEqual(bounded.map((e) => [e.clientId, e.gBound, e.countedExamples]), [['b', DEFAULT_ROBUSTNESS.gClipMultiple * scale, 16], ['c', DEFAULT_ROBUSTNESS.gClipMultiple * scale, 16]]);
+  assert.equal(store.rounds.get(4)?.examples, 4 + 16 + 16);
 });

@@ -86,7 +86,7 @@ async function harness(config: FederationConfig, minClients?: number, store = ne
   const events = new EventEmitter<ServerEvents>();
   // The bounds on one upload's g and examples are off here: these properties are about the exact
   // arithmetic of what was uploaded (test/unit/federation-robust.test.ts holds the bounds).
-  const robustness = { gClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity };
+  const robustness = { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity };
   const engine = await RoundEngine.open({ config, store, clock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: GENERATOR_VERSION, paramCount: 1000, minClients, robustness });
   return { engine, store, clock, events };
 }
