@@ -78,10 +78,17 @@ export const trainEventSchema = z.discriminatedUnion('event', [
     heldOutBefore: z.nullable(z.number()),
     heldOutAfter: z.nullable(z.number()),
     msPerStep: z.number(),
+    /** The best evaluated point, which `checkpoint` holds (null without held-out data: it holds the last). */
+    best: z.nullable(z.object({ step: count(), loss: z.number() })),
     checkpoint: z.string(),
+    /** The coefficients after the last step, when they differ from the best. */
+    lastCheckpoint: z.nullable(z.string()),
     exported: z.nullable(z.string()),
     stopped: z.boolean(),
+    /** Why the run stopped early because it diverged (the setting to change is named), else null. */
+    diverged: z.nullable(z.string()),
   }),
+  z.object({ event: z.literal('diverged'), step: count(), reason: z.string() }),
   dataProblemEventSchema,
 ]);
 export type TrainEvent = z.infer<typeof trainEventSchema>;

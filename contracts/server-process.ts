@@ -6,6 +6,7 @@
 // both with these schemas.
 import * as z from 'zod/mini';
 import type { FederationConfig } from '../protocol';
+import { PERTURBATION_SHAPES } from '../protocol/messages';
 import { parseJsonLine, parseWith, type ParseResult } from './parse';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
@@ -21,6 +22,7 @@ export const federationConfigSchema = z.object({
   batchSize: positiveInt(),
   sampling: z.enum(['uniform', 'pro']),
   weighting: z.enum(['examples', 'equal']),
+  shape: z.optional(z.enum(PERTURBATION_SHAPES)),
   rounds: positiveInt(),
   clientsPerRound: positiveInt(),
   deadlineMs: positiveInt(),

@@ -9,7 +9,7 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import * as z from 'zod/mini';
-import type { FederationConfig } from '../protocol';
+import { PERTURBATION_SHAPES, type FederationConfig } from '../protocol';
 import { afterFromJson, afterToJson, applyRound, initialState } from './record-chain';
 import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
 
@@ -38,6 +38,7 @@ const configSchema = z.object({
   batchSize: z.number().check(z.int(), z.positive()),
   sampling: z.enum(['uniform', 'pro']),
   weighting: z.enum(['examples', 'equal']),
+  shape: z.optional(z.enum(PERTURBATION_SHAPES)),
   rounds: z.number().check(z.int(), z.positive()),
   clientsPerRound: z.number().check(z.int(), z.positive()),
   deadlineMs: z.number().check(z.int(), z.positive()),

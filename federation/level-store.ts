@@ -7,7 +7,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { open as openFile, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import type { FederationConfig } from '../protocol';
+import { PERTURBATION_SHAPES, type FederationConfig } from '../protocol';
 import { LocalRounds } from './local-rounds';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord, type TokenRecord } from './store';
@@ -39,7 +39,14 @@ export const configShape = {
   rounds: 'number',
   clientsPerRound: 'number',
   deadlineMs: 'number',
-} as const satisfies { readonly [K in keyof FederationConfig]-?: FieldKind };
+} as const satisfies { readonly [K in keyof Omit<FederationConfig, 'shape'>]-?: FieldKind };
+
+/** A stored federation configuration, checked field by field; `shape` is optional (absent: isotropic). */
+export function checkedConfig(value: unknown): FederationConfig {
+  const config = checked<Omit<FederationConfig, 'shape'>>(value, configShape, 'config') as FederationConfig;
+  if (config.shape !== undefined && !PERTURBATION_SHAPES.includes(config.shape)) throw new Error(`the store's config has no valid shape`);
+  return config;
+}
 
 const tokenShape = { id: 'string', label: 'string', salt: 'string', hash: 'string', createdAt: 'string' } as const satisfies {
   readonly [K in keyof Omit<TokenRecord, 'clientId' | 'maxExamples'>]-?: FieldKind;
@@ -275,8 +282,9 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     return this.write([{ type: 'put', key, value: Buffer.from(JSON.stringify(value)) }]);
   }
 
-  loadConfig(): Promise<FederationConfig | null> {
-    return this.getJson<FederationConfig>('config', configShape);
+  async loadConfig(): Promise<FederationConfig | null> {
+    const v = await this.db.get('config');
+    return v === undefined ? null : checkedConfig(parseJson(v, 'config'));
   }
 
   saveConfig(config: FederationConfig): Promise<void> {

@@ -12,7 +12,7 @@ import { COMMIT_LOCK, Leadership, LOCK_CLASS } from './gateway/leader';
 import { ensureSchema } from './gateway/schema';
 import { CHANNEL, GatewaySession } from './gateway/session';
 import { redactStoreUrl, urlHasPassword } from './gateway/url';
-import { checked, checkedToken, configShape, StoreDamagedError } from './level-store';
+import { checkedConfig, checkedToken, StoreDamagedError } from './level-store';
 import type { Logger } from './log';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, verifyChain } from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord, type UploadOutcome } from './store';
@@ -143,7 +143,7 @@ export class PgFederationStore implements FederationStore {
 
   async loadConfig(): Promise<FederationConfig | null> {
     const { rows } = await this.pool.query<{ config: unknown }>('SELECT config FROM fedkseed_config WHERE id = 1');
-    return rows.length === 0 ? null : checked<FederationConfig>(rows[0].config, configShape, 'config');
+    return rows.length === 0 ? null : checkedConfig(rows[0].config);
   }
 
   async saveConfig(config: FederationConfig): Promise<void> {

@@ -15,6 +15,7 @@ import {
   MAX_TOKEN_BYTES,
   MODEL_HASH_BYTES,
   MessageType,
+  PERTURBATION_SHAPES,
   PROTOCOL_VERSION,
   type DigestStatus,
   type FederationConfig,
@@ -35,7 +36,7 @@ const digestStatuses: readonly DigestStatus[] = ['reference', 'match', 'mismatch
 
 function writeConfig(w: ByteWriter, c: FederationConfig): void {
   w.u32(c.k).u32(c.federationSeed >>> 0).f64(c.epsilon).f64(c.eta).u32(c.tau).u32(c.batchSize);
-  w.u8(c.sampling === 'pro' ? 1 : 0).u8(c.weighting === 'equal' ? 1 : 0);
+  w.u8(c.sampling === 'pro' ? 1 : 0).u8(c.weighting === 'equal' ? 1 : 0).u8(PERTURBATION_SHAPES.indexOf(c.shape ?? 'isotropic'));
   w.u32(c.rounds).u32(c.clientsPerRound).u32(c.deadlineMs);
 }
 
@@ -58,10 +59,11 @@ function readConfig(r: ByteReader): FederationConfig {
   const batchSize = inRange(r.u32('batch size'), 1, 1 << 20, 'batch size');
   const sampling = inRange(r.u8('sampling'), 0, 1, 'sampling') === 1 ? 'pro' : 'uniform';
   const weighting = inRange(r.u8('weighting'), 0, 1, 'weighting') === 1 ? 'equal' : 'examples';
+  const shape = PERTURBATION_SHAPES[inRange(r.u8('shape'), 0, PERTURBATION_SHAPES.length - 1, 'shape')];
   const rounds = inRange(r.u32('rounds'), 1, MAX_ROUNDS, 'rounds');
   const clientsPerRound = inRange(r.u32('clients per round'), 1, MAX_U32, 'clients per round');
   const deadlineMs = inRange(r.u32('deadline'), 1, 0xffffffff, 'deadline');
-  return { k, federationSeed, epsilon, eta, tau, batchSize, sampling, weighting, rounds, clientsPerRound, deadlineMs };
+  return { k, federationSeed, epsilon, eta, shape, tau, batchSize, sampling, weighting, rounds, clientsPerRound, deadlineMs };
 }
 
 function fixedBytes(b: Uint8Array, n: number, what: string): Uint8Array {

@@ -4,7 +4,8 @@ import type { CoefficientDelta } from './coefficients';
 import type { ErrorCode } from './errors';
 import type { QuantizedProbabilities } from './probabilities';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: WELCOME carries the perturbation's shape. */
+export const PROTOCOL_VERSION = 2;
 export const MODEL_HASH_BYTES = 32;
 export const DIGEST_BYTES = 32;
 export const MAX_CLIENT_ID_BYTES = 64;
@@ -27,6 +28,12 @@ export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
 export type SamplingMode = 'uniform' | 'pro';
 export type Weighting = 'examples' | 'equal';
+/**
+ * How z is scaled tensor by tensor (trainer/zo/shape.ts): 'isotropic', z ~ N(0, I) as in the paper;
+ * 'tensor-rms', each tensor's z scaled by the power of two nearest to its base weights' RMS over the model's.
+ */
+export const PERTURBATION_SHAPES = ['isotropic', 'tensor-rms'] as const;
+export type PerturbationShape = (typeof PERTURBATION_SHAPES)[number];
 
 /** The federation's configuration, sent in WELCOME; identical for every client. */
 export interface FederationConfig {
@@ -36,6 +43,11 @@ export interface FederationConfig {
   readonly federationSeed: number;
   readonly epsilon: number;
   readonly eta: number;
+  /**
+   * How z is scaled tensor by tensor; every replica derives the same multipliers from w0. Absent:
+   * 'isotropic' (the paper's method, and every federation stored before shapes existed).
+   */
+  readonly shape?: PerturbationShape;
   /** Local ZO steps per round (τ). */
   readonly tau: number;
   readonly batchSize: number;

@@ -1,5 +1,5 @@
 // What a simulation is asked to do, what it reports while it runs, and what it ends with.
-import type { FederationConfig } from '../protocol';
+import type { FederationConfig, PerturbationShape } from '../protocol';
 import type { ClientEvent } from '../contracts/cli-events';
 import type { DataProblem } from '../trainer/data/problems';
 import type { DataFormat } from '../trainer/data/readers';
@@ -31,6 +31,7 @@ export interface SimulationOptions {
   readonly federationSeed: number;
   readonly epsilon: number;
   readonly eta: number;
+  readonly shape: PerturbationShape;
   readonly batchSize: number;
   readonly seqLen: number;
   readonly sampling: FederationConfig['sampling'];
@@ -83,6 +84,7 @@ export function simulationConfig(o: SimulationOptions): FederationConfig {
     federationSeed: o.federationSeed,
     epsilon: o.epsilon,
     eta: o.eta,
+    shape: o.shape,
     tau: o.tau,
     batchSize: o.batchSize,
     sampling: o.sampling,

@@ -11,6 +11,7 @@ import { quantizeCoefficient } from './zo/coefficients';
 import { SeedSampler } from './zo/seed-sampler';
 import { type StepEvent, ZoTrainer } from './zo/zo-trainer';
 import { deriveSeed } from './data/rng';
+import type { PerturbationShape } from './zo/shape';
 
 export interface LocalRunOptions {
   readonly steps: number;
@@ -18,6 +19,8 @@ export interface LocalRunOptions {
   readonly federationSeed: number;
   readonly epsilon: number;
   readonly eta: number;
+  /** How z is scaled tensor by tensor (default 'isotropic', the paper's). */
+  readonly shape?: PerturbationShape;
   readonly batchSize: number;
   readonly seqLen: number;
   /** Evaluate held-out loss every this many steps (0: only before and after). */
@@ -42,8 +45,32 @@ export interface LocalRunOptions {
   readonly metrics?: (examples: readonly Example[]) => Promise<HeldOutMetrics>;
 }
 
+/**
+ * When a run counts as diverged and stops: its held-out loss becomes non-finite or rises more than this many
+ * nats above where the run started, or the mean training loss of the last DIVERGENCE_WINDOW steps rises
+ * this far above that of its first DIVERGENCE_WINDOW steps, or every one of DIVERGENCE_WINDOW steps in a
+ * row had a non-finite loss. The best checkpoint is kept either way.
+ */
+export const DIVERGENCE_NATS = 1;
+export const DIVERGENCE_WINDOW = 20;
+
+/** Why a run stopped before its last step, other than being asked to. */
+export interface Divergence {
+  readonly step: number;
+  /** What was seen, in words ("held-out loss 7.91 is 2.60 nats above the start 5.31"). */
+  readonly reason: string;
+}
+
+/** The best evaluated point of a run: lowest held-out loss (the start counts), its step and coefficients. */
+export interface BestPoint {
+  readonly step: number;
+  readonly heldOut: LossSummary;
+  readonly checkpoint: Checkpoint;
+}
+
 export type LocalRunEvent =
-  | { readonly type: 'eval'; readonly step: number; readonly heldOut: LossSummary; readonly metrics: HeldOutMetrics | null }
+  | { readonly type: 'eval'; readonly step: number; readonly heldOut: LossSummary; readonly metrics: HeldOutMetrics | null; readonly best: boolean }
+  | { readonly type: 'diverged'; readonly divergence: Divergence }
   | ({ readonly type: 'step'; readonly ms: number } & StepEvent);
 
 export interface LocalRunResult {
@@ -52,7 +79,12 @@ export interface LocalRunResult {
   /** Held-out loss before and after training; null without held-out data (nothing is evaluated). */
   readonly before: LossSummary | null;
   readonly after: LossSummary | null;
+  /** The coefficients after the last step. */
   readonly checkpoint: Checkpoint;
+  /** The evaluated point with the lowest held-out loss (null without held-out data). */
+  readonly best: BestPoint | null;
+  /** Set when the run stopped because it diverged (see DIVERGENCE_NATS). */
+  readonly diverged: Divergence | null;
   readonly stepMs: number;
 }
 
@@ -61,15 +93,60 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   // No held-out data (held-out share 0, or a single example) means a run without evaluations.
   const held = data.heldOut.slice(0, o.evalExamples);
   const evalOptions = { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId };
+  let best: BestPoint | null = null;
+  let lastEval: { step: number; heldOut: LossSummary } | null = null;
+  let diverged: Divergence | null = null;
+  const stopped = new AbortController();
+  const diverge = (step: number, reason: string): void => {
+    if (diverged) return;
+    diverged = { step, reason };
+    stopped.abort();
+    onEvent({ type: 'diverged', divergence: diverged });
+  };
   const evaluate = async (step: number) => {
     if (held.length === 0) return null;
-    const heldOut = await evaluateLoss(engine.session, held, evalOptions);
-    const metrics = o.metrics ? await o.metrics(held) : null;
-    onEvent({ type: 'eval', step, heldOut, metrics });
+    // A diverged model can score an infinite loss, which the accumulator refuses: that is a result here.
+    const heldOut = await evaluateLoss(engine.session, held, evalOptions).catch((err: unknown): LossSummary => {
+      if (err instanceof RangeError && /not finite/.test(err.message)) return { loss: Number.POSITIVE_INFINITY, perplexity: Number.POSITIVE_INFINITY, tokens: 0 };
+      throw err;
+    });
+    const isBest = Number.isFinite(heldOut.loss) && (best === null || heldOut.loss < best.heldOut.loss);
+    const metrics = o.metrics && Number.isFinite(heldOut.loss) ? await o.metrics(held) : null;
+    if (isBest) best = { step, heldOut, checkpoint: checkpointNow() };
+    lastEval = { step, heldOut };
+    onEvent({ type: 'eval', step, heldOut, metrics, best: isBest });
+    const start = before?.loss;
+    if (!Number.isFinite(heldOut.loss)) diverge(step, `held-out loss is not finite`);
+    else if (start !== undefined && heldOut.loss > start + DIVERGENCE_NATS) {
+      diverge(step, `held-out loss ${heldOut.loss.toFixed(4)} is ${(heldOut.loss - start).toFixed(2)} nats above the start ${start.toFixed(4)}`);
+    }
     return heldOut;
   };
+  // The training loss's divergence watch: means over the first and the latest DIVERGENCE_WINDOW steps.
+  const firstLosses: number[] = [];
+  const recentLosses: number[] = [];
+  let nonFiniteRun = 0;
+  const watch = (step: number, e: StepEvent): void => {
+    if (e.skipped) {
+      if (++nonFiniteRun >= DIVERGENCE_WINDOW) diverge(step, `the training loss was not finite for ${nonFiniteRun} steps in a row`);
+      return;
+    }
+    nonFiniteRun = 0;
+    const loss = (e.lossPlus + e.lossMinus) / 2;
+    if (firstLosses.length < DIVERGENCE_WINDOW) firstLosses.push(loss);
+    recentLosses.push(loss);
+    if (recentLosses.length > DIVERGENCE_WINDOW) recentLosses.shift();
+    if (firstLosses.length < DIVERGENCE_WINDOW || recentLosses.length < DIVERGENCE_WINDOW) return;
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const start = mean(firstLosses);
+    const now = mean(recentLosses);
+    if (now > start + DIVERGENCE_NATS) diverge(step, `the training loss (mean of the last ${DIVERGENCE_WINDOW} steps) rose from ${start.toFixed(4)} to ${now.toFixed(4)}`);
+  };
+  const signal = o.signal ? AbortSignal.any([o.signal, stopped.signal]) : stopped.signal;
 
   const startStep = o.startStep ?? 0;
+  const shape = o.shape ?? 'isotropic';
+  engine.params.setShape(shape);
   const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, epsilon: o.epsilon, eta: o.eta });
   const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') }, startStep);
   const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
@@ -79,19 +156,20 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     const coefficients = new Float64Array(o.k);
     for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
     return makeCheckpoint(
-      { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon },
+      { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon, shape },
       coefficients,
       { steps: startStep + stepsRun },
     );
   };
 
-  const before = await evaluate(startStep);
   let stepsRun = 0;
+  let before: LossSummary | null = null;
+  before = await evaluate(startStep);
   let skipped = 0;
   let trainMs = 0;
   /** The next multiple of `every` after `done` (the run's end when `every` is 0). */
   const nextBoundary = (every: number, done: number) => (every > 0 ? (Math.floor(done / every) + 1) * every : Infinity);
-  while (stepsRun < o.steps && !o.signal?.aborted) {
+  while (stepsRun < o.steps && !signal.aborted) {
     const done = startStep + stepsRun;
     const nextEval = nextBoundary(o.evalEvery, done);
     const until = Math.min(nextEval, nextBoundary(o.checkpointEvery ?? 0, done), startStep + o.steps);
@@ -101,9 +179,10 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
       steps: until - done,
       seeds,
       nextBatch: () => batches.next(),
-      signal: o.signal,
+      signal,
       atRest: o.atRest,
       onStep: (e) => {
+        watch(done + e.step, e);
         const now = performance.now();
         onEvent({ type: 'step', ...e, step: done + e.step, ms: now - last });
         last = now;
@@ -114,10 +193,11 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     stepsRun += r.stepsRun;
     skipped += r.skipped;
     o.onCheckpoint?.(checkpointNow());
-    if (stepsRun < o.steps && !o.signal?.aborted && startStep + stepsRun === nextEval) await evaluate(startStep + stepsRun);
+    if (stepsRun < o.steps && !signal.aborted && startStep + stepsRun === nextEval) await evaluate(startStep + stepsRun);
   }
   const checkpoint = checkpointNow();
-  const after = await evaluate(startStep + stepsRun);
+  const evaluated = lastEval as { step: number; heldOut: LossSummary } | null;
+  const after = evaluated !== null && evaluated.step === startStep + stepsRun ? evaluated.heldOut : await evaluate(startStep + stepsRun);
 
-  return { stepsRun, skipped, before, after, checkpoint, stepMs: stepsRun > 0 ? trainMs / stepsRun : Number.NaN };
+  return { stepsRun, skipped, before, after, checkpoint, best, diverged, stepMs: stepsRun > 0 ? trainMs / stepsRun : Number.NaN };
 }

@@ -9,7 +9,7 @@ import { jsonLinesLogger } from '../../federation/log';
 import { startServer, type FederationServer } from '../../federation/server';
 import type { FederationStore } from '../../federation/store';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
-import type { FederationConfig, SamplingMode, Weighting } from '../../protocol';
+import { PERTURBATION_SHAPES, type FederationConfig, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
 import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
@@ -34,6 +34,7 @@ interface ServerCliOptions {
   seed: number;
   epsilon: number;
   eta: number;
+  shape: PerturbationShape;
   tau: number;
   batchSize: number;
   sampling: SamplingMode;
@@ -67,6 +68,7 @@ export function registerServer(program: Command): void {
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, FEDERATION_DEFAULTS.eta)
+    .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor, for every client: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(FEDERATION_DEFAULTS.shape))
     .option('--tau <n>', `local ZO steps per client per round (τ, at most ${MAX_TAU.toLocaleString('en-US')})`, positiveIntUpTo(MAX_TAU, 'the most pairs an upload carries: clients refuse more'), FEDERATION_DEFAULTS.tau)
     .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
     .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(FEDERATION_DEFAULTS.sampling))
@@ -123,6 +125,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
     federationSeed: o.seed,
     epsilon: o.epsilon,
     eta: o.eta,
+    shape: o.shape,
     tau: o.tau,
     batchSize: o.batchSize,
     sampling: o.sampling,

@@ -8,7 +8,7 @@ import { DATA_FORMATS, type DataFormat, readAllRecords } from '../../trainer/dat
 import { describeNoExamples } from '../../trainer/data/empty-dataset';
 import { CliError } from '../errors';
 import { formatProblem } from '../../trainer/data/problems';
-import type { SamplingMode, Weighting } from '../../protocol';
+import { PERTURBATION_SHAPES, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
 import { addModelOptions, deadlineSeconds, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
 import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
@@ -29,6 +29,7 @@ interface SimulateOptions extends ModelCliOptions, MemoryCliOptions {
   seed: number;
   epsilon: number;
   eta: number;
+  shape: PerturbationShape;
   batchSize: number;
   seqLen: number;
   sampling: SamplingMode;
@@ -60,6 +61,7 @@ export function registerSimulate(program: Command): void {
     .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, SIMULATION_DEFAULTS.eta)
+    .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(SIMULATION_DEFAULTS.shape))
     .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
     .option('--seq-len <n>', 'tokens per example window', positiveInt, SIMULATION_DEFAULTS.seqLen)
     .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(SIMULATION_DEFAULTS.sampling))
@@ -94,7 +96,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     const { report, files } = await runSimulation(
       {
         data: o.data, format: o.format, include: o.include, model: o.model, variant: o.variant, tokenizer: o.tokenizer, trainable: o.trainable, freeze: o.freeze, kernel: o.kernel, provider: o.provider,
-        clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta,
+        clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, shape: o.shape,
         batchSize: o.batchSize, seqLen: o.seqLen, sampling: o.sampling, weighting: o.weighting, split: o.split, alpha: o.alpha, groupsPerClient: o.groupsPerClient,
         heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, maxMemory: o.maxMemory, signal: abort.signal,
       },

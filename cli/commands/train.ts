@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
 import { openEngine, pullWorkingWeights } from '../../trainer/engine';
-import { runLocalTraining, type LocalRunEvent } from '../../trainer/local-run';
+import { runLocalTraining, type LocalRunEvent, type LocalRunResult } from '../../trainer/local-run';
 import { metricsScorer } from '../../trainer/eval/metrics';
 import type { Example } from '../../trainer/data/examples';
 import { applyCheckpoint, loadCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
@@ -39,6 +40,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions
   seed: number;
   epsilon: number;
   eta: number;
+  shape: PerturbationShape;
   heldOut: number;
   evalEvery: number;
   evalExamples: number;
@@ -61,6 +63,7 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
+    .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(TRAINING_DEFAULTS.shape))
     .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
     .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; eval scores as many)', positiveInt, TRAINING_DEFAULTS.evalExamples)
@@ -112,8 +115,9 @@ async function runTrain(o: TrainOptions): Promise<void> {
     if (o.from) {
       const start = loadCheckpoint(o.from);
       earlierSteps = start.steps ?? 0;
-      if (start.k !== o.k || start.federationSeed !== o.seed || start.eta !== o.eta) {
-        throw new CliError(`--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}; pass the same --k, --seed and --eta to continue it`);
+      const startShape = start.shape ?? 'isotropic';
+      if (start.k !== o.k || start.federationSeed !== o.seed || start.eta !== o.eta || startShape !== o.shape) {
+        throw new CliError(`--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}, shape ${startShape}; pass the same --k, --seed, --eta and --shape to continue it`);
       }
       applyCheckpoint(engine.params, start, engine.model.identity, o.from);
       initial = new Map(Object.entries(start.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)]));
@@ -126,26 +130,41 @@ async function runTrain(o: TrainOptions): Promise<void> {
     const report = progressPrinter(o);
     const scorer = o.measures ? metricsScorer(engine, o.threads) : null;
     const result = await runLocalTraining(engine, data, {
-      steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, batchSize: o.batchSize, seqLen: o.seqLen,
+      steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, shape: o.shape, batchSize: o.batchSize, seqLen: o.seqLen,
       evalEvery: o.evalEvery, evalExamples: o.evalExamples, initial, signal: abort.signal,
       ...(scorer ? { metrics: (examples: readonly Example[]) => scorer.score(examples) } : {}),
     }, report).finally(() => scorer?.release());
-    saveCheckpoint(o.out, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
+    // --out holds the best evaluated point (the start counts, so a run that only got worse keeps the model it
+    // started from); the last step's coefficients go beside it when they differ.
+    const best = result.best;
+    const bestIsLast = best === null || best.step === earlierSteps + result.stepsRun;
+    const lastFile = bestIsLast ? null : lastCheckpointPath(o.out);
+    saveCheckpoint(o.out, bestIsLast ? { ...result.checkpoint, steps: result.stepsRun + earlierSteps } : best.checkpoint);
+    if (lastFile) saveCheckpoint(lastFile, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
     let exported: string | undefined;
     if (o.export) {
-      await pullWorkingWeights(engine);
+      // The best point's replica, or the weights trained to the last step.
+      if (bestIsLast) await pullWorkingWeights(engine);
+      else applyCheckpoint(engine.params, best.checkpoint, engine.model.identity, o.out);
       const { replaced } = exportWithTokenizer(engine, o.export, { requantize: o.requantize });
       if (replaced.length > 0 && !o.json) note(`replaced ${replaced.join(', ')} beside ${o.export} with the model's own (--force)`);
       exported = o.export;
     }
     const before = result.before?.loss ?? null;
     const after = result.after?.loss ?? null;
-    const summary = { event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: before, heldOutAfter: after, msPerStep: result.stepMs, checkpoint: o.out, exported: exported ?? null, stopped: abort.signal.aborted } satisfies TrainEvent;
+    const diverged = result.diverged ? `${result.diverged.reason} at step ${result.diverged.step}; lower --eta (it was ${o.eta})` : null;
+    const summary = {
+      event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: before, heldOutAfter: after, msPerStep: result.stepMs,
+      best: best ? { step: best.step, loss: best.heldOut.loss } : null, checkpoint: o.out, lastCheckpoint: lastFile, exported: exported ?? null, stopped: abort.signal.aborted, diverged,
+    } satisfies TrainEvent;
+    if (diverged) process.exitCode = 1;
     if (o.json) emitJson(summary);
     else {
       const loss = before === null || after === null ? 'no held-out evaluation' : `held-out loss ${fixed(before)} → ${fixed(after)}`;
-      process.stdout.write(`${loss} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step); checkpoint ${o.out}${exported ? `; model ${exported}` : ''}\n`);
-      if (!exported) note(`export the model: ${suggest(`export --checkpoint ${o.out} --out model.onnx`)}`);
+      process.stdout.write(`${loss} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step)\n`);
+      for (const line of outcomeLines(result, earlierSteps, o.out, lastFile, diverged)) process.stdout.write(`${line}\n`);
+      if (exported) process.stdout.write(`model ${exported}${bestIsLast ? '' : ` (the best checkpoint, step ${best.step})`}\n`);
+      else note(`export the model: ${suggest(`export --checkpoint ${o.out} --out model.onnx`)}`);
     }
   } finally {
     process.off('SIGINT', onSignal);
@@ -153,17 +172,42 @@ async function runTrain(o: TrainOptions): Promise<void> {
   }
 }
 
+/** Where the last step's coefficients go when --out holds an earlier, better point: run.json → run.last.json. */
+export function lastCheckpointPath(out: string): string {
+  return /\.json$/i.test(out) ? out.replace(/\.json$/i, '.last.json') : `${out}.last.json`;
+}
+
+/** What the run's outcome means for the user: which checkpoint holds what, and a warning when it got worse. */
+function outcomeLines(result: LocalRunResult, earlierSteps: number, out: string, lastFile: string | null, diverged: string | null): string[] {
+  const lines: string[] = [];
+  const { best, before } = result;
+  if (diverged) lines.push(`stopped: the run diverged (${diverged})`);
+  if (best === null) return [...lines, `checkpoint ${out}`];
+  if (before !== null && best.step === earlierSteps) {
+    lines.push(`warning: the held-out loss never went below where the run started (${fixed(before.loss)}); ${out} keeps the starting point. Try a lower --eta, more steps or more data.`);
+  } else {
+    lines.push(`checkpoint ${out}: the best held-out loss, ${fixed(best.heldOut.loss)} at step ${best.step}${before !== null ? ` (${fixed(best.heldOut.loss - before.loss)} nats from the start)` : ''}`);
+  }
+  if (lastFile) lines.push(`the last step's coefficients: ${lastFile}${result.after ? ` (held-out loss ${fixed(result.after.loss)})` : ''}`);
+  return lines;
+}
+
 function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
   const every = Math.max(1, Math.round(o.steps / 20));
   let window = 0;
   let count = 0;
   return (e) => {
+    if (e.type === 'diverged') {
+      if (o.json) emitJson({ event: 'diverged', step: e.divergence.step, reason: e.divergence.reason } satisfies TrainEvent);
+      else note(`step ${e.divergence.step}: ${e.divergence.reason}: the run diverged and stops (lower --eta)`);
+      return;
+    }
     if (e.type === 'eval') {
       const m = e.metrics;
       if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens, ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}) } satisfies TrainEvent);
       else {
         const measured = m ? `  top-1 ${percent(m.accuracy)}  ${m.rougeL !== null ? `rouge-l ${percent(m.rougeL)}` : `next line ${percent(m.exactMatch)}`}` : '';
-        note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}${measured}`);
+        note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}${measured}${e.best ? '  (best so far)' : ''}`);
       }
       return;
     }

@@ -110,6 +110,30 @@ test('device passes give the host kernels\' bits; resets and coefficient updates
   }
 });
 
+test('shaped passes on the device give the host kernels\' bits (per-tensor multipliers), and the shaped replica is the host\'s', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
+  const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
+  const params = new ParameterSet(model.weights);
+  host.setShape('tensor-rms');
+  params.setShape('tensor-rms');
+  assert.ok(new Set(host.shapeMultipliers().values()).size > 1, 'the model has tensors of different scales');
+  const weights = await DeviceWeights.create(params);
+  try {
+    const [a, b] = [seedKey(9, 1), seedKey(9, 2)];
+    host.perturb(a, 1e-3);
+    host.perturb2(a, -1e-3 - 0.01 * 0.7, b, 1e-3);
+    await weights.perturb(a, 1e-3);
+    await weights.perturb2(a, -1e-3 - 0.01 * 0.7, b, 1e-3);
+    assert.equal(await weights.digest(), host.digest(), 'shaped passes on the device');
+    params.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
+    host.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
+    assert.equal(await weights.digest(), host.digest(), 'the shaped replica, uploaded');
+  } finally {
+    await weights.release();
+  }
+});
+
 test('the device forward matches the CPU session: losses within float rounding, same greedy tokens', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const model = await loadModel(join(bundledModelDir(), 'model.onnx'));

@@ -60,6 +60,8 @@ export class EngineLocalTrainer implements LocalTrainer {
   }
 
   async applyCoefficientDelta(delta: SparseCoefficientDelta, config: FederationConfig): Promise<void> {
+    // The federation decides how z is scaled: the replica is w0 + m ⊙ (−η·2⁻²⁸·S) with its multipliers.
+    this.engine.params.setShape(config.shape ?? 'isotropic');
     this.engine.params.applyCoefficientDelta(config.federationSeed, delta.indices, delta.values, config.eta);
   }
 
@@ -95,6 +97,7 @@ export class EngineLocalTrainer implements LocalTrainer {
     const { weights, session, tokenizer } = this.engine;
     if (this.abort.signal.aborted) this.abort = new AbortController();
     const signal = this.abort.signal;
+    this.engine.params.setShape(config.shape ?? 'isotropic');
     weights.resetToBase();
     try {
       const lossBefore = await this.lossStat();

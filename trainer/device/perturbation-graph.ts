@@ -27,6 +27,8 @@ export const PERTURBATION_NAMES = {
   pairOffset: 'pair_offset',
   key: (k: number) => `key_${k}`,
   scale: (k: number) => `scale_${k}`,
+  /** Shaped graphs: each index's shape multiplier (a power of two; 0 in the gaps between tensors). */
+  multiplier: 'm',
   output: 'w_out',
   /** Arithmetic form: the number of pairs (int32 scalar) and the key's bytes, pre-combined (int32 [1] each). */
   pairCount: 'pair_count',
@@ -52,11 +54,11 @@ function uint32Scalar(name: string, value: number): onnxTypes.Tensor {
  * Builds the graph applying `seeds` perturbations in order (1: perturb, 2: the fused restore/update pass).
  * The pair premix is computed once and shared by every seed, as in the kernels.
  */
-export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise'): Uint8Array {
+export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise', shaped = false): Uint8Array {
   if (!Number.isInteger(seeds) || seeds < 1 || seeds > MAX_FUSED_SEEDS) {
     throw new RangeError(`seeds must be an integer in 1..${MAX_FUSED_SEEDS}, got ${seeds}`);
   }
-  if (form === 'arithmetic') return buildArithmeticGraph(seeds);
+  if (form === 'arithmetic') return buildArithmeticGraph(seeds, shaped);
   const N = PERTURBATION_NAMES;
   const nodes: onnxTypes.Node[] = [];
   const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
@@ -65,6 +67,7 @@ export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise'): U
   };
   const shiftRight = (h: string, by: string, output: string): string => add('BitShift', [h, by], output, { direction: 'RIGHT' });
   const xorShift = (h: string, by: string, tag: string): string => add('BitwiseXor', [h, shiftRight(h, by, `${tag}_sh`)], `${tag}_x`);
+  const shapedScale = (k: number): string => (shaped ? add('Mul', [N.scale(k), N.multiplier], `s${k}_scale_m`) : N.scale(k));
 
   const initializers: onnxTypes.Tensor[] = [
     floatTensor('zq', ZQ, [ZQ.length]),
@@ -103,11 +106,12 @@ export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise'): U
     const both = add('Concat', [add('Unsqueeze', [hi, 'i_1v'], `${t}_hi2`), add('Unsqueeze', [lo, 'i_1v'], `${t}_lo2`)], `${t}_pairs`, { axis: 1 });
     const index = add('Slice', [add('Reshape', [both, 'i_flat'], `${t}_flat`), 'i_0v', n], `${t}_index`);
     const z = add('Gather', ['zq', index], `${t}_zq`, { axis: 0 });
-    const step = add('Mul', [N.scale(k), z], `${t}_step`);
+    const step = add('Mul', [shapedScale(k), z], `${t}_step`);
     w = add('Add', [w, step], k === seeds - 1 ? N.output : `${t}_w`);
   }
 
   const inputs = [valueInfo(N.weights, DataType.FLOAT, ['n']), valueInfo(N.pairOffset, DataType.UINT32, [1])];
+  if (shaped) inputs.push(valueInfo(N.multiplier, DataType.FLOAT, ['n']));
   for (let k = 0; k < seeds; k++) inputs.push(valueInfo(N.key(k), DataType.UINT32, [1]), valueInfo(N.scale(k), DataType.FLOAT, [1]));
   const model = createModel({
     irVersion: 8,
@@ -148,13 +152,15 @@ export function keyBytes(key: number): [number, number, number, number] {
  * Inputs: w float32 [2P] (even length), pair_offset uint32 [1], pair_count int32 scalar P, per seed k the
  * key bytes key_k_b0..b3 (int32 [1], from keyBytes) and scale_k float32 [1]. Output w_out float32 [2P].
  */
-function buildArithmeticGraph(seeds: number): Uint8Array {
+function buildArithmeticGraph(seeds: number, shaped: boolean): Uint8Array {
   const N = PERTURBATION_NAMES;
   const nodes: onnxTypes.Node[] = [];
   const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
     nodes.push(node(op, inputs, [output], output, attrs));
     return output;
   };
+  // A shaped pass scales seed k's step by each index's multiplier: fl32(scale_k·m) is exact (m a power of two).
+  const shapedScale = (k: number): string => (shaped ? add('Mul', [N.scale(k), N.multiplier], `s${k}_scale_m`) : N.scale(k));
   const u32 = (name: string, value: number): onnxTypes.Tensor => uint32Scalar(name, value);
   const int32Scalar = (name: string, value: number): onnxTypes.Tensor =>
     rawTensor(name, DataType.INT32, [], new Uint8Array(Int32Array.of(value).buffer));
@@ -227,7 +233,7 @@ function buildArithmeticGraph(seeds: number): Uint8Array {
       add('Unsqueeze', [toIndex(odd, `${t}_odd_i`), 'i_1v'], `${t}_odd2`),
     ], `${t}_pairs`, { axis: 1 });
     const z = add('Gather', ['zq', add('Reshape', [pairIndex, 'i_flat'], `${t}_index`)], `${t}_zq`, { axis: 0 });
-    const step = add('Mul', [N.scale(k), z], `${t}_step`);
+    const step = add('Mul', [shapedScale(k), z], `${t}_step`);
     w = add('Add', [w, step], k === seeds - 1 ? N.output : `${t}_w`);
   }
 
@@ -236,6 +242,7 @@ function buildArithmeticGraph(seeds: number): Uint8Array {
     valueInfo(N.pairOffset, DataType.UINT32, [1]),
     valueInfo(N.pairCount, DataType.INT32, []),
   ];
+  if (shaped) inputs.push(valueInfo(N.multiplier, DataType.FLOAT, ['n']));
   for (let k = 0; k < seeds; k++) {
     for (let j = 0; j < 4; j++) inputs.push(valueInfo(N.keyByte(k, j), DataType.INT32, [1]));
     inputs.push(valueInfo(N.scale(k), DataType.FLOAT, [1]));

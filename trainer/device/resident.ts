@@ -101,6 +101,8 @@ export class DeviceWeights {
   private local: ort.Tensor | null = null;
   private released = false;
   private fence: ort.InferenceSession | null = null;
+  /** Shaped passes (a non-isotropic shape): their sessions and the multipliers on the device, for one shape. */
+  private shaped: { readonly shape: string; readonly perturb1: ort.InferenceSession; readonly perturb2: ort.InferenceSession; readonly multipliers: ort.Tensor } | null = null;
 
   private constructor(
     readonly params: ParameterSet,
@@ -155,21 +157,56 @@ export class DeviceWeights {
 
   /** w += s·z(key) on the device. */
   async perturb(key: number, s: number): Promise<void> {
-    await this.pass(this.perturb1, [{ key, s }]);
+    const shaped = await this.shapedSessions();
+    await this.pass(shaped?.perturb1 ?? this.perturb1, [{ key, s }], shaped?.multipliers);
   }
 
   /** w += a·z(keyA) then + b·z(keyB), one fused run (restore+update and the next +εz). */
   async perturb2(keyA: number, a: number, keyB: number, b: number): Promise<void> {
-    await this.pass(this.perturb2Session, [
-      { key: keyA, s: a },
-      { key: keyB, s: b },
-    ]);
+    const shaped = await this.shapedSessions();
+    await this.pass(
+      shaped?.perturb2 ?? this.perturb2Session,
+      [
+        { key: keyA, s: a },
+        { key: keyB, s: b },
+      ],
+      shaped?.multipliers,
+    );
   }
 
-  private async pass(session: ort.InferenceSession, terms: { key: number; s: number }[]): Promise<void> {
+  /**
+   * For a non-isotropic shape: the shaped graphs and the span's multipliers, uploaded once per shape (the
+   * multiplier of each index, so a pass stays one run over the whole span); null when isotropic.
+   */
+  private async shapedSessions(): Promise<DeviceWeights['shaped']> {
+    const shape = this.params.shape;
+    if (shape === 'isotropic') return null;
+    if (this.shaped?.shape === shape) return this.shaped;
+    await this.dropShaped();
+    const span = this.params.shapeSpan() as Float32Array;
+    const feeds = { x: new ort.Tensor('float32', span, [span.length]) };
+    const out = await this.upload.run(feeds);
+    this.counter.count(feeds, out);
+    const perturb1 = await ort.InferenceSession.create(buildPerturbationGraph(1, 'arithmetic', true), deviceSessionOptions(true));
+    const perturb2 = await ort.InferenceSession.create(buildPerturbationGraph(2, 'arithmetic', true), deviceSessionOptions(true));
+    this.shaped = { shape, perturb1, perturb2, multipliers: out.y };
+    return this.shaped;
+  }
+
+  private async dropShaped(): Promise<void> {
+    const shaped = this.shaped;
+    this.shaped = null;
+    if (shaped === null) return;
+    shaped.multipliers.dispose();
+    await shaped.perturb1.release();
+    await shaped.perturb2.release();
+  }
+
+  private async pass(session: ort.InferenceSession, terms: { key: number; s: number }[], multipliers?: ort.Tensor): Promise<void> {
     const input = await this.current();
     const feeds = perturbationFeeds('arithmetic', terms.length, this.length, 0, terms);
     feeds[PERTURBATION_NAMES.weights] = input;
+    if (multipliers) feeds[PERTURBATION_NAMES.multiplier] = multipliers;
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
     // Ping-pong: the new buffer replaces the old one, which goes back to onnxruntime's buffer cache.
@@ -216,6 +253,7 @@ export class DeviceWeights {
     this.dropLocal();
     this.replica?.dispose();
     this.replica = null;
+    await this.dropShaped();
     for (const s of [this.perturb1, this.perturb2Session, this.upload, this.download, this.fence]) await s?.release();
   }
 

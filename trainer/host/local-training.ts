@@ -76,6 +76,8 @@ export async function trainLocally(
         notify.evaluation({ step: event.step, round: 0, heldOutLoss: event.heldOut.loss });
         const m = event.metrics;
         if (m) notify.metrics({ step: event.step, round: 0, accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL });
+      } else if (event.type === 'diverged') {
+        reporter.update({ detail: `stopped: the run diverged (${event.divergence.reason}); lower the learning rate (fedkseed.training.learningRate)` });
       } else if (!event.skipped) {
         reporter.step({ step: event.step + 1, round: 0, loss: (event.lossPlus + event.lossMinus) / 2 });
       }

@@ -4,6 +4,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { GENERATOR_VERSION } from './generator';
 import type { ParameterSet } from './parameters';
+import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
 
 const CheckpointSchema = z.object({
   format: z.literal('fedkseed-coefficients'),
@@ -15,6 +16,8 @@ const CheckpointSchema = z.object({
   k: z.number().int().min(1).max(0x10000),
   eta: z.number().nonnegative(),
   epsilon: z.number().positive(),
+  /** How z was scaled tensor by tensor (absent: 'isotropic', as every checkpoint written before shapes). */
+  shape: z.enum(PERTURBATION_SHAPES).optional(),
   /** Seed index → integer coefficient in units of 2^-16 (zeros omitted). */
   coefficients: z.record(z.string().regex(/^\d+$/), z.number().int()),
   /** Local ZO steps that produced these coefficients (informational). */
@@ -65,6 +68,7 @@ export function applyCheckpoint(params: ParameterSet, checkpoint: Checkpoint, mo
     throw new Error(`${source} uses generator version ${checkpoint.generatorVersion}; this build implements ${GENERATOR_VERSION}`);
   }
   const entries = Object.entries(checkpoint.coefficients);
+  params.setShape(checkpoint.shape ?? 'isotropic');
   params.applyCoefficientDelta(
     checkpoint.federationSeed,
     entries.map(([j]) => Number(j)),
@@ -80,6 +84,7 @@ export interface CheckpointOrigin {
   readonly k: number;
   readonly eta: number;
   readonly epsilon: number;
+  readonly shape?: PerturbationShape;
 }
 
 /** A checkpoint of this generator version from coefficients given densely or as seed → integer. */

@@ -273,6 +273,17 @@ export class ParameterSet {
     return this.shapeName;
   }
 
+  /**
+   * The shape's multiplier of every global index (0 in the gaps between tensors), for a device that applies
+   * shaped passes over the whole span; null when isotropic.
+   */
+  shapeSpan(): Float32Array | null {
+    if (this.multipliers === null) return null;
+    const span = new Float32Array(this.indexSpan);
+    for (const slot of this.slots) span.fill(this.multipliers[slot.index], slot.offset, slot.offset + slot.size);
+    return span;
+  }
+
   /** Each tensor's multiplier under the current shape, by name (every one 1 when isotropic). */
   shapeMultipliers(): ReadonlyMap<string, number> {
     return new Map(this.slots.map((slot, t) => [slot.name, this.multipliers?.[t] ?? 1]));
