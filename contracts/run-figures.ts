@@ -91,6 +91,9 @@ export function computeFigures(run: RunSummary | null, history: RunHistory, live
       progress = `${roundsDoneText(committed, total)}${committed < total ? ` · waiting for round ${committed + 1}` : ''}${etaText}`;
     } else if (active && total === 0) {
       progress = 'Joining…';
+    } else if (total === 0) {
+      // Never joined (a refused connection): no rounds to count, not "0 of 0 rounds done".
+      progress = trainer?.state === 'error' ? 'Not joined' : '—';
     } else {
       progress = roundsDoneText(committed, total);
     }
@@ -126,7 +129,7 @@ export function runKeyFigures(run: RunSummary, history?: RunHistory): string {
   const parts: string[] = [];
   if (run.kind === 'local') parts.push(`${formatCount(run.step)}/${formatCount(run.steps)} steps`);
   if (run.kind === 'federation') {
-    parts.push(roundsDoneText(run.committedRound, run.rounds));
+    if (run.rounds > 0) parts.push(roundsDoneText(run.committedRound, run.rounds));
     if (run.bytes.rounds > 0) parts.push(formatBytes(run.bytes.rounds), ratioText(run.bytes.fedAvg / run.bytes.rounds));
   }
   const heldOutLast = history?.heldOut.at(-1)?.[1] ?? run.heldOutLast;

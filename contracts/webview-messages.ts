@@ -43,6 +43,26 @@ export const idleViewStatus: ViewStatus = {
   figures: computeFigures(null, emptyHistory),
 };
 
+/** What Start will use, in words: the model and the data the settings name now, and where each is set. */
+export const setupViewSchema = z.object({
+  model: z.object({
+    /** "tiny-code-lm (bundled)", "Qwen2.5-0.5B-Instruct", "org/name". */
+    name: z.string(),
+    /** Where it is and where the setting comes from: "/models/qwen/onnx/model.onnx · set in Workspace settings". */
+    detail: z.string(),
+  }),
+  /** Null when there is no dataset: no folder open and none selected. */
+  data: z.nullable(
+    z.object({
+      /** "my-project (the workspace folder)", "dolly.jsonl". */
+      name: z.string(),
+      /** "its text and code files · the default", "a JSONL/JSON dataset · set in User settings". */
+      detail: z.string(),
+    }),
+  ),
+});
+export type SetupView = z.infer<typeof setupViewSchema>;
+
 /** What the dashboard shows: one run (the live one unless another was opened) and the run it is compared with. */
 export const dashboardViewSchema = z.object({
   run: z.nullable(runSummarySchema),
@@ -78,6 +98,8 @@ export const webviewCommandIds = [
   'fedkseed.evaluateModel',
   'fedkseed.exportModel',
   'fedkseed.showLogs',
+  'fedkseed.selectModel',
+  'fedkseed.selectDataset',
 ] as const;
 export type WebviewCommandId = (typeof webviewCommandIds)[number];
 
@@ -97,6 +119,7 @@ export const hostToWebviewSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('status'), status: viewStatusSchema }),
   z.object({ type: z.literal('dashboard'), view: dashboardViewSchema }),
   z.object({ type: z.literal('runs'), list: runListSchema }),
+  z.object({ type: z.literal('setup'), setup: setupViewSchema }),
 ]);
 export type HostToWebview = z.infer<typeof hostToWebviewSchema>;
 
@@ -105,6 +128,7 @@ export const webviewStateSchema = z.object({
   status: viewStatusSchema,
   dashboard: z.optional(dashboardViewSchema),
   runs: z.optional(runListSchema),
+  setup: z.optional(setupViewSchema),
 });
 export type WebviewState = z.infer<typeof webviewStateSchema>;
 

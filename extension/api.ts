@@ -1,7 +1,7 @@
 // What `activate` returns to other extensions (and to the extension-host tests).
 import type * as vscode from 'vscode';
 import type { ServerProgress } from '../contracts/server-process';
-import type { DashboardView, RunHistory, RunSummary, ViewStatus } from '../contracts/webview-messages';
+import type { DashboardView, RunHistory, RunSummary, SetupView, ViewStatus } from '../contracts/webview-messages';
 import type { WebviewBundle } from './webviewHtml';
 import type { ShownSuggestion } from './completions/provider';
 
@@ -12,6 +12,8 @@ export interface FedKSeedApi {
   readonly onDidChangeStatus: vscode.Event<ViewStatus>;
   /** What the sidebar shows now. */
   status(): ViewStatus;
+  /** What Start will use (model and data), as the sidebar names them. */
+  setup(): SetupView;
   /** The chart series of the current run (or the latest one). */
   history(): RunHistory;
   /** What the dashboard shows: a run, its figures, and the run it is compared with. */

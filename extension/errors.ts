@@ -30,8 +30,17 @@ export function settingOrigin(key: string): string {
   return 'the default';
 }
 
+/** The Settings editor's command for each tab a value can come from (each takes `{ query }`). */
+const openSettingsCommand: Record<string, string> = {
+  'Folder settings': 'workbench.action.openFolderSettings',
+  'Workspace settings': 'workbench.action.openWorkspaceSettings',
+  'User settings': 'workbench.action.openGlobalSettings',
+};
+
+/** Opens the Settings editor on the setting, in the tab (User, Workspace, Folder) where its value is set. */
 export function openSettingAction(key: string): ErrorAction {
-  return { title: 'Open Setting', command: 'workbench.action.openSettings', args: [`${CONFIG_SECTION}.${key}`] };
+  const command = openSettingsCommand[settingOrigin(key)] ?? 'workbench.action.openSettings';
+  return { title: 'Open Setting', command, args: [{ query: `${CONFIG_SECTION}.${key}` }] };
 }
 
 /** An error caused by a setting's value: names the setting and where it is set, offers to open it (and `actions` first). */

@@ -15,6 +15,7 @@ import { RunStore } from './state/runStore';
 import { createStatusBar, statusBarText } from './statusBar';
 import { TrainingController } from './processes/trainingController';
 import { DashboardPanelManager } from './views/dashboardPanel';
+import { setupView } from './views/setup';
 import { registerTrainingView } from './views/trainingViewProvider';
 import type { WebviewBundle } from './webviewHtml';
 
@@ -57,6 +58,7 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
     onDidWebviewReady: webviewReady.event,
     onDidChangeStatus: store.onDidChangeStatus,
     status: () => store.status,
+    setup: () => setupView(),
     history: () => store.history,
     dashboardView: () => store.dashboard,
     runs: () => store.summaries,

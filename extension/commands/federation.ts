@@ -43,9 +43,12 @@ export async function stopLocalServer({ controller }: TrainingCommandDeps): Prom
   return controller.stopLocalServer();
 }
 
-/** A local server and this window as its client: the whole federation on one machine. */
+/**
+ * A local server and this window as its client: the whole federation on one machine. A local server
+ * whose federation finished is replaced by a new one with the current settings (never rejoined).
+ */
 export async function startLocalFederation(deps: TrainingCommandDeps): Promise<FederationResult> {
-  const started = await deps.controller.startLocalServer();
+  const started = await deps.controller.startLocalFederationServer();
   return connectFederation(deps, started.url, deps.controller.localServerSpec);
 }
 

@@ -1,9 +1,11 @@
 // Training, evaluation and export commands: each long one runs under a cancellable progress
 // notification that follows the run's figures. Results name the weights they concern: Evaluate says
 // which model it scored, Export which model it wrote (and never calls the base model fine-tuned).
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import * as vscode from 'vscode';
 import { formatLoss } from '../../protocol/format';
-import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult } from '../../contracts/trainer-rpc';
+import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult, type WeightsState } from '../../contracts/trainer-rpc';
 import type { RunStore } from '../state/runStore';
 import { UserFacingError } from '../errors';
 import type { TrainingController } from '../processes/trainingController';
@@ -71,6 +73,37 @@ export async function evaluateModel({ controller, store, dashboard, log }: Train
   return result;
 }
 
+/** FedKSeed's working folder in a workspace: exports go there, out of the data (the data reader skips it) and out of git. */
+export const WORK_FOLDER = '.fedkseed';
+
+/**
+ * Where Export proposes to write: `<workspace>/.fedkseed/exports/<weights>/model.onnx`, never inside the
+ * workspace's own files, which are the default dataset (a model's tokenizer.json there became training data).
+ */
+export function proposedExport(weights: WeightsState | null): vscode.Uri | undefined {
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+  if (!root) return undefined;
+  const run = weights?.runId ? weights.runId.replace(/-[0-9a-f]+$/, '') : null;
+  const name = !weights || weights.kind === 'base' ? 'base-model' : `${weights.kind === 'federation' ? `federation-round-${weights.round}` : `local-step-${weights.steps}`}${run ? `-${run}` : ''}`;
+  return vscode.Uri.joinPath(root, WORK_FOLDER, 'exports', name, 'model.onnx');
+}
+
+/** A path inside a `.fedkseed` folder: that folder gets a .gitignore of `*` (once), so a model is never committed by accident. */
+function keepOutOfGit(out: string): void {
+  const parts = resolve(out).split(sep);
+  const at = parts.lastIndexOf(WORK_FOLDER);
+  if (at < 0) return;
+  const folder = parts.slice(0, at + 1).join(sep) || sep;
+  const ignore = join(folder, '.gitignore');
+  if (existsSync(ignore)) return;
+  try {
+    mkdirSync(folder, { recursive: true });
+    writeFileSync(ignore, '# written by FedKSeed: its exports and runs stay out of git\n*\n', { flag: 'wx' });
+  } catch {
+    // A read-only or raced folder: the export reports its own errors.
+  }
+}
+
 /** `{ out, base: true }` exports the base model without asking; a path alone exports whatever is loaded. */
 function exportArgument(arg: unknown): { out: string | undefined; allowBase: boolean } {
   if (arg && typeof arg === 'object' && !(arg instanceof vscode.Uri) && 'out' in arg) {
@@ -103,11 +136,10 @@ export async function exportModel({ controller, store }: TrainingCommandDeps, ar
   }
   const what = controller.currentWeights ? store.weightsText(controller.currentWeights) : 'the model';
   if (!out) {
-    const root = vscode.workspace.workspaceFolders?.[0]?.uri;
     const base = controller.currentWeights?.kind === 'base';
     const picked = await vscode.window.showSaveDialog({
       title: `Export ${base ? 'the base model (not fine-tuned)' : `the model ${what}`} as ONNX`,
-      defaultUri: root ? vscode.Uri.joinPath(root, base ? 'base-model' : 'fine-tuned', 'model.onnx') : undefined,
+      defaultUri: proposedExport(controller.currentWeights),
       filters: { 'ONNX model': ['onnx'] },
       saveLabel: 'Export',
     });
@@ -115,6 +147,7 @@ export async function exportModel({ controller, store }: TrainingCommandDeps, ar
     out = picked.fsPath;
   }
   if (!out.endsWith('.onnx')) throw new UserFacingError(`the exported model must be an .onnx file, not ${out}`);
+  keepOutOfGit(out);
   const target = out;
   const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${target}` }, () => controller.exportModel(target));
   const extra = result.copied.length > 0 ? ` (with ${result.copied.join(', ')})` : '';

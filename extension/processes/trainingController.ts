@@ -18,6 +18,7 @@ import {
   type CompleteResult,
   describeWeights,
   evaluateResultSchema,
+  idleTrainerStatus,
   exportModelResultSchema,
   federationResultSchema,
   initializeResultSchema,
@@ -39,6 +40,7 @@ import {
 import { CLIENT_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { parseWith } from '../../contracts/parse';
 import type { RunRecord } from '../../contracts/runs';
+import { roundsDoneText } from '../../contracts/run-figures';
 import { serverProcessSpecSchema, type ServerProcessSpec, type ServerProgress } from '../../contracts/server-process';
 import { readSettings, type FedKSeedSettings } from '../config';
 import { openSettingAction, settingError, UserFacingError, type ErrorAction } from '../errors';
@@ -113,6 +115,10 @@ export class TrainingController implements vscode.Disposable {
   /** What the server process is started with; a restart after a crash reuses it (same store, same port). */
   private serverSpec: ServerProcessSpec | undefined;
   private serverInfo: LocalServerAddress | undefined;
+  /** The local server said its federation finished (every round committed). */
+  private serverFinished = false;
+  /** When the local server (last) started listening: the runs since then are its. */
+  private serverStartedAt = 0;
   /** What the trainer's weights are (the trainer says so with each result); reloaded after a restart. */
   private weights: WeightsState | null = null;
   /** The local server's events, newest last (the extension-host tests compare its byte counts). */
@@ -213,7 +219,11 @@ export class TrainingController implements vscode.Disposable {
   }
 
   /** A local run from the settings, or the resume of an interrupted one from its checkpoint. */
-  async startTraining(token?: vscode.CancellationToken, resumeOf?: RunRecord): Promise<TrainingResult> {
+  startTraining(token?: vscode.CancellationToken, resumeOf?: RunRecord): Promise<TrainingResult> {
+    return this.asRun(() => this.startLocalRun(token, resumeOf));
+  }
+
+  private async startLocalRun(token?: vscode.CancellationToken, resumeOf?: RunRecord): Promise<TrainingResult> {
     const s = readSettings();
     const resumed = resumeOf?.resume?.kind === 'local' ? resumeOf.resume.params : undefined;
     const base: StartTrainingParams = resumed ?? {
@@ -250,7 +260,11 @@ export class TrainingController implements vscode.Disposable {
   }
 
   /** Joins a federation (a local one when `localServer` is its server's spec), or rejoins an interrupted run from its checkpoint. */
-  async joinFederation(url: string, token?: vscode.CancellationToken, options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {}): Promise<FederationResult> {
+  joinFederation(url: string, token?: vscode.CancellationToken, options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {}): Promise<FederationResult> {
+    return this.asRun(() => this.join(url, token, options));
+  }
+
+  private async join(url: string, token?: vscode.CancellationToken, options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {}): Promise<FederationResult> {
     const s = readSettings();
     const data = this.dataSpec(s, s.data.heldOutFraction);
     const secret = (await this.context.secrets.get(TOKEN_SECRET)) ?? '';
@@ -376,6 +390,29 @@ export class TrainingController implements vscode.Disposable {
     return this.serverInfo ? this.serverSpec : undefined;
   }
 
+  /** The local server ran all its rounds: joining it again would train nothing. */
+  get localServerFinished(): boolean {
+    if (!this.serverInfo) return false;
+    const server = this.store.status.localServer;
+    const url = this.serverInfo.url;
+    // The server's own word, its rounds all committed, or a run of this window that it saw to the end.
+    const ranToTheEnd = this.store.summaries.some((r) => r.kind === 'federation' && r.server === url && r.state === 'finished' && r.startedAt >= this.serverStartedAt);
+    return this.serverFinished || (server !== null && server.rounds > 0 && server.committed >= server.rounds) || ranToTheEnd;
+  }
+
+  /**
+   * The server of Start Local Federation: the running one while its federation goes on (this window
+   * rejoins it); one that finished is stopped, and a new federation starts with the current settings.
+   */
+  async startLocalFederationServer(): Promise<LocalServerAddress> {
+    if (this.localServerFinished) {
+      const server = this.store.status.localServer;
+      this.log.info(`the local federation at ${this.serverInfo?.url ?? '?'} finished${server ? ` (${roundsDoneText(server.committed, server.rounds)})` : ''}: it is stopped, and a new one starts with the current settings`);
+      await this.stopLocalServer();
+    }
+    return this.startLocalServer();
+  }
+
   /** Starts the local server from the settings, or again from `resume` (an interrupted run's: its store and port). */
   async startLocalServer(resume?: ServerProcessSpec): Promise<LocalServerAddress> {
     if (this.serverInfo && resume && this.serverSpec?.storePath !== resume.storePath) {
@@ -449,6 +486,29 @@ export class TrainingController implements vscode.Disposable {
     // next window resumes it from its checkpoint; the trainer writes its last one as it stops.
     this.store.markInterrupted();
     for (const d of this.disposables) d.dispose();
+  }
+
+  /** An earlier failure is not the next job's: the views stop showing it as a job starts. */
+  private clearFailure(): void {
+    const before = this.store.status.trainer;
+    if (before.state === 'error') this.store.setTrainer({ ...idleTrainerStatus, provider: before.provider });
+  }
+
+  /**
+   * A local run or a federation, from its first check on: an earlier failure is cleared as it starts, and
+   * its own failure is what the views show, whether the trainer or the extension found the fault.
+   */
+  private async asRun<T>(work: () => Promise<T>): Promise<T> {
+    if (!this.job) this.clearFailure();
+    try {
+      return await work();
+    } catch (err) {
+      const error = unwrap(err);
+      const now = this.store.status.trainer;
+      const busy = ['loading', 'training', 'connecting', 'connected', 'reconnecting', 'stopping'].includes(now.state);
+      if (now.state !== 'error' && !busy) this.store.setTrainer({ ...idleTrainerStatus, provider: now.provider, state: 'error', detail: error.message });
+      throw error;
+    }
   }
 
   /** Runs a job's request as a recorded run: the run ends with the job's state, or failed with its error. */
@@ -549,6 +609,7 @@ export class TrainingController implements vscode.Disposable {
     if (this.job) throw new UserFacingError(`FedKSeed is busy with ${this.job}; stop it first.`);
     this.job = kind;
     this.updateContext();
+    this.clearFailure();
     try {
       const engine = await this.loadEngine();
       const connection = await this.trainer.ready();
@@ -609,6 +670,7 @@ export class TrainingController implements vscode.Disposable {
   private onServerProgress(e: ServerProgress): void {
     this.log.info(`[server] ${e.detail}`);
     this.serverEvents.push(e);
+    if (e.event === 'finished') this.serverFinished = true;
     if (this.serverEvents.length > 500) this.serverEvents.shift();
     const before = this.store.status.localServer;
     if (!this.serverInfo) return;
@@ -619,7 +681,9 @@ export class TrainingController implements vscode.Disposable {
   }
 
   private setServer(info: LocalServerAddress | undefined, rounds = 0): void {
+    if (info && info.url !== this.serverInfo?.url) this.serverStartedAt = Date.now();
     this.serverInfo = info;
+    this.serverFinished = false;
     this.store.setLocalServer(info ? { url: info.url, committed: 0, inProgress: null, rounds, clients: 0 } : null);
     this.updateContext();
   }

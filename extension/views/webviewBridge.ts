@@ -5,6 +5,7 @@ import * as vscode from 'vscode';
 import { parseWebviewToHost, type HostToWebview, type RunAction } from '../../contracts/webview-messages';
 import type { RunStore } from '../state/runStore';
 import type { WebviewBundle } from '../webviewHtml';
+import { affectsSetup, setupView } from './setup';
 
 export interface WebviewBridgeDeps {
   store: RunStore;
@@ -58,6 +59,7 @@ export function bridgeWebview(webview: vscode.Webview, kind: WebviewBundle, deps
         case 'ready':
           post({ type: 'status', status: deps.store.status });
           post({ type: 'runs', list: deps.store.runs });
+          if (kind === 'sidebar') post({ type: 'setup', setup: setupView() });
           if (kind === 'dashboard') post({ type: 'dashboard', view: deps.store.dashboard });
           deps.onReady(kind);
           break;
@@ -74,7 +76,16 @@ export function bridgeWebview(webview: vscode.Webview, kind: WebviewBundle, deps
     deps.store.onDidChangeStatus((status) => post({ type: 'status', status })),
     deps.store.onDidChangeRuns((list) => post({ type: 'runs', list })),
   ];
-  // Only the dashboard draws the charts.
+  // Only the dashboard draws the charts; only the sidebar says what Start will use.
   if (kind === 'dashboard') subscriptions.push(deps.store.onDidChangeDashboard(postDashboardSoon));
+  if (kind === 'sidebar') {
+    const postSetup = () => post({ type: 'setup', setup: setupView() });
+    subscriptions.push(
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (affectsSetup(e)) postSetup();
+      }),
+      vscode.workspace.onDidChangeWorkspaceFolders(postSetup),
+    );
+  }
   return vscode.Disposable.from(...subscriptions, { dispose: () => clearTimeout(dashboardTimer) });
 }

@@ -166,6 +166,50 @@ test('text files: default excludes, binary / oversized / non-UTF-8 files listed 
   }
 });
 
+test('text files: an exported model (its tokenizer.json, config.json) and .fedkseed/ are not data; the model folder is named as skipped', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'readers-models-'));
+  try {
+    cpSync(at('code'), dir, { recursive: true });
+    // What Export writes beside its model, inside the data folder (the workspace is the default dataset).
+    mkdirSync(join(dir, 'fine-tuned'), { recursive: true });
+    writeFileSync(join(dir, 'fine-tuned/model.onnx'), Buffer.from([0x08, 0x07, 0x00]));
+    writeFileSync(join(dir, 'fine-tuned/tokenizer.json'), JSON.stringify({ model: { vocab: { a: 0, b: 1 } } }));
+    writeFileSync(join(dir, 'fine-tuned/config.json'), '{"model_type": "gpt2"}\n');
+    // A transformers.js repository: its model under onnx/, its tokenizer at its root.
+    mkdirSync(join(dir, 'models/gpt2/onnx'), { recursive: true });
+    writeFileSync(join(dir, 'models/gpt2/onnx/model_q4.onnx'), Buffer.from([0x08, 0x00]));
+    writeFileSync(join(dir, 'models/gpt2/tokenizer.json'), '{"model": {}}\n');
+    writeFileSync(join(dir, 'models/gpt2/README.md'), '# gpt2\n');
+    // FedKSeed's working folder, even when an include pattern names dot folders.
+    mkdirSync(join(dir, '.fedkseed/exports/local-step-6'), { recursive: true });
+    writeFileSync(join(dir, '.fedkseed/exports/local-step-6/tokenizer.json'), '{}\n');
+    for (const include of [undefined, ['**/*', '.fedkseed/**/*']]) {
+      const { records, skipped } = await readAllRecords(dir, include ? { include } : {});
+      assert.deepEqual(
+        (records as TextRecord[]).map((r) => r.id),
+        ['README.md', 'pkg-a/math_utils.py', 'pkg-a/sub/deep.py', 'pkg-b/index.js'],
+        `include ${include?.join(' ') ?? '(none)'}`,
+      );
+      assert.deepEqual(
+        skipped.map((s) => [s.file, s.reason]),
+        [
+          [join(dir, 'fine-tuned'), 'an ONNX model with its tokenizer and config, not training data'],
+          [join(dir, 'models/gpt2'), 'an ONNX model with its tokenizer and config, not training data'],
+        ],
+      );
+    }
+    // A model at the root of the data: its companions are left out, the rest is still read.
+    writeFileSync(join(dir, 'model.onnx'), Buffer.from([0x08, 0x00]));
+    writeFileSync(join(dir, 'tokenizer.json'), '{}\n');
+    const atRoot = await readAllRecords(dir);
+    assert.ok(!(atRoot.records as TextRecord[]).some((r) => r.id === 'tokenizer.json'));
+    assert.ok((atRoot.records as TextRecord[]).some((r) => r.id === 'README.md'));
+    assert.ok(atRoot.skipped.some((s) => s.file === join(dir, 'tokenizer.json')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('format detection by extension and content, with an explicit override', async () => {
   assert.equal(await detectFormat(at('dolly.jsonl')), 'dolly');
   assert.equal(await detectFormat(at('alpaca.json')), 'alpaca');

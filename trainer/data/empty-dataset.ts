@@ -2,7 +2,7 @@
 import { stat } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { glob } from 'tinyglobby';
-import { listTextFiles, type TextFilesOptions } from './formats/text-files';
+import { inModelFolder, listTextFiles, modelFolders, type TextFilesOptions, WORK_FOLDER_EXCLUDE } from './formats/text-files';
 import type { SkippedFile } from './records';
 
 /** How many example files each reason names. */
@@ -37,13 +37,15 @@ export function groupSkipped(skipped: readonly SkippedFile[], root: string): Ski
 export async function defaultExcluded(root: string, options: TextFilesOptions = {}): Promise<string[]> {
   const all = await glob(options.include ? [...options.include] : ['**/*'], {
     cwd: root,
-    ignore: ['**/node_modules/**', '**/.git/**', ...(options.exclude ?? [])],
+    ignore: ['**/node_modules/**', '**/.git/**', WORK_FOLDER_EXCLUDE, ...(options.exclude ?? [])],
     onlyFiles: true,
     followSymbolicLinks: false,
     expandDirectories: false,
   });
   const kept = new Set(await listTextFiles(root, options));
-  return all.filter((f) => !kept.has(f)).sort();
+  // A model's files are named once, as a skipped folder, not counted again here.
+  const models = await modelFolders(root, options);
+  return all.filter((f) => !kept.has(f) && !inModelFolder(f, models)).sort();
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;

@@ -6,7 +6,7 @@ import { readAlpaca } from './formats/alpaca';
 import { readDolly } from './formats/dolly';
 import { type NaturalInstructionsOptions, readNaturalInstructions } from './formats/natural-instructions';
 import { type PretokenizedOptions, readPretokenized } from './formats/pretokenized';
-import { DEFAULT_EXCLUDES, type TextFilesOptions, readOneTextFile, readTextFiles } from './formats/text-files';
+import { DEFAULT_EXCLUDES, type TextFilesOptions, WORK_FOLDER_EXCLUDE, modelFolders, readOneTextFile, readTextFiles, withoutModels } from './formats/text-files';
 import { type BadInputPolicy, type DataProblem, ProblemLog } from './problems';
 import type { DataRecord, SkippedFile } from './records';
 
@@ -64,9 +64,11 @@ export async function detectFileFormat(file: string): Promise<DataFormat> {
   return 'text';
 }
 
-async function recordFilesUnder(dir: string): Promise<string[]> {
-  const files = await glob(['**/*.{json,jsonl,ndjson}'], { cwd: dir, ignore: [...DEFAULT_EXCLUDES], followSymbolicLinks: false });
-  return files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map((f) => join(dir, f));
+/** The record files of a folder, FedKSeed's .fedkseed/ and model folders (a tokenizer.json is not a dataset) left out and named in `skipped`. */
+async function recordFilesUnder(dir: string, skipped: SkippedFile[]): Promise<string[]> {
+  const files = await glob(['**/*.{json,jsonl,ndjson}'], { cwd: dir, ignore: [...DEFAULT_EXCLUDES, WORK_FOLDER_EXCLUDE], followSymbolicLinks: false });
+  const sorted = files.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return withoutModels(dir, sorted, await modelFolders(dir), skipped).map((f) => join(dir, f));
 }
 
 /**
@@ -114,7 +116,7 @@ export async function* readRecords(
     }
     return;
   }
-  for (const file of isDir ? await recordFilesUnder(path) : [path]) yield* readFile(file, format, log, options);
+  for (const file of isDir ? await recordFilesUnder(path, skipped) : [path]) yield* readFile(file, format, log, options);
 }
 
 export interface ReadResult {

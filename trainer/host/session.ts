@@ -6,6 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset';
+import { MODEL_FOLDER_REASON } from '../data/formats/text-files';
 import { openEngine, pullWorkingWeights, type Engine } from '../engine';
 import { evaluateLoss } from '../eval/loss';
 import { exportModel } from '../model';
@@ -400,9 +401,9 @@ export class TrainerSession {
     }
   }
 
-  private loadData(engine: Engine, spec: DataSpec): Promise<Dataset> {
+  private async loadData(engine: Engine, spec: DataSpec): Promise<Dataset> {
     let problems = 0;
-    return loadDataset(spec.path, {
+    const data = await loadDataset(spec.path, {
       tokenizer: engine.tokenizer,
       seqLen: spec.seqLen,
       include: spec.include,
@@ -413,6 +414,10 @@ export class TrainerSession {
         if (++problems <= 20) this.notify.log('warn', `dataset: ${problem.file}${problem.line > 0 ? `:${problem.line}` : ''}: ${problem.message}`);
       },
     });
+    // A model inside the data (an export, a downloaded one) is left out: say which, so no one wonders.
+    const models = data.skipped.filter((s) => s.reason === MODEL_FOLDER_REASON).map((s) => s.file);
+    if (models.length > 0) this.notify.log('info', `dataset: left out ${models.join(', ')} (${MODEL_FOLDER_REASON})`);
+    return data;
   }
 }
 

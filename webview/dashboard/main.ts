@@ -200,6 +200,7 @@ host.onMessage((message) => {
       renderView(view);
       break;
     case 'runs':
+    case 'setup':
       return;
   }
   host.saveState({ status, dashboard: view });

@@ -7,7 +7,7 @@ import { connectToHost } from '../shared/vscodeApi';
 import { registerToolkit } from '../shared/toolkit';
 import { h, setAttribute, setHidden, setText } from '../shared/dom';
 import { formatLoss } from '../shared/format';
-import { emptyRunList, idleViewStatus, type RunAction, type RunList, type ViewStatus, type WebviewCommandId } from '../../contracts/webview-messages';
+import { emptyRunList, idleViewStatus, type RunAction, type RunList, type SetupView, type ViewStatus, type WebviewCommandId } from '../../contracts/webview-messages';
 import { roundsDoneText } from '../../contracts/run-figures';
 import { isRunning, stateLabel } from '../shared/statusText';
 
@@ -70,6 +70,41 @@ const buttons = {
   dashboard: button('Open Dashboard', command('fedkseed.showDashboard'), 'secondary', 'open-dashboard'),
 };
 const actions = h('div', { class: 'actions', role: 'group', 'aria-label': 'Actions' }, ...Object.values(buttons));
+
+// ---- what Start will use (the welcome of an empty sidebar) ------------------------------------------
+
+const setupHeading = h('h2', { id: 'setup-heading' }, 'Get started');
+const welcome = h('p', { class: 'muted', 'data-testid': 'welcome' }, 'Fine-tune a language model on your own code or data, on this machine or with others in a federation; your data never leaves this machine.');
+const setupModel = h('strong', { 'data-testid': 'setup-model' });
+const setupModelDetail = h('span', { class: 'muted setup-detail', 'data-testid': 'setup-model-detail' });
+const setupData = h('strong', { 'data-testid': 'setup-data' });
+const setupDataDetail = h('span', { class: 'muted setup-detail', 'data-testid': 'setup-data-detail' });
+const setupButtons = {
+  model: button('Select Model…', command('fedkseed.selectModel'), 'secondary', 'select-model'),
+  data: button('Select Dataset…', command('fedkseed.selectDataset'), 'secondary', 'select-dataset'),
+};
+const setupSection = h(
+  'section',
+  { class: 'setup', 'data-testid': 'setup', 'aria-labelledby': 'setup-heading' },
+  setupHeading,
+  welcome,
+  h('p', { class: 'setup-lead' }, 'Start Training and Start Local Federation use:'),
+  h('div', { class: 'setup-item' }, h('span', { class: 'label' }, 'Model'), setupModel, setupModelDetail),
+  h('div', { class: 'setup-item' }, h('span', { class: 'label' }, 'Data'), setupData, setupDataDetail),
+  h('div', { class: 'setup-actions', role: 'group', 'aria-label': 'Change the model or the data' }, setupButtons.model, setupButtons.data),
+);
+
+function renderSetup(view: SetupView | undefined, running: boolean, hasRuns: boolean): void {
+  setHidden(setupSection, running || !view);
+  // The welcome of an empty sidebar; once there are runs, the same facts under a plainer heading.
+  setText(setupHeading, hasRuns ? 'Next run' : 'Get started');
+  setHidden(welcome, hasRuns);
+  if (!view) return;
+  setText(setupModel, view.model.name);
+  setText(setupModelDetail, view.model.detail);
+  setText(setupData, view.data?.name ?? 'none');
+  setText(setupDataDetail, view.data?.detail ?? 'open a folder, or select a dataset');
+}
 
 // ---- the run history --------------------------------------------------------------------------------
 
@@ -169,21 +204,31 @@ function render({ trainer, localServer, model, figures, weightsText }: ViewStatu
 
   const running = isRunning(trainer);
   const focused = document.activeElement;
+  // Stop is disabled while stopping, which takes the focus from it (to the page's body): remember that
+  // it had it, so the Start button that replaces it gets it back.
+  if (focused === buttons.stop) stopHadFocus = true;
+  else if (focused instanceof HTMLElement && focused !== document.body) stopHadFocus = false;
   const stopLabel = trainer.state === 'stopping' ? 'Stopping…' : !federated ? 'Stop Training' : trainer.state === 'connecting' || trainer.state === 'loading' ? 'Cancel' : 'Leave Federation';
   setText(buttons.stop, stopLabel);
   setAttribute(buttons.stop, 'disabled', trainer.state === 'stopping' ? '' : null);
   setHidden(buttons.stop, !running);
   for (const start of [buttons.startTraining, buttons.startLocalFederation, buttons.connect, buttons.evaluate, buttons.export]) setHidden(start, running);
   setHidden(buttons.stopServer, !localServer);
-  // A focused button that was just hidden hands the focus to the one that took its place.
+  // A focused button that was just hidden hands the focus to the one that took its place; so does a
+  // Stop button that lost it to being disabled.
+  const lost = !document.activeElement || document.activeElement === document.body;
   if (focused instanceof HTMLElement && focused.hidden) (running ? buttons.stop : buttons.startTraining).focus();
+  else if (!running && stopHadFocus && lost) buttons.startTraining.focus();
+  if (!running) stopHadFocus = false;
 }
+let stopHadFocus = false;
 
 replaceChildren();
 function replaceChildren(): void {
   root!.replaceChildren(
     statusSection,
     h('vscode-divider', { role: 'separator' }),
+    setupSection,
     actions,
     h('vscode-divider', { role: 'separator' }),
     runList,
@@ -194,8 +239,13 @@ function replaceChildren(): void {
 const restored = host.restoredState();
 let status = restored?.status ?? idleViewStatus;
 let runs = restored?.runs ?? emptyRunList;
-render(status);
-renderRuns(runs);
+let setup = restored?.setup;
+const renderAll = () => {
+  render(status);
+  renderRuns(runs);
+  renderSetup(setup, isRunning(status.trainer), runs.runs.length > 0);
+};
+renderAll();
 host.onMessage((message) => {
   if (message.type === 'status') {
     status = message.status;
@@ -203,9 +253,12 @@ host.onMessage((message) => {
   } else if (message.type === 'runs') {
     runs = message.list;
     renderRuns(runs);
+  } else if (message.type === 'setup') {
+    setup = message.setup;
   } else {
     return;
   }
-  host.saveState({ status, runs });
+  renderSetup(setup, isRunning(status.trainer), runs.runs.length > 0);
+  host.saveState({ status, runs, ...(setup ? { setup } : {}) });
 });
 host.post({ type: 'ready' });
