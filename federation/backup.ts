@@ -64,7 +64,7 @@ const recordSchema = z.discriminatedUnion('kind', [
     lossAfter: z.nullable(z.number()),
     committedAt: z.string(),
     /** The residual and importance entries the round changed, with their values after it (record-chain.ts). */
-    after: z.optional(z.object({ residual: sparseSchema(), importanceSum: sparseSchema(), importanceCount: sparseSchema(), robust: z.optional(z.string()) })),
+    after: z.optional(z.object({ residual: sparseSchema(), importanceSum: sparseSchema(), importanceCount: sparseSchema(), robust: z.optional(z.string()), sampling: z.optional(z.string()) })),
   }),
   z.object({ kind: z.literal('digest'), round: int(), digest: z.string().check(z.regex(/^[0-9a-f]{64}$/)) }),
   z.object({

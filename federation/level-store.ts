@@ -2,13 +2,14 @@
 // write uses sync: true, so a returned commit is on disk; a round's state and record go in one batch.
 // What it reads back is checked field by field: a damaged or foreign store is refused by name, not
 // handed on as whatever JSON it holds.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { open as openFile, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { PERTURBATION_SHAPES, type FederationConfig } from '../protocol';
 import { LocalRounds } from './local-rounds';
+import { SAMPLING_SECRET_BYTES } from './sampling';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord, type TokenRecord } from './store';
 
@@ -328,6 +329,17 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     const { after, link, ...rest } = s;
     const k = raw.length / 8;
     return { ...rest, change: bufferToF64(raw, 0, k), ...(after === undefined ? {} : { after: afterFromJson(after, k, round) }), ...(link === undefined ? {} : { link: linkFromJson(link, round) }) };
+  }
+
+  async loadSecret(): Promise<Uint8Array> {
+    const v = await this.db.get('secret');
+    if (v !== undefined) {
+      if (v.length !== SAMPLING_SECRET_BYTES) throw new Error(`the store's sampling secret is ${v.length} bytes, expected ${SAMPLING_SECRET_BYTES}`);
+      return new Uint8Array(v);
+    }
+    const secret = randomBytes(SAMPLING_SECRET_BYTES);
+    await this.write([{ type: 'put', key: 'secret', value: secret }]);
+    return new Uint8Array(secret);
   }
 
   async loadDigest(round: number): Promise<string | null> {

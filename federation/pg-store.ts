@@ -4,6 +4,7 @@
 // retried one counts once; the coordinator is elected with an advisory lock on the gateway's own session
 // (gateway/leader.ts), and changes reach every gateway by LISTEN/NOTIFY with a polling bound
 // (gateway/notify.ts). Credentials come from PGPASSWORD, ~/.pgpass or `password`, never the URL.
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
 import type { FederationConfig } from '../protocol';
@@ -15,6 +16,7 @@ import { redactStoreUrl, urlHasPassword } from './gateway/url';
 import { checkedConfig, checkedToken, StoreDamagedError } from './level-store';
 import type { Logger } from './log';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, verifyChain } from './record-chain';
+import { SAMPLING_SECRET_BYTES } from './sampling';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord, type UploadOutcome } from './store';
 
 export interface PgStoreOptions {
@@ -194,6 +196,15 @@ export class PgFederationStore implements FederationStore {
 
   async loadRound(round: number): Promise<RoundRecord | null> {
     return roundOf((await this.pool.query<RoundRow>(`${SELECT_ROUND} WHERE round = $1`, [round])).rows, round);
+  }
+
+  async loadSecret(): Promise<Uint8Array> {
+    // The first gateway to ask makes it; every other one reads the same.
+    await this.pool.query('INSERT INTO fedkseed_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [randomBytes(SAMPLING_SECRET_BYTES)]);
+    const { rows } = await this.pool.query<{ secret: Buffer }>('SELECT secret FROM fedkseed_secret WHERE id = 1');
+    const secret = rows[0]?.secret;
+    if (!secret || secret.length !== SAMPLING_SECRET_BYTES) throw new Error(`the store's sampling secret is ${secret?.length ?? 0} bytes, expected ${SAMPLING_SECRET_BYTES}`);
+    return new Uint8Array(secret);
   }
 
   async loadDigest(round: number): Promise<string | null> {

@@ -57,6 +57,7 @@ export function recordHash(record: RoundRecord): string {
     for (const name of AFTER) h.update(u32(record.after[name].indices.length)).update(bytesOf(record.after[name].indices)).update(bytesOf(record.after[name].values));
     // A record committed before the statistics were kept hashes as it did.
     if (record.after.robust) h.update('robust').update(f64(record.after.robust.absG)).update(f64(record.after.robust.examples));
+    if (record.after.sampling !== undefined) h.update('sampling').update(text(record.after.sampling));
   }
   return h.digest('hex');
 }
@@ -167,12 +168,15 @@ export interface AfterJson {
   readonly importanceCount: { readonly indices: string; readonly values: string };
   /** The round's statistics (robust.ts), as float64 bytes in base64 (absG, examples): bit for bit. */
   readonly robust?: string;
+  /** The round's sampling key, hex. */
+  readonly sampling?: string;
 }
 
 export function afterToJson(after: RoundAfter): AfterJson {
   const one = (s: SparseValues) => ({ indices: bytesOf(s.indices).toString('base64'), values: bytesOf(s.values).toString('base64') });
   const robust = after.robust ? { robust: bytesOf(Float64Array.of(after.robust.absG, after.robust.examples)).toString('base64') } : {};
-  return { residual: one(after.residual), importanceSum: one(after.importanceSum), importanceCount: one(after.importanceCount), ...robust };
+  const sampling = after.sampling === undefined ? {} : { sampling: after.sampling };
+  return { residual: one(after.residual), importanceSum: one(after.importanceSum), importanceCount: one(after.importanceCount), ...robust, ...sampling };
 }
 
 /** Decodes and checks a round's history against K; throws naming what is wrong. */
@@ -192,7 +196,9 @@ export function afterFromJson(json: unknown, k: number, round: number): RoundAft
     for (let n = 0; n < indices.length; n++) if (indices[n] >= k || (n > 0 && indices[n] <= indices[n - 1])) throw bad(`names ${name} entry ${indices[n]} out of order or beyond K = ${k}`);
     return { indices, values };
   };
-  const history = { residual: one('residual'), importanceSum: one('importanceSum'), importanceCount: one('importanceCount') };
+  const sampling = (json as Record<string, unknown>).sampling;
+  if (sampling !== undefined && (typeof sampling !== 'string' || !/^[0-9a-f]{64}$/.test(sampling))) throw bad('has no valid sampling key');
+  const history = { residual: one('residual'), importanceSum: one('importanceSum'), importanceCount: one('importanceCount'), ...(sampling === undefined ? {} : { sampling }) };
   const robust = (json as Record<string, unknown>).robust;
   if (robust === undefined) return history;
   const rb = typeof robust === 'string' ? Buffer.from(robust, 'base64') : Buffer.alloc(0);

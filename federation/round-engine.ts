@@ -35,7 +35,7 @@ import { accumulateImportance, importanceOf } from './importance';
 import type { Logger } from './log';
 import { afterOf } from './record-chain';
 import { boundRound, DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, repeatCap, type Robustness, type RoundStatistics } from './robust';
-import { sampleClients } from './sampling';
+import { sampleClientsWithKey, samplingKey } from './sampling';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord } from './store';
 
 /** What the engine asks of its transport; `P` is the transport's handle of one connected peer. */
@@ -166,6 +166,8 @@ export class RoundEngine<P> {
   /** The last round that closed without waiting for some of its sampled clients, and which. */
   private skipped: { readonly round: number; readonly deadlineAt: number; readonly clients: Set<string> } | null = null;
   private open: OpenRound | null = null;
+  /** The store's sampling secret, once read. */
+  private secret: Promise<Uint8Array> | null = null;
   /** Why the engine stopped starting rounds, when it did (a diverging federation). */
   private haltedReason: string | null = null;
   private attempt = 0;
@@ -203,6 +205,8 @@ export class RoundEngine<P> {
     if (!storedConfig) await store.saveConfig(config);
     const engine = new RoundEngine(options, (await store.loadState()) ?? emptyState(config.k));
     await engine.replayCommitted();
+    // Read (or made) once here, so starting a round waits on no write.
+    await engine.samplingSecret();
     store.watch(() => void engine.follow());
     return engine;
   }
@@ -490,6 +494,15 @@ export class RoundEngine<P> {
     }
   }
 
+  /** The store's sampling secret (read once; a failed read is tried again next time). */
+  private samplingSecret(): Promise<Uint8Array> {
+    this.secret ??= this.store.loadSecret().catch((err: unknown) => {
+      this.secret = null;
+      throw err;
+    });
+    return this.secret;
+  }
+
   /** A committed round's statistics into the history (none: zeros, which count for nothing). */
   private remember(statistics: RoundStatistics | undefined): void {
     this.statistics.push(statistics ?? { absG: 0, examples: 0 });
@@ -546,11 +559,13 @@ export class RoundEngine<P> {
     if (this.open || this.starting || this.closed || this.haltedReason || this.finished || !this.store.coordinator) return;
     this.starting = true;
     let connected: string[];
+    let secret: Uint8Array;
     try {
       // A commit this gateway has not heard of yet (another coordinator's, or one whose answer was lost).
       if ((await this.store.committedRound()) > this.state.round) await this.adoptCommits();
       // Clients on every gateway of the store.
       connected = await this.store.listPresent();
+      secret = await this.samplingSecret();
     } catch (err) {
       this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
       return;
@@ -566,7 +581,8 @@ export class RoundEngine<P> {
     try {
       const round = this.state.round + 1;
       const attempt = this.attempt;
-      const chosen = sampleClients(ready, this.config.clientsPerRound, this.config.federationSeed, round, attempt);
+      // Drawn with a key from the server's secret: no one can tell the sample before the round starts.
+      const chosen = sampleClientsWithKey(ready, this.config.clientsPerRound, samplingKey(secret, round, attempt));
       const r: OpenRound = {
         round,
         attempt,
@@ -685,8 +701,10 @@ export class RoundEngine<P> {
     if (nonFinite !== null) return this.refuse(r, coefficients, participants, `its ${nonFinite} would not be a finite number`);
     try {
       const committedAt = new Date(this.clock.now()).toISOString();
-      // The round's history carries its statistics, so a restarted server rebuilds the same scales.
-      const after = { ...afterOf(this.state, next), robust: bounds.statistics };
+      // The round's history carries its statistics, so a restarted server rebuilds the same scales, and
+      // the key its clients were sampled with, so the sample is reproduced from the record.
+      const sampling = samplingKey(await this.samplingSecret(), r.round, r.attempt).toString('hex');
+      const after = { ...afterOf(this.state, next), robust: bounds.statistics, sampling };
       await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt, after });
     } catch (err) {
       this.open = null;

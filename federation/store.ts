@@ -23,6 +23,12 @@ export interface RoundAfter {
    * medians of. Absent in a round committed before they were kept.
    */
   readonly robust?: RoundStatistics;
+  /**
+   * The key the round's clients were sampled with (sampling.ts, hex: HMAC of the server's secret, the
+   * round and the attempt that committed), so the sample is reproduced from the record. Absent in a
+   * round committed before the sample was keyed.
+   */
+  readonly sampling?: string;
 }
 
 /** Hex SHA-256 of this record and of the record before it ('' for round 1 or a record without a hash). */
@@ -121,6 +127,11 @@ export interface FederationStore {
    */
   commitRound(state: FederationState, record: RoundRecord): Promise<void>;
   loadRound(round: number): Promise<RoundRecord | null>;
+  /**
+   * The server's sampling secret: 32 random bytes made at the first call and kept (the same for every
+   * gateway of a shared store); never sent to a client, not in backups (a restored store makes its own).
+   */
+  loadSecret(): Promise<Uint8Array>;
   /** Reference replica digest (hex) of a committed state, set by the first client that reports it. */
   loadDigest(round: number): Promise<string | null>;
   saveDigest(round: number, digest: string): Promise<void>;

@@ -27,6 +27,8 @@ CREATE TABLE IF NOT EXISTS fedkseed_presence (client_id text PRIMARY KEY, gatewa
 ALTER TABLE fedkseed_state ADD COLUMN IF NOT EXISTS seal bytea;
 ALTER TABLE fedkseed_rounds ADD COLUMN IF NOT EXISTS after jsonb;
 ALTER TABLE fedkseed_rounds ADD COLUMN IF NOT EXISTS link jsonb;
+-- The server's sampling secret (sampling.ts): made once, shared by the gateways, never sent.
+CREATE TABLE IF NOT EXISTS fedkseed_secret (id int PRIMARY KEY CHECK (id = 1), secret bytea NOT NULL);
 `;
 
 export async function ensureSchema(pool: pg.Pool): Promise<void> {

@@ -21,6 +21,8 @@ export class MemoryFederationStore extends LocalRounds implements FederationStor
   readonly rounds = new Map<number, RoundRecord>();
   readonly digests = new Map<number, string>();
   readonly tokens = new Map<string, TokenRecord>();
+  /** The sampling secret: fixed, so that runs on a memory store replay. */
+  readonly secret: Uint8Array = new Uint8Array(32).fill(0x5a);
   failCommits = 0;
   closed = false;
 
@@ -62,6 +64,10 @@ export class MemoryFederationStore extends LocalRounds implements FederationStor
   async loadRound(round: number): Promise<RoundRecord | null> {
     const r = this.rounds.get(round);
     return r ? { ...r, change: new Float64Array(r.change) } : null;
+  }
+
+  async loadSecret(): Promise<Uint8Array> {
+    return this.secret;
   }
 
   async loadDigest(round: number): Promise<string | null> {

@@ -84,7 +84,7 @@ test('verification names what is damaged and where the intact prefix ends', asyn
   assert.match(report.damage.join('; '), /the state's seal .* fails its own checksum/);
 });
 
-test("a round's statistics are part of its record: they read back bit for bit, its hash covers them, and a record without them hashes as before", async () => {
+test("a round's statistics and sampling key are part of its record: they read back bit for bit, its hash covers them, and a record without them hashes as before", async () => {
   const { records } = await history(2);
   const bare = records[1];
   const after = bare.after;
@@ -102,6 +102,12 @@ test("a round's statistics are part of its record: they read back bit for bit, i
   assert.equal(recordHash({ ...bare, after: back }), recordHash(withStats));
   assert.equal(afterFromJson(JSON.parse(JSON.stringify(afterToJson(after))), K, 2).robust, undefined);
   assert.throws(() => afterFromJson({ ...json, robust: 'AAAA' }, K, 2), /round 2's history has no valid statistics/);
+  // The sampling key: read back, hashed, and refused when it is not one.
+  const key = 'ab'.repeat(32);
+  const withKey: RoundRecord = { ...withStats, after: { ...(withStats.after as RoundAfter), sampling: key } };
+  assert.notEqual(recordHash(withKey), recordHash(withStats));
+  assert.equal(afterFromJson(JSON.parse(JSON.stringify(afterToJson(withKey.after as RoundAfter))), K, 2).sampling, key);
+  assert.throws(() => afterFromJson({ ...json, sampling: 'xyz' }, K, 2), /no valid sampling key/);
   const negative = Buffer.from(Float64Array.of(-1, 4).buffer).toString('base64');
   assert.throws(() => afterFromJson({ ...json, robust: negative }, K, 2), /not finite non-negative/);
 });
