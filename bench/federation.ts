@@ -11,8 +11,9 @@ import WebSocket from 'ws';
 import { parseServerProcessEvent, type ServerProcessSpec, type ServerProcessStats } from '../contracts/server-process';
 import { decodeMessage, encodeMessage, type FederationConfig, type UploadMessage } from '../protocol';
 import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
-import { aggregateContributions, quantizeWithFeedback } from '../federation/aggregate';
+import { quantizeWithFeedback, robustAggregate } from '../federation/aggregate';
 import { accumulateImportance } from '../federation/importance';
+import { boundRound, DEFAULT_ROBUSTNESS, repeatCap } from '../federation/robust';
 import { startServer } from '../federation/server';
 import { entryInvocation } from '../simulate/cli-invocation';
 import { FederationClient } from '../trainer/client/federation-client';
@@ -125,7 +126,8 @@ function median(values: readonly number[]): number {
 
 /**
  * The server's work for one round of `uploads` frames: decode them all (as the server does on arrival),
- * then aggregate, quantize and accumulate importance. Several passes, medians, since other work on the
+ * then bound them (robust.ts, with a history as a running federation has), aggregate, quantize and
+ * accumulate importance. Several passes, medians, since other work on the
  * machine and garbage collection (the decoded pairs are live objects) move single passes a lot.
  */
 function aggregation(uploads: number, passes = 5): AggregationReport {
@@ -142,11 +144,12 @@ function aggregation(uploads: number, passes = 5): AggregationReport {
     const t0 = performance.now();
     const decoded = frames.map((f) => decodeMessage(f, { k }) as UploadMessage);
     const t1 = performance.now();
-    const deltaA = aggregateContributions(decoded, k, 'examples');
+    const bounded = boundRound({ uploads: decoded, missing: 0, history: [{ absG: 5, examples: 600 }], repeatCap: repeatCap(200, 1 / k, DEFAULT_ROBUSTNESS.repeatSlack), tau: 200 }, DEFAULT_ROBUSTNESS).uploads.map((b) => b.contribution);
+    const deltaA = robustAggregate(bounded, k, 'examples', DEFAULT_ROBUSTNESS.seedMedianClients);
     quantizeWithFeedback(deltaA, new Float64Array(k));
     const sum = new Float64Array(k);
     const count = new Float64Array(k);
-    for (const u of decoded) accumulateImportance(sum, count, u.pairs);
+    for (const u of bounded) accumulateImportance(sum, count, u.pairs);
     const t2 = performance.now();
     decode.push(t1 - t0);
     aggregate.push(t2 - t1);

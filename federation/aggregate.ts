@@ -41,33 +41,46 @@ export function aggregateContributions(contributions: readonly ClientContributio
 export function robustAggregate(contributions: readonly ClientContribution[], k: number, weighting: Weighting, medianFrom: number): Float64Array {
   if (!Number.isFinite(medianFrom)) return aggregateContributions(contributions, k, weighting);
   const weights = aggregationWeights(contributions, weighting);
-  // Each contributor's sum per seed, in contributor order.
-  const sums = contributions.map((c) => {
-    const m = new Map<number, number>();
-    for (const p of c.pairs) m.set(p.seed, (m.get(p.seed) ?? 0) + p.g);
-    return m;
-  });
-  const naming = new Map<number, number[]>();
-  sums.forEach((m, i) => {
+  // How many contributors (with weight) name each seed.
+  const naming = new Int32Array(k);
+  const lastSeen = new Int32Array(k).fill(-1);
+  contributions.forEach((c, i) => {
     if (weights[i] === 0) return;
-    for (const seed of m.keys()) {
-      const list = naming.get(seed) ?? [];
-      list.push(i);
-      naming.set(seed, list);
+    for (const p of c.pairs) {
+      if (lastSeen[p.seed] === i) continue;
+      lastSeen[p.seed] = i;
+      naming[p.seed]++;
     }
   });
   const delta = new Float64Array(k);
-  // Seeds named by fewer: pair by pair in contributor order, as aggregateContributions adds them.
+  // Seeds named by enough contributors: each contributor's sum, and the sum of their weights.
+  const sums: (number[] | undefined)[] = new Array<number[] | undefined>(k);
+  const weightOf = new Float64Array(k);
+  const scratch = new Float64Array(k);
   contributions.forEach((c, i) => {
     const w = weights[i];
     if (w === 0) return;
-    for (const p of c.pairs) if ((naming.get(p.seed)?.length ?? 0) < medianFrom) delta[p.seed] += w * p.g;
+    const touched: number[] = [];
+    for (const p of c.pairs) {
+      // Seeds named by fewer: pair by pair in contributor order, as aggregateContributions adds them.
+      if (naming[p.seed] < medianFrom) delta[p.seed] += w * p.g;
+      else {
+        if (lastSeen[p.seed] !== -2 - i) {
+          lastSeen[p.seed] = -2 - i;
+          touched.push(p.seed);
+          scratch[p.seed] = 0;
+        }
+        scratch[p.seed] += p.g;
+      }
+    }
+    for (const seed of touched) {
+      (sums[seed] ??= []).push(scratch[seed]);
+      weightOf[seed] += w;
+    }
   });
-  for (const [seed, who] of naming) {
-    if (who.length < medianFrom) continue;
-    const med = median(who.map((i) => sums[i].get(seed) as number));
-    delta[seed] = who.reduce((s, i) => s + weights[i], 0) * med;
-  }
+  sums.forEach((list, seed) => {
+    if (list) delta[seed] = weightOf[seed] * median(list);
+  });
   return delta;
 }
 

@@ -55,16 +55,16 @@ export interface RoundStatistics {
 }
 
 /** The lower median (of an even count, the smaller middle value): one outlier of two cannot move it. */
-export function lowerMedian(values: readonly number[]): number {
+export function lowerMedian(values: ArrayLike<number>): number {
   if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = Float64Array.from(values).sort();
   return sorted[Math.floor((sorted.length - 1) / 2)];
 }
 
 /** The median (of an even count, the mean of the two middle values). */
-export function median(values: readonly number[]): number {
+export function median(values: ArrayLike<number>): number {
   if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
+  const sorted = Float64Array.from(values).sort();
   const mid = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
@@ -129,17 +129,17 @@ export interface RoundBoundsInput<C extends ClientContribution> {
   readonly tau: number;
 }
 
-/** Keeps at most `cap` pairs of each seed, in upload order. */
-function dropRepeats(pairs: readonly SeedGradient[], cap: number): { pairs: SeedGradient[]; dropped: number } {
-  if (!Number.isFinite(cap) || pairs.length <= cap) return { pairs: [...pairs], dropped: 0 };
-  const seen = new Map<number, number>();
+/** Keeps at most `cap` pairs of each seed, in upload order; `counts` is zero on entry and on return. */
+function dropRepeats(pairs: readonly SeedGradient[], cap: number, counts: Uint32Array): { pairs: readonly SeedGradient[]; dropped: number } {
+  if (!Number.isFinite(cap) || pairs.length <= cap) return { pairs, dropped: 0 };
+  let dropped = 0;
+  for (const p of pairs) if (++counts[p.seed] > cap) dropped++;
+  for (const p of pairs) counts[p.seed] = 0;
+  if (dropped === 0) return { pairs, dropped };
   const kept: SeedGradient[] = [];
-  for (const p of pairs) {
-    const n = (seen.get(p.seed) ?? 0) + 1;
-    seen.set(p.seed, n);
-    if (n <= cap) kept.push(p);
-  }
-  return { pairs: kept, dropped: pairs.length - kept.length };
+  for (const p of pairs) if (++counts[p.seed] <= cap) kept.push(p);
+  for (const p of pairs) counts[p.seed] = 0;
+  return { pairs: kept, dropped };
 }
 
 /**
@@ -147,10 +147,11 @@ function dropRepeats(pairs: readonly SeedGradient[], cap: number): { pairs: Seed
  * median over its sampled clients, missing ones counted 0; else the lower median of the positive values
  * uploaded (so it is 0 only when every value is). NaN: nothing positive anywhere.
  */
-function scaleOf(fromHistory: number, ownWithMissing: number, ownPositive: readonly number[]): number {
+function scaleOf(fromHistory: number, ownWithMissing: () => number, ownValues: () => number[]): number {
   if (fromHistory > 0) return fromHistory;
-  if (ownWithMissing > 0) return ownWithMissing;
-  const positive = ownPositive.filter((x) => x > 0 && Number.isFinite(x));
+  const own = ownWithMissing();
+  if (own > 0) return own;
+  const positive = ownValues().filter((x) => x > 0 && Number.isFinite(x));
   return positive.length > 0 ? lowerMedian(positive) : NaN;
 }
 
@@ -164,11 +165,21 @@ export function boundRound<C extends ClientContribution>(input: RoundBoundsInput
   const { uploads, missing } = input;
   const zeros = new Array<number>(missing).fill(0);
   const history = historyScales(input.history);
-  const deduped = uploads.map((u) => dropRepeats(u.pairs, input.repeatCap));
-  const perClientAbsG = deduped.map((d) => (d.pairs.length === 0 ? 0 : lowerMedian(d.pairs.map((p) => Math.abs(p.g)))));
-  const absGScale = scaleOf(history.absG, lowerMedian([...perClientAbsG, ...zeros]), deduped.flatMap((d) => d.pairs.map((p) => Math.abs(p.g))));
+  const counts = new Uint32Array(uploads.reduce((m, u) => u.pairs.reduce((n, p) => Math.max(n, p.seed + 1), m), 0));
+  const deduped = uploads.map((u) => dropRepeats(u.pairs, input.repeatCap, counts));
+  const medianAbsG = (pairs: readonly SeedGradient[]): number => {
+    if (pairs.length === 0) return 0;
+    const abs = new Float64Array(pairs.length);
+    for (let i = 0; i < pairs.length; i++) abs[i] = Math.abs(pairs[i].g);
+    return abs.sort()[Math.floor((abs.length - 1) / 2)];
+  };
+  const absGScale = scaleOf(
+    history.absG,
+    () => lowerMedian([...deduped.map((d) => medianAbsG(d.pairs)), ...zeros]),
+    () => deduped.flatMap((d) => d.pairs.map((p) => Math.abs(p.g))),
+  );
   const gBound = Math.min(o.maxAbsG, absGScale > 0 ? o.gClipMultiple * absGScale : Infinity);
-  const examplesScale = scaleOf(history.examples, lowerMedian([...uploads.map((u) => u.examples), ...zeros]), uploads.map((u) => u.examples));
+  const examplesScale = scaleOf(history.examples, () => lowerMedian([...uploads.map((u) => u.examples), ...zeros]), () => uploads.map((u) => u.examples));
   const examplesBound = Math.min(o.maxExamples, examplesScale > 0 ? o.examplesMedianMultiple * examplesScale : Infinity);
   const normBound = absGScale > 0 ? input.tau * o.normClipMultiple * absGScale : Infinity;
   const bounded = uploads.map((u, i): BoundedUpload<C> => {
@@ -186,7 +197,7 @@ export function boundRound<C extends ClientContribution>(input: RoundBoundsInput
     }
     return { contribution: { ...u, examples: Math.min(u.examples, examplesBound), pairs }, clipped, scaledBy, repeatsDropped: deduped[i].dropped, claimedExamples: u.examples };
   });
-  const absGAfter = bounded.map((b) => (b.contribution.pairs.length === 0 ? 0 : lowerMedian(b.contribution.pairs.map((p) => Math.abs(p.g)))));
+  const absGAfter = bounded.map((b) => medianAbsG(b.contribution.pairs));
   const statistics: RoundStatistics = {
     absG: clampToScale(lowerMedian([...absGAfter, ...zeros]), absGScale, o.gClipMultiple),
     examples: clampToScale(lowerMedian([...bounded.map((b) => b.contribution.examples), ...zeros]), examplesScale, o.examplesMedianMultiple),

@@ -144,6 +144,24 @@ test('a seed named by enough clients changes by the median of their sums; elsewh
   assert.equal(d[1], 2 / 3);
   assert.deepEqual([...robustAggregate(cs, 4, 'examples', Infinity)], [...aggregateContributions(cs, 4, 'examples')]);
   assert.equal(median([1, 2, 3, 4]), 2.5);
+  // Random rounds against the rule written plainly: per seed, the weighted sum, or W_j × the median of the sums.
+  let state = 7;
+  const rand = (n: number): number => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) % n);
+  for (let trial = 0; trial < 200; trial++) {
+    const k = 1 + rand(12);
+    const list = Array.from({ length: 1 + rand(7) }, () => ({ examples: rand(4), pairs: Array.from({ length: rand(6) }, () => ({ seed: rand(k), g: rand(2001) / 100 - 10 })) }));
+    const from = 2 + rand(3);
+    const total = list.reduce((t, c) => t + c.examples, 0);
+    const w = list.map((c) => (total > 0 ? c.examples / total : 1 / list.length));
+    const expected = new Float64Array(k);
+    for (let j = 0; j < k; j++) {
+      const naming = list.map((c, i) => ({ i, sum: c.pairs.filter((p) => p.seed === j).reduce((t, p) => t + p.g, 0), names: c.pairs.some((p) => p.seed === j) })).filter((x) => x.names && w[x.i] > 0);
+      if (naming.length >= from) expected[j] = naming.reduce((t, x) => t + w[x.i], 0) * median(naming.map((x) => x.sum));
+      else list.forEach((c, i) => c.pairs.forEach((p) => p.seed === j && w[i] > 0 && (expected[j] += w[i] * p.g)));
+    }
+    const got = robustAggregate(list, k, 'examples', from);
+    for (let j = 0; j < k; j++) assert.ok(Math.abs(got[j] - expected[j]) <= 1e-9 * Math.max(1, Math.abs(expected[j])), `trial ${trial}, seed ${j}: ${got[j]} ≠ ${expected[j]}`);
+  }
 });
 
 test('g = 3e38 and 2^32 − 1 examples from one client: the round commits with a bounded change and the federation runs on', async () => {
