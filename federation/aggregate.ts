@@ -1,7 +1,6 @@
 // Round aggregation: A_j += Σ_i w_i · (Σ of client i's g for seed j), and its quantization to the
 // integer coefficient grid with error feedback so that nothing is lost in the long run.
 import { COEFFICIENT_SCALE, roundHalfEven, type SeedGradient, type Weighting } from '../protocol';
-import { median } from './robust';
 /** Signed mantissa width targeted by each round's change: the largest |m| fits this many bits. */
 export const DEFAULT_MANTISSA_BITS = 12;
 
@@ -53,14 +52,18 @@ export function robustAggregate(contributions: readonly ClientContribution[], k:
     }
   });
   const delta = new Float64Array(k);
-  // Seeds named by enough contributors: each contributor's sum, and the sum of their weights.
-  const sums: (number[] | undefined)[] = new Array<number[] | undefined>(k);
+  // Seeds named by enough contributors: each contributor's sum in its slot of `values`, and the sum of their weights.
+  const offset = new Int32Array(k + 1);
+  for (let j = 0; j < k; j++) offset[j + 1] = offset[j] + (naming[j] >= medianFrom ? naming[j] : 0);
+  const values = new Float64Array(offset[k]);
+  const filled = new Int32Array(k);
   const weightOf = new Float64Array(k);
   const scratch = new Float64Array(k);
+  const touched: number[] = [];
   contributions.forEach((c, i) => {
     const w = weights[i];
     if (w === 0) return;
-    const touched: number[] = [];
+    touched.length = 0;
     for (const p of c.pairs) {
       // Seeds named by fewer: pair by pair in contributor order, as aggregateContributions adds them.
       if (naming[p.seed] < medianFrom) delta[p.seed] += w * p.g;
@@ -74,13 +77,16 @@ export function robustAggregate(contributions: readonly ClientContribution[], k:
       }
     }
     for (const seed of touched) {
-      (sums[seed] ??= []).push(scratch[seed]);
+      values[offset[seed] + filled[seed]++] = scratch[seed];
       weightOf[seed] += w;
     }
   });
-  sums.forEach((list, seed) => {
-    if (list) delta[seed] = weightOf[seed] * median(list);
-  });
+  for (let j = 0; j < k; j++) {
+    const n = offset[j + 1] - offset[j];
+    if (n === 0) continue;
+    const sorted = values.subarray(offset[j], offset[j + 1]).sort();
+    delta[j] = weightOf[j] * (n % 2 === 1 ? sorted[n >> 1] : (sorted[(n >> 1) - 1] + sorted[n >> 1]) / 2);
+  }
   return delta;
 }
 

@@ -183,13 +183,15 @@ export function boundRound<C extends ClientContribution>(input: RoundBoundsInput
   const examplesBound = Math.min(o.maxExamples, examplesScale > 0 ? o.examplesMedianMultiple * examplesScale : Infinity);
   const normBound = absGScale > 0 ? input.tau * o.normClipMultiple * absGScale : Infinity;
   const bounded = uploads.map((u, i): BoundedUpload<C> => {
+    let pairs = deduped[i].pairs;
     let clipped = 0;
-    let pairs = deduped[i].pairs.map((p) => {
-      if (Math.abs(p.g) <= gBound) return p;
-      clipped++;
-      return { seed: p.seed, g: Math.sign(p.g) * gBound };
-    });
-    const norm = pairs.reduce((sum, p) => sum + Math.abs(p.g), 0);
+    let norm = 0;
+    for (const p of pairs) {
+      const a = Math.abs(p.g);
+      if (a > gBound) clipped++;
+      norm += Math.min(a, gBound);
+    }
+    if (clipped > 0) pairs = pairs.map((p) => (Math.abs(p.g) <= gBound ? p : { seed: p.seed, g: Math.sign(p.g) * gBound }));
     let scaledBy = 1;
     if (norm > normBound) {
       scaledBy = normBound / norm;
