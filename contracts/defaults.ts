@@ -153,6 +153,7 @@ export const SETTING_DEFAULTS = {
   'training.k': TRAINING_DEFAULTS.k,
   'training.epsilon': TRAINING_DEFAULTS.epsilon,
   'training.learningRate': TRAINING_DEFAULTS.eta,
+  'training.shape': TRAINING_DEFAULTS.shape,
   'training.steps': TRAINING_DEFAULTS.steps,
   'training.evalEvery': TRAINING_DEFAULTS.evalEvery,
   'training.federationSeed': TRAINING_DEFAULTS.federationSeed,

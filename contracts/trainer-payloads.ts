@@ -3,6 +3,7 @@
 // schema the trainer process sends it with.
 import * as z from 'zod/mini';
 import { parseWith, type ParseResult } from './parse';
+import { PERTURBATION_SHAPES } from '../protocol/messages';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
 const positiveInt = () => z.number().check(z.int(), z.positive());
@@ -107,6 +108,8 @@ export const startTrainingParamsSchema = z.object({
   federationSeed: nonNegInt(),
   epsilon: positive(),
   eta: positive(),
+  /** How z is scaled tensor by tensor (absent: 'isotropic', as runs recorded before shapes). */
+  shape: z.optional(z.enum(PERTURBATION_SHAPES)),
   batchSize: positiveInt(),
   /** Held-out evaluation every this many steps; 0: before and after only. */
   evalEvery: nonNegInt(),
@@ -132,14 +135,26 @@ export const trainingResultSchema = z.object({
   checkpointPath: z.nullable(z.string()),
   /** Steps of the run in all, those before a resume included. */
   totalSteps: nonNegInt(),
+  /**
+   * The evaluated point with the lowest held-out loss (the start counts): the weights the trainer holds
+   * after the run and its checkpoint. Absent or null without held-out data.
+   */
+  best: z.optional(z.nullable(z.object({ step: nonNegInt(), loss: z.number() }))),
+  /** Why the run stopped early because it diverged, else absent or null. */
+  diverged: z.optional(z.nullable(z.string())),
   weights: weightsStateSchema,
 });
 export type TrainingResult = z.infer<typeof trainingResultSchema>;
 
 /** How a run changed the held-out loss, in words, for the status line and the closing message. */
-export function heldOutChange(r: Pick<TrainingResult, 'heldOutBefore' | 'heldOutAfter'>): string {
+export function heldOutChange(r: Pick<TrainingResult, 'heldOutBefore' | 'heldOutAfter' | 'best' | 'totalSteps' | 'stepsRun' | 'diverged'>): string {
   if (r.heldOutBefore === null || r.heldOutAfter === null) return 'no held-out data, not evaluated';
-  return `held-out loss ${r.heldOutBefore.toFixed(4)} → ${r.heldOutAfter.toFixed(4)}`;
+  const change = `held-out loss ${r.heldOutBefore.toFixed(4)} → ${r.heldOutAfter.toFixed(4)}`;
+  const diverged = r.diverged ? `the run diverged (${r.diverged}; lower the learning rate); ` : '';
+  const best = r.best;
+  if (!best || best.step === r.totalSteps) return `${diverged}${change}`;
+  if (best.step === r.totalSteps - r.stepsRun) return `${diverged}${change}: it never went below the start, so the starting weights are kept`;
+  return `${diverged}${change}; the best, ${best.loss.toFixed(4)} at step ${best.step}, is kept`;
 }
 
 // ---- federation client ---------------------------------------------------------------------------

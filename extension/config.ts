@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { SETTING_DEFAULTS, type SettingKey } from '../contracts/defaults';
 import { locateModel } from '../contracts/model-location';
 import type { CompletionSource, ExecutionProviderSetting, InitializeParams, SamplingSettings } from '../contracts/trainer-rpc';
+import type { PerturbationShape } from '../protocol/messages';
 
 export const CONFIG_SECTION = 'fedkseed';
 
@@ -20,6 +21,8 @@ export interface FedKSeedSettings {
     readonly epsilon: number;
     /** Learning rate η (the setting training.learningRate). */
     readonly eta: number;
+    /** How z is scaled tensor by tensor (the setting training.shape); also the local federation's. */
+    readonly shape: PerturbationShape;
     readonly steps: number;
     readonly evalEvery: number;
     readonly federationSeed: number;
@@ -104,6 +107,7 @@ export function readSettings(): FedKSeedSettings {
       k: get('training.k'),
       epsilon: get('training.epsilon'),
       eta: get('training.learningRate'),
+      shape: get('training.shape'),
       steps: get('training.steps'),
       evalEvery: get('training.evalEvery'),
       federationSeed: get('training.federationSeed'),

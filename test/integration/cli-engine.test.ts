@@ -63,6 +63,29 @@ describe('fedkseed eval / train / export', () => {
     assert.notEqual(viaCheckpoint.loss, baseLoss);
   });
 
+  it('a learning rate that diverges stops the run, names --eta, and keeps the best checkpoint (here the start) beside the last', () => {
+    const checkpoint = join(work, 'diverged.json');
+    const r = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '200', '--eval-every', '5', '--held-out', '0.3', '--eval-examples', '8', '-k', '64', '--eta', '50', '--out', checkpoint, '--json');
+    assert.equal(r.status, 1, 'a diverged run fails');
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+    const diverged = events.find((e) => e.event === 'diverged');
+    assert.ok(diverged, 'a diverged event');
+    const done = events.at(-1) as { event: string; steps: number; best: { step: number; loss: number }; heldOutBefore: number; heldOutAfter: number; diverged: string; lastCheckpoint: string };
+    assert.equal(done.event, 'done');
+    assert.ok(done.steps < 200, `stopped early, after ${done.steps} steps`);
+    assert.match(done.diverged, /--eta/);
+    assert.ok(done.best.loss <= done.heldOutBefore && done.best.loss < done.heldOutAfter, JSON.stringify(done));
+    // --out holds the best point; evaluating it gives the best loss, not the diverged one.
+    const kept = JSON.parse(fedkseed('eval', '--data', code, '--seq-len', '64', '--held-out', '0.3', '--max-examples', '8', '--checkpoint', checkpoint, '--json').stdout) as { loss: number };
+    assert.ok(Math.abs(kept.loss - done.best.loss) < 1e-5, `${kept.loss} vs ${done.best.loss}`);
+    assert.ok(existsSync(done.lastCheckpoint), 'the last step\'s coefficients are kept too');
+    // The text output says it.
+    const text = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '200', '--eval-every', '5', '--held-out', '0.3', '--eval-examples', '8', '-k', '64', '--eta', '50', '--out', checkpoint, '--force');
+    assert.equal(text.status, 1);
+    assert.match(text.stdout, /diverged.*lower --eta/);
+    assert.match(text.stdout, /never went below where the run started/);
+  });
+
   it('refuses bad input with a message that names the problem', () => {
     const notOnnx = join(work, 'not-a-model.onnx');
     writeFileSync(notOnnx, 'this is not a protobuf');
@@ -138,7 +161,7 @@ describe('fedkseed train / eval on a small folder', () => {
     const data = eightFiles();
     const checkpoint = join(work, 'small-ck.json');
     // The same --held-out for both; eval's --split is left at its default.
-    const r = fedkseed('train', '--data', data, '--held-out', '0.5', '--steps', '6', '--eta', '1e-3', '-k', '64', '--seq-len', '64', '--json', '--out', checkpoint);
+    const r = fedkseed('train', '--data', data, '--held-out', '0.5', '--steps', '6', '-k', '64', '--seq-len', '64', '--json', '--out', checkpoint);
     assert.equal(r.status, 0, r.stderr);
     const done = events(r.stdout).at(-1) as Event;
     const evaluated = fedkseed('eval', '--data', data, '--held-out', '0.5', '--seq-len', '64', '--checkpoint', checkpoint, '--json');
@@ -147,7 +170,9 @@ describe('fedkseed train / eval on a small folder', () => {
     // The same held-out examples; the loss agrees up to float32 rounding: train's weights came step by
     // step, eval's from base + the checkpoint's integer coefficients.
     assert.equal(out.examples, events(r.stdout)[0].heldOut);
-    assert.ok(Math.abs(out.loss - (done.heldOutAfter as number)) < 1e-5, `eval ${out.loss} vs train ${String(done.heldOutAfter)}`);
+    // The checkpoint holds the run's best evaluated point, whose loss train reported.
+    const best = done.best as { step: number; loss: number };
+    assert.ok(Math.abs(out.loss - best.loss) < 1e-5, `eval ${out.loss} vs train's best ${best.loss} (step ${best.step})`);
     assert.equal(out.split, 'held-out');
     assert.equal(out.checkpoint, checkpoint);
 

@@ -7,7 +7,7 @@ import type { Example } from '../data/examples';
 import type { HeldOutMetrics } from '../eval/metrics';
 import type { Engine } from '../engine';
 import { runLocalTraining } from '../local-run';
-import { saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
+import { applyCheckpoint, saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
 import { coefficientToReal } from '../zo/coefficients';
 import type { HostNotifier } from './notifier';
 import type { StartTrainingParams, TrainingResult } from '../../contracts/trainer-payloads';
@@ -58,6 +58,7 @@ export async function trainLocally(
       federationSeed: params.federationSeed,
       epsilon: params.epsilon,
       eta: params.eta,
+      shape: params.shape ?? 'isotropic',
       batchSize: params.batchSize,
       seqLen: params.data.seqLen,
       evalEvery: params.evalEvery,
@@ -85,9 +86,20 @@ export async function trainLocally(
   );
   // A run with nothing left to do still leaves its checkpoint.
   if (run.stepsRun === 0) save(run.checkpoint);
+  // The best evaluated point is what the run leaves: its checkpoint, and the weights held for export,
+  // evaluation and completions (the last step's, when they were worse, are dropped).
+  const best = run.best;
+  const keepBest = best !== null && best.step !== startStep + run.stepsRun;
+  if (keepBest) {
+    applyCheckpoint(engine.params, best.checkpoint, engine.model.identity, 'the run\'s best checkpoint');
+    engine.weights.resetToBase();
+    save(best.checkpoint);
+  }
   return {
-    checkpoint: run.checkpoint,
+    checkpoint: keepBest ? best.checkpoint : run.checkpoint,
     result: {
+      best: best ? { step: best.step, loss: best.heldOut.loss } : null,
+      diverged: run.diverged ? `${run.diverged.reason} at step ${run.diverged.step}` : null,
       stepsRun: run.stepsRun,
       skipped: run.skipped,
       heldOutBefore: run.before?.loss ?? null,
