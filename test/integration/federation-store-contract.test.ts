@@ -124,6 +124,27 @@ for (const engine of engines) {
       }
     });
 
+    test('the sampling secret: 32 bytes made at the first read, the same at every later read and after a reopen; two stores hold different ones', async () => {
+      const { store, reopen } = await engine.fresh();
+      const other = (await engine.fresh()).store;
+      let secret: Uint8Array;
+      try {
+        secret = await store.loadSecret();
+        assert.equal(secret.length, 32);
+        assert.deepEqual(await store.loadSecret(), secret);
+        assert.notDeepEqual(await other.loadSecret(), secret);
+      } finally {
+        await store.close();
+        await other.close();
+      }
+      const again = await reopen();
+      try {
+        assert.deepEqual(await again.loadSecret(), secret);
+      } finally {
+        await again.close();
+      }
+    });
+
     test("every commit is chained and sealed: the chain verifies, and each round's record carries what the round left in the residual and importance", async () => {
       const { store } = await engine.fresh();
       try {
