@@ -47,6 +47,11 @@ const workspaceSettings = {
   'fedkseed.localServer.sampling': 'pro',
 };
 
+/** The workspace folder of the run (its .vscode/settings.json holds workspaceSettings). */
+let workspaceDir = '';
+const writeWorkspaceSettings = (extra: Record<string, unknown> = {}) =>
+  writeFileSync(join(workspaceDir, '.vscode', 'settings.json'), JSON.stringify({ ...workspaceSettings, ...extra }, null, 2));
+
 const text = async (frame: Frame, testId: string) => ((await frame.locator(`[data-testid="${testId}"]`).first().textContent()) ?? '').trim();
 const phaseIs = (frame: Frame, pattern: string, timeout = 30_000) =>
   frame.waitForFunction((p) => new RegExp(p).test(document.querySelector('[data-testid="phase"]')?.textContent ?? ''), pattern, { timeout });
@@ -107,6 +112,52 @@ const tests: UiTest[] = [
     },
   },
   {
+    name: 'the empty sidebar names the model and data Start will use, with Select Model… and Select Dataset… reachable from the keyboard',
+    async run(page) {
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      // The view's first load in this window takes a while.
+      const sidebar = await findFrameWith(page, '[data-testid="setup"]:not([hidden])', 60_000);
+      assert.equal(await text(sidebar, 'setup-model'), 'tiny-code-lm (bundled)');
+      assert.equal(await text(sidebar, 'setup-data'), `${join(repoRoot, 'trainer', 'data')}/`);
+      assert.match(await text(sidebar, 'setup-data-detail'), /text and code files · set in Workspace settings/);
+      assert.ok(await sidebar.locator('[data-testid="welcome"]').isVisible(), 'the welcome of an empty sidebar');
+      for (const id of ['select-model', 'select-dataset']) assert.ok(await sidebar.locator(`[data-testid="${id}"]`).isVisible(), `${id} is shown`);
+      await shot(page, 'sidebar-welcome');
+      // Select Dataset… from the keyboard opens the file picker; Escape leaves everything as it was.
+      await tabTo(page, sidebar, 'select-dataset');
+      await page.keyboard.press('Enter');
+      const input = page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+      await page.keyboard.press('Escape');
+      await input.waitFor({ state: 'hidden', timeout: 10_000 });
+      assert.equal(await text(sidebar, 'setup-data'), `${join(repoRoot, 'trainer', 'data')}/`);
+    },
+  },
+  {
+    name: 'Open Setting on an error opens the Settings editor in the tab where the value is set (Workspace)',
+    async run(page) {
+      const missing = join(workspaceDir, 'no-such-model', 'model.onnx');
+      writeWorkspaceSettings({ 'fedkseed.model.path': missing });
+      try {
+        const sidebar = await findFrameWith(page, '[data-testid="setup"]');
+        await sidebar.waitForFunction(() => document.querySelector('[data-testid="setup-model"]')?.textContent === 'no-such-model', undefined, { timeout: 20_000 });
+        await runFromCommandPalette(page, 'FedKSeed: Evaluate Model');
+        await waitForNotification(page, /model file not found.*Workspace settings/);
+        await page.locator('.notification-list-item', { hasText: 'model file not found' }).first().locator('.monaco-button', { hasText: 'Open Setting' }).first().click();
+        const editor = page.locator('.settings-editor');
+        await editor.waitFor({ state: 'visible', timeout: 20_000 });
+        await page.waitForFunction(() => /Workspace/.test(document.querySelector('.settings-editor .settings-tabs-widget .action-label.checked')?.textContent ?? ''), undefined, { timeout: 10_000 });
+        // Searched for the setting: the list starts with it.
+        await page.waitForFunction(() => /Model: Path/.test(document.querySelector('.settings-editor .setting-item-contents .setting-item-title')?.textContent ?? ''), undefined, { timeout: 10_000 });
+        await shot(page, 'open-setting-workspace-tab');
+      } finally {
+        writeWorkspaceSettings();
+        await runFromCommandPalette(page, 'Notifications: Clear All Notifications').catch(() => undefined);
+        await runFromCommandPalette(page, 'View: Close All Editors');
+      }
+    },
+  },
+  {
     name: 'keyboard only: the sidebar starts local training, focus survives status updates, only the status line is live',
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
@@ -157,12 +208,15 @@ const tests: UiTest[] = [
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
-      if (/Training/.test(await text(sidebar, 'phase'))) {
+      const stopping = /Training/.test(await text(sidebar, 'phase'));
+      if (stopping) {
         await tabTo(page, sidebar, 'stop-training');
         await page.keyboard.press('Enter');
         await phaseIs(sidebar, 'Stopping…|Stopped|Finished', 5_000);
       }
       await phaseIs(sidebar, 'Stopped|Finished');
+      // The Stop button is gone: the keyboard user goes on from Start Training, not from the top of the page.
+      if (stopping) await sidebar.waitForFunction(() => (document.activeElement as HTMLElement | null)?.getAttribute('data-testid') === 'start-training', undefined, { timeout: 5_000 });
       await shot(page, 'sidebar-stopped-local');
     },
   },
@@ -330,6 +384,7 @@ async function main(): Promise<number> {
     {
       label: 'ui',
       beforeLoad: async (page, server) => {
+        workspaceDir = server.workspace;
         page.on('console', recordProblem);
         mkdirSync(join(server.workspace, '.vscode'), { recursive: true });
         writeFileSync(join(server.workspace, '.vscode', 'settings.json'), JSON.stringify(workspaceSettings, null, 2));
