@@ -3,6 +3,9 @@ import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
 import { runGatewayBench, type GatewayBenchReport } from '../../bench/gateways';
 import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
+import { runLearningBench, type LearningBenchArm } from '../../bench/learning';
+import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
+import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
@@ -42,6 +45,36 @@ interface CompletionsCliOptions {
   threads: number;
   seconds: number;
   json?: boolean;
+}
+
+function learningArms(value: string): LearningBenchArm[] {
+  return value.split(',').map((part) => {
+    const [shape, eta] = part.trim().split(':');
+    if (!(PERTURBATION_SHAPES as readonly string[]).includes(shape)) throw new InvalidArgumentError(`unknown shape "${shape}" (${PERTURBATION_SHAPES.join(', ')})`);
+    const rate = eta === undefined ? TRAINING_DEFAULTS.eta : Number(eta);
+    if (!(rate > 0) || !Number.isFinite(rate)) throw new InvalidArgumentError(`"${part}": η must be a positive number`);
+    return { shape: shape as PerturbationShape, eta: rate };
+  });
+}
+
+interface LearningCliOptions {
+  data: string;
+  arms: LearningBenchArm[];
+  steps: number;
+  evalEvery: number;
+  evalExamples: number;
+  threads?: number;
+  json?: boolean;
+}
+
+async function benchLearning(o: LearningCliOptions): Promise<void> {
+  const r = await runLearningBench({ data: o.data, arms: o.arms, steps: o.steps, evalEvery: o.evalEvery, evalExamples: o.evalExamples, threads: o.threads, log: o.json ? undefined : note });
+  if (o.json) return emitJson({ ...r });
+  process.stdout.write(`data ${r.data}: ${r.steps} steps per arm, ${r.heldOutExamples} held-out examples\n`);
+  process.stdout.write('| shape | η | held-out change | best change | × the first | ms/step | diverged |\n|---|---|---|---|---|---|---|\n');
+  for (const row of r.rows) {
+    process.stdout.write(`| ${row.shape} | ${row.eta} | ${row.change.toFixed(4)} | ${row.bestChange.toFixed(4)} | ${row.ratio.toFixed(2)}× | ${row.msPerStep.toFixed(1)} | ${row.diverged ?? 'no'} |\n`);
+  }
 }
 
 function countList(value: string): number[] {
@@ -199,6 +232,17 @@ export function registerBench(program: Command): void {
     .option('--seconds <n>', 'seconds of training measured alone and with suggestions', positiveInt, 8)
     .option('--json', 'print the result as one JSON object')
     .action((o: CompletionsCliOptions) => benchCompletions(o));
+  bench
+    .command('learning')
+    .description('held-out loss change of local ZO training with each perturbation shape, side by side on the same data, batches and seeds (docs/results.md, "Learning faster")')
+    .option('--data <path>', 'dataset (as train reads it)', '.')
+    .option('--arms <list>', 'shape:η pairs, comma-separated; the first is the reference of the ratios', learningArms, [{ shape: 'isotropic', eta: TRAINING_DEFAULTS.eta }, { shape: 'tensor-rms', eta: TRAINING_DEFAULTS.eta }])
+    .option('--steps <n>', 'ZO steps per arm', positiveInt, 1000)
+    .option('--eval-every <n>', 'held-out evaluation every n steps', positiveInt, 250)
+    .option('--eval-examples <n>', 'held-out examples per evaluation (the first n)', positiveInt, 256)
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
+    .option('--json', 'print the result as one JSON object')
+    .action((o: LearningCliOptions) => benchLearning(o));
   bench
     .command('federation')
     .description('bytes per client per round vs the paper and FedAvg, server memory with idle connections, server time (decode + aggregate) for 1,000 uploads')

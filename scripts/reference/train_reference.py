@@ -77,6 +77,10 @@ def shape_scales(W, names, how, windows, cfg, oracle_batches=16):
         s2 = {k: 1.0 for k in names}
     elif how == 'rms':
         s2 = {k: float((W[k] ** 2).mean()) + 1e-8 for k in names}
+    elif how.startswith('vector'):
+        # 'vectorX': 1-D tensors (biases, norm gains) perturbed X times more than matrices
+        x = float(how[len('vector'):])
+        s2 = {k: (x * x if W[k].dim() == 1 else 1.0) for k in names}
     elif how == 'equal':
         s2 = {k: 1.0 / n[k] for k in names}
     elif how in ('oracle', 'oracle-sqrt', 'fisher'):
