@@ -46,6 +46,7 @@ import { readSettings, type FedKSeedSettings } from '../config';
 import { openSettingAction, settingError, UserFacingError, type ErrorAction } from '../errors';
 import { showInfo, showWarning } from '../commands/messages';
 import type { RunStore } from '../state/runStore';
+import { modelDisplayName } from '../views/setup';
 import { ServerProcess, ServerStartError } from './serverProcess';
 import { Supervisor } from './supervisor';
 import { TrainerProcess } from './trainerProcess';
@@ -642,7 +643,8 @@ export class TrainingController implements vscode.Disposable {
     const settings = readSettings();
     const result = await c.sendRequest(Requests.initialize, settings.engine);
     this.engine = checked(initializeResultSchema, 'initialize', result);
-    this.store.setModel(basename(this.engine.modelPath));
+    // By its name ("tiny-code-lm", a model's folder), not its file's ("model.onnx").
+    this.store.setModel(modelDisplayName(this.engine.modelPath));
     // A new trainer holds the base model: fine-tuned weights it had before come back from their checkpoint.
     const held = this.weights;
     this.setWeights(baseWeights);

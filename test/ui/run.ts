@@ -184,6 +184,44 @@ const tests: UiTest[] = [
     },
   },
   {
+    name: 'in a light theme the Training pill reads at 4.5:1 or more',
+    async run(page) {
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
+      await phaseIs(sidebar, 'Training');
+      writeWorkspaceSettings({ 'workbench.colorTheme': 'Default Light Modern' });
+      try {
+        await sidebar.waitForFunction(() => document.body.classList.contains('vscode-light'), undefined, { timeout: 20_000 });
+        const ratio = await sidebar.evaluate(() => {
+          const rgb = (c: string) => (c.match(/[\d.]+/g) ?? []).map(Number);
+          const pill = document.querySelector('[data-testid="phase"]') as HTMLElement;
+          let bg: number[] = [255, 255, 255];
+          for (let el: HTMLElement | null = pill; el; el = el.parentElement) {
+            const b = rgb(getComputedStyle(el).backgroundColor);
+            if (b.length === 3 || (b.length === 4 && b[3]! > 0)) {
+              bg = b;
+              break;
+            }
+          }
+          const lum = (c: number[]) => {
+            const [r, g, b] = c.slice(0, 3).map((v) => {
+              const s = v / 255;
+              return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+            });
+            return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+          };
+          const fg = rgb(getComputedStyle(pill).color);
+          const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+          return (a! + 0.05) / (b! + 0.05);
+        });
+        await shot(page, 'sidebar-training-light');
+        assert.ok(ratio >= 4.5, `the Training pill's contrast is ${ratio.toFixed(2)}:1`);
+      } finally {
+        writeWorkspaceSettings();
+        await sidebar.waitForFunction(() => !document.body.classList.contains('vscode-light'), undefined, { timeout: 20_000 });
+      }
+    },
+  },
+  {
     name: 'the dashboard of a local run: loss with its smoothing, a held-out baseline and curve, a run card, no empty cards',
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
@@ -230,6 +268,17 @@ const tests: UiTest[] = [
       assert.match(await text(sidebar, 'bytes-total'), /less than FedAvg/);
       assert.match(await text(sidebar, 'local-server'), /127\.0\.0\.1/);
       assert.notEqual(await text(sidebar, 'provider'), '—');
+      // A figure and its unit ("494 B") stay on one line in a narrow sidebar.
+      await sidebar.waitForFunction(() => /\d B|KB/.test(document.querySelector('[data-testid="bytes-round"]')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      const lines = await sidebar.evaluate(() => {
+        document.body.style.width = '110px';
+        const range = document.createRange();
+        range.selectNodeContents(document.querySelector('[data-testid="bytes-round"]')!);
+        const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        document.body.style.width = '';
+        return tops.size;
+      });
+      assert.equal(lines, 1, 'the last round\'s bytes wrapped in a narrow sidebar');
       await shot(page, 'sidebar-federation');
     },
   },

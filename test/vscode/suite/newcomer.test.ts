@@ -76,6 +76,7 @@ describe('newcomer', function () {
     await configure({ 'data.path': data, 'training.steps': 2 });
     try {
       const before = await trainedOn(api);
+      assert.equal(api.status().model, 'tiny-code-lm', 'the sidebar names the model, not its file model.onnx');
       // Where the old proposal put it: a folder of the data.
       const exported = await runOk<ExportModelResult>('fedkseed.exportModel', join(data, 'fine-tuned', 'model.onnx'));
       assert.ok(existsSync(exported.path) && existsSync(join(data, 'fine-tuned', 'tokenizer.json')));
