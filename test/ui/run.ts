@@ -139,7 +139,8 @@ const tests: UiTest[] = [
       const missing = join(workspaceDir, 'no-such-model', 'model.onnx');
       writeWorkspaceSettings({ 'fedkseed.model.path': missing });
       try {
-        const sidebar = await findFrameWith(page, '[data-testid="setup"]');
+        await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+        const sidebar = await findFrameWith(page, '[data-testid="setup"]', 60_000);
         await sidebar.waitForFunction(() => document.querySelector('[data-testid="setup-model"]')?.textContent === 'no-such-model', undefined, { timeout: 20_000 });
         await runFromCommandPalette(page, 'FedKSeed: Evaluate Model');
         await waitForNotification(page, /model file not found.*Workspace settings/);
@@ -152,6 +153,8 @@ const tests: UiTest[] = [
         await shot(page, 'open-setting-workspace-tab');
       } finally {
         writeWorkspaceSettings();
+        // The workbench logs the error this test asked for; it is not a webview's problem.
+        for (let i = webviewProblems.length - 1; i >= 0; i--) if (webviewProblems[i]!.includes(missing)) webviewProblems.splice(i, 1);
         await runFromCommandPalette(page, 'Notifications: Clear All Notifications').catch(() => undefined);
         await runFromCommandPalette(page, 'View: Close All Editors');
       }
