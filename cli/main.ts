@@ -9,6 +9,7 @@ import { registerClient } from './commands/client';
 import { registerSimulate } from './commands/simulate';
 import { registerBench } from './commands/bench';
 import { registerInspect } from './commands/inspect';
+import { registerGenerate } from './commands/generate';
 import { CliError } from './errors';
 import { suggest } from './invocation';
 import { version } from '../package.json';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerSimulate(program);
   registerBench(program);
   registerInspect(program);
+  registerGenerate(program);
   // A wrong option prints its one-line error and where the options are, not the whole help.
   const hint = (cmd: Command, path: string[]): void => {
     cmd.showHelpAfterError(`(${suggest([...path, '--help'].join(' '))} lists the options)`);
