@@ -22,6 +22,11 @@ export const TRAINING_DEFAULTS = {
   shape: 'tensor-rms',
   /** Learning rate η of local training (and of a one-client federation, which averages nothing). */
   eta: 5e-5,
+  /**
+   * Which weights a local run leaves for export, evaluation and completions: 'best', the evaluated point
+   * with the lowest held-out loss (the start counts), or 'last', the last step's. Both checkpoints are kept.
+   */
+  keep: 'best',
   /** ZO steps of a local run. */
   steps: 200,
   /** Held-out evaluation every this many steps (0: before and after only). */
@@ -154,6 +159,7 @@ export const SETTING_DEFAULTS = {
   'training.epsilon': TRAINING_DEFAULTS.epsilon,
   'training.learningRate': TRAINING_DEFAULTS.eta,
   'training.shape': TRAINING_DEFAULTS.shape,
+  'training.keep': TRAINING_DEFAULTS.keep,
   'training.steps': TRAINING_DEFAULTS.steps,
   'training.evalEvery': TRAINING_DEFAULTS.evalEvery,
   'training.federationSeed': TRAINING_DEFAULTS.federationSeed,

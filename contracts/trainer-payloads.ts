@@ -110,6 +110,8 @@ export const startTrainingParamsSchema = z.object({
   eta: positive(),
   /** How z is scaled tensor by tensor (absent: 'isotropic', as runs recorded before shapes). */
   shape: z.optional(z.enum(PERTURBATION_SHAPES)),
+  /** Which weights the run leaves: its best evaluated point (default) or its last step. */
+  keep: z.optional(z.enum(['best', 'last'])),
   batchSize: positiveInt(),
   /** Held-out evaluation every this many steps; 0: before and after only. */
   evalEvery: nonNegInt(),

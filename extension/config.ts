@@ -23,6 +23,8 @@ export interface FedKSeedSettings {
     readonly eta: number;
     /** How z is scaled tensor by tensor (the setting training.shape); also the local federation's. */
     readonly shape: PerturbationShape;
+    /** Which weights a local run leaves (the setting training.keep). */
+    readonly keep: 'best' | 'last';
     readonly steps: number;
     readonly evalEvery: number;
     readonly federationSeed: number;
@@ -108,6 +110,7 @@ export function readSettings(): FedKSeedSettings {
       epsilon: get('training.epsilon'),
       eta: get('training.learningRate'),
       shape: get('training.shape'),
+      keep: get('training.keep'),
       steps: get('training.steps'),
       evalEvery: get('training.evalEvery'),
       federationSeed: get('training.federationSeed'),

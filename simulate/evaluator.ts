@@ -41,6 +41,7 @@ export class GlobalEvaluator {
         values.push(c);
       }
     });
+    this.engine.params.setShape(this.config.shape ?? 'isotropic');
     if (seeds.length > 0) this.engine.params.applyCoefficientDelta(this.config.federationSeed, seeds, values, this.config.eta);
     this.round = round;
   }

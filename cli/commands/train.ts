@@ -41,6 +41,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions
   epsilon: number;
   eta: number;
   shape: PerturbationShape;
+  keep: 'best' | 'last';
   heldOut: number;
   evalEvery: number;
   evalExamples: number;
@@ -64,6 +65,7 @@ export function registerTrain(program: Command): void {
     .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
     .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(TRAINING_DEFAULTS.shape))
+    .addOption(new Option('--keep <which>', "what --out holds: the best evaluated point (the start counts) or the last step's coefficients; the other goes beside it").choices(['best', 'last']).default(TRAINING_DEFAULTS.keep))
     .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
     .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; eval scores as many)', positiveInt, TRAINING_DEFAULTS.evalExamples)
@@ -137,10 +139,13 @@ async function runTrain(o: TrainOptions): Promise<void> {
     // --out holds the best evaluated point (the start counts, so a run that only got worse keeps the model it
     // started from); the last step's coefficients go beside it when they differ.
     const best = result.best;
-    const bestIsLast = best === null || best.step === earlierSteps + result.stepsRun;
-    const lastFile = bestIsLast ? null : lastCheckpointPath(o.out);
-    saveCheckpoint(o.out, bestIsLast ? { ...result.checkpoint, steps: result.stepsRun + earlierSteps } : best.checkpoint);
-    if (lastFile) saveCheckpoint(lastFile, { ...result.checkpoint, steps: result.stepsRun + earlierSteps });
+    const last = { ...result.checkpoint, steps: result.stepsRun + earlierSteps };
+    const bestIsLast = best === null || best.step === earlierSteps + result.stepsRun || o.keep === 'last';
+    const lastFile = bestIsLast ? null : companionPath(o.out, 'last');
+    saveCheckpoint(o.out, bestIsLast ? last : best.checkpoint);
+    if (lastFile) saveCheckpoint(lastFile, last);
+    // --keep last: the best point, when it is another, goes beside --out.
+    if (o.keep === 'last' && best !== null && best.step !== last.steps) saveCheckpoint(companionPath(o.out, 'best'), best.checkpoint);
     let exported: string | undefined;
     if (o.export) {
       // The best point's replica, or the weights trained to the last step.
@@ -162,7 +167,8 @@ async function runTrain(o: TrainOptions): Promise<void> {
     else {
       const loss = before === null || after === null ? 'no held-out evaluation' : `held-out loss ${fixed(before)} → ${fixed(after)}`;
       process.stdout.write(`${loss} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step)\n`);
-      for (const line of outcomeLines(result, earlierSteps, o.out, lastFile, diverged)) process.stdout.write(`${line}\n`);
+      if (o.keep === 'last') process.stdout.write(`${diverged ? `stopped: the run diverged (${diverged})\n` : ''}checkpoint ${o.out}: the last step (--keep last)\n`);
+      else for (const line of outcomeLines(result, earlierSteps, o.out, lastFile, diverged)) process.stdout.write(`${line}\n`);
       if (exported) process.stdout.write(`model ${exported}${bestIsLast ? '' : ` (the best checkpoint, step ${best.step})`}\n`);
       else note(`export the model: ${suggest(`export --checkpoint ${o.out} --out model.onnx`)}`);
     }
@@ -172,9 +178,9 @@ async function runTrain(o: TrainOptions): Promise<void> {
   }
 }
 
-/** Where the last step's coefficients go when --out holds an earlier, better point: run.json → run.last.json. */
-export function lastCheckpointPath(out: string): string {
-  return /\.json$/i.test(out) ? out.replace(/\.json$/i, '.last.json') : `${out}.last.json`;
+/** The checkpoint beside --out that holds the other point: run.json → run.last.json (or run.best.json). */
+export function companionPath(out: string, which: 'last' | 'best'): string {
+  return /\.json$/i.test(out) ? out.replace(/\.json$/i, `.${which}.json`) : `${out}.${which}.json`;
 }
 
 /** What the run's outcome means for the user: which checkpoint holds what, and a warning when it got worse. */

@@ -235,6 +235,7 @@ export class TrainingController implements vscode.Disposable {
       epsilon: s.training.epsilon,
       eta: s.training.eta,
       shape: s.training.shape,
+      keep: s.training.keep,
       batchSize: s.training.batchSize,
       evalEvery: s.training.evalEvery,
       evalExamples: EVAL_EXAMPLES,

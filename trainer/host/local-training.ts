@@ -89,7 +89,7 @@ export async function trainLocally(
   // The best evaluated point is what the run leaves: its checkpoint, and the weights held for export,
   // evaluation and completions (the last step's, when they were worse, are dropped).
   const best = run.best;
-  const keepBest = best !== null && best.step !== startStep + run.stepsRun;
+  const keepBest = (params.keep ?? 'best') === 'best' && best !== null && best.step !== startStep + run.stepsRun;
   if (keepBest) {
     applyCheckpoint(engine.params, best.checkpoint, engine.model.identity, 'the run\'s best checkpoint');
     engine.weights.resetToBase();
@@ -98,7 +98,7 @@ export async function trainLocally(
   return {
     checkpoint: keepBest ? best.checkpoint : run.checkpoint,
     result: {
-      best: best ? { step: best.step, loss: best.heldOut.loss } : null,
+      best: best && keepBest ? { step: best.step, loss: best.heldOut.loss } : null,
       diverged: run.diverged ? `${run.diverged.reason} at step ${run.diverged.step}` : null,
       stepsRun: run.stepsRun,
       skipped: run.skipped,

@@ -159,7 +159,13 @@ export class TrainerSession {
       const data = await this.loadData(engine, params.data);
       try {
         const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume, () => this.completions?.atRest(), (examples) => this.metricsOf(engine).score(examples));
-        this.weights = result.totalSteps > 0 ? { kind: 'local', steps: result.totalSteps, round: 0, runId, restored: false } : baseWeights;
+        // The run leaves its best evaluated point (trainLocally applied its coefficients when it was not the last step).
+        const keptStep = result.best?.step ?? result.totalSteps;
+        if (engine.params.appliedCoefficients().size > 0 && this.applied === null) {
+          this.applied = { federationSeed: params.federationSeed, eta: params.eta };
+          this.lockedSeed = params.federationSeed;
+        }
+        this.weights = keptStep > 0 ? { kind: 'local', steps: keptStep, round: 0, runId, restored: false } : baseWeights;
         this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.totalSteps} steps; ${heldOutChange(result)}` });
         return { ...result, weights: this.weights };
       } catch (err) {

@@ -92,6 +92,8 @@ export function quickRunSettings(): Record<string, unknown> {
     'training.k': 64,
     'training.steps': 6,
     'training.evalEvery': 3,
+    // The weights at the run's end, so a test knows which step it holds ('best' has a test of its own).
+    'training.keep': 'last',
     'engine.threads': 1,
     'localServer.port': 0,
     'localServer.rounds': 2,

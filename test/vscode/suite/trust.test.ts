@@ -111,6 +111,27 @@ describe('trust', function () {
     await configure({ 'data.heldOutFraction': 0.1 });
   });
 
+  it('with training.keep best, a run leaves its best evaluated point: the weights held, their step and Evaluate\'s loss', async () => {
+    await configure({ 'training.keep': 'best', 'training.steps': 9, 'training.evalEvery': 3 });
+    try {
+      const trained = await runOk<TrainingResult>('fedkseed.startTraining');
+      const best = trained.best;
+      if (best) {
+        // The best was an earlier point: those are the weights held, named by their step.
+        assert.ok(best.loss <= (trained.heldOutAfter as number) && best.loss <= (trained.heldOutBefore as number), JSON.stringify(trained));
+        assert.equal(trained.weights.steps, best.step);
+        const evaluated = await runOk<EvaluateResult>('fedkseed.evaluateModel');
+        assert.ok(Math.abs(evaluated.loss - best.loss) < 1e-4, `Evaluate ${evaluated.loss} vs the best ${best.loss}`);
+      } else {
+        // The last step was the best: nothing else to keep.
+        assert.equal(trained.weights.steps, 9);
+        assert.ok((trained.heldOutAfter as number) <= (trained.heldOutBefore as number));
+      }
+    } finally {
+      await configure({ 'training.keep': 'last', 'training.steps': 6 });
+    }
+  });
+
   it('a missing model names its setting and scope and offers Select Model… and Open Setting', async () => {
     const missing = join(scratch, 'gone', 'model.onnx');
     await configure({ 'model.path': missing });
