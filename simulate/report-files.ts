@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FederationConfig } from '../protocol';
 import type { FederationState } from '../federation/store';
-import { makeCheckpoint, saveCheckpoint } from '../trainer/zo/checkpoint';
+import { federationOrigin, makeCheckpoint, saveCheckpoint } from '../trainer/zo/checkpoint';
 import type { SimulationReport } from './report';
 import { renderReportHtml } from './report-html';
 
@@ -21,7 +21,7 @@ export function writeReport(dir: string, report: SimulationReport): { json: stri
 export function writeFinalCheckpoint(dir: string, baseModel: string, config: FederationConfig, state: FederationState | null): string | null {
   if (!state || state.round === 0) return null;
   const path = join(dir, 'checkpoint.json');
-  const checkpoint = makeCheckpoint({ baseModel, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon }, state.coefficients, { round: state.round });
+  const checkpoint = makeCheckpoint(federationOrigin(baseModel, config), state.coefficients, { round: state.round });
   saveCheckpoint(path, checkpoint);
   return path;
 }

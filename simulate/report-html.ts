@@ -45,7 +45,7 @@ export function renderReportHtml(r: SimulationReport): string {
     ['model', `${r.config.model.path} (${r.config.model.parameters.toLocaleString('en-US')} parameters, ${r.config.model.identity.slice(0, 12)}…)`],
     ['data', `${r.config.data.path}: ${r.config.data.train} training / ${r.config.data.heldOut} held-out windows (${r.config.data.evalExamples} evaluated), ${r.config.data.groups} groups${unassigned(r)}`],
     ['clients', `${r.config.clients}, ${f.clientsPerRound} per round, split ${r.config.split}${r.config.alpha !== null ? ` (α = ${r.config.alpha})` : ''}`],
-    ['algorithm', `FedKSeed${f.sampling === 'pro' ? '-Pro' : ''}: K = ${f.k}, τ = ${f.tau}, ε = ${f.epsilon}, η = ${f.eta}, batch ${f.batchSize}, seq ${r.config.seqLen}, weighting ${f.weighting}, seed ${f.federationSeed}`],
+    ['algorithm', `FedKSeed${f.sampling === 'pro' ? '-Pro' : ''}: K = ${f.k}, τ = ${f.tau}, ε = ${f.epsilon}, η = ${f.eta}, shape ${f.shape ?? 'isotropic'}, batch ${f.batchSize}, seq ${r.config.seqLen}, weighting ${f.weighting}, seed ${f.federationSeed}`],
     ['checkpoint', r.checkpoint ?? '—'],
   ];
   const table = (rows: string[][]) => `<table class="kv">${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>`;

@@ -11,7 +11,7 @@ import { describeConnectionError, FederationClient, FederationClientError } from
 import { ErrorCode } from '../../protocol/errors';
 import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
-import { applyCheckpoint, type Checkpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
+import { applyCheckpoint, type Checkpoint, loadCheckpoint, federationOrigin, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
 import { suggest } from '../invocation';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt, writableFile } from '../options';
@@ -61,7 +61,7 @@ function defaultClientId(data: string): string {
 
 function replicaCheckpoint(engine: Engine, config: FederationConfig, round: number): Checkpoint {
   return makeCheckpoint(
-    { baseModel: engine.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon },
+    federationOrigin(engine.model.identity, config),
     engine.params.appliedCoefficients(),
     { round },
   );

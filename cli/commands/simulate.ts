@@ -153,7 +153,7 @@ class Progress {
         for (const c of e.clients) this.say(`  ${c.id}: ${c.examples} examples from ${c.groups.length > 4 ? `${c.groups.slice(0, 4).join(', ')} and ${c.groups.length - 4} more` : c.groups.join(', ')}`);
         return;
       case 'server':
-        return this.say(`server ${e.url} · ${this.o.clients} clients · ${this.o.rounds} rounds of τ = ${this.o.tau} · K = ${this.o.k} · ${this.o.sampling}`);
+        return this.say(`server ${e.url} · ${this.o.clients} clients · ${this.o.rounds} rounds of τ = ${this.o.tau} · K = ${this.o.k} · ${this.o.sampling} · shape ${this.o.shape}`);
       case 'round':
         return this.say(roundLine(e.report, e.rounds));
       case 'client':

@@ -11,7 +11,8 @@ import { openEngine, pullWorkingWeights, type Engine } from '../engine';
 import { evaluateLoss } from '../eval/loss';
 import { exportModel } from '../model';
 import { resolveModelPaths } from '../paths';
-import { applyCheckpoint, loadCheckpoint, makeCheckpoint, saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
+import { applyCheckpoint, loadCheckpoint, federationOrigin, makeCheckpoint, saveCheckpoint, type Checkpoint } from '../zo/checkpoint';
+import type { FederationConfig } from '../../protocol';
 import { createEngineTrainer } from './engine-trainer-factory';
 import { engineOptions } from './engine-options';
 import { runFederation } from './federation-run';
@@ -204,7 +205,7 @@ export class TrainerSession {
         });
         this.reporter.update({ state: 'connecting', committedRound: lastSyncedRound, detail: `Connecting to ${params.url}` });
         const hooks = {
-          synced: (round: number, config: { federationSeed: number; k: number; eta: number; epsilon: number; tau: number }) => {
+          synced: (round: number, config: FederationConfig) => {
             this.applied = { federationSeed: config.federationSeed, eta: config.eta };
             if (round > 0) this.lockedSeed = config.federationSeed;
             this.weights = { kind: round > 0 ? 'federation' : 'base', steps: 0, round, runId, restored: false };
@@ -217,8 +218,7 @@ export class TrainerSession {
               .then((m) => this.notify.metrics({ step, round, accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL }))
               .catch((err: unknown) => this.notify.log('warn', `held-out measures after round ${round}: ${errorMessage(err)}`));
             if (params.checkpointPath) {
-              const origin = { baseModel: working.model.identity, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon };
-              saveCheckpoint(params.checkpointPath, makeCheckpoint(origin, working.params.appliedCoefficients(), { round }));
+              saveCheckpoint(params.checkpointPath, makeCheckpoint(federationOrigin(working.model.identity, config), working.params.appliedCoefficients(), { round }));
             }
           },
         };

@@ -4,7 +4,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { GENERATOR_VERSION } from './generator';
 import type { ParameterSet } from './parameters';
-import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
+import { PERTURBATION_SHAPES, type FederationConfig, type PerturbationShape } from '../../protocol';
 
 const CheckpointSchema = z.object({
   format: z.literal('fedkseed-coefficients'),
@@ -85,6 +85,11 @@ export interface CheckpointOrigin {
   readonly eta: number;
   readonly epsilon: number;
   readonly shape?: PerturbationShape;
+}
+
+/** What a federation's checkpoint records of its configuration (one place, so none of it is left out). */
+export function federationOrigin(baseModel: string, config: Pick<FederationConfig, 'federationSeed' | 'k' | 'eta' | 'epsilon' | 'shape'>): CheckpointOrigin {
+  return { baseModel, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon, shape: config.shape ?? 'isotropic' };
 }
 
 /** A checkpoint of this generator version from coefficients given densely or as seed → integer. */
