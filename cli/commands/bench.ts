@@ -236,7 +236,11 @@ export function registerBench(program: Command): void {
     .command('learning')
     .description('held-out loss change of local ZO training with each perturbation shape, side by side on the same data, batches and seeds (docs/results.md, "Learning faster")')
     .option('--data <path>', 'dataset (as train reads it)', '.')
-    .option('--arms <list>', 'shape:η pairs, comma-separated; the first is the reference of the ratios', learningArms, [{ shape: 'isotropic', eta: TRAINING_DEFAULTS.eta }, { shape: 'tensor-rms', eta: TRAINING_DEFAULTS.eta }])
+    .addOption(
+      new Option('--arms <list>', 'shape:η pairs, comma-separated; the first is the reference of the ratios')
+        .argParser(learningArms)
+        .default([{ shape: 'isotropic', eta: TRAINING_DEFAULTS.eta }, { shape: 'tensor-rms', eta: TRAINING_DEFAULTS.eta }], `isotropic:${TRAINING_DEFAULTS.eta},tensor-rms:${TRAINING_DEFAULTS.eta}`),
+    )
     .option('--steps <n>', 'ZO steps per arm', positiveInt, 1000)
     .option('--eval-every <n>', 'held-out evaluation every n steps', positiveInt, 250)
     .option('--eval-examples <n>', 'held-out examples per evaluation (the first n)', positiveInt, 256)

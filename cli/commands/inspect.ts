@@ -6,6 +6,8 @@ import { DataType, dataTypeName } from '../../trainer/model/onnx';
 import { addModelSelectionOptions, type ModelCliOptions } from '../options';
 import { emitJson } from '../output';
 import { formatTable } from './bench';
+import { shapeMultipliers, sumSquares } from '../../trainer/zo/shape';
+import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 
 interface InspectOptions extends Pick<ModelCliOptions, 'model' | 'variant' | 'tokenizer' | 'trainable' | 'freeze'> {
   constants?: boolean;
@@ -39,6 +41,10 @@ async function runInspect(o: InspectOptions): Promise<void> {
   const select = o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined;
   const model = await loadModel(located.model, { select });
   const total = model.weights.reduce((n, w) => n + count(w.dims), 0);
+  // Each tensor's z multiplier under the default shape, derived as the engine derives it (tensors in name order).
+  const byName = [...model.weights].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const multipliers = shapeMultipliers(TRAINING_DEFAULTS.shape, byName.map((w) => ({ size: count(w.dims), sumSquares: sumSquares(w.data) })));
+  const multiplierOf = new Map(byName.map((w, i) => [w.name, multipliers[i]]));
   if (o.json) {
     emitJson({
       model: located.model,
@@ -50,7 +56,8 @@ async function runInspect(o: InspectOptions): Promise<void> {
       identity: model.identity,
       vocabulary: model.vocabSize,
       cache: model.io.cache ? { past: model.io.cache.past.map((p) => p.name), useCacheBranch: model.io.cache.useCacheBranch } : null,
-      parameters: model.weights.map((w) => ({ name: w.name, dims: w.dims, count: count(w.dims), storage: w.storage, reason: w.reason ?? '', ...(w.transposedCopies ? { transposedCopies: w.transposedCopies } : {}) })),
+      shape: TRAINING_DEFAULTS.shape,
+      parameters: model.weights.map((w) => ({ name: w.name, dims: w.dims, count: count(w.dims), storage: w.storage, reason: w.reason ?? '', zMultiplier: multiplierOf.get(w.name), ...(w.transposedCopies ? { transposedCopies: w.transposedCopies } : {}) })),
       total,
       constants: model.constants,
     });
@@ -63,9 +70,9 @@ async function runInspect(o: InspectOptions): Promise<void> {
     '',
     `trainable parameters (${model.weights.length} tensors):`,
     formatTable(
-      ['name', 'shape', 'count', 'why'],
-      model.weights.map((w) => [w.name, shape(w.dims), count(w.dims).toLocaleString('en-US'), w.reason ?? '']),
-      'lrrl',
+      ['name', 'shape', 'count', `z × (${TRAINING_DEFAULTS.shape})`, 'why'],
+      model.weights.map((w) => [w.name, shape(w.dims), count(w.dims).toLocaleString('en-US'), String(multiplierOf.get(w.name)), w.reason ?? '']),
+      'lrrrl',
     ),
     `total ${total.toLocaleString('en-US')} parameters`,
   ];
