@@ -21,7 +21,8 @@ function fedkseed(...args: string[]): { status: number | null; stdout: string; s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const quick = ['--data', code, '--seq-len', '32', '--batch-size', '1', '-k', '16', '--eval-every', '0', '--eval-examples', '2'];
+// --keep last: these tests count the steps a checkpoint holds, whichever point evaluated best.
+const quick = ['--data', code, '--seq-len', '32', '--batch-size', '1', '-k', '16', '--eval-every', '0', '--eval-examples', '2', '--keep', 'last'];
 
 describe('outputs are not replaced without a word', () => {
   it('train refuses to replace an existing checkpoint unless it continues it (--from) or --force', () => {

@@ -30,7 +30,7 @@ describe('fedkseed with the models users have', () => {
   it('inspect lists the trainable set with its total; --json has the same; globs change it', () => {
     const text = fedkseed(['inspect', '--model', join(FIX, 'llama-folded')]);
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout, /embed\.weight\s+\[4096, 16\]\s+65,536\s+embedding \+ matmul weight \(tied: onnx::MatMul_\d+ holds it transposed\)/);
+    assert.match(text.stdout, /embed\.weight\s+\[4096, 16\]\s+65,536\s+1\s+embedding \+ matmul weight \(tied: onnx::MatMul_\d+ holds it transposed\)/);
     assert.match(text.stdout, /total 70,224 parameters/);
     assert.match(text.stdout, /not trained: 3 tensors/);
     const json = JSON.parse(fedkseed(['inspect', '--model', join(FIX, 'optimum-gpt2'), '--json']).stdout) as { layout: string; variant: string; total: number; parameters: { name: string; count: number }[]; cache: { useCacheBranch: string } };
