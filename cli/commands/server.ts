@@ -14,7 +14,7 @@ import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { openStoreSpec, storeName } from '../store-spec';
-import { ignoreScratchFolder } from '../scratch';
+import { ignoreScratchFolder } from '../../contracts/scratch-folder';
 import { suggest } from '../invocation';
 import { registerServerBackup } from './server-backup';
 import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveIntUpTo, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';

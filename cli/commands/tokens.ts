@@ -7,7 +7,7 @@ import { printable } from '../../protocol/client-id';
 import { emitJson, note } from '../output';
 import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
-import { ignoreScratchFolder } from '../scratch';
+import { ignoreScratchFolder } from '../../contracts/scratch-folder';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
 interface StoreOption {

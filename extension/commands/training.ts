@@ -1,8 +1,6 @@
 // Training, evaluation and export commands: each long one runs under a cancellable progress
 // notification that follows the run's figures. Results name the weights they concern: Evaluate says
 // which model it scored, Export which model it wrote (and never calls the base model fine-tuned).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
 import * as vscode from 'vscode';
 import { formatLoss } from '../../protocol/format';
 import { heldOutChange, type EvaluateResult, type ExportModelResult, type TrainingResult, type WeightsState } from '../../contracts/trainer-rpc';
@@ -12,6 +10,7 @@ import type { TrainingController } from '../processes/trainingController';
 import type { DashboardPanelManager } from '../views/dashboardPanel';
 import { showInfo } from './messages';
 import { pathArgument } from './outcome';
+import { ignoreScratchFolder, WORK_FOLDER } from '../../contracts/scratch-folder';
 
 export interface TrainingCommandDeps {
   controller: TrainingController;
@@ -74,7 +73,6 @@ export async function evaluateModel({ controller, store, dashboard, log }: Train
 }
 
 /** FedKSeed's working folder in a workspace: exports go there, out of the data (the data reader skips it) and out of git. */
-export const WORK_FOLDER = '.fedkseed';
 
 /**
  * Where Export proposes to write: `<workspace>/.fedkseed/exports/<weights>/model.onnx`, never inside the
@@ -88,21 +86,6 @@ export function proposedExport(weights: WeightsState | null): vscode.Uri | undef
   return vscode.Uri.joinPath(root, WORK_FOLDER, 'exports', name, 'model.onnx');
 }
 
-/** A path inside a `.fedkseed` folder: that folder gets a .gitignore of `*` (once), so a model is never committed by accident. */
-function keepOutOfGit(out: string): void {
-  const parts = resolve(out).split(sep);
-  const at = parts.lastIndexOf(WORK_FOLDER);
-  if (at < 0) return;
-  const folder = parts.slice(0, at + 1).join(sep) || sep;
-  const ignore = join(folder, '.gitignore');
-  if (existsSync(ignore)) return;
-  try {
-    mkdirSync(folder, { recursive: true });
-    writeFileSync(ignore, '# written by FedKSeed: its exports and runs stay out of git\n*\n', { flag: 'wx' });
-  } catch {
-    // A read-only or raced folder: the export reports its own errors.
-  }
-}
 
 /** `{ out, base: true }` exports the base model without asking; a path alone exports whatever is loaded. */
 function exportArgument(arg: unknown): { out: string | undefined; allowBase: boolean } {
@@ -147,7 +130,7 @@ export async function exportModel({ controller, store }: TrainingCommandDeps, ar
     out = picked.fsPath;
   }
   if (!out.endsWith('.onnx')) throw new UserFacingError(`the exported model must be an .onnx file, not ${out}`);
-  keepOutOfGit(out);
+  ignoreScratchFolder(out);
   const target = out;
   const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${target}` }, () => controller.exportModel(target));
   const extra = result.copied.length > 0 ? ` (with ${result.copied.join(', ')})` : '';
