@@ -40,6 +40,9 @@ const workspaceSettings = {
   'fedkseed.training.k': 4096,
   'fedkseed.training.steps': 1500,
   'fedkseed.training.evalEvery': 50,
+  // The weights of the run's last step, so a run stopped after a few steps leaves fine-tuned weights to
+  // suggest from whether or not its held-out loss moved ('best' is tested in the extension-host suite).
+  'fedkseed.training.keep': 'last',
   'fedkseed.engine.threads': 1,
   'fedkseed.localServer.port': 0,
   'fedkseed.localServer.rounds': 4,
