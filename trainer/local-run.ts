@@ -4,7 +4,8 @@ import { BatchSampler } from './data/batches';
 import type { Dataset } from './data/dataset';
 import type { Example } from './data/examples';
 import type { Engine } from './engine';
-import { evaluateLoss, type LossSummary } from './eval/loss';
+import { evaluateLoss, NonFiniteLossError, type LossSummary } from './eval/loss';
+import { DivergenceWatch, type Divergence } from './divergence';
 import type { HeldOutMetrics } from './eval/metrics';
 import { type Checkpoint, makeCheckpoint } from './zo/checkpoint';
 import { quantizeCoefficient } from './zo/coefficients';
@@ -45,22 +46,6 @@ export interface LocalRunOptions {
   readonly metrics?: (examples: readonly Example[]) => Promise<HeldOutMetrics>;
 }
 
-/**
- * When a run counts as diverged and stops: its held-out loss becomes non-finite or rises more than this many
- * nats above where the run started, or the mean training loss of the last DIVERGENCE_WINDOW steps rises
- * this far above that of its first DIVERGENCE_WINDOW steps, or every one of DIVERGENCE_WINDOW steps in a
- * row had a non-finite loss. The best checkpoint is kept either way.
- */
-export const DIVERGENCE_NATS = 1;
-export const DIVERGENCE_WINDOW = 20;
-
-/** Why a run stopped before its last step, other than being asked to. */
-export interface Divergence {
-  readonly step: number;
-  /** What was seen, in words ("held-out loss 7.91 is 2.60 nats above the start 5.31"). */
-  readonly reason: string;
-}
-
 /** The best evaluated point of a run: lowest held-out loss (the start counts), its step and coefficients. */
 export interface BestPoint {
   readonly step: number;
@@ -83,7 +68,7 @@ export interface LocalRunResult {
   readonly checkpoint: Checkpoint;
   /** The evaluated point with the lowest held-out loss (null without held-out data). */
   readonly best: BestPoint | null;
-  /** Set when the run stopped because it diverged (see DIVERGENCE_NATS). */
+  /** Set when the run stopped because it diverged (trainer/divergence.ts). */
   readonly diverged: Divergence | null;
   readonly stepMs: number;
 }
@@ -95,19 +80,21 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   const evalOptions = { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId };
   let best: BestPoint | null = null;
   let lastEval: { step: number; heldOut: LossSummary } | null = null;
+  let before: LossSummary | null = null;
   let diverged: Divergence | null = null;
+  const watch = new DivergenceWatch();
   const stopped = new AbortController();
-  const diverge = (step: number, reason: string): void => {
-    if (diverged) return;
+  const diverge = (step: number, reason: string | null): void => {
+    if (reason === null || diverged) return;
     diverged = { step, reason };
     stopped.abort();
     onEvent({ type: 'diverged', divergence: diverged });
   };
-  const evaluate = async (step: number) => {
+  const evaluate = async (step: number): Promise<LossSummary | null> => {
     if (held.length === 0) return null;
     // A diverged model can score an infinite loss, which the accumulator refuses: that is a result here.
     const heldOut = await evaluateLoss(engine.session, held, evalOptions).catch((err: unknown): LossSummary => {
-      if (err instanceof RangeError && /not finite/.test(err.message)) return { loss: Number.POSITIVE_INFINITY, perplexity: Number.POSITIVE_INFINITY, tokens: 0 };
+      if (err instanceof NonFiniteLossError) return { loss: Number.POSITIVE_INFINITY, perplexity: Number.POSITIVE_INFINITY, tokens: 0 };
       throw err;
     });
     const isBest = Number.isFinite(heldOut.loss) && (best === null || heldOut.loss < best.heldOut.loss);
@@ -115,32 +102,8 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     if (isBest) best = { step, heldOut, checkpoint: checkpointNow() };
     lastEval = { step, heldOut };
     onEvent({ type: 'eval', step, heldOut, metrics, best: isBest });
-    const start = before?.loss;
-    if (!Number.isFinite(heldOut.loss)) diverge(step, `held-out loss is not finite`);
-    else if (start !== undefined && heldOut.loss > start + DIVERGENCE_NATS) {
-      diverge(step, `held-out loss ${heldOut.loss.toFixed(4)} is ${(heldOut.loss - start).toFixed(2)} nats above the start ${start.toFixed(4)}`);
-    }
+    diverge(step, watch.heldOut(heldOut.loss, before?.loss ?? null));
     return heldOut;
-  };
-  // The training loss's divergence watch: means over the first and the latest DIVERGENCE_WINDOW steps.
-  const firstLosses: number[] = [];
-  const recentLosses: number[] = [];
-  let nonFiniteRun = 0;
-  const watch = (step: number, e: StepEvent): void => {
-    if (e.skipped) {
-      if (++nonFiniteRun >= DIVERGENCE_WINDOW) diverge(step, `the training loss was not finite for ${nonFiniteRun} steps in a row`);
-      return;
-    }
-    nonFiniteRun = 0;
-    const loss = (e.lossPlus + e.lossMinus) / 2;
-    if (firstLosses.length < DIVERGENCE_WINDOW) firstLosses.push(loss);
-    recentLosses.push(loss);
-    if (recentLosses.length > DIVERGENCE_WINDOW) recentLosses.shift();
-    if (firstLosses.length < DIVERGENCE_WINDOW || recentLosses.length < DIVERGENCE_WINDOW) return;
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    const start = mean(firstLosses);
-    const now = mean(recentLosses);
-    if (now > start + DIVERGENCE_NATS) diverge(step, `the training loss (mean of the last ${DIVERGENCE_WINDOW} steps) rose from ${start.toFixed(4)} to ${now.toFixed(4)}`);
   };
   const signal = o.signal ? AbortSignal.any([o.signal, stopped.signal]) : stopped.signal;
 
@@ -163,7 +126,6 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   };
 
   let stepsRun = 0;
-  let before: LossSummary | null = null;
   before = await evaluate(startStep);
   let skipped = 0;
   let trainMs = 0;
@@ -182,7 +144,7 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
       signal,
       atRest: o.atRest,
       onStep: (e) => {
-        watch(done + e.step, e);
+        diverge(done + e.step, watch.step(e));
         const now = performance.now();
         onEvent({ type: 'step', ...e, step: done + e.step, ms: now - last });
         last = now;
@@ -196,8 +158,10 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
     if (stepsRun < o.steps && !signal.aborted && startStep + stepsRun === nextEval) await evaluate(startStep + stepsRun);
   }
   const checkpoint = checkpointNow();
+  // The last evaluation may already be of these weights (a run stopped by its held-out loss).
+  // (TypeScript cannot see that the evaluate closure assigns lastEval.)
   const evaluated = lastEval as { step: number; heldOut: LossSummary } | null;
-  const after = evaluated !== null && evaluated.step === startStep + stepsRun ? evaluated.heldOut : await evaluate(startStep + stepsRun);
+  const after = evaluated?.step === startStep + stepsRun ? evaluated.heldOut : await evaluate(startStep + stepsRun);
 
   return { stepsRun, skipped, before, after, checkpoint, best, diverged, stepMs: stepsRun > 0 ? trainMs / stepsRun : Number.NaN };
 }

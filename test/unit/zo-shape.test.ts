@@ -39,8 +39,14 @@ test('the multiplier is the power of two nearest to a tensor rms over the model 
   assert.equal(sumSquares(Float32Array.of(1, -2, 3)), 14);
 });
 
-test('a shaped pass is the isotropic pass with each tensor scaled by its multiplier, bit for bit', () => {
-  const shaped = new ParameterSet(scaledModel(), { kernel: 'wasm-simd' });
+/** Tensors whose sizes are multiples of 8 (no index gaps): neighbours of one multiplier form one segment. */
+function gaplessModel(): TensorInit[] {
+  const tensor = (name: string, size: number, scale: number): TensorInit => ({ name, dims: [size], data: Float32Array.from({ length: size }, (_, i) => scale * Math.sin(i + size)) });
+  return [tensor('a', 64, 1), tensor('b', 32, 1.1), tensor('c', 16, 9), tensor('d', 8, 1), tensor('e', 24, 0.1)];
+}
+
+for (const [what, model] of [['tensors with gaps between them', scaledModel], ['gapless tensors, neighbours merged', gaplessModel]] as const) test(`a shaped pass is the isotropic pass with each tensor scaled by its multiplier, bit for bit (${what})`, () => {
+  const shaped = new ParameterSet(model(), { kernel: 'wasm-simd' });
   shaped.setShape('tensor-rms');
   const m = shaped.shapeMultipliers();
   assert.ok(new Set(m.values()).size >= 3, `distinct multipliers: ${[...m.values()].join(', ')}`);
@@ -48,7 +54,7 @@ test('a shaped pass is the isotropic pass with each tensor scaled by its multipl
   shaped.perturb(key, 0.003);
   shaped.perturb2(key, -0.002, seedKey(99, 8), 0.001);
   const kernels = createKernels('js');
-  const reference = new ParameterSet(scaledModel(), { kernel: 'js' });
+  const reference = new ParameterSet(model(), { kernel: 'js' });
   for (const t of reference.tensors) {
     const w = t.data.slice();
     kernels.perturb(w, t.offset, key, 0.003 * (m.get(t.name) as number));

@@ -20,12 +20,15 @@ export interface LossSummary {
   readonly tokens: number;
 }
 
+/** A batch's loss sum was not finite (a diverged model): the accumulator refuses it, callers may take it as a result. */
+export class NonFiniteLossError extends RangeError {}
+
 export class LossAccumulator {
   private sum = 0;
   private count = 0;
 
   add({ lossSum, tokens }: LossSum): void {
-    if (!Number.isFinite(lossSum)) throw new RangeError(`loss sum is not finite (${lossSum})`);
+    if (!Number.isFinite(lossSum)) throw new NonFiniteLossError(`loss sum is not finite (${lossSum})`);
     if (!Number.isInteger(tokens) || tokens < 0) throw new RangeError(`token count must be a non-negative integer, got ${tokens}`);
     this.sum += lossSum;
     this.count += tokens;

@@ -298,11 +298,23 @@ export class ParameterSet {
     const m = shapeMultipliers(shape, this.baseEnergy);
     this.shapeName = shape;
     this.multipliers = m.every((x) => x === 1) ? null : m;
-    // Segments relative to each range; the passes are made anew (their stored seed covered other segments).
-    const segments = (from: number, to: number): Segment[] | null =>
-      this.multipliers === null
-        ? null
-        : this.slots.flatMap((slot, t) => (slot.offset >= from && slot.offset < to ? [{ start: slot.offset - from, end: slot.offset - from + slot.size, multiplier: (this.multipliers as Float64Array)[t] }] : []));
+    // Segments relative to each range, neighbours of one multiplier with no gap between them merged (fewer
+    // kernel calls per pass; the same operations on every element); the passes are made anew (their stored
+    // seed covered other segments).
+    const segments = (from: number, to: number): Segment[] | null => {
+      if (this.multipliers === null) return null;
+      const out: Segment[] = [];
+      for (const slot of this.slots) {
+        if (slot.offset < from || slot.offset >= to) continue;
+        const multiplier = this.multipliers[slot.index];
+        const start = slot.offset - from;
+        const end = start + slot.size;
+        const previous = out.at(-1);
+        if (previous && previous.end === start && previous.multiplier === multiplier) out[out.length - 1] = { ...previous, end };
+        else out.push({ start, end, multiplier });
+      }
+      return out;
+    };
     const nearEnd = this.far?.offset ?? this.indexSpan;
     this.nearSegments = segments(0, nearEnd);
     this.passes = null;
