@@ -13,6 +13,8 @@ import { CODE_GLOBS, groupsOf, planShards, type ShardPlan, writeShard } from './
 export interface PreparedData {
   readonly format: DataFormat;
   readonly data: Dataset;
+  /** The globs of the files read from a folder of text (undefined: every text file). */
+  readonly include: readonly string[] | undefined;
   /** The held-out examples the global model is evaluated on (at most evalExamples). */
   readonly heldOut: readonly Example[];
   readonly plan: ShardPlan;
@@ -23,7 +25,7 @@ export interface PreparedData {
 export const shardFile = (shardDir: string, id: string): string => join(shardDir, `${id}.jsonl`);
 
 /** Reads the data; a folder of text is read as code by default, and without code as every text file. */
-async function readData(o: SimulationOptions, engine: Engine, onEvent: SimulationListener): Promise<{ format: DataFormat; data: Dataset }> {
+async function readData(o: SimulationOptions, engine: Engine, onEvent: SimulationListener): Promise<{ format: DataFormat; data: Dataset; include: readonly string[] | undefined }> {
   const format = o.format ?? (await detectFormat(o.data));
   const load = (include: string[] | undefined) =>
     loadDataset(o.data, {
@@ -35,14 +37,18 @@ async function readData(o: SimulationOptions, engine: Engine, onEvent: Simulatio
       onProblem: (problem) => onEvent({ type: 'data-problem', problem }),
     });
   const codeOnly = format === 'text' && o.include === undefined && statSync(o.data).isDirectory();
-  let data = await load(codeOnly ? [...CODE_GLOBS] : o.include);
-  if (codeOnly && data.train.length === 0) data = await load(undefined);
+  let include: readonly string[] | undefined = codeOnly ? CODE_GLOBS : o.include;
+  let data = await load(include ? [...include] : undefined);
+  if (codeOnly && data.train.length === 0) {
+    include = undefined;
+    data = await load(undefined);
+  }
   if (data.train.length === 0) throw new Error(`no training examples in ${o.data} (pass --data with code, text or instruction data)`);
-  return { format, data };
+  return { format, data, include };
 }
 
 export async function prepareData(o: SimulationOptions, engine: Engine, shardDir: string, onEvent: SimulationListener): Promise<PreparedData> {
-  const { format, data } = await readData(o, engine, onEvent);
+  const { format, data, include } = await readData(o, engine, onEvent);
   const heldOut = data.heldOut.slice(0, o.evalExamples);
   if (heldOut.length === 0) throw new Error(`no held-out examples in ${o.data}: raise --held-out or add data`);
   const plan = planShards(data.train, {
@@ -67,5 +73,5 @@ export async function prepareData(o: SimulationOptions, engine: Engine, shardDir
     unassigned: plan.unassigned,
   });
   for (const [i, shard] of plan.shards.entries()) await writeShard(shardFile(shardDir, ids[i]), shard);
-  return { format, data, heldOut, plan, ids };
+  return { format, data, include, heldOut, plan, ids };
 }

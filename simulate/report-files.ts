@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FederationConfig } from '../protocol';
 import type { FederationState } from '../federation/store';
-import { federationOrigin, makeCheckpoint, saveCheckpoint } from '../trainer/zo/checkpoint';
+import { type EvaluationSetup, federationOrigin, makeCheckpoint, saveCheckpoint } from '../trainer/zo/checkpoint';
 import type { SimulationReport } from './report';
 import { renderReportHtml } from './report-html';
 
@@ -17,11 +17,14 @@ export function writeReport(dir: string, report: SimulationReport): { json: stri
   return { json, html };
 }
 
-/** The final global model as a checkpoint (base identity + the committed integer coefficients), if any round was committed. */
-export function writeFinalCheckpoint(dir: string, baseModel: string, config: FederationConfig, state: FederationState | null): string | null {
+/**
+ * The final global model as a checkpoint (base identity + the committed integer coefficients), if any round
+ * was committed; it records how the report's held-out loss was measured, so `fedkseed eval` repeats it.
+ */
+export function writeFinalCheckpoint(dir: string, baseModel: string, config: FederationConfig, state: FederationState | null, evaluation: EvaluationSetup): string | null {
   if (!state || state.round === 0) return null;
   const path = join(dir, 'checkpoint.json');
-  const checkpoint = makeCheckpoint(federationOrigin(baseModel, config), state.coefficients, { round: state.round });
+  const checkpoint = makeCheckpoint(federationOrigin(baseModel, config), state.coefficients, { round: state.round, evaluation });
   saveCheckpoint(path, checkpoint);
   return path;
 }

@@ -68,7 +68,12 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
       committedRounds: state?.round ?? 0,
       bytes: evaluations.cumulativeBytes,
       fedAvgBytes: evaluations.cumulativeFedAvg,
-      checkpoint: writeFinalCheckpoint(o.outDir, engine.model.identity, config, state),
+      checkpoint: writeFinalCheckpoint(o.outDir, engine.model.identity, config, state, {
+        seqLen: o.seqLen,
+        heldOutFraction: o.heldOut,
+        examples: o.evalExamples,
+        ...(prepared.include ? { include: [...prepared.include] } : {}),
+      }),
     });
     return { report, files: writeReport(o.outDir, report) };
   } finally {

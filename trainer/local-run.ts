@@ -28,6 +28,11 @@ export interface LocalRunOptions {
   readonly evalEvery: number;
   /** Held-out examples used for evaluation (a fixed prefix, so evaluations compare). */
   readonly evalExamples: number;
+  /**
+   * How the data was split and read (the held-out share, the include globs): recorded in each checkpoint
+   * with the window and the example count, so `fedkseed eval` scores the same examples.
+   */
+  readonly dataSplit?: { readonly heldOutFraction: number; readonly include?: readonly string[] };
   /** Starting coefficients (continuing an earlier run), real-valued A_j by seed. */
   readonly initial?: ReadonlyMap<number, number>;
   /**
@@ -115,13 +120,16 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
   for (let i = 0; i < startStep; i++) seeds.next();
   const sums = new Map<number, number>(o.initial ?? []);
+  const evaluation = o.dataSplit
+    ? { seqLen: o.seqLen, heldOutFraction: o.dataSplit.heldOutFraction, examples: o.evalExamples, ...(o.dataSplit.include ? { include: [...o.dataSplit.include] } : {}) }
+    : undefined;
   const checkpointNow = (): Checkpoint => {
     const coefficients = new Float64Array(o.k);
     for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
     return makeCheckpoint(
       { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon, shape },
       coefficients,
-      { steps: startStep + stepsRun },
+      { steps: startStep + stepsRun, ...(evaluation ? { evaluation } : {}) },
     );
   };
 

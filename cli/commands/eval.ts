@@ -3,11 +3,11 @@ import { openEngine } from '../../trainer/engine';
 import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
 import { evaluateLoss } from '../../trainer/eval/loss';
 import { metricsScorer } from '../../trainer/eval/metrics';
-import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';
+import { applyCheckpoint, type EvaluationSetup, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
-import { emitJson, fixed, percent } from '../output';
+import { emitJson, fixed, note, percent } from '../output';
 import { describeReport } from '../../trainer/device/providers';
 import { describeLocated } from '../../contracts/model-location';
 
@@ -20,6 +20,32 @@ interface EvalOptions extends ModelCliOptions, DataCliOptions {
   maxNewTokens: number;
   generationExamples: number;
   json?: boolean;
+  /** The options given on the command line (the others are defaults a checkpoint's own setup may replace). */
+  given: ReadonlySet<string>;
+}
+
+/** The options a checkpoint's evaluation setup decides unless the command line names them. */
+const SETUP_OPTIONS = { seqLen: '--seq-len', heldOut: '--held-out', maxExamples: '--max-examples', include: '--include' } as const;
+
+/**
+ * Scores the examples a checkpoint's held-out loss was measured on (train's and simulate's windows, split
+ * and file globs), so the loss `eval` prints is the one their reports show; options given on the command
+ * line win. Returns the adopted options as command-line words, for the note that says so.
+ */
+export function adoptEvaluationSetup(o: Pick<EvalOptions, 'seqLen' | 'heldOut' | 'maxExamples' | 'include' | 'given' | 'split'>, setup: EvaluationSetup): string[] {
+  const adopted: string[] = [];
+  const take = <K extends keyof typeof SETUP_OPTIONS>(key: K, value: EvalOptions[K], shown: string): void => {
+    if (o.given.has(key) || value === undefined || JSON.stringify(o[key]) === JSON.stringify(value)) return;
+    (o as Pick<EvalOptions, K>)[key] = value;
+    adopted.push(`${SETUP_OPTIONS[key]} ${shown}`);
+  };
+  take('seqLen', setup.seqLen, String(setup.seqLen));
+  if (o.split === 'held-out') {
+    take('heldOut', setup.heldOutFraction, String(setup.heldOutFraction));
+    take('maxExamples', setup.examples, String(setup.examples));
+  }
+  take('include', setup.include, (setup.include ?? []).map((g) => `'${g}'`).join(' '));
+  return adopted;
 }
 
 export function registerEval(program: Command): void {
@@ -34,6 +60,10 @@ export function registerEval(program: Command): void {
     .option('--max-new-tokens <n>', 'generation length for --rouge', positiveInt, 128)
     .option('--generation-examples <n>', 'examples completed for the next-line exact match (code) or Rouge-L (instruction data) beside the top-1 accuracy', positiveInt, 16)
     .option('--json', 'print one JSON object instead of text')
+    .hook('preAction', (command) => {
+      const given = Object.keys(SETUP_OPTIONS).filter((key) => ![undefined, 'default'].includes(command.getOptionValueSource(key)));
+      command.setOptionValue('given', new Set(given));
+    })
     .action((o: EvalOptions) => runEval(o));
 }
 
@@ -41,7 +71,15 @@ async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
   try {
     // The model is named once, in the result's first line (the variant and tokenizer with it).
-    if (o.checkpoint) applyCheckpoint(engine.params, loadCheckpoint(o.checkpoint), engine.model.identity, o.checkpoint);
+    if (o.checkpoint) {
+      const checkpoint = loadCheckpoint(o.checkpoint);
+      applyCheckpoint(engine.params, checkpoint, engine.model.identity, o.checkpoint);
+      const adopted = checkpoint.evaluation ? adoptEvaluationSetup(o, checkpoint.evaluation) : [];
+      if (adopted.length > 0) {
+        if (adopted.some((a) => a.startsWith('--seq-len'))) o.seqLenGiven = true;
+        if (!o.json) note(`scoring as the checkpoint's held-out loss was measured: ${adopted.join(' ')} (give an option to override it)`);
+      }
+    }
     const heldOut = o.split === 'held-out';
     const ds = await loadCliDataset(o, engine.tokenizer, heldOut ? o.heldOut : 0, engine.context);
     const pool = heldOut ? ds.heldOut : ds.train;
@@ -51,7 +89,10 @@ async function runEval(o: EvalOptions): Promise<void> {
       throw new CliError(heldOut && ds.train.length > 0 ? `no held-out examples in ${o.data} at --held-out ${o.heldOut}${skipped} (use --split all)` : `no examples to evaluate in ${o.data}${skipped}`);
     }
     const loss = await evaluateLoss(engine.session, examples, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId });
-    const scored = { model: engine.modelPath, variant: engine.located.variant, parameters: engine.params.parameterCount, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split, heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length };
+    const scored = {
+      model: engine.modelPath, variant: engine.located.variant, parameters: engine.params.parameterCount, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split,
+      heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length, seqLen: o.seqLen, include: o.include ?? null,
+    };
     const result: Record<string, unknown> = { ...scored, loss: loss.loss, tokens: loss.tokens, perplexity: loss.perplexity, examples: examples.length };
     // Measures a person can read: next-token top-1 accuracy, and the next line exactly (code) or Rouge-L (instructions).
     const scorer = metricsScorer(engine, o.threads);
@@ -74,7 +115,7 @@ async function runEval(o: EvalOptions): Promise<void> {
       process.stdout.write(
         `${describeLocated(engine.located)}\n` +
           `${o.checkpoint ? `checkpoint ${o.checkpoint}` : 'base model'} (${engine.params.parameterCount.toLocaleString()} parameters, ${describeReport(engine.session.providerReport)})\n` +
-          `data ${o.data}, split ${heldOut ? `held-out (share ${o.heldOut})` : 'all'}: ${examples.length} of ${pool.length} examples\n` +
+          `data ${o.data}${o.include ? ` (${o.include.join(' ')})` : ''}, split ${heldOut ? `held-out (share ${o.heldOut})` : 'all'}: ${examples.length} of ${pool.length} examples of ${o.seqLen} tokens\n` +
           `loss ${fixed(loss.loss)}  perplexity ${fixed(loss.perplexity, 2)}  tokens ${loss.tokens}  examples ${examples.length}` +
           (typeof result.accuracy === 'number' ? `  top-1 ${percent(result.accuracy)}` : '') +
           (typeof result.exactMatch === 'number' ? `  next line ${percent(result.exactMatch)} (${result.generated as number} lines)` : '') +

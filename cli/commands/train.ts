@@ -133,7 +133,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     const scorer = o.measures ? metricsScorer(engine, o.threads) : null;
     const result = await runLocalTraining(engine, data, {
       steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, shape: o.shape, batchSize: o.batchSize, seqLen: o.seqLen,
-      evalEvery: o.evalEvery, evalExamples: o.evalExamples, initial, startStep: earlierSteps, signal: abort.signal,
+      evalEvery: o.evalEvery, evalExamples: o.evalExamples, dataSplit: { heldOutFraction: o.heldOut, include: o.include }, initial, startStep: earlierSteps, signal: abort.signal,
       ...(scorer ? { metrics: (examples: readonly Example[]) => scorer.score(examples) } : {}),
     }, report).finally(() => scorer?.release());
     // --out holds the best evaluated point (the start counts, so a run that only got worse keeps the model it

@@ -23,6 +23,8 @@ function writeCorpus(target: string): void {
     geometry: (i) => `def area_${i}(width, height):\n    """Area of rectangle ${i}."""\n    return width * height + ${i}\n\n`,
     strings: (i) => `function pad${i}(text, size) {\n  // pads text number ${i}\n  return text.padStart(size + ${i}, ' ');\n}\n\n`,
   };
+  // Prose beside the code: simulate reads a folder's code only, eval reads every text file unless told.
+  writeFileSync(join(target, 'NOTES.txt'), Array.from({ length: 40 }, (_, i) => `Note ${i}: the rectangles and the padding helpers are examples.\n`).join(''));
   for (const [name, unit] of Object.entries(packages)) {
     mkdirSync(join(target, name));
     for (let f = 0; f < 12; f++) {
@@ -99,6 +101,16 @@ test('simulate runs a federation of client processes and writes report.json and 
   assert.ok(report.clients[0].groups.every((g) => !report.clients[1].groups.includes(g)), 'group split: no folder is shared');
   assert.ok(report.checkpoint && existsSync(report.checkpoint));
   assert.equal((JSON.parse(readFileSync(report.checkpoint, 'utf8')) as { round: number }).round, 3);
+
+  // `eval --checkpoint` with no other option scores what the report's final loss scored: the same windows
+  // (32 tokens, not eval's default 128), the same held-out examples, code files only.
+  const evaluated = execFileSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'eval', '--model', modelDir, '--data', dataDir, '--checkpoint', report.checkpoint, '--json'], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  const scored = JSON.parse(evaluated.trim().split('\n').at(-1) as string) as { loss: number; seqLen: number; examples: number };
+  assert.equal(scored.seqLen, 32);
+  assert.ok(Math.abs(scored.loss - (losses.at(-1) as number)) < 1e-6, `eval scored ${scored.loss}, the report's final held-out loss is ${losses.at(-1)}`);
 
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.equal((html.match(/<svg /g) ?? []).length, 2, 'two charts');

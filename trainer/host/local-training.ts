@@ -63,6 +63,7 @@ export async function trainLocally(
       seqLen: params.data.seqLen,
       evalEvery: params.evalEvery,
       evalExamples: params.evalExamples,
+      dataSplit: { heldOutFraction: params.data.heldOutFraction, include: params.data.include },
       startStep,
       initial: resume ? new Map(Object.entries(resume.checkpoint.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)])) : undefined,
       checkpointEvery: params.checkpointEvery,

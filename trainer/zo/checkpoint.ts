@@ -24,7 +24,23 @@ const CheckpointSchema = z.object({
   steps: z.number().int().nonnegative().optional(),
   /** Federation round these coefficients belong to, when they came from a federation. */
   round: z.number().int().nonnegative().optional(),
+  /** How the held-out loss beside these coefficients was measured, so `fedkseed eval` can measure it the same way. */
+  evaluation: z
+    .object({
+      /** Tokens per example window. */
+      seqLen: z.number().int().positive(),
+      /** Share of the data held out. */
+      heldOutFraction: z.number().min(0).max(1),
+      /** The first n held-out examples were scored. */
+      examples: z.number().int().positive(),
+      /** Globs of the files read from a folder of text (absent: every text file). */
+      include: z.array(z.string()).optional(),
+    })
+    .optional(),
 });
+
+/** How a checkpoint's held-out loss was measured. */
+export type EvaluationSetup = NonNullable<Checkpoint['evaluation']>;
 
 export type Checkpoint = z.infer<typeof CheckpointSchema>;
 
@@ -96,7 +112,7 @@ export function federationOrigin(baseModel: string, config: Pick<FederationConfi
 export function makeCheckpoint(
   origin: CheckpointOrigin,
   coefficients: ArrayLike<number> | ReadonlyMap<number, number>,
-  extra: { steps?: number; round?: number } = {},
+  extra: { steps?: number; round?: number; evaluation?: EvaluationSetup } = {},
 ): Checkpoint {
   const record = coefficients instanceof Map ? coefficientRecord(denseFrom(coefficients, origin.k)) : coefficientRecord(coefficients as ArrayLike<number>);
   return { format: 'fedkseed-coefficients', version: 1, generatorVersion: GENERATOR_VERSION, ...origin, coefficients: record, ...extra };
