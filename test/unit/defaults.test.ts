@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { SETTING_DEFAULTS } from '../../contracts/defaults';
+import { DEFAULTS_PAGE, withTable } from '../../scripts/docs/defaults-table';
 
 interface SettingSchema {
   readonly default?: unknown;
@@ -38,4 +39,9 @@ test('every default of contracts/defaults.ts is a setting of package.json, and a
       if (schema.maximum !== undefined) assert.ok(value <= schema.maximum, `${key} above its maximum`);
     }
   }
+});
+
+test("docs/defaults.md holds the table made from contracts/defaults.ts (rewrite it with scripts/docs/defaults-table.ts --write)", () => {
+  const page = readFileSync(DEFAULTS_PAGE, 'utf8');
+  assert.equal(page, withTable(page), 'the defaults page is out of date');
 });
