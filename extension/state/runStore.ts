@@ -32,13 +32,12 @@ import {
 } from '../../contracts/trainer-rpc';
 import type { DashboardView, LocalServerStatus, RunList, ViewStatus } from '../../contracts/webview-messages';
 import type { RunRecords } from './runRecords';
+import { StepRate } from './stepRate';
 
 /** Step-loss points kept; beyond this, neighbours are averaged pairwise so the curve keeps its shape. */
 const MAX_STEP_POINTS = 2000;
 /** A running run's record is written at most this often (and at once when it ends). */
 const SAVE_INTERVAL_MS = 2000;
-/** The time estimate looks at the last this many milliseconds of steps. */
-const RATE_WINDOW_MS = 60_000;
 
 function halve(points: [number, number][]): [number, number][] {
   const out: [number, number][] = [];
@@ -90,8 +89,8 @@ export interface RunInit {
 /** A run being recorded: its record, and what the time estimate needs. */
 interface Recording {
   record: RunRecord;
-  /** (time, step) of recent steps. */
-  samples: { t: number; step: number }[];
+  /** Steps done in this process and the time they took (a resumed run's earlier steps are not among them). */
+  rate: StepRate;
   /** When each round was committed (federations). */
   roundTimes: number[];
   startedAt: number;
@@ -195,10 +194,7 @@ export class RunStore implements vscode.Disposable {
     if (run) {
       const s = run.record.summary;
       const now = Date.now();
-      if (trainer.step !== s.step) {
-        run.samples.push({ t: now, step: trainer.step });
-        while (run.samples.length > 2 && now - run.samples[0]!.t > RATE_WINDOW_MS) run.samples.shift();
-      }
+      run.rate.observe(now, s.kind === 'federation' ? { round: trainer.round, step: trainer.roundStep ?? 0 } : { round: 0, step: trainer.step });
       s.step = trainer.step;
       if (trainer.steps > 0) s.steps = trainer.steps;
       if (trainer.rounds > 0) s.rounds = trainer.rounds;
@@ -266,7 +262,7 @@ export class RunStore implements vscode.Disposable {
         this.workspace,
       );
     }
-    this.pending = { record, samples: [], roundTimes: [], startedAt: now };
+    this.pending = { record, rate: new StepRate(), roundTimes: [], startedAt: now };
     this.recording = true;
     this.fireStatus();
     return record.summary.id;
@@ -495,24 +491,21 @@ export class RunStore implements vscode.Disposable {
     return computeFigures(run.record.summary, run.record.history, live);
   }
 
-  /** Seconds left: a local run from its recent step rate; a federation from its rounds' pace. */
+  /** Seconds left: a local run from its pace in this process; a federation from its rounds' pace. */
   private eta(run: Recording): number | null {
     const s = run.record.summary;
-    const samples = run.samples;
-    const first = samples[0];
-    const last = samples.at(-1);
-    const rate = first && last && last.t - first.t >= 1000 && last.step > first.step ? (last.step - first.step) / ((last.t - first.t) / 1000) : null;
-    if (s.kind === 'local') return rate ? Math.max(0, (s.steps - s.step) / rate) : null;
+    const now = Date.now();
+    if (s.kind === 'local') return run.rate.secondsLeft(now, s.steps - s.step);
     const left = s.rounds - s.committedRound;
     if (s.rounds === 0 || left <= 0) return null;
     if (run.roundTimes.length >= 1) {
       const since = run.roundTimes.length >= 2 ? run.roundTimes[0]! : run.startedAt;
       const perRound = (run.roundTimes.at(-1)! - since) / Math.max(1, run.roundTimes.length - (run.roundTimes.length >= 2 ? 1 : 0));
-      const intoRound = Date.now() - run.roundTimes.at(-1)!;
+      const intoRound = now - run.roundTimes.at(-1)!;
       return Math.max(0, (left * perRound - intoRound) / 1000);
     }
     const tau = s.steps;
-    return rate && tau > 0 ? Math.max(0, (left * tau - (this.trainer.roundStep ?? 0)) / rate) : null;
+    return tau > 0 ? run.rate.secondsLeft(now, left * tau - (this.trainer.roundStep ?? 0)) : null;
   }
 
   private patchHistory(run: Recording, patch: Partial<RunHistory>): void {
