@@ -31,6 +31,7 @@ import {
 } from '../options';
 import type { TrainEvent } from '../../contracts/cli-events';
 import { emitJson, fixed, note, percent } from '../output';
+import { formatEta } from '../../contracts/run-figures';
 import { describeReport } from '../../trainer/device/providers';
 import { addMemoryOption, memoryEngineOptions, type MemoryCliOptions } from '../memory-option';
 
@@ -129,7 +130,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
     else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${describeReport(engine.session.providerReport)}`);
     if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');
 
-    const report = progressPrinter(o);
+    const report = progressPrinter(o, earlierSteps);
     const scorer = o.measures ? metricsScorer(engine, o.threads) : null;
     const result = await runLocalTraining(engine, data, {
       steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, shape: o.shape, batchSize: o.batchSize, seqLen: o.seqLen,
@@ -198,10 +199,21 @@ function outcomeLines(result: LocalRunResult, earlierSteps: number, out: string,
   return lines;
 }
 
-function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
+function progressPrinter(o: TrainOptions, earlierSteps: number): (e: LocalRunEvent) => void {
   const every = Math.max(1, Math.round(o.steps / 20));
+  const lastStep = earlierSteps + o.steps;
   let window = 0;
   let count = 0;
+  // The pace of this process, from its first step (evaluations between steps included, as they will
+  // recur): steps a continued run made before do not count as work done here.
+  let since: number | null = null;
+  const timeLeft = (step: number, ms: number): string => {
+    const now = performance.now();
+    since ??= now - ms;
+    const done = step + 1 - earlierSteps;
+    const elapsed = (now - since) / 1000;
+    return done >= 2 && elapsed > 0 ? `  ${formatEta(((lastStep - step - 1) * elapsed) / done)}` : '';
+  };
   return (e) => {
     if (e.type === 'diverged') {
       if (o.json) emitJson({ event: 'diverged', step: e.divergence.step, reason: e.divergence.reason } satisfies TrainEvent);
@@ -221,13 +233,14 @@ function progressPrinter(o: TrainOptions): (e: LocalRunEvent) => void {
       emitJson({ event: 'step', step: e.step, seed: e.seed, g: e.g, lossPlus: e.lossPlus, lossMinus: e.lossMinus, skipped: e.skipped, ms: e.ms } satisfies TrainEvent);
       return;
     }
+    const left = timeLeft(e.step, e.ms);
     if (e.skipped) note(`step ${e.step}: loss was not finite; step skipped`);
     else {
       window += (e.lossPlus + e.lossMinus) / 2;
       count++;
     }
     if ((e.step + 1) % every === 0 && count > 0) {
-      note(`step ${String(e.step + 1).padStart(6)}/${o.steps}  train loss ${fixed(window / count)}  ${fixed(e.ms, 0)} ms/step`);
+      note(`step ${String(e.step + 1).padStart(6)}/${lastStep}  train loss ${fixed(window / count)}  ${fixed(e.ms, 0)} ms/step${e.step + 1 < lastStep ? left : ''}`);
       window = 0;
       count = 0;
     }

@@ -88,6 +88,22 @@ describe('fedkseed eval / train / export', () => {
     assert.match(text.stdout, /never went below where the run started/);
   });
 
+  it('train prints the time left at its pace, and a continued run counts its steps from where it goes on', () => {
+    const first = join(work, 'paced.json');
+    const r = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '20', '--eval-every', '0', '-k', '64', '--keep', 'last', '--out', first);
+    assert.equal(r.status, 0, r.stderr);
+    const progress = r.stderr.split('\n').filter((l) => /^step +\d+\/\d+ +train loss/.test(l));
+    assert.ok(progress.length >= 5, r.stderr);
+    assert.ok(progress.every((l) => / \d+\/20 /.test(l)), 'the first run counts to its 20 steps');
+    assert.ok(progress.slice(1, -1).every((l) => / ~\d+ (s|min) left$/.test(l)), `every line but the first and last says the time left:\n${progress.join('\n')}`);
+    // Continued: its steps are 21–30 of 30, and its pace is its own.
+    const more = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '10', '--eval-every', '0', '-k', '64', '--from', first, '--out', join(work, 'paced-more.json'));
+    assert.equal(more.status, 0, more.stderr);
+    const continued = more.stderr.split('\n').filter((l) => /^step +\d+\/\d+ +train loss/.test(l));
+    assert.match(continued[0], /^step +21\/30 /);
+    assert.match(continued.at(-1) as string, /^step +30\/30 /);
+  });
+
   it('refuses bad input with a message that names the problem', () => {
     const notOnnx = join(work, 'not-a-model.onnx');
     writeFileSync(notOnnx, 'this is not a protobuf');
