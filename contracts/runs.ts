@@ -58,7 +58,7 @@ export const runSummarySchema = z.object({
   title: z.string(),
   startedAt: z.number(),
   endedAt: z.nullable(z.number()),
-  /** The model's file name and identity (SHA-256). */
+  /** The model's name (its folder or repository, not model.onnx) and identity (SHA-256). */
   model: z.string(),
   modelIdentity: z.string(),
   server: z.nullable(z.string()),

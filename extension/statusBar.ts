@@ -16,8 +16,9 @@ export function statusBarText({ trainer, figures }: ViewStatus): string {
   return `${spin} ${figures.text.progress}${stopping}${loss}${bytes}`;
 }
 
-function tooltip({ trainer, figures, weightsText }: ViewStatus): string {
+function tooltip({ trainer, figures, model, weightsText }: ViewStatus): string {
   const lines = [`FedKSeed: ${trainer.detail ?? trainer.state}${trainer.provider ? ` (${trainer.provider})` : ''}`];
+  if (model) lines.push(`Model: ${model}`);
   if (figures.text.ratio) lines.push(`${figures.text.total}, ${figures.text.ratio}`);
   if (weightsText) lines.push(`Weights: ${weightsText}`);
   lines.push('Click to open the dashboard');

@@ -6,7 +6,7 @@
 // after any trainer restart, and a run the window took down is resumed from its checkpoint.
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { basename, isAbsolute, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { type MessageConnection, ResponseError } from 'vscode-jsonrpc/node';
 import * as z from 'zod/mini';
@@ -46,7 +46,7 @@ import { readSettings, type FedKSeedSettings } from '../config';
 import { openSettingAction, settingError, UserFacingError, type ErrorAction } from '../errors';
 import { showInfo, showWarning } from '../commands/messages';
 import type { RunStore } from '../state/runStore';
-import { modelDisplayName } from '../views/setup';
+import { modelDisplayName } from '../modelName';
 import { ServerProcess, ServerStartError } from './serverProcess';
 import { Supervisor } from './supervisor';
 import { TrainerProcess } from './trainerProcess';
@@ -214,7 +214,7 @@ export class TrainingController implements vscode.Disposable {
     return this.runJob('evaluation', async (c, engine) => {
       const result = checked(evaluateResultSchema, 'evaluate', await c.sendRequest(Requests.evaluate, { data, batchSize: s.training.batchSize, maxExamples: EVAL_EXAMPLES }, token));
       this.setWeights(result.weights);
-      this.store.recordEvaluation(result, { name: basename(engine.modelPath), identity: engine.modelIdentity });
+      this.store.recordEvaluation(result, { name: modelDisplayName(engine.modelPath), identity: engine.modelIdentity });
       return result;
     });
   }
@@ -244,7 +244,7 @@ export class TrainingController implements vscode.Disposable {
     return this.runJob('training', async (c, engine) => {
       const header = resumeOf ? this.usableCheckpoint(resumeOf, engine) : undefined;
       const runId = this.store.beginRun(
-        { kind: 'local', title: 'Local training', model: basename(engine.modelPath), modelIdentity: engine.modelIdentity, server: null, steps: settings.steps, rounds: 0, resume: { kind: 'local', params: settings } },
+        { kind: 'local', title: 'Local training', model: modelDisplayName(engine.modelPath), modelIdentity: engine.modelIdentity, server: null, steps: settings.steps, rounds: 0, resume: { kind: 'local', params: settings } },
         resumeOf ? { record: resumeOf, step: header?.steps ?? 0, round: 0 } : undefined,
       );
       const params: StartTrainingParams = {
@@ -279,7 +279,7 @@ export class TrainingController implements vscode.Disposable {
         {
           kind: 'federation',
           title: local ? 'Local federation' : `Federation at ${url}`,
-          model: basename(engine.modelPath),
+          model: modelDisplayName(engine.modelPath),
           modelIdentity: engine.modelIdentity,
           server: url,
           steps: 0,
@@ -343,7 +343,7 @@ export class TrainingController implements vscode.Disposable {
       const header = this.store.records.checkpointHeader(runId);
       if (!header) throw new UserFacingError(`the run "${record.summary.title}" has no checkpoint to load`);
       if (header.baseModel !== engine.modelIdentity) {
-        throw new UserFacingError(`the run "${record.summary.title}" fine-tuned ${record.summary.model} (${header.baseModel.slice(0, 12)}…), not the loaded model ${basename(engine.modelPath)}; select that model first`, [
+        throw new UserFacingError(`the run "${record.summary.title}" fine-tuned ${record.summary.model} (${header.baseModel.slice(0, 12)}…), not the loaded model ${modelDisplayName(engine.modelPath)}; select that model first`, [
           { title: 'Select Model…', command: 'fedkseed.selectModel' },
         ]);
       }
@@ -572,7 +572,7 @@ export class TrainingController implements vscode.Disposable {
     if (header.baseModel !== engine.modelIdentity) {
       this.setWeights(baseWeights);
       void showWarning(
-        `FedKSeed: the trainer now holds ${basename(engine.modelPath)} (base). The weights ${what} belong to ${run?.summary.model ?? 'another model'} and were not loaded; they stay in the run list.`,
+        `FedKSeed: the trainer now holds ${modelDisplayName(engine.modelPath)} (base). The weights ${what} belong to ${run?.summary.model ?? 'another model'} and were not loaded; they stay in the run list.`,
       );
       return;
     }

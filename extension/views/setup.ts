@@ -2,20 +2,12 @@
 // bundled model, the workspace folder by default), each with where it is set. Sent to the sidebar when
 // it is ready and whenever a model or data setting, or the workspace's folders, change.
 import { existsSync, statSync } from 'node:fs';
-import { basename, dirname, relative, sep } from 'node:path';
+import { basename, relative, sep } from 'node:path';
 import * as vscode from 'vscode';
 import type { SetupView } from '../../contracts/webview-messages';
 import { CONFIG_SECTION, readSettings } from '../config';
 import { settingOrigin } from '../errors';
-
-/** The name a person knows a model by: its folder's ("tiny-code-lm", "Qwen2.5-0.5B"), not "model.onnx". */
-export function modelDisplayName(spec: string): string {
-  if (!spec.endsWith('.onnx')) return basename(spec) || spec;
-  const folder = dirname(spec);
-  // A transformers.js repository keeps its files in onnx/: the repository is the model.
-  const named = basename(folder) === 'onnx' ? dirname(folder) : folder;
-  return basename(named) || basename(spec);
-}
+import { modelDisplayName } from '../modelName';
 
 /** "set in Workspace settings", or "the default". */
 function origin(key: string): string {

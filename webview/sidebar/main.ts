@@ -148,7 +148,7 @@ function renderRuns(list: RunList): void {
     const shown = summary.id === list.shownRunId;
     const when = new Date(summary.startedAt).toLocaleString();
     setText(item.title, summary.title);
-    setText(item.meta, `${when} · ${summary.state}${shown ? ' · shown' : ''}${summary.id === list.compareRunId ? ' · compared' : ''}`);
+    setText(item.meta, `${when} · ${summary.model} · ${summary.state}${shown ? ' · shown' : ''}${summary.id === list.compareRunId ? ' · compared' : ''}`);
     setText(item.figures, figures);
     setAttribute(item.open, 'aria-label', `Open ${summary.title} of ${when} in the dashboard`);
     setAttribute(item.compare, 'aria-label', `Compare ${summary.title} of ${when} with the run shown`);
