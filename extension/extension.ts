@@ -35,7 +35,7 @@ export function activate(context: vscode.ExtensionContext): FedKSeedApi {
   };
   const dashboard = new DashboardPanelManager(context.extensionUri, bridgeDeps);
   const controller = new TrainingController(context, store, log);
-  const completions = registerCompletions(controller, log);
+  const completions = registerCompletions(controller, log, (w) => store.weightsLabel(w));
   const deps = { dashboard, controller, store, log, completions };
 
   context.subscriptions.push(

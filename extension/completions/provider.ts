@@ -5,6 +5,8 @@ import * as vscode from 'vscode';
 import { COMPLETION_DEFAULTS } from '../../contracts/defaults';
 import { describeCompletionSource, type CompleteParams, type CompleteResult } from '../../contracts/trainer-payloads';
 import { readSettings } from '../config';
+import { modelDisplayName } from '../modelName';
+import { trimOverlap } from './overlap';
 
 /** Suggestions the hover can still name (lines of other edits may have moved them; they are hints). */
 const RECENT_SUGGESTIONS = 20;
@@ -23,6 +25,18 @@ export interface ShownSuggestion {
   readonly result: CompleteResult;
   /** "fine-tuned after step 40", "the base model (not fine-tuned)". */
   readonly sourceText: string;
+  /** Where it comes from in a few words: "FedKSeed · tiny-code-lm · run 3 step 40". */
+  readonly label: string;
+  /** The text offered (the trainer's, less the whitespace already before the cursor). */
+  readonly text: string;
+}
+
+/** Weights in a few words: "base", "run 3 step 40", "run 2 round 4". */
+export type WeightsLabel = (weights: CompleteResult['weights']) => string;
+
+/** "FedKSeed · tiny-code-lm · run 3 step 40": the model by its name and the weights that wrote it. */
+export function suggestionLabel(result: Pick<CompleteResult, 'modelPath' | 'source' | 'weights'>, weightsLabel: WeightsLabel): string {
+  return `FedKSeed · ${modelDisplayName(result.modelPath)} · ${result.source === 'base' ? 'base' : weightsLabel(result.weights)}`;
 }
 
 /** The text before `position`, at most `chars` characters of it. */
@@ -59,6 +73,7 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
     private readonly client: CompletionClient,
     private readonly log: vscode.LogOutputChannel,
     private readonly debounceMs = COMPLETION_DEFAULTS.debounceMs,
+    private readonly weightsLabel: WeightsLabel = (w) => (w && w.kind !== 'base' ? `${w.kind === 'federation' ? `round ${w.round}` : `step ${w.steps}`}` : 'base'),
   ) {}
 
   async provideInlineCompletionItems(document: vscode.TextDocument, position: vscode.Position, context: vscode.InlineCompletionContext, token: vscode.CancellationToken): Promise<vscode.InlineCompletionItem[] | undefined> {
@@ -68,9 +83,10 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
     if (context.selectedCompletionInfo) return undefined;
     if (!(await pause(this.debounceMs, token))) return undefined;
     let result: CompleteResult;
+    const prefix = prefixAt(document, position);
     try {
       result = await this.client.complete(
-        { prefix: prefixAt(document, position), source: settings.source, maxTokens: settings.maxTokens, sampling: settings.sampling, stop: settings.stop },
+        { prefix, source: settings.source, maxTokens: settings.maxTokens, sampling: settings.sampling, stop: settings.stop },
         token,
       );
     } catch (err) {
@@ -82,15 +98,26 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
       this.cancelled++;
       return undefined;
     }
-    if (result.text.trim() === '') return undefined;
-    const endLine = position.line + (result.text.match(/\n/g)?.length ?? 0);
-    const suggestion: ShownSuggestion = { uri: document.uri.toString(), line: position.line, endLine, character: position.character, result, sourceText: describeCompletionSource(result) };
+    // The model writes words with their leading space: after "= " that space is already typed.
+    const text = trimOverlap(prefix, result.text);
+    if (text.trim() === '') return undefined;
+    const endLine = position.line + (text.match(/\n/g)?.length ?? 0);
+    const suggestion: ShownSuggestion = {
+      uri: document.uri.toString(),
+      line: position.line,
+      endLine,
+      character: position.character,
+      result,
+      sourceText: describeCompletionSource(result),
+      label: suggestionLabel(result, this.weightsLabel),
+      text,
+    };
     this.last = suggestion;
     this.recent.push(suggestion);
     if (this.recent.length > RECENT_SUGGESTIONS) this.recent.shift();
     this.shown.fire(suggestion);
     this.log.debug(`completion from ${suggestion.sourceText}: ${result.tokens} tokens, first after ${result.firstTokenMs?.toFixed(0) ?? '-'} ms, ${result.totalMs.toFixed(0)} ms in all`);
-    return [new vscode.InlineCompletionItem(result.text, new vscode.Range(position, position))];
+    return [new vscode.InlineCompletionItem(text, new vscode.Range(position, position))];
   }
 
   /** The newest suggestion shown on `line` of the document `uri` (or reaching it), if any. */

@@ -1,11 +1,11 @@
-// Everything of completions the extension creates: the provider for every file, the hover naming a
-// suggestion's source, the compare view's documents, and the `fedkseed.completions` context key that
+// Everything of completions the extension creates: the provider for every file, the hover and the status
+// bar item naming a suggestion's source, the compare view's documents, and the `fedkseed.completions` context key that
 // switches the Training view's lightbulb between on and off.
 import * as vscode from 'vscode';
 import { CONFIG_SECTION, readSettings } from '../config';
 import { CompareDocuments } from './compare';
-import { registerSuggestionHover } from './hover';
-import { FineTunedCompletionProvider, type CompletionClient } from './provider';
+import { registerSuggestionHover, registerSuggestionStatus } from './hover';
+import { FineTunedCompletionProvider, type CompletionClient, type WeightsLabel } from './provider';
 
 /** Files on disk and new, unsaved ones: where a user writes code. */
 export const EDITOR_DOCUMENTS: vscode.DocumentSelector = [{ scheme: 'file' }, { scheme: 'untitled' }];
@@ -22,8 +22,8 @@ export function setCompletionsEnabled(enabled: boolean): Thenable<void> {
   return config.update('completions.enabled', enabled, inWorkspace ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
 }
 
-export function registerCompletions(client: CompletionClient, log: vscode.LogOutputChannel): Completions {
-  const provider = new FineTunedCompletionProvider(client, log);
+export function registerCompletions(client: CompletionClient, log: vscode.LogOutputChannel, weightsLabel?: WeightsLabel): Completions {
+  const provider = new FineTunedCompletionProvider(client, log, undefined, weightsLabel);
   const documents = new CompareDocuments();
   const syncContext = () => void vscode.commands.executeCommand('setContext', 'fedkseed.completions', readSettings().completions.enabled);
   syncContext();
@@ -32,6 +32,7 @@ export function registerCompletions(client: CompletionClient, log: vscode.LogOut
     documents,
     vscode.languages.registerInlineCompletionItemProvider(EDITOR_DOCUMENTS, provider),
     registerSuggestionHover(provider, EDITOR_DOCUMENTS),
+    registerSuggestionStatus(provider),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration(`${CONFIG_SECTION}.completions.enabled`)) syncContext();
     }),

@@ -184,6 +184,15 @@ export class RunStore implements vscode.Disposable {
     return `${describeWeights(w)}${run ? ` (${run.summary.title}, ${new Date(run.summary.startedAt).toLocaleString()})` : ''}`;
   }
 
+  /** The weights in a few words: "base", "run 3 step 40", "run 2 round 4" (run N: the Nth of the history, oldest first). */
+  weightsLabel(w: WeightsState | null): string {
+    if (!w || w.kind === 'base') return 'base';
+    const at = w.kind === 'federation' ? `round ${w.round}` : `step ${w.steps}`;
+    const runs = this.allRecords().filter((r) => r.summary.kind !== 'evaluation').reverse();
+    const n = w.runId ? runs.findIndex((r) => r.summary.id === w.runId) : -1;
+    return n >= 0 ? `run ${n + 1} ${at}` : `fine-tuned, ${at}`;
+  }
+
   // ---- the trainer, the server, the engine ---------------------------------------------------
 
   setTrainer(trainer: TrainerStatus): void {

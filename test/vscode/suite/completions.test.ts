@@ -58,7 +58,8 @@ describe('completions', function () {
     assert.ok(typeof list[0].insertText === 'string' && list[0].insertText.trim() !== '');
     assert.ok(!list[0].insertText.trimStart().includes('\n'), 'one line');
     const shown = api.lastSuggestion();
-    assert.equal(shown?.result.text, list[0].insertText);
+    assert.equal(shown?.text, list[0].insertText);
+    assert.equal(shown?.label, 'FedKSeed · tiny-code-lm · base', 'the suggestion names the model by its folder and its weights');
     assert.equal(shown?.result.weights?.kind, 'base');
 
     // Cancelled while waiting for the pause in typing, and while the trainer decodes: nothing is offered.
@@ -85,7 +86,30 @@ describe('completions', function () {
     assert.equal(shown?.result.weights?.steps, result.totalSteps);
     const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', doc.uri, end);
     const text = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
-    assert.match(text, new RegExp(`FedKSeed suggestion\\*\\* from fine-tuned after step ${result.totalSteps} \\(model\\.onnx\\)`));
+    const n = api.runs().filter((r) => r.kind !== 'evaluation').reverse().findIndex((r) => r.id === result.weights.runId) + 1;
+    assert.ok(n > 0, 'the run is in the history');
+    assert.equal(shown?.label, `FedKSeed · tiny-code-lm · run ${n} step ${result.totalSteps}`);
+    assert.match(text, new RegExp(`FedKSeed suggestion\\*\\* · tiny-code-lm · run ${n} step ${result.totalSteps} \\(fine-tuned after step ${result.totalSteps}\\)`));
+    assert.doesNotMatch(text, /model\.onnx/);
+  });
+
+  it('a suggestion after a space does not repeat it: accepted, the line has one space where the cursor was', async () => {
+    const line = '  const total = ';
+    const file = join(scratch, 'total.ts');
+    writeFileSync(file, `${CODE.replace(/items\.$/, 'items;')}\n${line}`);
+    const totalDoc = await vscode.workspace.openTextDocument(vscode.Uri.file(file));
+    const editor = await vscode.window.showTextDocument(totalDoc);
+    const at = totalDoc.positionAt(totalDoc.getText().length);
+    const items = await api.completionProvider.provideInlineCompletionItems(totalDoc, at, invoke, new vscode.CancellationTokenSource().token);
+    const list = Array.isArray(items) ? items : (items?.items ?? []);
+    const shown = api.lastSuggestion();
+    assert.ok(shown && list[0] && typeof list[0].insertText === 'string');
+    assert.equal(list[0].insertText, shown.text);
+    assert.ok(!/^[ \t]/.test(shown.text), `the offered text does not start with the space already typed: ${JSON.stringify(shown.text)} (the model's: ${JSON.stringify(shown.result.text)})`);
+    await editor.edit((e) => e.insert(at, shown.text));
+    const accepted = totalDoc.lineAt(at.line).text;
+    assert.ok(accepted.startsWith(line) && !accepted.startsWith(`${line} `), `one space after "=": ${JSON.stringify(accepted)}`);
+    await vscode.commands.executeCommand('workbench.action.revertAndCloseActiveEditor');
   });
 
   it('compare shows the base and the fine-tuned completions side by side', async () => {
