@@ -387,12 +387,18 @@ const tests: UiTest[] = [
       await page.keyboard.type('  const count = ', { delay: 30 });
       const ghost = editor.locator('.ghost-text-decoration, .ghost-text').first();
       await ghost.waitFor({ state: 'visible', timeout: 30_000 });
+      // The ghost text takes no hover: the status bar names where the suggestion comes from.
+      const named = page.locator('[id="fedkseed.fedkseed.fedkseed.suggestion"], .statusbar-item', { hasText: /FedKSeed · tiny-code-lm · run \d+ step \d+/ }).first();
+      await named.waitFor({ state: 'visible', timeout: 10_000 });
       await shot(page, 'completion-ghost-text');
       const column = async () => Number(/Col (\d+)/.exec(await page.locator('[id="status.editor.selection"]').innerText())?.[1] ?? 0);
       const before = await column();
       await page.keyboard.press('Tab');
       await page.waitForFunction((c) => Number(/Col (\d+)/.exec(document.querySelector('[id="status.editor.selection"]')?.textContent ?? '')?.[1] ?? 0) > c, before, { timeout: 10_000 });
       assert.equal(await ghost.isVisible(), false, 'the ghost text was accepted into the line');
+      // The suggestion did not repeat the space typed after "=".
+      const accepted = (await editor.locator('.view-line').filter({ hasText: 'const count =' }).first().innerText()).replace(/\u00a0/g, ' ');
+      assert.doesNotMatch(accepted, /const count = {2}/, `one space after "=": ${JSON.stringify(accepted)}`);
 
       // The hover on the suggestion's line names the model and the step its weights were trained to. Asked
       // for from the keyboard at the line's first word (Show or Focus Hover): a mouse hover depends on where
@@ -402,7 +408,7 @@ const tests: UiTest[] = [
       await runFromCommandPalette(page, 'Show or Focus Hover');
       const hover = page.locator('.monaco-hover', { hasText: 'FedKSeed suggestion' }).first();
       await hover.waitFor({ state: 'visible', timeout: 15_000 });
-      assert.match(await hover.innerText(), /FedKSeed suggestion from fine-tuned after step \d+ \(model\.onnx\)/);
+      assert.match(await hover.innerText(), /FedKSeed suggestion · tiny-code-lm · run \d+ step \d+ \(fine-tuned after step \d+\)/);
       await shot(page, 'completion-hover');
       await runFromCommandPalette(page, 'FedKSeed: Turn Off Completions from the Fine-Tuned Model');
       await runFromCommandPalette(page, 'View: Close All Editors');
