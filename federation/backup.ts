@@ -76,6 +76,8 @@ const recordSchema = z.discriminatedUnion('kind', [
     createdAt: z.string(),
     clientId: z.optional(z.string()),
     maxExamples: z.optional(z.number().check(z.int(), z.positive())),
+    /** A revoked token is kept (its client id stays reserved): a restore must not bring it back to life. */
+    revokedAt: z.optional(z.string()),
   }),
 ]);
 type BackupRecord = z.infer<typeof recordSchema>;

@@ -49,13 +49,16 @@ export function checkedConfig(value: unknown): FederationConfig {
   return config;
 }
 
+type OptionalTokenField = 'clientId' | 'maxExamples' | 'revokedAt';
+
 const tokenShape = { id: 'string', label: 'string', salt: 'string', hash: 'string', createdAt: 'string' } as const satisfies {
-  readonly [K in keyof Omit<TokenRecord, 'clientId' | 'maxExamples'>]-?: FieldKind;
+  readonly [K in keyof Omit<TokenRecord, OptionalTokenField>]-?: FieldKind;
 };
 
 /** A token record, its optional client identity included. */
 export function checkedToken(value: unknown): TokenRecord {
-  const record = checked<Omit<TokenRecord, 'clientId' | 'maxExamples'>>(value, tokenShape, 'token') as TokenRecord;
+  const record = checked<Omit<TokenRecord, OptionalTokenField>>(value, tokenShape, 'token') as TokenRecord;
+  if (record.revokedAt !== undefined && typeof record.revokedAt !== 'string') throw new Error(`the store's token ${record.id} has no valid revokedAt`);
   if (record.clientId !== undefined && typeof record.clientId !== 'string') throw new Error(`the store's token ${record.id} has no valid clientId`);
   if (record.maxExamples !== undefined && !(Number.isSafeInteger(record.maxExamples) && record.maxExamples > 0)) throw new Error(`the store's token ${record.id} has no valid maxExamples`);
   return record;
@@ -356,7 +359,7 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
   }
 
   getToken(id: string): Promise<TokenRecord | null> {
-    return this.getJson<Omit<TokenRecord, 'clientId' | 'maxExamples'>>(`token/${id}`, tokenShape).then((t) => t && checkedToken(t));
+    return this.getJson<Omit<TokenRecord, OptionalTokenField>>(`token/${id}`, tokenShape).then((t) => t && checkedToken(t));
   }
 
   async deleteToken(id: string): Promise<boolean> {

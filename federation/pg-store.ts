@@ -31,6 +31,9 @@ export interface PgStoreOptions {
   readonly poolSize?: number;
 }
 
+/** The NOTIFY payload prefix of a token change: `token <id>`. */
+const TOKEN_NOTICE = 'token ';
+
 const f64 = (v: Float64Array): Buffer => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
 function toF64(b: unknown, what: string, k?: number): Float64Array {
@@ -218,7 +221,11 @@ export class PgFederationStore implements FederationStore {
   }
 
   async putToken(token: TokenRecord): Promise<void> {
-    await this.pool.query('INSERT INTO fedkseed_tokens (id, record) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET record = $2', [token.id, JSON.stringify(token)]);
+    // Every gateway hears of the change (a revocation closes the sessions the token admitted there).
+    await this.transaction(async (c) => {
+      await c.query('INSERT INTO fedkseed_tokens (id, record) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET record = $2', [token.id, JSON.stringify(token)]);
+      await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `${TOKEN_NOTICE}${token.id}`]);
+    });
   }
 
   async getToken(id: string): Promise<TokenRecord | null> {
@@ -227,8 +234,16 @@ export class PgFederationStore implements FederationStore {
   }
 
   async deleteToken(id: string): Promise<boolean> {
-    const { rowCount } = await this.pool.query('DELETE FROM fedkseed_tokens WHERE id = $1', [id]);
-    return (rowCount ?? 0) > 0;
+    const { rows } = await this.pool.query<{ n: string }>('WITH gone AS (DELETE FROM fedkseed_tokens WHERE id = $1 RETURNING 1) SELECT (SELECT count(*) FROM gone) AS n, pg_notify($2, $3)', [id, CHANNEL, `${TOKEN_NOTICE}${id}`]);
+    return Number(rows[0]?.n ?? 0) > 0;
+  }
+
+  /** Token changes of any gateway or `fedkseed tokens`, by NOTIFY; after the session reconnects, all of them may have changed. */
+  watchTokens(listener: (tokenId: string | null) => void): void {
+    this.session.on('notification', (payload) => {
+      if (payload.startsWith(TOKEN_NOTICE)) listener(payload.slice(TOKEN_NOTICE.length));
+    });
+    this.session.on('up', () => listener(null));
   }
 
   async listTokens(): Promise<TokenRecord[]> {

@@ -21,7 +21,8 @@ import { TokenBucket } from './rate-limit';
 import type { Robustness } from './robust';
 import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
 import type { FederationStore } from './store';
-import { bindIdentity, verifyToken } from './tokens';
+import { serveRevocationRequests, type RevocationOutcome } from './revocation-requests';
+import { bindIdentity, revokeToken, tokenLive, verifyToken, watchTokenChanges } from './tokens';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
@@ -98,6 +99,8 @@ interface Connection {
   readonly bucket: TokenBucket;
   /** The client this connection speaks for, once its hello was accepted. */
   clientId: string | null;
+  /** The token its hello was verified with: a revocation closes the connection. */
+  tokenId: string | null;
   alive: boolean;
   helloTimer: NodeJS.Timeout | null;
   /** hello is being verified (async): further frames wait for the verdict. */
@@ -260,6 +263,8 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     if (requireToken) {
       const tokenId = await verifyToken(store, m.token);
       if (tokenId === null) return reject(conn, ErrorCode.AuthFailed, 'the token is unknown or revoked');
+      // Set before the reads below: a revocation from now on finds this connection (closeRevoked).
+      conn.tokenId = tokenId;
       // One binding at a time: two tokens racing for one new identity cannot both take it.
       const binding = bindings.then(() => bindIdentity(store, tokenId, m.clientId));
       bindings = binding.then(
@@ -268,8 +273,10 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       );
       const mismatch = await binding;
       if (mismatch !== null) return reject(conn, ErrorCode.IdentityMismatch, mismatch);
-      const maxExamples = (await store.getToken(tokenId))?.maxExamples;
-      if (maxExamples !== undefined) grants = { maxExamples };
+      const record = await store.getToken(tokenId);
+      // Revoked since it was verified (before this connection could be found by closeRevoked).
+      if (!record || record.revokedAt !== undefined) return reject(conn, ErrorCode.AuthFailed, `token ${tokenId} was revoked`);
+      if (record.maxExamples !== undefined) grants = { maxExamples: record.maxExamples };
     }
     const refusal = engine.admit(m);
     if (refusal) return reject(conn, refusal.code, refusal.message);
@@ -314,6 +321,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       ws,
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
       clientId: null,
+      tokenId: null,
       alive: true,
       helloTimer: null,
       pendingHello: false,
@@ -351,6 +359,50 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       if (conn.clientId !== null) engine.leave(conn, conn.clientId);
     });
   });
+
+  /**
+   * Closes the connections admitted by `tokenId` (null: by any token) when it is revoked or gone; how many.
+   * Checks run one after another, so a burst of changes reads each token once at a time.
+   */
+  let revocationChecks: Promise<number> = Promise.resolve(0);
+  function closeRevoked(tokenId: string | null): Promise<number> {
+    const check = revocationChecks.then(async () => {
+      const ids = new Set<string>();
+      for (const c of connections) if (c.tokenId !== null && !c.dead && (tokenId === null || c.tokenId === tokenId)) ids.add(c.tokenId);
+      let closedNow = 0;
+      for (const id of ids) {
+        if (await tokenLive(store, id)) continue;
+        for (const c of connections) {
+          if (c.tokenId !== id || c.dead) continue;
+          reject(c, ErrorCode.AuthFailed, `token ${id} was revoked`);
+          closedNow++;
+        }
+      }
+      if (closedNow > 0) log('info', { event: 'sessions_revoked', tokenId, sessions: closedNow });
+      return closedNow;
+    });
+    revocationChecks = check.catch((err: unknown) => {
+      log('warn', { event: 'revocation_check_failed', tokenId, error: (err as Error).message });
+      return 0;
+    });
+    return revocationChecks;
+  }
+  const unwatchTokens = watchTokenChanges(store, (tokenId) => {
+    if (!closed) void closeRevoked(tokenId);
+  });
+  // An embedded store's folder is this process's alone: `fedkseed tokens revoke` asks through a request file.
+  const revocationRequests = options.store
+    ? null
+    : serveRevocationRequests(
+        options.storePath as string,
+        async (tokenId): Promise<RevocationOutcome> => {
+          const live = [...connections].filter((c) => c.tokenId === tokenId && !c.dead).length;
+          const revoked = await revokeToken(store, tokenId);
+          await closeRevoked(tokenId);
+          return { revoked, sessionsClosed: revoked ? live : 0 };
+        },
+        log,
+      );
 
   const heartbeat = setInterval(() => {
     for (const conn of connections) {
@@ -391,6 +443,8 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       if (closed) return;
       closed = true;
       clearInterval(heartbeat);
+      unwatchTokens();
+      revocationRequests?.stop();
       engine.close();
       for (const conn of connections) conn.ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

@@ -90,6 +90,11 @@ export interface TokenRecord {
   readonly clientId?: string;
   /** The operator's cap on the examples an upload with this token may claim. */
   readonly maxExamples?: number;
+  /**
+   * When the token was revoked (ISO time): it admits no one, and the record stays so that its client id
+   * stays reserved (no unbound token can take it over).
+   */
+  readonly revokedAt?: string;
 }
 
 /** The round open now: which clients were sampled and when its deadline falls. */
@@ -139,6 +144,13 @@ export interface FederationStore {
   getToken(id: string): Promise<TokenRecord | null>;
   deleteToken(id: string): Promise<boolean>;
   listTokens(): Promise<TokenRecord[]>;
+  /**
+   * `listener` runs with a token's id when this or another process changed that token (revoked it), and
+   * with null when tokens may have changed unseen (a shared store's session came back): the server then
+   * checks the tokens its live sessions speak with. Optional: a store only one process can open (the
+   * embedded one) has every change made through tokens.ts in that process, which tells the server itself.
+   */
+  watchTokens?(listener: (tokenId: string | null) => void): void;
   /** Records the round the coordinator opened, replacing an earlier attempt and dropping its uploads. */
   saveOpenRound(open: OpenRoundRecord): Promise<void>;
   loadOpenRound(): Promise<OpenRoundRecord | null>;

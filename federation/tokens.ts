@@ -18,11 +18,36 @@ export interface TokenInfo {
   /** The client identity the token speaks for, once granted or first used. */
   readonly clientId?: string;
   readonly maxExamples?: number;
+  /** When it was revoked; its client id stays reserved. */
+  readonly revokedAt?: string;
 }
 
-/** The token (other than `exceptId`) that speaks for `clientId`, if any. */
+/**
+ * The token (other than `exceptId`) that holds `clientId`, if any: a live one first, else a revoked one,
+ * whose id stays reserved so that no unbound token can take the identity of a revoked client.
+ */
 async function holderOf(store: FederationStore, clientId: string, exceptId?: string): Promise<TokenRecord | null> {
-  return (await store.listTokens()).find((t) => t.clientId === clientId && t.id !== exceptId) ?? null;
+  const holders = (await store.listTokens()).filter((t) => t.clientId === clientId && t.id !== exceptId);
+  return holders.find((t) => t.revokedAt === undefined) ?? holders[0] ?? null;
+}
+
+/** In-process listeners of token changes made through tokens.ts, by store (an embedded store is one process's). */
+const localWatchers = new WeakMap<FederationStore, Set<(tokenId: string) => void>>();
+
+/**
+ * Runs `listener` when a token of `store` changed: through this module in this process, or (a shared
+ * store's `watchTokens`) in another; null: tokens may have changed unseen. Returns its removal (local only).
+ */
+export function watchTokenChanges(store: FederationStore, listener: (tokenId: string | null) => void): () => void {
+  const set = localWatchers.get(store) ?? new Set<(tokenId: string) => void>();
+  localWatchers.set(store, set);
+  set.add(listener);
+  store.watchTokens?.(listener);
+  return () => void set.delete(listener);
+}
+
+function changed(store: FederationStore, tokenId: string): void {
+  for (const l of localWatchers.get(store) ?? []) l(tokenId);
 }
 
 function hashSecret(salt: string, secret: string): string {
@@ -39,8 +64,9 @@ export async function createToken(store: FederationStore, label: string, clientI
     // The ids a HELLO may carry, no others: a token for an id no client can send would never connect.
     const problem = clientIdProblem(clientId);
     if (problem !== null) throw new Error(`${problem}: a client id is 1 to ${MAX_CLIENT_ID_BYTES} bytes of UTF-8 without control characters`);
+    // The operator may grant the id of a revoked token to a new one (its reservation is for them to lift).
     const holder = await holderOf(store, clientId);
-    if (holder) throw new Error(`client id ${clientId} belongs to token ${holder.id} (${holder.label}); revoke it first`);
+    if (holder && holder.revokedAt === undefined) throw new Error(`client id ${clientId} belongs to token ${holder.id} (${holder.label}); revoke it first`);
   }
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
@@ -49,12 +75,33 @@ export async function createToken(store: FederationStore, label: string, clientI
   return { id, token: `fks_${id}_${secret}` };
 }
 
-export function revokeToken(store: FederationStore, id: string): Promise<boolean> {
-  return store.deleteToken(id);
+/**
+ * Revokes a token: false when the store has none with that id. The record is kept, marked revoked, so
+ * its client id stays reserved; a running server closes the sessions it admitted (server.ts).
+ */
+export async function revokeToken(store: FederationStore, id: string): Promise<boolean> {
+  const record = await store.getToken(id);
+  if (!record) return false;
+  if (record.revokedAt === undefined) await store.putToken({ ...record, revokedAt: new Date().toISOString() });
+  changed(store, id);
+  return true;
 }
 
 export async function listTokens(store: FederationStore): Promise<TokenInfo[]> {
-  return (await store.listTokens()).map(({ id, label, createdAt, clientId, maxExamples }: TokenRecord) => ({ id, label, createdAt, ...(clientId === undefined ? {} : { clientId }), ...(maxExamples === undefined ? {} : { maxExamples }) }));
+  return (await store.listTokens()).map(({ id, label, createdAt, clientId, maxExamples, revokedAt }: TokenRecord) => ({
+    id,
+    label,
+    createdAt,
+    ...(clientId === undefined ? {} : { clientId }),
+    ...(maxExamples === undefined ? {} : { maxExamples }),
+    ...(revokedAt === undefined ? {} : { revokedAt }),
+  }));
+}
+
+/** Whether the token `id` still admits its holder (it exists and is not revoked). */
+export async function tokenLive(store: FederationStore, id: string): Promise<boolean> {
+  const record = await store.getToken(id);
+  return record !== null && record.revokedAt === undefined;
 }
 
 /** The token's id when it is valid and not revoked, else null. */
@@ -62,7 +109,7 @@ export async function verifyToken(store: FederationStore, token: string): Promis
   const m = /^fks_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/.exec(token);
   if (!m) return null;
   const record = await store.getToken(m[1]);
-  if (!record) return null;
+  if (!record || record.revokedAt !== undefined) return null;
   const expected = Buffer.from(record.hash, 'hex');
   const actual = Buffer.from(hashSecret(record.salt, m[2]), 'hex');
   return expected.length === actual.length && timingSafeEqual(expected, actual) ? record.id : null;
@@ -75,12 +122,12 @@ export async function verifyToken(store: FederationStore, token: string): Promis
  */
 export async function bindIdentity(store: FederationStore, tokenId: string, clientId: string): Promise<string | null> {
   const record = await store.getToken(tokenId);
-  if (!record) return 'the token is unknown or revoked';
+  if (!record || record.revokedAt !== undefined) return 'the token is unknown or revoked';
   if (record.clientId !== undefined) {
     return record.clientId === clientId ? null : `token ${tokenId} speaks for client ${record.clientId}, not ${clientId}`;
   }
   const holder = await holderOf(store, clientId, tokenId);
-  if (holder) return `client ${clientId} belongs to another token`;
+  if (holder) return holder.revokedAt === undefined ? `client ${clientId} belongs to another token` : `client ${clientId} belonged to a revoked token: the id stays reserved`;
   await store.putToken({ ...record, clientId });
   return null;
 }

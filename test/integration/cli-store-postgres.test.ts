@@ -46,7 +46,8 @@ test('tokens are issued, listed and revoked in a PostgreSQL store', { timeout: 9
     assert.doesNotMatch(listed.stdout + listed.stderr, new RegExp(pg.password));
     assert.equal(fedkseed(['tokens', 'revoke', id, '--store', url], { PGPASSWORD: pg.password }).status, 0);
     const after = fedkseed(['tokens', 'list', '--store', url, '--json'], { PGPASSWORD: pg.password });
-    assert.deepEqual((JSON.parse(after.stdout) as { tokens: unknown[] }).tokens, []);
+    // Kept, marked revoked: its client id (if any) stays reserved.
+    assert.deepEqual((JSON.parse(after.stdout) as { tokens: { id: string; revokedAt?: string }[] }).tokens.map((t) => [t.id, typeof t.revokedAt]), [[id, 'string']]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
     pg.stop();

@@ -73,7 +73,8 @@ test('bad frames are rejected with their codes while an honest round completes',
     const { token } = await createToken(server.store, 'honest');
     const revoked = await createToken(server.store, 'revoked');
     assert.equal(await revokeToken(server.store, revoked.id), true);
-    assert.deepEqual((await listTokens(server.store)).map((t) => t.label), ['honest']);
+    // A revoked token stays listed, marked, so that its client id stays reserved.
+    assert.deepEqual((await listTokens(server.store)).map((t) => [t.label, t.revokedAt !== undefined]).sort(), [['honest', false], ['revoked', true]]);
 
     // A token speaks for one identity: each rogue id gets its own.
     const rogueTokens = new Map<string, string>();
