@@ -8,6 +8,8 @@ import { open as openFile, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { PERTURBATION_SHAPES, type FederationConfig } from '../protocol';
+import { damagedTables } from './level-tables';
+import { damagedWal, describeWalDamage } from './level-wal';
 import { LocalRounds } from './local-rounds';
 import { SAMPLING_SECRET_BYTES } from './sampling';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
@@ -147,9 +149,56 @@ function entryHash(key: string, value: Buffer): bigint {
 interface IntegrityRecord {
   /** Σ entryHash over every entry, mod 2^256, in hex. */
   readonly content: string;
+  /** The state's round with that content (absent in records written before it was kept). */
+  readonly round?: number;
   /** A write in progress: the content once it lands (a crash may leave either). */
   readonly pending?: string;
+  readonly pendingRound?: number;
 }
+
+/** The round a stored state value is at, or null when it is too short to say. */
+const stateRound = (value: Buffer): number | null => (value.length >= 4 ? value.readUInt32LE(0) : null);
+
+interface Scan {
+  /** The content hash over what a scan (an iterator, which never consults a table's filter) reads. */
+  readonly content: bigint;
+  /** The state's round as the scan reads it (0: no state). */
+  readonly round: number;
+  /** Keys whose read by key (what the server does) disagrees with the scan: a damaged index or filter block. */
+  readonly disagree: readonly string[];
+}
+
+/**
+ * Reads every entry in order and hashes it; with `pointReads`, also reads each key by key, as the server
+ * does, and names those whose value differs (LevelDB consults a table's Bloom filter and index only for
+ * these, so a damaged one can hide an entry, or serve an older version of it, that a scan reads right).
+ */
+async function scan(db: ClassicLevel<string, Buffer>, pointReads: boolean): Promise<Scan> {
+  let content = 0n;
+  let round = 0;
+  const disagree: string[] = [];
+  let batch: [string, Buffer][] = [];
+  const check = async (): Promise<void> => {
+    const got = await db.getMany(batch.map(([k]) => k));
+    batch.forEach(([k, v], i) => {
+      const g = got[i];
+      if (g === undefined || !g.equals(v)) disagree.push(k);
+    });
+    batch = [];
+  };
+  for await (const [key, value] of db.iterator()) {
+    content = (content + entryHash(key, value)) % HASH_MODULUS;
+    if (key === 'state') round = stateRound(value) ?? 0;
+    if (pointReads) {
+      batch.push([key, value]);
+      if (batch.length >= 256) await check();
+    }
+  }
+  if (pointReads && batch.length > 0) await check();
+  return { content, round, disagree };
+}
+
+
 
 function integrityText(r: IntegrityRecord): string {
   const body = JSON.stringify(r);
@@ -179,6 +228,7 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     private readonly db: ClassicLevel<string, Buffer>,
     private readonly path: string,
     private content: bigint,
+    private round = 0,
   ) {
     super();
   }
@@ -194,7 +244,20 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     if (!fresh && !existsSync(join(path, 'CURRENT'))) {
       throw new StoreDamagedError(`the store ${path} is not a complete store: it holds files but no LevelDB CURRENT file (deleted or damaged, or another program's folder); ${remedy}`);
     }
-    const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', createIfMissing: fresh });
+    // Checked before LevelDB opens the folder: its recovery drops a damaged log record and rewrites the log,
+    // telling no one, and it reads tables' index and filter blocks without their checksums.
+    if (!fresh && !options.salvage && !options.trustContent) {
+      const wal = damagedWal(path);
+      const tables = damagedTables(path);
+      if (wal.length > 0 || tables.length > 0) {
+        const what = [...(wal.length > 0 ? [describeWalDamage(wal)] : []), ...tables.map((t) => `its table ${t.file} is damaged: ${t.what}`)].join('; ');
+        throw new StoreDamagedError(
+          `the store ${path} is damaged: ${what}; it was not opened and nothing was changed; restore the folder from a backup, or rebuild it from its round history with fedkseed server repair --store ${path} (it keeps the rounds it can read, names the rounds lost, and moves the damaged folder aside)`,
+        );
+      }
+    }
+    // Uncompressed tables: every block's checksum can then be checked before an open (level-tables.ts).
+    const db = new ClassicLevel<string, Buffer>(path, { keyEncoding: 'utf8', valueEncoding: 'buffer', createIfMissing: fresh, compression: false });
     try {
       await db.open();
     } catch (err) {
@@ -202,20 +265,25 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
       if (cause?.code === 'LEVEL_LOCKED') throw err;
       throw new StoreDamagedError(`the store ${path} cannot be opened: ${cause?.message ?? (err as Error).message}; ${remedy}`, { cause: err });
     }
-    if (options.salvage) return new LevelFederationStore(db, path, 0n);
+    if (options.salvage) {
+      // A repair reads by key: tables rewritten from a scan first, where they can be, so a damaged filter hides nothing.
+      await db.compactRange('\u0000', '\uffff').catch(() => undefined);
+      return new LevelFederationStore(db, path, 0n);
+    }
     try {
       let content: bigint | null = 0n;
+      let scannedRound = 0;
       let unreadable = '';
       try {
-        for await (const [key, value] of db.iterator()) content = (content + entryHash(key, value)) % HASH_MODULUS;
+        ({ content, round: scannedRound } = await scan(db, false));
       } catch (err) {
         content = null;
         unreadable = (err as Error).message;
       }
-      const store = new LevelFederationStore(db, path, content ?? 0n);
+      const store = new LevelFederationStore(db, path, content ?? 0n, scannedRound);
       if (content === null && options.trustContent) throw new Error(unreadable);
       if (fresh) {
-        await store.writeIntegrity({ content: (content ?? 0n).toString(16) });
+        await store.writeIntegrity({ content: (content ?? 0n).toString(16), round: 0 });
         return store;
       }
       const recorded = await readIntegrity(path);
@@ -229,13 +297,21 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
             ? `its entries cannot be read (${unreadable})`
             : recorded === null
               ? `its integrity record ${INTEGRITY_FILE} is missing or damaged`
-              : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)`;
+              : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)${roundsLost(recorded, scannedRound)}`;
         const what = chain.damage.length > 0 ? `${whole}: ${describeDamage(chain)}` : whole;
         const rebuild = chain.damage.length > 0 ? `, or rebuild it from its round history with fedkseed server repair --store ${path} (it keeps rounds 1..${chain.intact} and says what is lost; the damaged folder is moved aside and kept)` : '';
         const trust = chain.damage.length > 0 ? ' (--trust-store does not accept records that fail their own hashes)' : ', or, if you verified the store otherwise, accept it as it is with --trust-store';
         throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}${rebuild}${trust}`);
       }
-      if (!ok || recorded?.pending !== undefined) await store.writeIntegrity({ content: (content ?? 0n).toString(16) });
+      // What passed is what a scan reads; the server reads by key, through each table's index and filter.
+      const checked = await scan(db, true);
+      if (checked.content !== content || checked.disagree.length > 0) {
+        const keys = checked.disagree.slice(0, 5).join(', ');
+        throw new StoreDamagedError(
+          `the store ${path} is damaged: reads by key disagree with a scan of its tables${keys ? ` for ${keys}${checked.disagree.length > 5 ? ` and ${checked.disagree.length - 5} more` : ''}` : ''} (a damaged table index or filter block); ${remedy}, or rebuild it with fedkseed server repair --store ${path}`,
+        );
+      }
+      if (!ok || recorded?.pending !== undefined || recorded?.round !== scannedRound) await store.writeIntegrity({ content: (content ?? 0n).toString(16), round: scannedRound });
       return store;
     } catch (err) {
       await db.close();
@@ -268,10 +344,13 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
         if (op.type === 'put') next += entryHash(op.key, op.value);
       }
       next = ((next % HASH_MODULUS) + HASH_MODULUS) % HASH_MODULUS;
-      await this.writeIntegrity({ content: this.content.toString(16), pending: next.toString(16) });
+      const state = ops.find((op) => op.key === 'state');
+      const nextRound = state?.type === 'put' ? (stateRound(state.value) ?? this.round) : this.round;
+      await this.writeIntegrity({ content: this.content.toString(16), round: this.round, pending: next.toString(16), pendingRound: nextRound });
       await this.db.batch(ops.map((op) => ({ ...op })), { sync: true });
       this.content = next;
-      await this.writeIntegrity({ content: next.toString(16) });
+      this.round = nextRound;
+      await this.writeIntegrity({ content: next.toString(16), round: nextRound });
     });
     this.writes = run.catch(() => undefined);
     return run;
@@ -388,6 +467,19 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
   }
 }
 
+/** ": its integrity record has it at round 3, its entries at round 2 (round 3 lost)", or nothing when it cannot say. */
+function roundsLost(recorded: IntegrityRecord | null, scanned: number): string {
+  const at = recorded?.round;
+  if (at === undefined || at <= scanned) return '';
+  const lost = at === scanned + 1 ? `round ${at}` : `rounds ${scanned + 1}..${at}`;
+  return `: its integrity record has it at round ${at}, its entries at round ${scanned} (${lost} lost)`;
+}
+
+/** The round the store's integrity record says it holds (the last write that completed), or null when it does not say. */
+export async function recordedRound(path: string): Promise<number | null> {
+  return (await readIntegrity(path))?.round ?? null;
+}
+
 async function readIntegrity(path: string): Promise<IntegrityRecord | null> {
   let text: string;
   try {
@@ -398,6 +490,7 @@ async function readIntegrity(path: string): Promise<IntegrityRecord | null> {
   try {
     const { check, ...r } = JSON.parse(text) as IntegrityRecord & { check?: string };
     if (typeof r.content !== 'string' || (r.pending !== undefined && typeof r.pending !== 'string')) return null;
+    if ((r.round !== undefined && !Number.isSafeInteger(r.round)) || (r.pendingRound !== undefined && !Number.isSafeInteger(r.pendingRound))) return null;
     return createHash('sha256').update(JSON.stringify(r)).digest('hex') === check ? r : null;
   } catch {
     return null;

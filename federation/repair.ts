@@ -35,8 +35,16 @@ export interface RepairReport {
 const EXTRA = ['residual', 'importanceSum', 'importanceCount'] as const;
 const WORDS: Record<(typeof EXTRA)[number], string> = { residual: 'the error-feedback residual', importanceSum: 'the Pro importance sums', importanceCount: 'the Pro importance counts' };
 
-/** Reads what `source` (a damaged store, opened to be read) holds and writes the repaired federation into the empty `target`. */
-export async function repairFromHistory(source: Pick<FederationStore, 'loadConfig' | 'loadState' | 'loadRound' | 'loadDigest' | 'listTokens'>, target: FederationStore): Promise<RepairReport> {
+/**
+ * Reads what `source` (a damaged store, opened to be read) holds and writes the repaired federation into the
+ * empty `target`. `held`: the round the store held before it was damaged, where something else records it
+ * (the embedded store's integrity record): rounds beyond what can be read are then reported lost.
+ */
+export async function repairFromHistory(
+  source: Pick<FederationStore, 'loadConfig' | 'loadState' | 'loadRound' | 'loadDigest' | 'listTokens'>,
+  target: FederationStore,
+  held = 0,
+): Promise<RepairReport> {
   let config;
   try {
     config = await source.loadConfig();
@@ -104,7 +112,7 @@ export async function repairFromHistory(source: Pick<FederationStore, 'loadConfi
     lost.push(`the tokens (${(err as Error).message}): issue new ones with fedkseed tokens create`);
   }
   await target.saveConfig(config);
-  return { chain, round: Math.max(chain.round, kept), kept, rebuilt, reset, lost, unverified };
+  return { chain, round: Math.max(chain.round, kept, held), kept, rebuilt, reset, lost, unverified };
 }
 
 /** The report in lines for an operator. */

@@ -5,7 +5,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { cp, rename, rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { isPostgresUrl } from '../../federation/gateway/url';
-import { LevelFederationStore, StoreDamagedError } from '../../federation/level-store';
+import { LevelFederationStore, recordedRound, StoreDamagedError } from '../../federation/level-store';
+import { damagedWal } from '../../federation/level-wal';
 import { describeDamage, verifyChain } from '../../federation/record-chain';
 import { describeRepair, repairFromHistory, RepairImpossibleError } from '../../federation/repair';
 import { CliError } from '../errors';
@@ -47,6 +48,9 @@ async function runRepair(dir: string): Promise<void> {
     damage = err.message;
   }
 
+  // The round the store held: its integrity record's, or the last round a damaged log still names (LevelDB
+  // drops those writes when it opens the copy, so the rounds it held are known only from here).
+  const held = Math.max((await recordedRound(dir)) ?? 0, ...damagedWal(dir).flatMap((d) => d.rounds));
   // Read from a copy, since LevelDB's recovery writes into the folder it opens; the damaged one stays as it is.
   const reading = `${dir}.reading-${process.pid}`;
   const fresh = `${dir}.repairing-${process.pid}`;
@@ -64,7 +68,7 @@ async function runRepair(dir: string): Promise<void> {
     try {
       const target = await LevelFederationStore.open(fresh);
       try {
-        const report = await repairFromHistory(source, target);
+        const report = await repairFromHistory(source, target, held);
         // A federation started over is not a repair: the operator decides that, with a backup or a new folder.
         if (report.kept === 0 && report.round > 0) throw new RepairImpossibleError(`no round can be kept (${report.chain.damage.join('; ')})`);
         lines = describeRepair(report);
