@@ -230,13 +230,13 @@ const tests: UiTest[] = [
       const visibleCards = await frame.evaluate(() =>
         [...document.querySelectorAll('[data-testid$="-card"]')].filter((c) => !(c as HTMLElement).hidden).map((c) => c.getAttribute('data-testid')),
       );
-      assert.deepEqual(visibleCards.sort(), ['loss-card', 'run-card'], `visible cards: ${visibleCards.join(', ')}`);
+      assert.deepEqual(visibleCards.filter((c) => c !== 'measures-card').sort(), ['loss-card', 'run-card'], `visible cards: ${visibleCards.join(', ')}`);
       const datasets = await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets');
       for (const label of ['step loss', 'smoothed', 'held-out', 'base model']) assert.ok(datasets?.includes(label), `the loss chart lacks "${label}": ${datasets}`);
       // Beside the loss, measures anyone can read: the held-out top-1 accuracy at each evaluation.
-      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
       assert.ok((await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets'))?.includes('held-out top-1 accuracy'));
-      assert.match(await text(frame, 'loss-subtitle'), /top-1 accuracy \d+\.\d% → \d+\.\d%/);
+      assert.match(await text(frame, 'measures-subtitle'), /top-1 accuracy \d+\.\d% → \d+\.\d%/);
       assert.match(await text(frame, 'run-summary'), /Local training/);
       await shot(page, 'dashboard-local');
     },
@@ -411,6 +411,104 @@ const tests: UiTest[] = [
       assert.match(await hover.innerText(), /FedKSeed suggestion · tiny-code-lm · run \d+ step \d+ \(fine-tuned after step \d+\)/);
       await shot(page, 'completion-hover');
       await runFromCommandPalette(page, 'FedKSeed: Turn Off Completions from the Fine-Tuned Model');
+      await runFromCommandPalette(page, 'View: Close All Editors');
+    },
+  },
+  {
+    name: 'dashboard charts: a finished local federation draws its last round\'s accuracy, every y axis holds its points under its top tick, the seed chart peaks at the stated max',
+    async run(page) {
+      await waitForWorkbench(page);
+      await activityBarItem(page, 'FedKSeed').waitFor({ state: 'visible', timeout: 30_000 });
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]', 60_000);
+      await phaseIs(sidebar, 'Idle|Stopped|Finished', 30_000);
+      await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
+      await sidebar.waitForFunction(() => /4 of 4 rounds done/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 180_000 });
+      await phaseIs(sidebar, 'Finished', 60_000);
+      await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
+      const frame = await findFrameWith(page, '[data-testid="seeds-card"]:not([hidden])', 30_000);
+      const attr = async (chart: string, name: string) => (await frame.locator(`[data-testid="${chart}-chart"]`).getAttribute(`data-${name}`)) ?? '';
+      // The last round's held-out loss is at step 4·τ; its accuracy point is there too.
+      await frame.waitForFunction(() => document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-last-x') === '32', undefined, { timeout: 30_000 });
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) > 0, undefined, { timeout: 30_000 });
+      assert.equal(await attr('measures', 'last-x'), await attr('loss', 'last-x'), 'the last round\'s accuracy point is drawn');
+      assert.equal(await attr('measures', 'accuracy-points'), '5', 'top-1 accuracy for the base model and each of the 4 rounds');
+      await shot(page, 'dashboard-federation-finished');
+      for (const chart of ['seeds', 'loss', 'measures', 'bytes']) {
+        const highest = Number(await attr(chart, 'highest'));
+        const topTick = Number(await attr(chart, 'top-tick'));
+        assert.ok(Number.isFinite(highest) && Number.isFinite(topTick) && (await attr(chart, 'top-tick')) !== '', `${chart}: highest ${highest}, top tick ${topTick}`);
+        assert.ok(topTick >= highest, `${chart}: a point at ${highest} is above the top tick ${topTick}`);
+      }
+      // The subtitle's maximum, relative to uniform, is the chart's peak.
+      const stated = Number(/max \S+ \((\d+\.\d+)× uniform\)/.exec(await text(frame, 'seeds-subtitle'))?.[1]);
+      assert.ok(Number.isFinite(stated), await text(frame, 'seeds-subtitle'));
+      assert.ok(Math.abs(Number(await attr('seeds', 'highest')) - stated) <= 0.006, `the seed chart peaks at ${await attr('seeds', 'highest')}, the subtitle says ${stated}`);
+      await runFromCommandPalette(page, 'FedKSeed: Stop Local Federation Server');
+    },
+  },
+  {
+    name: 'a local run\'s dashboard fills the page with its charts, and compared with a federation shows both runs\' figures side by side',
+    async run(page) {
+      await waitForWorkbench(page);
+      await activityBarItem(page, 'FedKSeed').waitFor({ state: 'visible', timeout: 30_000 });
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]', 60_000);
+      await phaseIs(sidebar, 'Idle|Stopped|Finished', 30_000);
+      if (!(await sidebar.locator('[data-testid="run-item"]', { hasText: 'Local federation' }).count())) {
+        // Run alone: a short federation to compare with.
+        await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
+        await sidebar.waitForFunction(() => /4 of 4 rounds done/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 180_000 });
+        await phaseIs(sidebar, 'Finished', 60_000);
+        await runFromCommandPalette(page, 'FedKSeed: Stop Local Federation Server');
+      }
+      writeWorkspaceSettings({ 'fedkseed.training.steps': 12, 'fedkseed.training.evalEvery': 4 });
+      try {
+        // The workbench reads a changed settings file after a moment; Start reads the settings then.
+        await page.waitForTimeout(3_000);
+        await runFromCommandPalette(page, 'FedKSeed: Start Training');
+        // Finished with all 12 steps (an earlier run's "Finished" shows until this one starts).
+        await sidebar.waitForFunction(() => /^12\/12$/.test(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? ''), undefined, { timeout: 120_000 });
+        await phaseIs(sidebar, 'Finished', 30_000);
+      } finally {
+        writeWorkspaceSettings();
+      }
+      await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
+      const frame = await findFrameWith(page, '[data-testid="charts"][data-layout="local"]:not([hidden])', 30_000);
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      const layout = await frame.evaluate(() => {
+        const cards = [...document.querySelectorAll('[data-testid$="-card"]')].filter((c) => !(c as HTMLElement).hidden && (c as HTMLElement).offsetParent !== null);
+        return { cards: cards.map((c) => c.getAttribute('data-testid')), bottom: Math.max(...cards.map((c) => c.getBoundingClientRect().bottom)), height: window.innerHeight };
+      });
+      assert.deepEqual(layout.cards.sort(), ['loss-card', 'measures-card', 'run-card'], `visible cards: ${layout.cards.join(', ')}`);
+      assert.ok(layout.bottom >= 0.8 * layout.height, `the cards end at ${Math.round(layout.bottom)} px of a ${layout.height} px page`);
+      assert.match(await text(frame, 'local-note'), /federation/);
+      await shot(page, 'dashboard-local-filled');
+
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const list = await findFrameWith(page, '[data-testid="run-list"]');
+      await list.locator('[data-testid="run-item"]', { hasText: 'Local federation' }).first().locator('[data-testid="run-compare"]').click();
+      const dashboard = await findFrameWith(page, '[data-testid="compare-table"]:not([hidden])', 30_000);
+      const cell = async (figure: string, side: 'shown' | 'compared') =>
+        ((await dashboard.locator(`[data-testid="compare-row"][data-figure="${figure}"] [data-testid="compare-${side}"]`).textContent()) ?? '').trim();
+      assert.match(await cell('Held-out loss', 'shown'), /^\d+\.\d{4} → best \d+\.\d{4}, last \d+\.\d{4}$/);
+      assert.match(await cell('Held-out loss', 'compared'), /^\d+\.\d{4} → best \d+\.\d{4}, last \d+\.\d{4}$/);
+      assert.equal(await cell('Steps / rounds', 'shown'), '12 of 12 steps');
+      assert.match(await cell('Steps / rounds', 'compared'), /^\d of 4 rounds \(τ = 8\)$/);
+      assert.match(await cell('Bytes', 'compared'), /less than FedAvg/);
+      assert.match(await cell('Top-1 accuracy', 'shown'), /%/);
+      assert.match(await text(dashboard, 'compare-compared-title'), /^Compared: Local federation/);
+      // One chart per measure, the compared run's curves on the same axes, labelled and dashed.
+      await dashboard.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-compare-points') ?? 0) > 0, undefined, { timeout: 20_000 });
+      const datasets = (await dashboard.locator('[data-testid="loss-chart"]').getAttribute('data-datasets')) ?? '';
+      for (const label of ['shown: held-out loss', 'compared: held-out loss', 'shown: held-out top-1 accuracy', 'compared: held-out top-1 accuracy']) assert.ok(datasets.includes(label), `no "${label}" in ${datasets}`);
+      for (const chart of ['loss', 'measures']) {
+        const [highest, top] = await dashboard.locator(`[data-testid="${chart}-chart"]`).evaluate((c) => [Number(c.getAttribute('data-highest')), Number(c.getAttribute('data-top-tick'))]);
+        assert.ok(top! >= highest!, `${chart}: a point at ${highest} is above the top tick ${top}`);
+      }
+      await shot(page, 'dashboard-compare-figures');
+      await dashboard.locator('[data-testid="stop-comparing"]').click();
+      await dashboard.locator('[data-testid="compare-card"]').waitFor({ state: 'hidden', timeout: 10_000 });
       await runFromCommandPalette(page, 'View: Close All Editors');
     },
   },

@@ -195,6 +195,9 @@ export class TrainerSession {
       const working = engine;
       // As the round's loss: the held-out examples, else a fixed slice of the training ones.
       const metricsSet = (data.heldOut.length > 0 ? data.heldOut : data.train).slice(0, params.heldOutExamples);
+      // The measures of a synced replica are scored beside the next round; the last round has none after
+      // it, so the run waits for them before it returns (its measures would come after the run ended).
+      let measuring: Promise<void> = Promise.resolve();
       try {
         const trainer = createEngineTrainer(working, data, {
           batchSize: params.batchSize,
@@ -213,7 +216,7 @@ export class TrainerSession {
             void this.completions?.synced().catch((err: unknown) => this.notify.log('warn', `completions: ${errorMessage(err)}`));
             // Measures of the committed replica (the base model at round 0), scored beside the next round.
             const step = round * config.tau;
-            this.metricsOf(working)
+            measuring = this.metricsOf(working)
               .score(metricsSet, { generationExamples: Math.min(16, metricsSet.length) })
               .then((m) => this.notify.metrics({ step, round, accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL }))
               .catch((err: unknown) => this.notify.log('warn', `held-out measures after round ${round}: ${errorMessage(err)}`));
@@ -223,6 +226,7 @@ export class TrainerSession {
           },
         };
         const result = await runFederation(trainer, working.params.parameterCount, params, this.reporter, this.notify, jobSignal, hooks, lastSyncedRound);
+        await measuring;
         if (result.stopped) this.reporter.update({ state: 'stopped', detail: `Left the federation after round ${result.finalRound}` });
         return { finalRound: result.finalRound, digest: result.digest, stopped: result.stopped, weights: this.weights };
       } catch (err) {

@@ -1,13 +1,16 @@
 // The seed-probability series: K values decoded from base64 float32, sorted from most to least likely
-// and reduced to at most `maxPoints` (each point the mean of its bucket), so K = 4096 stays readable.
+// and reduced to at most `maxPoints` buckets, each keeping its highest, mean and lowest value, so
+// K = 4096 stays readable and the chart's peak is the maximum the subtitle states.
+import { seedBands, type SeedBand } from './series';
+
 export interface SeedSummary {
   readonly k: number;
   readonly round: number;
   readonly min: number;
   readonly max: number;
   readonly mean: number;
-  /** x: rank as a percentage of K (0–100); y: probability relative to uniform (p·K). */
-  readonly points: { x: number; y: number }[];
+  /** x: rank as a percentage of K (0–100); y: probabilities relative to uniform (p·K). */
+  readonly bands: SeedBand[];
 }
 
 export function decodeFloat32Base64(base64: string): Float32Array {
@@ -18,15 +21,15 @@ export function decodeFloat32Base64(base64: string): Float32Array {
 }
 
 export function summariseSeeds(round: number, base64: string, maxPoints = 512): SeedSummary {
-  const p = Array.from(decodeFloat32Base64(base64)).sort((a, b) => b - a);
+  const p = decodeFloat32Base64(base64);
   const k = p.length;
-  const bucket = Math.max(1, Math.ceil(k / maxPoints));
-  const points: { x: number; y: number }[] = [];
-  for (let start = 0; start < k; start += bucket) {
-    const slice = p.slice(start, start + bucket);
-    const mean = slice.reduce((a, b) => a + b, 0) / slice.length;
-    points.push({ x: (100 * (start + slice.length / 2)) / k, y: mean * k });
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  for (const v of p) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+    sum += v;
   }
-  const sum = p.reduce((a, b) => a + b, 0);
-  return { k, round, min: p[k - 1] ?? 0, max: p[0] ?? 0, mean: sum / Math.max(1, k), points };
+  return { k, round, min: k > 0 ? min : 0, max: k > 0 ? max : 0, mean: sum / Math.max(1, k), bands: seedBands(p, maxPoints) };
 }
