@@ -29,6 +29,8 @@ export const viewStatusSchema = z.object({
   weights: z.nullable(weightsStateSchema),
   /** "fine-tuned after round 4 (Local federation)". */
   weightsText: z.nullable(z.string()),
+  /** What Export and Evaluate act on when it is not the weights held: the run shown in the dashboard (its checkpoint). */
+  actsOnText: z.optional(z.nullable(z.string())),
   /** The figures of the live run (or the last one): the one computation every view shows. */
   figures: runFiguresSchema,
 });
@@ -100,6 +102,7 @@ export const webviewCommandIds = [
   'fedkseed.showLogs',
   'fedkseed.selectModel',
   'fedkseed.selectDataset',
+  'fedkseed.loadRunWeights',
 ] as const;
 export type WebviewCommandId = (typeof webviewCommandIds)[number];
 

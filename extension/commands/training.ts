@@ -56,14 +56,29 @@ function measures(r: EvaluateResult): string {
   return accuracy + generation;
 }
 
-export async function evaluateModel({ controller, store, dashboard, log }: TrainingCommandDeps): Promise<EvaluateResult> {
+/**
+ * The run shown in the dashboard, opened from the history, is the one Export and Evaluate are about:
+ * its weights are loaded from its checkpoint first (the weights the trainer held are another run's).
+ * Returns the note the result's message carries.
+ */
+async function loadShownRun({ controller, store, log }: TrainingCommandDeps): Promise<string> {
+  const run = store.shownRunToLoad();
+  if (!run) return '';
+  const weights = await controller.loadRunWeights(run.id);
+  log.info(`loaded the weights of "${run.title}" (${store.weightsText(weights)}), the run shown in the dashboard`);
+  return ', the run shown in the dashboard';
+}
+
+export async function evaluateModel(deps: TrainingCommandDeps): Promise<EvaluateResult> {
+  const { controller, store, dashboard, log } = deps;
+  const shown = await loadShownRun(deps);
   const result = await withRunProgress('FedKSeed: evaluating on the held-out split', store, (token) => controller.evaluate(token));
   const model = store.weightsText(result.weights);
   log.info(
     `Evaluate: held-out loss ${formatLoss(result.loss)}, perplexity ${result.perplexity.toFixed(2)}${measures(result)}, on ${result.examples} of ${result.heldOutExamples} held-out examples (${result.tokens} tokens); model: ${store.status.model ?? '?'}, ${model}`,
   );
   // Short enough to read whole in a notification; the details are in the log and the dashboard.
-  void showInfo(`FedKSeed: held-out loss ${formatLoss(result.loss)} (perplexity ${result.perplexity.toFixed(2)}) for ${model.replace(/ \(.*\)$/, '')}.`, 'Show Details').then((choice) => {
+  void showInfo(`FedKSeed: held-out loss ${formatLoss(result.loss)} (perplexity ${result.perplexity.toFixed(2)}) for ${model.replace(/ \(.*\)$/, '')}${shown ? ` (${store.weightsLabel(result.weights)}${shown})` : ''}.`, 'Show Details').then((choice) => {
     if (choice !== 'Show Details') return;
     const runId = result.weights.runId ?? store.summaries.find((r) => r.kind === 'evaluation')?.id ?? null;
     if (runId) store.show(runId);
@@ -97,9 +112,11 @@ function exportArgument(arg: unknown): { out: string | undefined; allowBase: boo
   return { out, allowBase: out !== undefined };
 }
 
-export async function exportModel({ controller, store }: TrainingCommandDeps, arg: unknown): Promise<ExportModelResult | undefined> {
+export async function exportModel(deps: TrainingCommandDeps, arg: unknown): Promise<ExportModelResult | undefined> {
+  const { controller, store } = deps;
   let { out } = exportArgument(arg);
   const { allowBase } = exportArgument(arg);
+  const shown = await loadShownRun(deps);
   const weights = controller.currentWeights;
   if (!allowBase && (!weights || weights.kind === 'base')) {
     // Never export the base model under the fine-tuned label: say so, and offer the runs' weights.
@@ -134,7 +151,7 @@ export async function exportModel({ controller, store }: TrainingCommandDeps, ar
   const target = out;
   const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${target}` }, () => controller.exportModel(target));
   const extra = result.copied.length > 0 ? ` (with ${result.copied.join(', ')})` : '';
-  const written = result.weights.kind === 'base' ? 'the base model (not fine-tuned)' : `the model ${store.weightsText(result.weights)}`;
+  const written = result.weights.kind === 'base' ? 'the base model (not fine-tuned)' : `the model ${store.weightsText(result.weights)}${shown}`;
   void showInfo(`FedKSeed: exported ${written} to ${result.path}${extra}.`);
   return result;
 }

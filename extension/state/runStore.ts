@@ -134,6 +134,7 @@ export class RunStore implements vscode.Disposable {
       model: this.model,
       weights: this.weights,
       weightsText: this.weights ? this.weightsText(this.weights) : null,
+      actsOnText: this.actsOnText(),
       figures,
     };
   }
@@ -182,6 +183,23 @@ export class RunStore implements vscode.Disposable {
   weightsText(w: WeightsState): string {
     const run = w.runId ? this.recordOf(w.runId) : undefined;
     return `${describeWeights(w)}${run ? ` (${run.summary.title}, ${new Date(run.summary.startedAt).toLocaleString()})` : ''}`;
+  }
+
+  /**
+   * The run the dashboard shows when it was opened from the history, has a checkpoint, and is not the one
+   * whose weights the trainer holds: Export and Evaluate act on its weights (they load them first).
+   */
+  shownRunToLoad(): RunSummary | null {
+    if (this.shownId === null) return null;
+    const run = this.recordOf(this.shownId)?.summary;
+    if (!run || run.kind === 'evaluation' || !run.checkpoint) return null;
+    return this.weights?.runId === run.id ? null : run;
+  }
+
+  /** What Export and Evaluate act on when it is not the weights held: "Local training of 5/3/2026, 10:02 (shown in the dashboard)". */
+  private actsOnText(): string | null {
+    const run = this.shownRunToLoad();
+    return run ? `the weights of ${run.title} of ${new Date(run.startedAt).toLocaleString()} (shown in the dashboard), loaded first` : null;
   }
 
   /** The weights in a few words: "base", "run 3 step 40", "run 2 round 4" (run N: the Nth of the history, oldest first). */

@@ -52,6 +52,7 @@ const rows = {
   provider: row('Provider', 'provider'),
   model: row('Model', 'model'),
   weights: row('Weights', 'weights'),
+  actsOn: row('Export / Evaluate', 'acts-on'),
   localServer: row('Local server', 'local-server'),
 };
 const detail = h('p', { class: 'muted detail', 'data-testid': 'detail' });
@@ -110,7 +111,16 @@ function renderSetup(view: SetupView | undefined, running: boolean, hasRuns: boo
 
 const runItems = h('ul', { class: 'run-items' });
 const noRuns = h('p', { class: 'muted' }, 'No runs yet.');
-const runList = h('section', { class: 'runs', 'data-testid': 'run-list', 'aria-labelledby': 'runs-heading' }, h('h2', { id: 'runs-heading' }, 'Runs'), noRuns, runItems);
+// Which weights the trainer holds (for Export, Evaluate and completions): a run's, or the base model.
+const loadWeights = button('Load Run Weights…', command('fedkseed.loadRunWeights'), 'secondary', 'load-run-weights');
+const runList = h(
+  'section',
+  { class: 'runs', 'data-testid': 'run-list', 'aria-labelledby': 'runs-heading' },
+  h('h2', { id: 'runs-heading' }, 'Runs'),
+  h('div', { class: 'run-list-actions', role: 'group', 'aria-label': 'Run weights' }, loadWeights),
+  noRuns,
+  runItems,
+);
 
 interface RunItem {
   readonly li: HTMLElement;
@@ -119,6 +129,7 @@ interface RunItem {
   readonly figures: HTMLElement;
   readonly open: HTMLElement;
   readonly compare: HTMLElement;
+  readonly load: HTMLElement;
   readonly remove: HTMLElement;
 }
 const items = new Map<string, RunItem>();
@@ -129,9 +140,10 @@ function runItem(id: string): RunItem {
   const figures = h('span', { class: 'run-key-figures' });
   const open = button('Open', () => runAction('open', id), 'secondary', 'run-open');
   const compare = button('Compare', () => runAction('compare', id), 'secondary', 'run-compare');
+  const load = button('Load Weights', () => runAction('loadWeights', id), 'secondary', 'run-load-weights');
   const remove = button('Remove', () => runAction('remove', id), 'secondary', 'run-remove');
-  const li = h('li', { class: 'run-item', 'data-testid': 'run-item', 'data-run-id': id }, title, meta, figures, h('div', { class: 'run-actions' }, open, compare, remove));
-  return { li, title, meta, figures, open, compare, remove };
+  const li = h('li', { class: 'run-item', 'data-testid': 'run-item', 'data-run-id': id }, title, meta, figures, h('div', { class: 'run-actions' }, open, compare, load, remove));
+  return { li, title, meta, figures, open, compare, load, remove };
 }
 
 function renderRuns(list: RunList): void {
@@ -152,9 +164,12 @@ function renderRuns(list: RunList): void {
     setText(item.figures, figures);
     setAttribute(item.open, 'aria-label', `Open ${summary.title} of ${when} in the dashboard`);
     setAttribute(item.compare, 'aria-label', `Compare ${summary.title} of ${when} with the run shown`);
+    setAttribute(item.load, 'aria-label', `Load the fine-tuned weights of ${summary.title} of ${when} into the trainer`);
     setAttribute(item.remove, 'aria-label', `Remove ${summary.title} of ${when}`);
     // The run shown cannot be compared with itself; the run in progress cannot be removed.
     setHidden(item.compare, shown || summary.kind === 'evaluation');
+    // Only a run with a checkpoint has weights to load; the run in progress is training them.
+    setHidden(item.load, !summary.checkpoint || summary.kind === 'evaluation' || (summary.id === list.liveRunId && ['starting', 'running', 'stopping'].includes(summary.state)));
     setHidden(item.remove, ['starting', 'running', 'stopping'].includes(summary.state) && summary.id === list.liveRunId);
     // Keep the order without moving elements that are already in place.
     const expected: Element | null = previous ? previous.nextElementSibling : runItems.firstElementChild;
@@ -173,7 +188,7 @@ function renderRuns(list: RunList): void {
 
 // ---- updates ----------------------------------------------------------------------------------------
 
-function render({ trainer, localServer, model, figures, weightsText }: ViewStatus): void {
+function render({ trainer, localServer, model, figures, weightsText, actsOnText }: ViewStatus): void {
   const federated = trainer.mode === 'federation';
   setText(phase, stateLabel(trainer));
   setAttribute(phase, 'data-phase', trainer.state);
@@ -191,6 +206,9 @@ function render({ trainer, localServer, model, figures, weightsText }: ViewStatu
   setHidden(rows.weights.row, !weightsText);
   // While a run trains, the weights are its own, in the making.
   setText(rows.weights.value, isRunning(trainer) ? `being trained (${trainer.mode === 'federation' ? 'the federation\'s replica' : 'this run'})` : (weightsText ?? ''));
+  // Export and Evaluate act on the run the dashboard shows when it is not the one held: say so here.
+  setHidden(rows.actsOn.row, isRunning(trainer) || !actsOnText);
+  setText(rows.actsOn.value, actsOnText ?? '');
   if (localServer) {
     const where = localServer.url.replace(/^wss?:\/\//, '');
     const running = localServer.inProgress !== null ? ` · round ${localServer.inProgress} running` : '';
@@ -212,7 +230,7 @@ function render({ trainer, localServer, model, figures, weightsText }: ViewStatu
   setText(buttons.stop, stopLabel);
   setAttribute(buttons.stop, 'disabled', trainer.state === 'stopping' ? '' : null);
   setHidden(buttons.stop, !running);
-  for (const start of [buttons.startTraining, buttons.startLocalFederation, buttons.connect, buttons.evaluate, buttons.export]) setHidden(start, running);
+  for (const start of [buttons.startTraining, buttons.startLocalFederation, buttons.connect, buttons.evaluate, buttons.export, loadWeights]) setHidden(start, running);
   setHidden(buttons.stopServer, !localServer);
   // A focused button that was just hidden hands the focus to the one that took its place; so does a
   // Stop button that lost it to being disabled.
