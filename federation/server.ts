@@ -6,13 +6,14 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { ErrorCode, ProtocolError, decodeMessage, encodeMessage, type FederationConfig, type HelloMessage, type ServerMessage } from '../protocol';
 import { clientIdProblem } from '../protocol/client-id';
 import { wsFrameBytes } from '../protocol/wire-bytes';
+import { Admission } from './admission';
 import { systemClock, type Clock } from './clock';
 import type { ServerEvents } from './events';
 import { LevelFederationStore } from './level-store';
@@ -27,11 +28,16 @@ import { bindIdentity, revokeToken, tokenLive, verifyToken, watchTokenChanges } 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
   readonly maxMessageBytes: number;
+  /** WebSocket connections in all; beyond it the oldest silent one without a HELLO goes, else the new one is refused. */
   readonly maxConnections: number;
   readonly messagesPerSecond: number;
   readonly messageBurst: number;
-  /** A connection that has not said HELLO by then is closed. */
+  /** A socket that has not said HELLO by then (from its TCP accept) is closed (admission.ts). */
   readonly helloTimeoutMs: number;
+  /** Sockets without an accepted HELLO, in all: the rest of maxConnections is only ever held by authenticated sessions. */
+  readonly maxPending: number;
+  /** Sockets without an accepted HELLO from one remote address; beyond it that address's oldest silent one is closed. */
+  readonly maxPendingPerAddress: number;
   /** Ping interval; a peer that missed the previous pong is dropped. */
   readonly heartbeatMs: number;
 }
@@ -42,6 +48,10 @@ export const DEFAULT_LIMITS: ServerLimits = {
   messagesPerSecond: 20,
   messageBurst: 40,
   helloTimeoutMs: 10_000,
+  // A tenth of the connections: an honest client holds a pending slot only for the milliseconds until its HELLO.
+  maxPending: 1000,
+  // Clients behind one NAT address connect one by one; a flood from one address ages out its own sockets.
+  maxPendingPerAddress: 32,
   heartbeatMs: 15_000,
 };
 
@@ -102,7 +112,8 @@ interface Connection {
   /** The token its hello was verified with: a revocation closes the connection. */
   tokenId: string | null;
   alive: boolean;
-  helloTimer: NodeJS.Timeout | null;
+  /** Its socket's key in the admission of sockets without a HELLO. */
+  readonly admissionKey: string;
   /** hello is being verified (async): further frames wait for the verdict. */
   pendingHello: boolean;
   /** A fatal error was sent: nothing more from this peer is decoded, answered or logged. */
@@ -159,6 +170,9 @@ export function checkWelcomeConfig(config: FederationConfig): void {
   }
 }
 
+/** One TCP connection's key, the same for its TLS socket (which reports its remote address and port). */
+const socketKey = (socket: Socket): string => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
+
 function rawToBytes(data: RawData): Uint8Array {
   if (Array.isArray(data)) return Buffer.concat(data);
   return data instanceof ArrayBuffer ? new Uint8Array(data) : data;
@@ -206,6 +220,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   }
 
   const connections = new Set<Connection>();
+  const admission = new Admission<string>(limits);
   /** Token-to-identity bindings, one after another. */
   let bindings: Promise<void> = Promise.resolve();
   let closed = false;
@@ -254,8 +269,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
 
   /** Authentication here; whether the client belongs to this federation is the engine's to say. */
   async function onHello(conn: Connection, m: HelloMessage): Promise<void> {
-    if (conn.helloTimer) clearTimeout(conn.helloTimer);
-    conn.helloTimer = null;
+    admission.spoke(conn.admissionKey);
     // One rule for client ids everywhere (protocol/client-id.ts): none reaches a log or a terminal unless it is printable.
     const idProblem = clientIdProblem(m.clientId);
     if (idProblem !== null) return reject(conn, ErrorCode.Malformed, idProblem);
@@ -281,6 +295,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     const refusal = engine.admit(m);
     if (refusal) return reject(conn, refusal.code, refusal.message);
     if (conn.ws.readyState !== conn.ws.OPEN) return;
+    admission.settle(conn.admissionKey);
     conn.clientId = m.clientId;
     return engine.join(conn, m, grants);
   }
@@ -316,27 +331,43 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     return Promise.resolve(reject(conn, ErrorCode.UnexpectedMessage, `${m.type} is a server message`));
   }
 
-  wss.on('connection', (ws) => {
+  http.on('connection', (socket: Socket) => {
+    const key = socketKey(socket);
+    admission.accept(key, socket.remoteAddress ?? 'unknown', () => socket.destroy());
+    socket.once('close', () => admission.settle(key));
+  });
+
+  wss.on('connection', (ws, req) => {
+    const admissionKey = socketKey(req.socket);
+    // Closed meanwhile (its deadline, or a cap made room): nothing to serve.
+    if (!admission.has(admissionKey)) return ws.terminate();
     const conn: Connection = {
       ws,
       bucket: new TokenBucket(limits.messagesPerSecond, limits.messageBurst),
       clientId: null,
       tokenId: null,
       alive: true,
-      helloTimer: null,
+      admissionKey,
       pendingHello: false,
       dead: false,
       logBucket: new TokenBucket(LOG_LINES_PER_SECOND, LOG_LINES_BURST),
       suppressed: 0,
     };
     connections.add(conn);
-    if (connections.size > limits.maxConnections) {
+    admission.setClose(admissionKey, (because, message) => {
+      // It no longer holds a slot, whenever its socket goes.
+      connections.delete(conn);
+      reject(conn, because === 'deadline' ? ErrorCode.HelloTimeout : ErrorCode.ServerFull, message);
+    });
+    // Full: the oldest silent connection makes room (this one, when it is the only one); with none, all
+    // slots are authenticated sessions and this one is refused.
+    if (connections.size > limits.maxConnections && !admission.evictOldest(null, `the server holds its maximum of ${limits.maxConnections} connections: the oldest without a hello is closed`)) {
       // Never counted: a refused connection must not hold a slot (it gets no close handler below).
       connections.delete(conn);
       reject(conn, ErrorCode.ServerFull, `the server holds its maximum of ${limits.maxConnections} connections`);
       return;
     }
-    conn.helloTimer = setTimeout(() => reject(conn, ErrorCode.HelloTimeout, `no hello within ${limits.helloTimeoutMs} ms`), limits.helloTimeoutMs);
+    if (conn.dead) return;
     let queue = Promise.resolve();
     ws.on('message', (data, isBinary) => {
       if (conn.dead) return;
@@ -355,7 +386,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     ws.on('close', () => {
       connections.delete(conn);
       if (conn.suppressed > 0) log('warn', { event: 'log_suppressed', clientId: conn.clientId, lines: conn.suppressed });
-      if (conn.helloTimer) clearTimeout(conn.helloTimer);
+      admission.settle(conn.admissionKey);
       if (conn.clientId !== null) engine.leave(conn, conn.clientId);
     });
   });
@@ -445,6 +476,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       clearInterval(heartbeat);
       unwatchTokens();
       revocationRequests?.stop();
+      admission.clear();
       engine.close();
       for (const conn of connections) conn.ws.terminate();
       await new Promise<void>((resolve) => wss.close(() => resolve()));

@@ -143,12 +143,21 @@ test('limits: a full server, a silent peer and a flooding peer are each refused 
     limits: { maxConnections: 1, helloTimeoutMs: 150, messagesPerSecond: 5, messageBurst: 5 },
   });
   try {
-    // The silent peer holds the one connection slot until its hello timeout closes it.
-    const silent = probe(server.url, []);
+    // A silent peer holds no slot against a newer one: the oldest silent connection makes room, and the
+    // newer one is closed at its hello timeout.
+    const older = probe(server.url, []);
     await new Promise((r) => setTimeout(r, 50));
+    const silent = await probe(server.url, []);
+    assert.deepEqual(await older, { codes: [ErrorCode.ServerFull], closed: true });
+    assert.deepEqual(silent, { codes: [ErrorCode.HelloTimeout], closed: true });
+    // A slot held by an authenticated session is never taken: the new connection is refused.
+    for (let i = 0; i < 100 && server.stats().connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const holderHello = encodeMessage({ type: 'hello', clientId: 'holder', token: 'x', modelHash: trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
+    const holder = probe(server.url, [holderHello]);
+    await new Promise((r) => setTimeout(r, 150));
     const full = await probe(server.url, []);
     assert.deepEqual(full, { codes: [ErrorCode.ServerFull], closed: true });
-    assert.deepEqual(await silent, { codes: [ErrorCode.HelloTimeout], closed: true });
+    assert.deepEqual(await holder, { codes: [], closed: false }, 'the authenticated session stays');
 
     // A valid hello, then 20 uploads for a wrong round (each answered, none fatal) against a burst of
     // 5 messages: the server stops reading and says why. Refused connections freed their slots.
