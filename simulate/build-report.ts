@@ -7,6 +7,7 @@ import type { SimulationOptions } from './options';
 import type { PreparedData } from './prepare';
 import type { ClientReport, RoundReport, SimulationReport } from './report';
 import { groupsOf } from './shards';
+import type { TextSamplesReport } from './text-samples';
 
 export interface ReportParts {
   readonly started: Date;
@@ -21,6 +22,7 @@ export interface ReportParts {
   readonly bytes: number;
   readonly fedAvgBytes: number;
   readonly checkpoint: string | null;
+  readonly textSamples: TextSamplesReport | null;
 }
 
 function clientReports(prepared: PreparedData, fleet: ClientFleet, exits: FleetOutcome['exits']): ClientReport[] {
@@ -73,5 +75,6 @@ export function buildReport(p: ReportParts): SimulationReport {
       replicasIdentical: agreements.length === 0 ? null : agreements.every(Boolean),
     },
     checkpoint: p.checkpoint,
+    textSamples: p.textSamples,
   };
 }

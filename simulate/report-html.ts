@@ -2,6 +2,7 @@
 import { formatBytes, formatRatio } from '../protocol/format';
 import type { SimulationReport } from './report';
 import { escapeHtml, lineChart } from './svg-chart';
+import { renderTextSamples, TEXT_SAMPLES_CSS } from './text-samples-html';
 
 export { escapeHtml };
 
@@ -73,11 +74,13 @@ table.kv th{color:#555;font-weight:600;white-space:nowrap}
 svg{background:#fff;border:1px solid #ddd}
 svg .grid{stroke:#eee}svg .axis{stroke:#888}svg .tick,svg .legend{font-size:11px;fill:#444}svg .label{font-size:12px;fill:#333}svg .title{font-size:13px;font-weight:600;fill:#222}
 code{font-size:12px}.empty{color:#777}
+${TEXT_SAMPLES_CSS}
 </style></head><body>
 <h1>FedKSeed simulation</h1>
 <p>${escapeHtml(r.startedAt)} → ${escapeHtml(r.finishedAt)}</p>
 ${table(summary)}
 <div class="charts">${lossChart}${bytesChart}</div>
+${renderTextSamples(r.textSamples)}
 <h2>Rounds</h2>
 <table><tr><th>round</th><th>held-out loss</th><th>clients</th><th>clients' local loss</th><th>up, all clients</th><th>down, all clients</th><th>total bytes</th><th>FedAvg total</th><th>replica</th><th>s</th></tr>${roundRows}</table>
 <h2>Clients</h2>

@@ -2,6 +2,7 @@
 // with report.html beside it).
 import type { RoundReport } from '../contracts/cli-events';
 import type { ClientBytes, FederationConfig } from '../protocol';
+import type { TextSamplesReport } from './text-samples';
 
 export type { RoundBytesReport, RoundReport } from '../contracts/cli-events';
 
@@ -53,4 +54,6 @@ export interface SimulationReport {
   };
   /** Coefficients of the final global model, for `fedkseed export --checkpoint`. */
   readonly checkpoint: string | null;
+  /** A few held-out windows in text: each token's loss and a completion, base model against the final one. */
+  readonly textSamples: TextSamplesReport | null;
 }

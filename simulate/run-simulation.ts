@@ -19,6 +19,7 @@ import { simulationConfig, type SimulationListener, type SimulationOptions, type
 import { prepareData } from './prepare';
 import { writeFinalCheckpoint, writeReport } from './report-files';
 import { RoundEvaluations } from './round-evaluations';
+import { measureSamples, pickSamples, textSamplesReport } from './text-samples';
 
 export type { SimulationEvent, SimulationOptions, SimulationResult } from './options';
 
@@ -34,8 +35,12 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
   try {
     const prepared = await prepareData(o, engine, shardDir, onEvent);
     const config = simulationConfig(o);
-    const evaluations = new RoundEvaluations(new GlobalEvaluator(engine, prepared.heldOut, config, { batchSize: o.batchSize, seqLen: o.seqLen }), config, onEvent);
+    const evaluator = new GlobalEvaluator(engine, prepared.heldOut, config, { batchSize: o.batchSize, seqLen: o.seqLen });
+    const evaluations = new RoundEvaluations(evaluator, config, onEvent);
     await evaluations.evaluateBase();
+    // The same windows in text, before any round and after the last one the evaluator applied.
+    const sampled = pickSamples(prepared.heldOut, engine);
+    const baseSamples = await measureSamples(engine, sampled);
 
     server = await startServer({
       config,
@@ -56,6 +61,7 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
     const failedEvaluation = evaluationError && outcome.status === 'completed';
 
     const state = await store.loadState();
+    const finalSamples = evaluator.syncedRound > 0 && !evaluationError ? await measureSamples(engine, sampled) : null;
     const report = buildReport({
       started,
       options: o,
@@ -66,6 +72,7 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
       outcome: failedEvaluation ? { ...outcome, status: 'failed', error: `evaluation: ${evaluationError.message}` } : outcome,
       rounds: evaluations.withClientDigests(fleet.digests),
       committedRounds: state?.round ?? 0,
+      textSamples: sampled.length > 0 ? textSamplesReport(engine, sampled, baseSamples, finalSamples, finalSamples ? evaluator.syncedRound : 0) : null,
       bytes: evaluations.cumulativeBytes,
       fedAvgBytes: evaluations.cumulativeFedAvg,
       checkpoint: writeFinalCheckpoint(o.outDir, engine.model.identity, config, state, {

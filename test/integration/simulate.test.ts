@@ -112,7 +112,26 @@ test('simulate runs a federation of client processes and writes report.json and 
   assert.equal(scored.seqLen, 32);
   assert.ok(Math.abs(scored.loss - (losses.at(-1) as number)) < 1e-6, `eval scored ${scored.loss}, the report's final held-out loss is ${losses.at(-1)}`);
 
+  // What changed, in text: held-out windows with each token's loss under the base and the final model,
+  // and both models' completions.
+  const samples = report.textSamples;
+  assert.ok(samples && samples.samples.length > 0, 'the report shows held-out windows');
+  assert.equal(samples.round, 3);
+  let baseSum = 0;
+  let finalSum = 0;
+  for (const s of samples.samples) {
+    assert.equal(s.base.tokenLoss.length, s.pieces.length - 1);
+    assert.equal(s.final?.tokenLoss.length, s.pieces.length - 1);
+    assert.ok(s.promptTokens > 0 && s.promptTokens < s.pieces.length);
+    assert.ok(s.base.completion.length > 0 && (s.final?.completion.length ?? 0) > 0);
+    baseSum += s.base.tokenLoss.reduce((a, b) => a + b, 0);
+    finalSum += (s.final?.tokenLoss ?? []).reduce((a, b) => a + b, 0);
+  }
+  assert.ok(finalSum < baseSum, `the shown windows' loss fell with the held-out loss: ${baseSum} → ${finalSum}`);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.match(html, /What fine-tuning changed, in text/);
+  assert.equal((html.match(/class="tok[^"]*"/g) ?? []).length - 2, samples.samples.reduce((n, s) => n + s.pieces.length, 0), 'one span per token (and two in the legend)');
+  assert.match(html, /moved most: /);
   assert.equal((html.match(/<svg /g) ?? []).length, 2, 'two charts');
   assert.doesNotMatch(html, /<script|<link|<img|\ssrc=|\shref=|url\(/i, 'nothing is loaded from anywhere');
   assert.match(html, /Content-Security-Policy/);
