@@ -33,6 +33,7 @@ import type { Clock, Timer } from './clock';
 import type { RoundBytes, ServerEvents } from './events';
 import { accumulateImportance, importanceOf } from './importance';
 import type { Logger } from './log';
+import { DEFAULT_PACING, pacedDeadlineMs, roundPace, type Pacing } from './pacing';
 import { afterOf } from './record-chain';
 import { boundRound, DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, repeatCap, type Robustness, type RoundStatistics } from './robust';
 import { sampleClientsWithKey, samplingKey } from './sampling';
@@ -66,6 +67,8 @@ export interface RoundEngineOptions<P> {
   readonly mantissaBits?: number;
   /** Bounds on one upload's |g|, example count and repeats, and the per-seed median (robust.ts); default DEFAULT_ROBUSTNESS. */
   readonly robustness?: Partial<Robustness>;
+  /** Deadlines that follow the clients' pace (pacing.ts); default DEFAULT_PACING. */
+  readonly pacing?: Partial<Pacing>;
 }
 
 /** The store holds another federation (another K or federation seed). */
@@ -94,6 +97,12 @@ interface OpenRound {
   /** Armed on the coordinator only. */
   deadline: Timer | null;
   readonly deadlineAt: number;
+  /** When it started (the clock's ms): upload times are counted from it. */
+  readonly startedAt: number;
+  /** Each upload's time from the start, as this engine received it. */
+  readonly arrivals: Map<string, number>;
+  /** Its deadline was brought forward to the recent pace (pacing.ts). */
+  paced: boolean;
   closing: boolean;
 }
 
@@ -138,6 +147,9 @@ export class RoundEngine<P> {
   private readonly probabilityBits: number;
   private readonly mantissaBits: number;
   private readonly robustness: Robustness;
+  private readonly pacing: Pacing;
+  /** The paces (pacing.ts) of the last committed rounds that had one, oldest first. */
+  private readonly paces: number[] = [];
   /** Digests reported for states without a reference yet: round → digest → clients (and their peers). */
   private readonly digestReports = new Map<number, Map<string, Map<string, P>>>();
 
@@ -191,6 +203,7 @@ export class RoundEngine<P> {
     this.probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
     this.mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
     this.robustness = { ...DEFAULT_ROBUSTNESS, ...options.robustness };
+    this.pacing = { ...DEFAULT_PACING, ...options.pacing };
     this.state = state;
   }
 
@@ -304,12 +317,30 @@ export class RoundEngine<P> {
       return void this.follow();
     }
     r.uploads.set(clientId, kept);
+    r.arrivals.set(clientId, this.clock.now() - r.startedAt);
     this.missedInARow.delete(clientId);
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(r, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
     // `r` may have closed and the next round opened while the digest was checked: close `r` only.
-    if (this.store.coordinator && !r.closing && (await this.awaitedAllIn(r))) await this.closeRound('complete', r);
+    if (this.store.coordinator && !r.closing && (await this.awaitedAllIn(r))) return this.closeRound('complete', r);
+    if (this.store.coordinator && !r.closing) this.pace(r);
+  }
+
+  /**
+   * Brings the round's deadline forward to the recent pace once more than half of its sampled clients
+   * uploaded (pacing.ts); the configured deadline stays its latest close.
+   */
+  private pace(r: OpenRound): void {
+    if (r.paced) return;
+    const ms = pacedDeadlineMs(this.paces, r.uploads.size, r.assigned.size, this.config.deadlineMs, this.pacing);
+    if (ms === null) return;
+    r.paced = true;
+    const at = r.startedAt + ms;
+    if (at >= r.deadlineAt) return;
+    r.deadline?.cancel();
+    r.deadline = this.clock.setTimer(Math.max(0, at - this.clock.now()), () => this.background(this.closeRound('paced', r)));
+    this.log('info', { event: 'round_paced', round: r.round, deadlineMs: ms, uploaded: r.uploads.size, sampled: r.assigned.size });
   }
 
   /**
@@ -470,7 +501,19 @@ export class RoundEngine<P> {
   /** A round another gateway's coordinator opened: this gateway's clients among its sampled get their assignment. */
   private async adoptOpenRound(stored: OpenRoundRecord): Promise<void> {
     this.open?.deadline?.cancel();
-    const r: OpenRound = { round: stored.round, attempt: stored.attempt, assigned: new Set(stored.assigned), uploads: new Map(), bytes: new Map(), deadline: null, deadlineAt: stored.deadlineAt, closing: false };
+    const r: OpenRound = {
+      round: stored.round,
+      attempt: stored.attempt,
+      assigned: new Set(stored.assigned),
+      uploads: new Map(),
+      bytes: new Map(),
+      deadline: null,
+      deadlineAt: stored.deadlineAt,
+      startedAt: stored.deadlineAt - this.config.deadlineMs,
+      arrivals: new Map(),
+      paced: false,
+      closing: false,
+    };
     this.open = r;
     this.attempt = stored.attempt;
     this.log('info', { event: 'round_started', round: r.round, attempt: r.attempt, clients: stored.assigned, by: 'the coordinator' });
@@ -591,6 +634,9 @@ export class RoundEngine<P> {
         bytes: new Map(),
         deadline: null,
         deadlineAt: this.clock.now() + this.config.deadlineMs,
+        startedAt: this.clock.now(),
+        arrivals: new Map(),
+        paced: false,
         closing: false,
       };
       r.deadline = this.clock.setTimer(this.config.deadlineMs, () => this.background(this.closeRound('deadline', r)));
@@ -616,8 +662,8 @@ export class RoundEngine<P> {
     }
   }
 
-  /** Closes the open round (only if it is `which`, when given): all uploads are in, or its deadline fired. */
-  private async closeRound(reason: 'complete' | 'deadline', which?: OpenRound): Promise<void> {
+  /** Closes the open round (only if it is `which`, when given): all uploads are in, or its deadline (configured or paced) fired. */
+  private async closeRound(reason: 'complete' | 'deadline' | 'paced', which?: OpenRound): Promise<void> {
     const r = this.open;
     if (!r || r.closing || (which !== undefined && which !== r) || !this.store.coordinator) return;
     r.closing = true;
@@ -627,7 +673,10 @@ export class RoundEngine<P> {
       for (const [id, frame] of await this.store.loadUploads(r.round)) {
         if (r.uploads.has(id) || !r.assigned.has(id)) continue;
         const m = decodeMessage(frame, { k: this.config.k });
-        if (m.type === 'upload') r.uploads.set(id, m);
+        if (m.type !== 'upload') continue;
+        r.uploads.set(id, m);
+        // Through another gateway: its time is when this coordinator read it, at the latest.
+        r.arrivals.set(id, this.clock.now() - r.startedAt);
       }
     } catch (err) {
       // Read again at the next look at the store, which arms the deadline anew.
@@ -637,8 +686,10 @@ export class RoundEngine<P> {
       return;
     }
     for (const id of r.uploads.keys()) this.missedInARow.delete(id);
-    if (reason === 'deadline') this.countMisses(r);
-    const notWaitedFor = reason === 'complete' ? [...r.assigned].filter((id) => !r.uploads.has(id)) : [];
+    // A paced deadline missed counts as a miss; an upload before the configured deadline still makes the
+    // client awaited again (lateUpload), so an honest slow client is never left out for good.
+    if (reason !== 'complete') this.countMisses(r);
+    const notWaitedFor = reason !== 'deadline' ? [...r.assigned].filter((id) => !r.uploads.has(id)) : [];
     this.skipped = notWaitedFor.length > 0 ? { round: r.round, deadlineAt: r.deadlineAt, clients: new Set(notWaitedFor) } : null;
     const uploads = [...r.uploads.entries()];
     if (uploads.length === 0) {
@@ -720,6 +771,9 @@ export class RoundEngine<P> {
     }
     this.state = next;
     this.remember(bounds.statistics);
+    const pace = roundPace([...r.arrivals].filter(([id]) => r.assigned.has(id)).map(([, ms]) => ms), r.assigned.size);
+    if (pace !== null) this.paces.push(pace);
+    if (this.paces.length > this.pacing.historyRounds) this.paces.shift();
     this.dropUndecidedDigests(r.round);
     this.changes.set(r.round, q.change);
     this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(coefficients));

@@ -18,6 +18,7 @@ import { systemClock, type Clock } from './clock';
 import type { ServerEvents } from './events';
 import { LevelFederationStore } from './level-store';
 import { jsonLinesLogger, type LogRecord, type Logger } from './log';
+import type { Pacing } from './pacing';
 import { TokenBucket } from './rate-limit';
 import type { Robustness } from './robust';
 import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
@@ -80,6 +81,8 @@ export interface ServerOptions {
   readonly mantissaBits?: number;
   /** Bounds on one upload's |g| and example count (robust.ts). */
   readonly robustness?: Partial<Robustness>;
+  /** Deadlines that follow the clients' pace (pacing.ts). */
+  readonly pacing?: Partial<Pacing>;
   /** JSON-lines log destination. */
   readonly log?: Writable;
   /** The round engine's clock (deadlines, commit times); default the system's. */
@@ -212,6 +215,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       probabilityBits: options.probabilityBits,
       mantissaBits: options.mantissaBits,
       robustness: options.robustness,
+      pacing: options.pacing,
     });
   } catch (err) {
     if (!(err instanceof ForeignStoreError)) throw err;
