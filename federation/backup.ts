@@ -1,10 +1,11 @@
 // A portable, self-checking backup of a federation, read and restored only through the FederationStore
 // interface (store.ts), so it serves every backend. The file is JSON lines: a header, one line per
 // record (config, state, each round, each digest, each token) and an end line holding the record count
-// and a SHA-256 over every byte before it; a truncated, damaged or altered file is refused. The same
-// store always gives the same bytes, so a backup, a restore and a backup of the restored store are
-// identical file for file.
-import { createHash, type Hash } from 'node:crypto';
+// and a SHA-256 over every byte before it, and an HMAC-SHA256 over the same bytes with the operator's
+// backup key (backup-key.ts); a truncated, damaged or altered file is refused, and so is one whose HMAC
+// does not verify: its SHA-256 shows damage, only the HMAC shows who made it. The same store and key always
+// give the same bytes, so a backup, a restore and a backup of the restored store are identical file for file.
+import { createHash, createHmac, timingSafeEqual, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -82,7 +83,9 @@ const recordSchema = z.discriminatedUnion('kind', [
 ]);
 type BackupRecord = z.infer<typeof recordSchema>;
 
-const endSchema = z.object({ kind: z.literal('end'), records: int(), sha256: z.string().check(z.regex(/^[0-9a-f]{64}$/)) });
+const hex256 = () => z.string().check(z.regex(/^[0-9a-f]{64}$/));
+/** `hmac` is absent only in backups made before backups were authenticated. */
+const endSchema = z.object({ kind: z.literal('end'), records: int(), sha256: hex256(), hmac: z.optional(hex256()) });
 
 /** What a backup holds, decoded and checked. Round changes stay sparse: a round touches few seeds. */
 export interface Backup {
@@ -205,19 +208,21 @@ export interface BackupSummary {
  * Writes a backup of `store` to `file`: to a temporary file beside it first, synced, then renamed, so
  * `file` is either the old one or the whole new backup. The store's rounds must add up to its C.
  */
-export async function writeBackup(store: FederationStore, file: string): Promise<BackupSummary> {
+export async function writeBackup(store: FederationStore, file: string, key: Uint8Array): Promise<BackupSummary> {
   const config = await store.loadConfig();
   const state = await store.loadState();
   const round = state?.round ?? 0;
   const tmp = `${file}.tmp-${process.pid}`;
   const handle = await open(tmp, 'w');
   const whole = createHash('sha256');
+  const mac = createHmac('sha256', key);
   let bytes = 0;
   let records = 0;
   let tokens = 0;
   const sum = new Float64Array(config?.k ?? 0);
   const write = async (line: string): Promise<void> => {
     whole.update(line);
+    mac.update(line);
     bytes += Buffer.byteLength(line);
     await handle.write(line);
   };
@@ -236,7 +241,7 @@ export async function writeBackup(store: FederationStore, file: string): Promise
     if (state && !sum.every((c, j) => c === state.coefficients[j])) {
       throw new Error(`the store is inconsistent: its rounds 1..${round} do not add up to its coefficients C; it was not backed up`);
     }
-    const end = `${JSON.stringify({ kind: 'end', records, sha256: whole.digest('hex') })}\n`;
+    const end = `${JSON.stringify({ kind: 'end', records, sha256: whole.digest('hex'), hmac: mac.digest('hex') })}\n`;
     bytes += Buffer.byteLength(end);
     await handle.write(end);
     await handle.sync();
@@ -337,10 +342,18 @@ class BackupBuilder {
   }
 }
 
-/** Reads and checks a backup: its hash, every record's shape and the records' sequence. */
-export async function readBackup(file: string): Promise<Backup> {
+/** How a backup's HMAC is checked: with the key (required), or, for a backup made before backups carried one, `acceptUnauthenticated`. */
+export interface BackupAuth {
+  readonly key: Uint8Array;
+  /** Accept a backup with no HMAC at all (one with a wrong HMAC is still refused). */
+  readonly acceptUnauthenticated?: boolean;
+}
+
+/** Reads and checks a backup: its HMAC with the backup key, its hash, every record's shape and the records' sequence. */
+export async function readBackup(file: string, auth: BackupAuth): Promise<Backup> {
   const lines = createInterface({ input: createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
   const whole = createHash('sha256');
+  const mac = createHmac('sha256', auth.key);
   const content: Hash = createHash('sha256');
   let builder: BackupBuilder | null = null;
   let end: z.infer<typeof endSchema> | null = null;
@@ -354,6 +367,7 @@ export async function readBackup(file: string): Promise<Backup> {
         const header = parseLine(headerSchema, line, at);
         builder = new BackupBuilder(header);
         whole.update(`${line}\n`);
+        mac.update(`${line}\n`);
         continue;
       }
       if (line.startsWith('{"kind":"end"')) {
@@ -362,6 +376,7 @@ export async function readBackup(file: string): Promise<Backup> {
       }
       (builder as BackupBuilder).add(parseLine(recordSchema, line, at));
       whole.update(`${line}\n`);
+      mac.update(`${line}\n`);
       content.update(`${line}\n`);
       count++;
     }
@@ -374,6 +389,12 @@ export async function readBackup(file: string): Promise<Backup> {
   if (!builder) throw damaged('it is empty');
   if (!end) throw damaged('it has no end line (cut short?)');
   if (end.sha256 !== whole.digest('hex')) throw damaged('its content does not match its SHA-256');
+  if (end.hmac === undefined && !auth.acceptUnauthenticated) {
+    throw damaged('it carries no HMAC, so nothing shows it was made with your backup key (a backup made before backups were authenticated is restored only with --accept-unauthenticated)');
+  }
+  if (end.hmac !== undefined && !timingSafeEqual(Buffer.from(end.hmac, 'hex'), mac.digest())) {
+    throw damaged('its HMAC does not match the backup key (it was altered, or made with another key)');
+  }
   if (end.records !== count) throw damaged(`it holds ${count} records, its end line counts ${end.records}`);
   try {
     return builder.finish(content.digest('hex'));

@@ -4,8 +4,10 @@
 // moved aside and kept, never deleted. A postgres:// store is restored into an empty database.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { rename, rm, rmdir } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { BackupDamagedError, readBackup, restoreBackup, storeContentHash, storeIsEmpty, writeBackup, type Backup } from '../../federation/backup';
+import { BackupKeyError, defaultBackupKeyFile, readBackupKey, readOrCreateBackupKey } from '../../federation/backup-key';
 import { isPostgresUrl } from '../../federation/gateway/url';
 import { LevelFederationStore, StoreDamagedError } from '../../federation/level-store';
 import type { FederationStore } from '../../federation/store';
@@ -21,11 +23,35 @@ import { suggest } from '../invocation';
 interface BackupCliOptions {
   store: string;
   storePasswordFile?: string;
+  backupKeyFile?: string;
   force?: boolean;
 }
 
 interface RestoreCliOptions extends BackupCliOptions {
   repair?: boolean;
+  acceptUnauthenticated?: boolean;
+}
+
+const KEY_HELP = 'the key that authenticates backups (HMAC-SHA256; 64 hex digits); default for a folder store: <dir>.backup-key beside it, created (0600) by the first backup; required for a postgres:// store';
+
+/** The backup key file: the one named, or the folder store's default; a postgres:// store has no default. */
+function keyFileOf(o: BackupCliOptions): string {
+  if (o.backupKeyFile) return o.backupKeyFile;
+  if (isPostgresUrl(o.store)) throw new CliError('a postgres:// store has no default backup key: name one with --backup-key-file <file> (64 hex digits; keep it apart from the database and the backups)');
+  return defaultBackupKeyFile(o.store);
+}
+
+async function keyOf(o: BackupCliOptions, create: boolean): Promise<Uint8Array> {
+  const file = keyFileOf(o);
+  try {
+    if (!create) return await readBackupKey(file);
+    const { key, created } = await readOrCreateBackupKey(file);
+    if (created) note(`created the backup key ${file} (readable by you only): backups are restored only with it; keep it, apart from the backups`);
+    return key;
+  } catch (err) {
+    if (!(err instanceof BackupKeyError)) throw err;
+    throw new CliError(`${err.message}; ${create ? 'nothing was backed up' : 'a backup is restored with the key it was made with (--backup-key-file); nothing was restored'}`);
+  }
 }
 
 const STORE_HELP = 'the store: a folder (the embedded store) or a postgres:// URL without a password';
@@ -36,6 +62,7 @@ export function registerServerBackup(server: Command): void {
     .description('Write a self-checking backup of the federation (configuration, state, every round, digests, tokens) to <file>; with a folder store, stop the server first')
     .option('--store <dir|url>', STORE_HELP, storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
+    .option('--backup-key-file <file>', KEY_HELP)
     .option('--force', 'replace <file> if it exists')
     .action((file: string, o: BackupCliOptions, cmd: Command) => runBackup(file, { ...o, store: storeOf(o, cmd) }));
   server
@@ -43,6 +70,8 @@ export function registerServerBackup(server: Command): void {
     .description('Restore a backup into the store: the backup is checked first, the restored store after; a folder store is replaced only when complete')
     .option('--store <dir|url>', STORE_HELP, storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
+    .option('--backup-key-file <file>', KEY_HELP)
+    .option('--accept-unauthenticated', 'accept a backup that carries no HMAC (made before backups were authenticated); one whose HMAC does not verify is still refused')
     .option('--force', 'replace a folder store that holds a federation (it is moved aside and kept, not deleted)')
     .option('--repair', 'replace a folder store refused as damaged with this backup (the damaged folder is moved aside and kept)')
     .action((file: string, o: RestoreCliOptions, cmd: Command) => runRestore(file, { ...o, store: storeOf(o, cmd) }));
@@ -75,8 +104,15 @@ function storeError(spec: string, err: unknown): CliError {
 async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
   if (existsSync(file) && !o.force) throw new CliError(`${file} exists; pass --force to replace it`);
   const store = await openExisting(o.store, o);
+  let key: Uint8Array;
   try {
-    const s = await writeBackup(store, file);
+    key = await keyOf(o, true);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  try {
+    const s = await writeBackup(store, file, key);
     note(`backed up ${storeName(o.store)} at round ${s.round}: ${count(s.records, 'record')} (${count(s.round, 'round')}, ${count(s.tokens, 'token')}), ${formatBytes(s.bytes)} → ${file}`);
   } catch (err) {
     throw new CliError(`cannot back up ${storeName(o.store)}: ${(err as Error).message}`);
@@ -85,9 +121,10 @@ async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
   }
 }
 
-async function readChecked(file: string): Promise<Backup> {
+async function readChecked(file: string, o: RestoreCliOptions): Promise<Backup> {
+  const key = await keyOf(o, false);
   try {
-    return await readBackup(file);
+    return await readBackup(file, { key, acceptUnauthenticated: o.acceptUnauthenticated });
   } catch (err) {
     if (err instanceof BackupDamagedError) throw new CliError(`${err.message}; nothing was restored`);
     throw err;
@@ -101,9 +138,10 @@ function describe(b: Backup): string {
 const LATER_ROUNDS = 'rounds committed after it are not in the backup; clients that hold one rebuild their replica from the base model when they rejoin';
 
 async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
-  const backup = await readChecked(file);
+  const backup = await readChecked(file, o);
   if (isPostgresUrl(o.store)) return restoreShared(file, backup, o);
-  const dir = o.store;
+  // Resolved: a trailing slash would put the folder restored beside the store inside it.
+  const dir = resolve(o.store);
   const present = existsSync(dir) && statSync(dir).isDirectory() && readdirSync(dir).length > 0;
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new CliError(`${dir} is not a folder`);
   /** What the folder now holds: nothing, an empty store, a federation, or a damaged store. */
@@ -150,15 +188,22 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
     throw new CliError(`cannot restore ${file} into ${dir}: ${(err as Error).message}; the store was not changed`);
   }
   let aside: string | null = null;
-  if (held === 'federation' || held === 'damaged') {
-    aside = `${dir}.${held === 'damaged' ? 'damaged' : 'replaced'}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-    await rename(dir, aside);
-  } else if (held === 'empty') {
-    await rm(dir, { recursive: true }); // an empty store: nothing to keep
-  } else if (existsSync(dir)) {
-    await rmdir(dir);
+  try {
+    if (held === 'federation' || held === 'damaged') {
+      aside = `${dir}.${held === 'damaged' ? 'damaged' : 'replaced'}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      await rename(dir, aside);
+    } else if (held === 'empty') {
+      await rm(dir, { recursive: true }); // an empty store: nothing to keep
+    } else if (existsSync(dir)) {
+      await rmdir(dir);
+    }
+    await rename(fresh, dir);
+  } catch (err) {
+    // The store goes back where it was and the restored copy goes: a restore leaves no half-made folder.
+    if (aside !== null && !existsSync(dir)) await rename(aside, dir).catch(() => undefined);
+    await rm(fresh, { recursive: true, force: true });
+    throw new CliError(`cannot put the restored store in place of ${dir}: ${(err as Error).message}; ${aside !== null && existsSync(aside) ? `the store is kept at ${aside}` : 'the store was not changed'}`);
   }
-  await rename(fresh, dir);
   note(`restored ${file} into ${dir} and verified it: ${describe(backup)}`);
   if (aside) note(`the ${held === 'damaged' ? 'damaged' : 'previous'} store is kept at ${aside}`);
   if (held === 'federation' && heldRound > (backup.state?.round ?? 0)) note(`the replaced store held round ${heldRound}: ${LATER_ROUNDS}`);

@@ -4,12 +4,12 @@
 // restored; a restored store serves, and its clients finish the federation on one replica.
 import { strict as assert } from 'node:assert';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
-import { BackupDamagedError, readBackup, restoreBackup, writeBackup } from '../../federation/backup';
+import { BackupDamagedError, readBackup, restoreBackup, storeIsEmpty, writeBackup } from '../../federation/backup';
 import { LevelFederationStore } from '../../federation/level-store';
 import { verifyChain } from '../../federation/record-chain';
 import { PgFederationStore } from '../../federation/pg-store';
@@ -33,6 +33,8 @@ const config: FederationConfig = {
   deadlineMs: 5000,
 };
 const MODEL = new QuadraticToyTrainer({ dimension: 8, clientSeed: 0 }).modelHash;
+/** The operator's backup key: every backup here is made and read with it. */
+const KEY = new Uint8Array(randomBytes(32));
 
 function serve(storePath: string, port = 0): Promise<FederationServer> {
   return startServer({ config, modelHash: MODEL, generatorVersion: 1, paramCount: 8, storePath, port });
@@ -71,7 +73,7 @@ async function withDir<T>(body: (dir: string) => Promise<T>): Promise<T> {
 async function backupOf(storePath: string, file: string): Promise<void> {
   const store = await LevelFederationStore.open(storePath);
   try {
-    await writeBackup(store, file);
+    await writeBackup(store, file, KEY);
   } finally {
     await store.close();
   }
@@ -84,7 +86,7 @@ test('a backup restored into an empty store gives back the same backup byte for 
     await runs.catch(() => undefined);
     await backupOf(join(dir, 'a'), join(dir, 'a.backup'));
 
-    const backup = await readBackup(join(dir, 'a.backup'));
+    const backup = await readBackup(join(dir, 'a.backup'), { key: KEY });
     assert.ok(backup.state && backup.state.round >= 3);
     assert.equal(backup.rounds.length, backup.state.round);
     assert.equal(backup.tokens.length, 2);
@@ -94,7 +96,7 @@ test('a backup restored into an empty store gives back the same backup byte for 
     const b = await LevelFederationStore.open(join(dir, 'b'));
     try {
       await restoreBackup(backup, b);
-      await writeBackup(b, join(dir, 'b.backup'));
+      await writeBackup(b, join(dir, 'b.backup'), KEY);
     } finally {
       await b.close();
     }
@@ -124,7 +126,7 @@ test('a backup restored into an empty store gives back the same backup byte for 
     });
     const content = v1.map((l) => `${l}\n`).join('');
     writeFileSync(join(dir, 'v1.backup'), `${content}${JSON.stringify({ kind: 'end', records: v1.length - 1, sha256: createHash('sha256').update(content).digest('hex') })}\n`);
-    const old = await readBackup(join(dir, 'v1.backup'));
+    const old = await readBackup(join(dir, 'v1.backup'), { key: KEY, acceptUnauthenticated: true });
     assert.ok(old.rounds.every((r) => r.after === null));
     const c = await LevelFederationStore.open(join(dir, 'c'));
     try {
@@ -147,11 +149,11 @@ test('a damaged, cut or altered backup is refused by name and nothing is restore
     await backupOf(join(dir, 'a'), join(dir, 'good'));
     const text = readFileSync(join(dir, 'good'), 'utf8');
     const lines = text.split('\n').slice(0, -1);
-    /** Lines with the end line's hash recomputed: an alteration that kept the file self-consistent. */
+    /** Lines with the end line's hash and HMAC recomputed with the key: the checks behind the HMAC (a holder of the key who made a faulty file). */
     const resealed = (body: string[]): string => {
       const content = body.slice(0, -1).map((l) => `${l}\n`).join('');
       const end = JSON.parse(body.at(-1) as string) as { records: number };
-      return `${content}${JSON.stringify({ kind: 'end', records: end.records, sha256: createHash('sha256').update(content).digest('hex') })}\n`;
+      return `${content}${JSON.stringify({ kind: 'end', records: end.records, sha256: createHash('sha256').update(content).digest('hex'), hmac: createHmac('sha256', KEY).update(content).digest('hex') })}\n`;
     };
     const roundLine = lines.findIndex((l) => l.startsWith('{"kind":"round"'));
     const alter = (line: string): string => {
@@ -185,7 +187,7 @@ test('a damaged, cut or altered backup is refused by name and nothing is restore
     ];
     for (const [what, content, message] of cases) {
       writeFileSync(join(dir, 'bad'), content);
-      await assert.rejects(readBackup(join(dir, 'bad')), (err: unknown) => {
+      await assert.rejects(readBackup(join(dir, 'bad'), { key: KEY }), (err: unknown) => {
         assert.ok(err instanceof BackupDamagedError, `${what}: ${String(err)}`);
         assert.match(err.message, /is damaged or was altered/, what);
         assert.match(err.message, message, what);
@@ -203,7 +205,7 @@ test('a restored store serves: clients reconnect, catch up and finish on one rep
     rmSync(join(dir, 'a'), { recursive: true });
     const restored = await LevelFederationStore.open(join(dir, 'b'));
     try {
-      await restoreBackup(await readBackup(join(dir, 'a.backup')), restored);
+      await restoreBackup(await readBackup(join(dir, 'a.backup'), { key: KEY }), restored);
     } finally {
       await restored.close();
     }
@@ -234,7 +236,7 @@ test('clients ahead of a store restored from an older backup rebuild their repli
     let backedUp: Promise<void> | null = null;
     const lost = new Promise<void>((resolve) =>
       server.events.on('roundCommitted', (e) => {
-        if (e.round === 2) backedUp = writeBackup(server.store, join(dir, 'a.backup')).then(() => undefined);
+        if (e.round === 2) backedUp = writeBackup(server.store, join(dir, 'a.backup'), KEY).then(() => undefined);
         if (e.round === 4) resolve();
       }),
     );
@@ -246,7 +248,7 @@ test('clients ahead of a store restored from an older backup rebuild their repli
       await backedUp;
       const restored = await LevelFederationStore.open(join(dir, 'b'));
       try {
-        await restoreBackup(await readBackup(join(dir, 'a.backup')), restored);
+        await restoreBackup(await readBackup(join(dir, 'a.backup'), { key: KEY }), restored);
       } finally {
         await restored.close();
       }
@@ -276,9 +278,9 @@ test('a backup of the embedded store restores into PostgreSQL and backs up from 
       const url = await pg.createDatabase('restored');
       const store = await PgFederationStore.open(url, { password: pg.password, pollMs: 200, electMs: 50 });
       try {
-        await restoreBackup(await readBackup(join(dir, 'level.backup')), store);
-        await writeBackup(store, join(dir, 'pg.backup'));
-        await assert.rejects(restoreBackup(await readBackup(join(dir, 'level.backup')), store), /not empty/);
+        await restoreBackup(await readBackup(join(dir, 'level.backup'), { key: KEY }), store);
+        await writeBackup(store, join(dir, 'pg.backup'), KEY);
+        await assert.rejects(restoreBackup(await readBackup(join(dir, 'level.backup'), { key: KEY }), store), /not empty/);
       } finally {
         await store.close();
       }
@@ -286,5 +288,84 @@ test('a backup of the embedded store restores into PostgreSQL and backs up from 
     } finally {
       pg.stop();
     }
+  });
+});
+
+test('tampered backups with a recomputed SHA-256 are refused by their HMAC: 0 of 6 restored (an injected token, C shifted by 2^30, a changed configuration, truncated, no HMAC, another key)', async () => {
+  await withDir(async (dir) => {
+    const { clients, runs } = await federateUntil(join(dir, 'a'), 2);
+    for (const c of clients) c.stop();
+    await runs.catch(() => undefined);
+    await backupOf(join(dir, 'a'), join(dir, 'good'));
+    const lines = readFileSync(join(dir, 'good'), 'utf8').split('\n').slice(0, -1);
+    const body = lines.slice(0, -1);
+    /** What someone who can edit the file but lacks the key can do: recompute the SHA-256 and count, keep or drop the HMAC. */
+    const sealed = (records: string[], hmac: 'keep' | 'drop' | Uint8Array = 'keep'): string => {
+      const content = records.map((l) => `${l}\n`).join('');
+      const old = JSON.parse(lines.at(-1) as string) as { hmac: string };
+      const mac = hmac === 'keep' ? { hmac: old.hmac } : hmac === 'drop' ? {} : { hmac: createHmac('sha256', hmac).update(content).digest('hex') };
+      return `${content}${JSON.stringify({ kind: 'end', records: records.length - 1, sha256: createHash('sha256').update(content).digest('hex'), ...mac })}\n`;
+    };
+    const edit = (kind: string, change: (r: Record<string, unknown>) => void): string[] =>
+      body.map((l) => {
+        const r = JSON.parse(l) as Record<string, unknown>;
+        if (r.kind !== kind) return l;
+        change(r);
+        return JSON.stringify(r);
+      });
+    const shift = (b64: string, at: number): string => {
+      const v = new Float64Array(Uint8Array.from(Buffer.from(b64, 'base64')).buffer);
+      v[at] += 2 ** 30;
+      return Buffer.from(v.buffer).toString('base64');
+    };
+    const token = JSON.stringify({ kind: 'token', id: '00112233445566aa', label: 'injected', salt: 'aa', hash: createHash('sha256').update('aa').digest('hex'), createdAt: new Date(0).toISOString(), clientId: 'intruder' });
+    // C shifted at one seed, with round 1's change shifted there too: the rounds still add up to C.
+    let seed = -1;
+    const shiftedRound = edit('round', (r) => {
+      if (r.round !== 1) return;
+      const change = r.change as { indices: string; values: string };
+      seed = new Uint32Array(Uint8Array.from(Buffer.from(change.indices, 'base64')).buffer)[0];
+      change.values = shift(change.values, 0);
+    });
+    const shiftedC = shiftedRound.map((l) => {
+      const r = JSON.parse(l) as Record<string, unknown>;
+      if (r.kind !== 'state') return l;
+      r.coefficients = shift(r.coefficients as string, seed);
+      return JSON.stringify(r);
+    });
+    const cases: [string, string, RegExp][] = [
+      ['an injected token', sealed([...body, token]), /HMAC does not match/],
+      ['C shifted by 2^30 (and a round with it)', sealed(shiftedC), /HMAC does not match/],
+      ['a changed configuration', sealed(edit('config', (r) => ((r.config as { eta: number }).eta *= 10))), /HMAC does not match/],
+      ['truncated to its configuration', sealed(body.slice(0, 2).map((l, i) => (i === 0 ? l.replace(/"round":\d+/, '"round":0') : l))), /HMAC does not match/],
+      ['an injected token, its HMAC dropped', sealed([...body, token], 'drop'), /carries no HMAC/],
+      ['an injected token, sealed with another key', sealed([...body, token], new Uint8Array(randomBytes(32))), /HMAC does not match/],
+    ];
+    let restored = 0;
+    for (const [what, content, message] of cases) {
+      writeFileSync(join(dir, 'tampered'), content);
+      const store = await LevelFederationStore.open(join(dir, `into-${restored}-${what.length}`));
+      try {
+        await restoreBackup(await readBackup(join(dir, 'tampered'), { key: KEY }), store);
+        restored++;
+      } catch (err) {
+        assert.ok(err instanceof BackupDamagedError, `${what}: ${String(err)}`);
+        assert.match(err.message, /is damaged or was altered/, what);
+        assert.match(err.message, message, what);
+        assert.ok(await storeIsEmpty(store), `${what}: nothing restored`);
+      } finally {
+        await store.close();
+      }
+    }
+    assert.equal(restored, 0, 'no tampered backup is restored');
+    // Unchanged records resealed keep their HMAC and still read: the HMAC covers the content, not the file's history.
+    writeFileSync(join(dir, 'same'), sealed(body));
+    assert.equal((await readBackup(join(dir, 'same'), { key: KEY })).contentHash, (await readBackup(join(dir, 'good'), { key: KEY })).contentHash);
+    // A backup without an HMAC (made before backups were authenticated) reads only when the operator accepts it.
+    writeFileSync(join(dir, 'old'), sealed(body, 'drop'));
+    await assert.rejects(readBackup(join(dir, 'old'), { key: KEY }), /carries no HMAC/);
+    assert.ok(await readBackup(join(dir, 'old'), { key: KEY, acceptUnauthenticated: true }));
+    // One with a wrong HMAC is refused even then.
+    await assert.rejects(readBackup(join(dir, 'tampered'), { key: KEY, acceptUnauthenticated: true }), /HMAC does not match/);
   });
 });
