@@ -3,6 +3,7 @@
 // the dashboard of a local run and of a federation, past runs compared, a window reload that resumes a
 // run, and both webviews rendering under their CSP. Screenshots go to test-results/screenshots/. Prints `N passed, N failed` last.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { ConsoleMessage, Frame, Page } from 'playwright-core';
 import * as assert from 'node:assert/strict';
@@ -32,8 +33,24 @@ function recordProblem(message: ConsoleMessage): void {
   }
 }
 
+/**
+ * A free loopback port below the ephemeral range, for the local federation: VS Code's port detection
+ * offers to forward a new listening port there (not an ephemeral one, such as port 0 gives), so the test
+ * that no offer appears means something only on such a port.
+ */
+async function freePortBelowEphemeral(): Promise<number> {
+  const listens = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const probe = createServer();
+      probe.once('error', () => resolve(false));
+      probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+    });
+  for (let port = 7071; port < 7300; port++) if (await listens(port)) return port;
+  throw new Error('no free port in 7071–7299 for the local federation');
+}
+
 /** Workspace settings of the UI run: a short local run and a small, quick local federation on a free loopback port. */
-const workspaceSettings = {
+const workspaceSettings: Record<string, unknown> = {
   'fedkseed.data.path': join(repoRoot, 'trainer', 'data'),
   'fedkseed.training.batchSize': 1,
   'fedkseed.training.sequenceLength': 32,
@@ -261,7 +278,8 @@ const tests: UiTest[] = [
   {
     name: 'a local federation started from the command palette advances the sidebar round counter',
     async run(page) {
-      const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
+      await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
+      const sidebar = await findFrameWith(page, '[data-testid="training-status"]', 60_000);
       await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
       await sidebar.waitForFunction(() => /Round [2-4] of 4/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 60_000 });
       assert.match(await text(sidebar, 'progress'), /Round [2-4] of 4 · step \d+\/8/);
@@ -279,6 +297,11 @@ const tests: UiTest[] = [
         return tops.size;
       });
       assert.equal(lines, 1, 'the last round\'s bytes wrapped in a narrow sidebar');
+      // The local server's port is the extension's own: VS Code's port detection does not offer to forward it.
+      // (The federation has run for seconds: detection polls every few, so an offer would be listed by now.)
+      const offered = await waitForNotification(page, /port \d+|forwarded port/i, 8_000).catch(() => null);
+      assert.equal(offered, null, `a notification offers to forward the local federation server's port: ${offered}`);
+      await page.keyboard.press('Escape');
       await shot(page, 'sidebar-federation');
     },
   },
@@ -538,6 +561,7 @@ async function main(): Promise<number> {
       label: 'ui',
       beforeLoad: async (page, server) => {
         workspaceDir = server.workspace;
+        workspaceSettings['fedkseed.localServer.port'] = await freePortBelowEphemeral();
         page.on('console', recordProblem);
         mkdirSync(join(server.workspace, '.vscode'), { recursive: true });
         writeFileSync(join(server.workspace, '.vscode', 'settings.json'), JSON.stringify(workspaceSettings, null, 2));
