@@ -23,7 +23,10 @@ const fmtLoss = (y: number) => y.toFixed(3);
 
 export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summaries: ReadonlyMap<string, MethodSummary>, runs: readonly RunResult[]): StudyChart[] {
   const ks = [...new Set(methods.flatMap((m) => (m.k === null ? [] : [m.k])))].sort((a, b) => a - b);
-  const present = methods.filter((m) => summaries.has(m.id));
+  const measured = methods.filter((m) => summaries.has(m.id));
+  // The paper's figures hold the paper's (isotropic) methods; the shapes have a figure of their own.
+  const present = measured.filter((m) => m.shape === 'isotropic');
+  const shaped = measured.filter((m) => m.kind === 'fedkseed-pro' && measured.some((o) => o.kind === 'fedkseed-pro' && o.k === m.k && o.shape !== m.shape));
   const lossSeries = (m: MethodSpec, band: boolean): Series => {
     const s = summaries.get(m.id) as MethodSummary;
     return {
@@ -96,6 +99,16 @@ export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summ
         formatY: (y) => y.toFixed(2),
         standalone: true,
       }),
+    });
+  }
+  if (shaped.length > 0) {
+    charts.push({
+      file: `study-${task.id}-shape.svg`,
+      title: "held-out loss vs round, FedKSeed-Pro with the paper's isotropic z (solid) and tensor-rms (dashed) at each K",
+      svg: lineChart(
+        shaped.map((m) => ({ ...lossSeries(m, false), dashed: m.shape !== 'isotropic' })),
+        { title: `${task.id}: isotropic (solid) vs tensor-rms (dashed) perturbations, Pro, mean over repeats`, xLabel: 'round (0 = base model)', yLabel: 'held-out loss (nats/token)', formatY: fmtLoss, standalone: true },
+      ),
     });
   }
   return charts;

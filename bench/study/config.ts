@@ -1,5 +1,6 @@
 // What the study compares (methods), on what (tasks), and at which size (the full study or --quick).
 import type { Gpt2Config } from '../../trainer/model/gpt2-builder';
+import type { PerturbationShape } from '../../protocol';
 
 export type MethodKind = 'fedkseed' | 'fedkseed-pro' | 'unrestricted';
 
@@ -10,6 +11,8 @@ export interface MethodSpec {
   readonly kind: MethodKind;
   /** Candidate seeds; null for unrestricted ZO (a fresh seed every step). */
   readonly k: number | null;
+  /** How z is scaled tensor by tensor: the paper's rows are isotropic. */
+  readonly shape: PerturbationShape;
 }
 
 export type TaskId = 'code' | 'fortunes';
@@ -50,13 +53,25 @@ export interface StudyConfig {
 
 export const FULL_KS: readonly number[] = [64, 256, 1024, 4096];
 
-export function methodsFor(ks: readonly number[]): MethodSpec[] {
-  return [
-    ...ks.map((k): MethodSpec => ({ id: `fedkseed-k${k}`, label: `FedKSeed K=${k}`, kind: 'fedkseed', k })),
-    ...ks.map((k): MethodSpec => ({ id: `pro-k${k}`, label: `FedKSeed-Pro K=${k}`, kind: 'fedkseed-pro', k })),
-    { id: 'unrestricted', label: 'unrestricted ZO', kind: 'unrestricted', k: null },
+/**
+ * The paper's rows (FedKSeed and FedKSeed-Pro at each K, unrestricted ZO), all isotropic, and with
+ * 'tensor-rms' among `shapes` FedKSeed-Pro at each K with that shape beside them (ids end in "-rms"): the
+ * product's default against the paper's method, paired (same clients, batches and seeds).
+ */
+export function methodsFor(ks: readonly number[], shapes: readonly PerturbationShape[] = ['isotropic']): MethodSpec[] {
+  const paper: MethodSpec[] = [
+    ...ks.map((k): MethodSpec => ({ id: `fedkseed-k${k}`, label: `FedKSeed K=${k}`, kind: 'fedkseed', k, shape: 'isotropic' })),
+    ...ks.map((k): MethodSpec => ({ id: `pro-k${k}`, label: `FedKSeed-Pro K=${k}`, kind: 'fedkseed-pro', k, shape: 'isotropic' })),
+    { id: 'unrestricted', label: 'unrestricted ZO', kind: 'unrestricted', k: null, shape: 'isotropic' },
   ];
+  const shaped = shapes.includes('tensor-rms')
+    ? ks.map((k): MethodSpec => ({ id: `pro-k${k}-rms`, label: `FedKSeed-Pro K=${k} tensor-rms`, kind: 'fedkseed-pro', k, shape: 'tensor-rms' }))
+    : [];
+  return [...(shapes.includes('isotropic') ? paper : []), ...shaped];
 }
+
+/** Shapes the study compares by default: the paper's and the product's default. */
+export const STUDY_SHAPES: readonly PerturbationShape[] = ['isotropic', 'tensor-rms'];
 
 /**
  * A 20-client federation, 5 clients a round (25%), on the bundled pretrained code model. η = 1e-4 is the

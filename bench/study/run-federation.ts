@@ -86,6 +86,7 @@ async function rebuiltDigest(modelPath: string, config: FederationConfig, coeffi
   const model = await loadModel(modelPath);
   const params = new ParameterSet(model.weights);
   try {
+    params.setShape(config.shape ?? 'isotropic');
     params.applyCoefficientDelta(config.federationSeed, [...coefficients.keys()], [...coefficients.values()], config.eta);
     return params.digest();
   } finally {
@@ -111,6 +112,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
     batchSize: spec.batchSize,
     sampling: pro ? 'pro' : 'uniform',
     weighting: 'examples',
+    shape: method.shape,
     rounds: spec.rounds,
     clientsPerRound: spec.clientsPerRound,
     deadlineMs: 3_600_000,
@@ -240,6 +242,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
           values = [...sparse.values];
         }
         seeds.forEach((j, n) => coefficients.set(j, (coefficients.get(j) ?? 0) + values[n]));
+        engine.params.setShape(method.shape);
         engine.params.applyCoefficientDelta(federationSeed, seeds, values, config.eta);
         const applySeconds = (performance.now() - t0) / 1000;
 

@@ -11,7 +11,7 @@ import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type Memor
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { buildTasks, FULL_KS, methodsFor, QUICK_KS, type StudyConfig, type TaskId } from '../../bench/study/config';
+import { buildTasks, FULL_KS, methodsFor, QUICK_KS, STUDY_SHAPES, type StudyConfig, type TaskId } from '../../bench/study/config';
 import { runStudy } from '../../bench/study/run-study';
 import { DEFAULT_FORTUNES_DIR } from '../../bench/study/tasks';
 import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options';
@@ -109,6 +109,7 @@ interface StudyCliOptions {
   images?: string;
   tasks?: TaskId[];
   ks?: number[];
+  shapes: PerturbationShape[];
   repeats?: number;
   rounds?: number;
   eta?: number;
@@ -270,6 +271,7 @@ export function registerBench(program: Command): void {
     .option('--images <dir>', 'also write the figures here (e.g. docs/images)')
     .option('--tasks <list>', 'tasks, comma-separated (code, fortunes)', choiceList<TaskId>(['code', 'fortunes'], 'task'))
     .option('-k, --ks <list>', 'K values, comma-separated (default 64,256,1024,4096; --quick: 64,1024)', kList)
+    .option('--shapes <list>', "perturbation shapes, comma-separated: isotropic (the paper's rows) and tensor-rms (FedKSeed-Pro at each K beside them)", choiceList<PerturbationShape>([...PERTURBATION_SHAPES], 'shape'), [...STUDY_SHAPES])
     .option('--repeats <n>', 'repeats with different seeds (default: code 2, fortunes 3; --quick: 1)', positiveInt)
     .option('--rounds <n>', 'rounds per federation (overrides the task\'s)', positiveInt)
     .option('--eta <x>', 'learning rate η (overrides the tasks\')', positiveNumber)
@@ -521,7 +523,7 @@ async function benchStudy(o: StudyCliOptions): Promise<void> {
   const config: StudyConfig = {
     quick,
     tasks,
-    methods: methodsFor(o.ks ?? (quick ? QUICK_KS : FULL_KS)),
+    methods: methodsFor(o.ks ?? (quick ? QUICK_KS : FULL_KS), o.shapes),
     seed: o.seed,
     verify: (o.verify as StudyConfig['verify'] | undefined) ?? (quick ? 'every-round' : 'final'),
     threads: o.threads ?? availableParallelism(),
