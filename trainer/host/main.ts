@@ -4,25 +4,11 @@
 // outlives the extension that started it.
 import { format } from 'node:util';
 import { CancellationToken, createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
-import type * as z from 'zod/mini';
 import { connectionNotifier } from './notifier';
-import {
-  emptySchema,
-  evaluateParamsSchema,
-  exportModelParamsSchema,
-  initializeParamsSchema,
-  joinFederationParamsSchema,
-  loadCheckpointParamsSchema,
-  parsePayload,
-  Notifications,
-  Requests,
-  completeParamsSchema,
-  resetWeightsParamsSchema,
-  startTrainingParamsSchema,
-  TrainerErrorCodes,
-} from '../../contracts/trainer-rpc';
+import { Notifications, TrainerErrorCodes, TrainerMethods } from '../../contracts/trainer-rpc';
 import { errorMessage, HostStateError, TrainerSession } from './session';
 import { ConnectionFailedError } from './connection-failure';
+import { serve } from './serve';
 
 // A stack from the bundle reads as its sources when the bundle's source map is beside it.
 process.setSourceMapsEnabled?.(true);
@@ -34,12 +20,6 @@ console.log = console.info = console.debug = console.warn = console.error = toSt
 const connection = createMessageConnection(new StreamMessageReader(process.stdin), new StreamMessageWriter(process.stdout));
 const session = new TrainerSession(connectionNotifier(connection));
 
-function validated<T>(schema: z.ZodMiniType<T>, method: string, input: unknown): T {
-  const parsed = parsePayload(schema, input);
-  if (!parsed.ok) throw new ResponseError(TrainerErrorCodes.invalidParams, `invalid ${method} parameters: ${parsed.error}`);
-  return parsed.value;
-}
-
 function abortSignalOf(token: CancellationToken): AbortSignal {
   const abort = new AbortController();
   if (token.isCancellationRequested) abort.abort();
@@ -47,70 +27,52 @@ function abortSignalOf(token: CancellationToken): AbortSignal {
   return abort.signal;
 }
 
+/** What a handler threw, as a JSON-RPC error the extension can show as is. */
+function responseErrorOf(err: unknown): ResponseError<unknown> {
+  if (err instanceof ResponseError) return err;
+  if (err instanceof HostStateError) return new ResponseError(TrainerErrorCodes[err.reason], err.message);
+  if (err instanceof ConnectionFailedError) return new ResponseError(TrainerErrorCodes.connectionFailed, err.message, err.failure);
+  return new ResponseError(TrainerErrorCodes.failed, errorMessage(err));
+}
+
 /**
- * Runs a handler and turns what it throws into a JSON-RPC error the extension can show as is. The log
- * gets the message; the stack goes to the extension at debug level (it helps a developer, not a user).
+ * Runs a request's work and turns what it throws into a JSON-RPC error. The log gets the message; the
+ * stack goes to the extension at debug level (it helps a developer, not a user). Completions come with
+ * every pause in typing: answered without the per-request log line.
  */
 async function answer<T>(method: string, work: () => Promise<T>): Promise<T> {
   const started = Date.now();
+  const quiet = method === 'complete';
   try {
     const result = await work();
-    toStderr(`[host] ${method} done in ${Date.now() - started} ms`);
+    if (!quiet) toStderr(`[host] ${method} done in ${Date.now() - started} ms`);
     return result;
   } catch (err) {
-    toStderr(`[host] ${method} failed: ${errorMessage(err)}`);
-    if (err instanceof Error && err.stack && !(err instanceof HostStateError) && !(err instanceof ConnectionFailedError)) {
+    const known = err instanceof ResponseError || err instanceof HostStateError;
+    if (!(quiet && known)) toStderr(`[host] ${method} failed: ${errorMessage(err)}`);
+    if (!quiet && err instanceof Error && err.stack && !known && !(err instanceof ConnectionFailedError)) {
       void connection.sendNotification(Notifications.log, { level: 'debug', message: `${method} failed at: ${err.stack}` }).catch(() => undefined);
     }
-    if (err instanceof ResponseError) throw err;
-    if (err instanceof HostStateError) throw new ResponseError(TrainerErrorCodes[err.reason], err.message);
-    if (err instanceof ConnectionFailedError) throw new ResponseError(TrainerErrorCodes.connectionFailed, err.message, err.failure);
-    throw new ResponseError(TrainerErrorCodes.failed, errorMessage(err));
+    throw responseErrorOf(err);
   }
 }
 
-connection.onRequest(Requests.initialize, (params) =>
-  answer('initialize', () => session.initialize(validated(initializeParamsSchema, 'initialize', params))),
+serve(
+  connection,
+  TrainerMethods,
+  {
+    initialize: (params) => session.initialize(params),
+    evaluate: (params, token) => session.evaluate(params, abortSignalOf(token)),
+    startTraining: (params, token) => session.startTraining(params, abortSignalOf(token)),
+    joinFederation: (params, token) => session.joinFederation(params, abortSignalOf(token)),
+    stop: async () => ({ stopped: session.stop() }),
+    exportModel: (params) => session.exportModel(params),
+    loadCheckpoint: (params) => session.loadRunCheckpoint(params),
+    resetWeights: () => session.resetWeights(),
+    complete: (params, token) => session.complete(params, abortSignalOf(token)),
+  },
+  answer,
 );
-connection.onRequest(Requests.evaluate, (params, token) =>
-  answer('evaluate', () => session.evaluate(validated(evaluateParamsSchema, 'evaluate', params), abortSignalOf(token))),
-);
-connection.onRequest(Requests.startTraining, (params, token) =>
-  answer('startTraining', () => session.startTraining(validated(startTrainingParamsSchema, 'startTraining', params), abortSignalOf(token))),
-);
-connection.onRequest(Requests.joinFederation, (params, token) =>
-  answer('joinFederation', () => session.joinFederation(validated(joinFederationParamsSchema, 'joinFederation', params), abortSignalOf(token))),
-);
-connection.onRequest(Requests.stop, (params) =>
-  answer('stop', async () => {
-    validated(emptySchema, 'stop', params);
-    return { stopped: session.stop() };
-  }),
-);
-connection.onRequest(Requests.exportModel, (params) =>
-  answer('exportModel', () => session.exportModel(validated(exportModelParamsSchema, 'exportModel', params))),
-);
-connection.onRequest(Requests.loadCheckpoint, (params) =>
-  answer('loadCheckpoint', () => session.loadRunCheckpoint(validated(loadCheckpointParamsSchema, 'loadCheckpoint', params))),
-);
-connection.onRequest(Requests.resetWeights, (params) =>
-  answer('resetWeights', () => {
-    validated(resetWeightsParamsSchema, 'resetWeights', params);
-    return session.resetWeights();
-  }),
-);
-
-// Completions come with every pause in typing: answered without the per-request log line.
-connection.onRequest(Requests.complete, async (params, token) => {
-  try {
-    return await session.complete(validated(completeParamsSchema, 'complete', params), abortSignalOf(token));
-  } catch (err) {
-    if (err instanceof ResponseError) throw err;
-    if (err instanceof HostStateError) throw new ResponseError(TrainerErrorCodes[err.reason], err.message);
-    toStderr(`[host] complete failed: ${errorMessage(err)}`);
-    throw new ResponseError(TrainerErrorCodes.failed, errorMessage(err));
-  }
-});
 
 let exiting = false;
 async function shutdown(code: number, why: string): Promise<void> {
