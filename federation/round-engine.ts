@@ -1,24 +1,19 @@
-// The round engine: the federation's state machine, without sockets. It samples the clients of each
-// round, sends them their catch-up change and (Pro) the seed probabilities, collects uploads until all
-// arrived or the deadline fired, aggregates them with error feedback, refuses a round whose coefficients
-// would leave the replicas' exact range (and stops after three refusals in a row), commits each round to
-// the store before anyone hears of it, and answers clients that catch up. A transport feeds it what
-// clients said (joined, uploaded, left) and carries out what it asks through the Outbox; its clock is
-// injected, so tests run it with a fake one. Several engines (gateways) may share one store: only the
-// store's coordinator opens, closes and commits rounds; uploads and connected clients go through the
-// store, and every engine follows the rounds the store opens and commits (follow()).
+// The round engine: the federation's state machine, without sockets. Its decisions (sampling, uploads,
+// pacing and deadlines, aggregation with error feedback, refusals, commits, rounds other gateways
+// committed) are the pure decide() of engine/decide.ts, driven by engine/driver.ts; this class performs
+// what it decides against the store, the clock and the transport's Outbox, and keeps what concerns the
+// clients connected here: their sessions, catch-up changes and the digest quorum. A transport feeds it
+// what clients said (joined, uploaded, left); its clock is injected, so tests run it with a fake one.
+// Several engines (gateways) may share one store: only the store's coordinator opens, closes and commits
+// rounds; uploads and connected clients go through the store, and every engine follows the rounds the
+// store opens and commits (follow()).
 import type { EventEmitter } from 'node:events';
 import {
   ErrorCode,
   decodeMessage,
   encodeMessage,
   factorDelta,
-  quantizeImportance,
-  probabilitiesFromLevels,
   DEFAULT_PROBABILITY_BITS,
-  COEFFICIENT_SCALE,
-  EXACT_LIMIT,
-  ZQ_MAX_ABS,
   sumAbs,
   type DigestStatus,
   type FederationConfig,
@@ -27,17 +22,20 @@ import {
   type ServerMessage,
   type UploadMessage,
 } from '../protocol';
-import { fedAvgBytesPerClient } from '../protocol/wire-bytes';
-import { DEFAULT_MANTISSA_BITS, quantizeWithFeedback, robustAggregate } from './aggregate';
+import { DEFAULT_MANTISSA_BITS } from './aggregate';
 import type { Clock, Timer } from './clock';
-import type { RoundBytes, ServerEvents } from './events';
-import { accumulateImportance, importanceOf } from './importance';
+import type { Effect } from './engine/effects';
+import { Driver } from './engine/driver';
+import type { EngineEvent } from './engine/inputs';
+import { currentProbabilities } from './engine/close-round';
+import { initialState, isFinished, type OpenRound } from './engine/state';
+import type { ServerEvents } from './events';
 import type { Logger } from './log';
-import { DEFAULT_PACING, pacedDeadlineMs, roundPace, type Pacing } from './pacing';
-import { afterOf } from './record-chain';
-import { boundRound, DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, repeatCap, type Robustness, type RoundStatistics } from './robust';
-import { sampleClientsWithKey, samplingKey } from './sampling';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord } from './store';
+import { DEFAULT_PACING, type Pacing } from './pacing';
+import { DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, type Robustness, type RoundStatistics } from './robust';
+import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord } from './store';
+
+export { MISSES_BEFORE_NOT_AWAITED, REFUSALS_BEFORE_HALT } from './engine/state';
 
 /** What the engine asks of its transport; `P` is the transport's handle of one connected peer. */
 export interface Outbox<P> {
@@ -88,30 +86,6 @@ interface Session<P> {
   syncedRound: number;
 }
 
-interface OpenRound {
-  readonly round: number;
-  readonly attempt: number;
-  readonly assigned: Set<string>;
-  readonly uploads: Map<string, UploadMessage>;
-  readonly bytes: Map<string, { up: number; down: number }>;
-  /** Armed on the coordinator only. */
-  deadline: Timer | null;
-  readonly deadlineAt: number;
-  /** When it started (the clock's ms): upload times are counted from it. */
-  readonly startedAt: number;
-  /** Each upload's time from the start, as this engine received it. */
-  readonly arrivals: Map<string, number>;
-  /** Its deadline was brought forward to the recent pace (pacing.ts). */
-  paced: boolean;
-  closing: boolean;
-}
-
-/** Deadlines a client may miss in a row before rounds stop waiting for it (until it uploads again). */
-export const MISSES_BEFORE_NOT_AWAITED = 2;
-
-/** Refused rounds in a row after which the engine stops starting rounds. */
-export const REFUSALS_BEFORE_HALT = 3;
-
 function sameConfig(a: FederationConfig, b: FederationConfig): boolean {
   return a.k === b.k && a.federationSeed === b.federationSeed;
 }
@@ -122,16 +96,7 @@ function emptyState(k: number): FederationState {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-/** The first value of a commit that is not a finite number, in words, or null. */
-function nonFiniteValue(state: FederationState, examples: number): string | null {
-  if (!Number.isFinite(examples)) return 'example count';
-  for (const [name, v] of [['coefficients', state.coefficients], ['residual', state.residual], ['importance sums', state.importanceSum], ['importance counts', state.importanceCount]] as const) {
-    if (!v.every(Number.isFinite)) return name;
-  }
-  return null;
-}
-
-const sumAbsG = (pairs: readonly { readonly g: number }[]): number => pairs.reduce((s, p) => s + Math.abs(p.g), 0);
+const message = (err: unknown): string => (err as Error).message;
 
 export class RoundEngine<P> {
   readonly config: FederationConfig;
@@ -142,54 +107,23 @@ export class RoundEngine<P> {
   private readonly log: Logger;
   private readonly modelHashHex: string;
   private readonly generatorVersion: number;
-  private readonly paramCount: number;
-  private readonly minClients: number;
-  private readonly probabilityBits: number;
-  private readonly mantissaBits: number;
-  private readonly robustness: Robustness;
-  private readonly pacing: Pacing;
-  /** The paces (pacing.ts) of the last committed rounds that had one, oldest first. */
-  private readonly paces: number[] = [];
+  private readonly driver: Driver;
   /** Digests reported for states without a reference yet: round → digest → clients (and their peers). */
   private readonly digestReports = new Map<number, Map<string, Map<string, P>>>();
-
-  private state: FederationState;
   /** Committed rounds' integer changes, by round: what catch-up sums. */
-  private readonly changes = new Map<number, Float64Array>();
+  private readonly changes: Map<number, Float64Array>;
   /** Reference replica digests by committed round. */
   private readonly digests = new Map<number, string>();
-  /**
-   * The statistics of the last HISTORY_ROUNDS committed rounds, oldest first (a round committed before
-   * they were kept: zeros, which count for nothing): the scales the next round's bounds are taken from.
-   */
-  private readonly statistics: RoundStatistics[] = [];
-  /** The largest Σ|C_j| of any committed round: bounds what a client catching up from it holds. */
-  private peakSumAbs = 0;
-  /** Rounds refused in a row because their coefficients would leave the replicas' exact range. */
-  private refusedInARow = 0;
-  /** Clients whose uploads alone got the open round refused: not sampled again until it commits. */
-  private readonly refusedClients = new Set<string>();
   private readonly byClient = new Map<string, Session<P>>();
-  /**
-   * Deadlines each client missed in a row (sampled, no upload when its round closed at the deadline);
-   * from MISSES_BEFORE_NOT_AWAITED on, a round closes once its other clients uploaded. An upload resets it.
-   */
-  private readonly missedInARow = new Map<string, number>();
-  /** The last round that closed without waiting for some of its sampled clients, and which. */
-  private skipped: { readonly round: number; readonly deadlineAt: number; readonly clients: Set<string> } | null = null;
-  private open: OpenRound | null = null;
-  /** The store's sampling secret, once read. */
-  private secret: Promise<Uint8Array> | null = null;
-  /** Why the engine stopped starting rounds, when it did (a diverging federation). */
-  private haltedReason: string | null = null;
-  private attempt = 0;
+  /** The one round timer (a configured or paced deadline), armed on the coordinator only. */
+  private timer: Timer | null = null;
+  /** Reading who is connected to start a round. */
   private starting = false;
-  private closed = false;
   /** A read of the shared store in progress, and whether another was asked for meanwhile. */
   private following: Promise<void> | null = null;
   private followAgain = false;
 
-  private constructor(options: RoundEngineOptions<P>, state: FederationState) {
+  private constructor(options: RoundEngineOptions<P>, state: FederationState, replayed: Replayed, secret: Uint8Array) {
     this.config = options.config;
     this.store = options.store;
     this.clock = options.clock;
@@ -198,13 +132,18 @@ export class RoundEngine<P> {
     this.log = options.log;
     this.modelHashHex = hex(options.modelHash);
     this.generatorVersion = options.generatorVersion;
-    this.paramCount = options.paramCount;
-    this.minClients = Math.max(1, options.minClients ?? options.config.clientsPerRound);
-    this.probabilityBits = options.probabilityBits ?? DEFAULT_PROBABILITY_BITS;
-    this.mantissaBits = options.mantissaBits ?? DEFAULT_MANTISSA_BITS;
-    this.robustness = { ...DEFAULT_ROBUSTNESS, ...options.robustness };
-    this.pacing = { ...DEFAULT_PACING, ...options.pacing };
-    this.state = state;
+    this.changes = replayed.changes;
+    const rules = {
+      config: options.config,
+      minClients: Math.max(1, options.minClients ?? options.config.clientsPerRound),
+      probabilityBits: options.probabilityBits ?? DEFAULT_PROBABILITY_BITS,
+      mantissaBits: options.mantissaBits ?? DEFAULT_MANTISSA_BITS,
+      robustness: { ...DEFAULT_ROBUSTNESS, ...options.robustness },
+      pacing: { ...DEFAULT_PACING, ...options.pacing },
+      paramCount: options.paramCount,
+      secret,
+    };
+    this.driver = new Driver(initialState(rules, state, replayed.statistics, replayed.peakSumAbs), (effect) => this.perform(effect));
   }
 
   /**
@@ -216,12 +155,21 @@ export class RoundEngine<P> {
     const storedConfig = await store.loadConfig();
     if (storedConfig && !sameConfig(storedConfig, config)) throw new ForeignStoreError(storedConfig);
     if (!storedConfig) await store.saveConfig(config);
-    const engine = new RoundEngine(options, (await store.loadState()) ?? emptyState(config.k));
-    await engine.replayCommitted();
-    // Read (or made) once here, so starting a round waits on no write.
-    await engine.samplingSecret();
+    const state = (await store.loadState()) ?? emptyState(config.k);
+    const replayed = await replayCommitted(store, config.k, state.round);
+    // Read (or made) once here, so starting a round waits on no read.
+    const secret = await store.loadSecret();
+    const engine = new RoundEngine(options, state, replayed, secret);
     store.watch(() => void engine.follow());
     return engine;
+  }
+
+  private get state(): FederationState {
+    return this.driver.state.committed;
+  }
+
+  private get open(): OpenRound | null {
+    return this.driver.state.open;
   }
 
   get committedRound(): number {
@@ -229,12 +177,12 @@ export class RoundEngine<P> {
   }
 
   get finished(): boolean {
-    return this.state.round >= this.config.rounds;
+    return isFinished(this.driver.state);
   }
 
   /** Why rounds stopped for good, or null while the federation runs. */
   get halted(): string | null {
-    return this.haltedReason;
+    return this.driver.state.halted;
   }
 
   /** Clients joined now. */
@@ -272,13 +220,13 @@ export class RoundEngine<P> {
     this.withdrawDigestReports(id, hello.lastSyncedRound);
     const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound, ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) };
     this.byClient.set(id, session);
-    await this.store.setPresent(id, true).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId: id, error: (err as Error).message }));
+    await this.store.setPresent(id, true).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId: id, error: message(err) }));
     this.log('info', { event: 'client_joined', clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.events.emit('clientJoined', { clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.outbox.send(peer, { type: 'welcome', config: this.config, committedRound: this.state.round });
     if (this.finished) return this.sendFinalSync(session);
     const open = this.open;
-    if (open && !open.closing && open.assigned.has(id) && !open.uploads.has(id)) return this.assign(session, open, this.currentProbabilities());
+    if (open && !open.closing && open.assigned.has(id) && !open.uploads.has(id)) return this.assign(session, open.round, this.probabilitiesOf());
     return this.maybeStartRound();
   }
 
@@ -286,7 +234,7 @@ export class RoundEngine<P> {
   leave(peer: P, clientId: string): void {
     if (this.byClient.get(clientId)?.peer !== peer) return;
     this.byClient.delete(clientId);
-    this.store.setPresent(clientId, false).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId, error: (err as Error).message }));
+    this.store.setPresent(clientId, false).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId, error: message(err) }));
     this.log('info', { event: 'client_left', clientId });
     this.events.emit('clientLeft', { clientId, reason: 'closed' });
   }
@@ -298,7 +246,7 @@ export class RoundEngine<P> {
     const r = this.open;
     if (!r || r.closing || m.round !== r.round) {
       if (m.round <= this.state.round || (r && r.closing && m.round === r.round)) {
-        this.lateUpload(clientId, m.round);
+        await this.driver.dispatch({ type: 'lateUpload', clientId, round: m.round, now: this.clock.now() });
         this.outbox.send(peer, { type: 'ack', round: m.round, status: 'late', digest: 'reference' }, m.round);
         return;
       }
@@ -316,31 +264,12 @@ export class RoundEngine<P> {
       this.outbox.send(peer, { type: 'ack', round: m.round, status: 'late', digest: 'reference' }, m.round);
       return void this.follow();
     }
-    r.uploads.set(clientId, kept);
-    r.arrivals.set(clientId, this.clock.now() - r.startedAt);
-    this.missedInARow.delete(clientId);
+    await this.driver.dispatch({ type: 'uploadAccepted', round: r.round, attempt: r.attempt, clientId, upload: kept, now: this.clock.now() });
     const digest = m.digestRound === r.round - 1 ? await this.checkDigest(r, hex(m.digest), clientId, peer) : 'mismatch';
     this.outbox.send(peer, { type: 'ack', round: r.round, status: 'accepted', digest }, r.round);
     this.events.emit('upload', { round: r.round, clientId, pairs: m.pairs.length, digest });
-    // `r` may have closed and the next round opened while the digest was checked: close `r` only.
-    if (this.store.coordinator && !r.closing && (await this.awaitedAllIn(r))) return this.closeRound('complete', r);
-    if (this.store.coordinator && !r.closing) this.pace(r);
-  }
-
-  /**
-   * Brings the round's deadline forward to the recent pace once more than half of its sampled clients
-   * uploaded (pacing.ts); the configured deadline stays its latest close.
-   */
-  private pace(r: OpenRound): void {
-    if (r.paced) return;
-    const ms = pacedDeadlineMs(this.paces, r.uploads.size, r.assigned.size, this.config.deadlineMs, this.pacing);
-    if (ms === null) return;
-    r.paced = true;
-    const at = r.startedAt + ms;
-    if (at >= r.deadlineAt) return;
-    r.deadline?.cancel();
-    r.deadline = this.clock.setTimer(Math.max(0, at - this.clock.now()), () => this.background(this.closeRound('paced', r)));
-    this.log('info', { event: 'round_paced', round: r.round, deadlineMs: ms, uploaded: r.uploads.size, sampled: r.assigned.size });
+    // `r` may have closed and the next round opened while the digest was checked: decide() looks at `r` only.
+    await this.driver.dispatch({ type: 'uploadSettled', round: r.round, attempt: r.attempt, coordinator: this.store.coordinator });
   }
 
   /**
@@ -348,20 +277,12 @@ export class RoundEngine<P> {
    * else the next), and toward the client's share of the open round when it is assigned there.
    */
   recordBytes(clientId: string | null, direction: 'up' | 'down', bytes: number, round?: number): void {
-    const open = this.open;
-    const r = round ?? open?.round ?? this.state.round + 1;
-    if (open && open.round === r && clientId && open.assigned.has(clientId)) {
-      const b = open.bytes.get(clientId) ?? { up: 0, down: 0 };
-      b[direction] += bytes;
-      open.bytes.set(clientId, b);
-    }
-    this.events.emit('bytes', { clientId, direction, bytes, round: r });
+    this.background(this.driver.dispatch({ type: 'bytes', clientId, direction, bytes, ...(round === undefined ? {} : { round }) }));
   }
 
   /** Stops starting rounds and cancels the open round's deadline; the committed state stays as it is. */
   close(): void {
-    this.closed = true;
-    this.open?.deadline?.cancel();
+    this.background(this.driver.dispatch({ type: 'closed' }));
   }
 
   /**
@@ -379,9 +300,9 @@ export class RoundEngine<P> {
         do {
           this.followAgain = false;
           await this.followOnce();
-        } while (this.followAgain && !this.closed);
+        } while (this.followAgain && !this.driver.state.closed);
       } catch (err) {
-        this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
+        this.log('warn', { event: 'store_unavailable', error: message(err) });
       } finally {
         this.following = null;
       }
@@ -391,68 +312,25 @@ export class RoundEngine<P> {
 
   private async followOnce(): Promise<void> {
     // This gateway is committing a round: its own commit is not another gateway's to take over.
-    if (this.closed || this.open?.closing) return;
+    if (this.driver.state.closed || this.open?.closing) return;
     const committed = await this.store.committedRound();
     if (committed > this.state.round) await this.adoptCommits();
     const stored = await this.store.loadOpenRound();
     const mine = this.open;
-    if (stored && stored.round === this.state.round + 1 && !this.starting && (!mine || mine.round !== stored.round || mine.attempt !== stored.attempt)) await this.adoptOpenRound(stored);
-    const r = this.open;
-    if (!this.store.coordinator) {
-      // No longer (or not) the coordinator: another gateway's deadline rules.
-      r?.deadline?.cancel();
-      if (r) r.deadline = null;
-      return;
+    const opening = this.starting || (mine !== null && !mine.announced);
+    if (stored && stored.round === this.state.round + 1 && !opening && (!mine || mine.round !== stored.round || mine.attempt !== stored.attempt)) {
+      await this.driver.dispatch({ type: 'roundAdopted', record: stored });
     }
-    if (!r) return this.maybeStartRound();
-    if (r.closing) return;
-    r.deadline ??= this.clock.setTimer(Math.max(0, r.deadlineAt - this.clock.now()), () => this.background(this.closeRound('deadline', r)));
-    if (await this.awaitedAllIn(r)) await this.closeRound('complete', r);
-  }
-
-  /**
-   * Whether the round's awaited clients have all uploaded: every sampled client, less those that missed
-   * MISSES_BEFORE_NOT_AWAITED deadlines in a row and have not uploaded since (they may still upload while
-   * the round is open). A round that awaits none of its clients waits for all of them or the deadline.
-   */
-  private async awaitedAllIn(r: OpenRound): Promise<boolean> {
-    const awaited = [...r.assigned].filter((id) => (this.missedInARow.get(id) ?? 0) < MISSES_BEFORE_NOT_AWAITED);
-    if (awaited.length === r.assigned.size || awaited.length === 0) return (await this.store.uploadCount(r.round)) >= r.assigned.size;
-    // Uploads this gateway holds, and those that arrived at others.
-    const uploaded = new Set(r.uploads.keys());
-    if (awaited.some((id) => !uploaded.has(id))) for (const id of (await this.store.loadUploads(r.round)).keys()) uploaded.add(id);
-    return awaited.every((id) => uploaded.has(id));
-  }
-
-  /**
-   * An upload for a round that closed without waiting for its client, arriving before that round's
-   * deadline: the client would have made it, so rounds wait for it again (the upload itself stays late).
-   */
-  private lateUpload(clientId: string, round: number): void {
-    const s = this.skipped;
-    if (!s || s.round !== round || !s.clients.delete(clientId) || this.clock.now() > s.deadlineAt) return;
-    this.missedInARow.delete(clientId);
-    this.log('info', { event: 'client_awaited_again', round, clientId });
-  }
-
-  /** A round closed at its deadline: each sampled client without an upload missed it once more in a row. */
-  private countMisses(r: OpenRound): void {
-    for (const id of r.assigned) {
-      if (r.uploads.has(id)) continue;
-      const missed = (this.missedInARow.get(id) ?? 0) + 1;
-      this.missedInARow.set(id, missed);
-      if (missed !== MISSES_BEFORE_NOT_AWAITED) continue;
-      this.log('warn', { event: 'client_not_awaited', round: r.round, clientId: id, missed });
-      this.events.emit('notAwaited', { round: r.round, clientId: id, missed });
-    }
+    if (this.store.coordinator && !this.open) return this.maybeStartRound();
+    await this.driver.dispatch({ type: 'followed', coordinator: this.store.coordinator });
   }
 
   /** Work no caller awaits (a deadline, the next round): a store that fails meanwhile is logged, and the next look at the store retries. */
   private background(work: Promise<void>): void {
-    work.catch((err: unknown) => this.log('warn', { event: 'store_unavailable', error: (err as Error).message }));
+    work.catch((err: unknown) => this.log('warn', { event: 'store_unavailable', error: message(err) }));
   }
 
-  /** Rounds another gateway committed: the state from the store, results and final syncs to this gateway's clients. */
+  /** Rounds another gateway committed: read from the store, then taken over by decide(). */
   private async adoptCommits(): Promise<void> {
     const state = await this.store.loadState();
     if (!state || state.round <= this.state.round) return;
@@ -462,405 +340,145 @@ export class RoundEngine<P> {
       if (!record) throw new Error(`committed round ${x} is missing from the store`);
       records.push(record);
     }
-    // The state moved meanwhile (this gateway committed): read again later.
-    if (state.round <= this.state.round || records[0]?.round !== this.state.round + 1 || this.open?.closing) return;
-    const open = this.open;
-    if (open && open.round <= state.round) {
-      open.deadline?.cancel();
-      this.open = null;
-    }
-    const c = new Float64Array(this.state.coefficients);
-    for (const record of records) {
-      this.changes.set(record.round, record.change);
-      this.remember(record.after?.robust);
-      for (let j = 0; j < c.length; j++) c[j] += record.change[j];
-      this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
-    }
-    this.state = state;
-    this.dropUndecidedDigests(state.round);
-    this.attempt = 0;
-    this.refusedInARow = 0;
-    this.refusedClients.clear();
-    for (const x of records) {
-      const result: ServerMessage = { type: 'result', round: x.round, participants: x.participants.length, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter };
-      for (const id of x.participants) {
-        const session = this.byClient.get(id);
-        if (session) this.outbox.send(session.peer, result, x.round);
-      }
-      const bytes = this.roundBytes(open && open.round === x.round ? open : { bytes: new Map() }, x.participants.length);
-      this.log('info', { event: 'round_committed', round: x.round, by: 'another gateway', participants: x.participants, examples: x.examples });
-      this.events.emit('roundCommitted', { round: x.round, participants: x.participants, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter, bytes });
-    }
-    if (this.finished) {
-      this.log('info', { event: 'finished', round: this.state.round });
-      this.events.emit('finished', { round: this.state.round });
-      for (const session of this.byClient.values()) await this.sendFinalSync(session);
-    }
+    await this.driver.dispatch({ type: 'commitsRead', state, records });
   }
 
-  /** A round another gateway's coordinator opened: this gateway's clients among its sampled get their assignment. */
-  private async adoptOpenRound(stored: OpenRoundRecord): Promise<void> {
-    this.open?.deadline?.cancel();
-    const r: OpenRound = {
-      round: stored.round,
-      attempt: stored.attempt,
-      assigned: new Set(stored.assigned),
-      uploads: new Map(),
-      bytes: new Map(),
-      deadline: null,
-      deadlineAt: stored.deadlineAt,
-      startedAt: stored.deadlineAt - this.config.deadlineMs,
-      arrivals: new Map(),
-      paced: false,
-      closing: false,
-    };
-    this.open = r;
-    this.attempt = stored.attempt;
-    this.log('info', { event: 'round_started', round: r.round, attempt: r.attempt, clients: stored.assigned, by: 'the coordinator' });
-    this.events.emit('roundStarted', { round: r.round, clients: [...stored.assigned], attempt: r.attempt });
-    const probabilities = this.currentProbabilities();
-    for (const id of stored.assigned) {
-      const session = this.byClient.get(id);
-      if (session) await this.assign(session, r, probabilities);
-    }
-  }
-
-  private async replayCommitted(): Promise<void> {
-    const c = new Float64Array(this.config.k);
-    for (let r = 1; r <= this.state.round; r++) {
-      const record = await this.store.loadRound(r);
-      if (!record) throw new Error(`committed round ${r} is missing from the store`);
-      this.changes.set(r, record.change);
-      this.remember(record.after?.robust);
-      for (let j = 0; j < c.length; j++) c[j] += record.change[j];
-      this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(c));
-    }
-  }
-
-  /** The store's sampling secret (read once; a failed read is tried again next time). */
-  private samplingSecret(): Promise<Uint8Array> {
-    this.secret ??= this.store.loadSecret().catch((err: unknown) => {
-      this.secret = null;
-      throw err;
-    });
-    return this.secret;
-  }
-
-  /** A committed round's statistics into the history (none: zeros, which count for nothing). */
-  private remember(statistics: RoundStatistics | undefined): void {
-    this.statistics.push(statistics ?? { absG: 0, examples: 0 });
-    if (this.statistics.length > HISTORY_ROUNDS) this.statistics.shift();
-  }
-
-  /** The most times one seed may appear in an upload of the open round: from τ and the largest p the round was sent. */
-  private repeatCapOf(): number {
-    const probabilities = this.currentProbabilities();
-    const pMax = probabilities ? probabilitiesFromLevels(probabilities).reduce((m, p) => Math.max(m, p), 0) : 1 / this.config.k;
-    return repeatCap(this.config.tau, pMax, this.robustness.repeatSlack);
-  }
-
-  /**
-   * A client that last synced at round s applies C_r − C_s to a replica holding C_s; every value it
-   * computes stays exact while max|Zq|·(Σ|C_s| + Σ|C_r − C_s|) < 2^53 (docs/zo-engine.md). Σ|C_s| +
-   * Σ|C_r − C_s| ≤ 2·peak + Σ|C_r|, so this check covers every client, whenever it last synced.
-   */
-  private withinExactRange(next: Float64Array): boolean {
-    const peak = Math.max(this.peakSumAbs, sumAbs(next));
-    return ZQ_MAX_ABS * (2 * peak + sumAbs(next)) < EXACT_LIMIT;
-  }
-
-  /** C_to − C_from, summed from the committed rounds' integer changes. */
-  private async changeSince(from: number, to: number): Promise<Float64Array> {
-    const total = new Float64Array(this.config.k);
-    if (from === 0 && to === this.state.round) return total.map((_, j) => this.state.coefficients[j]);
-    for (let r = from + 1; r <= to; r++) {
-      let c = this.changes.get(r);
-      if (!c) {
-        const record = await this.store.loadRound(r);
-        if (!record) throw new Error(`committed round ${r} is missing from the store`);
-        c = record.change;
-        this.changes.set(r, c);
-      }
-      for (let j = 0; j < total.length; j++) total[j] += c[j];
-    }
-    return total;
-  }
-
-  private currentProbabilities(): QuantizedProbabilities | null {
-    if (this.config.sampling !== 'pro') return null;
-    return quantizeImportance(importanceOf(this.state.importanceSum, this.state.importanceCount), this.probabilityBits);
-  }
-
-  private async assign(session: Session<P>, round: OpenRound, probabilities: QuantizedProbabilities | null): Promise<void> {
-    const base = session.syncedRound;
-    const delta = factorDelta(await this.changeSince(base, round.round - 1));
-    session.syncedRound = round.round - 1;
-    this.outbox.send(session.peer, { type: 'round', round: round.round, baseRound: base, delta, probabilities, steps: this.config.tau }, round.round);
-  }
-
+  /** Reads who is connected on every gateway (after any commit not heard of yet), then lets decide() open a round. */
   private async maybeStartRound(): Promise<void> {
-    if (this.open || this.starting || this.closed || this.haltedReason || this.finished || !this.store.coordinator) return;
+    const s = this.driver.state;
+    if (s.open || this.starting || s.closed || s.halted || isFinished(s) || !this.store.coordinator) return;
     this.starting = true;
     let connected: string[];
-    let secret: Uint8Array;
     try {
       // A commit this gateway has not heard of yet (another coordinator's, or one whose answer was lost).
       if ((await this.store.committedRound()) > this.state.round) await this.adoptCommits();
       // Clients on every gateway of the store.
       connected = await this.store.listPresent();
-      secret = await this.samplingSecret();
     } catch (err) {
-      this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
+      this.log('warn', { event: 'store_unavailable', error: message(err) });
       return;
     } finally {
       this.starting = false;
     }
-    if (this.open || this.closed || this.finished) return;
-    const others = connected.filter((id) => !this.refusedClients.has(id));
-    // Leave out clients refused this round while enough others are here; else rerun with everyone.
-    const ready = others.length >= this.minClients ? others : connected;
-    if (ready.length < this.minClients) return;
-    this.starting = true;
-    try {
-      const round = this.state.round + 1;
-      const attempt = this.attempt;
-      // Drawn with a key from the server's secret: no one can tell the sample before the round starts.
-      const chosen = sampleClientsWithKey(ready, this.config.clientsPerRound, samplingKey(secret, round, attempt));
-      const r: OpenRound = {
-        round,
-        attempt,
-        assigned: new Set(chosen),
-        uploads: new Map(),
-        bytes: new Map(),
-        deadline: null,
-        deadlineAt: this.clock.now() + this.config.deadlineMs,
-        startedAt: this.clock.now(),
-        arrivals: new Map(),
-        paced: false,
-        closing: false,
-      };
-      r.deadline = this.clock.setTimer(this.config.deadlineMs, () => this.background(this.closeRound('deadline', r)));
-      this.open = r;
-      try {
+    await this.driver.dispatch({ type: 'presenceRead', connected, now: this.clock.now() });
+  }
+
+  /** Carries out one of decide()'s effects; those on the store complete with the event they lead to. */
+  private perform(effect: Effect): EngineEvent | null | void | Promise<EngineEvent | null> {
+    switch (effect.kind) {
+      case 'log':
+        return this.log(effect.level, effect.fields);
+      case 'emit':
+        return void (this.events.emit as (name: string, payload: unknown) => boolean)(effect.name, effect.payload);
+      case 'armTimer': {
+        this.timer?.cancel();
+        const { round, attempt, reason } = effect;
+        this.timer = this.clock.setTimer(Math.max(0, effect.at - this.clock.now()), () => {
+          this.timer = null;
+          this.background(this.driver.dispatch({ type: 'timerFired', round, attempt, reason, coordinator: this.store.coordinator }));
+        });
+        return;
+      }
+      case 'cancelTimer':
+        this.timer?.cancel();
+        this.timer = null;
+        return;
+      case 'saveOpenRound': {
+        const { round, attempt } = effect.record;
         // Every gateway learns of the round (and sends its clients their assignment) from the store.
-        await this.store.saveOpenRound({ round, attempt, assigned: chosen, deadlineAt: r.deadlineAt });
-      } catch (err) {
-        r.deadline.cancel();
-        this.open = null;
-        this.log('warn', { event: 'store_unavailable', error: (err as Error).message });
+        return this.store.saveOpenRound(effect.record).then(
+          (): EngineEvent => ({ type: 'openRoundSaved', round, attempt }),
+          (err: unknown): EngineEvent => ({ type: 'openRoundSaveFailed', round, attempt, error: message(err) }),
+        );
+      }
+      case 'assign':
+        for (const id of effect.clients) {
+          const session = this.byClient.get(id);
+          if (session) this.assign(session, effect.round, effect.probabilities);
+        }
         return;
-      }
-      const probabilities = this.currentProbabilities();
-      this.log('info', { event: 'round_started', round, attempt, clients: chosen });
-      this.events.emit('roundStarted', { round, clients: chosen, attempt });
-      for (const id of chosen) {
-        const session = this.byClient.get(id);
-        if (session) await this.assign(session, r, probabilities);
-      }
-    } finally {
-      this.starting = false;
-    }
-  }
-
-  /** Closes the open round (only if it is `which`, when given): all uploads are in, or its deadline (configured or paced) fired. */
-  private async closeRound(reason: 'complete' | 'deadline' | 'paced', which?: OpenRound): Promise<void> {
-    const r = this.open;
-    if (!r || r.closing || (which !== undefined && which !== r) || !this.store.coordinator) return;
-    r.closing = true;
-    r.deadline?.cancel();
-    try {
-      // Uploads that arrived at other gateways.
-      for (const [id, frame] of await this.store.loadUploads(r.round)) {
-        if (r.uploads.has(id) || !r.assigned.has(id)) continue;
-        const m = decodeMessage(frame, { k: this.config.k });
-        if (m.type !== 'upload') continue;
-        r.uploads.set(id, m);
-        // Through another gateway: its time is when this coordinator read it, at the latest.
-        r.arrivals.set(id, this.clock.now() - r.startedAt);
-      }
-    } catch (err) {
-      // Read again at the next look at the store, which arms the deadline anew.
-      this.log('warn', { event: 'store_unavailable', round: r.round, error: (err as Error).message });
-      r.closing = false;
-      r.deadline = null;
-      return;
-    }
-    for (const id of r.uploads.keys()) this.missedInARow.delete(id);
-    // A paced deadline missed counts as a miss; an upload before the configured deadline still makes the
-    // client awaited again (lateUpload), so an honest slow client is never left out for good.
-    if (reason !== 'complete') this.countMisses(r);
-    const notWaitedFor = reason !== 'deadline' ? [...r.assigned].filter((id) => !r.uploads.has(id)) : [];
-    this.skipped = notWaitedFor.length > 0 ? { round: r.round, deadlineAt: r.deadlineAt, clients: new Set(notWaitedFor) } : null;
-    const uploads = [...r.uploads.entries()];
-    if (uploads.length === 0) {
-      this.open = null;
-      this.attempt++;
-      this.log('warn', { event: 'round_restarted', round: r.round, reason: 'no upload before the deadline' });
-      this.events.emit('roundRestarted', { round: r.round, reason: 'no upload before the deadline' });
-      this.background(this.maybeStartRound());
-      return;
-    }
-    // Each upload bounded by scales kept across rounds (robust.ts): repeats of a seed beyond what an
-    // honest upload holds dropped, |g| clipped, the example claim capped; every client bounded is named.
-    const bounds = boundRound({ uploads: uploads.map(([, u]) => u), missing: r.assigned.size - uploads.length, history: this.statistics, repeatCap: this.repeatCapOf(), tau: this.config.tau }, this.robustness);
-    bounds.uploads.forEach((b, i) => {
-      const countedExamples = b.contribution.examples;
-      if (b.clipped === 0 && b.scaledBy === 1 && b.repeatsDropped === 0 && countedExamples === b.claimedExamples) return;
-      const e = {
-        round: r.round,
-        clientId: uploads[i][0],
-        clipped: b.clipped,
-        scaledBy: b.scaledBy,
-        repeatsDropped: b.repeatsDropped,
-        claimedExamples: b.claimedExamples,
-        countedExamples,
-        gBound: bounds.gBound,
-        normBound: bounds.normBound,
-        examplesBound: bounds.examplesBound,
-        repeatCap: bounds.repeatCap,
-      };
-      this.log('warn', { event: 'upload_bounded', ...e });
-      this.events.emit('uploadBounded', e);
-    });
-    let kept = uploads.map(([id], i) => ({ id, upload: uploads[i][1], bounded: bounds.uploads[i].contribution }));
-    const aggregate = (list: typeof kept): Float64Array => robustAggregate(list.map((x) => x.bounded), this.config.k, this.config.weighting, this.robustness.seedMedianClients);
-    let q = quantizeWithFeedback(aggregate(kept), this.state.residual, this.mantissaBits);
-    let coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
-    // A round that would leave the exact range: leave out the upload with the largest Σ|g| one at a
-    // time, naming its client, while others remain; with none left the round is refused.
-    while (!this.withinExactRange(coefficients) && kept.length > 1) {
-      const worst = kept.reduce((a, b) => (sumAbsG(b.bounded.pairs) > sumAbsG(a.bounded.pairs) ? b : a));
-      kept = kept.filter((x) => x !== worst);
-      const reason = `its g (Σ|g| ≈ ${sumAbsG(worst.bounded.pairs).toExponential(2)}) would push the coefficients out of the replicas' exact range`;
-      this.log('error', { event: 'upload_excluded', round: r.round, clientId: worst.id, reason });
-      this.events.emit('uploadExcluded', { round: r.round, clientId: worst.id, reason });
-      q = quantizeWithFeedback(aggregate(kept), this.state.residual, this.mantissaBits);
-      coefficients = this.state.coefficients.map((c, j) => c + q.change[j]);
-    }
-    if (!this.withinExactRange(coefficients)) return this.refuse(r, coefficients, kept.map((x) => x.id));
-    this.refusedInARow = 0;
-    this.refusedClients.clear();
-    const importanceSum = new Float64Array(this.state.importanceSum);
-    const importanceCount = new Float64Array(this.state.importanceCount);
-    for (const x of kept) accumulateImportance(importanceSum, importanceCount, x.bounded.pairs);
-    const examples = kept.reduce((s, x) => s + x.bounded.examples, 0);
-    const { lossBefore, lossAfter } = this.roundLosses(r.round, kept);
-    const participants = kept.map((x) => x.id);
-    const next: FederationState = { round: r.round, coefficients, residual: q.residual, importanceSum, importanceCount };
-    // Nothing that is not a finite number is committed (a store cannot hold it and its hash would fail).
-    const nonFinite = nonFiniteValue(next, examples);
-    if (nonFinite !== null) return this.refuse(r, coefficients, participants, `its ${nonFinite} would not be a finite number`);
-    try {
-      const committedAt = new Date(this.clock.now()).toISOString();
-      // The round's history carries its statistics, so a restarted server rebuilds the same scales, and
-      // the key its clients were sampled with, so the sample is reproduced from the record.
-      const sampling = samplingKey(await this.samplingSecret(), r.round, r.attempt).toString('hex');
-      const after = { ...afterOf(this.state, next), robust: bounds.statistics, sampling };
-      await this.store.commitRound(next, { round: r.round, change: q.change, participants, examples, lossBefore, lossAfter, committedAt, after });
-    } catch (err) {
-      this.open = null;
-      if (err instanceof StaleRoundError) {
-        // Another coordinator committed this round: take its commit over.
-        this.log('warn', { event: 'commit_superseded', round: r.round, error: err.message });
-        if (!this.closed) void this.follow();
+      case 'checkAllIn':
+        return this.checkAllIn(effect);
+      case 'collectUploads':
+        return this.collectUploads(effect.round, effect.attempt);
+      case 'commit':
+        return this.store.commitRound(effect.state, effect.record).then(
+          (): EngineEvent => ({ type: 'commitDone', round: effect.record.round }),
+          (err: unknown): EngineEvent => ({ type: 'commitFailed', round: effect.record.round, stale: err instanceof StaleRoundError, error: message(err) }),
+        );
+      case 'committed':
+        for (const { round, change } of effect.changes) this.changes.set(round, change);
+        this.dropUndecidedDigests(effect.round);
         return;
-      }
-      this.log('error', { event: 'commit_failed', round: r.round, error: (err as Error).message });
-      if (!this.closed) this.background(this.maybeStartRound());
-      return;
-    }
-    this.state = next;
-    this.remember(bounds.statistics);
-    const pace = roundPace([...r.arrivals].filter(([id]) => r.assigned.has(id)).map(([, ms]) => ms), r.assigned.size);
-    if (pace !== null) this.paces.push(pace);
-    if (this.paces.length > this.pacing.historyRounds) this.paces.shift();
-    this.dropUndecidedDigests(r.round);
-    this.changes.set(r.round, q.change);
-    this.peakSumAbs = Math.max(this.peakSumAbs, sumAbs(coefficients));
-    this.open = null;
-    this.attempt = 0;
-    const result: ServerMessage = { type: 'result', round: r.round, participants: participants.length, examples, lossBefore, lossAfter };
-    for (const id of participants) {
-      const session = this.byClient.get(id);
-      if (session) this.outbox.send(session.peer, result, r.round);
-    }
-    const bytes = this.roundBytes(r, participants.length);
-    this.log('info', { event: 'round_committed', round: r.round, reason, participants, examples, lossBefore, lossAfter, exponent: q.exponent, bytes });
-    this.events.emit('roundCommitted', { round: r.round, participants, examples, lossBefore, lossAfter, bytes });
-    if (this.finished) {
-      this.log('info', { event: 'finished', round: this.state.round });
-      this.events.emit('finished', { round: this.state.round });
-      for (const session of this.byClient.values()) await this.sendFinalSync(session);
-    } else {
-      this.background(this.maybeStartRound());
+      case 'send':
+        for (const id of effect.clients) {
+          const session = this.byClient.get(id);
+          if (session) this.outbox.send(session.peer, effect.message, effect.round);
+        }
+        return;
+      case 'finalSync':
+        for (const session of this.byClient.values()) this.sendFinalSync(session);
+        return;
+      case 'startRound':
+        return this.background(this.maybeStartRound());
+      case 'follow':
+        return void this.follow();
     }
   }
 
-  /**
-   * A diverging round (huge g) would commit coefficients no replica can apply exactly: every client
-   * would then fail at every later round. Refuse it; after three refusals in a row, stop the rounds.
-   */
-  private refuse(r: OpenRound, coefficients: Float64Array, clients: readonly string[], why?: string): void {
-    this.open = null;
-    this.attempt++;
-    this.refusedInARow++;
-    for (const id of clients) this.refusedClients.add(id);
-    const reason = `the upload of ${clients.join(', ')}: ${why ?? `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`}`;
-    this.log('error', { event: 'round_refused', round: r.round, reason });
-    this.events.emit('roundRestarted', { round: r.round, reason: `refused: ${reason}` });
-    if (this.refusedInARow >= REFUSALS_BEFORE_HALT) {
-      this.haltedReason = `round ${r.round} was refused three times in a row: ${reason}`;
-      this.log('error', { event: 'federation_halted', round: r.round, reason: this.haltedReason });
-      this.events.emit('halted', { round: r.round, reason: this.haltedReason });
-      return;
-    }
-    this.background(this.maybeStartRound());
+  /** Whether the store holds an upload of each awaited client: uploads this gateway holds, and those that arrived at others. */
+  private async checkAllIn(e: Extract<Effect, { kind: 'checkAllIn' }>): Promise<EngineEvent> {
+    const base = { type: 'allInChecked', round: e.round, attempt: e.attempt, then: e.then } as const;
+    if (e.awaited === null) return { ...base, allIn: (await this.store.uploadCount(e.round)) >= e.sampled, coordinator: this.store.coordinator };
+    const uploaded = new Set(e.local);
+    if (e.awaited.some((id) => !uploaded.has(id))) for (const id of (await this.store.loadUploads(e.round)).keys()) uploaded.add(id);
+    return { ...base, allIn: e.awaited.every((id) => uploaded.has(id)), coordinator: this.store.coordinator };
   }
 
-  /**
-   * The round's mean losses over its kept uploads (NaN: none reported). Each upload's sums are finite, but
-   * their total need not be (two of 1.7e308): while a mean is not finite, the loss report with the largest
-   * sums is left out of it, naming its client (its g still count: the losses are only reported).
-   */
-  private roundLosses(round: number, kept: readonly { readonly id: string; readonly upload: UploadMessage }[]): { lossBefore: number; lossAfter: number } {
-    let reporting = [...kept];
-    /** The mean over the reporting uploads: NaN when none reports a count, null when it is not finite. */
-    const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number | null => {
-      const n = reporting.reduce((s, x) => s + count(x.upload), 0);
-      if (n === 0) return NaN;
-      const v = reporting.reduce((s, x) => s + sum(x.upload), 0) / n;
-      return Number.isFinite(v) ? v : null;
-    };
-    const size = (u: UploadMessage): number => Math.max(Math.abs(u.lossBeforeSum), Math.abs(u.lossAfterSum));
-    for (;;) {
-      const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
-      const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
-      if (lossBefore !== null && lossAfter !== null) return { lossBefore, lossAfter };
-      const worst = reporting.reduce((a, b) => (size(b.upload) > size(a.upload) ? b : a));
-      reporting = reporting.filter((x) => x !== worst);
-      const reason = `its loss sums (${worst.upload.lossBeforeSum.toExponential(2)}, ${worst.upload.lossAfterSum.toExponential(2)}) would make the round's mean loss infinite: its loss report is left out (its g count, bounded as any other)`;
-      this.log('warn', { event: 'loss_excluded', round, clientId: worst.id, reason });
-      this.events.emit('lossExcluded', { round, clientId: worst.id, reason });
+  /** The uploads of a closing round the store holds, decoded (those that arrived at other gateways too). */
+  private async collectUploads(round: number, attempt: number): Promise<EngineEvent> {
+    let frames: Map<string, Uint8Array>;
+    try {
+      frames = await this.store.loadUploads(round);
+    } catch (err) {
+      return { type: 'collectFailed', round, attempt, error: message(err) };
     }
+    const stored = new Map<string, UploadMessage>();
+    for (const [id, frame] of frames) {
+      const m = decodeMessage(frame, { k: this.config.k });
+      if (m.type === 'upload') stored.set(id, m);
+    }
+    return { type: 'uploadsCollected', round, attempt, stored, now: this.clock.now() };
   }
 
-  private roundBytes(r: Pick<OpenRound, 'bytes'>, participants: number): RoundBytes {
-    const perClient: Record<string, { up: number; down: number }> = {};
-    let up = 0;
-    let down = 0;
-    for (const [id, b] of r.bytes) {
-      perClient[id] = { ...b };
-      up += b.up;
-      down += b.down;
-    }
-    return { up, down, perClient, fedAvg: participants * fedAvgBytesPerClient(this.paramCount) };
+  private probabilitiesOf(): QuantizedProbabilities | null {
+    return currentProbabilities(this.driver.state);
   }
 
-  private async sendFinalSync(session: Session<P>): Promise<void> {
+  private sendFinalSync(session: Session<P>): void {
     const base = session.syncedRound;
-    const delta = factorDelta(await this.changeSince(base, this.state.round));
+    const delta = factorDelta(this.changeSince(base, this.state.round));
     session.syncedRound = this.state.round;
     this.outbox.send(session.peer, { type: 'sync', round: this.state.round, baseRound: base, delta, finished: true });
+  }
+
+  /** C_to − C_from, summed from the committed rounds' integer changes (all of them held since open). */
+  private changeSince(from: number, to: number): Float64Array {
+    const total = new Float64Array(this.config.k);
+    if (from === 0 && to === this.state.round) return total.map((_, j) => this.state.coefficients[j]);
+    for (let r = from + 1; r <= to; r++) {
+      const c = this.changes.get(r);
+      if (!c) throw new Error(`committed round ${r} is missing from the catch-up changes`);
+      for (let j = 0; j < total.length; j++) total[j] += c[j];
+    }
+    return total;
+  }
+
+  private assign(session: Session<P>, round: number, probabilities: QuantizedProbabilities | null): void {
+    const base = session.syncedRound;
+    const delta = factorDelta(this.changeSince(base, round - 1));
+    session.syncedRound = round - 1;
+    this.outbox.send(session.peer, { type: 'round', round, baseRound: base, delta, probabilities, steps: this.config.tau }, round);
   }
 
   /**
@@ -929,4 +547,29 @@ export class RoundEngine<P> {
       this.outbox.refuse(peer, ErrorCode.DigestMismatch, `your replica at round ${round} differs from the one a majority of the clients sampled after it agree on; reload the base model and rejoin from round 0`);
     }
   }
+}
+
+interface Replayed {
+  readonly changes: Map<number, Float64Array>;
+  readonly statistics: RoundStatistics[];
+  readonly peakSumAbs: number;
+}
+
+/** Every committed round's change (the catch-up cache), the scales' history and the peak Σ|C|, from the store's records. */
+async function replayCommitted(store: FederationStore, k: number, committed: number): Promise<Replayed> {
+  const changes = new Map<number, Float64Array>();
+  const statistics: RoundStatistics[] = [];
+  let peakSumAbs = 0;
+  const c = new Float64Array(k);
+  for (let r = 1; r <= committed; r++) {
+    const record = await store.loadRound(r);
+    if (!record) throw new Error(`committed round ${r} is missing from the store`);
+    changes.set(r, record.change);
+    // A round committed before the statistics were kept: zeros, which count for nothing.
+    statistics.push(record.after?.robust ?? { absG: 0, examples: 0 });
+    if (statistics.length > HISTORY_ROUNDS) statistics.shift();
+    for (let j = 0; j < c.length; j++) c[j] += record.change[j];
+    peakSumAbs = Math.max(peakSumAbs, sumAbs(c));
+  }
+  return { changes, statistics, peakSumAbs };
 }
