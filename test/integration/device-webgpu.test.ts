@@ -15,7 +15,7 @@ import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
 import { FederationClient } from '../../trainer/client/federation-client';
 import { loadDataset, type Dataset } from '../../trainer/data/dataset';
 import { rewriteForDevice } from '../../trainer/device/device-graph';
-import { buildPerturbationGraph } from '../../trainer/device/perturbation-graph';
+import { buildDevicePassGraph, buildPerturbationGraph } from '../../trainer/device/perturbation-graph';
 import { nodePlacement } from '../../trainer/device/placement';
 import { BusCounter, DeviceModelSession, DeviceWeights } from '../../trainer/device/resident';
 import { openEngine, type Engine } from '../../trainer/engine';
@@ -63,6 +63,8 @@ test('every node of the perturbation graphs and of the forward is assigned to We
   const graphs: [string, Uint8Array][] = [
     ['perturb (1 seed)', buildPerturbationGraph(1, 'arithmetic')],
     ['perturb2 (fused restore/update + next seed)', buildPerturbationGraph(2, 'arithmetic')],
+    ['device pass: kept z of the last seed + the next seed hashed, its z returned', buildDevicePassGraph(['cached', 'hash'])],
+    ['device pass: kept z only', buildDevicePassGraph(['cached'])],
     ['forward of the bundled model', rewriteForDevice(rewriteForTraining(bundled), new ParameterSet(bundled.weights, { kernel: 'js', resident: false }), { batch: 2, seq: 16 })],
     ['forward of a GPT-2 builder model', rewriteForDevice(rewriteForTraining(built), new ParameterSet(built.weights, { kernel: 'js', resident: false }), { batch: 4, seq: 32 })],
   ];
@@ -71,7 +73,8 @@ test('every node of the perturbation graphs and of the forward is assigned to We
     const elsewhere = placement.elsewhere.map((n) => `${n.opType} (${n.name}) on ${n.provider}`);
     assert.deepEqual(elsewhere, [], `${what}: nodes not on WebGPU`);
     assert.equal(placement.copies, 0, `${what}: Memcpy nodes`);
-    assert.ok((placement.providers.get('WebGpuExecutionProvider')?.count ?? 0) > 10, `${what}: placed on WebGPU`);
+    // Every node on WebGPU (the kept-z pass has two).
+    assert.ok((placement.providers.get('WebGpuExecutionProvider')?.count ?? 0) >= (what.includes('kept z only') ? 2 : 11), `${what}: placed on WebGPU`);
   }
   // The check sees what it is meant to: the bitwise form of the hash does fall back to the CPU.
   const bitwise = await nodePlacement(buildPerturbationGraph(1, 'bitwise'), 'webgpu');

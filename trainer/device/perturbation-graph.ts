@@ -33,6 +33,10 @@ export const PERTURBATION_NAMES = {
   /** Arithmetic form: the number of pairs (int32 scalar) and the key's bytes, pre-combined (int32 [1] each). */
   pairCount: 'pair_count',
   keyByte: (k: number, j: number) => `key_${k}_b${j}`,
+  /** Device passes (buildDevicePassGraph): seed k's table values fl32(Zq[index]) from an earlier pass (float32 [n]). */
+  cachedZ: (k: number) => `z_${k}`,
+  /** Device passes: the last seed's table values, when it was hashed (float32 [n]). */
+  zOutput: 'z_out',
 } as const;
 
 /** 'bitwise': BitwiseXor/BitShift ops (CPU, CUDA); 'arithmetic': integer arithmetic and table gathers (WebGPU). */
@@ -153,6 +157,31 @@ export function keyBytes(key: number): [number, number, number, number] {
  * key bytes key_k_b0..b3 (int32 [1], from keyBytes) and scale_k float32 [1]. Output w_out float32 [2P].
  */
 function buildArithmeticGraph(seeds: number, shaped: boolean): Uint8Array {
+  return buildArithmetic(Array<SeedSource>(seeds).fill('hash'), shaped, false);
+}
+
+/**
+ * Where a device pass takes seed k's table values fl32(Zq[index]) from: 'hash' computes them (the
+ * arithmetic hash), 'cached' reads them from the input z_k, a float32 [n] tensor an earlier pass output.
+ */
+export type SeedSource = 'hash' | 'cached';
+
+/**
+ * The pass the device-resident loop runs: the arithmetic form, where a seed whose z is already on the
+ * device (`cached`) costs one Mul and one Add instead of the hash, and the last seed, when hashed, also
+ * returns its table values as `z_out` (float32 [n]) for the next passes of the same key. A ZO step then
+ * hashes once (its new seed) instead of three times: the −2εz pass and the next step's restore/update
+ * read z_out. Same bits as buildPerturbationGraph: the values are the same Gather from the same table,
+ * and each Mul and Add is still its own node.
+ */
+export function buildDevicePassGraph(sources: readonly SeedSource[], shaped = false): Uint8Array {
+  if (sources.length < 1 || sources.length > MAX_FUSED_SEEDS) throw new RangeError(`a pass applies 1..${MAX_FUSED_SEEDS} seeds, got ${sources.length}`);
+  return buildArithmetic(sources, shaped, sources[sources.length - 1] === 'hash');
+}
+
+function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ: boolean): Uint8Array {
+  const seeds = sources.length;
+  const hashed = sources.some((x) => x === 'hash');
   const N = PERTURBATION_NAMES;
   const nodes: onnxTypes.Node[] = [];
   const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
@@ -196,21 +225,24 @@ function buildArithmeticGraph(seeds: number, shaped: boolean): Uint8Array {
   const xorBytes = (a: string, b: string, place: number, tag: string): string =>
     add('Gather', [`xor_${8 * place}`, toIndex(add('Add', [add('Mul', [a, 'u_256'], `${tag}_a`), b], `${tag}_ab`), `${tag}_i`)], tag, { axis: 0 });
 
-  // Shared by every seed: the pair premix m = (pair_offset + t)·0x9E3779B1 and its bytes.
-  const local = add('Cast', [add('Range', ['i_0', N.pairCount, 'i_1'], 'pair_range')], 'pair_local', { to: DataType.UINT32 });
-  const premix = add('Mul', [add('Add', [local, N.pairOffset], 'pair_index'), 'u_pair_mul'], 'premix');
-  const [m0, m1, m2, m3] = bytesOf(premix, 'm', 4);
-  const shifted = (x: string, tag: string): string => toIndex(add('Mul', [x, 'u_256'], `${tag}_s`), tag);
-  const base = [
-    shifted(xorBytes(m0, m2, 0, 'n0'), 'a0'),
-    shifted(xorBytes(m1, m3, 0, 'n1'), 'a1'),
-    shifted(m2, 'a2'),
-    shifted(m3, 'a3'),
-  ];
+  // Shared by every hashed seed: the pair premix m = (pair_offset + t)·0x9E3779B1 and its bytes.
+  let base: string[] = [];
+  if (hashed) {
+    const local = add('Cast', [add('Range', ['i_0', N.pairCount, 'i_1'], 'pair_range')], 'pair_local', { to: DataType.UINT32 });
+    const premix = add('Mul', [add('Add', [local, N.pairOffset], 'pair_index'), 'u_pair_mul'], 'premix');
+    const [m0, m1, m2, m3] = bytesOf(premix, 'm', 4);
+    const shifted = (x: string, tag: string): string => toIndex(add('Mul', [x, 'u_256'], `${tag}_s`), tag);
+    base = [shifted(xorBytes(m0, m2, 0, 'n0'), 'a0'), shifted(xorBytes(m1, m3, 0, 'n1'), 'a1'), shifted(m2, 'a2'), shifted(m3, 'a3')];
+  }
 
   let w: string = N.weights;
   for (let k = 0; k < seeds; k++) {
     const t = `s${k}`;
+    if (sources[k] === 'cached') {
+      const step = add('Mul', [shapedScale(k), N.cachedZ(k)], `${t}_step`);
+      w = add('Add', [w, step], k === seeds - 1 ? N.output : `${t}_w`);
+      continue;
+    }
     // 1. h = x ^ (x >>> 16), x = m ^ key.
     const parts = base.map((a, j) => add('Gather', [`xor_${8 * j}`, add('Add', [a, N.keyByte(k, j)], `${t}_i${j}`)], `${t}_x${j}`, { axis: 0 }));
     let h = add('Add', [add('Add', [parts[0], parts[1]], `${t}_x01`), add('Add', [parts[2], parts[3]], `${t}_x23`)], `${t}_h1`);
@@ -232,26 +264,29 @@ function buildArithmeticGraph(seeds: number, shaped: boolean): Uint8Array {
       add('Unsqueeze', [toIndex(hi, `${t}_even_i`), 'i_1v'], `${t}_even2`),
       add('Unsqueeze', [toIndex(odd, `${t}_odd_i`), 'i_1v'], `${t}_odd2`),
     ], `${t}_pairs`, { axis: 1 });
-    const z = add('Gather', ['zq', add('Reshape', [pairIndex, 'i_flat'], `${t}_index`)], `${t}_zq`, { axis: 0 });
+    const last = k === seeds - 1;
+    const z = add('Gather', ['zq', add('Reshape', [pairIndex, 'i_flat'], `${t}_index`)], last && emitZ ? N.zOutput : `${t}_zq`, { axis: 0 });
     const step = add('Mul', [shapedScale(k), z], `${t}_step`);
-    w = add('Add', [w, step], k === seeds - 1 ? N.output : `${t}_w`);
+    w = add('Add', [w, step], last ? N.output : `${t}_w`);
   }
 
-  const inputs = [
-    valueInfo(N.weights, DataType.FLOAT, ['n']),
-    valueInfo(N.pairOffset, DataType.UINT32, [1]),
-    valueInfo(N.pairCount, DataType.INT32, []),
-  ];
+  const inputs = [valueInfo(N.weights, DataType.FLOAT, ['n'])];
+  if (hashed) inputs.push(valueInfo(N.pairOffset, DataType.UINT32, [1]), valueInfo(N.pairCount, DataType.INT32, []));
   if (shaped) inputs.push(valueInfo(N.multiplier, DataType.FLOAT, ['n']));
   for (let k = 0; k < seeds; k++) {
-    for (let j = 0; j < 4; j++) inputs.push(valueInfo(N.keyByte(k, j), DataType.INT32, [1]));
+    if (sources[k] === 'cached') inputs.push(valueInfo(N.cachedZ(k), DataType.FLOAT, ['n']));
+    else for (let j = 0; j < 4; j++) inputs.push(valueInfo(N.keyByte(k, j), DataType.INT32, [1]));
     inputs.push(valueInfo(N.scale(k), DataType.FLOAT, [1]));
   }
+  const outputs = [valueInfo(N.output, DataType.FLOAT, ['n'])];
+  if (emitZ) outputs.push(valueInfo(N.zOutput, DataType.FLOAT, ['n']));
+  // An unused initializer would still be uploaded: a graph of cached seeds only keeps none.
+  const used = new Set(nodes.flatMap((n) => n.input));
   const model = createModel({
     irVersion: 8,
     opsetImport: [{ domain: '', version: PERTURBATION_OPSET }],
     producerName: 'fedkseed',
-    graph: { name: `perturb_arith_${seeds}`, node: nodes, initializer: initializers, input: inputs, output: [valueInfo(N.output, DataType.FLOAT, ['n'])] },
+    graph: { name: `perturb_arith_${sources.map((x) => x[0]).join('')}`, node: nodes, initializer: initializers.filter((t) => used.has(t.name)), input: inputs, output: outputs },
   });
   return encodeModel(model);
 }
@@ -285,6 +320,28 @@ export function perturbationFeeds(form: HashForm, seeds: number, length: number,
   terms.forEach((term, k) => {
     if (form === 'arithmetic') keyBytes(term.key).forEach((b, j) => (feeds[N.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
     else feeds[N.key(k)] = new ort.Tensor('uint32', Uint32Array.of(term.key >>> 0), [1]);
+    feeds[N.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(term.s)), [1]);
+  });
+  return feeds;
+}
+
+/**
+ * Feeds of one device pass (buildDevicePassGraph), besides `w`, the multipliers of a shaped pass and the
+ * cached z_k of each cached seed: the offset and pair count when a seed is hashed, each hashed seed's key
+ * bytes, every seed's scale. The span starts at global index 0 (offset 0), as DeviceWeights lays it out.
+ */
+export function devicePassFeeds(sources: readonly SeedSource[], length: number, terms: readonly SeedTerm[]): Record<string, ort.Tensor> {
+  if (terms.length !== sources.length) throw new RangeError(`this pass applies ${sources.length} seed(s), got ${terms.length}`);
+  if (length % 2 !== 0) throw new RangeError(`a device pass takes an even length, got ${length}`);
+  if (length > 2 ** 32) throw new RangeError('the span exceeds the 2^32 index space');
+  const N = PERTURBATION_NAMES;
+  const feeds: Record<string, ort.Tensor> = {};
+  if (sources.includes('hash')) {
+    feeds[N.pairOffset] = new ort.Tensor('uint32', Uint32Array.of(0), [1]);
+    feeds[N.pairCount] = new ort.Tensor('int32', Int32Array.of(length / 2), []);
+  }
+  terms.forEach((term, k) => {
+    if (sources[k] === 'hash') keyBytes(term.key).forEach((b, j) => (feeds[N.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
     feeds[N.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(term.s)), [1]);
   });
   return feeds;

@@ -13,7 +13,7 @@ import type { LossResult } from '../model/session';
 import type { ParameterSet } from '../zo/parameters';
 import { createModel, DataType, encodeModel, int64Tensor, node, valueInfo } from '../model/onnx';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
-import { buildPerturbationGraph, deviceOnlyOptions, PERTURBATION_NAMES, perturbationFeeds } from './perturbation-graph';
+import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from './perturbation-graph';
 import type { ProviderReport } from './providers';
 
 /** Bytes that crossed between host and device, as onnxruntime's inputs and outputs in host memory. */
@@ -101,35 +101,49 @@ export class DeviceWeights {
   private local: ort.Tensor | null = null;
   private released = false;
   private fence: ort.InferenceSession | null = null;
+  /**
+   * The table values fl32(Zq[index]) of the last hashed seed, on the device: a ZO step's −2εz pass and the
+   * next step's restore/update use the seed its fused pass hashed, so each step hashes once. They depend
+   * on the key and the span only (not on the weights or the shape), so they outlive a replica change.
+   */
+  private z: { readonly key: number; readonly values: ort.Tensor } | null = null;
+  /** Pass sessions by seed sources ('h', 'ch', …; see buildDevicePassGraph), for isotropic passes. */
+  private readonly passes = new Map<string, ort.InferenceSession>();
   /** Shaped passes (a non-isotropic shape): their sessions and the multipliers on the device, for one shape. */
-  private shaped: { readonly shape: string; readonly perturb1: ort.InferenceSession; readonly perturb2: ort.InferenceSession; readonly multipliers: ort.Tensor } | null = null;
+  private shaped: { readonly shape: string; readonly passes: Map<string, ort.InferenceSession>; readonly multipliers: ort.Tensor } | null = null;
 
   private constructor(
     readonly params: ParameterSet,
-    private readonly perturb1: ort.InferenceSession,
-    private readonly perturb2Session: ort.InferenceSession,
     private readonly upload: ort.InferenceSession,
     private readonly download: ort.InferenceSession,
     readonly counter: BusCounter,
   ) {}
 
+  /** The seed sources of the pass sessions created with the weights (a step's two passes and a first pass). */
+  static readonly STEP_PASSES: readonly (readonly SeedSource[])[] = [['hash'], ['cached'], ['cached', 'hash']];
+
   static async create(params: ParameterSet, counter = new BusCounter()): Promise<DeviceWeights> {
     const sessions: ort.InferenceSession[] = [];
     try {
-      for (const [bytes, onDevice] of [
-        [buildPerturbationGraph(1, 'arithmetic'), true],
-        [buildPerturbationGraph(2, 'arithmetic'), true],
-        [identityGraph(params.indexSpan), true],
-        [identityGraph(params.indexSpan), false],
-      ] as const) {
-        sessions.push(await ort.InferenceSession.create(bytes, deviceSessionOptions(onDevice)));
-      }
+      for (const onDevice of [true, false]) sessions.push(await ort.InferenceSession.create(identityGraph(params.indexSpan), deviceSessionOptions(onDevice)));
+      const weights = new DeviceWeights(params, sessions[0], sessions[1], counter);
+      // The passes a step runs are created now, so a device that cannot run them fails here.
+      for (const sources of DeviceWeights.STEP_PASSES) sessions.push(await weights.passSession(sources, weights.passes, false));
+      return weights;
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
     }
-    const [p1, p2, up, down] = sessions;
-    return new DeviceWeights(params, p1, p2, up, down, counter);
+  }
+
+  private async passSession(sources: readonly SeedSource[], cache: Map<string, ort.InferenceSession>, shaped: boolean): Promise<ort.InferenceSession> {
+    const name = sources.map((x) => x[0]).join('');
+    let session = cache.get(name);
+    if (!session) {
+      session = await ort.InferenceSession.create(buildDevicePassGraph(sources, shaped), deviceSessionOptions(true));
+      cache.set(name, session);
+    }
+    return session;
   }
 
   get length(): number {
@@ -157,28 +171,22 @@ export class DeviceWeights {
 
   /** w += s·z(key) on the device. */
   async perturb(key: number, s: number): Promise<void> {
-    const shaped = await this.shapedSessions();
-    await this.pass(shaped?.perturb1 ?? this.perturb1, [{ key, s }], shaped?.multipliers);
+    await this.pass([{ key, s }]);
   }
 
   /** w += a·z(keyA) then + b·z(keyB), one fused run (restore+update and the next +εz). */
   async perturb2(keyA: number, a: number, keyB: number, b: number): Promise<void> {
-    const shaped = await this.shapedSessions();
-    await this.pass(
-      shaped?.perturb2 ?? this.perturb2Session,
-      [
-        { key: keyA, s: a },
-        { key: keyB, s: b },
-      ],
-      shaped?.multipliers,
-    );
+    await this.pass([
+      { key: keyA, s: a },
+      { key: keyB, s: b },
+    ]);
   }
 
   /**
-   * For a non-isotropic shape: the shaped graphs and the span's multipliers, uploaded once per shape (the
-   * multiplier of each index, so a pass stays one run over the whole span); null when isotropic.
+   * For a non-isotropic shape: the shaped pass sessions and the span's multipliers, uploaded once per shape
+   * (the multiplier of each index, so a pass stays one run over the whole span); null when isotropic.
    */
-  private async shapedSessions(): Promise<DeviceWeights['shaped']> {
+  private async shapedPasses(): Promise<DeviceWeights['shaped']> {
     const shape = this.params.shape;
     if (shape === 'isotropic') return null;
     if (this.shaped?.shape === shape) return this.shaped;
@@ -187,9 +195,7 @@ export class DeviceWeights {
     const feeds = { x: new ort.Tensor('float32', span, [span.length]) };
     const out = await this.upload.run(feeds);
     this.counter.count(feeds, out);
-    const perturb1 = await ort.InferenceSession.create(buildPerturbationGraph(1, 'arithmetic', true), deviceSessionOptions(true));
-    const perturb2 = await ort.InferenceSession.create(buildPerturbationGraph(2, 'arithmetic', true), deviceSessionOptions(true));
-    this.shaped = { shape, perturb1, perturb2, multipliers: out.y };
+    this.shaped = { shape, passes: new Map(), multipliers: out.y };
     return this.shaped;
   }
 
@@ -198,20 +204,35 @@ export class DeviceWeights {
     this.shaped = null;
     if (shaped === null) return;
     shaped.multipliers.dispose();
-    await shaped.perturb1.release();
-    await shaped.perturb2.release();
+    for (const s of shaped.passes.values()) await s.release();
   }
 
-  private async pass(session: ort.InferenceSession, terms: { key: number; s: number }[], multipliers?: ort.Tensor): Promise<void> {
+  /** The sources of a pass: a seed whose z is on the device is read, the others are hashed. */
+  passSources(keys: readonly number[]): SeedSource[] {
+    return keys.map((key) => (this.z?.key === key ? 'cached' : 'hash'));
+  }
+
+  private async pass(terms: { key: number; s: number }[]): Promise<void> {
+    const shaped = await this.shapedPasses();
+    const sources = this.passSources(terms.map((t) => t.key));
+    const session = await this.passSession(sources, shaped?.passes ?? this.passes, shaped !== null);
     const input = await this.current();
-    const feeds = perturbationFeeds('arithmetic', terms.length, this.length, 0, terms);
+    const feeds = devicePassFeeds(sources, this.length, terms);
     feeds[PERTURBATION_NAMES.weights] = input;
-    if (multipliers) feeds[PERTURBATION_NAMES.multiplier] = multipliers;
+    if (shaped) feeds[PERTURBATION_NAMES.multiplier] = shaped.multipliers;
+    sources.forEach((source, k) => {
+      if (source === 'cached') feeds[PERTURBATION_NAMES.cachedZ(k)] = (this.z as NonNullable<DeviceWeights['z']>).values;
+    });
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
     // Ping-pong: the new buffer replaces the old one, which goes back to onnxruntime's buffer cache.
     if (input !== this.replica) input.dispose();
     this.local = out[PERTURBATION_NAMES.output];
+    const z = out[PERTURBATION_NAMES.zOutput];
+    if (z) {
+      this.z?.values.dispose();
+      this.z = { key: terms[terms.length - 1].key, values: z };
+    }
   }
 
   /** Back to the replica: local passes are dropped (nothing is uploaded; the replica is still on the device). */
@@ -254,7 +275,10 @@ export class DeviceWeights {
     this.replica?.dispose();
     this.replica = null;
     await this.dropShaped();
-    for (const s of [this.perturb1, this.perturb2Session, this.upload, this.download, this.fence]) await s?.release();
+    this.z?.values.dispose();
+    this.z = null;
+    for (const s of [...this.passes.values(), this.upload, this.download, this.fence]) await s?.release();
+    this.passes.clear();
   }
 
   private dropLocal(): void {
