@@ -27,3 +27,10 @@ export const CommandIds = {
   compareCompletions: 'fedkseed.compareCompletions',
 } as const;
 export type CommandId = (typeof CommandIds)[keyof typeof CommandIds];
+
+/** Context keys that enable commands: a run going on, a federation joined, the local server up. */
+export const ContextKeys = {
+  training: 'fedkseed.training',
+  connected: 'fedkseed.connected',
+  serverRunning: 'fedkseed.serverRunning',
+} as const;
