@@ -13,6 +13,7 @@ import { ParameterSet } from '../trainer/zo/parameters';
 import { SeedSampler } from '../trainer/zo/seed-sampler';
 import { ZoTrainer } from '../trainer/zo/zo-trainer';
 import { runKernelBench, type KernelBenchResult } from './kernels';
+import { deviceStepCounts, type DeviceStepCounts } from './device-counts';
 import { measureZoStep, median, type ZoStepTiming } from './zo-step';
 import type { TokenBatch } from '../trainer/data/batches';
 
@@ -57,6 +58,8 @@ export interface DeviceSizeResult {
   readonly steps: readonly DeviceStepResult[];
   /** Fused two-seed passes over all weights on the device, parameters per second (synced). */
   readonly perturbParamsPerSecond: number;
+  /** Dispatches and device bytes per step, counted from the graphs, and the step they predict on named GPUs. */
+  readonly counts: DeviceStepCounts;
 }
 
 export interface StepTarget {
@@ -114,6 +117,12 @@ async function benchDevice(
   const session = new DeviceModelSession(model, weights, { maxSequence: SEQ });
   const steps: DeviceStepResult[] = [];
   try {
+    const counts = await deviceStepCounts(rewriteForTraining(model), params, cpuSteps.map((c) => session.shapeFor(c.batch, SEQ)), params.parameterCount);
+    const p = counts.perturbation;
+    o.log(
+      `${size} webgpu counts (from the graphs): ${counts.perStep.dispatches} dispatches and ${counts.perStep.bytesPerParameter.toFixed(0)} device bytes per parameter per step; ` +
+        `perturbation ${p.cachedZ.dispatches} dispatches, ${p.cachedZ.bytesPerParameter.toFixed(0)} B/param (hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param)`,
+    );
     for (const cpu of cpuSteps) {
       const { batch } = cpu;
       const timing = await measureZoStep(weights, session, {
@@ -151,7 +160,7 @@ async function benchDevice(
     }
     const perturbParamsPerSecond = median(rounds);
     o.log(`${size} webgpu: fused perturbation ${(perturbParamsPerSecond / 1e9).toFixed(3)} G params/s`);
-    return { steps, perturbParamsPerSecond };
+    return { steps, perturbParamsPerSecond, counts };
   } finally {
     await session.release();
     await weights.release();

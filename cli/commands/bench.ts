@@ -371,6 +371,40 @@ function webgpuReport(r: EngineBenchResult): string[] {
       'lrrrr',
     ),
   );
+  out.push('', ...deviceCountsReport(r));
+  return out;
+}
+
+/** Dispatches and device bytes per step, counted from the graphs (any device), and the step they predict on named GPUs. */
+function deviceCountsReport(r: EngineBenchResult): string[] {
+  const sized = r.sizes.flatMap((s) => (s.webgpu ? [{ size: s.size, c: s.webgpu.counts }] : []));
+  const out = ['Device counts per ZO step, from the graphs built (hold on any device; not timed). Bytes: device memory read + written per parameter'];
+  out.push(
+    formatTable(
+      ['model', 'perturb dispatches', 'perturb B/param', 'hash every pass: dispatches', 'B/param', 'forward nodes', 'forward dispatches', 'forward weight B/param', 'step dispatches', 'step B/param'],
+      sized.map(({ size, c }) => [
+        size,
+        String(c.perturbation.cachedZ.dispatches),
+        c.perturbation.cachedZ.bytesPerParameter.toFixed(0),
+        String(c.perturbation.hashEveryPass.dispatches),
+        c.perturbation.hashEveryPass.bytesPerParameter.toFixed(0),
+        String(c.forward.builtNodes),
+        String(c.forward.dispatches),
+        c.forward.weightBytesPerParameter.toFixed(1),
+        String(c.perStep.dispatches),
+        c.perStep.bytesPerParameter.toFixed(0),
+      ]),
+      'lrrrrrrrrr',
+    ),
+  );
+  out.push('', 'Predicted step on named GPUs from those counts (peak bandwidth and FP32 rate, 5 µs per launch: lower bounds; trainer/device/gpu-model.ts)');
+  out.push(
+    formatTable(
+      ['model', 'batch', 'GPU', 'perturbation ms', 'bound', 'two forwards ms', 'bound', 'step ms'],
+      sized.flatMap(({ size, c }) => c.predictions.map((p) => [size, String(p.batch), p.gpu, p.perturbation.ms.toFixed(2), p.perturbation.bound, p.forwards.ms.toFixed(2), p.forwards.bound, p.stepMs.toFixed(2)])),
+      'lrlrlrlr',
+    ),
+  );
   return out;
 }
 

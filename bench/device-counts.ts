@@ -1,0 +1,75 @@
+// What a WebGPU ZO step costs the device, counted from the graphs the engine builds (graph-cost.ts), not
+// timed: kernel launches and device bytes per parameter, before and after the z kept between passes, and
+// the step time they predict on named GPUs (gpu-model.ts). The counts hold on any device; lavapipe runs
+// the same graphs.
+import { buildDevicePassGraph, buildPerturbationGraph, deviceOnlyOptions } from '../trainer/device/perturbation-graph';
+import { forwardCost, graphCost, optimizedGraph, perturbationStepCost, type PerturbationStepCost } from '../trainer/device/graph-cost';
+import { forwardCounts, GPUS, predictStep, type PartPrediction } from '../trainer/device/gpu-model';
+import { DEVICE_NAMES, rewriteForDevice, type DeviceShape, type SpanLayout } from '../trainer/device/device-graph';
+import type { TrainingGraph } from '../trainer/model/rewrite';
+
+export interface PerturbationCounts {
+  readonly dispatches: number;
+  readonly bytesPerParameter: number;
+  readonly elementOpsPerParameter: number;
+  readonly passes: readonly { readonly role: string; readonly nodes: number; readonly dispatches: number; readonly byOp: Readonly<Record<string, number>> }[];
+}
+
+export interface DevicePrediction {
+  readonly gpu: string;
+  readonly batch: number;
+  readonly perturbation: PartPrediction;
+  readonly forwards: PartPrediction;
+  readonly stepMs: number;
+}
+
+export interface DeviceStepCounts {
+  readonly parameters: number;
+  /** Hashing every seed in every pass (the graphs before the kept z), and the engine's passes now. */
+  readonly perturbation: { readonly hashEveryPass: PerturbationCounts; readonly cachedZ: PerturbationCounts };
+  readonly forward: {
+    /** Nodes of the device forward as built, and kernel launches after onnxruntime's optimizations (batch 1). */
+    readonly builtNodes: number;
+    readonly dispatches: number;
+    readonly weightSlices: number;
+    readonly weightBytesPerParameter: number;
+  };
+  /** One step: the engine's two passes and two forwards. */
+  readonly perStep: { readonly dispatches: number; readonly bytesPerParameter: number };
+  readonly predictions: readonly DevicePrediction[];
+}
+
+function summarise(c: PerturbationStepCost): PerturbationCounts {
+  return {
+    dispatches: c.dispatches,
+    bytesPerParameter: c.bytesPerParameter,
+    elementOpsPerParameter: c.elementOpsPerParameter,
+    passes: c.passes.map((p) => ({ role: p.role, nodes: p.cost.nodes, dispatches: p.cost.dispatches, byOp: p.cost.byOp })),
+  };
+}
+
+/** The counts of a step over `layout`'s span (bytes per parameter: per index of the span), and predictions at each padded shape. */
+export async function deviceStepCounts(training: TrainingGraph, layout: SpanLayout, shapes: readonly DeviceShape[], parameters: number): Promise<DeviceStepCounts> {
+  const n = layout.indexSpan;
+  const hashEveryPass = summarise(perturbationStepCost(n, 'hash-every-pass', (sources) => buildPerturbationGraph(sources.length, 'arithmetic')));
+  const cachedZ = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildDevicePassGraph(sources)));
+  const first = shapes[0] ?? { batch: 1, seq: 128 };
+  const built = rewriteForDevice(training, layout, first);
+  const weights = forwardCost(built, DEVICE_NAMES.span);
+  const optimized = await optimizedGraph(built, { executionProviders: ['webgpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, ...deviceOnlyOptions('webgpu') });
+  const dispatches = graphCost(optimized, {}).dispatches;
+  const forward = { builtNodes: weights.cost.nodes, dispatches, weightSlices: weights.weightSlices, weightBytesPerParameter: weights.weightBytes / n };
+  const perturbation = { dispatches: cachedZ.dispatches, bytes: cachedZ.bytesPerParameter * n, operations: cachedZ.elementOpsPerParameter * n };
+  const predictions: DevicePrediction[] = [];
+  for (const shape of shapes) {
+    const forwards = forwardCounts({ dispatches, weightBytes: weights.weightBytes }, parameters, shape.batch * shape.seq);
+    for (const gpu of GPUS) predictions.push({ batch: shape.batch, ...predictStep({ perturbation, forwards }, gpu) });
+  }
+  return {
+    parameters,
+    perturbation: { hashEveryPass, cachedZ },
+    forward,
+    perStep: { dispatches: cachedZ.dispatches + 2 * dispatches, bytesPerParameter: cachedZ.bytesPerParameter + (2 * weights.weightBytes) / n },
+    predictions,
+  };
+}
