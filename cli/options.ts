@@ -11,6 +11,7 @@ import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
 import { describeLocated } from '../contracts/model-location';
 import { isPostgresUrl, redactStoreUrl } from '../federation/gateway/url';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
+import { describeBound, type Hyperparameter, HYPERPARAMETER_BOUNDS, withinBound } from '../protocol/config-limits';
 import { CliError } from './errors';
 import { note, problemReporter } from './output';
 
@@ -49,28 +50,39 @@ export function existingPath(flag: string): (value: string) => string {
   };
 }
 
-/** The most shared seeds a client handles. */
-export const MAX_SEEDS = 65_536;
+/** The most shared seeds a client handles (protocol/config-limits.ts). */
+export const MAX_SEEDS = HYPERPARAMETER_BOUNDS.k.max;
 
 /** Parser for K: a positive integer no larger than clients handle. */
 export function seedCount(value: string): number {
   const n = positiveInt(value);
-  if (n > MAX_SEEDS) throw new InvalidArgumentError(`K is at most 65,536 (what clients handle); got ${n}`);
+  if (n > MAX_SEEDS) throw new InvalidArgumentError(`K is at most ${MAX_SEEDS.toLocaleString('en-US')} (${HYPERPARAMETER_BOUNDS.k.why}); got ${n}`);
   return n;
 }
 
-/** Node's timers hold at most 2^31 − 1 ms (about 24.8 days); longer ones fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /** The shortest deadline: a client needs time to train and upload, and a shorter one restarts rounds without end. */
-export const MIN_DEADLINE_SECONDS = 1;
+export const MIN_DEADLINE_SECONDS = HYPERPARAMETER_BOUNDS.deadlineSeconds.min;
 
 /** Parser for a deadline in seconds: at least MIN_DEADLINE_SECONDS, at most what a Node timer holds. */
 export function deadlineSeconds(value: string): number {
   const n = positiveNumber(value);
-  if (n < MIN_DEADLINE_SECONDS) throw new InvalidArgumentError(`a deadline is at least ${MIN_DEADLINE_SECONDS} s (clients need time to train and upload); got ${n}`);
-  if (n * 1000 > MAX_TIMER_MS) throw new InvalidArgumentError(`a deadline is at most ${Math.floor(MAX_TIMER_MS / 1000)} s (about 24.8 days)`);
+  const { min, max } = HYPERPARAMETER_BOUNDS.deadlineSeconds;
+  if (n < min) throw new InvalidArgumentError(`a deadline is at least ${min} s (clients need time to train and upload); got ${n}`);
+  if (n > max) throw new InvalidArgumentError(`a deadline is at most ${max} s (about 24.8 days)`);
   return n;
+}
+
+/**
+ * Parser for a hyperparameter: a number within its one bound (protocol/config-limits.ts), the interval the
+ * extension's settings, the trainer and the codec hold it to; the message names the bound and why.
+ */
+export function hyperparameterArg(name: Hyperparameter): (value: string) => number {
+  const bound = HYPERPARAMETER_BOUNDS[name];
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !withinBound(bound, n)) throw new InvalidArgumentError(`must be ${describeBound(bound)} (${bound.why}); got "${value}"`);
+    return n;
+  };
 }
 
 /**
@@ -262,8 +274,8 @@ export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
     .option('--data <path>', 'dataset file (at most 1 GiB) or folder (JSONL, JSON, text/code files)', dataPath, dataDefault)
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders of text/code: globs of files to read (default: every text file)')
-    .option('--seq-len <n>', 'tokens per example window', positiveInt, TRAINING_DEFAULTS.seqLen)
-    .option('--batch-size <n>', 'examples per batch', positiveInt, TRAINING_DEFAULTS.batchSize)
+    .option('--seq-len <n>', 'tokens per example window', hyperparameterArg('seqLen'), TRAINING_DEFAULTS.seqLen)
+    .option('--batch-size <n>', 'examples per batch', hyperparameterArg('batchSize'), TRAINING_DEFAULTS.batchSize)
     .option('--strict', 'stop at the first bad dataset line instead of reporting and skipping it')
     .hook('preAction', (command) => {
       command.setOptionValue('seqLenGiven', command.getOptionValueSource('seqLen') !== 'default');

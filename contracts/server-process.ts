@@ -5,31 +5,13 @@
 // Whoever starts it (the extension's local server, benchmarks, tests) and the process itself check
 // both with these schemas.
 import * as z from 'zod/mini';
-import type { FederationConfig } from '../protocol';
-import { PERTURBATION_SHAPES } from '../protocol/messages';
+import { federationConfigSchema } from './hyperparameters';
 import { parseJsonLine, parseWith, type ParseResult } from './parse';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
 const positiveInt = () => z.number().check(z.int(), z.positive());
-const positive = () => z.number().check(z.positive());
 
-export const federationConfigSchema = z.object({
-  k: positiveInt(),
-  federationSeed: z.number().check(z.int(), z.nonnegative(), z.lte(0xffff_ffff)),
-  epsilon: positive(),
-  eta: positive(),
-  tau: positiveInt(),
-  batchSize: positiveInt(),
-  sampling: z.enum(['uniform', 'pro']),
-  weighting: z.enum(['examples', 'equal']),
-  shape: z.optional(z.enum(PERTURBATION_SHAPES)),
-  rounds: positiveInt(),
-  clientsPerRound: positiveInt(),
-  deadlineMs: positiveInt(),
-});
-// The schema's output must be the protocol's FederationConfig.
-const _configMatches: (c: z.infer<typeof federationConfigSchema>) => FederationConfig = (c) => c;
-void _configMatches;
+export { federationConfigSchema } from './hyperparameters';
 
 /** The base model every client must hold: a model file the process reads, or its identity and size. */
 export const serverModelSchema = z.union([

@@ -4,6 +4,7 @@
 import * as z from 'zod/mini';
 import { parseWith, type ParseResult } from './parse';
 import { PERTURBATION_SHAPES } from '../protocol/messages';
+import { hyperparameter } from './hyperparameters';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
 const positiveInt = () => z.number().check(z.int(), z.positive());
@@ -69,14 +70,14 @@ export const dataSpecSchema = z.object({
   /** For folders of text/code: globs of files to read. */
   include: z.optional(z.array(z.string())),
   heldOutFraction: z.number().check(z.gte(0), z.lt(1)),
-  seqLen: positiveInt(),
+  seqLen: hyperparameter('seqLen'),
 });
 export type DataSpec = z.infer<typeof dataSpecSchema>;
 
 /** Evaluation scores the held-out split of `data` (the training split rule at its heldOutFraction, which must be above 0). */
 export const evaluateParamsSchema = z.object({
   data: dataSpecSchema,
-  batchSize: positiveInt(),
+  batchSize: hyperparameter('batchSize'),
   maxExamples: positiveInt(),
 });
 export type EvaluateParams = z.infer<typeof evaluateParamsSchema>;
@@ -104,15 +105,15 @@ export type EvaluateResult = z.infer<typeof evaluateResultSchema>;
 export const startTrainingParamsSchema = z.object({
   data: dataSpecSchema,
   steps: positiveInt(),
-  k: positiveInt(),
-  federationSeed: nonNegInt(),
-  epsilon: positive(),
-  eta: positive(),
+  k: hyperparameter('k'),
+  federationSeed: hyperparameter('federationSeed'),
+  epsilon: hyperparameter('epsilon'),
+  eta: hyperparameter('eta'),
   /** How z is scaled tensor by tensor (absent: 'isotropic', as runs recorded before shapes). */
   shape: z.optional(z.enum(PERTURBATION_SHAPES)),
   /** Which weights the run leaves: its best evaluated point (default) or its last step. */
   keep: z.optional(z.enum(['best', 'last'])),
-  batchSize: positiveInt(),
+  batchSize: hyperparameter('batchSize'),
   /** Held-out evaluation every this many steps; 0: before and after only. */
   evalEvery: nonNegInt(),
   evalExamples: positiveInt(),
@@ -166,7 +167,7 @@ export const joinFederationParamsSchema = z.object({
   token: z.string(),
   clientId: z.string().check(z.minLength(1)),
   data: dataSpecSchema,
-  batchSize: positiveInt(),
+  batchSize: hyperparameter('batchSize'),
   heldOutExamples: positiveInt(),
   clientSeed: nonNegInt(),
   /** Where the replica is checkpointed after every round it syncs. */

@@ -10,7 +10,8 @@ import { createReadStream } from 'node:fs';
 import { open, rename, rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import * as z from 'zod/mini';
-import { PERTURBATION_SHAPES, type FederationConfig } from '../protocol';
+import type { FederationConfig } from '../protocol';
+import { federationConfigSchema } from '../protocol/config-schema';
 import { afterFromJson, afterToJson, applyRound, initialState } from './record-chain';
 import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
 
@@ -27,31 +28,13 @@ export class BackupDamagedError extends Error {
 }
 
 const int = () => z.number().check(z.int(), z.nonnegative());
-const positive = () => z.number().check(z.positive());
 const base64 = () => z.string().check(z.regex(/^[A-Za-z0-9+/]*={0,2}$/));
-
-const configSchema = z.object({
-  k: z.number().check(z.int(), z.positive()),
-  federationSeed: z.number().check(z.int(), z.nonnegative(), z.lte(0xffff_ffff)),
-  epsilon: positive(),
-  eta: positive(),
-  tau: z.number().check(z.int(), z.positive()),
-  batchSize: z.number().check(z.int(), z.positive()),
-  sampling: z.enum(['uniform', 'pro']),
-  weighting: z.enum(['examples', 'equal']),
-  shape: z.optional(z.enum(PERTURBATION_SHAPES)),
-  rounds: z.number().check(z.int(), z.positive()),
-  clientsPerRound: z.number().check(z.int(), z.positive()),
-  deadlineMs: z.number().check(z.int(), z.positive()),
-});
-const _configMatches: (c: z.infer<typeof configSchema>) => FederationConfig = (c) => c;
-void _configMatches;
 
 const headerSchema = z.object({ format: z.literal(BACKUP_FORMAT), version: z.union([z.literal(1), z.literal(BACKUP_VERSION)]), k: int(), round: int() });
 const sparseSchema = () => z.object({ indices: base64(), values: base64() });
 
 const recordSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('config'), config: configSchema }),
+  z.object({ kind: z.literal('config'), config: federationConfigSchema }),
   z.object({ kind: z.literal('state'), round: int(), coefficients: base64(), residual: base64(), importanceSum: base64(), importanceCount: base64() }),
   z.object({
     kind: z.literal('round'),

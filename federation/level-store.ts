@@ -7,7 +7,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { open as openFile, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
-import { PERTURBATION_SHAPES, type FederationConfig } from '../protocol';
+import type { FederationConfig } from '../protocol';
+import { parseFederationConfig } from '../protocol/config-schema';
 import { damagedTables } from './level-tables';
 import { damagedWal, describeWalDamage } from './level-wal';
 import { LocalRounds } from './local-rounds';
@@ -30,25 +31,11 @@ export function checked<T>(value: unknown, shape: { readonly [K in keyof T]-?: F
   return value as T;
 }
 
-export const configShape = {
-  k: 'number',
-  federationSeed: 'number',
-  epsilon: 'number',
-  eta: 'number',
-  tau: 'number',
-  batchSize: 'number',
-  sampling: ['uniform', 'pro'],
-  weighting: ['examples', 'equal'],
-  rounds: 'number',
-  clientsPerRound: 'number',
-  deadlineMs: 'number',
-} as const satisfies { readonly [K in keyof Omit<FederationConfig, 'shape'>]-?: FieldKind };
-
-/** A stored federation configuration, checked field by field; `shape` is optional (absent: isotropic). */
+/** A stored federation configuration: every hyperparameter within its bound; `shape` may be absent (isotropic). */
 export function checkedConfig(value: unknown): FederationConfig {
-  const config = checked<Omit<FederationConfig, 'shape'>>(value, configShape, 'config') as FederationConfig;
-  if (config.shape !== undefined && !PERTURBATION_SHAPES.includes(config.shape)) throw new Error(`the store's config has no valid shape`);
-  return config;
+  const parsed = parseFederationConfig(value);
+  if (!parsed.ok) throw new Error(`the store's config has no valid ${parsed.error}`);
+  return parsed.config;
 }
 
 type OptionalTokenField = 'clientId' | 'maxExamples' | 'revokedAt';

@@ -5,7 +5,7 @@
 // and throws ProtocolError with a code. Layouts: docs/protocol.md.
 import { ByteReader, ByteWriter } from './bytes';
 import { readDelta, writeDelta } from './coefficients';
-import { MAX_ROUNDS, MAX_TAU, MAX_U32 } from './config-limits';
+import { type Bound, describeBound, HYPERPARAMETER_BOUNDS as BOUNDS, withinBound } from './config-limits';
 import { ErrorCode, ProtocolError, isKnownErrorCode } from './errors';
 import {
   DIGEST_BYTES,
@@ -30,7 +30,6 @@ export interface DecodeContext {
   readonly k?: number;
 }
 
-const MAX_K = 1 << 24;
 const uploadStatuses: readonly UploadStatus[] = ['accepted', 'late', 'rejected'];
 const digestStatuses: readonly DigestStatus[] = ['reference', 'match', 'mismatch', 'pending'];
 
@@ -50,18 +49,25 @@ function inRange(v: number, lo: number, hi: number, what: string): number {
   return v;
 }
 
+/** A configuration value within its hyperparameter bound (config-limits.ts), or a protocol error naming both. */
+function bounded(v: number, bound: Bound, what: string): number {
+  if (!withinBound(bound, v)) throw new ProtocolError(Number.isFinite(v) ? ErrorCode.Malformed : ErrorCode.NonFinite, `${what} = ${v}: must be ${describeBound(bound)}`);
+  return v;
+}
+
 function readConfig(r: ByteReader): FederationConfig {
-  const k = inRange(r.u32('K'), 1, MAX_K, 'K');
+  const k = bounded(r.u32('K'), BOUNDS.k, 'K');
   const federationSeed = r.u32('federation seed');
-  const epsilon = positiveFinite(r.f64('epsilon'), 'epsilon');
+  const epsilon = bounded(positiveFinite(r.f64('epsilon'), 'epsilon'), BOUNDS.epsilon, 'epsilon');
   const eta = positiveFinite(r.f64('eta'), 'eta');
-  const tau = inRange(r.u32('tau'), 1, MAX_TAU, 'tau');
-  const batchSize = inRange(r.u32('batch size'), 1, 1 << 20, 'batch size');
+  const tau = bounded(r.u32('tau'), BOUNDS.tau, 'tau');
+  const batchSize = bounded(r.u32('batch size'), BOUNDS.batchSize, 'batch size');
   const sampling = inRange(r.u8('sampling'), 0, 1, 'sampling') === 1 ? 'pro' : 'uniform';
   const weighting = inRange(r.u8('weighting'), 0, 1, 'weighting') === 1 ? 'equal' : 'examples';
   const shape = PERTURBATION_SHAPES[inRange(r.u8('shape'), 0, PERTURBATION_SHAPES.length - 1, 'shape')];
-  const rounds = inRange(r.u32('rounds'), 1, MAX_ROUNDS, 'rounds');
-  const clientsPerRound = inRange(r.u32('clients per round'), 1, MAX_U32, 'clients per round');
+  const rounds = bounded(r.u32('rounds'), BOUNDS.rounds, 'rounds');
+  const clientsPerRound = bounded(r.u32('clients per round'), BOUNDS.clientsPerRound, 'clients per round');
+  // Milliseconds on the wire, at least 1: the command line and settings ask for whole seconds (deadlineSeconds).
   const deadlineMs = inRange(r.u32('deadline'), 1, 0xffffffff, 'deadline');
   return { k, federationSeed, epsilon, eta, shape, tau, batchSize, sampling, weighting, rounds, clientsPerRound, deadlineMs };
 }

@@ -17,11 +17,11 @@ import { openStoreSpec, storeName } from '../store-spec';
 import { ignoreScratchFolder } from '../../contracts/scratch-folder';
 import { suggest } from '../invocation';
 import { registerServerBackup } from './server-backup';
-import { deadlineSeconds, existingPath, modelArgument, nonNegativeInt, positiveInt, positiveIntUpTo, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';
+import { deadlineSeconds, existingPath, hyperparameterArg, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';
 import { fixed, note, note as say } from '../output';
 import { formatBytes } from '../../protocol/format';
 import { printable } from '../../protocol/client-id';
-import { MAX_ROUNDS, MAX_TAU, MAX_U32 } from '../../protocol/config-limits';
+import { MAX_TAU } from '../../protocol/config-limits';
 
 interface ServerCliOptions {
   variant?: string;
@@ -66,15 +66,15 @@ export function registerServer(program: Command): void {
     .option('--store-password-file <file>', "the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)", existingPath('--store-password-file'))
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
-    .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
-    .option('--eta <x>', 'learning rate η', positiveNumber, FEDERATION_DEFAULTS.eta)
+    .option('--epsilon <x>', 'perturbation scale ε', hyperparameterArg('epsilon'), TRAINING_DEFAULTS.epsilon)
+    .option('--eta <x>', 'learning rate η', hyperparameterArg('eta'), FEDERATION_DEFAULTS.eta)
     .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor, for every client: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(FEDERATION_DEFAULTS.shape))
-    .option('--tau <n>', `local ZO steps per client per round (τ, at most ${MAX_TAU.toLocaleString('en-US')})`, positiveIntUpTo(MAX_TAU, 'the most pairs an upload carries: clients refuse more'), FEDERATION_DEFAULTS.tau)
-    .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
+    .option('--tau <n>', `local ZO steps per client per round (τ, at most ${MAX_TAU.toLocaleString('en-US')})`, hyperparameterArg('tau'), FEDERATION_DEFAULTS.tau)
+    .option('--batch-size <n>', 'examples per local step', hyperparameterArg('batchSize'), TRAINING_DEFAULTS.batchSize)
     .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(FEDERATION_DEFAULTS.sampling))
     .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(FEDERATION_DEFAULTS.weighting))
-    .option('--rounds <n>', 'rounds of the federation', positiveIntUpTo(MAX_ROUNDS, 'round numbers travel as 32-bit integers'), FEDERATION_DEFAULTS.rounds)
-    .option('--clients-per-round <n>', 'clients sampled per round', positiveIntUpTo(MAX_U32, 'a 32-bit field of the protocol'), FEDERATION_DEFAULTS.clientsPerRound)
+    .option('--rounds <n>', 'rounds of the federation', hyperparameterArg('rounds'), FEDERATION_DEFAULTS.rounds)
+    .option('--clients-per-round <n>', 'clients sampled per round', hyperparameterArg('clientsPerRound'), FEDERATION_DEFAULTS.clientsPerRound)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
     .option('--deadline <seconds>', 'time a sampled client has to upload (1 s to 24.8 days)', deadlineSeconds, FEDERATION_DEFAULTS.deadlineSeconds)
     .option('--model <path|id>', 'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d', modelArgument)

@@ -9,7 +9,7 @@ import { describeNoExamples } from '../../trainer/data/empty-dataset';
 import { CliError } from '../errors';
 import { formatProblem } from '../../trainer/data/problems';
 import { PERTURBATION_SHAPES, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
-import { addModelOptions, deadlineSeconds, existingPath, fraction, type ModelCliOptions, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
+import { addModelOptions, deadlineSeconds, existingPath, fraction, hyperparameterArg, type ModelCliOptions, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
 import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
@@ -54,16 +54,16 @@ export function registerSimulate(program: Command): void {
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders: globs of files to read (default: source code files, or every text file when there is no code)')
     .option('--clients <n>', 'client processes', positiveInt, SIMULATION_DEFAULTS.clients)
-    .option('--clients-per-round <n>', 'clients sampled per round (default: all)', positiveInt)
-    .option('--rounds <n>', 'federation rounds', positiveInt, SIMULATION_DEFAULTS.rounds)
-    .option('--tau <n>', 'local ZO steps per client per round (τ)', positiveInt, SIMULATION_DEFAULTS.tau)
+    .option('--clients-per-round <n>', 'clients sampled per round (default: all)', hyperparameterArg('clientsPerRound'))
+    .option('--rounds <n>', 'federation rounds', hyperparameterArg('rounds'), SIMULATION_DEFAULTS.rounds)
+    .option('--tau <n>', 'local ZO steps per client per round (τ)', hyperparameterArg('tau'), SIMULATION_DEFAULTS.tau)
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, SIMULATION_DEFAULTS.k)
     .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, TRAINING_DEFAULTS.federationSeed)
-    .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
-    .option('--eta <x>', 'learning rate η', positiveNumber, SIMULATION_DEFAULTS.eta)
+    .option('--epsilon <x>', 'perturbation scale ε', hyperparameterArg('epsilon'), TRAINING_DEFAULTS.epsilon)
+    .option('--eta <x>', 'learning rate η', hyperparameterArg('eta'), SIMULATION_DEFAULTS.eta)
     .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(SIMULATION_DEFAULTS.shape))
-    .option('--batch-size <n>', 'examples per local step', positiveInt, TRAINING_DEFAULTS.batchSize)
-    .option('--seq-len <n>', 'tokens per example window', positiveInt, SIMULATION_DEFAULTS.seqLen)
+    .option('--batch-size <n>', 'examples per local step', hyperparameterArg('batchSize'), TRAINING_DEFAULTS.batchSize)
+    .option('--seq-len <n>', 'tokens per example window', hyperparameterArg('seqLen'), SIMULATION_DEFAULTS.seqLen)
     .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(SIMULATION_DEFAULTS.sampling))
     .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(SIMULATION_DEFAULTS.weighting))
     .addOption(new Option('--split <mode>', 'how data is dealt to clients: whole groups (top-level folders, tasks) or Dirichlet label skew; auto: Dirichlet for labelled instruction data').choices(['auto', 'group', 'dirichlet']).default('auto'))

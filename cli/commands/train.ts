@@ -20,10 +20,10 @@ import {
   engineOptions,
   existingPath,
   fraction,
+  hyperparameterArg,
   type ModelCliOptions,
   nonNegativeInt,
   positiveInt,
-  positiveNumber,
   reportModel,
   seedCount,
   uint32,
@@ -63,8 +63,8 @@ export function registerTrain(program: Command): void {
     .option('--steps <n>', 'ZO steps', positiveInt, TRAINING_DEFAULTS.steps)
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
-    .option('--epsilon <x>', 'perturbation scale ε', positiveNumber, TRAINING_DEFAULTS.epsilon)
-    .option('--eta <x>', 'learning rate η', positiveNumber, TRAINING_DEFAULTS.eta)
+    .option('--epsilon <x>', 'perturbation scale ε', hyperparameterArg('epsilon'), TRAINING_DEFAULTS.epsilon)
+    .option('--eta <x>', 'learning rate η', hyperparameterArg('eta'), TRAINING_DEFAULTS.eta)
     .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(TRAINING_DEFAULTS.shape))
     .addOption(new Option('--keep <which>', "what --out holds: the best evaluated point (the start counts) or the last step's coefficients; the other goes beside it").choices(['best', 'last']).default(TRAINING_DEFAULTS.keep))
     .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)

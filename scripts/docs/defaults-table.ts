@@ -11,6 +11,7 @@ import {
   SIMULATION_DEFAULTS,
   TRAINING_DEFAULTS,
 } from '../../contracts/defaults';
+import { type Bound, describeBound, HYPERPARAMETER_BOUNDS } from '../../protocol/config-limits';
 
 type Cell = string | number;
 interface Row {
@@ -73,16 +74,30 @@ export function defaultsTable(): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The markdown table of each hyperparameter's one bound (protocol/config-limits.ts). */
+export function boundsTable(): string {
+  const lines = ['| quantity | bound | why |', '|---|---|---|'];
+  for (const [name, b] of Object.entries(HYPERPARAMETER_BOUNDS) as [string, Bound][]) lines.push(`| \`${name}\` | ${escape(describeBound(b))} | ${escape(b.why)} |`);
+  return `${lines.join('\n')}\n`;
+}
+
 export const TABLE_START = '<!-- defaults table: made by scripts/docs/defaults-table.ts -->';
 export const TABLE_END = '<!-- end of defaults table -->';
+export const BOUNDS_START = '<!-- bounds table: made by scripts/docs/defaults-table.ts -->';
+export const BOUNDS_END = '<!-- end of bounds table -->';
 export const DEFAULTS_PAGE = join(import.meta.dirname, '..', '..', 'docs', 'defaults.md');
 
-/** The page with its table replaced by today's. */
+/** `page` with the text between `start` and `end` replaced by `table`. */
+function replaceBetween(page: string, start: string, end: string, table: string): string {
+  const from = page.indexOf(start);
+  const to = page.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`${DEFAULTS_PAGE} has no ${start} … ${end} markers`);
+  return `${page.slice(0, from + start.length)}\n${table}${page.slice(to)}`;
+}
+
+/** The page with its tables replaced by today's. */
 export function withTable(page: string): string {
-  const start = page.indexOf(TABLE_START);
-  const end = page.indexOf(TABLE_END);
-  if (start < 0 || end < start) throw new Error(`${DEFAULTS_PAGE} has no table markers`);
-  return `${page.slice(0, start + TABLE_START.length)}\n${defaultsTable()}${page.slice(end)}`;
+  return replaceBetween(replaceBetween(page, TABLE_START, TABLE_END, defaultsTable()), BOUNDS_START, BOUNDS_END, boundsTable());
 }
 
 if (process.argv.includes('--write')) writeFileSync(DEFAULTS_PAGE, withTable(readFileSync(DEFAULTS_PAGE, 'utf8')));

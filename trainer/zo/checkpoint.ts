@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { GENERATOR_VERSION } from './generator';
 import type { ParameterSet } from './parameters';
 import { PERTURBATION_SHAPES, type FederationConfig, type PerturbationShape } from '../../protocol';
+import { HYPERPARAMETER_BOUNDS as BOUNDS } from '../../protocol/config-limits';
 
 const CheckpointSchema = z.object({
   format: z.literal('fedkseed-coefficients'),
@@ -12,10 +13,10 @@ const CheckpointSchema = z.object({
   /** SHA-256 (hex) of the base model file(s). */
   baseModel: z.string().regex(/^[0-9a-f]{64}$/),
   generatorVersion: z.number().int(),
-  federationSeed: z.number().int().min(0).max(0xffffffff),
-  k: z.number().int().min(1).max(0x10000),
+  federationSeed: z.number().int().min(BOUNDS.federationSeed.min).max(BOUNDS.federationSeed.max),
+  k: z.number().int().min(BOUNDS.k.min).max(BOUNDS.k.max),
   eta: z.number().nonnegative(),
-  epsilon: z.number().positive(),
+  epsilon: z.number().gt(BOUNDS.epsilon.min).max(BOUNDS.epsilon.max),
   /** How z was scaled tensor by tensor (absent: 'isotropic', as every checkpoint written before shapes). */
   shape: z.enum(PERTURBATION_SHAPES).optional(),
   /** Seed index → integer coefficient in units of 2^-16 (zeros omitted). */

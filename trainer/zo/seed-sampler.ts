@@ -1,6 +1,7 @@
 // Which of the K shared seeds each local step uses: uniformly with replacement (FedKSeed) or from
 // the round's probabilities p (FedKSeed-Pro). Deterministic for a given stream seed.
 import { createRng, type Rng } from '../data/rng';
+import { describeBound, HYPERPARAMETER_BOUNDS, withinBound } from '../../protocol/config-limits';
 
 export class SeedSampler {
   private readonly cumulative: Float64Array | null;
@@ -11,7 +12,7 @@ export class SeedSampler {
     streamSeed: number,
     probabilities?: ArrayLike<number>,
   ) {
-    if (!Number.isInteger(k) || k < 1 || k > 0x10000) throw new RangeError(`K must be an integer in [1, 65536], got ${k}`);
+    if (!withinBound(HYPERPARAMETER_BOUNDS.k, k)) throw new RangeError(`K must be ${describeBound(HYPERPARAMETER_BOUNDS.k)}, got ${k}`);
     this.rng = createRng(streamSeed);
     this.cumulative = probabilities ? cumulativeOf(probabilities, k) : null;
   }
