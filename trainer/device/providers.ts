@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { chooseWebGpuAdapter, describeAdapterChoice, surveyWebGpuAdapters, type AdapterChoice, type WebGpuAdapter, type WebGpuSurvey } from './adapters';
+import { decideAuto, observeOpenedAdapter, providerSpeedFor, type AdapterObservation, type ProviderSpeed } from './auto-choice';
 
 export const PROVIDER_NAMES = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
@@ -13,12 +14,13 @@ export type ProviderName = (typeof PROVIDER_NAMES)[number];
 export type ProviderRequest = string | readonly string[];
 
 /**
- * The order 'auto' tries. CoreML is left out: it partitions a training graph into many CPU/ANE islands
- * and is rarely faster than the CPU for it, so it runs only when asked for by name. WebGPU is taken by
- * 'auto' only on a hardware adapter: a software one (Mesa's lavapipe, SwiftShader, WARP) is passed over
- * with its name (see adapters.ts); naming 'webgpu' uses whatever adapter there is.
+ * What 'auto' considers, in its default order (decideAuto in auto-choice.ts may put CUDA before WebGPU on a
+ * measurement). CoreML is left out: it partitions a training graph into many CPU/ANE islands and is
+ * rarely faster than the CPU for it, so it runs only when asked for by name. WebGPU is taken by 'auto'
+ * only on a hardware adapter, predicted by the survey (adapters.ts) and confirmed on the device the
+ * session opened; naming 'webgpu' uses whatever adapter there is.
  */
-export const AUTO_ORDER: readonly ProviderName[] = ['cuda', 'dml', 'webgpu', 'cpu'];
+export const AUTO_ORDER: readonly ProviderName[] = ['webgpu', 'cuda', 'dml', 'cpu'];
 
 export type ProviderOutcome = 'used' | 'unavailable' | 'failed' | 'not-tried';
 
@@ -39,6 +41,10 @@ export interface ProviderReport {
   readonly adapter?: WebGpuAdapter | null;
   /** With WebGPU in use: the other adapters and why each is not the one used; a warning for a software adapter. */
   readonly adapterNote?: string;
+  /** With WebGPU tried: what the process showed about the adapter its session opened. */
+  readonly adapterObserved?: AdapterObservation;
+  /** For a plain 'auto' request: why the provider in use was chosen (decideAuto). */
+  readonly choiceReason?: string;
 }
 
 /** What selection needs to know about the installation; injectable so tests can describe other machines. */
@@ -51,6 +57,10 @@ export interface ProviderEnvironment {
   readonly hasProviderLibrary: (file: string) => boolean;
   /** The WebGPU adapters (absent: not surveyed, nothing is ruled out for WebGPU). */
   readonly webgpuAdapters?: () => WebGpuSurvey;
+  /** Opens the WebGPU device and reports its adapter (absent: not observed, the survey's prediction is kept). */
+  readonly observeWebGpuAdapter?: () => Promise<AdapterObservation>;
+  /** The cached CUDA-vs-WebGPU measurement on this adapter, if any. */
+  readonly providerSpeed?: (adapter: string) => ProviderSpeed | null;
 }
 
 export const CUDA_INSTALL_HINT = 'ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install';
@@ -69,7 +79,19 @@ export function currentProviderEnvironment(): ProviderEnvironment {
     backends: ort.listSupportedBackends(),
     hasProviderLibrary: (file) => bindingDir !== null && existsSync(join(bindingDir, file)),
     webgpuAdapters: cachedSurvey,
+    observeWebGpuAdapter: cachedObservation,
+    providerSpeed: (adapter) => providerSpeedFor(adapter),
   };
+}
+
+let observation: Promise<AdapterObservation> | null = null;
+/** onnxruntime keeps one WebGPU device per process: observed once (a failure is retried next time). */
+function cachedObservation(): Promise<AdapterObservation> {
+  observation ??= observeOpenedAdapter().catch((e: unknown) => {
+    observation = null;
+    throw e;
+  });
+  return observation;
 }
 
 let survey: WebGpuSurvey | null = null;
@@ -206,9 +228,11 @@ export async function createWithProviders<T>(
   create: (provider: ProviderName) => Promise<T>,
   env: ProviderEnvironment = currentProviderEnvironment(),
 ): Promise<ProviderSession<T>> {
+  const parsed = parseProviderRequest(request);
+  if (parsed.auto && parsed.explicit.size === 0) return createAuto(request, create, env);
   const { candidates, ruledOut, text } = planProviders(request, env);
   const attempts: ProviderAttempt[] = [];
-  const order = parseProviderRequest(request).names;
+  const order = parsed.names;
   const record = (a: ProviderAttempt): void => void attempts.push(a);
   let used: { name: ProviderName; value: T } | null = null;
   for (const name of order) {
@@ -231,12 +255,70 @@ export async function createWithProviders<T>(
   }
   if (!used) throw new NoProviderError({ requested: text, attempts });
   if (used.name !== 'webgpu') return { value: used.value, report: { requested: text, used: used.name, attempts } };
+  return { value: used.value, report: { requested: text, used: used.name, attempts, ...(await webgpuAdapterReport(env)) } };
+}
+
+/** The adapter part of a report with WebGPU in use: predicted, and what the opened device showed. */
+async function webgpuAdapterReport(env: ProviderEnvironment, known?: AdapterObservation): Promise<Pick<ProviderReport, 'adapter' | 'adapterNote' | 'adapterObserved'>> {
   const choice = webgpuAdapterChoice(env);
-  const software = choice?.chosen?.software ? ' — a software adapter: correct results, but slower than the CPU provider' : '';
-  return {
-    value: used.value,
-    report: { requested: text, used: used.name, attempts, adapter: choice?.chosen ?? null, adapterNote: choice ? describeAdapterChoice(choice) + software : 'adapter not identified on this platform' },
+  let observed = known;
+  if (!observed && env.observeWebGpuAdapter) {
+    try {
+      observed = await env.observeWebGpuAdapter();
+    } catch {
+      observed = undefined; // the session in use opened a device; the probe's failure only leaves it unconfirmed
+    }
+  }
+  const software = (observed?.readable ? observed.software : choice?.chosen?.software) ? ' — a software adapter: correct results, but slower than the CPU provider' : '';
+  const predicted = choice ? describeAdapterChoice(choice) : 'adapter not identified on this platform';
+  const confirmation = !observed ? '' : observed.readable ? `; opened: ${observed.software ? observed.name : 'a hardware adapter'} (${observed.evidence})` : `; not confirmed: ${observed.note}`;
+  return { adapter: choice?.chosen ?? null, adapterNote: predicted + confirmation + software, adapterObserved: observed };
+}
+
+/**
+ * A plain 'auto' request: the providers that are not ruled out are chosen by decideAuto, which sees the
+ * survey's adapter, what the WebGPU device actually opened (observed before WebGPU is used) and the cached
+ * measurement of CUDA against WebGPU on this adapter. A provider whose session fails is dropped and the
+ * rule asked again.
+ */
+async function createAuto<T>(request: ProviderRequest, create: (provider: ProviderName) => Promise<T>, env: ProviderEnvironment): Promise<ProviderSession<T>> {
+  const { candidates, ruledOut, text } = planProviders(request, env);
+  const attempts: ProviderAttempt[] = [...ruledOut];
+  let remaining = [...candidates];
+  const drop = (name: ProviderName, attempt: ProviderAttempt): void => {
+    attempts.push(attempt);
+    remaining = remaining.filter((p) => p !== name);
   };
+  const predicted = remaining.includes('webgpu') ? (webgpuAdapterChoice(env)?.chosen ?? null) : null;
+  const measurement = predicted && env.providerSpeed ? env.providerSpeed(predicted.name) : null;
+  let opened: AdapterObservation | undefined;
+  for (;;) {
+    let decision = decideAuto({ available: remaining, predicted, opened, measurement });
+    if (decision.choice === 'webgpu' && opened === undefined && env.observeWebGpuAdapter) {
+      try {
+        opened = await env.observeWebGpuAdapter();
+      } catch (e) {
+        drop('webgpu', { name: 'webgpu', outcome: 'failed', reason: `session creation failed: ${conciseOrtError((e as Error).message)}` });
+        continue;
+      }
+      decision = decideAuto({ available: remaining, predicted, opened, measurement });
+    }
+    if (decision.refusedWebGpu && remaining.includes('webgpu')) drop('webgpu', { name: 'webgpu', outcome: 'unavailable', reason: decision.refusedWebGpu });
+    const name = decision.choice;
+    if (name === null) break;
+    let value: T;
+    try {
+      value = await create(name);
+    } catch (e) {
+      drop(name, { name, outcome: 'failed', reason: `session creation failed: ${conciseOrtError((e as Error).message)}` });
+      continue;
+    }
+    attempts.push({ name, outcome: 'used' });
+    for (const other of remaining) if (other !== name) attempts.push({ name: other, outcome: 'not-tried', reason: `${name} chosen first: ${decision.reason}` });
+    const report: ProviderReport = { requested: text, used: name, attempts, choiceReason: decision.reason };
+    return { value, report: name === 'webgpu' ? { ...report, ...(await webgpuAdapterReport(env, opened)) } : report };
+  }
+  throw new NoProviderError({ requested: text, attempts });
 }
 
 /** One line per provider not used, e.g. "cuda: CUDA binaries not installed: …". */
@@ -253,6 +335,7 @@ export function describeAttempts(attempts: readonly ProviderAttempt[]): string {
  */
 export function describeReport(report: ProviderReport): string {
   const skipped = describeAttempts(report.attempts.filter((a) => a.outcome !== 'not-tried'));
-  const used = report.used === 'webgpu' && report.adapterNote ? `webgpu on ${report.adapterNote}` : report.used;
+  const on = report.used === 'webgpu' && report.adapterNote ? `webgpu on ${report.adapterNote}` : report.used;
+  const used = report.choiceReason ? `${on} [${report.choiceReason}]` : on;
   return skipped ? `${used} (${skipped})` : used;
 }
