@@ -305,11 +305,24 @@ export interface DeviceModelOptions {
   readonly maxSessions?: number;
 }
 
-const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+export const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /**
- * The forward on the device: a session per padded shape (batch up to a power of two, sequence up to a
- * power of two ≥ 16, capped at maxSequence), created on first use and fed the DeviceWeights' current tensor.
+ * The padded size of a batch or sequence dimension: at least `min`, then half-octave steps (2^k and
+ * 1.5·2^k: 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, …). At most 50% padding where powers of
+ * two waste up to 100% per dimension, for two shapes (sessions) per octave instead of one.
+ */
+export function bucketLength(n: number, min = 1): number {
+  const v = Math.max(n, min, 1);
+  const pow = nextPow2(v);
+  const between = (pow / 4) * 3;
+  return Number.isInteger(between) && between >= v && between >= min ? between : pow;
+}
+
+/**
+ * The forward on the device: a session per padded shape (batch and sequence ≥ 16 up to their
+ * bucketLength, the sequence capped at maxSequence), created on first use and fed the DeviceWeights'
+ * current tensor.
  * Padding rows and positions carry mask 0 and no target: they change no real token's loss or logits
  * (right padding, causal attention) beyond float rounding.
  */
@@ -343,8 +356,8 @@ export class DeviceModelSession {
   /** The padded shape a batch×seq run uses. */
   shapeFor(batch: number, seq: number): DeviceShape {
     const cap = this.options.maxSequence ?? Infinity;
-    const padded = Math.min(nextPow2(Math.max(seq, 16)), cap);
-    return { batch: nextPow2(batch), seq: Math.max(seq, padded) };
+    const padded = Math.min(bucketLength(seq, 16), cap);
+    return { batch: bucketLength(batch), seq: Math.max(seq, padded) };
   }
 
   /** Creates the session for a shape now (checks that the whole model runs on the device; compiles nothing yet). */
@@ -441,8 +454,8 @@ export class DeviceModelSession {
 
   /** Logits [batch, vocab] at each row's last attended position (rows right-padded). */
   async lastLogits(inputIds: BigInt64Array, attentionMask: BigInt64Array, batch: number, seq: number): Promise<Float32Array> {
-    const { data } = await this.run(inputIds, attentionMask, null, batch, seq, DEVICE_NAMES.lastLogits);
-    const vocab = data.length / nextPow2(batch);
+    const { data, shape } = await this.run(inputIds, attentionMask, null, batch, seq, DEVICE_NAMES.lastLogits);
+    const vocab = data.length / shape.batch;
     return data.subarray(0, batch * vocab);
   }
 
