@@ -16,7 +16,7 @@ import { accumulateImportance } from '../federation/importance';
 import { boundRound, DEFAULT_ROBUSTNESS, repeatCap } from '../federation/robust';
 import { startServer } from '../federation/server';
 import { entryInvocation } from '../simulate/cli-invocation';
-import { FederationClient } from '../trainer/client/federation-client';
+import { FederationClient } from '../federation/client/federation-client';
 import { QuadraticToyTrainer } from './toy-trainer';
 
 export const PAPER_BYTES_PER_ROUND = 17_988;

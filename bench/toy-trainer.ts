@@ -3,7 +3,7 @@
 // It honours the same exact-replica contract as the real engine: w = w0 − η·2^-28·Σ_j C_j·zq_j.
 import { createHash } from 'node:crypto';
 import type { FederationConfig, SparseCoefficientDelta } from '../protocol';
-import type { LocalTrainer, StepProgress, TrainRoundRequest, TrainRoundResult } from '../trainer/client/local-trainer';
+import type { LocalTrainer, StepProgress, TrainRoundRequest, TrainRoundResult } from '../federation/client/local-trainer';
 
 function mix(h: number): number {
   h ^= h >>> 16;

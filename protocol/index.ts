@@ -1,4 +1,4 @@
-// The federation's wire protocol, shared by the server (federation/) and the client (trainer/client/).
+// The federation's wire protocol, shared by the server (federation/) and the client (federation/client/).
 export * from './errors';
 export * from './messages';
 export * from './codec';

@@ -2,7 +2,7 @@
 // is unbounded. Otherwise the same round as EngineLocalTrainer's: same replica reset, same batch stream,
 // same loss statistics, same ZoTrainer, so that only the seeds differ between the study's methods.
 import type { FederationConfig } from '../../protocol';
-import type { TrainRoundResult, LossStat } from '../../trainer/client/local-trainer';
+import type { TrainRoundResult, LossStat } from '../../federation/client/local-trainer';
 import { BatchSampler } from '../../trainer/data/batches';
 import type { Example } from '../../trainer/data/examples';
 import { deriveSeed } from '../../trainer/data/rng';

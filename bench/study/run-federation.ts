@@ -19,7 +19,7 @@ import {
   type QuantizedProbabilities,
 } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
-import type { TrainRoundResult } from '../../trainer/client/local-trainer';
+import type { TrainRoundResult } from '../../federation/client/local-trainer';
 import { deriveSeed } from '../../trainer/data/rng';
 import { openEngine, type Engine } from '../../trainer/engine';
 import { evaluateLoss } from '../../trainer/eval/loss';

@@ -7,7 +7,7 @@ import { CLIENT_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
-import { describeConnectionError, FederationClient, FederationClientError } from '../../trainer/client/federation-client';
+import { describeConnectionError, FederationClient, FederationClientError } from '../../federation/client/federation-client';
 import { ErrorCode } from '../../protocol/errors';
 import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';

@@ -15,7 +15,7 @@ import type { FederationConfig } from '../../protocol';
 import { storeContentHash } from '../../federation/backup';
 import { LevelFederationStore } from '../../federation/level-store';
 import { startServer } from '../../federation/server';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const root = join(import.meta.dirname, '..', '..');

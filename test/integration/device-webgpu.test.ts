@@ -12,7 +12,7 @@ import { after, before, test, type TestContext } from 'node:test';
 import { startServer } from '../../federation/server';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { loadDataset, type Dataset } from '../../trainer/data/dataset';
 import { rewriteForDevice } from '../../trainer/device/device-graph';
 import { buildDevicePassGraph, buildPerturbationGraph } from '../../trainer/device/perturbation-graph';

@@ -15,7 +15,7 @@ import { verifyChain } from '../../federation/record-chain';
 import { PgFederationStore } from '../../federation/pg-store';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 import { startPostgres } from '../helpers/postgres';
 

@@ -11,7 +11,7 @@ import WebSocket from 'ws';
 import { ErrorCode, PROTOCOL_VERSION, decodeMessage, encodeMessage, type FederationConfig, type Message } from '../../protocol';
 import { startServer } from '../../federation/server';
 import { createToken, listTokens, revokeToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {

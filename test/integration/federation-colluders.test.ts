@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { encodeMessage, type FederationConfig } from '../../protocol';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const DIMENSION = 16;

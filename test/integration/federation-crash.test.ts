@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import type { FederationConfig } from '../../protocol';
 import { parseServerProcessEvent, type ServerProcessSpec } from '../../contracts/server-process';
 import { LevelFederationStore } from '../../federation/level-store';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {

@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { startServer, type FederationServer } from '../../federation/server';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { loadDataset, type Dataset } from '../../trainer/data/dataset';
 import { openEngine, type Engine } from '../../trainer/engine';
 import { writeGpt2 } from '../../trainer/model';

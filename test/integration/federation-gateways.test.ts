@@ -14,7 +14,7 @@ import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 import { parseServerProcessEvent, type ServerProcessSpec } from '../../contracts/server-process';
 import { COORDINATOR_LOCK, LOCK_CLASS } from '../../federation/gateway/leader';
 import type { FederationConfig } from '../../protocol';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { startPostgres } from '../helpers/postgres';
 import { TcpBalancer } from '../helpers/tcp-balancer';
 

@@ -15,7 +15,7 @@ import type { ServerEvents } from '../../federation/events';
 import { DEFAULT_ROBUSTNESS, repeatCap } from '../../federation/robust';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const DIMENSION = 16;

@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { parseServerProcessEvent, type ServerProcessSpec } from '../../contracts/server-process';
 import { LevelFederationStore } from '../../federation/level-store';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { createRng } from '../../trainer/data/rng';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 

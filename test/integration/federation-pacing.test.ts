@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { startServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {

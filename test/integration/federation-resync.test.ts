@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ErrorCode, type FederationConfig } from '../../protocol';
 import { startServer, type FederationServer } from '../../federation/server';
-import { FederationClient, FederationClientError } from '../../trainer/client/federation-client';
+import { FederationClient, FederationClientError } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {

@@ -12,7 +12,7 @@ import { ErrorCode, type FederationConfig } from '../../protocol';
 import { PgFederationStore } from '../../federation/pg-store';
 import { startServer, type FederationServer } from '../../federation/server';
 import { createToken, listTokens, revokeToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 import { startPostgres } from '../helpers/postgres';
 

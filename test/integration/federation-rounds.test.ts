@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { FederationConfig } from '../../protocol';
 import { startServer, type FederationServer } from '../../federation/server';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const base: FederationConfig = {

@@ -13,7 +13,7 @@ import { LevelFederationStore } from '../../federation/level-store';
 import { sampleClients, sampleClientsWithKey, samplingKey } from '../../federation/sampling';
 import { startServer } from '../../federation/server';
 import { createToken } from '../../federation/tokens';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const DIMENSION = 16;

@@ -17,7 +17,7 @@ import { LevelFederationStore } from '../../federation/level-store';
 import { verifyChain } from '../../federation/record-chain';
 import { startServer, type FederationServer } from '../../federation/server';
 import type { FederationState } from '../../federation/store';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const root = join(import.meta.dirname, '..', '..');

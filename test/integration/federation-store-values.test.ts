@@ -13,7 +13,7 @@ import { verifyChain } from '../../federation/record-chain';
 import { repairFromHistory } from '../../federation/repair';
 import { startServer } from '../../federation/server';
 import type { FederationState, RoundRecord } from '../../federation/store';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = { k: 32, federationSeed: 77, epsilon: 1e-3, eta: 0.05, tau: 3, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 3, clientsPerRound: 3, deadlineMs: 5000 };

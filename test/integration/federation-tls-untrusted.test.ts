@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { writeSelfSignedCert } from '../helpers/self-signed';
 import { startServer } from '../../federation/server';
 import type { FederationConfig } from '../../protocol';
-import { FederationClient } from '../../trainer/client/federation-client';
+import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {

@@ -11,7 +11,7 @@ import { evaluateLoss, type LossSummary } from '../eval/loss';
 import { GENERATOR_VERSION } from '../zo/generator';
 import { SeedSampler } from '../zo/seed-sampler';
 import { ZoTrainer } from '../zo/zo-trainer';
-import type { LocalTrainer, LossStat, StepProgress, TrainRoundRequest, TrainRoundResult } from './local-trainer';
+import type { LocalTrainer, LossStat, StepProgress, TrainRoundRequest, TrainRoundResult } from '../../federation/client/local-trainer';
 
 export interface EngineTrainerData {
   readonly train: Example[];

@@ -2,7 +2,7 @@
 // DNS, TLS, auth, timeout, closed. The extension turns the cause into actions (Open Setting, Set Token,
 // Retry); the message says it in words.
 import { ErrorCode } from '../../protocol';
-import { FederationClientError, FederationGaveUpError, type ClientEvents } from '../client';
+import { FederationClientError, FederationGaveUpError, type ClientEvents } from '../../federation/client';
 import type { ConnectionCause, ConnectionFailure } from '../../contracts/trainer-payloads';
 
 type Close = Omit<ClientEvents['disconnected'][0], 'retryInMs'>;

@@ -2,7 +2,7 @@
 // status, round and seed-distribution notifications the extension shows. A round's bytes are counted
 // as the server counts them (from its assignment to its result); the replica is checkpointed after every
 // round it syncs; a server that cannot be reached ends the join after a few tries with the cause.
-import { FederationClient, type LocalTrainer, type StepProgress } from '../client';
+import { FederationClient, type LocalTrainer, type StepProgress } from '../../federation/client';
 import { fedAvgBytesPerClient, type FederationConfig } from '../../protocol';
 import type { HostNotifier } from './notifier';
 import type { FederationResult, JoinFederationParams } from '../../contracts/trainer-payloads';
