@@ -11,12 +11,14 @@ import tseslint from 'typescript-eslint';
 const LAYERS = {
   protocol: [],
   contracts: ['protocol'],
+  // Node-only (node:fs, node:os): the webviews run in a browser.
+  'contracts/node': ['protocol'],
   'federation/client': ['protocol'],
   federation: ['protocol'],
   trainer: ['protocol', 'contracts', 'federation/client'],
   simulate: ['protocol', 'contracts', 'federation', 'trainer'],
   extension: ['protocol', 'contracts'],
-  webview: ['protocol', 'contracts'],
+  webview: ['protocol', 'contracts', '!contracts/node'],
   bench: ['protocol', 'contracts', 'federation', 'trainer', 'simulate'],
   cli: ['protocol', 'contracts', 'federation', 'trainer', 'simulate', 'bench'],
 };
@@ -78,7 +80,7 @@ const layerRules = Object.keys(LAYERS)
     const denied = targets.filter((t) => !mayImport(layer, t));
     const entries = entriesOf(layer);
     const may = entries.length > 0
-      ? `may import ${entries.map((e) => (e.startsWith('!') ? `not ${shown(e.slice(1))}` : shown(e))).join(', ')} only`
+      ? `may import ${entries.filter((e) => !e.startsWith('!')).map(shown).join(', ')}${entries.filter((e) => e.startsWith('!')).map((e) => ` (not ${shown(bare(e))})`).join('')} only`
       : 'imports nothing of ours';
     const depths = isFile(layer)
       ? [segments(layer).length - 1]

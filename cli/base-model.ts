@@ -1,5 +1,5 @@
 // The base model a federation server holds every client to: its identity (SHA-256) and its size.
-import { locateModel } from '../contracts/model-location';
+import { locateModel } from '../contracts/node/model-location';
 import { loadModel } from '../trainer/model/load';
 import type { Selection } from '../trainer/model/trainable';
 import { bundledModelDir } from '../trainer/paths';

@@ -8,7 +8,7 @@ import { describeNoExamples } from '../trainer/data/empty-dataset';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { Engine, EngineOptions } from '../trainer/engine';
 import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
-import { describeLocated } from '../contracts/model-location';
+import { describeLocated } from '../contracts/node/model-location';
 import { isPostgresUrl, redactStoreUrl } from '../federation/gateway/url';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
 import { describeBound, type Hyperparameter, HYPERPARAMETER_BOUNDS, withinBound } from '../protocol/config-limits';

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { SETTING_DEFAULTS, type SettingKey } from '../contracts/defaults';
-import { locateModel } from '../contracts/model-location';
+import { locateModel } from '../contracts/node/model-location';
 import type { CompletionSource, ExecutionProviderSetting, InitializeParams, SamplingSettings } from '../contracts/trainer-rpc';
 import type { PerturbationShape } from '../protocol/messages';
 

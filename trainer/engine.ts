@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { loadTokenizer, tokenIdsOnly, type TextTokenizer } from './data/tokenizer';
 import type { IncrementalDecoder, NextTokenModel } from './eval/generate';
 import { CachedDecoder, canDecodeWithCache } from './model/decoder';
-import { locateModel, type LocatedModel } from '../contracts/model-location';
+import { locateModel, type LocatedModel } from '../contracts/node/model-location';
 import type { Selection } from './model/trainable';
 import type { TokenBatch } from './data/batches';
 import { DeviceModelSession, DeviceWeights } from './device/resident';

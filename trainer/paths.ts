@@ -1,7 +1,7 @@
 // Where the product's own files are, whether running from source (tsx) or from dist/ bundles.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { locateModel } from '../contracts/model-location';
+import { locateModel } from '../contracts/node/model-location';
 
 let cachedRoot: string | undefined;
 

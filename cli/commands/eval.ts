@@ -9,7 +9,7 @@ import { CliError } from '../errors';
 import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
 import { emitJson, fixed, note, percent } from '../output';
 import { describeReport } from '../../trainer/device/providers';
-import { describeLocated } from '../../contracts/model-location';
+import { describeLocated } from '../../contracts/node/model-location';
 
 interface EvalOptions extends ModelCliOptions, DataCliOptions {
   checkpoint?: string;

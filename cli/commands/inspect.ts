@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { bundledModelDir } from '../../trainer/paths';
 import { loadModel, type LoadedModel } from '../../trainer/model/load';
-import { describeLocated, locateModel } from '../../contracts/model-location';
+import { describeLocated, locateModel } from '../../contracts/node/model-location';
 import { DataType, dataTypeName } from '../../trainer/model/onnx';
 import { addModelSelectionOptions, type ModelCliOptions } from '../options';
 import { emitJson } from '../output';

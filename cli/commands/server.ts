@@ -14,7 +14,7 @@ import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
 import { openStoreSpec, storeName } from '../store-spec';
-import { ignoreScratchFolder } from '../../contracts/scratch-folder';
+import { ignoreScratchFolder } from '../../contracts/node/scratch-folder';
 import { suggest } from '../invocation';
 import { registerServerBackup } from './server-backup';
 import { deadlineSeconds, existingPath, hyperparameterArg, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';

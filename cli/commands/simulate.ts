@@ -14,7 +14,7 @@ import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
 import { addMemoryOption, type MemoryCliOptions } from '../memory-option';
-import { ignoreScratchFolder } from '../../contracts/scratch-folder';
+import { ignoreScratchFolder } from '../../contracts/node/scratch-folder';
 import { suggest } from '../invocation';
 
 interface SimulateOptions extends ModelCliOptions, MemoryCliOptions {

@@ -8,7 +8,7 @@ import { printable } from '../../protocol/client-id';
 import { emitJson, note } from '../output';
 import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
-import { ignoreScratchFolder } from '../../contracts/scratch-folder';
+import { ignoreScratchFolder } from '../../contracts/node/scratch-folder';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 
 interface StoreOption {

@@ -4,7 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import * as vscode from 'vscode';
-import { cachedModelIds, locateModel, type LocatedModel } from '../../contracts/model-location';
+import { cachedModelIds, locateModel, type LocatedModel } from '../../contracts/node/model-location';
 import { CONFIG_SECTION } from '../config';
 import { UserFacingError } from '../processes/trainingController';
 import { pathArgument } from './outcome';

@@ -10,7 +10,7 @@ import type { TrainingController } from '../processes/trainingController';
 import type { DashboardPanelManager } from '../views/dashboardPanel';
 import { showInfo } from './messages';
 import { pathArgument } from './outcome';
-import { ignoreScratchFolder, WORK_FOLDER } from '../../contracts/scratch-folder';
+import { ignoreScratchFolder, WORK_FOLDER } from '../../contracts/node/scratch-folder';
 
 export interface TrainingCommandDeps {
   controller: TrainingController;

@@ -6,7 +6,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
-import { describeLocated, hubCache, locateModel, LocateError } from '../../contracts/model-location';
+import { describeLocated, hubCache, locateModel, LocateError } from '../../contracts/node/model-location';
 import { resolveModelPaths } from '../../trainer/paths';
 
 const FIX = resolve('test/fixtures/models');

@@ -1,5 +1,5 @@
 // The product's working folder, `.fedkseed/` (a server's store, simulate's runs, the extension's exports): kept
-// out of git. Node-only, like model-location.ts: the webviews never import it.
+// out of git. Node-only, like model-location.ts beside it: the webviews may not import contracts/node/.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 
