@@ -4,9 +4,10 @@
 // decoder_with_past_model.onnx), measured side by side in one run. Both must give the same tokens.
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { greedyGenerate, type Generation, type NextTokenModel } from '../trainer/eval/generate';
+import { greedyGenerate, type Generation, type NextTokenModel } from '../trainer/model/generate';
 import { CachedDecoder } from '../trainer/model/decoder';
-import { GPT2_PRESETS, gpt2ParamCount, loadModel, ModelSession } from '../trainer/model';
+import { GPT2_PRESETS, gpt2ParamCount, loadModel } from '../trainer/model';
+import { ModelSession } from '../trainer/device/session';
 import { benchCacheDir, cachedModel } from './engine';
 import { median } from './zo-step';
 

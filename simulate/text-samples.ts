@@ -4,7 +4,7 @@
 // something, not only that an average fell.
 import type { Example } from '../trainer/data/examples';
 import type { Engine } from '../trainer/engine';
-import { greedyGenerate } from '../trainer/eval/generate';
+import { greedyGenerate } from '../trainer/model/generate';
 import { tokenLosses } from '../trainer/eval/token-losses';
 
 /** Windows shown; each costs one forward of n − 1 rows and one short generation per model. */

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { openEngine, type Engine } from '../../trainer/engine';
-import { greedyGenerate } from '../../trainer/eval/generate';
+import { greedyGenerate } from '../../trainer/model/generate';
 import { requireEos } from '../../trainer/data/tokenizer';
 import { collate } from '../../trainer/data/batches';
 import { applyCheckpoint, loadCheckpoint } from '../../trainer/zo/checkpoint';

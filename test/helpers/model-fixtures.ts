@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nextTokenLabels } from '../../trainer/model/labels';
 import type { FloatWeight, LoadedModel } from '../../trainer/model/load';
-import { ModelSession, type TokenBatch } from '../../trainer/model/session';
+import { ModelSession, type TokenBatch } from '../../trainer/device/session';
 
 export const FIXTURES = join('test', 'fixtures', 'models');
 

@@ -19,8 +19,9 @@ import { buildDevicePassGraph, buildPerturbationGraph } from '../../trainer/devi
 import { nodePlacement } from '../../trainer/device/placement';
 import { BusCounter, DeviceModelSession, DeviceWeights } from '../../trainer/device/resident';
 import { openEngine, type Engine } from '../../trainer/engine';
-import { greedyGenerate } from '../../trainer/eval/generate';
-import { gpt2Bytes, loadModel, ModelSession, parseModel, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel, type TokenBatch } from '../../trainer/model';
+import { greedyGenerate } from '../../trainer/model/generate';
+import { gpt2Bytes, loadModel, parseModel, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel } from '../../trainer/model';
+import { ModelSession, type TokenBatch } from '../../trainer/device/session';
 import { bundledModelDir, packageRoot } from '../../trainer/paths';
 import { seedKey } from '../../trainer/zo/generator';
 import { ParameterSet } from '../../trainer/zo/parameters';

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import { loadDataset } from '../../trainer/data/dataset';
 import type { Example } from '../../trainer/data/examples';
 import { openEngine, type Engine } from '../../trainer/engine';
-import { argmaxRow } from '../../trainer/eval/generate';
+import { argmaxRow } from '../../trainer/model/generate';
 import { metricsScorer } from '../../trainer/eval/metrics';
 import type { HostNotifier } from '../../trainer/host/notifier';
 import { TrainerSession } from '../../trainer/host/session';

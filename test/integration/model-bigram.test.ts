@@ -7,7 +7,7 @@ import { ModelError } from '../../trainer/model/errors';
 import { nextTokenLabels } from '../../trainer/model/labels';
 import { parseModel } from '../../trainer/model/load';
 import { rewriteForTraining } from '../../trainer/model/rewrite';
-import { ModelSession } from '../../trainer/model/session';
+import { ModelSession } from '../../trainer/device/session';
 import { BIGRAM_BIAS, BIGRAM_TABLE, bigramLossAndGradient, buildBigramModel, type BigramModelOptions } from '../helpers/bigram-model';
 import { rightPaddedBatch, weightMap } from './model-helpers';
 

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { buildGpt2, gpt2Bytes, gpt2ParamCount, GPT2_PRESETS, type Gpt2Config } from '../../trainer/model/gpt2-builder';
 import { nextTokenLabels } from '../../trainer/model/labels';
 import { parseModel } from '../../trainer/model/load';
-import { ModelSession } from '../../trainer/model/session';
+import { ModelSession } from '../../trainer/device/session';
 import { referenceLoss, rightPaddedBatch, weightMap } from './model-helpers';
 
 const tiny: Gpt2Config = { vocab: 37, ctx: 16, dModel: 24, layers: 2, heads: 3, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 11 };

@@ -10,7 +10,7 @@ import { exportModel } from '../../trainer/model/export';
 import { gpt2Bytes } from '../../trainer/model/gpt2-builder';
 import { nextTokenLabels } from '../../trainer/model/labels';
 import { loadModel, parseModel, type LoadedModel } from '../../trainer/model/load';
-import { ModelSession } from '../../trainer/model/session';
+import { ModelSession } from '../../trainer/device/session';
 import { referenceLoss, rightPaddedBatch, weightMap } from './model-helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'fedkseed-model-export-'));

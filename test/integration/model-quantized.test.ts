@@ -13,7 +13,7 @@ import { loadModel } from '../../trainer/model/load';
 import { createModel, DataType, decodeModel, encodeModel, node, rawTensor, valueInfo } from '../../trainer/model/onnx';
 import { roundHalfEven } from '../../protocol';
 import { dequantizeNBits, quantizeNBits, type MatMulNBitsSource } from '../../trainer/model/quantized';
-import { ModelSession } from '../../trainer/model/session';
+import { ModelSession } from '../../trainer/device/session';
 import { ParameterSet } from '../../trainer/zo/parameters';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { ZoTrainer } from '../../trainer/zo/zo-trainer';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { loadModel } from '../../trainer/model/load';
 import { nextTokenLabels } from '../../trainer/model/labels';
-import { ModelSession } from '../../trainer/model/session';
+import { ModelSession } from '../../trainer/device/session';
 import { rightPaddedBatch, referenceLoss, weightMap } from './model-helpers';
 
 const MODEL = 'models/tiny-code-lm/model.onnx';

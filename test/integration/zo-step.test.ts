@@ -3,7 +3,8 @@
 // the real training graph and a real onnxruntime session.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { nextTokenLabels, parseModel, rewriteForTraining, ModelSession, type LoadedModel } from '../../trainer/model';
+import { nextTokenLabels, parseModel, rewriteForTraining, type LoadedModel } from '../../trainer/model';
+import { ModelSession } from '../../trainer/device/session';
 import { bigramLossAndGradient, buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../helpers/bigram-model';
 import type { SeedGradient } from '../../protocol';
 import { ZoTrainer } from '../../trainer/zo/zo-trainer';

@@ -1,7 +1,7 @@
 // The choice of the next token and where a suggestion ends: properties that hold for any logits and text.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { argmaxRow } from '../../trainer/eval/generate';
+import { argmaxRow } from '../../trainer/model/generate';
 import { nucleus, tokenChooser } from '../../trainer/complete/sampling';
 import { cursorIndent, stopIndex } from '../../trainer/complete/stops';
 

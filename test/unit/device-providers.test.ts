@@ -20,7 +20,7 @@ import {
 import { chooseWebGpuAdapter, isSoftwareName, parseVulkanSummary, surveyVulkanDrivers, type WebGpuSurvey } from '../../trainer/device/adapters';
 import { ModelError } from '../../trainer/model/errors';
 import { loadModel } from '../../trainer/model/load';
-import { ModelSession } from '../../trainer/model/session';
+import { ModelSession } from '../../trainer/device/session';
 import { createModel, DataType, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
 
 const linux = (cudaInstalled: boolean): ProviderEnvironment => ({

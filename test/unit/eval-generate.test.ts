@@ -3,7 +3,7 @@
 // model code. The stand-in also checks that every batch it receives is right-padded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { argmaxRow, greedyGenerate, type NextTokenModel } from '../../trainer/eval/generate';
+import { argmaxRow, greedyGenerate, type NextTokenModel } from '../../trainer/model/generate';
 
 const VOCAB = 8;
 const EOS = 7;

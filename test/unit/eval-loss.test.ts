@@ -6,7 +6,7 @@ import type { TokenBatch } from '../../trainer/data/batches';
 import type { Example } from '../../trainer/data/examples';
 import type { TextTokenizer } from '../../trainer/data/tokenizer';
 import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
-import type { NextTokenModel } from '../../trainer/eval/generate';
+import type { NextTokenModel } from '../../trainer/model/generate';
 import { LossAccumulator, evaluateLoss } from '../../trainer/eval/loss';
 
 test('loss is token-weighted: sum of token losses / tokens, perplexity = exp', () => {

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { CachedDecoder, canDecodeWithCache } from '../model/decoder';
 import { gpt2Bytes, type Gpt2Config } from '../model/gpt2-builder';
 import { parseModel, type LoadedModel } from '../model/load';
-import { ModelSession } from '../model/session';
+import { ModelSession } from '../device/session';
 import type { CompletionModel } from './generator';
 import type { WeightMap } from './weights';
 

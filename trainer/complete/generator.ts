@@ -2,7 +2,7 @@
 // new token re-runs the whole sequence), tokens are chosen by the sampling settings, and the text ends at
 // the stop rule, at EOS, at the token limit or at the model's context. An aborted signal ends it between
 // two forwards: the editor's cancellation reaches the generator as the user types.
-import type { IncrementalDecoder, NextTokenModel } from '../eval/generate';
+import type { IncrementalDecoder, NextTokenModel } from '../model/generate';
 import { tokenChooser, type Sampling } from './sampling';
 import { stopIndex, type StopRule } from './stops';
 

@@ -2,7 +2,7 @@
 // the smallest set of tokens whose probability reaches top-p (nucleus sampling), with a seeded stream so
 // a completion can be repeated.
 import { createRng } from '../data/rng';
-import { argmaxRow } from '../eval/generate';
+import { argmaxRow } from '../model/generate';
 
 export type Sampling = { readonly mode: 'greedy' } | { readonly mode: 'sample'; readonly temperature: number; readonly topP: number; readonly seed: number };
 

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import type { TokenBatch } from '../data/batches';
 import type { LoadedModel } from '../model/load';
 import { IGNORE_INDEX, rewriteForTraining, type TrainingGraph } from '../model/rewrite';
-import type { LossResult } from '../model/session';
+import type { LossResult } from './session';
 import type { ParameterSet } from '../zo/parameters';
 import { createModel, DataType, encodeModel, int64Tensor, node, valueInfo } from '../model/onnx';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';

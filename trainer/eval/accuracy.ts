@@ -1,6 +1,6 @@
 // Next-token top-1 accuracy: the share of target tokens that are the model's most likely next token
 // (argmax of the logits at the position before them), over the same targets the loss counts.
-import { argmaxRow } from './generate';
+import { argmaxRow } from '../model/generate';
 
 export interface Top1Count {
   readonly correct: number;

@@ -3,7 +3,7 @@
 // tokens, mean F-score).
 import type { Example } from '../data/examples';
 import type { TextTokenizer } from '../data/tokenizer';
-import { type Generation, type NextTokenModel, greedyGenerate } from './generate';
+import { type Generation, type NextTokenModel, greedyGenerate } from '../model/generate';
 import { rougeL } from './rouge';
 
 export interface RougeEvaluation {

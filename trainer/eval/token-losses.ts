@@ -1,7 +1,7 @@
 // The loss of each token of a sequence given the ones before it: what a report colours to show where
 // fine-tuning moved the model. One forward of n − 1 rows, row i holding the prefix ids[0..i] (right-padded,
 // masked), so the model's last-token logits of row i predict ids[i + 1].
-import type { NextTokenModel } from './generate';
+import type { NextTokenModel } from '../model/generate';
 
 /** −log softmax(logits row `row`)[target], computed stably in float64. */
 export function tokenLoss(logits: Float32Array, row: number, vocab: number, target: number): number {

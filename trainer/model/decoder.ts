@@ -4,7 +4,7 @@
 // float32 arrays the training session reads (bound as graph inputs), so generation follows training.
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import type { IncrementalDecoder } from '../eval/generate';
+import type { IncrementalDecoder } from './generate';
 import type { LoadedModel } from './load';
 import { decodeModel, encodeModel, DataType } from './onnx';
 import { bindWeightInputs } from './rewrite';

@@ -2,11 +2,11 @@
 // tensors, loss and last-position logits computed in the graph.
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { createWithProviders, NoProviderError, type ProviderReport, type ProviderRequest } from '../device/providers';
-import { ModelError } from './errors';
-import type { LoadedModel } from './load';
-import { IGNORE_INDEX, TRAINING_NAMES, rewriteForTraining, type TrainingGraph } from './rewrite';
-import type { NamedIndexInput } from './validate';
+import { createWithProviders, NoProviderError, type ProviderReport, type ProviderRequest } from './providers';
+import { ModelError } from '../model/errors';
+import type { LoadedModel } from '../model/load';
+import { IGNORE_INDEX, TRAINING_NAMES, rewriteForTraining, type TrainingGraph } from '../model/rewrite';
+import type { NamedIndexInput } from '../model/validate';
 
 export interface ModelSessionOptions {
   /** Threads for one operator; default: the number of cores. */
