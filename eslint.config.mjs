@@ -22,6 +22,9 @@ const LAYERS = {
   bench: ['protocol', 'contracts', 'federation', 'trainer', 'simulate'],
   cli: ['protocol', 'contracts', 'federation', 'trainer', 'simulate', 'bench'],
 };
+// Inside trainer/, from the bottom: each sub-layer may import those before it (and what trainer/ may).
+const TRAINER = ['util', 'paths', 'data', 'zo', 'model', 'device', 'engine', 'complete', 'eval', 'divergence', 'local-run', 'client', 'host'];
+TRAINER.forEach((name, i) => { LAYERS[`trainer/${name}`] = TRAINER.slice(0, i).map((lower) => `trainer/${lower}`); });
 const OUTSIDE = ['test', 'scripts'];
 // Deepest folder a layer's files sit in, counted from the repository root (trainer/zo/wasm/ is 3).
 const MAX_DEPTH = 6;
@@ -34,8 +37,8 @@ const within = (inner, outer) => inner === outer || inner.startsWith(`${outer}/`
 const isFile = (layer) => existsSync(join(import.meta.dirname, `${layer}.ts`));
 const shown = (layer) => (isFile(layer) ? `${layer}.ts` : `${layer}/`);
 const bare = (entry) => entry.replace(/^!/, '');
-/** A layer's own entries, then those of the layers around it. */
-const entriesOf = (layer) => [...new Set(Object.keys(LAYERS).filter((l) => within(layer, l)).flatMap((l) => LAYERS[l]))];
+/** A layer's own entries, then those of the layers around it (LAYERS lists an outer layer before its inner ones). */
+const entriesOf = (layer) => [...new Set(Object.keys(LAYERS).filter((l) => within(layer, l)).reverse().flatMap((l) => LAYERS[l]))];
 
 /** Whether `layer` may import `target`: the most specific entry covering the target decides. */
 function mayImport(layer, target) {

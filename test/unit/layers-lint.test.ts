@@ -17,7 +17,7 @@ const upward: [string, string, RegExp][] = [
   ['federation/deep/x.ts', "import { x } from '../../trainer/engine';", /layers: federation\//],
   ['protocol/x.ts', "import { x } from '../federation/server';", /layers: protocol\/ imports nothing of ours/],
   ['webview/shared/x.ts', "import { x } from '../../trainer/host/session';", /layers: webview\/ may import protocol\/, contracts\/ \(not contracts\/node\/\) only/],
-  ['trainer/host/x.ts', "import { x } from '../../federation/server';", /layers: trainer\/ may import protocol\/, contracts\/, federation\/client\/ only/],
+  ['trainer/host/x.ts', "import { x } from '../../federation/server';", /layers: trainer\/host\/ may import trainer\/util\/, .*, trainer\/client\/, protocol\/, contracts\/, federation\/client\/ only/],
   ['trainer/host/x.ts', "import { x } from '../../federation';", /layers: trainer\//],
   ['federation/client/x.ts', "import { x } from '../server';", /layers: federation\/client\/ may import protocol\/ only/],
   ['federation/client/x.ts', "import { x } from '../../contracts/defaults';", /layers: federation\/client\//],
@@ -30,6 +30,14 @@ const upward: [string, string, RegExp][] = [
   ['extension/processes/x.ts', "import { x } from '../../webview/shared/format';", /layers: extension\//],
   ['simulate/x.ts', "import { x } from '../cli/options';", /layers: simulate\//],
   ['bench/x.ts', "import type { x } from '../cli/output';", /layers: bench\//],
+  // Inside trainer/: util < paths < data < zo < model < device < engine < complete < eval < divergence < local-run < client < host.
+  ['trainer/model/x.ts', "import { x } from '../device/providers';", /layers: trainer\/model\/ may import trainer\/util\/, trainer\/paths.ts, trainer\/data\/, trainer\/zo\/, protocol\/, contracts\/, federation\/client\/ only/],
+  ['trainer/eval/x.ts', "import { x } from '../host/session';", /layers: trainer\/eval\//],
+  ['trainer/data/x.ts', "import { x } from '../zo/generator';", /layers: trainer\/data\//],
+  ['trainer/zo/wasm/x.ts', "import { x } from '../../model/onnx';", /layers: trainer\/zo\//],
+  ['trainer/engine.ts', "import { x } from './complete/service';", /layers: trainer\/engine.ts/],
+  ['trainer/device/x.ts', "import { x } from '../engine';", /layers: trainer\/device\//],
+  ['trainer/util/x.ts', "import { x } from '../../federation/server';", /layers: trainer\/util\/ may import protocol\/, contracts\/, federation\/client\/ only/],
 ];
 
 for (const [file, code, message] of upward) {
@@ -45,6 +53,12 @@ const allowed: [string, string][] = [
   ['trainer/zo/x.ts', "import { x } from '../../protocol/exact-range';"],
   ['trainer/host/x.ts', "import { x } from '../../contracts/trainer-rpc';"],
   ['trainer/host/x.ts', "import { x } from '../../federation/client/federation-client';"],
+  ['trainer/device/x.ts', "import { x } from '../model/onnx';"],
+  ['trainer/eval/x.ts', "import { x } from '../complete/decoders';"],
+  ['trainer/zo/wasm/x.ts', "import { x } from '../../data/rng';"],
+  ['trainer/util/x.ts', "import { x } from '../../federation/client';"],
+  ['trainer/local-run.ts', "import { x } from './engine';"],
+  ['trainer/host/x.ts', "import { x } from '../local-run';"],
   ['trainer/client/x.ts', "import { x } from '../../federation/client';"],
   ['federation/client/x.ts', "import { x } from '../../protocol';"],
   ['federation/client/x.ts', "import { x } from './local-trainer';"],
