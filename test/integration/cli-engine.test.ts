@@ -26,14 +26,12 @@ describe('fedkseed eval / train / export', () => {
     for (const c of ['eval', 'train', 'export', 'server', 'client', 'simulate', 'bench']) assert.match(r.stdout, new RegExp(`\\n\\s+${c}\\b`));
   });
 
-  let baseLoss = Number.NaN;
   it('eval --json prints loss and tokens for the bundled model', () => {
     const r = fedkseed('eval', '--data', code, '--seq-len', '64', '--json');
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout) as { loss: number; tokens: number };
     assert.ok(out.loss > 0 && Number.isFinite(out.loss));
     assert.ok(Number.isInteger(out.tokens) && out.tokens > 0);
-    baseLoss = out.loss;
   });
 
   it('train --json streams events and writes a checkpoint that eval and export reproduce exactly', () => {
@@ -54,13 +52,18 @@ describe('fedkseed eval / train / export', () => {
     assert.ok(existsSync(model) && existsSync(join(work, 'out', 'tokenizer.json')));
 
     // The checkpoint evaluated on the base model and the exported file give the same loss, and it
-    // differs from the base model's: training changed the model.
-    const viaCheckpoint = JSON.parse(fedkseed('eval', '--data', code, '--seq-len', '64', '--checkpoint', checkpoint, '--json').stdout) as { loss: number };
+    // differs from the base model's: training changed the model. The checkpoint's own evaluation setup
+    // (held-out share 0.3, 8 examples) is taken by eval --checkpoint and given to the exported model's eval.
+    const viaCheckpoint = JSON.parse(fedkseed('eval', '--data', code, '--checkpoint', checkpoint, '--json').stdout) as { loss: number; seqLen: number; examples: number };
+    assert.equal(viaCheckpoint.seqLen, 64);
     const exported = join(work, 'exported.onnx');
     assert.equal(fedkseed('export', '--checkpoint', checkpoint, '--out', exported).status, 0);
-    const viaExport = JSON.parse(fedkseed('eval', '--model', exported, '--tokenizer', join(root, 'models', 'tiny-code-lm', 'tokenizer.json'), '--data', code, '--seq-len', '64', '--json').stdout) as { loss: number };
+    const viaExport = JSON.parse(
+      fedkseed('eval', '--model', exported, '--tokenizer', join(root, 'models', 'tiny-code-lm', 'tokenizer.json'), '--data', code, '--seq-len', '64', '--held-out', '0.3', '--max-examples', '8', '--json').stdout,
+    ) as { loss: number };
     assert.ok(Math.abs(viaCheckpoint.loss - viaExport.loss) < 1e-6, `${viaCheckpoint.loss} vs ${viaExport.loss}`);
-    assert.notEqual(viaCheckpoint.loss, baseLoss);
+    const base = JSON.parse(fedkseed('eval', '--data', code, '--seq-len', '64', '--held-out', '0.3', '--max-examples', '8', '--json').stdout) as { loss: number };
+    assert.notEqual(viaCheckpoint.loss, base.loss);
   });
 
   it('a learning rate that diverges stops the run, names --eta, and keeps the best checkpoint (here the start) beside the last', () => {
