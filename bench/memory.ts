@@ -21,6 +21,7 @@ import { SeedSampler } from '../trainer/zo/seed-sampler';
 import { ZoTrainer } from '../trainer/zo/zo-trainer';
 import { benchCacheDir, cachedModel, cachedModelPath, presetConfig, presetParameters, type BenchPreset } from './models';
 import { measureZoStep, type ZoStepTiming } from './zo-step';
+import { errorMessage } from '../protocol/errors';
 
 export const MEMORY_SIZES = { '10m': 'zo-10m', '124m': 'gpt2-small', '1.3b': 'gpt-1.3b' } as const satisfies Record<string, BenchPreset>;
 export type MemorySize = keyof typeof MEMORY_SIZES;
@@ -263,7 +264,7 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
         try {
           r = await probeInChild({ kind, model, vocab, batch, seq: SEQ, threads, steps, rounds, maxMemory, ...(kind === 'train' ? { timedSteps } : {}) });
         } catch (e) {
-          const error = (e as Error).message;
+          const error = errorMessage(e);
           log(`${size} batch ${batch} ${kind}: ${error}`);
           rows.push({ ...base, kind, peakRssBytes: 0, ratio: 0, seconds: 0, runtimeBytes: 0, error });
           continue;

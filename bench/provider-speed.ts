@@ -14,6 +14,7 @@ import { SeedSampler } from '../trainer/zo/seed-sampler';
 import { ZoTrainer } from '../trainer/zo/zo-trainer';
 import type { TokenBatch } from '../trainer/data/batches';
 import { median } from './zo-step';
+import { errorMessage } from '../protocol/errors';
 
 function batchOf(batch: number, seq: number, vocab: number): TokenBatch {
   const n = batch * seq;
@@ -40,7 +41,7 @@ export async function measureProviderSpeed(options: { model?: string; batch?: nu
     log('no WebGPU adapter could be named here: nothing to record');
     return null;
   }
-  const opened = await observeOpenedAdapter().catch((e: unknown) => ({ readable: false as const, note: (e as Error).message }));
+  const opened = await observeOpenedAdapter().catch((e: unknown) => ({ readable: false as const, note: errorMessage(e) }));
   if (opened.readable && opened.software) {
     log(`WebGPU opened a software adapter (${opened.evidence}): nothing to record`);
     return null;
@@ -52,7 +53,7 @@ export async function measureProviderSpeed(options: { model?: string; batch?: nu
     try {
       engine = await openEngine({ model: options.model, providers: [provider], workload: { batch, seq } });
     } catch (e) {
-      log(`${provider}: cannot open (${(e as Error).message.split('\n')[0]}): nothing to record`);
+      log(`${provider}: cannot open (${errorMessage(e).split('\n')[0]}): nothing to record`);
       return null;
     }
     try {

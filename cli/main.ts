@@ -13,6 +13,7 @@ import { registerGenerate } from './commands/generate';
 import { CliError } from './errors';
 import { suggest } from './invocation';
 import { version } from '../package.json';
+import { errorMessage } from '../protocol/errors';
 
 export function buildProgram(): Command {
   const program = new Command('fedkseed')
@@ -48,7 +49,7 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     process.stderr.write(`fedkseed: ${message}\n`);
     if (process.env.FEDKSEED_DEBUG && err instanceof Error && !(err instanceof CliError)) process.stderr.write(`${err.stack}\n`);
     process.exitCode = err instanceof CliError ? err.exitCode : 1;

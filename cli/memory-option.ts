@@ -3,6 +3,7 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import type { EngineOptions } from '../trainer/engine';
 import { parseMemorySize } from '../trainer/zo/memory-plan';
+import { errorMessage } from '../protocol/errors';
 
 export interface MemoryCliOptions {
   maxMemory?: number;
@@ -12,7 +13,7 @@ export function memorySize(value: string): number {
   try {
     return parseMemorySize(value);
   } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
+    throw new InvalidArgumentError(errorMessage(e));
   }
 }
 

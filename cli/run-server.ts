@@ -14,6 +14,7 @@ import { startServer, type FederationServer } from '../federation/server';
 import type { FederationStore } from '../federation/store';
 import { GENERATOR_VERSION } from '../trainer/zo/generator';
 import { readBaseModel } from './base-model';
+import { errorMessage } from '../protocol/errors';
 
 const emit = (event: ServerProcessEvent): void => void process.stdout.write(serverProcessEventLine(event));
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   } catch (err) {
     await shared?.close().catch(() => undefined);
     const addressInUse = ((err as Error).cause as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
-    return fail(err instanceof Error ? err.message : String(err), addressInUse);
+    return fail(errorMessage(err), addressInUse);
   }
   const { config } = spec;
   narrate(server, config.rounds);

@@ -8,6 +8,7 @@ import { isPostgresUrl, redactStoreUrl } from '../federation/gateway/url';
 import type { Logger } from '../federation/log';
 import type { FederationStore } from '../federation/store';
 import { CliError } from './errors';
+import { errorMessage } from '../protocol/errors';
 
 export interface StoreSpecOptions {
   readonly trustStore?: boolean;
@@ -25,7 +26,7 @@ function readPassword(file: string): string {
   try {
     return readFileSync(file, 'utf8').split(/\r?\n/)[0];
   } catch (err) {
-    throw new CliError(`cannot read the password file ${file}: ${(err as Error).message}`);
+    throw new CliError(`cannot read the password file ${file}: ${errorMessage(err)}`);
   }
 }
 

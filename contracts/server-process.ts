@@ -7,6 +7,7 @@
 import * as z from 'zod/mini';
 import { federationConfigSchema } from './hyperparameters';
 import { parseJsonLine, parseWith, type ParseResult } from './parse';
+import { errorMessage } from '../protocol/errors';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
 const positiveInt = () => z.number().check(z.int(), z.positive());
@@ -96,7 +97,7 @@ export function parseServerProcessSpec(json: string): ParseResult<ServerProcessS
   try {
     value = JSON.parse(json);
   } catch (err) {
-    return { ok: false, error: `not JSON: ${(err as Error).message}` };
+    return { ok: false, error: `not JSON: ${errorMessage(err)}` };
   }
   return parseWith(serverProcessSpecSchema, value);
 }

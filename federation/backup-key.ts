@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { errorMessage } from '../protocol/errors';
 
 export const BACKUP_KEY_BYTES = 32;
 
@@ -30,7 +31,7 @@ export async function readBackupKey(file: string): Promise<Uint8Array> {
     text = await readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new BackupKeyError(`there is no backup key file ${file}`);
-    throw new BackupKeyError(`the backup key file ${file} cannot be read: ${(err as Error).message}`);
+    throw new BackupKeyError(`the backup key file ${file} cannot be read: ${errorMessage(err)}`);
   }
   const hex = text.trim();
   if (!/^[0-9a-f]{64}$/i.test(hex)) throw new BackupKeyError(`the backup key file ${file} does not hold a key (${BACKUP_KEY_BYTES * 2} hex digits)`);
@@ -50,7 +51,7 @@ export async function readOrCreateBackupKey(file: string): Promise<{ key: Uint8A
     }
     return { key: new Uint8Array(key), created: true };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BackupKeyError(`the backup key file ${file} cannot be created: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new BackupKeyError(`the backup key file ${file} cannot be created: ${errorMessage(err)}`);
   }
   return { key: await readBackupKey(file), created: false };
 }

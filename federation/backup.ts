@@ -14,6 +14,7 @@ import type { FederationConfig } from '../protocol';
 import { federationConfigSchema } from '../protocol/config-schema';
 import { afterFromJson, afterToJson, applyRound, initialState } from './record-chain';
 import type { FederationState, FederationStore, RoundRecord, TokenRecord } from './store';
+import { errorMessage } from '../protocol/errors';
 
 export const BACKUP_FORMAT = 'fedkseed-backup';
 /** 2: a round may carry its history (what it left in the residual and importance); 1 is still read. */
@@ -292,7 +293,7 @@ class BackupBuilder {
       try {
         after = r.after === undefined ? null : afterFromJson(r.after, k, r.round);
       } catch (err) {
-        throw new BackupDamagedError((err as Error).message);
+        throw new BackupDamagedError(errorMessage(err));
       }
       const { kind: _kind, ...round } = r;
       this.rounds.push({ ...round, change, after, lossBefore: r.lossBefore ?? Number.NaN, lossAfter: r.lossAfter ?? Number.NaN });

@@ -15,6 +15,7 @@ import { LocalRounds } from './local-rounds';
 import { SAMPLING_SECRET_BYTES } from './sampling';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord, type TokenRecord } from './store';
+import { errorMessage } from '../protocol/errors';
 
 export type FieldKind = 'string' | 'number' | 'string[]' | readonly string[];
 
@@ -70,7 +71,7 @@ function parseJson(bytes: Buffer, what: string): unknown {
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (err) {
-    throw new Error(`the store's ${what} is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new Error(`the store's ${what} is not JSON: ${errorMessage(err)}`, { cause: err });
   }
 }
 
@@ -250,7 +251,7 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       if (cause?.code === 'LEVEL_LOCKED') throw err;
-      throw new StoreDamagedError(`the store ${path} cannot be opened: ${cause?.message ?? (err as Error).message}; ${remedy}`, { cause: err });
+      throw new StoreDamagedError(`the store ${path} cannot be opened: ${cause?.message ?? errorMessage(err)}; ${remedy}`, { cause: err });
     }
     if (options.salvage) {
       // A repair reads by key: tables rewritten from a scan first, where they can be, so a damaged filter hides nothing.
@@ -265,7 +266,7 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
         ({ content, round: scannedRound } = await scan(db, false));
       } catch (err) {
         content = null;
-        unreadable = (err as Error).message;
+        unreadable = errorMessage(err);
       }
       const store = new LevelFederationStore(db, path, content ?? 0n, scannedRound);
       if (content === null && options.trustContent) throw new Error(unreadable);
@@ -303,7 +304,7 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     } catch (err) {
       await db.close();
       if (err instanceof StoreDamagedError) throw err;
-      throw new StoreDamagedError(`the store ${path} cannot be read: ${(err as Error).message}; ${remedy}`, { cause: err });
+      throw new StoreDamagedError(`the store ${path} cannot be read: ${errorMessage(err)}; ${remedy}`, { cause: err });
     }
   }
 

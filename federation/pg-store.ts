@@ -18,6 +18,7 @@ import type { Logger } from './log';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, verifyChain } from './record-chain';
 import { SAMPLING_SECRET_BYTES } from './sampling';
 import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord, type UploadOutcome } from './store';
+import { errorMessage } from '../protocol/errors';
 
 export interface PgStoreOptions {
   /** The role's password; default PGPASSWORD or ~/.pgpass, as libpq does. */
@@ -119,7 +120,7 @@ export class PgFederationStore implements FederationStore {
     } catch (err) {
       await session.close();
       await pool.end().catch(() => undefined);
-      throw new Error(`cannot open the store ${where}: ${(err as Error).message}`, { cause: err });
+      throw new Error(`cannot open the store ${where}: ${errorMessage(err)}`, { cause: err });
     }
     const feed = new ChangeFeed(session, options.pollMs ?? 1000);
     const leadership = new Leadership(session, () => feed.fire(), options.electMs ?? 500);

@@ -6,6 +6,7 @@
 // Both stores seal a commit and verify a store through this module only.
 import { createHash } from 'node:crypto';
 import type { FederationState, FederationStore, RoundAfter, RoundLink, RoundRecord, SparseValues, StateSeal } from './store';
+import { errorMessage } from '../protocol/errors';
 
 const VECTORS = ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const;
 type VectorName = (typeof VECTORS)[number];
@@ -248,7 +249,7 @@ export async function verifyChain(store: ChainSource): Promise<ChainReport> {
     state = await store.loadState();
   } catch (err) {
     stateReadable = false;
-    damage.push(`the state cannot be read (${(err as Error).message})`);
+    damage.push(`the state cannot be read (${errorMessage(err)})`);
   }
   const top = state?.round;
   let intact = 0;
@@ -262,7 +263,7 @@ export async function verifyChain(store: ChainSource): Promise<ChainReport> {
     try {
       record = await store.loadRound(r);
     } catch (err) {
-      damage.push(`round ${r}'s record cannot be read (${(err as Error).message})`);
+      damage.push(`round ${r}'s record cannot be read (${errorMessage(err)})`);
       break;
     }
     if (!record) {

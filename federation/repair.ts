@@ -6,6 +6,7 @@
 // (the next clients decide them again). What cannot be rebuilt is named in the report, never silently reset.
 import { applyRound, initialState, verifyChain, type ChainReport } from './record-chain';
 import type { FederationState, FederationStore, RoundRecord } from './store';
+import { errorMessage } from '../protocol/errors';
 
 /** Nothing can be rebuilt (no readable configuration): `message` says so. */
 export class RepairImpossibleError extends Error {
@@ -49,7 +50,7 @@ export async function repairFromHistory(
   try {
     config = await source.loadConfig();
   } catch (err) {
-    throw new RepairImpossibleError(`its configuration cannot be read (${(err as Error).message}): nothing can be rebuilt; restore it from a backup`);
+    throw new RepairImpossibleError(`its configuration cannot be read (${errorMessage(err)}): nothing can be rebuilt; restore it from a backup`);
   }
   if (!config) throw new RepairImpossibleError('it holds no configuration: nothing can be rebuilt; restore it from a backup');
   const k = config.k;
@@ -109,7 +110,7 @@ export async function repairFromHistory(
     for (const t of tokens) await target.putToken(t);
     if (tokens.length > 0) unverified.push(`${tokens.length} tokens (not covered by the chain; check them with fedkseed tokens list)`);
   } catch (err) {
-    lost.push(`the tokens (${(err as Error).message}): issue new ones with fedkseed tokens create`);
+    lost.push(`the tokens (${errorMessage(err)}): issue new ones with fedkseed tokens create`);
   }
   await target.saveConfig(config);
   return { chain, round: Math.max(chain.round, kept, held), kept, rebuilt, reset, lost, unverified };

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from './log';
+import { errorMessage } from '../protocol/errors';
 
 export const REQUESTS_FOLDER = 'revocations';
 /** How often a server looks for requests: a revocation takes effect within this (plus the closing). */
@@ -89,7 +90,7 @@ export function serveRevocationRequests(storePath: string, revoke: (tokenId: str
     if (busy || stopped) return;
     busy = true;
     sweep()
-      .catch((err: unknown) => log('warn', { event: 'revocation_request_failed', error: (err as Error).message }))
+      .catch((err: unknown) => log('warn', { event: 'revocation_request_failed', error: errorMessage(err) }))
       .finally(() => {
         busy = false;
       });

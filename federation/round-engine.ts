@@ -34,6 +34,7 @@ import type { Logger } from './log';
 import { DEFAULT_PACING, type Pacing } from './pacing';
 import { DEFAULT_ROBUSTNESS, HISTORY_ROUNDS, type Robustness, type RoundStatistics } from './robust';
 import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord } from './store';
+import { errorMessage } from '../protocol/errors';
 
 export { MISSES_BEFORE_NOT_AWAITED, REFUSALS_BEFORE_HALT } from './engine/state';
 
@@ -96,7 +97,6 @@ function emptyState(k: number): FederationState {
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
 
-const message = (err: unknown): string => (err as Error).message;
 
 export class RoundEngine<P> {
   readonly config: FederationConfig;
@@ -220,7 +220,7 @@ export class RoundEngine<P> {
     this.withdrawDigestReports(id, hello.lastSyncedRound);
     const session: Session<P> = { peer, syncedRound: hello.lastSyncedRound, ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) };
     this.byClient.set(id, session);
-    await this.store.setPresent(id, true).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId: id, error: message(err) }));
+    await this.store.setPresent(id, true).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId: id, error: errorMessage(err) }));
     this.log('info', { event: 'client_joined', clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.events.emit('clientJoined', { clientId: id, lastSyncedRound: hello.lastSyncedRound });
     this.outbox.send(peer, { type: 'welcome', config: this.config, committedRound: this.state.round });
@@ -234,7 +234,7 @@ export class RoundEngine<P> {
   leave(peer: P, clientId: string): void {
     if (this.byClient.get(clientId)?.peer !== peer) return;
     this.byClient.delete(clientId);
-    this.store.setPresent(clientId, false).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId, error: message(err) }));
+    this.store.setPresent(clientId, false).catch((err: unknown) => this.log('warn', { event: 'presence_failed', clientId, error: errorMessage(err) }));
     this.log('info', { event: 'client_left', clientId });
     this.events.emit('clientLeft', { clientId, reason: 'closed' });
   }
@@ -302,7 +302,7 @@ export class RoundEngine<P> {
           await this.followOnce();
         } while (this.followAgain && !this.driver.state.closed);
       } catch (err) {
-        this.log('warn', { event: 'store_unavailable', error: message(err) });
+        this.log('warn', { event: 'store_unavailable', error: errorMessage(err) });
       } finally {
         this.following = null;
       }
@@ -327,7 +327,7 @@ export class RoundEngine<P> {
 
   /** Work no caller awaits (a deadline, the next round): a store that fails meanwhile is logged, and the next look at the store retries. */
   private background(work: Promise<void>): void {
-    work.catch((err: unknown) => this.log('warn', { event: 'store_unavailable', error: message(err) }));
+    work.catch((err: unknown) => this.log('warn', { event: 'store_unavailable', error: errorMessage(err) }));
   }
 
   /** Rounds another gateway committed: read from the store, then taken over by decide(). */
@@ -355,7 +355,7 @@ export class RoundEngine<P> {
       // Clients on every gateway of the store.
       connected = await this.store.listPresent();
     } catch (err) {
-      this.log('warn', { event: 'store_unavailable', error: message(err) });
+      this.log('warn', { event: 'store_unavailable', error: errorMessage(err) });
       return;
     } finally {
       this.starting = false;
@@ -388,7 +388,7 @@ export class RoundEngine<P> {
         // Every gateway learns of the round (and sends its clients their assignment) from the store.
         return this.store.saveOpenRound(effect.record).then(
           (): EngineEvent => ({ type: 'openRoundSaved', round, attempt }),
-          (err: unknown): EngineEvent => ({ type: 'openRoundSaveFailed', round, attempt, error: message(err) }),
+          (err: unknown): EngineEvent => ({ type: 'openRoundSaveFailed', round, attempt, error: errorMessage(err) }),
         );
       }
       case 'assign':
@@ -404,7 +404,7 @@ export class RoundEngine<P> {
       case 'commit':
         return this.store.commitRound(effect.state, effect.record).then(
           (): EngineEvent => ({ type: 'commitDone', round: effect.record.round }),
-          (err: unknown): EngineEvent => ({ type: 'commitFailed', round: effect.record.round, stale: err instanceof StaleRoundError, error: message(err) }),
+          (err: unknown): EngineEvent => ({ type: 'commitFailed', round: effect.record.round, stale: err instanceof StaleRoundError, error: errorMessage(err) }),
         );
       case 'committed':
         for (const { round, change } of effect.changes) this.changes.set(round, change);
@@ -441,7 +441,7 @@ export class RoundEngine<P> {
     try {
       frames = await this.store.loadUploads(round);
     } catch (err) {
-      return { type: 'collectFailed', round, attempt, error: message(err) };
+      return { type: 'collectFailed', round, attempt, error: errorMessage(err) };
     }
     const stored = new Map<string, UploadMessage>();
     for (const [id, frame] of frames) {

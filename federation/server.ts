@@ -25,6 +25,7 @@ import { ForeignStoreError, RoundEngine, type Outbox } from './round-engine';
 import type { FederationStore } from './store';
 import { serveRevocationRequests, type RevocationOutcome } from './revocation-requests';
 import { bindIdentity, revokeToken, tokenLive, verifyToken, watchTokenChanges } from './tokens';
+import { errorMessage } from '../protocol/errors';
 
 export interface ServerLimits {
   /** Largest accepted frame payload; larger ones get a TooLarge error (4× this closes at the ws layer). */
@@ -165,7 +166,7 @@ export function checkWelcomeConfig(config: FederationConfig): void {
     if (m.type !== 'welcome') throw new Error('not a welcome');
     read = m.config;
   } catch (err) {
-    throw new Error(`clients would refuse this federation's configuration: ${(err as Error).message}`, { cause: err });
+    throw new Error(`clients would refuse this federation's configuration: ${errorMessage(err)}`, { cause: err });
   }
   for (const [key, value] of Object.entries(config)) {
     const got = (read as unknown as Record<string, unknown>)[key];
@@ -378,7 +379,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       queue = queue
         .then(() => onFrame(conn, data, isBinary))
         .catch((err: unknown) => {
-          connLog(conn, 'error', { event: 'internal_error', clientId: conn.clientId, error: (err as Error).message });
+          connLog(conn, 'error', { event: 'internal_error', clientId: conn.clientId, error: errorMessage(err) });
           reject(conn, ErrorCode.Internal, 'internal error');
         });
     });
@@ -417,7 +418,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
       return closedNow;
     });
     revocationChecks = check.catch((err: unknown) => {
-      log('warn', { event: 'revocation_check_failed', tokenId, error: (err as Error).message });
+      log('warn', { event: 'revocation_check_failed', tokenId, error: errorMessage(err) });
       return 0;
     });
     return revocationChecks;
@@ -461,7 +462,7 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     if (!options.store) await store.close();
     const code = (err as NodeJS.ErrnoException).code;
     const where = `${options.host ?? '127.0.0.1'}:${options.port ?? 0}`;
-    throw new Error(code === 'EADDRINUSE' ? `port ${where} is already in use` : `cannot listen on ${where}: ${(err as Error).message}`, { cause: err });
+    throw new Error(code === 'EADDRINUSE' ? `port ${where} is already in use` : `cannot listen on ${where}: ${errorMessage(err)}`, { cause: err });
   }
   const port = (http.address() as AddressInfo).port;
   const host = options.host ?? '127.0.0.1';

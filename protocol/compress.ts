@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { brotliCompressSync, brotliDecompressSync, constants, deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { ByteReader, ByteWriter } from './bytes';
-import { ErrorCode, ProtocolError } from './errors';
+import { ErrorCode, ProtocolError, errorMessage } from './errors';
 
 export const Codec = { None: 0, DeflateRaw: 1, Brotli: 2 } as const;
 export type Codec = (typeof Codec)[keyof typeof Codec];
@@ -61,7 +61,7 @@ export function readCompressed(r: ByteReader, maxRaw: number, what: string): Uin
     else throw new ProtocolError(ErrorCode.Malformed, `${what} uses unknown codec ${codec}`);
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
-    throw new ProtocolError(ErrorCode.Malformed, `${what} does not decompress: ${(err as Error).message}`);
+    throw new ProtocolError(ErrorCode.Malformed, `${what} does not decompress: ${errorMessage(err)}`);
   }
   if (raw.length !== rawLength) throw new ProtocolError(ErrorCode.Malformed, `${what} decompresses to ${raw.length} bytes, announced ${rawLength}`);
   return raw;

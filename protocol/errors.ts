@@ -44,3 +44,8 @@ export class ProtocolError extends Error {
     this.name = 'ProtocolError';
   }
 }
+
+/** The message of anything thrown (an Error's message, else its string form): the one way errors become text. */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

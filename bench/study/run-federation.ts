@@ -28,6 +28,7 @@ import { ParameterSet } from '../../trainer/zo/parameters';
 import type { MethodSpec, StudyConfig } from './config';
 import { FreshSeedTrainer } from './fresh-seed-trainer';
 import type { PreparedTask } from './tasks';
+import { errorMessage } from '../../protocol/errors';
 
 /** Unrestricted ZO's seed space: every index the upload codec can carry (24-bit packed indices). */
 export const UNRESTRICTED_SEED_SPACE = 1 << 24;
@@ -261,7 +262,7 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
       }
     } catch (err) {
       status = 'failed';
-      error = (err as Error).message;
+      error = errorMessage(err);
       o.log(`${spec.id} ${method.id} #${repeat} FAILED after ${rounds.length - 1} rounds: ${error}`);
     }
 

@@ -18,6 +18,7 @@ import { nonNegativeInt, positiveInt, positiveNumber, uint32 } from '../options'
 import { emitJson, note } from '../output';
 import { isPostgresUrl, redactStoreUrl } from '../../federation/gateway/url';
 import { readFileSync } from 'node:fs';
+import { errorMessage } from '../../protocol/errors';
 
 interface EngineCliOptions {
   sizes?: EngineSize[];
@@ -156,7 +157,7 @@ function memoryBudget(value: string): number | 'auto' {
   try {
     return parseMemorySize(value);
   } catch (e) {
-    throw new InvalidArgumentError((e as Error).message);
+    throw new InvalidArgumentError(errorMessage(e));
   }
 }
 

@@ -8,7 +8,7 @@ import { formatBytes } from '../../protocol/format';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
 import { describeConnectionError, FederationClient, FederationClientError } from '../../federation/client/federation-client';
-import { ErrorCode } from '../../protocol/errors';
+import { ErrorCode, errorMessage } from '../../protocol/errors';
 import { fnv1a32 } from '../../trainer/data/rng';
 import { type Engine, openEngine } from '../../trainer/engine';
 import { applyCheckpoint, type Checkpoint, loadCheckpoint, federationOrigin, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
@@ -189,7 +189,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       );
     } catch (err) {
       if (fatal) throw fatal;
-      if (!stopping) throw new CliError(`federation client: ${(err as Error).message}${refusalHint(err, o)}`, 1);
+      if (!stopping) throw new CliError(`federation client: ${errorMessage(err)}${refusalHint(err, o)}`, 1);
       const saved = existsSync(o.out) && config !== null ? o.out : null;
       say({ event: 'stopped', round: client.syncedRound, checkpoint: saved }, `stopped at round ${client.syncedRound}${saved ? `; replica saved as ${saved}` : ''}`);
       process.exitCode = 130;

@@ -13,6 +13,7 @@ import { CliError } from '../errors';
 import { addModelOptions, engineOptions, existingPath, type ModelCliOptions, positiveInt, reportModel } from '../options';
 import { emitJson, fixed, note } from '../output';
 import { suggest } from '../invocation';
+import { errorMessage } from '../../protocol/errors';
 
 interface GenerateOptions extends ModelCliOptions {
   prompt?: string;
@@ -54,7 +55,7 @@ async function runGenerate(o: GenerateOptions): Promise<void> {
   try {
     checkpoint = loadCheckpoint(o.checkpoint);
   } catch (err) {
-    throw new CliError(`${err instanceof Error ? err.message : String(err)}; train one first (${suggest('train --data <folder>')}) or pass --checkpoint <file>`);
+    throw new CliError(`${errorMessage(err)}; train one first (${suggest('train --data <folder>')}) or pass --checkpoint <file>`);
   }
   const { prompt, continuation } = promptOf(o);
   const engine = await openEngine(engineOptions(o));

@@ -19,6 +19,7 @@ import { openStoreSpec, storeName } from '../store-spec';
 import { registerServerRepair } from './server-repair';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 import { suggest } from '../invocation';
+import { errorMessage } from '../../protocol/errors';
 
 interface BackupCliOptions {
   store: string;
@@ -98,7 +99,7 @@ async function openExisting(spec: string, o: BackupCliOptions): Promise<Federati
 function storeError(spec: string, err: unknown): CliError {
   const cause = (err as { cause?: { code?: string } }).cause;
   if (cause?.code === 'LEVEL_LOCKED') return new CliError(`the store ${spec} is in use by a running server; stop it first`);
-  return new CliError((err as Error).message);
+  return new CliError(errorMessage(err));
 }
 
 async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
@@ -115,7 +116,7 @@ async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
     const s = await writeBackup(store, file, key);
     note(`backed up ${storeName(o.store)} at round ${s.round}: ${count(s.records, 'record')} (${count(s.round, 'round')}, ${count(s.tokens, 'token')}), ${formatBytes(s.bytes)} → ${file}`);
   } catch (err) {
-    throw new CliError(`cannot back up ${storeName(o.store)}: ${(err as Error).message}`);
+    throw new CliError(`cannot back up ${storeName(o.store)}: ${errorMessage(err)}`);
   } finally {
     await store.close();
   }
@@ -185,7 +186,7 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
     }
   } catch (err) {
     await rm(fresh, { recursive: true, force: true });
-    throw new CliError(`cannot restore ${file} into ${dir}: ${(err as Error).message}; the store was not changed`);
+    throw new CliError(`cannot restore ${file} into ${dir}: ${errorMessage(err)}; the store was not changed`);
   }
   let aside: string | null = null;
   try {
@@ -202,7 +203,7 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
     // The store goes back where it was and the restored copy goes: a restore leaves no half-made folder.
     if (aside !== null && !existsSync(dir)) await rename(aside, dir).catch(() => undefined);
     await rm(fresh, { recursive: true, force: true });
-    throw new CliError(`cannot put the restored store in place of ${dir}: ${(err as Error).message}; ${aside !== null && existsSync(aside) ? `the store is kept at ${aside}` : 'the store was not changed'}`);
+    throw new CliError(`cannot put the restored store in place of ${dir}: ${errorMessage(err)}; ${aside !== null && existsSync(aside) ? `the store is kept at ${aside}` : 'the store was not changed'}`);
   }
   note(`restored ${file} into ${dir} and verified it: ${describe(backup)}`);
   if (aside) note(`the ${held === 'damaged' ? 'damaged' : 'previous'} store is kept at ${aside}`);
@@ -218,7 +219,7 @@ async function restoreShared(file: string, backup: Backup, o: RestoreCliOptions)
     await restoreBackup(backup, store);
   } catch (err) {
     if (err instanceof CliError) throw err;
-    throw new CliError(`cannot restore ${file} into ${storeName(o.store)}: ${(err as Error).message}`);
+    throw new CliError(`cannot restore ${file} into ${storeName(o.store)}: ${errorMessage(err)}`);
   } finally {
     await store.close();
   }

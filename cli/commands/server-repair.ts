@@ -14,6 +14,7 @@ import { storeArgument } from '../options';
 import { note } from '../output';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
 import { suggest } from '../invocation';
+import { errorMessage } from '../../protocol/errors';
 
 export function registerServerRepair(server: Command, storeOf: (o: { store: string }, cmd: Command) => string): void {
   server
@@ -44,7 +45,7 @@ async function runRepair(dir: string): Promise<void> {
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause;
     if (cause?.code === 'LEVEL_LOCKED') throw new CliError(`the store ${dir} is in use by a running server; stop it first`);
-    if (!(err instanceof StoreDamagedError)) throw new CliError((err as Error).message);
+    if (!(err instanceof StoreDamagedError)) throw new CliError(errorMessage(err));
     damage = err.message;
   }
 
@@ -63,7 +64,7 @@ async function runRepair(dir: string): Promise<void> {
     try {
       source = await LevelFederationStore.open(reading, { salvage: true });
     } catch (err) {
-      throw new RepairImpossibleError(`LevelDB cannot open it (${(err as Error).message}): nothing can be read from it`);
+      throw new RepairImpossibleError(`LevelDB cannot open it (${errorMessage(err)}): nothing can be read from it`);
     }
     try {
       const target = await LevelFederationStore.open(fresh);
@@ -89,7 +90,7 @@ async function runRepair(dir: string): Promise<void> {
   } catch (err) {
     await rm(fresh, { recursive: true, force: true });
     const how = err instanceof RepairImpossibleError ? '' : ' (a fault of the repair)';
-    throw new CliError(`cannot rebuild ${dir} from its round history${how}: ${(err as Error).message}; the store was not changed; restore it from a backup: ${suggest(`server restore <backup> --store ${dir} --repair`)}`);
+    throw new CliError(`cannot rebuild ${dir} from its round history${how}: ${errorMessage(err)}; the store was not changed; restore it from a backup: ${suggest(`server restore <backup> --store ${dir} --repair`)}`);
   } finally {
     await rm(reading, { recursive: true, force: true });
   }

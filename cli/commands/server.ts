@@ -22,6 +22,7 @@ import { fixed, note, note as say } from '../output';
 import { formatBytes } from '../../protocol/format';
 import { printable } from '../../protocol/client-id';
 import { MAX_TAU } from '../../protocol/config-limits';
+import { errorMessage } from '../../protocol/errors';
 
 interface ServerCliOptions {
   variant?: string;
@@ -166,7 +167,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
       err instanceof StoreDamagedError && !isPostgresUrl(o.store)
         ? `\nTo replace it with a backup: ${suggest(`server restore <backup> --store ${o.store} --repair`)}; to rebuild it from its round history: ${suggest(`server repair --store ${o.store}`)} (docs/federation.md, "Backup and restore")`
         : '';
-    throw new CliError(`cannot start the server: ${(err as Error).message}${repair}`, 1);
+    throw new CliError(`cannot start the server: ${errorMessage(err)}${repair}`, 1);
   }
   if (!shared) ignoreScratchFolder(o.store);
   // A gateway counts only its own clients: the waiting count is said where one process holds them all.

@@ -10,6 +10,7 @@ import { isPostgresUrl } from '../../federation/gateway/url';
 import { openStoreSpec, storeName } from '../store-spec';
 import { ignoreScratchFolder } from '../../contracts/node/scratch-folder';
 import { FEDERATION_DEFAULTS } from '../../contracts/defaults';
+import { errorMessage } from '../../protocol/errors';
 
 interface StoreOption {
   store: string;
@@ -36,7 +37,7 @@ export function registerTokens(program: Command): void {
       try {
         issued = await createToken(store, o.label, o.clientId, { maxExamples: o.maxExamples });
       } catch (err) {
-        throw new CliError((err as Error).message);
+        throw new CliError(errorMessage(err));
       }
       if (o.json) emitJson({ id: issued.id, label: o.label, token: issued.token, clientId: o.clientId ?? null });
       else {
@@ -94,11 +95,11 @@ async function withStore(o: StoreOption, body: (store: FederationStore) => Promi
   } catch (err) {
     if (err instanceof CliError) throw err;
     // The PostgreSQL store names itself (without credentials) in its errors.
-    if (isPostgresUrl(o.store)) throw new CliError((err as Error).message);
+    if (isPostgresUrl(o.store)) throw new CliError(errorMessage(err));
     const cause = (err as { cause?: { code?: string } }).cause;
     if (cause?.code === 'LEVEL_LOCKED' && lockedOk) return 'locked';
     if (cause?.code === 'LEVEL_LOCKED') throw new CliError(`the store ${path} is in use by a running server; stop it first (tokens take effect at the next connection)`);
-    throw new CliError(`cannot open the store ${path}: ${(err as Error).message}`);
+    throw new CliError(`cannot open the store ${path}: ${errorMessage(err)}`);
   }
   try {
     await body(store);

@@ -3,6 +3,7 @@
 // and callers (tests, other extensions) can read what happened and what was offered.
 import * as vscode from 'vscode';
 import { UserFacingError } from '../errors';
+import { errorMessage } from '../../protocol/errors';
 
 export type CommandOutcome<T> = { ok: true; value: T } | { ok: false; error: string; actions: string[] };
 
@@ -10,7 +11,7 @@ export async function runCommand<T>(log: vscode.LogOutputChannel, what: string, 
   try {
     return { ok: true, value: await body() };
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     const actions = err instanceof UserFacingError ? err.actions : [];
     if (err instanceof UserFacingError) log.warn(`${what}: ${message}`);
     else {

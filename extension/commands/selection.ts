@@ -8,6 +8,7 @@ import { cachedModelIds, locateModel, type LocatedModel } from '../../contracts/
 import { CONFIG_SECTION } from '../config';
 import { UserFacingError } from '../processes/trainingController';
 import { pathArgument } from './outcome';
+import { errorMessage } from '../../protocol/errors';
 
 function settingsTarget(): vscode.ConfigurationTarget {
   return vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
@@ -64,7 +65,7 @@ export async function selectModel(arg: unknown): Promise<string | undefined> {
   try {
     located = locateModel(spec);
   } catch (e) {
-    throw new UserFacingError(e instanceof Error ? e.message : String(e));
+    throw new UserFacingError(errorMessage(e));
   }
   if (!configuredTokenizer && !located.tokenizer) {
     throw new UserFacingError(`no tokenizer.json for ${spec} (looked beside ${basename(located.model)} and at ${located.root}): put the model's tokenizer there or set fedkseed.model.tokenizerPath`);

@@ -7,6 +7,7 @@ import { describeCompletionSource, type CompleteParams, type CompleteResult } fr
 import { readSettings } from '../config';
 import { modelDisplayName } from '../modelName';
 import { trimOverlap } from './overlap';
+import { errorMessage } from '../../protocol/errors';
 
 /** Suggestions the hover can still name (lines of other edits may have moved them; they are hints). */
 const RECENT_SUGGESTIONS = 20;
@@ -91,7 +92,7 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
       );
     } catch (err) {
       if (token.isCancellationRequested) return undefined;
-      this.log.warn(`completion failed: ${err instanceof Error ? err.message : String(err)}`);
+      this.log.warn(`completion failed: ${errorMessage(err)}`);
       return undefined;
     }
     if (result.finish === 'cancelled' || token.isCancellationRequested) {

@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCheckpointHeader, parseRunRecord, type CheckpointHeader, type RunRecord } from '../../contracts/runs';
+import { errorMessage } from '../../protocol/errors';
 
 /** Runs kept; the oldest beyond this are removed with their checkpoints. */
 export const MAX_RUNS = 50;
@@ -25,7 +26,7 @@ export class RunRecords {
         if (parsed.ok && parsed.value.summary.id === id) this.records.set(id, parsed.value);
         else warn(`run ${id} is not readable and is not listed: ${parsed.ok ? 'its id differs' : parsed.error}`);
       } catch (err) {
-        warn(`run ${id} is not readable and is not listed: ${err instanceof Error ? err.message : String(err)}`);
+        warn(`run ${id} is not readable and is not listed: ${errorMessage(err)}`);
       }
     }
   }

@@ -23,6 +23,7 @@ import {
   type RoundResultMessage,
 } from '../../protocol';
 import type { LocalTrainer, StepProgress } from './local-trainer';
+import { errorMessage } from '../../protocol/errors';
 
 export interface BackoffOptions {
   readonly initialMs: number;
@@ -332,11 +333,11 @@ export class FederationClient extends EventEmitter<ClientEvents> {
           })
           .catch((err: unknown) => {
             const code = err instanceof ProtocolError ? err.code : ErrorCode.Internal;
-            if (ws.readyState === ws.OPEN && !(err instanceof FederationClientError)) this.send(ws, { type: 'error', code, message: (err as Error).message });
+            if (ws.readyState === ws.OPEN && !(err instanceof FederationClientError)) this.send(ws, { type: 'error', code, message: errorMessage(err) });
             // A refusal, or a failure of the local trainer (which a reconnect would only repeat, at once
             // and forever, since the welcome resets the backoff), ends run(); protocol errors reconnect.
             if (err instanceof FederationClientError) settled = { kind: 'fatal', error: err };
-            else if (!(err instanceof ProtocolError)) settled = { kind: 'fatal', error: new Error(`local training failed: ${(err as Error).message}`, { cause: err }) };
+            else if (!(err instanceof ProtocolError)) settled = { kind: 'fatal', error: new Error(`local training failed: ${errorMessage(err)}`, { cause: err }) };
             ws.close(1000, 'client error');
           });
       });

@@ -5,6 +5,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import type { Logger } from '../log';
+import { errorMessage } from '../../protocol/errors';
 
 export interface SessionEvents {
   /** Connected (again): `pid` is the backend's process id. */
@@ -79,7 +80,7 @@ export class GatewaySession extends EventEmitter<SessionEvents> {
     setTimeout(() => {
       if (this.closed) return;
       this.connect().catch((err: unknown) => {
-        this.log('warn', { event: 'store_session_retry', store: this.where, error: (err as Error).message });
+        this.log('warn', { event: 'store_session_retry', store: this.where, error: errorMessage(err) });
         this.reconnect();
       });
     }, delay).unref();

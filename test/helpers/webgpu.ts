@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { conciseOrtError } from '../../trainer/device/providers';
 import { createModel, DataType, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
+import { errorMessage } from '../../protocol/errors';
 
 let probe: Promise<string | null> | null = null;
 
@@ -36,7 +37,7 @@ export function webgpuSkipReason(): Promise<string | null> {
       await s.release();
       return null;
     } catch (e) {
-      return `no WebGPU adapter can be created here (${conciseOrtError((e as Error).message)}); install a GPU's Vulkan driver, or Mesa's software one: apt-get install -t bookworm-backports mesa-vulkan-drivers (docs/gpu.md)`;
+      return `no WebGPU adapter can be created here (${conciseOrtError(errorMessage(e))}); install a GPU's Vulkan driver, or Mesa's software one: apt-get install -t bookworm-backports mesa-vulkan-drivers (docs/gpu.md)`;
     }
   })();
   return probe;

@@ -23,6 +23,7 @@ import type { FederationState } from '../../federation/store';
 import { RoundEngine, type Outbox } from '../../federation/round-engine';
 import { createToken } from '../../federation/tokens';
 import type { FederationConfig, HelloMessage, UploadMessage } from '../../protocol';
+import { errorMessage } from '../../protocol/errors';
 
 const config: FederationConfig = {
   k: 256, federationSeed: 4, epsilon: 1e-3, eta: 1e-3, tau: 8, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 50, clientsPerRound: 2, deadlineMs: 1000,
@@ -196,7 +197,7 @@ test('every damaged store is refused with a clear message or reads back identica
         if (got.size === expected.size && [...expected].every(([k, v]) => got.get(k) === v)) harmless++;
         else silent.push(c.name);
       } catch (err) {
-        const message = (err as Error).message;
+        const message = errorMessage(err);
         if (/the store .* (is damaged|is not a complete store|cannot be opened|cannot be read)/.test(message) && /backup/.test(message)) refused++;
         else silent.push(`${c.name}: unclear refusal: ${message}`);
         if (/round \d+'s record|the state/.test(message)) named++;
@@ -368,7 +369,7 @@ test('bit flips in every block kind of the tables (data, filter, metaindex, inde
         try {
           store = await LevelFederationStore.open(dir);
         } catch (err) {
-          const message = (err as Error).message;
+          const message = errorMessage(err);
           if (/the store .* (is damaged|is not a complete store|cannot be opened|cannot be read)/.test(message) && /backup/.test(message)) counts[c.kind].refused++;
           else wrong.push(`${c.name}: unclear refusal: ${message}`);
           continue;
@@ -382,7 +383,7 @@ test('bit flips in every block kind of the tables (data, filter, metaindex, inde
           if (round !== 3 || differ.length > 0) wrong.push(`${c.name}: served round ${round}${differ.length ? `, wrong ${differ.join(', ')}` : ''}`);
           else counts[c.kind].right++;
         } catch (err) {
-          wrong.push(`${c.name}: opened, then failed: ${(err as Error).message}`);
+          wrong.push(`${c.name}: opened, then failed: ${errorMessage(err)}`);
         }
       } finally {
         if (store) await store.close().catch(() => undefined);

@@ -5,6 +5,7 @@
 import { Tokenizer } from '@huggingface/tokenizers';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { errorMessage } from '../../protocol/errors';
 
 /** What the data pipeline and evaluation need from a tokenizer. */
 export interface TextTokenizer {
@@ -100,7 +101,7 @@ function readJson(path: string): JsonObject {
   try {
     parsed = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`${path}: cannot read tokenizer file: ${(err as Error).message}`, { cause: err });
+    throw new Error(`${path}: cannot read tokenizer file: ${errorMessage(err)}`, { cause: err });
   }
   if (!isObject(parsed)) throw new Error(`${path}: expected a JSON object`);
   return parsed;
@@ -119,7 +120,7 @@ export function loadTokenizer(path: string, overrides: TokenizerOverrides = {}):
   try {
     inner = new Tokenizer(json, config);
   } catch (err) {
-    throw new Error(`${file}: unsupported tokenizer: ${(err as Error).message}`, { cause: err });
+    throw new Error(`${file}: unsupported tokenizer: ${errorMessage(err)}`, { cause: err });
   }
   return new HfTextTokenizer(inner, config, file, overrides);
 }

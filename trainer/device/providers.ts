@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { chooseWebGpuAdapter, describeAdapterChoice, surveyWebGpuAdapters, type AdapterChoice, type WebGpuAdapter, type WebGpuSurvey } from './adapters';
 import { decideAuto, observeOpenedAdapter, providerSpeedFor, type AdapterObservation, type ProviderSpeed } from './auto-choice';
+import { errorMessage } from '../../protocol/errors';
 
 export const PROVIDER_NAMES = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
 export type ProviderName = (typeof PROVIDER_NAMES)[number];
@@ -250,7 +251,7 @@ export async function createWithProviders<T>(
       used = { name, value: await create(name) };
       record({ name, outcome: 'used' });
     } catch (e) {
-      record({ name, outcome: 'failed', reason: `session creation failed: ${conciseOrtError((e as Error).message)}` });
+      record({ name, outcome: 'failed', reason: `session creation failed: ${conciseOrtError(errorMessage(e))}` });
     }
   }
   if (!used) throw new NoProviderError({ requested: text, attempts });
@@ -298,7 +299,7 @@ async function createAuto<T>(request: ProviderRequest, create: (provider: Provid
       try {
         opened = await env.observeWebGpuAdapter();
       } catch (e) {
-        drop('webgpu', { name: 'webgpu', outcome: 'failed', reason: `session creation failed: ${conciseOrtError((e as Error).message)}` });
+        drop('webgpu', { name: 'webgpu', outcome: 'failed', reason: `session creation failed: ${conciseOrtError(errorMessage(e))}` });
         continue;
       }
       decision = decideAuto({ available: remaining, predicted, opened, measurement });
@@ -310,7 +311,7 @@ async function createAuto<T>(request: ProviderRequest, create: (provider: Provid
     try {
       value = await create(name);
     } catch (e) {
-      drop(name, { name, outcome: 'failed', reason: `session creation failed: ${conciseOrtError((e as Error).message)}` });
+      drop(name, { name, outcome: 'failed', reason: `session creation failed: ${conciseOrtError(errorMessage(e))}` });
       continue;
     }
     attempts.push({ name, outcome: 'used' });

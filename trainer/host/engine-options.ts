@@ -3,6 +3,7 @@
 import type { EngineOptions } from '../engine';
 import type { InitializeParams } from '../../contracts/trainer-payloads';
 import { parseMemorySize } from '../zo/memory-plan';
+import { errorMessage } from '../../protocol/errors';
 
 export function engineOptions(params: InitializeParams): EngineOptions {
   return {
@@ -20,6 +21,6 @@ function memorySetting(value: string): number {
   try {
     return parseMemorySize(value);
   } catch (e) {
-    throw new Error(`fedkseed.engine.maxMemory: ${(e as Error).message}`, { cause: e });
+    throw new Error(`fedkseed.engine.maxMemory: ${errorMessage(e)}`, { cause: e });
   }
 }

@@ -6,7 +6,8 @@ import { format } from 'node:util';
 import { CancellationToken, createMessageConnection, ResponseError, StreamMessageReader, StreamMessageWriter } from 'vscode-jsonrpc/node';
 import { connectionNotifier } from './notifier';
 import { Notifications, TrainerErrorCodes, TrainerMethods } from '../../contracts/trainer-rpc';
-import { errorMessage, HostStateError, TrainerSession } from './session';
+import { HostStateError, TrainerSession } from './session';
+import { errorMessage } from '../../protocol/errors';
 import { ConnectionFailedError } from './connection-failure';
 import { serve } from './serve';
 

@@ -42,6 +42,7 @@ import { CompletionService } from '../complete/service';
 import { metricsScorer, type MetricsScorer } from '../eval/metrics';
 import { COMPLETION_DEFAULTS } from '../../contracts/defaults';
 import type { CompleteParams, CompleteResult } from '../../contracts/trainer-payloads';
+import { errorMessage } from '../../protocol/errors';
 
 /** A request the host refuses in its current state (mapped to a JSON-RPC error code by main.ts). */
 export class HostStateError extends Error {
@@ -431,6 +432,3 @@ export class TrainerSession {
   }
 }
 
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -4,6 +4,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { ModelError } from './errors';
 import { onnx, onnxTypes } from './onnx';
+import { errorMessage } from '../../protocol/errors';
 
 export interface ExternalRef {
   location: string;
@@ -76,7 +77,7 @@ export class ExternalDataReader {
       try {
         fd = openSync(path, 'r');
       } catch (e) {
-        throw new ModelError(this.file, `external data file ${path} cannot be opened (${(e as Error).message})`);
+        throw new ModelError(this.file, `external data file ${path} cannot be opened (${errorMessage(e)})`);
       }
       h = { fd, size: fstatSync(fd).size };
       this.open.set(path, h);

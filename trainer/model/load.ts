@@ -21,6 +21,7 @@ import { bytesPerElement, decodeFloats, floatStorageOf, type FloatStorage } from
 import { globToRegExp, indexGraph, looksRotary, parameterRole, type Selection } from './trainable';
 import { FileWeightReader, WeightFile } from './weight-reader';
 import { describeCausalLm, type CausalLmIo } from './validate';
+import { errorMessage } from '../../protocol/errors';
 
 export interface WeightSpec {
   name: string;
@@ -99,7 +100,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   try {
     bytes = readFileSync(path);
   } catch (e) {
-    throw new ModelError(path, `cannot be read (${(e as Error).message})`);
+    throw new ModelError(path, `cannot be read (${errorMessage(e)})`);
   }
   const model = parseModel(bytes, path, { ...options, modelDir: dirname(path), sourceFile: path });
   await releaseFileBuffer(model.proto, bytes);
@@ -212,7 +213,7 @@ function decode(bytes: Uint8Array, file: string): onnxTypes.Model {
   try {
     proto = decodeModel(bytes);
   } catch (e) {
-    throw new ModelError(file, `not a valid ONNX model: the file is corrupt or truncated (${(e as Error).message})`);
+    throw new ModelError(file, `not a valid ONNX model: the file is corrupt or truncated (${errorMessage(e)})`);
   }
   if (!proto.graph || proto.graph.node.length === 0 || toNumber(proto.irVersion) <= 0 || proto.opsetImport.length === 0) {
     throw new ModelError(file, 'not an ONNX model (no graph, IR version or opset import)');

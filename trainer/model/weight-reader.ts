@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { ModelError } from './errors';
 import { bytesPerElement, decodeFloats, type FloatStorage } from './tensor-data';
+import { errorMessage } from '../../protocol/errors';
 
 interface FileStamp {
   readonly size: number;
@@ -53,7 +54,7 @@ export class WeightFile {
     try {
       fd = openSync(this.path, 'r');
     } catch (e) {
-      throw new ModelError(this.model, `the engine reads the base weights back from ${this.path}, which cannot be opened any more (${(e as Error).message})`);
+      throw new ModelError(this.model, `the engine reads the base weights back from ${this.path}, which cannot be opened any more (${errorMessage(e)})`);
     }
     const s = fstatSync(fd);
     if (s.size !== this.stamp.size || s.mtimeMs !== this.stamp.mtimeMs) {

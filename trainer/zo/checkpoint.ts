@@ -6,6 +6,7 @@ import { GENERATOR_VERSION } from './generator';
 import type { ParameterSet } from './parameters';
 import { PERTURBATION_SHAPES, type FederationConfig, type PerturbationShape } from '../../protocol';
 import { HYPERPARAMETER_BOUNDS as BOUNDS } from '../../protocol/config-limits';
+import { errorMessage } from '../../protocol/errors';
 
 const CheckpointSchema = z.object({
   format: z.literal('fedkseed-coefficients'),
@@ -56,7 +57,7 @@ export function loadCheckpoint(path: string): Checkpoint {
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new Error(`cannot read checkpoint ${path}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    throw new Error(`cannot read checkpoint ${path}: ${errorMessage(err)}`, { cause: err });
   }
   const parsed = CheckpointSchema.safeParse(withEpsilon(raw));
   if (!parsed.success) {

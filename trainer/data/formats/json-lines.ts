@@ -2,6 +2,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { ProblemLog } from '../problems';
+import { errorMessage } from '../../../protocol/errors';
 
 export interface JsonLine {
   readonly line: number;
@@ -31,7 +32,7 @@ export function parseJsonObject(text: string, file: string, line: number, log: P
   try {
     value = JSON.parse(text);
   } catch (err) {
-    log.report(file, line, `invalid JSON: ${(err as Error).message}`);
+    log.report(file, line, `invalid JSON: ${errorMessage(err)}`);
     return null;
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

@@ -7,6 +7,7 @@ import type { ProblemLog } from '../problems';
 import type { InstructionRecord } from '../records';
 import { describe } from './json-lines';
 import { type JsonChild, JsonScanError, LineIndex, jsonChildren, jsonDocument } from './json-document';
+import { errorMessage } from '../../../protocol/errors';
 
 export interface NaturalInstructionsOptions {
   /** How many "Positive Examples" to show after the definition (default 0: definition only). */
@@ -63,7 +64,7 @@ export async function* readNaturalInstructions(
   try {
     definition = defField ? parseChild(text, defField) : undefined;
   } catch (err) {
-    log.report(file, lines.lineOf(defField?.start ?? 0), `invalid JSON in "Definition": ${(err as Error).message}`);
+    log.report(file, lines.lineOf(defField?.start ?? 0), `invalid JSON in "Definition": ${errorMessage(err)}`);
     return;
   }
   if (!stringArray(definition) || definition.join('').trim() === '') {
@@ -76,7 +77,7 @@ export async function* readNaturalInstructions(
     try {
       positives = parseChild(text, posField);
     } catch (err) {
-      log.report(file, lines.lineOf(posField.start), `invalid JSON in "Positive Examples": ${(err as Error).message}`);
+      log.report(file, lines.lineOf(posField.start), `invalid JSON in "Positive Examples": ${errorMessage(err)}`);
     }
   }
   const instruction = formatDefinition(definition, positives, options.positiveExamples ?? 0);
@@ -87,7 +88,7 @@ export async function* readNaturalInstructions(
     try {
       value = parseChild(text, child);
     } catch (err) {
-      log.report(file, line, `invalid JSON: ${(err as Error).message}`);
+      log.report(file, line, `invalid JSON: ${errorMessage(err)}`);
       continue;
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {

@@ -5,6 +5,7 @@ import { join, posix } from 'node:path';
 import { glob } from 'tinyglobby';
 import type { ProblemLog } from '../problems';
 import type { SkippedFile, TextRecord } from '../records';
+import { errorMessage } from '../../../protocol/errors';
 
 export interface TextFilesOptions {
   /** Glob patterns relative to the root (default every file). */
@@ -155,7 +156,7 @@ export async function readOneTextFile(
     }
     bytes = await readFile(file);
   } catch (err) {
-    log.report(file, 0, `cannot read: ${(err as Error).message}`);
+    log.report(file, 0, `cannot read: ${errorMessage(err)}`);
     return undefined;
   }
   if (looksBinary(bytes)) {
