@@ -24,7 +24,9 @@ const LAYERS = {
 };
 // Inside trainer/, from the bottom: each sub-layer may import those before it (and what trainer/ may).
 const TRAINER = ['util', 'paths', 'data', 'zo', 'model', 'device', 'engine', 'complete', 'eval', 'divergence', 'local-run', 'client', 'host'];
-TRAINER.forEach((name, i) => { LAYERS[`trainer/${name}`] = TRAINER.slice(0, i).map((lower) => `trainer/${lower}`); });
+TRAINER.forEach((name, i) => {
+  LAYERS[`trainer/${name}`] = TRAINER.slice(0, i).map((lower) => `trainer/${lower}`);
+});
 const OUTSIDE = ['test', 'scripts'];
 // Deepest folder a layer's files sit in, counted from the repository root (trainer/zo/wasm/ is 3).
 const MAX_DEPTH = 6;
@@ -38,7 +40,14 @@ const isFile = (layer) => existsSync(join(import.meta.dirname, `${layer}.ts`));
 const shown = (layer) => (isFile(layer) ? `${layer}.ts` : `${layer}/`);
 const bare = (entry) => entry.replace(/^!/, '');
 /** A layer's own entries, then those of the layers around it (LAYERS lists an outer layer before its inner ones). */
-const entriesOf = (layer) => [...new Set(Object.keys(LAYERS).filter((l) => within(layer, l)).reverse().flatMap((l) => LAYERS[l]))];
+const entriesOf = (layer) => [
+  ...new Set(
+    Object.keys(LAYERS)
+      .filter((l) => within(layer, l))
+      .reverse()
+      .flatMap((l) => LAYERS[l]),
+  ),
+];
 
 /** Whether `layer` may import `target`: the most specific entry covering the target decides. */
 function mayImport(layer, target) {
@@ -82,21 +91,37 @@ const layerRules = Object.keys(LAYERS)
     const targets = [...Object.keys(LAYERS), ...OUTSIDE];
     const denied = targets.filter((t) => !mayImport(layer, t));
     const entries = entriesOf(layer);
-    const may = entries.length > 0
-      ? `may import ${entries.filter((e) => !e.startsWith('!')).map(shown).join(', ')}${entries.filter((e) => e.startsWith('!')).map((e) => ` (not ${shown(bare(e))})`).join('')} only`
-      : 'imports nothing of ours';
+    const may =
+      entries.length > 0
+        ? `may import ${entries
+            .filter((e) => !e.startsWith('!'))
+            .map(shown)
+            .join(', ')}${entries
+            .filter((e) => e.startsWith('!'))
+            .map((e) => ` (not ${shown(bare(e))})`)
+            .join('')} only`
+        : 'imports nothing of ours';
     const depths = isFile(layer)
       ? [segments(layer).length - 1]
       : Array.from({ length: MAX_DEPTH - segments(layer).length + 1 }, (_, i) => segments(layer).length + i);
     return depths.map((depth) => {
       const patterns = denied.map((target) =>
-        reachPattern(layer, depth, target, targets.filter((s) => s !== target && within(s, target) && mayImport(layer, s))));
+        reachPattern(
+          layer,
+          depth,
+          target,
+          targets.filter((s) => s !== target && within(s, target) && mayImport(layer, s)),
+        ),
+      );
       return {
         files: [isFile(layer) ? `${layer}.ts` : `${layer}/${'*/'.repeat(depth - segments(layer).length)}*.ts`],
         rules: {
-          'no-restricted-imports': ['error', {
-            patterns: [{ regex: `^(${patterns.join('|')})`, message: `layers: ${shown(layer)} ${may} (docs/architecture.md).` }],
-          }],
+          'no-restricted-imports': [
+            'error',
+            {
+              patterns: [{ regex: `^(${patterns.join('|')})`, message: `layers: ${shown(layer)} ${may} (docs/architecture.md).` }],
+            },
+          ],
         },
       };
     });

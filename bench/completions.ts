@@ -56,7 +56,15 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
-const quiet: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, metrics: () => undefined, roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+const quiet: HostNotifier = {
+  status: () => undefined,
+  steps: () => undefined,
+  evaluation: () => undefined,
+  metrics: () => undefined,
+  roundCompleted: () => undefined,
+  seedProbabilities: () => undefined,
+  log: () => undefined,
+};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Prefixes ending at a line end, from windows of the data's text. */
@@ -109,7 +117,17 @@ export async function runCompletionsBench(o: CompletionsBenchOptions): Promise<C
     // A long local run in the same process; measured alone, then with suggestions asked for back to back.
     const stop = new AbortController();
     const training = session.startTraining(
-      { data: { path: o.data, include: o.include ? [...o.include] : ['**/*.ts'], heldOutFraction: 0, seqLen: 128 }, steps: 1_000_000, k: 4096, federationSeed: 42, epsilon: 1e-3, eta: 5e-5, batchSize: 4, evalEvery: 0, evalExamples: 1 },
+      {
+        data: { path: o.data, include: o.include ? [...o.include] : ['**/*.ts'], heldOutFraction: 0, seqLen: 128 },
+        steps: 1_000_000,
+        k: 4096,
+        federationSeed: 42,
+        epsilon: 1e-3,
+        eta: 5e-5,
+        batchSize: 4,
+        evalEvery: 0,
+        evalExamples: 1,
+      },
       stop.signal,
     );
     while (session.reporter.status.step < 3) await sleep(50);

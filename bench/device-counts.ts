@@ -49,14 +49,24 @@ function summarise(c: PerturbationStepCost): PerturbationCounts {
 }
 
 /** The counts of a step over `layout`'s span (bytes per parameter: per index of the span), and predictions at each padded shape. */
-export async function deviceStepCounts(training: TrainingGraph, layout: SpanLayout, shapes: readonly DeviceShape[], parameters: number): Promise<DeviceStepCounts> {
+export async function deviceStepCounts(
+  training: TrainingGraph,
+  layout: SpanLayout,
+  shapes: readonly DeviceShape[],
+  parameters: number,
+): Promise<DeviceStepCounts> {
   const n = layout.indexSpan;
   const hashEveryPass = summarise(perturbationStepCost(n, 'hash-every-pass', (sources) => buildPerturbationGraph(sources.length, 'arithmetic')));
   const cachedZ = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildDevicePassGraph(sources)));
   const first = shapes[0] ?? { batch: 1, seq: 128 };
   const built = rewriteForDevice(training, layout, first);
   const weights = forwardCost(built, DEVICE_NAMES.span);
-  const optimized = await optimizedGraph(built, { executionProviders: ['webgpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, ...deviceOnlyOptions('webgpu') });
+  const optimized = await optimizedGraph(built, {
+    executionProviders: ['webgpu'],
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+    ...deviceOnlyOptions('webgpu'),
+  });
   const dispatches = graphCost(optimized, {}).dispatches;
   const forward = { builtNodes: weights.cost.nodes, dispatches, weightSlices: weights.weightSlices, weightBytesPerParameter: weights.weightBytes / n };
   const perturbation = { dispatches: cachedZ.dispatches, bytes: cachedZ.bytesPerParameter * n, operations: cachedZ.elementOpsPerParameter * n };

@@ -41,7 +41,9 @@ async function main(): Promise<void> {
     }
     for (const b of evalBatches(data.heldOut, { batchSize, seqLen, padId: 0 })) shapes.push([b.batch, b.seq]);
     const real = shapes.reduce((a, [b, t]) => a + b * t, 0);
-    console.log(`${path}: ${data.train.length} training / ${data.heldOut.length} held-out examples, batch ${batchSize}, seq ≤ ${seqLen}, ${shapes.length} batches, ${new Set(shapes.map(([b, t]) => `${b}x${t}`)).size} distinct unpadded shapes`);
+    console.log(
+      `${path}: ${data.train.length} training / ${data.heldOut.length} held-out examples, batch ${batchSize}, seq ≤ ${seqLen}, ${shapes.length} batches, ${new Set(shapes.map(([b, t]) => `${b}x${t}`)).size} distinct unpadded shapes`,
+    );
     console.log('| bucketing | distinct shapes (sessions) | padded tokens ÷ real tokens | worst batch |');
     console.log('|---|---|---|---|');
     for (const s of SCHEMES) {

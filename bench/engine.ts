@@ -118,7 +118,12 @@ async function benchDevice(
   const session = new DeviceModelSession(model, weights, { maxSequence: SEQ });
   const steps: DeviceStepResult[] = [];
   try {
-    const counts = await deviceStepCounts(rewriteForTraining(model), params, cpuSteps.map((c) => session.shapeFor(c.batch, SEQ)), params.parameterCount);
+    const counts = await deviceStepCounts(
+      rewriteForTraining(model),
+      params,
+      cpuSteps.map((c) => session.shapeFor(c.batch, SEQ)),
+      params.parameterCount,
+    );
     const p = counts.perturbation;
     o.log(
       `${size} webgpu counts (from the graphs): ${counts.perStep.dispatches} dispatches and ${counts.perStep.bytesPerParameter.toFixed(0)} device bytes per parameter per step; ` +
@@ -139,12 +144,19 @@ async function benchDevice(
       const probe = syntheticBatch(batch, model.io.vocab ?? 2);
       const totals: number[] = [];
       const bus = weights.counter;
-      await trainer.train({ steps: 4, seeds: new SeedSampler(4096, 3), nextBatch: () => probe, onStep: () => totals.push(bus.hostToDevice + bus.deviceToHost) });
+      await trainer.train({
+        steps: 4,
+        seeds: new SeedSampler(4096, 3),
+        nextBatch: () => probe,
+        onStep: () => totals.push(bus.hostToDevice + bus.deviceToHost),
+      });
       const between = totals.slice(1).map((t, i) => t - totals[i]);
       const busBytesPerStep = median(between);
       const row = { ...timing, busBytesPerStep, cpuStepMs: cpu.stepMs, speedup: cpu.stepMs / timing.stepMs };
       steps.push(row);
-      o.log(`${size} batch ${batch} webgpu: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}, ${busBytesPerStep} bytes/step across the bus, ${row.speedup.toFixed(2)}× the CPU step`);
+      o.log(
+        `${size} batch ${batch} webgpu: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}, ${busBytesPerStep} bytes/step across the bus, ${row.speedup.toFixed(2)}× the CPU step`,
+      );
     }
     // Perturbation throughput: fused passes chained on the device, then one sync, minus a sync alone.
     const passes = o.quick ? 4 : 10;
@@ -196,14 +208,26 @@ async function benchSize(size: EngineSize, o: SizeOptions): Promise<EngineSizeRe
       const limit = size === ENGINE_TARGETS.stepTargetSize ? ENGINE_TARGETS.stepOverTwoForwards[batch] : undefined;
       const target = limit === undefined ? null : { target: limit, met: timing.ratio <= limit };
       steps.push({ ...timing, target });
-      o.log(`${size} batch ${batch}: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}${target ? ` (target ≤ ${target.target} ${mark(target.met)})` : ''}`);
+      o.log(
+        `${size} batch ${batch}: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}${target ? ` (target ≤ ${target.target} ${mark(target.met)})` : ''}`,
+      );
     }
     if (o.provider === 'webgpu') webgpu = await benchDevice(size, model, params, steps, o);
   } finally {
     params.dispose();
     await session.release();
   }
-  return { size, preset, parameters: params.parameterCount, seq: SEQ, kernel: params.kernel, resident: params.resident, executionProvider: session.executionProvider, steps, ...(webgpu ? { webgpu } : {}) };
+  return {
+    size,
+    preset,
+    parameters: params.parameterCount,
+    seq: SEQ,
+    kernel: params.kernel,
+    resident: params.resident,
+    executionProvider: session.executionProvider,
+    steps,
+    ...(webgpu ? { webgpu } : {}),
+  };
 }
 
 export const mark = (met: boolean): string => (met ? '✓' : '✗');

@@ -63,9 +63,28 @@ export interface AggregationReport {
 
 async function measureBytes(sampling: 'uniform' | 'pro', rounds: number, clients: number, paramCount: number): Promise<BytesReport> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-bench-'));
-  const config: FederationConfig = { k: 4096, federationSeed: 9, epsilon: 1e-3, eta: 0.05, tau: 200, batchSize: 1, sampling, weighting: 'examples', rounds, clientsPerRound: clients, deadlineMs: 10_000 };
+  const config: FederationConfig = {
+    k: 4096,
+    federationSeed: 9,
+    epsilon: 1e-3,
+    eta: 0.05,
+    tau: 200,
+    batchSize: 1,
+    sampling,
+    weighting: 'examples',
+    rounds,
+    clientsPerRound: clients,
+    deadlineMs: 10_000,
+  };
   const trainers = Array.from({ length: clients }, (_, i) => new QuadraticToyTrainer({ dimension: 8, clientSeed: i + 1 }));
-  const server = await startServer({ config, modelHash: trainers[0].modelHash, generatorVersion: 1, paramCount, storePath: join(dir, 'store'), requireToken: false });
+  const server = await startServer({
+    config,
+    modelHash: trainers[0].modelHash,
+    generatorVersion: 1,
+    paramCount,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+  });
   const perClient: number[] = [];
   server.events.on('roundCommitted', (e) => Object.values(e.bytes.perClient).forEach((b) => perClient.push(b.up + b.down)));
   try {
@@ -75,15 +94,44 @@ async function measureBytes(sampling: 'uniform' | 'pro', rounds: number, clients
     rmSync(dir, { recursive: true, force: true });
   }
   const mean = perClient.reduce((a, b) => a + b, 0) / perClient.length;
-  return { sampling, meanPerClientRound: Math.round(mean), maxPerClientRound: Math.max(...perClient), vsPaper: PAPER_BYTES_PER_ROUND / mean, vsFedAvg: fedAvgBytesPerClient(paramCount) / mean };
+  return {
+    sampling,
+    meanPerClientRound: Math.round(mean),
+    maxPerClientRound: Math.max(...perClient),
+    vsPaper: PAPER_BYTES_PER_ROUND / mean,
+    vsFedAvg: fedAvgBytesPerClient(paramCount) / mean,
+  };
 }
 
 async function idleConnections(n: number): Promise<FederationBenchReport['idle']> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-idle-'));
-  const config: FederationConfig = { k: 16, federationSeed: 1, epsilon: 1e-3, eta: 1e-3, tau: 1, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 1, clientsPerRound: 1, deadlineMs: 1000 };
-  const spec: ServerProcessSpec = { config, model: { identity: '00'.repeat(32), parameters: 1 }, generatorVersion: 1, storePath: join(dir, 'store'), requireToken: false, maxConnections: n + 10 };
+  const config: FederationConfig = {
+    k: 16,
+    federationSeed: 1,
+    epsilon: 1e-3,
+    eta: 1e-3,
+    tau: 1,
+    batchSize: 1,
+    sampling: 'uniform',
+    weighting: 'examples',
+    rounds: 1,
+    clientsPerRound: 1,
+    deadlineMs: 1000,
+  };
+  const spec: ServerProcessSpec = {
+    config,
+    model: { identity: '00'.repeat(32), parameters: 1 },
+    generatorVersion: 1,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+    maxConnections: n + 10,
+  };
   const entry = entryInvocation('cli/run-server.ts', 'dist/run-server.js');
-  const child = fork(entry.args.at(-1) as string, [JSON.stringify(spec)], { execPath: entry.command, execArgv: entry.args.slice(0, -1), stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child = fork(entry.args.at(-1) as string, [JSON.stringify(spec)], {
+    execPath: entry.command,
+    execArgv: entry.args.slice(0, -1),
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
   const sockets: WebSocket[] = [];
   let refused: string | null = null;
   try {
@@ -97,13 +145,18 @@ async function idleConnections(n: number): Promise<FederationBenchReport['idle']
     for (let i = 0; i < n && refused === null; i += 250) {
       const batch = Array.from({ length: Math.min(250, n - i) }, () => new WebSocket(url, { perMessageDeflate: false }));
       sockets.push(...batch);
-      await Promise.all(batch.map((ws) => new Promise<void>((resolve) => {
-        ws.once('open', () => resolve());
-        ws.once('error', (err) => {
-          refused = err.message;
-          resolve();
-        });
-      })));
+      await Promise.all(
+        batch.map(
+          (ws) =>
+            new Promise<void>((resolve) => {
+              ws.once('open', () => resolve());
+              ws.once('error', (err) => {
+                refused = err.message;
+                resolve();
+              });
+            }),
+        ),
+      );
     }
     const open = sockets.filter((s) => s.readyState === WebSocket.OPEN).length;
     const report = await new Promise<ServerProcessStats>((resolve) => {
@@ -133,10 +186,20 @@ function median(values: readonly number[]): number {
 function aggregation(uploads: number, passes = 5): AggregationReport {
   const k = 4096;
   let s = 1;
-  const rand = (): number => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const rand = (): number => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const frames = Array.from({ length: uploads }, (_, i) =>
-    encodeMessage({ type: 'upload', round: 1, examples: 100 + i, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32),
-      pairs: Array.from({ length: 200 }, () => ({ seed: Math.floor(rand() * k), g: Math.fround((rand() - 0.5) * 20) })) }),
+    encodeMessage({
+      type: 'upload',
+      round: 1,
+      examples: 100 + i,
+      lossBeforeSum: 1,
+      lossBeforeCount: 1,
+      lossAfterSum: 1,
+      lossAfterCount: 1,
+      digestRound: 0,
+      digest: new Uint8Array(32),
+      pairs: Array.from({ length: 200 }, () => ({ seed: Math.floor(rand() * k), g: Math.fround((rand() - 0.5) * 20) })),
+    }),
   );
   const decode: number[] = [];
   const aggregate: number[] = [];
@@ -144,7 +207,10 @@ function aggregation(uploads: number, passes = 5): AggregationReport {
     const t0 = performance.now();
     const decoded = frames.map((f) => decodeMessage(f, { k }) as UploadMessage);
     const t1 = performance.now();
-    const bounded = boundRound({ uploads: decoded, missing: 0, history: [{ absG: 5, examples: 600 }], repeatCap: repeatCap(200, 1 / k, DEFAULT_ROBUSTNESS.repeatSlack), tau: 200 }, DEFAULT_ROBUSTNESS).uploads.map((b) => b.contribution);
+    const bounded = boundRound(
+      { uploads: decoded, missing: 0, history: [{ absG: 5, examples: 600 }], repeatCap: repeatCap(200, 1 / k, DEFAULT_ROBUSTNESS.repeatSlack), tau: 200 },
+      DEFAULT_ROBUSTNESS,
+    ).uploads.map((b) => b.contribution);
     const deltaA = robustAggregate(bounded, k, 'examples', DEFAULT_ROBUSTNESS.seedMedianClients);
     quantizeWithFeedback(deltaA, new Float64Array(k));
     const sum = new Float64Array(k);
@@ -156,7 +222,16 @@ function aggregation(uploads: number, passes = 5): AggregationReport {
   }
   const totals = decode.map((d, i) => d + aggregate[i]);
   const totalMs = median(totals);
-  return { uploads, passes, decodeMs: median(decode), aggregateMs: median(aggregate), totalMs, firstPassTotalMs: totals[0], targetMs: SERVER_ROUND_TARGET_MS, met: totalMs < SERVER_ROUND_TARGET_MS };
+  return {
+    uploads,
+    passes,
+    decodeMs: median(decode),
+    aggregateMs: median(aggregate),
+    totalMs,
+    firstPassTotalMs: totals[0],
+    targetMs: SERVER_ROUND_TARGET_MS,
+    met: totalMs < SERVER_ROUND_TARGET_MS,
+  };
 }
 
 export async function runFederationBench(options: FederationBenchOptions = {}): Promise<FederationBenchReport> {
@@ -168,12 +243,18 @@ export async function runFederationBench(options: FederationBenchOptions = {}): 
   for (const sampling of ['uniform', 'pro'] as const) {
     const b = await measureBytes(sampling, rounds, clients, paramCount);
     bytes.push(b);
-    log(`bytes/client/round K=4096 τ=200 ${sampling.padEnd(7)}: mean ${b.meanPerClientRound} B, max ${b.maxPerClientRound} B; paper 17,988 B is ${b.vsPaper.toFixed(2)}×; FedAvg (d=${paramCount}) is ${b.vsFedAvg.toExponential(2)}×`);
+    log(
+      `bytes/client/round K=4096 τ=200 ${sampling.padEnd(7)}: mean ${b.meanPerClientRound} B, max ${b.maxPerClientRound} B; paper 17,988 B is ${b.vsPaper.toFixed(2)}×; FedAvg (d=${paramCount}) is ${b.vsFedAvg.toExponential(2)}×`,
+    );
   }
   const agg = aggregation(1000);
-  log(`1,000 uploads of 200 pairs at K=4096 (medians of ${agg.passes} passes): decode ${agg.decodeMs.toFixed(1)} ms + aggregate, quantize, importance ${agg.aggregateMs.toFixed(1)} ms = ${agg.totalMs.toFixed(1)} ms (target < ${agg.targetMs} ms; first pass ${agg.firstPassTotalMs.toFixed(1)} ms)`);
+  log(
+    `1,000 uploads of 200 pairs at K=4096 (medians of ${agg.passes} passes): decode ${agg.decodeMs.toFixed(1)} ms + aggregate, quantize, importance ${agg.aggregateMs.toFixed(1)} ms = ${agg.totalMs.toFixed(1)} ms (target < ${agg.targetMs} ms; first pass ${agg.firstPassTotalMs.toFixed(1)} ms)`,
+  );
   const idle = await idleConnections(options.idleConnections ?? 10_000);
-  log(`${idle.connections} idle connections: server RSS ${(idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB)${idle.refused ? `; refused: ${idle.refused}` : ''}`);
+  log(
+    `${idle.connections} idle connections: server RSS ${(idle.serverRssBytes / 2 ** 20).toFixed(0)} MiB (target < 1024 MiB)${idle.refused ? `; refused: ${idle.refused}` : ''}`,
+  );
   return { bytes, fedAvgPerClientRound: fedAvgBytesPerClient(paramCount), idle, aggregation: agg };
 }
 

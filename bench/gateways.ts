@@ -75,7 +75,20 @@ function quickClient(url: string, id: string, pairs: readonly SeedGradient[]): P
     ws.on('message', (data: Buffer) => {
       const m = decodeMessage(new Uint8Array(data), { k: K });
       if (m.type === 'round') {
-        ws.send(encodeMessage({ type: 'upload', round: m.round, examples: 10, lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: m.round - 1, digest: new Uint8Array(32), pairs }));
+        ws.send(
+          encodeMessage({
+            type: 'upload',
+            round: m.round,
+            examples: 10,
+            lossBeforeSum: 2,
+            lossBeforeCount: 1,
+            lossAfterSum: 1,
+            lossAfterCount: 1,
+            digestRound: m.round - 1,
+            digest: new Uint8Array(32),
+            pairs,
+          }),
+        );
       } else if (m.type === 'result') {
         firstResult ||= performance.now();
       } else if (m.type === 'sync' && m.finished) {
@@ -115,7 +128,12 @@ async function schemaOf(o: GatewayBenchOptions, name: string): Promise<{ url: st
 function launch(spec: ServerProcessSpec, password: string | undefined): Promise<{ child: ChildProcess; url: string }> {
   const entry = entryInvocation('cli/run-server.ts', 'dist/run-server.js');
   const env = password === undefined ? process.env : { ...process.env, PGPASSWORD: password };
-  const child = fork(entry.args.at(-1) as string, [JSON.stringify(spec)], { execPath: entry.command, execArgv: entry.args.slice(0, -1), stdio: ['ignore', 'pipe', 'ignore', 'ipc'], env });
+  const child = fork(entry.args.at(-1) as string, [JSON.stringify(spec)], {
+    execPath: entry.command,
+    execArgv: entry.args.slice(0, -1),
+    stdio: ['ignore', 'pipe', 'ignore', 'ipc'],
+    env,
+  });
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
       const e = parseServerProcessEvent(line);
@@ -147,7 +165,19 @@ async function openIdle(urls: readonly string[], n: number): Promise<WebSocket[]
 async function measure(o: GatewayBenchOptions, storeUrl: string | null, gateways: number): Promise<ScalingRow> {
   const clients = o.clients ?? 48;
   const rounds = o.rounds ?? 20;
-  const config: FederationConfig = { k: K, federationSeed: 3, epsilon: 1e-3, eta: 0.01, tau: TAU, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds, clientsPerRound: clients, deadlineMs: 60_000 };
+  const config: FederationConfig = {
+    k: K,
+    federationSeed: 3,
+    epsilon: 1e-3,
+    eta: 0.01,
+    tau: TAU,
+    batchSize: 1,
+    sampling: 'pro',
+    weighting: 'examples',
+    rounds,
+    clientsPerRound: clients,
+    deadlineMs: 60_000,
+  };
   const dir = mkdtempSync(join(tmpdir(), 'fedk-scale-'));
   const spec: ServerProcessSpec = {
     config,
@@ -172,12 +202,19 @@ async function measure(o: GatewayBenchOptions, storeUrl: string | null, gateways
     const next = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0);
     const firstResults = await Promise.all(
       Array.from({ length: clients }, (_, i) =>
-        quickClient(urls[i % urls.length], `s${i}`, Array.from({ length: TAU }, () => ({ seed: next() % K, g: Math.fround((next() / 2 ** 32 - 0.5) * 2) }))),
+        quickClient(
+          urls[i % urls.length],
+          `s${i}`,
+          Array.from({ length: TAU }, () => ({ seed: next() % K, g: Math.fround((next() / 2 ** 32 - 0.5) * 2) })),
+        ),
       ),
     );
     const seconds = (performance.now() - Math.min(...firstResults.filter((t) => t > 0))) / 1000;
     sockets = await openIdle(urls, o.idle ?? 0);
-    const held = (await Promise.all(running.map(stats))).reduce((s, x) => ({ rss: s.rss + x.rss, connections: s.connections + x.connections }), { rss: 0, connections: 0 });
+    const held = (await Promise.all(running.map(stats))).reduce((s, x) => ({ rss: s.rss + x.rss, connections: s.connections + x.connections }), {
+      rss: 0,
+      connections: 0,
+    });
     // Rounds 2..R: round 1 also waits for every client to connect.
     return {
       store: storeUrl ? 'PostgreSQL' : 'LevelDB',
@@ -203,7 +240,15 @@ async function commitCost(store: FederationStore, name: CommitCost['store'], n: 
   for (let r = 1; r <= n; r++) {
     const state: FederationState = { round: r, coefficients: v(), residual: v(), importanceSum: v(), importanceCount: v() };
     const t0 = performance.now();
-    await store.commitRound(state, { round: r, change: v(), participants: ['a', 'b'], examples: 2, lossBefore: 1, lossAfter: 1, committedAt: new Date().toISOString() });
+    await store.commitRound(state, {
+      round: r,
+      change: v(),
+      participants: ['a', 'b'],
+      examples: 2,
+      lossBefore: 1,
+      lossAfter: 1,
+      committedAt: new Date().toISOString(),
+    });
     times.push(performance.now() - t0);
   }
   return { store: name, k: K, commits: n, p50Ms: quantile(times, 0.5), p95Ms: quantile(times, 0.95) };

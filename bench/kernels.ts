@@ -126,16 +126,34 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
     { pass: 'perturb2 (fused), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb2(resident, 0, keyA, 1e-4, keyB, -1e-4) },
     { pass: 'perturb2 (fused)', kernel: 'js', units: n, unit: P, run: () => js.perturb2(outside, 0, keyA, 1e-4, keyB, -1e-4) },
     { pass: `rebuild, ${passes} single-seed passes`, kernel: 'wasm-simd', units: passes * n, unit: SP, run: single(wasm, passes) },
-    { pass: `rebuild, ${m} seeds blocked`, kernel: 'wasm-simd', units: m * rebuildN, unit: SP, run: () => wasm.accumulate(S.subarray(0, rebuildN), 0, keys, coeffs) },
+    {
+      pass: `rebuild, ${m} seeds blocked`,
+      kernel: 'wasm-simd',
+      units: m * rebuildN,
+      unit: SP,
+      run: () => wasm.accumulate(S.subarray(0, rebuildN), 0, keys, coeffs),
+    },
     { pass: `rebuild, ${jsPasses} single-seed passes`, kernel: 'js', units: jsPasses * n, unit: SP, run: single(js, jsPasses) },
-    { pass: `rebuild, ${m} seeds blocked`, kernel: 'js', units: m * jsRebuildN, unit: SP, run: () => js.accumulate(S.subarray(0, jsRebuildN), 0, keys, coeffs) },
+    {
+      pass: `rebuild, ${m} seeds blocked`,
+      kernel: 'js',
+      units: m * jsRebuildN,
+      unit: SP,
+      run: () => js.accumulate(S.subarray(0, jsRebuildN), 0, keys, coeffs),
+    },
     { pass: 'materialize w = fl32(w0 + c·S)', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.materialize(resident, w0, S, -1e-12) },
     { pass: 'materialize w = fl32(w0 + c·S)', kernel: 'js', units: n, unit: P, run: () => js.materialize(outside, w0, S, -1e-12) },
     // The stored-z passes of a ZO step: one generation (perturb2Stored, or perturbStore for the first
     // step), the other passes read the seed's Zq back.
     { pass: 'perturbStore (hash, keep Zq), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturbStore(resident, zStore, 0, keyA, 1e-4) },
     { pass: 'perturbStored (read Zq), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturbStored(resident, zStore, -1e-4) },
-    { pass: 'perturb2Stored (fused), resident', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb2Stored(resident, zStore, 0, 1e-4, keyA, -1e-4) },
+    {
+      pass: 'perturb2Stored (fused), resident',
+      kernel: 'wasm-simd',
+      units: n,
+      unit: P,
+      run: () => wasm.perturb2Stored(resident, zStore, 0, 1e-4, keyA, -1e-4),
+    },
     { pass: 'perturbStored (read Zq), outside', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturbStored(outside, zStore, -1e-4) },
     { pass: 'perturb2Stored (fused), outside', kernel: 'wasm-simd', units: n, unit: P, run: () => wasm.perturb2Stored(outside, zStore, 0, 1e-4, keyA, -1e-4) },
     { pass: 'perturbStored (read Zq)', kernel: 'js', units: n, unit: P, run: () => js.perturbStored(outside, jsZStore, -1e-4) },
@@ -144,7 +162,9 @@ export function runKernelBench(options: KernelBenchOptions = {}): KernelBenchRes
   const seconds = timeInterleaved(list, repeats);
   const rows: KernelBenchRow[] = list.map((x, i) => {
     const row = { pass: x.pass, kernel: x.kernel, perSecond: x.units / seconds[i], unit: x.unit, nsPerUnit: (seconds[i] * 1e9) / x.units };
-    log(`${x.pass.padEnd(34)} ${x.kernel.padEnd(9)} ${(row.perSecond / 1e9).toFixed(3).padStart(7)} G ${x.unit}  ${row.nsPerUnit.toFixed(3)} ns/${x.unit === 'params/s' ? 'param' : 'seed·param'}`);
+    log(
+      `${x.pass.padEnd(34)} ${x.kernel.padEnd(9)} ${(row.perSecond / 1e9).toFixed(3).padStart(7)} G ${x.unit}  ${row.nsPerUnit.toFixed(3)} ns/${x.unit === 'params/s' ? 'param' : 'seed·param'}`,
+    );
     return row;
   });
   const [floor, perturbWasm, , perturbJs, , , singleWasm, blockedWasm] = seconds;

@@ -49,7 +49,11 @@ export async function runLearningBench(o: LearningBenchOptions): Promise<Learnin
   const log = o.log ?? (() => {});
   const engine = await openEngine({ threads: o.threads });
   try {
-    const data = await loadDataset(o.data, { tokenizer: engine.tokenizer, seqLen: TRAINING_DEFAULTS.seqLen, heldOutFraction: TRAINING_DEFAULTS.heldOutFraction });
+    const data = await loadDataset(o.data, {
+      tokenizer: engine.tokenizer,
+      seqLen: TRAINING_DEFAULTS.seqLen,
+      heldOutFraction: TRAINING_DEFAULTS.heldOutFraction,
+    });
     const rows: LearningBenchRow[] = [];
     for (const arm of o.arms) {
       engine.params.rebuildFromBase();
@@ -58,8 +62,16 @@ export async function runLearningBench(o: LearningBenchOptions): Promise<Learnin
         engine,
         data,
         {
-          steps: o.steps, k: o.k ?? TRAINING_DEFAULTS.k, federationSeed: TRAINING_DEFAULTS.federationSeed, epsilon: TRAINING_DEFAULTS.epsilon, eta: arm.eta, shape: arm.shape,
-          batchSize: TRAINING_DEFAULTS.batchSize, seqLen: TRAINING_DEFAULTS.seqLen, evalEvery: o.evalEvery, evalExamples: o.evalExamples,
+          steps: o.steps,
+          k: o.k ?? TRAINING_DEFAULTS.k,
+          federationSeed: TRAINING_DEFAULTS.federationSeed,
+          epsilon: TRAINING_DEFAULTS.epsilon,
+          eta: arm.eta,
+          shape: arm.shape,
+          batchSize: TRAINING_DEFAULTS.batchSize,
+          seqLen: TRAINING_DEFAULTS.seqLen,
+          evalEvery: o.evalEvery,
+          evalExamples: o.evalExamples,
         },
         (e) => {
           if (e.type !== 'eval') return;
@@ -74,7 +86,12 @@ export async function runLearningBench(o: LearningBenchOptions): Promise<Learnin
       rows.push({ ...arm, curve, change, bestChange, msPerStep: run.stepMs, ratio: Number.NaN, diverged: run.diverged?.reason ?? null });
     }
     const first = rows[0]?.change ?? Number.NaN;
-    return { data: o.data, steps: o.steps, heldOutExamples: Math.min(o.evalExamples, data.heldOut.length), rows: rows.map((r) => ({ ...r, ratio: r.change / first })) };
+    return {
+      data: o.data,
+      steps: o.steps,
+      heldOutExamples: Math.min(o.evalExamples, data.heldOut.length),
+      rows: rows.map((r) => ({ ...r, ratio: r.change / first })),
+    };
   } finally {
     await engine.close();
   }

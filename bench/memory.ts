@@ -36,7 +36,15 @@ export type ProcessKind = 'inference' | 'train' | 'client';
 /** What one child process measures. */
 export type MemoryProbe =
   | { readonly kind: 'build'; readonly preset: BenchPreset; readonly cacheDir: string }
-  | { readonly kind: 'inference'; readonly model: string; readonly vocab: number; readonly batch: number; readonly seq: number; readonly threads: number; readonly runs: number }
+  | {
+      readonly kind: 'inference';
+      readonly model: string;
+      readonly vocab: number;
+      readonly batch: number;
+      readonly seq: number;
+      readonly threads: number;
+      readonly runs: number;
+    }
   | {
       readonly kind: 'train' | 'client';
       readonly model: string;
@@ -157,7 +165,11 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
     try {
       const n = probe.batch * probe.seq;
       const feeds = {
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(tokens(n, 9, probe.vocab), (x) => BigInt(x)), [probe.batch, probe.seq]),
+        input_ids: new ort.Tensor(
+          'int64',
+          BigInt64Array.from(tokens(n, 9, probe.vocab), (x) => BigInt(x)),
+          [probe.batch, probe.seq],
+        ),
         attention_mask: new ort.Tensor('int64', new BigInt64Array(n).fill(1n), [probe.batch, probe.seq]),
       };
       for (let r = 0; r < probe.runs; r++) await session.run(feeds);
@@ -186,9 +198,30 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
     } else {
       // A federation client's rounds: the round's coefficient change, the digest, τ local steps with the
       // loss before and after on held-out rows, back to the replica.
-      const config: FederationConfig = { k: 4096, federationSeed: 7, epsilon: 1e-3, eta: 1e-6, tau: probe.steps, batchSize: probe.batch, sampling: 'uniform', weighting: 'examples', rounds: probe.rounds, clientsPerRound: 1, deadlineMs: 60_000 };
-      const examples: Example[] = Array.from({ length: 2 * probe.batch }, (_, n) => ({ id: `m${n}`, group: 'bench', splitKey: `m${n}`, ids: tokens(probe.seq, 100 + n, probe.vocab) }));
-      const trainer = new EngineLocalTrainer(engine, { train: examples.slice(probe.batch), heldOut: examples.slice(0, probe.batch) }, { batchSize: probe.batch, seqLen: probe.seq, clientSeed: 1, heldOutExamples: probe.batch });
+      const config: FederationConfig = {
+        k: 4096,
+        federationSeed: 7,
+        epsilon: 1e-3,
+        eta: 1e-6,
+        tau: probe.steps,
+        batchSize: probe.batch,
+        sampling: 'uniform',
+        weighting: 'examples',
+        rounds: probe.rounds,
+        clientsPerRound: 1,
+        deadlineMs: 60_000,
+      };
+      const examples: Example[] = Array.from({ length: 2 * probe.batch }, (_, n) => ({
+        id: `m${n}`,
+        group: 'bench',
+        splitKey: `m${n}`,
+        ids: tokens(probe.seq, 100 + n, probe.vocab),
+      }));
+      const trainer = new EngineLocalTrainer(
+        engine,
+        { train: examples.slice(probe.batch), heldOut: examples.slice(0, probe.batch) },
+        { batchSize: probe.batch, seqLen: probe.seq, clientSeed: 1, heldOutExamples: probe.batch },
+      );
       for (let round = 1; round <= probe.rounds; round++) {
         const indices = Uint32Array.from({ length: 16 }, (_, i) => (round * 257 + i * 61) % 4096);
         const values = Float64Array.from(indices, (j) => ((j * 7919) % 2_000_001) - 1_000_000);
@@ -198,7 +231,13 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
       }
     }
     const { budgetBytes, explicitBudget, sums, zStore, totalBytes } = engine.memoryPlan;
-    return { peakRssBytes: peakRss(), seconds: seconds(), buffers: engine.params.memoryUsage(), plan: { budgetBytes, explicitBudget, sums, zStore, totalBytes }, ...(timing ? { timing } : {}) };
+    return {
+      peakRssBytes: peakRss(),
+      seconds: seconds(),
+      buffers: engine.params.memoryUsage(),
+      plan: { budgetBytes, explicitBudget, sums, zStore, totalBytes },
+      ...(timing ? { timing } : {}),
+    };
   } finally {
     await engine.close();
   }
@@ -217,7 +256,11 @@ function probeInChild(probe: MemoryProbe): Promise<ProbeResult> {
     child.on('close', (code, signal) => {
       const last = out.trim().split('\n').at(-1) ?? '';
       if (code === 0 && last.startsWith('{')) return resolvePromise(JSON.parse(last) as ProbeResult);
-      reject(new Error(`the ${probe.kind} probe exited with ${signal ?? code}${signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''}: ${err.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`));
+      reject(
+        new Error(
+          `the ${probe.kind} probe exited with ${signal ?? code}${signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''}: ${err.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`,
+        ),
+      );
     });
   });
 }
@@ -256,7 +299,14 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
     for (const batch of batches) {
       const inference = await probeInChild({ kind: 'inference', model, vocab, batch, seq: SEQ, threads, runs: 2 });
       const base: Omit<MemoryRow, 'kind' | 'peakRssBytes' | 'ratio' | 'seconds' | 'runtimeBytes'> = { size, parameters, batch, weightBytes };
-      rows.push({ ...base, kind: 'inference', peakRssBytes: inference.peakRssBytes, ratio: 1, seconds: inference.seconds, runtimeBytes: inference.peakRssBytes - weightBytes });
+      rows.push({
+        ...base,
+        kind: 'inference',
+        peakRssBytes: inference.peakRssBytes,
+        ratio: 1,
+        seconds: inference.seconds,
+        runtimeBytes: inference.peakRssBytes - weightBytes,
+      });
       log(`${size} batch ${batch} inference session: peak ${(inference.peakRssBytes / GiB).toFixed(2)} GiB (${inference.seconds.toFixed(0)} s)`);
       const maxMemory = options.maxMemory === 'auto' ? null : (options.maxMemory ?? Math.floor(ratio * inference.peakRssBytes));
       for (const kind of ['train', 'client'] as const) {
@@ -271,8 +321,20 @@ export async function runMemoryBench(options: MemoryBenchOptions = {}): Promise<
         }
         const b = r.buffers as ParameterMemory;
         const held = b.weights + b.base + b.sums + b.zStore + b.scratch;
-        rows.push({ ...base, kind, peakRssBytes: r.peakRssBytes, ratio: r.peakRssBytes / inference.peakRssBytes, seconds: r.seconds, buffers: b, plan: r.plan, runtimeBytes: r.peakRssBytes - held, ...(r.timing ? { timing: r.timing } : {}) });
-        log(`${size} batch ${batch} ${kind === 'train' ? 'local training' : 'federation client'}: peak ${(r.peakRssBytes / GiB).toFixed(2)} GiB = ${(r.peakRssBytes / inference.peakRssBytes).toFixed(3)}× inference (budget ${((r.plan?.budgetBytes ?? 0) / GiB).toFixed(2)} GiB; S ${r.plan?.sums}, z store ${((r.plan?.zStore ?? 0) * 100).toFixed(0)}%${r.timing ? `; step ${r.timing.ratio.toFixed(3)}× two forwards` : ''}; ${r.seconds.toFixed(0)} s)`);
+        rows.push({
+          ...base,
+          kind,
+          peakRssBytes: r.peakRssBytes,
+          ratio: r.peakRssBytes / inference.peakRssBytes,
+          seconds: r.seconds,
+          buffers: b,
+          plan: r.plan,
+          runtimeBytes: r.peakRssBytes - held,
+          ...(r.timing ? { timing: r.timing } : {}),
+        });
+        log(
+          `${size} batch ${batch} ${kind === 'train' ? 'local training' : 'federation client'}: peak ${(r.peakRssBytes / GiB).toFixed(2)} GiB = ${(r.peakRssBytes / inference.peakRssBytes).toFixed(3)}× inference (budget ${((r.plan?.budgetBytes ?? 0) / GiB).toFixed(2)} GiB; S ${r.plan?.sums}, z store ${((r.plan?.zStore ?? 0) * 100).toFixed(0)}%${r.timing ? `; step ${r.timing.ratio.toFixed(3)}× two forwards` : ''}; ${r.seconds.toFixed(0)} s)`,
+        );
       }
     }
   }

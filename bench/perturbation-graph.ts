@@ -47,7 +47,17 @@ export async function runPerturbationGraphBench(params = 4 << 20, providers = 'c
     await time('wasm1', () => wasm.perturb(w, 0, keyA, 1e-3));
     await time('graph1', () => single.apply(input, 0, [{ key: keyA, s: 1e-3 }], out));
     await time('wasm2', () => wasm.perturb2(w, 0, keyA, -1e-3, keyB, 1e-3));
-    await time('graph2', () => fused.apply(input, 0, [{ key: keyA, s: -1e-3 }, { key: keyB, s: 1e-3 }], out));
+    await time('graph2', () =>
+      fused.apply(
+        input,
+        0,
+        [
+          { key: keyA, s: -1e-3 },
+          { key: keyB, s: 1e-3 },
+        ],
+        out,
+      ),
+    );
     if (warm) for (const k of Object.keys(times)) times[k].length = 0;
   }
 

@@ -33,7 +33,9 @@ async function stepMs(engine: Engine, batch: TokenBatch, steps: number): Promise
   return median(marks.slice(1).map((t, i) => t - marks[i]));
 }
 
-export async function measureProviderSpeed(options: { model?: string; batch?: number; seq?: number; steps?: number; log?: (line: string) => void } = {}): Promise<ProviderSpeed | null> {
+export async function measureProviderSpeed(
+  options: { model?: string; batch?: number; seq?: number; steps?: number; log?: (line: string) => void } = {},
+): Promise<ProviderSpeed | null> {
   const log = options.log ?? console.log;
   const { batch = 4, seq = 64, steps = 5 } = options;
   const adapter = webgpuAdapterChoice(currentProviderEnvironment())?.chosen ?? null;

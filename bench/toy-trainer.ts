@@ -40,7 +40,7 @@ export class QuadraticToyTrainer implements LocalTrainer {
   constructor(private readonly options: QuadraticToyTrainerOptions) {
     const d = options.dimension;
     this.w0 = new Float64Array(d).map((_, i) => baseWeight(i));
-    this.target = new Float64Array(d).map((_, i) => 0.5 + 0.1 * ((mix(i * 31 + options.clientSeed * 977) / 2 ** 32) - 0.5));
+    this.target = new Float64Array(d).map((_, i) => 0.5 + 0.1 * (mix(i * 31 + options.clientSeed * 977) / 2 ** 32 - 0.5));
     this.s = new Float64Array(d);
     this.modelHash = createHash('sha256').update(`quadratic-toy-${d}`).digest();
   }

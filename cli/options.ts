@@ -110,11 +110,15 @@ export function storeArgument(value: string): string {
     } catch {
       throw new CliError(`--store ${redactStoreUrl(value)}: not a valid URL; expected ${shape}`);
     }
-    if (url.hostname === '' || url.pathname.length <= 1) throw new CliError(`--store ${redactStoreUrl(value)}: names no host or no database; expected ${shape}`);
+    if (url.hostname === '' || url.pathname.length <= 1)
+      throw new CliError(`--store ${redactStoreUrl(value)}: names no host or no database; expected ${shape}`);
     return value;
   }
   // A scheme (two letters or more: C:\ is a Windows drive) that is not postgres://.
-  if (/^[a-z][a-z0-9+.-]+:/i.test(value)) throw new CliError(`--store ${value.replace(/\/\/[^@/]*@/, '//…@')}: not a postgres:// URL nor a folder; expected a folder or ${shape} (a folder whose name holds a colon: write it as ./name)`);
+  if (/^[a-z][a-z0-9+.-]+:/i.test(value))
+    throw new CliError(
+      `--store ${value.replace(/\/\/[^@/]*@/, '//…@')}: not a postgres:// URL nor a folder; expected a folder or ${shape} (a folder whose name holds a colon: write it as ./name)`,
+    );
   return value;
 }
 
@@ -134,7 +138,8 @@ export function dataPath(value: string): string {
   }
   if (st.isDirectory()) return value;
   if (!st.isFile()) throw new CliError(`--data ${value}: not a regular file or folder (a device, pipe or socket is not read)`);
-  if (st.size > MAX_DATA_FILE_BYTES) throw new CliError(`--data ${value}: ${st.size} bytes, above the limit of ${MAX_DATA_FILE_BYTES} bytes (1 GiB); split it into a folder of smaller files`);
+  if (st.size > MAX_DATA_FILE_BYTES)
+    throw new CliError(`--data ${value}: ${st.size} bytes, above the limit of ${MAX_DATA_FILE_BYTES} bytes (1 GiB); split it into a folder of smaller files`);
   return value;
 }
 
@@ -201,7 +206,8 @@ function checkOnnxShaped(value: string): void {
     const nested = ['onnx'].filter((d) => names.includes(d)).flatMap((d) => readdirSync(join(value, d)));
     const hasOnnx = [...names, ...nested].some((n) => n.toLowerCase().endsWith('.onnx'));
     const weights = names.filter((n) => TORCH_WEIGHTS.test(n) && n !== 'tokenizer.bin');
-    if (!hasOnnx && weights.length > 0) throw new CliError(`--model ${value}: a transformers checkpoint (${weights.slice(0, 2).join(', ')}) without an ONNX export; ${optimumHint(value)}`);
+    if (!hasOnnx && weights.length > 0)
+      throw new CliError(`--model ${value}: a transformers checkpoint (${weights.slice(0, 2).join(', ')}) without an ONNX export; ${optimumHint(value)}`);
     return;
   }
   if (TORCH_WEIGHTS.test(value)) throw new CliError(`--model ${value}: PyTorch/safetensors weights, not an ONNX model; ${optimumHint(dirname(value))}`);
@@ -229,7 +235,11 @@ export function addModelSelectionOptions(cmd: Command): Command {
       modelArgument,
     )
     .option('--variant <name>', 'which file of a model folder: fp32 (default), fp16, quantized (q8), int8, uint8, q4, q4f16, bnb4')
-    .option('--tokenizer <path>', "Hugging Face tokenizer.json (default: where the model's layout keeps it; pre-tokenised data needs none)", existingPath('--tokenizer'))
+    .option(
+      '--tokenizer <path>',
+      "Hugging Face tokenizer.json (default: where the model's layout keeps it; pre-tokenised data needs none)",
+      existingPath('--tokenizer'),
+    )
     .option('--trainable <glob...>', 'train only the parameters whose names match (* any characters, ? one; names as fedkseed inspect lists them)')
     .option('--freeze <glob...>', 'leave the parameters whose names match untrained');
 }
@@ -237,7 +247,11 @@ export function addModelSelectionOptions(cmd: Command): Command {
 export function addModelOptions(cmd: Command): Command {
   return addModelSelectionOptions(cmd)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
-    .option('--provider <list>', 'execution providers to try in order, comma-separated: cpu, webgpu, cuda, dml, or auto (a hardware GPU that can run the whole model — CUDA, DirectML, WebGPU on a hardware adapter, never a software one — else the CPU)', ENGINE_DEFAULTS.provider.cli)
+    .option(
+      '--provider <list>',
+      'execution providers to try in order, comma-separated: cpu, webgpu, cuda, dml, or auto (a hardware GPU that can run the whole model — CUDA, DirectML, WebGPU on a hardware adapter, never a software one — else the CPU)',
+      ENGINE_DEFAULTS.provider.cli,
+    )
     .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default(ENGINE_DEFAULTS.kernel));
 }
 
@@ -248,7 +262,10 @@ export function engineOptions(o: ModelCliOptions): EngineOptions {
     tokenizer: o.tokenizer,
     select: o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined,
     threads: o.threads,
-    providers: o.provider.split(',').map((p) => p.trim()).filter(Boolean),
+    providers: o.provider
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
     kernel: o.kernel,
   };
 }
@@ -284,11 +301,17 @@ export function addDataOptions(cmd: Command, dataDefault = '.'): Command {
 
 /** --seq-len against the model's positions, when the model says how many it has. */
 export function checkSeqLen(seqLen: number, context: number | undefined): void {
-  if (context !== undefined && seqLen > context) throw new CliError(`--seq-len ${seqLen} exceeds the model's ${context} positions; use --seq-len ${context} or less`);
+  if (context !== undefined && seqLen > context)
+    throw new CliError(`--seq-len ${seqLen} exceeds the model's ${context} positions; use --seq-len ${context} or less`);
 }
 
 /** Reads the dataset the data options name, reporting every bad line as it is found. */
-export async function loadCliDataset(o: DataCliOptions & { json?: boolean }, tokenizer: TextTokenizer, heldOutFraction: number, context?: number): Promise<Dataset> {
+export async function loadCliDataset(
+  o: DataCliOptions & { json?: boolean },
+  tokenizer: TextTokenizer,
+  heldOutFraction: number,
+  context?: number,
+): Promise<Dataset> {
   if (context !== undefined && o.seqLen > context && o.seqLenGiven === false) {
     o.seqLen = context;
     if (!o.json) note(`--seq-len ${context}: the model has ${context} positions`);
@@ -303,6 +326,7 @@ export async function loadCliDataset(o: DataCliOptions & { json?: boolean }, tok
     policy: o.strict ? 'strict' : 'skip',
     onProblem: problemReporter(Boolean(o.json)),
   });
-  if (data.train.length + data.heldOut.length === 0) throw new CliError(await describeNoExamples(o.data, data.skipped, data.problems.length, { include: o.include }));
+  if (data.train.length + data.heldOut.length === 0)
+    throw new CliError(await describeNoExamples(o.data, data.skipped, data.problems.length, { include: o.include }));
   return data;
 }

@@ -13,7 +13,10 @@ export function note(message: string): void {
 
 /** Reports a dataset line problem the moment it is found: visible, never silent. */
 export function problemReporter(json: boolean): (p: DataProblem) => void {
-  return (p) => (json ? emitJson({ event: 'data-problem', file: p.file, line: p.line, message: p.message } satisfies DataProblemEvent) : note(`warning: ${formatProblem(p)}`));
+  return (p) =>
+    json
+      ? emitJson({ event: 'data-problem', file: p.file, line: p.line, message: p.message } satisfies DataProblemEvent)
+      : note(`warning: ${formatProblem(p)}`);
 }
 
 export function fixed(x: number, digits = 4): string {

@@ -53,7 +53,11 @@ function narrate(server: FederationServer, rounds: number): void {
   server.events.on('clientLeft', (e) => send('clientLeft', server.stats().committedRound, `client ${e.clientId} left: ${e.reason}`));
   server.events.on('roundStarted', (e) => send('roundStarted', e.round, `round ${e.round} started with ${e.clients.length} client(s)`));
   server.events.on('roundCommitted', (e) =>
-    send('roundCommitted', e.round, `round ${e.round} committed: loss ${e.lossBefore.toFixed(4)} → ${e.lossAfter.toFixed(4)}, ${e.bytes.up + e.bytes.down} bytes`),
+    send(
+      'roundCommitted',
+      e.round,
+      `round ${e.round} committed: loss ${e.lossBefore.toFixed(4)} → ${e.lossAfter.toFixed(4)}, ${e.bytes.up + e.bytes.down} bytes`,
+    ),
   );
   server.events.on('finished', (e) => send('finished', e.round, `the federation finished after round ${e.round}`));
 }

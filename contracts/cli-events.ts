@@ -26,7 +26,16 @@ const _bytesMatch: (b: z.infer<typeof clientBytesSchema>) => ClientBytes = (b) =
 void _bytesMatch;
 
 export const clientEventSchema = z.discriminatedUnion('event', [
-  z.object({ event: z.literal('start'), clientId: z.string(), parameters: count(), train: count(), heldOut: count(), kernel: z.string(), provider: z.string(), resumedRound: count() }),
+  z.object({
+    event: z.literal('start'),
+    clientId: z.string(),
+    parameters: count(),
+    train: count(),
+    heldOut: count(),
+    kernel: z.string(),
+    provider: z.string(),
+    resumedRound: count(),
+  }),
   z.object({ event: z.literal('connected'), attempt: count() }),
   z.object({ event: z.literal('welcome'), committedRound: count(), rounds: count(), k: count(), tau: count(), sampling: z.string() }),
   z.object({ event: z.literal('disconnected'), code: z.number(), reason: z.string(), retryInMs: z.nullable(z.number()) }),
@@ -44,7 +53,22 @@ export const clientEventSchema = z.discriminatedUnion('event', [
 ]);
 export type ClientEvent = z.infer<typeof clientEventSchema>;
 export type ClientEventName = ClientEvent['event'];
-export const clientEventNames = ['start', 'connected', 'welcome', 'disconnected', 'round', 'step', 'uploaded', 'ack', 'synced', 'result', 'server-error', 'resync', 'done', 'stopped'] as const satisfies readonly ClientEventName[];
+export const clientEventNames = [
+  'start',
+  'connected',
+  'welcome',
+  'disconnected',
+  'round',
+  'step',
+  'uploaded',
+  'ack',
+  'synced',
+  'result',
+  'server-error',
+  'resync',
+  'done',
+  'stopped',
+] as const satisfies readonly ClientEventName[];
 // Every client event is named above.
 const _everyName: [Exclude<ClientEventName, (typeof clientEventNames)[number]>] extends [never] ? true : never = true;
 void _everyName;
@@ -58,7 +82,16 @@ export function parseClientEvent(line: string): ClientEvent | null {
 
 export const trainEventSchema = z.discriminatedUnion('event', [
   z.object({ event: z.literal('start'), model: z.string(), parameters: count(), kernel: z.string(), provider: z.string(), train: count(), heldOut: count() }),
-  z.object({ event: z.literal('step'), step: count(), seed: count(), g: lossOrNull(), lossPlus: lossOrNull(), lossMinus: lossOrNull(), skipped: z.boolean(), ms: z.number() }),
+  z.object({
+    event: z.literal('step'),
+    step: count(),
+    seed: count(),
+    g: lossOrNull(),
+    lossPlus: lossOrNull(),
+    lossMinus: lossOrNull(),
+    skipped: z.boolean(),
+    ms: z.number(),
+  }),
   z.object({
     event: z.literal('eval'),
     step: count(),

@@ -71,9 +71,10 @@ export function computeFigures(run: RunSummary | null, history: RunHistory, live
   const fedAvg = history.rounds.reduce((n, r) => n + r.fedAvg, 0);
   const last = history.rounds.at(-1);
   const lastRound = last ? last.up + last.down : null;
-  const overhead = trainer && trainer.mode === 'federation'
-    ? Math.max(0, trainer.bytes.upTotal + trainer.bytes.downTotal - roundsBytes - trainer.bytes.upRound - trainer.bytes.downRound)
-    : (run?.bytes.overhead ?? 0);
+  const overhead =
+    trainer && trainer.mode === 'federation'
+      ? Math.max(0, trainer.bytes.upTotal + trainer.bytes.downTotal - roundsBytes - trainer.bytes.upRound - trainer.bytes.downRound)
+      : (run?.bytes.overhead ?? 0);
   const ratio = roundsBytes > 0 ? fedAvg / roundsBytes : null;
 
   const eta = active ? (live?.etaSeconds ?? null) : null;
@@ -108,7 +109,8 @@ export function computeFigures(run: RunSummary | null, history: RunHistory, live
 
   const heldOutLast = history.heldOut.at(-1)?.[1] ?? run?.heldOutLast ?? null;
   const baseline = history.heldOut[0]?.[1] ?? run?.heldOutBaseline ?? null;
-  const heldOut = heldOutLast === null ? '—' : `${formatLoss(heldOutLast)}${baseline !== null && history.heldOut.length > 1 ? ` (base ${formatLoss(baseline)})` : ''}`;
+  const heldOut =
+    heldOutLast === null ? '—' : `${formatLoss(heldOutLast)}${baseline !== null && history.heldOut.length > 1 ? ` (base ${formatLoss(baseline)})` : ''}`;
 
   return {
     progress: { fraction, etaSeconds: eta },
@@ -133,7 +135,8 @@ export function runKeyFigures(run: RunSummary, history?: RunHistory): string {
     if (run.bytes.rounds > 0) parts.push(formatBytes(run.bytes.rounds), ratioText(run.bytes.fedAvg / run.bytes.rounds));
   }
   const heldOutLast = history?.heldOut.at(-1)?.[1] ?? run.heldOutLast;
-  if (run.heldOutBaseline !== null && heldOutLast !== null && run.kind !== 'evaluation') parts.push(`held-out ${formatLoss(run.heldOutBaseline)} → ${formatLoss(heldOutLast)}`);
+  if (run.heldOutBaseline !== null && heldOutLast !== null && run.kind !== 'evaluation')
+    parts.push(`held-out ${formatLoss(run.heldOutBaseline)} → ${formatLoss(heldOutLast)}`);
   const evaluation = run.evaluations.at(-1);
   if (evaluation) parts.push(`evaluated ${formatLoss(evaluation.loss)}`);
   if (run.state === 'failed' && run.error) parts.push(`failed: ${run.error}`);

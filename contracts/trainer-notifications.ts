@@ -5,7 +5,9 @@ import type * as z from 'zod/mini';
 import { parseWith, type ParseResult } from './parse';
 import { TrainerNotifications } from './trainer-rpc';
 
-const byMethod = new Map<string, z.ZodMiniType<unknown>>(Object.values(TrainerNotifications).map((spec) => [spec.type.method, spec.payload as z.ZodMiniType<unknown>]));
+const byMethod = new Map<string, z.ZodMiniType<unknown>>(
+  Object.values(TrainerNotifications).map((spec) => [spec.type.method, spec.payload as z.ZodMiniType<unknown>]),
+);
 
 /** The verdict on a notification's payload, or null when `method` is not a trainer notification. */
 export function checkTrainerNotification(method: string, params: unknown): ParseResult<unknown> | null {

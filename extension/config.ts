@@ -47,7 +47,15 @@ export interface FedKSeedSettings {
 }
 
 /** Settings whose change needs a new engine (the trainer process re-initialises). */
-export const engineSettingKeys = ['model.path', 'model.variant', 'model.tokenizerPath', 'engine.executionProvider', 'engine.threads', 'engine.kernel', 'engine.maxMemory'];
+export const engineSettingKeys = [
+  'model.path',
+  'model.variant',
+  'model.tokenizerPath',
+  'engine.executionProvider',
+  'engine.threads',
+  'engine.kernel',
+  'engine.maxMemory',
+];
 
 function workspaceRoot(): string | undefined {
   return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
@@ -127,7 +135,10 @@ export function readSettings(): FedKSeedSettings {
       enabled: get('completions.enabled'),
       source: get<CompletionSource>('completions.source'),
       // A fixed seed: the same prefix gives the same suggestion until the weights change.
-      sampling: get<string>('completions.sampling') === 'sample' ? { mode: 'sample', temperature: get('completions.temperature'), topP: get('completions.topP'), seed: 0 } : { mode: 'greedy' },
+      sampling:
+        get<string>('completions.sampling') === 'sample'
+          ? { mode: 'sample', temperature: get('completions.temperature'), topP: get('completions.topP'), seed: 0 }
+          : { mode: 'greedy' },
       maxTokens: get('completions.maxTokens'),
       stop: get<'line' | 'block'>('completions.stop'),
     },

@@ -50,7 +50,8 @@ export class Admission<K> {
     if ((this.perAddress.get(address) ?? 0) > this.limits.maxPendingPerAddress) {
       this.evictOldest(address, `more than ${this.limits.maxPendingPerAddress} connections without a hello from ${address}: the oldest silent one is closed`);
     }
-    if (this.pending.size > this.limits.maxPending) this.evictOldest(null, `more than ${this.limits.maxPending} connections without a hello: the oldest silent one is closed`);
+    if (this.pending.size > this.limits.maxPending)
+      this.evictOldest(null, `more than ${this.limits.maxPending} connections without a hello: the oldest silent one is closed`);
   }
 
   /** How the socket is closed from now on (its WebSocket, once upgraded). */

@@ -49,7 +49,15 @@ const recordSchema = z.discriminatedUnion('kind', [
     lossAfter: z.nullable(z.number()),
     committedAt: z.string(),
     /** The residual and importance entries the round changed, with their values after it (record-chain.ts). */
-    after: z.optional(z.object({ residual: sparseSchema(), importanceSum: sparseSchema(), importanceCount: sparseSchema(), robust: z.optional(z.string()), sampling: z.optional(z.string()) })),
+    after: z.optional(
+      z.object({
+        residual: sparseSchema(),
+        importanceSum: sparseSchema(),
+        importanceCount: sparseSchema(),
+        robust: z.optional(z.string()),
+        sampling: z.optional(z.string()),
+      }),
+    ),
   }),
   z.object({ kind: z.literal('digest'), round: int(), digest: z.string().check(z.regex(/^[0-9a-f]{64}$/)) }),
   z.object({
@@ -99,13 +107,15 @@ function sparseOf(change: Float64Array): { indices: string; values: string } {
 function decodeSparse(change: { indices: string; values: string }, k: number, round: number): SparseChange {
   const ib = Buffer.from(change.indices, 'base64');
   const vb = Buffer.from(change.values, 'base64');
-  if (ib.length % 4 !== 0 || vb.length !== (ib.length / 4) * 8) throw new BackupDamagedError(`round ${round}'s change has ${ib.length / 4} indices and ${vb.length / 8} values`);
+  if (ib.length % 4 !== 0 || vb.length !== (ib.length / 4) * 8)
+    throw new BackupDamagedError(`round ${round}'s change has ${ib.length / 4} indices and ${vb.length / 8} values`);
   const indices = new Uint32Array(ib.length / 4);
   Buffer.from(indices.buffer).set(ib);
   const values = new Float64Array(vb.length / 8);
   Buffer.from(values.buffer).set(vb);
   for (let n = 0; n < indices.length; n++) {
-    if (indices[n] >= k || (n > 0 && indices[n] <= indices[n - 1])) throw new BackupDamagedError(`round ${round}'s change names seed ${indices[n]} out of order or beyond K = ${k}`);
+    if (indices[n] >= k || (n > 0 && indices[n] <= indices[n - 1]))
+      throw new BackupDamagedError(`round ${round}'s change names seed ${indices[n]} out of order or beyond K = ${k}`);
     if (!Number.isSafeInteger(values[n])) throw new BackupDamagedError(`round ${round}'s change for seed ${indices[n]} is not an exact integer`);
   }
   return { indices, values };
@@ -170,7 +180,8 @@ async function* storeRecords(store: FederationStore): AsyncGenerator<BackupRecor
 /** The line of a record, its fields in the schema's order whatever order the store gave them in. */
 function recordLine(r: BackupRecord): string {
   const parsed = recordSchema.safeParse(r);
-  if (!parsed.success) throw new Error(`the store holds a record the backup cannot carry (${r.kind}): ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
+  if (!parsed.success)
+    throw new Error(`the store holds a record the backup cannot carry (${r.kind}): ${parsed.error.issues.map((i) => i.path.join('.')).join(', ')}`);
   return `${JSON.stringify(parsed.data)}\n`;
 }
 
@@ -248,7 +259,10 @@ function parseLine<T>(schema: z.ZodMiniType<T>, line: string, at: number): T {
     throw new BackupDamagedError(`line ${at} is not JSON`);
   }
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new BackupDamagedError(`line ${at} is not a valid record (${parsed.error.issues.map((i) => `${i.path.join('.') || 'record'}: ${i.message}`).join('; ')})`);
+  if (!parsed.success)
+    throw new BackupDamagedError(
+      `line ${at} is not a valid record (${parsed.error.issues.map((i) => `${i.path.join('.') || 'record'}: ${i.message}`).join('; ')})`,
+    );
   return parsed.data;
 }
 
@@ -279,7 +293,13 @@ class BackupBuilder {
       if (r.round !== this.header.round) throw new BackupDamagedError(`its state is at round ${r.round}, its header says ${this.header.round}`);
       const coefficients = base64ToF64(r.coefficients, k, 'coefficients');
       if (!coefficients.every(Number.isSafeInteger)) throw new BackupDamagedError('its coefficients are not exact integers');
-      this.state = { round: r.round, coefficients, residual: base64ToF64(r.residual, k, 'residual'), importanceSum: base64ToF64(r.importanceSum, k, 'importance sums'), importanceCount: base64ToF64(r.importanceCount, k, 'importance counts') };
+      this.state = {
+        round: r.round,
+        coefficients,
+        residual: base64ToF64(r.residual, k, 'residual'),
+        importanceSum: base64ToF64(r.importanceSum, k, 'importance sums'),
+        importanceCount: base64ToF64(r.importanceCount, k, 'importance counts'),
+      };
       return;
     }
     if (r.kind === 'round') {
@@ -300,7 +320,8 @@ class BackupBuilder {
       return;
     }
     if (r.kind === 'digest') {
-      if (r.round > this.header.round || (this.digests.length > 0 && r.round <= (this.digests.at(-1)?.round ?? -1))) throw new BackupDamagedError(`its digest of round ${r.round} is out of place`);
+      if (r.round > this.header.round || (this.digests.length > 0 && r.round <= (this.digests.at(-1)?.round ?? -1)))
+        throw new BackupDamagedError(`its digest of round ${r.round} is out of place`);
       this.digests.push({ round: r.round, digest: r.digest });
       return;
     }
@@ -319,7 +340,8 @@ class BackupBuilder {
     if (this.state && historyComplete(this.rounds)) {
       const rebuilt = rebuildStates(this.config.k, this.rounds).at(-1) as FederationState;
       for (const v of ['residual', 'importanceSum', 'importanceCount'] as const) {
-        if (!rebuilt[v].every((x, j) => Object.is(x, this.state?.[v][j]))) throw new BackupDamagedError(`its rounds' history does not add up to its state's ${v}`);
+        if (!rebuilt[v].every((x, j) => Object.is(x, this.state?.[v][j])))
+          throw new BackupDamagedError(`its rounds' history does not add up to its state's ${v}`);
       }
     }
     return { config: this.config, state: this.state, rounds: this.rounds, digests: this.digests, tokens: this.tokens, contentHash };
@@ -374,7 +396,9 @@ export async function readBackup(file: string, auth: BackupAuth): Promise<Backup
   if (!end) throw damaged('it has no end line (cut short?)');
   if (end.sha256 !== whole.digest('hex')) throw damaged('its content does not match its SHA-256');
   if (end.hmac === undefined && !auth.acceptUnauthenticated) {
-    throw damaged('it carries no HMAC, so nothing shows it was made with your backup key (a backup made before backups were authenticated is restored only with --accept-unauthenticated)');
+    throw damaged(
+      'it carries no HMAC, so nothing shows it was made with your backup key (a backup made before backups were authenticated is restored only with --accept-unauthenticated)',
+    );
   }
   if (end.hmac !== undefined && !timingSafeEqual(Buffer.from(end.hmac, 'hex'), mac.digest())) {
     throw damaged('its HMAC does not match the backup key (it was altered, or made with another key)');
@@ -431,11 +455,17 @@ export async function restoreBackup(backup: Backup, store: FederationStore): Pro
   const states = rebuildStates(k, backup.rounds);
   for (const [i, r] of backup.rounds.entries()) {
     const last = r.round === backup.rounds.length;
-    await store.commitRound(last && backup.state ? backup.state : states[i], { ...r, change: denseOf(k, r.change), participants: [...r.participants], after: r.after ?? null });
+    await store.commitRound(last && backup.state ? backup.state : states[i], {
+      ...r,
+      change: denseOf(k, r.change),
+      participants: [...r.participants],
+      after: r.after ?? null,
+    });
   }
   for (const d of backup.digests) await store.saveDigest(d.round, d.digest);
   for (const t of backup.tokens) await store.putToken(t);
   await store.saveConfig(backup.config);
   const restored = await storeContentHash(store);
-  if (restored !== backup.contentHash) throw new Error('the restored store does not give back the backup it was restored from (a store that altered what it was given)');
+  if (restored !== backup.contentHash)
+    throw new Error('the restored store does not give back the backup it was restored from (a store that altered what it was given)');
 }

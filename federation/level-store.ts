@@ -13,7 +13,18 @@ import { damagedTables } from './level-tables';
 import { damagedWal, describeWalDamage } from './level-wal';
 import { LocalRounds } from './local-rounds';
 import { SAMPLING_SECRET_BYTES } from './sampling';
-import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, STATE_SEAL_BYTES, verifyChain, type AfterJson } from './record-chain';
+import {
+  afterFromJson,
+  afterToJson,
+  decodeStateSeal,
+  describeDamage,
+  encodeStateSeal,
+  linkFromJson,
+  sealCommit,
+  STATE_SEAL_BYTES,
+  verifyChain,
+  type AfterJson,
+} from './record-chain';
 import { StaleRoundError, type FederationState, type FederationStore, type RoundRecord, type TokenRecord } from './store';
 import { errorMessage } from '../protocol/errors';
 
@@ -26,7 +37,11 @@ export function checked<T>(value: unknown, shape: { readonly [K in keyof T]-?: F
   for (const [field, kind] of Object.entries(shape) as [string, FieldKind][]) {
     const v = record[field];
     const ok =
-      kind === 'string[]' ? Array.isArray(v) && v.every((x) => typeof x === 'string') : typeof kind === 'string' ? typeof v === kind : kind.includes(v as string);
+      kind === 'string[]'
+        ? Array.isArray(v) && v.every((x) => typeof x === 'string')
+        : typeof kind === 'string'
+          ? typeof v === kind
+          : kind.includes(v as string);
     if (!ok) throw new Error(`the store's ${what} has no valid ${field}`);
   }
   return value as T;
@@ -50,7 +65,8 @@ export function checkedToken(value: unknown): TokenRecord {
   const record = checked<Omit<TokenRecord, OptionalTokenField>>(value, tokenShape, 'token') as TokenRecord;
   if (record.revokedAt !== undefined && typeof record.revokedAt !== 'string') throw new Error(`the store's token ${record.id} has no valid revokedAt`);
   if (record.clientId !== undefined && typeof record.clientId !== 'string') throw new Error(`the store's token ${record.id} has no valid clientId`);
-  if (record.maxExamples !== undefined && !(Number.isSafeInteger(record.maxExamples) && record.maxExamples > 0)) throw new Error(`the store's token ${record.id} has no valid maxExamples`);
+  if (record.maxExamples !== undefined && !(Number.isSafeInteger(record.maxExamples) && record.maxExamples > 0))
+    throw new Error(`the store's token ${record.id} has no valid maxExamples`);
   return record;
 }
 
@@ -88,7 +104,8 @@ function decodeState(b: Buffer): FederationState {
   const k = b.readUInt32LE(4);
   // A state written before states were sealed has no seal after its vectors.
   const sealed = b.length === 8 + 32 * k + STATE_SEAL_BYTES;
-  if (b.length !== 8 + 4 * 8 * k && !sealed) throw new Error(`stored federation state is ${b.length} bytes, expected ${8 + 32 * k + STATE_SEAL_BYTES} for K = ${k}`);
+  if (b.length !== 8 + 4 * 8 * k && !sealed)
+    throw new Error(`stored federation state is ${b.length} bytes, expected ${8 + 32 * k + STATE_SEAL_BYTES} for K = ${k}`);
   return {
     ...(sealed ? { seal: decodeStateSeal(b.subarray(8 + 32 * k)) } : {}),
     round,
@@ -186,8 +203,6 @@ async function scan(db: ClassicLevel<string, Buffer>, pointReads: boolean): Prom
   return { content, round, disagree };
 }
 
-
-
 function integrityText(r: IntegrityRecord): string {
   const body = JSON.stringify(r);
   return JSON.stringify({ ...r, check: createHash('sha256').update(body).digest('hex') });
@@ -230,7 +245,9 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     const fresh = !existsSync(path) || readdirSync(path).length === 0;
     const remedy = `restore the folder from a backup, or start a new federation in an empty folder (nothing was changed)`;
     if (!fresh && !existsSync(join(path, 'CURRENT'))) {
-      throw new StoreDamagedError(`the store ${path} is not a complete store: it holds files but no LevelDB CURRENT file (deleted or damaged, or another program's folder); ${remedy}`);
+      throw new StoreDamagedError(
+        `the store ${path} is not a complete store: it holds files but no LevelDB CURRENT file (deleted or damaged, or another program's folder); ${remedy}`,
+      );
     }
     // Checked before LevelDB opens the folder: its recovery drops a damaged log record and rewrites the log,
     // telling no one, and it reads tables' index and filter blocks without their checksums.
@@ -287,8 +304,14 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
               ? `its integrity record ${INTEGRITY_FILE} is missing or damaged`
               : `its entries do not match its integrity record (entries lost, altered or rolled back: a damaged table or write-ahead log)${roundsLost(recorded, scannedRound)}`;
         const what = chain.damage.length > 0 ? `${whole}: ${describeDamage(chain)}` : whole;
-        const rebuild = chain.damage.length > 0 ? `, or rebuild it from its round history with fedkseed server repair --store ${path} (it keeps rounds 1..${chain.intact} and says what is lost; the damaged folder is moved aside and kept)` : '';
-        const trust = chain.damage.length > 0 ? ' (--trust-store does not accept records that fail their own hashes)' : ', or, if you verified the store otherwise, accept it as it is with --trust-store';
+        const rebuild =
+          chain.damage.length > 0
+            ? `, or rebuild it from its round history with fedkseed server repair --store ${path} (it keeps rounds 1..${chain.intact} and says what is lost; the damaged folder is moved aside and kept)`
+            : '';
+        const trust =
+          chain.damage.length > 0
+            ? ' (--trust-store does not accept records that fail their own hashes)'
+            : ', or, if you verified the store otherwise, accept it as it is with --trust-store';
         throw new StoreDamagedError(`the store ${path} is damaged: ${what}; ${remedy}${rebuild}${trust}`);
       }
       // What passed is what a scan reads; the server reads by key, through each table's index and filter.
@@ -299,7 +322,8 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
           `the store ${path} is damaged: reads by key disagree with a scan of its tables${keys ? ` for ${keys}${checked.disagree.length > 5 ? ` and ${checked.disagree.length - 5} more` : ''}` : ''} (a damaged table index or filter block); ${remedy}, or rebuild it with fedkseed server repair --store ${path}`,
         );
       }
-      if (!ok || recorded?.pending !== undefined || recorded?.round !== scannedRound) await store.writeIntegrity({ content: (content ?? 0n).toString(16), round: scannedRound });
+      if (!ok || recorded?.pending !== undefined || recorded?.round !== scannedRound)
+        await store.writeIntegrity({ content: (content ?? 0n).toString(16), round: scannedRound });
       return store;
     } catch (err) {
       await db.close();
@@ -335,7 +359,10 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
       const state = ops.find((op) => op.key === 'state');
       const nextRound = state?.type === 'put' ? (stateRound(state.value) ?? this.round) : this.round;
       await this.writeIntegrity({ content: this.content.toString(16), round: this.round, pending: next.toString(16), pendingRound: nextRound });
-      await this.db.batch(ops.map((op) => ({ ...op })), { sync: true });
+      await this.db.batch(
+        ops.map((op) => ({ ...op })),
+        { sync: true },
+      );
       this.content = next;
       this.round = nextRound;
       await this.writeIntegrity({ content: next.toString(16), round: nextRound });
@@ -398,7 +425,12 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     if (raw.length % 8 !== 0) throw new Error(`the store's ${roundKey(round)} has a change of ${raw.length} bytes`);
     const { after, link, ...rest } = s;
     const k = raw.length / 8;
-    return { ...rest, change: bufferToF64(raw, 0, k), ...(after === undefined ? {} : { after: afterFromJson(after, k, round) }), ...(link === undefined ? {} : { link: linkFromJson(link, round) }) };
+    return {
+      ...rest,
+      change: bufferToF64(raw, 0, k),
+      ...(after === undefined ? {} : { after: afterFromJson(after, k, round) }),
+      ...(link === undefined ? {} : { link: linkFromJson(link, round) }),
+    };
   }
 
   async loadSecret(): Promise<Uint8Array> {
@@ -440,14 +472,6 @@ export class LevelFederationStore extends LocalRounds implements FederationStore
     for await (const v of this.db.values({ gte: 'token/', lt: 'token0' })) out.push(checkedToken(parseJson(v, 'token')));
     return out;
   }
-
-
-
-
-
-
-
-
 
   async close(): Promise<void> {
     await this.writes;

@@ -60,7 +60,7 @@ function entries(bytes: Buffer, h: Handle, name: string): { key: string; value: 
   if (stop < h.offset) throw new Damaged(`its ${name} block's restart array is out of range`);
   const out: { key: string; value: Buffer }[] = [];
   let key = Buffer.alloc(0);
-  for (let at = h.offset; at < stop; ) {
+  for (let at = h.offset; at < stop;) {
     let shared: number, unshared: number, length: number;
     [shared, at] = varint(bytes, at, stop);
     [unshared, at] = varint(bytes, at, stop);
@@ -99,7 +99,9 @@ export function checkTable(bytes: Buffer): string | null {
 /** The tables of the LevelDB folder `path` that fail a check. */
 export function damagedTables(path: string): TableDamage[] {
   const out: TableDamage[] = [];
-  for (const file of readdirSync(path).filter((f) => /^\d+\.(ldb|sst)$/.test(f)).sort()) {
+  for (const file of readdirSync(path)
+    .filter((f) => /^\d+\.(ldb|sst)$/.test(f))
+    .sort()) {
     const what = checkTable(readFileSync(join(path, file)));
     if (what !== null) out.push({ file, what });
   }

@@ -116,7 +116,10 @@ export function damagedWal(path: string): WalDamage[] {
 export function describeWalDamage(damage: readonly WalDamage[]): string {
   return damage
     .map((d) => {
-      const rounds = d.rounds.length === 0 ? '' : `; it holds the writes of ${d.rounds.length === 1 ? `round ${d.rounds[0]}` : `rounds ${d.rounds.join(', ')}`}, which opening it as it is would lose`;
+      const rounds =
+        d.rounds.length === 0
+          ? ''
+          : `; it holds the writes of ${d.rounds.length === 1 ? `round ${d.rounds[0]}` : `rounds ${d.rounds.join(', ')}`}, which opening it as it is would lose`;
       return `its write-ahead log ${d.file} is damaged at byte ${d.offset} (${d.reason}): LevelDB would drop bytes ${d.dropped[0]}..${d.dropped[1]}${rounds}`;
     })
     .join('; ');

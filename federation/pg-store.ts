@@ -17,7 +17,15 @@ import { checkedConfig, checkedToken, StoreDamagedError } from './level-store';
 import type { Logger } from './log';
 import { afterFromJson, afterToJson, decodeStateSeal, describeDamage, encodeStateSeal, linkFromJson, sealCommit, verifyChain } from './record-chain';
 import { SAMPLING_SECRET_BYTES } from './sampling';
-import { StaleRoundError, type FederationState, type FederationStore, type OpenRoundRecord, type RoundRecord, type TokenRecord, type UploadOutcome } from './store';
+import {
+  StaleRoundError,
+  type FederationState,
+  type FederationStore,
+  type OpenRoundRecord,
+  type RoundRecord,
+  type TokenRecord,
+  type UploadOutcome,
+} from './store';
 import { errorMessage } from '../protocol/errors';
 
 export interface PgStoreOptions {
@@ -38,7 +46,8 @@ const TOKEN_NOTICE = 'token ';
 const f64 = (v: Float64Array): Buffer => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 
 function toF64(b: unknown, what: string, k?: number): Float64Array {
-  if (!Buffer.isBuffer(b) || b.length % 8 !== 0 || (k !== undefined && b.length !== 8 * k)) throw new Error(`the store's ${what} is not ${k ?? 'a whole number of'} float64 values`);
+  if (!Buffer.isBuffer(b) || b.length % 8 !== 0 || (k !== undefined && b.length !== 8 * k))
+    throw new Error(`the store's ${what} is not ${k ?? 'a whole number of'} float64 values`);
   const out = new Float64Array(b.length / 8);
   Buffer.from(out.buffer).set(b);
   return out;
@@ -73,7 +82,13 @@ function stateOf(rows: StateRow[]): FederationState | null {
   const r = rows[0];
   const coefficients = toF64(r.coefficients, 'coefficients');
   const k = coefficients.length;
-  const state = { round: r.round, coefficients, residual: toF64(r.residual, 'residual', k), importanceSum: toF64(r.importance_sum, 'importance sums', k), importanceCount: toF64(r.importance_count, 'importance counts', k) };
+  const state = {
+    round: r.round,
+    coefficients,
+    residual: toF64(r.residual, 'residual', k),
+    importanceSum: toF64(r.importance_sum, 'importance sums', k),
+    importanceCount: toF64(r.importance_count, 'importance counts', k),
+  };
   return r.seal === null ? state : { ...state, seal: decodeStateSeal(r.seal) };
 }
 
@@ -81,7 +96,15 @@ function roundOf(rows: RoundRow[], round: number): RoundRecord | null {
   if (rows.length === 0) return null;
   const r = rows[0];
   const change = toF64(r.change, `round ${round}'s change`);
-  const record: RoundRecord = { round: r.round, change, participants: r.participants, examples: r.examples, lossBefore: r.loss_before, lossAfter: r.loss_after, committedAt: r.committed_at };
+  const record: RoundRecord = {
+    round: r.round,
+    change,
+    participants: r.participants,
+    examples: r.examples,
+    lossBefore: r.loss_before,
+    lossAfter: r.loss_after,
+    committedAt: r.committed_at,
+  };
   const link = linkFromJson(r.link, round);
   return { ...record, ...(r.after === null ? {} : { after: afterFromJson(r.after, change.length, round) }), ...(link ? { link } : {}) };
 }
@@ -104,7 +127,10 @@ export class PgFederationStore implements FederationStore {
   /** Connects, creates the tables when missing, and starts the session (election, notifications). */
   static async open(url: string, options: PgStoreOptions = {}): Promise<PgFederationStore> {
     const where = redactStoreUrl(url);
-    if (urlHasPassword(url)) throw new Error(`cannot open the store ${where}: its URL carries a password; put it in PGPASSWORD or a password file instead, where command lines and logs do not show it`);
+    if (urlHasPassword(url))
+      throw new Error(
+        `cannot open the store ${where}: its URL carries a password; put it in PGPASSWORD or a password file instead, where command lines and logs do not show it`,
+      );
     const log: Logger = options.log ?? (() => {});
     // Parsed here, not passed as connectionString, which would override a password given apart from it.
     // A URL without a password parses to an empty one: dropped, so PGPASSWORD or ~/.pgpass apply.
@@ -127,13 +153,17 @@ export class PgFederationStore implements FederationStore {
     const store = new PgFederationStore(pool, session, leadership, feed, where);
     // Every committed record is checked against the chain before the gateway serves, with commits held
     // off meanwhile: other gateways may be committing, and the check reads the state and rounds apart.
-    const chain = await store.withCommitsHeld(() => verifyChain(store)).catch(async (err: unknown) => {
-      await store.close();
-      throw err;
-    });
+    const chain = await store
+      .withCommitsHeld(() => verifyChain(store))
+      .catch(async (err: unknown) => {
+        await store.close();
+        throw err;
+      });
     if (chain.damage.length > 0) {
       await store.close();
-      throw new StoreDamagedError(`the store ${where} is damaged: ${describeDamage(chain)}; restore a backup into an empty database (fedkseed server restore), nothing was changed`);
+      throw new StoreDamagedError(
+        `the store ${where} is damaged: ${describeDamage(chain)}; restore a backup into an empty database (fedkseed server restore), nothing was changed`,
+      );
     }
     if (session.pid !== null) await store.claimPresence(session.pid);
     return store;
@@ -181,17 +211,20 @@ export class PgFederationStore implements FederationStore {
         [s.round, f64(s.coefficients), f64(s.residual), f64(s.importanceSum), f64(s.importanceCount), s.seal ? encodeStateSeal(s.seal) : null],
       );
       const r = sealed.record;
-      await c.query('INSERT INTO fedkseed_rounds (round, change, participants, examples, loss_before, loss_after, committed_at, after, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)', [
-        r.round,
-        f64(r.change),
-        r.participants,
-        r.examples,
-        r.lossBefore,
-        r.lossAfter,
-        r.committedAt,
-        r.after ? JSON.stringify(afterToJson(r.after)) : null,
-        r.link ? JSON.stringify(r.link) : null,
-      ]);
+      await c.query(
+        'INSERT INTO fedkseed_rounds (round, change, participants, examples, loss_before, loss_after, committed_at, after, link) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+        [
+          r.round,
+          f64(r.change),
+          r.participants,
+          r.examples,
+          r.lossBefore,
+          r.lossAfter,
+          r.committedAt,
+          r.after ? JSON.stringify(afterToJson(r.after)) : null,
+          r.link ? JSON.stringify(r.link) : null,
+        ],
+      );
       await c.query('DELETE FROM fedkseed_uploads WHERE round <= $1', [record.round]);
       await c.query('DELETE FROM fedkseed_open_round WHERE round <= $1', [record.round]);
       await c.query('SELECT pg_notify($1, $2)', [CHANNEL, `committed ${record.round}`]);
@@ -207,7 +240,8 @@ export class PgFederationStore implements FederationStore {
     await this.pool.query('INSERT INTO fedkseed_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [randomBytes(SAMPLING_SECRET_BYTES)]);
     const { rows } = await this.pool.query<{ secret: Buffer }>('SELECT secret FROM fedkseed_secret WHERE id = 1');
     const secret = rows[0]?.secret;
-    if (!secret || secret.length !== SAMPLING_SECRET_BYTES) throw new Error(`the store's sampling secret is ${secret?.length ?? 0} bytes, expected ${SAMPLING_SECRET_BYTES}`);
+    if (!secret || secret.length !== SAMPLING_SECRET_BYTES)
+      throw new Error(`the store's sampling secret is ${secret?.length ?? 0} bytes, expected ${SAMPLING_SECRET_BYTES}`);
     return new Uint8Array(secret);
   }
 
@@ -235,7 +269,10 @@ export class PgFederationStore implements FederationStore {
   }
 
   async deleteToken(id: string): Promise<boolean> {
-    const { rows } = await this.pool.query<{ n: string }>('WITH gone AS (DELETE FROM fedkseed_tokens WHERE id = $1 RETURNING 1) SELECT (SELECT count(*) FROM gone) AS n, pg_notify($2, $3)', [id, CHANNEL, `${TOKEN_NOTICE}${id}`]);
+    const { rows } = await this.pool.query<{ n: string }>(
+      'WITH gone AS (DELETE FROM fedkseed_tokens WHERE id = $1 RETURNING 1) SELECT (SELECT count(*) FROM gone) AS n, pg_notify($2, $3)',
+      [id, CHANNEL, `${TOKEN_NOTICE}${id}`],
+    );
     return Number(rows[0]?.n ?? 0) > 0;
   }
 
@@ -266,7 +303,9 @@ export class PgFederationStore implements FederationStore {
   }
 
   async loadOpenRound(): Promise<OpenRoundRecord | null> {
-    const { rows } = await this.pool.query<{ round: number; attempt: number; assigned: string[]; deadline_at: string }>('SELECT round, attempt, assigned, deadline_at FROM fedkseed_open_round WHERE id = 1');
+    const { rows } = await this.pool.query<{ round: number; attempt: number; assigned: string[]; deadline_at: string }>(
+      'SELECT round, attempt, assigned, deadline_at FROM fedkseed_open_round WHERE id = 1',
+    );
     if (rows.length === 0) return null;
     const r = rows[0];
     return { round: r.round, attempt: r.attempt, assigned: r.assigned, deadlineAt: Number(r.deadline_at) };
@@ -301,13 +340,19 @@ export class PgFederationStore implements FederationStore {
     else this.present.delete(clientId);
     const pid = this.session.pid;
     if (pid === null) return; // written when the session is back
-    if (present) await this.pool.query('INSERT INTO fedkseed_presence (client_id, gateway) VALUES ($1, $2) ON CONFLICT (client_id) DO UPDATE SET gateway = $2', [clientId, pid]);
+    if (present)
+      await this.pool.query('INSERT INTO fedkseed_presence (client_id, gateway) VALUES ($1, $2) ON CONFLICT (client_id) DO UPDATE SET gateway = $2', [
+        clientId,
+        pid,
+      ]);
     else await this.pool.query('DELETE FROM fedkseed_presence WHERE client_id = $1 AND gateway = $2', [clientId, pid]);
   }
 
   async listPresent(): Promise<string[]> {
     // A gateway that died (its session gone) no longer counts, whatever rows it left.
-    const { rows } = await this.pool.query<{ client_id: string }>('SELECT client_id FROM fedkseed_presence WHERE gateway IN (SELECT pid FROM pg_stat_activity) ORDER BY client_id');
+    const { rows } = await this.pool.query<{ client_id: string }>(
+      'SELECT client_id FROM fedkseed_presence WHERE gateway IN (SELECT pid FROM pg_stat_activity) ORDER BY client_id',
+    );
     return rows.map((r) => r.client_id);
   }
 
@@ -316,7 +361,10 @@ export class PgFederationStore implements FederationStore {
     await this.pool.query('DELETE FROM fedkseed_presence WHERE gateway NOT IN (SELECT pid FROM pg_stat_activity)');
     const ids = [...this.present];
     if (ids.length === 0) return;
-    await this.pool.query('INSERT INTO fedkseed_presence (client_id, gateway) SELECT unnest($1::text[]), $2 ON CONFLICT (client_id) DO UPDATE SET gateway = $2', [ids, pid]);
+    await this.pool.query(
+      'INSERT INTO fedkseed_presence (client_id, gateway) SELECT unnest($1::text[]), $2 ON CONFLICT (client_id) DO UPDATE SET gateway = $2',
+      [ids, pid],
+    );
   }
 
   /** Runs `body` while no commit can land (the commit lock, held on a connection of its own). */

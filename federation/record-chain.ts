@@ -55,7 +55,8 @@ export function recordHash(record: RoundRecord): string {
   h.update(text(record.link?.prev ?? ''));
   if (record.after) {
     h.update('after');
-    for (const name of AFTER) h.update(u32(record.after[name].indices.length)).update(bytesOf(record.after[name].indices)).update(bytesOf(record.after[name].values));
+    for (const name of AFTER)
+      h.update(u32(record.after[name].indices.length)).update(bytesOf(record.after[name].indices)).update(bytesOf(record.after[name].values));
     // A record committed before the statistics were kept hashes as it did.
     if (record.after.robust) h.update('robust').update(f64(record.after.robust.absG)).update(f64(record.after.robust.examples));
     if (record.after.sampling !== undefined) h.update('sampling').update(text(record.after.sampling));
@@ -77,7 +78,13 @@ function sealedWithLostLoss(record: RoundRecord, expected: string): boolean {
   return false;
 }
 
-const zeros = (k: number): FederationState => ({ round: 0, coefficients: new Float64Array(k), residual: new Float64Array(k), importanceSum: new Float64Array(k), importanceCount: new Float64Array(k) });
+const zeros = (k: number): FederationState => ({
+  round: 0,
+  coefficients: new Float64Array(k),
+  residual: new Float64Array(k),
+  importanceSum: new Float64Array(k),
+  importanceCount: new Float64Array(k),
+});
 
 /** The entries of `next` that differ (bit for bit, −0 and +0 apart) from `prev`. */
 function changed(prev: Float64Array, next: Float64Array): SparseValues {
@@ -89,12 +96,22 @@ function changed(prev: Float64Array, next: Float64Array): SparseValues {
 /** What the round from `prev` to `next` changed besides C. */
 export function afterOf(prev: FederationState | null, next: FederationState): RoundAfter {
   const p = prev ?? zeros(next.coefficients.length);
-  return { residual: changed(p.residual, next.residual), importanceSum: changed(p.importanceSum, next.importanceSum), importanceCount: changed(p.importanceCount, next.importanceCount) };
+  return {
+    residual: changed(p.residual, next.residual),
+    importanceSum: changed(p.importanceSum, next.importanceSum),
+    importanceCount: changed(p.importanceCount, next.importanceCount),
+  };
 }
 
 /** The seal of `state` whose last round's record has hash `head`. */
 export function stateSeal(state: FederationState, head: string): StateSeal {
-  const sums = { head, coefficients: vectorChecksum('coefficients', state.coefficients), residual: vectorChecksum('residual', state.residual), importanceSum: vectorChecksum('importanceSum', state.importanceSum), importanceCount: vectorChecksum('importanceCount', state.importanceCount) };
+  const sums = {
+    head,
+    coefficients: vectorChecksum('coefficients', state.coefficients),
+    residual: vectorChecksum('residual', state.residual),
+    importanceSum: vectorChecksum('importanceSum', state.importanceSum),
+    importanceCount: vectorChecksum('importanceCount', state.importanceCount),
+  };
   return { ...sums, header: headerChecksum(state.round, state.coefficients.length, sums) };
 }
 
@@ -194,18 +211,25 @@ export function afterFromJson(json: unknown, k: number, round: number): RoundAft
     Buffer.from(indices.buffer).set(ib);
     const values = new Float64Array(vb.length / 8);
     Buffer.from(values.buffer).set(vb);
-    for (let n = 0; n < indices.length; n++) if (indices[n] >= k || (n > 0 && indices[n] <= indices[n - 1])) throw bad(`names ${name} entry ${indices[n]} out of order or beyond K = ${k}`);
+    for (let n = 0; n < indices.length; n++)
+      if (indices[n] >= k || (n > 0 && indices[n] <= indices[n - 1])) throw bad(`names ${name} entry ${indices[n]} out of order or beyond K = ${k}`);
     return { indices, values };
   };
   const sampling = (json as Record<string, unknown>).sampling;
   if (sampling !== undefined && (typeof sampling !== 'string' || !/^[0-9a-f]{64}$/.test(sampling))) throw bad('has no valid sampling key');
-  const history = { residual: one('residual'), importanceSum: one('importanceSum'), importanceCount: one('importanceCount'), ...(sampling === undefined ? {} : { sampling }) };
+  const history = {
+    residual: one('residual'),
+    importanceSum: one('importanceSum'),
+    importanceCount: one('importanceCount'),
+    ...(sampling === undefined ? {} : { sampling }),
+  };
   const robust = (json as Record<string, unknown>).robust;
   if (robust === undefined) return history;
   const rb = typeof robust === 'string' ? Buffer.from(robust, 'base64') : Buffer.alloc(0);
   if (rb.length !== 16) throw bad('has no valid statistics');
   const [absG, examples] = [rb.readDoubleLE(0), rb.readDoubleLE(8)];
-  if (!(absG >= 0 && examples >= 0 && Number.isFinite(absG) && Number.isFinite(examples))) throw bad(`has statistics ${absG}, ${examples} that are not finite non-negative numbers`);
+  if (!(absG >= 0 && examples >= 0 && Number.isFinite(absG) && Number.isFinite(examples)))
+    throw bad(`has statistics ${absG}, ${examples} that are not finite non-negative numbers`);
   return { ...history, robust: { absG, examples } };
 }
 
@@ -284,7 +308,11 @@ export async function verifyChain(store: ChainSource): Promise<ChainReport> {
       }
       hash = record.link.hash;
       if (record.link.prev !== prevHash) {
-        damage.push(r === 1 ? `round 1's record does not start the chain` : `round ${r}'s record does not follow round ${r - 1}'s in the chain (a record was replaced or damaged)`);
+        damage.push(
+          r === 1
+            ? `round 1's record does not start the chain`
+            : `round ${r}'s record does not follow round ${r - 1}'s in the chain (a record was replaced or damaged)`,
+        );
         break;
       }
     } else if (sawLink) {
@@ -317,7 +345,8 @@ export async function verifyChain(store: ChainSource): Promise<ChainReport> {
           damage.push(`the state's ${VECTOR_WORDS[name]} vector fails its checksum`);
         }
       }
-      if (intact === state.round && seal.head !== prevHash) damage.push(`the state does not name round ${state.round}'s record as its last (a record or the state was replaced)`);
+      if (intact === state.round && seal.head !== prevHash)
+        damage.push(`the state does not name round ${state.round}'s record as its last (a record or the state was replaced)`);
     }
   } else if (state && sawLink) {
     stateReadable = false;
@@ -329,6 +358,10 @@ export async function verifyChain(store: ChainSource): Promise<ChainReport> {
 /** One line for an operator: what is damaged, and what the history keeps. */
 export function describeDamage(report: ChainReport): string {
   const kept =
-    report.intact === 0 ? 'no round is intact' : report.intact >= report.round ? `rounds 1..${report.intact} are intact` : `rounds 1..${report.intact} are intact, ${report.intact + 1}..${report.round} are not`;
+    report.intact === 0
+      ? 'no round is intact'
+      : report.intact >= report.round
+        ? `rounds 1..${report.intact} are intact`
+        : `rounds 1..${report.intact} are intact, ${report.intact + 1}..${report.round} are not`;
   return `${report.damage.join('; ')}; ${kept}`;
 }

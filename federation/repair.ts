@@ -34,7 +34,11 @@ export interface RepairReport {
 }
 
 const EXTRA = ['residual', 'importanceSum', 'importanceCount'] as const;
-const WORDS: Record<(typeof EXTRA)[number], string> = { residual: 'the error-feedback residual', importanceSum: 'the Pro importance sums', importanceCount: 'the Pro importance counts' };
+const WORDS: Record<(typeof EXTRA)[number], string> = {
+  residual: 'the error-feedback residual',
+  importanceSum: 'the Pro importance sums',
+  importanceCount: 'the Pro importance counts',
+};
 
 /**
  * Reads what `source` (a damaged store, opened to be read) holds and writes the repaired federation into the
@@ -74,7 +78,9 @@ export async function repairFromHistory(
   const states: FederationState[] = [];
   let state = initialState(k);
   for (const record of records) {
-    state = complete ? applyRound(state, record) : { ...initialState(k), round: record.round, coefficients: state.coefficients.map((c, j) => c + record.change[j]) };
+    state = complete
+      ? applyRound(state, record)
+      : { ...initialState(k), round: record.round, coefficients: state.coefficients.map((c, j) => c + record.change[j]) };
     states.push(state);
   }
   const rebuilt = kept > 0 ? [`C from the changes of rounds 1..${kept}`] : [];

@@ -179,7 +179,11 @@ export function boundRound<C extends ClientContribution>(input: RoundBoundsInput
     () => deduped.flatMap((d) => d.pairs.map((p) => Math.abs(p.g))),
   );
   const gBound = Math.min(o.maxAbsG, absGScale > 0 ? o.gClipMultiple * absGScale : Infinity);
-  const examplesScale = scaleOf(history.examples, () => lowerMedian([...uploads.map((u) => u.examples), ...zeros]), () => uploads.map((u) => u.examples));
+  const examplesScale = scaleOf(
+    history.examples,
+    () => lowerMedian([...uploads.map((u) => u.examples), ...zeros]),
+    () => uploads.map((u) => u.examples),
+  );
   const examplesBound = Math.min(o.maxExamples, examplesScale > 0 ? o.examplesMedianMultiple * examplesScale : Infinity);
   const normBound = absGScale > 0 ? input.tau * o.normClipMultiple * absGScale : Infinity;
   const bounded = uploads.map((u, i): BoundedUpload<C> => {
@@ -197,7 +201,13 @@ export function boundRound<C extends ClientContribution>(input: RoundBoundsInput
       scaledBy = normBound / norm;
       pairs = pairs.map((p) => ({ seed: p.seed, g: p.g * scaledBy }));
     }
-    return { contribution: { ...u, examples: Math.min(u.examples, examplesBound), pairs }, clipped, scaledBy, repeatsDropped: deduped[i].dropped, claimedExamples: u.examples };
+    return {
+      contribution: { ...u, examples: Math.min(u.examples, examplesBound), pairs },
+      clipped,
+      scaledBy,
+      repeatsDropped: deduped[i].dropped,
+      claimedExamples: u.examples,
+    };
   });
   const absGAfter = bounded.map((b) => medianAbsG(b.contribution.pairs));
   const statistics: RoundStatistics = {

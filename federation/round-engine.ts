@@ -92,11 +92,16 @@ function sameConfig(a: FederationConfig, b: FederationConfig): boolean {
 }
 
 function emptyState(k: number): FederationState {
-  return { round: 0, coefficients: new Float64Array(k), residual: new Float64Array(k), importanceSum: new Float64Array(k), importanceCount: new Float64Array(k) };
+  return {
+    round: 0,
+    coefficients: new Float64Array(k),
+    residual: new Float64Array(k),
+    importanceSum: new Float64Array(k),
+    importanceCount: new Float64Array(k),
+  };
 }
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');
-
 
 export class RoundEngine<P> {
   readonly config: FederationConfig;
@@ -199,7 +204,8 @@ export class RoundEngine<P> {
   /** Whether a hello may join this federation: null, or the refusal (the peer's token is already checked). */
   admit(hello: HelloMessage): { readonly code: ErrorCode; readonly message: string } | null {
     const modelHash = hex(hello.modelHash);
-    if (modelHash !== this.modelHashHex) return { code: ErrorCode.ModelMismatch, message: `base model ${modelHash} is not this federation's ${this.modelHashHex}` };
+    if (modelHash !== this.modelHashHex)
+      return { code: ErrorCode.ModelMismatch, message: `base model ${modelHash} is not this federation's ${this.modelHashHex}` };
     if (hello.generatorVersion !== this.generatorVersion) {
       return { code: ErrorCode.GeneratorMismatch, message: `generator version ${hello.generatorVersion}, the federation uses ${this.generatorVersion}` };
     }
@@ -404,7 +410,12 @@ export class RoundEngine<P> {
       case 'commit':
         return this.store.commitRound(effect.state, effect.record).then(
           (): EngineEvent => ({ type: 'commitDone', round: effect.record.round }),
-          (err: unknown): EngineEvent => ({ type: 'commitFailed', round: effect.record.round, stale: err instanceof StaleRoundError, error: errorMessage(err) }),
+          (err: unknown): EngineEvent => ({
+            type: 'commitFailed',
+            round: effect.record.round,
+            stale: err instanceof StaleRoundError,
+            error: errorMessage(err),
+          }),
         );
       case 'committed':
         for (const { round, change } of effect.changes) this.changes.set(round, change);
@@ -544,7 +555,11 @@ export class RoundEngine<P> {
     this.events.emit('digestMismatch', { round, clientId, expected, actual });
     const live = this.byClient.get(clientId);
     if (live && live.peer === peer) {
-      this.outbox.refuse(peer, ErrorCode.DigestMismatch, `your replica at round ${round} differs from the one a majority of the clients sampled after it agree on; reload the base model and rejoin from round 0`);
+      this.outbox.refuse(
+        peer,
+        ErrorCode.DigestMismatch,
+        `your replica at round ${round} differs from the one a majority of the clients sampled after it agree on; reload the base model and rejoin from round 0`,
+      );
     }
   }
 }

@@ -170,7 +170,8 @@ export function checkWelcomeConfig(config: FederationConfig): void {
   }
   for (const [key, value] of Object.entries(config)) {
     const got = (read as unknown as Record<string, unknown>)[key];
-    if (!isDeepStrictEqual(got, value)) throw new Error(`the configuration's ${key} = ${String(value)} does not fit the protocol: clients would read ${String(got)}`);
+    if (!isDeepStrictEqual(got, value))
+      throw new Error(`the configuration's ${key} = ${String(value)} does not fit the protocol: clients would read ${String(got)}`);
   }
 }
 
@@ -221,7 +222,10 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   } catch (err) {
     if (!(err instanceof ForeignStoreError)) throw err;
     await store.close();
-    throw new Error(`the store at ${options.storePath ?? '(custom store)'} belongs to a federation with K = ${err.stored.k}, seed ${err.stored.federationSeed}`, { cause: err });
+    throw new Error(
+      `the store at ${options.storePath ?? '(custom store)'} belongs to a federation with K = ${err.stored.k}, seed ${err.stored.federationSeed}`,
+      { cause: err },
+    );
   }
 
   const connections = new Set<Connection>();
@@ -312,7 +316,8 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     account(conn, 'up', frame.length);
     if (!conn.bucket.take()) return Promise.resolve(reject(conn, ErrorCode.RateLimited, `more than ${limits.messagesPerSecond} messages per second`));
     if (!isBinary) return Promise.resolve(reject(conn, ErrorCode.Malformed, 'text frames are not part of the protocol'));
-    if (frame.length > limits.maxMessageBytes) return Promise.resolve(reject(conn, ErrorCode.TooLarge, `frame of ${frame.length} bytes exceeds ${limits.maxMessageBytes}`));
+    if (frame.length > limits.maxMessageBytes)
+      return Promise.resolve(reject(conn, ErrorCode.TooLarge, `frame of ${frame.length} bytes exceeds ${limits.maxMessageBytes}`));
     let m;
     try {
       m = decodeMessage(frame, { k: config.k });
@@ -366,7 +371,10 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     });
     // Full: the oldest silent connection makes room (this one, when it is the only one); with none, all
     // slots are authenticated sessions and this one is refused.
-    if (connections.size > limits.maxConnections && !admission.evictOldest(null, `the server holds its maximum of ${limits.maxConnections} connections: the oldest without a hello is closed`)) {
+    if (
+      connections.size > limits.maxConnections &&
+      !admission.evictOldest(null, `the server holds its maximum of ${limits.maxConnections} connections: the oldest without a hello is closed`)
+    ) {
       // Never counted: a refused connection must not hold a slot (it gets no close handler below).
       connections.delete(conn);
       reject(conn, ErrorCode.ServerFull, `the server holds its maximum of ${limits.maxConnections} connections`);
@@ -474,7 +482,14 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
     port,
     events,
     store,
-    stats: () => ({ committedRound: engine.committedRound, finished: engine.finished, connections: connections.size, clients: engine.clients, bytesUp, bytesDown }),
+    stats: () => ({
+      committedRound: engine.committedRound,
+      finished: engine.finished,
+      connections: connections.size,
+      clients: engine.clients,
+      bytesUp,
+      bytesDown,
+    }),
     async close() {
       if (closed) return;
       closed = true;

@@ -58,8 +58,14 @@ function hashSecret(salt: string, secret: string): string {
  * Issues a token; with `clientId` it speaks for that identity only (refused when another token already
  * does), else it takes the identity of its first accepted hello.
  */
-export async function createToken(store: FederationStore, label: string, clientId?: string, grants: { readonly maxExamples?: number } = {}): Promise<IssuedToken> {
-  if (grants.maxExamples !== undefined && !(Number.isSafeInteger(grants.maxExamples) && grants.maxExamples > 0)) throw new Error('maxExamples must be a positive integer');
+export async function createToken(
+  store: FederationStore,
+  label: string,
+  clientId?: string,
+  grants: { readonly maxExamples?: number } = {},
+): Promise<IssuedToken> {
+  if (grants.maxExamples !== undefined && !(Number.isSafeInteger(grants.maxExamples) && grants.maxExamples > 0))
+    throw new Error('maxExamples must be a positive integer');
   if (clientId !== undefined) {
     // The ids a HELLO may carry, no others: a token for an id no client can send would never connect.
     const problem = clientIdProblem(clientId);
@@ -71,7 +77,15 @@ export async function createToken(store: FederationStore, label: string, clientI
   const id = randomBytes(8).toString('hex');
   const secret = randomBytes(32).toString('base64url');
   const salt = randomBytes(16).toString('hex');
-  await store.putToken({ id, label, salt, hash: hashSecret(salt, secret), createdAt: new Date().toISOString(), ...(clientId === undefined ? {} : { clientId }), ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }) });
+  await store.putToken({
+    id,
+    label,
+    salt,
+    hash: hashSecret(salt, secret),
+    createdAt: new Date().toISOString(),
+    ...(clientId === undefined ? {} : { clientId }),
+    ...(grants.maxExamples === undefined ? {} : { maxExamples: grants.maxExamples }),
+  });
   return { id, token: `fks_${id}_${secret}` };
 }
 
@@ -127,7 +141,10 @@ export async function bindIdentity(store: FederationStore, tokenId: string, clie
     return record.clientId === clientId ? null : `token ${tokenId} speaks for client ${record.clientId}, not ${clientId}`;
   }
   const holder = await holderOf(store, clientId, tokenId);
-  if (holder) return holder.revokedAt === undefined ? `client ${clientId} belongs to another token` : `client ${clientId} belonged to a revoked token: the id stays reserved`;
+  if (holder)
+    return holder.revokedAt === undefined
+      ? `client ${clientId} belongs to another token`
+      : `client ${clientId} belonged to a revoked token: the id stays reserved`;
   await store.putToken({ ...record, clientId });
   return null;
 }

@@ -34,8 +34,15 @@ const uploadStatuses: readonly UploadStatus[] = ['accepted', 'late', 'rejected']
 const digestStatuses: readonly DigestStatus[] = ['reference', 'match', 'mismatch', 'pending'];
 
 function writeConfig(w: ByteWriter, c: FederationConfig): void {
-  w.u32(c.k).u32(c.federationSeed >>> 0).f64(c.epsilon).f64(c.eta).u32(c.tau).u32(c.batchSize);
-  w.u8(c.sampling === 'pro' ? 1 : 0).u8(c.weighting === 'equal' ? 1 : 0).u8(PERTURBATION_SHAPES.indexOf(c.shape ?? 'isotropic'));
+  w.u32(c.k)
+    .u32(c.federationSeed >>> 0)
+    .f64(c.epsilon)
+    .f64(c.eta)
+    .u32(c.tau)
+    .u32(c.batchSize);
+  w.u8(c.sampling === 'pro' ? 1 : 0)
+    .u8(c.weighting === 'equal' ? 1 : 0)
+    .u8(PERTURBATION_SHAPES.indexOf(c.shape ?? 'isotropic'));
   w.u32(c.rounds).u32(c.clientsPerRound).u32(c.deadlineMs);
 }
 
@@ -51,7 +58,8 @@ function inRange(v: number, lo: number, hi: number, what: string): number {
 
 /** A configuration value within its hyperparameter bound (config-limits.ts), or a protocol error naming both. */
 function bounded(v: number, bound: Bound, what: string): number {
-  if (!withinBound(bound, v)) throw new ProtocolError(Number.isFinite(v) ? ErrorCode.Malformed : ErrorCode.NonFinite, `${what} = ${v}: must be ${describeBound(bound)}`);
+  if (!withinBound(bound, v))
+    throw new ProtocolError(Number.isFinite(v) ? ErrorCode.Malformed : ErrorCode.NonFinite, `${what} = ${v}: must be ${describeBound(bound)}`);
   return v;
 }
 
@@ -88,7 +96,9 @@ export function encodeMessage(m: Message): Uint8Array {
   switch (m.type) {
     case 'hello':
       w.u8(MessageType.Hello).str(m.clientId, 1, MAX_CLIENT_ID_BYTES).str(m.token, 2, MAX_TOKEN_BYTES);
-      w.bytes(fixedBytes(m.modelHash, MODEL_HASH_BYTES, 'model hash')).u32(m.lastSyncedRound).u16(m.generatorVersion);
+      w.bytes(fixedBytes(m.modelHash, MODEL_HASH_BYTES, 'model hash'))
+        .u32(m.lastSyncedRound)
+        .u16(m.generatorVersion);
       break;
     case 'welcome':
       w.u8(MessageType.Welcome);
@@ -110,7 +120,12 @@ export function encodeMessage(m: Message): Uint8Array {
       // The sender does not know K here; it packs with the width K implies, passed as the first byte.
       const bits = seedIndexBits(maxSeed + 1);
       w.u32(m.pairs.length).u8(bits);
-      w.bytes(packIndices(m.pairs.map((p) => p.seed), bits));
+      w.bytes(
+        packIndices(
+          m.pairs.map((p) => p.seed),
+          bits,
+        ),
+      );
       for (const p of m.pairs) w.f32(p.g);
       break;
     }
@@ -121,11 +136,16 @@ export function encodeMessage(m: Message): Uint8Array {
       w.u8(MessageType.RoundResult).u32(m.round).u32(m.participants).u32(m.examples).f64(m.lossBefore).f64(m.lossAfter);
       break;
     case 'sync':
-      w.u8(MessageType.Sync).u32(m.round).u32(m.baseRound).u8(m.finished ? 1 : 0);
+      w.u8(MessageType.Sync)
+        .u32(m.round)
+        .u32(m.baseRound)
+        .u8(m.finished ? 1 : 0);
       writeDelta(w, m.delta);
       break;
     case 'error':
-      w.u8(MessageType.Error).u16(m.code).str(m.message.slice(0, MAX_ERROR_MESSAGE_BYTES / 4), 2, MAX_ERROR_MESSAGE_BYTES);
+      w.u8(MessageType.Error)
+        .u16(m.code)
+        .str(m.message.slice(0, MAX_ERROR_MESSAGE_BYTES / 4), 2, MAX_ERROR_MESSAGE_BYTES);
       break;
   }
   return w.finish();

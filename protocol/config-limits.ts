@@ -54,7 +54,12 @@ export const HYPERPARAMETER_BOUNDS = {
    * Seconds a sampled client has to upload, where people set it (command line, settings): at least 1 s (a
    * client needs time to train and upload; shorter restarts rounds without end), at most a Node timer.
    */
-  deadlineSeconds: { min: 1, max: Math.floor(MAX_TIMER_MS / 1000), integer: false, why: 'clients need time to train and upload, and a Node timer holds at most about 24.8 days' },
+  deadlineSeconds: {
+    min: 1,
+    max: Math.floor(MAX_TIMER_MS / 1000),
+    integer: false,
+    why: 'clients need time to train and upload, and a Node timer holds at most about 24.8 days',
+  },
 } as const satisfies Record<string, Bound>;
 
 export type Hyperparameter = keyof typeof HYPERPARAMETER_BOUNDS;
@@ -70,5 +75,7 @@ export function describeBound(bound: Bound): string {
   const n = (x: number) => x.toLocaleString('en-US');
   const kind = bound.integer ? 'an integer' : 'a number';
   const top = bound.max === Number.MAX_VALUE ? 'finite' : `at most ${n(bound.max)}`;
-  return bound.exclusiveMin ? `${kind} above ${n(bound.min)}, ${top}` : `${kind} from ${n(bound.min)}${bound.max === Number.MAX_VALUE ? ' up' : ` to ${n(bound.max)}`}`;
+  return bound.exclusiveMin
+    ? `${kind} above ${n(bound.min)}, ${top}`
+    : `${kind} from ${n(bound.min)}${bound.max === Number.MAX_VALUE ? ' up' : ` to ${n(bound.max)}`}`;
 }

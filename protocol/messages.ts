@@ -147,14 +147,7 @@ export interface ErrorMessage {
 }
 
 export type Message =
-  | HelloMessage
-  | WelcomeMessage
-  | RoundAssignmentMessage
-  | UploadMessage
-  | UploadAckMessage
-  | RoundResultMessage
-  | SyncMessage
-  | ErrorMessage;
+  HelloMessage | WelcomeMessage | RoundAssignmentMessage | UploadMessage | UploadAckMessage | RoundResultMessage | SyncMessage | ErrorMessage;
 
 /** ERROR travels both ways. */
 export type ClientMessage = HelloMessage | UploadMessage | ErrorMessage;

@@ -45,8 +45,17 @@ mkdirSync(join(root, 'out'), { recursive: true });
 try {
   execFileSync(
     process.execPath,
-    [join(root, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--no-dependencies', '--no-rewrite-relative-links',
-      '--allow-missing-repository', '--target', target, '--out', join(root, 'out', `fedkseed-${target}.vsix`)],
+    [
+      join(root, 'node_modules', '@vscode', 'vsce', 'vsce'),
+      'package',
+      '--no-dependencies',
+      '--no-rewrite-relative-links',
+      '--allow-missing-repository',
+      '--target',
+      target,
+      '--out',
+      join(root, 'out', `fedkseed-${target}.vsix`),
+    ],
     { cwd: root, stdio: 'inherit' },
   );
 } finally {

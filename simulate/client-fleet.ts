@@ -29,15 +29,53 @@ export class ClientFleet {
   readonly finals = new Map<string, { readonly digest: string; readonly bytes: ClientBytes }>();
 
   /** Starts one client per id against `url`, each authenticated by its token. */
-  start(o: SimulationOptions, url: string, ids: readonly string[], tokens: readonly string[], shardDir: string, invocation: Invocation, onEvent: SimulationListener): void {
-    const modelArgs = [...(o.model ? ['--model', o.model] : []), ...(o.variant ? ['--variant', o.variant] : []), ...(o.tokenizer ? ['--tokenizer', o.tokenizer] : []), ...(o.trainable?.length ? ['--trainable', ...o.trainable] : []), ...(o.freeze?.length ? ['--freeze', ...o.freeze] : []), ...(o.kernel ? ['--kernel', o.kernel] : []), ...(o.provider ? ['--provider', o.provider] : []), ...(o.maxMemory !== undefined ? ['--max-memory', String(o.maxMemory)] : [])];
+  start(
+    o: SimulationOptions,
+    url: string,
+    ids: readonly string[],
+    tokens: readonly string[],
+    shardDir: string,
+    invocation: Invocation,
+    onEvent: SimulationListener,
+  ): void {
+    const modelArgs = [
+      ...(o.model ? ['--model', o.model] : []),
+      ...(o.variant ? ['--variant', o.variant] : []),
+      ...(o.tokenizer ? ['--tokenizer', o.tokenizer] : []),
+      ...(o.trainable?.length ? ['--trainable', ...o.trainable] : []),
+      ...(o.freeze?.length ? ['--freeze', ...o.freeze] : []),
+      ...(o.kernel ? ['--kernel', o.kernel] : []),
+      ...(o.provider ? ['--provider', o.provider] : []),
+      ...(o.maxMemory !== undefined ? ['--max-memory', String(o.maxMemory)] : []),
+    ];
     mkdirSync(join(o.outDir, 'clients'), { recursive: true });
     for (const [i, id] of ids.entries()) {
       if (o.signal?.aborted) break;
       const args = [
-        '--server', url, '--id', id, '--data', shardFile(shardDir, id), '--format', 'pretokenized',
-        '--seq-len', String(o.seqLen), '--batch-size', String(o.batchSize), '--held-out', '0', '--held-out-examples', String(Math.max(o.batchSize, 8)),
-        '--threads', String(o.threads), '--out', join(o.outDir, 'clients', `${id}.checkpoint.json`), '--max-attempts', '5', '--json', ...modelArgs,
+        '--server',
+        url,
+        '--id',
+        id,
+        '--data',
+        shardFile(shardDir, id),
+        '--format',
+        'pretokenized',
+        '--seq-len',
+        String(o.seqLen),
+        '--batch-size',
+        String(o.batchSize),
+        '--held-out',
+        '0',
+        '--held-out-examples',
+        String(Math.max(o.batchSize, 8)),
+        '--threads',
+        String(o.threads),
+        '--out',
+        join(o.outDir, 'clients', `${id}.checkpoint.json`),
+        '--max-attempts',
+        '5',
+        '--json',
+        ...modelArgs,
       ];
       this.processes.push(
         new ClientProcess(id, invocation, args, { ...process.env, FEDKSEED_TOKEN: tokens[i] }, (event) => {

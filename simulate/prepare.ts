@@ -25,7 +25,11 @@ export interface PreparedData {
 export const shardFile = (shardDir: string, id: string): string => join(shardDir, `${id}.jsonl`);
 
 /** Reads the data; a folder of text is read as code by default, and without code as every text file. */
-async function readData(o: SimulationOptions, engine: Engine, onEvent: SimulationListener): Promise<{ format: DataFormat; data: Dataset; include: readonly string[] | undefined }> {
+async function readData(
+  o: SimulationOptions,
+  engine: Engine,
+  onEvent: SimulationListener,
+): Promise<{ format: DataFormat; data: Dataset; include: readonly string[] | undefined }> {
   const format = o.format ?? (await detectFormat(o.data));
   const load = (include: string[] | undefined) =>
     loadDataset(o.data, {

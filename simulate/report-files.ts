@@ -21,7 +21,13 @@ export function writeReport(dir: string, report: SimulationReport): { json: stri
  * The final global model as a checkpoint (base identity + the committed integer coefficients), if any round
  * was committed; it records how the report's held-out loss was measured, so `fedkseed eval` repeats it.
  */
-export function writeFinalCheckpoint(dir: string, baseModel: string, config: FederationConfig, state: FederationState | null, evaluation: EvaluationSetup): string | null {
+export function writeFinalCheckpoint(
+  dir: string,
+  baseModel: string,
+  config: FederationConfig,
+  state: FederationState | null,
+  evaluation: EvaluationSetup,
+): string | null {
   if (!state || state.round === 0) return null;
   const path = join(dir, 'checkpoint.json');
   const checkpoint = makeCheckpoint(federationOrigin(baseModel, config), state.coefficients, { round: state.round, evaluation });

@@ -18,17 +18,25 @@ export function renderReportHtml(r: SimulationReport): string {
   const f = r.config.federation;
   const rounds = r.rounds;
   const committed = rounds.filter((x) => x.round > 0);
-  const lossChart = lineChart([{ name: 'held-out loss', color: '#1f77b4', points: rounds.filter((x) => x.heldOutLoss !== null).map((x) => [x.round, x.heldOutLoss as number]) }], {
-    title: 'Held-out loss of the global model',
-    xLabel: 'round (0 = base model)',
-    yLabel: 'loss (nats/token)',
-    formatY: (y) => y.toFixed(3),
-  });
+  const lossChart = lineChart(
+    [{ name: 'held-out loss', color: '#1f77b4', points: rounds.filter((x) => x.heldOutLoss !== null).map((x) => [x.round, x.heldOutLoss as number]) }],
+    {
+      title: 'Held-out loss of the global model',
+      xLabel: 'round (0 = base model)',
+      yLabel: 'loss (nats/token)',
+      formatY: (y) => y.toFixed(3),
+    },
+  );
   const perClient = (x: (typeof committed)[number]) => (x.bytes.up + x.bytes.down) / Math.max(1, x.participants.length);
   const bytesChart = lineChart(
     [
       { name: 'FedKSeed, per client', color: '#2ca02c', points: committed.map((x) => [x.round, perClient(x)]) },
-      { name: 'FedAvg, per client', color: '#d62728', dashed: true, points: committed.map((x) => [x.round, x.bytes.fedAvg / Math.max(1, x.participants.length)]) },
+      {
+        name: 'FedAvg, per client',
+        color: '#d62728',
+        dashed: true,
+        points: committed.map((x) => [x.round, x.bytes.fedAvg / Math.max(1, x.participants.length)]),
+      },
     ],
     { title: 'Bytes on the wire per client per round (log scale)', xLabel: 'round', yLabel: 'bytes (up + down)', logY: true, formatY: formatBytes },
   );
@@ -36,20 +44,33 @@ export function renderReportHtml(r: SimulationReport): string {
   const last = rounds.length > 1 ? rounds[rounds.length - 1].heldOutLoss : null;
   const summary = [
     ['status', r.status + (r.error ? `: ${r.error}` : '')],
-    ['held-out loss', `${fmtLoss(first)} → ${fmtLoss(last)}${first !== null && last !== null ? ` (${last - first >= 0 ? '+' : ''}${(last - first).toFixed(4)})` : ''}`],
+    [
+      'held-out loss',
+      `${fmtLoss(first)} → ${fmtLoss(last)}${first !== null && last !== null ? ` (${last - first >= 0 ? '+' : ''}${(last - first).toFixed(4)})` : ''}`,
+    ],
     ['rounds committed', `${r.totals.committedRounds} of ${f.rounds}`],
-    ['bytes, all clients', `${formatBytes(r.totals.bytes)} (FedAvg: ${formatBytes(r.totals.fedAvgBytes)}, ${r.totals.bytes > 0 ? formatRatio(r.totals.fedAvgBytes / r.totals.bytes) : '—'} more)`],
+    [
+      'bytes, all clients',
+      `${formatBytes(r.totals.bytes)} (FedAvg: ${formatBytes(r.totals.fedAvgBytes)}, ${r.totals.bytes > 0 ? formatRatio(r.totals.fedAvgBytes / r.totals.bytes) : '—'} more)`,
+    ],
     ['replicas identical', r.totals.replicasIdentical === null ? '—' : r.totals.replicasIdentical ? 'yes, in every round' : 'NO'],
     ['time', `${r.seconds.toFixed(1)} s`],
   ];
   const config = [
     ['model', `${r.config.model.path} (${r.config.model.parameters.toLocaleString('en-US')} parameters, ${r.config.model.identity.slice(0, 12)}…)`],
-    ['data', `${r.config.data.path}: ${r.config.data.train} training / ${r.config.data.heldOut} held-out windows (${r.config.data.evalExamples} evaluated), ${r.config.data.groups} groups${unassigned(r)}`],
+    [
+      'data',
+      `${r.config.data.path}: ${r.config.data.train} training / ${r.config.data.heldOut} held-out windows (${r.config.data.evalExamples} evaluated), ${r.config.data.groups} groups${unassigned(r)}`,
+    ],
     ['clients', `${r.config.clients}, ${f.clientsPerRound} per round, split ${r.config.split}${r.config.alpha !== null ? ` (α = ${r.config.alpha})` : ''}`],
-    ['algorithm', `FedKSeed${f.sampling === 'pro' ? '-Pro' : ''}: K = ${f.k}, τ = ${f.tau}, ε = ${f.epsilon}, η = ${f.eta}, shape ${f.shape ?? 'isotropic'}, batch ${f.batchSize}, seq ${r.config.seqLen}, weighting ${f.weighting}, seed ${f.federationSeed}`],
+    [
+      'algorithm',
+      `FedKSeed${f.sampling === 'pro' ? '-Pro' : ''}: K = ${f.k}, τ = ${f.tau}, ε = ${f.epsilon}, η = ${f.eta}, shape ${f.shape ?? 'isotropic'}, batch ${f.batchSize}, seq ${r.config.seqLen}, weighting ${f.weighting}, seed ${f.federationSeed}`,
+    ],
     ['checkpoint', r.checkpoint ?? '—'],
   ];
-  const table = (rows: string[][]) => `<table class="kv">${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>`;
+  const table = (rows: string[][]) =>
+    `<table class="kv">${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('')}</table>`;
   const roundRows = rounds
     .map(
       (x) =>
@@ -59,7 +80,10 @@ export function renderReportHtml(r: SimulationReport): string {
     )
     .join('');
   const clientRows = r.clients
-    .map((c) => `<tr><td>${escapeHtml(c.id)}</td><td>${c.examples}</td><td>${escapeHtml(c.groups.join(', '))}</td><td>${c.bytes ? `${formatBytes(c.bytes.frameUp)} / ${formatBytes(c.bytes.frameDown)}` : '—'}</td><td>${c.exitCode ?? '—'}</td><td>${escapeHtml(c.error ?? '')}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td>${escapeHtml(c.id)}</td><td>${c.examples}</td><td>${escapeHtml(c.groups.join(', '))}</td><td>${c.bytes ? `${formatBytes(c.bytes.frameUp)} / ${formatBytes(c.bytes.frameDown)}` : '—'}</td><td>${c.exitCode ?? '—'}</td><td>${escapeHtml(c.error ?? '')}</td></tr>`,
+    )
     .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">

@@ -28,7 +28,17 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
   const o: SimulationOptions = { ...options, outDir: resolve(options.outDir) };
   mkdirSync(o.outDir, { recursive: true });
   const select = o.trainable?.length || o.freeze?.length ? { trainable: o.trainable, freeze: o.freeze } : undefined;
-  const engine = await openEngine({ model: o.model, variant: o.variant, tokenizer: o.tokenizer, select, threads: o.threads, kernel: o.kernel, providers: o.provider?.split(','), maxMemory: o.maxMemory, workload: { batch: o.batchSize, seq: o.seqLen } });
+  const engine = await openEngine({
+    model: o.model,
+    variant: o.variant,
+    tokenizer: o.tokenizer,
+    select,
+    threads: o.threads,
+    kernel: o.kernel,
+    providers: o.provider?.split(','),
+    maxMemory: o.maxMemory,
+    workload: { batch: o.batchSize, seq: o.seqLen },
+  });
   const shardDir = mkdtempSync(join(tmpdir(), 'fedkseed-shards-'));
   const fleet = new ClientFleet();
   let server: FederationServer | null = null;

@@ -35,10 +35,14 @@ export function planShards(train: readonly Example[], o: ShardOptions): ShardPla
   let note: string | undefined;
   if (o.mode === 'auto') {
     mode = o.labelled ? 'dirichlet' : groups >= o.clients ? 'group' : 'dirichlet';
-    if (!o.labelled && mode === 'dirichlet') note = `${groups} group(s) for ${o.clients} clients: splitting by Dirichlet(α = ${o.alpha}) over groups instead of whole groups per client`;
+    if (!o.labelled && mode === 'dirichlet')
+      note = `${groups} group(s) for ${o.clients} clients: splitting by Dirichlet(α = ${o.alpha}) over groups instead of whole groups per client`;
   } else mode = o.mode;
   if (mode === 'group') {
-    if (groups < o.clients) throw new Error(`the data has ${groups} group(s) (top-level folders or categories); ${o.clients} clients need at least ${o.clients} (use fewer clients or --split dirichlet)`);
+    if (groups < o.clients)
+      throw new Error(
+        `the data has ${groups} group(s) (top-level folders or categories); ${o.clients} clients need at least ${o.clients} (use fewer clients or --split dirichlet)`,
+      );
     const shards = splitByGroup(train, { clients: o.clients, groupsPerClient: o.groupsPerClient, seed: o.seed });
     const unassigned = leftOut(train, shards);
     if (unassigned.groups.length > 0) {

@@ -59,7 +59,9 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   const m = { left: 72, right: o.logX ? 32 : 16, top: 52 + extra, bottom: 44 };
   const finiteX = (x: number) => Number.isFinite(x) && (!o.logX || x > 0);
   const finiteY = (y: number) => Number.isFinite(y) && (!o.logY || y > 0);
-  const all = series.flatMap((s) => [...s.points, ...(s.band ?? []).flatMap(([x, lo, hi]) => [[x, lo] as const, [x, hi] as const])]).filter(([x, y]) => finiteX(x) && finiteY(y));
+  const all = series
+    .flatMap((s) => [...s.points, ...(s.band ?? []).flatMap(([x, lo, hi]) => [[x, lo] as const, [x, hi] as const])])
+    .filter(([x, y]) => finiteX(x) && finiteY(y));
   if (all.length === 0) return `<p class="empty">${escapeHtml(o.title)}: no data yet</p>`;
   const tx = (x: number) => (o.logX ? Math.log10(x) : x);
   const ty = (y: number) => (o.logY ? Math.log10(y) : y);
@@ -96,13 +98,19 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
   parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" class="title">${escapeHtml(o.title)}</text>`);
   for (const t of yTicks) {
     const y = py(t).toFixed(1);
-    parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${y}" y2="${y}" class="grid"/><text x="${m.left - 6}" y="${y}" dy="4" text-anchor="end" class="tick">${escapeHtml(fmtY(t))}</text>`);
+    parts.push(
+      `<line x1="${m.left}" x2="${W - m.right}" y1="${y}" y2="${y}" class="grid"/><text x="${m.left - 6}" y="${y}" dy="4" text-anchor="end" class="tick">${escapeHtml(fmtY(t))}</text>`,
+    );
   }
   for (const t of xTicks) {
     const x = px(t).toFixed(1);
-    parts.push(`<line x1="${x}" x2="${x}" y1="${H - m.bottom}" y2="${H - m.bottom + 4}" class="axis"/><text x="${x}" y="${H - m.bottom + 16}" text-anchor="middle" class="tick">${escapeHtml(fmtX(t))}</text>`);
+    parts.push(
+      `<line x1="${x}" x2="${x}" y1="${H - m.bottom}" y2="${H - m.bottom + 4}" class="axis"/><text x="${x}" y="${H - m.bottom + 16}" text-anchor="middle" class="tick">${escapeHtml(fmtX(t))}</text>`,
+    );
   }
-  parts.push(`<line x1="${m.left}" x2="${W - m.right}" y1="${H - m.bottom}" y2="${H - m.bottom}" class="axis"/><line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${H - m.bottom}" class="axis"/>`);
+  parts.push(
+    `<line x1="${m.left}" x2="${W - m.right}" y1="${H - m.bottom}" y2="${H - m.bottom}" class="axis"/><line x1="${m.left}" x2="${m.left}" y1="${m.top}" y2="${H - m.bottom}" class="axis"/>`,
+  );
   parts.push(`<text x="${(m.left + W - m.right) / 2}" y="${H - 6}" text-anchor="middle" class="label">${escapeHtml(o.xLabel)}</text>`);
   parts.push(`<text transform="translate(14 ${(m.top + H - m.bottom) / 2}) rotate(-90)" text-anchor="middle" class="label">${escapeHtml(o.yLabel)}</text>`);
   for (const s of series) {
@@ -118,12 +126,17 @@ export function lineChart(series: readonly Series[], o: ChartOptions): string {
     const d = pts.map(([x, y], k) => `${k === 0 ? 'M' : 'L'}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join(' ');
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
     if (s.markers !== false) {
-      for (const [x, y] of pts) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeHtml(`${s.name}, ${o.xLabel} ${fmtX(x)}: ${fmtY(y)}`)}</title></circle>`);
+      for (const [x, y] of pts)
+        parts.push(
+          `<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="3" fill="${s.color}"><title>${escapeHtml(`${s.name}, ${o.xLabel} ${fmtX(x)}: ${fmtY(y)}`)}</title></circle>`,
+        );
     }
     // Legend in the top margin, in rows, so it never covers the data.
     const lx = m.left + (i % perRow) * LEGEND_ENTRY_WIDTH;
     const ly = 34 + Math.floor(i / perRow) * LEGEND_ROW_HEIGHT;
-    parts.push(`<line x1="${lx}" x2="${lx + 20}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${lx + 26}" y="${ly}" dy="4" class="legend">${escapeHtml(s.name)}</text>`);
+    parts.push(
+      `<line x1="${lx}" x2="${lx + 20}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/><text x="${lx + 26}" y="${ly}" dy="4" class="legend">${escapeHtml(s.name)}</text>`,
+    );
   });
   parts.push('</svg>');
   return parts.join('');

@@ -51,7 +51,9 @@ function sampleHtml(s: TextSample, round: number): string {
   const lines: string[] = [`<div class="sample"><h3>${escapeHtml(s.exampleId)}</h3>`];
   if (s.final) {
     const finalMean = mean(s.final.tokenLoss);
-    lines.push(`<p>mean loss of its ${s.base.tokenLoss.length} tokens: ${baseMean.toFixed(4)} → ${finalMean.toFixed(4)} (${signed(finalMean - baseMean)} nats)</p>`);
+    lines.push(
+      `<p>mean loss of its ${s.base.tokenLoss.length} tokens: ${baseMean.toFixed(4)} → ${finalMean.toFixed(4)} (${signed(finalMean - baseMean)} nats)</p>`,
+    );
   } else lines.push(`<p>mean loss of its ${s.base.tokenLoss.length} tokens under the base model: ${baseMean.toFixed(4)} (no round was committed)</p>`);
   lines.push(windowHtml(s));
   const moved = mostMoved(s);
@@ -65,7 +67,8 @@ function sampleHtml(s: TextSample, round: number): string {
     `<table class="completions"><tr><th>prompt (its last lines)</th><th>base model</th><th>${s.final ? `round ${round}` : 'final model'}</th></tr>` +
       `<tr><td><pre>${escapeHtml(tail)}</pre></td><td><pre>${escapeHtml(s.base.completion)}</pre></td><td><pre>${s.final ? escapeHtml(s.final.completion) : '<span class="empty">no round committed</span>'}</pre></td></tr></table>`,
   );
-  if (s.final && s.final.completion === s.base.completion) lines.push('<p class="empty">the two completions are the same: the greedy choice did not change here</p>');
+  if (s.final && s.final.completion === s.base.completion)
+    lines.push('<p class="empty">the two completions are the same: the greedy choice did not change here</p>');
   lines.push('</div>');
   return lines.join('\n');
 }
@@ -73,9 +76,10 @@ function sampleHtml(s: TextSample, round: number): string {
 /** The section, or '' without samples. */
 export function renderTextSamples(r: TextSamplesReport | null): string {
   if (!r || r.samples.length === 0) return '';
-  const legend = r.round > 0
-    ? `<p>Each token of ${r.samples.length} held-out windows, shaded by how its loss moved from the base model to round ${r.round}: <span class="tok" style="background:rgba(44,160,44,.55)">fell</span>, <span class="tok" style="background:rgba(214,39,40,.55)">rose</span>; the ${MOST_MOVED} that moved most are outlined, and each token's title gives its losses. The underlined first part is the prompt both models complete below (greedy, so the same every run).</p>`
-    : '<p>No round was committed, so only the base model is shown.</p>';
+  const legend =
+    r.round > 0
+      ? `<p>Each token of ${r.samples.length} held-out windows, shaded by how its loss moved from the base model to round ${r.round}: <span class="tok" style="background:rgba(44,160,44,.55)">fell</span>, <span class="tok" style="background:rgba(214,39,40,.55)">rose</span>; the ${MOST_MOVED} that moved most are outlined, and each token's title gives its losses. The underlined first part is the prompt both models complete below (greedy, so the same every run).</p>`
+      : '<p>No round was committed, so only the base model is shown.</p>';
   return `<h2>What fine-tuning changed, in text</h2>\n${legend}\n${r.samples.map((s) => sampleHtml(s, r.round)).join('\n')}`;
 }
 

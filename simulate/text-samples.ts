@@ -85,10 +85,22 @@ export async function measureSamples(engine: Engine, examples: readonly Example[
 }
 
 /** The report's samples from the base measures and, when a round was committed, the final ones. */
-export function textSamplesReport(engine: Engine, examples: readonly Example[], base: readonly SampleMeasure[], final: readonly SampleMeasure[] | null, round: number): TextSamplesReport {
+export function textSamplesReport(
+  engine: Engine,
+  examples: readonly Example[],
+  base: readonly SampleMeasure[],
+  final: readonly SampleMeasure[] | null,
+  round: number,
+): TextSamplesReport {
   const decode = (ids: ArrayLike<number>) => engine.tokenizer.decode(ids, { skipSpecialTokens: true });
   return {
     round,
-    samples: examples.map((e, i) => ({ exampleId: e.id, pieces: tokenPieces(decode, e.ids), promptTokens: promptLength(e), base: base[i], final: final?.[i] ?? null })),
+    samples: examples.map((e, i) => ({
+      exampleId: e.id,
+      pieces: tokenPieces(decode, e.ids),
+      promptTokens: promptLength(e),
+      base: base[i],
+      final: final?.[i] ?? null,
+    })),
   };
 }

@@ -23,7 +23,8 @@ export class DivergenceWatch {
   /** A held-out evaluation, against the run's first one (`start`, null before it). */
   heldOut(loss: number, start: number | null): string | null {
     if (!Number.isFinite(loss)) return 'held-out loss is not finite';
-    if (start !== null && loss > start + DIVERGENCE_NATS) return `held-out loss ${loss.toFixed(4)} is ${(loss - start).toFixed(2)} nats above the start ${start.toFixed(4)}`;
+    if (start !== null && loss > start + DIVERGENCE_NATS)
+      return `held-out loss ${loss.toFixed(4)} is ${(loss - start).toFixed(2)} nats above the start ${start.toFixed(4)}`;
     return null;
   }
 
@@ -38,7 +39,9 @@ export class DivergenceWatch {
     if (this.first.length < DIVERGENCE_WINDOW || this.recent.length < DIVERGENCE_WINDOW) return null;
     const start = mean(this.first);
     const now = mean(this.recent);
-    return now > start + DIVERGENCE_NATS ? `the training loss (mean of the last ${DIVERGENCE_WINDOW} steps) rose from ${start.toFixed(4)} to ${now.toFixed(4)}` : null;
+    return now > start + DIVERGENCE_NATS
+      ? `the training loss (mean of the last ${DIVERGENCE_WINDOW} steps) rose from ${start.toFixed(4)} to ${now.toFixed(4)}`
+      : null;
   }
 }
 

@@ -147,7 +147,9 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
       async (ep) => {
         if (ep !== 'webgpu') return { kind: 'host', session: await ModelSession.create(graph, { intraOpNumThreads: threads, executionProviders: [ep] }) };
         const weights = await DeviceWeights.create(params);
-        const session = new DeviceModelSession(graph, weights, { maxSequence: options.maxSequence ?? modelContext(paths.model, model, located.config ?? undefined) });
+        const session = new DeviceModelSession(graph, weights, {
+          maxSequence: options.maxSequence ?? modelContext(paths.model, model, located.config ?? undefined),
+        });
         try {
           // Creating one forward session checks that every node of the model runs on the device.
           await session.prepare(1, 16);
@@ -180,7 +182,10 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
     }));
   const incremental: IncrementalDecoder | null =
     opened.kind === 'host' && canDecodeWithCache(model)
-      ? { prefill: async (ids, rows, seq) => (await cached()).prefill(ids, rows, seq), step: async (state, keep, tokens) => (await cached()).step(state, keep, tokens) }
+      ? {
+          prefill: async (ids, rows, seq) => (await cached()).prefill(ids, rows, seq),
+          step: async (state, keep, tokens) => (await cached()).step(state, keep, tokens),
+        }
       : null;
   const generator: NextTokenModel = { lastLogits: (ids, mask, batch, seq) => session.lastLogits(ids, mask, batch, seq), decoder: incremental };
   const close = async (): Promise<void> => {

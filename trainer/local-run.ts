@@ -78,7 +78,12 @@ export interface LocalRunResult {
   readonly stepMs: number;
 }
 
-export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRunOptions, onEvent: (e: LocalRunEvent) => void = () => {}): Promise<LocalRunResult> {
+export async function runLocalTraining(
+  engine: Engine,
+  data: Dataset,
+  o: LocalRunOptions,
+  onEvent: (e: LocalRunEvent) => void = () => {},
+): Promise<LocalRunResult> {
   if (data.train.length === 0) throw new Error('the dataset has no training examples');
   // No held-out data (held-out share 0, or a single example) means a run without evaluations.
   const held = data.heldOut.slice(0, o.evalExamples);
@@ -116,21 +121,29 @@ export async function runLocalTraining(engine: Engine, data: Dataset, o: LocalRu
   const shape = o.shape ?? 'isotropic';
   engine.params.setShape(shape);
   const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, epsilon: o.epsilon, eta: o.eta });
-  const batches = new BatchSampler(data.train, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') }, startStep);
+  const batches = new BatchSampler(
+    data.train,
+    { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId, seed: deriveSeed(o.federationSeed, 'batches') },
+    startStep,
+  );
   const seeds = new SeedSampler(o.k, deriveSeed(o.federationSeed, 'seeds'));
   for (let i = 0; i < startStep; i++) seeds.next();
   const sums = new Map<number, number>(o.initial ?? []);
   const evaluation = o.dataSplit
-    ? { seqLen: o.seqLen, heldOutFraction: o.dataSplit.heldOutFraction, examples: o.evalExamples, ...(o.dataSplit.include ? { include: [...o.dataSplit.include] } : {}) }
+    ? {
+        seqLen: o.seqLen,
+        heldOutFraction: o.dataSplit.heldOutFraction,
+        examples: o.evalExamples,
+        ...(o.dataSplit.include ? { include: [...o.dataSplit.include] } : {}),
+      }
     : undefined;
   const checkpointNow = (): Checkpoint => {
     const coefficients = new Float64Array(o.k);
     for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
-    return makeCheckpoint(
-      { baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon, shape },
-      coefficients,
-      { steps: startStep + stepsRun, ...(evaluation ? { evaluation } : {}) },
-    );
+    return makeCheckpoint({ baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon, shape }, coefficients, {
+      steps: startStep + stepsRun,
+      ...(evaluation ? { evaluation } : {}),
+    });
   };
 
   let stepsRun = 0;

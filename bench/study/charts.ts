@@ -21,7 +21,12 @@ export interface StudyChart {
 
 const fmtLoss = (y: number) => y.toFixed(3);
 
-export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summaries: ReadonlyMap<string, MethodSummary>, runs: readonly RunResult[]): StudyChart[] {
+export function studyCharts(
+  task: TaskSpec,
+  methods: readonly MethodSpec[],
+  summaries: ReadonlyMap<string, MethodSummary>,
+  runs: readonly RunResult[],
+): StudyChart[] {
   const ks = [...new Set(methods.flatMap((m) => (m.k === null ? [] : [m.k])))].sort((a, b) => a - b);
   const measured = methods.filter((m) => summaries.has(m.id));
   // The paper's figures hold the paper's (isotropic) methods; the shapes have a figure of their own.
@@ -43,25 +48,31 @@ export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summ
   charts.push({
     file: `study-${task.id}-loss-vs-round.svg`,
     title: 'held-out loss vs round, FedKSeed at each K and unrestricted ZO',
-    svg: lineChart(sweep.map((m) => lossSeries(m, true)), {
-      title: `${task.id}: held-out loss per round (mean, band = min–max over repeats)`,
-      xLabel: 'round (0 = base model)',
-      yLabel: 'held-out loss (nats/token)',
-      formatY: fmtLoss,
-      standalone: true,
-    }),
+    svg: lineChart(
+      sweep.map((m) => lossSeries(m, true)),
+      {
+        title: `${task.id}: held-out loss per round (mean, band = min–max over repeats)`,
+        xLabel: 'round (0 = base model)',
+        yLabel: 'held-out loss (nats/token)',
+        formatY: fmtLoss,
+        standalone: true,
+      },
+    ),
   });
   const seeded = present.filter((m) => m.kind !== 'unrestricted');
   charts.push({
     file: `study-${task.id}-pro-vs-uniform.svg`,
     title: 'held-out loss vs round, FedKSeed (solid) and FedKSeed-Pro (dashed) at each K',
-    svg: lineChart(seeded.map((m) => lossSeries(m, false)), {
-      title: `${task.id}: uniform (solid) vs Pro (dashed) sampling, mean over repeats`,
-      xLabel: 'round (0 = base model)',
-      yLabel: 'held-out loss (nats/token)',
-      formatY: fmtLoss,
-      standalone: true,
-    }),
+    svg: lineChart(
+      seeded.map((m) => lossSeries(m, false)),
+      {
+        title: `${task.id}: uniform (solid) vs Pro (dashed) sampling, mean over repeats`,
+        xLabel: 'round (0 = base model)',
+        yLabel: 'held-out loss (nats/token)',
+        formatY: fmtLoss,
+        standalone: true,
+      },
+    ),
   });
   charts.push({
     file: `study-${task.id}-loss-vs-bytes.svg`,
@@ -69,9 +80,23 @@ export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summ
     svg: lineChart(
       present.map((m) => {
         const s = summaries.get(m.id) as MethodSummary;
-        return { name: m.label, color: colorOf(m, ks), dashed: m.kind === 'fedkseed-pro', markers: false, points: s.lossByRound.slice(1).map((x, i) => [s.cumulativeBytesByRound[i + 1].mean, x.mean]) };
+        return {
+          name: m.label,
+          color: colorOf(m, ks),
+          dashed: m.kind === 'fedkseed-pro',
+          markers: false,
+          points: s.lossByRound.slice(1).map((x, i) => [s.cumulativeBytesByRound[i + 1].mean, x.mean]),
+        };
       }),
-      { title: `${task.id}: held-out loss vs bytes on the wire, all clients (log scale)`, xLabel: 'cumulative bytes, up + down', yLabel: 'held-out loss (nats/token)', logX: true, formatX: formatBytes, formatY: fmtLoss, standalone: true },
+      {
+        title: `${task.id}: held-out loss vs bytes on the wire, all clients (log scale)`,
+        xLabel: 'cumulative bytes, up + down',
+        yLabel: 'held-out loss (nats/token)',
+        logX: true,
+        formatX: formatBytes,
+        formatY: fmtLoss,
+        standalone: true,
+      },
     ),
   });
   // Pro's final seed distribution: p_j·K sorted, against the seed's rank as a fraction of K, averaged
@@ -79,7 +104,9 @@ export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summ
   const proSeries: Series[] = present
     .filter((m) => m.kind === 'fedkseed-pro')
     .flatMap((m) => {
-      const ps = runs.filter((r) => r.method === m.id && r.finalProbabilities !== null).map((r) => [...(r.finalProbabilities as number[])].sort((a, b) => b - a));
+      const ps = runs
+        .filter((r) => r.method === m.id && r.finalProbabilities !== null)
+        .map((r) => [...(r.finalProbabilities as number[])].sort((a, b) => b - a));
       if (ps.length === 0) return [];
       const k = ps[0].length;
       const stride = Math.max(1, Math.floor(k / 256));
@@ -107,7 +134,13 @@ export function studyCharts(task: TaskSpec, methods: readonly MethodSpec[], summ
       title: "held-out loss vs round, FedKSeed-Pro with the paper's isotropic z (solid) and tensor-rms (dashed) at each K",
       svg: lineChart(
         shaped.map((m) => ({ ...lossSeries(m, false), dashed: m.shape !== 'isotropic' })),
-        { title: `${task.id}: isotropic (solid) vs tensor-rms (dashed) perturbations, Pro, mean over repeats`, xLabel: 'round (0 = base model)', yLabel: 'held-out loss (nats/token)', formatY: fmtLoss, standalone: true },
+        {
+          title: `${task.id}: isotropic (solid) vs tensor-rms (dashed) perturbations, Pro, mean over repeats`,
+          xLabel: 'round (0 = base model)',
+          yLabel: 'held-out loss (nats/token)',
+          formatY: fmtLoss,
+          standalone: true,
+        },
       ),
     });
   }

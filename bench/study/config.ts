@@ -81,7 +81,7 @@ export const STUDY_SHAPES: readonly PerturbationShape[] = ['isotropic', 'tensor-
 function codeTask(quick: boolean): TaskSpec {
   return {
     id: 'code',
-    title: 'tiny-code-lm (2.6M, pretrained) on this repository\'s code, whole packages per client',
+    title: "tiny-code-lm (2.6M, pretrained) on this repository's code, whole packages per client",
     model: { kind: 'bundled' },
     clients: quick ? 6 : 20,
     clientsPerRound: quick ? 3 : 5,

@@ -66,7 +66,11 @@ export class FreshSeedTrainer {
   }
 
   private async lossStat(): Promise<LossStat> {
-    const s = await evaluateLoss(this.engine.session, this.lossSet, { batchSize: this.options.batchSize, seqLen: this.options.seqLen, padId: this.engine.tokenizer.padId });
+    const s = await evaluateLoss(this.engine.session, this.lossSet, {
+      batchSize: this.options.batchSize,
+      seqLen: this.options.seqLen,
+      padId: this.engine.tokenizer.padId,
+    });
     return s.tokens > 0 ? { sum: s.loss * s.tokens, count: s.tokens } : { sum: 0, count: 0 };
   }
 }

@@ -118,7 +118,8 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
     clientsPerRound: spec.clientsPerRound,
     deadlineMs: 3_600_000,
   };
-  if (unrestricted && spec.rounds * spec.clientsPerRound * spec.tau > UNRESTRICTED_SEED_SPACE) throw new Error('too many steps for unrestricted ZO\'s 24-bit seed indices');
+  if (unrestricted && spec.rounds * spec.clientsPerRound * spec.tau > UNRESTRICTED_SEED_SPACE)
+    throw new Error("too many steps for unrestricted ZO's 24-bit seed indices");
 
   const engine: Engine = await openEngine({ model: task.modelPath, tokenizer: task.tokenizerPath, threads: o.config.threads });
   const rounds: RoundRecord[] = [];
@@ -158,7 +159,19 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
       return { loss: s.loss, seconds: (performance.now() - t0) / 1000 };
     };
     const base = await evaluate();
-    rounds.push({ round: 0, heldOutLoss: base.loss, participants: [], bytesPerClient: [], cumulativeBytes: 0, seedsTouched: 0, trainSeconds: 0, evalSeconds: base.seconds, applySeconds: 0, digest: engine.params.digest(), verified: null });
+    rounds.push({
+      round: 0,
+      heldOutLoss: base.loss,
+      participants: [],
+      bytesPerClient: [],
+      cumulativeBytes: 0,
+      seedsTouched: 0,
+      trainSeconds: 0,
+      evalSeconds: base.seconds,
+      applySeconds: 0,
+      digest: engine.params.digest(),
+      verified: null,
+    });
 
     let error: string | undefined;
     // A diverging run (e.g. g so large that the exact coefficient path refuses the update) ends the
@@ -169,7 +182,13 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
           status = 'interrupted';
           break;
         }
-        const chosen = sampleClients(clients.map((c) => c.id), spec.clientsPerRound, federationSeed, r, 0);
+        const chosen = sampleClients(
+          clients.map((c) => c.id),
+          spec.clientsPerRound,
+          federationSeed,
+          r,
+          0,
+        );
         const levels: QuantizedProbabilities | null = pro ? quantizeImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS) : null;
         const p = levels ? probabilitiesFromLevels(levels) : null;
         const digest = engine.params.digest();
@@ -216,7 +235,14 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
           status = 'interrupted';
           break;
         }
-        const result = frameDown({ type: 'result', round: r, participants: contributions.length, examples: contributions.reduce((s, c) => s + c.examples, 0), lossBefore: 0, lossAfter: 0 });
+        const result = frameDown({
+          type: 'result',
+          round: r,
+          participants: contributions.length,
+          examples: contributions.reduce((s, c) => s + c.examples, 0),
+          lossBefore: 0,
+          lossAfter: 0,
+        });
         for (const b of bytes) b.down += result;
         cumulativeBytes += bytes.reduce((s, b) => s + b.up + b.down, 0);
 
@@ -253,12 +279,27 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
         if (o.config.verify === 'every-round' || r === spec.rounds) {
           const live = new Map([...coefficients].filter(([, v]) => v !== 0));
           verified = (await rebuiltDigest(task.modelPath, config, live)) === replica;
-          if (!verified) throw new Error(`${method.id}, repeat ${repeat}, round ${r}: the replica's digest differs from a rebuild out of the server's coefficients`);
+          if (!verified)
+            throw new Error(`${method.id}, repeat ${repeat}, round ${r}: the replica's digest differs from a rebuild out of the server's coefficients`);
         }
         const touched = [...coefficients.values()].filter((v) => v !== 0).length;
-        rounds.push({ round: r, heldOutLoss: ev.loss, participants: chosen, bytesPerClient: bytes, cumulativeBytes, seedsTouched: touched, trainSeconds, evalSeconds: ev.seconds, applySeconds, digest: replica, verified });
+        rounds.push({
+          round: r,
+          heldOutLoss: ev.loss,
+          participants: chosen,
+          bytesPerClient: bytes,
+          cumulativeBytes,
+          seedsTouched: touched,
+          trainSeconds,
+          evalSeconds: ev.seconds,
+          applySeconds,
+          digest: replica,
+          verified,
+        });
         const perClient = bytes.reduce((s, b) => s + b.up + b.down, 0) / Math.max(1, bytes.length);
-        o.log(`${spec.id} ${method.id} #${repeat} round ${r}/${spec.rounds}: held-out ${ev.loss.toFixed(4)}, ${Math.round(perClient)} B/client, train ${trainSeconds.toFixed(1)} s${verified === null ? '' : verified ? ', replica verified' : ''}`);
+        o.log(
+          `${spec.id} ${method.id} #${repeat} round ${r}/${spec.rounds}: held-out ${ev.loss.toFixed(4)}, ${Math.round(perClient)} B/client, train ${trainSeconds.toFixed(1)} s${verified === null ? '' : verified ? ', replica verified' : ''}`,
+        );
       }
     } catch (err) {
       status = 'failed';
@@ -266,8 +307,21 @@ export async function runFederation(task: PreparedTask, method: MethodSpec, repe
       o.log(`${spec.id} ${method.id} #${repeat} FAILED after ${rounds.length - 1} rounds: ${error}`);
     }
 
-    const finalProbabilities = pro ? Array.from(probabilitiesFromLevels(quantizeImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS))) : null;
-    return { task: spec.id, method: method.id, repeat, federationSeed, status, ...(error !== undefined ? { error } : {}), parameters: engine.params.parameterCount, rounds, finalProbabilities, seconds: (performance.now() - started) / 1000 };
+    const finalProbabilities = pro
+      ? Array.from(probabilitiesFromLevels(quantizeImportance(importanceOf(importanceSum, importanceCount), DEFAULT_PROBABILITY_BITS)))
+      : null;
+    return {
+      task: spec.id,
+      method: method.id,
+      repeat,
+      federationSeed,
+      status,
+      ...(error !== undefined ? { error } : {}),
+      parameters: engine.params.parameterCount,
+      rounds,
+      finalProbabilities,
+      seconds: (performance.now() - started) / 1000,
+    };
   } finally {
     o.signal.removeEventListener('abort', onAbort);
     await engine.close();

@@ -66,7 +66,14 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
   const write = (): StudyResults => {
     const tasks: TaskResult[] = prepared.map((t) => {
       const taskRuns = runs.filter((r) => r.task === t.spec.id);
-      const summaries = config.methods.flatMap((m) => summarise(t.spec, m, taskRuns.filter((r) => r.method === m.id)) ?? []);
+      const summaries = config.methods.flatMap(
+        (m) =>
+          summarise(
+            t.spec,
+            m,
+            taskRuns.filter((r) => r.method === m.id),
+          ) ?? [],
+      );
       return { task: t.spec, data: t.data, parameters: taskRuns[0]?.parameters ?? null, summaries };
     });
     const files: string[] = [];
@@ -75,7 +82,12 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       if (t.summaries.length === 0 || t.parameters === null) continue;
       tables.push(markdownTable(t.task, t.parameters, t.summaries));
       const byMethod = new Map(t.summaries.map((s) => [s.method, s]));
-      for (const chart of studyCharts(t.task, config.methods, byMethod, runs.filter((r) => r.task === t.task.id))) {
+      for (const chart of studyCharts(
+        t.task,
+        config.methods,
+        byMethod,
+        runs.filter((r) => r.task === t.task.id),
+      )) {
         for (const dir of [o.outDir, o.imagesDir]) {
           if (!dir) continue;
           mkdirSync(dir, { recursive: true });
@@ -93,7 +105,13 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       seconds: (Date.now() - startedAt.getTime()) / 1000,
-      machine: { cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}` },
+      machine: {
+        cpu: cpu[0]?.model ?? 'unknown',
+        cores: cpu.length,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        platform: `${process.platform}-${process.arch}`,
+      },
       commit,
       config,
       tasks,
@@ -111,14 +129,18 @@ export async function runStudy(o: StudyOptions): Promise<StudyResults> {
       o.log(`preparing ${spec.id}…`);
       const task = await prepareTask(spec, { ...o.sources, workDir }, config.seed);
       prepared.push(task);
-      o.log(`${spec.id}: ${task.data.train} training windows in ${task.data.groups} groups over ${spec.clients} clients, ${task.heldOut.length} held-out windows evaluated`);
+      o.log(
+        `${spec.id}: ${task.data.train} training windows in ${task.data.groups} groups over ${spec.clients} clients, ${task.heldOut.length} held-out windows evaluated`,
+      );
       for (let repeat = 0; repeat < spec.repeats; repeat++) {
         for (const method of config.methods) {
           if (o.signal.aborted) break outer;
           o.log(`${spec.id} ${method.label}, repeat ${repeat + 1}/${spec.repeats}`);
           const run = await runFederation(task, method, repeat, { config, signal: o.signal, log: o.log });
           runs.push(run);
-          o.log(`${spec.id} ${method.id} #${repeat}: ${run.rounds[0].heldOutLoss.toFixed(4)} → ${run.rounds[run.rounds.length - 1].heldOutLoss.toFixed(4)} in ${run.seconds.toFixed(0)} s`);
+          o.log(
+            `${spec.id} ${method.id} #${repeat}: ${run.rounds[0].heldOutLoss.toFixed(4)} → ${run.rounds[run.rounds.length - 1].heldOutLoss.toFixed(4)} in ${run.seconds.toFixed(0)} s`,
+          );
           write();
         }
       }

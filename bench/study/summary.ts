@@ -77,7 +77,8 @@ export function summarise(task: TaskSpec, method: MethodSpec, runs: readonly Run
 }
 
 const pm = (s: Spread, digits = 4): string => (s.n === 0 ? '—' : s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.sd.toFixed(digits)}` : s.mean.toFixed(digits));
-const signed = (s: Spread, digits = 4): string => (s.n === 0 ? '—' : `${s.mean >= 0 ? '+' : '−'}${Math.abs(s.mean).toFixed(digits)}${s.n > 1 ? ` ± ${s.sd.toFixed(digits)}` : ''}`);
+const signed = (s: Spread, digits = 4): string =>
+  s.n === 0 ? '—' : `${s.mean >= 0 ? '+' : '−'}${Math.abs(s.mean).toFixed(digits)}${s.n > 1 ? ` ± ${s.sd.toFixed(digits)}` : ''}`;
 
 /** The paper's per-client-round bound for K seeds and τ steps: 4 B + 4K B of coefficients + 8τ B of pairs. */
 export function paperBytes(k: number, tau: number): number {

@@ -19,7 +19,13 @@ export interface PreparedTask {
   readonly shards: readonly Example[][];
   /** The global held-out windows the global model is evaluated on (no client trains on them). */
   readonly heldOut: readonly Example[];
-  readonly data: { readonly source: string; readonly train: number; readonly heldOut: number; readonly groups: number; readonly groupsPerClient: readonly string[][] };
+  readonly data: {
+    readonly source: string;
+    readonly train: number;
+    readonly heldOut: number;
+    readonly groups: number;
+    readonly groupsPerClient: readonly string[][];
+  };
 }
 
 export interface TaskSources {
@@ -81,7 +87,13 @@ async function prepareCode(spec: TaskSpec, src: TaskSources, tokenizer: TextToke
   return {
     shards,
     heldOut: evalSlice(ds.heldOut, spec.evalExamples),
-    data: { source: src.codeRoot, train: train.length, heldOut: ds.heldOut.length, groups: new Set(train.map((e) => e.group)).size, groupsPerClient: shards.map(groupsOf) },
+    data: {
+      source: src.codeRoot,
+      train: train.length,
+      heldOut: ds.heldOut.length,
+      groups: new Set(train.map((e) => e.group)).size,
+      groupsPerClient: shards.map(groupsOf),
+    },
   };
 }
 
@@ -89,7 +101,9 @@ async function prepareCode(spec: TaskSpec, src: TaskSources, tokenizer: TextToke
 export function readFortunes(dir: string): DataRecord[] {
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => !f.includes('.') && statSync(join(dir, f)).isFile()).sort();
+    files = readdirSync(dir)
+      .filter((f) => !f.includes('.') && statSync(join(dir, f)).isFile())
+      .sort();
   } catch {
     throw new Error(`no fortunes at ${dir}: install Debian's "fortunes" package (apt-get install fortunes) or pass --fortunes <dir>`);
   }
@@ -105,7 +119,12 @@ export function readFortunes(dir: string): DataRecord[] {
   return records;
 }
 
-async function prepareFortunes(spec: TaskSpec, src: TaskSources, tokenizer: TextTokenizer, seed: number): Promise<Omit<PreparedTask, 'spec' | 'modelPath' | 'tokenizerPath'>> {
+async function prepareFortunes(
+  spec: TaskSpec,
+  src: TaskSources,
+  tokenizer: TextTokenizer,
+  seed: number,
+): Promise<Omit<PreparedTask, 'spec' | 'modelPath' | 'tokenizerPath'>> {
   const examples = await buildExamples(readFortunes(src.fortunesDir), { tokenizer, seqLen: spec.seqLen, log: new ProblemLog('skip') });
   // Held out by fortune, so every category is represented in the global held-out set.
   const { train, heldOut } = splitTrainHeldOut(examples, 0.1, 'study');
@@ -113,7 +132,13 @@ async function prepareFortunes(spec: TaskSpec, src: TaskSources, tokenizer: Text
   return {
     shards,
     heldOut: evalSlice(heldOut, spec.evalExamples),
-    data: { source: src.fortunesDir, train: train.length, heldOut: heldOut.length, groups: new Set(train.map((e) => e.group)).size, groupsPerClient: shards.map(groupsOf) },
+    data: {
+      source: src.fortunesDir,
+      train: train.length,
+      heldOut: heldOut.length,
+      groups: new Set(train.map((e) => e.group)).size,
+      groupsPerClient: shards.map(groupsOf),
+    },
   };
 }
 

@@ -51,7 +51,8 @@ interface CompletionsCliOptions {
 function learningArms(value: string): LearningBenchArm[] {
   return value.split(',').map((part) => {
     const [shape, eta] = part.trim().split(':');
-    if (!(PERTURBATION_SHAPES as readonly string[]).includes(shape)) throw new InvalidArgumentError(`unknown shape "${shape}" (${PERTURBATION_SHAPES.join(', ')})`);
+    if (!(PERTURBATION_SHAPES as readonly string[]).includes(shape))
+      throw new InvalidArgumentError(`unknown shape "${shape}" (${PERTURBATION_SHAPES.join(', ')})`);
     const rate = eta === undefined ? TRAINING_DEFAULTS.eta : Number(eta);
     if (!(rate > 0) || !Number.isFinite(rate)) throw new InvalidArgumentError(`"${part}": η must be a positive number`);
     return { shape: shape as PerturbationShape, eta: rate };
@@ -69,12 +70,22 @@ interface LearningCliOptions {
 }
 
 async function benchLearning(o: LearningCliOptions): Promise<void> {
-  const r = await runLearningBench({ data: o.data, arms: o.arms, steps: o.steps, evalEvery: o.evalEvery, evalExamples: o.evalExamples, threads: o.threads, log: o.json ? undefined : note });
+  const r = await runLearningBench({
+    data: o.data,
+    arms: o.arms,
+    steps: o.steps,
+    evalEvery: o.evalEvery,
+    evalExamples: o.evalExamples,
+    threads: o.threads,
+    log: o.json ? undefined : note,
+  });
   if (o.json) return emitJson({ ...r });
   process.stdout.write(`data ${r.data}: ${r.steps} steps per arm, ${r.heldOutExamples} held-out examples\n`);
   process.stdout.write('| shape | η | held-out change | best change | × the first | ms/step | diverged |\n|---|---|---|---|---|---|---|\n');
   for (const row of r.rows) {
-    process.stdout.write(`| ${row.shape} | ${row.eta} | ${row.change.toFixed(4)} | ${row.bestChange.toFixed(4)} | ${row.ratio.toFixed(2)}× | ${row.msPerStep.toFixed(1)} | ${row.diverged ?? 'no'} |\n`);
+    process.stdout.write(
+      `| ${row.shape} | ${row.eta} | ${row.change.toFixed(4)} | ${row.bestChange.toFixed(4)} | ${row.ratio.toFixed(2)}× | ${row.msPerStep.toFixed(1)} | ${row.diverged ?? 'no'} |\n`,
+    );
   }
 }
 
@@ -100,7 +111,8 @@ interface FederationCliOptions {
 
 function gatewayCounts(value: string): number[] {
   const counts = value.split(',').map((x) => Number(x.trim()));
-  if (counts.length === 0 || !counts.every((n) => Number.isInteger(n) && n >= 1 && n <= 64)) throw new InvalidArgumentError('a comma-separated list of gateway counts from 1 to 64, e.g. 1,2,4');
+  if (counts.length === 0 || !counts.every((n) => Number.isInteger(n) && n >= 1 && n <= 64))
+    throw new InvalidArgumentError('a comma-separated list of gateway counts from 1 to 64, e.g. 1,2,4');
   return counts;
 }
 
@@ -121,12 +133,15 @@ interface StudyCliOptions {
   threads?: number;
 }
 
-
 /** A parser of a comma-separated list of names out of `known` (the option's `what`): unique, in the order given. */
 function choiceList<T extends string>(known: readonly T[], what: string): (value: string) => T[] {
   return (value) => {
-    const names = value.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
-    for (const n of names) if (!(known as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown ${what} "${n}" (choose from ${known.join(', ')})`);
+    const names = value
+      .split(',')
+      .map((s) => s.trim().toLowerCase())
+      .filter(Boolean);
+    for (const n of names)
+      if (!(known as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown ${what} "${n}" (choose from ${known.join(', ')})`);
     if (names.length === 0) throw new InvalidArgumentError(`expected at least one ${what}`);
     return [...new Set(names)] as T[];
   };
@@ -137,7 +152,6 @@ function kList(value: string): number[] {
   for (const k of ks) if (!Number.isInteger(k) || k < 1 || k > 65536) throw new InvalidArgumentError(`K must be an integer in 1..65536, got "${value}"`);
   return [...new Set(ks)].sort((a, b) => a - b);
 }
-
 
 interface MemoryCliOptions {
   sizes?: MemorySize[];
@@ -150,7 +164,6 @@ interface MemoryCliOptions {
   cacheDir?: string;
   json?: boolean;
 }
-
 
 function memoryBudget(value: string): number | 'auto' {
   if (value.trim().toLowerCase() === 'auto') return 'auto';
@@ -180,7 +193,11 @@ export function registerBench(program: Command): void {
   bench
     .command('engine')
     .description('ZO step vs two loss forwards (~10M and ~124M parameters, seq 128, batch 1 and 8) and the perturbation kernels, with the targets')
-    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(ENGINE_SIZES).join(', ')}; default 10m,124m, with --quick 10m)`, choiceList(Object.keys(ENGINE_SIZES) as EngineSize[], 'size'))
+    .option(
+      '--sizes <list>',
+      `model sizes, comma-separated (${Object.keys(ENGINE_SIZES).join(', ')}; default 10m,124m, with --quick 10m)`,
+      choiceList(Object.keys(ENGINE_SIZES) as EngineSize[], 'size'),
+    )
     .option('--quick', 'a ~1-minute smoke run: the small size only, fewer repeats')
     .addOption(
       new Option('--provider <name>', 'also measure the device-resident engine on WebGPU (CPU rows measured in the same run, for the speed-up)')
@@ -188,16 +205,29 @@ export function registerBench(program: Command): void {
         .default('cpu'),
     )
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
-    .option('--cache-dir <dir>', 'where the generated models are kept between runs (default: $FEDKSEED_BENCH_CACHE, else $XDG_CACHE_HOME/fedkseed/bench, else ~/.cache/fedkseed/bench)')
+    .option(
+      '--cache-dir <dir>',
+      'where the generated models are kept between runs (default: $FEDKSEED_BENCH_CACHE, else $XDG_CACHE_HOME/fedkseed/bench, else ~/.cache/fedkseed/bench)',
+    )
     .option('--json', 'print the result as one JSON object')
     .addHelpText('after', ENGINE_RESOURCES_HELP)
     .action((o: EngineCliOptions) => benchEngine(o));
   bench
     .command('memory')
-    .description('peak RSS of ZO training (local run, federation client; batch 1 and 8) beside an inference session of the same model, 124M and 1.3B, with each buffer\'s share')
-    .option('--sizes <list>', `model sizes, comma-separated (${Object.keys(MEMORY_SIZES).join(', ')}; default 124m,1.3b)`, choiceList(Object.keys(MEMORY_SIZES) as MemorySize[], 'size'))
+    .description(
+      "peak RSS of ZO training (local run, federation client; batch 1 and 8) beside an inference session of the same model, 124M and 1.3B, with each buffer's share",
+    )
+    .option(
+      '--sizes <list>',
+      `model sizes, comma-separated (${Object.keys(MEMORY_SIZES).join(', ')}; default 124m,1.3b)`,
+      choiceList(Object.keys(MEMORY_SIZES) as MemorySize[], 'size'),
+    )
     .option('--batches <list>', 'batch sizes, one row each', countList, [1, 8])
-    .option('--max-memory <size>', `budget of the training processes (e.g. 8G, or auto: what the engine would take; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`, memoryBudget)
+    .option(
+      '--max-memory <size>',
+      `budget of the training processes (e.g. 8G, or auto: what the engine would take; default: ${MEMORY_TARGET.ratio} × the inference session's peak at the same batch)`,
+      memoryBudget,
+    )
     .option('--steps <n>', 'ZO steps of the local run, and per round of the client', positiveInt, 2)
     .option('--rounds <n>', 'rounds of the client (each applies a coefficient change)', positiveInt, 2)
     .option('--timed-steps <n>', 'local training: steps timed against their own pair of forwards, as bench engine does (0: untimed --steps)', nonNegativeInt, 3)
@@ -226,7 +256,9 @@ export function registerBench(program: Command): void {
     .action((o: GenerateCliOptions) => benchGenerate(o));
   bench
     .command('completions')
-    .description('editor suggestions with the bundled model: first token and a 16-token suggestion (p50/p95), tokens/s, with and without the KV cache and while a local run trains, and what they cost the run')
+    .description(
+      'editor suggestions with the bundled model: first token and a 16-token suggestion (p50/p95), tokens/s, with and without the KV cache and while a local run trains, and what they cost the run',
+    )
     .option('--data <dir>', 'folder of TypeScript the prompts are cut from and the run trains on', '.')
     .option('--prompts <n>', 'prompts, each asked once per condition', positiveInt, 24)
     .option('--tokens <n>', 'new tokens per suggestion', positiveInt, 16)
@@ -236,12 +268,18 @@ export function registerBench(program: Command): void {
     .action((o: CompletionsCliOptions) => benchCompletions(o));
   bench
     .command('learning')
-    .description('held-out loss change of local ZO training with each perturbation shape, side by side on the same data, batches and seeds (docs/results.md, "Learning faster")')
+    .description(
+      'held-out loss change of local ZO training with each perturbation shape, side by side on the same data, batches and seeds (docs/results.md, "Learning faster")',
+    )
     .option('--data <path>', 'dataset (as train reads it)', '.')
     .addOption(
-      new Option('--arms <list>', 'shape:η pairs, comma-separated; the first is the reference of the ratios')
-        .argParser(learningArms)
-        .default([{ shape: 'isotropic', eta: TRAINING_DEFAULTS.eta }, { shape: 'tensor-rms', eta: TRAINING_DEFAULTS.eta }], `isotropic:${TRAINING_DEFAULTS.eta},tensor-rms:${TRAINING_DEFAULTS.eta}`),
+      new Option('--arms <list>', 'shape:η pairs, comma-separated; the first is the reference of the ratios').argParser(learningArms).default(
+        [
+          { shape: 'isotropic', eta: TRAINING_DEFAULTS.eta },
+          { shape: 'tensor-rms', eta: TRAINING_DEFAULTS.eta },
+        ],
+        `isotropic:${TRAINING_DEFAULTS.eta},tensor-rms:${TRAINING_DEFAULTS.eta}`,
+      ),
     )
     .option('--steps <n>', 'ZO steps per arm', positiveInt, 1000)
     .option('--eval-every <n>', 'held-out evaluation every n steps', positiveInt, 250)
@@ -256,7 +294,10 @@ export function registerBench(program: Command): void {
     .option('--rounds <n>', 'federated rounds per sampling mode', positiveInt, 6)
     .option('--clients <n>', 'clients per round', positiveInt, 4)
     .option('--params <n>', 'model size d for the FedAvg comparison', positiveInt, 124_000_000)
-    .option('--store <url>', 'instead: gateways on this PostgreSQL database (a postgres:// URL without a password; each run in a schema of its own, dropped after) beside the LevelDB server')
+    .option(
+      '--store <url>',
+      'instead: gateways on this PostgreSQL database (a postgres:// URL without a password; each run in a schema of its own, dropped after) beside the LevelDB server',
+    )
     .option('--store-password-file <file>', 'the database password (default: PGPASSWORD or ~/.pgpass)')
     .option('--gateways <list>', 'with --store: gateway counts to measure', gatewayCounts, [1, 2, 4])
     .option('--gateway-clients <n>', 'with --store: clients, every one uploading in every round', positiveInt, 48)
@@ -272,12 +313,20 @@ export function registerBench(program: Command): void {
     .option('--images <dir>', 'also write the figures here (e.g. docs/images)')
     .option('--tasks <list>', 'tasks, comma-separated (code, fortunes)', choiceList<TaskId>(['code', 'fortunes'], 'task'))
     .option('-k, --ks <list>', 'K values, comma-separated (default 64,256,1024,4096; --quick: 64,1024)', kList)
-    .option('--shapes <list>', "perturbation shapes, comma-separated: isotropic (the paper's rows) and tensor-rms (FedKSeed-Pro at each K beside them)", choiceList<PerturbationShape>([...PERTURBATION_SHAPES], 'shape'), [...STUDY_SHAPES])
+    .option(
+      '--shapes <list>',
+      "perturbation shapes, comma-separated: isotropic (the paper's rows) and tensor-rms (FedKSeed-Pro at each K beside them)",
+      choiceList<PerturbationShape>([...PERTURBATION_SHAPES], 'shape'),
+      [...STUDY_SHAPES],
+    )
     .option('--repeats <n>', 'repeats with different seeds (default: code 2, fortunes 3; --quick: 1)', positiveInt)
-    .option('--rounds <n>', 'rounds per federation (overrides the task\'s)', positiveInt)
-    .option('--eta <x>', 'learning rate η (overrides the tasks\')', positiveNumber)
+    .option('--rounds <n>', "rounds per federation (overrides the task's)", positiveInt)
+    .option('--eta <x>', "learning rate η (overrides the tasks')", positiveNumber)
     .option('--seed <n>', 'seed of the repeats', uint32, 1)
-    .option('--verify <when>', 'rebuild a replica from the server\'s state and compare digests: every-round or final (default: every-round with --quick, else final)')
+    .option(
+      '--verify <when>',
+      "rebuild a replica from the server's state and compare digests: every-round or final (default: every-round with --quick, else final)",
+    )
     .addOption(new Option('--code <dir>', 'code corpus of the code task').default('.', 'the current folder'))
     .option('--fortunes <dir>', 'fortune files of the fortunes task', DEFAULT_FORTUNES_DIR)
     .option('--threads <n>', 'onnxruntime intra-op threads (default: all cores)', positiveInt)
@@ -287,12 +336,23 @@ export function registerBench(program: Command): void {
 /** Columns padded to their widest cell; `align` has one letter per column, 'l' or 'r' (figures). */
 export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], align: string): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
-  const line = (cells: readonly string[]) => cells.map((x, c) => (align[c] === 'r' ? x.padStart(widths[c]) : x.padEnd(widths[c]))).join('  ').trimEnd();
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((x, c) => (align[c] === 'r' ? x.padStart(widths[c]) : x.padEnd(widths[c])))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
 async function benchEngine(o: EngineCliOptions): Promise<void> {
-  const result = await runEngineBench({ sizes: o.sizes, quick: o.quick, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), provider: o.provider, log: note });
+  const result = await runEngineBench({
+    sizes: o.sizes,
+    quick: o.quick,
+    threads: o.threads,
+    cacheDir: o.cacheDir ?? benchCacheDir(),
+    provider: o.provider,
+    log: note,
+  });
   if (o.json) emitJson({ bench: 'engine', ...result });
   else process.stdout.write(`${engineReport(result)}\n`);
 }
@@ -305,7 +365,15 @@ export function engineReport(r: EngineBenchResult): string {
     formatTable(
       ['model', 'params', 'batch', '2 forwards ms', 'ZO step ms', 'step / 2 fwd', 'target'],
       r.sizes.flatMap((s) =>
-        s.steps.map((t) => [s.size, `${(s.parameters / 1e6).toFixed(1)}M`, String(t.batch), ms(t.twoForwardsMs), ms(t.stepMs), `${t.ratio.toFixed(3)}×`, t.target ? `≤ ${t.target.target}× ${mark(t.target.met)}` : '—']),
+        s.steps.map((t) => [
+          s.size,
+          `${(s.parameters / 1e6).toFixed(1)}M`,
+          String(t.batch),
+          ms(t.twoForwardsMs),
+          ms(t.stepMs),
+          `${t.ratio.toFixed(3)}×`,
+          t.target ? `≤ ${t.target.target}× ${mark(t.target.met)}` : '—',
+        ]),
       ),
       'lrrrrrl',
     ),
@@ -317,7 +385,16 @@ export function engineReport(r: EngineBenchResult): string {
       r.sizes.flatMap((s) =>
         s.steps.map((t) => {
           const b = t.breakdown;
-          return [s.size, String(t.batch), ms(b.forwards), ms(b.perturb), ms(b.perturb2), b.batch.toFixed(2), ms(b.other), `${(((b.perturb + b.perturb2) / t.stepMs) * 100).toFixed(1)}%`];
+          return [
+            s.size,
+            String(t.batch),
+            ms(b.forwards),
+            ms(b.perturb),
+            ms(b.perturb2),
+            b.batch.toFixed(2),
+            ms(b.other),
+            `${(((b.perturb + b.perturb2) / t.stepMs) * 100).toFixed(1)}%`,
+          ];
         }),
       ),
       'lrrrrrrr',
@@ -325,7 +402,10 @@ export function engineReport(r: EngineBenchResult): string {
   );
   if (r.provider === 'webgpu') out.push('', ...webgpuReport(r));
   const k = r.kernels;
-  out.push('', `Kernels, one thread, ${(k.params / 2 ** 20).toFixed(0)}M parameters (${((k.params * 4) / 2 ** 20).toFixed(0)} MiB float32), ${k.seeds} seeds for the blocked rebuild`);
+  out.push(
+    '',
+    `Kernels, one thread, ${(k.params / 2 ** 20).toFixed(0)}M parameters (${((k.params * 4) / 2 ** 20).toFixed(0)} MiB float32), ${k.seeds} seeds for the blocked rebuild`,
+  );
   // One unit per row (a parameter, or a seed·parameter for rebuilds), named in its own column; the
   // figures are 10⁹ of those units per second and nanoseconds per unit.
   out.push(
@@ -355,18 +435,39 @@ function webgpuReport(r: EngineBenchResult): string[] {
     formatTable(
       ['model', 'params', 'batch', '2 forwards ms', 'ZO step ms', 'step / 2 fwd', 'bus bytes/step', 'CPU step ms', 'speed-up'],
       r.sizes.flatMap((s) =>
-        (s.webgpu?.steps ?? []).map((t) => [s.size, `${(s.parameters / 1e6).toFixed(1)}M`, String(t.batch), ms(t.twoForwardsMs), ms(t.stepMs), `${t.ratio.toFixed(3)}×`, String(Math.round(t.busBytesPerStep)), ms(t.cpuStepMs), `${t.speedup.toFixed(2)}×`]),
+        (s.webgpu?.steps ?? []).map((t) => [
+          s.size,
+          `${(s.parameters / 1e6).toFixed(1)}M`,
+          String(t.batch),
+          ms(t.twoForwardsMs),
+          ms(t.stepMs),
+          `${t.ratio.toFixed(3)}×`,
+          String(Math.round(t.busBytesPerStep)),
+          ms(t.cpuStepMs),
+          `${t.speedup.toFixed(2)}×`,
+        ]),
       ),
       'lrrrrrrrr',
     ),
   );
-  out.push('', 'Device passes: throughput of chained fused passes, synced; per step, a pass is timed until its run returns (queued work lands in the next forward)');
+  out.push(
+    '',
+    'Device passes: throughput of chained fused passes, synced; per step, a pass is timed until its run returns (queued work lands in the next forward)',
+  );
   out.push(
     formatTable(
       ['model', 'perturb2 (fused) G params/s', 'perturb ms/step', 'perturb2 ms/step', 'forwards ms/step'],
       r.sizes.flatMap((s) =>
         s.webgpu
-          ? [[s.size, ((s.webgpu.perturbParamsPerSecond ?? 0) / 1e9).toFixed(3), ms(s.webgpu.steps[0]?.breakdown.perturb ?? NaN), ms(s.webgpu.steps[0]?.breakdown.perturb2 ?? NaN), ms(s.webgpu.steps[0]?.breakdown.forwards ?? NaN)]]
+          ? [
+              [
+                s.size,
+                ((s.webgpu.perturbParamsPerSecond ?? 0) / 1e9).toFixed(3),
+                ms(s.webgpu.steps[0]?.breakdown.perturb ?? NaN),
+                ms(s.webgpu.steps[0]?.breakdown.perturb2 ?? NaN),
+                ms(s.webgpu.steps[0]?.breakdown.forwards ?? NaN),
+              ],
+            ]
           : [],
       ),
       'lrrrr',
@@ -382,7 +483,18 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
   const out = ['Device counts per ZO step, from the graphs built (hold on any device; not timed). Bytes: device memory read + written per parameter'];
   out.push(
     formatTable(
-      ['model', 'perturb dispatches', 'perturb B/param', 'hash every pass: dispatches', 'B/param', 'forward nodes', 'forward dispatches', 'forward weight B/param', 'step dispatches', 'step B/param'],
+      [
+        'model',
+        'perturb dispatches',
+        'perturb B/param',
+        'hash every pass: dispatches',
+        'B/param',
+        'forward nodes',
+        'forward dispatches',
+        'forward weight B/param',
+        'step dispatches',
+        'step B/param',
+      ],
       sized.map(({ size, c }) => [
         size,
         String(c.perturbation.cachedZ.dispatches),
@@ -402,7 +514,18 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
   out.push(
     formatTable(
       ['model', 'batch', 'GPU', 'perturbation ms', 'bound', 'two forwards ms', 'bound', 'step ms'],
-      sized.flatMap(({ size, c }) => c.predictions.map((p) => [size, String(p.batch), p.gpu, p.perturbation.ms.toFixed(2), p.perturbation.bound, p.forwards.ms.toFixed(2), p.forwards.bound, p.stepMs.toFixed(2)])),
+      sized.flatMap(({ size, c }) =>
+        c.predictions.map((p) => [
+          size,
+          String(p.batch),
+          p.gpu,
+          p.perturbation.ms.toFixed(2),
+          p.perturbation.bound,
+          p.forwards.ms.toFixed(2),
+          p.forwards.bound,
+          p.stepMs.toFixed(2),
+        ]),
+      ),
       'lrlrlrlr',
     ),
   );
@@ -410,7 +533,17 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
 }
 
 async function benchMemory(o: MemoryCliOptions): Promise<void> {
-  const result = await runMemoryBench({ sizes: o.sizes, batches: o.batches, maxMemory: o.maxMemory, steps: o.steps, rounds: o.rounds, timedSteps: o.timedSteps, threads: o.threads, cacheDir: o.cacheDir ?? benchCacheDir(), log: note });
+  const result = await runMemoryBench({
+    sizes: o.sizes,
+    batches: o.batches,
+    maxMemory: o.maxMemory,
+    steps: o.steps,
+    rounds: o.rounds,
+    timedSteps: o.timedSteps,
+    threads: o.threads,
+    cacheDir: o.cacheDir ?? benchCacheDir(),
+    log: note,
+  });
   if (o.json) emitJson({ bench: 'memory', ...result });
   else process.stdout.write(`${memoryReport(result)}\n`);
 }
@@ -419,14 +552,52 @@ const mib = (bytes: number): string => Math.round(bytes / 2 ** 20).toLocaleStrin
 const PROCESS_NAMES = { inference: 'inference session', train: 'local training', client: 'federation client' } as const;
 
 export function memoryReport(r: MemoryBenchResult): string {
-  const training = r.timedSteps > 0 ? `local training: ${r.timedSteps + 3} ZO steps, ${r.timedSteps} timed against their own pair of forwards` : `local training: ${r.steps} ZO steps`;
-  const out = [`Peak RSS (MiB) of each process, seq ${r.seq}, ${r.threads} onnxruntime threads; ${training}; federation client: ${r.rounds} rounds of a coefficient change and ${r.steps} steps`];
+  const training =
+    r.timedSteps > 0
+      ? `local training: ${r.timedSteps + 3} ZO steps, ${r.timedSteps} timed against their own pair of forwards`
+      : `local training: ${r.steps} ZO steps`;
+  const out = [
+    `Peak RSS (MiB) of each process, seq ${r.seq}, ${r.threads} onnxruntime threads; ${training}; federation client: ${r.rounds} rounds of a coefficient change and ${r.steps} steps`,
+  ];
   out.push(
     formatTable(
-      ['model', 'params', 'batch', 'process', 'peak RSS', '÷ inference', 'budget', 'weights', 'w0', 'S', 'z store', 'onnxruntime + process', 'S kept as', 'z store share', 'step ÷ 2 fwd'],
+      [
+        'model',
+        'params',
+        'batch',
+        'process',
+        'peak RSS',
+        '÷ inference',
+        'budget',
+        'weights',
+        'w0',
+        'S',
+        'z store',
+        'onnxruntime + process',
+        'S kept as',
+        'z store share',
+        'step ÷ 2 fwd',
+      ],
       r.rows.map((x) => {
         const b = x.buffers;
-        if (x.error) return [x.size, `${(x.parameters / 1e6).toFixed(1)}M`, String(x.batch), PROCESS_NAMES[x.kind], 'failed', '—', '—', '—', '—', '—', '—', '—', '—', '—', '—'];
+        if (x.error)
+          return [
+            x.size,
+            `${(x.parameters / 1e6).toFixed(1)}M`,
+            String(x.batch),
+            PROCESS_NAMES[x.kind],
+            'failed',
+            '—',
+            '—',
+            '—',
+            '—',
+            '—',
+            '—',
+            '—',
+            '—',
+            '—',
+            '—',
+          ];
         return [
           x.size,
           `${(x.parameters / 1e6).toFixed(1)}M`,
@@ -451,13 +622,25 @@ export function memoryReport(r: MemoryBenchResult): string {
   for (const s of r.skipped) out.push(`${s.size}: skipped, ${s.reason}`);
   for (const x of r.rows) if (x.error) out.push(`${x.size} batch ${x.batch} ${PROCESS_NAMES[x.kind]} failed: ${x.error}`);
   const t = r.target;
-  if (t.worst !== null) out.push('', `training at ${t.size}: ${Number.isFinite(t.worst) ? `at most ${t.worst.toFixed(3)}×` : 'a process failed; not measured'} the inference session's peak (target ≤ ${t.ratio}× ${mark(t.met === true)})`);
+  if (t.worst !== null)
+    out.push(
+      '',
+      `training at ${t.size}: ${Number.isFinite(t.worst) ? `at most ${t.worst.toFixed(3)}×` : 'a process failed; not measured'} the inference session's peak (target ≤ ${t.ratio}× ${mark(t.met === true)})`,
+    );
   out.push(`weights of the inference session: the model's float32 weights, held by onnxruntime; total ${r.totalSeconds.toFixed(0)} s; models in ${r.cacheDir}`);
   return out.join('\n');
 }
 
 async function benchGenerate(o: GenerateCliOptions): Promise<void> {
-  const result = await runGenerateBench({ newTokens: o.newTokens, promptTokens: o.prompt, batch: o.batch, repeats: o.repeats, threads: o.threads, cacheDir: o.cacheDir, log: note });
+  const result = await runGenerateBench({
+    newTokens: o.newTokens,
+    promptTokens: o.prompt,
+    batch: o.batch,
+    repeats: o.repeats,
+    threads: o.threads,
+    cacheDir: o.cacheDir,
+    log: note,
+  });
   if (o.json) emitJson({ bench: 'generate', ...result });
   else process.stdout.write(`${generateReport(result)}\n`);
 }
@@ -466,14 +649,30 @@ export function generateReport(r: GenerateBenchResult): string {
   const head = `Greedy decoding, ${r.preset} with past key values (${(r.parameters / 1e6).toFixed(1)}M parameters), prompt ${r.promptTokens} tokens, ${r.threads} threads`;
   const table = formatTable(
     ['new tokens', 'batch', 'cached tok/s', 'no cache tok/s', 'speed-up', 'cached ms', 'no cache ms', 'same tokens'],
-    r.rows.map((x) => [String(x.newTokens), String(x.batch), x.cachedTokensPerSecond.toFixed(1), x.uncachedTokensPerSecond.toFixed(1), `${x.speedup.toFixed(2)}×`, x.cachedMs.toFixed(0), x.uncachedMs.toFixed(0), x.sameTokens ? 'yes' : 'NO']),
+    r.rows.map((x) => [
+      String(x.newTokens),
+      String(x.batch),
+      x.cachedTokensPerSecond.toFixed(1),
+      x.uncachedTokensPerSecond.toFixed(1),
+      `${x.speedup.toFixed(2)}×`,
+      x.cachedMs.toFixed(0),
+      x.uncachedMs.toFixed(0),
+      x.sameTokens ? 'yes' : 'NO',
+    ]),
     'rrrrrrrl',
   );
   return `${head}\n${table}`;
 }
 
 async function benchCompletions(o: CompletionsCliOptions): Promise<void> {
-  const result = await runCompletionsBench({ data: resolve(o.data), prompts: o.prompts, tokens: o.tokens, threads: o.threads, trainingSeconds: o.seconds, log: note });
+  const result = await runCompletionsBench({
+    data: resolve(o.data),
+    prompts: o.prompts,
+    tokens: o.tokens,
+    threads: o.threads,
+    trainingSeconds: o.seconds,
+    log: note,
+  });
   if (o.json) emitJson({ bench: 'completions', ...result });
   else process.stdout.write(`${completionsReport(result)}\n`);
 }
@@ -483,7 +682,16 @@ export function completionsReport(r: CompletionsBenchResult): string {
   const head = `Suggestions of ${r.tokens} tokens, ${r.prompts} prompts, ${r.model.split(/[\\/]/).slice(-2).join('/')}; engine ${r.engineThreads} threads, completion session ${r.completionThreads}`;
   const table = formatTable(
     ['condition', 'decoder', 'first token p50', 'p95', 'suggestion p50', 'p95', 'tokens/s p50', 'tokens'],
-    r.rows.map((x) => [x.condition, x.decoder, `${ms(x.firstTokenP50)} ms`, `${ms(x.firstTokenP95)} ms`, `${ms(x.suggestionP50)} ms`, `${ms(x.suggestionP95)} ms`, x.tokensPerSecondP50.toFixed(0), x.meanTokens.toFixed(1)]),
+    r.rows.map((x) => [
+      x.condition,
+      x.decoder,
+      `${ms(x.firstTokenP50)} ms`,
+      `${ms(x.firstTokenP95)} ms`,
+      `${ms(x.suggestionP50)} ms`,
+      `${ms(x.suggestionP95)} ms`,
+      x.tokensPerSecondP50.toFixed(0),
+      x.meanTokens.toFixed(1),
+    ]),
     'llrrrrrr',
   );
   const cached = r.rows[0];
@@ -498,9 +706,17 @@ export function completionsReport(r: CompletionsBenchResult): string {
 }
 
 async function benchFederation(o: FederationCliOptions): Promise<void> {
-  note(`federation bench: ${o.rounds} rounds × ${o.clients} clients per sampling mode, 1,000 uploads decoded and aggregated, ${o.idle.toLocaleString()} idle connections…`);
+  note(
+    `federation bench: ${o.rounds} rounds × ${o.clients} clients per sampling mode, 1,000 uploads decoded and aggregated, ${o.idle.toLocaleString()} idle connections…`,
+  );
   // Its own progress lines repeat the table's figures: keep them for --json runs only (on stderr).
-  const report = await runFederationBench({ idleConnections: o.idle, rounds: o.rounds, clients: o.clients, paramCount: o.params, log: o.json ? note : () => {} });
+  const report = await runFederationBench({
+    idleConnections: o.idle,
+    rounds: o.rounds,
+    clients: o.clients,
+    paramCount: o.params,
+    log: o.json ? note : () => {},
+  });
   if (o.json) emitJson({ bench: 'federation', ...report });
   else process.stdout.write(`${federationReport(report)}\n`);
 }
@@ -508,8 +724,18 @@ async function benchFederation(o: FederationCliOptions): Promise<void> {
 async function benchGateways(o: FederationCliOptions, storeUrl: string): Promise<void> {
   if (!isPostgresUrl(storeUrl)) throw new InvalidArgumentError('--store must be a postgres:// URL');
   const password = o.storePasswordFile ? readFileSync(o.storePasswordFile, 'utf8').split(/\r?\n/)[0] : undefined;
-  note(`gateway bench on ${redactStoreUrl(storeUrl)}: LevelDB, then ${o.gateways.join(', ')} gateway(s); ${o.gatewayClients} clients × ${o.gatewayRounds} rounds each, ${o.gatewayIdle.toLocaleString()} idle connections…`);
-  const report = await runGatewayBench({ storeUrl, password, gateways: o.gateways, clients: o.gatewayClients, rounds: o.gatewayRounds, idle: o.gatewayIdle, log: note });
+  note(
+    `gateway bench on ${redactStoreUrl(storeUrl)}: LevelDB, then ${o.gateways.join(', ')} gateway(s); ${o.gatewayClients} clients × ${o.gatewayRounds} rounds each, ${o.gatewayIdle.toLocaleString()} idle connections…`,
+  );
+  const report = await runGatewayBench({
+    storeUrl,
+    password,
+    gateways: o.gateways,
+    clients: o.gatewayClients,
+    rounds: o.gatewayRounds,
+    idle: o.gatewayIdle,
+    log: note,
+  });
   if (o.json) emitJson({ bench: 'federation-gateways', ...report });
   else process.stdout.write(`${gatewayReport(report)}\n`);
 }
@@ -530,8 +756,15 @@ export function gatewayReport(r: GatewayBenchReport): string {
     'lrrrrrr',
   );
   const [level, shared] = [r.commit.find((c) => c.store === 'LevelDB'), r.commit.find((c) => c.store === 'PostgreSQL')];
-  const commit = level && shared ? `One commit at K = ${level.k} (state + record, ${level.commits} in a row): LevelDB p50 ${level.p50Ms.toFixed(2)} ms (p95 ${level.p95Ms.toFixed(2)}), PostgreSQL p50 ${shared.p50Ms.toFixed(2)} ms (p95 ${shared.p95Ms.toFixed(2)}): ${(shared.p50Ms / level.p50Ms).toFixed(2)}×` : '';
-  return [`Gateways on PostgreSQL beside the LevelDB server (${base.clients} clients, each uploading τ = 200 pairs at K = 4096 every round, ${base.rounds} rounds)`, table, commit].join('\n');
+  const commit =
+    level && shared
+      ? `One commit at K = ${level.k} (state + record, ${level.commits} in a row): LevelDB p50 ${level.p50Ms.toFixed(2)} ms (p95 ${level.p95Ms.toFixed(2)}), PostgreSQL p50 ${shared.p50Ms.toFixed(2)} ms (p95 ${shared.p95Ms.toFixed(2)}): ${(shared.p50Ms / level.p50Ms).toFixed(2)}×`
+      : '';
+  return [
+    `Gateways on PostgreSQL beside the LevelDB server (${base.clients} clients, each uploading τ = 200 pairs at K = 4096 every round, ${base.rounds} rounds)`,
+    table,
+    commit,
+  ].join('\n');
 }
 
 export function federationReport(r: FederationBenchReport): string {
@@ -540,7 +773,13 @@ export function federationReport(r: FederationBenchReport): string {
   out.push(
     formatTable(
       ['sampling', 'mean', 'max', 'paper 17,988 B ÷ mean', 'FedAvg ÷ mean'],
-      r.bytes.map((b) => [b.sampling, `${b.meanPerClientRound.toLocaleString()} B`, `${b.maxPerClientRound.toLocaleString()} B`, `${b.vsPaper.toFixed(2)}×`, `${b.vsFedAvg.toExponential(2)}×`]),
+      r.bytes.map((b) => [
+        b.sampling,
+        `${b.meanPerClientRound.toLocaleString()} B`,
+        `${b.maxPerClientRound.toLocaleString()} B`,
+        `${b.vsPaper.toFixed(2)}×`,
+        `${b.vsFedAvg.toExponential(2)}×`,
+      ]),
       'lrrrr',
     ),
     `FedAvg at this d: ${(r.fedAvgPerClientRound / 2 ** 20).toFixed(0)} MiB per client per round`,
@@ -553,7 +792,8 @@ export function federationReport(r: FederationBenchReport): string {
 
 async function benchStudy(o: StudyCliOptions): Promise<void> {
   const quick = Boolean(o.quick);
-  if (o.verify !== undefined && o.verify !== 'every-round' && o.verify !== 'final') throw new InvalidArgumentError(`--verify must be every-round or final, got "${o.verify}"`);
+  if (o.verify !== undefined && o.verify !== 'every-round' && o.verify !== 'final')
+    throw new InvalidArgumentError(`--verify must be every-round or final, got "${o.verify}"`);
   const tasks = buildTasks(quick, o.tasks).map((t) => ({ ...t, rounds: o.rounds ?? t.rounds, eta: o.eta ?? t.eta, repeats: o.repeats ?? t.repeats }));
   const config: StudyConfig = {
     quick,
@@ -573,7 +813,9 @@ async function benchStudy(o: StudyCliOptions): Promise<void> {
   process.once('SIGTERM', onSignal);
   try {
     const runs = tasks.reduce((n, t) => n + config.methods.length * t.repeats, 0);
-    note(`study: ${tasks.map((t) => `${t.id} (${t.repeats} repeat${t.repeats === 1 ? '' : 's'})`).join(' + ')}, ${config.methods.length} methods = ${runs} federations → ${o.out}`);
+    note(
+      `study: ${tasks.map((t) => `${t.id} (${t.repeats} repeat${t.repeats === 1 ? '' : 's'})`).join(' + ')}, ${config.methods.length} methods = ${runs} federations → ${o.out}`,
+    );
     const results = await runStudy({
       config,
       outDir: resolve(o.out),
@@ -583,7 +825,9 @@ async function benchStudy(o: StudyCliOptions): Promise<void> {
       log: note,
       command: ['fedkseed', ...process.argv.slice(2)].join(' '),
     });
-    process.stdout.write(`${results.table}\n\n${results.status}: ${results.runs.length} federations in ${results.seconds.toFixed(0)} s; ${results.files.join(', ')} in ${o.out}\n`);
+    process.stdout.write(
+      `${results.table}\n\n${results.status}: ${results.runs.length} federations in ${results.seconds.toFixed(0)} s; ${results.files.join(', ')} in ${o.out}\n`,
+    );
     if (results.status === 'interrupted') process.exitCode = 130;
   } finally {
     process.off('SIGINT', onSignal);

@@ -14,7 +14,18 @@ import { type Engine, openEngine } from '../../trainer/engine';
 import { applyCheckpoint, type Checkpoint, loadCheckpoint, federationOrigin, makeCheckpoint, saveCheckpoint } from '../../trainer/zo/checkpoint';
 import { CliError } from '../errors';
 import { suggest } from '../invocation';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt, writableFile } from '../options';
+import {
+  addDataOptions,
+  addModelOptions,
+  loadCliDataset,
+  type DataCliOptions,
+  engineOptions,
+  existingPath,
+  fraction,
+  type ModelCliOptions,
+  positiveInt,
+  writableFile,
+} from '../options';
 import { emitJson, fixed, note } from '../output';
 import { describeReport } from '../../trainer/device/providers';
 import { addMemoryOption, memoryEngineOptions, type MemoryCliOptions } from '../memory-option';
@@ -45,7 +56,12 @@ export function registerClient(program: Command): void {
   addDataOptions(cmd, '.')
     .option('--held-out <fraction>', 'share of the local data held out for the loss before/after each round', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--held-out-examples <n>', 'held-out examples behind each round’s loss statistics', positiveInt, CLIENT_DEFAULTS.heldOutExamples)
-    .option('--out <file>', 'checkpoint of the replica (base + K coefficients), rewritten after every synced round (its folder must exist)', writableFile('--out'), 'fedkseed-federated.json')
+    .option(
+      '--out <file>',
+      'checkpoint of the replica (base + K coefficients), rewritten after every synced round (its folder must exist)',
+      writableFile('--out'),
+      'fedkseed-federated.json',
+    )
     .option('--resume', 'start from the replica in --out (same server and model) instead of the base model')
     .option('--ca <file>', 'trust this CA certificate (PEM) for wss://', existingPath('--ca'))
     .option('--insecure', 'wss:// without verifying the server certificate (testing only)')
@@ -55,16 +71,15 @@ export function registerClient(program: Command): void {
 }
 
 function defaultClientId(data: string): string {
-  const host = hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 40) || 'client';
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 40) || 'client';
   return `${host}-${fnv1a32(resolve(data)).toString(16).padStart(8, '0')}`;
 }
 
 function replicaCheckpoint(engine: Engine, config: FederationConfig, round: number): Checkpoint {
-  return makeCheckpoint(
-    federationOrigin(engine.model.identity, config),
-    engine.params.appliedCoefficients(),
-    { round },
-  );
+  return makeCheckpoint(federationOrigin(engine.model.identity, config), engine.params.appliedCoefficients(), { round });
 }
 
 async function runClient(o: ClientCliOptions): Promise<void> {
@@ -85,10 +100,24 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     }
     const data = await loadCliDataset(o, engine.tokenizer, o.heldOut, engine.context);
     if (data.train.length === 0) throw new CliError(`no training examples in ${o.data}`);
-    const trainer = new EngineLocalTrainer(engine, data, { batchSize: o.batchSize, seqLen: o.seqLen, clientSeed: fnv1a32(clientId), heldOutExamples: o.heldOutExamples });
+    const trainer = new EngineLocalTrainer(engine, data, {
+      batchSize: o.batchSize,
+      seqLen: o.seqLen,
+      clientSeed: fnv1a32(clientId),
+      heldOutExamples: o.heldOutExamples,
+    });
     const resumedRound = resumed?.round ?? 0;
     say(
-      { event: 'start', clientId, parameters: engine.params.parameterCount, train: data.train.length, heldOut: data.heldOut.length, kernel: engine.params.kernel, provider: engine.session.executionProvider, resumedRound },
+      {
+        event: 'start',
+        clientId,
+        parameters: engine.params.parameterCount,
+        train: data.train.length,
+        heldOut: data.heldOut.length,
+        kernel: engine.params.kernel,
+        provider: engine.session.executionProvider,
+        resumedRound,
+      },
       `client ${clientId}: ${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · ${describeReport(engine.session.providerReport)}${resumedRound > 0 ? ` · resuming at round ${resumedRound}` : ''}`,
     );
 
@@ -112,28 +141,50 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     client.on('welcome', ({ config: c, committedRound }) => {
       config = c;
       if (resumed && (resumed.k !== c.k || resumed.federationSeed !== c.federationSeed || resumed.eta !== c.eta)) {
-        fatal = new CliError(`${o.out} belongs to another federation (K=${resumed.k}, seed ${resumed.federationSeed}, η=${resumed.eta}); drop --resume or use another --out`);
+        fatal = new CliError(
+          `${o.out} belongs to another federation (K=${resumed.k}, seed ${resumed.federationSeed}, η=${resumed.eta}); drop --resume or use another --out`,
+        );
         client.stop();
         return;
       }
-      say({ event: 'welcome', committedRound, rounds: c.rounds, k: c.k, tau: c.tau, sampling: c.sampling }, `federation: ${c.rounds} rounds, K=${c.k}, τ=${c.tau}, ${c.sampling} sampling; ${committedRound} committed`);
+      say(
+        { event: 'welcome', committedRound, rounds: c.rounds, k: c.k, tau: c.tau, sampling: c.sampling },
+        `federation: ${c.rounds} rounds, K=${c.k}, τ=${c.tau}, ${c.sampling} sampling; ${committedRound} committed`,
+      );
       if (committedRound < c.rounds) waiting.start(committedRound + 1, c.clientsPerRound);
     });
     client.on('disconnected', (e) => {
       waiting.stop();
       const cause = describeConnectionError(o.server, e.error, e.errorCode);
       const retry = `retrying in ${((e.retryInMs ?? 0) / 1000).toFixed(1)} s${e.attempt > 0 ? ` (attempt ${e.attempt} of ${o.maxAttempts})` : ''}`;
-      say({ event: 'disconnected', ...e }, e.welcomed || cause === null ? `disconnected from ${o.server} (${cause ?? (e.reason || e.code)}); ${retry}` : `cannot reach ${o.server}: ${cause}; ${retry}`);
+      say(
+        { event: 'disconnected', ...e },
+        e.welcomed || cause === null
+          ? `disconnected from ${o.server} (${cause ?? (e.reason || e.code)}); ${retry}`
+          : `cannot reach ${o.server}: ${cause}; ${retry}`,
+      );
     });
     client.on('round', (e) => {
       waiting.stop();
-      say({ event: 'round', round: e.round, steps: e.steps, changedSeeds: e.changedSeeds }, `round ${e.round}/${config?.rounds ?? '?'}: ${e.steps} local steps`);
+      say(
+        { event: 'round', round: e.round, steps: e.steps, changedSeeds: e.changedSeeds },
+        `round ${e.round}/${config?.rounds ?? '?'}: ${e.steps} local steps`,
+      );
     });
     const every = (steps: number) => Math.max(1, Math.round(steps / 5));
     let window = 0;
     let count = 0;
     client.on('step', (p) => {
-      if (o.json) return emitJson({ event: 'step', round: p.round, step: p.step, steps: p.steps, seed: p.seed, g: p.g, loss: finiteOrNull(p.loss) } satisfies ClientEvent);
+      if (o.json)
+        return emitJson({
+          event: 'step',
+          round: p.round,
+          step: p.step,
+          steps: p.steps,
+          seed: p.seed,
+          g: p.g,
+          loss: finiteOrNull(p.loss),
+        } satisfies ClientEvent);
       if (Number.isFinite(p.loss)) {
         window += p.loss;
         count++;
@@ -145,7 +196,9 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       }
     });
     client.on('uploaded', (e) => say({ event: 'uploaded', ...e }, `round ${e.round}: uploaded ${e.pairs} pairs in ${formatBytes(e.bytes)}`));
-    client.on('ack', (e) => say({ event: 'ack', round: e.round, status: e.status, digest: e.digest }, e.status === 'accepted' ? undefined : `round ${e.round}: upload ${e.status}`));
+    client.on('ack', (e) =>
+      say({ event: 'ack', round: e.round, status: e.status, digest: e.digest }, e.status === 'accepted' ? undefined : `round ${e.round}: upload ${e.status}`),
+    );
     client.on('result', (e) => {
       // The round is committed: the next one may wait for clients again.
       if (config && e.round < config.rounds) waiting.start(e.round + 1, config.clientsPerRound);
@@ -161,7 +214,10 @@ async function runClient(o: ClientCliOptions): Promise<void> {
     });
     client.on('serverError', (e) => say({ event: 'server-error', ...e }, `server: ${e.name}: ${e.message}`));
     client.on('resync', (e) =>
-      say({ event: 'resync', ...e }, `the replica at round ${e.round} does not follow the federation (${e.message}): rebuilding it from the base model and rejoining from round 0`),
+      say(
+        { event: 'resync', ...e },
+        `the replica at round ${e.round} does not follow the federation (${e.message}): rebuilding it from the base model and rejoining from round 0`,
+      ),
     );
 
     let stopping = false;
@@ -191,7 +247,10 @@ async function runClient(o: ClientCliOptions): Promise<void> {
       if (fatal) throw fatal;
       if (!stopping) throw new CliError(`federation client: ${errorMessage(err)}${refusalHint(err, o)}`, 1);
       const saved = existsSync(o.out) && config !== null ? o.out : null;
-      say({ event: 'stopped', round: client.syncedRound, checkpoint: saved }, `stopped at round ${client.syncedRound}${saved ? `; replica saved as ${saved}` : ''}`);
+      say(
+        { event: 'stopped', round: client.syncedRound, checkpoint: saved },
+        `stopped at round ${client.syncedRound}${saved ? `; replica saved as ${saved}` : ''}`,
+      );
       process.exitCode = 130;
     } finally {
       waiting.stop();
@@ -207,7 +266,8 @@ async function runClient(o: ClientCliOptions): Promise<void> {
 function refusalHint(err: unknown, o: ClientCliOptions): string {
   if (!(err instanceof FederationClientError) || err.code !== ErrorCode.IdentityMismatch) return '';
   const bound = /speaks for client (\S+), not/.exec(err.message)?.[1];
-  if (bound) return `\nThe token was issued for client id ${bound}: pass --id ${bound} (this client ${o.id === undefined ? 'took the default id, host name + data path' : `passed --id ${o.id}`}).`;
+  if (bound)
+    return `\nThe token was issued for client id ${bound}: pass --id ${bound} (this client ${o.id === undefined ? 'took the default id, host name + data path' : `passed --id ${o.id}`}).`;
   return `\nA token speaks for one client id: pass --id with the id the token was issued for (tokens list shows it), or ask for a token of your own.`;
 }
 
@@ -228,7 +288,9 @@ function waitNotices(print: ((line: string) => void) | null, everyMs = 10_000) {
       if (!print) return;
       const since = Date.now();
       const tick = () => {
-        print(`round ${round} has not started after ${Math.round((Date.now() - since) / 1000)} s: the server waits for enough clients (${perRound} per round; its output says how many more) or runs it without this one`);
+        print(
+          `round ${round} has not started after ${Math.round((Date.now() - since) / 1000)} s: the server waits for enough clients (${perRound} per round; its output says how many more) or runs it without this one`,
+        );
         timer = setTimeout(tick, everyMs).unref();
       };
       timer = setTimeout(tick, everyMs).unref();

@@ -6,7 +6,17 @@ import { metricsScorer } from '../../trainer/eval/metrics';
 import { applyCheckpoint, type EvaluationSetup, loadCheckpoint } from '../../trainer/zo/checkpoint';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { CliError } from '../errors';
-import { addDataOptions, addModelOptions, loadCliDataset, type DataCliOptions, engineOptions, existingPath, fraction, type ModelCliOptions, positiveInt } from '../options';
+import {
+  addDataOptions,
+  addModelOptions,
+  loadCliDataset,
+  type DataCliOptions,
+  engineOptions,
+  existingPath,
+  fraction,
+  type ModelCliOptions,
+  positiveInt,
+} from '../options';
 import { emitJson, fixed, note, percent } from '../output';
 import { describeReport } from '../../trainer/device/providers';
 import { describeLocated } from '../../contracts/node/model-location';
@@ -32,7 +42,10 @@ const SETUP_OPTIONS = { seqLen: '--seq-len', heldOut: '--held-out', maxExamples:
  * and file globs), so the loss `eval` prints is the one their reports show; options given on the command
  * line win. Returns the adopted options as command-line words, for the note that says so.
  */
-export function adoptEvaluationSetup(o: Pick<EvalOptions, 'seqLen' | 'heldOut' | 'maxExamples' | 'include' | 'given' | 'split'>, setup: EvaluationSetup): string[] {
+export function adoptEvaluationSetup(
+  o: Pick<EvalOptions, 'seqLen' | 'heldOut' | 'maxExamples' | 'include' | 'given' | 'split'>,
+  setup: EvaluationSetup,
+): string[] {
   const adopted: string[] = [];
   const take = <K extends keyof typeof SETUP_OPTIONS>(key: K, value: EvalOptions[K], shown: string): void => {
     if (o.given.has(key) || value === undefined || JSON.stringify(o[key]) === JSON.stringify(value)) return;
@@ -53,12 +66,26 @@ export function registerEval(program: Command): void {
   addModelOptions(cmd);
   addDataOptions(cmd)
     .option('--checkpoint <file>', 'evaluate base + these coefficients (from train or a federation)', existingPath('--checkpoint'))
-    .addOption(new Option('--split <which>', 'examples to score: the held-out split that `fedkseed train` evaluates on (same --held-out, same rule), or all').choices(['held-out', 'all']).default('held-out'))
+    .addOption(
+      new Option('--split <which>', 'examples to score: the held-out split that `fedkseed train` evaluates on (same --held-out, same rule), or all')
+        .choices(['held-out', 'all'])
+        .default('held-out'),
+    )
     .option('--held-out <fraction>', 'held-out share for --split held-out: the one given to train', fraction, TRAINING_DEFAULTS.heldOutFraction)
-    .option('--max-examples <n>', "score the first n examples of the split (as many as train's --eval-examples, so the losses compare)", positiveInt, TRAINING_DEFAULTS.evalExamples)
+    .option(
+      '--max-examples <n>',
+      "score the first n examples of the split (as many as train's --eval-examples, so the losses compare)",
+      positiveInt,
+      TRAINING_DEFAULTS.evalExamples,
+    )
     .option('--rouge', 'also generate greedily and score Rouge-L against the references (instruction data)')
     .option('--max-new-tokens <n>', 'generation length for --rouge', positiveInt, 128)
-    .option('--generation-examples <n>', 'examples completed for the next-line exact match (code) or Rouge-L (instruction data) beside the top-1 accuracy', positiveInt, 16)
+    .option(
+      '--generation-examples <n>',
+      'examples completed for the next-line exact match (code) or Rouge-L (instruction data) beside the top-1 accuracy',
+      positiveInt,
+      16,
+    )
     .option('--json', 'print one JSON object instead of text')
     .hook('preAction', (command) => {
       const given = Object.keys(SETUP_OPTIONS).filter((key) => ![undefined, 'default'].includes(command.getOptionValueSource(key)));
@@ -86,12 +113,24 @@ async function runEval(o: EvalOptions): Promise<void> {
     const examples = pool.slice(0, o.maxExamples);
     if (examples.length === 0) {
       const skipped = ds.skipped.length ? ` (${ds.skipped.length} files skipped)` : '';
-      throw new CliError(heldOut && ds.train.length > 0 ? `no held-out examples in ${o.data} at --held-out ${o.heldOut}${skipped} (use --split all)` : `no examples to evaluate in ${o.data}${skipped}`);
+      throw new CliError(
+        heldOut && ds.train.length > 0
+          ? `no held-out examples in ${o.data} at --held-out ${o.heldOut}${skipped} (use --split all)`
+          : `no examples to evaluate in ${o.data}${skipped}`,
+      );
     }
     const loss = await evaluateLoss(engine.session, examples, { batchSize: o.batchSize, seqLen: o.seqLen, padId: engine.tokenizer.padId });
     const scored = {
-      model: engine.modelPath, variant: engine.located.variant, parameters: engine.params.parameterCount, checkpoint: o.checkpoint ?? null, data: o.data, split: o.split,
-      heldOut: heldOut ? o.heldOut : null, splitExamples: pool.length, seqLen: o.seqLen, include: o.include ?? null,
+      model: engine.modelPath,
+      variant: engine.located.variant,
+      parameters: engine.params.parameterCount,
+      checkpoint: o.checkpoint ?? null,
+      data: o.data,
+      split: o.split,
+      heldOut: heldOut ? o.heldOut : null,
+      splitExamples: pool.length,
+      seqLen: o.seqLen,
+      include: o.include ?? null,
     };
     const result: Record<string, unknown> = { ...scored, loss: loss.loss, tokens: loss.tokens, perplexity: loss.perplexity, examples: examples.length };
     // Measures a person can read: next-token top-1 accuracy, and the next line exactly (code) or Rouge-L (instructions).

@@ -17,7 +17,9 @@ interface ExportOptions extends ModelCliOptions {
 }
 
 export function registerExport(program: Command): void {
-  const cmd = program.command('export').description('Write base model + checkpoint coefficients as a standalone ONNX model (same inputs and outputs as the base)');
+  const cmd = program
+    .command('export')
+    .description('Write base model + checkpoint coefficients as a standalone ONNX model (same inputs and outputs as the base)');
   addModelOptions(cmd)
     .requiredOption('--checkpoint <file>', 'coefficients from `fedkseed train` or a federation', existingPath('--checkpoint'))
     .requiredOption('--out <file>', 'the .onnx file to write (its tokenizer and config files are copied beside it)')
@@ -51,7 +53,9 @@ export function checkExportFolder(engine: Engine, out: string, force: boolean | 
   const foreign = foreignCompanions(engine, out);
   if (foreign.length === 0 || force) return;
   const names = foreign.map((f) => basename(f)).join(', ');
-  throw new CliError(`${flag} ${out}: its folder ${dirname(resolve(out))} already holds ${names} of another model, which would describe the export wrongly; write into an empty folder (${flag} <new folder>/${basename(out)}) or pass --force to replace ${foreign.length === 1 ? 'it' : 'them'} with the model's own`);
+  throw new CliError(
+    `${flag} ${out}: its folder ${dirname(resolve(out))} already holds ${names} of another model, which would describe the export wrongly; write into an empty folder (${flag} <new folder>/${basename(out)}) or pass --force to replace ${foreign.length === 1 ? 'it' : 'them'} with the model's own`,
+  );
 }
 
 /**
@@ -59,7 +63,11 @@ export function checkExportFolder(engine: Engine, out: string, force: boolean | 
  * model's layout beside it. Files of the same name with other content are replaced (callers refuse that
  * first without --force: checkExportFolder) and listed in `replaced`.
  */
-export function exportWithTokenizer(engine: Engine, out: string, options: { requantize?: boolean } = {}): { result: ExportResult; copied: string[]; replaced: string[] } {
+export function exportWithTokenizer(
+  engine: Engine,
+  out: string,
+  options: { requantize?: boolean } = {},
+): { result: ExportResult; copied: string[]; replaced: string[] } {
   const pairs = companions(engine, out);
   const foreign = new Set(foreignCompanions(engine, out));
   const result = exportModel(engine.model, engine.params.weights, out, { quantized: options.requantize ? 'requantize' : 'float32' });
@@ -84,7 +92,9 @@ async function runExport(o: ExportOptions): Promise<void> {
     if (o.json) emitJson({ out: result.path, externalData: result.externalDataPath, weightBytes: result.weightBytes, copied, replaced });
     else {
       if (replaced.length > 0) note(`replaced ${replaced.join(', ')} beside ${o.out} with the model's own (--force)`);
-      process.stdout.write(`wrote ${result.path}${result.externalDataPath ? ` and ${result.externalDataPath}` : ''} (${(result.weightBytes / 2 ** 20).toFixed(1)} MiB of weights)\n`);
+      process.stdout.write(
+        `wrote ${result.path}${result.externalDataPath ? ` and ${result.externalDataPath}` : ''} (${(result.weightBytes / 2 ** 20).toFixed(1)} MiB of weights)\n`,
+      );
     }
   } finally {
     await engine.close();

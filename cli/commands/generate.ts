@@ -31,7 +31,9 @@ export function registerGenerate(program: Command): void {
   addModelOptions(
     program
       .command('generate')
-      .description('complete a prompt (or a file after a given line) with the base model and with a fine-tuned checkpoint, side by side (greedy: the same output every time)'),
+      .description(
+        'complete a prompt (or a file after a given line) with the base model and with a fine-tuned checkpoint, side by side (greedy: the same output every time)',
+      ),
   )
     .option('--prompt <text>', 'the text to complete')
     .option('--file <path>', 'complete this file after --line (its continuation is also scored)', existingPath('--file'))
@@ -64,7 +66,8 @@ async function runGenerate(o: GenerateOptions): Promise<void> {
     const base = await complete(engine, prompt, continuation, o.maxTokens);
     applyCheckpoint(engine.params, checkpoint, engine.model.identity, o.checkpoint);
     const tuned = await complete(engine, prompt, continuation, o.maxTokens);
-    const origin = checkpoint.round !== undefined ? `round ${checkpoint.round}` : checkpoint.steps !== undefined ? `step ${checkpoint.steps}` : 'its coefficients';
+    const origin =
+      checkpoint.round !== undefined ? `round ${checkpoint.round}` : checkpoint.steps !== undefined ? `step ${checkpoint.steps}` : 'its coefficients';
     if (o.json) {
       emitJson({ prompt, checkpoint: o.checkpoint, base, fineTuned: tuned });
       return;

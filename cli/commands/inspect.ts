@@ -15,14 +15,23 @@ interface InspectOptions extends Pick<ModelCliOptions, 'model' | 'variant' | 'to
 }
 
 export function registerInspect(program: Command): void {
-  const cmd = program.command('inspect').description('What a model is to the engine: the file its layout resolves to, its interface, and its trainable parameters (name, shape, count, why) with the total');
+  const cmd = program
+    .command('inspect')
+    .description(
+      'What a model is to the engine: the file its layout resolves to, its interface, and its trainable parameters (name, shape, count, why) with the total',
+    );
   addModelSelectionOptions(cmd)
     .option('--constants', 'also list the tensors that are not trained, and why')
     .option('--json', 'print one JSON object instead of text')
     .action((o: InspectOptions) => runInspect(o));
 }
 
-const FLOAT_NAMES: Record<number, string> = { [DataType.FLOAT]: 'float32', [DataType.FLOAT16]: 'float16', [DataType.BFLOAT16]: 'bfloat16', [DataType.DOUBLE]: 'float64' };
+const FLOAT_NAMES: Record<number, string> = {
+  [DataType.FLOAT]: 'float32',
+  [DataType.FLOAT16]: 'float16',
+  [DataType.BFLOAT16]: 'bfloat16',
+  [DataType.DOUBLE]: 'float64',
+};
 
 const count = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 const shape = (dims: readonly number[]): string => `[${dims.join(', ')}]`;
@@ -43,7 +52,10 @@ async function runInspect(o: InspectOptions): Promise<void> {
   const total = model.weights.reduce((n, w) => n + count(w.dims), 0);
   // Each tensor's z multiplier under the default shape, derived as the engine derives it (tensors in name order).
   const byName = [...model.weights].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const multipliers = shapeMultipliers(TRAINING_DEFAULTS.shape, byName.map((w) => ({ size: count(w.dims), sumSquares: sumSquares(w.data) })));
+  const multipliers = shapeMultipliers(
+    TRAINING_DEFAULTS.shape,
+    byName.map((w) => ({ size: count(w.dims), sumSquares: sumSquares(w.data) })),
+  );
   const multiplierOf = new Map(byName.map((w, i) => [w.name, multipliers[i]]));
   if (o.json) {
     emitJson({
@@ -57,7 +69,15 @@ async function runInspect(o: InspectOptions): Promise<void> {
       vocabulary: model.vocabSize,
       cache: model.io.cache ? { past: model.io.cache.past.map((p) => p.name), useCacheBranch: model.io.cache.useCacheBranch } : null,
       shape: TRAINING_DEFAULTS.shape,
-      parameters: model.weights.map((w) => ({ name: w.name, dims: w.dims, count: count(w.dims), storage: w.storage, reason: w.reason ?? '', zMultiplier: multiplierOf.get(w.name), ...(w.transposedCopies ? { transposedCopies: w.transposedCopies } : {}) })),
+      parameters: model.weights.map((w) => ({
+        name: w.name,
+        dims: w.dims,
+        count: count(w.dims),
+        storage: w.storage,
+        reason: w.reason ?? '',
+        zMultiplier: multiplierOf.get(w.name),
+        ...(w.transposedCopies ? { transposedCopies: w.transposedCopies } : {}),
+      })),
       total,
       constants: model.constants,
     });
@@ -78,7 +98,15 @@ async function runInspect(o: InspectOptions): Promise<void> {
   ];
   if (model.constants.length > 0) {
     if (o.constants) {
-      lines.push('', `not trained (${model.constants.length} tensors):`, formatTable(['name', 'shape', 'type', 'why'], model.constants.map((c) => [c.name, shape(c.dims), c.type, c.reason]), 'lrll'));
+      lines.push(
+        '',
+        `not trained (${model.constants.length} tensors):`,
+        formatTable(
+          ['name', 'shape', 'type', 'why'],
+          model.constants.map((c) => [c.name, shape(c.dims), c.type, c.reason]),
+          'lrll',
+        ),
+      );
     } else {
       lines.push(`not trained: ${model.constants.length} tensors (--constants lists them)`);
     }

@@ -33,12 +33,16 @@ interface RestoreCliOptions extends BackupCliOptions {
   acceptUnauthenticated?: boolean;
 }
 
-const KEY_HELP = 'the key that authenticates backups (HMAC-SHA256; 64 hex digits); default for a folder store: <dir>.backup-key beside it, created (0600) by the first backup; required for a postgres:// store';
+const KEY_HELP =
+  'the key that authenticates backups (HMAC-SHA256; 64 hex digits); default for a folder store: <dir>.backup-key beside it, created (0600) by the first backup; required for a postgres:// store';
 
 /** The backup key file: the one named, or the folder store's default; a postgres:// store has no default. */
 function keyFileOf(o: BackupCliOptions): string {
   if (o.backupKeyFile) return o.backupKeyFile;
-  if (isPostgresUrl(o.store)) throw new CliError('a postgres:// store has no default backup key: name one with --backup-key-file <file> (64 hex digits; keep it apart from the database and the backups)');
+  if (isPostgresUrl(o.store))
+    throw new CliError(
+      'a postgres:// store has no default backup key: name one with --backup-key-file <file> (64 hex digits; keep it apart from the database and the backups)',
+    );
   return defaultBackupKeyFile(o.store);
 }
 
@@ -51,7 +55,9 @@ async function keyOf(o: BackupCliOptions, create: boolean): Promise<Uint8Array> 
     return key;
   } catch (err) {
     if (!(err instanceof BackupKeyError)) throw err;
-    throw new CliError(`${err.message}; ${create ? 'nothing was backed up' : 'a backup is restored with the key it was made with (--backup-key-file); nothing was restored'}`);
+    throw new CliError(
+      `${err.message}; ${create ? 'nothing was backed up' : 'a backup is restored with the key it was made with (--backup-key-file); nothing was restored'}`,
+    );
   }
 }
 
@@ -60,7 +66,9 @@ const STORE_HELP = 'the store: a folder (the embedded store) or a postgres:// UR
 export function registerServerBackup(server: Command): void {
   server
     .command('backup <file>')
-    .description('Write a self-checking backup of the federation (configuration, state, every round, digests, tokens) to <file>; with a folder store, stop the server first')
+    .description(
+      'Write a self-checking backup of the federation (configuration, state, every round, digests, tokens) to <file>; with a folder store, stop the server first',
+    )
     .option('--store <dir|url>', STORE_HELP, storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
     .option('--backup-key-file <file>', KEY_HELP)
@@ -72,7 +80,10 @@ export function registerServerBackup(server: Command): void {
     .option('--store <dir|url>', STORE_HELP, storeArgument, FEDERATION_DEFAULTS.store)
     .option('--store-password-file <file>', 'the database password for a postgres:// store', existingPath('--store-password-file'))
     .option('--backup-key-file <file>', KEY_HELP)
-    .option('--accept-unauthenticated', 'accept a backup that carries no HMAC (made before backups were authenticated); one whose HMAC does not verify is still refused')
+    .option(
+      '--accept-unauthenticated',
+      'accept a backup that carries no HMAC (made before backups were authenticated); one whose HMAC does not verify is still refused',
+    )
     .option('--force', 'replace a folder store that holds a federation (it is moved aside and kept, not deleted)')
     .option('--repair', 'replace a folder store refused as damaged with this backup (the damaged folder is moved aside and kept)')
     .action((file: string, o: RestoreCliOptions, cmd: Command) => runRestore(file, { ...o, store: storeOf(o, cmd) }));
@@ -114,7 +125,9 @@ async function runBackup(file: string, o: BackupCliOptions): Promise<void> {
   }
   try {
     const s = await writeBackup(store, file, key);
-    note(`backed up ${storeName(o.store)} at round ${s.round}: ${count(s.records, 'record')} (${count(s.round, 'round')}, ${count(s.tokens, 'token')}), ${formatBytes(s.bytes)} → ${file}`);
+    note(
+      `backed up ${storeName(o.store)} at round ${s.round}: ${count(s.records, 'record')} (${count(s.round, 'round')}, ${count(s.tokens, 'token')}), ${formatBytes(s.bytes)} → ${file}`,
+    );
   } catch (err) {
     throw new CliError(`cannot back up ${storeName(o.store)}: ${errorMessage(err)}`);
   } finally {
@@ -164,9 +177,16 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
       damage = err.message;
     }
   }
-  if (held === 'federation' && !o.force) throw new CliError(`the store ${dir} holds a federation at round ${heldRound}; pass --force to replace it with ${file} (it is moved aside and kept)`);
-  if (held === 'damaged' && !o.repair) throw new CliError(`${damage}\nTo replace it with this backup (${describe(backup)}): ${suggest(`server restore ${file} --store ${dir} --repair`)} (the damaged folder is moved aside and kept); to rebuild it from its own round history instead: ${suggest(`server repair --store ${dir}`)}`);
-  if (o.repair && held !== 'damaged') throw new CliError(`--repair is for a store refused as damaged; ${dir} ${held === 'federation' ? 'opens as it is (use --force to replace it)' : 'holds no store'}`);
+  if (held === 'federation' && !o.force)
+    throw new CliError(`the store ${dir} holds a federation at round ${heldRound}; pass --force to replace it with ${file} (it is moved aside and kept)`);
+  if (held === 'damaged' && !o.repair)
+    throw new CliError(
+      `${damage}\nTo replace it with this backup (${describe(backup)}): ${suggest(`server restore ${file} --store ${dir} --repair`)} (the damaged folder is moved aside and kept); to rebuild it from its own round history instead: ${suggest(`server repair --store ${dir}`)}`,
+    );
+  if (o.repair && held !== 'damaged')
+    throw new CliError(
+      `--repair is for a store refused as damaged; ${dir} ${held === 'federation' ? 'opens as it is (use --force to replace it)' : 'holds no store'}`,
+    );
 
   // Restored beside it and checked from disk before it takes the store's place.
   const fresh = `${dir}.restoring-${process.pid}`;
@@ -203,7 +223,9 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
     // The store goes back where it was and the restored copy goes: a restore leaves no half-made folder.
     if (aside !== null && !existsSync(dir)) await rename(aside, dir).catch(() => undefined);
     await rm(fresh, { recursive: true, force: true });
-    throw new CliError(`cannot put the restored store in place of ${dir}: ${errorMessage(err)}; ${aside !== null && existsSync(aside) ? `the store is kept at ${aside}` : 'the store was not changed'}`);
+    throw new CliError(
+      `cannot put the restored store in place of ${dir}: ${errorMessage(err)}; ${aside !== null && existsSync(aside) ? `the store is kept at ${aside}` : 'the store was not changed'}`,
+    );
   }
   note(`restored ${file} into ${dir} and verified it: ${describe(backup)}`);
   if (aside) note(`the ${held === 'damaged' ? 'damaged' : 'previous'} store is kept at ${aside}`);
@@ -212,7 +234,8 @@ async function runRestore(file: string, o: RestoreCliOptions): Promise<void> {
 }
 
 async function restoreShared(file: string, backup: Backup, o: RestoreCliOptions): Promise<void> {
-  if (o.force || o.repair) throw new CliError('a postgres:// store is restored into an empty database only: create a new database (or empty this one) and restore into it');
+  if (o.force || o.repair)
+    throw new CliError('a postgres:// store is restored into an empty database only: create a new database (or empty this one) and restore into it');
   const store = await openExisting(o.store, o);
   try {
     if (!(await storeIsEmpty(store))) throw new CliError(`the database ${storeName(o.store)} holds a federation; restore into an empty database`);

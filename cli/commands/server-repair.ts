@@ -27,7 +27,8 @@ export function registerServerRepair(server: Command, storeOf: (o: { store: stri
 }
 
 async function runRepair(dir: string): Promise<void> {
-  if (isPostgresUrl(dir)) throw new CliError('repair rebuilds a folder store; a damaged postgres:// store is replaced by restoring a backup into an empty database (server restore)');
+  if (isPostgresUrl(dir))
+    throw new CliError('repair rebuilds a folder store; a damaged postgres:// store is replaced by restoring a backup into an empty database (server restore)');
   if (!existsSync(dir) || !statSync(dir).isDirectory() || readdirSync(dir).length === 0) throw new CliError(`there is no store at ${dir}`);
   let damage: string;
   try {
@@ -90,7 +91,9 @@ async function runRepair(dir: string): Promise<void> {
   } catch (err) {
     await rm(fresh, { recursive: true, force: true });
     const how = err instanceof RepairImpossibleError ? '' : ' (a fault of the repair)';
-    throw new CliError(`cannot rebuild ${dir} from its round history${how}: ${errorMessage(err)}; the store was not changed; restore it from a backup: ${suggest(`server restore <backup> --store ${dir} --repair`)}`);
+    throw new CliError(
+      `cannot rebuild ${dir} from its round history${how}: ${errorMessage(err)}; the store was not changed; restore it from a backup: ${suggest(`server restore <backup> --store ${dir} --repair`)}`,
+    );
   } finally {
     await rm(reading, { recursive: true, force: true });
   }

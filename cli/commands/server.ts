@@ -17,7 +17,19 @@ import { openStoreSpec, storeName } from '../store-spec';
 import { ignoreScratchFolder } from '../../contracts/node/scratch-folder';
 import { suggest } from '../invocation';
 import { registerServerBackup } from './server-backup';
-import { deadlineSeconds, existingPath, hyperparameterArg, modelArgument, nonNegativeInt, positiveInt, positiveNumber, seedCount, storeArgument, uint32, writableFile } from '../options';
+import {
+  deadlineSeconds,
+  existingPath,
+  hyperparameterArg,
+  modelArgument,
+  nonNegativeInt,
+  positiveInt,
+  positiveNumber,
+  seedCount,
+  storeArgument,
+  uint32,
+  writableFile,
+} from '../options';
 import { fixed, note, note as say } from '../output';
 import { formatBytes } from '../../protocol/format';
 import { printable } from '../../protocol/client-id';
@@ -63,33 +75,76 @@ export function registerServer(program: Command): void {
     .description('Run a federation server: rounds, client sampling, aggregation of (seed, g) pairs, Pro probabilities, durable state')
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', nonNegativeInt, FEDERATION_DEFAULTS.port)
-    .option('--store <dir|url>', 'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)', storeArgument, FEDERATION_DEFAULTS.store)
-    .option('--store-password-file <file>', "the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)", existingPath('--store-password-file'))
+    .option(
+      '--store <dir|url>',
+      'federation state, rounds, tokens: a folder (the embedded store) or a postgres:// URL without a password (gateways sharing one database; docs/deploy.md)',
+      storeArgument,
+      FEDERATION_DEFAULTS.store,
+    )
+    .option(
+      '--store-password-file <file>',
+      'the database password for a postgres:// store (default: PGPASSWORD or ~/.pgpass)',
+      existingPath('--store-password-file'),
+    )
     .option('-k, --k <n>', 'number of shared seeds K (at most 65,536)', seedCount, TRAINING_DEFAULTS.k)
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', hyperparameterArg('epsilon'), TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', hyperparameterArg('eta'), FEDERATION_DEFAULTS.eta)
-    .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor, for every client: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(FEDERATION_DEFAULTS.shape))
-    .option('--tau <n>', `local ZO steps per client per round (τ, at most ${MAX_TAU.toLocaleString('en-US')})`, hyperparameterArg('tau'), FEDERATION_DEFAULTS.tau)
+    .addOption(
+      new Option('--shape <name>', "how z is scaled tensor by tensor, for every client: tensor-rms (by each tensor's scale) or isotropic (the paper's)")
+        .choices(PERTURBATION_SHAPES)
+        .default(FEDERATION_DEFAULTS.shape),
+    )
+    .option(
+      '--tau <n>',
+      `local ZO steps per client per round (τ, at most ${MAX_TAU.toLocaleString('en-US')})`,
+      hyperparameterArg('tau'),
+      FEDERATION_DEFAULTS.tau,
+    )
     .option('--batch-size <n>', 'examples per local step', hyperparameterArg('batchSize'), TRAINING_DEFAULTS.batchSize)
-    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(FEDERATION_DEFAULTS.sampling))
-    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(FEDERATION_DEFAULTS.weighting))
+    .addOption(
+      new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)')
+        .choices(['uniform', 'pro'])
+        .default(FEDERATION_DEFAULTS.sampling),
+    )
+    .addOption(
+      new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(FEDERATION_DEFAULTS.weighting),
+    )
     .option('--rounds <n>', 'rounds of the federation', hyperparameterArg('rounds'), FEDERATION_DEFAULTS.rounds)
     .option('--clients-per-round <n>', 'clients sampled per round', hyperparameterArg('clientsPerRound'), FEDERATION_DEFAULTS.clientsPerRound)
     .option('--min-clients <n>', 'connected clients needed before a round starts (default: clients per round)', positiveInt)
     .option('--deadline <seconds>', 'time a sampled client has to upload (1 s to 24.8 days)', deadlineSeconds, FEDERATION_DEFAULTS.deadlineSeconds)
-    .option('--model <path|id>', 'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d', modelArgument)
+    .option(
+      '--model <path|id>',
+      'base model every client must hold: a file, a model folder or an org/name id in the Hugging Face cache (default: the bundled tiny-code-lm); gives its identity and d',
+      modelArgument,
+    )
     .option('--variant <name>', 'which file of a model folder (as the clients pass it)')
     .option('--trainable <glob...>', 'the trainable parameters, as the clients choose them (part of the identity)')
     .option('--freeze <glob...>', 'parameters left untrained, as the clients choose them (part of the identity)')
-    .option('--clip-g <multiple>', "clip each upload's |g| at this multiple of the median |g| kept across rounds", positiveNumber, DEFAULT_ROBUSTNESS.gClipMultiple)
+    .option(
+      '--clip-g <multiple>',
+      "clip each upload's |g| at this multiple of the median |g| kept across rounds",
+      positiveNumber,
+      DEFAULT_ROBUSTNESS.gClipMultiple,
+    )
     .option('--max-g <x>', 'clip every |g| at this bound as well (default: none)', positiveNumber)
-    .option('--max-examples <n>', 'cap on the example count one upload may claim (also capped at 4× the median claim kept across rounds)', positiveInt, DEFAULT_ROBUSTNESS.maxExamples)
-    .option('--trust-store', "accept a store whose integrity record is missing or disagrees with its content, and record it anew (only after checking the store otherwise; never needed for an undamaged store; round records or state vectors that fail their own hashes are refused still)")
+    .option(
+      '--max-examples <n>',
+      'cap on the example count one upload may claim (also capped at 4× the median claim kept across rounds)',
+      positiveInt,
+      DEFAULT_ROBUSTNESS.maxExamples,
+    )
+    .option(
+      '--trust-store',
+      'accept a store whose integrity record is missing or disagrees with its content, and record it anew (only after checking the store otherwise; never needed for an undamaged store; round records or state vectors that fail their own hashes are refused still)',
+    )
     .option('--no-auth', 'accept any token (a local, trusted federation)')
     .option('--tls-cert <file>', 'serve wss:// with this certificate (PEM)', existingPath('--tls-cert'))
     .option('--tls-key <file>', 'private key of --tls-cert (PEM)', existingPath('--tls-key'))
-    .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)", (v: string) => (v === '-' ? v : writableFile('--log')(v)))
+    .option('--log <file>', "JSON-lines log to this file ('-': stderr, instead of the readable progress lines)", (v: string) =>
+      v === '-' ? v : writableFile('--log')(v),
+    )
     .option('--exit-when-finished', 'stop once the last round is committed and connected clients have the final model')
     .action((o: ServerCliOptions) => runServer(o));
   registerServerBackup(server);
@@ -120,7 +175,10 @@ async function checkPort(o: ServerCliOptions): Promise<void> {
 async function runServer(o: ServerCliOptions): Promise<void> {
   if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new CliError('--tls-cert and --tls-key go together');
   await checkPort(o);
-  const model = await readBaseModel(o.model, { variant: o.variant, select: o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined });
+  const model = await readBaseModel(o.model, {
+    variant: o.variant,
+    select: o.trainable || o.freeze ? { trainable: o.trainable, freeze: o.freeze } : undefined,
+  });
   const config: FederationConfig = {
     k: o.k,
     federationSeed: o.seed,
@@ -140,7 +198,8 @@ async function runServer(o: ServerCliOptions): Promise<void> {
   // A shared store is opened here (and closed after the server); a folder is the server's own to open.
   let shared: FederationStore | undefined;
   try {
-    if (isPostgresUrl(o.store)) shared = await openStoreSpec(o.store, { passwordFile: o.storePasswordFile, trustStore: o.trustStore, log: jsonLinesLogger(log) });
+    if (isPostgresUrl(o.store))
+      shared = await openStoreSpec(o.store, { passwordFile: o.storePasswordFile, trustStore: o.trustStore, log: jsonLinesLogger(log) });
     else if (o.storePasswordFile) throw new CliError('--store-password-file goes with a postgres:// store');
     server = await startServer({
       config,

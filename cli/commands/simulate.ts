@@ -9,7 +9,18 @@ import { describeNoExamples } from '../../trainer/data/empty-dataset';
 import { CliError } from '../errors';
 import { formatProblem } from '../../trainer/data/problems';
 import { PERTURBATION_SHAPES, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
-import { addModelOptions, deadlineSeconds, existingPath, fraction, hyperparameterArg, type ModelCliOptions, positiveInt, positiveNumber, seedCount, uint32 } from '../options';
+import {
+  addModelOptions,
+  deadlineSeconds,
+  existingPath,
+  fraction,
+  hyperparameterArg,
+  type ModelCliOptions,
+  positiveInt,
+  positiveNumber,
+  seedCount,
+  uint32,
+} from '../options';
 import type { SimulateEvent } from '../../contracts/cli-events';
 import { SIMULATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { emitJson, fixed, note } from '../output';
@@ -47,10 +58,14 @@ interface SimulateOptions extends ModelCliOptions, MemoryCliOptions {
 export function registerSimulate(program: Command): void {
   const cmd = program
     .command('simulate')
-    .description('A whole federation on this machine: a local server, N client processes on non-IID shards of the data, held-out loss of the global model after every round, and a report');
+    .description(
+      'A whole federation on this machine: a local server, N client processes on non-IID shards of the data, held-out loss of the global model after every round, and a report',
+    );
   addMemoryOption(cmd, 'of each client process and of the evaluator');
   addModelOptions(cmd)
-    .addOption(new Option('--data <path>', 'dataset file or folder').argParser(existingPath('--data')).default('.', 'the current folder, its source code files'))
+    .addOption(
+      new Option('--data <path>', 'dataset file or folder').argParser(existingPath('--data')).default('.', 'the current folder, its source code files'),
+    )
     .addOption(new Option('--format <format>', 'dataset format (default: detected)').choices([...DATA_FORMATS]))
     .option('--include <glob...>', 'for folders: globs of files to read (default: source code files, or every text file when there is no code)')
     .option('--clients <n>', 'client processes', positiveInt, SIMULATION_DEFAULTS.clients)
@@ -61,14 +76,35 @@ export function registerSimulate(program: Command): void {
     .option('--seed <n>', 'federation seed (perturbation directions, client split)', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', hyperparameterArg('epsilon'), TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', hyperparameterArg('eta'), SIMULATION_DEFAULTS.eta)
-    .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(SIMULATION_DEFAULTS.shape))
+    .addOption(
+      new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)")
+        .choices(PERTURBATION_SHAPES)
+        .default(SIMULATION_DEFAULTS.shape),
+    )
     .option('--batch-size <n>', 'examples per local step', hyperparameterArg('batchSize'), TRAINING_DEFAULTS.batchSize)
     .option('--seq-len <n>', 'tokens per example window', hyperparameterArg('seqLen'), SIMULATION_DEFAULTS.seqLen)
-    .addOption(new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)').choices(['uniform', 'pro']).default(SIMULATION_DEFAULTS.sampling))
-    .addOption(new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(SIMULATION_DEFAULTS.weighting))
-    .addOption(new Option('--split <mode>', 'how data is dealt to clients: whole groups (top-level folders, tasks) or Dirichlet label skew; auto: Dirichlet for labelled instruction data').choices(['auto', 'group', 'dirichlet']).default('auto'))
+    .addOption(
+      new Option('--sampling <mode>', 'seed sampling: uniform (FedKSeed) or pro (FedKSeed-Pro)')
+        .choices(['uniform', 'pro'])
+        .default(SIMULATION_DEFAULTS.sampling),
+    )
+    .addOption(
+      new Option('--weighting <mode>', 'aggregation weights: by examples or equal').choices(['examples', 'equal']).default(SIMULATION_DEFAULTS.weighting),
+    )
+    .addOption(
+      new Option(
+        '--split <mode>',
+        'how data is dealt to clients: whole groups (top-level folders, tasks) or Dirichlet label skew; auto: Dirichlet for labelled instruction data',
+      )
+        .choices(['auto', 'group', 'dirichlet'])
+        .default('auto'),
+    )
     .option('--alpha <x>', 'Dirichlet concentration (0.5 strong skew, 5.0 mild)', positiveNumber, SIMULATION_DEFAULTS.alpha)
-    .option('--groups-per-client <n>', 'group split: groups per client (default: every group, dealt evenly; fewer than all are left out, and named in the output)', positiveInt)
+    .option(
+      '--groups-per-client <n>',
+      'group split: groups per client (default: every group, dealt evenly; fewer than all are left out, and named in the output)',
+      positiveInt,
+    )
     .option('--held-out <fraction>', 'share of the data held out from every client to evaluate the global model', fraction, TRAINING_DEFAULTS.heldOutFraction)
     .option('--eval-examples <n>', 'held-out examples per evaluation', positiveInt, TRAINING_DEFAULTS.evalExamples)
     .option('--deadline <seconds>', 'time a sampled client has to upload (1 ms to 24.8 days)', deadlineSeconds, SIMULATION_DEFAULTS.deadlineSeconds)
@@ -95,10 +131,39 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
   try {
     const { report, files } = await runSimulation(
       {
-        data: o.data, format: o.format, include: o.include, model: o.model, variant: o.variant, tokenizer: o.tokenizer, trainable: o.trainable, freeze: o.freeze, kernel: o.kernel, provider: o.provider,
-        clients: o.clients, clientsPerRound: o.clientsPerRound, rounds: o.rounds, tau: o.tau, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, shape: o.shape,
-        batchSize: o.batchSize, seqLen: o.seqLen, sampling: o.sampling, weighting: o.weighting, split: o.split, alpha: o.alpha, groupsPerClient: o.groupsPerClient,
-        heldOut: o.heldOut, evalExamples: o.evalExamples, deadlineMs: Math.round(o.deadline * 1000), outDir, threads: o.threads ?? 1, maxMemory: o.maxMemory, signal: abort.signal,
+        data: o.data,
+        format: o.format,
+        include: o.include,
+        model: o.model,
+        variant: o.variant,
+        tokenizer: o.tokenizer,
+        trainable: o.trainable,
+        freeze: o.freeze,
+        kernel: o.kernel,
+        provider: o.provider,
+        clients: o.clients,
+        clientsPerRound: o.clientsPerRound,
+        rounds: o.rounds,
+        tau: o.tau,
+        k: o.k,
+        federationSeed: o.seed,
+        epsilon: o.epsilon,
+        eta: o.eta,
+        shape: o.shape,
+        batchSize: o.batchSize,
+        seqLen: o.seqLen,
+        sampling: o.sampling,
+        weighting: o.weighting,
+        split: o.split,
+        alpha: o.alpha,
+        groupsPerClient: o.groupsPerClient,
+        heldOut: o.heldOut,
+        evalExamples: o.evalExamples,
+        deadlineMs: Math.round(o.deadline * 1000),
+        outDir,
+        threads: o.threads ?? 1,
+        maxMemory: o.maxMemory,
+        signal: abort.signal,
       },
       (e) => progress.on(e),
     ).catch(async (err: unknown) => {
@@ -109,12 +174,28 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
     const first = report.rounds[0]?.heldOutLoss ?? null;
     const last = report.rounds.length > 1 ? report.rounds[report.rounds.length - 1].heldOutLoss : null;
     if (o.json) {
-      emitJson({ event: 'done', status: report.status, error: report.error, rounds: report.totals.committedRounds, heldOutBefore: first, heldOutAfter: last, bytes: report.totals.bytes, fedAvgBytes: report.totals.fedAvgBytes, replicasIdentical: report.totals.replicasIdentical, report: files.json, html: files.html, checkpoint: report.checkpoint } satisfies SimulateEvent);
+      emitJson({
+        event: 'done',
+        status: report.status,
+        error: report.error,
+        rounds: report.totals.committedRounds,
+        heldOutBefore: first,
+        heldOutAfter: last,
+        bytes: report.totals.bytes,
+        fedAvgBytes: report.totals.fedAvgBytes,
+        replicasIdentical: report.totals.replicasIdentical,
+        report: files.json,
+        html: files.html,
+        checkpoint: report.checkpoint,
+      } satisfies SimulateEvent);
     } else {
       const ratio = report.totals.bytes > 0 ? formatRatio(report.totals.fedAvgBytes / report.totals.bytes) : '—';
-      note(`${report.status}: ${report.totals.committedRounds}/${report.config.federation.rounds} rounds in ${report.seconds.toFixed(1)} s · held-out loss ${first === null ? '—' : fixed(first)} → ${last === null ? '—' : fixed(last)} · ${formatBytes(report.totals.bytes)} on the wire (FedAvg: ${formatBytes(report.totals.fedAvgBytes)}, ${ratio} more) · replicas identical: ${report.totals.replicasIdentical === null ? '—' : report.totals.replicasIdentical ? 'yes' : 'NO'}`);
+      note(
+        `${report.status}: ${report.totals.committedRounds}/${report.config.federation.rounds} rounds in ${report.seconds.toFixed(1)} s · held-out loss ${first === null ? '—' : fixed(first)} → ${last === null ? '—' : fixed(last)} · ${formatBytes(report.totals.bytes)} on the wire (FedAvg: ${formatBytes(report.totals.fedAvgBytes)}, ${ratio} more) · replicas identical: ${report.totals.replicasIdentical === null ? '—' : report.totals.replicasIdentical ? 'yes' : 'NO'}`,
+      );
       if (report.error) note(`error: ${report.error}`);
-      if (report.checkpoint) note(`export the model: ${suggest(`export --checkpoint ${relative(process.cwd(), report.checkpoint) || report.checkpoint} --out model.onnx`)}`);
+      if (report.checkpoint)
+        note(`export the model: ${suggest(`export --checkpoint ${relative(process.cwd(), report.checkpoint) || report.checkpoint} --out model.onnx`)}`);
       process.stdout.write(`report: ${relative(process.cwd(), files.html) || files.html}\n`);
     }
     if (report.status === 'interrupted') process.exitCode = 130;
@@ -148,12 +229,19 @@ class Progress {
       case 'data-problem':
         return this.say(`warning: ${formatProblem(e.problem)}`);
       case 'prepared':
-        this.say(`${e.parameters.toLocaleString()} parameters · ${e.train} training / ${e.heldOut} held-out windows (${e.evalExamples} evaluated) · split: ${e.split}`);
+        this.say(
+          `${e.parameters.toLocaleString()} parameters · ${e.train} training / ${e.heldOut} held-out windows (${e.evalExamples} evaluated) · split: ${e.split}`,
+        );
         if (e.note) this.say(`note: ${e.note}`);
-        for (const c of e.clients) this.say(`  ${c.id}: ${c.examples} examples from ${c.groups.length > 4 ? `${c.groups.slice(0, 4).join(', ')} and ${c.groups.length - 4} more` : c.groups.join(', ')}`);
+        for (const c of e.clients)
+          this.say(
+            `  ${c.id}: ${c.examples} examples from ${c.groups.length > 4 ? `${c.groups.slice(0, 4).join(', ')} and ${c.groups.length - 4} more` : c.groups.join(', ')}`,
+          );
         return;
       case 'server':
-        return this.say(`server ${e.url} · ${this.o.clients} clients · ${this.o.rounds} rounds of τ = ${this.o.tau} · K = ${this.o.k} · ${this.o.sampling} · shape ${this.o.shape}`);
+        return this.say(
+          `server ${e.url} · ${this.o.clients} clients · ${this.o.rounds} rounds of τ = ${this.o.tau} · K = ${this.o.k} · ${this.o.sampling} · shape ${this.o.shape}`,
+        );
       case 'round':
         return this.say(roundLine(e.report, e.rounds));
       case 'client':
@@ -166,7 +254,8 @@ class Progress {
         return;
       case 'client-exit':
         this.steps.delete(e.id);
-        if (e.exit.code !== 0 && e.exit.code !== 130) this.say(`${e.id} exited with ${e.exit.code ?? e.exit.signal}${e.exit.stderrTail ? `:\n${e.exit.stderrTail}` : ''}`);
+        if (e.exit.code !== 0 && e.exit.code !== 130)
+          this.say(`${e.id} exited with ${e.exit.code ?? e.exit.signal}${e.exit.stderrTail ? `:\n${e.exit.stderrTail}` : ''}`);
         return;
     }
   }
@@ -200,7 +289,17 @@ function simulateLine(e: SimulationEvent): SimulateEvent | null {
     case 'data-problem':
       return { event: 'data-problem', file: e.problem.file, line: e.problem.line, message: e.problem.message };
     case 'prepared':
-      return { event: 'prepared', parameters: e.parameters, train: e.train, heldOut: e.heldOut, evalExamples: e.evalExamples, split: e.split, note: e.note ?? null, clients: e.clients, unassigned: e.unassigned };
+      return {
+        event: 'prepared',
+        parameters: e.parameters,
+        train: e.train,
+        heldOut: e.heldOut,
+        evalExamples: e.evalExamples,
+        split: e.split,
+        note: e.note ?? null,
+        clients: e.clients,
+        unassigned: e.unassigned,
+      };
     case 'server':
       return { event: 'server', url: e.url };
     case 'round':

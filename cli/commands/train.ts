@@ -65,12 +65,30 @@ export function registerTrain(program: Command): void {
     .option('--seed <n>', 'federation seed: which K perturbation directions exist', uint32, TRAINING_DEFAULTS.federationSeed)
     .option('--epsilon <x>', 'perturbation scale ε', hyperparameterArg('epsilon'), TRAINING_DEFAULTS.epsilon)
     .option('--eta <x>', 'learning rate η', hyperparameterArg('eta'), TRAINING_DEFAULTS.eta)
-    .addOption(new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)").choices(PERTURBATION_SHAPES).default(TRAINING_DEFAULTS.shape))
-    .addOption(new Option('--keep <which>', "what --out holds: the best evaluated point (the start counts) or the last step's coefficients; the other goes beside it").choices(['best', 'last']).default(TRAINING_DEFAULTS.keep))
-    .option('--held-out <fraction>', 'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)', fraction, TRAINING_DEFAULTS.heldOutFraction)
+    .addOption(
+      new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)")
+        .choices(PERTURBATION_SHAPES)
+        .default(TRAINING_DEFAULTS.shape),
+    )
+    .addOption(
+      new Option('--keep <which>', "what --out holds: the best evaluated point (the start counts) or the last step's coefficients; the other goes beside it")
+        .choices(['best', 'last'])
+        .default(TRAINING_DEFAULTS.keep),
+    )
+    .option(
+      '--held-out <fraction>',
+      'share of the data held out for evaluation, at least one file when above 0 (0: train on all of it and evaluate nothing)',
+      fraction,
+      TRAINING_DEFAULTS.heldOutFraction,
+    )
     .option('--eval-every <n>', 'evaluate held-out loss every n steps (0: before and after only)', nonNegativeInt, TRAINING_DEFAULTS.evalEvery)
     .option('--eval-examples <n>', 'held-out examples per evaluation (the first n; eval scores as many)', positiveInt, TRAINING_DEFAULTS.evalExamples)
-    .option('--out <file>', 'where to write the coefficients checkpoint (its folder must exist; an existing one is kept unless --from names it or --force)', writableFile('--out'), 'fedkseed-checkpoint.json')
+    .option(
+      '--out <file>',
+      'where to write the coefficients checkpoint (its folder must exist; an existing one is kept unless --from names it or --force)',
+      writableFile('--out'),
+      'fedkseed-checkpoint.json',
+    )
     .option('--force', 'replace an existing --out checkpoint, and tokenizer or config files of another model beside --export')
     .option('--from <file>', 'continue from an earlier checkpoint of the same base model', existingPath('--from'))
     .option('--export <file>', 'also write the fine-tuned model as a standalone ONNX file')
@@ -120,23 +138,59 @@ async function runTrain(o: TrainOptions): Promise<void> {
       earlierSteps = start.steps ?? 0;
       const startShape = start.shape ?? 'isotropic';
       if (start.k !== o.k || start.federationSeed !== o.seed || start.eta !== o.eta || startShape !== o.shape) {
-        throw new CliError(`--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}, shape ${startShape}; pass the same --k, --seed, --eta and --shape to continue it`);
+        throw new CliError(
+          `--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}, shape ${startShape}; pass the same --k, --seed, --eta and --shape to continue it`,
+        );
       }
       applyCheckpoint(engine.params, start, engine.model.identity, o.from);
       initial = new Map(Object.entries(start.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)]));
     }
     const data = await loadCliDataset(o, engine.tokenizer, o.heldOut, engine.context);
-    if (o.json) emitJson({ event: 'start', model: engine.modelPath, parameters: engine.params.parameterCount, kernel: engine.params.kernel, provider: engine.session.executionProvider, train: data.train.length, heldOut: data.heldOut.length } satisfies TrainEvent);
-    else note(`${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${describeReport(engine.session.providerReport)}`);
-    if (data.heldOut.length === 0 && !o.json) note(o.heldOut === 0 ? 'no held-out set (--held-out 0): training on every example, no evaluation' : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated');
+    if (o.json)
+      emitJson({
+        event: 'start',
+        model: engine.modelPath,
+        parameters: engine.params.parameterCount,
+        kernel: engine.params.kernel,
+        provider: engine.session.executionProvider,
+        train: data.train.length,
+        heldOut: data.heldOut.length,
+      } satisfies TrainEvent);
+    else
+      note(
+        `${engine.params.parameterCount.toLocaleString()} parameters · ${data.train.length} training / ${data.heldOut.length} held-out examples · kernel ${engine.params.kernel} · ${describeReport(engine.session.providerReport)}`,
+      );
+    if (data.heldOut.length === 0 && !o.json)
+      note(
+        o.heldOut === 0
+          ? 'no held-out set (--held-out 0): training on every example, no evaluation'
+          : 'no held-out set: a single example cannot be split, so it trains and nothing is evaluated',
+      );
 
     const report = progressPrinter(o, earlierSteps);
     const scorer = o.measures ? metricsScorer(engine, o.threads) : null;
-    const result = await runLocalTraining(engine, data, {
-      steps: o.steps, k: o.k, federationSeed: o.seed, epsilon: o.epsilon, eta: o.eta, shape: o.shape, batchSize: o.batchSize, seqLen: o.seqLen,
-      evalEvery: o.evalEvery, evalExamples: o.evalExamples, dataSplit: { heldOutFraction: o.heldOut, include: o.include }, initial, startStep: earlierSteps, signal: abort.signal,
-      ...(scorer ? { metrics: (examples: readonly Example[]) => scorer.score(examples) } : {}),
-    }, report).finally(() => scorer?.release());
+    const result = await runLocalTraining(
+      engine,
+      data,
+      {
+        steps: o.steps,
+        k: o.k,
+        federationSeed: o.seed,
+        epsilon: o.epsilon,
+        eta: o.eta,
+        shape: o.shape,
+        batchSize: o.batchSize,
+        seqLen: o.seqLen,
+        evalEvery: o.evalEvery,
+        evalExamples: o.evalExamples,
+        dataSplit: { heldOutFraction: o.heldOut, include: o.include },
+        initial,
+        startStep: earlierSteps,
+        signal: abort.signal,
+        ...(scorer ? { metrics: (examples: readonly Example[]) => scorer.score(examples) } : {}),
+      },
+      report,
+    ).finally(() => scorer?.release());
     // --out holds the best evaluated point (the start counts, so a run that only got worse keeps the model it
     // started from); the last step's coefficients go beside it when they differ.
     const best = result.best;
@@ -160,15 +214,26 @@ async function runTrain(o: TrainOptions): Promise<void> {
     const after = result.after?.loss ?? null;
     const diverged = result.diverged ? `${result.diverged.reason} at step ${result.diverged.step}; lower --eta (it was ${o.eta})` : null;
     const summary = {
-      event: 'done', steps: result.stepsRun, skipped: result.skipped, heldOutBefore: before, heldOutAfter: after, msPerStep: result.stepMs,
-      best: best ? { step: best.step, loss: best.heldOut.loss } : null, checkpoint: o.out, lastCheckpoint: lastFile, exported: exported ?? null, stopped: abort.signal.aborted, diverged,
+      event: 'done',
+      steps: result.stepsRun,
+      skipped: result.skipped,
+      heldOutBefore: before,
+      heldOutAfter: after,
+      msPerStep: result.stepMs,
+      best: best ? { step: best.step, loss: best.heldOut.loss } : null,
+      checkpoint: o.out,
+      lastCheckpoint: lastFile,
+      exported: exported ?? null,
+      stopped: abort.signal.aborted,
+      diverged,
     } satisfies TrainEvent;
     if (diverged) process.exitCode = 1;
     if (o.json) emitJson(summary);
     else {
       const loss = before === null || after === null ? 'no held-out evaluation' : `held-out loss ${fixed(before)} → ${fixed(after)}`;
       process.stdout.write(`${loss} after ${result.stepsRun} steps (${fixed(result.stepMs, 1)} ms/step)\n`);
-      if (o.keep === 'last') process.stdout.write(`${diverged ? `stopped: the run diverged (${diverged})\n` : ''}checkpoint ${o.out}: the last step (--keep last)\n`);
+      if (o.keep === 'last')
+        process.stdout.write(`${diverged ? `stopped: the run diverged (${diverged})\n` : ''}checkpoint ${o.out}: the last step (--keep last)\n`);
       else for (const line of outcomeLines(result, earlierSteps, o.out, lastFile, diverged)) process.stdout.write(`${line}\n`);
       if (exported) process.stdout.write(`model ${exported}${bestIsLast ? '' : ` (the best checkpoint, step ${best.step})`}\n`);
       else note(`export the model: ${suggest(`export --checkpoint ${o.out} --out model.onnx`)}`);
@@ -191,9 +256,13 @@ function outcomeLines(result: LocalRunResult, earlierSteps: number, out: string,
   if (diverged) lines.push(`stopped: the run diverged (${diverged})`);
   if (best === null) return [...lines, `checkpoint ${out}`];
   if (before !== null && best.step === earlierSteps) {
-    lines.push(`warning: the held-out loss never went below where the run started (${fixed(before.loss)}); ${out} keeps the starting point. Try a lower --eta, more steps or more data.`);
+    lines.push(
+      `warning: the held-out loss never went below where the run started (${fixed(before.loss)}); ${out} keeps the starting point. Try a lower --eta, more steps or more data.`,
+    );
   } else {
-    lines.push(`checkpoint ${out}: the best held-out loss, ${fixed(best.heldOut.loss)} at step ${best.step}${before !== null ? ` (${fixed(best.heldOut.loss - before.loss)} nats from the start)` : ''}`);
+    lines.push(
+      `checkpoint ${out}: the best held-out loss, ${fixed(best.heldOut.loss)} at step ${best.step}${before !== null ? ` (${fixed(best.heldOut.loss - before.loss)} nats from the start)` : ''}`,
+    );
   }
   if (lastFile) lines.push(`the last step's coefficients: ${lastFile}${result.after ? ` (held-out loss ${fixed(result.after.loss)})` : ''}`);
   return lines;
@@ -222,15 +291,36 @@ function progressPrinter(o: TrainOptions, earlierSteps: number): (e: LocalRunEve
     }
     if (e.type === 'eval') {
       const m = e.metrics;
-      if (o.json) emitJson({ event: 'eval', step: e.step, loss: e.heldOut.loss, perplexity: e.heldOut.perplexity, tokens: e.heldOut.tokens, ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}) } satisfies TrainEvent);
+      if (o.json)
+        emitJson({
+          event: 'eval',
+          step: e.step,
+          loss: e.heldOut.loss,
+          perplexity: e.heldOut.perplexity,
+          tokens: e.heldOut.tokens,
+          ...(m ? { accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL } : {}),
+        } satisfies TrainEvent);
       else {
-        const measured = m ? `  top-1 ${percent(m.accuracy)}  ${m.rougeL !== null ? `rouge-l ${percent(m.rougeL)}` : `next line ${percent(m.exactMatch)}`}` : '';
-        note(`step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}${measured}${e.best ? '  (best so far)' : ''}`);
+        const measured = m
+          ? `  top-1 ${percent(m.accuracy)}  ${m.rougeL !== null ? `rouge-l ${percent(m.rougeL)}` : `next line ${percent(m.exactMatch)}`}`
+          : '';
+        note(
+          `step ${String(e.step).padStart(6)}  held-out loss ${fixed(e.heldOut.loss)}  ppl ${fixed(e.heldOut.perplexity, 2)}${measured}${e.best ? '  (best so far)' : ''}`,
+        );
       }
       return;
     }
     if (o.json) {
-      emitJson({ event: 'step', step: e.step, seed: e.seed, g: e.g, lossPlus: e.lossPlus, lossMinus: e.lossMinus, skipped: e.skipped, ms: e.ms } satisfies TrainEvent);
+      emitJson({
+        event: 'step',
+        step: e.step,
+        seed: e.seed,
+        g: e.g,
+        lossPlus: e.lossPlus,
+        lossMinus: e.lossMinus,
+        skipped: e.skipped,
+        ms: e.ms,
+      } satisfies TrainEvent);
       return;
     }
     const left = timeLeft(e.step, e.ms);
@@ -240,7 +330,9 @@ function progressPrinter(o: TrainOptions, earlierSteps: number): (e: LocalRunEve
       count++;
     }
     if ((e.step + 1) % every === 0 && count > 0) {
-      note(`step ${String(e.step + 1).padStart(6)}/${lastStep}  train loss ${fixed(window / count)}  ${fixed(e.ms, 0)} ms/step${e.step + 1 < lastStep ? left : ''}`);
+      note(
+        `step ${String(e.step + 1).padStart(6)}/${lastStep}  train loss ${fixed(window / count)}  ${fixed(e.ms, 0)} ms/step${e.step + 1 < lastStep ? left : ''}`,
+      );
       window = 0;
       count = 0;
     }

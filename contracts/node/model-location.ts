@@ -97,7 +97,9 @@ function isDir(p: string): boolean {
 
 function onnxFiles(dir: string): string[] {
   try {
-    return readdirSync(dir).filter((f) => f.endsWith('.onnx') && !isDir(join(dir, f))).sort();
+    return readdirSync(dir)
+      .filter((f) => f.endsWith('.onnx') && !isDir(join(dir, f)))
+      .sort();
   } catch {
     return [];
   }
@@ -169,7 +171,9 @@ export function locateModel(spec: string, options: LocateOptions = {}): LocatedM
     if (!/^[\w.-]+\/[\w.-]+$/.test(spec)) throw new LocateError(`model file not found: ${path}`);
     const cached = join(hubCache(env), `models--${spec.replace('/', '--')}`);
     if (!isDir(cached)) {
-      throw new LocateError(`model file not found: ${path}, nor is ${spec} in the Hugging Face cache (${hubCache(env)}); download it first (e.g. huggingface-cli download ${spec}) or pass its folder`);
+      throw new LocateError(
+        `model file not found: ${path}, nor is ${spec} in the Hugging Face cache (${hubCache(env)}); download it first (e.g. huggingface-cli download ${spec}) or pass its folder`,
+      );
     }
     path = cached;
   }
@@ -178,7 +182,11 @@ export function locateModel(spec: string, options: LocateOptions = {}): LocatedM
     if (options.variant !== undefined) throw new LocateError(`--variant chooses among the files of a folder; ${path} is a file`);
     const dir = dirname(path);
     const searched = basename(dir) === 'onnx' ? [dir, dirname(dir)] : [dir];
-    return withSupportFiles({ model: path, layout: 'file', root: dir, variant: parseName(basename(path))?.variant ?? 'file', choices: [], notes: [] }, searched, options);
+    return withSupportFiles(
+      { model: path, layout: 'file', root: dir, variant: parseName(basename(path))?.variant ?? 'file', choices: [], notes: [] },
+      searched,
+      options,
+    );
   }
 
   if (isDir(join(path, 'snapshots'))) {
@@ -214,7 +222,10 @@ export function locateModel(spec: string, options: LocateOptions = {}): LocatedM
   const notes: string[] = [];
   let picked: ModelFileChoice | undefined;
   if (known.length === 0) {
-    if (files.length > 1) throw new LocateError(`${modelDir} holds several .onnx files and none is named like a decoder (model*.onnx, decoder_model*.onnx): ${files.join(', ')}; pass the file`);
+    if (files.length > 1)
+      throw new LocateError(
+        `${modelDir} holds several .onnx files and none is named like a decoder (model*.onnx, decoder_model*.onnx): ${files.join(', ')}; pass the file`,
+      );
     if (options.variant !== undefined) throw new LocateError(`--variant ${options.variant}: ${modelDir} has one model file, ${files[0]}, with no variants`);
     picked = { variant: 'file', file: join(modelDir, files[0]) };
   } else if (options.variant !== undefined) {
@@ -250,7 +261,14 @@ function withSupportFiles(
 
 /** One line saying what was picked, for the CLI and the extension's log. */
 export function describeLocated(l: LocatedModel): string {
-  const where = l.layout === 'hf-cache' ? `Hugging Face cache ${l.repo ?? ''}${l.revision ? `@${l.revision.slice(0, 12)}` : ''}` : l.layout === 'file' ? 'file' : l.layout === 'folder' ? `folder ${l.root}` : `${l.layout} folder ${l.root}`;
+  const where =
+    l.layout === 'hf-cache'
+      ? `Hugging Face cache ${l.repo ?? ''}${l.revision ? `@${l.revision.slice(0, 12)}` : ''}`
+      : l.layout === 'file'
+        ? 'file'
+        : l.layout === 'folder'
+          ? `folder ${l.root}`
+          : `${l.layout} folder ${l.root}`;
   const variant = l.layout === 'file' ? '' : `, variant ${l.variant}`;
   const tokenizer = l.tokenizer ? `tokenizer ${l.tokenizer}` : 'no tokenizer';
   const notes = l.notes.length > 0 ? ` (${l.notes.join('; ')})` : '';

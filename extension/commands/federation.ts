@@ -10,7 +10,8 @@ import { pathArgument } from './outcome';
 import { withRunProgress, type TrainingCommandDeps } from './training';
 
 function checkUrl(url: string): string {
-  if (!/^wss?:\/\/[^\s]+$/.test(url)) throw new UserFacingError(`the federation server URL must start with ws:// or wss://, not "${url}"`, [openSettingAction('server.url')]);
+  if (!/^wss?:\/\/[^\s]+$/.test(url))
+    throw new UserFacingError(`the federation server URL must start with ws:// or wss://, not "${url}"`, [openSettingAction('server.url')]);
   return url;
 }
 
@@ -20,7 +21,9 @@ export async function connectFederation(deps: TrainingCommandDeps, arg: unknown,
   const figures = deps.store.status.figures;
   const bytes = figures.text.ratio ? `; ${figures.text.total}, ${figures.text.ratio}` : '';
   void showInfo(
-    result.stopped ? `FedKSeed: left the federation with ${figures.text.progress}${bytes}.` : `FedKSeed: the federation finished after round ${result.finalRound}${bytes}.`,
+    result.stopped
+      ? `FedKSeed: left the federation with ${figures.text.progress}${bytes}.`
+      : `FedKSeed: the federation finished after round ${result.finalRound}${bytes}.`,
   );
   return result;
 }
@@ -58,7 +61,7 @@ export async function setFederationToken({ controller }: TrainingCommandDeps, ar
       ? arg
       : await vscode.window.showInputBox({
           title: 'FedKSeed federation token',
-          prompt: 'The token the federation server gave you. It is kept in VS Code\'s secret storage, never in settings.',
+          prompt: "The token the federation server gave you. It is kept in VS Code's secret storage, never in settings.",
           password: true,
           ignoreFocusOut: true,
           validateInput: (v) => (v.trim().length === 0 ? 'The token cannot be empty' : /\s/.test(v.trim()) ? 'A token has no spaces' : undefined),

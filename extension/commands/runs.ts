@@ -107,7 +107,10 @@ export async function loadRunWeights(deps: TrainingCommandDeps, arg: unknown): P
 function whereText(record: RunRecord, at: { steps: number; round: number } | undefined): { was: string; from: string } {
   const s = record.summary;
   if (s.kind === 'local') return { was: `step ${s.step} of ${s.steps}`, from: at ? `its checkpoint at step ${at.steps}` : 'step 0 (it had no checkpoint yet)' };
-  return { was: `round ${s.committedRound + 1} of ${s.rounds || '?'}`, from: at ? `its checkpoint at round ${at.round}` : 'round 0 (it had no checkpoint yet)' };
+  return {
+    was: `round ${s.committedRound + 1} of ${s.rounds || '?'}`,
+    from: at ? `its checkpoint at round ${at.round}` : 'round 0 (it had no checkpoint yet)',
+  };
 }
 
 /** Resumes an interrupted run from its checkpoint. */

@@ -20,10 +20,17 @@ type ModelPick = vscode.QuickPickItem & { readonly source: 'file' | 'folder' | '
 async function pickModel(): Promise<string | undefined> {
   const items: ModelPick[] = [
     { label: '$(file) ONNX file…', detail: 'an .onnx causal language model', source: 'file' },
-    { label: '$(folder) Model folder…', detail: 'an Optimum export, a transformers.js repository (onnx/model*.onnx) or a Hugging Face cache folder', source: 'folder' },
+    {
+      label: '$(folder) Model folder…',
+      detail: 'an Optimum export, a transformers.js repository (onnx/model*.onnx) or a Hugging Face cache folder',
+      source: 'folder',
+    },
     ...cachedModelIds().map((id): ModelPick => ({ label: `$(database) ${id}`, description: 'Hugging Face cache', source: 'id', id })),
   ];
-  const choice = await vscode.window.showQuickPick(items, { title: 'Select a model', placeHolder: 'A file, a folder, or a model already in the Hugging Face cache' });
+  const choice = await vscode.window.showQuickPick(items, {
+    title: 'Select a model',
+    placeHolder: 'A file, a folder, or a model already in the Hugging Face cache',
+  });
   if (!choice) return undefined;
   if (choice.source === 'id') return choice.id;
   const picked = await vscode.window.showOpenDialog({
@@ -44,7 +51,10 @@ async function pickVariant(located: LocatedModel): Promise<string | undefined> {
   const items = variants.map((v) => ({
     label: v,
     description: v === located.variant ? 'default' : '',
-    detail: located.choices.filter((c) => c.variant === v).map((c) => basename(c.file)).join(', '),
+    detail: located.choices
+      .filter((c) => c.variant === v)
+      .map((c) => basename(c.file))
+      .join(', '),
   }));
   const choice = await vscode.window.showQuickPick(items, { title: 'Which variant of the model?' });
   if (!choice) return undefined;
@@ -68,7 +78,9 @@ export async function selectModel(arg: unknown): Promise<string | undefined> {
     throw new UserFacingError(errorMessage(e));
   }
   if (!configuredTokenizer && !located.tokenizer) {
-    throw new UserFacingError(`no tokenizer.json for ${spec} (looked beside ${basename(located.model)} and at ${located.root}): put the model's tokenizer there or set fedkseed.model.tokenizerPath`);
+    throw new UserFacingError(
+      `no tokenizer.json for ${spec} (looked beside ${basename(located.model)} and at ${located.root}): put the model's tokenizer there or set fedkseed.model.tokenizerPath`,
+    );
   }
   // An argument (a command link, a test) takes the default variant; the picker asks.
   const variant = given ? '' : await pickVariant(located);

@@ -20,16 +20,17 @@ export interface TrainingCommandDeps {
 }
 
 /** Runs `work` under a progress notification whose message follows the run's figures. */
-export function withRunProgress<T>(
-  title: string,
-  store: RunStore,
-  work: (token: vscode.CancellationToken) => Promise<T>,
-): Thenable<T> {
+export function withRunProgress<T>(title: string, store: RunStore, work: (token: vscode.CancellationToken) => Promise<T>): Thenable<T> {
   return vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title, cancellable: true }, (progress, token) => {
     let last = 0;
     const follow = store.onDidChangeStatus(({ trainer, figures }) => {
       const percent = Math.min(100, Math.round((figures.progress.fraction ?? 0) * 100));
-      const message = trainer.state === 'stopping' ? 'Stopping…' : trainer.state === 'training' || trainer.state === 'connected' ? figures.text.progress : (trainer.detail ?? undefined);
+      const message =
+        trainer.state === 'stopping'
+          ? 'Stopping…'
+          : trainer.state === 'training' || trainer.state === 'connected'
+            ? figures.text.progress
+            : (trainer.detail ?? undefined);
       progress.report({ message, increment: percent > last ? percent - last : undefined });
       last = Math.max(last, percent);
     });
@@ -52,7 +53,8 @@ export async function stopTraining({ controller }: TrainingCommandDeps): Promise
 function measures(r: EvaluateResult): string {
   const percent = (x: number) => `${(100 * x).toFixed(1)}%`;
   const accuracy = typeof r.accuracy === 'number' ? `, top-1 accuracy ${percent(r.accuracy)}` : '';
-  const generation = typeof r.generation === 'number' ? `, ${r.generationMetric === 'rougeL' ? 'Rouge-L' : 'next-line exact match'} ${percent(r.generation)}` : '';
+  const generation =
+    typeof r.generation === 'number' ? `, ${r.generationMetric === 'rougeL' ? 'Rouge-L' : 'next-line exact match'} ${percent(r.generation)}` : '';
   return accuracy + generation;
 }
 
@@ -78,7 +80,10 @@ export async function evaluateModel(deps: TrainingCommandDeps): Promise<Evaluate
     `Evaluate: held-out loss ${formatLoss(result.loss)}, perplexity ${result.perplexity.toFixed(2)}${measures(result)}, on ${result.examples} of ${result.heldOutExamples} held-out examples (${result.tokens} tokens); model: ${store.status.model ?? '?'}, ${model}`,
   );
   // Short enough to read whole in a notification; the details are in the log and the dashboard.
-  void showInfo(`FedKSeed: held-out loss ${formatLoss(result.loss)} (perplexity ${result.perplexity.toFixed(2)}) for ${model.replace(/ \(.*\)$/, '')}${shown ? ` (${store.weightsLabel(result.weights)}${shown})` : ''}.`, 'Show Details').then((choice) => {
+  void showInfo(
+    `FedKSeed: held-out loss ${formatLoss(result.loss)} (perplexity ${result.perplexity.toFixed(2)}) for ${model.replace(/ \(.*\)$/, '')}${shown ? ` (${store.weightsLabel(result.weights)}${shown})` : ''}.`,
+    'Show Details',
+  ).then((choice) => {
     if (choice !== 'Show Details') return;
     const runId = result.weights.runId ?? store.summaries.find((r) => r.kind === 'evaluation')?.id ?? null;
     if (runId) store.show(runId);
@@ -97,10 +102,12 @@ export function proposedExport(weights: WeightsState | null): vscode.Uri | undef
   const root = vscode.workspace.workspaceFolders?.[0]?.uri;
   if (!root) return undefined;
   const run = weights?.runId ? weights.runId.replace(/-[0-9a-f]+$/, '') : null;
-  const name = !weights || weights.kind === 'base' ? 'base-model' : `${weights.kind === 'federation' ? `federation-round-${weights.round}` : `local-step-${weights.steps}`}${run ? `-${run}` : ''}`;
+  const name =
+    !weights || weights.kind === 'base'
+      ? 'base-model'
+      : `${weights.kind === 'federation' ? `federation-round-${weights.round}` : `local-step-${weights.steps}`}${run ? `-${run}` : ''}`;
   return vscode.Uri.joinPath(root, WORK_FOLDER, 'exports', name, 'model.onnx');
 }
-
 
 /** `{ out, base: true }` exports the base model without asking; a path alone exports whatever is loaded. */
 function exportArgument(arg: unknown): { out: string | undefined; allowBase: boolean } {
@@ -123,7 +130,13 @@ export async function exportModel(deps: TrainingCommandDeps, arg: unknown): Prom
     const withCheckpoints = store.summaries.filter((r) => r.checkpoint && r.kind !== 'evaluation');
     const choice = await vscode.window.showWarningMessage(
       'No fine-tuned weights are loaded: the trainer holds the base model.',
-      { modal: true, detail: withCheckpoints.length > 0 ? 'Load a run\'s fine-tuned weights first, or export the base model as it is.' : 'Train or join a federation first, or export the base model as it is.' },
+      {
+        modal: true,
+        detail:
+          withCheckpoints.length > 0
+            ? "Load a run's fine-tuned weights first, or export the base model as it is."
+            : 'Train or join a federation first, or export the base model as it is.',
+      },
       ...(withCheckpoints.length > 0 ? ['Load Run Weights…'] : []),
       'Export Base Model',
     );
@@ -149,7 +162,9 @@ export async function exportModel(deps: TrainingCommandDeps, arg: unknown): Prom
   if (!out.endsWith('.onnx')) throw new UserFacingError(`the exported model must be an .onnx file, not ${out}`);
   ignoreScratchFolder(out);
   const target = out;
-  const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${target}` }, () => controller.exportModel(target));
+  const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `FedKSeed: exporting to ${target}` }, () =>
+    controller.exportModel(target),
+  );
   const extra = result.copied.length > 0 ? ` (with ${result.copied.join(', ')})` : '';
   const written = result.weights.kind === 'base' ? 'the base model (not fine-tuned)' : `the model ${store.weightsText(result.weights)}${shown}`;
   void showInfo(`FedKSeed: exported ${written} to ${result.path}${extra}.`);

@@ -46,7 +46,12 @@ export async function compareCompletions(client: CompletionClient, documents: Co
   const { document, selection } = editor;
   const position = selection.active;
   const settings = readSettings().completions;
-  const common: Omit<CompleteParams, 'source'> = { prefix: prefixAt(document, position), maxTokens: Math.max(settings.maxTokens, 48), sampling: { mode: 'greedy' }, stop: 'block' };
+  const common: Omit<CompleteParams, 'source'> = {
+    prefix: prefixAt(document, position),
+    maxTokens: Math.max(settings.maxTokens, 48),
+    sampling: { mode: 'greedy' },
+    stop: 'block',
+  };
   const base = await client.complete({ ...common, source: 'base' });
   const tuned = await client.complete({ ...common, source: 'current' });
   const head = document.lineAt(position.line).text.slice(0, position.character);

@@ -7,20 +7,20 @@ import type { FineTunedCompletionProvider, ShownSuggestion } from './provider';
 
 export function suggestionHoverText(s: ShownSuggestion): string {
   const r = s.result;
-  const timing = r.firstTokenMs !== null ? `first token after ${r.firstTokenMs.toFixed(0)} ms, ${r.tokens} tokens in ${r.totalMs.toFixed(0)} ms` : `${r.totalMs.toFixed(0)} ms`;
+  const timing =
+    r.firstTokenMs !== null
+      ? `first token after ${r.firstTokenMs.toFixed(0)} ms, ${r.tokens} tokens in ${r.totalMs.toFixed(0)} ms`
+      : `${r.totalMs.toFixed(0)} ms`;
   return `**FedKSeed suggestion** · ${s.label.replace(/^FedKSeed · /, '')} (${s.sourceText}) · ${timing}`;
 }
 
 export function registerSuggestionHover(provider: FineTunedCompletionProvider, selector: vscode.DocumentSelector): vscode.Disposable {
-  return vscode.languages.registerHoverProvider(
-    selector,
-    {
-      provideHover(document, position) {
-        const shown = provider.suggestionAt(document.uri.toString(), position.line);
-        return shown && new vscode.Hover(new vscode.MarkdownString(suggestionHoverText(shown)));
-      },
+  return vscode.languages.registerHoverProvider(selector, {
+    provideHover(document, position) {
+      const shown = provider.suggestionAt(document.uri.toString(), position.line);
+      return shown && new vscode.Hover(new vscode.MarkdownString(suggestionHoverText(shown)));
     },
-  );
+  });
 }
 
 /** The status bar names the suggestion on screen ("FedKSeed · tiny-code-lm · run 3 step 40") until the cursor leaves its lines. */

@@ -74,10 +74,16 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
     private readonly client: CompletionClient,
     private readonly log: vscode.LogOutputChannel,
     private readonly debounceMs = COMPLETION_DEFAULTS.debounceMs,
-    private readonly weightsLabel: WeightsLabel = (w) => (w && w.kind !== 'base' ? `${w.kind === 'federation' ? `round ${w.round}` : `step ${w.steps}`}` : 'base'),
+    private readonly weightsLabel: WeightsLabel = (w) =>
+      w && w.kind !== 'base' ? `${w.kind === 'federation' ? `round ${w.round}` : `step ${w.steps}`}` : 'base',
   ) {}
 
-  async provideInlineCompletionItems(document: vscode.TextDocument, position: vscode.Position, context: vscode.InlineCompletionContext, token: vscode.CancellationToken): Promise<vscode.InlineCompletionItem[] | undefined> {
+  async provideInlineCompletionItems(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken,
+  ): Promise<vscode.InlineCompletionItem[] | undefined> {
     const settings = readSettings().completions;
     if (!settings.enabled) return undefined;
     // While the suggest widget has an item selected, the editor shows only completions that extend it.
@@ -117,7 +123,9 @@ export class FineTunedCompletionProvider implements vscode.InlineCompletionItemP
     this.recent.push(suggestion);
     if (this.recent.length > RECENT_SUGGESTIONS) this.recent.shift();
     this.shown.fire(suggestion);
-    this.log.debug(`completion from ${suggestion.sourceText}: ${result.tokens} tokens, first after ${result.firstTokenMs?.toFixed(0) ?? '-'} ms, ${result.totalMs.toFixed(0)} ms in all`);
+    this.log.debug(
+      `completion from ${suggestion.sourceText}: ${result.tokens} tokens, first after ${result.firstTokenMs?.toFixed(0) ?? '-'} ms, ${result.totalMs.toFixed(0)} ms in all`,
+    );
     return [new vscode.InlineCompletionItem(text, new vscode.Range(position, position))];
   }
 

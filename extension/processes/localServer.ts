@@ -44,7 +44,13 @@ export class LocalServer implements vscode.Disposable {
     this.supervisor = new Supervisor({
       role: 'federation server',
       log,
-      launch: () => ServerProcess.start(script, this.currentSpec(), (line) => log.info(`[federation server] ${line}`), (e) => this.onProgress(e)),
+      launch: () =>
+        ServerProcess.start(
+          script,
+          this.currentSpec(),
+          (line) => log.info(`[federation server] ${line}`),
+          (e) => this.onProgress(e),
+        ),
       prepare: (p) => this.prepare(p),
     });
     this.disposables.push(
@@ -78,7 +84,9 @@ export class LocalServer implements vscode.Disposable {
     const server = this.store.status.localServer;
     const url = this.info.url;
     // The server's own word, its rounds all committed, or a run of this window that it saw to the end.
-    const ranToTheEnd = this.store.summaries.some((r) => r.kind === 'federation' && r.server === url && r.state === 'finished' && r.startedAt >= this.startedAt);
+    const ranToTheEnd = this.store.summaries.some(
+      (r) => r.kind === 'federation' && r.server === url && r.state === 'finished' && r.startedAt >= this.startedAt,
+    );
     return this.finished || (server !== null && server.rounds > 0 && server.committed >= server.rounds) || ranToTheEnd;
   }
 
@@ -89,7 +97,9 @@ export class LocalServer implements vscode.Disposable {
   async startForFederation(): Promise<LocalServerAddress> {
     if (this.federationFinished) {
       const server = this.store.status.localServer;
-      this.log.info(`the local federation at ${this.info?.url ?? '?'} finished${server ? ` (${roundsDoneText(server.committed, server.rounds)})` : ''}: it is stopped, and a new one starts with the current settings`);
+      this.log.info(
+        `the local federation at ${this.info?.url ?? '?'} finished${server ? ` (${roundsDoneText(server.committed, server.rounds)})` : ''}: it is stopped, and a new one starts with the current settings`,
+      );
       await this.stop();
     }
     return this.start();
@@ -122,7 +132,12 @@ export class LocalServer implements vscode.Disposable {
     mkdirSync(this.storageRoot, { recursive: true });
     const root = this.storageRoot;
     // Each start is a new federation; older stores are removed unless a run may still resume them.
-    const keep = new Set(this.store.summaries.filter((r) => r.state === 'interrupted').map((r) => this.store.recordOf(r.id)?.resume).flatMap((x) => (x?.kind === 'federation' && x.localServer ? [x.localServer.storePath] : [])));
+    const keep = new Set(
+      this.store.summaries
+        .filter((r) => r.state === 'interrupted')
+        .map((r) => this.store.recordOf(r.id)?.resume)
+        .flatMap((x) => (x?.kind === 'federation' && x.localServer ? [x.localServer.storePath] : [])),
+    );
     for (const old of readdirSync(root)) if (!keep.has(join(root, old))) rmSync(join(root, old), { recursive: true, force: true });
     const spec = parseWith(serverProcessSpecSchema, {
       config: {

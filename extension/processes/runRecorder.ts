@@ -48,7 +48,12 @@ export class RunRecorder {
    * Begins a run (or the resume of `resumeOf`, from its checkpoint when it belongs to the loaded model;
    * `position` says where that checkpoint puts the run's history).
    */
-  begin(init: RunInit, engine: InitializeResult, resumeOf: RunRecord | undefined, position: (header: CheckpointHeader | undefined, record: RunRecord) => { step: number; round: number }): BegunRun {
+  begin(
+    init: RunInit,
+    engine: InitializeResult,
+    resumeOf: RunRecord | undefined,
+    position: (header: CheckpointHeader | undefined, record: RunRecord) => { step: number; round: number },
+  ): BegunRun {
     const header = resumeOf ? this.usableCheckpoint(resumeOf, engine) : undefined;
     const runId = this.store.beginRun(init, resumeOf ? { record: resumeOf, ...position(header, resumeOf) } : undefined);
     // The trainer writes the checkpoint in the run's folder, which exists from the start.
@@ -106,7 +111,9 @@ export class RunRecorder {
     const run = this.store.recordOf(runId);
     if (!run) return;
     const figures = this.store.dashboard.run?.id === runId ? this.store.dashboard.figures : undefined;
-    this.log.info(`${run.summary.title} ${run.summary.state}: ${figures ? `${figures.text.progress}; ${figures.text.total}${figures.text.ratio ? `, ${figures.text.ratio}` : ''}; held-out ${figures.text.heldOut}` : run.summary.state}`);
+    this.log.info(
+      `${run.summary.title} ${run.summary.state}: ${figures ? `${figures.text.progress}; ${figures.text.total}${figures.text.ratio ? `, ${figures.text.ratio}` : ''}; held-out ${figures.text.heldOut}` : run.summary.state}`,
+    );
   }
 }
 

@@ -38,14 +38,19 @@ export class ServerProcess implements Supervised {
         else if (e?.event === 'failed') reject(new ServerStartError(e.message, e.addressInUse));
         else if (e) onProgress(e);
       });
-      void this.exited.then((exit) => reject(new Error(`the federation server exited while starting (${exit.signal ?? `exit code ${exit.code}`}); see the FedKSeed log`)));
+      void this.exited.then((exit) =>
+        reject(new Error(`the federation server exited while starting (${exit.signal ?? `exit code ${exit.code}`}); see the FedKSeed log`)),
+      );
     });
     // A start that fails is reported to whoever waits for it; nobody may be waiting after a restart.
     this.listening.catch(() => undefined);
   }
 
   static start(script: string, spec: ServerProcessSpec, onStderrLine: (line: string) => void, onProgress: (progress: ServerProgress) => void): ServerProcess {
-    return new ServerProcess(NodeProcess.start(script, [JSON.stringify({ ...spec, exitWithStdin: true } satisfies ServerProcessSpec)], onStderrLine), onProgress);
+    return new ServerProcess(
+      NodeProcess.start(script, [JSON.stringify({ ...spec, exitWithStdin: true } satisfies ServerProcessSpec)], onStderrLine),
+      onProgress,
+    );
   }
 
   get commandLine(): string {

@@ -113,7 +113,10 @@ export class Supervisor<P extends Supervised, R> implements vscode.Disposable {
     }
     const limit = `${this.budget.limit} times in ${Math.round(this.budget.windowMs / 60_000)} minutes`;
     void vscode.window
-      .showErrorMessage(`The FedKSeed ${this.options.role} stopped unexpectedly ${limit} and will not be restarted. Check the logs, then run the command again.`, 'Show Logs')
+      .showErrorMessage(
+        `The FedKSeed ${this.options.role} stopped unexpectedly ${limit} and will not be restarted. Check the logs, then run the command again.`,
+        'Show Logs',
+      )
       .then((choice) => {
         if (choice === 'Show Logs') this.options.log.show();
       });

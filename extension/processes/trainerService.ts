@@ -135,7 +135,11 @@ export class TrainerService implements vscode.Disposable {
     if (this.job === 'training' || this.job === 'federation') {
       const trainer = this.store.status.trainer;
       if (trainer.state !== 'stopped' && trainer.state !== 'finished' && trainer.state !== 'error') {
-        this.store.setTrainer({ ...trainer, state: 'stopping', detail: this.job === 'federation' ? 'Leaving the federation…' : 'Stopping after the current step…' });
+        this.store.setTrainer({
+          ...trainer,
+          state: 'stopping',
+          detail: this.job === 'federation' ? 'Leaving the federation…' : 'Stopping after the current step…',
+        });
       }
     }
     const result = await (await this.supervisor.ready()).request('stop', {});

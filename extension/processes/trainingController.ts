@@ -134,22 +134,45 @@ export class TrainingController implements vscode.Disposable {
     const { runId: _r, checkpointPath: _c, resumeFrom: _f, ...settings } = base;
     return this.trainer.runJob('training', async (c, engine) => {
       const run = this.runs.begin(
-        { kind: 'local', title: 'Local training', model: modelDisplayName(engine.modelPath), modelIdentity: engine.modelIdentity, server: null, steps: settings.steps, rounds: 0, resume: { kind: 'local', params: settings } },
+        {
+          kind: 'local',
+          title: 'Local training',
+          model: modelDisplayName(engine.modelPath),
+          modelIdentity: engine.modelIdentity,
+          server: null,
+          steps: settings.steps,
+          rounds: 0,
+          resume: { kind: 'local', params: settings },
+        },
         engine,
         resumeOf,
         (header) => ({ step: header?.steps ?? 0, round: 0 }),
       );
-      const params: StartTrainingParams = { ...settings, runId: run.runId, checkpointPath: run.checkpointPath, checkpointEvery: CHECKPOINT_EVERY, resumeFrom: run.resumeFrom };
+      const params: StartTrainingParams = {
+        ...settings,
+        runId: run.runId,
+        checkpointPath: run.checkpointPath,
+        checkpointEvery: CHECKPOINT_EVERY,
+        resumeFrom: run.resumeFrom,
+      };
       return this.runs.record(run.runId, () => c.request('startTraining', params, token));
     });
   }
 
   /** Joins a federation (a local one when `localServer` is its server's spec), or rejoins an interrupted run from its checkpoint. */
-  joinFederation(url: string, token?: vscode.CancellationToken, options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {}): Promise<FederationResult> {
+  joinFederation(
+    url: string,
+    token?: vscode.CancellationToken,
+    options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {},
+  ): Promise<FederationResult> {
     return this.runs.asRun(() => this.join(url, token, options));
   }
 
-  private async join(url: string, token?: vscode.CancellationToken, options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {}): Promise<FederationResult> {
+  private async join(
+    url: string,
+    token?: vscode.CancellationToken,
+    options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {},
+  ): Promise<FederationResult> {
     const s = readSettings();
     const data = this.dataSpec(s);
     const secret = (await this.context.secrets.get(TOKEN_SECRET)) ?? '';
@@ -212,9 +235,10 @@ export class TrainingController implements vscode.Disposable {
       const header = this.store.records.checkpointHeader(runId);
       if (!header) throw new UserFacingError(`the run "${record.summary.title}" has no checkpoint to load`);
       if (header.baseModel !== engine.modelIdentity) {
-        throw new UserFacingError(`the run "${record.summary.title}" fine-tuned ${record.summary.model} (${header.baseModel.slice(0, 12)}…), not the loaded model ${modelDisplayName(engine.modelPath)}; select that model first`, [
-          { title: 'Select Model…', command: 'fedkseed.selectModel' },
-        ]);
+        throw new UserFacingError(
+          `the run "${record.summary.title}" fine-tuned ${record.summary.model} (${header.baseModel.slice(0, 12)}…), not the loaded model ${modelDisplayName(engine.modelPath)}; select that model first`,
+          [{ title: 'Select Model…', command: 'fedkseed.selectModel' }],
+        );
       }
       const result = await c.request('loadCheckpoint', { path: this.store.records.checkpointPath(runId), runId });
       this.trainer.setWeights(result.weights);
@@ -274,9 +298,15 @@ export class TrainingController implements vscode.Disposable {
 
   private dataSpec(s: FedKSeedSettings): DataSpec {
     const selectDataset: ErrorAction = { title: 'Select Dataset…', command: 'fedkseed.selectDataset' };
-    if (!s.data.path) throw new UserFacingError('No dataset: open a folder or select one (fedkseed.data.path).', [selectDataset, openSettingAction('data.path')]);
+    if (!s.data.path)
+      throw new UserFacingError('No dataset: open a folder or select one (fedkseed.data.path).', [selectDataset, openSettingAction('data.path')]);
     if (!existsSync(s.data.path)) throw settingError('data.path', `dataset not found: ${s.data.path}`, [selectDataset]);
-    return { path: s.data.path, include: s.data.include.length > 0 ? s.data.include : undefined, heldOutFraction: s.data.heldOutFraction, seqLen: s.training.seqLen };
+    return {
+      path: s.data.path,
+      include: s.data.include.length > 0 ? s.data.include : undefined,
+      heldOutFraction: s.data.heldOutFraction,
+      seqLen: s.training.seqLen,
+    };
   }
 
   private clientId(): string {

@@ -127,7 +127,9 @@ export class RunStore implements vscode.Disposable {
 
   get status(): ViewStatus {
     const run = this.pending ?? this.current;
-    const figures = run ? this.figuresOf(run) : computeFigures(null, emptyHistory, this.trainer.mode === 'none' ? null : { trainer: this.trainer, etaSeconds: null });
+    const figures = run
+      ? this.figuresOf(run)
+      : computeFigures(null, emptyHistory, this.trainer.mode === 'none' ? null : { trainer: this.trainer, etaSeconds: null });
     return {
       trainer: this.trainer,
       localServer: this.localServer,
@@ -206,7 +208,9 @@ export class RunStore implements vscode.Disposable {
   weightsLabel(w: WeightsState | null): string {
     if (!w || w.kind === 'base') return 'base';
     const at = w.kind === 'federation' ? `round ${w.round}` : `step ${w.steps}`;
-    const runs = this.allRecords().filter((r) => r.summary.kind !== 'evaluation').reverse();
+    const runs = this.allRecords()
+      .filter((r) => r.summary.kind !== 'evaluation')
+      .reverse();
     const n = w.runId ? runs.findIndex((r) => r.summary.id === w.runId) : -1;
     return n >= 0 ? `run ${n + 1} ${at}` : `fine-tuned, ${at}`;
   }
@@ -278,13 +282,32 @@ export class RunStore implements vscode.Disposable {
       };
       record = {
         ...resumeOf.record,
-        summary: { ...resumeOf.record.summary, state: 'starting', endedAt: null, error: null, interruptedAt: null, step: resumeOf.step, committedRound: resumeOf.round },
+        summary: {
+          ...resumeOf.record.summary,
+          state: 'starting',
+          endedAt: null,
+          error: null,
+          interruptedAt: null,
+          step: resumeOf.step,
+          committedRound: resumeOf.round,
+        },
         history,
         resume: init.resume,
       };
     } else {
       record = newRecord(
-        { kind: init.kind, state: 'starting', title: init.title, startedAt: now, endedAt: null, model: init.model, modelIdentity: init.modelIdentity, server: init.server, steps: init.steps, rounds: init.rounds },
+        {
+          kind: init.kind,
+          state: 'starting',
+          title: init.title,
+          startedAt: now,
+          endedAt: null,
+          model: init.model,
+          modelIdentity: init.modelIdentity,
+          server: init.server,
+          steps: init.steps,
+          rounds: init.rounds,
+        },
         init.resume,
         this.workspace,
       );
@@ -356,7 +379,18 @@ export class RunStore implements vscode.Disposable {
       if (!record) {
         const now = Date.now();
         record = newRecord(
-          { kind: 'evaluation', state: 'finished', title: `Evaluations of ${model.name} (base)`, startedAt: now, endedAt: now, model: model.name, modelIdentity: model.identity, server: null, steps: 0, rounds: 0 },
+          {
+            kind: 'evaluation',
+            state: 'finished',
+            title: `Evaluations of ${model.name} (base)`,
+            startedAt: now,
+            endedAt: now,
+            model: model.name,
+            modelIdentity: model.identity,
+            server: null,
+            steps: 0,
+            rounds: 0,
+          },
           null,
           this.workspace,
         );
@@ -397,7 +431,13 @@ export class RunStore implements vscode.Disposable {
   interruptedRun(): RunRecord | undefined {
     return this.records
       .list()
-      .find((r) => r.summary.kind !== 'evaluation' && r.resume !== null && r.workspace === this.workspace && (r.summary.state === 'interrupted' || ACTIVE_RUN_STATES.includes(r.summary.state)));
+      .find(
+        (r) =>
+          r.summary.kind !== 'evaluation' &&
+          r.resume !== null &&
+          r.workspace === this.workspace &&
+          (r.summary.state === 'interrupted' || ACTIVE_RUN_STATES.includes(r.summary.state)),
+      );
   }
 
   /** Marks a run not to be resumed (the user said so). */
@@ -514,7 +554,12 @@ export class RunStore implements vscode.Disposable {
   }
 
   private figuresOf(run: Recording): RunFigures {
-    const live = run === this.current || run === this.pending ? (this.recording ? { trainer: this.trainer, etaSeconds: this.eta(run) } : { trainer: this.trainer, etaSeconds: null }) : null;
+    const live =
+      run === this.current || run === this.pending
+        ? this.recording
+          ? { trainer: this.trainer, etaSeconds: this.eta(run) }
+          : { trainer: this.trainer, etaSeconds: null }
+        : null;
     return computeFigures(run.record.summary, run.record.history, live);
   }
 

@@ -56,7 +56,9 @@ export interface ClientEvents {
    * ECONNREFUSED 127.0.0.1:1", 'ECONNREFUSED'), null when it closed cleanly; `welcomed`: whether this
    * connection got as far as a welcome; `attempt`: failed attempts in a row.
    */
-  disconnected: [{ code: number; reason: string; retryInMs: number | null; error: string | null; errorCode: string | null; welcomed: boolean; attempt: number }];
+  disconnected: [
+    { code: number; reason: string; retryInMs: number | null; error: string | null; errorCode: string | null; welcomed: boolean; attempt: number },
+  ];
   round: [{ round: number; steps: number; changedSeeds: number; probabilities: Float64Array | null }];
   synced: [{ round: number; digest: string }];
   step: [StepProgress];
@@ -224,10 +226,20 @@ export class FederationClient extends EventEmitter<ClientEvents> {
         continue; // rejoin at once, from round 0
       }
       if (outcome.errorCode !== null && TLS_VERIFICATION_ERRORS.has(outcome.errorCode)) {
-        throw new FederationTlsError(`the server's TLS certificate at ${this.options.url} failed verification (${outcome.errorCode}: ${outcome.error ?? 'untrusted'}); trust its certificate authority (fedkseed client --ca <file>) or use another URL`, outcome.errorCode);
+        throw new FederationTlsError(
+          `the server's TLS certificate at ${this.options.url} failed verification (${outcome.errorCode}: ${outcome.error ?? 'untrusted'}); trust its certificate authority (fedkseed client --ca <file>) or use another URL`,
+          outcome.errorCode,
+        );
       }
       failures = outcome.welcomed ? 0 : failures + 1;
-      const closed = { code: outcome.code, reason: outcome.reason, error: outcome.error, errorCode: outcome.errorCode, welcomed: outcome.welcomed, attempt: failures };
+      const closed = {
+        code: outcome.code,
+        reason: outcome.reason,
+        error: outcome.error,
+        errorCode: outcome.errorCode,
+        welcomed: outcome.welcomed,
+        attempt: failures,
+      };
       if (failures >= this.backoff.maxAttempts) {
         const why = describeConnectionError(this.options.url, outcome.error, outcome.errorCode) ?? (outcome.reason || `close code ${outcome.code}`);
         throw new FederationGaveUpError(`gave up after ${failures} failed connection attempts to ${this.options.url} (last: ${why})`, closed);
@@ -274,14 +286,20 @@ export class FederationClient extends EventEmitter<ClientEvents> {
   }
 
   /** One connection, from open to close. */
-  private session(attempt: number): Promise<
+  private session(
+    attempt: number,
+  ): Promise<
     | { kind: 'finished'; digest: string }
     | { kind: 'resync' }
     | { kind: 'fatal'; error: Error }
     | { kind: 'closed'; code: number; reason: string; welcomed: boolean; error: string | null; errorCode: string | null }
   > {
     return new Promise((resolve) => {
-      const ws = new WebSocket(this.options.url, { perMessageDeflate: false, ca: this.options.tls?.ca, rejectUnauthorized: this.options.tls?.rejectUnauthorized });
+      const ws = new WebSocket(this.options.url, {
+        perMessageDeflate: false,
+        ca: this.options.tls?.ca,
+        rejectUnauthorized: this.options.tls?.rejectUnauthorized,
+      });
       ws.binaryType = 'nodebuffer';
       this.ws = ws;
       let welcomed = false;
@@ -337,7 +355,8 @@ export class FederationClient extends EventEmitter<ClientEvents> {
             // A refusal, or a failure of the local trainer (which a reconnect would only repeat, at once
             // and forever, since the welcome resets the backoff), ends run(); protocol errors reconnect.
             if (err instanceof FederationClientError) settled = { kind: 'fatal', error: err };
-            else if (!(err instanceof ProtocolError)) settled = { kind: 'fatal', error: new Error(`local training failed: ${errorMessage(err)}`, { cause: err }) };
+            else if (!(err instanceof ProtocolError))
+              settled = { kind: 'fatal', error: new Error(`local training failed: ${errorMessage(err)}`, { cause: err }) };
             ws.close(1000, 'client error');
           });
       });
@@ -355,7 +374,9 @@ export class FederationClient extends EventEmitter<ClientEvents> {
           this.socket = null;
         }
         this.ws = null;
-        void queue.then(() => resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed, error: socketError, errorCode: socketErrorCode }));
+        void queue.then(() =>
+          resolve(settled ?? { kind: 'closed', code, reason: reason.toString(), welcomed, error: socketError, errorCode: socketErrorCode }),
+        );
       });
     });
   }

@@ -3,7 +3,16 @@
 // coefficients out of the replicas' exact range left out one at a time, losses that would not be finite
 // left out of the means. The result is a commit to write or a refusal; the effects name every client
 // whose upload was bounded or left out.
-import { COEFFICIENT_SCALE, EXACT_LIMIT, ZQ_MAX_ABS, probabilitiesFromLevels, quantizeImportance, sumAbs, type QuantizedProbabilities, type UploadMessage } from '../../protocol';
+import {
+  COEFFICIENT_SCALE,
+  EXACT_LIMIT,
+  ZQ_MAX_ABS,
+  probabilitiesFromLevels,
+  quantizeImportance,
+  sumAbs,
+  type QuantizedProbabilities,
+  type UploadMessage,
+} from '../../protocol';
 import { quantizeWithFeedback, robustAggregate } from '../aggregate';
 import { accumulateImportance, importanceOf } from '../importance';
 import { boundRound, repeatCap, type RoundStatistics } from '../robust';
@@ -12,7 +21,17 @@ import type { Effect } from './effects';
 import type { EngineState } from './state';
 
 export type CloseOutcome =
-  | { readonly kind: 'commit'; readonly next: FederationState; readonly change: Float64Array; readonly exponent: number; readonly statistics: RoundStatistics; readonly participants: readonly string[]; readonly examples: number; readonly lossBefore: number; readonly lossAfter: number }
+  | {
+      readonly kind: 'commit';
+      readonly next: FederationState;
+      readonly change: Float64Array;
+      readonly exponent: number;
+      readonly statistics: RoundStatistics;
+      readonly participants: readonly string[];
+      readonly examples: number;
+      readonly lossBefore: number;
+      readonly lossAfter: number;
+    }
   /** `afterReset`: found once the range check passed, which ended the run of refusals before it (as it always has). */
   | { readonly kind: 'refuse'; readonly clients: readonly string[]; readonly reason: string; readonly afterReset: boolean };
 
@@ -42,7 +61,12 @@ export function withinExactRange(peakSumAbs: number, next: Float64Array): boolea
 /** The first value of a commit that is not a finite number, in words, or null. */
 function nonFiniteValue(state: FederationState, examples: number): string | null {
   if (!Number.isFinite(examples)) return 'example count';
-  for (const [name, v] of [['coefficients', state.coefficients], ['residual', state.residual], ['importance sums', state.importanceSum], ['importance counts', state.importanceCount]] as const) {
+  for (const [name, v] of [
+    ['coefficients', state.coefficients],
+    ['residual', state.residual],
+    ['importance sums', state.importanceSum],
+    ['importance counts', state.importanceCount],
+  ] as const) {
     if (!v.every(Number.isFinite)) return name;
   }
   return null;
@@ -55,7 +79,11 @@ const sumAbsG = (pairs: readonly { readonly g: number }[]): number => pairs.redu
  * their total need not be (two of 1.7e308): while a mean is not finite, the loss report with the largest
  * sums is left out of it, naming its client (its g still count: the losses are only reported).
  */
-function roundLosses(round: number, kept: readonly { readonly id: string; readonly upload: UploadMessage }[], effects: Effect[]): { lossBefore: number; lossAfter: number } {
+function roundLosses(
+  round: number,
+  kept: readonly { readonly id: string; readonly upload: UploadMessage }[],
+  effects: Effect[],
+): { lossBefore: number; lossAfter: number } {
   let reporting = [...kept];
   /** The mean over the reporting uploads: NaN when none reports a count, null when it is not finite. */
   const mean = (sum: (u: UploadMessage) => number, count: (u: UploadMessage) => number): number | null => {
@@ -66,8 +94,14 @@ function roundLosses(round: number, kept: readonly { readonly id: string; readon
   };
   const size = (u: UploadMessage): number => Math.max(Math.abs(u.lossBeforeSum), Math.abs(u.lossAfterSum));
   for (;;) {
-    const lossBefore = mean((u) => u.lossBeforeSum, (u) => u.lossBeforeCount);
-    const lossAfter = mean((u) => u.lossAfterSum, (u) => u.lossAfterCount);
+    const lossBefore = mean(
+      (u) => u.lossBeforeSum,
+      (u) => u.lossBeforeCount,
+    );
+    const lossAfter = mean(
+      (u) => u.lossAfterSum,
+      (u) => u.lossAfterCount,
+    );
     if (lossBefore !== null && lossAfter !== null) return { lossBefore, lossAfter };
     const worst = reporting.reduce((a, b) => (size(b.upload) > size(a.upload) ? b : a));
     reporting = reporting.filter((x) => x !== worst);
@@ -78,12 +112,21 @@ function roundLosses(round: number, kept: readonly { readonly id: string; readon
 }
 
 /** What round `round` commits from `uploads` (at least one, in arrival order) of its `sampled` clients. */
-export function closeRound(s: EngineState, round: number, sampled: number, uploads: readonly (readonly [string, UploadMessage])[], effects: Effect[]): CloseOutcome {
+export function closeRound(
+  s: EngineState,
+  round: number,
+  sampled: number,
+  uploads: readonly (readonly [string, UploadMessage])[],
+  effects: Effect[],
+): CloseOutcome {
   const { config, robustness, mantissaBits } = s.rules;
   const committed = s.committed;
   // Each upload bounded by scales kept across rounds (robust.ts): repeats of a seed beyond what an
   // honest upload holds dropped, |g| clipped, the example claim capped; every client bounded is named.
-  const bounds = boundRound({ uploads: uploads.map(([, u]) => u), missing: sampled - uploads.length, history: s.statistics, repeatCap: repeatCapOf(s), tau: config.tau }, robustness);
+  const bounds = boundRound(
+    { uploads: uploads.map(([, u]) => u), missing: sampled - uploads.length, history: s.statistics, repeatCap: repeatCapOf(s), tau: config.tau },
+    robustness,
+  );
   bounds.uploads.forEach((b, i) => {
     const countedExamples = b.contribution.examples;
     if (b.clipped === 0 && b.scaledBy === 1 && b.repeatsDropped === 0 && countedExamples === b.claimedExamples) return;
@@ -104,7 +147,13 @@ export function closeRound(s: EngineState, round: number, sampled: number, uploa
     effects.push({ kind: 'emit', name: 'uploadBounded', payload: e });
   });
   let kept = uploads.map(([id, upload], i) => ({ id, upload, bounded: bounds.uploads[i].contribution }));
-  const aggregate = (list: typeof kept): Float64Array => robustAggregate(list.map((x) => x.bounded), config.k, config.weighting, robustness.seedMedianClients);
+  const aggregate = (list: typeof kept): Float64Array =>
+    robustAggregate(
+      list.map((x) => x.bounded),
+      config.k,
+      config.weighting,
+      robustness.seedMedianClients,
+    );
   let q = quantizeWithFeedback(aggregate(kept), committed.residual, mantissaBits);
   let coefficients = committed.coefficients.map((c, j) => c + q.change[j]);
   // A round that would leave the exact range: leave out the upload with the largest Σ|g| one at a

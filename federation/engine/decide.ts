@@ -57,7 +57,15 @@ function awaitedOf(s: EngineState, r: OpenRound): string[] {
 function checkAllIn(s: EngineState, r: OpenRound, then: 'pace' | 'none'): Effect {
   const awaited = awaitedOf(s, r);
   const all = awaited.length === r.assigned.size || awaited.length === 0;
-  return { kind: 'checkAllIn', round: r.round, attempt: r.attempt, awaited: all ? null : awaited, local: [...r.uploads.keys()], sampled: r.assigned.size, then };
+  return {
+    kind: 'checkAllIn',
+    round: r.round,
+    attempt: r.attempt,
+    awaited: all ? null : awaited,
+    local: [...r.uploads.keys()],
+    sampled: r.assigned.size,
+    then,
+  };
 }
 
 /** Closes the open round: its uploads (those at other gateways too) are collected, then committed. */
@@ -179,7 +187,8 @@ function uploadsCollected(s0: EngineState, stored: ReadonlyMap<string, UploadMes
     return { state: { ...s, open: null, attempt: s.attempt + 1 }, effects };
   }
   const outcome = closeRound(s, r.round, r.assigned.size, [...uploads.entries()], effects);
-  if (outcome.kind === 'refuse') return refuse(outcome.afterReset ? { ...s, refusedInARow: 0, refusedClients: new Set() } : s, r, outcome.clients, outcome.reason, effects);
+  if (outcome.kind === 'refuse')
+    return refuse(outcome.afterReset ? { ...s, refusedInARow: 0, refusedClients: new Set() } : s, r, outcome.clients, outcome.reason, effects);
   const { next, change, statistics, participants, examples, lossBefore, lossAfter, exponent } = outcome;
   const committedAt = new Date(now).toISOString();
   // The round's history carries its statistics, so a restarted server rebuilds the same scales, and
@@ -195,7 +204,10 @@ function uploadsCollected(s0: EngineState, stored: ReadonlyMap<string, UploadMes
     lossBefore,
     lossAfter,
     exponent,
-    pace: roundPace([...arrivals].filter(([id]) => r.assigned.has(id)).map(([, ms]) => ms), r.assigned.size),
+    pace: roundPace(
+      [...arrivals].filter(([id]) => r.assigned.has(id)).map(([, ms]) => ms),
+      r.assigned.size,
+    ),
     reason,
   };
   effects.push({ kind: 'commit', state: next, record: { round: r.round, change, participants, examples, lossBefore, lossAfter, committedAt, after } });
@@ -242,13 +254,24 @@ function commitDone(s: EngineState, r: OpenRound): Decision {
     refusedInARow: 0,
     refusedClients: new Set(),
   };
-  const result: ServerMessage = { type: 'result', round: r.round, participants: c.participants.length, examples: c.examples, lossBefore: c.lossBefore, lossAfter: c.lossAfter };
+  const result: ServerMessage = {
+    type: 'result',
+    round: r.round,
+    participants: c.participants.length,
+    examples: c.examples,
+    lossBefore: c.lossBefore,
+    lossAfter: c.lossAfter,
+  };
   const bytes = roundBytes(s, r.bytes, c.participants.length);
   const { participants, examples, lossBefore, lossAfter } = c;
   const effects: Effect[] = [
     { kind: 'committed', changes: [{ round: r.round, change: c.change }], round: r.round },
     { kind: 'send', clients: participants, message: result, round: r.round },
-    { kind: 'log', level: 'info', fields: { event: 'round_committed', round: r.round, reason: c.reason, participants, examples, lossBefore, lossAfter, exponent: c.exponent, bytes } },
+    {
+      kind: 'log',
+      level: 'info',
+      fields: { event: 'round_committed', round: r.round, reason: c.reason, participants, examples, lossBefore, lossAfter, exponent: c.exponent, bytes },
+    },
     { kind: 'emit', name: 'roundCommitted', payload: { round: r.round, participants, examples, lossBefore, lossAfter, bytes } },
     ...(isFinished(next) ? finishedEffects(next.committed.round) : [{ kind: 'startRound' } as const]),
   ];
@@ -272,14 +295,38 @@ function commitsRead(s: EngineState, e: Extract<EngineEvent, { type: 'commitsRea
     for (let j = 0; j < c.length; j++) c[j] += record.change[j];
     peakSumAbs = Math.max(peakSumAbs, sumAbs(c));
   }
-  const next: EngineState = { ...s, committed: state, statistics, peakSumAbs, open: ended ? null : open, attempt: 0, refusedInARow: 0, refusedClients: new Set() };
+  const next: EngineState = {
+    ...s,
+    committed: state,
+    statistics,
+    peakSumAbs,
+    open: ended ? null : open,
+    attempt: 0,
+    refusedInARow: 0,
+    refusedClients: new Set(),
+  };
   effects.push({ kind: 'committed', changes: records.map((x) => ({ round: x.round, change: x.change })), round: state.round });
   for (const x of records) {
-    const result: ServerMessage = { type: 'result', round: x.round, participants: x.participants.length, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter };
+    const result: ServerMessage = {
+      type: 'result',
+      round: x.round,
+      participants: x.participants.length,
+      examples: x.examples,
+      lossBefore: x.lossBefore,
+      lossAfter: x.lossAfter,
+    };
     effects.push({ kind: 'send', clients: x.participants, message: result, round: x.round });
     const bytes = roundBytes(s, open && open.round === x.round ? open.bytes : new Map(), x.participants.length);
-    effects.push({ kind: 'log', level: 'info', fields: { event: 'round_committed', round: x.round, by: 'another gateway', participants: x.participants, examples: x.examples } });
-    effects.push({ kind: 'emit', name: 'roundCommitted', payload: { round: x.round, participants: x.participants, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter, bytes } });
+    effects.push({
+      kind: 'log',
+      level: 'info',
+      fields: { event: 'round_committed', round: x.round, by: 'another gateway', participants: x.participants, examples: x.examples },
+    });
+    effects.push({
+      kind: 'emit',
+      name: 'roundCommitted',
+      payload: { round: x.round, participants: x.participants, examples: x.examples, lossBefore: x.lossBefore, lossAfter: x.lossAfter, bytes },
+    });
   }
   if (isFinished(next)) effects.push(...finishedEffects(next.committed.round));
   return { state: next, effects };
@@ -297,7 +344,13 @@ export function decide(s: EngineState, e: EngineEvent): Decision {
     }
     case 'openRoundSaveFailed': {
       if (!same(r, e.round, e.attempt) || r.announced) return none;
-      return { state: { ...s, open: null }, effects: [...(r.timerArmed ? [{ kind: 'cancelTimer' } as const] : []), { kind: 'log', level: 'warn', fields: { event: 'store_unavailable', error: e.error } }] };
+      return {
+        state: { ...s, open: null },
+        effects: [
+          ...(r.timerArmed ? [{ kind: 'cancelTimer' } as const] : []),
+          { kind: 'log', level: 'warn', fields: { event: 'store_unavailable', error: e.error } },
+        ],
+      };
     }
     case 'roundAdopted': {
       const x = e.record;
@@ -325,7 +378,10 @@ export function decide(s: EngineState, e: EngineEvent): Decision {
       missedInARow.delete(e.clientId);
       const next = { ...s, missedInARow };
       if (!same(r, e.round, e.attempt) || r.commit !== null || r.uploads.has(e.clientId)) return { state: next, effects: [] };
-      return { state: withOpen(next, { uploads: new Map(r.uploads).set(e.clientId, e.upload), arrivals: new Map(r.arrivals).set(e.clientId, e.now - r.startedAt) }), effects: [] };
+      return {
+        state: withOpen(next, { uploads: new Map(r.uploads).set(e.clientId, e.upload), arrivals: new Map(r.arrivals).set(e.clientId, e.now - r.startedAt) }),
+        effects: [],
+      };
     }
     case 'uploadSettled':
       if (!e.coordinator || !same(r, e.round, e.attempt) || r.closing) return none;
@@ -345,7 +401,10 @@ export function decide(s: EngineState, e: EngineEvent): Decision {
       if (e.now > k.deadlineAt) return { state: next, effects: [] };
       const missedInARow = new Map(s.missedInARow);
       missedInARow.delete(e.clientId);
-      return { state: { ...next, missedInARow }, effects: [{ kind: 'log', level: 'info', fields: { event: 'client_awaited_again', round: e.round, clientId: e.clientId } }] };
+      return {
+        state: { ...next, missedInARow },
+        effects: [{ kind: 'log', level: 'info', fields: { event: 'client_awaited_again', round: e.round, clientId: e.clientId } }],
+      };
     }
     case 'timerFired':
       if (!e.coordinator || !same(r, e.round, e.attempt) || r.closing) return none;
@@ -356,7 +415,10 @@ export function decide(s: EngineState, e: EngineEvent): Decision {
     case 'collectFailed':
       if (!same(r, e.round, e.attempt) || r.closing === null || r.commit !== null) return none;
       // Read again at the next look at the store, which arms the deadline anew.
-      return { state: withOpen(s, { closing: null, timerArmed: false }), effects: [{ kind: 'log', level: 'warn', fields: { event: 'store_unavailable', round: r.round, error: e.error } }] };
+      return {
+        state: withOpen(s, { closing: null, timerArmed: false }),
+        effects: [{ kind: 'log', level: 'warn', fields: { event: 'store_unavailable', round: r.round, error: e.error } }],
+      };
     case 'commitDone':
       if (!r || r.round !== e.round || r.commit === null) return none;
       return commitDone(s, r);
@@ -364,8 +426,21 @@ export function decide(s: EngineState, e: EngineEvent): Decision {
       if (!r || r.round !== e.round || r.commit === null) return none;
       const next = { ...s, open: null };
       // Another coordinator committed this round: take its commit over.
-      if (e.stale) return { state: next, effects: [{ kind: 'log', level: 'warn', fields: { event: 'commit_superseded', round: e.round, error: e.error } }, ...(s.closed ? [] : [{ kind: 'follow' } as const])] };
-      return { state: next, effects: [{ kind: 'log', level: 'error', fields: { event: 'commit_failed', round: e.round, error: e.error } }, ...(s.closed ? [] : [{ kind: 'startRound' } as const])] };
+      if (e.stale)
+        return {
+          state: next,
+          effects: [
+            { kind: 'log', level: 'warn', fields: { event: 'commit_superseded', round: e.round, error: e.error } },
+            ...(s.closed ? [] : [{ kind: 'follow' } as const]),
+          ],
+        };
+      return {
+        state: next,
+        effects: [
+          { kind: 'log', level: 'error', fields: { event: 'commit_failed', round: e.round, error: e.error } },
+          ...(s.closed ? [] : [{ kind: 'startRound' } as const]),
+        ],
+      };
     }
     case 'commitsRead':
       return commitsRead(s, e);

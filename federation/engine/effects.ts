@@ -22,7 +22,15 @@ export type Effect =
    * Completes with allInChecked: whether the round's store holds an upload of each `awaited` client
    * (null: all `sampled` of them); `local` are those this engine holds.
    */
-  | { readonly kind: 'checkAllIn'; readonly round: number; readonly attempt: number; readonly awaited: readonly string[] | null; readonly local: readonly string[]; readonly sampled: number; readonly then: 'pace' | 'none' }
+  | {
+      readonly kind: 'checkAllIn';
+      readonly round: number;
+      readonly attempt: number;
+      readonly awaited: readonly string[] | null;
+      readonly local: readonly string[];
+      readonly sampled: number;
+      readonly then: 'pace' | 'none';
+    }
   /** Completes with uploadsCollected or collectFailed. */
   | { readonly kind: 'collectUploads'; readonly round: number; readonly attempt: number }
   /** Completes with commitDone or commitFailed. */

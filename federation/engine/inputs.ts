@@ -11,16 +11,36 @@ export type EngineEvent =
   /** A round another gateway's coordinator opened, read from the store. */
   | { readonly type: 'roundAdopted'; readonly record: OpenRoundRecord }
   /** The store kept a client's upload for the round. */
-  | { readonly type: 'uploadAccepted'; readonly round: number; readonly attempt: number; readonly clientId: string; readonly upload: UploadMessage; readonly now: number }
+  | {
+      readonly type: 'uploadAccepted';
+      readonly round: number;
+      readonly attempt: number;
+      readonly clientId: string;
+      readonly upload: UploadMessage;
+      readonly now: number;
+    }
   /** An accepted upload was acknowledged: see whether the round is complete, else whether to pace it. */
   | { readonly type: 'uploadSettled'; readonly round: number; readonly attempt: number; readonly coordinator: boolean }
   /** Whether every awaited client's upload is in the store. */
-  | { readonly type: 'allInChecked'; readonly round: number; readonly attempt: number; readonly allIn: boolean; readonly then: 'pace' | 'none'; readonly coordinator: boolean }
+  | {
+      readonly type: 'allInChecked';
+      readonly round: number;
+      readonly attempt: number;
+      readonly allIn: boolean;
+      readonly then: 'pace' | 'none';
+      readonly coordinator: boolean;
+    }
   /** An upload for a round that closed already (acknowledged late). */
   | { readonly type: 'lateUpload'; readonly clientId: string; readonly round: number; readonly now: number }
   | { readonly type: 'timerFired'; readonly round: number; readonly attempt: number; readonly reason: 'deadline' | 'paced'; readonly coordinator: boolean }
   /** The uploads of a closing round the store holds (those through other gateways included). */
-  | { readonly type: 'uploadsCollected'; readonly round: number; readonly attempt: number; readonly stored: ReadonlyMap<string, UploadMessage>; readonly now: number }
+  | {
+      readonly type: 'uploadsCollected';
+      readonly round: number;
+      readonly attempt: number;
+      readonly stored: ReadonlyMap<string, UploadMessage>;
+      readonly now: number;
+    }
   | { readonly type: 'collectFailed'; readonly round: number; readonly attempt: number; readonly error: string }
   | { readonly type: 'commitDone'; readonly round: number }
   /** `stale`: another coordinator committed the round first. */

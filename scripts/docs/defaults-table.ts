@@ -26,39 +26,136 @@ interface Row {
 }
 
 const dash = '—';
-const sci = (x: number): string => x.toExponential().replace("e+", "e");
+const sci = (x: number): string => x.toExponential().replace('e+', 'e');
 
 const ROWS: readonly Row[] = [
-  { quantity: 'examples per step (batch)', train: TRAINING_DEFAULTS.batchSize, server: dash, simulate: TRAINING_DEFAULTS.batchSize, extension: TRAINING_DEFAULTS.batchSize, why: 'FedKSeed uses small batches' },
   {
-    quantity: 'tokens per window (`--seq-len`)', train: TRAINING_DEFAULTS.seqLen, server: dash, simulate: SIMULATION_DEFAULTS.seqLen, extension: TRAINING_DEFAULTS.seqLen,
+    quantity: 'examples per step (batch)',
+    train: TRAINING_DEFAULTS.batchSize,
+    server: dash,
+    simulate: TRAINING_DEFAULTS.batchSize,
+    extension: TRAINING_DEFAULTS.batchSize,
+    why: 'FedKSeed uses small batches',
+  },
+  {
+    quantity: 'tokens per window (`--seq-len`)',
+    train: TRAINING_DEFAULTS.seqLen,
+    server: dash,
+    simulate: SIMULATION_DEFAULTS.seqLen,
+    extension: TRAINING_DEFAULTS.seqLen,
     why: 'simulate runs many client processes on one machine and ends in minutes; its checkpoint records its windows, so `eval --checkpoint` scores them',
   },
   {
-    quantity: 'files read from a folder of text', train: 'every text file', server: dash, simulate: 'code files', extension: 'every text file (`fedkseed.data.include`)',
-    why: "simulate deals folders to clients as code packages; `--include` changes either, and the checkpoint records it",
+    quantity: 'files read from a folder of text',
+    train: 'every text file',
+    server: dash,
+    simulate: 'code files',
+    extension: 'every text file (`fedkseed.data.include`)',
+    why: 'simulate deals folders to clients as code packages; `--include` changes either, and the checkpoint records it',
   },
-  { quantity: 'shared seeds K', train: TRAINING_DEFAULTS.k, server: TRAINING_DEFAULTS.k, simulate: SIMULATION_DEFAULTS.k, extension: TRAINING_DEFAULTS.k, why: "simulate's few steps then touch most seeds, so Pro's importance has something to weigh" },
-  { quantity: 'perturbation scale ε', train: sci(TRAINING_DEFAULTS.epsilon), server: sci(TRAINING_DEFAULTS.epsilon), simulate: sci(TRAINING_DEFAULTS.epsilon), extension: sci(TRAINING_DEFAULTS.epsilon), why: 'the paper\'s' },
-  { quantity: 'perturbation shape', train: TRAINING_DEFAULTS.shape, server: FEDERATION_DEFAULTS.shape, simulate: SIMULATION_DEFAULTS.shape, extension: TRAINING_DEFAULTS.shape, why: 'learns faster than `isotropic` at the same bytes (results.md)' },
   {
-    quantity: 'learning rate η', train: sci(TRAINING_DEFAULTS.eta), server: sci(FEDERATION_DEFAULTS.eta), simulate: sci(SIMULATION_DEFAULTS.eta), extension: `${sci(TRAINING_DEFAULTS.eta)} (local federation: the same)`,
+    quantity: 'shared seeds K',
+    train: TRAINING_DEFAULTS.k,
+    server: TRAINING_DEFAULTS.k,
+    simulate: SIMULATION_DEFAULTS.k,
+    extension: TRAINING_DEFAULTS.k,
+    why: "simulate's few steps then touch most seeds, so Pro's importance has something to weigh",
+  },
+  {
+    quantity: 'perturbation scale ε',
+    train: sci(TRAINING_DEFAULTS.epsilon),
+    server: sci(TRAINING_DEFAULTS.epsilon),
+    simulate: sci(TRAINING_DEFAULTS.epsilon),
+    extension: sci(TRAINING_DEFAULTS.epsilon),
+    why: "the paper's",
+  },
+  {
+    quantity: 'perturbation shape',
+    train: TRAINING_DEFAULTS.shape,
+    server: FEDERATION_DEFAULTS.shape,
+    simulate: SIMULATION_DEFAULTS.shape,
+    extension: TRAINING_DEFAULTS.shape,
+    why: 'learns faster than `isotropic` at the same bytes (results.md)',
+  },
+  {
+    quantity: 'learning rate η',
+    train: sci(TRAINING_DEFAULTS.eta),
+    server: sci(FEDERATION_DEFAULTS.eta),
+    simulate: sci(SIMULATION_DEFAULTS.eta),
+    extension: `${sci(TRAINING_DEFAULTS.eta)} (local federation: the same)`,
     why: "a round's update averages several clients, with less noise than local steps, so a federation of several bears a larger rate",
   },
-  { quantity: 'local steps per round τ', train: dash, server: FEDERATION_DEFAULTS.tau, simulate: SIMULATION_DEFAULTS.tau, extension: LOCAL_FEDERATION_DEFAULTS.tau, why: "the paper's τ = 200 across machines; rounds watched as they happen are short" },
-  { quantity: 'rounds', train: dash, server: FEDERATION_DEFAULTS.rounds, simulate: SIMULATION_DEFAULTS.rounds, extension: LOCAL_FEDERATION_DEFAULTS.rounds, why: 'a demonstration ends in minutes' },
-  { quantity: 'clients per round', train: dash, server: FEDERATION_DEFAULTS.clientsPerRound, simulate: SIMULATION_DEFAULTS.clients, extension: LOCAL_FEDERATION_DEFAULTS.clientsPerRound, why: "simulate samples all its clients; the extension's local federation has one" },
-  { quantity: 'seed sampling', train: 'uniform', server: FEDERATION_DEFAULTS.sampling, simulate: SIMULATION_DEFAULTS.sampling, extension: LOCAL_FEDERATION_DEFAULTS.sampling, why: 'Pro needs rounds to learn importance; a local run has none' },
-  { quantity: 'round deadline (s)', train: dash, server: FEDERATION_DEFAULTS.deadlineSeconds, simulate: SIMULATION_DEFAULTS.deadlineSeconds, extension: LOCAL_FEDERATION_DEFAULTS.deadlineSeconds, why: '' },
-  { quantity: 'ZO steps of a local run', train: TRAINING_DEFAULTS.steps, server: dash, simulate: dash, extension: TRAINING_DEFAULTS.steps, why: '' },
-  { quantity: 'held-out evaluation every', train: `${TRAINING_DEFAULTS.evalEvery} steps`, server: dash, simulate: 'every round', extension: `${TRAINING_DEFAULTS.evalEvery} steps`, why: '' },
   {
-    quantity: 'held-out examples scored', train: TRAINING_DEFAULTS.evalExamples, server: dash, simulate: TRAINING_DEFAULTS.evalExamples, extension: TRAINING_DEFAULTS.evalExamples,
+    quantity: 'local steps per round τ',
+    train: dash,
+    server: FEDERATION_DEFAULTS.tau,
+    simulate: SIMULATION_DEFAULTS.tau,
+    extension: LOCAL_FEDERATION_DEFAULTS.tau,
+    why: "the paper's τ = 200 across machines; rounds watched as they happen are short",
+  },
+  {
+    quantity: 'rounds',
+    train: dash,
+    server: FEDERATION_DEFAULTS.rounds,
+    simulate: SIMULATION_DEFAULTS.rounds,
+    extension: LOCAL_FEDERATION_DEFAULTS.rounds,
+    why: 'a demonstration ends in minutes',
+  },
+  {
+    quantity: 'clients per round',
+    train: dash,
+    server: FEDERATION_DEFAULTS.clientsPerRound,
+    simulate: SIMULATION_DEFAULTS.clients,
+    extension: LOCAL_FEDERATION_DEFAULTS.clientsPerRound,
+    why: "simulate samples all its clients; the extension's local federation has one",
+  },
+  {
+    quantity: 'seed sampling',
+    train: 'uniform',
+    server: FEDERATION_DEFAULTS.sampling,
+    simulate: SIMULATION_DEFAULTS.sampling,
+    extension: LOCAL_FEDERATION_DEFAULTS.sampling,
+    why: 'Pro needs rounds to learn importance; a local run has none',
+  },
+  {
+    quantity: 'round deadline (s)',
+    train: dash,
+    server: FEDERATION_DEFAULTS.deadlineSeconds,
+    simulate: SIMULATION_DEFAULTS.deadlineSeconds,
+    extension: LOCAL_FEDERATION_DEFAULTS.deadlineSeconds,
+    why: '',
+  },
+  { quantity: 'ZO steps of a local run', train: TRAINING_DEFAULTS.steps, server: dash, simulate: dash, extension: TRAINING_DEFAULTS.steps, why: '' },
+  {
+    quantity: 'held-out evaluation every',
+    train: `${TRAINING_DEFAULTS.evalEvery} steps`,
+    server: dash,
+    simulate: 'every round',
+    extension: `${TRAINING_DEFAULTS.evalEvery} steps`,
+    why: '',
+  },
+  {
+    quantity: 'held-out examples scored',
+    train: TRAINING_DEFAULTS.evalExamples,
+    server: dash,
+    simulate: TRAINING_DEFAULTS.evalExamples,
+    extension: TRAINING_DEFAULTS.evalExamples,
     why: `a federation client scores ${CLIENT_DEFAULTS.heldOutExamples} of its own before and after each round`,
   },
-  { quantity: 'held-out share', train: TRAINING_DEFAULTS.heldOutFraction, server: dash, simulate: TRAINING_DEFAULTS.heldOutFraction, extension: TRAINING_DEFAULTS.heldOutFraction, why: '' },
   {
-    quantity: 'execution provider', train: ENGINE_DEFAULTS.provider.cli, server: dash, simulate: ENGINE_DEFAULTS.provider.cli, extension: ENGINE_DEFAULTS.provider.extension,
+    quantity: 'held-out share',
+    train: TRAINING_DEFAULTS.heldOutFraction,
+    server: dash,
+    simulate: TRAINING_DEFAULTS.heldOutFraction,
+    extension: TRAINING_DEFAULTS.heldOutFraction,
+    why: '',
+  },
+  {
+    quantity: 'execution provider',
+    train: ENGINE_DEFAULTS.provider.cli,
+    server: dash,
+    simulate: ENGINE_DEFAULTS.provider.cli,
+    extension: ENGINE_DEFAULTS.provider.extension,
     why: "the CLI's processes come many to a machine and would all land on one GPU; the extension runs one trainer",
   },
   { quantity: 'server port', train: dash, server: FEDERATION_DEFAULTS.port, simulate: 'any free port', extension: LOCAL_FEDERATION_DEFAULTS.port, why: '' },
@@ -77,7 +174,8 @@ export function defaultsTable(): string {
 /** The markdown table of each hyperparameter's one bound (protocol/config-limits.ts). */
 export function boundsTable(): string {
   const lines = ['| quantity | bound | why |', '|---|---|---|'];
-  for (const [name, b] of Object.entries(HYPERPARAMETER_BOUNDS) as [string, Bound][]) lines.push(`| \`${name}\` | ${escape(describeBound(b))} | ${escape(b.why)} |`);
+  for (const [name, b] of Object.entries(HYPERPARAMETER_BOUNDS) as [string, Bound][])
+    lines.push(`| \`${name}\` | ${escape(describeBound(b))} | ${escape(b.why)} |`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -110,15 +110,20 @@ export async function startCodeServer(tools: HarnessTools, options: CodeServerOp
 
   const args = [
     tools.codeServerEntry,
-    '--config', configFile,
-    '--user-data-dir', dirs.userData,
-    '--extensions-dir', dirs.extensions,
+    '--config',
+    configFile,
+    '--user-data-dir',
+    dirs.userData,
+    '--extensions-dir',
+    dirs.extensions,
     '--disable-telemetry',
     '--disable-update-check',
     '--disable-workspace-trust',
     '--ignore-last-opened',
-    '--reconnection-grace-time', '5',
-    '--vscode-option', 'enable-smoke-test-driver',
+    '--reconnection-grace-time',
+    '5',
+    '--vscode-option',
+    'enable-smoke-test-driver',
   ];
   const env = {
     ...process.env,
@@ -131,10 +136,14 @@ export async function startCodeServer(tools: HarnessTools, options: CodeServerOp
   };
   if (options.vsix) {
     // The same command a user runs (`code-server --install-extension file.vsix`), into this run's folders.
-    await runCommand(tools.node, [tools.codeServerEntry, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions, '--install-extension', options.vsix], {
-      cwd: dirs.workspace,
-      env,
-    });
+    await runCommand(
+      tools.node,
+      [tools.codeServerEntry, '--user-data-dir', dirs.userData, '--extensions-dir', dirs.extensions, '--install-extension', options.vsix],
+      {
+        cwd: dirs.workspace,
+        env,
+      },
+    );
   }
   const child = spawn(tools.node, args, {
     cwd: dirs.workspace,

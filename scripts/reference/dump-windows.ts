@@ -32,20 +32,23 @@ const seqLen = Number(values['seq-len']);
 const seed = Number(values.seed);
 const tokenizer = loadTokenizer(values.tokenizer as string);
 async function main(): Promise<void> {
-const data = await loadDataset(dataPath, { tokenizer, seqLen, heldOutFraction: Number(values['held-out']) });
-const sampler = new BatchSampler(data.train, { batchSize, seqLen, padId: tokenizer.padId, seed: deriveSeed(seed, 'batches') });
-const rows = (b: { inputIds: BigInt64Array; attentionMask: BigInt64Array; labels: BigInt64Array; batch: number; seq: number }) => ({
-  ids: Array.from(b.inputIds, Number),
-  mask: Array.from(b.attentionMask, Number),
-  labels: Array.from(b.labels, Number),
-  batch: b.batch,
-  seq: b.seq,
-});
-const train = Array.from({ length: Number(values.steps) }, () => rows(sampler.next()));
-const held = data.heldOut.slice(0, Number(values['eval-examples']));
-const heldOut = [...evalBatches(held, { batchSize, seqLen, padId: tokenizer.padId })].map(rows);
-writeFileSync(out, JSON.stringify({ data: dataPath, batchSize, seqLen, seed, trainExamples: data.train.length, heldOutExamples: data.heldOut.length, train, heldOut }));
-console.log(`${train.length} batches, ${heldOut.length} held-out batches (${held.length} of ${data.heldOut.length} held-out examples) → ${out}`);
+  const data = await loadDataset(dataPath, { tokenizer, seqLen, heldOutFraction: Number(values['held-out']) });
+  const sampler = new BatchSampler(data.train, { batchSize, seqLen, padId: tokenizer.padId, seed: deriveSeed(seed, 'batches') });
+  const rows = (b: { inputIds: BigInt64Array; attentionMask: BigInt64Array; labels: BigInt64Array; batch: number; seq: number }) => ({
+    ids: Array.from(b.inputIds, Number),
+    mask: Array.from(b.attentionMask, Number),
+    labels: Array.from(b.labels, Number),
+    batch: b.batch,
+    seq: b.seq,
+  });
+  const train = Array.from({ length: Number(values.steps) }, () => rows(sampler.next()));
+  const held = data.heldOut.slice(0, Number(values['eval-examples']));
+  const heldOut = [...evalBatches(held, { batchSize, seqLen, padId: tokenizer.padId })].map(rows);
+  writeFileSync(
+    out,
+    JSON.stringify({ data: dataPath, batchSize, seqLen, seed, trainExamples: data.train.length, heldOutExamples: data.heldOut.length, train, heldOut }),
+  );
+  console.log(`${train.length} batches, ${heldOut.length} held-out batches (${held.length} of ${data.heldOut.length} held-out examples) → ${out}`);
 }
 
 void main();

@@ -73,10 +73,7 @@ export function buildBigramModel(o: BigramModelOptions): BigramModel {
     graph: {
       name: 'bigram',
       node: nodes,
-      initializer: [
-        rawTensor(BIGRAM_TABLE, storageDataType(storage), [v, v], table.bytes),
-        rawTensor(BIGRAM_BIAS, storageDataType(storage), [v], bias.bytes),
-      ],
+      initializer: [rawTensor(BIGRAM_TABLE, storageDataType(storage), [v, v], table.bytes), rawTensor(BIGRAM_BIAS, storageDataType(storage), [v], bias.bytes)],
       input: [valueInfo('input_ids', DataType.INT64, ['batch', 'sequence']), valueInfo('attention_mask', DataType.INT64, ['batch', 'sequence'])],
       output: [valueInfo('logits', DataType.FLOAT, ['batch', 'sequence', v])],
     },

@@ -53,14 +53,6 @@ export class MemoryFederationStore extends LocalRounds implements FederationStor
     this.committed(record.round);
   }
 
-
-
-
-
-
-
-
-
   async loadRound(round: number): Promise<RoundRecord | null> {
     const r = this.rounds.get(round);
     return r ? { ...r, change: new Float64Array(r.change) } : null;

@@ -45,7 +45,10 @@ export function weightArrays(weights: FloatWeight[]): Map<string, Float32Array> 
 }
 
 /** Mean loss of the reference batch under `weights` (default: the model's own). */
-export async function fixtureLoss(model: LoadedModel, weights: ReadonlyMap<string, Float32Array> = weightArrays(model.weights)): Promise<{ loss: number; tokens: number }> {
+export async function fixtureLoss(
+  model: LoadedModel,
+  weights: ReadonlyMap<string, Float32Array> = weightArrays(model.weights),
+): Promise<{ loss: number; tokens: number }> {
   const session = await ModelSession.create(model, { intraOpNumThreads: 1 });
   try {
     session.bindWeights(weights);

@@ -27,8 +27,15 @@ export interface TestPostgres {
 
 function binDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
-  if (versions.length === 0) throw new Error(`PostgreSQL's server binaries (initdb, pg_ctl) are missing from ${root}: install the Debian package postgresql (apt-get install postgresql)`);
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (versions.length === 0)
+    throw new Error(
+      `PostgreSQL's server binaries (initdb, pg_ctl) are missing from ${root}: install the Debian package postgresql (apt-get install postgresql)`,
+    );
   return join(root, versions[0], 'bin');
 }
 

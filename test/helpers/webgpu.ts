@@ -29,7 +29,13 @@ export function webgpuSkipReason(): Promise<string | null> {
         irVersion: 8,
         opsetImport: [{ domain: '', version: 18 }],
         producerName: 'test',
-        graph: { name: 'add', node: [node('Add', ['x', 'x'], ['y'], 'add')], initializer: [], input: [valueInfo('x', DataType.FLOAT, [2])], output: [valueInfo('y', DataType.FLOAT, [2])] },
+        graph: {
+          name: 'add',
+          node: [node('Add', ['x', 'x'], ['y'], 'add')],
+          initializer: [],
+          input: [valueInfo('x', DataType.FLOAT, [2])],
+          output: [valueInfo('y', DataType.FLOAT, [2])],
+        },
       }),
     );
     try {

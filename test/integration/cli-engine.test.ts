@@ -37,9 +37,35 @@ describe('fedkseed eval / train / export', () => {
   it('train --json streams events and writes a checkpoint that eval and export reproduce exactly', () => {
     const checkpoint = join(work, 'ck.json');
     const model = join(work, 'out', 'model.onnx');
-    const r = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '12', '--eval-every', '6', '--held-out', '0.3', '--eval-examples', '8', '-k', '64', '--out', checkpoint, '--export', model, '--json');
+    const r = fedkseed(
+      'train',
+      '--data',
+      code,
+      '--seq-len',
+      '64',
+      '--batch-size',
+      '2',
+      '--steps',
+      '12',
+      '--eval-every',
+      '6',
+      '--held-out',
+      '0.3',
+      '--eval-examples',
+      '8',
+      '-k',
+      '64',
+      '--out',
+      checkpoint,
+      '--export',
+      model,
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
     assert.equal(events[0].event, 'start');
     assert.equal(events.filter((e) => e.event === 'step').length, 12);
     assert.equal(events.filter((e) => e.event === 'eval').length, 3);
@@ -54,26 +80,81 @@ describe('fedkseed eval / train / export', () => {
     // The checkpoint evaluated on the base model and the exported file give the same loss, and it
     // differs from the base model's: training changed the model. The checkpoint's own evaluation setup
     // (held-out share 0.3, 8 examples) is taken by eval --checkpoint and given to the exported model's eval.
-    const viaCheckpoint = JSON.parse(fedkseed('eval', '--data', code, '--checkpoint', checkpoint, '--json').stdout) as { loss: number; seqLen: number; examples: number };
+    const viaCheckpoint = JSON.parse(fedkseed('eval', '--data', code, '--checkpoint', checkpoint, '--json').stdout) as {
+      loss: number;
+      seqLen: number;
+      examples: number;
+    };
     assert.equal(viaCheckpoint.seqLen, 64);
     const exported = join(work, 'exported.onnx');
     assert.equal(fedkseed('export', '--checkpoint', checkpoint, '--out', exported).status, 0);
     const viaExport = JSON.parse(
-      fedkseed('eval', '--model', exported, '--tokenizer', join(root, 'models', 'tiny-code-lm', 'tokenizer.json'), '--data', code, '--seq-len', '64', '--held-out', '0.3', '--max-examples', '8', '--json').stdout,
+      fedkseed(
+        'eval',
+        '--model',
+        exported,
+        '--tokenizer',
+        join(root, 'models', 'tiny-code-lm', 'tokenizer.json'),
+        '--data',
+        code,
+        '--seq-len',
+        '64',
+        '--held-out',
+        '0.3',
+        '--max-examples',
+        '8',
+        '--json',
+      ).stdout,
     ) as { loss: number };
     assert.ok(Math.abs(viaCheckpoint.loss - viaExport.loss) < 1e-6, `${viaCheckpoint.loss} vs ${viaExport.loss}`);
-    const base = JSON.parse(fedkseed('eval', '--data', code, '--seq-len', '64', '--held-out', '0.3', '--max-examples', '8', '--json').stdout) as { loss: number };
+    const base = JSON.parse(fedkseed('eval', '--data', code, '--seq-len', '64', '--held-out', '0.3', '--max-examples', '8', '--json').stdout) as {
+      loss: number;
+    };
     assert.notEqual(viaCheckpoint.loss, base.loss);
   });
 
   it('a learning rate that diverges stops the run, names --eta, and keeps the best checkpoint (here the start) beside the last', () => {
     const checkpoint = join(work, 'diverged.json');
-    const r = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '200', '--eval-every', '5', '--held-out', '0.3', '--eval-examples', '8', '-k', '64', '--eta', '50', '--out', checkpoint, '--json');
+    const r = fedkseed(
+      'train',
+      '--data',
+      code,
+      '--seq-len',
+      '64',
+      '--batch-size',
+      '2',
+      '--steps',
+      '200',
+      '--eval-every',
+      '5',
+      '--held-out',
+      '0.3',
+      '--eval-examples',
+      '8',
+      '-k',
+      '64',
+      '--eta',
+      '50',
+      '--out',
+      checkpoint,
+      '--json',
+    );
     assert.equal(r.status, 1, 'a diverged run fails');
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; [k: string]: unknown });
     const diverged = events.find((e) => e.event === 'diverged');
     assert.ok(diverged, 'a diverged event');
-    const done = events.at(-1) as { event: string; steps: number; best: { step: number; loss: number }; heldOutBefore: number; heldOutAfter: number; diverged: string; lastCheckpoint: string };
+    const done = events.at(-1) as {
+      event: string;
+      steps: number;
+      best: { step: number; loss: number };
+      heldOutBefore: number;
+      heldOutAfter: number;
+      diverged: string;
+      lastCheckpoint: string;
+    };
     assert.equal(done.event, 'done');
     assert.ok(done.steps < 200, `stopped early, after ${done.steps} steps`);
     assert.match(done.diverged, /--eta/);
@@ -83,9 +164,32 @@ describe('fedkseed eval / train / export', () => {
     // no options to score the same examples.
     const kept = JSON.parse(fedkseed('eval', '--data', code, '--checkpoint', checkpoint, '--json').stdout) as { loss: number };
     assert.ok(Math.abs(kept.loss - done.best.loss) < 1e-5, `${kept.loss} vs ${done.best.loss}`);
-    assert.ok(existsSync(done.lastCheckpoint), 'the last step\'s coefficients are kept too');
+    assert.ok(existsSync(done.lastCheckpoint), "the last step's coefficients are kept too");
     // The text output says it.
-    const text = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '200', '--eval-every', '5', '--held-out', '0.3', '--eval-examples', '8', '-k', '64', '--eta', '50', '--out', checkpoint, '--force');
+    const text = fedkseed(
+      'train',
+      '--data',
+      code,
+      '--seq-len',
+      '64',
+      '--batch-size',
+      '2',
+      '--steps',
+      '200',
+      '--eval-every',
+      '5',
+      '--held-out',
+      '0.3',
+      '--eval-examples',
+      '8',
+      '-k',
+      '64',
+      '--eta',
+      '50',
+      '--out',
+      checkpoint,
+      '--force',
+    );
     assert.equal(text.status, 1);
     assert.match(text.stdout, /diverged.*lower --eta/);
     assert.match(text.stdout, /never went below where the run started/);
@@ -93,14 +197,56 @@ describe('fedkseed eval / train / export', () => {
 
   it('train prints the time left at its pace, and a continued run counts its steps from where it goes on', () => {
     const first = join(work, 'paced.json');
-    const r = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '20', '--eval-every', '0', '-k', '64', '--keep', 'last', '--out', first);
+    const r = fedkseed(
+      'train',
+      '--data',
+      code,
+      '--seq-len',
+      '64',
+      '--batch-size',
+      '2',
+      '--steps',
+      '20',
+      '--eval-every',
+      '0',
+      '-k',
+      '64',
+      '--keep',
+      'last',
+      '--out',
+      first,
+    );
     assert.equal(r.status, 0, r.stderr);
     const progress = r.stderr.split('\n').filter((l) => /^step +\d+\/\d+ +train loss/.test(l));
     assert.ok(progress.length >= 5, r.stderr);
-    assert.ok(progress.every((l) => / \d+\/20 /.test(l)), 'the first run counts to its 20 steps');
-    assert.ok(progress.slice(1, -1).every((l) => / ~\d+ (s|min) left$/.test(l)), `every line but the first and last says the time left:\n${progress.join('\n')}`);
+    assert.ok(
+      progress.every((l) => / \d+\/20 /.test(l)),
+      'the first run counts to its 20 steps',
+    );
+    assert.ok(
+      progress.slice(1, -1).every((l) => / ~\d+ (s|min) left$/.test(l)),
+      `every line but the first and last says the time left:\n${progress.join('\n')}`,
+    );
     // Continued: its steps are 21–30 of 30, and its pace is its own.
-    const more = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '10', '--eval-every', '0', '-k', '64', '--from', first, '--out', join(work, 'paced-more.json'));
+    const more = fedkseed(
+      'train',
+      '--data',
+      code,
+      '--seq-len',
+      '64',
+      '--batch-size',
+      '2',
+      '--steps',
+      '10',
+      '--eval-every',
+      '0',
+      '-k',
+      '64',
+      '--from',
+      first,
+      '--out',
+      join(work, 'paced-more.json'),
+    );
     assert.equal(more.status, 0, more.stderr);
     const continued = more.stderr.split('\n').filter((l) => /^step +\d+\/\d+ +train loss/.test(l));
     assert.match(continued[0], /^step +21\/30 /);
@@ -132,7 +278,10 @@ describe('fedkseed eval / train / export', () => {
     // One good example: nothing to hold out, so score all of it.
     const r5 = fedkseed('eval', '--data', badData, '--format', 'dolly', '--split', 'all', '--json');
     assert.equal(r5.status, 0, r5.stderr);
-    const lines = r5.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r5.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.deepEqual(lines[0], { event: 'data-problem', file: badData, line: 2, message: lines[0].message });
     assert.ok('loss' in (lines.at(-1) as object));
 
@@ -151,7 +300,11 @@ function eightFiles(): string {
 }
 
 type Event = { event: string; [k: string]: unknown };
-const events = (stdout: string): Event[] => stdout.trim().split('\n').map((l) => JSON.parse(l) as Event);
+const events = (stdout: string): Event[] =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Event);
 const quick = ['--steps', '2', '-k', '64', '--seq-len', '64', '--json'];
 
 describe('fedkseed train / eval on a small folder', () => {
@@ -173,7 +326,22 @@ describe('fedkseed train / eval on a small folder', () => {
     assert.equal(all.filter((e) => e.event === 'eval').length, 0);
     const done = all.at(-1) as Event;
     assert.deepEqual([done.event, done.steps, done.heldOutBefore, done.heldOutAfter], ['done', 2, null, null]);
-    const text = fedkseed('train', '--data', eightFiles(), '--held-out', '0', '--steps', '1', '-k', '64', '--seq-len', '64', '--out', join(work, 'no-eval.json'), '--force');
+    const text = fedkseed(
+      'train',
+      '--data',
+      eightFiles(),
+      '--held-out',
+      '0',
+      '--steps',
+      '1',
+      '-k',
+      '64',
+      '--seq-len',
+      '64',
+      '--out',
+      join(work, 'no-eval.json'),
+      '--force',
+    );
     assert.equal(text.status, 0, text.stderr);
     assert.match(text.stderr, /no held-out set/);
   });

@@ -83,57 +83,109 @@ async function closedPort(): Promise<number> {
 }
 
 describe("the README's federation example", () => {
-  it('a token for alice: a client without --id is told to pass --id alice; with it, server and client say the round waits for more clients', { timeout: 90_000 }, async () => {
-    const store = join(work, 'server');
-    const created = fedkseed('tokens', 'create', '--store', store, '--label', 'alice', '--client-id', 'alice');
-    assert.equal(created.status, 0, created.stderr);
-    const token = created.stdout.trim();
-    const server = start('server', '--port', '0', '--store', store, '--rounds', '2', '--clients-per-round', '5', '--sampling', 'pro');
-    try {
-      const url = (await server.waitFor(/ws:\/\/127\.0\.0\.1:\d+/, 30_000)).trim();
-      // Nobody connected yet: the server says what round 1 waits for.
-      await server.waitFor(/round 1 waits for 5 more clients \(0 of 5 connected\)/, 15_000);
-
-      // The README's client line without --id: the id defaults to host + data path, not alice.
-      const wrong = fedkseed('client', '--server', url, '--token', token, '--data', code, '--seq-len', '32', '--max-attempts', '1');
-      assert.notEqual(wrong.status, 0);
-      assert.match(wrong.stderr, /IdentityMismatch/);
-      assert.match(wrong.stderr, /pass --id alice\b/, wrong.stderr);
-
-      const client = start('client', '--server', url, '--token', token, '--id', 'alice', '--data', code, '--seq-len', '32', '--out', join(work, 'replica.json'));
+  it(
+    'a token for alice: a client without --id is told to pass --id alice; with it, server and client say the round waits for more clients',
+    { timeout: 90_000 },
+    async () => {
+      const store = join(work, 'server');
+      const created = fedkseed('tokens', 'create', '--store', store, '--label', 'alice', '--client-id', 'alice');
+      assert.equal(created.status, 0, created.stderr);
+      const token = created.stdout.trim();
+      const server = start('server', '--port', '0', '--store', store, '--rounds', '2', '--clients-per-round', '5', '--sampling', 'pro');
       try {
-        await client.waitFor(/federation: 2 rounds/, 30_000);
-        await server.waitFor(/client alice joined/, 10_000);
-        await server.waitFor(/round 1 waits for 4 more clients \(1 of 5 connected\)/, 15_000);
-        // The client cannot count the others, but it says why nothing happens and where to look.
-        const line = await client.waitFor(/round 1 has not started after \d+ s[^\n]*/, 20_000);
-        assert.match(line, /waits for enough clients \(5 per round/, line);
-        // Still nothing trained: the messages are not a round that ran.
-        assert.doesNotMatch(client.err, /local steps/);
+        const url = (await server.waitFor(/ws:\/\/127\.0\.0\.1:\d+/, 30_000)).trim();
+        // Nobody connected yet: the server says what round 1 waits for.
+        await server.waitFor(/round 1 waits for 5 more clients \(0 of 5 connected\)/, 15_000);
+
+        // The README's client line without --id: the id defaults to host + data path, not alice.
+        const wrong = fedkseed('client', '--server', url, '--token', token, '--data', code, '--seq-len', '32', '--max-attempts', '1');
+        assert.notEqual(wrong.status, 0);
+        assert.match(wrong.stderr, /IdentityMismatch/);
+        assert.match(wrong.stderr, /pass --id alice\b/, wrong.stderr);
+
+        const client = start(
+          'client',
+          '--server',
+          url,
+          '--token',
+          token,
+          '--id',
+          'alice',
+          '--data',
+          code,
+          '--seq-len',
+          '32',
+          '--out',
+          join(work, 'replica.json'),
+        );
+        try {
+          await client.waitFor(/federation: 2 rounds/, 30_000);
+          await server.waitFor(/client alice joined/, 10_000);
+          await server.waitFor(/round 1 waits for 4 more clients \(1 of 5 connected\)/, 15_000);
+          // The client cannot count the others, but it says why nothing happens and where to look.
+          const line = await client.waitFor(/round 1 has not started after \d+ s[^\n]*/, 20_000);
+          assert.match(line, /waits for enough clients \(5 per round/, line);
+          // Still nothing trained: the messages are not a round that ran.
+          assert.doesNotMatch(client.err, /local steps/);
+        } finally {
+          await stop(client);
+        }
       } finally {
-        await stop(client);
+        await stop(server);
       }
-    } finally {
-      await stop(server);
-    }
-  });
+    },
+  );
 
   it('an unreachable server: the first retry line names the cause and the attempt', { timeout: 60_000 }, async () => {
     const port = await closedPort();
-    const r = fedkseed('client', '--server', `ws://127.0.0.1:${port}`, '--token', 'x', '--id', 'nobody', '--data', code, '--seq-len', '32', '--max-attempts', '2');
+    const r = fedkseed(
+      'client',
+      '--server',
+      `ws://127.0.0.1:${port}`,
+      '--token',
+      'x',
+      '--id',
+      'nobody',
+      '--data',
+      code,
+      '--seq-len',
+      '32',
+      '--max-attempts',
+      '2',
+    );
     assert.notEqual(r.status, 0);
     const lines = r.stderr.split('\n');
     const first = lines.find((l) => /retrying in/.test(l));
     assert.ok(first, r.stderr);
-    assert.match(first, new RegExp(`cannot reach ws://127\\.0\\.0\\.1:${port}: connection refused \\(ECONNREFUSED\\); retrying in \\d+\\.\\d s \\(attempt 1 of 2\\)`));
+    assert.match(
+      first,
+      new RegExp(`cannot reach ws://127\\.0\\.0\\.1:${port}: connection refused \\(ECONNREFUSED\\); retrying in \\d+\\.\\d s \\(attempt 1 of 2\\)`),
+    );
     assert.match(r.stderr, /gave up after 2 failed connection attempts .*connection refused \(ECONNREFUSED\)/);
   });
 
   it('a host name that does not resolve is named as such on the first line', { timeout: 60_000 }, async () => {
-    const r = fedkseed('client', '--server', 'ws://fedkseed-no-such-host.invalid:7070', '--token', 'x', '--id', 'nobody', '--data', code, '--seq-len', '32', '--max-attempts', '2');
+    const r = fedkseed(
+      'client',
+      '--server',
+      'ws://fedkseed-no-such-host.invalid:7070',
+      '--token',
+      'x',
+      '--id',
+      'nobody',
+      '--data',
+      code,
+      '--seq-len',
+      '32',
+      '--max-attempts',
+      '2',
+    );
     assert.notEqual(r.status, 0);
     const first = r.stderr.split('\n').find((l) => /retrying in/.test(l));
     assert.ok(first, r.stderr);
-    assert.match(first, /cannot reach ws:\/\/fedkseed-no-such-host\.invalid:7070: the host name fedkseed-no-such-host\.invalid does not resolve \((ENOTFOUND|EAI_AGAIN)\)/);
+    assert.match(
+      first,
+      /cannot reach ws:\/\/fedkseed-no-such-host\.invalid:7070: the host name fedkseed-no-such-host\.invalid does not resolve \((ENOTFOUND|EAI_AGAIN)\)/,
+    );
   });
 });

@@ -78,7 +78,13 @@ describe('outputs are not replaced without a word', () => {
     const store = join(work, 'project', '.fedkseed', 'server');
     const r = fedkseed('tokens', 'create', '--store', store, '--label', 'alice');
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(readFileSync(join(work, 'project', '.fedkseed', '.gitignore'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).join(), '*');
+    assert.equal(
+      readFileSync(join(work, 'project', '.fedkseed', '.gitignore'), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .join(),
+      '*',
+    );
   });
 });
 
@@ -130,12 +136,17 @@ describe('errors say the fix in a few lines', () => {
     try {
       const store = join(work, 'port-store');
       // Asynchronous: the port is held by this process, which must stay responsive.
-      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'server', '--port', String(port), '--store', store], { cwd: root });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'server', '--port', String(port), '--store', store], {
+        cwd: root,
+      });
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const status = await new Promise<number | null>((resolve) => child.on('exit', resolve));
       assert.notEqual(status, 0);
-      assert.match(stderr, new RegExp(`port 127\\.0\\.0\\.1:${port} is already in use \\(EADDRINUSE\\); pass another port \\(--port ${port + 1}\\) or --port 0 for any free one`));
+      assert.match(
+        stderr,
+        new RegExp(`port 127\\.0\\.0\\.1:${port} is already in use \\(EADDRINUSE\\); pass another port \\(--port ${port + 1}\\) or --port 0 for any free one`),
+      );
       assert.ok(!existsSync(store), 'no store folder was created');
     } finally {
       await new Promise<void>((resolve) => taken.close(() => resolve()));
@@ -171,7 +182,20 @@ describe('one spelling of each figure', () => {
   });
 
   it('no help line gives two defaults', () => {
-    const commands = [['eval'], ['train'], ['export'], ['inspect'], ['server'], ['server', 'backup'], ['server', 'restore'], ['server', 'repair'], ['client'], ['simulate'], ['tokens', 'create'], ['tokens', 'list']];
+    const commands = [
+      ['eval'],
+      ['train'],
+      ['export'],
+      ['inspect'],
+      ['server'],
+      ['server', 'backup'],
+      ['server', 'restore'],
+      ['server', 'repair'],
+      ['client'],
+      ['simulate'],
+      ['tokens', 'create'],
+      ['tokens', 'list'],
+    ];
     for (const b of ['engine', 'generate', 'completions', 'memory', 'federation', 'study']) commands.push(['bench', b]);
     for (const c of commands) {
       const r = fedkseed(...c, '--help');
@@ -205,7 +229,11 @@ describe('one spelling of each figure', () => {
 describe('hints run as typed', () => {
   it('run through node bin/fedkseed.js from another folder, the export hint names that command, not a bare fedkseed', () => {
     const ck = join(work, 'hint-ck.json');
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'fedkseed.js'), 'train', ...quick, '--steps', '2', '--out', ck], { cwd: work, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync(process.execPath, [join(root, 'bin', 'fedkseed.js'), 'train', ...quick, '--steps', '2', '--out', ck], {
+      cwd: work,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     assert.equal(r.status, 0, r.stderr);
     const hint = r.stderr.split('\n').find((l) => /export the model:/.test(l));
     assert.ok(hint, r.stderr);

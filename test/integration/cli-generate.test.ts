@@ -21,7 +21,25 @@ function fedkseed(...args: string[]): { status: number | null; stdout: string; s
 
 test('generate: base and fine-tuned completions side by side, the same on every run, the continuation scored by both', () => {
   const checkpoint = join(work, 'ck.json');
-  const trained = fedkseed('train', '--data', code, '--seq-len', '64', '--batch-size', '2', '--steps', '8', '--held-out', '0', '-k', '64', '--eta', '2e-4', '--out', checkpoint);
+  const trained = fedkseed(
+    'train',
+    '--data',
+    code,
+    '--seq-len',
+    '64',
+    '--batch-size',
+    '2',
+    '--steps',
+    '8',
+    '--held-out',
+    '0',
+    '-k',
+    '64',
+    '--eta',
+    '2e-4',
+    '--out',
+    checkpoint,
+  );
   assert.equal(trained.status, 0, trained.stderr);
   const file = join(root, 'trainer', 'zo', 'zo-trainer.ts');
   const args = ['generate', '--file', file, '--line', '40', '--checkpoint', checkpoint, '--max-tokens', '12', '--json'];

@@ -28,7 +28,11 @@ describe('--max-memory', () => {
     ]) {
       const r = fedkseed(...args, '--max-memory', '20M');
       assert.notEqual(r.status, 0, args[0]);
-      assert.match(r.stderr, /this model needs at least \d+\.\d+ GiB to train \(working weights [\d.]+ GiB, onnxruntime and the process ≈ [\d.]+ GiB\); the memory budget \(--max-memory, fedkseed\.engine\.maxMemory\) is 0\.02 GiB/, `${args[0]}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /this model needs at least \d+\.\d+ GiB to train \(working weights [\d.]+ GiB, onnxruntime and the process ≈ [\d.]+ GiB\); the memory budget \(--max-memory, fedkseed\.engine\.maxMemory\) is 0\.02 GiB/,
+        `${args[0]}: ${r.stderr}`,
+      );
       assert.doesNotMatch(r.stderr, /connect/i, 'refused before connecting');
     }
   });
@@ -40,7 +44,26 @@ describe('--max-memory', () => {
   });
 
   it('train runs within a budget that fits, and simulate passes the budget on', () => {
-    const r = fedkseed('train', '--data', code, '--seq-len', '32', '--batch-size', '2', '--steps', '2', '--held-out', '0', '-k', '16', '--out', join(work, 'fits.json'), '--max-memory', '2G', '--json');
+    const r = fedkseed(
+      'train',
+      '--data',
+      code,
+      '--seq-len',
+      '32',
+      '--batch-size',
+      '2',
+      '--steps',
+      '2',
+      '--held-out',
+      '0',
+      '-k',
+      '16',
+      '--out',
+      join(work, 'fits.json'),
+      '--max-memory',
+      '2G',
+      '--json',
+    );
     assert.equal(r.status, 0, r.stderr);
     for (const command of ['simulate', 'train', 'client']) assert.match(fedkseed(command, '--help').stdout, /--max-memory <size>/, command);
   });
@@ -49,7 +72,10 @@ describe('--max-memory', () => {
 describe('fedkseed bench memory', () => {
   it('measures an inference session, a local run and a client in their own processes, with each buffer', async () => {
     const result = await runMemoryBench({ sizes: ['10m'], batches: [1], steps: 1, rounds: 1, maxMemory: 'auto', threads: 1 });
-    assert.deepEqual(result.rows.map((r) => r.kind), ['inference', 'train', 'client']);
+    assert.deepEqual(
+      result.rows.map((r) => r.kind),
+      ['inference', 'train', 'client'],
+    );
     for (const row of result.rows) {
       assert.equal(row.error, undefined, row.error);
       assert.ok(row.peakRssBytes > 50 * 2 ** 20, `${row.kind}: a real process's peak (${row.peakRssBytes})`);

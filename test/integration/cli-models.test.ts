@@ -19,12 +19,20 @@ const FIX = join(root, 'test', 'fixtures', 'models');
 const code = join(root, 'test', 'fixtures', 'data', 'code');
 
 function fedkseed(args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+    env: { ...process.env, ...env },
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 const pretokenized = join(work, 'tokens.jsonl');
-writeFileSync(pretokenized, reference.batch.input_ids.map((ids, b) => JSON.stringify({ input_ids: ids.filter((_, t) => reference.batch.attention_mask[b][t] === 1) })).join('\n'));
+writeFileSync(
+  pretokenized,
+  reference.batch.input_ids.map((ids, b) => JSON.stringify({ input_ids: ids.filter((_, t) => reference.batch.attention_mask[b][t] === 1) })).join('\n'),
+);
 
 describe('fedkseed with the models users have', () => {
   it('inspect lists the trainable set with its total; --json has the same; globs change it', () => {
@@ -33,10 +41,19 @@ describe('fedkseed with the models users have', () => {
     assert.match(text.stdout, /embed\.weight\s+\[4096, 16\]\s+65,536\s+1\s+embedding \+ matmul weight \(tied: onnx::MatMul_\d+ holds it transposed\)/);
     assert.match(text.stdout, /total 70,224 parameters/);
     assert.match(text.stdout, /not trained: 3 tensors/);
-    const json = JSON.parse(fedkseed(['inspect', '--model', join(FIX, 'optimum-gpt2'), '--json']).stdout) as { layout: string; variant: string; total: number; parameters: { name: string; count: number }[]; cache: { useCacheBranch: string } };
+    const json = JSON.parse(fedkseed(['inspect', '--model', join(FIX, 'optimum-gpt2'), '--json']).stdout) as {
+      layout: string;
+      variant: string;
+      total: number;
+      parameters: { name: string; count: number }[];
+      cache: { useCacheBranch: string };
+    };
     assert.equal(json.layout, 'optimum');
     assert.equal(json.total, reference.models['optimum-gpt2/decoder_model_merged'].parameters);
-    assert.equal(json.parameters.reduce((n, p) => n + p.count, 0), json.total);
+    assert.equal(
+      json.parameters.reduce((n, p) => n + p.count, 0),
+      json.total,
+    );
     assert.equal(json.cache.useCacheBranch, 'use_cache_branch');
     const frozen = JSON.parse(fedkseed(['inspect', '--model', join(FIX, 'optimum-gpt2'), '--freeze', 'm.wte', 'm.wpe', '--json']).stdout) as { total: number };
     assert.equal(frozen.total, json.total - 4096 * 16 - 64 * 16);
@@ -47,7 +64,9 @@ describe('fedkseed with the models users have', () => {
     assert.equal(opt.status, 0, opt.stderr);
     assert.match(opt.stdout, /decoder_model_merged\.onnx \(optimum folder .*variant fp32\); tokenizer .*optimum-gpt2[/\\]tokenizer\.json/);
     assert.match(opt.stdout, /\(73,152 parameters, cpu\)/);
-    const q4 = JSON.parse(fedkseed(['eval', '--model', join(FIX, 'transformersjs-gpt2'), '--variant', 'q4', '--data', pretokenized, '--split', 'all', '--json']).stdout) as { model: string; variant: string; loss: number; tokens: number; parameters: number };
+    const q4 = JSON.parse(
+      fedkseed(['eval', '--model', join(FIX, 'transformersjs-gpt2'), '--variant', 'q4', '--data', pretokenized, '--split', 'all', '--json']).stdout,
+    ) as { model: string; variant: string; loss: number; tokens: number; parameters: number };
     assert.match(q4.model, /onnx[/\\]model_q4\.onnx$/);
     assert.equal(q4.variant, 'q4');
     assert.equal(q4.parameters, 73_152);
@@ -81,7 +100,29 @@ describe('fedkseed with the models users have', () => {
 
   it('train on a transformers.js repository exports the model with its tokenizer and config; the export reloads', () => {
     const out = join(work, 'tuned', 'model.onnx');
-    const r = fedkseed(['train', '--model', join(FIX, 'transformersjs-gpt2'), '--variant', 'quantized', '--data', code, '--seq-len', '32', '--batch-size', '2', '--steps', '3', '--held-out', '0', '-k', '8', '--out', join(work, 'ck.json'), '--export', out]);
+    const r = fedkseed([
+      'train',
+      '--model',
+      join(FIX, 'transformersjs-gpt2'),
+      '--variant',
+      'quantized',
+      '--data',
+      code,
+      '--seq-len',
+      '32',
+      '--batch-size',
+      '2',
+      '--steps',
+      '3',
+      '--held-out',
+      '0',
+      '-k',
+      '8',
+      '--out',
+      join(work, 'ck.json'),
+      '--export',
+      out,
+    ]);
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stderr, /model_quantized\.onnx \(transformers\.js folder .*variant quantized\)/);
     assert.match(r.stderr, /73,152 parameters/);
@@ -129,7 +170,32 @@ describe('fedkseed with the models users have', () => {
 
   it('simulate passes the variant and the selection to every process: the replicas agree and rounds commit', () => {
     const out = join(work, 'sim');
-    const r = fedkseed(['simulate', '--model', join(FIX, 'transformersjs-gpt2'), '--variant', 'q4', '--freeze', 'm.wte', '--data', code, '--seq-len', '32', '--clients', '2', '--rounds', '1', '--tau', '2', '-k', '16', '--batch-size', '2', '--out', out, '--json']);
+    const r = fedkseed([
+      'simulate',
+      '--model',
+      join(FIX, 'transformersjs-gpt2'),
+      '--variant',
+      'q4',
+      '--freeze',
+      'm.wte',
+      '--data',
+      code,
+      '--seq-len',
+      '32',
+      '--clients',
+      '2',
+      '--rounds',
+      '1',
+      '--tau',
+      '2',
+      '-k',
+      '16',
+      '--batch-size',
+      '2',
+      '--out',
+      out,
+      '--json',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const done = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as { event: string; status: string; rounds: number; replicasIdentical: boolean };
     assert.equal(done.event, 'done');

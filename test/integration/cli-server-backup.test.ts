@@ -25,14 +25,30 @@ function cli(...args: string[]): { status: number | null; out: string } {
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-const config: FederationConfig = { k: 32, federationSeed: 8, epsilon: 1e-3, eta: 0.05, tau: 3, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 3, clientsPerRound: 2, deadlineMs: 5000 };
+const config: FederationConfig = {
+  k: 32,
+  federationSeed: 8,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 3,
+  batchSize: 1,
+  sampling: 'uniform',
+  weighting: 'examples',
+  rounds: 3,
+  clientsPerRound: 2,
+  deadlineMs: 5000,
+};
 
 /** A finished three-round federation in `path`. */
 async function federation(path: string): Promise<void> {
   const model = new QuadraticToyTrainer({ dimension: 8, clientSeed: 0 }).modelHash;
   const server = await startServer({ config, modelHash: model, generatorVersion: 1, paramCount: 8, storePath: path, requireToken: false });
   try {
-    await Promise.all([1, 2].map((i) => new FederationClient({ url: server.url, clientId: `c${i}`, token: 'open', trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }) }).run()));
+    await Promise.all(
+      [1, 2].map((i) =>
+        new FederationClient({ url: server.url, clientId: `c${i}`, token: 'open', trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }) }).run(),
+      ),
+    );
   } finally {
     await server.close();
   }
@@ -85,7 +101,10 @@ test('server backup and restore: replace only with --force or --repair, keep wha
     unlinkSync(join(b, 'CURRENT'));
     r = cli('server', '--store', b, '--port', '0');
     assert.notEqual(r.status, 0);
-    assert.match(r.out, /not a complete store[\s\S]*: npx fedkseed server restore <backup> --store .* --repair; to rebuild it from its round history: npx fedkseed server repair --store /);
+    assert.match(
+      r.out,
+      /not a complete store[\s\S]*: npx fedkseed server restore <backup> --store .* --repair; to rebuild it from its round history: npx fedkseed server repair --store /,
+    );
     // Nothing to rebuild from without LevelDB's CURRENT: repair says so and changes nothing.
     r = cli('server', 'repair', '--store', b);
     assert.notEqual(r.status, 0);
@@ -121,51 +140,61 @@ function tree(dir: string): Record<string, string> {
   return out;
 }
 
-test('a tampered backup (its SHA-256 recomputed) is refused by its HMAC and leaves the target exactly as it was; a restore into "dir/" leaves no folder inside it', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fedk-cli-hmac-'));
-  try {
-    const a = join(dir, 'a');
-    const file = join(dir, 'fed.backup');
-    await federation(a);
-    let r = cli('server', 'backup', file, '--store', a);
-    assert.equal(r.status, 0, r.out);
-    // A token injected and the file resealed with a new SHA-256: what anyone who can edit the file can do.
-    const all = readFileSync(file, 'utf8').split('\n');
-    const lines = all.slice(0, -2);
-    const { hmac } = JSON.parse(all.at(-2) as string) as { hmac: string };
-    const token = JSON.stringify({ kind: 'token', id: '0011223344556677', label: 'injected', salt: 'aa', hash: 'bb', createdAt: new Date(0).toISOString() });
-    const body = [...lines, token].map((l) => `${l}\n`).join('');
-    const sha256 = createHash('sha256').update(body).digest('hex');
-    writeFileSync(join(dir, 'stripped.backup'), `${body}${JSON.stringify({ kind: 'end', records: lines.length, sha256 })}\n`);
-    writeFileSync(join(dir, 'tampered.backup'), `${body}${JSON.stringify({ kind: 'end', records: lines.length, sha256, hmac })}\n`);
-    writeFileSync(join(dir, 'altered.backup'), readFileSync(file, 'utf8').replace(/"eta":[0-9.e-]+/, '"eta":0.5'));
-    const before = tree(dir);
-    for (const [backup, args, message] of [
-      ['stripped.backup', [], /carries no HMAC/],
-      ['tampered.backup', [], /its HMAC does not match the backup key/],
-      // Accepting backups made before HMACs does not accept a wrong one.
-      ['tampered.backup', ['--accept-unauthenticated'], /its HMAC does not match the backup key/],
-    ] as const) {
-      r = cli('server', 'restore', join(dir, backup), '--store', a, '--force', ...args);
-      assert.notEqual(r.status, 0, r.out);
-      assert.match(r.out, message);
-      assert.match(r.out, /nothing was restored/);
-      assert.deepEqual(tree(dir), before, 'the target and its folder are exactly as they were');
+test(
+  'a tampered backup (its SHA-256 recomputed) is refused by its HMAC and leaves the target exactly as it was; a restore into "dir/" leaves no folder inside it',
+  { timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedk-cli-hmac-'));
+    try {
+      const a = join(dir, 'a');
+      const file = join(dir, 'fed.backup');
+      await federation(a);
+      let r = cli('server', 'backup', file, '--store', a);
+      assert.equal(r.status, 0, r.out);
+      // A token injected and the file resealed with a new SHA-256: what anyone who can edit the file can do.
+      const all = readFileSync(file, 'utf8').split('\n');
+      const lines = all.slice(0, -2);
+      const { hmac } = JSON.parse(all.at(-2) as string) as { hmac: string };
+      const token = JSON.stringify({ kind: 'token', id: '0011223344556677', label: 'injected', salt: 'aa', hash: 'bb', createdAt: new Date(0).toISOString() });
+      const body = [...lines, token].map((l) => `${l}\n`).join('');
+      const sha256 = createHash('sha256').update(body).digest('hex');
+      writeFileSync(join(dir, 'stripped.backup'), `${body}${JSON.stringify({ kind: 'end', records: lines.length, sha256 })}\n`);
+      writeFileSync(join(dir, 'tampered.backup'), `${body}${JSON.stringify({ kind: 'end', records: lines.length, sha256, hmac })}\n`);
+      writeFileSync(join(dir, 'altered.backup'), readFileSync(file, 'utf8').replace(/"eta":[0-9.e-]+/, '"eta":0.5'));
+      const before = tree(dir);
+      for (const [backup, args, message] of [
+        ['stripped.backup', [], /carries no HMAC/],
+        ['tampered.backup', [], /its HMAC does not match the backup key/],
+        // Accepting backups made before HMACs does not accept a wrong one.
+        ['tampered.backup', ['--accept-unauthenticated'], /its HMAC does not match the backup key/],
+      ] as const) {
+        r = cli('server', 'restore', join(dir, backup), '--store', a, '--force', ...args);
+        assert.notEqual(r.status, 0, r.out);
+        assert.match(r.out, message);
+        assert.match(r.out, /nothing was restored/);
+        assert.deepEqual(tree(dir), before, 'the target and its folder are exactly as they were');
+      }
+      // The backup altered after it was sealed: refused, nothing changed.
+      r = cli('server', 'restore', join(dir, 'altered.backup'), '--store', a, '--force');
+      assert.notEqual(r.status, 0);
+      assert.match(r.out, /is damaged or was altered/);
+      assert.deepEqual(tree(dir), before);
+      // A store named with a trailing slash: the restored folder is made beside it, not inside, and takes its place.
+      const content = await contentOf(a);
+      r = cli('server', 'restore', file, '--store', `${a}/`, '--force');
+      assert.equal(r.status, 0, r.out);
+      assert.equal(await contentOf(a), content);
+      assert.deepEqual(
+        readdirSync(a).filter((f) => f.includes('restoring')),
+        [],
+      );
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.includes('restoring')),
+        [],
+      );
+      assert.equal(aside(dir, 'replaced').length + readdirSync(dir).filter((f) => f.startsWith('a.replaced-')).length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    // The backup altered after it was sealed: refused, nothing changed.
-    r = cli('server', 'restore', join(dir, 'altered.backup'), '--store', a, '--force');
-    assert.notEqual(r.status, 0);
-    assert.match(r.out, /is damaged or was altered/);
-    assert.deepEqual(tree(dir), before);
-    // A store named with a trailing slash: the restored folder is made beside it, not inside, and takes its place.
-    const content = await contentOf(a);
-    r = cli('server', 'restore', file, '--store', `${a}/`, '--force');
-    assert.equal(r.status, 0, r.out);
-    assert.equal(await contentOf(a), content);
-    assert.deepEqual(readdirSync(a).filter((f) => f.includes('restoring')), []);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.includes('restoring')), []);
-    assert.equal(aside(dir, 'replaced').length + readdirSync(dir).filter((f) => f.startsWith('a.replaced-')).length, 1);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

@@ -48,8 +48,21 @@ test('server options beyond what clients accept are refused at parse time, nothi
 test('startServer refuses a configuration clients would refuse or misread', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-ranges-'));
   try {
-    const config: FederationConfig = { k: 16, federationSeed: 1, epsilon: 1e-3, eta: 1e-3, tau: 1, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 2, clientsPerRound: 1, deadlineMs: 1000 };
-    const start = (over: Partial<FederationConfig>) => startServer({ config: { ...config, ...over }, modelHash: new Uint8Array(32), generatorVersion: 1, paramCount: 1, storePath: join(dir, 'store') });
+    const config: FederationConfig = {
+      k: 16,
+      federationSeed: 1,
+      epsilon: 1e-3,
+      eta: 1e-3,
+      tau: 1,
+      batchSize: 1,
+      sampling: 'uniform',
+      weighting: 'examples',
+      rounds: 2,
+      clientsPerRound: 1,
+      deadlineMs: 1000,
+    };
+    const start = (over: Partial<FederationConfig>) =>
+      startServer({ config: { ...config, ...over }, modelHash: new Uint8Array(32), generatorVersion: 1, paramCount: 1, storePath: join(dir, 'store') });
     await assert.rejects(start({ rounds: 2 ** 32 + 1 }), /rounds = 4294967297 does not fit the protocol: clients would read 1/);
     await assert.rejects(start({ tau: 2_000_000 }), /clients would refuse .*tau = 2000000: must be an integer from 1 to 1,048,576/);
     assert.equal(existsSync(join(dir, 'store')), false);
@@ -80,7 +93,11 @@ test('tokens create refuses a client id no HELLO can carry: over 64 bytes, or wi
 test("a HELLO whose client id holds ANSI escapes is refused and the server's terminal never shows them", { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-ranges-'));
   const model = await readBaseModel();
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'server', '--port', '0', '--store', join(dir, 'store'), '--no-auth', '--clients-per-round', '2'], { cwd: root });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'server', '--port', '0', '--store', join(dir, 'store'), '--no-auth', '--clients-per-round', '2'],
+    { cwd: root },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
   child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -93,13 +110,20 @@ test("a HELLO whose client id holds ANSI escapes is refused and the server's ter
     for (const clientId of ['\x1b[2J\x1b[31mevil', 'ok\u202eevil', 'bell\x07']) {
       const ws = new WebSocket(url);
       await new Promise<void>((resolve, reject) => {
-        ws.on('open', () => ws.send(encodeMessage({ type: 'hello', clientId, token: 'open', modelHash: Buffer.from(model.identity, 'hex'), lastSyncedRound: 0, generatorVersion: 1 })));
+        ws.on('open', () =>
+          ws.send(
+            encodeMessage({ type: 'hello', clientId, token: 'open', modelHash: Buffer.from(model.identity, 'hex'), lastSyncedRound: 0, generatorVersion: 1 }),
+          ),
+        );
         ws.on('message', (data: Buffer) => answers.push(decodeMessage(data)));
         ws.on('close', () => resolve());
         ws.on('error', reject);
       });
     }
-    assert.deepEqual(answers.map((m) => (m.type === 'error' ? m.code : m.type)), [ErrorCode.Malformed, ErrorCode.Malformed, ErrorCode.Malformed]);
+    assert.deepEqual(
+      answers.map((m) => (m.type === 'error' ? m.code : m.type)),
+      [ErrorCode.Malformed, ErrorCode.Malformed, ErrorCode.Malformed],
+    );
     await new Promise((r) => setTimeout(r, 300));
   } finally {
     child.kill('SIGTERM');

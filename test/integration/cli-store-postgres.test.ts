@@ -12,7 +12,11 @@ import { startPostgres } from '../helpers/postgres';
 const CLI = join(import.meta.dirname, '../../cli/main.ts');
 
 function fedkseed(args: string[], env: NodeJS.ProcessEnv = {}): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', env: { ...process.env, PGPASSWORD: '', ...env }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PGPASSWORD: '', ...env },
+    timeout: 60_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -42,12 +46,18 @@ test('tokens are issued, listed and revoked in a PostgreSQL store', { timeout: 9
     assert.match(token, /^fks_[0-9a-f]{16}_/);
     const listed = fedkseed(['tokens', 'list', '--store', url, '--json'], { PGPASSWORD: pg.password });
     assert.equal(listed.status, 0, listed.stderr);
-    assert.deepEqual((JSON.parse(listed.stdout) as { tokens: { id: string; label: string }[] }).tokens.map((t) => [t.id, t.label]), [[id, 'alice']]);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { tokens: { id: string; label: string }[] }).tokens.map((t) => [t.id, t.label]),
+      [[id, 'alice']],
+    );
     assert.doesNotMatch(listed.stdout + listed.stderr, new RegExp(pg.password));
     assert.equal(fedkseed(['tokens', 'revoke', id, '--store', url], { PGPASSWORD: pg.password }).status, 0);
     const after = fedkseed(['tokens', 'list', '--store', url, '--json'], { PGPASSWORD: pg.password });
     // Kept, marked revoked: its client id (if any) stays reserved.
-    assert.deepEqual((JSON.parse(after.stdout) as { tokens: { id: string; revokedAt?: string }[] }).tokens.map((t) => [t.id, typeof t.revokedAt]), [[id, 'string']]);
+    assert.deepEqual(
+      (JSON.parse(after.stdout) as { tokens: { id: string; revokedAt?: string }[] }).tokens.map((t) => [t.id, typeof t.revokedAt]),
+      [[id, 'string']],
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
     pg.stop();

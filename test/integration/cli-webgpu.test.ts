@@ -24,7 +24,10 @@ before(() => {
   work = mkdtempSync(join(tmpdir(), 'fedkseed-cli-webgpu-'));
   modelDir = join(work, 'model');
   mkdirSync(modelDir);
-  writeGpt2({ vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 9 }, join(modelDir, 'model.onnx'));
+  writeGpt2(
+    { vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 9 },
+    join(modelDir, 'model.onnx'),
+  );
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(bundledModelDir(), f), join(modelDir, f));
   dataDir = join(work, 'data');
   for (const pkg of ['geometry', 'strings']) {
@@ -57,21 +60,57 @@ test('train --provider webgpu trains on the device, exports its trained weights,
   if (await skipWithoutWebGpu(t)) return;
   const checkpoint = join(work, 'ck.json');
   const trained = join(work, 'trained', 'model.onnx');
-  const r = fedkseed('train', '--provider', 'webgpu', '--model', modelDir, '--data', code, '--seq-len', '32', '--batch-size', '2', '--steps', '6', '--held-out', '0.3', '--eval-examples', '4', '-k', '64', '--eta', '1e-3', '--out', checkpoint, '--export', trained, '--json');
+  const r = fedkseed(
+    'train',
+    '--provider',
+    'webgpu',
+    '--model',
+    modelDir,
+    '--data',
+    code,
+    '--seq-len',
+    '32',
+    '--batch-size',
+    '2',
+    '--steps',
+    '6',
+    '--held-out',
+    '0.3',
+    '--eval-examples',
+    '4',
+    '-k',
+    '64',
+    '--eta',
+    '1e-3',
+    '--out',
+    checkpoint,
+    '--export',
+    trained,
+    '--json',
+  );
   assert.equal(r.status, 0, r.stderr);
-  const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; provider?: string; steps?: number; heldOutBefore?: number; heldOutAfter?: number });
+  const events = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { event: string; provider?: string; steps?: number; heldOutBefore?: number; heldOutAfter?: number });
   assert.equal(events[0].provider, 'webgpu');
   const done = events.at(-1);
   assert.equal(done?.steps, 6);
   assert.ok(existsSync(trained));
 
   // The exported file holds the device's trained weights: its loss is the held-out loss train printed last.
-  const viaExport = JSON.parse(fedkseed('eval', '--model', join(work, 'trained'), '--data', code, '--seq-len', '32', '--held-out', '0.3', '--max-examples', '4', '--json').stdout) as { loss: number };
+  const viaExport = JSON.parse(
+    fedkseed('eval', '--model', join(work, 'trained'), '--data', code, '--seq-len', '32', '--held-out', '0.3', '--max-examples', '4', '--json').stdout,
+  ) as { loss: number };
   assert.ok(close(viaExport.loss, done?.heldOutAfter as number, 1e-4), `exported ${viaExport.loss} vs trained ${done?.heldOutAfter}`);
 
   // The checkpoint on the CPU and on WebGPU: the same replica, losses within float rounding.
-  const onCpu = JSON.parse(fedkseed('eval', '--model', modelDir, '--data', code, '--seq-len', '32', '--checkpoint', checkpoint, '--json').stdout) as { loss: number };
-  const onGpu = JSON.parse(fedkseed('eval', '--provider', 'webgpu', '--model', modelDir, '--data', code, '--seq-len', '32', '--checkpoint', checkpoint, '--json').stdout) as { loss: number };
+  const onCpu = JSON.parse(fedkseed('eval', '--model', modelDir, '--data', code, '--seq-len', '32', '--checkpoint', checkpoint, '--json').stdout) as {
+    loss: number;
+  };
+  const onGpu = JSON.parse(
+    fedkseed('eval', '--provider', 'webgpu', '--model', modelDir, '--data', code, '--seq-len', '32', '--checkpoint', checkpoint, '--json').stdout,
+  ) as { loss: number };
   assert.ok(close(onCpu.loss, onGpu.loss), `cpu ${onCpu.loss} webgpu ${onGpu.loss}`);
 
   // export reads the host replica: byte-identical files whatever the provider.
@@ -98,8 +137,36 @@ test('eval --provider webgpu --rouge generates greedily on the device: the same 
 test('simulate --provider webgpu: the evaluator and both client processes on WebGPU, replicas identical every round', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const out = join(work, 'sim');
-  const args = ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'simulate', '--provider', 'webgpu', '--model', modelDir, '--data', dataDir, '--clients', '2', '-k', '64',
-    '--rounds', '2', '--tau', '3', '--batch-size', '2', '--seq-len', '32', '--eval-examples', '4', '--eta', '1e-3', '--out', out];
+  const args = [
+    '--import',
+    'tsx',
+    join(root, 'cli', 'main.ts'),
+    'simulate',
+    '--provider',
+    'webgpu',
+    '--model',
+    modelDir,
+    '--data',
+    dataDir,
+    '--clients',
+    '2',
+    '-k',
+    '64',
+    '--rounds',
+    '2',
+    '--tau',
+    '3',
+    '--batch-size',
+    '2',
+    '--seq-len',
+    '32',
+    '--eval-examples',
+    '4',
+    '--eta',
+    '1e-3',
+    '--out',
+    out,
+  ];
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -21,8 +21,23 @@ import { GENERATOR_VERSION } from '../../trainer/zo/generator';
 import { writeCodeCorpus } from '../helpers/code-corpus';
 
 const PREFIX = 'export function loadOrders(items: Order[], limit = 10): Order[] {\n  return items.';
-const quiet: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, metrics: () => undefined, roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
-const greedy = (over: Partial<CompleteParams> = {}): CompleteParams => ({ prefix: PREFIX, source: 'current', maxTokens: 16, sampling: { mode: 'greedy' }, stop: 'none', ...over });
+const quiet: HostNotifier = {
+  status: () => undefined,
+  steps: () => undefined,
+  evaluation: () => undefined,
+  metrics: () => undefined,
+  roundCompleted: () => undefined,
+  seedProbabilities: () => undefined,
+  log: () => undefined,
+};
+const greedy = (over: Partial<CompleteParams> = {}): CompleteParams => ({
+  prefix: PREFIX,
+  source: 'current',
+  maxTokens: 16,
+  sampling: { mode: 'greedy' },
+  stop: 'none',
+  ...over,
+});
 
 let dir: string;
 before(() => {
@@ -96,7 +111,14 @@ test('the host completes from the base model and from its current weights, and a
 test('completions are served while a local run trains, and the run ends with the weights it has without them', async () => {
   const train = (name: string): StartTrainingParams => ({
     data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.2, seqLen: 32 },
-    steps: 40, k: 256, federationSeed: 5, epsilon: 1e-3, eta: 1e-4, batchSize: 2, evalEvery: 0, evalExamples: 4,
+    steps: 40,
+    k: 256,
+    federationSeed: 5,
+    epsilon: 1e-3,
+    eta: 1e-4,
+    batchSize: 2,
+    evalEvery: 0,
+    evalExamples: 4,
     checkpointPath: join(dir, `${name}.json`),
   });
   const session = new TrainerSession(quiet);
@@ -114,7 +136,10 @@ test('completions are served while a local run trains, and the run ends with the
     }
     const withCompletions = await running;
     assert.equal(withCompletions.stepsRun, 40);
-    assert.ok(served.some((w) => w.kind === 'local' && w.steps > 0 && w.steps < 40), `served from ${JSON.stringify(served)}`);
+    assert.ok(
+      served.some((w) => w.kind === 'local' && w.steps > 0 && w.steps < 40),
+      `served from ${JSON.stringify(served)}`,
+    );
     const after = await session.complete(greedy(), new AbortController().signal);
     assert.deepEqual(after.weights && { kind: after.weights.kind, steps: after.weights.steps }, { kind: 'local', steps: 40 });
 
@@ -130,7 +155,19 @@ test('completions during a federation come from the replica of the last round sy
   const session = new TrainerSession(quiet);
   const info = await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
   const server = await startServer({
-    config: { k: 64, federationSeed: 3, epsilon: 1e-3, eta: 1e-4, tau: 4, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 3, clientsPerRound: 1, deadlineMs: 60_000 },
+    config: {
+      k: 64,
+      federationSeed: 3,
+      epsilon: 1e-3,
+      eta: 1e-4,
+      tau: 4,
+      batchSize: 1,
+      sampling: 'uniform',
+      weighting: 'examples',
+      rounds: 3,
+      clientsPerRound: 1,
+      deadlineMs: 60_000,
+    },
     modelHash: Buffer.from(info.modelIdentity, 'hex'),
     generatorVersion: GENERATOR_VERSION,
     paramCount: info.parameters,
@@ -142,7 +179,15 @@ test('completions during a federation come from the replica of the last round sy
     await session.complete(greedy({ maxTokens: 2 }), new AbortController().signal);
     let done = false;
     const federation = session.joinFederation(
-      { url: server.url, token: '', clientId: 'completions', data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.2, seqLen: 32 }, batchSize: 1, heldOutExamples: 2, clientSeed: 2 },
+      {
+        url: server.url,
+        token: '',
+        clientId: 'completions',
+        data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.2, seqLen: 32 },
+        batchSize: 1,
+        heldOutExamples: 2,
+        clientSeed: 2,
+      },
       new AbortController().signal,
     );
     void federation.finally(() => (done = true));
@@ -154,7 +199,11 @@ test('completions during a federation come from the replica of the last round sy
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
     assert.equal((await federation).finalRound, 3);
-    assert.deepEqual([...rounds].sort((a, b) => a - b), rounds, `rounds never go back: ${rounds.join(',')}`);
+    assert.deepEqual(
+      [...rounds].sort((a, b) => a - b),
+      rounds,
+      `rounds never go back: ${rounds.join(',')}`,
+    );
     const after = await session.complete(greedy(), new AbortController().signal);
     assert.deepEqual(after.weights && { kind: after.weights.kind, round: after.weights.round }, { kind: 'federation', round: 3 });
   } finally {

@@ -30,7 +30,16 @@ import { ZoTrainer } from '../../trainer/zo/zo-trainer';
 import { webgpuSkipReason } from '../helpers/webgpu';
 
 const tiny = (over: Partial<Gpt2Config> = {}): Gpt2Config => ({
-  vocab: 32, ctx: 16, dModel: 16, layers: 1, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 3, ...over,
+  vocab: 32,
+  ctx: 16,
+  dModel: 16,
+  layers: 1,
+  heads: 2,
+  mlpRatio: 2,
+  tiedEmbeddings: true,
+  dtype: 'float32',
+  seed: 3,
+  ...over,
 });
 
 async function gpt2(c: Gpt2Config): Promise<LoadedModel> {
@@ -66,8 +75,14 @@ test('every node of the perturbation graphs and of the forward is assigned to We
     ['perturb2 (fused restore/update + next seed)', buildPerturbationGraph(2, 'arithmetic')],
     ['device pass: kept z of the last seed + the next seed hashed, its z returned', buildDevicePassGraph(['cached', 'hash'])],
     ['device pass: kept z only', buildDevicePassGraph(['cached'])],
-    ['forward of the bundled model', rewriteForDevice(rewriteForTraining(bundled), new ParameterSet(bundled.weights, { kernel: 'js', resident: false }), { batch: 2, seq: 16 })],
-    ['forward of a GPT-2 builder model', rewriteForDevice(rewriteForTraining(built), new ParameterSet(built.weights, { kernel: 'js', resident: false }), { batch: 4, seq: 32 })],
+    [
+      'forward of the bundled model',
+      rewriteForDevice(rewriteForTraining(bundled), new ParameterSet(bundled.weights, { kernel: 'js', resident: false }), { batch: 2, seq: 16 }),
+    ],
+    [
+      'forward of a GPT-2 builder model',
+      rewriteForDevice(rewriteForTraining(built), new ParameterSet(built.weights, { kernel: 'js', resident: false }), { batch: 4, seq: 32 }),
+    ],
   ];
   for (const [what, bytes] of graphs) {
     const placement = await nodePlacement(bytes, 'webgpu');
@@ -82,7 +97,7 @@ test('every node of the perturbation graphs and of the forward is assigned to We
   assert.ok(bitwise.elsewhere.some((n) => n.opType === 'BitwiseXor' && n.provider === 'CPUExecutionProvider'));
 });
 
-test('device passes give the host kernels\' bits; resets and coefficient updates re-use or re-upload the exact replica', async (t) => {
+test("device passes give the host kernels' bits; resets and coefficient updates re-use or re-upload the exact replica", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
   const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
@@ -114,7 +129,7 @@ test('device passes give the host kernels\' bits; resets and coefficient updates
   }
 });
 
-test('shaped passes on the device give the host kernels\' bits (per-tensor multipliers), and the shaped replica is the host\'s', async (t) => {
+test("shaped passes on the device give the host kernels' bits (per-tensor multipliers), and the shaped replica is the host's", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
   const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
@@ -154,7 +169,10 @@ test('the device forward matches the CPU session: losses within float rounding, 
     assert.equal(b.tokens, a.tokens);
     assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-5 * a.lossSum, `loss ${a.lossSum} vs ${b.lossSum}`);
     for (let r = 0; r < 3; r++) assert.ok(Math.abs(a.perExample[r] - b.perExample[r]) <= 1e-5 * Math.abs(a.perExample[r]) + 1e-6);
-    const prompts = [[5, 9, 11, 3], [7, 7, 100, 200, 300, 12, 13]];
+    const prompts = [
+      [5, 9, 11, 3],
+      [7, 7, 100, 200, 300, 12, 13],
+    ];
     const options = { maxNewTokens: 6, eosId: 4095, padId: 4095, maxLength: 256 };
     assert.deepEqual(await greedyGenerate(device, prompts, options), await greedyGenerate(cpu, prompts, options));
   } finally {
@@ -164,7 +182,7 @@ test('the device forward matches the CPU session: losses within float rounding, 
   }
 });
 
-test('other exports (Optimum GPT-2 with and without a KV cache, Transformers.js float16 and quantized, a folded Llama) run entirely on WebGPU and give the CPU\'s loss', async (t) => {
+test("other exports (Optimum GPT-2 with and without a KV cache, Transformers.js float16 and quantized, a folded Llama) run entirely on WebGPU and give the CPU's loss", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const fixtures = join(packageRoot(), 'test', 'fixtures', 'models');
   const files = [
@@ -184,7 +202,11 @@ test('other exports (Optimum GPT-2 with and without a KV cache, Transformers.js 
     const training = rewriteForTraining(model);
     const params = new ParameterSet(model.weights);
     const placement = await nodePlacement(rewriteForDevice(training, params, { batch: 4, seq: 16 }), 'webgpu');
-    assert.deepEqual(placement.elsewhere.map((n) => `${n.opType} (${n.name})`), [], `${file}: nodes not on WebGPU`);
+    assert.deepEqual(
+      placement.elsewhere.map((n) => `${n.opType} (${n.name})`),
+      [],
+      `${file}: nodes not on WebGPU`,
+    );
     const cpu = await ModelSession.create(training, { intraOpNumThreads: 2 });
     params.bindTo(cpu);
     const weights = await DeviceWeights.create(params);
@@ -225,7 +247,9 @@ test('bytes across the bus per ZO step do not depend on the model size; the weig
       const bytes = (counter.hostToDevice + counter.deviceToHost) / steps;
       perStep.push(bytes);
       sizes.push(params.parameterCount);
-      t.diagnostic(`${params.parameterCount} parameters: ${bytes} bytes per step (${counter.hostToDevice / steps} to the device, ${counter.deviceToHost / steps} back)`);
+      t.diagnostic(
+        `${params.parameterCount} parameters: ${bytes} bytes per step (${counter.hostToDevice / steps} to the device, ${counter.deviceToHost / steps} back)`,
+      );
     } finally {
       await session.release();
       await weights.release();
@@ -273,7 +297,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fedk-webgpu-'));
   modelDir = join(dir, 'model');
   mkdirSync(modelDir);
-  writeGpt2({ vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 5 }, join(modelDir, 'model.onnx'));
+  writeGpt2(
+    { vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 5 },
+    join(modelDir, 'model.onnx'),
+  );
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(bundledModelDir(), f), join(modelDir, f));
 });
 
@@ -285,8 +312,17 @@ after(async () => {
 test('a CPU client and a WebGPU client hold bit-identical replicas after every round, on the device as on the host', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const config: FederationConfig = {
-    k: 128, federationSeed: 77, epsilon: 1e-3, eta: 2e-3, tau: 4, batchSize: 2, sampling: 'uniform', weighting: 'examples',
-    rounds: 3, clientsPerRound: 2, deadlineMs: 120_000,
+    k: 128,
+    federationSeed: 77,
+    epsilon: 1e-3,
+    eta: 2e-3,
+    tau: 4,
+    batchSize: 2,
+    sampling: 'uniform',
+    weighting: 'examples',
+    rounds: 3,
+    clientsPerRound: 2,
+    deadlineMs: 120_000,
   };
   const cpu = await openEngine({ model: modelDir, threads: 1, providers: ['cpu'] });
   engines.push(cpu);
@@ -310,7 +346,13 @@ test('a CPU client and a WebGPU client hold bit-identical replicas after every r
     const clients = [cpu, gpu].map((engine, i) => {
       // The WebGPU client's digest is its device replica read back, checked against its host replica.
       const trainer = new EngineLocalTrainer(engine, data, { batchSize: 2, seqLen: 32, clientSeed: i + 1, heldOutExamples: 4, checkDeviceReplica: true });
-      const client = new FederationClient({ url: server.url, clientId: `${engine.session.executionProvider}-${i}`, token: 'local', trainer, backoff: { initialMs: 20, maxMs: 200 } });
+      const client = new FederationClient({
+        url: server.url,
+        clientId: `${engine.session.executionProvider}-${i}`,
+        token: 'local',
+        trainer,
+        backoff: { initialMs: 20, maxMs: 200 },
+      });
       const digests = new Map<number, string>();
       client.on('synced', ({ round, digest }) => digests.set(round, digest));
       return { client, digests };
@@ -318,7 +360,10 @@ test('a CPU client and a WebGPU client hold bit-identical replicas after every r
     const mismatches: unknown[] = [];
     server.events.on('digestMismatch', (e) => mismatches.push(e));
     const results = await Promise.all(clients.map((c) => c.client.run()));
-    assert.deepEqual(results.map((r) => r.finalRound), [3, 3]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [3, 3],
+    );
     for (let r = 1; r <= config.rounds; r++) {
       const [a, b] = clients.map((c) => c.digests.get(r));
       assert.ok(a !== undefined && a === b, `round ${r}: cpu ${a} webgpu ${b}`);

@@ -56,7 +56,10 @@ for (const [name, model] of [
       const examples = data.heldOut.slice(0, 3);
       const m = await scorer.score(examples, { generationExamples: 3, maxNewTokens: 12 });
       assert.ok(m.accuracy !== null && m.accuracy >= 0 && m.accuracy <= 1);
-      assert.equal(m.accuracyTargets, examples.reduce((n, e) => n + e.ids.length - 1, 0));
+      assert.equal(
+        m.accuracyTargets,
+        examples.reduce((n, e) => n + e.ids.length - 1, 0),
+      );
       assert.ok(Math.abs(m.accuracy - (await prefixAccuracy(engine, examples))) < 1e-12, `accuracy ${m.accuracy}`);
       assert.equal(m.rougeL, null);
       if (m.generated > 0) assert.ok(m.exactMatch !== null && m.exactMatch >= 0 && m.exactMatch <= 1);
@@ -102,18 +105,37 @@ test('a local run reports the accuracy and the next-line exact match with each h
   try {
     await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
     await session.startTraining(
-      { data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, steps: 4, k: 64, federationSeed: 1, epsilon: 1e-3, eta: 1e-4, batchSize: 1, evalEvery: 2, evalExamples: 3 },
+      {
+        data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 },
+        steps: 4,
+        k: 64,
+        federationSeed: 1,
+        epsilon: 1e-3,
+        eta: 1e-4,
+        batchSize: 1,
+        evalEvery: 2,
+        evalExamples: 3,
+      },
       new AbortController().signal,
     );
-    assert.deepEqual(evaluations.map((e) => e.step), [0, 2, 4]);
-    assert.deepEqual(metrics.map((m) => m.step), [0, 2, 4]);
+    assert.deepEqual(
+      evaluations.map((e) => e.step),
+      [0, 2, 4],
+    );
+    assert.deepEqual(
+      metrics.map((m) => m.step),
+      [0, 2, 4],
+    );
     for (const e of metrics) {
       assert.ok(typeof e.accuracy === 'number' && e.accuracy >= 0 && e.accuracy <= 1, `accuracy ${e.accuracy}`);
       assert.ok(e.exactMatch === null || (e.exactMatch >= 0 && e.exactMatch <= 1));
       assert.equal(e.rougeL, null);
     }
     // Evaluate scores the same measures of the weights the run ended with, as its last evaluation did.
-    const evaluated = await session.evaluate({ data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, batchSize: 1, maxExamples: 3 }, new AbortController().signal);
+    const evaluated = await session.evaluate(
+      { data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, batchSize: 1, maxExamples: 3 },
+      new AbortController().signal,
+    );
     assert.equal(evaluated.accuracy, metrics.at(-1)?.accuracy);
     assert.equal(evaluated.generation, metrics.at(-1)?.exactMatch);
   } finally {
@@ -123,11 +145,31 @@ test('a local run reports the accuracy and the next-line exact match with each h
 
 test('a federation reports the measures of the base model and of each replica it commits', async () => {
   const metrics: HeldOutMetricsNotification[] = [];
-  const notify: HostNotifier = { status: () => undefined, steps: () => undefined, evaluation: () => undefined, metrics: (m) => metrics.push(m), roundCompleted: () => undefined, seedProbabilities: () => undefined, log: () => undefined };
+  const notify: HostNotifier = {
+    status: () => undefined,
+    steps: () => undefined,
+    evaluation: () => undefined,
+    metrics: (m) => metrics.push(m),
+    roundCompleted: () => undefined,
+    seedProbabilities: () => undefined,
+    log: () => undefined,
+  };
   const session = new TrainerSession(notify);
   const info = await session.initialize({ provider: 'cpu', threads: 1, kernel: 'auto' });
   const server = await startServer({
-    config: { k: 64, federationSeed: 9, epsilon: 1e-3, eta: 1e-4, tau: 3, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 2, clientsPerRound: 1, deadlineMs: 60_000 },
+    config: {
+      k: 64,
+      federationSeed: 9,
+      epsilon: 1e-3,
+      eta: 1e-4,
+      tau: 3,
+      batchSize: 1,
+      sampling: 'uniform',
+      weighting: 'examples',
+      rounds: 2,
+      clientsPerRound: 1,
+      deadlineMs: 60_000,
+    },
     modelHash: Buffer.from(info.modelIdentity, 'hex'),
     generatorVersion: GENERATOR_VERSION,
     paramCount: info.parameters,
@@ -137,13 +179,28 @@ test('a federation reports the measures of the base model and of each replica it
   });
   try {
     const result = await session.joinFederation(
-      { url: server.url, token: '', clientId: 'metrics', data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 }, batchSize: 1, heldOutExamples: 3, clientSeed: 1 },
+      {
+        url: server.url,
+        token: '',
+        clientId: 'metrics',
+        data: { path: join(dir, 'code'), include: ['**/*.ts'], heldOutFraction: 0.25, seqLen: 32 },
+        batchSize: 1,
+        heldOutExamples: 3,
+        clientSeed: 1,
+      },
       new AbortController().signal,
     );
     assert.equal(result.finalRound, 2);
     // The measures are scored beside the rounds: the last may come after the federation ends.
     for (let i = 0; i < 200 && metrics.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(metrics.map((m) => [m.round, m.step]), [[0, 0], [1, 3], [2, 6]]);
+    assert.deepEqual(
+      metrics.map((m) => [m.round, m.step]),
+      [
+        [0, 0],
+        [1, 3],
+        [2, 6],
+      ],
+    );
     for (const m of metrics) assert.ok(m.accuracy !== null && m.accuracy >= 0 && m.accuracy <= 1);
   } finally {
     await server.close();
@@ -153,13 +210,42 @@ test('a federation reports the measures of the base model and of each replica it
 
 test('fedkseed train --measures --json adds the accuracy and the next-line exact match to each evaluation line', () => {
   const root = join(import.meta.dirname, '..', '..');
-  const args = ['train', '--data', join(dir, 'code'), '--include', '**/*.ts', '--held-out', '0.25', '--steps', '2', '--eval-every', '0', '--eval-examples', '3', '--seq-len', '32', '--batch-size', '1', '--k', '64', '--threads', '1'];
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args, '--out', join(dir, 'cli.json'), '--measures', '--json'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+  const args = [
+    'train',
+    '--data',
+    join(dir, 'code'),
+    '--include',
+    '**/*.ts',
+    '--held-out',
+    '0.25',
+    '--steps',
+    '2',
+    '--eval-every',
+    '0',
+    '--eval-examples',
+    '3',
+    '--seq-len',
+    '32',
+    '--batch-size',
+    '1',
+    '--k',
+    '64',
+    '--threads',
+    '1',
+  ];
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args, '--out', join(dir, 'cli.json'), '--measures', '--json'], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   const evals = r.stdout.split('\n').flatMap((line) => {
     const e = parseJsonLine(trainEventSchema, line);
     return e?.event === 'eval' ? [e] : [];
   });
-  assert.deepEqual(evals.map((e) => e.step), [0, 2]);
+  assert.deepEqual(
+    evals.map((e) => e.step),
+    [0, 2],
+  );
   for (const e of evals) assert.ok(typeof e.accuracy === 'number' && e.accuracy >= 0 && e.accuracy <= 1, `accuracy ${e.accuracy}`);
 });

@@ -45,13 +45,22 @@ async function clientsOf(server: FederationServer): Promise<FederationClient[]> 
   return Promise.all(
     [1, 2].map(async (i) => {
       const { token } = await createToken(server.store, `client ${i}`, `c${i}`, { maxExamples: 100 });
-      return new FederationClient({ url: server.url, clientId: `c${i}`, token, trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }), backoff: { initialMs: 20, maxMs: 100, maxAttempts: 500 } });
+      return new FederationClient({
+        url: server.url,
+        clientId: `c${i}`,
+        token,
+        trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }),
+        backoff: { initialMs: 20, maxMs: 100, maxAttempts: 500 },
+      });
     }),
   );
 }
 
 /** Runs the server until round `stopAt` is committed, then closes it; the clients keep running. */
-async function federateUntil(storePath: string, stopAt: number): Promise<{ clients: FederationClient[]; runs: Promise<{ finalRound: number; digest: string }[]>; port: number }> {
+async function federateUntil(
+  storePath: string,
+  stopAt: number,
+): Promise<{ clients: FederationClient[]; runs: Promise<{ finalRound: number; digest: string }[]>; port: number }> {
   const server = await serve(storePath);
   const clients = await clientsOf(server);
   const stopped = new Promise<void>((resolve) => server.events.on('roundCommitted', (e) => e.round === stopAt && resolve()));
@@ -91,8 +100,14 @@ test('a backup restored into an empty store gives back the same backup byte for 
     assert.equal(backup.rounds.length, backup.state.round);
     assert.equal(backup.tokens.length, 2);
     assert.ok(backup.digests.length > 0, 'the reference digests travel too');
-    assert.ok(backup.rounds.every((r) => r.after), "every round carries its history (what it left in the residual and importance)");
-    assert.ok(backup.rounds.every((r) => r.after?.robust), 'every round carries its statistics (the history of the bounds)');
+    assert.ok(
+      backup.rounds.every((r) => r.after),
+      'every round carries its history (what it left in the residual and importance)',
+    );
+    assert.ok(
+      backup.rounds.every((r) => r.after?.robust),
+      'every round carries its statistics (the history of the bounds)',
+    );
     const b = await LevelFederationStore.open(join(dir, 'b'));
     try {
       await restoreBackup(backup, b);
@@ -125,7 +140,10 @@ test('a backup restored into an empty store gives back the same backup byte for 
       return JSON.stringify(record);
     });
     const content = v1.map((l) => `${l}\n`).join('');
-    writeFileSync(join(dir, 'v1.backup'), `${content}${JSON.stringify({ kind: 'end', records: v1.length - 1, sha256: createHash('sha256').update(content).digest('hex') })}\n`);
+    writeFileSync(
+      join(dir, 'v1.backup'),
+      `${content}${JSON.stringify({ kind: 'end', records: v1.length - 1, sha256: createHash('sha256').update(content).digest('hex') })}\n`,
+    );
     const old = await readBackup(join(dir, 'v1.backup'), { key: KEY, acceptUnauthenticated: true });
     assert.ok(old.rounds.every((r) => r.after === null));
     const c = await LevelFederationStore.open(join(dir, 'c'));
@@ -151,7 +169,10 @@ test('a damaged, cut or altered backup is refused by name and nothing is restore
     const lines = text.split('\n').slice(0, -1);
     /** Lines with the end line's hash and HMAC recomputed with the key: the checks behind the HMAC (a holder of the key who made a faulty file). */
     const resealed = (body: string[]): string => {
-      const content = body.slice(0, -1).map((l) => `${l}\n`).join('');
+      const content = body
+        .slice(0, -1)
+        .map((l) => `${l}\n`)
+        .join('');
       const end = JSON.parse(body.at(-1) as string) as { records: number };
       return `${content}${JSON.stringify({ kind: 'end', records: end.records, sha256: createHash('sha256').update(content).digest('hex'), hmac: createHmac('sha256', KEY).update(content).digest('hex') })}\n`;
     };
@@ -179,7 +200,14 @@ test('a damaged, cut or altered backup is refused by name and nothing is restore
       ['a flipped byte', text.replace('"examples":', '"examplez":').replace('"participants"', '"participantz"'), /line \d+ is not a valid record|SHA-256/],
       ['a digit changed', text.replace(/"examples":(\d)/, (_, d) => `"examples":${(Number(d) + 1) % 10}`), /does not match its SHA-256/],
       ['cut short', text.slice(0, Math.floor(text.length / 2)), /no end line|not JSON/],
-      ['its end line dropped', lines.slice(0, -1).map((l) => `${l}\n`).join(''), /no end line/],
+      [
+        'its end line dropped',
+        lines
+          .slice(0, -1)
+          .map((l) => `${l}\n`)
+          .join(''),
+        /no end line/,
+      ],
       ['a round altered and the hash recomputed', resealed(alteredChange), /do not add up to its coefficients/],
       ["a round's history altered and the hash recomputed", resealed(alteredHistory), /history does not add up to its state's residual/],
       ['a round dropped and the hash recomputed', resealed(lines.filter((_, i) => i !== roundLine)), /round \d+ comes where round \d+ should|rounds/],
@@ -214,7 +242,10 @@ test('a restored store serves: clients reconnect, catch up and finish on one rep
     const stopAll = setTimeout(() => clients.forEach((c) => c.stop()), 60_000).unref();
     try {
       const results = await runs;
-      assert.deepEqual(results.map((r) => r.finalRound), [6, 6]);
+      assert.deepEqual(
+        results.map((r) => r.finalRound),
+        [6, 6],
+      );
       assert.equal(new Set(results.map((r) => r.digest)).size, 1);
       const state = await server.store.loadState();
       assert.equal(state?.round, 6);
@@ -255,7 +286,10 @@ test('clients ahead of a store restored from an older backup rebuild their repli
       const again = await serve(join(dir, 'b'), server.port);
       try {
         const results = await runs;
-        assert.deepEqual(results.map((r) => r.finalRound), [6, 6]);
+        assert.deepEqual(
+          results.map((r) => r.finalRound),
+          [6, 6],
+        );
         assert.equal(new Set(results.map((r) => r.digest)).size, 1);
         assert.ok(resyncs.length >= 1 && resyncs.every((e) => e.round >= 3 && /server has committed 2/.test(e.message)), JSON.stringify(resyncs));
       } finally {
@@ -318,7 +352,15 @@ test('tampered backups with a recomputed SHA-256 are refused by their HMAC: 0 of
       v[at] += 2 ** 30;
       return Buffer.from(v.buffer).toString('base64');
     };
-    const token = JSON.stringify({ kind: 'token', id: '00112233445566aa', label: 'injected', salt: 'aa', hash: createHash('sha256').update('aa').digest('hex'), createdAt: new Date(0).toISOString(), clientId: 'intruder' });
+    const token = JSON.stringify({
+      kind: 'token',
+      id: '00112233445566aa',
+      label: 'injected',
+      salt: 'aa',
+      hash: createHash('sha256').update('aa').digest('hex'),
+      createdAt: new Date(0).toISOString(),
+      clientId: 'intruder',
+    });
     // C shifted at one seed, with round 1's change shifted there too: the rounds still add up to C.
     let seed = -1;
     const shiftedRound = edit('round', (r) => {

@@ -74,15 +74,36 @@ test('bad frames are rejected with their codes while an honest round completes',
     const revoked = await createToken(server.store, 'revoked');
     assert.equal(await revokeToken(server.store, revoked.id), true);
     // A revoked token stays listed, marked, so that its client id stays reserved.
-    assert.deepEqual((await listTokens(server.store)).map((t) => [t.label, t.revokedAt !== undefined]).sort(), [['honest', false], ['revoked', true]]);
+    assert.deepEqual((await listTokens(server.store)).map((t) => [t.label, t.revokedAt !== undefined]).sort(), [
+      ['honest', false],
+      ['revoked', true],
+    ]);
 
     // A token speaks for one identity: each rogue id gets its own.
     const rogueTokens = new Map<string, string>();
     for (const id of ['rogue', 'r1', 'r2', 'r3', 'r4']) rogueTokens.set(id, (await createToken(server.store, id, id)).token);
     const hello = (over: Partial<{ token: string; modelHash: Uint8Array; clientId: string }> = {}): Uint8Array =>
-      encodeMessage({ type: 'hello', clientId: over.clientId ?? 'rogue', token: over.token ?? (rogueTokens.get(over.clientId ?? 'rogue') as string), modelHash: over.modelHash ?? trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
+      encodeMessage({
+        type: 'hello',
+        clientId: over.clientId ?? 'rogue',
+        token: over.token ?? (rogueTokens.get(over.clientId ?? 'rogue') as string),
+        modelHash: over.modelHash ?? trainer.modelHash,
+        lastSyncedRound: 0,
+        generatorVersion: 1,
+      });
     const upload = (seed: number, g: number, round = 99): Uint8Array =>
-      encodeMessage({ type: 'upload', round, examples: 1, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed, g }] });
+      encodeMessage({
+        type: 'upload',
+        round,
+        examples: 1,
+        lossBeforeSum: 1,
+        lossBeforeCount: 1,
+        lossAfterSum: 1,
+        lossAfterCount: 1,
+        digestRound: 0,
+        digest: new Uint8Array(32),
+        pairs: [{ seed, g }],
+      });
     // The honest client trains slowly enough that its federation is still running during every probe.
     const slow = Object.assign(Object.create(trainer) as QuadraticToyTrainer, {
       trainRound: async (...a: Parameters<QuadraticToyTrainer['trainRound']>) => {
@@ -139,7 +160,12 @@ test('limits: a full server, a silent peer and a flooding peer are each refused 
   const dir = mkdtempSync(join(tmpdir(), 'fedk-limits-'));
   const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
   const server = await startServer({
-    config, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false,
+    config,
+    modelHash: trainer.modelHash,
+    generatorVersion: 1,
+    paramCount: 8,
+    storePath: join(dir, 'store'),
+    requireToken: false,
     limits: { maxConnections: 1, helloTimeoutMs: 150, messagesPerSecond: 5, messageBurst: 5 },
   });
   try {
@@ -164,7 +190,18 @@ test('limits: a full server, a silent peer and a flooding peer are each refused 
     for (let i = 0; i < 100 && server.stats().connections > 0; i++) await new Promise((r) => setTimeout(r, 10));
     assert.equal(server.stats().connections, 0);
     const hello = encodeMessage({ type: 'hello', clientId: 'flood', token: 'x', modelHash: trainer.modelHash, lastSyncedRound: 0, generatorVersion: 1 });
-    const wrongRound = encodeMessage({ type: 'upload', round: 99, examples: 1, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed: 1, g: 0.5 }] });
+    const wrongRound = encodeMessage({
+      type: 'upload',
+      round: 99,
+      examples: 1,
+      lossBeforeSum: 1,
+      lossBeforeCount: 1,
+      lossAfterSum: 1,
+      lossAfterCount: 1,
+      digestRound: 0,
+      digest: new Uint8Array(32),
+      pairs: [{ seed: 1, g: 0.5 }],
+    });
     const flood = await probe(server.url, [hello, ...Array.from({ length: 20 }, () => wrongRound)]);
     assert.ok(flood.closed);
     assert.ok(flood.codes.includes(ErrorCode.RateLimited), `codes ${flood.codes.join(',')}`);
@@ -196,7 +233,14 @@ test('a diverging round whose coefficients no replica could apply exactly is ref
   const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
   // Finite but astronomically large projected gradients, as a diverging run produces.
   trainer.trainRound = async () => ({ pairs: [{ seed: 3, g: 1e30 }], examples: 1, lossBefore: { sum: 1, count: 1 }, lossAfter: { sum: 1, count: 1 } });
-  const server = await startServer({ config: { ...config, clientsPerRound: 1, deadlineMs: 2000 }, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false });
+  const server = await startServer({
+    config: { ...config, clientsPerRound: 1, deadlineMs: 2000 },
+    modelHash: trainer.modelHash,
+    generatorVersion: 1,
+    paramCount: 8,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+  });
   const refusals: string[] = [];
   server.events.on('roundRestarted', (e) => refusals.push(e.reason));
   const halted = once(server.events, 'halted');
@@ -206,7 +250,10 @@ test('a diverging round whose coefficients no replica could apply exactly is ref
     const [event] = (await halted) as [{ round: number; reason: string }];
     assert.equal(event.round, 1);
     assert.equal(refusals.length, 3);
-    assert.ok(refusals.every((r) => /exact range/.test(r)), refusals.join(' | '));
+    assert.ok(
+      refusals.every((r) => /exact range/.test(r)),
+      refusals.join(' | '),
+    );
     assert.equal(server.stats().committedRound, 0);
     assert.equal(await server.store.loadRound(1), null);
   } finally {

@@ -34,7 +34,14 @@ const base: FederationConfig = {
 async function withServer<T>(config: FederationConfig, minClients: number, body: (server: FederationServer) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-colluders-'));
   const model = new QuadraticToyTrainer({ dimension: DIMENSION, clientSeed: 0 });
-  const server = await startServer({ config, modelHash: model.modelHash, generatorVersion: 1, paramCount: DIMENSION, storePath: join(dir, 'store'), minClients });
+  const server = await startServer({
+    config,
+    modelHash: model.modelHash,
+    generatorVersion: 1,
+    paramCount: DIMENSION,
+    storePath: join(dir, 'store'),
+    minClients,
+  });
   try {
     return await body(server);
   } finally {
@@ -81,37 +88,47 @@ async function member(server: FederationServer, id: string, o: { delayMs?: numbe
 
 const FORGED = 'ab'.repeat(32);
 
-test('2 colluding token holders of 6 report a forged digest first: no honest client is sent to resync, honest replicas equal', { timeout: 60_000 }, async () => {
-  await withServer(base, 4, async (server) => {
-    const mismatched: string[] = [];
-    server.events.on('digestMismatch', (e) => mismatched.push(e.clientId));
-    const colluders = [await member(server, 'mallory', { forged: FORGED }), await member(server, 'trudy', { forged: FORGED })];
-    const honest = await Promise.all(['alice', 'bob', 'carol', 'dave'].map((id) => member(server, id, { delayMs: 150 })));
-    // The colluders connect (and so are sampled and report) first.
-    const colluderRuns = colluders.map((c) => c.client.run().then(
-      () => null,
-      (err: unknown) => err as Error,
-    ));
-    await sleep(100);
-    const results = await Promise.all(honest.map((h) => h.client.run()));
-    assert.deepEqual(results.map((r) => r.finalRound), [4, 4, 4, 4], 'every honest client reaches the last round');
-    for (const h of honest) assert.deepEqual(h.resyncs, [], `${h.id} was not sent to resync`);
-    const told = mismatched.filter((id) => !colluders.some((c) => c.id === id));
-    assert.deepEqual(told, [], 'no honest client is told its replica differs');
-    assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'the honest replicas end bit-identical');
-    for (let r = 1; r <= 4; r++) {
-      const ds = honest.map((h) => h.digests.get(r)).filter((d) => d !== undefined);
-      assert.equal(new Set(ds).size, 1, `round ${r}: the honest replicas agree`);
-    }
-    // The reference of every state the honest majority reported is theirs, never the forged one.
-    for (let r = 0; r < 4; r++) {
-      const reference = await server.store.loadDigest(r);
-      assert.notEqual(reference, FORGED, `state ${r}'s reference is not the forged digest`);
-    }
-    for (const c of colluders) c.client.stop();
-    await Promise.all(colluderRuns);
-  });
-});
+test(
+  '2 colluding token holders of 6 report a forged digest first: no honest client is sent to resync, honest replicas equal',
+  { timeout: 60_000 },
+  async () => {
+    await withServer(base, 4, async (server) => {
+      const mismatched: string[] = [];
+      server.events.on('digestMismatch', (e) => mismatched.push(e.clientId));
+      const colluders = [await member(server, 'mallory', { forged: FORGED }), await member(server, 'trudy', { forged: FORGED })];
+      const honest = await Promise.all(['alice', 'bob', 'carol', 'dave'].map((id) => member(server, id, { delayMs: 150 })));
+      // The colluders connect (and so are sampled and report) first.
+      const colluderRuns = colluders.map((c) =>
+        c.client.run().then(
+          () => null,
+          (err: unknown) => err as Error,
+        ),
+      );
+      await sleep(100);
+      const results = await Promise.all(honest.map((h) => h.client.run()));
+      assert.deepEqual(
+        results.map((r) => r.finalRound),
+        [4, 4, 4, 4],
+        'every honest client reaches the last round',
+      );
+      for (const h of honest) assert.deepEqual(h.resyncs, [], `${h.id} was not sent to resync`);
+      const told = mismatched.filter((id) => !colluders.some((c) => c.id === id));
+      assert.deepEqual(told, [], 'no honest client is told its replica differs');
+      assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'the honest replicas end bit-identical');
+      for (let r = 1; r <= 4; r++) {
+        const ds = honest.map((h) => h.digests.get(r)).filter((d) => d !== undefined);
+        assert.equal(new Set(ds).size, 1, `round ${r}: the honest replicas agree`);
+      }
+      // The reference of every state the honest majority reported is theirs, never the forged one.
+      for (let r = 0; r < 4; r++) {
+        const reference = await server.store.loadDigest(r);
+        assert.notEqual(reference, FORGED, `state ${r}'s reference is not the forged digest`);
+      }
+      for (const c of colluders) c.client.stop();
+      await Promise.all(colluderRuns);
+    });
+  },
+);
 
 test('3 colluders of 6 (no strict majority either way): nobody is sent to resync and no reference is decided', { timeout: 60_000 }, async () => {
   await withServer({ ...base, rounds: 3 }, 6, async (server) => {
@@ -121,7 +138,10 @@ test('3 colluders of 6 (no strict majority either way): nobody is sent to resync
     const honest = await Promise.all(['alice', 'bob', 'carol'].map((id) => member(server, id, { delayMs: 150 })));
     const runs = [...colluders, ...honest].map((m) => m.client.run());
     const results = await Promise.all(runs);
-    assert.deepEqual(results.map((r) => r.finalRound), [3, 3, 3, 3, 3, 3]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [3, 3, 3, 3, 3, 3],
+    );
     assert.deepEqual(mismatched, [], 'nobody is told its replica differs without a majority');
     for (const m of [...colluders, ...honest]) assert.deepEqual(m.resyncs, [], `${m.id} was not sent to resync`);
     assert.equal(new Set(results.slice(3).map((r) => r.digest)).size, 1, 'the honest replicas end bit-identical');
@@ -151,12 +171,18 @@ test('a token holder that never uploads is waited for twice, then rounds close w
       const honest = await Promise.all(['alice', 'bob'].map((id) => member(server, id, {})));
       const started = Date.now();
       const results = await Promise.all(honest.map((h) => h.client.run()));
-      assert.deepEqual(results.map((r) => r.finalRound), [6, 6]);
+      assert.deepEqual(
+        results.map((r) => r.finalRound),
+        [6, 6],
+      );
       assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'the honest replicas end bit-identical');
       // Rounds 1 and 2 wait out the deadline for the silent client; from round 3 on, nobody waits for it.
       assert.ok(committedAt[1] - started >= 2 * deadlineMs - 100, `the first two rounds waited out their deadlines (${committedAt[1] - started} ms)`);
       const later = committedAt.slice(2).map((t, i) => t - committedAt[i + 1]);
-      assert.ok(later.every((ms) => ms < deadlineMs / 2), `rounds 3..6 closed without waiting: ${later.join(', ')} ms`);
+      assert.ok(
+        later.every((ms) => ms < deadlineMs / 2),
+        `rounds 3..6 closed without waiting: ${later.join(', ')} ms`,
+      );
       assert.deepEqual(notAwaited, ['silent'], 'the client is named once');
     } finally {
       silent.close();

@@ -35,7 +35,9 @@ interface Running {
 
 function launch(storePath: string, port: number, identity: string): Promise<Running> {
   const spec: ServerProcessSpec = { config, model: { identity, parameters: 8 }, generatorVersion: 1, storePath, port, minClients: 2, requireToken: false };
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const committed: number[] = [];
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -71,7 +73,10 @@ test('kill -9 between and during rounds loses no committed round', { timeout: 60
   try {
     let server = await launch(storePath, 0, hash);
     const port = Number(new URL(server.url).port);
-    const clients = trainers.map((trainer, i) => new FederationClient({ url: server.url, clientId: `c${i}`, token: '', trainer, backoff: { initialMs: 50, maxMs: 300, maxAttempts: 200 } }));
+    const clients = trainers.map(
+      (trainer, i) =>
+        new FederationClient({ url: server.url, clientId: `c${i}`, token: '', trainer, backoff: { initialMs: 50, maxMs: 300, maxAttempts: 200 } }),
+    );
     const runs = clients.map((c) => c.run());
     const uploads: number[] = [];
     for (const c of clients) c.on('uploaded', ({ round }) => uploads.push(round));
@@ -95,7 +100,10 @@ test('kill -9 between and during rounds loses no committed round', { timeout: 60
     const results = await Promise.all(runs);
     server.child.kill('SIGTERM');
     await new Promise((r) => server.child.once('exit', r));
-    assert.deepEqual(results.map((r) => r.finalRound), [12, 12, 12]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [12, 12, 12],
+    );
     assert.equal(new Set(results.map((r) => r.digest)).size, 1);
 
     const store = await LevelFederationStore.open(storePath);

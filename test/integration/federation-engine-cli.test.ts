@@ -35,11 +35,35 @@ function fedkseed(args: string[]): { status: number | null; stdout: string; stde
 }
 
 function client(url: string, token: string, id: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [...cli, 'client', '--server', url, '--id', id, '--model', model, '--data', join(root, 'protocol'), '--seq-len', '32', '--threads', '1', '--max-attempts', '1', '--out', join(dir, `${id}.json`), '--json'], {
-    cwd: root,
-    env: { ...process.env, FEDKSEED_TOKEN: token },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...cli,
+      'client',
+      '--server',
+      url,
+      '--id',
+      id,
+      '--model',
+      model,
+      '--data',
+      join(root, 'protocol'),
+      '--seq-len',
+      '32',
+      '--threads',
+      '1',
+      '--max-attempts',
+      '1',
+      '--out',
+      join(dir, `${id}.json`),
+      '--json',
+    ],
+    {
+      cwd: root,
+      env: { ...process.env, FEDKSEED_TOKEN: token },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.push(child);
   let stdout = '';
   let stderr = '';
@@ -60,10 +84,36 @@ test('a token admits a client that trains until the federation finishes; a wrong
   assert.ok(!listed.stdout.includes(secret), 'the secret is never listed');
   for (const f of readdirSync(store)) assert.ok(!readFileSync(join(store, f)).includes(secret), `the secret is not stored (${f})`);
 
-  const server = spawn(process.execPath, [...cli, 'server', '--store', store, '--port', '0', '--model', model, '--rounds', '2', '--clients-per-round', '1', '--tau', '5', '-k', '64', '--batch-size', '2', '--exit-when-finished', '--log', join(dir, 'server.log')], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const server = spawn(
+    process.execPath,
+    [
+      ...cli,
+      'server',
+      '--store',
+      store,
+      '--port',
+      '0',
+      '--model',
+      model,
+      '--rounds',
+      '2',
+      '--clients-per-round',
+      '1',
+      '--tau',
+      '5',
+      '-k',
+      '64',
+      '--batch-size',
+      '2',
+      '--exit-when-finished',
+      '--log',
+      join(dir, 'server.log'),
+    ],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.push(server);
   const serverExit = new Promise<number | null>((resolve) => server.on('close', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
@@ -82,7 +132,10 @@ test('a token admits a client that trains until the federation finishes; a wrong
 
   const ok = await client(url, token, 'alice');
   assert.equal(ok.code, 0, ok.stderr);
-  const events = ok.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string; round?: number; digest?: string });
+  const events = ok.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { event: string; round?: number; digest?: string });
   const done = events.find((e) => e.event === 'done');
   assert.equal(done?.round, 2);
   assert.ok(events.some((e) => e.event === 'step'));
@@ -91,6 +144,9 @@ test('a token admits a client that trains until the federation finishes; a wrong
   assert.equal(checkpoint.k, 64);
   assert.ok(Object.keys(checkpoint.coefficients).length > 0);
   assert.equal(await serverExit, 0);
-  const log = readFileSync(join(dir, 'server.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { event: string });
+  const log = readFileSync(join(dir, 'server.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { event: string });
   assert.ok(log.some((e) => e.event === 'round_committed') && log.some((e) => e.event === 'finished'));
 });

@@ -47,7 +47,10 @@ before(async () => {
   modelDir = join(dir, 'model');
   mkdirSync(modelDir);
   // A small random GPT-2 over the bundled tokenizer's vocabulary: a shape nothing was tuned on.
-  writeGpt2({ vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 5 }, join(modelDir, 'model.onnx'));
+  writeGpt2(
+    { vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 5 },
+    join(modelDir, 'model.onnx'),
+  );
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(bundledModelDir(), f), join(modelDir, f));
   const probe = await engine();
   data = await loadDataset(join(packageRoot(), 'test', 'fixtures', 'data', 'code'), { tokenizer: probe.tokenizer, seqLen, heldOutFraction: 0.3 });
@@ -95,7 +98,12 @@ async function rebuiltDigest(server: FederationServer, round: number): Promise<s
     record.change.forEach((c, j) => (total[j] += c));
   }
   const seeds = [...total.keys()].filter((j) => total[j] !== 0);
-  fresh.params.applyCoefficientDelta(config.federationSeed, seeds, seeds.map((j) => total[j]), config.eta);
+  fresh.params.applyCoefficientDelta(
+    config.federationSeed,
+    seeds,
+    seeds.map((j) => total[j]),
+    config.eta,
+  );
   return fresh.params.digest();
 }
 
@@ -105,10 +113,16 @@ test('three engine clients hold identical replicas after every round, equal to a
     server.events.on('digestMismatch', (e) => mismatches.push(e));
     const clients = await Promise.all([1, 2, 3].map((i) => engineClient(server.url, i)));
     const results = await Promise.all(clients.map((c) => c.client.run()));
-    assert.deepEqual(results.map((r) => r.finalRound), [3, 3, 3]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [3, 3, 3],
+    );
     for (let r = 1; r <= config.rounds; r++) {
       const ds = clients.map((c) => c.digests.get(r));
-      assert.ok(ds.every((d) => d !== undefined && d === ds[0]), `round ${r}: ${ds.join(' ')}`);
+      assert.ok(
+        ds.every((d) => d !== undefined && d === ds[0]),
+        `round ${r}: ${ds.join(' ')}`,
+      );
       assert.equal(ds[0], await rebuiltDigest(server, r), `round ${r}: client replicas equal the rebuilt replica`);
     }
     assert.equal(mismatches.length, 0);
@@ -117,7 +131,7 @@ test('three engine clients hold identical replicas after every round, equal to a
   });
 });
 
-test('an engine client whose replica drifted rebuilds it from the model file, rejoins once and ends on the federation\'s replica', async () => {
+test("an engine client whose replica drifted rebuilds it from the model file, rejoins once and ends on the federation's replica", async () => {
   const c = { ...config, rounds: 4 };
   await withServer(c, 3, engines[0].params.parameterCount, async (server) => {
     const mismatches: string[] = [];
@@ -133,13 +147,19 @@ test('an engine client whose replica drifted rebuilds it from the model file, re
     const resyncs: number[] = [];
     clients[2].client.on('resync', (e) => resyncs.push(e.round));
     const results = await Promise.all(clients.map((x) => x.client.run()));
-    assert.deepEqual(results.map((r) => r.finalRound), [4, 4, 4]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [4, 4, 4],
+    );
     assert.deepEqual(mismatches, ['engine-3']);
     assert.equal(resyncs.length, 1);
     assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'bit-identical after the resync');
     const total = new Float64Array(c.k);
     for (let r = 1; r <= 4; r++) (await server.store.loadRound(r))?.change.forEach((x, j) => (total[j] += x));
-    assert.deepEqual(new Map([...drifting.params.appliedCoefficients()].sort((a, b) => a[0] - b[0])), new Map([...total.keys()].filter((j) => total[j] !== 0).map((j) => [j, total[j]])));
+    assert.deepEqual(
+      new Map([...drifting.params.appliedCoefficients()].sort((a, b) => a[0] - b[0])),
+      new Map([...total.keys()].filter((j) => total[j] !== 0).map((j) => [j, total[j]])),
+    );
   });
 });
 

@@ -11,7 +11,17 @@ import { PROTOCOL_VERSION, type FederationConfig } from '../../protocol';
 import { startServer } from '../../federation/server';
 
 const config: FederationConfig = {
-  k: 64, federationSeed: 3, epsilon: 1e-3, eta: 0.05, tau: 4, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 5, clientsPerRound: 2, deadlineMs: 5000,
+  k: 64,
+  federationSeed: 3,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'uniform',
+  weighting: 'examples',
+  rounds: 5,
+  clientsPerRound: 2,
+  deadlineMs: 5000,
 };
 
 test('frames after a fatal error are not decoded or logged; the log of one connection stays small', { timeout: 30_000 }, async () => {
@@ -26,7 +36,15 @@ test('frames after a fatal error are not decoded or logged; the log of one conne
     },
   });
   // A generous rate limit, so the fatal error below is the version's, not the flood's.
-  const server = await startServer({ config, modelHash: new Uint8Array(32), generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), log, limits: { messagesPerSecond: 1e6, messageBurst: 1e6 } });
+  const server = await startServer({
+    config,
+    modelHash: new Uint8Array(32),
+    generatorVersion: 1,
+    paramCount: 8,
+    storePath: join(dir, 'store'),
+    log,
+    limits: { messagesPerSecond: 1e6, messageBurst: 1e6 },
+  });
   try {
     const before = logged;
     const ws = new WebSocket(server.url);

@@ -32,7 +32,10 @@ test('one coordinator at a time, failover when it goes, commits heard by NOTIFY'
     stores.forEach((s, i) => s.watch(() => heard[i]++));
     const before = [...heard];
     const v = Float64Array.from({ length: K }, (_, j) => j);
-    await stores[0].commitRound({ round: 1, coefficients: v, residual: v, importanceSum: v, importanceCount: v }, { round: 1, change: v, participants: ['a'], examples: 1, lossBefore: 1, lossAfter: 1, committedAt: new Date(0).toISOString() });
+    await stores[0].commitRound(
+      { round: 1, coefficients: v, residual: v, importanceSum: v, importanceCount: v },
+      { round: 1, change: v, participants: ['a'], examples: 1, lossBefore: 1, lossAfter: 1, committedAt: new Date(0).toISOString() },
+    );
     // Well within the 30 s poll: the notification brought it.
     assert.ok(await until(() => heard.every((n, i) => n > before[i]), 10_000), 'every store hears of the commit');
     assert.equal(await stores[2].committedRound(), 1);

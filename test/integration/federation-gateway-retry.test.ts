@@ -11,7 +11,19 @@ import { startPostgres } from '../helpers/postgres';
 
 const K = 32;
 const MODEL = new Uint8Array(32).fill(9);
-const config: FederationConfig = { k: K, federationSeed: 4, epsilon: 1e-3, eta: 0.01, tau: 4, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 2, clientsPerRound: 2, deadlineMs: 30_000 };
+const config: FederationConfig = {
+  k: K,
+  federationSeed: 4,
+  epsilon: 1e-3,
+  eta: 0.01,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'uniform',
+  weighting: 'examples',
+  rounds: 2,
+  clientsPerRound: 2,
+  deadlineMs: 30_000,
+};
 
 /** A protocol-level client: what it was sent, and a way to wait for a message. */
 async function connect(url: string, clientId: string): Promise<{ ws: WebSocket; next: (type: ServerMessage['type']) => Promise<ServerMessage> }> {
@@ -35,7 +47,18 @@ async function connect(url: string, clientId: string): Promise<{ ws: WebSocket; 
 }
 
 function upload(round: number, examples: number): Uint8Array {
-  return encodeMessage({ type: 'upload', round, examples, lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: new Uint8Array(32), pairs: [{ seed: 3, g: 0.5 }] });
+  return encodeMessage({
+    type: 'upload',
+    round,
+    examples,
+    lossBeforeSum: 2,
+    lossBeforeCount: 1,
+    lossAfterSum: 1,
+    lossAfterCount: 1,
+    digestRound: round - 1,
+    digest: new Uint8Array(32),
+    pairs: [{ seed: 3, g: 0.5 }],
+  });
 }
 
 test('an upload retried through another gateway counts once', { timeout: 60_000 }, async () => {

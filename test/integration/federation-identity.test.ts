@@ -13,7 +13,17 @@ import { startServer } from '../../federation/server';
 import { createToken, listTokens } from '../../federation/tokens';
 
 const config: FederationConfig = {
-  k: 64, federationSeed: 3, epsilon: 1e-3, eta: 0.05, tau: 4, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 5, clientsPerRound: 5, deadlineMs: 5000,
+  k: 64,
+  federationSeed: 3,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'uniform',
+  weighting: 'examples',
+  rounds: 5,
+  clientsPerRound: 5,
+  deadlineMs: 5000,
 };
 const modelHash = new Uint8Array(32).fill(1);
 

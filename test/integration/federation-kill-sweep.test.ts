@@ -79,11 +79,14 @@ test(`${KILLS} kill -9s at seeded points of the round life cycle lose and double
     killed.push(plan[step].phase);
     l.child.kill('SIGKILL');
   };
-  const armed = (l: Life): { phase: Phase; after: number; delayMs: number } | null => (life === l && step >= 0 && step < KILLS && l.committed.length >= plan[step].after ? plan[step] : null);
+  const armed = (l: Life): { phase: Phase; after: number; delayMs: number } | null =>
+    life === l && step >= 0 && step < KILLS && l.committed.length >= plan[step].after ? plan[step] : null;
 
   function launch(): Promise<Life> {
     const spec: ServerProcessSpec = { config, model: { identity, parameters: 8 }, generatorVersion: 1, storePath, port, minClients: 2, requireToken: false };
-    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../../cli/run-server.ts'), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     const l: Life = { child, exited: new Promise((r) => child.once('exit', () => r())), committed: [], openRound: 0, uploadsInOpenRound: 0, joins: 0 };
     return new Promise((resolve, reject) => {
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
@@ -109,7 +112,16 @@ test(`${KILLS} kill -9s at seeded points of the round life cycle lose and double
 
   try {
     life = await launch();
-    const clients = trainers.map((trainer, i) => new FederationClient({ url: `ws://127.0.0.1:${port}`, clientId: `c${i}`, token: '', trainer, backoff: { initialMs: 20, maxMs: 150, maxAttempts: 1000 } }));
+    const clients = trainers.map(
+      (trainer, i) =>
+        new FederationClient({
+          url: `ws://127.0.0.1:${port}`,
+          clientId: `c${i}`,
+          token: '',
+          trainer,
+          backoff: { initialMs: 20, maxMs: 150, maxAttempts: 1000 },
+        }),
+    );
     const resyncs: unknown[] = [];
     const digests = new Map<number, Set<string>>();
     for (const c of clients) {
@@ -143,8 +155,15 @@ test(`${KILLS} kill -9s at seeded points of the round life cycle lose and double
     await last.exited;
     committedEvents.push(...last.committed);
 
-    assert.deepEqual(killed, plan.map((p) => p.phase), 'every planned kill landed in its phase');
-    assert.deepEqual(results.map((r) => r.finalRound), [config.rounds, config.rounds, config.rounds]);
+    assert.deepEqual(
+      killed,
+      plan.map((p) => p.phase),
+      'every planned kill landed in its phase',
+    );
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [config.rounds, config.rounds, config.rounds],
+    );
     assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'every replica ends bit-identical');
     for (const [round, seen] of digests) assert.equal(seen.size, 1, `round ${round}: the replicas agree`);
     assert.deepEqual(resyncs, [], 'no replica was refused or resynced');

@@ -21,7 +21,15 @@ test('connections cut mid-commit fail those commits only; the store goes on', { 
     await admin.connect();
     const v = Float64Array.from({ length: K }, (_, j) => j);
     const state = (round: number): FederationState => ({ round, coefficients: v, residual: v, importanceSum: v, importanceCount: v });
-    const record = (round: number) => ({ round, change: v, participants: ['a'], examples: 1, lossBefore: 1, lossAfter: 1, committedAt: new Date(0).toISOString() });
+    const record = (round: number) => ({
+      round,
+      change: v,
+      participants: ['a'],
+      examples: 1,
+      lossBefore: 1,
+      lossAfter: 1,
+      committedAt: new Date(0).toISOString(),
+    });
     // Cut every other session of the database, again and again, while commits run.
     let cutting = true;
     let cuts = 0;

@@ -12,7 +12,19 @@ import { startPostgres } from '../helpers/postgres';
 
 const K = 4096;
 const ROUNDS = 120;
-const config: FederationConfig = { k: K, federationSeed: 3, epsilon: 1e-3, eta: 0.01, tau: 4, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 500, clientsPerRound: 1, deadlineMs: 1000 };
+const config: FederationConfig = {
+  k: K,
+  federationSeed: 3,
+  epsilon: 1e-3,
+  eta: 0.01,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 500,
+  clientsPerRound: 1,
+  deadlineMs: 1000,
+};
 
 test("a gateway's commit-lock connection cut while it verifies the chain does not end the process", { timeout: 120_000 }, async () => {
   const pg = await startPostgres();
@@ -25,7 +37,13 @@ test("a gateway's commit-lock connection cut while it verifies the chain does no
     for (let round = 1; round <= ROUNDS; round++) {
       const change = Float64Array.from({ length: K }, (_, j) => ((j * round) % 7) - 3);
       change.forEach((c, j) => (coefficients[j] += c));
-      const state = { round, coefficients: new Float64Array(coefficients), residual: new Float64Array(K), importanceSum: new Float64Array(K), importanceCount: new Float64Array(K) };
+      const state = {
+        round,
+        coefficients: new Float64Array(coefficients),
+        residual: new Float64Array(K),
+        importanceSum: new Float64Array(K),
+        importanceCount: new Float64Array(K),
+      };
       await store.commitRound(state, { round, change, participants: ['a'], examples: 1, lossBefore: 1, lossAfter: 0.5, committedAt: `t${round}` });
     }
     await store.close();
@@ -37,7 +55,10 @@ test("a gateway's commit-lock connection cut while it verifies the chain does no
     let cut = false;
     const hunt = (async () => {
       while (!done && !cut) {
-        const { rows } = await killer.query<{ pid: number }>("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2", [LOCK_CLASS, COMMIT_LOCK]);
+        const { rows } = await killer.query<{ pid: number }>(
+          "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid = $2",
+          [LOCK_CLASS, COMMIT_LOCK],
+        );
         if (rows.length > 0) {
           await killer.query('SELECT pg_terminate_backend($1)', [rows[0].pid]);
           cut = true;

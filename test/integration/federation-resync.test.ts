@@ -29,7 +29,15 @@ const config: FederationConfig = {
 async function withServer<T>(minClients: number, body: (server: FederationServer) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-resync-'));
   const trainer = new QuadraticToyTrainer({ dimension: 16, clientSeed: 0 });
-  const server = await startServer({ config, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 16, storePath: join(dir, 'store'), requireToken: false, minClients });
+  const server = await startServer({
+    config,
+    modelHash: trainer.modelHash,
+    generatorVersion: 1,
+    paramCount: 16,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+    minClients,
+  });
   try {
     return await body(server);
   } finally {
@@ -64,7 +72,10 @@ test('a client whose replica drifted is resynced once from the base weights and 
     const resyncs: number[] = [];
     all[2].client.on('resync', (e) => resyncs.push(e.round));
     const results = await Promise.all(all.map((c) => c.client.run()));
-    assert.deepEqual(results.map((r) => r.finalRound), [6, 6, 6]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [6, 6, 6],
+    );
     assert.deepEqual(mismatches, ['c3'], 'the drifted replica is reported once, then agrees');
     assert.equal(new Set(results.map((r) => r.digest)).size, 1, 'every replica ends bit-identical');
     // The first report of the drifted replica is round 3's; the quorum on it may be decided after round 4

@@ -125,102 +125,110 @@ async function claim(server: FederationServer, clientId: string): Promise<number
   return m.errors[0] ?? -1;
 }
 
-test('LevelDB: tokens revoke while the server runs closes the live session within a second, and the client id stays reserved', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fedk-revoke-'));
-  const store = join(dir, 'store');
-  const model = new QuadraticToyTrainer({ dimension: DIMENSION, clientSeed: 0 });
-  const server = await startServer({ config, modelHash: model.modelHash, generatorVersion: 1, paramCount: DIMENSION, storePath: store, minClients: 1 });
-  const members: Member[] = [];
-  try {
-    // Alice's token takes her id at its first hello; Bob's is granted his.
-    const alice = await createToken(server.store, 'alice');
-    const bob = await createToken(server.store, 'bob', 'bob');
-    const mallory = await createToken(server.store, 'mallory', 'mallory');
-    members.push(member(server, 'alice', alice.token), member(server, 'bob', bob.token), member(server, 'mallory', mallory.token));
-    const [a, b, m] = members;
-    await untilRound(server, 3, 20_000);
-    const late = uploadsAfter(server, 'alice');
-
-    // Through the command line: the server holds the folder, so it takes the request itself.
-    const started = Date.now();
-    const revoked = await cli(['tokens', 'revoke', alice.id, '--store', store]);
-    assert.equal(revoked.status, 0, revoked.stderr);
-    assert.match(revoked.stderr, /revoked [0-9a-f]{16}: the running server closed its 1 live session; its client id stays reserved/);
-    assert.ok(a.closedAt !== null && a.closedAt >= started && a.closedAt <= revoked.exitedAt, 'alice is closed before the command returns');
-    late.since(a.closedAt);
-    const aliceEnd = await a.run;
-    assert.match(String(aliceEnd), /AuthFailed|revoked/);
-    assert.deepEqual(a.errors, [ErrorCode.AuthFailed]);
-
-    // In the process: revoking through the server's store closes the session within a second.
-    const t0 = Date.now();
-    assert.equal(await revokeToken(server.store, mallory.id), true);
-    const deadline = Date.now() + 1000;
-    while (m.closedAt === null && Date.now() < deadline) await sleep(10);
-    assert.ok(m.closedAt !== null, 'mallory is closed within a second');
-    console.log(`in-process revocation closed the session after ${m.closedAt - t0} ms`);
-    await m.run;
-
-    // Bob goes on alone; Alice uploads nothing more, and her id is not for an unbound token.
-    const at = server.stats().committedRound;
-    await untilRound(server, at + 3, 20_000);
-    assert.equal(late.count(), 0, 'no upload of the revoked token after its session closed');
-    assert.equal(await claim(server, 'alice'), ErrorCode.IdentityMismatch);
-    assert.equal(await claim(server, 'mallory'), ErrorCode.IdentityMismatch);
-    const listed = await listTokens(server.store);
-    assert.ok(listed.find((t) => t.id === alice.id)?.revokedAt, 'the revoked token is kept, marked revoked');
-    assert.equal(listed.find((t) => t.id === alice.id)?.clientId, 'alice');
-    // The operator may still grant the id to a new token of their own.
-    const again = await createToken(server.store, 'alice again', 'alice');
-    const back = member(server, 'alice', again.token);
-    members.push(back);
-    await untilRound(server, server.stats().committedRound + 2, 20_000);
-    assert.deepEqual(back.errors, []);
-    assert.equal(b.errors.length, 0);
-  } finally {
-    for (const x of members) x.client.stop();
-    await Promise.all(members.map((x) => x.run));
-    await server.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
-
-test('PostgreSQL: tokens revoke while a gateway serves closes the live session within a second of the command, and the client id stays reserved', { timeout: 120_000 }, async () => {
-  const pg = await startPostgres();
-  const members: Member[] = [];
-  let server: FederationServer | null = null;
-  let store: PgFederationStore | null = null;
-  try {
-    const url = await pg.createDatabase('revoke');
-    store = await PgFederationStore.open(url, { password: pg.password });
+test(
+  'LevelDB: tokens revoke while the server runs closes the live session within a second, and the client id stays reserved',
+  { timeout: 120_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fedk-revoke-'));
+    const store = join(dir, 'store');
     const model = new QuadraticToyTrainer({ dimension: DIMENSION, clientSeed: 0 });
-    server = await startServer({ config, modelHash: model.modelHash, generatorVersion: 1, paramCount: DIMENSION, store, minClients: 1 });
-    const alice = await createToken(store, 'alice');
-    const bob = await createToken(store, 'bob', 'bob');
-    members.push(member(server, 'alice', alice.token), member(server, 'bob', bob.token));
-    const [a] = members;
-    await untilRound(server, 3, 30_000);
-    const late = uploadsAfter(server, 'alice');
+    const server = await startServer({ config, modelHash: model.modelHash, generatorVersion: 1, paramCount: DIMENSION, storePath: store, minClients: 1 });
+    const members: Member[] = [];
+    try {
+      // Alice's token takes her id at its first hello; Bob's is granted his.
+      const alice = await createToken(server.store, 'alice');
+      const bob = await createToken(server.store, 'bob', 'bob');
+      const mallory = await createToken(server.store, 'mallory', 'mallory');
+      members.push(member(server, 'alice', alice.token), member(server, 'bob', bob.token), member(server, 'mallory', mallory.token));
+      const [a, b, m] = members;
+      await untilRound(server, 3, 20_000);
+      const late = uploadsAfter(server, 'alice');
 
-    const revoked = await cli(['tokens', 'revoke', alice.id, '--store', url], { PGPASSWORD: pg.password });
-    assert.equal(revoked.status, 0, revoked.stderr);
-    const deadline = revoked.exitedAt + 1000;
-    while (a.closedAt === null && Date.now() < deadline) await sleep(10);
-    assert.ok(a.closedAt !== null, 'alice is closed within a second of the command');
-    console.log(`PostgreSQL revocation closed the session ${a.closedAt - revoked.exitedAt} ms after the command exited`);
-    late.since(a.closedAt);
-    assert.match(String(await a.run), /AuthFailed|revoked/);
-    assert.deepEqual(a.errors, [ErrorCode.AuthFailed]);
+      // Through the command line: the server holds the folder, so it takes the request itself.
+      const started = Date.now();
+      const revoked = await cli(['tokens', 'revoke', alice.id, '--store', store]);
+      assert.equal(revoked.status, 0, revoked.stderr);
+      assert.match(revoked.stderr, /revoked [0-9a-f]{16}: the running server closed its 1 live session; its client id stays reserved/);
+      assert.ok(a.closedAt !== null && a.closedAt >= started && a.closedAt <= revoked.exitedAt, 'alice is closed before the command returns');
+      late.since(a.closedAt);
+      const aliceEnd = await a.run;
+      assert.match(String(aliceEnd), /AuthFailed|revoked/);
+      assert.deepEqual(a.errors, [ErrorCode.AuthFailed]);
 
-    const at = server.stats().committedRound;
-    await untilRound(server, at + 3, 30_000);
-    assert.equal(late.count(), 0, 'no upload of the revoked token after its session closed');
-    assert.equal(await claim(server, 'alice'), ErrorCode.IdentityMismatch);
-  } finally {
-    for (const x of members) x.client.stop();
-    await Promise.all(members.map((x) => x.run));
-    await server?.close();
-    await store?.close();
-    pg.stop();
-  }
-});
+      // In the process: revoking through the server's store closes the session within a second.
+      const t0 = Date.now();
+      assert.equal(await revokeToken(server.store, mallory.id), true);
+      const deadline = Date.now() + 1000;
+      while (m.closedAt === null && Date.now() < deadline) await sleep(10);
+      assert.ok(m.closedAt !== null, 'mallory is closed within a second');
+      console.log(`in-process revocation closed the session after ${m.closedAt - t0} ms`);
+      await m.run;
+
+      // Bob goes on alone; Alice uploads nothing more, and her id is not for an unbound token.
+      const at = server.stats().committedRound;
+      await untilRound(server, at + 3, 20_000);
+      assert.equal(late.count(), 0, 'no upload of the revoked token after its session closed');
+      assert.equal(await claim(server, 'alice'), ErrorCode.IdentityMismatch);
+      assert.equal(await claim(server, 'mallory'), ErrorCode.IdentityMismatch);
+      const listed = await listTokens(server.store);
+      assert.ok(listed.find((t) => t.id === alice.id)?.revokedAt, 'the revoked token is kept, marked revoked');
+      assert.equal(listed.find((t) => t.id === alice.id)?.clientId, 'alice');
+      // The operator may still grant the id to a new token of their own.
+      const again = await createToken(server.store, 'alice again', 'alice');
+      const back = member(server, 'alice', again.token);
+      members.push(back);
+      await untilRound(server, server.stats().committedRound + 2, 20_000);
+      assert.deepEqual(back.errors, []);
+      assert.equal(b.errors.length, 0);
+    } finally {
+      for (const x of members) x.client.stop();
+      await Promise.all(members.map((x) => x.run));
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  'PostgreSQL: tokens revoke while a gateway serves closes the live session within a second of the command, and the client id stays reserved',
+  { timeout: 120_000 },
+  async () => {
+    const pg = await startPostgres();
+    const members: Member[] = [];
+    let server: FederationServer | null = null;
+    let store: PgFederationStore | null = null;
+    try {
+      const url = await pg.createDatabase('revoke');
+      store = await PgFederationStore.open(url, { password: pg.password });
+      const model = new QuadraticToyTrainer({ dimension: DIMENSION, clientSeed: 0 });
+      server = await startServer({ config, modelHash: model.modelHash, generatorVersion: 1, paramCount: DIMENSION, store, minClients: 1 });
+      const alice = await createToken(store, 'alice');
+      const bob = await createToken(store, 'bob', 'bob');
+      members.push(member(server, 'alice', alice.token), member(server, 'bob', bob.token));
+      const [a] = members;
+      await untilRound(server, 3, 30_000);
+      const late = uploadsAfter(server, 'alice');
+
+      const revoked = await cli(['tokens', 'revoke', alice.id, '--store', url], { PGPASSWORD: pg.password });
+      assert.equal(revoked.status, 0, revoked.stderr);
+      const deadline = revoked.exitedAt + 1000;
+      while (a.closedAt === null && Date.now() < deadline) await sleep(10);
+      assert.ok(a.closedAt !== null, 'alice is closed within a second of the command');
+      console.log(`PostgreSQL revocation closed the session ${a.closedAt - revoked.exitedAt} ms after the command exited`);
+      late.since(a.closedAt);
+      assert.match(String(await a.run), /AuthFailed|revoked/);
+      assert.deepEqual(a.errors, [ErrorCode.AuthFailed]);
+
+      const at = server.stats().committedRound;
+      await untilRound(server, at + 3, 30_000);
+      assert.equal(late.count(), 0, 'no upload of the revoked token after its session closed');
+      assert.equal(await claim(server, 'alice'), ErrorCode.IdentityMismatch);
+    } finally {
+      for (const x of members) x.client.stop();
+      await Promise.all(members.map((x) => x.run));
+      await server?.close();
+      await store?.close();
+      pg.stop();
+    }
+  },
+);

@@ -24,11 +24,23 @@ const base: FederationConfig = {
   deadlineMs: 5000,
 };
 
-async function withServer<T>(config: FederationConfig, extra: { minClients?: number; dimension?: number }, body: (server: FederationServer, dir: string) => Promise<T>): Promise<T> {
+async function withServer<T>(
+  config: FederationConfig,
+  extra: { minClients?: number; dimension?: number },
+  body: (server: FederationServer, dir: string) => Promise<T>,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-'));
   const dimension = extra.dimension ?? 16;
   const trainer = new QuadraticToyTrainer({ dimension, clientSeed: 0 });
-  const server = await startServer({ config, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: dimension, storePath: join(dir, 'store'), requireToken: false, minClients: extra.minClients });
+  const server = await startServer({
+    config,
+    modelHash: trainer.modelHash,
+    generatorVersion: 1,
+    paramCount: dimension,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+    minClients: extra.minClients,
+  });
   try {
     return await body(server, dir);
   } finally {
@@ -51,11 +63,17 @@ test('three clients hold bit-identical replicas after every round', async () => 
     server.events.on('digestMismatch', (e) => mismatches.push(e));
     const clients = [1, 2, 3].map((i) => client(server.url, i));
     const results = await Promise.all(clients.map((c) => c.client.run()));
-    assert.deepEqual(results.map((r) => r.finalRound), [4, 4, 4]);
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [4, 4, 4],
+    );
     assert.equal(new Set(results.map((r) => r.digest)).size, 1);
     for (let r = 1; r <= 4; r++) {
       const ds = clients.map((c) => c.digests.get(r));
-      assert.ok(ds.every((d) => d !== undefined && d === ds[0]), `round ${r} digests ${ds.join(',')}`);
+      assert.ok(
+        ds.every((d) => d !== undefined && d === ds[0]),
+        `round ${r} digests ${ds.join(',')}`,
+      );
     }
     assert.equal(mismatches.length, 0);
     const state = await server.store.loadState();

@@ -20,7 +20,19 @@ import type { FederationConfig } from '../../protocol';
 import { startPostgres, type TestPostgres } from '../helpers/postgres';
 
 const K = 16;
-const config: FederationConfig = { k: K, federationSeed: 5, epsilon: 1e-3, eta: 0.01, tau: 4, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 9, clientsPerRound: 2, deadlineMs: 1000 };
+const config: FederationConfig = {
+  k: K,
+  federationSeed: 5,
+  epsilon: 1e-3,
+  eta: 0.01,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 9,
+  clientsPerRound: 2,
+  deadlineMs: 1000,
+};
 
 function stateAt(round: number): FederationState {
   const v = (f: number) => Float64Array.from({ length: K }, (_, j) => (j - 7) * f * round);
@@ -28,7 +40,15 @@ function stateAt(round: number): FederationState {
 }
 
 function recordOf(round: number): RoundRecord {
-  return { round, change: Float64Array.from({ length: K }, (_, j) => j * round - 3), participants: ['a', `c${round}`], examples: 10 * round, lossBefore: round === 1 ? NaN : 2.5, lossAfter: 1.25, committedAt: new Date(1_700_000_000_000 + round).toISOString() };
+  return {
+    round,
+    change: Float64Array.from({ length: K }, (_, j) => j * round - 3),
+    participants: ['a', `c${round}`],
+    examples: 10 * round,
+    lossBefore: round === 1 ? NaN : 2.5,
+    lossAfter: 1.25,
+    committedAt: new Date(1_700_000_000_000 + round).toISOString(),
+  };
 }
 
 /** What a store gave back, less what it adds at commit (the chain's link, the round's history, the state's seal). */
@@ -157,7 +177,10 @@ for (const engine of engines) {
         for (let r = 1; r <= 3; r++) rebuilt = applyRound(rebuilt, (await store.loadRound(r)) as RoundRecord);
         const stored = bare(await store.loadState()) as FederationState;
         for (const v of ['residual', 'importanceSum', 'importanceCount'] as const) assert.deepEqual(rebuilt[v], stored[v], v);
-        assert.deepEqual(Array.from(rebuilt.coefficients), [1, 2, 3].reduce((c, r) => c.map((x, j) => x + recordOf(r).change[j]), new Array<number>(K).fill(0)));
+        assert.deepEqual(
+          Array.from(rebuilt.coefficients),
+          [1, 2, 3].reduce((c, r) => c.map((x, j) => x + recordOf(r).change[j]), new Array<number>(K).fill(0)),
+        );
       } finally {
         await store.close();
       }
@@ -231,7 +254,15 @@ for (const engine of engines) {
     test('tokens and presence read back as written', async () => {
       const { store } = await engine.fresh();
       try {
-        const token = { id: '0123456789abcdef', label: 'laptop', salt: 'aa', hash: 'bb', createdAt: '2026-01-01T00:00:00.000Z', clientId: 'c1', maxExamples: 64 };
+        const token = {
+          id: '0123456789abcdef',
+          label: 'laptop',
+          salt: 'aa',
+          hash: 'bb',
+          createdAt: '2026-01-01T00:00:00.000Z',
+          clientId: 'c1',
+          maxExamples: 64,
+        };
         await store.putToken(token);
         await store.putToken({ ...token, id: 'fedcba9876543210', clientId: undefined, maxExamples: undefined });
         assert.deepEqual(await store.getToken(token.id), token);

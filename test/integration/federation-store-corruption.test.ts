@@ -26,7 +26,17 @@ import type { FederationConfig, HelloMessage, UploadMessage } from '../../protoc
 import { errorMessage } from '../../protocol/errors';
 
 const config: FederationConfig = {
-  k: 256, federationSeed: 4, epsilon: 1e-3, eta: 1e-3, tau: 8, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 50, clientsPerRound: 2, deadlineMs: 1000,
+  k: 256,
+  federationSeed: 4,
+  epsilon: 1e-3,
+  eta: 1e-3,
+  tau: 8,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 50,
+  clientsPerRound: 2,
+  deadlineMs: 1000,
 };
 const MODEL_HASH = new Uint8Array(32).fill(3);
 const clock: Clock = { now: () => 1_700_000_000_000, setTimer: (): Timer => ({ cancel: () => {} }) };
@@ -66,7 +76,15 @@ async function buildStore(path: string): Promise<void> {
   for (let round = 1; round <= 6; round++) {
     for (const [i, id] of ['a', 'b'].entries()) {
       const upload: UploadMessage = {
-        type: 'upload', round, examples: 4, lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: new Uint8Array(32).fill(round),
+        type: 'upload',
+        round,
+        examples: 4,
+        lossBeforeSum: 2,
+        lossBeforeCount: 1,
+        lossAfterSum: 1,
+        lossAfterCount: 1,
+        digestRound: round - 1,
+        digest: new Uint8Array(32).fill(round),
         pairs: Array.from({ length: 8 }, (_, j) => ({ seed: (round * 17 + j * 5 + i) % config.k, g: ((j + 1) * (i ? -1 : 1)) / 3 })),
       };
       await engine.upload(id, id, upload);
@@ -89,12 +107,21 @@ async function buildStore(path: string): Promise<void> {
 async function buildRest(path: string): Promise<void> {
   const store = await LevelFederationStore.open(path);
   const engine = await RoundEngine.open<string>(engineOptions(store));
-  for (const id of ['a', 'b']) await engine.join(id, { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 3, generatorVersion: 1 });
+  for (const id of ['a', 'b'])
+    await engine.join(id, { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 3, generatorVersion: 1 });
   await settle();
   for (let round = 4; round <= 6; round++) {
     for (const [i, id] of ['a', 'b'].entries()) {
       await engine.upload(id, id, {
-        type: 'upload', round, examples: 4, lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: new Uint8Array(32).fill(round),
+        type: 'upload',
+        round,
+        examples: 4,
+        lossBeforeSum: 2,
+        lossBeforeCount: 1,
+        lossAfterSum: 1,
+        lossAfterCount: 1,
+        digestRound: round - 1,
+        digest: new Uint8Array(32).fill(round),
         pairs: Array.from({ length: 8 }, (_, j) => ({ seed: (round * 17 + j * 5 + i) % config.k, g: ((j + 1) * (i ? -1 : 1)) / 3 })),
       });
     }
@@ -174,7 +201,10 @@ test('every damaged store is refused with a clear message or reads back identica
     const expected = await dump(pristine);
     assert.ok([...expected.keys()].some((k) => k.startsWith('round/')));
     const cases = damages(pristine);
-    assert.ok(readdirSync(pristine).some((f) => f.endsWith('.ldb')), 'a compacted table is part of the sweep');
+    assert.ok(
+      readdirSync(pristine).some((f) => f.endsWith('.ldb')),
+      'a compacted table is part of the sweep',
+    );
     const silent: string[] = [];
     let refused = 0;
     let harmless = 0;
@@ -204,7 +234,8 @@ test('every damaged store is refused with a clear message or reads back identica
         const r = await repaired(dir);
         if (r) {
           rebuilt++;
-          if (!sameState(r.state, r.kept === 0 ? null : (history[r.kept] ?? null))) wrongRepairs.push(`${c.name}: the state rebuilt at round ${r.kept} is not the one committed then`);
+          if (!sameState(r.state, r.kept === 0 ? null : (history[r.kept] ?? null)))
+            wrongRepairs.push(`${c.name}: the state rebuilt at round ${r.kept} is not the one committed then`);
         }
       } finally {
         if (store) await store.close().catch(() => undefined);
@@ -213,7 +244,9 @@ test('every damaged store is refused with a clear message or reads back identica
     }
     assert.deepEqual(silent, [], `${silent.length} of ${cases.length} damaged stores were accepted silently`);
     assert.deepEqual(wrongRepairs, []);
-    t.diagnostic(`${cases.length} cases: ${refused} refused (${named} naming the round or state vector), ${harmless} harmless; ${rebuilt} rebuilt from their round history, each to a state the federation had`);
+    t.diagnostic(
+      `${cases.length} cases: ${refused} refused (${named} naming the round or state vector), ${harmless} harmless; ${rebuilt} rebuilt from their round history, each to a state the federation had`,
+    );
     assert.ok(refused > 0 && refused + harmless === cases.length, `refused ${refused}, harmless ${harmless} of ${cases.length}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -240,7 +273,7 @@ function blockEntries(bytes: Buffer, offset: number, size: number): [string, Buf
   const end = offset + size - 4 - 4 * restarts;
   const out: [string, Buffer][] = [];
   let key = Buffer.alloc(0);
-  for (let at = offset; at < end; ) {
+  for (let at = offset; at < end;) {
     let shared: number, unshared: number, length: number;
     [shared, at] = varint(bytes, at);
     [unshared, at] = varint(bytes, at);
@@ -284,7 +317,9 @@ function tableBlocks(bytes: Buffer): Record<BlockKind, [number, number][]> {
 async function served(store: LevelFederationStore, tokenIds: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const state = await store.loadState();
-  out.state = state ? `${state.round}:${(['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const).map((v) => Buffer.from(state[v].buffer).toString('hex')).join(':')}` : 'none';
+  out.state = state
+    ? `${state.round}:${(['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const).map((v) => Buffer.from(state[v].buffer).toString('hex')).join(':')}`
+    : 'none';
   out.config = JSON.stringify(await store.loadConfig());
   out.secret = Buffer.from(await store.loadSecret()).toString('hex');
   for (let r = 0; r <= 4; r++) {
@@ -307,11 +342,20 @@ async function buildThreeRounds(path: string, { lastInLog = false } = {}): Promi
       for (const label of ['a', 'b', 'revoked']) ids.push((await createToken(store, label, label === 'revoked' ? undefined : label)).id);
     }
     if (round === 3) await store.deleteToken(ids[2]);
-    for (const id of ['a', 'b']) await engine.join(id, { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: round - 1, generatorVersion: 1 });
+    for (const id of ['a', 'b'])
+      await engine.join(id, { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: round - 1, generatorVersion: 1 });
     await settle();
     for (const [i, id] of ['a', 'b'].entries()) {
       await engine.upload(id, id, {
-        type: 'upload', round, examples: 4, lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: new Uint8Array(32).fill(round),
+        type: 'upload',
+        round,
+        examples: 4,
+        lossBeforeSum: 2,
+        lossBeforeCount: 1,
+        lossAfterSum: 1,
+        lossAfterCount: 1,
+        digestRound: round - 1,
+        digest: new Uint8Array(32).fill(round),
         pairs: Array.from({ length: 8 }, (_, j) => ({ seed: (round * 17 + j * 5 + i) % config.k, g: ((j + 1) * (i ? -1 : 1)) / 3 })),
       });
     }
@@ -335,105 +379,132 @@ function sample(ranges: readonly [number, number][], n: number, seed: number): [
   return Array.from({ length: Math.min(n, bytes.length * 8) }, () => [bytes[next() % bytes.length], next() % 8] as [number, number]);
 }
 
-test('bit flips in every block kind of the tables (data, filter, metaindex, index, footer): every value read by key is the committed one, or the store is refused', { timeout: 120_000 }, async (t) => {
-  const root = mkdtempSync(join(tmpdir(), 'fedk-blocks-'));
-  try {
-    const pristine = join(root, 'pristine');
-    const tokenIds = await buildThreeRounds(pristine);
-    const reference = join(root, 'reference');
-    cpSync(pristine, reference, { recursive: true });
-    const refStore = await LevelFederationStore.open(reference);
-    const want = await served(refStore, tokenIds);
-    await refStore.close();
-    assert.ok(want.state.startsWith('3:') && want[`token ${tokenIds[2]}`] === 'null', 'the reference serves round 3, the deleted token is gone');
-    const tables = readdirSync(pristine).filter((f) => /\.(ldb|sst)$/.test(f)).sort();
-    assert.ok(tables.length >= 2, `tables: ${tables.join(', ')}`);
-    const PER_KIND = 8;
-    const cases: { name: string; kind: BlockKind; file: string; offset: number; bit: number }[] = [];
-    for (const [n, file] of tables.entries()) {
-      const blocks = tableBlocks(readFileSync(join(pristine, file)));
-      for (const kind of Object.keys(blocks) as BlockKind[]) {
-        for (const [offset, bit] of sample(blocks[kind], PER_KIND, 7919 * (n + 1) + kind.length)) cases.push({ name: `${file} ${kind} block: bit ${bit} of byte ${offset}`, kind, file, offset, bit });
-      }
-    }
-    const wrong: string[] = [];
-    const counts: Record<BlockKind, { right: number; refused: number }> = { data: { right: 0, refused: 0 }, filter: { right: 0, refused: 0 }, metaindex: { right: 0, refused: 0 }, index: { right: 0, refused: 0 }, footer: { right: 0, refused: 0 } };
-    for (const [i, c] of cases.entries()) {
-      const dir = join(root, `case-${i}`);
-      cpSync(pristine, dir, { recursive: true });
-      const bytes = readFileSync(join(dir, c.file));
-      bytes[c.offset] ^= 1 << c.bit;
-      writeFileSync(join(dir, c.file), bytes);
-      let store: LevelFederationStore | null = null;
-      try {
-        try {
-          store = await LevelFederationStore.open(dir);
-        } catch (err) {
-          const message = errorMessage(err);
-          if (/the store .* (is damaged|is not a complete store|cannot be opened|cannot be read)/.test(message) && /backup/.test(message)) counts[c.kind].refused++;
-          else wrong.push(`${c.name}: unclear refusal: ${message}`);
-          continue;
+test(
+  'bit flips in every block kind of the tables (data, filter, metaindex, index, footer): every value read by key is the committed one, or the store is refused',
+  { timeout: 120_000 },
+  async (t) => {
+    const root = mkdtempSync(join(tmpdir(), 'fedk-blocks-'));
+    try {
+      const pristine = join(root, 'pristine');
+      const tokenIds = await buildThreeRounds(pristine);
+      const reference = join(root, 'reference');
+      cpSync(pristine, reference, { recursive: true });
+      const refStore = await LevelFederationStore.open(reference);
+      const want = await served(refStore, tokenIds);
+      await refStore.close();
+      assert.ok(want.state.startsWith('3:') && want[`token ${tokenIds[2]}`] === 'null', 'the reference serves round 3, the deleted token is gone');
+      const tables = readdirSync(pristine)
+        .filter((f) => /\.(ldb|sst)$/.test(f))
+        .sort();
+      assert.ok(tables.length >= 2, `tables: ${tables.join(', ')}`);
+      const PER_KIND = 8;
+      const cases: { name: string; kind: BlockKind; file: string; offset: number; bit: number }[] = [];
+      for (const [n, file] of tables.entries()) {
+        const blocks = tableBlocks(readFileSync(join(pristine, file)));
+        for (const kind of Object.keys(blocks) as BlockKind[]) {
+          for (const [offset, bit] of sample(blocks[kind], PER_KIND, 7919 * (n + 1) + kind.length))
+            cases.push({ name: `${file} ${kind} block: bit ${bit} of byte ${offset}`, kind, file, offset, bit });
         }
-        try {
-          const engine = await RoundEngine.open<string>(engineOptions(store));
-          const round = engine.committedRound;
-          engine.close();
-          const got = await served(store, tokenIds);
-          const differ = Object.keys(want).filter((k) => got[k] !== want[k]);
-          if (round !== 3 || differ.length > 0) wrong.push(`${c.name}: served round ${round}${differ.length ? `, wrong ${differ.join(', ')}` : ''}`);
-          else counts[c.kind].right++;
-        } catch (err) {
-          wrong.push(`${c.name}: opened, then failed: ${errorMessage(err)}`);
-        }
-      } finally {
-        if (store) await store.close().catch(() => undefined);
-        rmSync(dir, { recursive: true, force: true });
       }
+      const wrong: string[] = [];
+      const counts: Record<BlockKind, { right: number; refused: number }> = {
+        data: { right: 0, refused: 0 },
+        filter: { right: 0, refused: 0 },
+        metaindex: { right: 0, refused: 0 },
+        index: { right: 0, refused: 0 },
+        footer: { right: 0, refused: 0 },
+      };
+      for (const [i, c] of cases.entries()) {
+        const dir = join(root, `case-${i}`);
+        cpSync(pristine, dir, { recursive: true });
+        const bytes = readFileSync(join(dir, c.file));
+        bytes[c.offset] ^= 1 << c.bit;
+        writeFileSync(join(dir, c.file), bytes);
+        let store: LevelFederationStore | null = null;
+        try {
+          try {
+            store = await LevelFederationStore.open(dir);
+          } catch (err) {
+            const message = errorMessage(err);
+            if (/the store .* (is damaged|is not a complete store|cannot be opened|cannot be read)/.test(message) && /backup/.test(message))
+              counts[c.kind].refused++;
+            else wrong.push(`${c.name}: unclear refusal: ${message}`);
+            continue;
+          }
+          try {
+            const engine = await RoundEngine.open<string>(engineOptions(store));
+            const round = engine.committedRound;
+            engine.close();
+            const got = await served(store, tokenIds);
+            const differ = Object.keys(want).filter((k) => got[k] !== want[k]);
+            if (round !== 3 || differ.length > 0) wrong.push(`${c.name}: served round ${round}${differ.length ? `, wrong ${differ.join(', ')}` : ''}`);
+            else counts[c.kind].right++;
+          } catch (err) {
+            wrong.push(`${c.name}: opened, then failed: ${errorMessage(err)}`);
+          }
+        } finally {
+          if (store) await store.close().catch(() => undefined);
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }
+      t.diagnostic(
+        `${cases.length} flips over ${tables.length} tables: ${(Object.keys(counts) as BlockKind[]).map((k) => `${k} ${counts[k].right} served right, ${counts[k].refused} refused`).join('; ')}; ${wrong.length} served wrong`,
+      );
+      assert.deepEqual(wrong, [], `${wrong.length} of ${cases.length} flips served something other than what was committed`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
-    t.diagnostic(`${cases.length} flips over ${tables.length} tables: ${(Object.keys(counts) as BlockKind[]).map((k) => `${k} ${counts[k].right} served right, ${counts[k].refused} refused`).join('; ')}; ${wrong.length} served wrong`);
-    assert.deepEqual(wrong, [], `${wrong.length} of ${cases.length} flips served something other than what was committed`);
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 /** Every file of a folder and its bytes, to show a refusal changed nothing. */
 function snapshot(dir: string): Map<string, string> {
-  return new Map(readdirSync(dir).sort().map((f) => [f, readFileSync(join(dir, f)).toString('hex')]));
+  return new Map(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [f, readFileSync(join(dir, f)).toString('hex')]),
+  );
 }
 
-test('a damaged write-ahead log is refused before LevelDB drops it, naming the log and round 3; nothing is changed, and repair says round 3 is lost', { timeout: 120_000 }, async () => {
-  const root = mkdtempSync(join(tmpdir(), 'fedk-wal-'));
-  try {
-    const dir = join(root, 'store');
-    await buildThreeRounds(dir, { lastInLog: true });
-    const log = readdirSync(dir).find((f) => f.endsWith('.log'));
-    assert.ok(log);
-    const bytes = readFileSync(join(dir, log));
-    const at = bytes.indexOf('round/0000000003');
-    assert.ok(at > 0, 'round 3 is in the log');
-    bytes[at + 40] ^= 0x04;
-    writeFileSync(join(dir, log), bytes);
-    const before = snapshot(dir);
-    await assert.rejects(LevelFederationStore.open(dir), (err: Error) => {
-      assert.match(err.message, new RegExp(`write-ahead log ${log} is damaged at byte \\d+ \\(a record fails its checksum\\)`));
-      assert.match(err.message, /round 3, which opening it as it is would lose/);
-      assert.match(err.message, /nothing was changed/);
-      return true;
-    });
-    assert.deepEqual(snapshot(dir), before, 'the refused store is exactly as it was');
-    const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'cli', 'main.ts'), 'server', 'repair', '--store', dir], { encoding: 'utf8', timeout: 60_000 });
-    const out = `${r.stdout}${r.stderr}`;
-    assert.equal(r.status, 0, out);
-    assert.match(out, /kept rounds 1\.\.2; lost round 3/);
-    assert.match(out, new RegExp(`write-ahead log ${log} is damaged`));
-    const store = await LevelFederationStore.open(dir);
+test(
+  'a damaged write-ahead log is refused before LevelDB drops it, naming the log and round 3; nothing is changed, and repair says round 3 is lost',
+  { timeout: 120_000 },
+  async () => {
+    const root = mkdtempSync(join(tmpdir(), 'fedk-wal-'));
     try {
-      assert.equal((await store.loadState())?.round, 2);
+      const dir = join(root, 'store');
+      await buildThreeRounds(dir, { lastInLog: true });
+      const log = readdirSync(dir).find((f) => f.endsWith('.log'));
+      assert.ok(log);
+      const bytes = readFileSync(join(dir, log));
+      const at = bytes.indexOf('round/0000000003');
+      assert.ok(at > 0, 'round 3 is in the log');
+      bytes[at + 40] ^= 0x04;
+      writeFileSync(join(dir, log), bytes);
+      const before = snapshot(dir);
+      await assert.rejects(LevelFederationStore.open(dir), (err: Error) => {
+        assert.match(err.message, new RegExp(`write-ahead log ${log} is damaged at byte \\d+ \\(a record fails its checksum\\)`));
+        assert.match(err.message, /round 3, which opening it as it is would lose/);
+        assert.match(err.message, /nothing was changed/);
+        return true;
+      });
+      assert.deepEqual(snapshot(dir), before, 'the refused store is exactly as it was');
+      const r = spawnSync(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', '..', 'cli', 'main.ts'), 'server', 'repair', '--store', dir], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      const out = `${r.stdout}${r.stderr}`;
+      assert.equal(r.status, 0, out);
+      assert.match(out, /kept rounds 1\.\.2; lost round 3/);
+      assert.match(out, new RegExp(`write-ahead log ${log} is damaged`));
+      const store = await LevelFederationStore.open(dir);
+      try {
+        assert.equal((await store.loadState())?.round, 2);
+      } finally {
+        await store.close();
+      }
     } finally {
-      await store.close();
+      rmSync(root, { recursive: true, force: true });
     }
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+  },
+);

@@ -21,7 +21,19 @@ import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const root = join(import.meta.dirname, '..', '..');
-const config: FederationConfig = { k: 64, federationSeed: 12, epsilon: 1e-3, eta: 0.05, tau: 4, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 6, clientsPerRound: 2, deadlineMs: 5000 };
+const config: FederationConfig = {
+  k: 64,
+  federationSeed: 12,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 6,
+  clientsPerRound: 2,
+  deadlineMs: 5000,
+};
 const MODEL = new QuadraticToyTrainer({ dimension: 8, clientSeed: 0 }).modelHash;
 
 function serve(storePath: string, port = 0): Promise<FederationServer> {
@@ -81,7 +93,16 @@ test('damage is refused by name and repaired from the round history: a middle ro
   try {
     const store = join(dir, 'store');
     const server = await serve(store);
-    const clients = [1, 2].map((i) => new FederationClient({ url: server.url, clientId: `c${i}`, token: 'open', trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }), backoff: { initialMs: 20, maxMs: 100, maxAttempts: 500 } }));
+    const clients = [1, 2].map(
+      (i) =>
+        new FederationClient({
+          url: server.url,
+          clientId: `c${i}`,
+          token: 'open',
+          trainer: new QuadraticToyTrainer({ dimension: 8, clientSeed: i }),
+          backoff: { initialMs: 20, maxMs: 100, maxAttempts: 500 },
+        }),
+    );
     const resyncs: { round: number; message: string }[] = [];
     for (const c of clients) c.on('resync', (e) => resyncs.push(e));
     // The state after each round, read as each commits (the next round needs the clients' training first).
@@ -124,7 +145,10 @@ test('damage is refused by name and repaired from the round history: a middle ro
       } finally {
         await again.close();
       }
-      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('untouched.')), []);
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.startsWith('untouched.')),
+        [],
+      );
 
       // (b) A flipped bit in the state's residual: refused naming it; rebuilt exactly, no round lost.
       const residual = join(dir, 'residual');
@@ -145,7 +169,10 @@ test('damage is refused by name and repaired from the round history: a middle ro
       r = cli('server', 'repair', '--store', first);
       assert.notEqual(r.status, 0, r.out);
       assert.match(r.out, /no round can be kept \(round 1's record does not match its hash.*the store was not changed; restore it from a backup/s);
-      assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('first.')), []);
+      assert.deepEqual(
+        readdirSync(dir).filter((f) => f.startsWith('first.')),
+        [],
+      );
       await assert.rejects(LevelFederationStore.open(first), /round 1's record does not match its hash/);
 
       // (a) A flipped bit in round 3's record: refused naming round 3; repair keeps rounds 1..2.
@@ -175,7 +202,10 @@ test('damage is refused by name and repaired from the round history: a middle ro
       const resumed = await serve(store, server.port);
       try {
         const results = await runs;
-        assert.deepEqual(results.map((x) => x.finalRound), [6, 6]);
+        assert.deepEqual(
+          results.map((x) => x.finalRound),
+          [6, 6],
+        );
         assert.equal(new Set(results.map((x) => x.digest)).size, 1);
         assert.ok(resyncs.length >= 1 && resyncs.every((e) => /server has committed 2/.test(e.message)), JSON.stringify(resyncs));
       } finally {

@@ -16,7 +16,19 @@ import type { FederationState, RoundRecord } from '../../federation/store';
 import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
-const config: FederationConfig = { k: 32, federationSeed: 77, epsilon: 1e-3, eta: 0.05, tau: 3, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 3, clientsPerRound: 3, deadlineMs: 5000 };
+const config: FederationConfig = {
+  k: 32,
+  federationSeed: 77,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 3,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 3,
+  clientsPerRound: 3,
+  deadlineMs: 5000,
+};
 const HUGE = 1.7e308;
 
 test('two finite loss sums of 1.7e308 in one round: finite losses are committed, the client is named, the store verifies', { timeout: 60_000 }, async () => {
@@ -34,18 +46,26 @@ test('two finite loss sums of 1.7e308 in one round: finite losses are committed,
         const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: i + 1 });
         if (id.startsWith('liar')) {
           const train = trainer.trainRound.bind(trainer);
-          trainer.trainRound = async (request, onStep) => ({ ...(await train(request, onStep)), lossBefore: { sum: HUGE, count: 1 }, lossAfter: { sum: HUGE, count: 1 } });
+          trainer.trainRound = async (request, onStep) => ({
+            ...(await train(request, onStep)),
+            lossBefore: { sum: HUGE, count: 1 },
+            lossAfter: { sum: HUGE, count: 1 },
+          });
         }
         return new FederationClient({ url: server.url, clientId: id, token: 'open', trainer, backoff: { initialMs: 20, maxMs: 200 } });
       });
       const results = await Promise.all(clients.map((c) => c.run()));
-      assert.deepEqual(results.map((r) => r.finalRound), [3, 3, 3]);
+      assert.deepEqual(
+        results.map((r) => r.finalRound),
+        [3, 3, 3],
+      );
       assert.equal(new Set(results.map((r) => r.digest)).size, 1);
     } finally {
       await server.close();
     }
     assert.equal(committed.length, 3);
-    for (const c of committed) assert.ok(Number.isFinite(c.lossBefore) && Number.isFinite(c.lossAfter), `round ${c.round}: losses ${c.lossBefore}, ${c.lossAfter}`);
+    for (const c of committed)
+      assert.ok(Number.isFinite(c.lossBefore) && Number.isFinite(c.lossAfter), `round ${c.round}: losses ${c.lossBefore}, ${c.lossAfter}`);
     assert.ok(excluded.length >= 3, `a loss report is left out in each round (${excluded.length})`);
     for (const e of excluded) {
       assert.match(e.clientId, /^liar-[12]$/, 'the client named is one of the two whose sums overflow');
@@ -81,8 +101,22 @@ test('a store written with an infinite loss (stored as no value) verifies, and r
       for (let round = 1; round <= 4; round++) {
         const change = Float64Array.from({ length: k }, (_, j) => ((round * 7 + j * 3) % 5) - 2);
         c = c.map((x, j) => x + change[j]);
-        const next: FederationState = { round, coefficients: c, residual: Float64Array.from({ length: k }, (_, j) => (j === round ? 0.25 : 0)), importanceSum: new Float64Array(k).fill(round), importanceCount: new Float64Array(k).fill(round) };
-        const record: RoundRecord = { round, change, participants: ['a', 'b'], examples: 2, lossBefore: round === 2 ? Infinity : 1 / round, lossAfter: round === 2 ? -Infinity : 0.5 / round, committedAt: `2026-01-0${round}T00:00:00.000Z` };
+        const next: FederationState = {
+          round,
+          coefficients: c,
+          residual: Float64Array.from({ length: k }, (_, j) => (j === round ? 0.25 : 0)),
+          importanceSum: new Float64Array(k).fill(round),
+          importanceCount: new Float64Array(k).fill(round),
+        };
+        const record: RoundRecord = {
+          round,
+          change,
+          participants: ['a', 'b'],
+          examples: 2,
+          lossBefore: round === 2 ? Infinity : 1 / round,
+          lossAfter: round === 2 ? -Infinity : 0.5 / round,
+          committedAt: `2026-01-0${round}T00:00:00.000Z`,
+        };
         await store.commitRound(next, record);
         states.push(next);
       }
@@ -99,7 +133,8 @@ test('a store written with an infinite loss (stored as no value) verifies, and r
       assert.equal(report.kept, 4, 'no intact round is dropped');
       const got = await target.loadState();
       assert.ok(got);
-      for (const v of ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const) assert.ok(Buffer.from(got[v].buffer).equals(Buffer.from(states[3][v].buffer)), v);
+      for (const v of ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const)
+        assert.ok(Buffer.from(got[v].buffer).equals(Buffer.from(states[3][v].buffer)), v);
       const chain = await verifyChain(target);
       assert.deepEqual(chain.damage, []);
       assert.equal(chain.intact, 4);

@@ -12,14 +12,32 @@ import { FederationClient } from '../../federation/client/federation-client';
 import { QuadraticToyTrainer } from '../../bench/toy-trainer';
 
 const config: FederationConfig = {
-  k: 64, federationSeed: 9, epsilon: 1e-3, eta: 0.05, tau: 5, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 2, clientsPerRound: 1, deadlineMs: 5000,
+  k: 64,
+  federationSeed: 9,
+  epsilon: 1e-3,
+  eta: 0.05,
+  tau: 5,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 2,
+  clientsPerRound: 1,
+  deadlineMs: 5000,
 };
 
 test('an untrusted server certificate fails at once with its reason, without retries', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-tls-untrusted-'));
   const { certFile, keyFile } = writeSelfSignedCert(dir);
   const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
-  const server = await startServer({ config, modelHash: trainer.modelHash, generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false, tls: { certFile, keyFile } });
+  const server = await startServer({
+    config,
+    modelHash: trainer.modelHash,
+    generatorVersion: 1,
+    paramCount: 8,
+    storePath: join(dir, 'store'),
+    requireToken: false,
+    tls: { certFile, keyFile },
+  });
   try {
     // Default backoff: 20 attempts over minutes, were the failure retried.
     const client = new FederationClient({ url: server.url, clientId: 'alice', token: 'x', trainer });

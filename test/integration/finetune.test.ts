@@ -33,11 +33,24 @@ after(async () => {
 it('ZO fine-tuning of the bundled model lowers held-out loss, and its checkpoint rebuilds the same model', async () => {
   assert.ok(data.train.length > 100 && data.heldOut.length > 20, `${data.train.length} train / ${data.heldOut.length} held-out windows`);
   const evals: number[] = [];
-  const result = await runLocalTraining(engine, data, {
-    steps: 500, k: 1024, federationSeed: 3, epsilon: 1e-3, eta: 1e-4, batchSize: 4, seqLen, evalEvery: 0, evalExamples: 48,
-  }, (e) => {
-    if (e.type === 'eval') evals.push(e.heldOut.loss);
-  });
+  const result = await runLocalTraining(
+    engine,
+    data,
+    {
+      steps: 500,
+      k: 1024,
+      federationSeed: 3,
+      epsilon: 1e-3,
+      eta: 1e-4,
+      batchSize: 4,
+      seqLen,
+      evalEvery: 0,
+      evalExamples: 48,
+    },
+    (e) => {
+      if (e.type === 'eval') evals.push(e.heldOut.loss);
+    },
+  );
   assert.equal(result.stepsRun, 500);
   assert.equal(evals.length, 2);
   assert.ok(result.before && result.after, 'held-out data: evaluated before and after');

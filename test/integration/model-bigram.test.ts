@@ -55,7 +55,7 @@ test('the closed-form gradient agrees with central differences of the ONNX loss'
     return r.lossSum / r.tokens;
   };
   // Directional derivative along a fixed ±1 direction over all weights, and single coordinates.
-  const dir = (i: number): number => ((Math.imul(i + 1, 0x9e3779b1) >>> 31) === 1 ? 1 : -1);
+  const dir = (i: number): number => (Math.imul(i + 1, 0x9e3779b1) >>> 31 === 1 ? 1 : -1);
   const h = 1e-2;
   const shift = (s: number): void => {
     for (let i = 0; i < table.length; i++) table[i] += s * dir(i);
@@ -90,5 +90,8 @@ test('the closed-form gradient agrees with central differences of the ONNX loss'
 
 test('opsets below 11 are refused for the in-graph loss with a clear error', () => {
   const model = parseModel(buildBigramModel({ vocab: V, seed: 1, opset: 10 }).bytes, 'old-opset.onnx');
-  assert.throws(() => rewriteForTraining(model), (e: unknown) => e instanceof ModelError && /old-opset\.onnx: opset 10 is too old.*opset 12/.test(e.message));
+  assert.throws(
+    () => rewriteForTraining(model),
+    (e: unknown) => e instanceof ModelError && /old-opset\.onnx: opset 10 is too old.*opset 12/.test(e.message),
+  );
 });

@@ -23,7 +23,10 @@ for (const config of [tiny, { ...tiny, dtype: 'float16', tiedEmbeddings: false, 
     const bytes = gpt2Bytes(config);
     const model = parseModel(bytes, 'built.onnx');
     assert.equal(model.io.vocab, config.vocab);
-    assert.equal(model.weights.reduce((n, w) => n + w.data.length, 0), gpt2ParamCount(config));
+    assert.equal(
+      model.weights.reduce((n, w) => n + w.data.length, 0),
+      gpt2ParamCount(config),
+    );
     assert.ok(model.weights.every((w) => w.storage === config.dtype));
     const batch = rightPaddedBatch(config.vocab, [16, 10, 3], 16, 4);
     const labels = nextTokenLabels(batch.inputIds, batch.attentionMask, batch.batch, batch.seq);
@@ -48,7 +51,10 @@ test('builder: attention is causal and ignores padded keys', async () => {
   const logits = await logitsOf(bytes, inputIds, attentionMask, 2, 12);
   const V = tiny.vocab;
   for (let i = 0; i < 8 * V; i++) assert.ok(Math.abs(logits[i] - logits[12 * V + i]) < 1e-5);
-  assert.ok([...Array(4 * V).keys()].some((i) => Math.abs(logits[8 * V + i] - logits[20 * V + i]) > 1e-4), 'later tokens do change later logits');
+  assert.ok(
+    [...Array(4 * V).keys()].some((i) => Math.abs(logits[8 * V + i] - logits[20 * V + i]) > 1e-4),
+    'later tokens do change later logits',
+  );
 
   // Padding: a row padded to 12 gives the same logits on its real positions as the row alone.
   const padded = rightPaddedBatch(tiny.vocab, [7], 12, 9);
@@ -59,7 +65,8 @@ test('builder: attention is causal and ignores padded keys', async () => {
 });
 
 test('builder: the seed fixes the weights; presets have the advertised sizes', () => {
-  const w = (seed: number): Float32Array => parseModel(gpt2Bytes({ ...tiny, seed }), 'x').weights.find((x) => x.name === 'transformer.wte.weight')?.data as Float32Array;
+  const w = (seed: number): Float32Array =>
+    parseModel(gpt2Bytes({ ...tiny, seed }), 'x').weights.find((x) => x.name === 'transformer.wte.weight')?.data as Float32Array;
   assert.deepEqual(w(1), w(1));
   assert.notDeepEqual(w(1), w(2));
   const std = Math.sqrt(w(3).reduce((s, x) => s + x * x, 0) / w(3).length);

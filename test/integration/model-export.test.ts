@@ -47,7 +47,10 @@ async function checkExported(base: LoadedModel, weights: Map<string, Float32Arra
   const reloaded = await loadModel(path);
   assert.notEqual(reloaded.identity, base.identity);
   assert.deepEqual(reloaded.io, base.io);
-  assert.deepEqual(reloaded.weights.map((w) => [w.name, w.dims]), base.weights.map((w) => [w.name, w.dims]));
+  assert.deepEqual(
+    reloaded.weights.map((w) => [w.name, w.dims]),
+    base.weights.map((w) => [w.name, w.dims]),
+  );
   for (const w of reloaded.weights) {
     assert.equal(w.storage, 'float32');
     assert.deepEqual(w.data, weights.get(w.name), w.name);
@@ -70,7 +73,10 @@ test('export of the bundled float16 model: float32 weights, same loss, exact rou
 });
 
 test('export with external data: a data file beside the model, loaded by onnxruntime and by the loader', async () => {
-  const base = parseModel(gpt2Bytes({ vocab: 29, ctx: 16, dModel: 16, layers: 1, heads: 2, mlpRatio: 4, tiedEmbeddings: false, dtype: 'float16', seed: 2 }), 'built.onnx');
+  const base = parseModel(
+    gpt2Bytes({ vocab: 29, ctx: 16, dModel: 16, layers: 1, heads: 2, mlpRatio: 4, tiedEmbeddings: false, dtype: 'float16', seed: 2 }),
+    'built.onnx',
+  );
   const weights = nudged(base);
   const path = join(dir, 'external.onnx');
   const result = exportModel(base, weights, path, { externalDataThreshold: 0 });
@@ -83,7 +89,13 @@ test('export with external data: a data file beside the model, loaded by onnxrun
   const { readFileSync } = await import('node:fs');
   const identity = (await loadModel(path)).identity;
   assert.notEqual(identity, createHash('sha256').update(readFileSync(path)).digest('hex'));
-  assert.equal(identity, createHash('sha256').update(readFileSync(path)).update(readFileSync(`${path}.data`)).digest('hex'));
+  assert.equal(
+    identity,
+    createHash('sha256')
+      .update(readFileSync(path))
+      .update(readFileSync(`${path}.data`))
+      .digest('hex'),
+  );
 
   // A truncated data file is refused with the model named.
   const { truncateSync } = await import('node:fs');

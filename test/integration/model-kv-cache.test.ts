@@ -42,7 +42,10 @@ test('the training graph of a KV-cache decoder has no past inputs, no use_cache_
   for (const key of CACHED) {
     const model = await loadModel(fixturePath(key));
     assert.ok(model.io.cache, key);
-    assert.deepEqual(model.io.cache.past.map((p) => [p.name, p.present, p.sequenceAxis, p.dims]), [0, 1].flatMap((l) => ['key', 'value'].map((kv) => [`past_key_values.${l}.${kv}`, `present.${l}.${kv}`, 2, [null, 2, null, 8]])));
+    assert.deepEqual(
+      model.io.cache.past.map((p) => [p.name, p.present, p.sequenceAxis, p.dims]),
+      [0, 1].flatMap((l) => ['key', 'value'].map((kv) => [`past_key_values.${l}.${kv}`, `present.${l}.${kv}`, 2, [null, 2, null, 8]])),
+    );
     assert.equal(model.io.cache.useCacheBranch, key.endsWith('with_past_model') ? null : 'use_cache_branch');
     const graph = decodeModel(rewriteForTraining(model).bytes).graph;
     const inputs = graph.input.map((v) => v.name).filter((n) => !model.weights.some((w) => w.name === n));
@@ -79,10 +82,21 @@ test('cached greedy decoding: torch tokens, the same as without the cache, one t
     const count = counting(decoder);
     const cached = await greedyGenerate({ lastLogits: (...a) => session.lastLogits(...a), decoder: count.decoder }, prompts, options);
     const uncached = await greedyGenerate(session, prompts, options);
-    assert.deepEqual(cached.map((g) => g.tokens), reference.models[key].greedy, key);
-    assert.deepEqual(uncached.map((g) => g.tokens), reference.models[key].greedy, key);
+    assert.deepEqual(
+      cached.map((g) => g.tokens),
+      reference.models[key].greedy,
+      key,
+    );
+    assert.deepEqual(
+      uncached.map((g) => g.tokens),
+      reference.models[key].greedy,
+      key,
+    );
     // Prompts of different lengths decode as separate groups: one prompt forward each, then one-token steps.
-    assert.deepEqual(count.prefills, prompts.map((p) => p.length));
+    assert.deepEqual(
+      count.prefills,
+      prompts.map((p) => p.length),
+    );
     assert.equal(count.steps.length, 2 * (maxNewTokens - 1));
     assert.ok(count.steps.every((n) => n === 1));
     await decoder.release();
@@ -97,13 +111,21 @@ test('a row that stops early leaves the cache: the others go on with their own r
   decoder.bindWeights(weights);
   const session = await ModelSession.create(model, { intraOpNumThreads: 1 });
   session.bindWeights(weights);
-  const prompts = [[5, 6, 7], [8, 9, 10], [11, 12, 13]];
+  const prompts = [
+    [5, 6, 7],
+    [8, 9, 10],
+    [11, 12, 13],
+  ];
   // Row 1's third token is its EOS: it leaves after two tokens.
   const plain = await greedyGenerate(session, prompts, { maxNewTokens: 6, eosId: 4095, padId: 4095 });
   const eos = plain[1].tokens[2];
   const expected = await greedyGenerate(session, prompts, { maxNewTokens: 6, eosId: eos, padId: 4095 });
   const count = counting(decoder);
-  const got = await greedyGenerate({ lastLogits: (...a) => session.lastLogits(...a), decoder: count.decoder }, prompts, { maxNewTokens: 6, eosId: eos, padId: 4095 });
+  const got = await greedyGenerate({ lastLogits: (...a) => session.lastLogits(...a), decoder: count.decoder }, prompts, {
+    maxNewTokens: 6,
+    eosId: eos,
+    padId: 4095,
+  });
   assert.deepEqual(got, expected);
   assert.equal(got[1].finish, 'eos');
   assert.ok(count.steps.includes(2), `the batch shrinks: ${count.steps}`);
@@ -155,7 +177,11 @@ test('the GPT-2 builder with a KV cache: the same loss as without, and cached de
   assert.ok(Math.abs(a.lossSum - b.lossSum) <= 1e-6 * a.lossSum, `${a.lossSum} vs ${b.lossSum}`);
   const decoder = await CachedDecoder.create(withPast, { intraOpNumThreads: 1 });
   decoder.bindWeights(weightArrays(withPast.weights));
-  const prompts = [[1, 2, 3], [4, 5], [6, 7, 8]];
+  const prompts = [
+    [1, 2, 3],
+    [4, 5],
+    [6, 7, 8],
+  ];
   const options = { maxNewTokens: 12, eosId: -1, padId: 0 };
   const expected = await greedyGenerate(sessions[0], prompts, options);
   assert.deepEqual(await greedyGenerate({ lastLogits: (...x) => sessions[1].lastLogits(...x), decoder }, prompts, options), expected);

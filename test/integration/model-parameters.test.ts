@@ -57,11 +57,13 @@ test('a trained tied embedding exports as one tensor read by both uses; reloaded
   const session = await ort.InferenceSession.create(out, { intraOpNumThreads: 1 });
   const b = referenceBatch();
   const positions = BigInt64Array.from({ length: b.batch * b.seq }, (_, i) => BigInt(i % b.seq));
-  const logits = (await session.run({
-    input_ids: new ort.Tensor('int64', b.inputIds, [b.batch, b.seq]),
-    attention_mask: new ort.Tensor('int64', b.attentionMask, [b.batch, b.seq]),
-    position_ids: new ort.Tensor('int64', positions, [b.batch, b.seq]),
-  })).logits;
+  const logits = (
+    await session.run({
+      input_ids: new ort.Tensor('int64', b.inputIds, [b.batch, b.seq]),
+      attention_mask: new ort.Tensor('int64', b.attentionMask, [b.batch, b.seq]),
+      position_ids: new ort.Tensor('int64', positions, [b.batch, b.seq]),
+    })
+  ).logits;
   await session.release();
   assert.deepEqual(logits.dims, [b.batch, b.seq, 4096]);
   const graph = decodeModel(readFileSync(out)).graph;
@@ -82,7 +84,10 @@ test('--trainable and --freeze globs choose the set; the layout is part of the i
   const path = fixturePath('gpt2-no-past');
   const all = await loadModel(path);
   const attention = await loadModel(path, { select: { trainable: ['*.c_attn_*'] } });
-  assert.deepEqual(attention.weights.map((w) => w.name), ['m.blocks.0.c_attn_b', 'm.blocks.0.c_attn_w', 'm.blocks.1.c_attn_b', 'm.blocks.1.c_attn_w']);
+  assert.deepEqual(
+    attention.weights.map((w) => w.name),
+    ['m.blocks.0.c_attn_b', 'm.blocks.0.c_attn_w', 'm.blocks.1.c_attn_b', 'm.blocks.1.c_attn_w'],
+  );
   assert.ok(attention.constants.some((c) => c.name === 'm.wte' && c.reason === 'frozen by the selection'));
   const frozen = await loadModel(path, { select: { freeze: ['m.wte', 'm.wpe'] } });
   assert.equal(parameterCount(frozen), parameterCount(all) - 4096 * 16 - 64 * 16);
@@ -91,7 +96,10 @@ test('--trainable and --freeze globs choose the set; the layout is part of the i
   assert.notEqual(frozen.identity, all.identity);
   assert.notEqual(attention.identity, all.identity);
   assert.equal((await loadModel(path, { select: { freeze: ['m.wte', 'm.wpe'] } })).identity, frozen.identity);
-  await assert.rejects(loadModel(path, { select: { freeze: ['nothing.*'] } }), (e: Error) => e instanceof ModelError && /'nothing\.\*' matches no tensor/.test(e.message));
+  await assert.rejects(
+    loadModel(path, { select: { freeze: ['nothing.*'] } }),
+    (e: Error) => e instanceof ModelError && /'nothing\.\*' matches no tensor/.test(e.message),
+  );
   await assert.rejects(loadModel(path, { select: { trainable: ['m.wte'], freeze: ['m.*'] } }), /nothing to train/);
 });
 
@@ -101,7 +109,13 @@ test('the bundled model: every float initializer is a weight, so its identity st
   assert.equal(parameterCount(model), 2_615_424);
   const llama = await loadModel(fixturePath(LLAMA));
   const { createHash } = await import('node:crypto');
-  assert.notEqual(llama.identity, createHash('sha256').update(readFileSync(fixturePath(LLAMA))).digest('hex'), 'a layout with constants is hashed in');
+  assert.notEqual(
+    llama.identity,
+    createHash('sha256')
+      .update(readFileSync(fixturePath(LLAMA)))
+      .digest('hex'),
+    'a layout with constants is hashed in',
+  );
 });
 
 test('rotary tables and frequency vectors are recognised by their values; globs are literal but for * and ?', () => {

@@ -34,7 +34,10 @@ for (const key of [INT8, Q4]) {
     assert.equal(parameterCount(model), ref.parameters);
     const { loss } = await fixtureLoss(model);
     assert.ok(Math.abs(loss - ref.loss) <= 1e-4, `${loss} vs torch ${ref.loss}`);
-    assert.ok(model.constants.every((c) => c.reason === 'quantization scale'), JSON.stringify(model.constants));
+    assert.ok(
+      model.constants.every((c) => c.reason === 'quantization scale'),
+      JSON.stringify(model.constants),
+    );
   });
 
   test(`${key}: train a few steps, export as float32 and re-quantized`, async () => {
@@ -59,7 +62,10 @@ for (const key of [INT8, Q4]) {
     const requantized = join(dir, `${key.replace('/', '-')}-q.onnx`);
     exportModel(model, params.weights, requantized, { quantized: 'requantize' });
     const again = await loadModel(requantized);
-    assert.deepEqual(again.weights.map((w) => [w.name, w.quantized?.kind ?? 'float']), model.weights.map((w) => [w.name, w.quantized?.kind ?? 'float']));
+    assert.deepEqual(
+      again.weights.map((w) => [w.name, w.quantized?.kind ?? 'float']),
+      model.weights.map((w) => [w.name, w.quantized?.kind ?? 'float']),
+    );
     const loss = (await fixtureLoss(again)).loss;
     assert.ok(Number.isFinite(loss));
     // Untouched weights quantize back to exactly the file's values.
@@ -72,7 +78,7 @@ for (const key of [INT8, Q4]) {
   });
 }
 
-test('MatMulNBits with packed zero points, 4 and 8 bits, K not a multiple of the block: our dequantization is onnxruntime\'s', async () => {
+test("MatMulNBits with packed zero points, 4 and 8 bits, K not a multiple of the block: our dequantization is onnxruntime's", async () => {
   for (const bits of [4, 8]) {
     const k = 40;
     const n = 6;
@@ -83,10 +89,11 @@ test('MatMulNBits with packed zero points, 4 and 8 bits, K not a multiple of the
     const scales = Float32Array.from({ length: n * blocks }, (_, i) => 0.01 + 0.003 * (i % 5));
     const zpRow = Math.ceil((blocks * bits) / 8);
     const zp = new Uint8Array(n * zpRow);
-    for (let c = 0; c < n; c++) for (let b = 0; b < blocks; b++) {
-      const v = (c * 3 + b * 5) % (1 << bits);
-      zp[c * zpRow + ((b * bits) >> 3)] |= v << ((b * bits) & 7);
-    }
+    for (let c = 0; c < n; c++)
+      for (let b = 0; b < blocks; b++) {
+        const v = (c * 3 + b * 5) % (1 << bits);
+        zp[c * zpRow + ((b * bits) >> 3)] |= v << ((b * bits) & 7);
+      }
     const packed = quantizeNBits(s, w, scales, zp);
     const deq = new Float32Array(k * n);
     dequantizeNBits(s, packed, scales, zp, deq);
@@ -96,7 +103,10 @@ test('MatMulNBits with packed zero points, 4 and 8 bits, K not a multiple of the
     const x = Float32Array.from({ length: 2 * k }, (_, i) => Math.cos(i * 0.3));
     const model = createModel({
       irVersion: 8,
-      opsetImport: [{ domain: '', version: 17 }, { domain: 'com.microsoft', version: 1 }],
+      opsetImport: [
+        { domain: '', version: 17 },
+        { domain: 'com.microsoft', version: 1 },
+      ],
       producerName: 'test',
       graph: {
         name: 'g',
@@ -113,11 +123,12 @@ test('MatMulNBits with packed zero points, 4 and 8 bits, K not a multiple of the
     const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1 });
     const y = (await session.run({ x: new ort.Tensor('float32', x, [2, k]) })).y.data as Float32Array;
     await session.release();
-    for (let r = 0; r < 2; r++) for (let c = 0; c < n; c++) {
-      let sum = 0;
-      for (let i = 0; i < k; i++) sum += x[r * k + i] * deq[i * n + c];
-      assert.ok(Math.abs(sum - y[r * n + c]) <= 1e-4 * Math.max(1, Math.abs(sum)), `bits ${bits} [${r},${c}] ${sum} vs ${y[r * n + c]}`);
-    }
+    for (let r = 0; r < 2; r++)
+      for (let c = 0; c < n; c++) {
+        let sum = 0;
+        for (let i = 0; i < k; i++) sum += x[r * k + i] * deq[i * n + c];
+        assert.ok(Math.abs(sum - y[r * n + c]) <= 1e-4 * Math.max(1, Math.abs(sum)), `bits ${bits} [${r},${c}] ${sum} vs ${y[r * n + c]}`);
+      }
   }
 });
 

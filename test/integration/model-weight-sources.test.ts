@@ -36,7 +36,11 @@ test('deferred loads of inline, external and float16 weights read the bits an or
         assert.ok(w.source, `${path}: ${w.name} has a source`);
         assert.equal(w.data.length, 0, `${path}: ${w.name} was not extracted`);
       }
-      if (path === external) assert.ok(deferred.weights.every((w) => w.source?.file.path.endsWith('.data')), 'read from the external-data file');
+      if (path === external)
+        assert.ok(
+          deferred.weights.every((w) => w.source?.file.path.endsWith('.data')),
+          'read from the external-data file',
+        );
       const reference = new ParameterSet(full.weights);
       const fromFile = new ParameterSet(deferred.weights);
       assert.equal(fromFile.digest(), reference.digest(), path);
@@ -57,22 +61,45 @@ test('deferred loads of inline, external and float16 weights read the bits an or
     set.perturb(7, 0.5);
     const later = new Date(Date.now() + 5000);
     utimesSync(inline, later, later);
-    assert.throws(() => set.resetToBase(), (e: Error) => e instanceof ModelError && /changed since the model was loaded/.test(e.message));
+    assert.throws(
+      () => set.resetToBase(),
+      (e: Error) => e instanceof ModelError && /changed since the model was loaded/.test(e.message),
+    );
     assert.throws(() => set.resetToBase(), /changed since/, 'still not the replica: the next reset tries again');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('an engine holding S as coefficients, w0 in the file, gives a client the held engine\'s replicas round after round', async () => {
+test("an engine holding S as coefficients, w0 in the file, gives a client the held engine's replicas round after round", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedkseed-compact-'));
   try {
     const path = join(dir, 'model.onnx');
     writeGpt2(TINY, path);
-    const config: FederationConfig = { k: 64, federationSeed: 11, epsilon: 1e-3, eta: 2e-4, tau: 3, batchSize: 2, sampling: 'uniform', weighting: 'examples', rounds: 3, clientsPerRound: 1, deadlineMs: 1000 };
-    const train = Array.from({ length: 8 }, (_, n) => ({ id: `e${n}`, group: 'g', splitKey: `e${n}`, ids: Int32Array.from({ length: 16 }, (_, t) => (n * 31 + t * 7) % 97) }));
+    const config: FederationConfig = {
+      k: 64,
+      federationSeed: 11,
+      epsilon: 1e-3,
+      eta: 2e-4,
+      tau: 3,
+      batchSize: 2,
+      sampling: 'uniform',
+      weighting: 'examples',
+      rounds: 3,
+      clientsPerRound: 1,
+      deadlineMs: 1000,
+    };
+    const train = Array.from({ length: 8 }, (_, n) => ({
+      id: `e${n}`,
+      group: 'g',
+      splitKey: `e${n}`,
+      ids: Int32Array.from({ length: 16 }, (_, t) => (n * 31 + t * 7) % 97),
+    }));
     const digests: string[][] = [];
-    for (const memory of [{ sums: 'held', base: 'held' }, { sums: 'coefficients', spillDir: dir }] as const) {
+    for (const memory of [
+      { sums: 'held', base: 'held' },
+      { sums: 'coefficients', spillDir: dir },
+    ] as const) {
       const engine = await openEngine({ model: path, threads: 1, memory });
       try {
         const trainer = new EngineLocalTrainer(engine, { train, heldOut: train.slice(0, 2) }, { batchSize: 2, seqLen: 16, clientSeed: 1 });

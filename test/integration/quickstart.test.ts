@@ -46,15 +46,24 @@ function option(args: readonly string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
-interface Result { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 function start(args: readonly string[]): { child: ChildProcess; output: { stdout: string; stderr: string } } {
   const env = { ...process.env };
   delete env.FEDKSEED_TOKEN;
   const child = spawn(process.execPath, [cli, ...args], { cwd: work, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = { stdout: '', stderr: '' };
-  child.stdout?.setEncoding('utf8').on('data', (s: string) => { output.stdout += s; });
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => { output.stderr += s; });
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    output.stdout += s;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    output.stderr += s;
+  });
   return { child, output };
 }
 
@@ -126,7 +135,7 @@ test('docs/quickstart.md: every fedkseed command runs as written and does what t
   let serverExit: Result | null = null;
   try {
     for (const doc of commands) {
-      const args = doc.map((a) => (a === '<token>' ? token ?? assert.fail('<token> before a token was created') : a));
+      const args = doc.map((a) => (a === '<token>' ? (token ?? assert.fail('<token> before a token was created')) : a));
       const name = args[0];
       const shown = `npx fedkseed ${doc.join(' ')}`;
 
@@ -171,8 +180,9 @@ test('docs/quickstart.md: every fedkseed command runs as written and does what t
         const checkpoint = JSON.parse(readFileSync(join(work, out), 'utf8')) as { format: string; shape: string; steps: number };
         assert.equal(checkpoint.format, 'fedkseed-coefficients');
         if (!args.includes('--shape')) assert.equal(checkpoint.shape, 'tensor-rms', 'the default perturbation shape');
-        const best = r.stdout.match(/^checkpoint \S+: the best held-out loss, (\d+\.\d+) at step (\d+)/m)
-          ?? r.stdout.match(/^warning: the held-out loss never went below where the run started \((\d+\.\d+)\)/m);
+        const best =
+          r.stdout.match(/^checkpoint \S+: the best held-out loss, (\d+\.\d+) at step (\d+)/m) ??
+          r.stdout.match(/^warning: the held-out loss never went below where the run started \((\d+\.\d+)\)/m);
         assert.ok(best, `train says which point ${out} keeps:\n${r.stdout}`);
         assert.equal(checkpoint.steps, best[2] === undefined ? 0 : Number(best[2]), `${out} holds the point train names`);
         assert.match(r.stdout, new RegExp(`^held-out loss \\d+\\.\\d+ → \\d+\\.\\d+ after ${steps} steps`, 'm'));

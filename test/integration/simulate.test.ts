@@ -39,7 +39,10 @@ before(() => {
   dir = mkdtempSync(join(tmpdir(), 'fedk-sim-'));
   modelDir = join(dir, 'model');
   mkdirSync(modelDir);
-  writeGpt2({ vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 9 }, join(modelDir, 'model.onnx'));
+  writeGpt2(
+    { vocab: 4096, ctx: 64, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 9 },
+    join(modelDir, 'model.onnx'),
+  );
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(bundledModelDir(), f), join(modelDir, f));
   dataDir = join(dir, 'data');
   mkdirSync(dataDir);
@@ -52,8 +55,29 @@ after(() => {
 });
 
 function simulate(out: string, extra: string[]): ChildProcess {
-  const args = ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'simulate', '--model', modelDir, '--data', dataDir, '--clients', '2', '-k', '256',
-    '--seq-len', '32', '--eval-examples', '16', '--eta', '1e-3', '--out', out, ...extra];
+  const args = [
+    '--import',
+    'tsx',
+    join(root, 'cli', 'main.ts'),
+    'simulate',
+    '--model',
+    modelDir,
+    '--data',
+    dataDir,
+    '--clients',
+    '2',
+    '-k',
+    '256',
+    '--seq-len',
+    '32',
+    '--eval-examples',
+    '16',
+    '--eta',
+    '1e-3',
+    '--out',
+    out,
+    ...extra,
+  ];
   const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   return child;
@@ -85,7 +109,10 @@ test('simulate runs a federation of client processes and writes report.json and 
 
   const report = JSON.parse(readFileSync(join(out, 'report.json'), 'utf8')) as SimulationReport;
   assert.equal(report.status, 'completed');
-  assert.deepEqual(report.rounds.map((x) => x.round), [0, 1, 2, 3]);
+  assert.deepEqual(
+    report.rounds.map((x) => x.round),
+    [0, 1, 2, 3],
+  );
   const losses = report.rounds.map((x) => x.heldOutLoss as number);
   assert.ok(losses.every(Number.isFinite));
   assert.ok(losses[3] < losses[0], `held-out loss ${losses.join(' → ')}`);
@@ -98,16 +125,23 @@ test('simulate runs a federation of client processes and writes report.json and 
   }
   assert.equal(report.clients.length, 2);
   assert.ok(report.clients.every((c) => c.exitCode === 0 && c.finalDigest === report.rounds[3].digest));
-  assert.ok(report.clients[0].groups.every((g) => !report.clients[1].groups.includes(g)), 'group split: no folder is shared');
+  assert.ok(
+    report.clients[0].groups.every((g) => !report.clients[1].groups.includes(g)),
+    'group split: no folder is shared',
+  );
   assert.ok(report.checkpoint && existsSync(report.checkpoint));
   assert.equal((JSON.parse(readFileSync(report.checkpoint, 'utf8')) as { round: number }).round, 3);
 
   // `eval --checkpoint` with no other option scores what the report's final loss scored: the same windows
   // (32 tokens, not eval's default 128), the same held-out examples, code files only.
-  const evaluated = execFileSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'eval', '--model', modelDir, '--data', dataDir, '--checkpoint', report.checkpoint, '--json'], {
-    cwd: root,
-    encoding: 'utf8',
-  });
+  const evaluated = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'eval', '--model', modelDir, '--data', dataDir, '--checkpoint', report.checkpoint, '--json'],
+    {
+      cwd: root,
+      encoding: 'utf8',
+    },
+  );
   const scored = JSON.parse(evaluated.trim().split('\n').at(-1) as string) as { loss: number; seqLen: number; examples: number };
   assert.equal(scored.seqLen, 32);
   assert.ok(Math.abs(scored.loss - (losses.at(-1) as number)) < 1e-6, `eval scored ${scored.loss}, the report's final held-out loss is ${losses.at(-1)}`);
@@ -130,7 +164,11 @@ test('simulate runs a federation of client processes and writes report.json and 
   assert.ok(finalSum < baseSum, `the shown windows' loss fell with the held-out loss: ${baseSum} → ${finalSum}`);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /What fine-tuning changed, in text/);
-  assert.equal((html.match(/class="tok[^"]*"/g) ?? []).length - 2, samples.samples.reduce((n, s) => n + s.pieces.length, 0), 'one span per token (and two in the legend)');
+  assert.equal(
+    (html.match(/class="tok[^"]*"/g) ?? []).length - 2,
+    samples.samples.reduce((n, s) => n + s.pieces.length, 0),
+    'one span per token (and two in the legend)',
+  );
   assert.match(html, /moved most: /);
   assert.equal((html.match(/<svg /g) ?? []).length, 2, 'two charts');
   assert.doesNotMatch(html, /<script|<link|<img|\ssrc=|\shref=|url\(/i, 'nothing is loaded from anywhere');

@@ -28,13 +28,18 @@ after(() => {
 });
 
 function study(out: string, extra: string[] = []): { child: ChildProcess; done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'bench', 'study', '--quick', '--out', out, ...extra], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'bench', 'study', '--quick', '--out', out, ...extra], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr })),
+  );
   return { child, done };
 }
 
@@ -47,10 +52,16 @@ test('bench study --quick completes and writes results.json, the table and the f
   assert.equal(code, 0, stderr.slice(-2000));
   const results = readResults(out);
   assert.equal(results.status, 'completed');
-  assert.deepEqual(results.tasks.map((x) => x.task.id), tasks);
+  assert.deepEqual(
+    results.tasks.map((x) => x.task.id),
+    tasks,
+  );
   for (const file of results.files) assert.ok(existsSync(join(out, file)), `${file} is missing`);
   assert.ok(results.files.some((f) => f.endsWith('-loss-vs-round.svg')));
-  assert.ok(results.runs.every((r) => r.status === 'completed' && r.rounds.slice(1).every((x) => x.verified === true)), 'every replica matches its rebuild');
+  assert.ok(
+    results.runs.every((r) => r.status === 'completed' && r.rounds.slice(1).every((x) => x.verified === true)),
+    'every replica matches its rebuild',
+  );
   const table = readFileSync(join(out, 'results.md'), 'utf8');
   assert.match(table, /\| FedKSeed-Pro K=64 \|/);
   // The paper's 5 methods, and FedKSeed-Pro with tensor-rms perturbations at each of --quick's 2 Ks,

@@ -21,7 +21,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('tokenLoss is −log softmax, stable for large logits', () => {
   const logits = Float32Array.from([1000, 1000, 999, 0, 0, 0]);
-  assert.ok(Math.abs(tokenLoss(logits, 0, 3, 0) - (Math.log(2 + Math.exp(-1)))) < 1e-9);
+  assert.ok(Math.abs(tokenLoss(logits, 0, 3, 0) - Math.log(2 + Math.exp(-1))) < 1e-9);
   assert.ok(Math.abs(tokenLoss(logits, 1, 3, 2) - Math.log(3)) < 1e-9);
 });
 

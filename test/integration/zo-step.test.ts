@@ -120,7 +120,12 @@ describe('ZO step on a model with a known gradient', () => {
 
     const rebuilt = freshParams();
     const seeds = [...sums.keys()];
-    rebuilt.applyCoefficientDelta(F, seeds, seeds.map((j) => quantizeCoefficient(sums.get(j) as number)), eta);
+    rebuilt.applyCoefficientDelta(
+      F,
+      seeds,
+      seeds.map((j) => quantizeCoefficient(sums.get(j) as number)),
+      eta,
+    );
 
     const a = stepwise.weights.get(BIGRAM_TABLE) as Float32Array;
     const b = rebuilt.weights.get(BIGRAM_TABLE) as Float32Array;

@@ -114,7 +114,11 @@ const tests: UiTest[] = [
       const all = (await titles.allInnerTexts()).map((t) => t.replace(/\s+/g, ' ').trim());
       assert.match(all[0] ?? '', /Server: Url/, `first setting: ${all[0]}`);
       assert.match(all[1] ?? '', /Model: Path/, `second setting: ${all[1]}`);
-      for (const title of ['Model: Tokenizer Path', 'Data: Path']) assert.ok(all.some((t) => t.includes(title)), `${title} is missing from the User tab: ${all.join(' | ')}`);
+      for (const title of ['Model: Tokenizer Path', 'Data: Path'])
+        assert.ok(
+          all.some((t) => t.includes(title)),
+          `${title} is missing from the User tab: ${all.join(' | ')}`,
+        );
       await shot(page, 'settings-user-tab');
       await runFromCommandPalette(page, 'View: Close All Editors');
     },
@@ -161,15 +165,30 @@ const tests: UiTest[] = [
       try {
         await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
         const sidebar = await findFrameWith(page, '[data-testid="setup"]', 60_000);
-        await sidebar.waitForFunction(() => document.querySelector('[data-testid="setup-model"]')?.textContent === 'no-such-model', undefined, { timeout: 20_000 });
+        await sidebar.waitForFunction(() => document.querySelector('[data-testid="setup-model"]')?.textContent === 'no-such-model', undefined, {
+          timeout: 20_000,
+        });
         await runFromCommandPalette(page, 'FedKSeed: Evaluate Model');
         await waitForNotification(page, /model file not found.*Workspace settings/);
-        await page.locator('.notification-list-item', { hasText: 'model file not found' }).first().locator('.monaco-button', { hasText: 'Open Setting' }).first().click();
+        await page
+          .locator('.notification-list-item', { hasText: 'model file not found' })
+          .first()
+          .locator('.monaco-button', { hasText: 'Open Setting' })
+          .first()
+          .click();
         const editor = page.locator('.settings-editor');
         await editor.waitFor({ state: 'visible', timeout: 20_000 });
-        await page.waitForFunction(() => /Workspace/.test(document.querySelector('.settings-editor .settings-tabs-widget .action-label.checked')?.textContent ?? ''), undefined, { timeout: 10_000 });
+        await page.waitForFunction(
+          () => /Workspace/.test(document.querySelector('.settings-editor .settings-tabs-widget .action-label.checked')?.textContent ?? ''),
+          undefined,
+          { timeout: 10_000 },
+        );
         // Searched for the setting: the list starts with it.
-        await page.waitForFunction(() => /Model: Path/.test(document.querySelector('.settings-editor .setting-item-contents .setting-item-title')?.textContent ?? ''), undefined, { timeout: 10_000 });
+        await page.waitForFunction(
+          () => /Model: Path/.test(document.querySelector('.settings-editor .setting-item-contents .setting-item-title')?.textContent ?? ''),
+          undefined,
+          { timeout: 10_000 },
+        );
         await shot(page, 'open-setting-workspace-tab');
       } finally {
         writeWorkspaceSettings();
@@ -193,13 +212,21 @@ const tests: UiTest[] = [
       await page.keyboard.press('Enter');
       await phaseIs(sidebar, 'Training');
       // Focus moved to the Stop button that replaced Start, and stays on that very element while the view updates.
-      await sidebar.waitForFunction(() => {
-        let a: Element | null = document.activeElement;
-        while (a && !a.getAttribute('data-testid') && a.parentElement) a = a.parentElement;
-        return a?.getAttribute('data-testid') === 'stop-training';
-      }, undefined, { timeout: 10_000 });
+      await sidebar.waitForFunction(
+        () => {
+          let a: Element | null = document.activeElement;
+          while (a && !a.getAttribute('data-testid') && a.parentElement) a = a.parentElement;
+          return a?.getAttribute('data-testid') === 'stop-training';
+        },
+        undefined,
+        { timeout: 10_000 },
+      );
       assert.ok(await markFocused(sidebar));
-      await sidebar.waitForFunction(() => /^\d+\/1,500 · ~.* left$/.test(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? ''), undefined, { timeout: 30_000 });
+      await sidebar.waitForFunction(
+        () => /^\d+\/1,500 · ~.* left$/.test(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? ''),
+        undefined,
+        { timeout: 30_000 },
+      );
       const first = await text(sidebar, 'progress');
       await sidebar.waitForFunction((f) => (document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? f) !== f, first, { timeout: 30_000 });
       assert.ok(await focusStillMarked(sidebar), 'the focused button was re-rendered by a status update');
@@ -243,15 +270,24 @@ const tests: UiTest[] = [
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
       const frame = await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 30_000);
-      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-held-out-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      await frame.waitForFunction(
+        () => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-held-out-points') ?? 0) >= 2,
+        undefined,
+        { timeout: 30_000 },
+      );
       const visibleCards = await frame.evaluate(() =>
         [...document.querySelectorAll('[data-testid$="-card"]')].filter((c) => !(c as HTMLElement).hidden).map((c) => c.getAttribute('data-testid')),
       );
       assert.deepEqual(visibleCards.filter((c) => c !== 'measures-card').sort(), ['loss-card', 'run-card'], `visible cards: ${visibleCards.join(', ')}`);
       const datasets = await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets');
-      for (const label of ['step loss', 'smoothed', 'held-out', 'base model']) assert.ok(datasets?.includes(label), `the loss chart lacks "${label}": ${datasets}`);
+      for (const label of ['step loss', 'smoothed', 'held-out', 'base model'])
+        assert.ok(datasets?.includes(label), `the loss chart lacks "${label}": ${datasets}`);
       // Beside the loss, measures anyone can read: the held-out top-1 accuracy at each evaluation.
-      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      await frame.waitForFunction(
+        () => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2,
+        undefined,
+        { timeout: 30_000 },
+      );
       assert.ok((await frame.locator('[data-testid="loss-chart"]').getAttribute('data-datasets'))?.includes('held-out top-1 accuracy'));
       assert.match(await text(frame, 'measures-subtitle'), /top-1 accuracy \d+\.\d% → \d+\.\d%/);
       assert.match(await text(frame, 'run-summary'), /Local training/);
@@ -271,7 +307,10 @@ const tests: UiTest[] = [
       }
       await phaseIs(sidebar, 'Stopped|Finished');
       // The Stop button is gone: the keyboard user goes on from Start Training, not from the top of the page.
-      if (stopping) await sidebar.waitForFunction(() => (document.activeElement as HTMLElement | null)?.getAttribute('data-testid') === 'start-training', undefined, { timeout: 5_000 });
+      if (stopping)
+        await sidebar.waitForFunction(() => (document.activeElement as HTMLElement | null)?.getAttribute('data-testid') === 'start-training', undefined, {
+          timeout: 5_000,
+        });
       await shot(page, 'sidebar-stopped-local');
     },
   },
@@ -281,13 +320,17 @@ const tests: UiTest[] = [
       await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]', 60_000);
       await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
-      await sidebar.waitForFunction(() => /Round [2-4] of 4/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 60_000 });
+      await sidebar.waitForFunction(() => /Round [2-4] of 4/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, {
+        timeout: 60_000,
+      });
       assert.match(await text(sidebar, 'progress'), /Round [2-4] of 4 · step \d+\/8/);
       assert.match(await text(sidebar, 'bytes-total'), /less than FedAvg/);
       assert.match(await text(sidebar, 'local-server'), /127\.0\.0\.1/);
       assert.notEqual(await text(sidebar, 'provider'), '—');
       // A figure and its unit ("494 B") stay on one line in a narrow sidebar.
-      await sidebar.waitForFunction(() => /\d B|KB/.test(document.querySelector('[data-testid="bytes-round"]')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await sidebar.waitForFunction(() => /\d B|KB/.test(document.querySelector('[data-testid="bytes-round"]')?.textContent ?? ''), undefined, {
+        timeout: 30_000,
+      });
       const lines = await sidebar.evaluate(() => {
         document.body.style.width = '110px';
         const range = document.createRange();
@@ -296,7 +339,7 @@ const tests: UiTest[] = [
         document.body.style.width = '';
         return tops.size;
       });
-      assert.equal(lines, 1, 'the last round\'s bytes wrapped in a narrow sidebar');
+      assert.equal(lines, 1, "the last round's bytes wrapped in a narrow sidebar");
       // The local server's port is the extension's own: VS Code's port detection does not offer to forward it.
       // (The federation has run for seconds: detection polls every few, so an offer would be listed by now.)
       const offered = await waitForNotification(page, /port \d+|forwarded port/i, 8_000).catch(() => null);
@@ -306,12 +349,14 @@ const tests: UiTest[] = [
     },
   },
   {
-    name: 'the dashboard draws real data in all three charts, with the sidebar\'s figures',
+    name: "the dashboard draws real data in all three charts, with the sidebar's figures",
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
       const frame = await findFrameWith(page, '[data-testid="seeds-card"]:not([hidden])', 30_000);
       for (const chart of ['seeds', 'loss', 'bytes']) {
-        await frame.waitForFunction((id) => Number(document.querySelector(`[data-testid="${id}-chart"]`)?.getAttribute('data-points') ?? 0) > 0, chart, { timeout: 30_000 });
+        await frame.waitForFunction((id) => Number(document.querySelector(`[data-testid="${id}-chart"]`)?.getAttribute('data-points') ?? 0) > 0, chart, {
+          timeout: 30_000,
+        });
         // The canvas really has pixels drawn (not just data).
         const painted = await frame.locator(`[data-testid="${chart}-chart"]`).evaluate((canvas: HTMLCanvasElement) => {
           const ctx = canvas.getContext('2d');
@@ -355,7 +400,9 @@ const tests: UiTest[] = [
       await tabTo(page, sidebar, 'run-compare', 60);
       await page.keyboard.press('Enter');
       const frame = await findFrameWith(page, '[data-testid="compare-banner"]:not([hidden])', 20_000);
-      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-compare-points') ?? 0) > 0, undefined, { timeout: 20_000 });
+      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-compare-points') ?? 0) > 0, undefined, {
+        timeout: 20_000,
+      });
       await shot(page, 'dashboard-compare');
       await runFromCommandPalette(page, 'View: Close All Editors');
     },
@@ -365,7 +412,11 @@ const tests: UiTest[] = [
     async run(page) {
       await runFromCommandPalette(page, 'FedKSeed: Start Training');
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]');
-      await sidebar.waitForFunction(() => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 15, undefined, { timeout: 60_000 });
+      await sidebar.waitForFunction(
+        () => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 15,
+        undefined,
+        { timeout: 60_000 },
+      );
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
       await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 20_000);
       await runFromCommandPalette(page, 'Developer: Reload Window');
@@ -373,7 +424,7 @@ const tests: UiTest[] = [
       const message = await waitForNotification(page, /resumed .*checkpoint/i, 60_000);
       assert.match(message, /step \d+/);
       const dashboard = await findFrameWith(page, '[data-testid="charts"]:not([hidden])', 30_000);
-      assert.ok(Number(await dashboard.locator('[data-testid="loss-chart"]').getAttribute('data-points')) > 0, 'the restored dashboard has the run\'s history');
+      assert.ok(Number(await dashboard.locator('[data-testid="loss-chart"]').getAttribute('data-points')) > 0, "the restored dashboard has the run's history");
       await runFromCommandPalette(page, 'FedKSeed: Focus on Training View');
       const restored = await findFrameWith(page, '[data-testid="training-status"]');
       await phaseIs(restored, 'Training|Finished', 60_000);
@@ -393,7 +444,11 @@ const tests: UiTest[] = [
       // A few seconds of local fine-tuning, stopped after 10 steps (of this run: the sidebar shows the last one's until it starts).
       await runFromCommandPalette(page, 'FedKSeed: Start Training');
       await phaseIs(sidebar, 'Training', 30_000);
-      await sidebar.waitForFunction(() => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 10, undefined, { timeout: 60_000 });
+      await sidebar.waitForFunction(
+        () => Number(/^(\d+)\//.exec(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? '')?.[1] ?? 0) >= 10,
+        undefined,
+        { timeout: 60_000 },
+      );
       await runFromCommandPalette(page, 'FedKSeed: Stop Training');
       await phaseIs(sidebar, 'Stopped|Finished', 30_000);
       await runFromCommandPalette(page, 'FedKSeed: Turn On Completions from the Fine-Tuned Model');
@@ -411,13 +466,19 @@ const tests: UiTest[] = [
       const ghost = editor.locator('.ghost-text-decoration, .ghost-text').first();
       await ghost.waitFor({ state: 'visible', timeout: 30_000 });
       // The ghost text takes no hover: the status bar names where the suggestion comes from.
-      const named = page.locator('[id="fedkseed.fedkseed.fedkseed.suggestion"], .statusbar-item', { hasText: /FedKSeed · tiny-code-lm · run \d+ step \d+/ }).first();
+      const named = page
+        .locator('[id="fedkseed.fedkseed.fedkseed.suggestion"], .statusbar-item', { hasText: /FedKSeed · tiny-code-lm · run \d+ step \d+/ })
+        .first();
       await named.waitFor({ state: 'visible', timeout: 10_000 });
       await shot(page, 'completion-ghost-text');
       const column = async () => Number(/Col (\d+)/.exec(await page.locator('[id="status.editor.selection"]').innerText())?.[1] ?? 0);
       const before = await column();
       await page.keyboard.press('Tab');
-      await page.waitForFunction((c) => Number(/Col (\d+)/.exec(document.querySelector('[id="status.editor.selection"]')?.textContent ?? '')?.[1] ?? 0) > c, before, { timeout: 10_000 });
+      await page.waitForFunction(
+        (c) => Number(/Col (\d+)/.exec(document.querySelector('[id="status.editor.selection"]')?.textContent ?? '')?.[1] ?? 0) > c,
+        before,
+        { timeout: 10_000 },
+      );
       assert.equal(await ghost.isVisible(), false, 'the ghost text was accepted into the line');
       // The suggestion did not repeat the space typed after "=".
       const accepted = (await editor.locator('.view-line').filter({ hasText: 'const count =' }).first().innerText()).replace(/\u00a0/g, ' ');
@@ -438,7 +499,7 @@ const tests: UiTest[] = [
     },
   },
   {
-    name: 'dashboard charts: a finished local federation draws its last round\'s accuracy, every y axis holds its points under its top tick, the seed chart peaks at the stated max',
+    name: "dashboard charts: a finished local federation draws its last round's accuracy, every y axis holds its points under its top tick, the seed chart peaks at the stated max",
     async run(page) {
       await waitForWorkbench(page);
       await activityBarItem(page, 'FedKSeed').waitFor({ state: 'visible', timeout: 30_000 });
@@ -446,32 +507,46 @@ const tests: UiTest[] = [
       const sidebar = await findFrameWith(page, '[data-testid="training-status"]', 60_000);
       await phaseIs(sidebar, 'Idle|Stopped|Finished', 30_000);
       await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
-      await sidebar.waitForFunction(() => /4 of 4 rounds done/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 180_000 });
+      await sidebar.waitForFunction(() => /4 of 4 rounds done/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, {
+        timeout: 180_000,
+      });
       await phaseIs(sidebar, 'Finished', 60_000);
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
       const frame = await findFrameWith(page, '[data-testid="seeds-card"]:not([hidden])', 30_000);
       const attr = async (chart: string, name: string) => (await frame.locator(`[data-testid="${chart}-chart"]`).getAttribute(`data-${name}`)) ?? '';
       // The last round's held-out loss is at step 4·τ; its accuracy point is there too.
-      await frame.waitForFunction(() => document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-last-x') === '32', undefined, { timeout: 30_000 });
-      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) > 0, undefined, { timeout: 30_000 });
-      assert.equal(await attr('measures', 'last-x'), await attr('loss', 'last-x'), 'the last round\'s accuracy point is drawn');
+      await frame.waitForFunction(() => document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-last-x') === '32', undefined, {
+        timeout: 30_000,
+      });
+      await frame.waitForFunction(
+        () => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) > 0,
+        undefined,
+        { timeout: 30_000 },
+      );
+      assert.equal(await attr('measures', 'last-x'), await attr('loss', 'last-x'), "the last round's accuracy point is drawn");
       assert.equal(await attr('measures', 'accuracy-points'), '5', 'top-1 accuracy for the base model and each of the 4 rounds');
       await shot(page, 'dashboard-federation-finished');
       for (const chart of ['seeds', 'loss', 'measures', 'bytes']) {
         const highest = Number(await attr(chart, 'highest'));
         const topTick = Number(await attr(chart, 'top-tick'));
-        assert.ok(Number.isFinite(highest) && Number.isFinite(topTick) && (await attr(chart, 'top-tick')) !== '', `${chart}: highest ${highest}, top tick ${topTick}`);
+        assert.ok(
+          Number.isFinite(highest) && Number.isFinite(topTick) && (await attr(chart, 'top-tick')) !== '',
+          `${chart}: highest ${highest}, top tick ${topTick}`,
+        );
         assert.ok(topTick >= highest, `${chart}: a point at ${highest} is above the top tick ${topTick}`);
       }
       // The subtitle's maximum, relative to uniform, is the chart's peak.
       const stated = Number(/max \S+ \((\d+\.\d+)× uniform\)/.exec(await text(frame, 'seeds-subtitle'))?.[1]);
       assert.ok(Number.isFinite(stated), await text(frame, 'seeds-subtitle'));
-      assert.ok(Math.abs(Number(await attr('seeds', 'highest')) - stated) <= 0.006, `the seed chart peaks at ${await attr('seeds', 'highest')}, the subtitle says ${stated}`);
+      assert.ok(
+        Math.abs(Number(await attr('seeds', 'highest')) - stated) <= 0.006,
+        `the seed chart peaks at ${await attr('seeds', 'highest')}, the subtitle says ${stated}`,
+      );
       await runFromCommandPalette(page, 'FedKSeed: Stop Local Federation Server');
     },
   },
   {
-    name: 'a local run\'s dashboard fills the page with its charts, and compared with a federation shows both runs\' figures side by side',
+    name: "a local run's dashboard fills the page with its charts, and compared with a federation shows both runs' figures side by side",
     async run(page) {
       await waitForWorkbench(page);
       await activityBarItem(page, 'FedKSeed').waitFor({ state: 'visible', timeout: 30_000 });
@@ -481,7 +556,9 @@ const tests: UiTest[] = [
       if (!(await sidebar.locator('[data-testid="run-item"]', { hasText: 'Local federation' }).count())) {
         // Run alone: a short federation to compare with.
         await runFromCommandPalette(page, 'FedKSeed: Start Local Federation');
-        await sidebar.waitForFunction(() => /4 of 4 rounds done/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, { timeout: 180_000 });
+        await sidebar.waitForFunction(() => /4 of 4 rounds done/.test(document.querySelector('[data-testid="progress"]')?.textContent ?? ''), undefined, {
+          timeout: 180_000,
+        });
         await phaseIs(sidebar, 'Finished', 60_000);
         await runFromCommandPalette(page, 'FedKSeed: Stop Local Federation Server');
       }
@@ -491,17 +568,29 @@ const tests: UiTest[] = [
         await page.waitForTimeout(3_000);
         await runFromCommandPalette(page, 'FedKSeed: Start Training');
         // Finished with all 12 steps (an earlier run's "Finished" shows until this one starts).
-        await sidebar.waitForFunction(() => /^12\/12$/.test(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? ''), undefined, { timeout: 120_000 });
+        await sidebar.waitForFunction(() => /^12\/12$/.test(document.querySelector('[data-testid="progress"]')?.textContent?.trim() ?? ''), undefined, {
+          timeout: 120_000,
+        });
         await phaseIs(sidebar, 'Finished', 30_000);
       } finally {
         writeWorkspaceSettings();
       }
       await runFromCommandPalette(page, 'FedKSeed: Show Dashboard');
       const frame = await findFrameWith(page, '[data-testid="charts"][data-layout="local"]:not([hidden])', 30_000);
-      await frame.waitForFunction(() => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2, undefined, { timeout: 30_000 });
+      await frame.waitForFunction(
+        () => Number(document.querySelector('[data-testid="measures-chart"]')?.getAttribute('data-accuracy-points') ?? 0) >= 2,
+        undefined,
+        { timeout: 30_000 },
+      );
       const layout = await frame.evaluate(() => {
-        const cards = [...document.querySelectorAll('[data-testid$="-card"]')].filter((c) => !(c as HTMLElement).hidden && (c as HTMLElement).offsetParent !== null);
-        return { cards: cards.map((c) => c.getAttribute('data-testid')), bottom: Math.max(...cards.map((c) => c.getBoundingClientRect().bottom)), height: window.innerHeight };
+        const cards = [...document.querySelectorAll('[data-testid$="-card"]')].filter(
+          (c) => !(c as HTMLElement).hidden && (c as HTMLElement).offsetParent !== null,
+        );
+        return {
+          cards: cards.map((c) => c.getAttribute('data-testid')),
+          bottom: Math.max(...cards.map((c) => c.getBoundingClientRect().bottom)),
+          height: window.innerHeight,
+        };
       });
       assert.deepEqual(layout.cards.sort(), ['loss-card', 'measures-card', 'run-card'], `visible cards: ${layout.cards.join(', ')}`);
       assert.ok(layout.bottom >= 0.8 * layout.height, `the cards end at ${Math.round(layout.bottom)} px of a ${layout.height} px page`);
@@ -522,11 +611,18 @@ const tests: UiTest[] = [
       assert.match(await cell('Top-1 accuracy', 'shown'), /%/);
       assert.match(await text(dashboard, 'compare-compared-title'), /^Compared: Local federation/);
       // One chart per measure, the compared run's curves on the same axes, labelled and dashed.
-      await dashboard.waitForFunction(() => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-compare-points') ?? 0) > 0, undefined, { timeout: 20_000 });
+      await dashboard.waitForFunction(
+        () => Number(document.querySelector('[data-testid="loss-chart"]')?.getAttribute('data-compare-points') ?? 0) > 0,
+        undefined,
+        { timeout: 20_000 },
+      );
       const datasets = (await dashboard.locator('[data-testid="loss-chart"]').getAttribute('data-datasets')) ?? '';
-      for (const label of ['shown: held-out loss', 'compared: held-out loss', 'shown: held-out top-1 accuracy', 'compared: held-out top-1 accuracy']) assert.ok(datasets.includes(label), `no "${label}" in ${datasets}`);
+      for (const label of ['shown: held-out loss', 'compared: held-out loss', 'shown: held-out top-1 accuracy', 'compared: held-out top-1 accuracy'])
+        assert.ok(datasets.includes(label), `no "${label}" in ${datasets}`);
       for (const chart of ['loss', 'measures']) {
-        const [highest, top] = await dashboard.locator(`[data-testid="${chart}-chart"]`).evaluate((c) => [Number(c.getAttribute('data-highest')), Number(c.getAttribute('data-top-tick'))]);
+        const [highest, top] = await dashboard
+          .locator(`[data-testid="${chart}-chart"]`)
+          .evaluate((c) => [Number(c.getAttribute('data-highest')), Number(c.getAttribute('data-top-tick'))]);
         assert.ok(top! >= highest!, `${chart}: a point at ${highest} is above the top tick ${top}`);
       }
       await shot(page, 'dashboard-compare-figures');

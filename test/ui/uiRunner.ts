@@ -15,7 +15,10 @@ export interface UiSummary {
 }
 
 function fileSafe(name: string): string {
-  return name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase();
+  return name
+    .replace(/[^a-z0-9]+/gi, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
 }
 
 export async function runUiTests(page: Page, tests: UiTest[], screenshotsDir: string): Promise<UiSummary> {

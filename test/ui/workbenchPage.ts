@@ -56,7 +56,12 @@ export async function waitForNotification(page: Page, pattern: RegExp, timeoutMs
   while (Date.now() < deadline) {
     const match = (await notificationTexts(page)).find((t) => pattern.test(t));
     if (match) return match;
-    if (!(await page.locator('.notifications-center.visible').isVisible().catch(() => false))) {
+    if (
+      !(await page
+        .locator('.notifications-center.visible')
+        .isVisible()
+        .catch(() => false))
+    ) {
       await runFromCommandPalette(page, 'Notifications: Show Notifications').catch(() => undefined);
     }
     await page.waitForTimeout(500);

@@ -28,7 +28,20 @@ test("deadline: positive seconds Node's timers can hold", () => {
 });
 
 const welcome = (over: Partial<FederationConfig>): FederationConfig => {
-  const config: FederationConfig = { k: 16, federationSeed: 1, epsilon: 1e-3, eta: 1e-3, tau: 1, batchSize: 1, sampling: 'uniform', weighting: 'examples', rounds: 1, clientsPerRound: 1, deadlineMs: 1000, ...over };
+  const config: FederationConfig = {
+    k: 16,
+    federationSeed: 1,
+    epsilon: 1e-3,
+    eta: 1e-3,
+    tau: 1,
+    batchSize: 1,
+    sampling: 'uniform',
+    weighting: 'examples',
+    rounds: 1,
+    clientsPerRound: 1,
+    deadlineMs: 1000,
+    ...over,
+  };
   const m = decodeMessage(encodeMessage({ type: 'welcome', config, committedRound: 0 }));
   assert.equal(m.type, 'welcome');
   return m.config;
@@ -64,7 +77,8 @@ test('client ids: one rule (HELLO, tokens), and printed without control characte
   assert.equal(clientIdProblem('é'.repeat(32)), null, '64 bytes of UTF-8');
   assert.match(clientIdProblem('é'.repeat(33)) ?? '', /66 bytes of UTF-8, at most 64/);
   assert.match(clientIdProblem('') ?? '', /empty/);
-  for (const bad of ['red\x1b[31m', 'a\rb', 'a\nb', 'bidi\u202eevil', 'del\x7f', 'c1\u009b31m']) assert.match(clientIdProblem(bad) ?? '', /control or format/, JSON.stringify(bad));
+  for (const bad of ['red\x1b[31m', 'a\rb', 'a\nb', 'bidi\u202eevil', 'del\x7f', 'c1\u009b31m'])
+    assert.match(clientIdProblem(bad) ?? '', /control or format/, JSON.stringify(bad));
   assert.equal(printable('x\x1b[2Jy\u202e'), 'x\\u{1b}[2Jy\\u{202e}');
   assert.equal(printable('plain id'), 'plain id');
 });

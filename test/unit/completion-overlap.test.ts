@@ -16,7 +16,7 @@ test('indentation already typed is not typed again', () => {
   assert.equal(trimOverlap('if (x) {\n  ', '    return 1;'), '  return 1;', 'two of the four spaces were typed');
 });
 
-test('without whitespace before the cursor, or at the suggestion\'s start, nothing changes', () => {
+test("without whitespace before the cursor, or at the suggestion's start, nothing changes", () => {
   assert.equal(trimOverlap('const count =', ' items.length;'), ' items.length;');
   assert.equal(trimOverlap('const count = ', 'items.length;'), 'items.length;');
   assert.equal(trimOverlap('', ' x'), ' x');

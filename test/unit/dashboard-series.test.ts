@@ -16,7 +16,7 @@ function assertHolds(bounds: ReturnType<typeof linearBounds>, values: number[]):
   for (let i = 1; i < bounds.ticks.length; i++) assert.ok(bounds.ticks[i]! > bounds.ticks[i - 1]!, 'ticks ascend');
 }
 
-test('log bounds: FedAvg\'s cumulative bytes far above the round bytes stay under the top tick', () => {
+test("log bounds: FedAvg's cumulative bytes far above the round bytes stay under the top tick", () => {
   // A federation's bytes: a few hundred bytes a round against tens of megabytes for FedAvg.
   const values = [315, 356, 671, 41.8e6, 83.6e6, 125.4e6];
   const b = logBounds(values);
@@ -68,21 +68,58 @@ test('seed bands: the top of the band peaks at the largest p·K, the bottom at t
 });
 
 const summary = (over: Partial<RunSummary>): RunSummary => ({
-  id: 'a', kind: 'local', state: 'finished', title: 'Local training', startedAt: 1_000_000, endedAt: 1_000_000 + 200_000,
-  model: 'model.onnx', modelIdentity: 'x', server: null, step: 200, steps: 200, committedRound: 0, rounds: 0, loss: null,
-  heldOutBaseline: null, heldOutLast: null, bytes: { rounds: 0, fedAvg: 0, overhead: 0 }, evaluations: [], checkpoint: true, error: null,
+  id: 'a',
+  kind: 'local',
+  state: 'finished',
+  title: 'Local training',
+  startedAt: 1_000_000,
+  endedAt: 1_000_000 + 200_000,
+  model: 'model.onnx',
+  modelIdentity: 'x',
+  server: null,
+  step: 200,
+  steps: 200,
+  committedRound: 0,
+  rounds: 0,
+  loss: null,
+  heldOutBaseline: null,
+  heldOutLast: null,
+  bytes: { rounds: 0, fedAvg: 0, overhead: 0 },
+  evaluations: [],
+  checkpoint: true,
+  error: null,
   ...over,
 });
 const history = (over: Partial<RunHistory>): RunHistory => ({ ...emptyHistory, ...over });
 
-test('comparison rows: both runs\' held-out loss start → best/last, change, accuracy, steps or rounds, bytes, time', () => {
+test("comparison rows: both runs' held-out loss start → best/last, change, accuracy, steps or rounds, bytes, time", () => {
   const local: RunSide = {
     run: summary({}),
-    history: history({ stepLoss: [[1, 5.5], [2, 5.4]], heldOut: [[0, 5.4534], [100, 5.2], [200, 5.2797]], accuracy: [[0, 0.121], [200, 0.146]] }),
+    history: history({
+      stepLoss: [
+        [1, 5.5],
+        [2, 5.4],
+      ],
+      heldOut: [
+        [0, 5.4534],
+        [100, 5.2],
+        [200, 5.2797],
+      ],
+      accuracy: [
+        [0, 0.121],
+        [200, 0.146],
+      ],
+    }),
   };
   const federation: RunSide = {
     run: summary({ id: 'b', kind: 'federation', title: 'Local federation', step: 32, steps: 8, committedRound: 4, rounds: 4, endedAt: null, state: 'running' }),
-    history: history({ heldOut: [[0, 5.45], [32, 5.4]], rounds: [1, 2, 3, 4].map((round) => ({ round, up: 100, down: 200, fedAvg: 1e7 })) }),
+    history: history({
+      heldOut: [
+        [0, 5.45],
+        [32, 5.4],
+      ],
+      rounds: [1, 2, 3, 4].map((round) => ({ round, up: 100, down: 200, fedAvg: 1e7 })),
+    }),
   };
   const rows = comparisonRows(local, federation);
   const byLabel = new Map(rows.map((r) => [r.label, r]));
@@ -101,10 +138,32 @@ test('comparison rows: both runs\' held-out loss start → best/last, change, ac
 });
 
 test('same runs: the same run, or the same curves and bytes, are told apart from different ones', () => {
-  const h = history({ stepLoss: [[1, 5.5]], heldOut: [[0, 5.4], [10, 5.3]] });
+  const h = history({
+    stepLoss: [[1, 5.5]],
+    heldOut: [
+      [0, 5.4],
+      [10, 5.3],
+    ],
+  });
   const a: RunSide = { run: summary({ id: 'a' }), history: h };
   assert.equal(sameRuns(a, a), true);
   assert.equal(sameRuns(a, { run: summary({ id: 'b', startedAt: 5 }), history: structuredClone(h) }), true, 'a repeated deterministic run');
-  assert.equal(sameRuns(a, { run: summary({ id: 'b' }), history: history({ ...h, heldOut: [[0, 5.4], [10, 5.29]] }) }), false);
-  assert.equal(sameRuns({ run: summary({ id: 'a' }), history: emptyHistory }, { run: summary({ id: 'b' }), history: emptyHistory }), false, 'two runs with nothing yet are not "the same"');
+  assert.equal(
+    sameRuns(a, {
+      run: summary({ id: 'b' }),
+      history: history({
+        ...h,
+        heldOut: [
+          [0, 5.4],
+          [10, 5.29],
+        ],
+      }),
+    }),
+    false,
+  );
+  assert.equal(
+    sameRuns({ run: summary({ id: 'a' }), history: emptyHistory }, { run: summary({ id: 'b' }), history: emptyHistory }),
+    false,
+    'two runs with nothing yet are not "the same"',
+  );
 });

@@ -6,9 +6,15 @@ import { createRng, deriveSeed, fnv1a32, shuffleInPlace } from '../../trainer/da
 
 test('xoshiro128** streams for seeds 0 and 42 match the reference values', () => {
   const a = createRng(0);
-  assert.deepEqual(Array.from({ length: 5 }, () => a.nextU32()), [3809008728, 1133695204, 53579671, 2891528803, 139681546]);
+  assert.deepEqual(
+    Array.from({ length: 5 }, () => a.nextU32()),
+    [3809008728, 1133695204, 53579671, 2891528803, 139681546],
+  );
   const b = createRng(42);
-  assert.deepEqual(Array.from({ length: 5 }, () => b.nextU32()), [2837322924, 544945897, 479756282, 3500138142, 339756180]);
+  assert.deepEqual(
+    Array.from({ length: 5 }, () => b.nextU32()),
+    [2837322924, 544945897, 479756282, 3500138142, 339756180],
+  );
 });
 
 test('nextFloat is the 53-bit combination of two draws', () => {
@@ -40,7 +46,10 @@ test('shuffle is a permutation and depends only on the seed', () => {
   const c = shuffleInPlace([...items], createRng(4));
   assert.deepEqual(a, b);
   assert.notDeepEqual(a, c);
-  assert.deepEqual([...a].sort((x, y) => x - y), items);
+  assert.deepEqual(
+    [...a].sort((x, y) => x - y),
+    items,
+  );
 });
 
 test('FNV-1a matches the published test vectors; derived seeds differ per label', () => {

@@ -84,17 +84,26 @@ test('a tokenizer without an EOS token loads; text examples ask for one, pre-tok
     assert.equal(tok.padId, 0);
     assert.deepEqual(tok.encode('hello world'), [0, 1]);
     const log = new ProblemLog('strict');
-    assert.throws(() => recordToExamples({ kind: 'text', id: 'a', group: '.', text: 'hello world', source: { file: 'a', line: 1 } }, { tokenizer: tok, seqLen: 8, log }), /text examples end with an EOS token, and .*tokenizer\.json has none \(set eos_token/);
-    const tokens = recordToExamples({ kind: 'tokens', id: 't', group: 'g', inputIds: [0, 1, 0], source: { file: 't', line: 1 } }, { tokenizer: tok, seqLen: 8, log });
+    assert.throws(
+      () => recordToExamples({ kind: 'text', id: 'a', group: '.', text: 'hello world', source: { file: 'a', line: 1 } }, { tokenizer: tok, seqLen: 8, log }),
+      /text examples end with an EOS token, and .*tokenizer\.json has none \(set eos_token/,
+    );
+    const tokens = recordToExamples(
+      { kind: 'tokens', id: 't', group: 'g', inputIds: [0, 1, 0], source: { file: 't', line: 1 } },
+      { tokenizer: tok, seqLen: 8, log },
+    );
     assert.deepEqual(Array.from(tokens[0].ids), [0, 1, 0]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('without any tokenizer: token ids only, the model\'s vocabulary, and text refused by name', () => {
+test("without any tokenizer: token ids only, the model's vocabulary, and text refused by name", () => {
   const ids = tokenIdsOnly(4096, 'model.onnx');
   assert.equal(ids.vocabSize, 4096);
   assert.equal(ids.eosId, undefined);
-  assert.throws(() => ids.encode('x'), /no tokenizer for model\.onnx: text needs its tokenizer\.json \(pass --tokenizer\); pre-tokenised data works without one/);
+  assert.throws(
+    () => ids.encode('x'),
+    /no tokenizer for model\.onnx: text needs its tokenizer\.json \(pass --tokenizer\); pre-tokenised data works without one/,
+  );
 });

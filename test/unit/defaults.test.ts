@@ -41,7 +41,7 @@ test('every default of contracts/defaults.ts is a setting of package.json, and a
   }
 });
 
-test("docs/defaults.md holds the table made from contracts/defaults.ts (rewrite it with scripts/docs/defaults-table.ts --write)", () => {
+test('docs/defaults.md holds the table made from contracts/defaults.ts (rewrite it with scripts/docs/defaults-table.ts --write)', () => {
   const page = readFileSync(DEFAULTS_PAGE, 'utf8');
   assert.equal(page, withTable(page), 'the defaults page is out of date');
 });

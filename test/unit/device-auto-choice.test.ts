@@ -27,7 +27,14 @@ const h200: WebGpuAdapter = { name: 'NVIDIA H200', kind: 'discrete', driver: 'NV
 const lavapipe: WebGpuAdapter = { name: 'llvmpipe (LLVM 15.0.6, 256 bits)', kind: 'cpu', driver: 'llvmpipe', software: true };
 const openedHardware: AdapterObservation = { readable: true, software: false, name: 'not lavapipe', evidence: 'no llvmpipe rasteriser thread' };
 const openedLavapipe: AdapterObservation = { readable: true, software: true, name: 'llvmpipe (Mesa lavapipe)', evidence: '2 llvmpipe rasteriser threads' };
-const speed = (cudaStepMs: number, webgpuStepMs: number, adapter = h200.name): ProviderSpeed => ({ adapter, cudaStepMs, webgpuStepMs, steps: 5, workload: 'zo-1m batch 4 × 64', measuredAt: '2026-01-01T00:00:00Z' });
+const speed = (cudaStepMs: number, webgpuStepMs: number, adapter = h200.name): ProviderSpeed => ({
+  adapter,
+  cudaStepMs,
+  webgpuStepMs,
+  steps: 5,
+  workload: 'zo-1m batch 4 × 64',
+  measuredAt: '2026-01-01T00:00:00Z',
+});
 
 test('rule: WebGPU (device-resident) before CUDA unless a measurement on this adapter says CUDA is faster', () => {
   const all = ['cuda', 'webgpu', 'cpu'] as const;
@@ -107,7 +114,13 @@ function tinyGraph(): Uint8Array {
       irVersion: 8,
       opsetImport: [{ domain: '', version: 18 }],
       producerName: 'test',
-      graph: { name: 'add', node: [node('Add', ['x', 'x'], ['y'], 'add')], initializer: [], input: [valueInfo('x', DataType.FLOAT, [2])], output: [valueInfo('y', DataType.FLOAT, [2])] },
+      graph: {
+        name: 'add',
+        node: [node('Add', ['x', 'x'], ['y'], 'add')],
+        initializer: [],
+        input: [valueInfo('x', DataType.FLOAT, [2])],
+        output: [valueInfo('y', DataType.FLOAT, [2])],
+      },
     }),
   );
 }
@@ -116,7 +129,10 @@ test('auto on a machine whose survey predicts a GPU but whose WebGPU device open
   const env: ProviderEnvironment = {
     platform: 'linux',
     arch: 'x64',
-    backends: [{ name: 'cpu', bundled: true }, { name: 'webgpu', bundled: true }],
+    backends: [
+      { name: 'cpu', bundled: true },
+      { name: 'webgpu', bundled: true },
+    ],
     hasProviderLibrary: () => false,
     webgpuAdapters: () => ({ source: 'vulkaninfo', adapters: [h200, lavapipe] }),
     observeWebGpuAdapter: () => Promise.resolve(openedLavapipe),

@@ -19,7 +19,10 @@ test('counts follow from the graph: nodes by op, launches (views and folded cons
   const arithmetic = buildPerturbationGraph(1, 'arithmetic');
   const small = graphCost(arithmetic, sizes(1024), 512);
   const large = graphCost(arithmetic, sizes(4096), 2048);
-  assert.equal(small.nodes, Object.values(small.byOp).reduce((a, b) => a + b, 0));
+  assert.equal(
+    small.nodes,
+    Object.values(small.byOp).reduce((a, b) => a + b, 0),
+  );
   // Reshape and Unsqueeze alias their input: the only nodes that launch nothing.
   const views = (small.byOp.Reshape ?? 0) + (small.byOp.Unsqueeze ?? 0);
   assert.equal(small.dispatches, small.nodes - views);
@@ -53,7 +56,10 @@ test('a kept z makes a pass two launches, and a step hash once: fewer launches a
 });
 
 test('a forward moves each weight three times (Slice reads and writes it, its consumer reads it): 12 B per parameter', async () => {
-  const model = await parseModel(Buffer.from(gpt2Bytes({ vocab: 48, ctx: 16, dModel: 24, layers: 2, heads: 3, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 3 })), 'gpt2-24x2');
+  const model = await parseModel(
+    Buffer.from(gpt2Bytes({ vocab: 48, ctx: 16, dModel: 24, layers: 2, heads: 3, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 3 })),
+    'gpt2-24x2',
+  );
   const params = new ParameterSet(model.weights, { kernel: 'js', resident: false });
   const f = forwardCost(rewriteForDevice(rewriteForTraining(model), params, { batch: 1, seq: 16 }), DEVICE_NAMES.span);
   assert.equal(f.weightSlices, params.tensors.length);
@@ -61,11 +67,12 @@ test('a forward moves each weight three times (Slice reads and writes it, its co
   assert.equal(f.weightBytes, 12 * params.parameterCount + 3 * 8 * f.weightSlices);
 });
 
-test('device passes with kept z values give the kernels\' bits (CPU provider), in any order of kept and hashed seeds', async () => {
+test("device passes with kept z values give the kernels' bits (CPU provider), in any order of kept and hashed seeds", async () => {
   const js = new JsKernels();
   const n = 8194;
   const [a, b] = [seedKey(5, 1), seedKey(5, 2)];
-  const session = async (sources: SeedSource[]) => ort.InferenceSession.create(buildDevicePassGraph(sources), { executionProviders: ['cpu'], logSeverityLevel: 3 });
+  const session = async (sources: SeedSource[]) =>
+    ort.InferenceSession.create(buildDevicePassGraph(sources), { executionProviders: ['cpu'], logSeverityLevel: 3 });
   const run = async (sources: SeedSource[], w: Float32Array, terms: { key: number; s: number }[], z: Float32Array[]) => {
     const s = await session(sources);
     const feeds = devicePassFeeds(sources, n, terms);
@@ -88,12 +95,36 @@ test('device passes with kept z values give the kernels\' bits (CPU provider), i
   assert.equal(second.z, undefined);
   assertSameBits(second.w, want, 'kept z');
   js.perturb2(want, 0, a, 1e-3 - 0.07, b, 1e-3);
-  const third = await run(['cached', 'hash'], second.w, [{ key: a, s: 1e-3 - 0.07 }, { key: b, s: 1e-3 }], [first.z]);
+  const third = await run(
+    ['cached', 'hash'],
+    second.w,
+    [
+      { key: a, s: 1e-3 - 0.07 },
+      { key: b, s: 1e-3 },
+    ],
+    [first.z],
+  );
   assertSameBits(third.w, want, 'kept z then hashed');
   js.perturb2(want, 0, b, -0.5, a, 0.25);
-  const fourth = await run(['cached', 'cached'], third.w, [{ key: b, s: -0.5 }, { key: a, s: 0.25 }], [third.z as Float32Array, first.z]);
+  const fourth = await run(
+    ['cached', 'cached'],
+    third.w,
+    [
+      { key: b, s: -0.5 },
+      { key: a, s: 0.25 },
+    ],
+    [third.z as Float32Array, first.z],
+  );
   assertSameBits(fourth.w, want, 'two kept');
   js.perturb2(want, 0, a, 0.5, b, 0.125);
-  const fifth = await run(['hash', 'cached'], fourth.w, [{ key: a, s: 0.5 }, { key: b, s: 0.125 }], [new Float32Array(0), third.z as Float32Array]);
+  const fifth = await run(
+    ['hash', 'cached'],
+    fourth.w,
+    [
+      { key: a, s: 0.5 },
+      { key: b, s: 0.125 },
+    ],
+    [new Float32Array(0), third.z as Float32Array],
+  );
   assertSameBits(fifth.w, want, 'hashed then kept');
 });

@@ -72,7 +72,10 @@ test('requests: auto expands in order, lists and arrays keep order without dupli
   assert.deepEqual(parseProviderRequest(['cuda,webgpu', 'cpu', 'cuda']).names, ['cuda', 'webgpu', 'cpu']);
   assert.deepEqual(parseProviderRequest(['coreml', 'auto']).names, ['coreml', ...AUTO_ORDER]);
   assert.equal(parseProviderRequest(['cuda', 'cpu']).text, 'cuda,cpu');
-  assert.throws(() => parseProviderRequest('cuda,metal'), (e: Error) => e instanceof ProviderRequestError && /unknown execution provider 'metal'/.test(e.message));
+  assert.throws(
+    () => parseProviderRequest('cuda,metal'),
+    (e: Error) => e instanceof ProviderRequestError && /unknown execution provider 'metal'/.test(e.message),
+  );
   assert.throws(() => parseProviderRequest(' , '), ProviderRequestError);
 });
 
@@ -89,7 +92,10 @@ test('availability: CUDA needs its separately installed library; DirectML and Co
 
   const plan = planProviders('auto', linux(false));
   assert.deepEqual(plan.candidates, ['webgpu', 'cpu']);
-  assert.deepEqual(plan.ruledOut.map((a) => a.name), ['cuda', 'dml']);
+  assert.deepEqual(
+    plan.ruledOut.map((a) => a.name),
+    ['cuda', 'dml'],
+  );
 });
 
 test("onnxruntime's errors are cut to the sentence a user can act on", () => {
@@ -103,7 +109,10 @@ test('this machine: auto ends on a working provider and gives a reason for every
   const env = currentProviderEnvironment();
   const { value: session, report } = await createWithProviders('auto', createTiny(tinyGraph()), env);
   try {
-    assert.deepEqual(report.attempts.map((a) => a.name), [...AUTO_ORDER]);
+    assert.deepEqual(
+      report.attempts.map((a) => a.name),
+      [...AUTO_ORDER],
+    );
     for (const a of report.attempts) {
       if (a.name === report.used) assert.equal(a.outcome, 'used');
       else assert.ok(a.reason && a.reason.length > 0, `${a.name} has no reason`);
@@ -161,7 +170,10 @@ test('ModelSession takes a provider request and reports what is in use', async (
   }
   const env = currentProviderEnvironment();
   if (process.platform === 'linux' && !env.hasProviderLibrary('libonnxruntime_providers_cuda.so')) {
-    await assert.rejects(ModelSession.create(model, { executionProviders: 'cuda' }), (e: Error) => e instanceof ModelError && /CUDA binaries not installed/.test(e.message));
+    await assert.rejects(
+      ModelSession.create(model, { executionProviders: 'cuda' }),
+      (e: Error) => e instanceof ModelError && /CUDA binaries not installed/.test(e.message),
+    );
   }
 });
 
@@ -197,7 +209,10 @@ test('auto takes a hardware GPU adapter and names the software one it passed ove
   assert.deepEqual(plan.candidates, ['webgpu', 'cpu']);
   const adapter = chooseWebGpuAdapter(nvidiaAndSoftware);
   assert.equal(adapter.chosen?.name, 'NVIDIA H200');
-  assert.deepEqual(adapter.passedOver.map((p) => p.adapter.name), ['llvmpipe (LLVM 15.0.6, 256 bits)']);
+  assert.deepEqual(
+    adapter.passedOver.map((p) => p.adapter.name),
+    ['llvmpipe (LLVM 15.0.6, 256 bits)'],
+  );
   assert.match(adapter.passedOver[0].reason, /software/);
   // No adapter at all: auto rules WebGPU out before creating a session.
   const none = planProviders('auto', withSurvey({ source: 'vulkaninfo', adapters: [] }));
@@ -237,17 +252,23 @@ test('adapter survey: vulkaninfo --summary devices, and Vulkan driver manifests 
     '\tdriverName         = NVIDIA',
   ].join('\n');
   const devices = parseVulkanSummary(summary);
-  assert.deepEqual(devices.map((d) => [d.name, d.kind, d.software]), [
-    ['llvmpipe (LLVM 15.0.6, 256 bits)', 'cpu', true],
-    ['NVIDIA H200', 'discrete', false],
-  ]);
+  assert.deepEqual(
+    devices.map((d) => [d.name, d.kind, d.software]),
+    [
+      ['llvmpipe (LLVM 15.0.6, 256 bits)', 'cpu', true],
+      ['NVIDIA H200', 'discrete', false],
+    ],
+  );
   const icds = [
     { manifest: '/usr/share/vulkan/icd.d/lvp_icd.json', library: 'libvulkan_lvp.so' },
     { manifest: '/usr/share/vulkan/icd.d/radeon_icd.json', library: 'libvulkan_radeon.so' },
     { manifest: '/usr/share/vulkan/icd.d/nvidia_icd.json', library: 'libGLX_nvidia.so.0' },
   ];
   // Mesa installs the radeon manifest everywhere: without an AMD GPU it is no adapter.
-  assert.deepEqual(surveyVulkanDrivers(icds, [], true).adapters.map((a) => a.name), ['llvmpipe (Mesa lavapipe)']);
+  assert.deepEqual(
+    surveyVulkanDrivers(icds, [], true).adapters.map((a) => a.name),
+    ['llvmpipe (Mesa lavapipe)'],
+  );
   const withGpu = surveyVulkanDrivers(icds, ['0x10de'], true);
   assert.equal(chooseWebGpuAdapter(withGpu).chosen?.driver, 'libGLX_nvidia.so.0');
   assert.match(surveyVulkanDrivers(icds, ['0x10de'], false).note ?? '', /libvulkan\.so\.1/);

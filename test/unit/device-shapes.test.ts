@@ -16,8 +16,14 @@ test('bucketLength: covers n, at most 1.5·n past the minimum, never above the n
       previous = b;
     }
   }
-  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 13].map((n) => bucketLength(n)), [1, 2, 3, 4, 6, 6, 8, 8, 12, 16]);
-  assert.deepEqual([1, 16, 17, 25, 33, 49, 65, 97, 129].map((n) => bucketLength(n, 16)), [16, 16, 24, 32, 48, 64, 96, 128, 192]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 13].map((n) => bucketLength(n)),
+    [1, 2, 3, 4, 6, 6, 8, 8, 12, 16],
+  );
+  assert.deepEqual(
+    [1, 16, 17, 25, 33, 49, 65, 97, 129].map((n) => bucketLength(n, 16)),
+    [16, 16, 24, 32, 48, 64, 96, 128, 192],
+  );
   // Two buckets per octave: 16..128 is 7 sequence shapes (powers of two: 4).
   assert.equal(new Set(Array.from({ length: 128 }, (_, i) => bucketLength(i + 1, 16))).size, 7);
 });

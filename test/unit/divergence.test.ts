@@ -13,11 +13,14 @@ test('held-out: non-finite or more than DIVERGENCE_NATS above the start diverges
   assert.match(watch.heldOut(Number.POSITIVE_INFINITY, 5) ?? '', /not finite/);
 });
 
-test('training loss: the last window\'s mean against the first window\'s; non-finite steps in a row', () => {
+test("training loss: the last window's mean against the first window's; non-finite steps in a row", () => {
   const rising = new DivergenceWatch();
   const reasons: (string | null)[] = [];
   for (let i = 0; i < 3 * DIVERGENCE_WINDOW; i++) reasons.push(rising.step(step(i < DIVERGENCE_WINDOW ? 5 : 5 + 2 * DIVERGENCE_NATS)));
-  assert.ok(reasons.slice(0, DIVERGENCE_WINDOW).every((r) => r === null), 'never before both windows are full');
+  assert.ok(
+    reasons.slice(0, DIVERGENCE_WINDOW).every((r) => r === null),
+    'never before both windows are full',
+  );
   assert.match(reasons.at(-1) ?? '', /rose from 5\.0000/);
 
   const steady = new DivergenceWatch();

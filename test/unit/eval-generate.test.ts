@@ -51,8 +51,12 @@ test('a row stops at the model context length; batchSize splits the prompts, ord
   const calls: { batch: number; seq: number }[] = [];
   const model = counterModel(calls);
   // [1 2] with maxLength 4: 3 (length 3), 4 (length 4) → stop.
-  assert.deepEqual(await greedyGenerate(model, [[1, 2]], { maxNewTokens: 10, eosId: EOS, padId: PAD, maxLength: 4 }), [{ tokens: [3, 4], finish: 'max-length' }]);
-  assert.deepEqual(await greedyGenerate(model, [[1, 2, 3, 4]], { maxNewTokens: 10, eosId: EOS, padId: PAD, maxLength: 4 }), [{ tokens: [], finish: 'max-length' }]);
+  assert.deepEqual(await greedyGenerate(model, [[1, 2]], { maxNewTokens: 10, eosId: EOS, padId: PAD, maxLength: 4 }), [
+    { tokens: [3, 4], finish: 'max-length' },
+  ]);
+  assert.deepEqual(await greedyGenerate(model, [[1, 2, 3, 4]], { maxNewTokens: 10, eosId: EOS, padId: PAD, maxLength: 4 }), [
+    { tokens: [], finish: 'max-length' },
+  ]);
   calls.length = 0;
   const one = await greedyGenerate(model, [[3], [1, 2], [6]], { maxNewTokens: 4, eosId: EOS, padId: PAD, batchSize: 1 });
   assert.deepEqual(

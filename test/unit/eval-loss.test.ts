@@ -64,12 +64,22 @@ test('evaluateRougeL generates from each prompt, decodes and scores against the 
       return logits;
     },
   };
-  const prompt = (reference: string): Example => ({ id: reference, group: 'g', splitKey: reference, ids: Int32Array.from([81, 58, 120]), promptLength: 2, reference });
+  const prompt = (reference: string): Example => ({
+    id: reference,
+    group: 'g',
+    splitKey: reference,
+    ids: Int32Array.from([81, 58, 120]),
+    promptLength: 2,
+    reference,
+  });
   const r = await evaluateRougeL(model, chars, [prompt('yes it is'), prompt('no')]);
   assert.deepEqual(r.hypotheses, [answer, answer]);
   // Scores: identical text → P = R = 1, F = 2·((1·1)/(1 + 1 + 1e-8)); "no" shares no word → 0.
   const perfect = 2.0 * ((1 * 1) / (1 + 1 + 1e-8));
   assert.deepEqual(r.scores, [perfect, 0]);
   assert.equal(r.rougeL, perfect / 2);
-  await assert.rejects(evaluateRougeL(model, chars, [{ id: 'x', group: 'g', splitKey: 'x', ids: Int32Array.from([1, 2]) }]), /example x has no prompt\/reference/);
+  await assert.rejects(
+    evaluateRougeL(model, chars, [{ id: 'x', group: 'g', splitKey: 'x', ids: Int32Array.from([1, 2]) }]),
+    /example x has no prompt\/reference/,
+  );
 });

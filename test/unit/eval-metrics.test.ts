@@ -16,9 +16,15 @@ function logitsPredicting(n: number, predict: (t: number) => number): Float32Arr
 
 test('a model that always predicts the target has accuracy 1; one that never does, 0', () => {
   const ids = [3, 1, 4, 1, 5, 6, 2, 6];
-  const right = top1Count(logitsPredicting(ids.length, (t) => ids[Math.min(t + 1, ids.length - 1)]), ids);
+  const right = top1Count(
+    logitsPredicting(ids.length, (t) => ids[Math.min(t + 1, ids.length - 1)]),
+    ids,
+  );
   assert.deepEqual(right, { correct: ids.length - 1, targets: ids.length - 1 });
-  const wrong = top1Count(logitsPredicting(ids.length, (t) => (ids[Math.min(t + 1, ids.length - 1)] + 1) % VOCAB), ids);
+  const wrong = top1Count(
+    logitsPredicting(ids.length, (t) => (ids[Math.min(t + 1, ids.length - 1)] + 1) % VOCAB),
+    ids,
+  );
   assert.deepEqual(wrong, { correct: 0, targets: ids.length - 1 });
   const acc = new Top1Accumulator();
   acc.add(right);

@@ -17,7 +17,10 @@ test('aggregation weights clients by their number of examples, normalised over t
   assert.deepEqual([...aggregateContributions([a, b], 4, 'examples')], [0.75 * 6 + 0.25 * -8, 0.25 * 4, 0.75 * 1, 0]);
   assert.deepEqual([...aggregateContributions([a, b], 4, 'examples')], [2.5, 1, 0.75, 0]);
   // Only the ratio of the counts matters.
-  const scaled = [{ ...a, examples: 300 }, { ...b, examples: 100 }];
+  const scaled = [
+    { ...a, examples: 300 },
+    { ...b, examples: 100 },
+  ];
   assert.deepEqual([...aggregateContributions(scaled, 4, 'examples')], [2.5, 1, 0.75, 0]);
   // The order of the contributions does not matter here (every term is exact).
   assert.deepEqual([...aggregateContributions([b, a], 4, 'examples')], [2.5, 1, 0.75, 0]);
@@ -48,7 +51,14 @@ test('a contributor with no examples carries no weight; no contributors, no chan
   assert.deepEqual([...aggregateContributions([], 4, 'examples')], [0, 0, 0, 0]);
   assert.deepEqual([...aggregateContributions([], 4, 'equal')], [0, 0, 0, 0]);
   // All counts zero: no division by zero, every contributor weighs the same.
-  const d = aggregateContributions([{ ...a, examples: 0 }, { ...b, examples: 0 }], 4, 'examples');
+  const d = aggregateContributions(
+    [
+      { ...a, examples: 0 },
+      { ...b, examples: 0 },
+    ],
+    4,
+    'examples',
+  );
   assert.deepEqual([...d], [-1, 2, 0.5, 0]);
 });
 

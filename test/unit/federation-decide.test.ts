@@ -18,7 +18,15 @@ import { DEFAULT_ROBUSTNESS, boundRound, repeatCap, type Robustness } from '../.
 import { COEFFICIENT_SCALE, type FederationConfig, type SeedGradient, type UploadMessage } from '../../protocol';
 import { createRng, type Rng } from '../../trainer/data/rng';
 
-const OFF: Robustness = { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity };
+const OFF: Robustness = {
+  gClipMultiple: Infinity,
+  normClipMultiple: Infinity,
+  maxAbsG: Infinity,
+  maxExamples: Infinity,
+  examplesMedianMultiple: Infinity,
+  repeatSlack: Infinity,
+  seedMedianClients: Infinity,
+};
 
 function rulesFor(rng: Rng, robustness: Robustness): Rules {
   const clientsPerRound = 1 + rng.nextInt(5);
@@ -36,15 +44,42 @@ function rulesFor(rng: Rng, robustness: Robustness): Rules {
     deadlineMs: 20_000 + rng.nextInt(40_000),
   };
   const secret = Uint8Array.from({ length: 32 }, () => rng.nextInt(256));
-  return { config, minClients: 1 + rng.nextInt(clientsPerRound), probabilityBits: 6, mantissaBits: 12, robustness, pacing: { ...DEFAULT_PACING, minDeadlineMs: 1000 }, paramCount: 1000, secret };
+  return {
+    config,
+    minClients: 1 + rng.nextInt(clientsPerRound),
+    probabilityBits: 6,
+    mantissaBits: 12,
+    robustness,
+    pacing: { ...DEFAULT_PACING, minDeadlineMs: 1000 },
+    paramCount: 1000,
+    secret,
+  };
 }
 
 function emptyCommitted(k: number): EngineState['committed'] {
-  return { round: 0, coefficients: new Float64Array(k), residual: new Float64Array(k), importanceSum: new Float64Array(k), importanceCount: new Float64Array(k) };
+  return {
+    round: 0,
+    coefficients: new Float64Array(k),
+    residual: new Float64Array(k),
+    importanceSum: new Float64Array(k),
+    importanceCount: new Float64Array(k),
+  };
 }
 
 /** Completions whose second delivery must change nothing. */
-const IDEMPOTENT = new Set<EngineEvent['type']>(['openRoundSaved', 'openRoundSaveFailed', 'allInChecked', 'timerFired', 'uploadsCollected', 'collectFailed', 'commitDone', 'commitFailed', 'commitsRead', 'lateUpload', 'presenceRead']);
+const IDEMPOTENT = new Set<EngineEvent['type']>([
+  'openRoundSaved',
+  'openRoundSaveFailed',
+  'allInChecked',
+  'timerFired',
+  'uploadsCollected',
+  'collectFailed',
+  'commitDone',
+  'commitFailed',
+  'commitsRead',
+  'lateUpload',
+  'presenceRead',
+]);
 
 interface Commit {
   readonly round: number;
@@ -127,7 +162,10 @@ class World {
     assert.ok(r && r.commit, 'a commit is written only for the round closing');
     const { record, state: next } = effect;
     assert.equal(record.round, before.committed.round + 1);
-    assert.ok(!this.commits.some((c) => c.effect.record.round === record.round && this.committedEmits.has(record.round)), `round ${record.round} is written again after its commit`);
+    assert.ok(
+      !this.commits.some((c) => c.effect.record.round === record.round && this.committedEmits.has(record.round)),
+      `round ${record.round} is written again after its commit`,
+    );
     assert.ok(record.participants.length >= 1, 'a round commits at least one upload');
     assert.equal(new Set(record.participants).size, record.participants.length);
     const uploads = this.stored.get(record.round) ?? new Map<string, UploadMessage>();
@@ -182,7 +220,11 @@ class World {
       }
       case 'collectUploads': {
         const { round, attempt } = effect;
-        this.pending.push(() => (rng.nextFloat() < 0.05 ? { type: 'collectFailed', round, attempt, error: 'store down' } : { type: 'uploadsCollected', round, attempt, stored: new Map(this.stored.get(round) ?? []), now: this.now }));
+        this.pending.push(() =>
+          rng.nextFloat() < 0.05
+            ? { type: 'collectFailed', round, attempt, error: 'store down' }
+            : { type: 'uploadsCollected', round, attempt, stored: new Map(this.stored.get(round) ?? []), now: this.now },
+        );
         return;
       }
       case 'commit': {
@@ -219,7 +261,18 @@ class World {
       // Some clients never upload: they miss deadlines.
       if (id.endsWith('9')) return;
       this.now += rng.nextInt(3000);
-      const upload: UploadMessage = { type: 'upload', round: open.round, examples: 1 + rng.nextInt(100), lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: open.round - 1, digest: new Uint8Array(32), pairs: this.g(rng, k, tau) };
+      const upload: UploadMessage = {
+        type: 'upload',
+        round: open.round,
+        examples: 1 + rng.nextInt(100),
+        lossBeforeSum: 2,
+        lossBeforeCount: 1,
+        lossAfterSum: 1,
+        lossAfterCount: 1,
+        digestRound: open.round - 1,
+        digest: new Uint8Array(32),
+        pairs: this.g(rng, k, tau),
+      };
       (this.stored.get(open.round) as Map<string, UploadMessage>).set(id, upload);
       this.step({ type: 'uploadAccepted', round: open.round, attempt: open.attempt, clientId: id, upload, now: this.now });
       this.pending.push(() => ({ type: 'uploadSettled', round: open.round, attempt: open.attempt, coordinator: true }));
@@ -259,14 +312,18 @@ function run(seed: number, robustness: Robustness, g: (rng: Rng, k: number, n: n
 }
 
 /** Dyadic g: every sum decide forms is exact. */
-const gridPairs = (rng: Rng, k: number, n: number): SeedGradient[] => Array.from({ length: n }, () => ({ seed: rng.nextInt(k), g: (rng.nextInt(8192) - 4096) / 256 }));
+const gridPairs = (rng: Rng, k: number, n: number): SeedGradient[] =>
+  Array.from({ length: n }, () => ({ seed: rng.nextInt(k), g: (rng.nextInt(8192) - 4096) / 256 }));
 
 test('random event sequences never commit a round twice, open rounds only with the clients the rules require, and commit only uploads of sampled clients', () => {
   let committed = 0;
   for (let seed = 1; seed <= 60; seed++) {
     run(seed, OFF, gridPairs, (w) => {
       committed += w.state.committed.round;
-      assert.deepEqual([...w.committedEmits.keys()], Array.from({ length: w.state.committed.round }, (_, i) => i + 1));
+      assert.deepEqual(
+        [...w.committedEmits.keys()],
+        Array.from({ length: w.state.committed.round }, (_, i) => i + 1),
+      );
     });
   }
   assert.ok(committed > 60, `the runs commit rounds (${committed})`);
@@ -302,7 +359,11 @@ test("the committed change is the accepted uploads' aggregate with error feedbac
 
 test('bounded influence: whatever the uploads, a commit moves the coefficients by at most the bounds of its round', () => {
   // A third of the uploads are huge (±3e38, as colluders would send).
-  const hostile = (rng: Rng, k: number, n: number): SeedGradient[] => Array.from({ length: n }, () => ({ seed: rng.nextInt(k), g: rng.nextInt(3) === 0 ? (rng.nextInt(2) === 0 ? 3e38 : -3e38) : (rng.nextInt(8192) - 4096) / 256 }));
+  const hostile = (rng: Rng, k: number, n: number): SeedGradient[] =>
+    Array.from({ length: n }, () => ({
+      seed: rng.nextInt(k),
+      g: rng.nextInt(3) === 0 ? (rng.nextInt(2) === 0 ? 3e38 : -3e38) : (rng.nextInt(8192) - 4096) / 256,
+    }));
   let checked = 0;
   for (let seed = 200; seed < 240; seed++) {
     run(seed, DEFAULT_ROBUSTNESS, hostile, (w) => {
@@ -316,7 +377,8 @@ test('bounded influence: whatever the uploads, a commit moves the coefficients b
         for (const u of uploads) for (const seed of new Set(u.pairs.map((p) => p.seed))) naming.set(seed, (naming.get(seed) ?? 0) + 1);
         const medianSeeds = [...naming.values()].filter((n) => n >= DEFAULT_ROBUSTNESS.seedMedianClients).length;
         let moved = 0;
-        for (let j = 0; j < k; j++) moved += Math.abs(c.effect.record.change[j] + c.effect.state.residual[j] - c.before.committed.residual[j]) / COEFFICIENT_SCALE;
+        for (let j = 0; j < k; j++)
+          moved += Math.abs(c.effect.record.change[j] + c.effect.state.residual[j] - c.before.committed.residual[j]) / COEFFICIENT_SCALE;
         const missingScale = bounds.gBound === Infinity ? Infinity : bounds.normBound + medianSeeds * cap * bounds.gBound;
         assert.ok(Number.isFinite(moved), 'a commit is finite');
         // The missing clients only lower the round's own statistic: the bound with none missing is the larger.
@@ -334,31 +396,66 @@ test('a completion that no longer matches the open round, or comes twice, is ign
   let s = initialState({ ...rules, minClients: 1, config: { ...rules.config, clientsPerRound: 2 } }, emptyCommitted(rules.config.k), [], 0);
   const opened = decide(s, { type: 'presenceRead', connected: ['a', 'b'], now: 0 });
   s = opened.state;
-  assert.deepEqual(opened.effects.map((e) => e.kind), ['armTimer', 'saveOpenRound']);
+  assert.deepEqual(
+    opened.effects.map((e) => e.kind),
+    ['armTimer', 'saveOpenRound'],
+  );
   const saved = decide(s, { type: 'openRoundSaved', round: 1, attempt: 0 });
-  assert.deepEqual(saved.effects.map((e) => e.kind), ['log', 'emit', 'assign']);
+  assert.deepEqual(
+    saved.effects.map((e) => e.kind),
+    ['log', 'emit', 'assign'],
+  );
   assert.deepEqual(decide(saved.state, { type: 'openRoundSaved', round: 1, attempt: 0 }).effects, []);
   s = saved.state;
   // An earlier attempt's upload completion, and a commit confirmation for a round that is not closing.
-  const upload: UploadMessage = { type: 'upload', round: 1, examples: 1, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed: 1, g: 1 }] };
+  const upload: UploadMessage = {
+    type: 'upload',
+    round: 1,
+    examples: 1,
+    lossBeforeSum: 1,
+    lossBeforeCount: 1,
+    lossAfterSum: 1,
+    lossAfterCount: 1,
+    digestRound: 0,
+    digest: new Uint8Array(32),
+    pairs: [{ seed: 1, g: 1 }],
+  };
   assert.equal(decide(s, { type: 'uploadAccepted', round: 1, attempt: 5, clientId: 'a', upload, now: 1 }).state.open?.uploads.size, 0);
   assert.deepEqual(decide(s, { type: 'commitDone', round: 1 }), { state: s, effects: [] });
   // A timer fired on a gateway that is no longer the coordinator closes nothing.
   assert.deepEqual(decide(s, { type: 'timerFired', round: 1, attempt: 0, reason: 'deadline', coordinator: false }).effects, []);
   const fired = decide(s, { type: 'timerFired', round: 1, attempt: 0, reason: 'deadline', coordinator: true });
-  assert.deepEqual(fired.effects.map((e) => e.kind), ['collectUploads']);
+  assert.deepEqual(
+    fired.effects.map((e) => e.kind),
+    ['collectUploads'],
+  );
   assert.equal(decide(fired.state, { type: 'allInChecked', round: 1, attempt: 0, allIn: true, then: 'none', coordinator: true }).effects.length, 0);
   // Nobody uploaded: the round restarts with the next attempt, once.
   const collected = decide(fired.state, { type: 'uploadsCollected', round: 1, attempt: 0, stored: new Map(), now: 2 });
   assert.equal(collected.state.open, null);
   assert.equal(collected.state.attempt, 1);
-  assert.deepEqual(decide(collected.state, { type: 'uploadsCollected', round: 1, attempt: 0, stored: new Map(), now: 2 }), { state: collected.state, effects: [] });
+  assert.deepEqual(decide(collected.state, { type: 'uploadsCollected', round: 1, attempt: 0, stored: new Map(), now: 2 }), {
+    state: collected.state,
+    effects: [],
+  });
 });
 
 test('the modules of the decision hold no await and read no clock', () => {
   for (const file of ['decide', 'close-round', 'state', 'inputs', 'effects']) {
-    const source = readFileSync(new URL(`../../federation/engine/${file}.ts`, import.meta.url), 'utf8').replace(/\/\/.*$/gm, '').replace(/\/\*[\s\S]*?\*\//g, '');
-    for (const banned of [/\bawait\b/, /\basync\b/, /\bPromise\b/, /Date\.now/, /new Date\(\)/, /performance\.now/, /Math\.random/, /setTimeout|setInterval|setImmediate/, /from 'node:(fs|net|http|https|child_process)'/]) {
+    const source = readFileSync(new URL(`../../federation/engine/${file}.ts`, import.meta.url), 'utf8')
+      .replace(/\/\/.*$/gm, '')
+      .replace(/\/\*[\s\S]*?\*\//g, '');
+    for (const banned of [
+      /\bawait\b/,
+      /\basync\b/,
+      /\bPromise\b/,
+      /Date\.now/,
+      /new Date\(\)/,
+      /performance\.now/,
+      /Math\.random/,
+      /setTimeout|setInterval|setImmediate/,
+      /from 'node:(fs|net|http|https|child_process)'/,
+    ]) {
       assert.doesNotMatch(source, banned, `federation/engine/${file}.ts: ${banned}`);
     }
   }

@@ -39,7 +39,10 @@ test('importance clips |g| at 1000 before averaging', () => {
 test('importance kept as running sums equals the importance of the whole history', () => {
   const history = [pair(0, 1.5), pair(1, -2), pair(0, 3), pair(1, 4000), pair(0, -0.5), pair(2, 7)];
   const oneShot = importanceAfter(4, [history]);
-  const perPair = importanceAfter(4, history.map((p) => [p]));
+  const perPair = importanceAfter(
+    4,
+    history.map((p) => [p]),
+  );
   assert.deepEqual([...perPair], [...oneShot]);
   assert.deepEqual([...oneShot], [5 / 4, 1002 / 3, 7 / 2, 0]);
 });
@@ -72,7 +75,10 @@ test('Pro probabilities: softmax of the importance min–max normalised to 63 le
 test('Pro probabilities: a seed used once is not ranked as if it had no zero in its history', () => {
   // importance = [0, 30, 20, 40]: seed 1 once |g| = 60 → 30; seed 2 twice |g| = 20, 40 → 20; seed 3 three times |g| = 40, 40, 80 → 40.
   // Dividing by n_j instead would give [0, 60, 30, 53.3] and rank seed 1 above seed 3.
-  const imp = importanceAfter(4, [[pair(1, 60), pair(2, -20), pair(3, 40)], [pair(2, 40), pair(3, -40), pair(3, 80)]]);
+  const imp = importanceAfter(4, [
+    [pair(1, 60), pair(2, -20), pair(3, 40)],
+    [pair(2, 40), pair(3, -40), pair(3, 80)],
+  ]);
   assert.deepEqual([...imp], [0, 30, 20, 40]);
   const q = quantizeImportance(imp, 6);
   // round(30/40·63) = round(47.25) = 47, round(20/40·63) = round(31.5) = 32.

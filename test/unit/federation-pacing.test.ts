@@ -65,7 +65,10 @@ test('colluders fewer than half of each sample keep the paced deadline within mu
     if (history.length < pacing.warmupRounds) continue;
     assert.ok(at !== null);
     assert.ok(at >= pacing.minDeadlineMs && at <= deadline);
-    assert.ok(at >= Math.min(deadline, Math.max(pacing.minDeadlineMs, pacing.multiple * fastest)) - 1e-9, 'not shrunk below multiple × the fastest honest time');
+    assert.ok(
+      at >= Math.min(deadline, Math.max(pacing.minDeadlineMs, pacing.multiple * fastest)) - 1e-9,
+      'not shrunk below multiple × the fastest honest time',
+    );
     assert.ok(at <= Math.max(pacing.minDeadlineMs, pacing.multiple * slowest) + 1e-9, 'not stretched beyond multiple × the slowest honest time');
   }
 });

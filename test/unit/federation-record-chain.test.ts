@@ -28,7 +28,12 @@ async function history(n: number): Promise<{ records: RoundRecord[]; states: Fed
     const change = Float64Array.from({ length: K }, (_, j) => (j === r % K ? 4 * r : j === 0 ? -0 : 0));
     plain = stateAfter(r, plain, change);
     states.push(plain);
-    const sealed = await sealCommit(stored, plain, { round: r, change, participants: [`c${r}`], examples: r, lossBefore: r === 1 ? NaN : 1, lossAfter: 0.5, committedAt: `t${r}` }, async (x) => records[x - 1] ?? null);
+    const sealed = await sealCommit(
+      stored,
+      plain,
+      { round: r, change, participants: [`c${r}`], examples: r, lossBefore: r === 1 ? NaN : 1, lossAfter: 0.5, committedAt: `t${r}` },
+      async (x) => records[x - 1] ?? null,
+    );
     records.push(sealed.record);
     stored = sealed.state;
   }
@@ -49,7 +54,8 @@ test('a sealed history verifies and replays to every state bit for bit', async (
   let s = initialState(K);
   for (const [i, record] of records.entries()) {
     s = applyRound(s, record);
-    for (const v of ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const) assert.equal(bits(s[v]), bits(states[i][v]), `round ${i + 1}: ${v}`);
+    for (const v of ['coefficients', 'residual', 'importanceSum', 'importanceCount'] as const)
+      assert.equal(bits(s[v]), bits(states[i][v]), `round ${i + 1}: ${v}`);
   }
   // −0 where +0 was is a change the history keeps.
   const after = afterOf(initialState(K), { ...initialState(K), residual: Float64Array.of(-0, 0, 0, 0, 0, 0) });
@@ -74,7 +80,10 @@ test('verification names what is damaged and where the intact prefix ends', asyn
   const importance = new Float64Array(state.importanceCount);
   importance[2] += 1;
   report = await verifyChain(source(records, { ...state, importanceCount: importance }));
-  assert.deepEqual([report.damage, report.damagedVectors, report.intact], [["the state's importance counts vector fails its checksum"], ['importanceCount'], 5]);
+  assert.deepEqual(
+    [report.damage, report.damagedVectors, report.intact],
+    [["the state's importance counts vector fails its checksum"], ['importanceCount'], 5],
+  );
 
   report = await verifyChain(source(records.slice(0, 4), state));
   assert.deepEqual([report.damage, report.intact], [["round 5's record is missing"], 4]);

@@ -12,11 +12,37 @@ import { describeRepair, repairFromHistory } from '../../federation/repair';
 import type { FederationState, RoundRecord } from '../../federation/store';
 import type { FederationConfig } from '../../protocol';
 
-const config: FederationConfig = { k: 4, federationSeed: 9, epsilon: 1e-3, eta: 1e-4, tau: 5, batchSize: 2, sampling: 'pro', weighting: 'equal', rounds: 5, clientsPerRound: 1, deadlineMs: 1000 };
+const config: FederationConfig = {
+  k: 4,
+  federationSeed: 9,
+  epsilon: 1e-3,
+  eta: 1e-4,
+  tau: 5,
+  batchSize: 2,
+  sampling: 'pro',
+  weighting: 'equal',
+  rounds: 5,
+  clientsPerRound: 1,
+  deadlineMs: 1000,
+};
 
 /** Three rounds as the previous version wrote them: no link, no history; the state without a seal. */
-const records: RoundRecord[] = [1, 2, 3].map((round) => ({ round, change: Float64Array.of(round, 0, -round, 0), participants: ['a'], examples: 1, lossBefore: 1, lossAfter: 0.5, committedAt: `t${round}` }));
-const state: FederationState = { round: 3, coefficients: Float64Array.of(6, 0, -6, 0), residual: Float64Array.of(0.25, 0, 0, -0.5), importanceSum: Float64Array.of(3, 0, 1, 0), importanceCount: Float64Array.of(3, 0, 1, 0) };
+const records: RoundRecord[] = [1, 2, 3].map((round) => ({
+  round,
+  change: Float64Array.of(round, 0, -round, 0),
+  participants: ['a'],
+  examples: 1,
+  lossBefore: 1,
+  lossAfter: 0.5,
+  committedAt: `t${round}`,
+}));
+const state: FederationState = {
+  round: 3,
+  coefficients: Float64Array.of(6, 0, -6, 0),
+  residual: Float64Array.of(0.25, 0, 0, -0.5),
+  importanceSum: Float64Array.of(3, 0, 1, 0),
+  importanceCount: Float64Array.of(3, 0, 1, 0),
+};
 
 function legacy(unreadable?: number) {
   return {
@@ -31,7 +57,10 @@ function legacy(unreadable?: number) {
   };
 }
 
-async function repairInto<T>(source: ReturnType<typeof legacy>, body: (report: Awaited<ReturnType<typeof repairFromHistory>>, store: LevelFederationStore) => Promise<T>): Promise<T> {
+async function repairInto<T>(
+  source: ReturnType<typeof legacy>,
+  body: (report: Awaited<ReturnType<typeof repairFromHistory>>, store: LevelFederationStore) => Promise<T>,
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-repair-unit-'));
   try {
     const target = await LevelFederationStore.open(join(dir, 'store'));

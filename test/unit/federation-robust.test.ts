@@ -15,12 +15,29 @@ import { MemoryFederationStore } from '../helpers/memory-store';
 
 const MODEL_HASH = new Uint8Array(32).fill(7);
 const config: FederationConfig = {
-  k: 32, federationSeed: 9, epsilon: 1e-3, eta: 1e-3, tau: 4, batchSize: 1, sampling: 'pro', weighting: 'examples', rounds: 3, clientsPerRound: 3, deadlineMs: 1000,
+  k: 32,
+  federationSeed: 9,
+  epsilon: 1e-3,
+  eta: 1e-3,
+  tau: 4,
+  batchSize: 1,
+  sampling: 'pro',
+  weighting: 'examples',
+  rounds: 3,
+  clientsPerRound: 3,
+  deadlineMs: 1000,
 };
 
 const noClock: Clock = { now: () => 0, setTimer: (): Timer => ({ cancel: () => {} }) };
-interface Peer { readonly id: string; readonly inbox: ServerMessage[] }
-const outbox: Outbox<Peer> = { send: (to, m) => void to.inbox.push(m), refuse: (to, code, message) => void to.inbox.push({ type: 'error', code, message }), displace: () => {} };
+interface Peer {
+  readonly id: string;
+  readonly inbox: ServerMessage[];
+}
+const outbox: Outbox<Peer> = {
+  send: (to, m) => void to.inbox.push(m),
+  refuse: (to, code, message) => void to.inbox.push({ type: 'error', code, message }),
+  displace: () => {},
+};
 const settle = async (): Promise<void> => {
   for (let i = 0; i < 8; i++) await new Promise<void>((r) => setImmediate(r));
 };
@@ -28,7 +45,18 @@ const settle = async (): Promise<void> => {
 async function engineWith(over: Partial<RoundEngineOptions<Peer>> = {}) {
   const events = new EventEmitter<ServerEvents>();
   const store = new MemoryFederationStore();
-  const engine = await RoundEngine.open<Peer>({ config, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, ...over });
+  const engine = await RoundEngine.open<Peer>({
+    config,
+    store,
+    clock: noClock,
+    outbox,
+    events,
+    log: () => {},
+    modelHash: MODEL_HASH,
+    generatorVersion: 1,
+    paramCount: 100,
+    ...over,
+  });
   const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
   for (const p of peers) {
     const hello: HelloMessage = { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 };
@@ -39,7 +67,16 @@ async function engineWith(over: Partial<RoundEngineOptions<Peer>> = {}) {
 }
 
 const upload = (round: number, examples: number, pairs: SeedGradient[]): UploadMessage => ({
-  type: 'upload', round, examples, lossBeforeSum: 1, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: new Uint8Array(32), pairs,
+  type: 'upload',
+  round,
+  examples,
+  lossBeforeSum: 1,
+  lossBeforeCount: 1,
+  lossAfterSum: 1,
+  lossAfterCount: 1,
+  digestRound: round - 1,
+  digest: new Uint8Array(32),
+  pairs,
 });
 const honest = (s: number): SeedGradient[] => [1, 2, 3, 4].map((seed) => ({ seed: seed + s, g: 0.5 + seed / 10 }));
 
@@ -52,7 +89,13 @@ test('lower median and bounds: |g| clipped at a multiple of the median, examples
       uploads: [
         { examples: 4, pairs: honest(0) },
         { examples: 4, pairs: honest(4) },
-        { examples: 2 ** 32 - 1, pairs: [{ seed: 20, g: 3e38 }, { seed: 21, g: -3e38 }] },
+        {
+          examples: 2 ** 32 - 1,
+          pairs: [
+            { seed: 20, g: 3e38 },
+            { seed: 21, g: -3e38 },
+          ],
+        },
       ],
       missing: 0,
       history: [],
@@ -68,13 +111,32 @@ test('lower median and bounds: |g| clipped at a multiple of the median, examples
   assert.equal(bounded.uploads[2].clipped, 2);
 });
 
-const colluding = (examples: number, g: number): { examples: number; pairs: SeedGradient[] } => ({ examples, pairs: [1, 2, 3, 4].map((seed) => ({ seed: 40 + seed, g })) });
+const colluding = (examples: number, g: number): { examples: number; pairs: SeedGradient[] } => ({
+  examples,
+  pairs: [1, 2, 3, 4].map((seed) => ({ seed: 40 + seed, g })),
+});
 
 test('the scales come from the history, not from the round: colluders that are most of its uploads (a client missed the deadline) are still clipped', () => {
-  const history = [{ absG: 0.7, examples: 4 }, { absG: 0.8, examples: 4 }, { absG: 0.6, examples: 4 }];
+  const history = [
+    { absG: 0.7, examples: 4 },
+    { absG: 0.8, examples: 4 },
+    { absG: 0.6, examples: 4 },
+  ];
   // 3 colluders, 2 honest uploads, 1 sampled client without one.
   const bounded = boundRound(
-    { uploads: [{ examples: 4, pairs: honest(0) }, { examples: 4, pairs: honest(4) }, colluding(2 ** 32 - 1, 3e38), colluding(2 ** 32 - 1, -3e38), colluding(2 ** 32 - 1, 3e38)], missing: 1, history, repeatCap: Infinity, tau: 4 },
+    {
+      uploads: [
+        { examples: 4, pairs: honest(0) },
+        { examples: 4, pairs: honest(4) },
+        colluding(2 ** 32 - 1, 3e38),
+        colluding(2 ** 32 - 1, -3e38),
+        colluding(2 ** 32 - 1, 3e38),
+      ],
+      missing: 1,
+      history,
+      repeatCap: Infinity,
+      tau: 4,
+    },
     DEFAULT_ROBUSTNESS,
   );
   assert.equal(bounded.scales.absG, 0.7);
@@ -88,12 +150,25 @@ test('the scales come from the history, not from the round: colluders that are m
     assert.ok(u.scaledBy < 1);
     assert.ok(Math.abs(u.contribution.pairs.reduce((s, p) => s + Math.abs(p.g), 0) - bounded.normBound) <= 1e-12);
   }
-  for (const u of bounded.uploads.slice(0, 2)) assert.deepEqual([u.clipped, u.scaledBy, u.contribution.examples], [0, 1, 4], 'the honest uploads are untouched');
+  for (const u of bounded.uploads.slice(0, 2))
+    assert.deepEqual([u.clipped, u.scaledBy, u.contribution.examples], [0, 1, 4], 'the honest uploads are untouched');
   // What this round adds to the history stays within a factor gClipMultiple of the scale.
   assert.ok(bounded.statistics.absG <= DEFAULT_ROBUSTNESS.gClipMultiple * 0.7);
   // Without a history the round's own statistics count a missing client as 0: the colluders are still not the median.
   const first = boundRound(
-    { uploads: [{ examples: 4, pairs: honest(0) }, { examples: 4, pairs: honest(4) }, colluding(2 ** 32 - 1, 3e38), colluding(2 ** 32 - 1, -3e38), colluding(2 ** 32 - 1, 3e38)], missing: 1, history: [], repeatCap: Infinity, tau: 4 },
+    {
+      uploads: [
+        { examples: 4, pairs: honest(0) },
+        { examples: 4, pairs: honest(4) },
+        colluding(2 ** 32 - 1, 3e38),
+        colluding(2 ** 32 - 1, -3e38),
+        colluding(2 ** 32 - 1, 3e38),
+      ],
+      missing: 1,
+      history: [],
+      repeatCap: Infinity,
+      tau: 4,
+    },
     DEFAULT_ROBUSTNESS,
   );
   assert.ok(first.gBound < 100, `first round's g bound ${first.gBound}`);
@@ -101,17 +176,36 @@ test('the scales come from the history, not from the round: colluders that are m
 });
 
 test('the scale never collapses to 0: rounds of zero g or without uploads count for nothing, and a statistic enters within a factor of the scale', () => {
-  assert.deepEqual(historyScales([{ absG: 0, examples: 0 }, { absG: 0.5, examples: 8 }, { absG: 0, examples: 0 }]), { absG: 0.5, examples: 8 });
+  assert.deepEqual(
+    historyScales([
+      { absG: 0, examples: 0 },
+      { absG: 0.5, examples: 8 },
+      { absG: 0, examples: 0 },
+    ]),
+    { absG: 0.5, examples: 8 },
+  );
   assert.ok(Number.isNaN(historyScales([{ absG: 0, examples: 0 }]).absG));
   // Only the last HISTORY_ROUNDS rounds count.
   const old = Array.from({ length: HISTORY_ROUNDS }, () => ({ absG: 1, examples: 1 }));
   assert.equal(historyScales([{ absG: 1000, examples: 1000 }, ...old]).absG, 1);
   // Every upload sends g = 0 (or none): the scale stays the history's and nothing enters it.
-  const zero = boundRound({ uploads: [colluding(4, 0), colluding(4, 0), colluding(4, 0)], missing: 0, history: [{ absG: 0.5, examples: 4 }], repeatCap: Infinity, tau: 4 }, DEFAULT_ROBUSTNESS);
+  const zero = boundRound(
+    { uploads: [colluding(4, 0), colluding(4, 0), colluding(4, 0)], missing: 0, history: [{ absG: 0.5, examples: 4 }], repeatCap: Infinity, tau: 4 },
+    DEFAULT_ROBUSTNESS,
+  );
   assert.equal(zero.gBound, DEFAULT_ROBUSTNESS.gClipMultiple * 0.5);
   assert.equal(zero.statistics.absG, 0);
   // Tiny g enter the history no lower than scale / gClipMultiple.
-  const tiny = boundRound({ uploads: [colluding(4, 1e-30), colluding(4, 1e-30), colluding(4, 1e-30)], missing: 0, history: [{ absG: 0.5, examples: 4 }], repeatCap: Infinity, tau: 4 }, DEFAULT_ROBUSTNESS);
+  const tiny = boundRound(
+    {
+      uploads: [colluding(4, 1e-30), colluding(4, 1e-30), colluding(4, 1e-30)],
+      missing: 0,
+      history: [{ absG: 0.5, examples: 4 }],
+      repeatCap: Infinity,
+      tau: 4,
+    },
+    DEFAULT_ROBUSTNESS,
+  );
   assert.equal(tiny.statistics.absG, 0.5 / DEFAULT_ROBUSTNESS.gClipMultiple);
   // The first round, half its sampled clients without an upload: the positive values uploaded give the scale.
   const sparse = boundRound({ uploads: [{ examples: 4, pairs: honest(0) }], missing: 2, history: [], repeatCap: Infinity, tau: 4 }, DEFAULT_ROBUSTNESS);
@@ -124,7 +218,16 @@ test('repeats of one seed beyond the cap are dropped; the cap holds an honest up
   assert.equal(repeatCap(32, 1 / 64, 4), 8);
   assert.equal(repeatCap(32, 1 / 64, Infinity), Infinity);
   const bounded = boundRound(
-    { uploads: [{ examples: 4, pairs: Array.from({ length: 32 }, () => ({ seed: 7, g: 0.5 })) }, { examples: 4, pairs: honest(0) }], missing: 0, history: [], repeatCap: 8, tau: 32 },
+    {
+      uploads: [
+        { examples: 4, pairs: Array.from({ length: 32 }, () => ({ seed: 7, g: 0.5 })) },
+        { examples: 4, pairs: honest(0) },
+      ],
+      missing: 0,
+      history: [],
+      repeatCap: 8,
+      tau: 32,
+    },
     DEFAULT_ROBUSTNESS,
   );
   assert.equal(bounded.uploads[0].contribution.pairs.length, 8);
@@ -134,9 +237,21 @@ test('repeats of one seed beyond the cap are dropped; the cap holds an honest up
 
 test('a seed named by enough clients changes by the median of their sums; elsewhere by the weighted sum, bit for bit', () => {
   const cs = [
-    { examples: 1, pairs: [{ seed: 0, g: 1 }, { seed: 1, g: 2 }] },
+    {
+      examples: 1,
+      pairs: [
+        { seed: 0, g: 1 },
+        { seed: 1, g: 2 },
+      ],
+    },
     { examples: 1, pairs: [{ seed: 0, g: 2 }] },
-    { examples: 1, pairs: [{ seed: 0, g: 1e6 }, { seed: 0, g: 1 }] },
+    {
+      examples: 1,
+      pairs: [
+        { seed: 0, g: 1e6 },
+        { seed: 0, g: 1 },
+      ],
+    },
   ];
   const d = robustAggregate(cs, 4, 'examples', 3);
   // Seed 0: sums 1, 2, 1e6 + 1; median 2, weight 3 × 1/3.
@@ -146,21 +261,27 @@ test('a seed named by enough clients changes by the median of their sums; elsewh
   assert.equal(median([1, 2, 3, 4]), 2.5);
   // Random rounds against the rule written plainly: per seed, the weighted sum, or W_j × the median of the sums.
   let state = 7;
-  const rand = (n: number): number => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) % n);
+  const rand = (n: number): number => (state = (Math.imul(state, 1664525) + 1013904223) >>> 0) % n;
   for (let trial = 0; trial < 200; trial++) {
     const k = 1 + rand(12);
-    const list = Array.from({ length: 1 + rand(7) }, () => ({ examples: rand(4), pairs: Array.from({ length: rand(6) }, () => ({ seed: rand(k), g: rand(2001) / 100 - 10 })) }));
+    const list = Array.from({ length: 1 + rand(7) }, () => ({
+      examples: rand(4),
+      pairs: Array.from({ length: rand(6) }, () => ({ seed: rand(k), g: rand(2001) / 100 - 10 })),
+    }));
     const from = 2 + rand(3);
     const total = list.reduce((t, c) => t + c.examples, 0);
     const w = list.map((c) => (total > 0 ? c.examples / total : 1 / list.length));
     const expected = new Float64Array(k);
     for (let j = 0; j < k; j++) {
-      const naming = list.map((c, i) => ({ i, sum: c.pairs.filter((p) => p.seed === j).reduce((t, p) => t + p.g, 0), names: c.pairs.some((p) => p.seed === j) })).filter((x) => x.names && w[x.i] > 0);
+      const naming = list
+        .map((c, i) => ({ i, sum: c.pairs.filter((p) => p.seed === j).reduce((t, p) => t + p.g, 0), names: c.pairs.some((p) => p.seed === j) }))
+        .filter((x) => x.names && w[x.i] > 0);
       if (naming.length >= from) expected[j] = naming.reduce((t, x) => t + w[x.i], 0) * median(naming.map((x) => x.sum));
       else list.forEach((c, i) => c.pairs.forEach((p) => p.seed === j && w[i] > 0 && (expected[j] += w[i] * p.g)));
     }
     const got = robustAggregate(list, k, 'examples', from);
-    for (let j = 0; j < k; j++) assert.ok(Math.abs(got[j] - expected[j]) <= 1e-9 * Math.max(1, Math.abs(expected[j])), `trial ${trial}, seed ${j}: ${got[j]} ≠ ${expected[j]}`);
+    for (let j = 0; j < k; j++)
+      assert.ok(Math.abs(got[j] - expected[j]) <= 1e-9 * Math.max(1, Math.abs(expected[j])), `trial ${trial}, seed ${j}: ${got[j]} ≠ ${expected[j]}`);
   }
 });
 
@@ -171,7 +292,14 @@ test('g = 3e38 and 2^32 − 1 examples from one client: the round commits with a
   for (let round = 1; round <= 3; round++) {
     await engine.upload(peers[0], 'a', upload(round, 4, honest(0)));
     await engine.upload(peers[1], 'b', upload(round, 4, honest(4)));
-    await engine.upload(peers[2], 'c', upload(round, 2 ** 32 - 1, [{ seed: 1, g: 3e38 }, { seed: 20, g: 3e38 }]));
+    await engine.upload(
+      peers[2],
+      'c',
+      upload(round, 2 ** 32 - 1, [
+        { seed: 1, g: 3e38 },
+        { seed: 20, g: 3e38 },
+      ]),
+    );
     await settle();
     assert.equal(store.state?.round, round, `round ${round} committed`);
   }
@@ -186,7 +314,17 @@ test('g = 3e38 and 2^32 − 1 examples from one client: the round commits with a
 
 test('a round that would leave the exact range drops the upload responsible, names its client, and commits the rest', async () => {
   // Bounds off: only the exact-range check stands between the huge g and the coefficients.
-  const { engine, store, events, peers } = await engineWith({ robustness: { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity } });
+  const { engine, store, events, peers } = await engineWith({
+    robustness: {
+      gClipMultiple: Infinity,
+      normClipMultiple: Infinity,
+      maxAbsG: Infinity,
+      maxExamples: Infinity,
+      examplesMedianMultiple: Infinity,
+      repeatSlack: Infinity,
+      seedMedianClients: Infinity,
+    },
+  });
   const excluded: { round: number; clientId: string }[] = [];
   events.on('uploadExcluded', (e) => excluded.push(e));
   let halted = false;
@@ -200,7 +338,14 @@ test('a round that would leave the exact range drops the upload responsible, nam
     assert.deepEqual(store.rounds.get(round)?.participants, ['a', 'b']);
   }
   assert.equal(halted, false);
-  assert.deepEqual(excluded.map((e) => [e.round, e.clientId]), [[1, 'c'], [2, 'c'], [3, 'c']]);
+  assert.deepEqual(
+    excluded.map((e) => [e.round, e.clientId]),
+    [
+      [1, 'c'],
+      [2, 'c'],
+      [3, 'c'],
+    ],
+  );
   assert.equal(store.state?.coefficients[20], 0);
 });
 
@@ -227,7 +372,18 @@ test('a client whose upload alone got a round refused is not sampled again for t
   const events = new EventEmitter<ServerEvents>();
   const store = new MemoryFederationStore();
   const one: FederationConfig = { ...config, clientsPerRound: 1, rounds: 12 };
-  const engine = await RoundEngine.open<Peer>({ config: one, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, minClients: 1 });
+  const engine = await RoundEngine.open<Peer>({
+    config: one,
+    store,
+    clock: noClock,
+    outbox,
+    events,
+    log: () => {},
+    modelHash: MODEL_HASH,
+    generatorVersion: 1,
+    paramCount: 100,
+    minClients: 1,
+  });
   const peers = new Map(['a', 'b'].map((id) => [id, { id, inbox: [] as ServerMessage[] }]));
   const started: { round: number; attempt: number; clients: readonly string[] }[] = [];
   const restarted: string[] = [];
@@ -235,7 +391,8 @@ test('a client whose upload alone got a round refused is not sampled again for t
   events.on('roundRestarted', (e) => restarted.push(e.reason));
   let halted = false;
   events.on('halted', () => (halted = true));
-  for (const p of peers.values()) await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 });
+  for (const p of peers.values())
+    await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 });
   await settle();
   for (let guard = 0; guard < 100 && !engine.finished && !halted; guard++) {
     const open = engine.openRound;
@@ -257,11 +414,34 @@ test('a client whose upload alone got a round refused is not sampled again for t
 test("an operator's per-token example cap holds whatever the client claims", async () => {
   const events = new EventEmitter<ServerEvents>();
   const store = new MemoryFederationStore();
-  const off = { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity };
-  const engine = await RoundEngine.open<Peer>({ config, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100, robustness: off });
+  const off = {
+    gClipMultiple: Infinity,
+    normClipMultiple: Infinity,
+    maxAbsG: Infinity,
+    maxExamples: Infinity,
+    examplesMedianMultiple: Infinity,
+    repeatSlack: Infinity,
+    seedMedianClients: Infinity,
+  };
+  const engine = await RoundEngine.open<Peer>({
+    config,
+    store,
+    clock: noClock,
+    outbox,
+    events,
+    log: () => {},
+    modelHash: MODEL_HASH,
+    generatorVersion: 1,
+    paramCount: 100,
+    robustness: off,
+  });
   const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
   for (const p of peers) {
-    await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 }, p.id === 'c' ? { maxExamples: 4 } : {});
+    await engine.join(
+      p,
+      { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 },
+      p.id === 'c' ? { maxExamples: 4 } : {},
+    );
   }
   await settle();
   await engine.upload(peers[0], 'a', upload(1, 4, honest(0)));
@@ -276,9 +456,20 @@ test('each round keeps its statistics in its record; a restarted engine takes it
   const store = new MemoryFederationStore();
   const open = async () => {
     const events = new EventEmitter<ServerEvents>();
-    const engine = await RoundEngine.open<Peer>({ config: five, store, clock: noClock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100 });
+    const engine = await RoundEngine.open<Peer>({
+      config: five,
+      store,
+      clock: noClock,
+      outbox,
+      events,
+      log: () => {},
+      modelHash: MODEL_HASH,
+      generatorVersion: 1,
+      paramCount: 100,
+    });
     const peers = ['a', 'b', 'c'].map((id) => ({ id, inbox: [] as ServerMessage[] }));
-    for (const p of peers) await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: store.state?.round ?? 0, generatorVersion: 1 });
+    for (const p of peers)
+      await engine.join(p, { type: 'hello', clientId: p.id, token: '', modelHash: MODEL_HASH, lastSyncedRound: store.state?.round ?? 0, generatorVersion: 1 });
     await settle();
     return { engine, events, peers };
   };
@@ -301,6 +492,12 @@ test('each round keeps its statistics in its record; a restarted engine takes it
   await settle();
   assert.equal(store.state?.round, 4);
   const scale = lowerMedian(statistics.map((s) => s?.absG ?? 0));
-  assert.deepEqual(bounded.map((e) => [e.clientId, e.gBound, e.countedExamples]), [['b', DEFAULT_ROBUSTNESS.gClipMultiple * scale, 16], ['c', DEFAULT_ROBUSTNESS.gClipMultiple * scale, 16]]);
+  assert.deepEqual(
+    bounded.map((e) => [e.clientId, e.gBound, e.countedExamples]),
+    [
+      ['b', DEFAULT_ROBUSTNESS.gClipMultiple * scale, 16],
+      ['c', DEFAULT_ROBUSTNESS.gClipMultiple * scale, 16],
+    ],
+  );
   assert.equal(store.rounds.get(4)?.examples, 4 + 16 + 16);
 });

@@ -12,7 +12,15 @@ import { aggregationWeights, type ClientContribution } from '../../federation/ag
 import type { Clock, Timer } from '../../federation/clock';
 import type { ServerEvents } from '../../federation/events';
 import { RoundEngine, type Outbox } from '../../federation/round-engine';
-import { COEFFICIENT_SCALE, expandDelta, type FederationConfig, type HelloMessage, type SeedGradient, type ServerMessage, type UploadMessage } from '../../protocol';
+import {
+  COEFFICIENT_SCALE,
+  expandDelta,
+  type FederationConfig,
+  type HelloMessage,
+  type SeedGradient,
+  type ServerMessage,
+  type UploadMessage,
+} from '../../protocol';
 import { createRng, type Rng } from '../../trainer/data/rng';
 import { MemoryFederationStore } from '../helpers/memory-store';
 
@@ -86,8 +94,28 @@ async function harness(config: FederationConfig, minClients?: number, store = ne
   const events = new EventEmitter<ServerEvents>();
   // The bounds on one upload's g and examples are off here: these properties are about the exact
   // arithmetic of what was uploaded (test/unit/federation-robust.test.ts holds the bounds).
-  const robustness = { gClipMultiple: Infinity, normClipMultiple: Infinity, maxAbsG: Infinity, maxExamples: Infinity, examplesMedianMultiple: Infinity, repeatSlack: Infinity, seedMedianClients: Infinity };
-  const engine = await RoundEngine.open({ config, store, clock, outbox, events, log: () => {}, modelHash: MODEL_HASH, generatorVersion: GENERATOR_VERSION, paramCount: 1000, minClients, robustness });
+  const robustness = {
+    gClipMultiple: Infinity,
+    normClipMultiple: Infinity,
+    maxAbsG: Infinity,
+    maxExamples: Infinity,
+    examplesMedianMultiple: Infinity,
+    repeatSlack: Infinity,
+    seedMedianClients: Infinity,
+  };
+  const engine = await RoundEngine.open({
+    config,
+    store,
+    clock,
+    outbox,
+    events,
+    log: () => {},
+    modelHash: MODEL_HASH,
+    generatorVersion: GENERATOR_VERSION,
+    paramCount: 1000,
+    minClients,
+    robustness,
+  });
   return { engine, store, clock, events };
 }
 
@@ -131,7 +159,18 @@ class FakeClient {
   }
 
   upload(round: number, pairs: readonly SeedGradient[]): UploadMessage {
-    return { type: 'upload', round, examples: this.examples, lossBeforeSum: 2, lossBeforeCount: 1, lossAfterSum: 1, lossAfterCount: 1, digestRound: round - 1, digest: this.digest(), pairs };
+    return {
+      type: 'upload',
+      round,
+      examples: this.examples,
+      lossBeforeSum: 2,
+      lossBeforeCount: 1,
+      lossAfterSum: 1,
+      lossAfterCount: 1,
+      digestRound: round - 1,
+      digest: this.digest(),
+      pairs,
+    };
   }
 }
 
@@ -172,7 +211,12 @@ interface Contribution {
  * silent until the deadline; clients sometimes leave and come back, with their replica. Returns the
  * uploads the engine accepted before each commit.
  */
-async function runFederation(h: Harness, clients: FakeClient[], rng: Rng, o: { uploadChance: number; pairs: (k: number, n: number) => SeedGradient[]; reconnectChance: number }): Promise<Contribution[]> {
+async function runFederation(
+  h: Harness,
+  clients: FakeClient[],
+  rng: Rng,
+  o: { uploadChance: number; pairs: (k: number, n: number) => SeedGradient[]; reconnectChance: number },
+): Promise<Contribution[]> {
   const { engine, clock, events, store } = h;
   const config = engine.config;
   const accepted = new Map<number, Map<string, { clientId: string; examples: number; pairs: readonly SeedGradient[] }>>();
@@ -225,7 +269,10 @@ async function runFederation(h: Harness, clients: FakeClient[], rng: Rng, o: { u
       await settle();
     }
   }
-  assert.ok(clients.every((c) => c.finished), 'every client reached the final state');
+  assert.ok(
+    clients.every((c) => c.finished),
+    'every client reached the final state',
+  );
   return contributions;
 }
 
@@ -279,7 +326,10 @@ test('random federations: weights sum to 1 in every commit, the total is conserv
     }
     for (let j = 0; j < config.k; j++) {
       const held = state.coefficients[j] + state.residual[j];
-      assert.ok(Math.abs(held - exact[j]) <= 1e-6 * Math.max(1, Math.abs(exact[j])), `trial ${trial}, seed ${j}: C + residual = ${held}, Σ contributions = ${exact[j]}`);
+      assert.ok(
+        Math.abs(held - exact[j]) <= 1e-6 * Math.max(1, Math.abs(exact[j])),
+        `trial ${trial}, seed ${j}: C + residual = ${held}, Σ contributions = ${exact[j]}`,
+      );
       assert.ok(Number.isSafeInteger(state.coefficients[j]));
     }
     assert.ok(Math.abs(state.coefficients[0] + state.residual[0] - config.rounds * COEFFICIENT_SCALE) <= 1e-6 * config.rounds * COEFFICIENT_SCALE);
@@ -299,7 +349,11 @@ test('on a dyadic grid, committed + residual = Σ contributions exactly, round a
     const contributions = await runFederation(h, clients, rng, { uploadChance: 1, pairs: (k, m) => gridPairs(rng, k, m), reconnectChance: 0 });
     for (const { uploads } of contributions) {
       const w = aggregationWeights(uploads, config.weighting);
-      assert.equal(w.reduce((s, x) => s + x, 0), 1, 'powers of two sum to 1 exactly');
+      assert.equal(
+        w.reduce((s, x) => s + x, 0),
+        1,
+        'powers of two sum to 1 exactly',
+      );
       uploads.forEach((u, i) => {
         for (const p of u.pairs) exact[p.seed] += w[i] * p.g * COEFFICIENT_SCALE;
       });
@@ -343,7 +397,13 @@ test('a client that misses the deadline is dropped; the round commits with the o
     h.clock.advance(1);
     await settle();
     assert.equal(committed.length, 1);
-    assert.deepEqual([...committed[0].participants].sort(), clients.filter((c) => c !== late).map((c) => c.id).sort());
+    assert.deepEqual(
+      [...committed[0].participants].sort(),
+      clients
+        .filter((c) => c !== late)
+        .map((c) => c.id)
+        .sort(),
+    );
     assert.equal(h.store.state?.round, 1);
     // The straggler's upload arrives after the commit: acknowledged as late, not aggregated.
     const before = h.store.state;
@@ -397,8 +457,18 @@ test('uploads that complete a round while their digests are being checked close 
     }),
   );
   await settle();
-  assert.deepEqual(committed.map((e) => [e.round, [...e.participants].sort()]), [[1, ['a', 'b', 'c']]]);
-  assert.deepEqual(started, [{ round: 1, attempt: 0 }, { round: 2, attempt: 0 }], 'round 2 opened once and is still open');
+  assert.deepEqual(
+    committed.map((e) => [e.round, [...e.participants].sort()]),
+    [[1, ['a', 'b', 'c']]],
+  );
+  assert.deepEqual(
+    started,
+    [
+      { round: 1, attempt: 0 },
+      { round: 2, attempt: 0 },
+    ],
+    'round 2 opened once and is still open',
+  );
   assert.deepEqual(h.engine.openRound?.assigned.length, 3);
   h.engine.close();
 });

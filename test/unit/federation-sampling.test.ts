@@ -8,7 +8,7 @@ import { sampleClientsWithKey, samplingKey } from '../../federation/sampling';
 const secret = new Uint8Array(32).fill(3);
 const ids = ['f', 'a', 'c', 'e', 'b', 'd'];
 
-test('a round\'s key is the secret\'s for (round, attempt); the same key draws the same sample, whatever the candidates\' order', () => {
+test("a round's key is the secret's for (round, attempt); the same key draws the same sample, whatever the candidates' order", () => {
   const k = samplingKey(secret, 4, 1);
   assert.equal(k.length, 32);
   assert.deepEqual(samplingKey(secret, 4, 1), k);

@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import { DEFAULT_LAUNCH_US, forwardCounts, gpuByName, GPUS, predictPart, predictStep } from '../../trainer/device/gpu-model';
 
 test('the table names the five GPUs with their datasheet figures', () => {
-  assert.deepEqual(GPUS.map((g) => g.name), ['H100 SXM', 'A100', 'RTX 4090', 'RTX 4070 Laptop', 'Apple M2']);
+  assert.deepEqual(
+    GPUS.map((g) => g.name),
+    ['H100 SXM', 'A100', 'RTX 4090', 'RTX 4070 Laptop', 'Apple M2'],
+  );
   assert.equal(gpuByName('h100 sxm').bandwidthGBs, 3350);
   assert.equal(gpuByName('Apple M2').bandwidthGBs, 100);
   for (const g of GPUS) assert.ok(g.source.length > 20 && g.bandwidthGBs > 0 && g.fp32Tflops > 0, g.name);

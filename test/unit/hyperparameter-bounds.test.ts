@@ -15,7 +15,20 @@ import { hyperparameterArg, seedCount } from '../../cli/options';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { loadCheckpoint, makeCheckpoint } from '../../trainer/zo/checkpoint';
 
-const config: FederationConfig = { k: 16, federationSeed: 7, epsilon: 1e-3, eta: 1e-4, shape: 'isotropic', tau: 8, batchSize: 2, sampling: 'uniform', weighting: 'examples', rounds: 3, clientsPerRound: 1, deadlineMs: 60_000 };
+const config: FederationConfig = {
+  k: 16,
+  federationSeed: 7,
+  epsilon: 1e-3,
+  eta: 1e-4,
+  shape: 'isotropic',
+  tau: 8,
+  batchSize: 2,
+  sampling: 'uniform',
+  weighting: 'examples',
+  rounds: 3,
+  clientsPerRound: 1,
+  deadlineMs: 60_000,
+};
 const K = HYPERPARAMETER_BOUNDS.k.max;
 
 /** The values just inside and just outside a bound (its unbounded top left out). */
@@ -38,7 +51,17 @@ test("K's bound is one number everywhere: the codec, the zod schemas, checkpoint
 
   assert.ok(federationConfigSchema.safeParse({ ...config, k: K }).success);
   assert.ok(!federationConfigSchema.safeParse({ ...config, k: K + 1 }).success);
-  const training = { data: { path: 'd', heldOutFraction: 0.1, seqLen: 64 }, steps: 1, k: K, federationSeed: 0, epsilon: 1e-3, eta: 1e-4, batchSize: 1, evalEvery: 0, evalExamples: 1 };
+  const training = {
+    data: { path: 'd', heldOutFraction: 0.1, seqLen: 64 },
+    steps: 1,
+    k: K,
+    federationSeed: 0,
+    epsilon: 1e-3,
+    eta: 1e-4,
+    batchSize: 1,
+    evalEvery: 0,
+    evalExamples: 1,
+  };
   assert.ok(startTrainingParamsSchema.safeParse(training).success);
   assert.ok(!startTrainingParamsSchema.safeParse({ ...training, k: K + 1 }).success, 'the trainer refuses K = 65,537 at its door, not deep in the sampler');
 
@@ -59,7 +82,9 @@ test("K's bound is one number everywhere: the codec, the zod schemas, checkpoint
 
   assert.equal(seedCount(String(K)), K);
   assert.throws(() => seedCount(String(K + 1)), /at most 65,536/);
-  const manifest = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { contributes: { configuration: { properties: Record<string, { maximum?: number }> } } };
+  const manifest = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as {
+    contributes: { configuration: { properties: Record<string, { maximum?: number }> } };
+  };
   assert.equal(manifest.contributes.configuration.properties['fedkseed.training.k'].maximum, K);
 });
 
@@ -113,5 +138,6 @@ test('a WELCOME whose values are beyond their bounds is refused by the client, n
     [{ batchSize: 1025 }, /batch size = 1025: must be an integer from 1 to 1,024/],
     [{ tau: HYPERPARAMETER_BOUNDS.tau.max + 1 }, /tau = 1048577/],
   ];
-  for (const [change, message] of cases) assert.throws(() => decodeMessage(encodeMessage({ type: 'welcome', committedRound: 0, config: { ...config, ...change } })), message);
+  for (const [change, message] of cases)
+    assert.throws(() => decodeMessage(encodeMessage({ type: 'welcome', committedRound: 0, config: { ...config, ...change } })), message);
 });

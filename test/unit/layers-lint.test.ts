@@ -16,8 +16,16 @@ const upward: [string, string, RegExp][] = [
   ['federation/x.ts', "import { x } from '../trainer/zo/coefficients';", /layers: federation\/ may import protocol\/ only/],
   ['federation/deep/x.ts', "import { x } from '../../trainer/engine';", /layers: federation\//],
   ['protocol/x.ts', "import { x } from '../federation/server';", /layers: protocol\/ imports nothing of ours/],
-  ['webview/shared/x.ts', "import { x } from '../../trainer/host/session';", /layers: webview\/ may import protocol\/, contracts\/ \(not contracts\/node\/\) only/],
-  ['trainer/host/x.ts', "import { x } from '../../federation/server';", /layers: trainer\/host\/ may import trainer\/util\/, .*, trainer\/client\/, protocol\/, contracts\/, federation\/client\/ only/],
+  [
+    'webview/shared/x.ts',
+    "import { x } from '../../trainer/host/session';",
+    /layers: webview\/ may import protocol\/, contracts\/ \(not contracts\/node\/\) only/,
+  ],
+  [
+    'trainer/host/x.ts',
+    "import { x } from '../../federation/server';",
+    /layers: trainer\/host\/ may import trainer\/util\/, .*, trainer\/client\/, protocol\/, contracts\/, federation\/client\/ only/,
+  ],
   ['trainer/host/x.ts', "import { x } from '../../federation';", /layers: trainer\//],
   ['federation/client/x.ts', "import { x } from '../server';", /layers: federation\/client\/ may import protocol\/ only/],
   ['federation/client/x.ts', "import { x } from '../../contracts/defaults';", /layers: federation\/client\//],
@@ -25,19 +33,31 @@ const upward: [string, string, RegExp][] = [
   ['federation/engine/x.ts', "import { x } from '../client/federation-client';", /layers: federation\//],
   ['contracts/x.ts', "import { x } from '../trainer/engine';", /layers: contracts\/ may import protocol\/ only/],
   ['contracts/x.ts', "import { x } from './node/model-location';", /layers: contracts\/ may import protocol\/ only/],
-  ['webview/dashboard/x.ts', "import { x } from '../../contracts/node/model-location';", /layers: webview\/ may import protocol\/, contracts\/ \(not contracts\/node\/\) only/],
+  [
+    'webview/dashboard/x.ts',
+    "import { x } from '../../contracts/node/model-location';",
+    /layers: webview\/ may import protocol\/, contracts\/ \(not contracts\/node\/\) only/,
+  ],
   ['contracts/node/x.ts', "import { x } from '../webview-messages';", /layers: contracts\/node\//],
   ['extension/processes/x.ts', "import { x } from '../../webview/shared/format';", /layers: extension\//],
   ['simulate/x.ts', "import { x } from '../cli/options';", /layers: simulate\//],
   ['bench/x.ts', "import type { x } from '../cli/output';", /layers: bench\//],
   // Inside trainer/: util < paths < data < zo < model < device < engine < complete < eval < divergence < local-run < client < host.
-  ['trainer/model/x.ts', "import { x } from '../device/providers';", /layers: trainer\/model\/ may import trainer\/util\/, trainer\/paths.ts, trainer\/data\/, trainer\/zo\/, protocol\/, contracts\/, federation\/client\/ only/],
+  [
+    'trainer/model/x.ts',
+    "import { x } from '../device/providers';",
+    /layers: trainer\/model\/ may import trainer\/util\/, trainer\/paths.ts, trainer\/data\/, trainer\/zo\/, protocol\/, contracts\/, federation\/client\/ only/,
+  ],
   ['trainer/eval/x.ts', "import { x } from '../host/session';", /layers: trainer\/eval\//],
   ['trainer/data/x.ts', "import { x } from '../zo/generator';", /layers: trainer\/data\//],
   ['trainer/zo/wasm/x.ts', "import { x } from '../../model/onnx';", /layers: trainer\/zo\//],
   ['trainer/engine.ts', "import { x } from './complete/service';", /layers: trainer\/engine.ts/],
   ['trainer/device/x.ts', "import { x } from '../engine';", /layers: trainer\/device\//],
-  ['trainer/util/x.ts', "import { x } from '../../federation/server';", /layers: trainer\/util\/ may import protocol\/, contracts\/, federation\/client\/ only/],
+  [
+    'trainer/util/x.ts',
+    "import { x } from '../../federation/server';",
+    /layers: trainer\/util\/ may import protocol\/, contracts\/, federation\/client\/ only/,
+  ],
 ];
 
 for (const [file, code, message] of upward) {

@@ -30,7 +30,10 @@ test('a file that is not ONNX, a truncated model and a missing file are refused 
   const bytes = buildBigramModel({ vocab: 16, seed: 1 }).bytes;
   const cut = join(dir, 'cut.onnx');
   writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
-  await assert.rejects(loadModel(cut), (e: Error) => e instanceof ModelError && e.message.startsWith(cut) && /corrupt or truncated|not an ONNX/.test(e.message));
+  await assert.rejects(
+    loadModel(cut),
+    (e: Error) => e instanceof ModelError && e.message.startsWith(cut) && /corrupt or truncated|not an ONNX/.test(e.message),
+  );
 
   await assert.rejects(loadModel(join(dir, 'absent.onnx')), (e: Error) => e instanceof ModelError && /cannot be read/.test(e.message));
 });
@@ -46,7 +49,13 @@ function modelWith(inputs: [string, number][], outputs: [string, number, number]
         node: [node('Identity', [inputs[0][0]], ['y'], 'n')],
         initializer: [],
         input: inputs.map(([n, t]) => valueInfo(n, t, ['b', 's'])),
-        output: outputs.map(([n, t, rank]) => valueInfo(n, t, Array.from({ length: rank }, (_, i) => `d${i}`))),
+        output: outputs.map(([n, t, rank]) =>
+          valueInfo(
+            n,
+            t,
+            Array.from({ length: rank }, (_, i) => `d${i}`),
+          ),
+        ),
       },
     }),
   );
@@ -56,16 +65,94 @@ test('models without the causal-LM interface are refused, naming what is wrong',
   const L = DataType.INT64;
   rejects(() => parseModel(modelWith([['pixel_values', DataType.FLOAT]], [['logits', 1, 3]]), 'vision.onnx'), 'vision.onnx', /no 'input_ids'/);
   rejects(() => parseModel(modelWith([['input_ids', L]], [['logits', 1, 3]]), 'a.onnx'), 'a.onnx', /attention_mask/);
-  rejects(() => parseModel(modelWith([['input_ids', L], ['attention_mask', L]], [['last_hidden_state', 1, 3]]), 'b.onnx'), 'b.onnx', /no 'logits' output/);
-  rejects(() => parseModel(modelWith([['input_ids', L], ['attention_mask', L]], [['logits', 1, 2]]), 'c.onnx'), 'c.onnx', /rank 3/);
-  rejects(() => parseModel(modelWith([['input_ids', DataType.FLOAT], ['attention_mask', L]], [['logits', 1, 3]]), 'd.onnx'), 'd.onnx', /int64 or int32/);
   rejects(
-    () => parseModel(modelWith([['input_ids', L], ['attention_mask', L], ['past_key_values.0.key', 1]], [['logits', 1, 3]]), 'e.onnx'),
+    () =>
+      parseModel(
+        modelWith(
+          [
+            ['input_ids', L],
+            ['attention_mask', L],
+          ],
+          [['last_hidden_state', 1, 3]],
+        ),
+        'b.onnx',
+      ),
+    'b.onnx',
+    /no 'logits' output/,
+  );
+  rejects(
+    () =>
+      parseModel(
+        modelWith(
+          [
+            ['input_ids', L],
+            ['attention_mask', L],
+          ],
+          [['logits', 1, 2]],
+        ),
+        'c.onnx',
+      ),
+    'c.onnx',
+    /rank 3/,
+  );
+  rejects(
+    () =>
+      parseModel(
+        modelWith(
+          [
+            ['input_ids', DataType.FLOAT],
+            ['attention_mask', L],
+          ],
+          [['logits', 1, 3]],
+        ),
+        'd.onnx',
+      ),
+    'd.onnx',
+    /int64 or int32/,
+  );
+  rejects(
+    () =>
+      parseModel(
+        modelWith(
+          [
+            ['input_ids', L],
+            ['attention_mask', L],
+            ['past_key_values.0.key', 1],
+          ],
+          [['logits', 1, 3]],
+        ),
+        'e.onnx',
+      ),
     'e.onnx',
     /KV-cache input 'past_key_values\.0\.key' must have a shape of rank 3 or more/,
   );
-  rejects(() => parseModel(modelWith([['input_ids', L], ['attention_mask', L], ['token_type_ids', L]], [['logits', 1, 3]]), 'f.onnx'), 'f.onnx', /unexpected inputs for a causal LM: token_type_ids/);
-  const ok = parseModel(modelWith([['input_ids', DataType.INT32], ['attention_mask', L], ['position_ids', L]], [['logits', 1, 3]]), 'g.onnx');
+  rejects(
+    () =>
+      parseModel(
+        modelWith(
+          [
+            ['input_ids', L],
+            ['attention_mask', L],
+            ['token_type_ids', L],
+          ],
+          [['logits', 1, 3]],
+        ),
+        'f.onnx',
+      ),
+    'f.onnx',
+    /unexpected inputs for a causal LM: token_type_ids/,
+  );
+  const ok = parseModel(
+    modelWith(
+      [
+        ['input_ids', DataType.INT32],
+        ['attention_mask', L],
+        ['position_ids', L],
+      ],
+      [['logits', 1, 3]],
+    ),
+    'g.onnx',
+  );
   assert.deepEqual(ok.io.inputIds, { name: 'input_ids', type: 'int32' });
   assert.equal(ok.io.positionIds?.name, 'position_ids');
 });
@@ -74,10 +161,13 @@ test('float16 and bfloat16 initializers become exact float32 master copies; floa
   for (const storage of ['float16', 'bfloat16'] as const) {
     const m = buildBigramModel({ vocab: 8, seed: 3, storage, biasThroughHalfOp: true });
     const loaded = parseModel(m.bytes, `bigram-${storage}.onnx`);
-    assert.deepEqual(loaded.weights.map((w) => [w.name, w.storage, w.dims]), [
-      [BIGRAM_BIAS, storage, [8]],
-      [BIGRAM_TABLE, storage, [8, 8]],
-    ]);
+    assert.deepEqual(
+      loaded.weights.map((w) => [w.name, w.storage, w.dims]),
+      [
+        [BIGRAM_BIAS, storage, [8]],
+        [BIGRAM_TABLE, storage, [8, 8]],
+      ],
+    );
     assert.deepEqual(loaded.weights[0].data, m.bias);
     assert.deepEqual(loaded.weights[1].data, m.table);
     // The float16 Constant node the bias goes through is not a weight.

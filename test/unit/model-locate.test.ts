@@ -20,7 +20,10 @@ test('an Optimum export folder: the merged decoder by default, tokenizer and con
   assert.equal(l.layout, 'optimum');
   assert.equal(l.model, join(OPTIMUM, 'decoder_model_merged.onnx'));
   assert.equal(l.variant, 'fp32');
-  assert.deepEqual(l.choices.map((c) => c.file.slice(OPTIMUM.length + 1)), ['decoder_model_merged.onnx', 'decoder_with_past_model.onnx', 'decoder_model.onnx']);
+  assert.deepEqual(
+    l.choices.map((c) => c.file.slice(OPTIMUM.length + 1)),
+    ['decoder_model_merged.onnx', 'decoder_with_past_model.onnx', 'decoder_model.onnx'],
+  );
   assert.equal(l.tokenizer, join(OPTIMUM, 'tokenizer.json'));
   assert.equal(l.tokenizerConfig, join(OPTIMUM, 'tokenizer_config.json'));
   assert.equal(l.config, join(OPTIMUM, 'config.json'));
@@ -33,11 +36,23 @@ test('a transformers.js repository: onnx/model.onnx by default, variants by name
   assert.equal(l.model, join(TJS, 'onnx', 'model.onnx'));
   assert.equal(l.tokenizer, join(TJS, 'tokenizer.json'));
   assert.equal(l.config, join(TJS, 'config.json'));
-  assert.deepEqual(l.choices.map((c) => c.variant), ['fp32', 'fp16', 'quantized', 'q4']);
-  for (const [variant, file] of [['fp16', 'model_fp16.onnx'], ['quantized', 'model_quantized.onnx'], ['q8', 'model_quantized.onnx'], ['Q4', 'model_q4.onnx'], ['float32', 'model.onnx']]) {
+  assert.deepEqual(
+    l.choices.map((c) => c.variant),
+    ['fp32', 'fp16', 'quantized', 'q4'],
+  );
+  for (const [variant, file] of [
+    ['fp16', 'model_fp16.onnx'],
+    ['quantized', 'model_quantized.onnx'],
+    ['q8', 'model_quantized.onnx'],
+    ['Q4', 'model_q4.onnx'],
+    ['float32', 'model.onnx'],
+  ]) {
     assert.equal(locateModel(TJS, { variant }).model, join(TJS, 'onnx', file), variant);
   }
-  assert.throws(() => locateModel(TJS, { variant: 'bnb4' }), (e: Error) => e instanceof LocateError && /no bnb4 variant .* there are: fp32, fp16, quantized, q4/.test(e.message));
+  assert.throws(
+    () => locateModel(TJS, { variant: 'bnb4' }),
+    (e: Error) => e instanceof LocateError && /no bnb4 variant .* there are: fp32, fp16, quantized, q4/.test(e.message),
+  );
   // Pointing at onnx/ or at a file inside it finds the tokenizer one level up.
   assert.equal(locateModel(join(TJS, 'onnx')).tokenizer, join(TJS, 'tokenizer.json'));
   const file = locateModel(join(TJS, 'onnx', 'model_q4.onnx'));
@@ -116,6 +131,9 @@ test('the Hugging Face cache: an org/name id under HF_HOME, or the cache folder 
   assert.equal(locateModel('tiny-org/tiny-gpt2', { env, variant: 'q8' }).model, join(snapshot, 'onnx', 'model_quantized.onnx'));
   assert.equal(locateModel(repo).model, byId.model);
   assert.match(describeLocated(byId), /Hugging Face cache tiny-org\/tiny-gpt2@0123456789ab/);
-  assert.throws(() => locateModel('tiny-org/absent', { env }), (e: Error) => /nor is tiny-org\/absent in the Hugging Face cache .*hub.*download it first/.test(e.message));
+  assert.throws(
+    () => locateModel('tiny-org/absent', { env }),
+    (e: Error) => /nor is tiny-org\/absent in the Hugging Face cache .*hub.*download it first/.test(e.message),
+  );
   assert.throws(() => locateModel(join(dir, 'no', 'such', 'thing')), /model file not found: .*thing$/);
 });

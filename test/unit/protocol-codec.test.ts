@@ -27,9 +27,40 @@ test('every message survives a round trip', () => {
   assert.equal(delta.exponent, 3);
   const messages: Message[] = [
     { type: 'hello', clientId: 'ä-client', token: 't', modelHash: new Uint8Array(32).fill(3), lastSyncedRound: 7, generatorVersion: 2 },
-    { type: 'welcome', committedRound: 4, config: { k: 5, federationSeed: 0xdeadbeef, epsilon: 5e-4, eta: 3e-7, shape: 'tensor-rms', tau: 200, batchSize: 1, sampling: 'pro', weighting: 'equal', rounds: 10, clientsPerRound: 3, deadlineMs: 1000 } },
+    {
+      type: 'welcome',
+      committedRound: 4,
+      config: {
+        k: 5,
+        federationSeed: 0xdeadbeef,
+        epsilon: 5e-4,
+        eta: 3e-7,
+        shape: 'tensor-rms',
+        tau: 200,
+        batchSize: 1,
+        sampling: 'pro',
+        weighting: 'equal',
+        rounds: 10,
+        clientsPerRound: 3,
+        deadlineMs: 1000,
+      },
+    },
     { type: 'round', round: 5, baseRound: 2, steps: 200, delta, probabilities: { bits: 6, levels: Uint8Array.from([0, 63, 1, 2, 3]) } },
-    { type: 'upload', round: 5, examples: 9, lossBeforeSum: 1.5, lossBeforeCount: 2, lossAfterSum: 1.25, lossAfterCount: 2, digestRound: 4, digest: new Uint8Array(32).fill(9), pairs: [{ seed: 4, g: 0.5 }, { seed: 0, g: -3 }] },
+    {
+      type: 'upload',
+      round: 5,
+      examples: 9,
+      lossBeforeSum: 1.5,
+      lossBeforeCount: 2,
+      lossAfterSum: 1.25,
+      lossAfterCount: 2,
+      digestRound: 4,
+      digest: new Uint8Array(32).fill(9),
+      pairs: [
+        { seed: 4, g: 0.5 },
+        { seed: 0, g: -3 },
+      ],
+    },
     { type: 'ack', round: 5, status: 'late', digest: 'mismatch' },
     { type: 'result', round: 5, participants: 3, examples: 30, lossBefore: 2, lossAfter: 1.5 },
     { type: 'sync', round: 9, baseRound: 0, finished: true, delta },
@@ -39,8 +70,20 @@ test('every message survives a round trip', () => {
   assert.deepEqual(Array.from(expandDelta(delta)), [0, 8, -24, 2 ** 40, 0]);
 });
 
-test('WELCOME carries the perturbation shape; a config without one is the paper\'s isotropic, an unknown shape byte is refused', () => {
-  const config: FederationConfig = { k: 5, federationSeed: 1, epsilon: 1e-3, eta: 1e-4, tau: 10, batchSize: 4, sampling: 'uniform', weighting: 'examples', rounds: 2, clientsPerRound: 1, deadlineMs: 1000 };
+test("WELCOME carries the perturbation shape; a config without one is the paper's isotropic, an unknown shape byte is refused", () => {
+  const config: FederationConfig = {
+    k: 5,
+    federationSeed: 1,
+    epsilon: 1e-3,
+    eta: 1e-4,
+    tau: 10,
+    batchSize: 4,
+    sampling: 'uniform',
+    weighting: 'examples',
+    rounds: 2,
+    clientsPerRound: 1,
+    deadlineMs: 1000,
+  };
   const plain = decodeMessage(encodeMessage({ type: 'welcome', committedRound: 0, config }));
   assert.equal(plain.type === 'welcome' && plain.config.shape, 'isotropic');
   const bytes = encodeMessage({ type: 'welcome', committedRound: 0, config: { ...config, shape: 'tensor-rms' } });
@@ -48,12 +91,26 @@ test('WELCOME carries the perturbation shape; a config without one is the paper\
   const at = 2 + 4 + 4 + 8 + 8 + 4 + 4 + 1 + 1;
   assert.equal(bytes[at], 1);
   bytes[at] = 7;
-  assert.throws(() => decodeMessage(bytes), (e: unknown) => e instanceof ProtocolError && e.code === ErrorCode.Malformed && /shape/.test(e.message));
+  assert.throws(
+    () => decodeMessage(bytes),
+    (e: unknown) => e instanceof ProtocolError && e.code === ErrorCode.Malformed && /shape/.test(e.message),
+  );
 });
 
 test('g travels as float32 and indices are bit-packed', () => {
   const pairs = Array.from({ length: 200 }, (_, n) => ({ seed: (n * 1237) % 4096, g: Math.fround(Math.sin(n) * 100) }));
-  const frame = encodeMessage({ type: 'upload', round: 1, examples: 200, lossBeforeSum: 0, lossBeforeCount: 0, lossAfterSum: 0, lossAfterCount: 0, digestRound: 0, digest: new Uint8Array(32), pairs });
+  const frame = encodeMessage({
+    type: 'upload',
+    round: 1,
+    examples: 200,
+    lossBeforeSum: 0,
+    lossBeforeCount: 0,
+    lossAfterSum: 0,
+    lossAfterCount: 0,
+    digestRound: 0,
+    digest: new Uint8Array(32),
+    pairs,
+  });
   assert.ok(frame.length <= 2 + 44 + 32 + 5 + 300 + 800, `upload is ${frame.length} bytes`);
   const back = decodeMessage(frame, { k: 4096 });
   assert.equal(back.type, 'upload');
@@ -94,17 +151,60 @@ test('decoding rejects bad frames with typed codes', () => {
     }
     return -1;
   };
-  const upload = encodeMessage({ type: 'upload', round: 1, examples: 1, lossBeforeSum: 0, lossBeforeCount: 0, lossAfterSum: 0, lossAfterCount: 0, digestRound: 0, digest: new Uint8Array(32), pairs: [{ seed: 9, g: 1 }] });
-  assert.equal(code(() => decodeMessage(upload, { k: 9 })), ErrorCode.SeedOutOfRange);
-  assert.equal(code(() => decodeMessage(upload.subarray(0, upload.length - 1), { k: 16 })), ErrorCode.Truncated);
-  assert.equal(code(() => decodeMessage(Uint8Array.from([9, 1]))), ErrorCode.UnsupportedVersion);
-  assert.equal(code(() => decodeMessage(Uint8Array.from([PROTOCOL_VERSION, 99]))), ErrorCode.UnknownType);
-  assert.equal(code(() => decodeMessage(new Uint8Array(0))), ErrorCode.Truncated);
-  const nan = encodeMessage({ type: 'upload', round: 1, examples: 1, lossBeforeSum: NaN, lossBeforeCount: 0, lossAfterSum: 0, lossAfterCount: 0, digestRound: 0, digest: new Uint8Array(32), pairs: [] });
-  assert.equal(code(() => decodeMessage(nan)), ErrorCode.NonFinite);
+  const upload = encodeMessage({
+    type: 'upload',
+    round: 1,
+    examples: 1,
+    lossBeforeSum: 0,
+    lossBeforeCount: 0,
+    lossAfterSum: 0,
+    lossAfterCount: 0,
+    digestRound: 0,
+    digest: new Uint8Array(32),
+    pairs: [{ seed: 9, g: 1 }],
+  });
+  assert.equal(
+    code(() => decodeMessage(upload, { k: 9 })),
+    ErrorCode.SeedOutOfRange,
+  );
+  assert.equal(
+    code(() => decodeMessage(upload.subarray(0, upload.length - 1), { k: 16 })),
+    ErrorCode.Truncated,
+  );
+  assert.equal(
+    code(() => decodeMessage(Uint8Array.from([9, 1]))),
+    ErrorCode.UnsupportedVersion,
+  );
+  assert.equal(
+    code(() => decodeMessage(Uint8Array.from([PROTOCOL_VERSION, 99]))),
+    ErrorCode.UnknownType,
+  );
+  assert.equal(
+    code(() => decodeMessage(new Uint8Array(0))),
+    ErrorCode.Truncated,
+  );
+  const nan = encodeMessage({
+    type: 'upload',
+    round: 1,
+    examples: 1,
+    lossBeforeSum: NaN,
+    lossBeforeCount: 0,
+    lossAfterSum: 0,
+    lossAfterCount: 0,
+    digestRound: 0,
+    digest: new Uint8Array(32),
+    pairs: [],
+  });
+  assert.equal(
+    code(() => decodeMessage(nan)),
+    ErrorCode.NonFinite,
+  );
   // A round assignment whose delta does not cover K seeds.
   const round = encodeMessage({ type: 'round', round: 2, baseRound: 1, steps: 1, delta: factorDelta(new Float64Array(4)), probabilities: null });
-  assert.equal(code(() => decodeMessage(round, { k: 5 })), ErrorCode.Malformed);
+  assert.equal(
+    code(() => decodeMessage(round, { k: 5 })),
+    ErrorCode.Malformed,
+  );
 });
 
 test('Pro probabilities are a softmax of quantized levels, bounded by e', () => {

@@ -7,7 +7,9 @@ import { planShards, type ShardOptions } from '../../simulate/shards';
 
 /** `perGroup` windows in each of the named top-level folders. */
 function windows(groups: readonly string[], perGroup: number): Example[] {
-  return groups.flatMap((g) => Array.from({ length: perGroup }, (_, i) => ({ id: `${g}/f${i}#0`, group: g, splitKey: `${g}/f${i}`, ids: new Int32Array([1, 2, 3]) })));
+  return groups.flatMap((g) =>
+    Array.from({ length: perGroup }, (_, i) => ({ id: `${g}/f${i}#0`, group: g, splitKey: `${g}/f${i}`, ids: new Int32Array([1, 2, 3]) })),
+  );
 }
 
 // The top-level folders of this repository that hold code: 11 groups for the default 3 clients.

@@ -15,7 +15,10 @@ test('token pieces join to the decoded window; a character split over tokens goe
   const pieces = tokenPieces(decode, ids);
   assert.equal(pieces.length, ids.length);
   assert.equal(pieces.join(''), 'a — b ✓');
-  assert.ok(pieces.every((p) => !p.includes('\uFFFD')), JSON.stringify(pieces));
+  assert.ok(
+    pieces.every((p) => !p.includes('\uFFFD')),
+    JSON.stringify(pieces),
+  );
   // '—' is 3 bytes: two empty pieces, then the character.
   assert.deepEqual(pieces.slice(2, 5), ['', '', '—']);
 });

@@ -38,7 +38,7 @@ test('no estimate before a step is done or before a second has passed', () => {
   assert.ok((rate.secondsLeft(1000, 10) ?? 0) > 0);
 });
 
-test('a federation rejoined at round 4 (τ = 50): the jump to the round\'s step is not work done', () => {
+test("a federation rejoined at round 4 (τ = 50): the jump to the round's step is not work done", () => {
   const rate = new StepRate();
   // Welcomed: the committed round, no step yet.
   rate.observe(0, { round: 4, step: 0 });

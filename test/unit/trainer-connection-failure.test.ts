@@ -20,8 +20,15 @@ test('socket errors map to their cause', () => {
   for (const [error, errorCode, cause] of cases) assert.equal(causeOf({ error, errorCode }), cause, `${error} (${errorCode})`);
 });
 
-test('a failure names the URL, the tries, the cause in words and the socket\'s own error', () => {
-  const failure = failureFromClose('ws://127.0.0.1:1', { code: 1006, reason: '', error: 'connect ECONNREFUSED 127.0.0.1:1', errorCode: 'ECONNREFUSED', welcomed: false, attempt: 3 });
+test("a failure names the URL, the tries, the cause in words and the socket's own error", () => {
+  const failure = failureFromClose('ws://127.0.0.1:1', {
+    code: 1006,
+    reason: '',
+    error: 'connect ECONNREFUSED 127.0.0.1:1',
+    errorCode: 'ECONNREFUSED',
+    welcomed: false,
+    attempt: 3,
+  });
   assert.deepEqual(failure, { kind: 'connection', cause: 'refused', url: 'ws://127.0.0.1:1', attempts: 3, detail: 'connect ECONNREFUSED 127.0.0.1:1' });
   const message = connectionFailureMessage(failure);
   assert.match(message, /ws:\/\/127\.0\.0\.1:1 after 3 attempts: the connection was refused/);

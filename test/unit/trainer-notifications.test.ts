@@ -34,12 +34,19 @@ test('a trainer process passes valid notifications on and drops an invalid one w
     const script = join(dir, 'trainer.js');
     writeFileSync(script, `process.stdout.write(${JSON.stringify(frames.join(''))}); process.stdin.resume();`);
     const reported: string[] = [];
-    const trainer = TrainerProcess.start(script, () => {}, (line) => reported.push(line));
+    const trainer = TrainerProcess.start(
+      script,
+      () => {},
+      (line) => reported.push(line),
+    );
     const statuses: TrainerStatus[] = [];
     const logged = new Promise<string>((resolve) => trainer.connection.onNotification(Notifications.log, (m) => resolve(m.message)));
     trainer.connection.onNotification(Notifications.status, (s) => statuses.push(s));
     assert.equal(await logged, 'done');
-    assert.deepEqual(statuses.map((s) => s.step), [3]);
+    assert.deepEqual(
+      statuses.map((s) => s.step),
+      [3],
+    );
     assert.equal(reported.length, 1);
     assert.match(reported[0], /invalid fedkseed\/status notification.*state/);
     await trainer.kill(1000);

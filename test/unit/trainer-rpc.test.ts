@@ -39,7 +39,17 @@ const samples: { [M in TrainerMethodName]: Sample<M> } = {
   },
   startTraining: {
     params: { data, steps: 20, k: 8, federationSeed: 1, epsilon: 1e-3, eta: 1e-4, batchSize: 4, evalEvery: 10, evalExamples: 64, runId: 'r1' },
-    result: { stepsRun: 20, skipped: 0, heldOutBefore: 2.5, heldOutAfter: 2.4, stopped: false, checkpointPath: '/c.json', totalSteps: 20, best: { step: 20, loss: 2.4 }, weights: local },
+    result: {
+      stepsRun: 20,
+      skipped: 0,
+      heldOutBefore: 2.5,
+      heldOutAfter: 2.4,
+      stopped: false,
+      checkpointPath: '/c.json',
+      totalSteps: 20,
+      best: { step: 20, loss: 2.4 },
+      weights: local,
+    },
   },
   joinFederation: {
     params: { url: 'ws://127.0.0.1:7070', token: '', clientId: 'c1', data, batchSize: 4, heldOutExamples: 16, clientSeed: 0 },
@@ -54,7 +64,18 @@ const samples: { [M in TrainerMethodName]: Sample<M> } = {
   resetWeights: { params: {}, result: { weights: baseWeights } },
   complete: {
     params: { prefix: 'const x = ', source: 'current', maxTokens: 8, sampling: { mode: 'greedy' }, stop: 'line' },
-    result: { text: '1;', tokens: 2, finish: 'stop', firstTokenMs: 3, totalMs: 5, promptTokens: 4, source: 'current', weights: local, decoder: 'none', modelPath: '/m/model.onnx' },
+    result: {
+      text: '1;',
+      tokens: 2,
+      finish: 'stop',
+      firstTokenMs: 3,
+      totalMs: 5,
+      promptTokens: 4,
+      source: 'current',
+      weights: local,
+      decoder: 'none',
+      modelPath: '/m/model.onnx',
+    },
   },
 };
 

@@ -1,16 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  ZQ,
-  ZQ_SHA256,
-  ZQ_SIZE,
-  fmix32,
-  normalQuantile,
-  seedKey,
-  tableDigest,
-  z,
-  zIndex,
-} from '../../trainer/zo/generator';
+import { ZQ, ZQ_SHA256, ZQ_SIZE, fmix32, normalQuantile, seedKey, tableDigest, z, zIndex } from '../../trainer/zo/generator';
 import { ZQ_MAX_ABS } from '../../protocol';
 import { JsKernels } from '../../trainer/zo/kernels-js';
 

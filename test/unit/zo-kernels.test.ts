@@ -18,8 +18,6 @@ if (!resident?.zStore) throw new Error('no resident region');
 const region = resident.weights;
 const zRegion = resident.zStore;
 
-
-
 const LENGTHS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 1000, 8191, 8192, 8193, 20_003];
 const OFFSETS = [0, 8, 2, 4096, 123_456, 2 ** 31 - 8, 2 ** 32 - 40_000];
 
@@ -84,7 +82,7 @@ test('perturb2 equals two perturb passes in its fixed order', () => {
   }
 });
 
-test('stored-z passes equal the generating passes bit for bit, and the store holds the last seed\'s Zq', () => {
+test("stored-z passes equal the generating passes bit for bit, and the store holds the last seed's Zq", () => {
   let salt = 100;
   for (const n of LENGTHS) {
     for (const offset of OFFSETS) {

@@ -96,12 +96,16 @@ async function federate(params: ParameterSet, rounds: { seeds: number[]; deltas:
   return { digests, final: params.snapshot() };
 }
 
-test('the compact form (w0 from its source, S as coefficients) gives the held form\'s bits after rounds of random changes', async () => {
+test("the compact form (w0 from its source, S as coefficients) gives the held form's bits after rounds of random changes", async () => {
   const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
   try {
     const rounds = randomRounds(8, 4242);
     const reference = await federate(new ParameterSet(oddShapedModel(3, 99), { base: 'held', sums: 'held' }), rounds);
-    assert.equal(new Set(reference.digests).size, reference.digests.length - rounds.length, 'every phase changes the weights but the reset right after applying');
+    assert.equal(
+      new Set(reference.digests).size,
+      reference.digests.length - rounds.length,
+      'every phase changes the weights but the reset right after applying',
+    );
     const forms: [string, ParameterSetOptions, boolean][] = [
       ['w0 from source, S held', { sums: 'held' }, true],
       ['w0 held, S as coefficients', { base: 'held', sums: 'coefficients', spillDir: spill }, false],
@@ -133,7 +137,7 @@ test('the compact form (w0 from its source, S as coefficients) gives the held fo
   }
 });
 
-test('coefficients taken back to zero leave no stale replica file behind: a reset after them is w0\'s replica', async () => {
+test("coefficients taken back to zero leave no stale replica file behind: a reset after them is w0's replica", async () => {
   const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
   const held = new ParameterSet(oddShapedModel(2, 3), { base: 'held', sums: 'held' });
   const compact = new ParameterSet(sourced(oddShapedModel(2, 3)), { sums: 'coefficients', spillDir: spill });
@@ -219,7 +223,11 @@ test('with split passes the worker computes every other piece of S, whole pieces
   const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
   const wave = (n: number, v: number): Float32Array => Float32Array.from({ length: n }, (_, i) => v * Math.sin(i));
   // Two tensors past the 2^20-element piece, so pieces of full length and tails both go to the worker.
-  const model = (): TensorInit[] => [...oddShapedModel(30, 5), { name: 'zz.a', dims: [2_300_000], data: wave(2_300_000, 0.1) }, { name: 'zz.b', dims: [2_100_001], data: wave(2_100_001, 0.2) }];
+  const model = (): TensorInit[] => [
+    ...oddShapedModel(30, 5),
+    { name: 'zz.a', dims: [2_300_000], data: wave(2_300_000, 0.1) },
+    { name: 'zz.b', dims: [2_100_001], data: wave(2_100_001, 0.2) },
+  ];
   const compact = new ParameterSet(sourced(model()), { sums: 'coefficients', parallelPasses: 'on', spillDir: spill });
   const held = new ParameterSet(model(), { sums: 'held', base: 'held' });
   try {
@@ -232,23 +240,32 @@ test('with split passes the worker computes every other piece of S, whole pieces
       set.applyCoefficientDelta(3, [4, 1], [9, -100_000], 1e-3);
     }
     assert.equal(compact.digest(), held.digest());
-    assert.equal(compact.memoryUsage().scratch, (4 + 8 + 8) * 2 ** 20, 'w0 and S pieces here, and the worker\'s S piece back, kept for the next change');
+    assert.equal(compact.memoryUsage().scratch, (4 + 8 + 8) * 2 ** 20, "w0 and S pieces here, and the worker's S piece back, kept for the next change");
   } finally {
     compact.dispose();
     rmSync(spill, { recursive: true, force: true });
   }
 });
 
-test('past 4 GiB of lower range a set still splits its passes, with a smaller resident range', { skip: totalmem() < 16 * 2 ** 30 ? 'reserves ~10 GiB of address space (untouched); this machine has less than 16 GiB' : false }, () => {
-  // 2.4B parameters behind sources that write nothing: the pages are reserved, never touched.
-  const inits: TensorInit[] = Array.from({ length: 48 }, (_, i) => ({ name: `t${String(i).padStart(2, '0')}`, dims: [50_000_000], data: new Float32Array(0), source: { read() {} } }));
-  const set = new ParameterSet(inits, { parallelPasses: 'auto', zStore: 0 });
-  try {
-    assert.equal(set.resident, true, 'the lower range lives in the WASM memory');
-    assert.equal(set.split, true, 'the upper range goes to the worker');
-    const resident = set.tensors.filter((t) => t.data.buffer === set.tensors[0].data.buffer).length;
-    assert.ok(resident >= 12 && resident < 22, `${resident} of 48 tensors resident (at most 4 GiB, at least a quarter)`);
-  } finally {
-    set.dispose();
-  }
-});
+test(
+  'past 4 GiB of lower range a set still splits its passes, with a smaller resident range',
+  { skip: totalmem() < 16 * 2 ** 30 ? 'reserves ~10 GiB of address space (untouched); this machine has less than 16 GiB' : false },
+  () => {
+    // 2.4B parameters behind sources that write nothing: the pages are reserved, never touched.
+    const inits: TensorInit[] = Array.from({ length: 48 }, (_, i) => ({
+      name: `t${String(i).padStart(2, '0')}`,
+      dims: [50_000_000],
+      data: new Float32Array(0),
+      source: { read() {} },
+    }));
+    const set = new ParameterSet(inits, { parallelPasses: 'auto', zStore: 0 });
+    try {
+      assert.equal(set.resident, true, 'the lower range lives in the WASM memory');
+      assert.equal(set.split, true, 'the upper range goes to the worker');
+      const resident = set.tensors.filter((t) => t.data.buffer === set.tensors[0].data.buffer).length;
+      assert.ok(resident >= 12 && resident < 22, `${resident} of 48 tensors resident (at most 4 GiB, at least a quarter)`);
+    } finally {
+      set.dispose();
+    }
+  },
+);

@@ -8,12 +8,7 @@ import { seedKey, z } from '../../trainer/zo/generator';
 import { ParameterSet, type ParameterSetOptions } from '../../trainer/zo/parameters';
 import { oddShapedModel } from '../helpers/float-fixtures';
 
-
-const CONFIGS: ParameterSetOptions[] = [
-  { kernel: 'js' },
-  { kernel: 'wasm-simd' },
-  { kernel: 'wasm-simd', resident: false },
-];
+const CONFIGS: ParameterSetOptions[] = [{ kernel: 'js' }, { kernel: 'wasm-simd' }, { kernel: 'wasm-simd', resident: false }];
 
 test('tensors are ordered by name with aligned, disjoint offsets', () => {
   const set = new ParameterSet(oddShapedModel());
@@ -29,7 +24,10 @@ test('tensors are ordered by name with aligned, disjoint offsets', () => {
     assert.equal(set.weights.get(t.name), t.data);
     assert.deepEqual(set.dims.get(t.name), t.dims);
   }
-  assert.equal(set.parameterCount, oddShapedModel().reduce((a, t) => a + t.data.length, 0));
+  assert.equal(
+    set.parameterCount,
+    oddShapedModel().reduce((a, t) => a + t.data.length, 0),
+  );
   assert.equal(set.indexSpan, Math.ceil(end / 8) * 8);
 });
 
@@ -53,7 +51,7 @@ test('WASM-resident weights are non-shared WebAssembly memory; the JS set is pla
   assert.equal(js.digest(), wasm.digest());
 });
 
-test('perturb follows z(F, j, i) at each tensor\'s global indices', () => {
+test("perturb follows z(F, j, i) at each tensor's global indices", () => {
   for (const options of CONFIGS) {
     const set = new ParameterSet(oddShapedModel(), options);
     const before = set.tensors.map((t) => t.data.slice());
@@ -93,9 +91,18 @@ test('whole-model operations give identical digests in every kernel and placemen
 test('coefficients applied at once, round by round, or from scratch give the same replica', () => {
   const eta = 1e-3;
   const rounds: [number[], number[]][] = [
-    [[0, 5, 17], [70_000, -3, 12_345_678]],
-    [[5, 9], [3, -4_000_000]],
-    [[0, 1, 2, 3], [1, 2, 3, -70_000]],
+    [
+      [0, 5, 17],
+      [70_000, -3, 12_345_678],
+    ],
+    [
+      [5, 9],
+      [3, -4_000_000],
+    ],
+    [
+      [0, 1, 2, 3],
+      [1, 2, 3, -70_000],
+    ],
   ];
   const total = new Map<number, number>();
   for (const [seeds, deltas] of rounds) seeds.forEach((j, n) => total.set(j, (total.get(j) ?? 0) + deltas[n]));
@@ -112,7 +119,10 @@ test('coefficients applied at once, round by round, or from scratch give the sam
     }
     digests.push(once.digest(), stepwise.digest(), reversed.digest());
     const nonZero = [...total].filter(([, c]) => c !== 0);
-    assert.deepEqual([...stepwise.appliedCoefficients()].sort((x, y) => x[0] - y[0]), nonZero.sort((x, y) => x[0] - y[0]));
+    assert.deepEqual(
+      [...stepwise.appliedCoefficients()].sort((x, y) => x[0] - y[0]),
+      nonZero.sort((x, y) => x[0] - y[0]),
+    );
   }
   assert.equal(new Set(digests).size, 1, digests.join('\n'));
 });
@@ -160,7 +170,7 @@ test('resetToBase returns to the replica and snapshot/restore round-trips', () =
   }
 });
 
-test('rebuildFromBase drops a drifted accumulator and a flipped weight: w0 plus the full C gives the federation\'s replica', () => {
+test("rebuildFromBase drops a drifted accumulator and a flipped weight: w0 plus the full C gives the federation's replica", () => {
   const spill = mkdtempSync(join(tmpdir(), 'fedk-rebuild-'));
   try {
     for (const options of [...CONFIGS, { sums: 'coefficients', spillDir: spill } satisfies ParameterSetOptions]) {

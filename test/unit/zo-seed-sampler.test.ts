@@ -9,8 +9,8 @@ import { probabilitiesFromLevels } from '../../protocol';
 /** ln Γ(a), Lanczos (g = 7, n = 9): about 15 significant digits for a > 0. */
 function lnGamma(a: number): number {
   const c = [
-    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
-    -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012,
+    9.9843695780195716e-6, 1.5056327351493116e-7,
   ];
   if (a < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * a)) - lnGamma(1 - a);
   const x = a - 1;
@@ -102,7 +102,7 @@ test('seeds are drawn from a strongly non-uniform p (p_j ∝ j + 1): chi-square,
   assert.ok(pValue > ALPHA, `χ² = ${statistic.toFixed(2)} on ${k - 1} df, p-value ${pValue}`);
 });
 
-test("seeds are drawn from a Pro p (softmax of 6-bit levels, ratio ≤ e): chi-square, p-value > 1e-6", () => {
+test('seeds are drawn from a Pro p (softmax of 6-bit levels, ratio ≤ e): chi-square, p-value > 1e-6', () => {
   const k = 32;
   const levels = Uint8Array.from({ length: k }, (_, j) => (j * 37) % 64);
   const p = probabilitiesFromLevels({ bits: 6, levels });

@@ -41,28 +41,36 @@ test('the multiplier is the power of two nearest to a tensor rms over the model 
 
 /** Tensors whose sizes are multiples of 8 (no index gaps): neighbours of one multiplier form one segment. */
 function gaplessModel(): TensorInit[] {
-  const tensor = (name: string, size: number, scale: number): TensorInit => ({ name, dims: [size], data: Float32Array.from({ length: size }, (_, i) => scale * Math.sin(i + size)) });
+  const tensor = (name: string, size: number, scale: number): TensorInit => ({
+    name,
+    dims: [size],
+    data: Float32Array.from({ length: size }, (_, i) => scale * Math.sin(i + size)),
+  });
   return [tensor('a', 64, 1), tensor('b', 32, 1.1), tensor('c', 16, 9), tensor('d', 8, 1), tensor('e', 24, 0.1)];
 }
 
-for (const [what, model] of [['tensors with gaps between them', scaledModel], ['gapless tensors, neighbours merged', gaplessModel]] as const) test(`a shaped pass is the isotropic pass with each tensor scaled by its multiplier, bit for bit (${what})`, () => {
-  const shaped = new ParameterSet(model(), { kernel: 'wasm-simd' });
-  shaped.setShape('tensor-rms');
-  const m = shaped.shapeMultipliers();
-  assert.ok(new Set(m.values()).size >= 3, `distinct multipliers: ${[...m.values()].join(', ')}`);
-  const key = seedKey(99, 7);
-  shaped.perturb(key, 0.003);
-  shaped.perturb2(key, -0.002, seedKey(99, 8), 0.001);
-  const kernels = createKernels('js');
-  const reference = new ParameterSet(model(), { kernel: 'js' });
-  for (const t of reference.tensors) {
-    const w = t.data.slice();
-    kernels.perturb(w, t.offset, key, 0.003 * (m.get(t.name) as number));
-    kernels.perturb2(w, t.offset, key, -0.002 * (m.get(t.name) as number), seedKey(99, 8), 0.001 * (m.get(t.name) as number));
-    const got = shaped.tensors.find((x) => x.name === t.name)?.data as Float32Array;
-    assert.deepEqual(got, w, t.name);
-  }
-});
+for (const [what, model] of [
+  ['tensors with gaps between them', scaledModel],
+  ['gapless tensors, neighbours merged', gaplessModel],
+] as const)
+  test(`a shaped pass is the isotropic pass with each tensor scaled by its multiplier, bit for bit (${what})`, () => {
+    const shaped = new ParameterSet(model(), { kernel: 'wasm-simd' });
+    shaped.setShape('tensor-rms');
+    const m = shaped.shapeMultipliers();
+    assert.ok(new Set(m.values()).size >= 3, `distinct multipliers: ${[...m.values()].join(', ')}`);
+    const key = seedKey(99, 7);
+    shaped.perturb(key, 0.003);
+    shaped.perturb2(key, -0.002, seedKey(99, 8), 0.001);
+    const kernels = createKernels('js');
+    const reference = new ParameterSet(model(), { kernel: 'js' });
+    for (const t of reference.tensors) {
+      const w = t.data.slice();
+      kernels.perturb(w, t.offset, key, 0.003 * (m.get(t.name) as number));
+      kernels.perturb2(w, t.offset, key, -0.002 * (m.get(t.name) as number), seedKey(99, 8), 0.001 * (m.get(t.name) as number));
+      const got = shaped.tensors.find((x) => x.name === t.name)?.data as Float32Array;
+      assert.deepEqual(got, w, t.name);
+    }
+  });
 
 const BATCH: TokenBatch = { inputIds: new BigInt64Array(1), attentionMask: new BigInt64Array(1), labels: new BigInt64Array(1), batch: 1, seq: 1 };
 
@@ -95,8 +103,18 @@ test('shaped training gives the same bits in every engine path', async () => {
   const isotropic = new ParameterSet(scaledModel(), { kernel: 'js' });
   const trainer = new ZoTrainer(isotropic, weightLoss(isotropic), { federationSeed: 99, k: 64, epsilon: 1e-3, eta: 0.05 });
   const plain = await trainer.train({ steps: 10, seeds: new SeedSampler(64, 5), nextBatch: () => BATCH });
-  assert.notDeepEqual(reference.g, plain.pairs.map((p) => p.g), 'the shape changes what is trained');
-  for (const options of [{ kernel: 'js', zStore: true }, { kernel: 'wasm-simd', zStore: false }, { kernel: 'wasm-simd' }, { kernel: 'wasm-simd', resident: false }, { kernel: 'wasm-simd', sums: 'coefficients' }] as ParameterSetOptions[]) {
+  assert.notDeepEqual(
+    reference.g,
+    plain.pairs.map((p) => p.g),
+    'the shape changes what is trained',
+  );
+  for (const options of [
+    { kernel: 'js', zStore: true },
+    { kernel: 'wasm-simd', zStore: false },
+    { kernel: 'wasm-simd' },
+    { kernel: 'wasm-simd', resident: false },
+    { kernel: 'wasm-simd', sums: 'coefficients' },
+  ] as ParameterSetOptions[]) {
     assert.deepEqual(await shapedTraining(options), reference, JSON.stringify(options));
   }
 });
@@ -110,7 +128,10 @@ test('shaped passes split over a worker give the same bits as one thread', async
     params.setShape('tensor-rms');
     const trainer = new ZoTrainer(params, weightLoss(params), { federationSeed: 99, k: 64, epsilon: 1e-3, eta: 0.05 });
     const result = await trainer.train({ steps: 10, seeds: new SeedSampler(64, 5), nextBatch: () => BATCH });
-    assert.deepEqual(result.pairs.map((p) => p.g), single.g);
+    assert.deepEqual(
+      result.pairs.map((p) => p.g),
+      single.g,
+    );
     assert.equal(params.digest(), single.digest);
     params.applyCoefficientDelta(99, [1, 5, 9], [65536, -3 * 65536, 12345], 0.01);
     assert.equal(params.digest(), single.replica);

@@ -10,7 +10,6 @@ import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
 import { oddShapedModel } from '../helpers/float-fixtures';
 
-
 const BATCH: TokenBatch = { inputIds: new BigInt64Array(1), attentionMask: new BigInt64Array(1), labels: new BigInt64Array(1), batch: 1, seq: 1 };
 
 /**
@@ -137,7 +136,6 @@ test('the split rule: asked for, from PARALLEL_MIN_PARAMETERS on (auto), residen
   assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'auto' }).split, false, 'small sets stay on one thread');
   assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'on', kernel: 'js' }).split, false);
   assert.equal(new ParameterSet(oddShapedModel(SPLIT_SCALE, 777), { parallelPasses: 'on', resident: false }).split, false);
-
 });
 
 test('a failing worker pass surfaces as an exception in the caller, with the weights handed back', () => {

@@ -131,7 +131,11 @@ export class EngineLocalTrainer implements LocalTrainer {
 
   /** Token-weighted loss of the working weights on the evaluation set, as a (sum, count) pair. */
   private async lossStat(): Promise<LossStat> {
-    const s = await evaluateLoss(this.engine.session, this.evalSet, { batchSize: this.options.batchSize, seqLen: this.options.seqLen, padId: this.engine.tokenizer.padId });
+    const s = await evaluateLoss(this.engine.session, this.evalSet, {
+      batchSize: this.options.batchSize,
+      seqLen: this.options.seqLen,
+      padId: this.engine.tokenizer.padId,
+    });
     return s.tokens > 0 ? { sum: s.loss * s.tokens, count: s.tokens } : { sum: 0, count: 0 };
   }
 }

@@ -38,7 +38,18 @@ export function gpt2ConfigOf(configPath: string | null | undefined): Gpt2Config 
   if (c.model_type !== 'gpt2' || c.activation_function !== 'gelu' || (num('layer_norm_epsilon') ?? 1e-5) !== 1e-5) return null;
   if (!vocab || !ctx || !dModel || !layers || !heads) return null;
   const inner = num('n_inner');
-  return { vocab, ctx, dModel, layers, heads, mlpRatio: inner ? inner / dModel : 4, tiedEmbeddings: c.tie_word_embeddings !== false, dtype: 'float32', seed: 1, kvCache: true };
+  return {
+    vocab,
+    ctx,
+    dModel,
+    layers,
+    heads,
+    mlpRatio: inner ? inner / dModel : 4,
+    tiedEmbeddings: c.tie_word_embeddings !== false,
+    dtype: 'float32',
+    seed: 1,
+    kvCache: true,
+  };
 }
 
 function sameWeights(a: LoadedModel, b: LoadedModel): boolean {

@@ -38,7 +38,12 @@ export interface CompletionModel extends NextTokenModel {
   readonly decoder?: IncrementalDecoder | null;
 }
 
-export async function complete(model: CompletionModel, decode: (ids: readonly number[]) => string, prompt: readonly number[], o: CompletionOptions): Promise<Completion> {
+export async function complete(
+  model: CompletionModel,
+  decode: (ids: readonly number[]) => string,
+  prompt: readonly number[],
+  o: CompletionOptions,
+): Promise<Completion> {
   if (prompt.length === 0) throw new RangeError('the prompt is empty: a completion needs at least one token');
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) throw new RangeError(`maxTokens must be a positive integer, got ${o.maxTokens}`);
   const started = performance.now();

@@ -79,7 +79,10 @@ export class BatchSampler {
     const n = this.examples.length;
     const epoch = Math.floor(position / n);
     if (epoch !== this.epoch) {
-      this.order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), createRng(deriveSeed(this.options.seed, epoch)));
+      this.order = shuffleInPlace(
+        Array.from({ length: n }, (_, i) => i),
+        createRng(deriveSeed(this.options.seed, epoch)),
+      );
       this.epoch = epoch;
     }
     return this.order[position % n];

@@ -64,9 +64,14 @@ export async function describeNoExamples(path: string, skipped: readonly Skipped
   if (isDir && skippedCount === 0 && excluded.length === 0 && problems === 0) {
     lines.push(`no examples in ${path}: it holds no files${options.include ? ` matching --include ${options.include.join(' ')}` : ''}`);
   } else {
-    lines.push(`no examples in ${path}: ${[skippedCount > 0 ? `${plural(skippedCount, 'file')} skipped` : '', excluded.length > 0 ? `${plural(excluded.length, 'file')} left out by the default excludes` : '', problems > 0 ? `${plural(problems, 'bad line')} (reported above)` : ''].filter(Boolean).join(', ') || 'nothing to read'}`);
+    lines.push(
+      `no examples in ${path}: ${[skippedCount > 0 ? `${plural(skippedCount, 'file')} skipped` : '', excluded.length > 0 ? `${plural(excluded.length, 'file')} left out by the default excludes` : '', problems > 0 ? `${plural(problems, 'bad line')} (reported above)` : ''].filter(Boolean).join(', ') || 'nothing to read'}`,
+    );
     for (const g of groups) lines.push(`  ${g.count} ${g.reason}: ${listed(g.examples, g.count)}`);
-    if (excluded.length > 0) lines.push(`  ${excluded.length} binary, build output or lock files (default excludes): ${listed(excluded.slice(0, EXAMPLES_PER_REASON), excluded.length)}`);
+    if (excluded.length > 0)
+      lines.push(
+        `  ${excluded.length} binary, build output or lock files (default excludes): ${listed(excluded.slice(0, EXAMPLES_PER_REASON), excluded.length)}`,
+      );
   }
   lines.push('--data takes a folder of text or code files, or a JSONL/JSON dataset (docs/data.md)');
   return lines.join('\n');

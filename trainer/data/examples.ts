@@ -32,8 +32,7 @@ export interface Example {
 const PREAMBLE_WITH_INPUT =
   'Below is an instruction that describes a task, paired with an input that provides further context. ' +
   'Write a response that appropriately completes the request.\n\n';
-const PREAMBLE_NO_INPUT =
-  'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n';
+const PREAMBLE_NO_INPUT = 'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n';
 
 /** The Alpaca prompt; the "### Input:" block only when there is an input. */
 export function formatPrompt(instruction: string, input: string): string {

@@ -6,7 +6,15 @@ import { readAlpaca } from './formats/alpaca';
 import { readDolly } from './formats/dolly';
 import { type NaturalInstructionsOptions, readNaturalInstructions } from './formats/natural-instructions';
 import { type PretokenizedOptions, readPretokenized } from './formats/pretokenized';
-import { DEFAULT_EXCLUDES, type TextFilesOptions, WORK_FOLDER_EXCLUDE, modelFolders, readOneTextFile, readTextFiles, withoutModels } from './formats/text-files';
+import {
+  DEFAULT_EXCLUDES,
+  type TextFilesOptions,
+  WORK_FOLDER_EXCLUDE,
+  modelFolders,
+  readOneTextFile,
+  readTextFiles,
+  withoutModels,
+} from './formats/text-files';
 import { type BadInputPolicy, type DataProblem, ProblemLog } from './problems';
 import type { DataRecord, SkippedFile } from './records';
 
@@ -26,7 +34,10 @@ async function readHead(file: string, bytes: number): Promise<string> {
   try {
     const buf = Buffer.alloc(bytes);
     const { bytesRead } = await handle.read(buf, 0, bytes, 0);
-    return buf.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '');
+    return buf
+      .subarray(0, bytesRead)
+      .toString('utf8')
+      .replace(/^\uFEFF/, '');
   } finally {
     await handle.close();
   }
@@ -100,12 +111,7 @@ function readFile(file: string, format: Exclude<DataFormat, 'text'>, log: Proble
  * Streams the records of a file or folder. Problems go to `log` (which throws under 'strict');
  * files deliberately left out (binary, too large) are appended to `skipped`.
  */
-export async function* readRecords(
-  path: string,
-  log: ProblemLog,
-  skipped: SkippedFile[],
-  options: ReadOptions = {},
-): AsyncGenerator<DataRecord> {
+export async function* readRecords(path: string, log: ProblemLog, skipped: SkippedFile[], options: ReadOptions = {}): AsyncGenerator<DataRecord> {
   const format = !options.format || options.format === 'auto' ? await detectFormat(path) : options.format;
   const isDir = (await stat(path)).isDirectory();
   if (format === 'text') {

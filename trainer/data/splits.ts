@@ -4,7 +4,6 @@ import type { Example } from './examples';
 import { fmix32 } from '../util/hash32';
 import { type Rng, createRng, fnv1a32, shuffleInPlace } from './rng';
 
-
 /** A key's position in [0, 1), stable across runs and platforms. */
 // fmix32 spreads FNV's weak low-order mixing over all 32 bits.
 export function hashUnit(key: string, salt = ''): number {

@@ -47,7 +47,9 @@ const EOS_FALLBACKS = ['<|endoftext|>', '</s>', '<eos>', '<|end_of_text|>', '<|i
 /** The EOS id, or an error saying what needs it and how to give one. */
 export function requireEos(tokenizer: TextTokenizer, what: string): number {
   if (tokenizer.eosId === undefined) {
-    throw new Error(`${what} end with an EOS token, and ${tokenizer.source ?? 'the tokenizer'} has none (set eos_token in tokenizer_config.json, or use pre-tokenised data)`);
+    throw new Error(
+      `${what} end with an EOS token, and ${tokenizer.source ?? 'the tokenizer'} has none (set eos_token in tokenizer_config.json, or use pre-tokenised data)`,
+    );
   }
   return tokenizer.eosId;
 }
@@ -64,8 +66,7 @@ class HfTextTokenizer implements TextTokenizer {
     readonly source: string,
     overrides: TokenizerOverrides,
   ) {
-    const idOf = (token: string | undefined): number | undefined =>
-      token === undefined ? undefined : inner.token_to_id(token);
+    const idOf = (token: string | undefined): number | undefined => (token === undefined ? undefined : inner.token_to_id(token));
     const resolve = (what: string, token: string | undefined): number | undefined => {
       if (token === undefined) return undefined;
       const id = idOf(token);
@@ -73,9 +74,7 @@ class HfTextTokenizer implements TextTokenizer {
       return id;
     };
 
-    const eos =
-      resolve('eos', overrides.eosToken ?? tokenText(config.eos_token)) ??
-      EOS_FALLBACKS.map(idOf).find((id) => id !== undefined);
+    const eos = resolve('eos', overrides.eosToken ?? tokenText(config.eos_token)) ?? EOS_FALLBACKS.map(idOf).find((id) => id !== undefined);
     this.eosId = eos;
     // Padding positions are masked out, so reusing EOS is safe when no pad token exists (GPT-2 style).
     this.padId = resolve('pad', overrides.padToken ?? tokenText(config.pad_token)) ?? eos ?? 0;

@@ -176,7 +176,11 @@ function linuxGpuVendors(): string[] {
     for (const node of readdirSync('/sys/class/drm')) {
       if (!/^renderD\d+$/.test(node)) continue;
       try {
-        vendors.push(readFileSync(join('/sys/class/drm', node, 'device/vendor'), 'utf8').trim().toLowerCase());
+        vendors.push(
+          readFileSync(join('/sys/class/drm', node, 'device/vendor'), 'utf8')
+            .trim()
+            .toLowerCase(),
+        );
       } catch {
         // a render node without a PCI device (e.g. vgem)
       }
@@ -202,7 +206,12 @@ export function surveyVulkanDrivers(icds: readonly IcdDriver[], gpuVendors: read
     if (!known) continue;
     const driver = icds.find((icd) => known.libraries.test(basename(icd.library)) || known.libraries.test(basename(icd.manifest)));
     if (!driver) continue;
-    adapters.push({ name: `${known.name} GPU (PCI vendor ${vendor})`, kind: vendor === '0x1af4' ? 'virtual' : 'unknown', driver: basename(driver.library), software: false });
+    adapters.push({
+      name: `${known.name} GPU (PCI vendor ${vendor})`,
+      kind: vendor === '0x1af4' ? 'virtual' : 'unknown',
+      driver: basename(driver.library),
+      software: false,
+    });
   }
   return { source: 'vulkan-drivers', adapters, note: adapters.length === 0 ? 'no Vulkan driver for a GPU or a software device is installed' : undefined };
 }

@@ -75,7 +75,10 @@ export function decideAuto(inputs: AutoInputs): AutoDecision {
     const adapter = inputs.predicted?.name ?? (opened?.readable ? opened.name : null);
     const applies = m && adapter !== null && m.adapter === adapter && isPositive(m.cudaStepMs) && isPositive(m.webgpuStepMs);
     if (applies && m.cudaStepMs < m.webgpuStepMs) {
-      return withRefusal({ choice: 'cuda', reason: `measured on ${m.adapter} (${m.workload}, ${m.steps} steps): CUDA ${fmt(m.cudaStepMs)} ms per ZO step, WebGPU ${fmt(m.webgpuStepMs)} ms` });
+      return withRefusal({
+        choice: 'cuda',
+        reason: `measured on ${m.adapter} (${m.workload}, ${m.steps} steps): CUDA ${fmt(m.cudaStepMs)} ms per ZO step, WebGPU ${fmt(m.webgpuStepMs)} ms`,
+      });
     }
     const why = applies
       ? `measured on ${m.adapter} (${m.workload}, ${m.steps} steps): WebGPU ${fmt(m.webgpuStepMs)} ms per ZO step, CUDA ${fmt(m.cudaStepMs)} ms`
@@ -123,7 +126,10 @@ export function threadNames(taskDir = '/proc/self/task'): string[] | null {
  */
 export function observationFromThreads(names: readonly string[] | null, platform: NodeJS.Platform = process.platform): AdapterObservation {
   if (names === null || platform !== 'linux') {
-    return { readable: false, note: `the adapter onnxruntime opened cannot be read on ${platform}: neither onnxruntime-node nor Dawn reports it; the survey's prediction is kept` };
+    return {
+      readable: false,
+      note: `the adapter onnxruntime opened cannot be read on ${platform}: neither onnxruntime-node nor Dawn reports it; the survey's prediction is kept`,
+    };
   }
   const rasterisers = names.filter((n) => LLVMPIPE_THREAD.test(n)).length;
   return rasterisers > 0
@@ -151,7 +157,13 @@ function oneAddModel(): Uint8Array {
       irVersion: 8,
       opsetImport: [{ domain: '', version: 18 }],
       producerName: 'fedkseed',
-      graph: { name: 'adapter-probe', node: [node('Add', ['x', 'x'], ['y'], 'add')], initializer: [], input: [valueInfo('x', DataType.FLOAT, [1])], output: [valueInfo('y', DataType.FLOAT, [1])] },
+      graph: {
+        name: 'adapter-probe',
+        node: [node('Add', ['x', 'x'], ['y'], 'add')],
+        initializer: [],
+        input: [valueInfo('x', DataType.FLOAT, [1])],
+        output: [valueInfo('y', DataType.FLOAT, [1])],
+      },
     }),
   );
 }
@@ -195,5 +207,12 @@ export function recordProviderSpeed(speed: ProviderSpeed, file = providerSpeedFi
 function isProviderSpeed(x: unknown): x is ProviderSpeed {
   if (typeof x !== 'object' || x === null) return false;
   const r = x as Record<string, unknown>;
-  return typeof r.adapter === 'string' && typeof r.cudaStepMs === 'number' && typeof r.webgpuStepMs === 'number' && typeof r.steps === 'number' && typeof r.workload === 'string' && typeof r.measuredAt === 'string';
+  return (
+    typeof r.adapter === 'string' &&
+    typeof r.cudaStepMs === 'number' &&
+    typeof r.webgpuStepMs === 'number' &&
+    typeof r.steps === 'number' &&
+    typeof r.workload === 'string' &&
+    typeof r.measuredAt === 'string'
+  );
 }

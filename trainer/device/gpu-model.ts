@@ -18,9 +18,25 @@ export interface GpuSpec {
 export const GPUS: readonly GpuSpec[] = [
   { name: 'H100 SXM', bandwidthGBs: 3350, fp32Tflops: 67, source: 'NVIDIA H100 Tensor Core GPU datasheet: H100 SXM, 3.35 TB/s HBM3, FP32 67 TFLOPS' },
   { name: 'A100', bandwidthGBs: 2039, fp32Tflops: 19.5, source: 'NVIDIA A100 datasheet: A100 80GB SXM, 2,039 GB/s HBM2e, FP32 19.5 TFLOPS' },
-  { name: 'RTX 4090', bandwidthGBs: 1008, fp32Tflops: 82.6, source: 'NVIDIA Ada Lovelace architecture whitepaper: GeForce RTX 4090, 1,008 GB/s GDDR6X, 82.6 TFLOPS FP32' },
-  { name: 'RTX 4070 Laptop', bandwidthGBs: 256, fp32Tflops: 20, source: 'NVIDIA GeForce RTX 4070 Laptop GPU specifications: 4,608 CUDA cores at up to 2,175 MHz (2 × 4608 × 2.175 GHz ≈ 20 TFLOPS, at its highest power), 128-bit GDDR6 at 16 Gbps = 256 GB/s' },
-  { name: 'Apple M2', bandwidthGBs: 100, fp32Tflops: 3.6, source: 'Apple M2 announcement (June 2022): 100 GB/s unified memory bandwidth, 10-core GPU at 3.6 TFLOPS' },
+  {
+    name: 'RTX 4090',
+    bandwidthGBs: 1008,
+    fp32Tflops: 82.6,
+    source: 'NVIDIA Ada Lovelace architecture whitepaper: GeForce RTX 4090, 1,008 GB/s GDDR6X, 82.6 TFLOPS FP32',
+  },
+  {
+    name: 'RTX 4070 Laptop',
+    bandwidthGBs: 256,
+    fp32Tflops: 20,
+    source:
+      'NVIDIA GeForce RTX 4070 Laptop GPU specifications: 4,608 CUDA cores at up to 2,175 MHz (2 × 4608 × 2.175 GHz ≈ 20 TFLOPS, at its highest power), 128-bit GDDR6 at 16 Gbps = 256 GB/s',
+  },
+  {
+    name: 'Apple M2',
+    bandwidthGBs: 100,
+    fp32Tflops: 3.6,
+    source: 'Apple M2 announcement (June 2022): 100 GB/s unified memory bandwidth, 10-core GPU at 3.6 TFLOPS',
+  },
 ];
 
 export function gpuByName(name: string): GpuSpec {
@@ -72,7 +88,11 @@ export interface PredictionOptions {
 export const DEFAULT_LAUNCH_US = 5;
 
 export function predictPart(part: PartCounts, gpu: GpuSpec, options: PredictionOptions = {}): PartPrediction {
-  for (const [what, v] of [['dispatches', part.dispatches], ['bytes', part.bytes], ['operations', part.operations]] as const) {
+  for (const [what, v] of [
+    ['dispatches', part.dispatches],
+    ['bytes', part.bytes],
+    ['operations', part.operations],
+  ] as const) {
     if (!Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite count ≥ 0, got ${v}`);
   }
   const memoryMs = (part.bytes / (gpu.bandwidthGBs * 1e9)) * 1e3;

@@ -17,7 +17,23 @@ import { DataType, decodeModel, getIntAttr, toNumber, valueInfoDims, valueInfoEl
 const VIEW_OPS = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Flatten', 'Identity', 'Shape']);
 /** Ops that read only the elements they output from their first input (a table gather, a slice). */
 const READS_OUTPUT_SIZED = new Set(['Gather', 'Slice']);
-const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'BitwiseXor', 'BitwiseAnd', 'BitwiseOr', 'BitShift', 'Pow', 'Max', 'Min', 'Equal', 'Less', 'Greater', 'Where']);
+const ELEMENTWISE = new Set([
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'BitwiseXor',
+  'BitwiseAnd',
+  'BitwiseOr',
+  'BitShift',
+  'Pow',
+  'Max',
+  'Min',
+  'Equal',
+  'Less',
+  'Greater',
+  'Where',
+]);
 
 const ELEMENT_BYTES: Partial<Record<number, number>> = {
   [DataType.FLOAT]: 4,
@@ -111,7 +127,12 @@ function broadcast(a: readonly number[], b: readonly number[]): number[] {
 function elementwiseValue(op: string, a: readonly number[], b: readonly number[]): number[] | null {
   const n = Math.max(a.length, b.length);
   if ((a.length !== n && a.length !== 1) || (b.length !== n && b.length !== 1)) return null;
-  const f = { Add: (x: number, y: number) => x + y, Sub: (x: number, y: number) => x - y, Mul: (x: number, y: number) => x * y, Div: (x: number, y: number) => Math.trunc(x / y) }[op];
+  const f = {
+    Add: (x: number, y: number) => x + y,
+    Sub: (x: number, y: number) => x - y,
+    Mul: (x: number, y: number) => x * y,
+    Div: (x: number, y: number) => Math.trunc(x / y),
+  }[op];
   if (!f) return null;
   return Array.from({ length: n }, (_, i) => f(a[a.length === 1 ? 0 : i], b[b.length === 1 ? 0 : i]));
 }
@@ -237,7 +258,9 @@ export function graphCost(model: Uint8Array, sizes: Readonly<Record<string, Inpu
     if (dispatch) {
       dispatches++;
       const bytesOf = (v: Value | undefined): number | null => (v?.dims ? product(v.dims) * (ELEMENT_BYTES[v.type] ?? 4) : null);
-      const parts = inputs.map((v, i) => (READS_OUTPUT_SIZED.has(n.opType) && i === 0 && elements !== null && v ? elements * (ELEMENT_BYTES[v.type] ?? 4) : bytesOf(v)));
+      const parts = inputs.map((v, i) =>
+        READS_OUTPUT_SIZED.has(n.opType) && i === 0 && elements !== null && v ? elements * (ELEMENT_BYTES[v.type] ?? 4) : bytesOf(v),
+      );
       const written = elements === null ? null : elements * (ELEMENT_BYTES[out.type] ?? 4);
       if (written === null || parts.some((p) => p === null)) unsized++;
       else {

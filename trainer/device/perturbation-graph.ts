@@ -191,8 +191,7 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
   // A shaped pass scales seed k's step by each index's multiplier: fl32(scale_k·m) is exact (m a power of two).
   const shapedScale = (k: number): string => (shaped ? add('Mul', [N.scale(k), N.multiplier], `s${k}_scale_m`) : N.scale(k));
   const u32 = (name: string, value: number): onnxTypes.Tensor => uint32Scalar(name, value);
-  const int32Scalar = (name: string, value: number): onnxTypes.Tensor =>
-    rawTensor(name, DataType.INT32, [], new Uint8Array(Int32Array.of(value).buffer));
+  const int32Scalar = (name: string, value: number): onnxTypes.Tensor => rawTensor(name, DataType.INT32, [], new Uint8Array(Int32Array.of(value).buffer));
   const initializers: onnxTypes.Tensor[] = [
     floatTensor('zq', ZQ, [ZQ.length]),
     ...[0, 1, 2, 3].map((j) => rawTensor(`xor_${8 * j}`, DataType.UINT32, [65536], new Uint8Array(xorTable(j).buffer))),
@@ -260,10 +259,12 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
     const [h2, h3] = bytesOf(hi, `${t}_hb`, 2);
     const [h0, h1] = bytesOf(lo, `${t}_lb`, 2);
     const odd = add('Add', [xorBytes(h1, h3, 1, `${t}_o1`), xorBytes(h0, h2, 0, `${t}_o0`)], `${t}_odd`);
-    const pairIndex = add('Concat', [
-      add('Unsqueeze', [toIndex(hi, `${t}_even_i`), 'i_1v'], `${t}_even2`),
-      add('Unsqueeze', [toIndex(odd, `${t}_odd_i`), 'i_1v'], `${t}_odd2`),
-    ], `${t}_pairs`, { axis: 1 });
+    const pairIndex = add(
+      'Concat',
+      [add('Unsqueeze', [toIndex(hi, `${t}_even_i`), 'i_1v'], `${t}_even2`), add('Unsqueeze', [toIndex(odd, `${t}_odd_i`), 'i_1v'], `${t}_odd2`)],
+      `${t}_pairs`,
+      { axis: 1 },
+    );
     const last = k === seeds - 1;
     const z = add('Gather', ['zq', add('Reshape', [pairIndex, 'i_flat'], `${t}_index`)], last && emitZ ? N.zOutput : `${t}_zq`, { axis: 0 });
     const step = add('Mul', [shapedScale(k), z], `${t}_step`);
@@ -286,7 +287,13 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
     irVersion: 8,
     opsetImport: [{ domain: '', version: PERTURBATION_OPSET }],
     producerName: 'fedkseed',
-    graph: { name: `perturb_arith_${sources.map((x) => x[0]).join('')}`, node: nodes, initializer: initializers.filter((t) => used.has(t.name)), input: inputs, output: outputs },
+    graph: {
+      name: `perturb_arith_${sources.map((x) => x[0]).join('')}`,
+      node: nodes,
+      initializer: initializers.filter((t) => used.has(t.name)),
+      input: inputs,
+      output: outputs,
+    },
   });
   return encodeModel(model);
 }

@@ -68,7 +68,11 @@ export function parsePlacementLog(log: string, expected: string): NodePlacement 
  * Creates a session over `model` on `provider` in a child process and reports where each node went.
  * Rejects with the child's message when the session cannot be created.
  */
-export async function nodePlacement(model: Uint8Array, provider: string, env: NodeJS.ProcessEnv = process.env): Promise<NodePlacement & { readonly log: string }> {
+export async function nodePlacement(
+  model: Uint8Array,
+  provider: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<NodePlacement & { readonly log: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'fedkseed-placement-'));
   try {
     const file = join(dir, 'model.onnx');

@@ -182,7 +182,10 @@ function cudaLibraryFile(platform: NodeJS.Platform): string {
 }
 
 /** The candidates to try in order, and the providers ruled out before any session is created. */
-export function planProviders(request: ProviderRequest, env: ProviderEnvironment = currentProviderEnvironment()): {
+export function planProviders(
+  request: ProviderRequest,
+  env: ProviderEnvironment = currentProviderEnvironment(),
+): {
   candidates: ProviderName[];
   ruledOut: ProviderAttempt[];
   text: string;
@@ -200,7 +203,10 @@ export function planProviders(request: ProviderRequest, env: ProviderEnvironment
 
 /** onnxruntime's messages carry a source location and an assertion; keep the sentence a user can act on. */
 export function conciseOrtError(message: string): string {
-  const firstLines = message.trim().split('\n').filter((l) => l.trim().length > 0);
+  const firstLines = message
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim().length > 0);
   let text = firstLines[0] ?? message.trim();
   const assertion = / was false\. (.*)$/.exec(text);
   if (assertion) text = assertion[1];
@@ -260,7 +266,10 @@ export async function createWithProviders<T>(
 }
 
 /** The adapter part of a report with WebGPU in use: predicted, and what the opened device showed. */
-async function webgpuAdapterReport(env: ProviderEnvironment, known?: AdapterObservation): Promise<Pick<ProviderReport, 'adapter' | 'adapterNote' | 'adapterObserved'>> {
+async function webgpuAdapterReport(
+  env: ProviderEnvironment,
+  known?: AdapterObservation,
+): Promise<Pick<ProviderReport, 'adapter' | 'adapterNote' | 'adapterObserved'>> {
   const choice = webgpuAdapterChoice(env);
   let observed = known;
   if (!observed && env.observeWebGpuAdapter) {
@@ -270,9 +279,15 @@ async function webgpuAdapterReport(env: ProviderEnvironment, known?: AdapterObse
       observed = undefined; // the session in use opened a device; the probe's failure only leaves it unconfirmed
     }
   }
-  const software = (observed?.readable ? observed.software : choice?.chosen?.software) ? ' — a software adapter: correct results, but slower than the CPU provider' : '';
+  const software = (observed?.readable ? observed.software : choice?.chosen?.software)
+    ? ' — a software adapter: correct results, but slower than the CPU provider'
+    : '';
   const predicted = choice ? describeAdapterChoice(choice) : 'adapter not identified on this platform';
-  const confirmation = !observed ? '' : observed.readable ? `; opened: ${observed.software ? observed.name : 'a hardware adapter'} (${observed.evidence})` : `; not confirmed: ${observed.note}`;
+  const confirmation = !observed
+    ? ''
+    : observed.readable
+      ? `; opened: ${observed.software ? observed.name : 'a hardware adapter'} (${observed.evidence})`
+      : `; not confirmed: ${observed.note}`;
   return { adapter: choice?.chosen ?? null, adapterNote: predicted + confirmation + software, adapterObserved: observed };
 }
 

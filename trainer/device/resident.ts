@@ -415,7 +415,8 @@ export class DeviceModelSession {
     }
     const io = this.model.io;
     const feeds: Record<string, ort.Tensor> = {
-      [io.inputIds.name]: io.inputIds.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [B, T]) : new ort.Tensor('int32', ids, [B, T]),
+      [io.inputIds.name]:
+        io.inputIds.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(ids, BigInt), [B, T]) : new ort.Tensor('int32', ids, [B, T]),
       // The device graph takes the mask as int32 (device-graph.ts).
       [io.attentionMask.name]: new ort.Tensor('int32', mask, [B, T]),
       [DEVICE_NAMES.targets]: new ort.Tensor('int32', targets, [B, T, 1]),
@@ -425,7 +426,8 @@ export class DeviceModelSession {
     if (io.positionIds) {
       const pos = new Int32Array(B * T);
       for (let i = 0; i < pos.length; i++) pos[i] = i % T;
-      feeds[io.positionIds.name] = io.positionIds.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(pos, BigInt), [B, T]) : new ort.Tensor('int32', pos, [B, T]);
+      feeds[io.positionIds.name] =
+        io.positionIds.type === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(pos, BigInt), [B, T]) : new ort.Tensor('int32', pos, [B, T]);
     }
     const out = await session.run(feeds, [fetch]);
     this.weights.counter.count(feeds, out);

@@ -34,7 +34,12 @@ export interface MetricsOptions {
   readonly context?: number;
 }
 
-export async function scoreHeldOut(decoder: CompletionDecoder, tokenizer: TextTokenizer, examples: readonly Example[], o: MetricsOptions = {}): Promise<HeldOutMetrics> {
+export async function scoreHeldOut(
+  decoder: CompletionDecoder,
+  tokenizer: TextTokenizer,
+  examples: readonly Example[],
+  o: MetricsOptions = {},
+): Promise<HeldOutMetrics> {
   const context = o.context ?? Infinity;
   const maxNewTokens = o.maxNewTokens ?? 48;
   const acc = new Top1Accumulator();
@@ -51,7 +56,13 @@ export async function scoreHeldOut(decoder: CompletionDecoder, tokenizer: TextTo
   if (tokenizer.idsOnly) return { accuracy, accuracyTargets, exactMatch: null, rougeL: null, generated: 0 };
   const decode = (t: readonly number[]) => tokenizer.decode(t, { skipSpecialTokens: true });
   const generate = (prompt: readonly number[], stop: 'line' | 'none') =>
-    complete(decoder.model, decode, prompt.slice(-Math.max(1, context - maxNewTokens)), { maxTokens: maxNewTokens, sampling: { mode: 'greedy' }, stop, eosId: tokenizer.eosId, maxLength: context });
+    complete(decoder.model, decode, prompt.slice(-Math.max(1, context - maxNewTokens)), {
+      maxTokens: maxNewTokens,
+      sampling: { mode: 'greedy' },
+      stop,
+      eosId: tokenizer.eosId,
+      maxLength: context,
+    });
   const chosen = examples.slice(0, o.generationExamples ?? 16);
   const instructions = chosen.filter((e) => e.reference !== undefined && e.promptLength !== undefined);
   if (instructions.length > 0) {

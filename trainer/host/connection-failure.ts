@@ -31,7 +31,7 @@ export function causeOf(close: Pick<Close, 'error' | 'errorCode'>): ConnectionCa
 
 const causeWords: Record<ConnectionCause, string> = {
   refused: 'the connection was refused (is the server running, and is this its port?)',
-  dns: 'the server\'s host name could not be resolved',
+  dns: "the server's host name could not be resolved",
   tls: 'the TLS handshake failed (a wss:// certificate problem, or wss:// to a plain ws:// server)',
   auth: 'the server refused the token',
   timeout: 'the server did not answer in time',
@@ -51,6 +51,7 @@ export function failureFromClose(url: string, close: Close): ConnectionFailure {
 /** A client's error as a connection failure, when it is one (a refusal of the token, a give-up). */
 export function failureFromError(url: string, err: unknown): ConnectionFailure | null {
   if (err instanceof FederationGaveUpError) return failureFromClose(url, err.last);
-  if (err instanceof FederationClientError && err.code === ErrorCode.AuthFailed) return { kind: 'connection', cause: 'auth', url, attempts: 1, detail: err.message };
+  if (err instanceof FederationClientError && err.code === ErrorCode.AuthFailed)
+    return { kind: 'connection', cause: 'auth', url, attempts: 1, detail: err.message };
   return null;
 }

@@ -94,7 +94,14 @@ export async function runFederation(
   client.on('round', (e) => {
     inProgress = e.round;
     // The round shown is the one in progress (a completed round keeps its number until the next starts).
-    reporter.update({ state: 'training', round: e.round, steps: e.steps, roundStep: 0, step: stepOf(e.round, 0), detail: `Training round ${e.round} of ${config?.rounds ?? '?'}` });
+    reporter.update({
+      state: 'training',
+      round: e.round,
+      steps: e.steps,
+      roundStep: 0,
+      step: stepOf(e.round, 0),
+      detail: `Training round ${e.round} of ${config?.rounds ?? '?'}`,
+    });
     const k = config?.k ?? 1;
     const p = e.probabilities ?? new Float64Array(k).fill(1 / k);
     notify.seedProbabilities(e.round, p);
@@ -130,14 +137,27 @@ export async function runFederation(
       baselineSent = true;
     }
     total = { ...total, fedAvg: total.fedAvg + fedAvg };
-    notify.roundCompleted({ round: r.round, rounds: config?.rounds ?? 0, step, heldOutLoss: heldOut, bytesUp: counted.up, bytesDown: counted.down, fedAvgBytes: fedAvg });
+    notify.roundCompleted({
+      round: r.round,
+      rounds: config?.rounds ?? 0,
+      step,
+      heldOutLoss: heldOut,
+      bytesUp: counted.up,
+      bytesDown: counted.down,
+      fedAvgBytes: fedAvg,
+    });
     if (heldOut !== null) notify.evaluation({ step, round: r.round, heldOutLoss: heldOut });
     if (inProgress === r.round) inProgress = null;
     reporter.update({ round: r.round, committedRound: r.round, heldOutLoss: heldOut ?? reporter.status.heldOutLoss });
     reporter.updateBytes({ upRound: 0, downRound: 0, fedAvgRound: fedAvg, fedAvgTotal: total.fedAvg });
   });
   client.on('serverError', (e) => notify.log('warn', `server error ${e.name}: ${e.message}`));
-  client.on('resync', (e) => notify.log('warn', `the replica at round ${e.round} does not follow the federation (${e.message}): rebuilding it from the base model and rejoining from round 0`));
+  client.on('resync', (e) =>
+    notify.log(
+      'warn',
+      `the replica at round ${e.round} does not follow the federation (${e.message}): rebuilding it from the base model and rejoining from round 0`,
+    ),
+  );
 
   const onAbort = () => {
     // Leave now: end the round in progress as well as the connection.
@@ -147,7 +167,12 @@ export async function runFederation(
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     const result = await client.run();
-    reporter.update({ state: 'finished', round: result.finalRound, committedRound: result.finalRound, detail: `The federation finished after round ${result.finalRound}` });
+    reporter.update({
+      state: 'finished',
+      round: result.finalRound,
+      committedRound: result.finalRound,
+      detail: `The federation finished after round ${result.finalRound}`,
+    });
     return { finalRound: result.finalRound, digest: result.digest, stopped: false, syncedRound: client.syncedRound };
   } catch (err) {
     if (signal.aborted) return { finalRound: reporter.status.committedRound ?? client.syncedRound, digest: '', stopped: true, syncedRound: client.syncedRound };

@@ -92,7 +92,7 @@ export async function trainLocally(
   const best = run.best;
   const keepBest = (params.keep ?? 'best') === 'best' && best !== null && best.step !== startStep + run.stepsRun;
   if (keepBest) {
-    applyCheckpoint(engine.params, best.checkpoint, engine.model.identity, 'the run\'s best checkpoint');
+    applyCheckpoint(engine.params, best.checkpoint, engine.model.identity, "the run's best checkpoint");
     engine.weights.resetToBase();
     save(best.checkpoint);
   }

@@ -13,7 +13,12 @@ export type Handlers<T> = {
 export type Around = <R>(name: string, work: () => Promise<R>) => Promise<R>;
 
 /** Answers every method of `table` on `connection` with its handler; disposing stops answering. */
-export function serve<T extends MethodTable<T>>(connection: MessageConnection, table: T, handlers: Handlers<T>, around: Around = (_name, work) => work()): Disposable {
+export function serve<T extends MethodTable<T>>(
+  connection: MessageConnection,
+  table: T,
+  handlers: Handlers<T>,
+  around: Around = (_name, work) => work(),
+): Disposable {
   const registrations = (Object.keys(table) as (keyof T & string)[]).map((name) => {
     const spec: MethodSpec<ParamsOf<T[typeof name]>, ResultOf<T[typeof name]>> = table[name];
     const handler = handlers[name];

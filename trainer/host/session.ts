@@ -102,7 +102,10 @@ export class TrainerSession {
       }
       const { adapterNote } = engine.session.providerReport;
       if (adapterNote) this.notify.log('info', `WebGPU adapter: ${adapterNote}`);
-      this.notify.log('info', `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}, kernel ${engine.params.kernel}`);
+      this.notify.log(
+        'info',
+        `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}, kernel ${engine.params.kernel}`,
+      );
       this.reporter.reset({ state: 'idle', provider: engine.session.executionProvider });
       return this.engineInfo;
     } catch (err) {
@@ -150,7 +153,9 @@ export class TrainerSession {
         const checkpoint = loadCheckpoint(params.resumeFrom);
         if (checkpoint.round !== undefined) throw new Error(`${params.resumeFrom} is a federation's checkpoint, not a local run's`);
         if (checkpoint.k !== params.k || checkpoint.federationSeed !== params.federationSeed || checkpoint.eta !== params.eta) {
-          throw new Error(`${params.resumeFrom} was trained with K = ${checkpoint.k}, seed ${checkpoint.federationSeed}, η = ${checkpoint.eta}; the run asks for K = ${params.k}, seed ${params.federationSeed}, η = ${params.eta}`);
+          throw new Error(
+            `${params.resumeFrom} was trained with K = ${checkpoint.k}, seed ${checkpoint.federationSeed}, η = ${checkpoint.eta}; the run asks for K = ${params.k}, seed ${params.federationSeed}, η = ${params.eta}`,
+          );
         }
         engine = await this.applyCheckpointTo(engine, checkpoint, params.resumeFrom);
         resume = { checkpoint };
@@ -160,7 +165,18 @@ export class TrainerSession {
       }
       const data = await this.loadData(engine, params.data);
       try {
-        const { result } = await trainLocally(engine, data, params, this.reporter, this.notify, jobSignal, () => undefined, resume, () => this.completions?.atRest(), (examples) => this.metricsOf(engine).score(examples));
+        const { result } = await trainLocally(
+          engine,
+          data,
+          params,
+          this.reporter,
+          this.notify,
+          jobSignal,
+          () => undefined,
+          resume,
+          () => this.completions?.atRest(),
+          (examples) => this.metricsOf(engine).score(examples),
+        );
         // The run leaves its best evaluated point (trainLocally applied its coefficients when it was not the last step).
         const keptStep = result.best?.step ?? result.totalSteps;
         if (engine.params.appliedCoefficients().size > 0 && this.applied === null) {
@@ -222,7 +238,10 @@ export class TrainerSession {
               .then((m) => this.notify.metrics({ step, round, accuracy: m.accuracy, exactMatch: m.exactMatch, rougeL: m.rougeL }))
               .catch((err: unknown) => this.notify.log('warn', `held-out measures after round ${round}: ${errorMessage(err)}`));
             if (params.checkpointPath) {
-              saveCheckpoint(params.checkpointPath, makeCheckpoint(federationOrigin(working.model.identity, config), working.params.appliedCoefficients(), { round }));
+              saveCheckpoint(
+                params.checkpointPath,
+                makeCheckpoint(federationOrigin(working.model.identity, config), working.params.appliedCoefficients(), { round }),
+              );
             }
           },
         };
@@ -272,7 +291,18 @@ export class TrainerSession {
       COMPLETION_DEFAULTS.threads,
     );
     const r = await this.completions.complete(params, signal);
-    return { text: r.text, tokens: r.tokens, finish: r.finish, firstTokenMs: r.firstTokenMs, totalMs: r.totalMs, promptTokens: r.promptTokens, source: r.source, weights: r.weights, decoder: r.decoder, modelPath: engine.modelPath };
+    return {
+      text: r.text,
+      tokens: r.tokens,
+      finish: r.finish,
+      firstTokenMs: r.firstTokenMs,
+      totalMs: r.totalMs,
+      promptTokens: r.promptTokens,
+      source: r.source,
+      weights: r.weights,
+      decoder: r.decoder,
+      modelPath: engine.modelPath,
+    };
   }
 
   /** Copies of the weights completions have taken so far (benchmarks). */
@@ -295,7 +325,10 @@ export class TrainerSession {
   stop(): boolean {
     if (!this.job) return false;
     if (!this.job.abort.signal.aborted && (this.job.kind === 'training' || this.job.kind === 'federation')) {
-      this.reporter.update({ state: 'stopping', detail: this.job.kind === 'federation' ? 'Leaving the federation after the current step…' : 'Stopping after the current step…' });
+      this.reporter.update({
+        state: 'stopping',
+        detail: this.job.kind === 'federation' ? 'Leaving the federation after the current step…' : 'Stopping after the current step…',
+      });
     }
     this.job.abort.abort();
     return true;
@@ -368,7 +401,12 @@ export class TrainerSession {
     if (applied.size > 0) {
       if (!this.applied) throw new Error('the replica holds coefficients of an unknown origin');
       const seeds = [...applied.keys()];
-      engine.params.applyCoefficientDelta(this.applied.federationSeed, seeds, seeds.map((j) => -(applied.get(j) ?? 0)), this.applied.eta);
+      engine.params.applyCoefficientDelta(
+        this.applied.federationSeed,
+        seeds,
+        seeds.map((j) => -(applied.get(j) ?? 0)),
+        this.applied.eta,
+      );
     }
     engine.params.resetToBase();
     engine.weights.resetToBase();
@@ -380,7 +418,9 @@ export class TrainerSession {
   /** Base + the checkpoint's coefficients, after checking it belongs to this model. */
   private async applyCheckpointTo(engine: Engine, checkpoint: Checkpoint, source: string): Promise<Engine> {
     if (checkpoint.baseModel !== engine.model.identity) {
-      throw new Error(`${source} was made for base model ${checkpoint.baseModel.slice(0, 12)}…, not the loaded model ${engine.model.identity.slice(0, 12)}… (${engine.modelPath})`);
+      throw new Error(
+        `${source} was made for base model ${checkpoint.baseModel.slice(0, 12)}…, not the loaded model ${engine.model.identity.slice(0, 12)}… (${engine.modelPath})`,
+      );
     }
     const working = await this.toBase(engine, checkpoint.federationSeed);
     applyCheckpoint(working.params, checkpoint, working.model.identity, source);
@@ -431,4 +471,3 @@ export class TrainerSession {
     return data;
   }
 }
-

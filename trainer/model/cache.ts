@@ -100,7 +100,12 @@ export function emptyPastInputs(graph: onnxTypes.Graph, io: CausalLmIo): void {
       nodes.push(node('Concat', [batch, `${p}rest${k}`], [shape], shape, { axis: 0 }));
       shapes.set(key, shape);
     }
-    const zero = onnx.TensorProto.create({ name: `${past.name}/zero`, dataType: past.elemType, dims: [1], rawData: new Uint8Array(ZERO_BYTES[past.elemType] ?? 4) }) as unknown as onnxTypes.Tensor;
+    const zero = onnx.TensorProto.create({
+      name: `${past.name}/zero`,
+      dataType: past.elemType,
+      dims: [1],
+      rawData: new Uint8Array(ZERO_BYTES[past.elemType] ?? 4),
+    }) as unknown as onnxTypes.Tensor;
     nodes.push(node('ConstantOfShape', [shape], [past.name], `${p}${past.name}`, { value: zero }));
   }
   graph.node.unshift(...nodes);

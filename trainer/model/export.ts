@@ -33,12 +33,7 @@ export interface ExportResult {
   weightBytes: number;
 }
 
-export function exportModel(
-  model: LoadedModel,
-  weights: ReadonlyMap<string, Float32Array>,
-  outPath: string,
-  options: ExportOptions = {},
-): ExportResult {
+export function exportModel(model: LoadedModel, weights: ReadonlyMap<string, Float32Array>, outPath: string, options: ExportOptions = {}): ExportResult {
   const proto = decodeModel(encodeModel(model.proto));
   const graph = proto.graph;
   // IR < 4 lists initializers among the inputs; the float32 sources take their place there.
@@ -61,7 +56,11 @@ export function exportModel(
     const tensor = rawTensor(source, DataType.FLOAT, w.dims, new Uint8Array(0));
     tensors.push({ tensor, data });
     weightBytes += data.byteLength;
-    if (listedAsInputs.has(w.name)) graph.input.push({ name: source, type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: w.dims.map((d) => ({ dimValue: d })) } } } } as onnxTypes.ValueInfo);
+    if (listedAsInputs.has(w.name))
+      graph.input.push({
+        name: source,
+        type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: w.dims.map((d) => ({ dimValue: d })) } } },
+      } as onnxTypes.ValueInfo);
   }
   const external = weightBytes > (options.externalDataThreshold ?? EXTERNAL_DATA_THRESHOLD);
   mkdirSync(dirname(outPath), { recursive: true });
@@ -141,5 +140,5 @@ function writeExternal(tensors: { tensor: onnxTypes.Tensor; data: Float32Array }
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30));
 }

@@ -55,7 +55,10 @@ export class ExternalDataReader {
     const path = resolveLocation(this.modelDir, ref.location, this.file);
     const handle = this.handle(path);
     if (ref.offset + expected > handle.size) {
-      throw new ModelError(this.file, `initializer '${tensorName}': external data ${ref.location} is truncated (needs bytes up to ${ref.offset + expected}, file has ${handle.size})`);
+      throw new ModelError(
+        this.file,
+        `initializer '${tensorName}': external data ${ref.location} is truncated (needs bytes up to ${ref.offset + expected}, file has ${handle.size})`,
+      );
     }
     let done = 0;
     while (done < expected) {

@@ -81,7 +81,14 @@ function vocabOf(logits: Float32Array, batch: number): number {
 }
 
 /** Prompts of one length decoded together over the cache. */
-async function generateCached(decoder: IncrementalDecoder, rows: number[], seqs: number[][], out: Progress[], o: GenerateOptions, maxLength: number): Promise<void> {
+async function generateCached(
+  decoder: IncrementalDecoder,
+  rows: number[],
+  seqs: number[][],
+  out: Progress[],
+  o: GenerateOptions,
+  maxLength: number,
+): Promise<void> {
   const seq = seqs[rows[0]].length;
   const ids = new BigInt64Array(rows.length * seq);
   rows.forEach((i, r) => seqs[i].forEach((id, t) => (ids[r * seq + t] = BigInt(id))));
@@ -93,7 +100,11 @@ async function generateCached(decoder: IncrementalDecoder, rows: number[], seqs:
     const keep = live.flatMap((i, r) => (out[i].finish === undefined ? [r] : []));
     if (keep.length === 0) return;
     live = keep.map((r) => live[r]);
-    ({ logits, state } = await decoder.step(state, keep, BigInt64Array.from(live, (i) => BigInt(seqs[i][seqs[i].length - 1]))));
+    ({ logits, state } = await decoder.step(
+      state,
+      keep,
+      BigInt64Array.from(live, (i) => BigInt(seqs[i][seqs[i].length - 1])),
+    ));
   }
 }
 

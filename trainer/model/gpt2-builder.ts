@@ -81,9 +81,16 @@ export function buildGpt2(c: Gpt2Config): onnxTypes.Model {
     return output;
   };
   const linear = (x: string, prefix: string, inDim: number, outDim: number): string =>
-    op('Add', [op('MatMul', [x, weight(`${prefix}.weight`, [inDim, outDim], 'normal')], `${prefix}/matmul`), weight(`${prefix}.bias`, [outDim], 'zeros')], `${prefix}/out`);
+    op(
+      'Add',
+      [op('MatMul', [x, weight(`${prefix}.weight`, [inDim, outDim], 'normal')], `${prefix}/matmul`), weight(`${prefix}.bias`, [outDim], 'zeros')],
+      `${prefix}/out`,
+    );
   const layerNorm = (x: string, prefix: string): string =>
-    op('LayerNormalization', [x, weight(`${prefix}.weight`, [d], 'ones'), weight(`${prefix}.bias`, [d], 'zeros')], `${prefix}/out`, { axis: -1, epsilon: { float: 1e-5 } });
+    op('LayerNormalization', [x, weight(`${prefix}.weight`, [d], 'ones'), weight(`${prefix}.bias`, [d], 'zeros')], `${prefix}/out`, {
+      axis: -1,
+      epsilon: { float: 1e-5 },
+    });
   const unsqueeze = (x: string, axes: number[], output: string): string => op('Unsqueeze', [x, ints(`${output}/axes`, axes)], output);
 
   const wte = weight('transformer.wte.weight', [c.vocab, d], 'normal');

@@ -199,7 +199,7 @@ function embeddingRows(graph: onnxTypes.Graph, io: CausalLmIo, weights: WeightSp
   for (const name of names) {
     for (const { node, index: i } of index.consumers.get(name) ?? []) {
       if (node.opType !== 'Gather' || i !== 1) continue;
-      const w = weights.find((x) => x.name === node.input[0] || x.quantized?.kind === 'dequantize-linear' && x.quantized.output === node.input[0]);
+      const w = weights.find((x) => x.name === node.input[0] || (x.quantized?.kind === 'dequantize-linear' && x.quantized.output === node.input[0]));
       if (w && w.dims.length === 2) return w.dims[0];
       const t = graph.initializer.find((x) => x.name === node.input[0]);
       if (t && t.dims.length === 2) return toNumber(t.dims[0]);
@@ -310,7 +310,14 @@ function planParameters(graph: onnxTypes.Graph, tensors: TensorSource, file: str
     candidates.push({
       spec: { name: t.name, dims, storage, reason: roles.join(' + ') },
       role: roles.length > 0 ? roles.join(' + ') : null,
-      constantReason: quantizationOnly ? 'quantization scale' : rotary ? 'rotary cache' : constantReason(readers, dims.reduce((a, b) => a * b, 1)),
+      constantReason: quantizationOnly
+        ? 'quantization scale'
+        : rotary
+          ? 'rotary cache'
+          : constantReason(
+              readers,
+              dims.reduce((a, b) => a * b, 1),
+            ),
       float: true,
     });
   }
@@ -336,9 +343,23 @@ function planParameters(graph: onnxTypes.Graph, tensors: TensorSource, file: str
       }
       const rawAxis = getIntAttr(node, 'axis') ?? 1;
       const axis = scaleSize <= 1 && scale.dims.length <= 1 ? null : rawAxis < 0 ? rawAxis + dims.length : rawAxis;
-      if (axis !== null && dims[axis] !== scaleSize) throw new ModelError(file, `DequantizeLinear of '${q.name}': ${scaleSize} scales for axis ${axis} of [${dims.join(', ')}]`);
-      const quantized: QuantizedSource = { kind: 'dequantize-linear', output: name, quantized: q.name, scale: scale.name, zeroPoint: zp?.name ?? null, axis, dataType: q.dataType };
-      candidates.push({ spec: { name, dims, storage: storage as FloatStorage, reason: `${roles.join(' + ')} (${describeQuantization(quantized)})`, quantized }, role: roles.join(' + '), constantReason: '', float: false });
+      if (axis !== null && dims[axis] !== scaleSize)
+        throw new ModelError(file, `DequantizeLinear of '${q.name}': ${scaleSize} scales for axis ${axis} of [${dims.join(', ')}]`);
+      const quantized: QuantizedSource = {
+        kind: 'dequantize-linear',
+        output: name,
+        quantized: q.name,
+        scale: scale.name,
+        zeroPoint: zp?.name ?? null,
+        axis,
+        dataType: q.dataType,
+      };
+      candidates.push({
+        spec: { name, dims, storage: storage as FloatStorage, reason: `${roles.join(' + ')} (${describeQuantization(quantized)})`, quantized },
+        role: roles.join(' + '),
+        constantReason: '',
+        float: false,
+      });
     } else if (node.opType === 'MatMulNBits' && node.domain === 'com.microsoft') {
       const packed = inits.get(node.input[1]);
       const scales = inits.get(node.input[2]);
@@ -352,7 +373,8 @@ function planParameters(graph: onnxTypes.Graph, tensors: TensorSource, file: str
       const storage = floatStorageOf(scales.dataType);
       let problem: string | null = null;
       if (node.input[4]) problem = 'MatMulNBits with g_idx (act-order) is not trained';
-      else if (![2, 4, 8].includes(bits) || blockSize < 1 || (blockSize * bits) % 8 !== 0) problem = `MatMulNBits with bits=${bits}, block_size=${blockSize} is not trained`;
+      else if (![2, 4, 8].includes(bits) || blockSize < 1 || (blockSize * bits) % 8 !== 0)
+        problem = `MatMulNBits with bits=${bits}, block_size=${blockSize} is not trained`;
       else if (!storage || (zpName && !zp)) problem = 'MatMulNBits without constant scales/zero points is not trained';
       if (problem) {
         unsupported.push({ name: packed.name, dims: [k, n], type: `${bits}-bit`, reason: problem });
@@ -368,14 +390,26 @@ function planParameters(graph: onnxTypes.Graph, tensors: TensorSource, file: str
         bits,
         blockSize,
       };
-      candidates.push({ spec: { name: packed.name, dims: [k, n], storage: storage as FloatStorage, reason: `matmul weight (${describeQuantization(quantized)})`, quantized }, role: 'matmul weight', constantReason: '', float: false });
+      candidates.push({
+        spec: { name: packed.name, dims: [k, n], storage: storage as FloatStorage, reason: `matmul weight (${describeQuantization(quantized)})`, quantized },
+        role: 'matmul weight',
+        constantReason: '',
+        float: false,
+      });
     }
   }
   for (const t of graph.initializer) {
     if (t.dataType !== INT8 && t.dataType !== UINT8) continue;
-    const readers = (index.consumers.get(t.name) ?? []).map((c) => c.node.opType).filter((op) => ['MatMulInteger', 'ConvInteger', 'QLinearMatMul', 'QLinearConv', 'GatherBlockQuantized', 'DynamicQuantizeMatMul'].includes(op));
+    const readers = (index.consumers.get(t.name) ?? [])
+      .map((c) => c.node.opType)
+      .filter((op) => ['MatMulInteger', 'ConvInteger', 'QLinearMatMul', 'QLinearConv', 'GatherBlockQuantized', 'DynamicQuantizeMatMul'].includes(op));
     if (readers.length > 0 && t.dims.length >= 2) {
-      unsupported.push({ name: t.name, dims: t.dims.map(toNumber), type: dataTypeName(t.dataType), reason: `read by ${[...new Set(readers)].join(', ')} (activation-quantized): not trained; use a float or weight-only quantized variant` });
+      unsupported.push({
+        name: t.name,
+        dims: t.dims.map(toNumber),
+        type: dataTypeName(t.dataType),
+        reason: `read by ${[...new Set(readers)].join(', ')} (activation-quantized): not trained; use a float or weight-only quantized variant`,
+      });
     }
   }
 
@@ -400,7 +434,8 @@ function planParameters(graph: onnxTypes.Graph, tensors: TensorSource, file: str
   ];
   const floatNames = candidates.filter((c) => c.float).map((c) => c.spec.name);
   const legacy = weights.every((w) => !w.quantized && !w.transposedCopies) && weights.length === floatNames.length;
-  if (weights.length === 0 && (select?.trainable?.length || select?.freeze?.length)) throw new ModelError(file, 'no trainable parameters: the selection leaves nothing to train');
+  if (weights.length === 0 && (select?.trainable?.length || select?.freeze?.length))
+    throw new ModelError(file, 'no trainable parameters: the selection leaves nothing to train');
   return { weights, initializers: inits, constants, legacy };
 }
 
@@ -417,7 +452,12 @@ function findTransposedCopies(candidates: Candidate[], inits: Map<string, onnxTy
       values ??= tensors.floats(inits.get(e.spec.name) as onnxTypes.Tensor);
       const other = tensors.floats(inits.get(m.spec.name) as onnxTypes.Tensor);
       let same = true;
-      for (let r = 0; r < rows && same; r++) for (let c = 0; c < cols; c++) if (!Object.is(values[r * cols + c], other[c * rows + r])) { same = false; break; }
+      for (let r = 0; r < rows && same; r++)
+        for (let c = 0; c < cols; c++)
+          if (!Object.is(values[r * cols + c], other[c * rows + r])) {
+            same = false;
+            break;
+          }
       if (!same) continue;
       m.copyOf = e.spec.name;
       e.spec.reason = `${e.spec.reason} + matmul weight (tied: ${m.spec.name} holds it transposed)`;
@@ -430,11 +470,11 @@ function applySelection(candidates: Candidate[], select: Selection | undefined, 
   const trainable = (select?.trainable ?? []).map((g) => ({ glob: g, re: globToRegExp(g) }));
   const freeze = (select?.freeze ?? []).map((g) => ({ glob: g, re: globToRegExp(g) }));
   for (const { glob, re } of [...trainable, ...freeze]) {
-    if (!selectable.some((c) => re.test(c.spec.name))) throw new ModelError(file, `the pattern '${glob}' matches no tensor of the model (see fedkseed inspect)`);
+    if (!selectable.some((c) => re.test(c.spec.name)))
+      throw new ModelError(file, `the pattern '${glob}' matches no tensor of the model (see fedkseed inspect)`);
   }
-  const picked = trainable.length === 0
-    ? selectable.filter((c) => c.role !== null)
-    : selectable.filter((c) => trainable.some(({ re }) => re.test(c.spec.name)));
+  const picked =
+    trainable.length === 0 ? selectable.filter((c) => c.role !== null) : selectable.filter((c) => trainable.some(({ re }) => re.test(c.spec.name)));
   for (const c of picked) if (c.role === null) c.spec = { ...c.spec, reason: `chosen by the selection (${c.constantReason})` };
   return picked.filter((c) => !freeze.some(({ re }) => re.test(c.spec.name)));
 }
@@ -533,7 +573,7 @@ function identityHash(modelBytes: Uint8Array, externalFiles: string[]): string {
   for (const path of externalFiles) {
     const fd = openSync(path, 'r');
     try {
-      for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0; ) hash.update(chunk.subarray(0, n));
+      for (let n; (n = readSync(fd, chunk, 0, chunk.length, null)) > 0;) hash.update(chunk.subarray(0, n));
     } finally {
       closeSync(fd);
     }

@@ -99,14 +99,7 @@ export function dataTypeName(code: number): string {
 export type AttrValue = number | string | number[] | onnxTypes.Tensor | { float: number };
 
 /** Builds a node; integers become INT/INTS attributes, `{ float: x }` a FLOAT attribute. */
-export function node(
-  opType: string,
-  inputs: string[],
-  outputs: string[],
-  name: string,
-  attrs: Record<string, AttrValue> = {},
-  domain = '',
-): onnxTypes.Node {
+export function node(opType: string, inputs: string[], outputs: string[], name: string, attrs: Record<string, AttrValue> = {}, domain = ''): onnxTypes.Node {
   const attribute = Object.entries(attrs).map(([key, value]) => attribute_(key, value));
   return onnx.NodeProto.create({ opType, input: inputs, output: outputs, name, attribute, domain }) as unknown as onnxTypes.Node;
 }
@@ -135,10 +128,7 @@ export function getIntAttr(n: onnxTypes.Node, name: string): number | undefined 
 
 /** A tensor value info; a dimension given as a string is symbolic, null is unknown. */
 export function valueInfo(name: string, elemType: number, dims: (number | string | null)[] | null): onnxTypes.ValueInfo {
-  const shape =
-    dims === null
-      ? undefined
-      : { dim: dims.map((d) => (d === null ? {} : typeof d === 'string' ? { dimParam: d } : { dimValue: d })) };
+  const shape = dims === null ? undefined : { dim: dims.map((d) => (d === null ? {} : typeof d === 'string' ? { dimParam: d } : { dimValue: d })) };
   return onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType, shape } } }) as onnxTypes.ValueInfo;
 }
 

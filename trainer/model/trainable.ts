@@ -183,4 +183,3 @@ export interface Selection {
   /** Names matching one of these are not trained. */
   freeze?: readonly string[];
 }
-

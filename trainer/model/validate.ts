@@ -63,7 +63,11 @@ function pastInput(v: onnxTypes.ValueInfo, outputs: Set<string>, file: string): 
   const elemType = valueInfoElemType(v);
   if (!FLOAT_TYPES.has(elemType)) throw new ModelError(file, `KV-cache input '${v.name}' must be floating point, found ${dataTypeName(elemType)}`);
   const dims = valueInfoDims(v);
-  if (!dims || dims.length < 3) throw new ModelError(file, `KV-cache input '${v.name}' must have a shape of rank 3 or more [batch, …, past_sequence, …], found ${dims ? `rank ${dims.length}` : 'none'}`);
+  if (!dims || dims.length < 3)
+    throw new ModelError(
+      file,
+      `KV-cache input '${v.name}' must have a shape of rank 3 or more [batch, …, past_sequence, …], found ${dims ? `rank ${dims.length}` : 'none'}`,
+    );
   const symbolic = dims.map((d, i) => (i > 0 && typeof d !== 'number' ? i : -1)).filter((i) => i > 0);
   const named = symbolic.filter((i) => /past|seq|total|length|cache/i.test(String(dims[i])));
   const sequenceAxis = named.length === 1 ? named[0] : symbolic.length === 1 ? symbolic[0] : -1;
@@ -100,7 +104,8 @@ export function describeCausalLm(graph: onnxTypes.Graph, file: string): CausalLm
   const byName = new Map(inputs.map((v) => [v.name, v]));
   const outputNames = new Set(graph.output.map((v) => v.name));
   const branch = byName.get(USE_CACHE_BRANCH);
-  if (branch && (valueInfoElemType(branch) !== DataType.BOOL)) throw new ModelError(file, `input '${USE_CACHE_BRANCH}' must be bool, found ${dataTypeName(valueInfoElemType(branch))}`);
+  if (branch && valueInfoElemType(branch) !== DataType.BOOL)
+    throw new ModelError(file, `input '${USE_CACHE_BRANCH}' must be bool, found ${dataTypeName(valueInfoElemType(branch))}`);
   const past = inputs.filter((v) => v.name !== USE_CACHE_BRANCH && isCacheInput(v.name)).map((v) => pastInput(v, outputNames, file));
   if (branch && past.length === 0) throw new ModelError(file, `input '${USE_CACHE_BRANCH}' without past key value inputs`);
   const cache: CacheIo | null = past.length > 0 ? { past, useCacheBranch: branch ? branch.name : null } : null;
@@ -112,7 +117,10 @@ export function describeCausalLm(graph: onnxTypes.Graph, file: string): CausalLm
   const pos = byName.get('position_ids');
   const unexpected = inputs.filter((v) => !['input_ids', 'attention_mask', 'position_ids'].includes(v.name) && !cacheNames.has(v.name)).map((v) => v.name);
   if (unexpected.length > 0) {
-    throw new ModelError(file, `unexpected inputs for a causal LM: ${unexpected.join(', ')} (expected input_ids, attention_mask, optional position_ids and past key values)`);
+    throw new ModelError(
+      file,
+      `unexpected inputs for a causal LM: ${unexpected.join(', ')} (expected input_ids, attention_mask, optional position_ids and past key values)`,
+    );
   }
   const logits = graph.output.find((v) => v.name === 'logits');
   if (!logits) throw new ModelError(file, `not a causal LM: no 'logits' output (outputs: ${graph.output.map((v) => v.name).join(', ')})`);

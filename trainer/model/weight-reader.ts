@@ -36,7 +36,7 @@ export class WeightFile {
   /** Fills `out` from byte `position`. */
   read(position: number, out: Uint8Array): void {
     const fd = this.open();
-    for (let done = 0; done < out.length; ) {
+    for (let done = 0; done < out.length;) {
       const n = readSync(fd, out, done, Math.min(out.length - done, 1 << 30), position + done);
       if (n <= 0) throw new ModelError(this.model, `short read from ${this.path} at byte ${position + done}`);
       done += n;

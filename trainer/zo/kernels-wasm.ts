@@ -101,7 +101,7 @@ export class WasmKernels implements PerturbationKernels, ResidentMemory {
   /** Stored-z passes address zq in this memory; w is used in place or streamed through the scratch chunk. */
   private withStore(w: Float32Array, zq: Int16Array, run: (ptr: number, zp: number, n: number, start: number) => void): void {
     checkStore(w, zq);
-    if (!this.inside(zq)) throw new Error('the z store must lie inside this kernel instance\'s memory');
+    if (!this.inside(zq)) throw new Error("the z store must lie inside this kernel instance's memory");
     if (this.inside(w)) run(w.byteOffset, zq.byteOffset, w.length, 0);
     else this.throughScratch(w, (ptr, n, start) => run(ptr, zq.byteOffset + start * 2, n, start));
   }

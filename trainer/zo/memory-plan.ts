@@ -73,9 +73,19 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
   const base = input.heldBase * BYTES.base;
   const minimumBytes = weights + base + input.runtimeBytes;
   if (minimumBytes > budgetBytes) {
-    const parts = [`working weights ${gib(weights)}`, ...(base > 0 ? [`copies of w0 that cannot be read back from the model file ${gib(base)}`] : []), `onnxruntime and the process ≈ ${gib(input.runtimeBytes)}`];
-    const which = explicitBudget ? 'the memory budget (--max-memory, fedkseed.engine.maxMemory) is' : `the automatic budget (${Math.round(AUTO_BUDGET_SHARE * 100)}% of this machine's ${gib(input.totalMemory)}) is`;
-    throw new MemoryBudgetError(`this model needs at least ${gib(minimumBytes)} to train (${parts.join(', ')}); ${which} ${gib(budgetBytes)}`, minimumBytes, budgetBytes);
+    const parts = [
+      `working weights ${gib(weights)}`,
+      ...(base > 0 ? [`copies of w0 that cannot be read back from the model file ${gib(base)}`] : []),
+      `onnxruntime and the process ≈ ${gib(input.runtimeBytes)}`,
+    ];
+    const which = explicitBudget
+      ? 'the memory budget (--max-memory, fedkseed.engine.maxMemory) is'
+      : `the automatic budget (${Math.round(AUTO_BUDGET_SHARE * 100)}% of this machine's ${gib(input.totalMemory)}) is`;
+    throw new MemoryBudgetError(
+      `this model needs at least ${gib(minimumBytes)} to train (${parts.join(', ')}); ${which} ${gib(budgetBytes)}`,
+      minimumBytes,
+      budgetBytes,
+    );
   }
   let left = Math.max(0, (1 - BUDGET_MARGIN) * budgetBytes - minimumBytes);
   let zStore = 0;

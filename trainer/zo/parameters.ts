@@ -234,7 +234,8 @@ export class ParameterSet {
         }
         if (residentViews !== null) break;
       }
-      if (residentViews === null && split < next) residentViews = allocateResident(this.kernels, next, this.storedOf(next)) ?? allocateResident(this.kernels, next, 0);
+      if (residentViews === null && split < next)
+        residentViews = allocateResident(this.kernels, next, this.storedOf(next)) ?? allocateResident(this.kernels, next, 0);
     }
     const farFrom = residentViews !== null && residentViews.weights.length < next ? split : next;
     this.resident = residentViews !== null;
@@ -444,19 +445,12 @@ export class ParameterSet {
    * re-materialises the working weights: w = fl32(w0 − η·2^-28·S). Any local perturbation is discarded.
    * Refuses, before changing anything, an update that could leave the exact integer range.
    */
-  applyCoefficientDelta(
-    federationSeed: number,
-    seeds: ArrayLike<number>,
-    deltas: ArrayLike<number>,
-    eta: number,
-  ): void {
+  applyCoefficientDelta(federationSeed: number, seeds: ArrayLike<number>, deltas: ArrayLike<number>, eta: number): void {
     if (!Number.isInteger(federationSeed) || federationSeed < 0 || federationSeed > 0xffffffff) {
       throw new RangeError(`federation seed must be an unsigned 32-bit integer, got ${federationSeed}`);
     }
     if (this.federationSeed !== null && this.federationSeed !== federationSeed) {
-      throw new Error(
-        `federation seed ${federationSeed} differs from ${this.federationSeed}, whose coefficients are already applied`,
-      );
+      throw new Error(`federation seed ${federationSeed} differs from ${this.federationSeed}, whose coefficients are already applied`);
     }
     if (seeds.length !== deltas.length) throw new RangeError('seeds and deltas differ in length');
     if (!Number.isFinite(eta)) throw new RangeError(`learning rate must be finite, got ${eta}`);

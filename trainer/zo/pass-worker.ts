@@ -150,7 +150,7 @@ export class PassWorker {
     if (this.failure) throw this.failure;
     const buffer = w.buffer;
     if (!(buffer instanceof ArrayBuffer) || w.length !== this.length || w.byteOffset !== 0 || buffer.byteLength !== w.byteLength) {
-      throw new Error('a worker pass needs the range\'s own whole ArrayBuffer');
+      throw new Error("a worker pass needs the range's own whole ArrayBuffer");
     }
     Atomics.store(this.signal, 0, 0);
     const flat = segments === null ? null : Float64Array.from(segments.flatMap((g) => [g.start, g.end, g.multiplier]));
@@ -171,7 +171,8 @@ export class PassWorker {
    */
   startSums(keys: Uint32Array, coeffs: Float64Array, offset: number, out: Float64Array): void {
     if (this.failure) throw this.failure;
-    if (!(out.buffer instanceof ArrayBuffer) || out.byteOffset !== 0 || out.buffer.byteLength !== out.byteLength) throw new Error('a worker\'s sums need their own whole ArrayBuffer');
+    if (!(out.buffer instanceof ArrayBuffer) || out.byteOffset !== 0 || out.buffer.byteLength !== out.byteLength)
+      throw new Error("a worker's sums need their own whole ArrayBuffer");
     Atomics.store(this.signal, 0, 0);
     this.port.postMessage({ sumsJob: { keys, coeffs, offset }, buffer: out.buffer }, [out.buffer]);
   }

@@ -38,7 +38,7 @@ export class ReplicaFile {
   /** Writes `data` as the values of global indices offset .. offset + data.length − 1. */
   write(offset: number, data: Float32Array): void {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    for (let done = 0; done < bytes.length; ) {
+    for (let done = 0; done < bytes.length;) {
       done += writeSync(this.open(), bytes, done, Math.min(bytes.length - done, 1 << 30), offset * 4 + done);
     }
   }
@@ -46,7 +46,7 @@ export class ReplicaFile {
   /** Reads the values of global indices offset .. offset + out.length − 1. */
   read(offset: number, out: Float32Array): void {
     const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-    for (let done = 0; done < bytes.length; ) {
+    for (let done = 0; done < bytes.length;) {
       const n = readSync(this.open(), bytes, done, Math.min(bytes.length - done, 1 << 30), offset * 4 + done);
       if (n <= 0) throw new Error(`the replica file ${this.path} is shorter than the weights`);
       done += n;

@@ -23,9 +23,7 @@ export class StoredSeed {
   constructor(private readonly hasStore: boolean) {}
 
   plan(request: PassRequest): PassOp {
-    return request.kind === 'perturb'
-      ? this.planPerturb(request.key, request.s)
-      : this.planPerturb2(request.keyA, request.a, request.keyB, request.b);
+    return request.kind === 'perturb' ? this.planPerturb(request.key, request.s) : this.planPerturb2(request.keyA, request.a, request.keyB, request.b);
   }
 
   /** w += s·z(key). */
@@ -113,7 +111,14 @@ export function scaledOp<T extends PassOp>(op: T, m: number): T {
  * runPass over each segment with its multiplier (a segment of multiplier 0 is skipped: its tensor is not
  * trained). The store covers the range's first zq.length elements; a segment past it is hashed.
  */
-export function runShapedPass(kernels: PerturbationKernels, w: Float32Array, zq: Int16Array | null, offset: number, op: PassOp, segments: readonly Segment[]): void {
+export function runShapedPass(
+  kernels: PerturbationKernels,
+  w: Float32Array,
+  zq: Int16Array | null,
+  offset: number,
+  op: PassOp,
+  segments: readonly Segment[],
+): void {
   for (const { start, end, multiplier } of segments) {
     if (multiplier === 0 || end <= start) continue;
     const part = w.subarray(start, end);

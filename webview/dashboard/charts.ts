@@ -47,7 +47,15 @@ function baseOptions(theme: ChartTheme) {
     font: { family: theme.font },
     interaction: { mode: 'nearest' as const, intersect: false },
     // Datasets without points (a comparison not asked for, a baseline not yet known) stay out of the legend.
-    plugins: { legend: { labels: { color: theme.foreground, boxWidth: 12, filter: (item: { datasetIndex?: number }, data: { datasets: { data: unknown[] }[] }) => (data.datasets[item.datasetIndex ?? 0]?.data.length ?? 0) > 0 } } },
+    plugins: {
+      legend: {
+        labels: {
+          color: theme.foreground,
+          boxWidth: 12,
+          filter: (item: { datasetIndex?: number }, data: { datasets: { data: unknown[] }[] }) => (data.datasets[item.datasetIndex ?? 0]?.data.length ?? 0) > 0,
+        },
+      },
+    },
   };
 }
 
@@ -67,7 +75,11 @@ function applyBounds(chart: AnyChart, bounds: AxisBounds | null): void {
   if (!y) return;
   y.min = bounds?.min;
   y.max = bounds?.max;
-  y.afterBuildTicks = bounds ? (scale: Scale) => { scale.ticks = bounds.ticks.map((value) => ({ value })); } : undefined;
+  y.afterBuildTicks = bounds
+    ? (scale: Scale) => {
+        scale.ticks = bounds.ticks.map((value) => ({ value }));
+      }
+    : undefined;
 }
 
 const xy = (points: XY | undefined): Point[] => (points ?? []).map(([x, y]) => ({ x, y }));
@@ -100,7 +112,15 @@ export class DashboardCharts {
       data: {
         datasets: [
           // The band from each bucket's highest to its lowest probability, so the peak is the true maximum.
-          { label: 'highest in bucket', data: [], borderColor: theme.blue, backgroundColor: withAlpha(theme.blue, 0.25), fill: '+1', pointRadius: 0, borderWidth: 1.5 },
+          {
+            label: 'highest in bucket',
+            data: [],
+            borderColor: theme.blue,
+            backgroundColor: withAlpha(theme.blue, 0.25),
+            fill: '+1',
+            pointRadius: 0,
+            borderWidth: 1.5,
+          },
           { label: 'lowest in bucket', data: [], borderColor: withAlpha(theme.blue, 0.6), pointRadius: 0, borderWidth: 1, fill: false },
           { label: 'mean of bucket', data: [], borderColor: theme.foreground, pointRadius: 0, borderWidth: 1, borderDash: [2, 2], fill: false },
           { label: 'uniform (1/K)', data: [], borderColor: theme.orange, borderDash: [6, 4], pointRadius: 0, borderWidth: 1, fill: false },
@@ -125,7 +145,16 @@ export class DashboardCharts {
           { label: 'held-out loss', data: [], borderColor: theme.orange, backgroundColor: theme.orange, pointRadius: 3, borderWidth: 2 },
           { label: 'base model (held-out)', data: [], borderColor: theme.foreground, borderDash: [2, 3], pointRadius: 0, borderWidth: 1 },
           { label: 'compared: step loss, smoothed', data: [], borderColor: theme.purple, borderDash: COMPARED_DASH, pointRadius: 0, borderWidth: 2 },
-          { label: 'compared: held-out loss', data: [], borderColor: theme.green, backgroundColor: theme.green, borderDash: COMPARED_DASH, pointStyle: 'rect', pointRadius: 3, borderWidth: 2 },
+          {
+            label: 'compared: held-out loss',
+            data: [],
+            borderColor: theme.green,
+            backgroundColor: theme.green,
+            borderDash: COMPARED_DASH,
+            pointStyle: 'rect',
+            pointRadius: 3,
+            borderWidth: 2,
+          },
         ],
       },
       options: {
@@ -142,10 +171,44 @@ export class DashboardCharts {
       type: 'line',
       data: {
         datasets: [
-          { label: 'held-out top-1 accuracy', data: [], borderColor: theme.red, backgroundColor: theme.red, pointStyle: 'circle', pointRadius: 3, borderWidth: 2 },
-          { label: 'next-line exact match', data: [], borderColor: theme.blue, backgroundColor: theme.blue, pointStyle: 'triangle', pointRadius: 4, borderWidth: 2 },
-          { label: 'compared: held-out top-1 accuracy', data: [], borderColor: theme.purple, backgroundColor: theme.purple, borderDash: COMPARED_DASH, pointStyle: 'rect', pointRadius: 3, borderWidth: 2 },
-          { label: 'compared: next-line exact match', data: [], borderColor: theme.green, backgroundColor: theme.green, borderDash: COMPARED_DASH, pointStyle: 'rectRot', pointRadius: 4, borderWidth: 2 },
+          {
+            label: 'held-out top-1 accuracy',
+            data: [],
+            borderColor: theme.red,
+            backgroundColor: theme.red,
+            pointStyle: 'circle',
+            pointRadius: 3,
+            borderWidth: 2,
+          },
+          {
+            label: 'next-line exact match',
+            data: [],
+            borderColor: theme.blue,
+            backgroundColor: theme.blue,
+            pointStyle: 'triangle',
+            pointRadius: 4,
+            borderWidth: 2,
+          },
+          {
+            label: 'compared: held-out top-1 accuracy',
+            data: [],
+            borderColor: theme.purple,
+            backgroundColor: theme.purple,
+            borderDash: COMPARED_DASH,
+            pointStyle: 'rect',
+            pointRadius: 3,
+            borderWidth: 2,
+          },
+          {
+            label: 'compared: next-line exact match',
+            data: [],
+            borderColor: theme.green,
+            backgroundColor: theme.green,
+            borderDash: COMPARED_DASH,
+            pointStyle: 'rectRot',
+            pointRadius: 4,
+            borderWidth: 2,
+          },
         ],
       },
       options: {
@@ -164,14 +227,27 @@ export class DashboardCharts {
         datasets: [
           { type: 'bar', label: 'bytes this round (↑+↓)', data: [], backgroundColor: withAlpha(theme.green, 0.7), borderColor: theme.green },
           { type: 'line', label: 'cumulative', data: [], borderColor: theme.blue, backgroundColor: theme.blue, pointRadius: 3, borderWidth: 2 },
-          { type: 'line', label: 'FedAvg cumulative (same clients)', data: [], borderColor: theme.red, backgroundColor: theme.red, borderDash: [6, 4], pointStyle: 'rect', pointRadius: 3, borderWidth: 2 },
+          {
+            type: 'line',
+            label: 'FedAvg cumulative (same clients)',
+            data: [],
+            borderColor: theme.red,
+            backgroundColor: theme.red,
+            borderDash: [6, 4],
+            pointStyle: 'rect',
+            pointRadius: 3,
+            borderWidth: 2,
+          },
         ],
       },
       options: {
         ...baseOptions(theme),
         scales: {
           x: axis(theme, 'round', { type: 'linear', offset: true, ticks: { color: theme.foreground, precision: 0 } }),
-          y: axis(theme, 'bytes (log scale)', { type: 'logarithmic', ticks: { color: theme.foreground, autoSkip: false, callback: (v: number | string) => formatBytes(Number(v)) } }),
+          y: axis(theme, 'bytes (log scale)', {
+            type: 'logarithmic',
+            ticks: { color: theme.foreground, autoSkip: false, callback: (v: number | string) => formatBytes(Number(v)) },
+          }),
         },
         plugins: {
           ...baseOptions(theme).plugins,
@@ -188,7 +264,12 @@ export class DashboardCharts {
     s[0]!.data = seeds?.bands.map((b) => ({ x: b.x, y: b.max })) ?? [];
     s[1]!.data = seeds?.bands.map((b) => ({ x: b.x, y: b.min })) ?? [];
     s[2]!.data = seeds?.bands.map((b) => ({ x: b.x, y: b.mean })) ?? [];
-    s[3]!.data = seeds ? [{ x: 0, y: 1 }, { x: 100, y: 1 }] : [];
+    s[3]!.data = seeds
+      ? [
+          { x: 0, y: 1 },
+          { x: 100, y: 1 },
+        ]
+      : [];
     applyBounds(this.seeds, linearBounds([0, ...ys(this.seeds)], { floor: 0 }));
 
     const loss = this.loss.data.datasets;
@@ -199,7 +280,13 @@ export class DashboardCharts {
     // The base model's held-out loss (the run's first evaluation) across the run, when there is a curve to compare it with.
     const baseline = history.heldOut[0];
     const lastX = Math.max(history.stepLoss.at(-1)?.[0] ?? 0, history.heldOut.at(-1)?.[0] ?? 0);
-    loss[3]!.data = baseline && lastX > baseline[0] ? [{ x: baseline[0], y: baseline[1] }, { x: lastX, y: baseline[1] }] : [];
+    loss[3]!.data =
+      baseline && lastX > baseline[0]
+        ? [
+            { x: baseline[0], y: baseline[1] },
+            { x: lastX, y: baseline[1] },
+          ]
+        : [];
     loss[4]!.data = compare ? xy(smoothLosses(compare.history.stepLoss)) : [];
     loss[5]!.data = compare ? xy(compare.history.heldOut) : [];
     const shownPrefix = compare ? 'shown: ' : '';

@@ -54,7 +54,11 @@ const empty = h(
   { class: 'empty-state', 'data-testid': 'empty-state' },
   h('div', { class: 'empty-state-icon', 'aria-hidden': 'true' }),
   h('h2', {}, 'No training yet'),
-  h('p', { class: 'muted' }, 'Start training or join a federation: loss curves, held-out evaluations, seed probabilities and the bytes exchanged each round appear here as they happen, and every run is kept in the sidebar\'s run list.'),
+  h(
+    'p',
+    { class: 'muted' },
+    "Start training or join a federation: loss curves, held-out evaluations, seed probabilities and the bytes exchanged each round appear here as they happen, and every run is kept in the sidebar's run list.",
+  ),
   h(
     'ul',
     { class: 'empty-state-list' },
@@ -69,7 +73,11 @@ const runSummary = h('p', { class: 'run-summary', 'data-testid': 'run-summary' }
 const runFigures = h('dl', { class: 'run-figures', 'data-testid': 'run-figures' });
 const evaluations = h('ul', { class: 'evaluations', 'data-testid': 'evaluations', 'aria-label': 'Evaluations' });
 // A local run has no seeds to weigh nor rounds to count: one line says so instead of two empty charts.
-const localNote = h('p', { class: 'muted local-note', 'data-testid': 'local-note' }, 'Seed probabilities and bytes per round belong to federations: a local run exchanges nothing.');
+const localNote = h(
+  'p',
+  { class: 'muted local-note', 'data-testid': 'local-note' },
+  'Seed probabilities and bytes per round belong to federations: a local run exchanges nothing.',
+);
 const runCard = h('section', { class: 'chart-card run-card', 'data-testid': 'run-card' }, runTitle, runSummary, runFigures, evaluations, localNote);
 
 // Two runs side by side: a table of their figures, or one line when they are the same.
@@ -90,7 +98,16 @@ const lossCard = card('loss', 'Loss');
 const measuresCard = card('measures', 'Held-out accuracy');
 const seedsCard = card('seeds', 'Seed probabilities');
 const bytesCard = card('bytes', 'Communication');
-const grid = h('div', { class: 'chart-grid', 'data-testid': 'charts' }, runCard, compareCard, lossCard.section, measuresCard.section, seedsCard.section, bytesCard.section);
+const grid = h(
+  'div',
+  { class: 'chart-grid', 'data-testid': 'charts' },
+  runCard,
+  compareCard,
+  lossCard.section,
+  measuresCard.section,
+  seedsCard.section,
+  bytesCard.section,
+);
 replaceChildren(root, header, h('vscode-divider', { role: 'separator' }), banner, empty, grid);
 
 const canvases = () => ({ seeds: seedsCard.canvas, loss: lossCard.canvas, measures: measuresCard.canvas, bytes: bytesCard.canvas });
@@ -127,7 +144,10 @@ function measuresSubtitle(view: DashboardView): string {
   // Before → now, in words anyone can read: how often the model gets the next token (and the next line).
   const change = (points: readonly (readonly [number, number])[] | undefined, what: string) =>
     points && points.length > 0 ? `${what} ${(100 * points[0][1]).toFixed(1)}% → ${(100 * (points.at(-1) as readonly [number, number])[1]).toFixed(1)}%` : '';
-  const parts = [change(history.accuracy, 'top-1 accuracy'), change(history.generation, history.generationMetric === 'rougeL' ? 'Rouge-L' : 'next line exact')].filter((p) => p !== '');
+  const parts = [
+    change(history.accuracy, 'top-1 accuracy'),
+    change(history.generation, history.generationMetric === 'rougeL' ? 'Rouge-L' : 'next line exact'),
+  ].filter((p) => p !== '');
   return parts.length > 0 ? parts.join(' · ') : 'No held-out measures yet.';
 }
 
@@ -146,13 +166,21 @@ function renderRun(view: DashboardView): void {
   const run = view.run;
   setText(runTitle, run ? run.title : 'Run');
   const when = run ? new Date(run.startedAt).toLocaleString() : '';
-  setText(runSummary, run ? `${run.title} · ${when} · ${run.state}${run.error ? ` (${run.error})` : ''} · ${run.model}${run.server ? ` · ${run.server}` : ''}` : '');
+  setText(
+    runSummary,
+    run ? `${run.title} · ${when} · ${run.state}${run.error ? ` (${run.error})` : ''} · ${run.model}${run.server ? ` · ${run.server}` : ''}` : '',
+  );
   const f = view.figures;
   const federation = run?.kind === 'federation';
   runFigures.replaceChildren(
     ...figureRow(federation ? 'Rounds' : 'Steps', f.text.progress, 'figure-progress'),
     ...figureRow('Held-out loss', f.text.heldOut, 'figure-held-out'),
-    ...(federation ? [...figureRow('Last round', f.text.lastRound, 'figure-last-round'), ...figureRow('Total', `${f.text.total}${f.text.ratio ? ` · ${f.text.ratio}` : ''}`, 'figure-total')] : []),
+    ...(federation
+      ? [
+          ...figureRow('Last round', f.text.lastRound, 'figure-last-round'),
+          ...figureRow('Total', `${f.text.total}${f.text.ratio ? ` · ${f.text.ratio}` : ''}`, 'figure-total'),
+        ]
+      : []),
   );
   evaluations.replaceChildren(
     ...(run?.evaluations ?? []).map((e) =>
@@ -178,19 +206,38 @@ function renderCompare(view: DashboardView): RunSide | null {
   setHidden(compareSame, !same);
   setHidden(compareTable, same);
   if (same) {
-    setText(compareSame, shown.run.id === compare.run.id
-      ? `${runLabel(shown.run)} is compared with itself: one run, shown once.`
-      : `${runLabel(shown.run)} and ${runLabel(compare.run)} have the same losses, measures and bytes: their curves are one, shown once.`);
+    setText(
+      compareSame,
+      shown.run.id === compare.run.id
+        ? `${runLabel(shown.run)} is compared with itself: one run, shown once.`
+        : `${runLabel(shown.run)} and ${runLabel(compare.run)} have the same losses, measures and bytes: their curves are one, shown once.`,
+    );
     return null;
   }
   compareHead.replaceChildren(
     h('th', { scope: 'col' }, 'Figure'),
-    h('th', { scope: 'col', 'data-testid': 'compare-shown-title' }, h('span', { class: 'swatch swatch-shown', 'aria-hidden': 'true' }), `Shown: ${runLabel(shown.run)}`),
-    h('th', { scope: 'col', 'data-testid': 'compare-compared-title' }, h('span', { class: 'swatch swatch-compared', 'aria-hidden': 'true' }), `Compared: ${runLabel(compare.run)}`),
+    h(
+      'th',
+      { scope: 'col', 'data-testid': 'compare-shown-title' },
+      h('span', { class: 'swatch swatch-shown', 'aria-hidden': 'true' }),
+      `Shown: ${runLabel(shown.run)}`,
+    ),
+    h(
+      'th',
+      { scope: 'col', 'data-testid': 'compare-compared-title' },
+      h('span', { class: 'swatch swatch-compared', 'aria-hidden': 'true' }),
+      `Compared: ${runLabel(compare.run)}`,
+    ),
   );
   compareBody.replaceChildren(
     ...comparisonRows(shown, compare).map((r) =>
-      h('tr', { 'data-testid': 'compare-row', 'data-figure': r.label }, h('th', { scope: 'row' }, r.label), h('td', { 'data-testid': 'compare-shown' }, r.shown), h('td', { 'data-testid': 'compare-compared' }, r.compared)),
+      h(
+        'tr',
+        { 'data-testid': 'compare-row', 'data-figure': r.label },
+        h('th', { scope: 'row' }, r.label),
+        h('td', { 'data-testid': 'compare-shown' }, r.shown),
+        h('td', { 'data-testid': 'compare-compared' }, r.compared),
+      ),
     ),
   );
   return compare;
@@ -199,7 +246,12 @@ function renderCompare(view: DashboardView): RunSide | null {
 function exposeAxes(): void {
   // What each chart draws, for the UI test: its highest point and the top tick of its y axis.
   const axes = charts.yAxes();
-  for (const [name, c] of [['seeds', seedsCard], ['loss', lossCard], ['measures', measuresCard], ['bytes', bytesCard]] as const) {
+  for (const [name, c] of [
+    ['seeds', seedsCard],
+    ['loss', lossCard],
+    ['measures', measuresCard],
+    ['bytes', bytesCard],
+  ] as const) {
     c.canvas.dataset.highest = String(axes[name].highest ?? '');
     c.canvas.dataset.topTick = String(axes[name].topTick ?? '');
   }

@@ -79,7 +79,9 @@ export function logBounds(values: Iterable<number>): AxisBounds | null {
   const max = candidates.find((c) => c > hi * 1.05)!;
   const min = [...candidates].reverse().find((c) => c <= lo)!;
   const decades = Math.log10(max / min);
-  const ticks = candidates.filter((c) => c >= min && c <= max && (decades <= 2.5 || Math.abs(Math.log10(c) - Math.round(Math.log10(c))) < 1e-9 || c === min || c === max));
+  const ticks = candidates.filter(
+    (c) => c >= min && c <= max && (decades <= 2.5 || Math.abs(Math.log10(c) - Math.round(Math.log10(c))) < 1e-9 || c === min || c === max),
+  );
   return { min, max, ticks: ticks.map((t) => Number(t.toPrecision(6))) };
 }
 

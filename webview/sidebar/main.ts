@@ -7,7 +7,15 @@ import { connectToHost } from '../shared/vscodeApi';
 import { registerToolkit } from '../shared/toolkit';
 import { h, setAttribute, setHidden, setText } from '../shared/dom';
 import { formatLoss } from '../shared/format';
-import { emptyRunList, idleViewStatus, type RunAction, type RunList, type SetupView, type ViewStatus, type WebviewCommandId } from '../../contracts/webview-messages';
+import {
+  emptyRunList,
+  idleViewStatus,
+  type RunAction,
+  type RunList,
+  type SetupView,
+  type ViewStatus,
+  type WebviewCommandId,
+} from '../../contracts/webview-messages';
 import { roundsDoneText } from '../../contracts/run-figures';
 import { isRunning, stateLabel } from '../shared/statusText';
 
@@ -41,7 +49,12 @@ const runAction = (action: RunAction, runId?: string) => host.post({ type: 'runA
 
 const phase = h('span', { class: 'phase-pill', 'data-testid': 'phase', 'data-phase': 'idle' }, 'Idle');
 // The one live region: the state of the run, announced when it changes (not every step).
-const statusLine = h('div', { class: 'status-line', 'data-testid': 'status-line', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' }, h('span', { class: 'label' }, 'Status'), phase);
+const statusLine = h(
+  'div',
+  { class: 'status-line', 'data-testid': 'status-line', role: 'status', 'aria-live': 'polite', 'aria-atomic': 'true' },
+  h('span', { class: 'label' }, 'Status'),
+  phase,
+);
 const rows = {
   server: row('Server', 'server'),
   progress: row('Progress', 'progress'),
@@ -56,7 +69,13 @@ const rows = {
   localServer: row('Local server', 'local-server'),
 };
 const detail = h('p', { class: 'muted detail', 'data-testid': 'detail' });
-const statusSection = h('section', { class: 'status', 'data-testid': 'training-status', 'aria-label': 'Training status' }, statusLine, ...Object.values(rows).map((r) => r.row), detail);
+const statusSection = h(
+  'section',
+  { class: 'status', 'data-testid': 'training-status', 'aria-label': 'Training status' },
+  statusLine,
+  ...Object.values(rows).map((r) => r.row),
+  detail,
+);
 
 // ---- the actions ------------------------------------------------------------------------------------
 
@@ -75,7 +94,11 @@ const actions = h('div', { class: 'actions', role: 'group', 'aria-label': 'Actio
 // ---- what Start will use (the welcome of an empty sidebar) ------------------------------------------
 
 const setupHeading = h('h2', { id: 'setup-heading' }, 'Get started');
-const welcome = h('p', { class: 'muted', 'data-testid': 'welcome' }, 'Fine-tune a language model on your own code or data, on this machine or with others in a federation; your data never leaves this machine.');
+const welcome = h(
+  'p',
+  { class: 'muted', 'data-testid': 'welcome' },
+  'Fine-tune a language model on your own code or data, on this machine or with others in a federation; your data never leaves this machine.',
+);
 const setupModel = h('strong', { 'data-testid': 'setup-model' });
 const setupModelDetail = h('span', { class: 'muted setup-detail', 'data-testid': 'setup-model-detail' });
 const setupData = h('strong', { 'data-testid': 'setup-data' });
@@ -142,7 +165,14 @@ function runItem(id: string): RunItem {
   const compare = button('Compare', () => runAction('compare', id), 'secondary', 'run-compare');
   const load = button('Load Weights', () => runAction('loadWeights', id), 'secondary', 'run-load-weights');
   const remove = button('Remove', () => runAction('remove', id), 'secondary', 'run-remove');
-  const li = h('li', { class: 'run-item', 'data-testid': 'run-item', 'data-run-id': id }, title, meta, figures, h('div', { class: 'run-actions' }, open, compare, load, remove));
+  const li = h(
+    'li',
+    { class: 'run-item', 'data-testid': 'run-item', 'data-run-id': id },
+    title,
+    meta,
+    figures,
+    h('div', { class: 'run-actions' }, open, compare, load, remove),
+  );
   return { li, title, meta, figures, open, compare, load, remove };
 }
 
@@ -169,7 +199,10 @@ function renderRuns(list: RunList): void {
     // The run shown cannot be compared with itself; the run in progress cannot be removed.
     setHidden(item.compare, shown || summary.kind === 'evaluation');
     // Only a run with a checkpoint has weights to load; the run in progress is training them.
-    setHidden(item.load, !summary.checkpoint || summary.kind === 'evaluation' || (summary.id === list.liveRunId && ['starting', 'running', 'stopping'].includes(summary.state)));
+    setHidden(
+      item.load,
+      !summary.checkpoint || summary.kind === 'evaluation' || (summary.id === list.liveRunId && ['starting', 'running', 'stopping'].includes(summary.state)),
+    );
     setHidden(item.remove, ['starting', 'running', 'stopping'].includes(summary.state) && summary.id === list.liveRunId);
     // Keep the order without moving elements that are already in place.
     const expected: Element | null = previous ? previous.nextElementSibling : runItems.firstElementChild;
@@ -205,14 +238,20 @@ function render({ trainer, localServer, model, figures, weightsText, actsOnText 
   setText(rows.model.value, model ?? '');
   setHidden(rows.weights.row, !weightsText);
   // While a run trains, the weights are its own, in the making.
-  setText(rows.weights.value, isRunning(trainer) ? `being trained (${trainer.mode === 'federation' ? 'the federation\'s replica' : 'this run'})` : (weightsText ?? ''));
+  setText(
+    rows.weights.value,
+    isRunning(trainer) ? `being trained (${trainer.mode === 'federation' ? "the federation's replica" : 'this run'})` : (weightsText ?? ''),
+  );
   // Export and Evaluate act on the run the dashboard shows when it is not the one held: say so here.
   setHidden(rows.actsOn.row, isRunning(trainer) || !actsOnText);
   setText(rows.actsOn.value, actsOnText ?? '');
   if (localServer) {
     const where = localServer.url.replace(/^wss?:\/\//, '');
     const running = localServer.inProgress !== null ? ` · round ${localServer.inProgress} running` : '';
-    setText(rows.localServer.value, `${where} · ${roundsDoneText(localServer.committed, localServer.rounds)}${running} · ${localServer.clients} client${localServer.clients === 1 ? '' : 's'}`);
+    setText(
+      rows.localServer.value,
+      `${where} · ${roundsDoneText(localServer.committed, localServer.rounds)}${running} · ${localServer.clients} client${localServer.clients === 1 ? '' : 's'}`,
+    );
     if (!rows.localServer.row.isConnected) rows.weights.row.after(rows.localServer.row);
   } else if (rows.localServer.row.isConnected) {
     rows.localServer.row.remove();
@@ -226,11 +265,19 @@ function render({ trainer, localServer, model, figures, weightsText, actsOnText 
   // it had it, so the Start button that replaces it gets it back.
   if (focused === buttons.stop) stopHadFocus = true;
   else if (focused instanceof HTMLElement && focused !== document.body) stopHadFocus = false;
-  const stopLabel = trainer.state === 'stopping' ? 'Stopping…' : !federated ? 'Stop Training' : trainer.state === 'connecting' || trainer.state === 'loading' ? 'Cancel' : 'Leave Federation';
+  const stopLabel =
+    trainer.state === 'stopping'
+      ? 'Stopping…'
+      : !federated
+        ? 'Stop Training'
+        : trainer.state === 'connecting' || trainer.state === 'loading'
+          ? 'Cancel'
+          : 'Leave Federation';
   setText(buttons.stop, stopLabel);
   setAttribute(buttons.stop, 'disabled', trainer.state === 'stopping' ? '' : null);
   setHidden(buttons.stop, !running);
-  for (const start of [buttons.startTraining, buttons.startLocalFederation, buttons.connect, buttons.evaluate, buttons.export, loadWeights]) setHidden(start, running);
+  for (const start of [buttons.startTraining, buttons.startLocalFederation, buttons.connect, buttons.evaluate, buttons.export, loadWeights])
+    setHidden(start, running);
   setHidden(buttons.stopServer, !localServer);
   // A focused button that was just hidden hands the focus to the one that took its place; so does a
   // Stop button that lost it to being disabled.

@@ -162,10 +162,14 @@ describe('commands', function () {
     assert.equal(await runOk('fedkseed.disconnectFederation'), false);
     await configure({ 'localServer.rounds': 1000 });
     const federation = run<FederationResult>('fedkseed.startLocalFederation');
-    await waitFor('a completed round', () => {
-      const { trainer } = api.status();
-      return trainer.state !== 'finished' && trainer.rounds === 1000 && trainer.round >= 1 ? true : undefined;
-    }, 60_000);
+    await waitFor(
+      'a completed round',
+      () => {
+        const { trainer } = api.status();
+        return trainer.state !== 'finished' && trainer.rounds === 1000 && trainer.round >= 1 ? true : undefined;
+      },
+      60_000,
+    );
     assert.equal(await runOk('fedkseed.disconnectFederation'), true);
     const outcome = await federation;
     assert.ok(outcome.ok && outcome.value.stopped);
@@ -184,10 +188,14 @@ describe('commands', function () {
     const pid = api.serverPid();
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');
-    await waitFor('a new server process', () => {
-      const now = api.serverPid();
-      return now !== undefined && now !== pid ? now : undefined;
-    }, 20_000);
+    await waitFor(
+      'a new server process',
+      () => {
+        const now = api.serverPid();
+        return now !== undefined && now !== pid ? now : undefined;
+      },
+      20_000,
+    );
     await accepting(started.port);
     assert.deepEqual(await runOk<LocalServerAddress>('fedkseed.startLocalServer'), started);
     assert.equal(await runOk('fedkseed.stopLocalServer'), true);
@@ -198,10 +206,14 @@ describe('commands', function () {
     const pid = api.trainerPid();
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');
-    const restarted = await waitFor('a new trainer process', () => {
-      const now = api.trainerPid();
-      return now !== undefined && now !== pid ? now : undefined;
-    }, 20_000);
+    const restarted = await waitFor(
+      'a new trainer process',
+      () => {
+        const now = api.trainerPid();
+        return now !== undefined && now !== pid ? now : undefined;
+      },
+      20_000,
+    );
     assert.notEqual(restarted, pid);
     await runOk('fedkseed.evaluateModel');
   });

@@ -86,10 +86,18 @@ describe('completions', function () {
     assert.equal(shown?.result.weights?.steps, result.totalSteps);
     const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', doc.uri, end);
     const text = hovers.flatMap((h) => h.contents.map((c) => (typeof c === 'string' ? c : c.value))).join('\n');
-    const n = api.runs().filter((r) => r.kind !== 'evaluation').reverse().findIndex((r) => r.id === result.weights.runId) + 1;
+    const n =
+      api
+        .runs()
+        .filter((r) => r.kind !== 'evaluation')
+        .reverse()
+        .findIndex((r) => r.id === result.weights.runId) + 1;
     assert.ok(n > 0, 'the run is in the history');
     assert.equal(shown?.label, `FedKSeed · tiny-code-lm · run ${n} step ${result.totalSteps}`);
-    assert.match(text, new RegExp(`FedKSeed suggestion\\*\\* · tiny-code-lm · run ${n} step ${result.totalSteps} \\(fine-tuned after step ${result.totalSteps}\\)`));
+    assert.match(
+      text,
+      new RegExp(`FedKSeed suggestion\\*\\* · tiny-code-lm · run ${n} step ${result.totalSteps} \\(fine-tuned after step ${result.totalSteps}\\)`),
+    );
     assert.doesNotMatch(text, /model\.onnx/);
   });
 
@@ -105,7 +113,10 @@ describe('completions', function () {
     const shown = api.lastSuggestion();
     assert.ok(shown && list[0] && typeof list[0].insertText === 'string');
     assert.equal(list[0].insertText, shown.text);
-    assert.ok(!/^[ \t]/.test(shown.text), `the offered text does not start with the space already typed: ${JSON.stringify(shown.text)} (the model's: ${JSON.stringify(shown.result.text)})`);
+    assert.ok(
+      !/^[ \t]/.test(shown.text),
+      `the offered text does not start with the space already typed: ${JSON.stringify(shown.text)} (the model's: ${JSON.stringify(shown.result.text)})`,
+    );
     await editor.edit((e) => e.insert(at, shown.text));
     const accepted = totalDoc.lineAt(at.line).text;
     assert.ok(accepted.startsWith(line) && !accepted.startsWith(`${line} `), `one space after "=": ${JSON.stringify(accepted)}`);
@@ -116,7 +127,9 @@ describe('completions', function () {
     await vscode.window.showTextDocument(doc, { selection: new vscode.Range(end, end) });
     const compared = await runOk<{ base: string; fineTuned: string; fineTunedSource: string }>('fedkseed.compareCompletions');
     assert.match(compared.fineTunedSource, /^fine-tuned after step \d+$/);
-    const diff = vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.input instanceof vscode.TabInputTextDiff && t.input.original.scheme === 'fedkseed-compare');
+    const diff = vscode.window.tabGroups.all
+      .flatMap((g) => g.tabs)
+      .find((t) => t.input instanceof vscode.TabInputTextDiff && t.input.original.scheme === 'fedkseed-compare');
     assert.ok(diff, 'a diff tab of the two completions');
     const input = diff.input as vscode.TabInputTextDiff;
     const [left, right] = await Promise.all([vscode.workspace.openTextDocument(input.original), vscode.workspace.openTextDocument(input.modified)]);

@@ -20,7 +20,10 @@ export async function run(): Promise<void> {
   say(`VS Code ${vscode.version} (${vscode.env.appName}, ${vscode.env.appHost})`);
   const grep = process.env[GREP_ENV];
   const mocha = new Mocha({ ui: 'bdd', color: false, reporter: 'spec', timeout: 30_000, ...(grep ? { grep } : {}) });
-  for (const file of readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort()) mocha.addFile(join(__dirname, file));
+  for (const file of readdirSync(__dirname)
+    .filter((f) => f.endsWith('.test.js'))
+    .sort())
+    mocha.addFile(join(__dirname, file));
   await mocha.loadFilesAsync();
 
   const results: SuiteResults = { passed: 0, failed: 0, failures: [], vscodeVersion: vscode.version, report };

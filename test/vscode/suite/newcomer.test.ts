@@ -60,7 +60,11 @@ describe('newcomer', function () {
       const latest = api.runs()[0]!;
       assert.notEqual(latest.id, firstRun);
       assert.deepEqual({ rounds: latest.rounds, committed: latest.committedRound }, { rounds: 3, committed: 3 });
-      assert.deepEqual(api.history().rounds.map((r) => r.round), [1, 2, 3], 'every round of the new federation trained');
+      assert.deepEqual(
+        api.history().rounds.map((r) => r.round),
+        [1, 2, 3],
+        'every round of the new federation trained',
+      );
       assert.ok(api.history().stepLoss.length > 0, 'the new run trained steps');
       assert.equal(api.status().localServer?.rounds, 3);
     } finally {

@@ -83,20 +83,27 @@ describe('trust', function () {
     const pid = api.trainerPid();
     assert.ok(pid);
     process.kill(pid, 'SIGKILL');
-    await waitFor('a restarted trainer', () => {
-      const now = api.trainerPid();
-      return now !== undefined && now !== pid ? true : undefined;
-    }, 30_000);
+    await waitFor(
+      'a restarted trainer',
+      () => {
+        const now = api.trainerPid();
+        return now !== undefined && now !== pid ? true : undefined;
+      },
+      30_000,
+    );
     await waitFor('the checkpoint to be reloaded', () => (api.status().weights?.restored ? true : undefined), 30_000);
     const exported = await runOk<ExportModelResult>('fedkseed.exportModel', join(scratch, 'local', 'model.onnx'));
-    assert.deepEqual({ kind: exported.weights.kind, steps: exported.weights.steps, restored: exported.weights.restored }, { kind: 'local', steps: 6, restored: true });
+    assert.deepEqual(
+      { kind: exported.weights.kind, steps: exported.weights.steps, restored: exported.weights.restored },
+      { kind: 'local', steps: 6, restored: true },
+    );
   });
 
   it('Evaluate scores the held-out split of the training rule, names the model it scored and is recorded with the run', async () => {
     const trained = await runOk<TrainingResult>('fedkseed.startTraining');
     const evaluated = await runOk<EvaluateResult>('fedkseed.evaluateModel');
     assert.ok(evaluated.heldOutExamples > 0);
-    assert.equal(evaluated.loss, trained.heldOutAfter, 'the same held-out examples and weights as the run\'s final evaluation');
+    assert.equal(evaluated.loss, trained.heldOutAfter, "the same held-out examples and weights as the run's final evaluation");
     assert.equal(evaluated.weights.kind, 'local');
     assert.match(api.lastMessage() ?? '', /held-out/);
     assert.match(api.lastMessage() ?? '', /fine-tuned after step 6/);
@@ -111,7 +118,7 @@ describe('trust', function () {
     await configure({ 'data.heldOutFraction': 0.1 });
   });
 
-  it('with training.keep best, a run leaves its best evaluated point: the weights held, their step and Evaluate\'s loss', async () => {
+  it("with training.keep best, a run leaves its best evaluated point: the weights held, their step and Evaluate's loss", async () => {
     await configure({ 'training.keep': 'best', 'training.steps': 9, 'training.evalEvery': 3 });
     try {
       const trained = await runOk<TrainingResult>('fedkseed.startTraining');
@@ -153,12 +160,15 @@ describe('trust', function () {
     assert.match(refused.error, /refused/i);
     assert.ok(refused.actions.includes('Open Setting') && refused.actions.includes('Retry'), `actions: ${refused.actions.join(', ')}`);
     assert.equal(api.status().trainer.state, 'error');
-    assert.equal(JSON.stringify(api.history()), before, 'the previous run\'s charts are kept');
+    assert.equal(JSON.stringify(api.history()), before, "the previous run's charts are kept");
   });
 
-  it('every figure has one source: per-round bytes equal the server\'s count; sidebar, dashboard and status bar agree', async () => {
+  it("every figure has one source: per-round bytes equal the server's count; sidebar, dashboard and status bar agree", async () => {
     await runOk<FederationResult>('fedkseed.startLocalFederation');
-    const server = api.serverEvents().filter((e) => e.event === 'roundCommitted').slice(-2);
+    const server = api
+      .serverEvents()
+      .filter((e) => e.event === 'roundCommitted')
+      .slice(-2);
     const rounds = api.history().rounds;
     assert.equal(rounds.length, 2);
     for (const r of rounds) {
@@ -169,7 +179,10 @@ describe('trust', function () {
     const { figures } = api.status();
     const view = api.dashboardView();
     assert.equal(view.figures.text.ratio, figures.text.ratio);
-    assert.equal(view.figures.bytes.rounds, rounds.reduce((n, r) => n + r.up + r.down, 0));
+    assert.equal(
+      view.figures.bytes.rounds,
+      rounds.reduce((n, r) => n + r.up + r.down, 0),
+    );
     assert.match(api.statusBarText(), new RegExp(figures.text.lastRound.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     assert.equal(api.status().localServer?.committed, figures.rounds.committed);
     await runOk('fedkseed.stopLocalServer');
@@ -190,7 +203,8 @@ describe('trust', function () {
   it('runs are listed, re-openable in the dashboard, comparable and removable', async () => {
     const runs = api.runs();
     assert.ok(runs.length >= 3, `${runs.length} runs`);
-    for (const r of runs) assert.ok(['finished', 'stopped', 'failed'].includes(r.state), `${r.title} of ${new Date(r.startedAt).toISOString()} is listed as ${r.state}`);
+    for (const r of runs)
+      assert.ok(['finished', 'stopped', 'failed'].includes(r.state), `${r.title} of ${new Date(r.startedAt).toISOString()} is listed as ${r.state}`);
     const stopped = runs.find((r) => r.kind === 'local' && r.state === 'stopped');
     assert.ok(stopped && stopped.step > 3, `the stopped local run keeps its steps: ${stopped?.step}`);
     const [a, b] = [runs[1]!, runs[2]!];
@@ -208,7 +222,7 @@ describe('trust', function () {
     await vscode.commands.executeCommand('workbench.action.closeAllEditors');
   });
 
-  it('a federation left midway resumes from its checkpoint: it rejoins at the checkpoint\'s round and finishes with every round once', async () => {
+  it("a federation left midway resumes from its checkpoint: it rejoins at the checkpoint's round and finishes with every round once", async () => {
     await configure({ 'localServer.rounds': 4 });
     try {
       const federation = run<FederationResult>('fedkseed.startLocalFederation');
@@ -225,9 +239,12 @@ describe('trust', function () {
       });
       const resumed = await runOk<FederationResult>('fedkseed.resumeRun', id).finally(() => watch.dispose());
       assert.equal(resumed.finalRound, 4);
-      assert.equal(joinedAt[0], checkpoint.round, 'the rejoin starts from the checkpoint\'s round');
+      assert.equal(joinedAt[0], checkpoint.round, "the rejoin starts from the checkpoint's round");
       assert.equal(api.runs()[0]!.id, id, 'the same run continues');
-      assert.deepEqual(api.history().rounds.map((r) => r.round), [1, 2, 3, 4]);
+      assert.deepEqual(
+        api.history().rounds.map((r) => r.round),
+        [1, 2, 3, 4],
+      );
       assert.deepEqual({ kind: resumed.weights.kind, round: resumed.weights.round }, { kind: 'federation', round: 4 });
     } finally {
       await runOk('fedkseed.stopLocalServer');
@@ -235,15 +252,19 @@ describe('trust', function () {
     }
   });
 
-  it('settings: paths show in a remote window\'s User tab, server URL and model come first, every enum value is described', () => {
-    const manifest = JSON.parse(readFileSync(join(repo(), 'package.json'), 'utf8')) as { contributes: { configuration: { properties: Record<string, Property> } } };
+  it("settings: paths show in a remote window's User tab, server URL and model come first, every enum value is described", () => {
+    const manifest = JSON.parse(readFileSync(join(repo(), 'package.json'), 'utf8')) as {
+      contributes: { configuration: { properties: Record<string, Property> } };
+    };
     const properties = manifest.contributes.configuration.properties;
     for (const [key, p] of Object.entries(properties)) {
       assert.ok(p.scope !== 'machine' && p.scope !== 'machine-overridable', `${key} has scope ${p.scope}, hidden from a remote window's User settings`);
       assert.equal(typeof p.order, 'number', `${key} has no order`);
       if (p.enum) assert.equal((p.enumDescriptions ?? p.markdownEnumDescriptions)?.length, p.enum.length, `${key} does not describe every value`);
     }
-    const ordered = Object.entries(properties).sort(([, x], [, y]) => (x.order ?? 0) - (y.order ?? 0)).map(([key]) => key);
+    const ordered = Object.entries(properties)
+      .sort(([, x], [, y]) => (x.order ?? 0) - (y.order ?? 0))
+      .map(([key]) => key);
     assert.deepEqual(ordered.slice(0, 2), ['fedkseed.server.url', 'fedkseed.model.path']);
   });
 });

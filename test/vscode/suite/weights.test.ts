@@ -34,7 +34,7 @@ describe('weights of the run shown', function () {
     const earlier = await runOk<TrainingResult>('fedkseed.startTraining');
     await configure({ 'training.steps': 4 });
     const later = await runOk<TrainingResult>('fedkseed.startTraining');
-    assert.equal(api.status().weights?.runId, later.weights.runId, 'the trainer holds the later run\'s weights');
+    assert.equal(api.status().weights?.runId, later.weights.runId, "the trainer holds the later run's weights");
     assert.notEqual(earlier.weights.runId, later.weights.runId);
 
     await runOk('fedkseed.openRun', earlier.weights.runId);
@@ -48,7 +48,7 @@ describe('weights of the run shown', function () {
     // The weights of the run's final evaluation, rebuilt from its checkpoint (float32 sums in another order).
     assert.ok(Math.abs(evaluated.loss - (earlier.heldOutAfter ?? Number.NaN)) < 1e-5, `${evaluated.loss} against the run's ${earlier.heldOutAfter}`);
     assert.match(api.lastMessage() ?? '', /run shown in the dashboard/);
-    assert.equal(api.status().actsOnText ?? null, null, 'once loaded, the weights held are the run shown\'s');
+    assert.equal(api.status().actsOnText ?? null, null, "once loaded, the weights held are the run shown's");
 
     // The trainer holds the later run again; Export, with the earlier one still shown, writes the earlier one's.
     await runOk('fedkseed.loadRunWeights', later.weights.runId);

@@ -8,12 +8,7 @@ import { stringField } from './fields';
 import { parseJsonObject, readJsonLines } from './json-lines';
 import { JsonScanError, LineIndex, jsonDocument } from './json-document';
 
-function toRecord(
-  value: Record<string, unknown>,
-  file: string,
-  line: number,
-  log: ProblemLog,
-): InstructionRecord | undefined {
+function toRecord(value: Record<string, unknown>, file: string, line: number, log: ProblemLog): InstructionRecord | undefined {
   const instruction = stringField(value, 'instruction', { nonEmpty: true });
   const input = stringField(value, 'input', { optional: true });
   const output = stringField(value, 'output', { nonEmpty: true });

@@ -30,7 +30,8 @@ function skipWs(text: string, i: number): number {
 function skipString(text: string, i: number): number {
   for (let j = i + 1; j < text.length; j++) {
     const c = text.charCodeAt(j);
-    if (c === 0x5c) j++; // backslash: skip the escaped character
+    if (c === 0x5c)
+      j++; // backslash: skip the escaped character
     else if (c === 0x22) return j + 1;
   }
   throw new JsonScanError('unterminated string', i);

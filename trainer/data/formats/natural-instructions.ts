@@ -34,11 +34,7 @@ function formatDefinition(definition: string[], positives: unknown, count: numbe
   return text;
 }
 
-export async function* readNaturalInstructions(
-  file: string,
-  log: ProblemLog,
-  options: NaturalInstructionsOptions = {},
-): AsyncGenerator<InstructionRecord> {
+export async function* readNaturalInstructions(file: string, log: ProblemLog, options: NaturalInstructionsOptions = {}): AsyncGenerator<InstructionRecord> {
   const task = basename(file, extname(file));
   const text = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '');
   const lines = new LineIndex(text);

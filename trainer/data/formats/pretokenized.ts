@@ -15,11 +15,7 @@ function intArray(v: unknown): v is number[] {
   return Array.isArray(v) && v.every((x) => Number.isInteger(x));
 }
 
-export async function* readPretokenized(
-  file: string,
-  log: ProblemLog,
-  options: PretokenizedOptions = {},
-): AsyncGenerator<TokenRecord> {
+export async function* readPretokenized(file: string, log: ProblemLog, options: PretokenizedOptions = {}): AsyncGenerator<TokenRecord> {
   const name = basename(file);
   for await (const { line, value } of readJsonLines(file, log)) {
     const ids = value.input_ids;

@@ -178,12 +178,7 @@ export async function readOneTextFile(
   return { kind: 'text', id: rel, group: topLevelGroup(rel), text, source: { file, line: 0 } };
 }
 
-export async function* readTextFiles(
-  root: string,
-  log: ProblemLog,
-  skipped: SkippedFile[],
-  options: TextFilesOptions = {},
-): AsyncGenerator<TextRecord> {
+export async function* readTextFiles(root: string, log: ProblemLog, skipped: SkippedFile[], options: TextFilesOptions = {}): AsyncGenerator<TextRecord> {
   for (const rel of await listTextFiles(root, options, skipped)) {
     const record = await readOneTextFile(join(root, rel), rel, log, skipped, options.maxFileBytes);
     if (record) yield record;
