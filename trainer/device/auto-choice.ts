@@ -16,7 +16,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { createModel, DataType, encodeModel, node, valueInfo } from '../model/onnx';
 import type { WebGpuAdapter } from './adapters';
-import type { ProviderName } from './providers';
+import type { ProviderName } from './provider-names';
 
 /** What the process shows about the adapter a WebGPU session opened. */
 export type AdapterObservation =

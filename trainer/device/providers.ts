@@ -8,8 +8,9 @@ import { chooseWebGpuAdapter, describeAdapterChoice, surveyWebGpuAdapters, type 
 import { decideAuto, observeOpenedAdapter, providerSpeedFor, type AdapterObservation, type ProviderSpeed } from './auto-choice';
 import { errorMessage } from '../../protocol/errors';
 
-export const PROVIDER_NAMES = ['cpu', 'cuda', 'webgpu', 'dml', 'coreml'] as const;
-export type ProviderName = (typeof PROVIDER_NAMES)[number];
+import { PROVIDER_NAMES, type ProviderName } from './provider-names';
+
+export { PROVIDER_NAMES, type ProviderName };
 
 /** 'auto', a provider name, a comma-separated list of them, or an array (entries may be comma lists or 'auto'). */
 export type ProviderRequest = string | readonly string[];
