@@ -3,14 +3,11 @@
 // (every local run and federation recorded and checkpointed in its run's folder, resumed after a window
 // took it down) and the local federation server (LocalServer). This module turns the settings into the
 // trainer's requests.
-import { randomUUID } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type {
   CompleteParams,
   CompleteResult,
-  DataSpec,
   EvaluateResult,
   ExportModelResult,
   FederationResult,
@@ -22,19 +19,18 @@ import type {
 import { CLIENT_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import type { RunRecord } from '../../contracts/runs';
 import type { ServerProcessSpec, ServerProgress } from '../../contracts/server-process';
-import { readSettings, type FedKSeedSettings } from '../config';
-import { openSettingAction, settingError, UserFacingError, type ErrorAction } from '../errors';
+import { readSettings } from '../config';
+import { settingError, UserFacingError } from '../errors';
 import type { RunStore } from '../state/runStore';
 import { modelDisplayName } from '../modelName';
 import { LocalServer, type LocalServerAddress } from './localServer';
 import { RunRecorder } from './runRecorder';
 import { TrainerService, type JobKind } from './trainerService';
+import { dataSpecOf } from './dataSpec';
+import { FederationIdentity } from './federationIdentity';
 
 export type { LocalServerAddress } from './localServer';
 export { UserFacingError };
-
-const TOKEN_SECRET = 'fedkseed.federationToken';
-const CLIENT_ID_KEY = 'fedkseed.clientId';
 
 /** Held-out examples an evaluation scores: the same first ones as a local run's evaluations. */
 const EVAL_EXAMPLES = TRAINING_DEFAULTS.evalExamples;
@@ -45,9 +41,10 @@ export class TrainingController implements vscode.Disposable {
   readonly trainer: TrainerService;
   readonly server: LocalServer;
   private readonly runs: RunRecorder;
+  private readonly identity: FederationIdentity;
 
   constructor(
-    private readonly context: vscode.ExtensionContext,
+    context: vscode.ExtensionContext,
     private readonly store: RunStore,
     log: vscode.LogOutputChannel,
   ) {
@@ -55,6 +52,7 @@ export class TrainingController implements vscode.Disposable {
     this.trainer = new TrainerService(bundle('trainer.js'), store, log);
     this.server = new LocalServer(bundle('run-server.js'), join(context.globalStorageUri.fsPath, 'local-server'), store, log);
     this.runs = new RunRecorder(store, log, this.trainer);
+    this.identity = new FederationIdentity(context);
   }
 
   get busyWith(): JobKind | undefined {
@@ -101,7 +99,7 @@ export class TrainingController implements vscode.Disposable {
   async evaluate(token?: vscode.CancellationToken): Promise<EvaluateResult> {
     const s = readSettings();
     if (!(s.data.heldOutFraction > 0)) throw settingError('data.heldOutFraction', 'the held-out fraction is 0, so there is no held-out split to evaluate');
-    const data = this.dataSpec(s);
+    const data = dataSpecOf(s);
     return this.trainer.runJob('evaluation', async (c, engine) => {
       const result = await c.request('evaluate', { data, batchSize: s.training.batchSize, maxExamples: EVAL_EXAMPLES }, token);
       this.trainer.setWeights(result.weights);
@@ -119,7 +117,7 @@ export class TrainingController implements vscode.Disposable {
     const s = readSettings();
     const resumed = resumeOf?.resume?.kind === 'local' ? resumeOf.resume.params : undefined;
     const base: StartTrainingParams = resumed ?? {
-      data: this.dataSpec(s),
+      data: dataSpecOf(s),
       steps: s.training.steps,
       k: s.training.k,
       federationSeed: s.training.federationSeed,
@@ -174,8 +172,8 @@ export class TrainingController implements vscode.Disposable {
     options: { localServer?: ServerProcessSpec; resumeOf?: RunRecord } = {},
   ): Promise<FederationResult> {
     const s = readSettings();
-    const data = this.dataSpec(s);
-    const secret = (await this.context.secrets.get(TOKEN_SECRET)) ?? '';
+    const data = dataSpecOf(s);
+    const secret = await this.identity.token();
     const local = options.localServer ?? null;
     return this.trainer.runJob('federation', async (c, engine) => {
       const run = this.runs.begin(
@@ -196,7 +194,7 @@ export class TrainingController implements vscode.Disposable {
       const params: JoinFederationParams = {
         url,
         token: secret,
-        clientId: this.clientId(),
+        clientId: this.identity.clientId(),
         data,
         batchSize: s.training.batchSize,
         heldOutExamples: CLIENT_DEFAULTS.heldOutExamples,
@@ -266,12 +264,12 @@ export class TrainingController implements vscode.Disposable {
     return this.runs.checkpointOf(runId);
   }
 
-  async setToken(token: string): Promise<void> {
-    await this.context.secrets.store(TOKEN_SECRET, token);
+  setToken(token: string): Promise<void> {
+    return this.identity.setToken(token);
   }
 
-  async hasToken(): Promise<boolean> {
-    return Boolean(await this.context.secrets.get(TOKEN_SECRET));
+  hasToken(): Promise<boolean> {
+    return this.identity.hasToken();
   }
 
   /** The server of Start Local Federation: the running one while its federation goes on, else a new one. */
@@ -294,27 +292,5 @@ export class TrainingController implements vscode.Disposable {
     this.store.markInterrupted();
     this.trainer.dispose();
     this.server.dispose();
-  }
-
-  private dataSpec(s: FedKSeedSettings): DataSpec {
-    const selectDataset: ErrorAction = { title: 'Select Dataset…', command: 'fedkseed.selectDataset' };
-    if (!s.data.path)
-      throw new UserFacingError('No dataset: open a folder or select one (fedkseed.data.path).', [selectDataset, openSettingAction('data.path')]);
-    if (!existsSync(s.data.path)) throw settingError('data.path', `dataset not found: ${s.data.path}`, [selectDataset]);
-    return {
-      path: s.data.path,
-      include: s.data.include.length > 0 ? s.data.include : undefined,
-      heldOutFraction: s.data.heldOutFraction,
-      seqLen: s.training.seqLen,
-    };
-  }
-
-  private clientId(): string {
-    let id = this.context.globalState.get<string>(CLIENT_ID_KEY);
-    if (!id) {
-      id = `vscode-${randomUUID().slice(0, 8)}`;
-      void this.context.globalState.update(CLIENT_ID_KEY, id);
-    }
-    return id;
   }
 }
