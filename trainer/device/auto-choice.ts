@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, mkdirSync, writeFileSync, renameSync } from 
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { createModel, DataType, encodeModel, node, valueInfo } from '../model/onnx';
+import { singleNodeGraph } from '../model/onnx';
 import type { WebGpuAdapter } from './adapters';
 import type { ProviderName } from './provider-names';
 
@@ -142,30 +142,15 @@ export function observationFromThreads(names: readonly string[] | null, platform
  * session here, so the same adapter) and reads what it opened. Throws what session creation throws.
  */
 export async function observeOpenedAdapter(): Promise<AdapterObservation> {
-  const session = await ort.InferenceSession.create(oneAddModel(), { executionProviders: ['webgpu'], logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(singleNodeGraph('adapter-probe', 'Add', ['x', 'x'], 1), {
+    executionProviders: ['webgpu'],
+    logSeverityLevel: 3,
+  });
   try {
     return observationFromThreads(threadNames());
   } finally {
     await session.release();
   }
-}
-
-/** y = x + x over float32[1]. */
-function oneAddModel(): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 18 }],
-      producerName: 'fedkseed',
-      graph: {
-        name: 'adapter-probe',
-        node: [node('Add', ['x', 'x'], ['y'], 'add')],
-        initializer: [],
-        input: [valueInfo('x', DataType.FLOAT, [1])],
-        output: [valueInfo('y', DataType.FLOAT, [1])],
-      },
-    }),
-  );
 }
 
 // ---- the cached measurement ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import type { LoadedModel } from '../model/load';
 import { IGNORE_INDEX, rewriteForTraining, type TrainingGraph } from '../model/rewrite';
 import type { LossResult } from './session';
 import type { ParameterSet } from '../zo/parameters';
-import { createModel, DataType, encodeModel, int64Tensor, node, valueInfo } from '../model/onnx';
+import { createModel, DataType, encodeModel, int64Tensor, node, singleNodeGraph, valueInfo } from '../model/onnx';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
 import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from './perturbation-graph';
 import type { ProviderReport } from './providers';
@@ -46,23 +46,6 @@ function byteSize(t: ort.Tensor): number {
 }
 
 export const DEVICE_PROVIDER = 'webgpu';
-
-function identityGraph(length: number): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 18 }],
-      producerName: 'fedkseed',
-      graph: {
-        name: 'copy',
-        node: [node('Identity', ['x'], ['y'], 'copy')],
-        initializer: [],
-        input: [valueInfo('x', DataType.FLOAT, [length])],
-        output: [valueInfo('y', DataType.FLOAT, [length])],
-      },
-    }),
-  );
-}
 
 /** y = x[0:1]: waits for the device's work on x and brings back 4 bytes (DeviceWeights.sync). */
 function firstElementGraph(length: number): Uint8Array {
@@ -125,7 +108,8 @@ export class DeviceWeights {
   static async create(params: ParameterSet, counter = new BusCounter()): Promise<DeviceWeights> {
     const sessions: ort.InferenceSession[] = [];
     try {
-      for (const onDevice of [true, false]) sessions.push(await ort.InferenceSession.create(identityGraph(params.indexSpan), deviceSessionOptions(onDevice)));
+      for (const onDevice of [true, false])
+        sessions.push(await ort.InferenceSession.create(singleNodeGraph('copy', 'Identity', ['x'], params.indexSpan), deviceSessionOptions(onDevice)));
       const weights = new DeviceWeights(params, sessions[0], sessions[1], counter);
       // The passes a step runs are created now, so a device that cannot run them fails here.
       for (const sources of DeviceWeights.STEP_PASSES) sessions.push(await weights.passSession(sources, weights.passes, false));

@@ -84,6 +84,24 @@ export function createModel(fields: {
 }
 
 export const DataType = onnxProto.onnx.TensorProto.DataType;
+
+/** A one-node graph y = op(inputs…) over float32 vectors of `length`: the device path's probes and copies. */
+export function singleNodeGraph(name: string, op: string, inputs: string[], length: number): Uint8Array {
+  return encodeModel(
+    createModel({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 18 }],
+      producerName: 'fedkseed',
+      graph: {
+        name,
+        node: [node(op, inputs, ['y'], name)],
+        initializer: [],
+        input: [valueInfo('x', DataType.FLOAT, [length])],
+        output: [valueInfo('y', DataType.FLOAT, [length])],
+      },
+    }),
+  );
+}
 const AttrType = onnxProto.onnx.AttributeProto.AttributeType;
 
 /** Long-or-number (as protobufjs decodes int64) to a JS number; exact below 2^53. */
