@@ -158,6 +158,10 @@ export async function startServer(options: ServerOptions): Promise<FederationSer
   connections.attach(listener.http, listener.wss);
   const revocation = watchRevocations({ store, connections, outbox, log, requestsFrom: options.store ? null : (options.storePath as string) });
   const { port, url } = await listener.listen().catch(async (err: unknown) => {
+    // Nothing was served yet: stop what the parts started so a failed start leaves no timers behind.
+    revocation.stop();
+    engine.close();
+    connections.close();
     if (!options.store) await store.close();
     throw err;
   });

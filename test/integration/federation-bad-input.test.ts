@@ -228,6 +228,38 @@ test('a port already in use is refused with a message that says so, and the stor
   }
 });
 
+test('a start that fails to listen stops every timer it started (heartbeat, revocation polling)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedk-port-timers-'));
+  const blocker = createNetServer().listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const port = (blocker.address() as AddressInfo).port;
+  // Unref'd intervals are invisible to process.getActiveResourcesInfo(), so count them at the source.
+  const live = new Set<ReturnType<typeof setInterval>>();
+  const realSet = globalThis.setInterval;
+  const realClear = globalThis.clearInterval;
+  globalThis.setInterval = ((...args: Parameters<typeof setInterval>) => {
+    const t = realSet(...args);
+    live.add(t);
+    return t;
+  }) as typeof setInterval;
+  globalThis.clearInterval = ((t: ReturnType<typeof setInterval> | undefined) => {
+    if (t) live.delete(t);
+    realClear(t);
+  }) as typeof clearInterval;
+  try {
+    await assert.rejects(
+      startServer({ config, modelHash: new Uint8Array(32), generatorVersion: 1, paramCount: 8, storePath: join(dir, 'store'), requireToken: false, port }),
+    );
+    assert.equal(live.size, 0, `${live.size} interval(s) still running after the failed start`);
+  } finally {
+    globalThis.setInterval = realSet;
+    globalThis.clearInterval = realClear;
+    for (const t of live) realClear(t);
+    blocker.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('a diverging round whose coefficients no replica could apply exactly is refused, never committed', { timeout: 15_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fedk-diverge-'));
   const trainer = new QuadraticToyTrainer({ dimension: 8, clientSeed: 1 });
