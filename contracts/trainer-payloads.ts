@@ -306,8 +306,20 @@ export const byteCountersSchema = z.object({
 });
 export type ByteCounters = z.infer<typeof byteCountersSchema>;
 
+/** The request a trainer is working on (completions run beside any of them and are not jobs). */
+export const trainerJobs = ['evaluation', 'training', 'federation', 'export', 'checkpoint'] as const;
+export type TrainerJob = (typeof trainerJobs)[number];
+
 export const trainerStatusSchema = z.object({
   state: z.enum(connectionStates),
+  /** The job the trainer runs now; null between jobs. Back to null before the job's answer is sent. */
+  job: z.nullable(z.enum(trainerJobs)),
+  /**
+   * The weights the trainer holds: the base model, a run's or a federation's (the replica of the last
+   * round synced while it goes on). A local run's are those it started from until it ends (its step so
+   * far is `step`). Null while no model is loaded: a new trainer process holds none until it has one.
+   */
+  weights: z.nullable(weightsStateSchema),
   mode: z.enum(['none', 'local', 'federation']),
   server: z.nullable(z.string()),
   round: nonNegInt(),
@@ -405,6 +417,8 @@ export function parsePayload<T>(schema: z.ZodMiniType<T>, input: unknown): Parse
 
 export const idleTrainerStatus: TrainerStatus = {
   state: 'idle',
+  job: null,
+  weights: null,
   mode: 'none',
   server: null,
   round: 0,

@@ -1,7 +1,7 @@
 // Every local run and federation as a recorded run (extension/state/): begun with its checkpoint in its
 // own folder, ended with the job's state or its failure, and found again when a window took it down.
 // A run that fails gives the trainer back sound weights: its own checkpoint when it got going, else the
-// weights from before it.
+// weights from before it (the trainer loads them, and its status then says it holds them).
 import { mkdirSync } from 'node:fs';
 import * as vscode from 'vscode';
 import { idleTrainerStatus, type InitializeResult, type WeightsState } from '../../contracts/trainer-rpc';
@@ -38,8 +38,11 @@ export class RunRecorder {
     } catch (err) {
       const error = unwrap(err);
       const now = this.store.status.trainer;
-      const busy = ['loading', 'training', 'connecting', 'connected', 'reconnecting', 'stopping'].includes(now.state);
-      if (now.state !== 'error' && !busy) this.store.setTrainer({ ...idleTrainerStatus, provider: now.provider, state: 'error', detail: error.message });
+      // A trainer at a job, or held by another command, keeps its status (this run's job ended before its
+      // answer came, and its command let go of the trainer).
+      if (now.state !== 'error' && now.job === null && !this.trainer.busyWith) {
+        this.store.setTrainer({ ...idleTrainerStatus, provider: now.provider, weights: now.weights, state: 'error', detail: error.message });
+      }
       throw error;
     }
   }
@@ -67,7 +70,6 @@ export class RunRecorder {
     const before = this.trainer.currentWeights;
     try {
       const result = await request();
-      this.trainer.setWeights(result.weights);
       this.store.endRun(runId, { state: result.stopped ? 'stopped' : 'finished' });
       this.logRun(runId);
       return result;
@@ -78,8 +80,7 @@ export class RunRecorder {
       // The trainer dropped its weights for the run: a run that got going has its own checkpoint; one that
       // never started gets the weights from before it back, so nothing is lost on the way.
       const header = this.store.records.checkpointHeader(runId);
-      if (started && header) this.trainer.setWeights(weightsOfCheckpoint(runId, header));
-      else await this.trainer.restoreWeights(before);
+      await this.trainer.restoreWeights(started && header ? weightsOfCheckpoint(runId, header) : before);
       throw error;
     }
   }

@@ -1,13 +1,13 @@
 // The trainer as the extension uses it: one supervised process behind the typed client of
-// contracts/trainer-rpc.ts, its notifications mirrored into the RunStore, at most one job at a time
-// (with the context keys that enable commands), the engine reloaded only when an engine setting
-// changed, and the weights it holds tracked from each result and put back from their run's checkpoint
-// after any restart.
+// contracts/trainer-rpc.ts, its notifications mirrored into the RunStore, at most one command using it
+// at a time (with the context keys that enable commands), the engine reloaded only when an engine
+// setting changed. Which weights the trainer holds and which job it runs are the trainer's to say: its
+// status carries them, and this reads them there. What stays here is what a trainer process cannot know:
+// the fine-tuned weights to put back, from their run's checkpoint, into a new process after a restart.
 import { existsSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import * as vscode from 'vscode';
 import {
-  baseWeights,
   describeWeights,
   idleTrainerStatus,
   Notifications,
@@ -16,6 +16,7 @@ import {
   type CompleteResult,
   type InitializeResult,
   type TrainerClient,
+  type TrainerStatus,
   type WeightsState,
 } from '../../contracts/trainer-rpc';
 import { readSettings, type FedKSeedSettings } from '../config';
@@ -37,9 +38,16 @@ export class TrainerService implements vscode.Disposable {
   private readonly supervisor: Supervisor<TrainerProcess, TrainerClient>;
   private engine: InitializeResult | undefined;
   private engineStale = false;
+  /**
+   * The command using the trainer, from before its request is sent (the trainer may still be starting)
+   * until its results are recorded: the lock that keeps commands one at a time. What the trainer itself
+   * runs is its status's `job`.
+   */
   private job: JobKind | undefined;
-  /** What the trainer's weights are (the trainer says so with each result); reloaded after a restart. */
-  private weights: WeightsState | null = null;
+  /** The last status the trainer process sent (of the one before, until a new one has sent its own). */
+  private reported: TrainerStatus | undefined;
+  /** Fine-tuned weights the trainer is to hold again, from their run's checkpoint, once it runs (or at once). */
+  private toReload: WeightsState | null = null;
   private readonly disposables: vscode.Disposable[] = [];
 
   constructor(
@@ -57,7 +65,13 @@ export class TrainerService implements vscode.Disposable {
       this.supervisor,
       this.supervisor.onDidExitUnexpectedly(() => {
         this.engine = undefined;
-        this.store.setTrainer({ ...this.store.status.trainer, state: 'error', detail: 'The trainer process exited unexpectedly; see the FedKSeed log.' });
+        // Its job ended with it; the weights it held are shown until a new one says what it holds.
+        this.store.setTrainer({
+          ...this.store.status.trainer,
+          state: 'error',
+          job: null,
+          detail: 'The trainer process exited unexpectedly; see the FedKSeed log.',
+        });
       }),
     );
     this.updateContext();
@@ -75,9 +89,12 @@ export class TrainerService implements vscode.Disposable {
     return this.job;
   }
 
-  /** The weights the trainer holds, once it has loaded a model. */
+  /**
+   * The weights the trainer holds, as its last status said, once it has loaded a model; while it is to be
+   * given fine-tuned weights back (a restart, a failed run), those.
+   */
   get currentWeights(): WeightsState | null {
-    return this.weights;
+    return this.toReload ?? this.reported?.weights ?? null;
   }
 
   /** Engine settings changed: reload now if idle, else once the running job ends. */
@@ -149,17 +166,17 @@ export class TrainerService implements vscode.Disposable {
   /** An earlier failure is not the next job's: the views stop showing it as a job starts. */
   clearFailure(): void {
     const before = this.store.status.trainer;
-    if (before.state === 'error') this.store.setTrainer({ ...idleTrainerStatus, provider: before.provider });
+    if (before.state === 'error') this.store.setTrainer({ ...idleTrainerStatus, provider: before.provider, weights: before.weights });
   }
 
-  setWeights(weights: WeightsState | null): void {
-    this.weights = weights;
-    this.store.setWeights(weights);
-  }
-
-  /** Gives a running trainer back fine-tuned weights it dropped (a run that never started). */
+  /**
+   * Gives the trainer back fine-tuned weights it dropped or left unsound (a run that failed), from their
+   * run's checkpoint: at once when it runs, else when it starts again.
+   */
   async restoreWeights(weights: WeightsState | null): Promise<void> {
-    if (weights && weights.kind !== 'base' && this.supervisor.running) await this.reloadWeights(await this.supervisor.ready(), weights, 'quiet');
+    if (!weights || weights.kind === 'base') return;
+    this.toReload = weights;
+    if (this.supervisor.running) await this.reloadWeights(await this.supervisor.ready(), 'quiet');
   }
 
   dispose(): void {
@@ -167,22 +184,25 @@ export class TrainerService implements vscode.Disposable {
   }
 
   /**
-   * Puts fine-tuned weights back into a (new) trainer from their run's checkpoint. A checkpoint of another
-   * base model cannot be: the user is told which weights are not loaded and why, never left to guess.
+   * Puts the fine-tuned weights to reload back into a (new) trainer from their run's checkpoint; its status
+   * then says what it holds. A checkpoint of another base model cannot be: the user is told which weights
+   * are not loaded and why, never left to guess.
    */
-  private async reloadWeights(client: TrainerClient, weights: WeightsState, tell: 'tell' | 'quiet'): Promise<void> {
+  private async reloadWeights(client: TrainerClient, tell: 'tell' | 'quiet'): Promise<void> {
+    const weights = this.toReload;
+    if (!weights) return;
     const engine = this.engine;
     const runId = weights.runId;
     const header = runId ? this.store.records.checkpointHeader(runId) : undefined;
     const run = runId ? this.store.recordOf(runId) : undefined;
     const what = `${describeWeights(weights)}${run ? ` of "${run.summary.title}"` : ''}`;
     if (!engine || !runId || !header) {
-      this.setWeights(baseWeights);
+      this.toReload = null;
       void showWarning(`FedKSeed: the trainer restarted and holds the base model; the weights ${what} have no checkpoint to reload.`);
       return;
     }
     if (header.baseModel !== engine.modelIdentity) {
-      this.setWeights(baseWeights);
+      this.toReload = null;
       void showWarning(
         `FedKSeed: the trainer now holds ${modelDisplayName(engine.modelPath)} (base). The weights ${what} belong to ${run?.summary.model ?? 'another model'} and were not loaded; they stay in the run list.`,
       );
@@ -190,12 +210,17 @@ export class TrainerService implements vscode.Disposable {
     }
     try {
       const result = await client.request('loadCheckpoint', { path: this.store.records.checkpointPath(runId), runId });
-      this.setWeights(result.weights);
+      this.toReload = null;
       this.log.info(`reloaded ${this.store.weightsText(result.weights)} into the trainer from its checkpoint`);
       if (tell === 'tell') void showInfo(`FedKSeed: the trainer restarted; ${this.store.weightsText(result.weights)} reloaded from its checkpoint.`);
     } catch (err) {
-      this.setWeights(baseWeights);
-      void showWarning(`FedKSeed: the weights ${what} could not be reloaded (${unwrap(err).message}); the trainer holds the base model.`);
+      // A trainer that went away meanwhile leaves them to the next one; else they stay in the run list.
+      if (!this.supervisor.running) return;
+      this.toReload = null;
+      const held = this.currentWeights;
+      void showWarning(
+        `FedKSeed: the weights ${what} could not be reloaded (${unwrap(err).message}); the trainer holds ${held ? this.store.weightsText(held) : 'no model'}.`,
+      );
     }
   }
 
@@ -210,8 +235,16 @@ export class TrainerService implements vscode.Disposable {
   }
 
   private async prepare(p: TrainerProcess): Promise<TrainerClient> {
+    // A new trainer holds no weights until it has loaded the base model (its status says so): fine-tuned
+    // weights the one before held (or was to be given back) come back from their checkpoint.
+    const held = this.toReload ?? this.reported?.weights ?? null;
+    this.toReload = held && held.kind !== 'base' ? held : null;
+    this.reported = undefined;
     const c = p.connection;
-    c.onNotification(Notifications.status, (status) => this.store.setTrainer(status));
+    c.onNotification(Notifications.status, (status) => {
+      this.reported = status;
+      this.store.setTrainer(status);
+    });
     c.onNotification(Notifications.steps, (batch) => this.store.addSteps(batch));
     c.onNotification(Notifications.evaluation, (e) => this.store.addEvaluation(e));
     c.onNotification(Notifications.metrics, (m) => this.store.addMetrics(m));
@@ -226,10 +259,7 @@ export class TrainerService implements vscode.Disposable {
     this.engine = await client.request('initialize', readSettings().engine);
     // By its name ("tiny-code-lm", a model's folder), not its file's ("model.onnx").
     this.store.setModel(modelDisplayName(this.engine.modelPath));
-    // A new trainer holds the base model: fine-tuned weights it had before come back from their checkpoint.
-    const held = this.weights;
-    this.setWeights(baseWeights);
-    if (held && held.kind !== 'base') await this.reloadWeights(client, held, 'quiet');
+    await this.reloadWeights(client, 'quiet');
     return client;
   }
 

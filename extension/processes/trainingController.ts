@@ -1,8 +1,8 @@
 // What the commands drive, composed of three parts with one job each: the trainer (TrainerService: the
-// supervised process behind its typed client, one job at a time, the weights it holds), the run recorder
-// (every local run and federation recorded and checkpointed in its run's folder, resumed after a window
-// took it down) and the local federation server (LocalServer). This module turns the settings into the
-// trainer's requests.
+// supervised process behind its typed client, one job at a time, the weights its status says it holds),
+// the run recorder (every local run and federation recorded and checkpointed in its run's folder, resumed
+// after a window took it down) and the local federation server (LocalServer). This module turns the
+// settings into the trainer's requests.
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type {
@@ -63,7 +63,7 @@ export class TrainingController implements vscode.Disposable {
     return this.server.url;
   }
 
-  /** The weights the trainer holds, once it has loaded a model. */
+  /** The weights the trainer holds, as its status says, once it has loaded a model. */
   get currentWeights(): WeightsState | null {
     return this.trainer.currentWeights;
   }
@@ -102,7 +102,6 @@ export class TrainingController implements vscode.Disposable {
     const data = dataSpecOf(s);
     return this.trainer.runJob('evaluation', async (c, engine) => {
       const result = await c.request('evaluate', { data, batchSize: s.training.batchSize, maxExamples: EVAL_EXAMPLES }, token);
-      this.trainer.setWeights(result.weights);
       this.store.recordEvaluation(result, { name: modelDisplayName(engine.modelPath), identity: engine.modelIdentity });
       return result;
     });
@@ -213,21 +212,13 @@ export class TrainingController implements vscode.Disposable {
   }
 
   async exportModel(out: string): Promise<ExportModelResult> {
-    return this.trainer.runJob('export', async (c) => {
-      const result = await c.request('exportModel', { out });
-      this.trainer.setWeights(result.weights);
-      return result;
-    });
+    return this.trainer.runJob('export', (c) => c.request('exportModel', { out }));
   }
 
   /** Makes the trainer hold a run's fine-tuned weights (from its checkpoint), or the base model. */
   async loadRunWeights(runId: string | 'base'): Promise<WeightsState> {
     return this.trainer.runJob('weights', async (c, engine) => {
-      if (runId === 'base') {
-        const result = await c.request('resetWeights', {});
-        this.trainer.setWeights(result.weights);
-        return result.weights;
-      }
+      if (runId === 'base') return (await c.request('resetWeights', {})).weights;
       const record = this.store.recordOf(runId);
       if (!record) throw new UserFacingError(`there is no run ${runId}`);
       const header = this.store.records.checkpointHeader(runId);
@@ -238,9 +229,7 @@ export class TrainingController implements vscode.Disposable {
           [{ title: 'Select Model…', command: 'fedkseed.selectModel' }],
         );
       }
-      const result = await c.request('loadCheckpoint', { path: this.store.records.checkpointPath(runId), runId });
-      this.trainer.setWeights(result.weights);
-      return result.weights;
+      return (await c.request('loadCheckpoint', { path: this.store.records.checkpointPath(runId), runId })).weights;
     });
   }
 

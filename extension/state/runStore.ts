@@ -1,6 +1,7 @@
 // The single source of what the UI shows: the trainer's status, the local server's, the runs (the one
 // in progress, and past ones on disk) and every figure, computed once (contracts/run-figures.ts). The
-// controller writes it; the sidebar, the dashboard, the status bar and the log read it.
+// controller writes it; the sidebar, the dashboard, the status bar and the log read it. Which weights
+// the trainer holds is the trainer's status's to say: the views read them there.
 //
 // A run begins pending: its notifications are recorded apart, and the charts keep showing the previous
 // run until the new one really starts (a local run's first step, a federation's welcome). A run that
@@ -100,7 +101,6 @@ export class RunStore implements vscode.Disposable {
   private trainer: TrainerStatus = idleTrainerStatus;
   private localServer: LocalServerStatus | null = null;
   private model: string | null = null;
-  private weights: WeightsState | null = null;
   /** The run of this window the trainer runs or ran last, once it really started. */
   private current: Recording | null = null;
   /** A run that has not really started yet (its charts are not shown). */
@@ -181,6 +181,15 @@ export class RunStore implements vscode.Disposable {
     return this.records.get(id);
   }
 
+  /**
+   * The weights the trainer holds, as its status says; a run removed from the list is no longer named
+   * (the weights are still fine-tuned, their run is gone).
+   */
+  private get weights(): WeightsState | null {
+    const w = this.trainer.weights;
+    return w?.runId && !this.recordOf(w.runId) ? { ...w, runId: null } : w;
+  }
+
   /** The run whose weights these are, in words: "fine-tuned after round 4 (Local federation)". */
   weightsText(w: WeightsState): string {
     const run = w.runId ? this.recordOf(w.runId) : undefined;
@@ -256,11 +265,6 @@ export class RunStore implements vscode.Disposable {
 
   setModel(model: string | null): void {
     this.model = model;
-    this.fireStatus();
-  }
-
-  setWeights(weights: WeightsState | null): void {
-    this.weights = weights;
     this.fireStatus();
   }
 
@@ -421,7 +425,6 @@ export class RunStore implements vscode.Disposable {
     if (this.current?.record.summary.id === id) this.current = null;
     if (this.shownId === id) this.shownId = null;
     if (this.compareId === id) this.compareId = null;
-    if (this.weights?.runId === id) this.weights = { ...this.weights, runId: null };
     const removed = this.records.remove(id);
     this.fireAll();
     return removed;

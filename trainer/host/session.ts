@@ -1,8 +1,9 @@
 // What the trainer host does for each request: owns the engine (one per process, reopened when the
 // engine settings change) and runs at most one long job at a time, which `stop` or a JSON-RPC
 // cancellation aborts. It knows what the engine's weights are (the base model, a local run's, a
-// federation's replica) and says so with every result; runs are checkpointed as they progress and can
-// be resumed or reloaded from their checkpoints.
+// federation's replica) and which job it runs, and says so in its status as they change (the extension
+// reads them there) and with every result; runs are checkpointed as they progress and can be resumed or
+// reloaded from their checkpoints.
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadDataset, type Dataset } from '../data/dataset';
@@ -33,6 +34,7 @@ import {
   type JoinFederationParams,
   type LoadCheckpointParams,
   type StartTrainingParams,
+  type TrainerJob,
   type TrainingResult,
   type WeightsResult,
   type WeightsState,
@@ -55,15 +57,13 @@ export class HostStateError extends Error {
   }
 }
 
-type JobKind = 'evaluation' | 'training' | 'federation' | 'export' | 'checkpoint';
-
 export class TrainerSession {
   private engine: Engine | undefined;
   private engineInfo: InitializeResult | undefined;
   private initParams: InitializeParams | undefined;
   private tokenizerPath = '';
-  private job: { kind: JobKind; abort: AbortController; done: Promise<unknown> } | undefined;
-  /** What the engine's weights are. */
+  private job: { kind: TrainerJob; abort: AbortController; done: Promise<unknown> } | undefined;
+  /** What the engine's weights are (changed by hold(), which reports them). */
   private weights: WeightsState = baseWeights;
   /** The federation seed and η of the coefficients applied to the replica, to take them back exactly. */
   private applied: { federationSeed: number; eta: number } | null = null;
@@ -85,7 +85,7 @@ export class TrainerSession {
     if (this.job) throw new HostStateError('busy', `cannot reload the model while ${this.job.kind} is running`);
     await this.engine?.close();
     this.engine = undefined;
-    this.reporter.reset({ state: 'loading', detail: `Loading ${params.model || 'the bundled model'}` });
+    this.reporter.reset({ state: 'loading', weights: null, detail: `Loading ${params.model || 'the bundled model'}` });
     try {
       const engine = await this.open(params);
       this.engine = engine;
@@ -159,7 +159,7 @@ export class TrainerSession {
         }
         engine = await this.applyCheckpointTo(engine, checkpoint, params.resumeFrom);
         resume = { checkpoint };
-        this.weights = { kind: 'local', steps: checkpoint.steps ?? 0, round: 0, runId, restored: true };
+        this.hold({ kind: 'local', steps: checkpoint.steps ?? 0, round: 0, runId, restored: true });
       } else {
         engine = await this.toBase(engine, params.federationSeed);
       }
@@ -183,10 +183,12 @@ export class TrainerSession {
           this.applied = { federationSeed: params.federationSeed, eta: params.eta };
           this.lockedSeed = params.federationSeed;
         }
-        this.weights = keptStep > 0 ? { kind: 'local', steps: keptStep, round: 0, runId, restored: false } : baseWeights;
+        this.hold(keptStep > 0 ? { kind: 'local', steps: keptStep, round: 0, runId, restored: false } : baseWeights);
         this.reporter.update({ state: result.stopped ? 'stopped' : 'finished', detail: `${result.totalSteps} steps; ${heldOutChange(result)}` });
         return { ...result, weights: this.weights };
       } catch (err) {
+        // The weights are what the run left: its step so far (its checkpoint has the last sound ones).
+        this.hold(this.liveWeights());
         this.reporter.update({ state: 'error', detail: errorMessage(err) });
         throw err;
       }
@@ -203,7 +205,7 @@ export class TrainerSession {
         if (checkpoint.round === undefined) throw new Error(`${params.resumeFrom} is a local run's checkpoint, not a federation's`);
         engine = await this.applyCheckpointTo(engine, checkpoint, params.resumeFrom);
         lastSyncedRound = checkpoint.round;
-        this.weights = { kind: lastSyncedRound > 0 ? 'federation' : 'base', steps: 0, round: lastSyncedRound, runId, restored: true };
+        this.hold({ kind: lastSyncedRound > 0 ? 'federation' : 'base', steps: 0, round: lastSyncedRound, runId, restored: true });
       } else {
         // The federation's seed is known only from its welcome: start from a replica that takes any seed.
         engine = await this.toBase(engine, this.lockedSeed === null ? null : -1);
@@ -228,7 +230,7 @@ export class TrainerSession {
           synced: (round: number, config: FederationConfig) => {
             this.applied = { federationSeed: config.federationSeed, eta: config.eta };
             if (round > 0) this.lockedSeed = config.federationSeed;
-            this.weights = { kind: round > 0 ? 'federation' : 'base', steps: 0, round, runId, restored: false };
+            this.hold({ kind: round > 0 ? 'federation' : 'base', steps: 0, round, runId, restored: false });
             // The replica is at rest here: completions copy it (a synchronous copy on the host engine).
             void this.completions?.synced().catch((err: unknown) => this.notify.log('warn', `completions: ${errorMessage(err)}`));
             // Measures of the committed replica (the base model at round 0), scored beside the next round.
@@ -261,10 +263,11 @@ export class TrainerSession {
     return this.runJob('checkpoint', new AbortController().signal, async (engine) => {
       const checkpoint = loadCheckpoint(params.path);
       await this.applyCheckpointTo(engine, checkpoint, params.path);
-      this.weights =
+      this.hold(
         checkpoint.round !== undefined
           ? { kind: checkpoint.round > 0 ? 'federation' : 'base', steps: 0, round: checkpoint.round, runId: params.runId, restored: true }
-          : { kind: (checkpoint.steps ?? 0) > 0 ? 'local' : 'base', steps: checkpoint.steps ?? 0, round: 0, runId: params.runId, restored: true };
+          : { kind: (checkpoint.steps ?? 0) > 0 ? 'local' : 'base', steps: checkpoint.steps ?? 0, round: 0, runId: params.runId, restored: true },
+      );
       this.notify.log('info', `loaded ${params.path}: ${describeWeights(this.weights)}`);
       return { weights: this.weights };
     });
@@ -308,6 +311,12 @@ export class TrainerSession {
   /** Copies of the weights completions have taken so far (benchmarks). */
   get completionSnapshots(): number {
     return this.completions?.snapshots ?? 0;
+  }
+
+  /** The engine's weights are these from now on: the status says so at once. */
+  private hold(weights: WeightsState): void {
+    this.weights = weights;
+    this.reporter.hold(weights);
   }
 
   private metricsOf(engine: Engine): MetricsScorer {
@@ -376,7 +385,7 @@ export class TrainerSession {
     this.scorer = undefined;
     const engine = await openEngine(engineOptions(params));
     this.initParams = params;
-    this.weights = baseWeights;
+    this.hold(baseWeights);
     this.applied = null;
     this.lockedSeed = null;
     return engine;
@@ -389,7 +398,7 @@ export class TrainerSession {
    */
   private async toBase(engine: Engine, nextSeed: number | null): Promise<Engine> {
     if (nextSeed !== null && this.lockedSeed !== null && nextSeed !== this.lockedSeed) {
-      this.reporter.update({ detail: 'Reloading the base model' });
+      this.reporter.update({ weights: null, detail: 'Reloading the base model' });
       await engine.close();
       this.engine = undefined;
       const params = this.initParams;
@@ -411,7 +420,7 @@ export class TrainerSession {
     engine.params.resetToBase();
     engine.weights.resetToBase();
     this.applied = null;
-    this.weights = baseWeights;
+    this.hold(baseWeights);
     return engine;
   }
 
@@ -432,7 +441,7 @@ export class TrainerSession {
     return working;
   }
 
-  private async runJob<T>(kind: JobKind, signal: AbortSignal, body: (engine: Engine, signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async runJob<T>(kind: TrainerJob, signal: AbortSignal, body: (engine: Engine, signal: AbortSignal) => Promise<T>): Promise<T> {
     const engine = this.engine;
     if (!engine) throw new HostStateError('notInitialized', 'the model is not loaded: send initialize first');
     if (this.job) throw new HostStateError('busy', `${this.job.kind} is already running; stop it first`);
@@ -442,11 +451,17 @@ export class TrainerSession {
     let settle: () => void = () => undefined;
     this.job = { kind, abort, done: new Promise<void>((r) => (settle = r)) };
     try {
-      return await body(engine, abort.signal);
+      // The body runs up to its first await: a local run or a federation starts its status afresh there,
+      // so the job is named in a status of its own, never beside an earlier job's failure.
+      const done = body(engine, abort.signal);
+      this.reporter.running(kind);
+      return await done;
     } finally {
       signal.removeEventListener('abort', onCancel);
       this.job = undefined;
       settle();
+      // Sent before the job's answer: a caller that has it reads a status without the job.
+      this.reporter.running(null);
       this.reporter.flush();
       await this.completions?.jobEnded().catch((err: unknown) => this.notify.log('warn', `completions: ${errorMessage(err)}`));
     }

@@ -1,6 +1,15 @@
-// Keeps the trainer's status and sends it to the extension: state changes at once, counters and losses
-// at most every `intervalMs`, and step losses in batches, so a fast trainer cannot flood the pipe.
-import { idleTrainerStatus, type ByteCounters, type StepsNotification, type TrainerStatus } from '../../contracts/trainer-payloads';
+// Keeps the trainer's status and sends it to the extension: changes of its state, its job or the weights
+// it holds at once, counters and losses at most every `intervalMs`, and step losses in batches, so a fast
+// trainer cannot flood the pipe. The status is where the extension reads which weights the trainer holds
+// and which job it runs: the trainer's to say, not the extension's to keep.
+import {
+  idleTrainerStatus,
+  type ByteCounters,
+  type StepsNotification,
+  type TrainerJob,
+  type TrainerStatus,
+  type WeightsState,
+} from '../../contracts/trainer-payloads';
 
 export interface StatusSink {
   status(status: TrainerStatus): void;
@@ -21,18 +30,33 @@ export class StatusReporter {
     return this.current;
   }
 
-  /** Starts a new job's status from idle, keeping what describes the engine. */
+  /** Starts a new job's status from idle, keeping what describes the engine (its provider, the weights it holds) and the job. */
   reset(patch: Partial<TrainerStatus>): void {
     this.flushSteps();
-    this.current = { ...idleTrainerStatus, provider: this.current.provider, ...patch };
+    const { provider, job, weights } = this.current;
+    this.current = { ...idleTrainerStatus, provider, job, weights, ...patch };
     this.sendNow();
   }
 
   update(patch: Partial<TrainerStatus>): void {
-    const stateChanged = patch.state !== undefined && patch.state !== this.current.state;
-    this.current = { ...this.current, ...patch };
-    if (stateChanged) this.sendNow();
+    const now = this.current;
+    const atOnce =
+      (patch.state !== undefined && patch.state !== now.state) ||
+      (patch.job !== undefined && patch.job !== now.job) ||
+      (patch.weights !== undefined && !sameWeights(patch.weights, now.weights));
+    this.current = { ...now, ...patch };
+    if (atOnce) this.sendNow();
     else this.schedule();
+  }
+
+  /** The weights the engine holds now (null: no model loaded). */
+  hold(weights: WeightsState | null): void {
+    this.update({ weights });
+  }
+
+  /** The job the trainer runs now (null: none). */
+  running(job: TrainerJob | null): void {
+    this.update({ job });
   }
 
   updateBytes(patch: Partial<ByteCounters>): void {
@@ -70,4 +94,10 @@ export class StatusReporter {
     this.flushSteps();
     this.sink.status(this.current);
   }
+}
+
+function sameWeights(a: WeightsState | null, b: WeightsState | null): boolean {
+  return (
+    a === b || (a !== null && b !== null && a.kind === b.kind && a.steps === b.steps && a.round === b.round && a.runId === b.runId && a.restored === b.restored)
+  );
 }
