@@ -10,7 +10,9 @@ import tseslint from 'typescript-eslint';
 // may import, and its rules replace the outer one's for its files. Tests, scripts and bin/ are outside.
 const LAYERS = {
   protocol: [],
-  contracts: ['protocol'],
+  // Node-only (node:zlib, node:crypto): the frames' codec and its compressed blocks.
+  'protocol/node': ['protocol'],
+  contracts: ['protocol', '!protocol/node'],
   // Node-only (node:fs, node:os): the webviews run in a browser.
   'contracts/node': ['protocol'],
   'federation/client': ['protocol'],
@@ -18,7 +20,7 @@ const LAYERS = {
   trainer: ['protocol', 'contracts', 'federation/client'],
   simulate: ['protocol', 'contracts', 'federation', 'trainer'],
   extension: ['protocol', 'contracts'],
-  webview: ['protocol', 'contracts', '!contracts/node'],
+  webview: ['protocol', '!protocol/node', 'contracts', '!contracts/node'],
   bench: ['protocol', 'contracts', 'federation', 'trainer', 'simulate'],
   cli: ['protocol', 'contracts', 'federation', 'trainer', 'simulate', 'bench'],
 };
@@ -91,15 +93,13 @@ const layerRules = Object.keys(LAYERS)
     const targets = [...Object.keys(LAYERS), ...OUTSIDE];
     const denied = targets.filter((t) => !mayImport(layer, t));
     const entries = entriesOf(layer);
+    const refused = entries.filter((e) => e.startsWith('!')).map((e) => shown(bare(e)));
     const may =
       entries.length > 0
         ? `may import ${entries
             .filter((e) => !e.startsWith('!'))
             .map(shown)
-            .join(', ')}${entries
-            .filter((e) => e.startsWith('!'))
-            .map((e) => ` (not ${shown(bare(e))})`)
-            .join('')} only`
+            .join(', ')}${refused.length > 0 ? ` (not ${refused.join(', ')})` : ''} only`
         : 'imports nothing of ours';
     const depths = isFile(layer)
       ? [segments(layer).length - 1]

@@ -16,7 +16,8 @@ import { parseServerProcessEvent, type ServerProcessSpec, type ServerProcessStat
 import { LevelFederationStore } from '../federation/level-store';
 import { PgFederationStore } from '../federation/pg-store';
 import type { FederationState, FederationStore } from '../federation/store';
-import { decodeMessage, encodeMessage, type FederationConfig, type SeedGradient } from '../protocol';
+import { type FederationConfig, type SeedGradient } from '../protocol';
+import { decodeMessage, encodeMessage } from '../protocol/node/codec';
 import { entryInvocation } from '../simulate/cli-invocation';
 
 export interface GatewayBenchOptions {

@@ -2,7 +2,7 @@
 // follows a command by. `fedkseed simulate` reads every client's lines through parseClientEvent;
 // scripts and tests read the others. The emitters type their lines with these schemas.
 import * as z from 'zod/mini';
-import type { ClientBytes } from '../protocol';
+import type { ClientBytes } from '../protocol/wire-bytes';
 import { parseJsonLine } from './parse';
 
 const count = () => z.number().check(z.int(), z.nonnegative());

@@ -10,8 +10,6 @@
 import type { EventEmitter } from 'node:events';
 import {
   ErrorCode,
-  decodeMessage,
-  encodeMessage,
   factorDelta,
   DEFAULT_PROBABILITY_BITS,
   sumAbs,
@@ -22,6 +20,7 @@ import {
   type ServerMessage,
   type UploadMessage,
 } from '../protocol';
+import { decodeMessage, encodeMessage } from '../protocol/node/codec';
 import { DEFAULT_MANTISSA_BITS } from './aggregate';
 import type { Clock, Timer } from './clock';
 import type { Effect } from './engine/effects';

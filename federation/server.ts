@@ -7,7 +7,8 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
-import { decodeMessage, encodeMessage, type FederationConfig } from '../protocol';
+import { type FederationConfig } from '../protocol';
+import { decodeMessage, encodeMessage } from '../protocol/node/codec';
 import { systemClock, type Clock } from './clock';
 import type { ServerEvents } from './events';
 import { LevelFederationStore } from './level-store';

@@ -1,10 +1,6 @@
 // The federation's state is an integer coefficient vector C ∈ ℤ^K in units of 2^-16 (docs/zo-engine.md).
 // Changes travel as a power-of-two step 2^e and integer mantissas, so ΔC_j = m_j · 2^e exactly.
-import type { ByteReader, ByteWriter } from './bytes';
-import { readCompressed, writeCompressed } from './compress';
 import { ErrorCode, ProtocolError } from './errors';
-import { EXACT_LIMIT } from './exact-range';
-import { decodeZigzagVarints, encodeZigzagVarints } from './varint';
 
 /** Units of C per g-unit: C_j = A_j · 2^16, so one unit of C is 2^-16 (docs/zo-engine.md, "Exact path"). */
 export const COEFFICIENT_SCALE = 2 ** 16;
@@ -77,26 +73,4 @@ export function toSparse(delta: CoefficientDelta): SparseCoefficientDelta {
     }
   });
   return { indices, values };
-}
-
-export function writeDelta(w: ByteWriter, delta: CoefficientDelta): void {
-  w.u32(delta.mantissas.length).u8(delta.exponent);
-  writeCompressed(w, encodeZigzagVarints(delta.mantissas));
-}
-
-export function readDelta(r: ByteReader, k: number | undefined): CoefficientDelta {
-  const count = r.u32('delta seed count');
-  if (k !== undefined && count !== k) throw new ProtocolError(ErrorCode.Malformed, `delta covers ${count} seeds, the federation has K = ${k}`);
-  if (count > 1 << 24) throw new ProtocolError(ErrorCode.TooLarge, `delta covers ${count} seeds`);
-  const exponent = r.u8('delta exponent');
-  if (exponent > 52) throw new ProtocolError(ErrorCode.Malformed, `delta exponent ${exponent} > 52`);
-  const raw = readCompressed(r, count * 8, 'delta mantissas');
-  const mantissas = decodeZigzagVarints(raw, count);
-  const scale = 2 ** exponent;
-  for (let j = 0; j < count; j++) {
-    if (Math.abs(mantissas[j] * scale) >= EXACT_LIMIT) {
-      throw new ProtocolError(ErrorCode.Malformed, `coefficient change for seed ${j} exceeds 2^53`);
-    }
-  }
-  return { exponent, mantissas };
 }

@@ -1,5 +1,5 @@
 // The bounds of every hyperparameter, once: what a federation's configuration may hold so that every
-// client accepts its WELCOME (the codec checks them, codec.ts readConfig), and what the command line, the
+// client accepts its WELCOME (the codec checks them, node/codec.ts readConfig), and what the command line, the
 // extension's settings (package.json, held to this table by test/unit/hyperparameter-bounds.test.ts), the
 // trainer's RPC schemas, checkpoints, backups and stores accept. contracts/hyperparameters.ts makes zod
 // schemas of them. Pure data, at the bottom of the layers, so every layer reads the same numbers.

@@ -1,7 +1,8 @@
 // The federation's wire protocol, shared by the server (federation/) and the client (federation/client/).
+// The frames' binary codec is Node-only (node:zlib) and lives in protocol/node/codec.ts, outside this index,
+// so that what the webviews may import stays free of Node.
 export * from './errors';
 export * from './messages';
-export * from './codec';
 export * from './coefficients';
 export { EXACT_LIMIT, ZQ_MAX_ABS, sumAbs } from './exact-range';
 export * from './probabilities';

@@ -1,5 +1,5 @@
 // The messages of the federation protocol, as a discriminated union on `type`. Byte layouts are in
-// docs/protocol.md; codec.ts is the one place that turns them into frames and back.
+// docs/protocol.md; node/codec.ts is the one place that turns them into frames and back.
 import type { CoefficientDelta } from './coefficients';
 import type { ErrorCode } from './errors';
 import type { QuantizedProbabilities } from './probabilities';

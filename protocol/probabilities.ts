@@ -2,9 +2,6 @@
 // `bits` bits per seed; p is *defined* as the softmax of those levels, computed here with only
 // correctly rounded IEEE operations (+, ×, ÷ in a fixed order), so the server and every client, on any
 // platform, hold bit-for-bit the same p. (Math.exp is not required to be correctly rounded.)
-import type { ByteReader, ByteWriter } from './bytes';
-import { readCompressed, writeCompressed } from './compress';
-import { ErrorCode, ProtocolError } from './errors';
 
 export const DEFAULT_PROBABILITY_BITS = 6;
 
@@ -52,23 +49,4 @@ export function probabilitiesFromLevels(q: QuantizedProbabilities): Float64Array
   const p = new Float64Array(q.levels.length);
   for (let j = 0; j < p.length; j++) p[j] = table[q.levels[j]] / total;
   return p;
-}
-
-export function writeProbabilities(w: ByteWriter, q: QuantizedProbabilities): void {
-  w.u8(q.bits).u32(q.levels.length);
-  writeCompressed(w, q.levels);
-}
-
-export function readProbabilities(r: ByteReader, k: number | undefined): QuantizedProbabilities {
-  const bits = r.u8('probability bits');
-  if (bits < 1 || bits > 8) throw new ProtocolError(ErrorCode.Malformed, `probability bits ${bits} outside 1..8`);
-  const count = r.u32('probability seed count');
-  if (k !== undefined && count !== k) throw new ProtocolError(ErrorCode.Malformed, `probabilities cover ${count} seeds, K = ${k}`);
-  if (count > 1 << 24) throw new ProtocolError(ErrorCode.TooLarge, `probabilities cover ${count} seeds`);
-  const levels = readCompressed(r, count, 'probability levels');
-  const top = 2 ** bits - 1;
-  for (let j = 0; j < count; j++) {
-    if (levels[j] > top) throw new ProtocolError(ErrorCode.Malformed, `level ${levels[j]} of seed ${j} exceeds ${top}`);
-  }
-  return { bits, levels: new Uint8Array(levels) };
 }

@@ -8,7 +8,6 @@ import { accumulateImportance, importanceOf } from '../../federation/importance'
 import { sampleClients } from '../../federation/sampling';
 import {
   DEFAULT_PROBABILITY_BITS,
-  encodeMessage,
   factorDelta,
   probabilitiesFromLevels,
   quantizeImportance,
@@ -18,6 +17,7 @@ import {
   type Message,
   type QuantizedProbabilities,
 } from '../../protocol';
+import { encodeMessage } from '../../protocol/node/codec';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
 import type { TrainRoundResult } from '../../federation/client/local-trainer';
 import { deriveSeed } from '../../trainer/data/rng';

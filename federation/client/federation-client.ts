@@ -7,8 +7,6 @@ import WebSocket from 'ws';
 import {
   ErrorCode,
   ProtocolError,
-  decodeMessage,
-  encodeMessage,
   errorCodeName,
   probabilitiesFromLevels,
   toSparse,
@@ -22,6 +20,7 @@ import {
   type UploadAckMessage,
   type RoundResultMessage,
 } from '../../protocol';
+import { decodeMessage, encodeMessage } from '../../protocol/node/codec';
 import type { LocalTrainer, StepProgress } from './local-trainer';
 import { errorMessage } from '../../protocol/errors';
 

@@ -3,7 +3,8 @@
 // engine's per-round counts), refusals with an ERROR that tear the connection down where the code is
 // fatal, and the log lines a connection causes, within its rate.
 import type { EventEmitter } from 'node:events';
-import { ErrorCode, encodeMessage, type ServerMessage } from '../../protocol';
+import { ErrorCode, type ServerMessage } from '../../protocol';
+import { encodeMessage } from '../../protocol/node/codec';
 import { wsFrameBytes } from '../../protocol/wire-bytes';
 import type { ServerEvents } from '../events';
 import type { LogRecord, Logger } from '../log';

@@ -2,7 +2,8 @@
 // decoded; a HELLO is authenticated (auth.ts), judged by the round engine and joins it; an upload of a
 // joined client goes to the engine; an ERROR the client reports is logged; anything else is refused.
 import type { RawData } from 'ws';
-import { ErrorCode, ProtocolError, decodeMessage, type HelloMessage } from '../../protocol';
+import { ErrorCode, ProtocolError, type HelloMessage } from '../../protocol';
+import { decodeMessage } from '../../protocol/node/codec';
 import { clientIdProblem } from '../../protocol/client-id';
 import type { Admission } from '../admission';
 import type { RoundEngine } from '../round-engine';

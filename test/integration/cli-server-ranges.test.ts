@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { decodeMessage, encodeMessage, ErrorCode, type FederationConfig, type Message } from '../../protocol';
+import { ErrorCode, type FederationConfig, type Message } from '../../protocol';
+import { decodeMessage, encodeMessage } from '../../protocol/node/codec';
 import { startServer } from '../../federation/server';
 import { readBaseModel } from '../../cli/base-model';
 

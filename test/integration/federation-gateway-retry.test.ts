@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import WebSocket from 'ws';
 import { PgFederationStore } from '../../federation/pg-store';
 import { startServer, type FederationServer } from '../../federation/server';
-import { decodeMessage, encodeMessage, type FederationConfig, type ServerMessage } from '../../protocol';
+import { type FederationConfig, type ServerMessage } from '../../protocol';
+import { decodeMessage, encodeMessage } from '../../protocol/node/codec';
 import { startPostgres } from '../helpers/postgres';
 
 const K = 32;

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { ErrorCode, decodeMessage, encodeMessage, type FederationConfig, type Message } from '../../protocol';
+import { ErrorCode, type FederationConfig, type Message } from '../../protocol';
+import { decodeMessage, encodeMessage } from '../../protocol/node/codec';
 import { startServer } from '../../federation/server';
 import { createToken, listTokens } from '../../federation/tokens';
 

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkSeqLen, dataPath, deadlineSeconds, MAX_SEEDS, positiveIntUpTo, seedCount, storeArgument, writableFile } from '../../cli/options';
-import { decodeMessage, encodeMessage, type FederationConfig } from '../../protocol';
+import { type FederationConfig } from '../../protocol';
+import { decodeMessage, encodeMessage } from '../../protocol/node/codec';
 import { clientIdProblem, printable } from '../../protocol/client-id';
 import { MAX_ROUNDS, MAX_TAU } from '../../protocol/config-limits';
 

@@ -4,8 +4,6 @@ import {
   COEFFICIENT_SCALE,
   ErrorCode,
   ProtocolError,
-  decodeMessage,
-  encodeMessage,
   expandDelta,
   factorDelta,
   probabilitiesFromLevels,
@@ -16,6 +14,7 @@ import {
   type FederationConfig,
   type Message,
 } from '../../protocol';
+import { decodeMessage, encodeMessage } from '../../protocol/node/codec';
 import { quantizeWithFeedback } from '../../federation/aggregate';
 
 function roundTrip(m: Message, k?: number): Message {

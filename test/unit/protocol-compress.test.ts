@@ -5,7 +5,7 @@ import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { ByteReader, ByteWriter } from '../../protocol/bytes';
-import { readCompressed, writeCompressed } from '../../protocol/compress';
+import { readCompressed, writeCompressed } from '../../protocol/node/compress';
 
 function encode(raw: Uint8Array): Uint8Array {
   const w = new ByteWriter();

@@ -1,10 +1,11 @@
 // A compressed block: codec byte, raw length, payload length, payload. Codecs are standard formats
 // (RFC 7932 brotli, RFC 1951 raw deflate) so another implementation can decode them. The encoder tries
 // both and keeps the smallest; the decoder caps the output at the announced raw length (no bombs).
+// Node-only (node:zlib, node:crypto), hence protocol/node/: the webviews may not import it.
 import { createHash } from 'node:crypto';
 import { brotliCompressSync, brotliDecompressSync, constants, deflateRawSync, inflateRawSync } from 'node:zlib';
-import type { ByteReader, ByteWriter } from './bytes';
-import { ErrorCode, ProtocolError, errorMessage } from './errors';
+import type { ByteReader, ByteWriter } from '../bytes';
+import { ErrorCode, ProtocolError, errorMessage } from '../errors';
 
 export const Codec = { None: 0, DeflateRaw: 1, Brotli: 2 } as const;
 export type Codec = (typeof Codec)[keyof typeof Codec];

@@ -2,11 +2,13 @@
 // messages (assignment, upload) must fit a per-round byte budget of a few kilobytes: bit-packed seed
 // indices, float32 g, and compressed zigzag-varint coefficient changes leave no room for field tags or
 // text. Every frame starts with [version u8][type u8]; decoding validates lengths, ranges and finiteness
-// and throws ProtocolError with a code. Layouts: docs/protocol.md.
-import { ByteReader, ByteWriter } from './bytes';
-import { readDelta, writeDelta } from './coefficients';
-import { type Bound, describeBound, HYPERPARAMETER_BOUNDS as BOUNDS, withinBound } from './config-limits';
-import { ErrorCode, ProtocolError, isKnownErrorCode } from './errors';
+// and throws ProtocolError with a code. Layouts: docs/protocol.md. Node-only, like compress.ts beside it (its
+// blocks are brotli or raw deflate through node:zlib): the webviews may not import protocol/node/.
+import { ByteReader, ByteWriter } from '../bytes';
+import type { CoefficientDelta } from '../coefficients';
+import { type Bound, describeBound, HYPERPARAMETER_BOUNDS as BOUNDS, withinBound } from '../config-limits';
+import { ErrorCode, ProtocolError, isKnownErrorCode } from '../errors';
+import { EXACT_LIMIT } from '../exact-range';
 import {
   DIGEST_BYTES,
   MAX_CLIENT_ID_BYTES,
@@ -21,9 +23,11 @@ import {
   type FederationConfig,
   type Message,
   type UploadStatus,
-} from './messages';
-import { readProbabilities, writeProbabilities } from './probabilities';
-import { packIndices, seedIndexBits, unpackIndices } from './seed-packing';
+} from '../messages';
+import type { QuantizedProbabilities } from '../probabilities';
+import { packIndices, seedIndexBits, unpackIndices } from '../seed-packing';
+import { decodeZigzagVarints, encodeZigzagVarints } from '../varint';
+import { readCompressed, writeCompressed } from './compress';
 
 export interface DecodeContext {
   /** K of the federation, once known: seed indices and vector lengths are checked against it. */
@@ -83,6 +87,49 @@ function readConfig(r: ByteReader): FederationConfig {
 function fixedBytes(b: Uint8Array, n: number, what: string): Uint8Array {
   if (b.length !== n) throw new ProtocolError(ErrorCode.Malformed, `${what} must be ${n} bytes, got ${b.length}`);
   return b;
+}
+
+/** A coefficient change: `u32 K` · `u8 exponent` · BLOCK of zigzag-varint mantissas (docs/protocol.md, DELTA). */
+function writeDelta(w: ByteWriter, delta: CoefficientDelta): void {
+  w.u32(delta.mantissas.length).u8(delta.exponent);
+  writeCompressed(w, encodeZigzagVarints(delta.mantissas));
+}
+
+function readDelta(r: ByteReader, k: number | undefined): CoefficientDelta {
+  const count = r.u32('delta seed count');
+  if (k !== undefined && count !== k) throw new ProtocolError(ErrorCode.Malformed, `delta covers ${count} seeds, the federation has K = ${k}`);
+  if (count > 1 << 24) throw new ProtocolError(ErrorCode.TooLarge, `delta covers ${count} seeds`);
+  const exponent = r.u8('delta exponent');
+  if (exponent > 52) throw new ProtocolError(ErrorCode.Malformed, `delta exponent ${exponent} > 52`);
+  const raw = readCompressed(r, count * 8, 'delta mantissas');
+  const mantissas = decodeZigzagVarints(raw, count);
+  const scale = 2 ** exponent;
+  for (let j = 0; j < count; j++) {
+    if (Math.abs(mantissas[j] * scale) >= EXACT_LIMIT) {
+      throw new ProtocolError(ErrorCode.Malformed, `coefficient change for seed ${j} exceeds 2^53`);
+    }
+  }
+  return { exponent, mantissas };
+}
+
+/** Pro probabilities: `u8 bits` · `u32 K` · BLOCK of K levels (docs/protocol.md, PROBS). */
+function writeProbabilities(w: ByteWriter, q: QuantizedProbabilities): void {
+  w.u8(q.bits).u32(q.levels.length);
+  writeCompressed(w, q.levels);
+}
+
+function readProbabilities(r: ByteReader, k: number | undefined): QuantizedProbabilities {
+  const bits = r.u8('probability bits');
+  if (bits < 1 || bits > 8) throw new ProtocolError(ErrorCode.Malformed, `probability bits ${bits} outside 1..8`);
+  const count = r.u32('probability seed count');
+  if (k !== undefined && count !== k) throw new ProtocolError(ErrorCode.Malformed, `probabilities cover ${count} seeds, K = ${k}`);
+  if (count > 1 << 24) throw new ProtocolError(ErrorCode.TooLarge, `probabilities cover ${count} seeds`);
+  const levels = readCompressed(r, count, 'probability levels');
+  const top = 2 ** bits - 1;
+  for (let j = 0; j < count; j++) {
+    if (levels[j] > top) throw new ProtocolError(ErrorCode.Malformed, `level ${levels[j]} of seed ${j} exceeds ${top}`);
+  }
+  return { bits, levels: new Uint8Array(levels) };
 }
 
 function finite(v: number, what: string): number {
