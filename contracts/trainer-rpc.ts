@@ -129,8 +129,3 @@ export type TrainerClient = RpcClient<typeof TrainerMethods>;
 export function trainerClient(connection: MessageConnection): TrainerClient {
   return new RpcClient(connection, TrainerMethods);
 }
-
-export function encodeFloat32Base64(values: ArrayLike<number>): string {
-  const array = Float32Array.from(values);
-  return Buffer.from(array.buffer, array.byteOffset, array.byteLength).toString('base64');
-}

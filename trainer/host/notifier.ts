@@ -1,13 +1,7 @@
 // Typed notifications from the trainer host to the extension.
 import type { MessageConnection } from 'vscode-jsonrpc/node';
-import {
-  encodeFloat32Base64,
-  Notifications,
-  type Evaluation,
-  type HeldOutMetricsNotification,
-  type LogNotification,
-  type RoundCompleted,
-} from '../../contracts/trainer-rpc';
+import { encodeFloat32Base64 } from '../../contracts/node/float32-base64';
+import { Notifications, type Evaluation, type HeldOutMetricsNotification, type LogNotification, type RoundCompleted } from '../../contracts/trainer-rpc';
 import type { StatusSink } from './status-reporter';
 
 export interface HostNotifier extends StatusSink {
