@@ -90,6 +90,7 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
         heldOutFraction: o.heldOut,
         examples: o.evalExamples,
         ...(prepared.include ? { include: [...prepared.include] } : {}),
+        data: resolve(o.data),
       }),
     });
     return { report, files: writeReport(o.outDir, report) };

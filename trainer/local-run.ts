@@ -32,7 +32,11 @@ export interface LocalRunOptions {
    * How the data was split and read (the held-out share, the include globs): recorded in each checkpoint
    * with the window and the example count, so `fedkseed eval` scores the same examples.
    */
-  readonly dataSplit?: { readonly heldOutFraction: number; readonly include?: readonly string[] };
+  readonly dataSplit?: {
+    readonly heldOutFraction: number;
+    readonly include?: readonly string[];
+    /** Absolute path, recorded in the checkpoint. */ readonly data?: string;
+  };
   /** Starting coefficients (continuing an earlier run), real-valued A_j by seed. */
   readonly initial?: ReadonlyMap<number, number>;
   /**
@@ -135,6 +139,7 @@ export async function runLocalTraining(
         heldOutFraction: o.dataSplit.heldOutFraction,
         examples: o.evalExamples,
         ...(o.dataSplit.include ? { include: [...o.dataSplit.include] } : {}),
+        ...(o.dataSplit.data ? { data: o.dataSplit.data } : {}),
       }
     : undefined;
   const checkpointNow = (): Checkpoint => {

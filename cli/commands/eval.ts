@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { openEngine } from '../../trainer/engine';
 import { evaluateRougeL } from '../../trainer/eval/evaluate-rouge';
@@ -35,15 +36,16 @@ interface EvalOptions extends ModelCliOptions, DataCliOptions {
 }
 
 /** The options a checkpoint's evaluation setup decides unless the command line names them. */
-const SETUP_OPTIONS = { seqLen: '--seq-len', heldOut: '--held-out', maxExamples: '--max-examples', include: '--include' } as const;
+const SETUP_OPTIONS = { data: '--data', seqLen: '--seq-len', heldOut: '--held-out', maxExamples: '--max-examples', include: '--include' } as const;
 
 /**
  * Scores the examples a checkpoint's held-out loss was measured on (train's and simulate's windows, split
  * and file globs), so the loss `eval` prints is the one their reports show; options given on the command
- * line win. Returns the adopted options as command-line words, for the note that says so.
+ * line win. Returns the adopted options as command-line words, for the note that says so. A recorded
+ * dataset that is not on this machine is refused rather than silently replaced by the default `--data .`.
  */
 export function adoptEvaluationSetup(
-  o: Pick<EvalOptions, 'seqLen' | 'heldOut' | 'maxExamples' | 'include' | 'given' | 'split'>,
+  o: Pick<EvalOptions, 'data' | 'seqLen' | 'heldOut' | 'maxExamples' | 'include' | 'given' | 'split'>,
   setup: EvaluationSetup,
 ): string[] {
   const adopted: string[] = [];
@@ -52,6 +54,10 @@ export function adoptEvaluationSetup(
     (o as Pick<EvalOptions, K>)[key] = value;
     adopted.push(`${SETUP_OPTIONS[key]} ${shown}`);
   };
+  if (setup.data !== undefined && !o.given.has('data')) {
+    if (!existsSync(setup.data)) throw new CliError(`the checkpoint's held-out loss was measured on ${setup.data}, which is not here: give --data`);
+    take('data', setup.data, setup.data);
+  }
   take('seqLen', setup.seqLen, String(setup.seqLen));
   if (o.split === 'held-out') {
     take('heldOut', setup.heldOutFraction, String(setup.heldOutFraction));

@@ -183,7 +183,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
         seqLen: o.seqLen,
         evalEvery: o.evalEvery,
         evalExamples: o.evalExamples,
-        dataSplit: { heldOutFraction: o.heldOut, include: o.include },
+        dataSplit: { heldOutFraction: o.heldOut, include: o.include, data: resolve(o.data) },
         initial,
         startStep: earlierSteps,
         signal: abort.signal,

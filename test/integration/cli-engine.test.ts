@@ -86,6 +86,9 @@ describe('fedkseed eval / train / export', () => {
       examples: number;
     };
     assert.equal(viaCheckpoint.seqLen, 64);
+    // Without --data (whose default is the working folder) the checkpoint's own dataset is scored.
+    const ownData = JSON.parse(fedkseed('eval', '--checkpoint', checkpoint, '--json').stdout) as { loss: number };
+    assert.equal(ownData.loss, viaCheckpoint.loss);
     const exported = join(work, 'exported.onnx');
     assert.equal(fedkseed('export', '--checkpoint', checkpoint, '--out', exported).status, 0);
     const viaExport = JSON.parse(

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { adoptEvaluationSetup } from '../../cli/commands/eval';
 
 const setup = { seqLen: 64, heldOutFraction: 0.2, examples: 16, include: ['**/*.py'] };
-const defaults = () => ({ seqLen: 128, heldOut: 0.1, maxExamples: 64, include: undefined as string[] | undefined, split: 'held-out' as const });
+const defaults = () => ({ data: '.', seqLen: 128, heldOut: 0.1, maxExamples: 64, include: undefined as string[] | undefined, split: 'held-out' as const });
 
 test("options left at their defaults take the checkpoint's setup, and the note names each one", () => {
   const o = { ...defaults(), given: new Set<string>() };
@@ -28,4 +28,22 @@ test('--split all keeps every example: the held-out share and count are not take
   assert.equal(all.heldOut, 0.1);
   const same = { ...defaults(), given: new Set<string>() };
   assert.deepEqual(adoptEvaluationSetup(same, { seqLen: 128, heldOutFraction: 0.1, examples: 64 }), []);
+});
+
+test("without --data, the checkpoint's own dataset is scored; a dataset that is not here is refused with the option that fixes it", () => {
+  const here = process.cwd();
+  const o = { ...defaults(), given: new Set<string>() };
+  const adopted = adoptEvaluationSetup(o, { ...setup, data: here });
+  assert.equal(o.data, here);
+  assert.ok(adopted.includes(`--data ${here}`));
+
+  const given = { ...defaults(), data: '/elsewhere', given: new Set(['data']) };
+  adoptEvaluationSetup(given, { ...setup, data: here });
+  assert.equal(given.data, '/elsewhere');
+
+  const gone = { ...defaults(), given: new Set<string>() };
+  assert.throws(
+    () => adoptEvaluationSetup(gone, { ...setup, data: '/no/such/dataset.jsonl' }),
+    /measured on \/no\/such\/dataset\.jsonl, which is not here: give --data/,
+  );
 });

@@ -2,6 +2,7 @@
 // runLocalTraining and reports steps, evaluations and the (uniform) seed distribution. The run is
 // checkpointed as it progresses (after each evaluation chunk, every `checkpointEvery` steps and at the
 // end), and a run resumed from its checkpoint continues its step, batch and seed streams.
+import { resolve } from 'node:path';
 import type { Dataset } from '../data/dataset';
 import type { Example } from '../data/examples';
 import type { HeldOutMetrics } from '../eval/metrics';
@@ -63,7 +64,7 @@ export async function trainLocally(
       seqLen: params.data.seqLen,
       evalEvery: params.evalEvery,
       evalExamples: params.evalExamples,
-      dataSplit: { heldOutFraction: params.data.heldOutFraction, include: params.data.include },
+      dataSplit: { heldOutFraction: params.data.heldOutFraction, include: params.data.include, data: resolve(params.data.path) },
       startStep,
       initial: resume ? new Map(Object.entries(resume.checkpoint.coefficients).map(([j, c]) => [Number(j), coefficientToReal(c)])) : undefined,
       checkpointEvery: params.checkpointEvery,

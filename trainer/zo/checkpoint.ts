@@ -37,6 +37,8 @@ const CheckpointSchema = z.object({
       examples: z.number().int().positive(),
       /** Globs of the files read from a folder of text (absent: every text file). */
       include: z.array(z.string()).optional(),
+      /** The dataset the split was drawn from, as an absolute path (absent: not recorded). */
+      data: z.string().optional(),
     })
     .optional(),
 });
