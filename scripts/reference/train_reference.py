@@ -120,6 +120,7 @@ def main():
     ap.add_argument('--k', type=int, default=4096)
     ap.add_argument('--shape', default='iso')
     ap.add_argument('--only', default='', help='comma list of substrings: train only tensors whose name has one')
+    ap.add_argument('--sparse', type=float, default=0.0, help='perturb only this fraction of each tensor: its smallest |w0| entries (0: all)')
     ap.add_argument('--schedule', choices=['const', 'cosine', 'linear'], default='const')
     ap.add_argument('--warmup', type=int, default=0)
     ap.add_argument('--eval-every', type=int, default=250)
@@ -170,12 +171,18 @@ def main():
     gen = torch.Generator()
 
     held_z = {'seed': None, 'z': None}
+    # Sparse MeZO's mask: each tensor's smallest-magnitude entries, fixed from w0
+    masks = {}
+    if a.sparse > 0:
+        for k in names:
+            cut = torch.quantile(W[k].abs().flatten().float()[:1 << 24], a.sparse)
+            masks[k] = (W[k].abs() <= cut).to(W[k].dtype)
 
     def perturb(seed, coef):
         # z of the step's seed is drawn once and reused by its three passes
         if held_z['seed'] != seed:
             gen.manual_seed(int(seed) * 7919 + 1)
-            held_z['z'] = [torch.randn(W[k].shape, generator=gen) for k in names]
+            held_z['z'] = [torch.randn(W[k].shape, generator=gen) * masks[k] if k in masks else torch.randn(W[k].shape, generator=gen) for k in names]
             held_z['seed'] = seed
         with torch.no_grad():
             for k, z in zip(names, held_z['z']):
