@@ -21,6 +21,7 @@ import type { KernelChoice } from './zo/kernels-select';
 import { wasmSimdSupported } from './zo/wasm/load';
 import { estimateRuntimeBytes, planMemory, runtimeShape, type MemoryPlan, type Workload } from './zo/memory-plan';
 import { ParameterSet, type SumsMode } from './zo/parameters';
+import { defaultSpillDir, freeBytesAt } from './zo/replica-file';
 import { TRAINING_DEFAULTS } from '../contracts/defaults';
 import type { PerturbationTarget } from './zo/zo-trainer';
 
@@ -202,7 +203,7 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
 }
 
 /** The memory plan for a loaded (deferred) model: throws MemoryBudgetError when it cannot train within the budget. */
-export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions, 'maxMemory' | 'workload' | 'kernel'>): MemoryPlan {
+export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions, 'maxMemory' | 'workload' | 'kernel' | 'memory'>): MemoryPlan {
   const align8 = (n: number): number => Math.ceil(n / 8) * 8;
   const size = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
   const workload = options.workload ?? { batch: TRAINING_DEFAULTS.batchSize, seq: TRAINING_DEFAULTS.seqLen };
@@ -213,6 +214,7 @@ export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions
     budgetBytes: options.maxMemory ?? null,
     totalMemory: totalmem(),
     storeWanted: options.kernel !== 'js' && wasmSimdSupported(),
+    scratchFreeBytes: freeBytesAt(options.memory?.spillDir ?? defaultSpillDir()),
   });
 }
 

@@ -7,6 +7,7 @@ import { runLearningBench, type LearningBenchArm } from '../../bench/learning';
 import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
+import { roundsReport, runRoundsBench } from '../../bench/rounds';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
 import { availableParallelism } from 'node:os';
@@ -153,6 +154,15 @@ function kList(value: string): number[] {
   return [...new Set(ks)].sort((a, b) => a - b);
 }
 
+interface RoundsCliOptions {
+  params: number;
+  rounds: number;
+  seedsPerRound: number;
+  k: number;
+  spillDir?: string;
+  json?: boolean;
+}
+
 interface MemoryCliOptions {
   sizes?: MemorySize[];
   batches: number[];
@@ -236,6 +246,18 @@ export function registerBench(program: Command): void {
     .option('--json', 'print the result as one JSON object')
     .addHelpText('after', MEMORY_HELP)
     .action((o: MemoryCliOptions) => benchMemory(o));
+  bench
+    .command('rounds')
+    .description(
+      "a federation round's coefficient change with S held, in a scratch file and as coefficients, side by side (ms per round, coefficients ÷ file), and a projection at 1.3B",
+    )
+    .option('--params <n>', 'parameters of the set', positiveInt, 4 << 20)
+    .option('--rounds <n>', 'rounds, each a coefficient change', positiveInt, 8)
+    .option('--seeds-per-round <n>', "seeds of a round's change (3 clients × τ 50)", positiveInt, 150)
+    .option('-k, --k <n>', 'seed pool K: applied seeds never exceed it; the projection applies all of them', positiveInt, 4096)
+    .option('--spill-dir <dir>', "folder of the S and replica files (default: the engine's, FEDKSEED_SPILL_DIR or the cache folder)")
+    .option('--json', 'print the result as one JSON object')
+    .action((o: RoundsCliOptions) => benchRounds(o));
   bench
     .command('memory-probe <probe>', { hidden: true })
     .description('one measurement of bench memory, in its own process (internal)')
@@ -532,6 +554,13 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
   return out;
 }
 
+function benchRounds(o: RoundsCliOptions): void {
+  if (o.seedsPerRound > o.k) throw new InvalidArgumentError(`--seeds-per-round ${o.seedsPerRound} exceeds --k ${o.k}`);
+  const result = runRoundsBench({ params: o.params, rounds: o.rounds, seedsPerRound: o.seedsPerRound, k: o.k, spillDir: o.spillDir, log: note });
+  if (o.json) emitJson({ bench: 'rounds', ...result });
+  else process.stdout.write(`${roundsReport(result)}\n`);
+}
+
 async function benchMemory(o: MemoryCliOptions): Promise<void> {
   const result = await runMemoryBench({
     sizes: o.sizes,
@@ -611,7 +640,7 @@ export function memoryReport(r: MemoryBenchResult): string {
           b ? mib(b.sums) : '—',
           b ? mib(b.zStore) : '—',
           mib(x.runtimeBytes),
-          x.plan ? (x.plan.sums === 'held' ? 'float64' : 'coefficients') : '—',
+          x.plan ? (x.plan.sums === 'held' ? 'float64' : x.plan.sums === 'file' ? 'float64 file' : 'coefficients') : '—',
           x.plan ? `${Math.round(x.plan.zStore * 100)}%` : '—',
           x.timing ? `${x.timing.ratio.toFixed(3)}×` : '—',
         ];

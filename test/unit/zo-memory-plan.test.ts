@@ -1,8 +1,21 @@
-// The memory budget: what must fit (weights, held w0 copies, onnxruntime), then the z store, then S;
-// a budget below the minimum fails with the figure needed; sizes parse with units.
+// The memory budget: what must fit (weights, held w0 copies, onnxruntime), then the z store, then S
+// (in memory, else in a scratch file where the disk has room, else as coefficients); a budget below the
+// minimum fails with the figure needed; sizes parse with units.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { estimateRuntimeBytes, MemoryBudgetError, parseMemorySize, planMemory, runtimeShape, type MemoryPlanInput } from '../../trainer/zo/memory-plan';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  estimateRuntimeBytes,
+  MemoryBudgetError,
+  parseMemorySize,
+  planMemory,
+  runtimeShape,
+  sumsFileNeeds,
+  type MemoryPlanInput,
+} from '../../trainer/zo/memory-plan';
+import { freeBytesAt } from '../../trainer/zo/replica-file';
 
 const GiB = 2 ** 30;
 const d = 1_000_000_000;
@@ -30,6 +43,33 @@ test('the z store comes before S, and a budget short of the store keeps part of 
   assert.equal(tight.zStore, 0, 'inside the margin nothing optional is planned');
   assert.equal(none.zStore, 0);
   assert.equal(none.sums, 'held');
+});
+
+test('S the budget cannot hold goes to a scratch file when its filesystem has room for it and a margin, else to coefficients', () => {
+  const tight = { ...base, budgetBytes: (4 * d + GiB + 2 * d + 7 * d) / 0.95 };
+  assert.equal(sumsFileNeeds(2 * d), 16 * d + 1.6 * d, 'a tenth of the file left free');
+  assert.equal(sumsFileNeeds(1e6), 8e6 + GiB, 'at least 1 GiB left free');
+  assert.equal(planMemory({ ...tight, scratchFreeBytes: sumsFileNeeds(d) }).sums, 'file');
+  assert.equal(planMemory({ ...tight, scratchFreeBytes: sumsFileNeeds(d) - 1 }).sums, 'coefficients', 'no room for the margin');
+  assert.equal(planMemory({ ...tight, scratchFreeBytes: null }).sums, 'coefficients', 'free space unknown');
+  const file = planMemory({ ...tight, scratchFreeBytes: 100 * GiB });
+  assert.equal(file.bytes.sums, 0, 'the file is on disk, not in the budget');
+  assert.equal(file.zStore, 1, 'the z store is planned as before');
+  assert.equal(planMemory({ ...base, budgetBytes: 20 * GiB, scratchFreeBytes: 100 * GiB }).sums, 'held', 'held when the budget has room');
+});
+
+test('the free space of a scratch folder, made or not yet made, is read from its filesystem', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fedkseed-free-'));
+  try {
+    const here = freeBytesAt(dir);
+    const below = freeBytesAt(join(dir, 'not', 'made', 'yet'));
+    if (process.platform !== 'win32' || here !== null) {
+      assert.ok(here !== null && here > 0, `free bytes ${here}`);
+      assert.ok(below !== null && Math.abs(below - here) < 64 * 2 ** 20, 'the nearest existing folder answers');
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a budget below the minimum fails early with the figure needed and what makes it up', () => {

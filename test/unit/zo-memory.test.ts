@@ -1,6 +1,7 @@
 // The engine's memory-saving forms keep replicas bit-identical: w0 read back from a source instead of
 // held, S kept as its integer coefficients (recomputed chunk by chunk, the replica's weights in a scratch
-// file for resets) instead of a float64 per parameter, and a z store over part of the weights. Each is
+// file for resets) or in a float64 scratch file (streamed, a change adding only its own seeds) instead of
+// a float64 per parameter in memory, and a z store over part of the weights. Each is
 // compared, digest for digest, with the held form over rounds of random coefficient changes with local
 // training in between.
 import { test } from 'node:test';
@@ -16,12 +17,16 @@ import { assertSameBits, oddShapedModel } from '../helpers/float-fixtures';
 
 const BATCH: TokenBatch = { inputIds: new BigInt64Array(1), attentionMask: new BigInt64Array(1), labels: new BigInt64Array(1), batch: 1, seq: 1 };
 
-/** The tensors with their values behind sources only (data empty), as a deferred model load gives them. */
-function sourced(inits: TensorInit[], reads: { count: number } = { count: 0 }): TensorInit[] {
+/**
+ * The tensors with their values behind sources only (data empty), as a deferred model load gives them;
+ * a read fails while `reads.failAt` equals the number of reads made before it.
+ */
+function sourced(inits: TensorInit[], reads: { count: number; failAt?: number } = { count: 0 }): TensorInit[] {
   return inits.map(({ name, dims, data }) => {
     const values = data.slice();
     const source: BaseReader = {
       read(start, out) {
+        if (reads.count === reads.failAt) throw new Error('the model file went away');
         reads.count++;
         out.set(values.subarray(start, start + out.length));
       },
@@ -113,6 +118,10 @@ test("the compact form (w0 from its source, S as coefficients) gives the held fo
       ['compact, JS', { kernel: 'js', sums: 'coefficients', spillDir: spill }, true],
       ['compact, weights outside WASM memory', { resident: false, sums: 'coefficients', spillDir: spill }, true],
       ['compact, no z store', { zStore: false, sums: 'coefficients', spillDir: spill }, true],
+      ['w0 held, S in a file', { base: 'held', sums: 'file', spillDir: spill }, false],
+      ['S in a file, WASM', { sums: 'file', spillDir: spill }, true],
+      ['S in a file, JS', { kernel: 'js', sums: 'file', spillDir: spill }, true],
+      ['S in a file, weights outside WASM memory', { resident: false, sums: 'file', spillDir: spill }, true],
     ];
     for (const [label, options, fromSource] of forms) {
       const reads = { count: 0 };
@@ -128,10 +137,17 @@ test("the compact form (w0 from its source, S as coefficients) gives the held fo
       if (options.sums === 'coefficients') {
         assert.equal(memory.sums, 0, `${label}: S not held`);
         assert.equal(memory.replicaFile, params.indexSpan * 4);
+        assert.equal(memory.sumsFile, 0);
+      }
+      if (options.sums === 'file') {
+        assert.equal(memory.sums, 0, `${label}: S not held`);
+        assert.equal(memory.sumsFile, params.indexSpan * 8);
+        assert.equal(memory.replicaFile, 0, `${label}: resets read S, not a replica file`);
       }
       params.dispose();
+      assert.equal(params.memoryUsage().sumsFile, 0, `${label}: no file once disposed`);
     }
-    if (process.platform !== 'win32') assert.deepEqual(readdirSync(spill), [], 'the replica file is unlinked once open');
+    if (process.platform !== 'win32') assert.deepEqual(readdirSync(spill), [], 'the replica and S files are unlinked once open');
   } finally {
     rmSync(spill, { recursive: true, force: true });
   }
@@ -157,23 +173,101 @@ test("coefficients taken back to zero leave no stale replica file behind: a rese
   }
 });
 
-test('the compact form with passes split over a worker matches one thread with everything held', async () => {
+test('the compact form and S in a file, with passes split over a worker, match one thread with everything held', async () => {
   const spill = mkdtempSync(join(tmpdir(), 'fedkseed-replica-'));
   const rounds = randomRounds(4, 77);
   const held = new ParameterSet(oddShapedModel(300, 5), { base: 'held', sums: 'held', parallelPasses: 'off' });
-  const compact = new ParameterSet(sourced(oddShapedModel(300, 5)), { sums: 'coefficients', spillDir: spill, parallelPasses: 'on', zStore: 0.5 });
-  const consumer: WeightConsumer = { bindWeights() {} };
-  compact.bindTo(consumer);
-  try {
-    assert.equal(compact.split, true);
-    const a = await federate(held, rounds);
-    const b = await federate(compact, rounds);
-    assert.deepEqual(b.digests, a.digests);
-    assertSameBits(b.final, a.final, 'final weights');
-  } finally {
-    compact.dispose();
-    rmSync(spill, { recursive: true, force: true });
+  const a = await federate(held, rounds);
+  for (const sums of ['coefficients', 'file'] as const) {
+    const compact = new ParameterSet(sourced(oddShapedModel(300, 5)), { sums, spillDir: spill, parallelPasses: 'on', zStore: 0.5 });
+    const consumer: WeightConsumer = { bindWeights() {} };
+    compact.bindTo(consumer);
+    try {
+      assert.equal(compact.split, true);
+      const b = await federate(compact, rounds);
+      assert.deepEqual(b.digests, a.digests, sums);
+      assertSameBits(b.final, a.final, `final weights, ${sums}`);
+    } finally {
+      compact.dispose();
+    }
   }
+  rmSync(spill, { recursive: true, force: true });
+});
+
+test('S in a file: a change that fails half-way (a model file gone) leaves a set that resets to the replica and goes on', async () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedkseed-sums-'));
+  const rounds = randomRounds(5, 909);
+  const held = new ParameterSet(oddShapedModel(3, 99), { base: 'held', sums: 'held' });
+  const reads: { count: number; failAt?: number } = { count: 0 };
+  const file = new ParameterSet(sourced(oddShapedModel(3, 99), reads), { sums: 'file', spillDir: spill });
+  try {
+    for (const set of [held, file]) {
+      set.applyCoefficientDelta(31, rounds[0].seeds, rounds[0].deltas, 3e-4);
+      await localSteps(set, 0);
+    }
+    assert.equal(file.memoryUsage().sumsFile, file.indexSpan * 8);
+    // The third tensor's w0 cannot be read: S of the first two tensors is already written back.
+    reads.failAt = reads.count + 2;
+    assert.throws(() => file.applyCoefficientDelta(31, rounds[1].seeds, rounds[1].deltas, 3e-4), /went away/);
+    reads.failAt = undefined;
+    held.applyCoefficientDelta(31, rounds[1].seeds, rounds[1].deltas, 3e-4);
+    assert.deepEqual([...file.appliedCoefficients()], [...held.appliedCoefficients()], 'C is the new one');
+    assert.equal(file.memoryUsage().sumsFile, 0, 'the S file written in part is dropped');
+    file.resetToBase();
+    assert.equal(file.digest(), held.digest(), 'the reset recomputes S from C: the replica of the new C');
+    assert.equal(file.memoryUsage().sumsFile, file.indexSpan * 8, 'and writes a new S file');
+    // A reset that fails (nothing written to S) keeps the file.
+    await localSteps(file, 7);
+    reads.failAt = reads.count + 1;
+    assert.throws(() => file.resetToBase(), /went away/);
+    reads.failAt = undefined;
+    assert.equal(file.memoryUsage().sumsFile, file.indexSpan * 8);
+    file.resetToBase();
+    assert.equal(file.digest(), held.digest());
+    for (const round of rounds.slice(2)) {
+      for (const set of [held, file]) {
+        set.applyCoefficientDelta(31, round.seeds, round.deltas, 3e-4);
+        await localSteps(set, 3);
+        set.resetToBase();
+      }
+      assert.equal(file.digest(), held.digest());
+    }
+  } finally {
+    file.dispose();
+    held.dispose();
+  }
+  if (process.platform !== 'win32') assert.deepEqual(readdirSync(spill), [], 'no S file left behind, the dropped one included');
+  rmSync(spill, { recursive: true, force: true });
+});
+
+test('S in a file: C back to zero drops the file, rebuildFromBase drops it, and a new change starts a new one', () => {
+  const spill = mkdtempSync(join(tmpdir(), 'fedkseed-sums-'));
+  const held = new ParameterSet(oddShapedModel(2, 3), { base: 'held', sums: 'held' });
+  const file = new ParameterSet(sourced(oddShapedModel(2, 3)), { sums: 'file', spillDir: spill });
+  try {
+    for (const set of [held, file]) {
+      set.applyCoefficientDelta(31, [1, 2], [500_000, -7], 1e-3);
+      set.applyCoefficientDelta(31, [1, 2], [-500_000, 7], 1e-3);
+    }
+    assert.equal(file.memoryUsage().sumsFile, 0);
+    assert.equal(file.digest(), held.digest());
+    for (const set of [held, file]) set.applyCoefficientDelta(31, [9], [123_456], 1e-3);
+    assert.equal(file.memoryUsage().sumsFile, file.indexSpan * 8);
+    assert.equal(file.digest(), held.digest());
+    for (const set of [held, file]) {
+      set.rebuildFromBase();
+      set.perturb(4, 0.2);
+      set.resetToBase();
+    }
+    assert.equal(file.memoryUsage().sumsFile, 0, 'rebuildFromBase drops the S file');
+    assert.equal(file.digest(), held.digest());
+    for (const set of [held, file]) set.applyCoefficientDelta(31, [9, 10], [5, -5], 1e-3);
+    assert.equal(file.digest(), held.digest());
+  } finally {
+    file.dispose();
+  }
+  if (process.platform !== 'win32') assert.deepEqual(readdirSync(spill), [], 'the S file is unlinked once open');
+  rmSync(spill, { recursive: true, force: true });
 });
 
 test('a z store over part of the weights trains to the bits of a full store and of none, on one thread and split', async () => {
@@ -229,10 +323,12 @@ test('with split passes the worker computes every other piece of S, whole pieces
     { name: 'zz.b', dims: [2_100_001], data: wave(2_100_001, 0.2) },
   ];
   const compact = new ParameterSet(sourced(model()), { sums: 'coefficients', parallelPasses: 'on', spillDir: spill });
+  const file = new ParameterSet(sourced(model()), { sums: 'file', parallelPasses: 'on', spillDir: spill });
   const held = new ParameterSet(model(), { sums: 'held', base: 'held' });
   try {
     assert.equal(compact.split, true);
-    for (const set of [compact, held]) {
+    assert.equal(file.split, true);
+    for (const set of [compact, file, held]) {
       set.perturb(5, 0.1);
       set.applyCoefficientDelta(3, [1, 2, 3], [100_000, -5, 77], 1e-3);
       set.perturb(6, 0.1);
@@ -240,9 +336,11 @@ test('with split passes the worker computes every other piece of S, whole pieces
       set.applyCoefficientDelta(3, [4, 1], [9, -100_000], 1e-3);
     }
     assert.equal(compact.digest(), held.digest());
+    assert.equal(file.digest(), held.digest(), 'S in a file, the worker adding to the pieces it is given');
     assert.equal(compact.memoryUsage().scratch, (4 + 8 + 8) * 2 ** 20, "w0 and S pieces here, and the worker's S piece back, kept for the next change");
   } finally {
     compact.dispose();
+    file.dispose();
     rmSync(spill, { recursive: true, force: true });
   }
 });

@@ -173,7 +173,11 @@ test('resetToBase returns to the replica and snapshot/restore round-trips', () =
 test("rebuildFromBase drops a drifted accumulator and a flipped weight: w0 plus the full C gives the federation's replica", () => {
   const spill = mkdtempSync(join(tmpdir(), 'fedk-rebuild-'));
   try {
-    for (const options of [...CONFIGS, { sums: 'coefficients', spillDir: spill } satisfies ParameterSetOptions]) {
+    for (const options of [
+      ...CONFIGS,
+      { sums: 'coefficients', spillDir: spill } satisfies ParameterSetOptions,
+      { sums: 'file', spillDir: spill } satisfies ParameterSetOptions,
+    ]) {
       const fresh = new ParameterSet(oddShapedModel(), options);
       const w0 = fresh.digest();
       fresh.applyCoefficientDelta(9, [1, 4, 30], [5000, -70_000, 3], 0.01);

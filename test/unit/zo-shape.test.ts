@@ -114,6 +114,7 @@ test('shaped training gives the same bits in every engine path', async () => {
     { kernel: 'wasm-simd' },
     { kernel: 'wasm-simd', resident: false },
     { kernel: 'wasm-simd', sums: 'coefficients' },
+    { kernel: 'wasm-simd', sums: 'file' },
   ] as ParameterSetOptions[]) {
     assert.deepEqual(await shapedTraining(options), reference, JSON.stringify(options));
   }

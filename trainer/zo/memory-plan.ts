@@ -7,6 +7,11 @@
 //   2. S held (8 bytes per parameter): a round's coefficient change costs its own seeds instead of every
 //      applied seed, and going back to the replica is a rebuild instead of a read of the replica file.
 //
+// S that the budget cannot hold goes to a float64 scratch file (sums 'file') when the scratch folder's
+// filesystem has room for it, 8 bytes per parameter plus SCRATCH_MARGIN: a change then costs its own seeds
+// and a read and a write of S, instead of every applied seed (hours per round at 1.3B after many rounds).
+// Without that room, or when the free space is unknown, S is kept as its coefficients ('coefficients').
+//
 // Every choice gives the same bits (docs/zo-engine.md, "Memory"); only time and memory differ. A budget
 // below what must be held fails before anything large is allocated, with the figure needed.
 
@@ -22,6 +27,13 @@ export const AUTO_BUDGET_SHARE = 0.8;
  */
 export const BUDGET_MARGIN = 0.05;
 
+/** What the S file leaves free on its filesystem: a tenth of its size, at least 1 GiB (a full disk fails a round). */
+export const SCRATCH_MARGIN = { share: 0.1, minBytes: 2 ** 30 } as const;
+
+/** Free bytes an S file of `indexSpan` parameters needs to be chosen. */
+export const sumsFileNeeds = (indexSpan: number): number =>
+  indexSpan * BYTES.sums + Math.max(SCRATCH_MARGIN.minBytes, SCRATCH_MARGIN.share * indexSpan * BYTES.sums);
+
 export interface MemoryPlanInput {
   /** Global indices of the weights, gaps included (ParameterSet.indexSpan). */
   readonly indexSpan: number;
@@ -35,13 +47,16 @@ export interface MemoryPlanInput {
   readonly totalMemory: number;
   /** Whether the engine would keep a z store at all (WASM kernels, split passes or a small model). */
   readonly storeWanted: boolean;
+  /** Free bytes on the scratch folder's filesystem (freeBytesAt(spill folder)); absent or null: unknown. */
+  readonly scratchFreeBytes?: number | null;
 }
 
 export interface MemoryPlan {
   readonly budgetBytes: number;
   /** Whether the budget was given (else it is the automatic share of physical memory). */
   readonly explicitBudget: boolean;
-  readonly sums: 'held' | 'coefficients';
+  /** How S is kept: in memory, in a scratch file (8 bytes a parameter on disk), or as its coefficients. */
+  readonly sums: 'held' | 'file' | 'coefficients';
   /** Share of the parameters kept in the z store, 0..1. */
   readonly zStore: number;
   /** Planned bytes by buffer. */
@@ -93,7 +108,7 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     zStore = Math.min(1, left / (n * BYTES.zStore));
     left -= zStore * n * BYTES.zStore;
   }
-  const sums = left >= n * BYTES.sums ? 'held' : 'coefficients';
+  const sums = left >= n * BYTES.sums ? 'held' : (input.scratchFreeBytes ?? 0) >= sumsFileNeeds(n) ? 'file' : 'coefficients';
   const bytes = { weights, base, zStore: Math.round(zStore * n * BYTES.zStore), sums: sums === 'held' ? n * BYTES.sums : 0, runtime: input.runtimeBytes };
   return { budgetBytes, explicitBudget, sums, zStore, bytes, totalBytes: bytes.weights + bytes.base + bytes.zStore + bytes.sums + bytes.runtime, minimumBytes };
 }

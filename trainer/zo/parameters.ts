@@ -8,7 +8,7 @@ import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } f
 import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
 import type { PassWorker } from './pass-worker';
-import { defaultSpillDir, ReplicaFile } from './replica-file';
+import { defaultSpillDir, ReplicaFile, ScratchFile } from './replica-file';
 import { LocalSpanPasses, type PassRequest, type Segment } from './span-passes';
 import { shapeMultipliers, sumSquares, type PerturbationShape, type TensorEnergy } from './shape';
 
@@ -32,9 +32,11 @@ export interface TensorInit {
  * How the exact accumulator is kept: 'held', S as a float64 per parameter (8 bytes each; a coefficient
  * change costs its own seeds); 'coefficients', only the applied integer coefficients C, with S recomputed
  * chunk by chunk from every applied seed whenever C changes and the replica's float32 weights written to
- * a scratch file for resetToBase (no memory per parameter; a change costs all applied seeds).
+ * a scratch file for resetToBase (no memory per parameter; a change costs all applied seeds); 'file', S
+ * as float64 in a scratch file (8 bytes per parameter on disk, none in memory), streamed piece by piece
+ * when C changes (a change costs its own seeds plus reading and writing S once).
  */
-export type SumsMode = 'held' | 'coefficients';
+export type SumsMode = 'held' | 'coefficients' | 'file';
 
 export interface ParameterTensor {
   readonly name: string;
@@ -69,7 +71,7 @@ export interface ParameterSetOptions {
   readonly base?: 'source' | 'held';
   /** How S is kept (default 'held'); see SumsMode. */
   readonly sums?: SumsMode;
-  /** Folder of the replica file of sums 'coefficients' (default: defaultSpillDir()). */
+  /** Folder of the replica file of sums 'coefficients' and the S file of sums 'file' (default: defaultSpillDir()). */
   readonly spillDir?: string;
   /**
    * Split each pass between the calling thread and a worker thread: 'auto' from PARALLEL_MIN_PARAMETERS
@@ -116,6 +118,8 @@ export interface ParameterMemory {
   readonly scratch: number;
   /** Bytes of the replica file on disk (sums 'coefficients'), not memory. */
   readonly replicaFile: number;
+  /** Bytes of the S file on disk (sums 'file'), not memory. */
+  readonly sumsFile: number;
 }
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
@@ -168,6 +172,11 @@ export class ParameterSet {
   /** Whether coefficients were ever applied (the replica is then materialised, else it is w0 itself). */
   private materialized = false;
   private replicaFile: ReplicaFile | null = null;
+  /**
+   * S of every applied coefficient (sums 'file'); null before the first change, while C is zero, and after
+   * a failed materialisation left it partly updated (the next one recomputes it from `applied`).
+   */
+  private sumsFile: ScratchFile | null = null;
   private scratchW0: Float32Array | null = null;
   private scratchS: Float64Array | null = null;
   /** The S piece the worker fills (it moves there and back with each piece). */
@@ -215,6 +224,7 @@ export class ParameterSet {
     this.storeShare = store === true ? 1 : store === false ? 0 : Math.min(1, Math.max(0, store));
     if (!Number.isFinite(this.storeShare)) throw new RangeError(`zStore must be a boolean or a share in [0, 1], got ${store}`);
     this.sumsMode = options.sums ?? 'held';
+    if (!['held', 'coefficients', 'file'].includes(this.sumsMode)) throw new RangeError(`unknown sums mode "${String(this.sumsMode)}"`);
     this.spillDir = options.spillDir;
     let split = wantSplit ? splitIndex(offsets, next) : next;
     // A 32-bit instance addresses 4 GiB: past ~1.2B parameters the lower 55% and its z store do not fit, past
@@ -330,7 +340,7 @@ export class ParameterSet {
     return Math.floor((this.storeShare * length) / STORE_GRAIN) * STORE_GRAIN;
   }
 
-  /** Bytes held, by buffer (the replica file's size on disk apart). */
+  /** Bytes held, by buffer (the replica and S files' sizes on disk apart). */
   memoryUsage(): ParameterMemory {
     const zStore = (this.passes?.storedLength ?? this.residentZStore?.length ?? 0) + (this.far?.zStored ?? 0);
     return {
@@ -340,6 +350,7 @@ export class ParameterSet {
       zStore: zStore * 2,
       scratch: (this.scratchW0?.byteLength ?? 0) + (this.scratchS?.byteLength ?? 0) + (this.workerS?.byteLength ?? 0),
       replicaFile: this.replicaFile === null ? 0 : this.indexSpan * 4,
+      sumsFile: this.sumsFile === null ? 0 : this.indexSpan * 8,
     };
   }
 
@@ -374,6 +385,8 @@ export class ParameterSet {
     this.far?.dispose();
     this.replicaFile?.close();
     this.replicaFile = null;
+    this.sumsFile?.close();
+    this.sumsFile = null;
   }
 
   /**
@@ -479,22 +492,34 @@ export class ParameterSet {
       else this.applied.set(j, c);
     }
     this.appliedSumAbs = sumAbs([...this.applied.values()]);
-    if (this.sums !== null && keys.length > 0) this.kernels.accumulate(this.sums, 0, Uint32Array.from(keys), Float64Array.from(coeffs));
+    const delta = { keys: Uint32Array.from(keys), coeffs: Float64Array.from(coeffs) };
+    if (this.sums !== null && keys.length > 0) this.kernels.accumulate(this.sums, 0, delta.keys, delta.coeffs);
     this.materialized = true;
-    this.materialize();
+    // With sums 'file', S is brought to the new C as it is streamed (only the delta's seeds); `applied`
+    // already holds the new C, so an S file lost on the way is recomputed from it.
+    this.materialize(delta);
   }
 
   /**
    * w = fl32(w0 + fl64(−η·2^-28·S)) tensor by tensor, a piece at a time: w0 read back from its source (or
-   * its copy), S from the held accumulator or recomputed from every applied coefficient (exact integers,
-   * so the same values in any grouping). With sums 'coefficients' the result is also written to the
-   * replica file, for resetToBase. Index gaps between tensors are set to 0.
+   * its copy), S from the held accumulator, from the S file with `delta`'s seeds added and written back
+   * (sums 'file'), or recomputed from every applied coefficient (exact integers, so the same values in any
+   * grouping; with sums 'file' written to a new S file). With sums 'coefficients' the result is also
+   * written to the replica file, for resetToBase. Index gaps between tensors are set to 0.
    */
-  private materialize(): void {
+  private materialize(delta: { readonly keys: Uint32Array; readonly coeffs: Float64Array } | null = null): void {
     this.changes++;
-    this.local = false;
+    // Until every piece is rebuilt, a scratch file that cannot be opened included: the next reset rebuilds.
+    this.local = true;
     const scale = -this.eta * S_UNIT;
-    const recompute = this.sums === null;
+    const fileMode = this.sumsMode === 'file';
+    if (fileMode && this.applied.size === 0) {
+      // C is zero again, and so is S: no file until C changes.
+      this.sumsFile?.close();
+      this.sumsFile = null;
+    }
+    const streamed = fileMode && this.sumsFile !== null;
+    const recompute = this.sums === null && !streamed;
     const keys: number[] = [];
     const coeffs: number[] = [];
     if (recompute && this.federationSeed !== null) {
@@ -503,26 +528,31 @@ export class ParameterSet {
         coeffs.push(c);
       }
     }
-    const keyArray = Uint32Array.from(keys);
-    const coeffArray = Float64Array.from(coeffs);
-    if (this.replicaFile === null && recompute && keys.length > 0) this.replicaFile = new ReplicaFile(this.spillDir ?? defaultSpillDir());
-    if (this.replicaFile !== null && keys.length === 0) {
+    const keyArray = streamed ? (delta?.keys ?? new Uint32Array(0)) : Uint32Array.from(keys);
+    const coeffArray = streamed ? (delta?.coeffs ?? new Float64Array(0)) : Float64Array.from(coeffs);
+    const seeds = keyArray.length;
+    if (fileMode && recompute && seeds > 0) this.sumsFile = new ScratchFile(this.spillDir ?? defaultSpillDir(), 'sums', 'f64');
+    const sumsFile = fileMode && seeds > 0 ? this.sumsFile : null; // S written back piece by piece
+    const replicate = this.sumsMode === 'coefficients' && recompute;
+    if (this.replicaFile === null && replicate && seeds > 0) this.replicaFile = new ReplicaFile(this.spillDir ?? defaultSpillDir());
+    if (this.replicaFile !== null && seeds === 0) {
       // C is zero again: the replica is w0 itself (rebuilt without reading S), and the file's weights stale.
       this.replicaFile.close();
       this.replicaFile = null;
     }
-    const replica = recompute && keys.length > 0 ? this.replicaFile : null;
+    const replica = replicate && seeds > 0 ? this.replicaFile : null;
     const pieces: { slot: TensorSlot; start: number; end: number }[] = [];
     for (const slot of this.slots) for (let start = 0; start < slot.size; start += PIECE) pieces.push({ slot, start, end: Math.min(slot.size, start + PIECE) });
     const finish = (piece: { slot: TensorSlot; start: number; end: number }, sums: Float64Array): void => {
       const { slot, start, end } = piece;
+      sumsFile?.write(slot.offset + start, sums);
       const w = slot.data.subarray(start, end);
       this.kernels.materialize(w, this.baseOf(slot, start, end), sums, scale * (this.multipliers?.[slot.index] ?? 1));
       replica?.write(slot.offset + start, w);
     };
-    // Recomputing S costs every applied seed per parameter: with split passes the worker computes every
-    // other piece's S while this thread computes its own and materialises both.
-    const worker = recompute && keys.length > 0 && this.far !== null ? this.far.sumsWorker() : null;
+    // Recomputing S costs every applied seed per parameter, streaming it the delta's: with split passes the
+    // worker computes every other piece's S while this thread computes its own and materialises both.
+    const worker = (recompute || streamed) && seeds > 0 && this.far !== null ? this.far.sumsWorker() : null;
     try {
       for (let i = 0; i < pieces.length; i += worker ? 2 : 1) {
         const here = pieces[i];
@@ -536,22 +566,24 @@ export class ParameterSet {
           } else {
             out = new Float64Array(length);
           }
-          (worker as PassWorker).startSums(keyArray, coeffArray, there.slot.offset + there.start, out);
-        }
-        let sums: Float64Array;
-        if (recompute) {
-          sums = this.pieceS(here.end - here.start);
-          sums.fill(0);
-          if (keys.length > 0) this.kernels.accumulate(sums, here.slot.offset + here.start, keyArray, coeffArray);
-        } else {
-          sums = (this.sums as Float64Array).subarray(here.slot.offset + here.start, here.slot.offset + here.end);
+          if (streamed) (this.sumsFile as ScratchFile).read(there.slot.offset + there.start, out);
+          (worker as PassWorker).startSums(keyArray, coeffArray, there.slot.offset + there.start, out, streamed);
         }
         let theirs: Float64Array | null = null;
         try {
+          let sums: Float64Array;
+          if (recompute || streamed) {
+            sums = this.pieceS(here.end - here.start);
+            if (streamed) (this.sumsFile as ScratchFile).read(here.slot.offset + here.start, sums);
+            else sums.fill(0);
+            if (seeds > 0) this.kernels.accumulate(sums, here.slot.offset + here.start, keyArray, coeffArray);
+          } else {
+            sums = (this.sums as Float64Array).subarray(here.slot.offset + here.start, here.slot.offset + here.end);
+          }
           finish(here, sums);
         } finally {
           // Always collect the worker's piece, so it never holds a buffer past this call.
-          if (there) theirs = (worker as PassWorker).finishSums(keys.length, there.end - there.start);
+          if (there) theirs = (worker as PassWorker).finishSums(seeds, there.end - there.start);
         }
         if (there && theirs) {
           finish(there, theirs);
@@ -560,15 +592,20 @@ export class ParameterSet {
       }
     } catch (e) {
       // Weights half rebuilt (a model file changed, a full disk): not the replica, and neither is the
-      // replica file; the next reset rebuilds both.
-      this.local = true;
+      // replica file; the next reset rebuilds both. An S file written in part holds neither the old C's S
+      // nor the new one's: dropped, the next materialisation recomputes it from `applied`.
       this.replicaFile?.close();
       this.replicaFile = null;
+      if (sumsFile !== null) {
+        this.sumsFile?.close();
+        this.sumsFile = null;
+      }
       throw e;
     } finally {
       this.closeSources();
     }
     this.zeroGaps();
+    this.local = false;
   }
 
   /** w0 of slot elements [start, end): its copy, or a piece read from its source into scratch. */
@@ -647,6 +684,8 @@ export class ParameterSet {
     this.sums = null;
     this.replicaFile?.close();
     this.replicaFile = null;
+    this.sumsFile?.close();
+    this.sumsFile = null;
     this.materialized = false;
     this.changes++;
     this.local = true; // until every tensor is w0 again

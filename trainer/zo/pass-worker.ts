@@ -76,10 +76,11 @@ function pass(op, w, segments) {
   if (segments === null) return passRange(op, w, 0, w.length, 1);
   for (let i = 0; i < segments.length; i += 3) if (segments[i + 2] !== 0) passRange(op, w, segments[i], segments[i + 1], segments[i + 2]);
 }
-// S over a piece of the weights: zeroed, then every seed accumulated (exact integers: any grouping).
+// S over a piece of the weights: zeroed (unless added to), then every seed accumulated (exact integers:
+// any grouping).
 function sums(job, s) {
   if (initError) throw initError;
-  s.fill(0);
+  if (!job.add) s.fill(0);
   const keyArea = new Uint32Array(ex.memory.buffer, layout.keys, layout.maxSeeds);
   const coeffArea = new Float64Array(ex.memory.buffer, layout.coeffs, layout.maxSeeds);
   const chunk = new Float64Array(ex.memory.buffer, layout.chunkS, layout.chunk);
@@ -167,14 +168,15 @@ export class PassWorker {
 
   /**
    * Starts computing S = Σ_j coeffs[j]·Zq_j over global indices offset .. offset + out.length − 1 into
-   * `out` (the whole of its own ArrayBuffer, moved to the worker); finishSums() returns it.
+   * `out` (the whole of its own ArrayBuffer, moved to the worker); finishSums() returns it. With `add`,
+   * the seeds are added to the values `out` holds (S read back from its file) instead.
    */
-  startSums(keys: Uint32Array, coeffs: Float64Array, offset: number, out: Float64Array): void {
+  startSums(keys: Uint32Array, coeffs: Float64Array, offset: number, out: Float64Array, add = false): void {
     if (this.failure) throw this.failure;
     if (!(out.buffer instanceof ArrayBuffer) || out.byteOffset !== 0 || out.buffer.byteLength !== out.byteLength)
       throw new Error("a worker's sums need their own whole ArrayBuffer");
     Atomics.store(this.signal, 0, 0);
-    this.port.postMessage({ sumsJob: { keys, coeffs, offset }, buffer: out.buffer }, [out.buffer]);
+    this.port.postMessage({ sumsJob: { keys, coeffs, offset, add }, buffer: out.buffer }, [out.buffer]);
   }
 
   finishSums(seeds: number, length: number): Float64Array {

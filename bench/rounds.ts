@@ -1,0 +1,278 @@
+// What a federation round's coefficient change costs a client with each way of keeping S, side by side in
+// one run: 'held' (S in memory), 'file' (S in a float64 scratch file, streamed: the round's seeds plus a
+// read and a write of S) and 'coefficients' (S recomputed from every applied seed). Each round applies a
+// change over fresh seeds to three sets of the same weights, then one local pass and a reset to the
+// replica, and checks that the three replicas have the same bits. From the measured kernel and file
+// rates it projects a round at 1.3B parameters once K seeds are applied.
+// `fedkseed bench rounds` calls runRoundsBench(); `node --import tsx bench/rounds.ts [params]` runs it alone.
+import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { seedKey } from '../trainer/zo/generator';
+import { createKernels } from '../trainer/zo/kernels-select';
+import { ParameterSet, type SumsMode, type TensorInit } from '../trainer/zo/parameters';
+import { defaultSpillDir, ScratchFile } from '../trainer/zo/replica-file';
+
+export const SUMS_MODES: readonly SumsMode[] = ['held', 'file', 'coefficients'];
+
+export interface RoundsBenchOptions {
+  /** Parameters of the set (default 4M; tensors of 2^20). */
+  readonly params?: number;
+  /** Rounds, each a coefficient change (default 8). */
+  readonly rounds?: number;
+  /** Seeds a round's change brings (default 150: 3 clients × τ 50). */
+  readonly seedsPerRound?: number;
+  /** Seed indices are drawn from 0..K−1, so applied seeds never exceed K (default 4096), as in a federation. */
+  readonly k?: number;
+  /** Parameters of the projection (default 1,315.7M: the GPT-2 builder's gpt-1.3b). */
+  readonly projectParams?: number;
+  /** Folder of the S and replica files (default: the engine's, defaultSpillDir()). */
+  readonly spillDir?: string;
+  readonly log?: (line: string) => void;
+}
+
+export interface RoundsBenchRow {
+  readonly round: number;
+  /** Seeds with a non-zero coefficient after the round. */
+  readonly appliedSeeds: number;
+  /** Milliseconds of applyCoefficientDelta, by sums mode. */
+  readonly applyMs: Readonly<Record<SumsMode, number>>;
+  /** Milliseconds of resetToBase after one local pass, by sums mode. */
+  readonly resetMs: Readonly<Record<SumsMode, number>>;
+  readonly coefficientsOverFile: number;
+  /** Whether the three sets had the same digest after the change and after the reset (one digest in all). */
+  readonly sameBits: boolean;
+}
+
+export interface RoundsBenchRates {
+  /** The accumulate kernel, one thread (S += Σ C_j·Zq_j over a piece). */
+  readonly seedParamsPerSecond: number;
+  /** The materialise kernel (w = fl32(w0 + fl64(−η·2⁻²⁸·S))), parameters per second. */
+  readonly materializeParamsPerSecond: number;
+  /** Writing and reading a float64 S file piece by piece, MB/s (10^6 bytes; through the page cache). */
+  readonly writeMBps: number;
+  readonly readMBps: number;
+  /** Writing it with fdatasync after each piece: the disk's own rate (an S file past the page cache). */
+  readonly diskMBps: number;
+}
+
+export interface RoundsProjection {
+  readonly params: number;
+  readonly appliedSeeds: number;
+  readonly seedsPerRound: number;
+  /** Seconds of one change, one thread, by sums mode (the S file at the page cache's rates). */
+  readonly seconds: Readonly<Record<SumsMode, number>>;
+  readonly coefficientsOverFile: number;
+  /** The S file read and written at the disk's rate instead (a file larger than the page cache). */
+  readonly fileAtDiskSeconds: number;
+  readonly coefficientsOverFileAtDisk: number;
+}
+
+export interface RoundsBenchResult {
+  readonly params: number;
+  readonly seedsPerRound: number;
+  readonly k: number;
+  readonly kernel: string;
+  readonly rows: readonly RoundsBenchRow[];
+  readonly rates: RoundsBenchRates;
+  readonly projection: RoundsProjection;
+}
+
+const PIECE = 1 << 20;
+const ETA = 3e-4;
+const FEDERATION_SEED = 7;
+
+/** A deterministic generator (the same rounds in every run). */
+function mix(seed: number): () => number {
+  let h = seed >>> 0;
+  return () => (h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0);
+}
+
+function model(params: number): TensorInit[] {
+  const next = mix(12345);
+  const inits: TensorInit[] = [];
+  for (let t = 0, left = params; left > 0; t++, left -= PIECE) {
+    const data = new Float32Array(Math.min(PIECE, left));
+    for (let i = 0; i < data.length; i++) data[i] = (next() / 2 ** 32 - 0.5) * 0.1;
+    inits.push({ name: `t${String(t).padStart(4, '0')}`, dims: [data.length], data });
+  }
+  return inits;
+}
+
+const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The kernels' and the S file's rates, each the median of 3 after a warm-up. */
+function measureRates(seedsPerRound: number, spillDir: string): RoundsBenchRates {
+  const kernels = createKernels('auto');
+  const keys = Uint32Array.from({ length: seedsPerRound }, (_, j) => seedKey(FEDERATION_SEED, j));
+  const coeffs = Float64Array.from({ length: seedsPerRound }, (_, j) => (j % 7) - 3 || 1);
+  const s = new Float64Array(PIECE);
+  const w = new Float32Array(PIECE);
+  const w0 = new Float32Array(PIECE).fill(0.01);
+  const acc: number[] = [];
+  const mat: number[] = [];
+  for (let r = 0; r < 4; r++) {
+    let start = process.hrtime.bigint();
+    kernels.accumulate(s, 0, keys, coeffs);
+    if (r > 0) acc.push(seconds(start));
+    start = process.hrtime.bigint();
+    kernels.materialize(w, w0, s, -ETA / 2 ** 28);
+    if (r > 0) mat.push(seconds(start));
+  }
+  // 32 pieces (256 MiB of S): past a disk's own cache, small beside the page cache.
+  const pieces = 32;
+  const file = new ScratchFile(spillDir, 'bench-sums', 'f64');
+  const writes: number[] = [];
+  const reads: number[] = [];
+  try {
+    for (let r = 0; r < 3; r++) {
+      let start = process.hrtime.bigint();
+      for (let p = 0; p < pieces; p++) file.write(p * PIECE, s);
+      writes.push(seconds(start));
+      start = process.hrtime.bigint();
+      for (let p = 0; p < pieces; p++) file.read(p * PIECE, s);
+      reads.push(seconds(start));
+    }
+  } finally {
+    file.close();
+  }
+  const bytes = pieces * PIECE * 8;
+  const path = join(spillDir, `bench-disk-${process.pid}.f64`);
+  const fd = openSync(path, 'w', 0o600);
+  const synced: number[] = [];
+  try {
+    const raw = new Uint8Array(s.buffer);
+    for (let r = 0; r < 2; r++) {
+      const start = process.hrtime.bigint();
+      for (let p = 0; p < pieces; p++) {
+        for (let done = 0; done < raw.length;) done += writeSync(fd, raw, done, raw.length - done, p * raw.length + done);
+        fdatasyncSync(fd);
+      }
+      synced.push(seconds(start));
+    }
+  } finally {
+    closeSync(fd);
+    rmSync(path, { force: true });
+  }
+  return {
+    seedParamsPerSecond: (seedsPerRound * PIECE) / median(acc),
+    materializeParamsPerSecond: PIECE / median(mat),
+    writeMBps: bytes / median(writes) / 1e6,
+    readMBps: bytes / median(reads) / 1e6,
+    diskMBps: bytes / Math.min(...synced) / 1e6,
+  };
+}
+
+/**
+ * One change at `params` parameters, one thread: the round's seeds (or, with S as coefficients, every
+ * applied seed) through the accumulate kernel, one materialise pass, and the files: S read and written
+ * (file), the replica written (coefficients).
+ */
+export function projectRound(rates: RoundsBenchRates, params: number, appliedSeeds: number, seedsPerRound: number): RoundsProjection {
+  const accumulate = (seeds: number): number => (seeds * params) / rates.seedParamsPerSecond;
+  const materialize = params / rates.materializeParamsPerSecond;
+  const s = {
+    held: accumulate(seedsPerRound) + materialize,
+    file: accumulate(seedsPerRound) + materialize + (8 * params) / 1e6 / rates.readMBps + (8 * params) / 1e6 / rates.writeMBps,
+    coefficients: accumulate(appliedSeeds) + materialize + (4 * params) / 1e6 / rates.writeMBps,
+  };
+  const fileAtDisk = accumulate(seedsPerRound) + materialize + (16 * params) / 1e6 / rates.diskMBps;
+  return {
+    params,
+    appliedSeeds,
+    seedsPerRound,
+    seconds: s,
+    coefficientsOverFile: s.coefficients / s.file,
+    fileAtDiskSeconds: fileAtDisk,
+    coefficientsOverFileAtDisk: s.coefficients / fileAtDisk,
+  };
+}
+
+export function runRoundsBench(options: RoundsBenchOptions = {}): RoundsBenchResult {
+  const params = options.params ?? 4 << 20;
+  const rounds = options.rounds ?? 8;
+  const perRound = options.seedsPerRound ?? 150;
+  const k = options.k ?? 4096;
+  if (perRound > k) throw new RangeError(`${perRound} seeds per round exceed K = ${k}`);
+  const spillDir = options.spillDir ?? defaultSpillDir();
+  const log = options.log ?? (() => {});
+  const sets = new Map<SumsMode, ParameterSet>(SUMS_MODES.map((sums) => [sums, new ParameterSet(model(params), { sums, spillDir, base: 'held' })]));
+  const rows: RoundsBenchRow[] = [];
+  const next = mix(99);
+  try {
+    for (let r = 1; r <= rounds; r++) {
+      // Fresh seeds while they last (each change the most expensive kind for 'coefficients'), then any of K.
+      const seeds: number[] = [];
+      for (let n = 0; seeds.length < perRound; n++) {
+        const j = (r - 1) * perRound + n < k ? (r - 1) * perRound + n : next() % k;
+        if (!seeds.includes(j)) seeds.push(j);
+      }
+      const deltas = seeds.map(() => ((next() % 2_000_001) - 1_000_000) * (1 + (next() % 8)) || 1);
+      const applyMs = {} as Record<SumsMode, number>;
+      const resetMs = {} as Record<SumsMode, number>;
+      const digests = new Set<string>();
+      for (const [mode, set] of sets) {
+        let start = process.hrtime.bigint();
+        set.applyCoefficientDelta(FEDERATION_SEED, seeds, deltas, ETA);
+        applyMs[mode] = seconds(start) * 1e3;
+        digests.add(set.digest());
+        set.perturb(seedKey(FEDERATION_SEED, 1_000_000 + r), 1e-3);
+        start = process.hrtime.bigint();
+        set.resetToBase();
+        resetMs[mode] = seconds(start) * 1e3;
+        digests.add(set.digest());
+      }
+      const appliedSeeds = (sets.get('held') as ParameterSet).appliedCoefficients().size;
+      const row = { round: r, appliedSeeds, applyMs, resetMs, coefficientsOverFile: applyMs.coefficients / applyMs.file, sameBits: digests.size === 1 };
+      rows.push(row);
+      log(
+        `round ${r}: ${appliedSeeds} seeds applied; change ${SUMS_MODES.map((m) => `${m} ${applyMs[m].toFixed(0)} ms`).join(', ')}; coefficients ÷ file ${row.coefficientsOverFile.toFixed(2)}×`,
+      );
+    }
+  } finally {
+    for (const set of sets.values()) set.dispose();
+  }
+  const kernel = (sets.get('held') as ParameterSet).kernel;
+  const rates = measureRates(perRound, spillDir);
+  const projection = projectRound(rates, options.projectParams ?? 1_315_700_000, k, perRound);
+  return { params, seedsPerRound: perRound, k, kernel, rows, rates, projection };
+}
+
+export function roundsReport(r: RoundsBenchResult): string {
+  const pad = (cells: string[], widths: number[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const header = ['round', 'applied seeds', ...SUMS_MODES.map((m) => `${m} ms`), 'coefficients ÷ file', ...SUMS_MODES.map((m) => `reset ${m} ms`), 'same bits'];
+  const body = r.rows.map((x) => [
+    String(x.round),
+    String(x.appliedSeeds),
+    ...SUMS_MODES.map((m) => x.applyMs[m].toFixed(0)),
+    `${x.coefficientsOverFile.toFixed(2)}×`,
+    ...SUMS_MODES.map((m) => x.resetMs[m].toFixed(0)),
+    x.sameBits ? 'yes' : 'NO',
+  ]);
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c].length)));
+  const p = r.projection;
+  const t = r.rates;
+  const hours = (s: number): string => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+  return [
+    `A round's coefficient change (${r.seedsPerRound} seeds) by how S is kept, ${(r.params / 1e6).toFixed(1)}M parameters, ${r.kernel}, one thread; same sets side by side`,
+    pad(header, widths),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...body.map((row) => pad(row, widths)),
+    '',
+    `Measured rates: accumulate ${(t.seedParamsPerSecond / 1e9).toFixed(2)} G seed·params/s, materialise ${(t.materializeParamsPerSecond / 1e9).toFixed(2)} G params/s, ` +
+      `S file write ${t.writeMBps.toFixed(0)} MB/s, read ${t.readMBps.toFixed(0)} MB/s (256 MiB, through the page cache), disk ${t.diskMBps.toFixed(0)} MB/s (written with fdatasync)`,
+    `Projection (from those rates, not measured): ${(p.params / 1e6).toFixed(1)}M parameters, ${p.appliedSeeds} seeds applied, a change of ${p.seedsPerRound}, one thread: ` +
+      `held ${hours(p.seconds.held)}, file ${hours(p.seconds.file)}, coefficients ${hours(p.seconds.coefficients)} (coefficients ÷ file ${p.coefficientsOverFile.toFixed(1)}×); ` +
+      `with the S file at the disk's rate (past the page cache) file ${hours(p.fileAtDiskSeconds)} (${p.coefficientsOverFileAtDisk.toFixed(1)}×); split passes halve the kernels' share`,
+  ].join('\n');
+}
+
+if (process.argv[1]?.replace(/\\/g, '/').endsWith('bench/rounds.ts')) {
+  const params = process.argv[2] ? Number(process.argv[2]) : undefined;
+  console.log(roundsReport(runRoundsBench({ params, log: (line) => console.error(line) })));
+}
