@@ -121,6 +121,7 @@ def main():
     ap.add_argument('--shape', default='iso')
     ap.add_argument('--only', default='', help='comma list of substrings: train only tensors whose name has one')
     ap.add_argument('--sparse', type=float, default=0.0, help='perturb only this fraction of each tensor: its smallest |w0| entries (0: all)')
+    ap.add_argument('--elem', choices=['none', 'mag', 'sqrtmag'], default='none', help="per-entry z multiplier from w0: |w0|/rms (mag) or its square root, a power of two clamped to [1/16, 16], mean square 1 per tensor")
     ap.add_argument('--schedule', choices=['const', 'cosine', 'linear'], default='const')
     ap.add_argument('--warmup', type=int, default=0)
     ap.add_argument('--eval-every', type=int, default=250)
@@ -178,11 +179,24 @@ def main():
             cut = torch.quantile(W[k].abs().flatten().float()[:1 << 24], a.sparse)
             masks[k] = (W[k].abs() <= cut).to(W[k].dtype)
 
+    # per-entry multipliers from w0 (fixed for the federation: any replica can recompute them from w0's bits)
+    elem = {}
+    if a.elem != 'none':
+        for k in names:
+            rms = float((W[k] ** 2).mean().sqrt()) + 1e-12
+            r = W[k].abs() / rms
+            if a.elem == 'sqrtmag':
+                r = r.sqrt()
+            m = torch.exp2(torch.round(torch.log2(r.clamp(1 / 16, 16))))
+            elem[k] = m / float((m ** 2).mean().sqrt())
+
     def perturb(seed, coef):
         # z of the step's seed is drawn once and reused by its three passes
         if held_z['seed'] != seed:
             gen.manual_seed(int(seed) * 7919 + 1)
             held_z['z'] = [torch.randn(W[k].shape, generator=gen) * masks[k] if k in masks else torch.randn(W[k].shape, generator=gen) for k in names]
+            if elem:
+                held_z['z'] = [z * elem[k] for k, z in zip(names, held_z['z'])]
             held_z['seed'] = seed
         with torch.no_grad():
             for k, z in zip(names, held_z['z']):
