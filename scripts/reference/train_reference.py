@@ -122,6 +122,7 @@ def main():
     ap.add_argument('--only', default='', help='comma list of substrings: train only tensors whose name has one')
     ap.add_argument('--sparse', type=float, default=0.0, help='perturb only this fraction of each tensor: its smallest |w0| entries (0: all)')
     ap.add_argument('--elem', choices=['none', 'mag', 'sqrtmag'], default='none', help="per-entry z multiplier from w0: |w0|/rms (mag) or its square root, a power of two clamped to [1/16, 16], mean square 1 per tensor")
+    ap.add_argument('--lowrank', type=int, default=0, help='ZO: z of each matrix is U·Vᵀ/√r with U, V Gaussian of rank r (LOZO without its lazy V); 1-D tensors stay dense (0: dense everywhere)')
     ap.add_argument('--schedule', choices=['const', 'cosine', 'linear'], default='const')
     ap.add_argument('--warmup', type=int, default=0)
     ap.add_argument('--eval-every', type=int, default=250)
@@ -195,6 +196,13 @@ def main():
         if held_z['seed'] != seed:
             gen.manual_seed(int(seed) * 7919 + 1)
             held_z['z'] = [torch.randn(W[k].shape, generator=gen) * masks[k] if k in masks else torch.randn(W[k].shape, generator=gen) for k in names]
+            if a.lowrank > 0:
+                gen.manual_seed(int(seed) * 7919 + 2)
+                r = a.lowrank
+                held_z['z'] = [
+                    (torch.randn(W[k].shape[0], r, generator=gen) @ torch.randn(r, W[k].shape[1], generator=gen)) / math.sqrt(r) if W[k].dim() == 2 else z
+                    for k, z in zip(names, held_z['z'])
+                ]
             if elem:
                 held_z['z'] = [z * elem[k] for k, z in zip(names, held_z['z'])]
             held_z['seed'] = seed
