@@ -121,7 +121,7 @@ def main():
     ap.add_argument('--shape', default='iso')
     ap.add_argument('--only', default='', help='comma list of substrings: train only tensors whose name has one')
     ap.add_argument('--sparse', type=float, default=0.0, help='perturb only this fraction of each tensor: its smallest |w0| entries (0: all)')
-    ap.add_argument('--elem', choices=['none', 'mag', 'sqrtmag'], default='none', help="per-entry z multiplier from w0: |w0|/rms (mag) or its square root, a power of two clamped to [1/16, 16], mean square 1 per tensor")
+    ap.add_argument('--elem', choices=['none', 'mag', 'sqrtmag', 'row', 'col'], default='none', help="per-entry z multiplier from w0: |w0|/rms (mag), its square root, or the rms of the entry's row or column over the tensor's (2-D tensors), a power of two clamped to [1/16, 16], mean square 1 per tensor")
     ap.add_argument('--lowrank', type=int, default=0, help='ZO: z of each matrix is U·Vᵀ/√r with U, V Gaussian of rank r (LOZO without its lazy V); 1-D tensors stay dense (0: dense everywhere)')
     ap.add_argument('--schedule', choices=['const', 'cosine', 'linear'], default='const')
     ap.add_argument('--warmup', type=int, default=0)
@@ -185,7 +185,13 @@ def main():
     if a.elem != 'none':
         for k in names:
             rms = float((W[k] ** 2).mean().sqrt()) + 1e-12
-            r = W[k].abs() / rms
+            if a.elem in ('row', 'col'):
+                if W[k].dim() != 2:
+                    elem[k] = torch.ones_like(W[k])
+                    continue
+                r = (W[k] ** 2).mean(dim=1 if a.elem == 'row' else 0, keepdim=True).sqrt().expand_as(W[k]) / rms
+            else:
+                r = W[k].abs() / rms
             if a.elem == 'sqrtmag':
                 r = r.sqrt()
             m = torch.exp2(torch.round(torch.log2(r.clamp(1 / 16, 16))))
