@@ -6,7 +6,8 @@
 // thread count gives the same bits: checked against BigInt sums at 2,000 entries.
 // `node --import tsx bench/rank1-round.ts [seeds 150] [threads 1]` prints one JSON line per run.
 import * as ort from 'onnxruntime-node';
-import { createModel, DataType, encodeModel, node, valueInfo } from '../trainer/model/onnx';
+import { createRng } from '../trainer/data/rng';
+import { DataType, encodeGraph, node, valueInfo } from '../trainer/model/onnx';
 
 const ROWS = 4096;
 const COLUMNS = 4096;
@@ -15,35 +16,24 @@ const PROJECT_PARAMS = 1_315_700_000;
 const RUNS = 4;
 
 function productGraph(rows: number, columns: number, seeds: number): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 18 }],
-      producerName: 'fedkseed-bench',
-      graph: {
-        name: 'rank-round',
-        node: [node('MatMul', ['u', 'v'], ['p'], 'product'), node('Add', ['s', 'p'], ['y'], 'accumulate')],
-        initializer: [],
-        input: [
-          valueInfo('s', DataType.DOUBLE, [rows, columns]),
-          valueInfo('u', DataType.DOUBLE, [rows, seeds]),
-          valueInfo('v', DataType.DOUBLE, [seeds, columns]),
-        ],
-        output: [valueInfo('y', DataType.DOUBLE, [rows, columns])],
-      },
-    }),
-  );
+  return encodeGraph({
+    name: 'rank-round',
+    node: [node('MatMul', ['u', 'v'], ['p'], 'product'), node('Add', ['s', 'p'], ['y'], 'accumulate')],
+    input: [
+      valueInfo('s', DataType.DOUBLE, [rows, columns]),
+      valueInfo('u', DataType.DOUBLE, [rows, seeds]),
+      valueInfo('v', DataType.DOUBLE, [seeds, columns]),
+    ],
+    output: [valueInfo('y', DataType.DOUBLE, [rows, columns])],
+  });
 }
 
 async function main(): Promise<void> {
   const seeds = Number(process.argv[2] ?? 150);
   const threads = Number(process.argv[3] ?? 1);
   const session = await ort.InferenceSession.create(productGraph(ROWS, COLUMNS, seeds), { intraOpNumThreads: threads, executionProviders: ['cpu'] });
-  let state = 12345;
-  const integer = (bound: number): number => {
-    state = (Math.imul(state, 1103515245) + 12345) >>> 0;
-    return (state % (2 * bound + 1)) - bound;
-  };
+  const rng = createRng(12345);
+  const integer = (bound: number): number => rng.nextInt(2 * bound + 1) - bound;
   const coefficients = Float64Array.from({ length: seeds }, () => integer(1_000_000));
   const u = new Float64Array(ROWS * seeds);
   for (let i = 0; i < ROWS; i++) for (let j = 0; j < seeds; j++) u[i * seeds + j] = integer(512) * coefficients[j];

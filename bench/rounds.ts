@@ -4,15 +4,15 @@
 // change over fresh seeds to three sets of the same weights, then one local pass and a reset to the
 // replica, and checks that the three replicas have the same bits. From the measured kernel and file
 // rates it projects a round at 1.3B parameters once K seeds are applied.
-// `fedkseed bench rounds` calls runRoundsBench(); `node --import tsx bench/rounds.ts [params]` runs it alone.
+// `fedkseed bench rounds` calls runRoundsBench() and prints its report.
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { createRng } from '../trainer/data/rng';
 import { seedKey } from '../trainer/zo/generator';
 import { createKernels } from '../trainer/zo/kernels-select';
-import { ParameterSet, type SumsMode, type TensorInit } from '../trainer/zo/parameters';
+import { ParameterSet, SUMS_MODES, type SumsMode, type TensorInit } from '../trainer/zo/parameters';
 import { defaultSpillDir, ScratchFile } from '../trainer/zo/replica-file';
-
-export const SUMS_MODES: readonly SumsMode[] = ['held', 'file', 'coefficients'];
+import { median } from './zo-step';
 
 export interface RoundsBenchOptions {
   /** Parameters of the set (default 4M; tensors of 2^20). */
@@ -81,30 +81,18 @@ const PIECE = 1 << 20;
 const ETA = 3e-4;
 const FEDERATION_SEED = 7;
 
-/** A deterministic generator (the same rounds in every run). */
-function mix(seed: number): () => number {
-  let h = seed >>> 0;
-  return () => (h = (Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0);
-}
-
 function model(params: number): TensorInit[] {
-  const next = mix(12345);
+  const rng = createRng(12345);
   const inits: TensorInit[] = [];
   for (let t = 0, left = params; left > 0; t++, left -= PIECE) {
     const data = new Float32Array(Math.min(PIECE, left));
-    for (let i = 0; i < data.length; i++) data[i] = (next() / 2 ** 32 - 0.5) * 0.1;
+    for (let i = 0; i < data.length; i++) data[i] = (rng.nextFloat() - 0.5) * 0.1;
     inits.push({ name: `t${String(t).padStart(4, '0')}`, dims: [data.length], data });
   }
   return inits;
 }
 
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 /** The kernels' and the S file's rates, each the median of 3 after a warm-up. */
 function measureRates(seedsPerRound: number, spillDir: string): RoundsBenchRates {
@@ -203,16 +191,16 @@ export function runRoundsBench(options: RoundsBenchOptions = {}): RoundsBenchRes
   const log = options.log ?? (() => {});
   const sets = new Map<SumsMode, ParameterSet>(SUMS_MODES.map((sums) => [sums, new ParameterSet(model(params), { sums, spillDir, base: 'held' })]));
   const rows: RoundsBenchRow[] = [];
-  const next = mix(99);
+  const rng = createRng(99);
   try {
     for (let r = 1; r <= rounds; r++) {
       // Fresh seeds while they last (each change the most expensive kind for 'coefficients'), then any of K.
       const seeds: number[] = [];
       for (let n = 0; seeds.length < perRound; n++) {
-        const j = (r - 1) * perRound + n < k ? (r - 1) * perRound + n : next() % k;
+        const j = (r - 1) * perRound + n < k ? (r - 1) * perRound + n : rng.nextInt(k);
         if (!seeds.includes(j)) seeds.push(j);
       }
-      const deltas = seeds.map(() => ((next() % 2_000_001) - 1_000_000) * (1 + (next() % 8)) || 1);
+      const deltas = seeds.map(() => (rng.nextInt(2_000_001) - 1_000_000) * (1 + rng.nextInt(8)) || 1);
       const applyMs = {} as Record<SumsMode, number>;
       const resetMs = {} as Record<SumsMode, number>;
       const digests = new Set<string>();
@@ -241,38 +229,4 @@ export function runRoundsBench(options: RoundsBenchOptions = {}): RoundsBenchRes
   const rates = measureRates(perRound, spillDir);
   const projection = projectRound(rates, options.projectParams ?? 1_315_700_000, k, perRound);
   return { params, seedsPerRound: perRound, k, kernel, rows, rates, projection };
-}
-
-export function roundsReport(r: RoundsBenchResult): string {
-  const pad = (cells: string[], widths: number[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
-  const header = ['round', 'applied seeds', ...SUMS_MODES.map((m) => `${m} ms`), 'coefficients ÷ file', ...SUMS_MODES.map((m) => `reset ${m} ms`), 'same bits'];
-  const body = r.rows.map((x) => [
-    String(x.round),
-    String(x.appliedSeeds),
-    ...SUMS_MODES.map((m) => x.applyMs[m].toFixed(0)),
-    `${x.coefficientsOverFile.toFixed(2)}×`,
-    ...SUMS_MODES.map((m) => x.resetMs[m].toFixed(0)),
-    x.sameBits ? 'yes' : 'NO',
-  ]);
-  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c].length)));
-  const p = r.projection;
-  const t = r.rates;
-  const hours = (s: number): string => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
-  return [
-    `A round's coefficient change (${r.seedsPerRound} seeds) by how S is kept, ${(r.params / 1e6).toFixed(1)}M parameters, ${r.kernel}, one thread; same sets side by side`,
-    pad(header, widths),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map((row) => pad(row, widths)),
-    '',
-    `Measured rates: accumulate ${(t.seedParamsPerSecond / 1e9).toFixed(2)} G seed·params/s, materialise ${(t.materializeParamsPerSecond / 1e9).toFixed(2)} G params/s, ` +
-      `S file write ${t.writeMBps.toFixed(0)} MB/s, read ${t.readMBps.toFixed(0)} MB/s (256 MiB, through the page cache), disk ${t.diskMBps.toFixed(0)} MB/s (written with fdatasync)`,
-    `Projection (from those rates, not measured): ${(p.params / 1e6).toFixed(1)}M parameters, ${p.appliedSeeds} seeds applied, a change of ${p.seedsPerRound}, one thread: ` +
-      `held ${hours(p.seconds.held)}, file ${hours(p.seconds.file)}, coefficients ${hours(p.seconds.coefficients)} (coefficients ÷ file ${p.coefficientsOverFile.toFixed(1)}×); ` +
-      `with the S file at the disk's rate (past the page cache) file ${hours(p.fileAtDiskSeconds)} (${p.coefficientsOverFileAtDisk.toFixed(1)}×); split passes halve the kernels' share`,
-  ].join('\n');
-}
-
-if (process.argv[1]?.replace(/\\/g, '/').endsWith('bench/rounds.ts')) {
-  const params = process.argv[2] ? Number(process.argv[2]) : undefined;
-  console.log(roundsReport(runRoundsBench({ params, log: (line) => console.error(line) })));
 }

@@ -7,7 +7,8 @@ import { runLearningBench, type LearningBenchArm } from '../../bench/learning';
 import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
-import { roundsReport, runRoundsBench } from '../../bench/rounds';
+import { runRoundsBench, type RoundsBenchResult } from '../../bench/rounds';
+import { SUMS_MODES } from '../../trainer/zo/parameters';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
 import { availableParallelism } from 'node:os';
@@ -559,6 +560,33 @@ function benchRounds(o: RoundsCliOptions): void {
   const result = runRoundsBench({ params: o.params, rounds: o.rounds, seedsPerRound: o.seedsPerRound, k: o.k, spillDir: o.spillDir, log: note });
   if (o.json) emitJson({ bench: 'rounds', ...result });
   else process.stdout.write(`${roundsReport(result)}\n`);
+}
+
+/** Minutes or hours above a minute, else seconds. */
+const duration = (s: number): string => (s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${(s / 60).toFixed(1)} min` : `${s.toFixed(1)} s`);
+
+export function roundsReport(r: RoundsBenchResult): string {
+  const header = ['round', 'applied seeds', ...SUMS_MODES.map((m) => `${m} ms`), 'coefficients ÷ file', ...SUMS_MODES.map((m) => `reset ${m} ms`), 'same bits'];
+  const rows = r.rows.map((x) => [
+    String(x.round),
+    String(x.appliedSeeds),
+    ...SUMS_MODES.map((m) => x.applyMs[m].toFixed(0)),
+    `${x.coefficientsOverFile.toFixed(2)}×`,
+    ...SUMS_MODES.map((m) => x.resetMs[m].toFixed(0)),
+    x.sameBits ? 'yes' : 'NO',
+  ]);
+  const p = r.projection;
+  const t = r.rates;
+  return [
+    `A round's coefficient change (${r.seedsPerRound} seeds) by how S is kept, ${(r.params / 1e6).toFixed(1)}M parameters, ${r.kernel}, one thread; same sets side by side`,
+    formatTable(header, rows, 'l' + 'r'.repeat(header.length - 1)),
+    '',
+    `Measured rates: accumulate ${(t.seedParamsPerSecond / 1e9).toFixed(2)} G seed·params/s, materialise ${(t.materializeParamsPerSecond / 1e9).toFixed(2)} G params/s, ` +
+      `S file write ${t.writeMBps.toFixed(0)} MB/s, read ${t.readMBps.toFixed(0)} MB/s (256 MiB, through the page cache), disk ${t.diskMBps.toFixed(0)} MB/s (written with fdatasync)`,
+    `Projection (from those rates, not measured): ${(p.params / 1e6).toFixed(1)}M parameters, ${p.appliedSeeds} seeds applied, a change of ${p.seedsPerRound}, one thread: ` +
+      `held ${duration(p.seconds.held)}, file ${duration(p.seconds.file)}, coefficients ${duration(p.seconds.coefficients)} (coefficients ÷ file ${p.coefficientsOverFile.toFixed(1)}×); ` +
+      `with the S file at the disk's rate (past the page cache) file ${duration(p.fileAtDiskSeconds)} (${p.coefficientsOverFileAtDisk.toFixed(1)}×); split passes halve the kernels' share`,
+  ].join('\n');
 }
 
 async function benchMemory(o: MemoryCliOptions): Promise<void> {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { conciseOrtError } from '../../trainer/device/providers';
-import { createModel, DataType, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
+import { singleNodeGraph } from '../../trainer/model/onnx';
 import { errorMessage } from '../../protocol/errors';
 
 let probe: Promise<string | null> | null = null;
@@ -24,20 +24,7 @@ export function webgpuSkipReason(): Promise<string | null> {
   probe ??= (async () => {
     ensureRuntimeDir();
     if (!ort.listSupportedBackends().some((b) => b.name === 'webgpu')) return 'this onnxruntime-node build has no WebGPU provider';
-    const bytes = encodeModel(
-      createModel({
-        irVersion: 8,
-        opsetImport: [{ domain: '', version: 18 }],
-        producerName: 'test',
-        graph: {
-          name: 'add',
-          node: [node('Add', ['x', 'x'], ['y'], 'add')],
-          initializer: [],
-          input: [valueInfo('x', DataType.FLOAT, [2])],
-          output: [valueInfo('y', DataType.FLOAT, [2])],
-        },
-      }),
-    );
+    const bytes = singleNodeGraph('add', 'Add', ['x', 'x'], 2);
     try {
       const s = await ort.InferenceSession.create(bytes, { executionProviders: ['webgpu'], logSeverityLevel: 3 });
       await s.release();

@@ -20,7 +20,7 @@ import {
   type ProviderSpeed,
 } from '../../trainer/device/auto-choice';
 import { createWithProviders, describeReport, type ProviderEnvironment } from '../../trainer/device/providers';
-import { createModel, DataType, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
+import { singleNodeGraph } from '../../trainer/model/onnx';
 import { webgpuSkipReason } from '../helpers/webgpu';
 
 const h200: WebGpuAdapter = { name: 'NVIDIA H200', kind: 'discrete', driver: 'NVIDIA', software: false };
@@ -109,20 +109,7 @@ test('measurement cache: recorded per adapter in the user cache folder, replaced
 });
 
 function tinyGraph(): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 18 }],
-      producerName: 'test',
-      graph: {
-        name: 'add',
-        node: [node('Add', ['x', 'x'], ['y'], 'add')],
-        initializer: [],
-        input: [valueInfo('x', DataType.FLOAT, [2])],
-        output: [valueInfo('y', DataType.FLOAT, [2])],
-      },
-    }),
-  );
+  return singleNodeGraph('add', 'Add', ['x', 'x'], 2);
 }
 
 test('auto on a machine whose survey predicts a GPU but whose WebGPU device opens lavapipe: WebGPU refused before use', async () => {

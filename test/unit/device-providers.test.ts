@@ -21,7 +21,7 @@ import { chooseWebGpuAdapter, isSoftwareName, parseVulkanSummary, surveyVulkanDr
 import { ModelError } from '../../trainer/model/errors';
 import { loadModel } from '../../trainer/model/load';
 import { ModelSession } from '../../trainer/device/session';
-import { createModel, DataType, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
+import { singleNodeGraph } from '../../trainer/model/onnx';
 
 const linux = (cudaInstalled: boolean): ProviderEnvironment => ({
   platform: 'linux',
@@ -48,19 +48,7 @@ const windows: ProviderEnvironment = {
 
 /** A one-node graph (y = x + x) that every provider can run. */
 function tinyGraph(): Uint8Array {
-  const model = createModel({
-    irVersion: 8,
-    opsetImport: [{ domain: '', version: 18 }],
-    producerName: 'test',
-    graph: {
-      name: 'add',
-      node: [node('Add', ['x', 'x'], ['y'], 'add')],
-      initializer: [],
-      input: [valueInfo('x', DataType.FLOAT, [2])],
-      output: [valueInfo('y', DataType.FLOAT, [2])],
-    },
-  });
-  return encodeModel(model);
+  return singleNodeGraph('add', 'Add', ['x', 'x'], 2);
 }
 
 const createTiny = (bytes: Uint8Array) => (ep: string) =>

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { ModelError } from '../../trainer/model/errors';
 import { loadModel, parseModel } from '../../trainer/model/load';
-import { DataType, createModel, decodeModel, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
+import { DataType, decodeModel, encodeGraph, encodeModel, node, valueInfo } from '../../trainer/model/onnx';
 import { decodeFloats, encodeFloats, floatToHalf } from '../../trainer/model/tensor-data';
 import { buildBigramModel, BIGRAM_BIAS, BIGRAM_TABLE } from '../helpers/bigram-model';
 
@@ -39,25 +39,20 @@ test('a file that is not ONNX, a truncated model and a missing file are refused 
 });
 
 function modelWith(inputs: [string, number][], outputs: [string, number, number][]): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 17 }],
-      producerName: 'test',
-      graph: {
-        name: 'g',
-        node: [node('Identity', [inputs[0][0]], ['y'], 'n')],
-        initializer: [],
-        input: inputs.map(([n, t]) => valueInfo(n, t, ['b', 's'])),
-        output: outputs.map(([n, t, rank]) =>
-          valueInfo(
-            n,
-            t,
-            Array.from({ length: rank }, (_, i) => `d${i}`),
-          ),
+  return encodeGraph(
+    {
+      name: 'g',
+      node: [node('Identity', [inputs[0][0]], ['y'], 'n')],
+      input: inputs.map(([n, t]) => valueInfo(n, t, ['b', 's'])),
+      output: outputs.map(([n, t, rank]) =>
+        valueInfo(
+          n,
+          t,
+          Array.from({ length: rank }, (_, i) => `d${i}`),
         ),
-      },
-    }),
+      ),
+    },
+    17,
   );
 }
 

@@ -11,7 +11,7 @@ import type { LoadedModel } from '../model/load';
 import { IGNORE_INDEX, rewriteForTraining, type TrainingGraph } from '../model/rewrite';
 import type { LossResult } from './session';
 import type { ParameterSet } from '../zo/parameters';
-import { createModel, DataType, encodeModel, int64Tensor, node, singleNodeGraph, valueInfo } from '../model/onnx';
+import { DataType, encodeGraph, int64Tensor, node, singleNodeGraph, valueInfo } from '../model/onnx';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
 import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from './perturbation-graph';
 import type { ProviderReport } from './providers';
@@ -49,20 +49,13 @@ export const DEVICE_PROVIDER = 'webgpu';
 
 /** y = x[0:1]: waits for the device's work on x and brings back 4 bytes (DeviceWeights.sync). */
 function firstElementGraph(length: number): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 18 }],
-      producerName: 'fedkseed',
-      graph: {
-        name: 'first',
-        node: [node('Slice', ['x', 'start', 'end'], ['y'], 'first')],
-        initializer: [int64Tensor('start', [0]), int64Tensor('end', [1])],
-        input: [valueInfo('x', DataType.FLOAT, [length])],
-        output: [valueInfo('y', DataType.FLOAT, [1])],
-      },
-    }),
-  );
+  return encodeGraph({
+    name: 'first',
+    node: [node('Slice', ['x', 'start', 'end'], ['y'], 'first')],
+    initializer: [int64Tensor('start', [0]), int64Tensor('end', [1])],
+    input: [valueInfo('x', DataType.FLOAT, [length])],
+    output: [valueInfo('y', DataType.FLOAT, [1])],
+  });
 }
 
 function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOptions {

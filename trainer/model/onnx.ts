@@ -85,22 +85,24 @@ export function createModel(fields: {
 
 export const DataType = onnxProto.onnx.TensorProto.DataType;
 
+/** The bytes of a model holding one graph, at IR version 8 and the default domain's `opset`. */
+export function encodeGraph(
+  graph: { name: string; node: onnxTypes.Node[]; initializer?: onnxTypes.Tensor[]; input: onnxTypes.ValueInfo[]; output: onnxTypes.ValueInfo[] },
+  opset = 18,
+): Uint8Array {
+  return encodeModel(
+    createModel({ irVersion: 8, opsetImport: [{ domain: '', version: opset }], producerName: 'fedkseed', graph: { initializer: [], ...graph } }),
+  );
+}
+
 /** A one-node graph y = op(inputs…) over float32 vectors of `length`: the device path's probes and copies. */
 export function singleNodeGraph(name: string, op: string, inputs: string[], length: number): Uint8Array {
-  return encodeModel(
-    createModel({
-      irVersion: 8,
-      opsetImport: [{ domain: '', version: 18 }],
-      producerName: 'fedkseed',
-      graph: {
-        name,
-        node: [node(op, inputs, ['y'], name)],
-        initializer: [],
-        input: [valueInfo('x', DataType.FLOAT, [length])],
-        output: [valueInfo('y', DataType.FLOAT, [length])],
-      },
-    }),
-  );
+  return encodeGraph({
+    name,
+    node: [node(op, inputs, ['y'], name)],
+    input: [valueInfo('x', DataType.FLOAT, [length])],
+    output: [valueInfo('y', DataType.FLOAT, [length])],
+  });
 }
 const AttrType = onnxProto.onnx.AttributeProto.AttributeType;
 

@@ -15,6 +15,8 @@
 // Every choice gives the same bits (docs/zo-engine.md, "Memory"); only time and memory differ. A budget
 // below what must be held fails before anything large is allocated, with the figure needed.
 
+import type { SumsMode } from './parameters';
+
 /** Bytes per parameter of each buffer. */
 export const BYTES = { weights: 4, base: 4, sums: 8, zStore: 2 } as const;
 
@@ -56,7 +58,7 @@ export interface MemoryPlan {
   /** Whether the budget was given (else it is the automatic share of physical memory). */
   readonly explicitBudget: boolean;
   /** How S is kept: in memory, in a scratch file (8 bytes a parameter on disk), or as its coefficients. */
-  readonly sums: 'held' | 'file' | 'coefficients';
+  readonly sums: SumsMode;
   /** Share of the parameters kept in the z store, 0..1. */
   readonly zStore: number;
   /** Planned bytes by buffer. */
@@ -108,7 +110,7 @@ export function planMemory(input: MemoryPlanInput): MemoryPlan {
     zStore = Math.min(1, left / (n * BYTES.zStore));
     left -= zStore * n * BYTES.zStore;
   }
-  const sums = left >= n * BYTES.sums ? 'held' : (input.scratchFreeBytes ?? 0) >= sumsFileNeeds(n) ? 'file' : 'coefficients';
+  const sums: SumsMode = left >= n * BYTES.sums ? 'held' : (input.scratchFreeBytes ?? 0) >= sumsFileNeeds(n) ? 'file' : 'coefficients';
   const bytes = { weights, base, zStore: Math.round(zStore * n * BYTES.zStore), sums: sums === 'held' ? n * BYTES.sums : 0, runtime: input.runtimeBytes };
   return { budgetBytes, explicitBudget, sums, zStore, bytes, totalBytes: bytes.weights + bytes.base + bytes.zStore + bytes.sums + bytes.runtime, minimumBytes };
 }

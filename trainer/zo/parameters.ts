@@ -36,7 +36,8 @@ export interface TensorInit {
  * as float64 in a scratch file (8 bytes per parameter on disk, none in memory), streamed piece by piece
  * when C changes (a change costs its own seeds plus reading and writing S once).
  */
-export type SumsMode = 'held' | 'coefficients' | 'file';
+export const SUMS_MODES = ['held', 'file', 'coefficients'] as const;
+export type SumsMode = (typeof SUMS_MODES)[number];
 
 export interface ParameterTensor {
   readonly name: string;
@@ -224,7 +225,7 @@ export class ParameterSet {
     this.storeShare = store === true ? 1 : store === false ? 0 : Math.min(1, Math.max(0, store));
     if (!Number.isFinite(this.storeShare)) throw new RangeError(`zStore must be a boolean or a share in [0, 1], got ${store}`);
     this.sumsMode = options.sums ?? 'held';
-    if (!['held', 'coefficients', 'file'].includes(this.sumsMode)) throw new RangeError(`unknown sums mode "${String(this.sumsMode)}"`);
+    if (!SUMS_MODES.includes(this.sumsMode)) throw new RangeError(`unknown sums mode "${String(this.sumsMode)}"`);
     this.spillDir = options.spillDir;
     let split = wantSplit ? splitIndex(offsets, next) : next;
     // A 32-bit instance addresses 4 GiB: past ~1.2B parameters the lower 55% and its z store do not fit, past
