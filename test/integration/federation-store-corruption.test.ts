@@ -41,9 +41,21 @@ const config: FederationConfig = {
 const MODEL_HASH = new Uint8Array(32).fill(3);
 const clock: Clock = { now: () => 1_700_000_000_000, setTimer: (): Timer => ({ cancel: () => {} }) };
 const outbox: Outbox<string> = { send: () => {}, refuse: () => {}, displace: () => {} };
-const settle = async (): Promise<void> => {
-  for (let i = 0; i < 8; i++) await new Promise<void>((r) => setImmediate(r));
-};
+/**
+ * Waits until the store holds round `committed` committed and round `open` open. The engine writes both
+ * after it decides, through its store's own asynchronous I/O, so a fixed number of event-loop turns is not
+ * enough on a busy machine: the store itself says when the federation got there.
+ */
+async function storeReaches(store: LevelFederationStore, committed: number, open: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const state = await store.loadState();
+    const openRound = await store.loadOpenRound();
+    if ((state?.round ?? 0) >= committed && openRound?.round === open) return;
+    if (Date.now() > deadline) throw new Error(`the store did not reach round ${committed} committed and ${open} open within 10 s`);
+    await new Promise<void>((r) => setTimeout(r, 5));
+  }
+}
 
 function engineOptions(store: LevelFederationStore) {
   return { config, store, clock, outbox, events: new EventEmitter<ServerEvents>(), log: () => {}, modelHash: MODEL_HASH, generatorVersion: 1, paramCount: 100 };
@@ -72,7 +84,7 @@ async function buildStore(path: string): Promise<void> {
     const hello: HelloMessage = { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 0, generatorVersion: 1 };
     await engine.join(id, hello);
   }
-  await settle();
+  await storeReaches(store, 0, 1);
   for (let round = 1; round <= 6; round++) {
     for (const [i, id] of ['a', 'b'].entries()) {
       const upload: UploadMessage = {
@@ -89,7 +101,7 @@ async function buildStore(path: string): Promise<void> {
       };
       await engine.upload(id, id, upload);
     }
-    await settle();
+    await storeReaches(store, round, round + 1);
     history[round] = await store.loadState();
     if (round === 3) {
       // Half the rounds go into a compacted table, the rest stay in the write-ahead log.
@@ -109,7 +121,7 @@ async function buildRest(path: string): Promise<void> {
   const engine = await RoundEngine.open<string>(engineOptions(store));
   for (const id of ['a', 'b'])
     await engine.join(id, { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: 3, generatorVersion: 1 });
-  await settle();
+  await storeReaches(store, 3, 4);
   for (let round = 4; round <= 6; round++) {
     for (const [i, id] of ['a', 'b'].entries()) {
       await engine.upload(id, id, {
@@ -125,7 +137,7 @@ async function buildRest(path: string): Promise<void> {
         pairs: Array.from({ length: 8 }, (_, j) => ({ seed: (round * 17 + j * 5 + i) % config.k, g: ((j + 1) * (i ? -1 : 1)) / 3 })),
       });
     }
-    await settle();
+    await storeReaches(store, round, round + 1);
     history[round] = await store.loadState();
   }
   engine.close();
@@ -344,7 +356,7 @@ async function buildThreeRounds(path: string, { lastInLog = false } = {}): Promi
     if (round === 3) await store.deleteToken(ids[2]);
     for (const id of ['a', 'b'])
       await engine.join(id, { type: 'hello', clientId: id, token: '', modelHash: MODEL_HASH, lastSyncedRound: round - 1, generatorVersion: 1 });
-    await settle();
+    await storeReaches(store, round - 1, round);
     for (const [i, id] of ['a', 'b'].entries()) {
       await engine.upload(id, id, {
         type: 'upload',
@@ -359,7 +371,7 @@ async function buildThreeRounds(path: string, { lastInLog = false } = {}): Promi
         pairs: Array.from({ length: 8 }, (_, j) => ({ seed: (round * 17 + j * 5 + i) % config.k, g: ((j + 1) * (i ? -1 : 1)) / 3 })),
       });
     }
-    await settle();
+    await storeReaches(store, round, round + 1);
     engine.close();
     await store.close();
     if (lastInLog && round === 3) break;
