@@ -20,6 +20,12 @@ export const TRAINING_DEFAULTS = {
    * 'isotropic' at the same steps and bytes (docs/results.md, "Learning faster").
    */
   shape: 'tensor-rms',
+  /**
+   * How z is generated (trainer/zo/rank1.ts): 'iid', every parameter hashed, the paper's. 'rank1' learns as
+   * well (docs/results.md) and applies a round in a fraction of the time at scale, but the WebGPU engine
+   * does not generate it yet, so a federation that chose it would turn GPU clients away.
+   */
+  generator: 'iid',
   /** Learning rate η of local training (and of a one-client federation, which averages nothing). */
   eta: 5e-5,
   /**
@@ -64,6 +70,8 @@ const FEDERATION_COMMON = {
   weighting: 'examples',
   /** The perturbation's shape: the federation decides it and sends it in WELCOME. */
   shape: TRAINING_DEFAULTS.shape,
+  /** How z is generated: the federation decides it and sends it in WELCOME. */
+  generator: TRAINING_DEFAULTS.generator,
   /** Seconds a sampled client has to upload its round. */
   deadlineSeconds: 600,
 } as const;

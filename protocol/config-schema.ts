@@ -4,7 +4,7 @@
 // server's stores, the contracts and the codec read one definition.
 import * as z from 'zod/mini';
 import { HYPERPARAMETER_BOUNDS, type Hyperparameter } from './config-limits';
-import { PERTURBATION_SHAPES, type FederationConfig } from './messages';
+import { GENERATORS, PERTURBATION_SHAPES, type FederationConfig } from './messages';
 
 /** A number within the named hyperparameter's bound. */
 export function hyperparameter(name: Hyperparameter): z.ZodMiniNumber<number> {
@@ -24,6 +24,8 @@ export const federationConfigSchema = z.object({
   weighting: z.enum(['examples', 'equal']),
   /** How z is scaled tensor by tensor (absent: 'isotropic', as every configuration stored before shapes). */
   shape: z.optional(z.enum(PERTURBATION_SHAPES)),
+  /** How z is generated (absent: 'iid', as every configuration stored before generators). */
+  generator: z.optional(z.enum(GENERATORS)),
   rounds: hyperparameter('rounds'),
   clientsPerRound: hyperparameter('clientsPerRound'),
   /** Milliseconds on the wire (a u32, at least 1). */

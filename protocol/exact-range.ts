@@ -3,6 +3,8 @@
 // max|Zq| · Σ|C_j| < 2^53. The server refuses a round that would leave this range and every replica
 // checks it before applying a change: both sides hold these numbers, so they live with the protocol.
 
+import type { Generator } from './messages';
+
 /** Every product and partial sum of a replica's exact accumulator must stay below this. */
 export const EXACT_LIMIT = 2 ** 53;
 
@@ -11,6 +13,17 @@ export const EXACT_LIMIT = 2 ** 53;
  * table; test/unit/zo-generator.test.ts holds it to the table's real maximum.
  */
 export const ZQ_MAX_ABS = 17_715;
+
+/**
+ * max |u_r·v_c| of the rank-1 generator (trainer/zo/rank1.ts): the square of its factor table's maximum,
+ * 277 (scale 64). Held to the table by the same test.
+ */
+export const RANK1_MAX_ABS = 277 * 277;
+
+/** The largest integer value (z·4096) a generator puts on one parameter: what the exact range scales with. */
+export function maxTableValue(generator: Generator): number {
+  return generator === 'rank1' ? RANK1_MAX_ABS : ZQ_MAX_ABS;
+}
 
 /** Σ|v_j|: of a coefficient vector (in units), what the exact range bounds. */
 export function sumAbs(values: ArrayLike<number>): number {

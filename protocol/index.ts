@@ -4,7 +4,7 @@
 export * from './errors';
 export * from './messages';
 export * from './coefficients';
-export { EXACT_LIMIT, ZQ_MAX_ABS, sumAbs } from './exact-range';
+export { EXACT_LIMIT, RANK1_MAX_ABS, ZQ_MAX_ABS, maxTableValue, sumAbs } from './exact-range';
 export * from './probabilities';
 export { seedIndexBits, packIndices, unpackIndices } from './seed-packing';
 export { MAX_VARINT_MAGNITUDE } from './varint';

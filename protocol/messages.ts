@@ -34,6 +34,13 @@ export type Weighting = 'examples' | 'equal';
  */
 export const PERTURBATION_SHAPES = ['isotropic', 'tensor-rms'] as const;
 export type PerturbationShape = (typeof PERTURBATION_SHAPES)[number];
+/**
+ * How z is generated (trainer/zo/rank1.ts): 'iid', every parameter hashed on its own, as in the paper;
+ * 'rank1', every matrix's z an outer product of two hashed vectors (a seed costs R + C hashes per R×C
+ * matrix, and a round's change is a product of thin matrices).
+ */
+export const GENERATORS = ['iid', 'rank1'] as const;
+export type Generator = (typeof GENERATORS)[number];
 
 /** The federation's configuration, sent in WELCOME; identical for every client. */
 export interface FederationConfig {
@@ -48,6 +55,8 @@ export interface FederationConfig {
    * 'isotropic' (the paper's method, and every federation stored before shapes existed).
    */
   readonly shape?: PerturbationShape;
+  /** How z is generated; absent: 'iid' (every federation stored before generators existed). */
+  readonly generator?: Generator;
   /** Local ZO steps per round (τ). */
   readonly tau: number;
   readonly batchSize: number;

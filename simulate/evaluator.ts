@@ -3,7 +3,7 @@
 // examples no client trains on.
 import type { FederationConfig } from '../protocol';
 import type { Example } from '../trainer/data/examples';
-import type { Engine } from '../trainer/engine';
+import { followPerturbation, type Engine } from '../trainer/engine';
 import { evaluateLoss, type LossSummary } from '../trainer/eval/loss';
 
 export interface Evaluation {
@@ -41,7 +41,7 @@ export class GlobalEvaluator {
         values.push(c);
       }
     });
-    this.engine.params.setShape(this.config.shape ?? 'isotropic');
+    followPerturbation(this.engine, this.config);
     if (seeds.length > 0) this.engine.params.applyCoefficientDelta(this.config.federationSeed, seeds, values, this.config.eta);
     this.round = round;
   }

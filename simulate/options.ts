@@ -1,5 +1,5 @@
 // What a simulation is asked to do, what it reports while it runs, and what it ends with.
-import type { FederationConfig, PerturbationShape } from '../protocol';
+import type { FederationConfig, Generator, PerturbationShape } from '../protocol';
 import type { ClientEvent } from '../contracts/cli-events';
 import type { DataProblem } from '../trainer/data/problems';
 import type { DataFormat } from '../trainer/data/readers';
@@ -32,6 +32,8 @@ export interface SimulationOptions {
   readonly epsilon: number;
   readonly eta: number;
   readonly shape: PerturbationShape;
+  /** How z is generated (absent: 'iid'). */
+  readonly generator?: Generator;
   readonly batchSize: number;
   readonly seqLen: number;
   readonly sampling: FederationConfig['sampling'];
@@ -85,6 +87,7 @@ export function simulationConfig(o: SimulationOptions): FederationConfig {
     epsilon: o.epsilon,
     eta: o.eta,
     shape: o.shape,
+    ...(o.generator === undefined || o.generator === 'iid' ? {} : { generator: o.generator }),
     tau: o.tau,
     batchSize: o.batchSize,
     sampling: o.sampling,

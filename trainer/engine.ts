@@ -24,6 +24,7 @@ import { ParameterSet, type SumsMode } from './zo/parameters';
 import { defaultSpillDir, freeBytesAt } from './zo/replica-file';
 import { TRAINING_DEFAULTS } from '../contracts/defaults';
 import type { PerturbationTarget } from './zo/zo-trainer';
+import type { Generator, PerturbationShape } from '../protocol';
 
 export interface EngineOptions {
   /**
@@ -225,4 +226,27 @@ export function engineMemoryPlan(model: LoadedModel, options: Pick<EngineOptions
  */
 export async function pullWorkingWeights(engine: Engine): Promise<void> {
   if (engine.device) engine.params.restore(await engine.device.read());
+}
+
+/** How a run or a federation perturbs: applied to an engine in one place, so every caller refuses alike. */
+export interface Perturbation {
+  readonly shape?: PerturbationShape;
+  readonly generator?: Generator;
+}
+
+/**
+ * Sets the engine's replica to the perturbation's generator and shape (absent: 'iid' and 'isotropic').
+ * The device passes hash z per parameter only, so a device engine refuses any other generator, naming the
+ * fix, before anything changes.
+ */
+export function followPerturbation(engine: Pick<Engine, 'params' | 'device' | 'session'>, p: Perturbation): void {
+  const generator = p.generator ?? 'iid';
+  if (generator !== 'iid' && engine.device) {
+    throw new Error(
+      `z comes from the ${generator} generator here, which the ${engine.session.executionProvider} engine does not run yet: ` +
+        'use the CPU engine (--provider cpu, or the setting fedkseed.engine.executionProvider: cpu)',
+    );
+  }
+  engine.params.setGenerator(generator);
+  engine.params.setShape(p.shape ?? 'isotropic');
 }

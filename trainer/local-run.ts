@@ -3,7 +3,7 @@
 import { BatchSampler } from './data/batches';
 import type { Dataset } from './data/dataset';
 import type { Example } from './data/examples';
-import type { Engine } from './engine';
+import { followPerturbation, type Engine } from './engine';
 import { evaluateLoss, NonFiniteLossError, type LossSummary } from './eval/loss';
 import { DivergenceWatch, type Divergence } from './divergence';
 import type { HeldOutMetrics } from './eval/metrics';
@@ -12,6 +12,7 @@ import { quantizeCoefficient } from './zo/coefficients';
 import { SeedSampler } from './zo/seed-sampler';
 import { type StepEvent, ZoTrainer } from './zo/zo-trainer';
 import { deriveSeed } from './data/rng';
+import type { Generator } from '../protocol';
 import type { PerturbationShape } from './zo/shape';
 
 export interface LocalRunOptions {
@@ -22,6 +23,8 @@ export interface LocalRunOptions {
   readonly eta: number;
   /** How z is scaled tensor by tensor (default 'isotropic', the paper's). */
   readonly shape?: PerturbationShape;
+  /** How z is generated (default 'iid'). */
+  readonly generator?: Generator;
   readonly batchSize: number;
   readonly seqLen: number;
   /** Evaluate held-out loss every this many steps (0: only before and after). */
@@ -123,7 +126,8 @@ export async function runLocalTraining(
 
   const startStep = o.startStep ?? 0;
   const shape = o.shape ?? 'isotropic';
-  engine.params.setShape(shape);
+  const generator = o.generator ?? 'iid';
+  followPerturbation(engine, { shape, generator });
   const trainer = new ZoTrainer(engine.weights, engine.session, { federationSeed: o.federationSeed, k: o.k, epsilon: o.epsilon, eta: o.eta });
   const batches = new BatchSampler(
     data.train,
@@ -145,10 +149,22 @@ export async function runLocalTraining(
   const checkpointNow = (): Checkpoint => {
     const coefficients = new Float64Array(o.k);
     for (const [seed, a] of sums) coefficients[seed] = quantizeCoefficient(a);
-    return makeCheckpoint({ baseModel: engine.model.identity, federationSeed: o.federationSeed, k: o.k, eta: o.eta, epsilon: o.epsilon, shape }, coefficients, {
-      steps: startStep + stepsRun,
-      ...(evaluation ? { evaluation } : {}),
-    });
+    return makeCheckpoint(
+      {
+        baseModel: engine.model.identity,
+        federationSeed: o.federationSeed,
+        k: o.k,
+        eta: o.eta,
+        epsilon: o.epsilon,
+        shape,
+        ...(generator === 'iid' ? {} : { generator }),
+      },
+      coefficients,
+      {
+        steps: startStep + stepsRun,
+        ...(evaluation ? { evaluation } : {}),
+      },
+    );
   };
 
   let stepsRun = 0;

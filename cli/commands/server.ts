@@ -9,7 +9,15 @@ import { jsonLinesLogger } from '../../federation/log';
 import { startServer, type FederationServer } from '../../federation/server';
 import type { FederationStore } from '../../federation/store';
 import { GENERATOR_VERSION } from '../../trainer/zo/generator';
-import { PERTURBATION_SHAPES, type FederationConfig, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
+import {
+  GENERATORS,
+  PERTURBATION_SHAPES,
+  type FederationConfig,
+  type Generator,
+  type PerturbationShape,
+  type SamplingMode,
+  type Weighting,
+} from '../../protocol';
 import { FEDERATION_DEFAULTS, TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { readBaseModel } from '../base-model';
 import { CliError } from '../errors';
@@ -48,6 +56,7 @@ interface ServerCliOptions {
   epsilon: number;
   eta: number;
   shape: PerturbationShape;
+  generator: Generator;
   tau: number;
   batchSize: number;
   sampling: SamplingMode;
@@ -94,6 +103,14 @@ export function registerServer(program: Command): void {
       new Option('--shape <name>', "how z is scaled tensor by tensor, for every client: tensor-rms (by each tensor's scale) or isotropic (the paper's)")
         .choices(PERTURBATION_SHAPES)
         .default(FEDERATION_DEFAULTS.shape),
+    )
+    .addOption(
+      new Option(
+        '--generator <name>',
+        "how z is generated, for every client: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale; CPU engine only)",
+      )
+        .choices(GENERATORS)
+        .default(FEDERATION_DEFAULTS.generator),
     )
     .option(
       '--tau <n>',
@@ -185,6 +202,7 @@ async function runServer(o: ServerCliOptions): Promise<void> {
     epsilon: o.epsilon,
     eta: o.eta,
     shape: o.shape,
+    ...(o.generator === 'iid' ? {} : { generator: o.generator }),
     tau: o.tau,
     batchSize: o.batchSize,
     sampling: o.sampling,

@@ -8,7 +8,7 @@ import { DATA_FORMATS, type DataFormat, readAllRecords } from '../../trainer/dat
 import { describeNoExamples } from '../../trainer/data/empty-dataset';
 import { CliError } from '../errors';
 import { formatProblem } from '../../trainer/data/problems';
-import { PERTURBATION_SHAPES, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
+import { GENERATORS, PERTURBATION_SHAPES, type Generator, type PerturbationShape, type SamplingMode, type Weighting } from '../../protocol';
 import {
   addModelOptions,
   deadlineSeconds,
@@ -41,6 +41,7 @@ interface SimulateOptions extends ModelCliOptions, MemoryCliOptions {
   epsilon: number;
   eta: number;
   shape: PerturbationShape;
+  generator: Generator;
   batchSize: number;
   seqLen: number;
   sampling: SamplingMode;
@@ -80,6 +81,14 @@ export function registerSimulate(program: Command): void {
       new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)")
         .choices(PERTURBATION_SHAPES)
         .default(SIMULATION_DEFAULTS.shape),
+    )
+    .addOption(
+      new Option(
+        '--generator <name>',
+        "how z is generated, for every client: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale; CPU engine only)",
+      )
+        .choices(GENERATORS)
+        .default(SIMULATION_DEFAULTS.generator),
     )
     .option('--batch-size <n>', 'examples per local step', hyperparameterArg('batchSize'), TRAINING_DEFAULTS.batchSize)
     .option('--seq-len <n>', 'tokens per example window', hyperparameterArg('seqLen'), SIMULATION_DEFAULTS.seqLen)
@@ -150,6 +159,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
         epsilon: o.epsilon,
         eta: o.eta,
         shape: o.shape,
+        generator: o.generator,
         batchSize: o.batchSize,
         seqLen: o.seqLen,
         sampling: o.sampling,
@@ -240,7 +250,7 @@ class Progress {
         return;
       case 'server':
         return this.say(
-          `server ${e.url} · ${this.o.clients} clients · ${this.o.rounds} rounds of τ = ${this.o.tau} · K = ${this.o.k} · ${this.o.sampling} · shape ${this.o.shape}`,
+          `server ${e.url} · ${this.o.clients} clients · ${this.o.rounds} rounds of τ = ${this.o.tau} · K = ${this.o.k} · ${this.o.sampling} · shape ${this.o.shape}${this.o.generator === 'iid' ? '' : ` · generator ${this.o.generator}`}`,
         );
       case 'round':
         return this.say(roundLine(e.report, e.rounds));

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
-import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
+import { GENERATORS, PERTURBATION_SHAPES, type Generator, type PerturbationShape } from '../../protocol';
 import { openEngine, pullWorkingWeights } from '../../trainer/engine';
 import { runLocalTraining, type LocalRunEvent, type LocalRunResult } from '../../trainer/local-run';
 import { metricsScorer } from '../../trainer/eval/metrics';
@@ -42,6 +42,7 @@ interface TrainOptions extends ModelCliOptions, DataCliOptions, MemoryCliOptions
   epsilon: number;
   eta: number;
   shape: PerturbationShape;
+  generator: Generator;
   keep: 'best' | 'last';
   heldOut: number;
   evalEvery: number;
@@ -69,6 +70,14 @@ export function registerTrain(program: Command): void {
       new Option('--shape <name>', "how z is scaled tensor by tensor: tensor-rms (by each tensor's scale) or isotropic (the paper's)")
         .choices(PERTURBATION_SHAPES)
         .default(TRAINING_DEFAULTS.shape),
+    )
+    .addOption(
+      new Option(
+        '--generator <name>',
+        "how z is generated: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale; CPU engine only)",
+      )
+        .choices(GENERATORS)
+        .default(TRAINING_DEFAULTS.generator),
     )
     .addOption(
       new Option('--keep <which>', "what --out holds: the best evaluated point (the start counts) or the last step's coefficients; the other goes beside it")
@@ -137,9 +146,10 @@ async function runTrain(o: TrainOptions): Promise<void> {
       const start = loadCheckpoint(o.from);
       earlierSteps = start.steps ?? 0;
       const startShape = start.shape ?? 'isotropic';
-      if (start.k !== o.k || start.federationSeed !== o.seed || start.eta !== o.eta || startShape !== o.shape) {
+      const startGenerator = start.generator ?? 'iid';
+      if (start.k !== o.k || start.federationSeed !== o.seed || start.eta !== o.eta || startShape !== o.shape || startGenerator !== o.generator) {
         throw new CliError(
-          `--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}, shape ${startShape}; pass the same --k, --seed, --eta and --shape to continue it`,
+          `--from ${o.from} was trained with K=${start.k}, seed=${start.federationSeed}, η=${start.eta}, shape ${startShape}, generator ${startGenerator}; pass the same --k, --seed, --eta, --shape and --generator to continue it`,
         );
       }
       applyCheckpoint(engine.params, start, engine.model.identity, o.from);
@@ -179,6 +189,7 @@ async function runTrain(o: TrainOptions): Promise<void> {
         epsilon: o.epsilon,
         eta: o.eta,
         shape: o.shape,
+        generator: o.generator,
         batchSize: o.batchSize,
         seqLen: o.seqLen,
         evalEvery: o.evalEvery,

@@ -6,7 +6,8 @@
 import {
   COEFFICIENT_SCALE,
   EXACT_LIMIT,
-  ZQ_MAX_ABS,
+  maxTableValue,
+  type Generator,
   probabilitiesFromLevels,
   quantizeImportance,
   sumAbs,
@@ -50,12 +51,12 @@ function repeatCapOf(s: EngineState): number {
 
 /**
  * A client that last synced at round s applies C_r − C_s to a replica holding C_s; every value it
- * computes stays exact while max|Zq|·(Σ|C_s| + Σ|C_r − C_s|) < 2^53 (docs/zo-engine.md). Σ|C_s| +
+ * computes stays exact while max|value|·(Σ|C_s| + Σ|C_r − C_s|) < 2^53 (docs/zo-engine.md). Σ|C_s| +
  * Σ|C_r − C_s| ≤ 2·peak + Σ|C_r|, so this check covers every client, whenever it last synced.
  */
-export function withinExactRange(peakSumAbs: number, next: Float64Array): boolean {
+export function withinExactRange(peakSumAbs: number, next: Float64Array, generator: Generator = 'iid'): boolean {
   const peak = Math.max(peakSumAbs, sumAbs(next));
-  return ZQ_MAX_ABS * (2 * peak + sumAbs(next)) < EXACT_LIMIT;
+  return maxTableValue(generator) * (2 * peak + sumAbs(next)) < EXACT_LIMIT;
 }
 
 /** The first value of a commit that is not a finite number, in words, or null. */
@@ -158,7 +159,7 @@ export function closeRound(
   let coefficients = committed.coefficients.map((c, j) => c + q.change[j]);
   // A round that would leave the exact range: leave out the upload with the largest Σ|g| one at a
   // time, naming its client, while others remain; with none left the round is refused.
-  while (!withinExactRange(s.peakSumAbs, coefficients) && kept.length > 1) {
+  while (!withinExactRange(s.peakSumAbs, coefficients, config.generator) && kept.length > 1) {
     const worst = kept.reduce((a, b) => (sumAbsG(b.bounded.pairs) > sumAbsG(a.bounded.pairs) ? b : a));
     kept = kept.filter((x) => x !== worst);
     const reason = `its g (Σ|g| ≈ ${sumAbsG(worst.bounded.pairs).toExponential(2)}) would push the coefficients out of the replicas' exact range`;
@@ -167,7 +168,7 @@ export function closeRound(
     q = quantizeWithFeedback(aggregate(kept), committed.residual, mantissaBits);
     coefficients = committed.coefficients.map((c, j) => c + q.change[j]);
   }
-  if (!withinExactRange(s.peakSumAbs, coefficients)) {
+  if (!withinExactRange(s.peakSumAbs, coefficients, config.generator)) {
     const reason = `its coefficients would leave the replicas' exact range (Σ|A_j| ≈ ${(sumAbs(coefficients) / COEFFICIENT_SCALE).toExponential(2)}); the training diverges: lower η`;
     return { kind: 'refuse', clients: kept.map((x) => x.id), reason, afterReset: false };
   }

@@ -17,6 +17,7 @@ import {
   MAX_TOKEN_BYTES,
   MODEL_HASH_BYTES,
   MessageType,
+  GENERATORS,
   PERTURBATION_SHAPES,
   PROTOCOL_VERSION,
   type DigestStatus,
@@ -46,7 +47,7 @@ function writeConfig(w: ByteWriter, c: FederationConfig): void {
     .u32(c.batchSize);
   w.u8(c.sampling === 'pro' ? 1 : 0)
     .u8(c.weighting === 'equal' ? 1 : 0)
-    .u8(PERTURBATION_SHAPES.indexOf(c.shape ?? 'isotropic'));
+    .u8(PERTURBATION_SHAPES.indexOf(c.shape ?? 'isotropic') | (GENERATORS.indexOf(c.generator ?? 'iid') << 4));
   w.u32(c.rounds).u32(c.clientsPerRound).u32(c.deadlineMs);
 }
 
@@ -76,12 +77,18 @@ function readConfig(r: ByteReader): FederationConfig {
   const batchSize = bounded(r.u32('batch size'), BOUNDS.batchSize, 'batch size');
   const sampling = inRange(r.u8('sampling'), 0, 1, 'sampling') === 1 ? 'pro' : 'uniform';
   const weighting = inRange(r.u8('weighting'), 0, 1, 'weighting') === 1 ? 'equal' : 'examples';
-  const shape = PERTURBATION_SHAPES[inRange(r.u8('shape'), 0, PERTURBATION_SHAPES.length - 1, 'shape')];
+  // The perturbation byte: the shape in the low nibble, the generator in the high one (0, 'iid', is every
+  // configuration written before generators, so such a byte reads as it always did; a peer that knows no
+  // generators refuses any other as an out-of-range shape).
+  const perturbation = r.u8('shape');
+  const shape = PERTURBATION_SHAPES[inRange(perturbation & 0xf, 0, PERTURBATION_SHAPES.length - 1, 'shape')];
+  const generatorIndex = inRange(perturbation >> 4, 0, GENERATORS.length - 1, 'generator');
   const rounds = bounded(r.u32('rounds'), BOUNDS.rounds, 'rounds');
   const clientsPerRound = bounded(r.u32('clients per round'), BOUNDS.clientsPerRound, 'clients per round');
   // Milliseconds on the wire, at least 1: the command line and settings ask for whole seconds (deadlineSeconds).
   const deadlineMs = inRange(r.u32('deadline'), 1, 0xffffffff, 'deadline');
-  return { k, federationSeed, epsilon, eta, shape, tau, batchSize, sampling, weighting, rounds, clientsPerRound, deadlineMs };
+  const generator = generatorIndex === 0 ? {} : { generator: GENERATORS[generatorIndex] };
+  return { k, federationSeed, epsilon, eta, shape, ...generator, tau, batchSize, sampling, weighting, rounds, clientsPerRound, deadlineMs };
 }
 
 function fixedBytes(b: Uint8Array, n: number, what: string): Uint8Array {

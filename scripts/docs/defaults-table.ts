@@ -78,6 +78,14 @@ const ROWS: readonly Row[] = [
     why: 'learns faster than `isotropic` at the same bytes (results.md)',
   },
   {
+    quantity: 'perturbation generator',
+    train: TRAINING_DEFAULTS.generator,
+    server: FEDERATION_DEFAULTS.generator,
+    simulate: SIMULATION_DEFAULTS.generator,
+    extension: TRAINING_DEFAULTS.generator,
+    why: '`rank1` applies rounds faster at scale; the WebGPU engine runs only `iid` so far',
+  },
+  {
     quantity: 'learning rate η',
     train: sci(TRAINING_DEFAULTS.eta),
     server: sci(FEDERATION_DEFAULTS.eta),

@@ -89,8 +89,10 @@ async function engineClient(url: string, id: number): Promise<{ client: Federati
 }
 
 /** Base model + the server's committed C at `round`, built from scratch by a fresh engine. */
-async function rebuiltDigest(server: FederationServer, round: number): Promise<string> {
+async function rebuiltDigest(server: FederationServer, round: number, c: FederationConfig = config): Promise<string> {
   const fresh = await engine();
+  fresh.params.setGenerator(c.generator ?? 'iid');
+  fresh.params.setShape(c.shape ?? 'isotropic');
   const total = new Float64Array(config.k);
   for (let r = 1; r <= round; r++) {
     const record = await server.store.loadRound(r);
@@ -128,6 +130,30 @@ test('three engine clients hold identical replicas after every round, equal to a
     assert.equal(mismatches.length, 0);
     const state = await server.store.loadState();
     assert.ok(state && state.coefficients.some((c) => c !== 0), 'the federation moved the model');
+  });
+});
+
+test('a rank-1 federation: identical replicas every round, equal to a rebuild under rank-1, and a lower held-out loss', async () => {
+  const rank1: FederationConfig = { ...config, generator: 'rank1', shape: 'tensor-rms' };
+  await withServer(rank1, 3, engines[0].params.parameterCount, async (server) => {
+    const clients = await Promise.all([1, 2, 3].map((i) => engineClient(server.url, i)));
+    const base = await clients[0].trainer.heldOutLoss();
+    const results = await Promise.all(clients.map((c) => c.client.run()));
+    assert.deepEqual(
+      results.map((r) => r.finalRound),
+      [3, 3, 3],
+    );
+    for (let r = 1; r <= rank1.rounds; r++) {
+      const ds = clients.map((c) => c.digests.get(r));
+      assert.ok(
+        ds.every((d) => d !== undefined && d === ds[0]),
+        `round ${r}: ${ds.join(' ')}`,
+      );
+      assert.equal(ds[0], await rebuiltDigest(server, r, rank1), `round ${r}: client replicas equal the rebuilt rank-1 replica`);
+    }
+    assert.notEqual(clients[0].digests.get(rank1.rounds), await rebuiltDigest(server, rank1.rounds), 'the iid rebuild of the same coefficients differs');
+    const trained = await clients[0].trainer.heldOutLoss();
+    assert.ok(trained.loss < base.loss, `held-out loss ${base.loss} → ${trained.loss}`);
   });
 });
 

@@ -96,6 +96,38 @@ test("WELCOME carries the perturbation shape; a config without one is the paper'
   );
 });
 
+test("WELCOME carries the generator in the shape byte's high nibble: an iid config's bytes are unchanged, rank1 round-trips, an unknown one is refused", () => {
+  const config: FederationConfig = {
+    k: 5,
+    federationSeed: 1,
+    epsilon: 1e-3,
+    eta: 1e-4,
+    shape: 'tensor-rms',
+    tau: 10,
+    batchSize: 4,
+    sampling: 'uniform',
+    weighting: 'examples',
+    rounds: 2,
+    clientsPerRound: 1,
+    deadlineMs: 1000,
+  };
+  const at = 2 + 4 + 4 + 8 + 8 + 4 + 4 + 1 + 1;
+  const iid = encodeMessage({ type: 'welcome', committedRound: 0, config });
+  assert.deepEqual(encodeMessage({ type: 'welcome', committedRound: 0, config: { ...config, generator: 'iid' } }), iid);
+  assert.equal(iid[at], 1, 'the byte a peer without generators writes and reads');
+  const decoded = decodeMessage(iid);
+  assert.equal(decoded.type === 'welcome' && decoded.config.generator, undefined);
+  const rank1 = { ...config, generator: 'rank1' as const };
+  const bytes = encodeMessage({ type: 'welcome', committedRound: 0, config: rank1 });
+  assert.equal(bytes[at], 0x11);
+  assert.deepEqual(decodeMessage(bytes), { type: 'welcome', committedRound: 0, config: rank1 });
+  bytes[at] = 0x21;
+  assert.throws(
+    () => decodeMessage(bytes),
+    (e: unknown) => e instanceof ProtocolError && e.code === ErrorCode.Malformed && /generator = 2/.test(e.message),
+  );
+});
+
 test('g travels as float32 and indices are bit-packed', () => {
   const pairs = Array.from({ length: 200 }, (_, n) => ({ seed: (n * 1237) % 4096, g: Math.fround(Math.sin(n) * 100) }));
   const frame = encodeMessage({

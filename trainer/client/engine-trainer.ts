@@ -6,7 +6,7 @@ import { CLIENT_DEFAULTS } from '../../contracts/defaults';
 import { BatchSampler } from '../data/batches';
 import type { Example } from '../data/examples';
 import { deriveSeed } from '../data/rng';
-import type { Engine } from '../engine';
+import { followPerturbation, type Engine } from '../engine';
 import { evaluateLoss, type LossSummary } from '../eval/loss';
 import { GENERATOR_VERSION } from '../zo/generator';
 import { SeedSampler } from '../zo/seed-sampler';
@@ -60,8 +60,7 @@ export class EngineLocalTrainer implements LocalTrainer {
   }
 
   async applyCoefficientDelta(delta: SparseCoefficientDelta, config: FederationConfig): Promise<void> {
-    // The federation decides how z is scaled: the replica is w0 + m ⊙ (−η·2⁻²⁸·S) with its multipliers.
-    this.engine.params.setShape(config.shape ?? 'isotropic');
+    this.followPerturbation(config);
     this.engine.params.applyCoefficientDelta(config.federationSeed, delta.indices, delta.values, config.eta);
   }
 
@@ -78,6 +77,11 @@ export class EngineLocalTrainer implements LocalTrainer {
       if (onDevice !== host) throw new Error(`the device's replica (${onDevice.slice(0, 16)}…) differs from the exact replica (${host.slice(0, 16)}…)`);
     }
     return host;
+  }
+
+  /** The federation decides how z is generated and scaled: the replica is w0 + m ⊙ (−η·2⁻²⁸·S) under both. */
+  private followPerturbation(config: FederationConfig): void {
+    followPerturbation(this.engine, config);
   }
 
   /** Held-out loss of the canonical replica (the global model as this client holds it). */
@@ -97,7 +101,7 @@ export class EngineLocalTrainer implements LocalTrainer {
     const { weights, session, tokenizer } = this.engine;
     if (this.abort.signal.aborted) this.abort = new AbortController();
     const signal = this.abort.signal;
-    this.engine.params.setShape(config.shape ?? 'isotropic');
+    this.followPerturbation(config);
     weights.resetToBase();
     try {
       const lossBefore = await this.lossStat();

@@ -4,7 +4,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { GENERATOR_VERSION } from './generator';
 import type { ParameterSet } from './parameters';
-import { PERTURBATION_SHAPES, type FederationConfig, type PerturbationShape } from '../../protocol';
+import { GENERATORS, PERTURBATION_SHAPES, type FederationConfig, type Generator, type PerturbationShape } from '../../protocol';
 import { HYPERPARAMETER_BOUNDS as BOUNDS } from '../../protocol/config-limits';
 import { errorMessage } from '../../protocol/errors';
 
@@ -20,6 +20,8 @@ const CheckpointSchema = z.object({
   epsilon: z.number().gt(BOUNDS.epsilon.min).max(BOUNDS.epsilon.max),
   /** How z was scaled tensor by tensor (absent: 'isotropic', as every checkpoint written before shapes). */
   shape: z.enum(PERTURBATION_SHAPES).optional(),
+  /** How z was generated (absent: 'iid', as every checkpoint written before generators). */
+  generator: z.enum(GENERATORS).optional(),
   /** Seed index → integer coefficient in units of 2^-16 (zeros omitted). */
   coefficients: z.record(z.string().regex(/^\d+$/), z.number().int()),
   /** Local ZO steps that produced these coefficients (informational). */
@@ -88,6 +90,7 @@ export function applyCheckpoint(params: ParameterSet, checkpoint: Checkpoint, mo
     throw new Error(`${source} uses generator version ${checkpoint.generatorVersion}; this build implements ${GENERATOR_VERSION}`);
   }
   const entries = Object.entries(checkpoint.coefficients);
+  params.setGenerator(checkpoint.generator ?? 'iid');
   params.setShape(checkpoint.shape ?? 'isotropic');
   params.applyCoefficientDelta(
     checkpoint.federationSeed,
@@ -105,11 +108,25 @@ export interface CheckpointOrigin {
   readonly eta: number;
   readonly epsilon: number;
   readonly shape?: PerturbationShape;
+  readonly generator?: Generator;
 }
 
 /** What a federation's checkpoint records of its configuration (one place, so none of it is left out). */
-export function federationOrigin(baseModel: string, config: Pick<FederationConfig, 'federationSeed' | 'k' | 'eta' | 'epsilon' | 'shape'>): CheckpointOrigin {
-  return { baseModel, federationSeed: config.federationSeed, k: config.k, eta: config.eta, epsilon: config.epsilon, shape: config.shape ?? 'isotropic' };
+export function federationOrigin(
+  baseModel: string,
+  config: Pick<FederationConfig, 'federationSeed' | 'k' | 'eta' | 'epsilon' | 'shape' | 'generator'>,
+): CheckpointOrigin {
+  const generator = config.generator ?? 'iid';
+  return {
+    baseModel,
+    federationSeed: config.federationSeed,
+    k: config.k,
+    eta: config.eta,
+    epsilon: config.epsilon,
+    shape: config.shape ?? 'isotropic',
+    // Absent for 'iid': such a checkpoint reads the same in a build that knows no generators.
+    ...(generator === 'iid' ? {} : { generator }),
+  };
 }
 
 /** A checkpoint of this generator version from coefficients given densely or as seed → integer. */

@@ -96,14 +96,14 @@ export function normalQuantile(p: number): number {
 }
 
 /**
- * Zq[k] = round(4096 · Φ⁻¹((k + ½) / 65536)). The upper half is computed (round half up) and mirrored,
- * so Zq[65535 − k] = −Zq[k] exactly and the table's mean is exactly 0.
+ * T[k] = round(scale · Φ⁻¹((k + ½) / 65536)). The upper half is computed (round half up) and mirrored,
+ * so T[65535 − k] = −T[k] exactly and the table's mean is exactly 0. Zq is the table at scale 4096.
  */
-function buildTable(): Int16Array {
+export function quantileTable(scale: number): Int16Array {
   const table = new Int16Array(ZQ_SIZE);
   const half = ZQ_SIZE / 2;
   for (let k = half; k < ZQ_SIZE; k++) {
-    const v = Math.round(ZQ_SCALE * normalQuantile((k + 0.5) / ZQ_SIZE));
+    const v = Math.round(scale * normalQuantile((k + 0.5) / ZQ_SIZE));
     table[k] = v;
     table[ZQ_SIZE - 1 - k] = -v;
   }
@@ -116,12 +116,13 @@ export function tableDigest(table: Int16Array): string {
   return createHash('sha256').update(new Uint8Array(bytes.buffer)).digest('hex');
 }
 
-function checkedTable(): Int16Array {
-  const table = buildTable();
+/** The table at `scale`, refused unless its SHA-256 is `sha256` (a platform whose Φ⁻¹ differs stops here). */
+export function checkedTable(scale: number, sha256: string): Int16Array {
+  const table = quantileTable(scale);
   const digest = tableDigest(table);
-  if (digest !== ZQ_SHA256) {
+  if (digest !== sha256) {
     throw new Error(
-      `Generator table mismatch: SHA-256 ${digest}, expected ${ZQ_SHA256}. This platform's floating-point ` +
+      `Generator table mismatch: SHA-256 ${digest}, expected ${sha256}. This platform's floating-point ` +
         'functions differ from the reference, so its perturbations would diverge from other replicas.',
     );
   }
@@ -129,7 +130,7 @@ function checkedTable(): Int16Array {
 }
 
 /** The table (do not mutate). */
-export const ZQ: Int16Array = checkedTable();
+export const ZQ: Int16Array = checkedTable(ZQ_SCALE, ZQ_SHA256);
 
 /** Scalar reference: z(F, j, i) as a real number. Slow; for tests and spot checks. */
 export function z(federationSeed: number, j: number, i: number): number {

@@ -1,7 +1,7 @@
 // The trainable parameters of a model as the ZO engine sees them: float32 working weights laid out by
 // global index (docs/zo-engine.md), the base w0 and the exact accumulator S, and whole-model kernels.
 import { createHash } from 'node:crypto';
-import { COEFFICIENT_SCALE, sumAbs } from '../../protocol';
+import { COEFFICIENT_SCALE, sumAbs, type Generator } from '../../protocol';
 import { assertWithinExactBound } from './coefficients';
 import { seedKey, ZQ_SCALE } from './generator';
 import type { KernelName, PerturbationKernels, ResidentMemory, ResidentViews } from './kernels';
@@ -9,6 +9,7 @@ import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
 import type { PassWorker } from './pass-worker';
 import { defaultSpillDir, ReplicaFile, ScratchFile } from './replica-file';
+import { matrixBlocks, rank1Accumulate, rank1PassRange, type MatrixBlock } from './rank1';
 import { LocalSpanPasses, type PassRequest, type Segment } from './span-passes';
 import { shapeMultipliers, sumSquares, type PerturbationShape, type TensorEnergy } from './shape';
 
@@ -189,6 +190,9 @@ export class ParameterSet {
   /** Σ w0² of each slot, taken when the weights were loaded: what a shape's multipliers derive from. */
   private readonly baseEnergy: readonly TensorEnergy[];
   private shapeName: PerturbationShape = 'isotropic';
+  private generatorName: Generator = 'iid';
+  /** The tensors the rank-1 generator factors; null under 'iid'. */
+  private blocks: readonly MatrixBlock[] | null = null;
   /** Per-slot multipliers of the shape (null: isotropic, every multiplier 1). */
   private multipliers: Float64Array | null = null;
   private changes = 0;
@@ -335,6 +339,60 @@ export class ParameterSet {
     else if (this.local) this.resetToBase();
   }
 
+  /** How z is generated (trainer/zo/rank1.ts): 'iid' until set. */
+  get generator(): Generator {
+    return this.generatorName;
+  }
+
+  /**
+   * Sets how z is generated. The accumulator S depends on it, so applied coefficients are replayed from
+   * w0 under the new generator (exact: the same replica any client rebuilds); local steps are dropped.
+   * Rank-1 passes run on this thread, without the z store (its seed costs R + C hashes per matrix).
+   */
+  setGenerator(generator: Generator): void {
+    if (generator === this.generatorName) return;
+    const applied = [...this.applied];
+    const federationSeed = this.federationSeed;
+    const eta = this.eta;
+    if (applied.length > 0 || this.materialized) this.rebuildFromBase();
+    else if (this.local) this.resetToBase();
+    this.generatorName = generator;
+    this.blocks = generator === 'rank1' ? matrixBlocks(this.slots) : null;
+    this.passes = null;
+    if (applied.length > 0 && federationSeed !== null) {
+      this.applyCoefficientDelta(
+        federationSeed,
+        applied.map(([j]) => j),
+        applied.map(([, c]) => c),
+        eta,
+      );
+    }
+  }
+
+  /** S += Σ_j coeffs[j]·value_j over S (global indices from offset), under the set's generator. */
+  private accumulate(S: Float64Array, offset: number, keys: Uint32Array, coeffs: Float64Array): void {
+    if (this.blocks === null) this.kernels.accumulate(S, offset, keys, coeffs);
+    else rank1Accumulate(S, offset, this.blocks, keys, coeffs);
+  }
+
+  /** A pass of the rank-1 generator over every range, each tensor with its shape multiplier. */
+  private rank1Pass(blocks: readonly MatrixBlock[], request: PassRequest): void {
+    const pass =
+      request.kind === 'perturb' ? { keys: [request.key], steps: [request.s] } : { keys: [request.keyA, request.keyB], steps: [request.a, request.b] };
+    for (const { offset, data } of this.ranges()) {
+      const end = offset + data.length;
+      if (this.multipliers === null) {
+        rank1PassRange(data, offset, blocks, pass, offset, end, 1);
+        continue;
+      }
+      for (const slot of this.slots) {
+        const m = this.multipliers[slot.index];
+        if (m === 0 || slot.offset < offset || slot.offset >= end) continue;
+        rank1PassRange(data, offset, blocks, pass, slot.offset, slot.offset + slot.size, m);
+      }
+    }
+  }
+
   /** Parameters of a range of `length` kept in the z store: all of them, or whole chunks of the share. */
   private storedOf(length: number): number {
     if (this.storeShare >= 1) return length;
@@ -420,6 +478,7 @@ export class ParameterSet {
     this.secureBase();
     this.changes++;
     this.local = true;
+    if (this.blocks !== null) return this.rank1Pass(this.blocks, request);
     const near = (): void => this.spanPasses().run(this.span, request);
     if (this.far === null) return near();
     let moved = false;
@@ -480,7 +539,7 @@ export class ParameterSet {
       coeffs.push(d);
     }
     // Bounds every intermediate value of S whatever the kernel's order of additions.
-    assertWithinExactBound(this.appliedSumAbs + sumAbs(coeffs), 'coefficient update');
+    assertWithinExactBound(this.appliedSumAbs + sumAbs(coeffs), 'coefficient update', this.generatorName);
 
     this.secureBase();
     if (this.sumsMode === 'held') this.sums ??= new Float64Array(this.indexSpan);
@@ -494,7 +553,7 @@ export class ParameterSet {
     }
     this.appliedSumAbs = sumAbs([...this.applied.values()]);
     const delta = { keys: Uint32Array.from(keys), coeffs: Float64Array.from(coeffs) };
-    if (this.sums !== null && keys.length > 0) this.kernels.accumulate(this.sums, 0, delta.keys, delta.coeffs);
+    if (this.sums !== null && keys.length > 0) this.accumulate(this.sums, 0, delta.keys, delta.coeffs);
     this.materialized = true;
     // With sums 'file', S is brought to the new C as it is streamed (only the delta's seeds); `applied`
     // already holds the new C, so an S file lost on the way is recomputed from it.
@@ -553,7 +612,7 @@ export class ParameterSet {
     };
     // Recomputing S costs every applied seed per parameter, streaming it the delta's: with split passes the
     // worker computes every other piece's S while this thread computes its own and materialises both.
-    const worker = (recompute || streamed) && seeds > 0 && this.far !== null ? this.far.sumsWorker() : null;
+    const worker = (recompute || streamed) && seeds > 0 && this.far !== null && this.blocks === null ? this.far.sumsWorker() : null;
     try {
       for (let i = 0; i < pieces.length; i += worker ? 2 : 1) {
         const here = pieces[i];
@@ -577,7 +636,7 @@ export class ParameterSet {
             sums = this.pieceS(here.end - here.start);
             if (streamed) (this.sumsFile as ScratchFile).read(here.slot.offset + here.start, sums);
             else sums.fill(0);
-            if (seeds > 0) this.kernels.accumulate(sums, here.slot.offset + here.start, keyArray, coeffArray);
+            if (seeds > 0) this.accumulate(sums, here.slot.offset + here.start, keyArray, coeffArray);
           } else {
             sums = (this.sums as Float64Array).subarray(here.slot.offset + here.start, here.slot.offset + here.end);
           }
