@@ -1,16 +1,19 @@
 // What a federation round's coefficient change costs a client with each way of keeping S, side by side in
 // one run: 'held' (S in memory), 'file' (S in a float64 scratch file, streamed: the round's seeds plus a
-// read and a write of S) and 'coefficients' (S recomputed from every applied seed). Each round applies a
-// change over fresh seeds to three sets of the same weights, then one local pass and a reset to the
-// replica, and checks that the three replicas have the same bits. From the measured kernel and file
+// read and a write of S) and 'coefficients' (S recomputed from every applied seed), under each generator
+// ('iid': a hash per parameter and seed; 'rank1': a product of thin matrices per tensor). Each round
+// applies a change over fresh seeds to three sets of the same weights, then one local pass and a reset to
+// the replica, and checks that the three replicas have the same bits. From the measured kernel and file
 // rates it projects a round at 1.3B parameters once K seeds are applied.
 // `fedkseed bench rounds` calls runRoundsBench() and prints its report.
 import { closeSync, fdatasyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRng } from '../trainer/data/rng';
+import type { Generator } from '../protocol';
 import { seedKey } from '../trainer/zo/generator';
 import { createKernels } from '../trainer/zo/kernels-select';
 import { ParameterSet, SUMS_MODES, type SumsMode, type TensorInit } from '../trainer/zo/parameters';
+import { matrixBlocks, rank1Accumulate } from '../trainer/zo/rank1';
 import { defaultSpillDir, ScratchFile } from '../trainer/zo/replica-file';
 import { median } from './zo-step';
 
@@ -27,6 +30,8 @@ export interface RoundsBenchOptions {
   readonly projectParams?: number;
   /** Folder of the S and replica files (default: the engine's, defaultSpillDir()). */
   readonly spillDir?: string;
+  /** Generators measured, side by side (default both). */
+  readonly generators?: readonly Generator[];
   readonly log?: (line: string) => void;
 }
 
@@ -44,7 +49,7 @@ export interface RoundsBenchRow {
 }
 
 export interface RoundsBenchRates {
-  /** The accumulate kernel, one thread (S += Σ C_j·Zq_j over a piece). */
+  /** The accumulator of the generator, one thread (S += Σ C_j·value_j over a piece). */
   readonly seedParamsPerSecond: number;
   /** The materialise kernel (w = fl32(w0 + fl64(−η·2⁻²⁸·S))), parameters per second. */
   readonly materializeParamsPerSecond: number;
@@ -67,17 +72,25 @@ export interface RoundsProjection {
   readonly coefficientsOverFileAtDisk: number;
 }
 
-export interface RoundsBenchResult {
-  readonly params: number;
-  readonly seedsPerRound: number;
-  readonly k: number;
-  readonly kernel: string;
+/** One generator's rounds, rates and projection. */
+export interface GeneratorRounds {
+  readonly generator: Generator;
   readonly rows: readonly RoundsBenchRow[];
   readonly rates: RoundsBenchRates;
   readonly projection: RoundsProjection;
 }
 
+export interface RoundsBenchResult {
+  readonly params: number;
+  readonly seedsPerRound: number;
+  readonly k: number;
+  readonly kernel: string;
+  readonly generators: readonly GeneratorRounds[];
+}
+
 const PIECE = 1 << 20;
+/** Columns of the set's matrices (a 1.3B model's width): each tensor is PIECE / 2048 rows of them. */
+const COLUMNS = 2048;
 const ETA = 3e-4;
 const FEDERATION_SEED = 7;
 
@@ -87,7 +100,8 @@ function model(params: number): TensorInit[] {
   for (let t = 0, left = params; left > 0; t++, left -= PIECE) {
     const data = new Float32Array(Math.min(PIECE, left));
     for (let i = 0; i < data.length; i++) data[i] = (rng.nextFloat() - 0.5) * 0.1;
-    inits.push({ name: `t${String(t).padStart(4, '0')}`, dims: [data.length], data });
+    const dims = data.length % COLUMNS === 0 ? [data.length / COLUMNS, COLUMNS] : [data.length];
+    inits.push({ name: `t${String(t).padStart(4, '0')}`, dims, data });
   }
   return inits;
 }
@@ -95,8 +109,9 @@ function model(params: number): TensorInit[] {
 const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
 
 /** The kernels' and the S file's rates, each the median of 3 after a warm-up. */
-function measureRates(seedsPerRound: number, spillDir: string): RoundsBenchRates {
+function measureRates(seedsPerRound: number, spillDir: string, generator: Generator): RoundsBenchRates {
   const kernels = createKernels('auto');
+  const blocks = matrixBlocks([{ offset: 0, dims: [PIECE / COLUMNS, COLUMNS] }]);
   const keys = Uint32Array.from({ length: seedsPerRound }, (_, j) => seedKey(FEDERATION_SEED, j));
   const coeffs = Float64Array.from({ length: seedsPerRound }, (_, j) => (j % 7) - 3 || 1);
   const s = new Float64Array(PIECE);
@@ -106,7 +121,8 @@ function measureRates(seedsPerRound: number, spillDir: string): RoundsBenchRates
   const mat: number[] = [];
   for (let r = 0; r < 4; r++) {
     let start = process.hrtime.bigint();
-    kernels.accumulate(s, 0, keys, coeffs);
+    if (generator === 'rank1') rank1Accumulate(s, 0, blocks, keys, coeffs);
+    else kernels.accumulate(s, 0, keys, coeffs);
     if (r > 0) acc.push(seconds(start));
     start = process.hrtime.bigint();
     kernels.materialize(w, w0, s, -ETA / 2 ** 28);
@@ -189,7 +205,34 @@ export function runRoundsBench(options: RoundsBenchOptions = {}): RoundsBenchRes
   if (perRound > k) throw new RangeError(`${perRound} seeds per round exceed K = ${k}`);
   const spillDir = options.spillDir ?? defaultSpillDir();
   const log = options.log ?? (() => {});
-  const sets = new Map<SumsMode, ParameterSet>(SUMS_MODES.map((sums) => [sums, new ParameterSet(model(params), { sums, spillDir, base: 'held' })]));
+  let kernel = '';
+  const generators = (options.generators ?? ['iid', 'rank1']).map((generator) => {
+    log(`generator ${generator}:`);
+    const run = generatorRounds(generator, params, rounds, perRound, k, spillDir, log);
+    kernel = run.kernel;
+    const rates = measureRates(perRound, spillDir, generator);
+    const projection = projectRound(rates, options.projectParams ?? 1_315_700_000, k, perRound);
+    return { generator, rows: run.rows, rates, projection };
+  });
+  return { params, seedsPerRound: perRound, k, kernel, generators };
+}
+
+function generatorRounds(
+  generator: Generator,
+  params: number,
+  rounds: number,
+  perRound: number,
+  k: number,
+  spillDir: string,
+  log: (line: string) => void,
+): { rows: RoundsBenchRow[]; kernel: string } {
+  const sets = new Map<SumsMode, ParameterSet>(
+    SUMS_MODES.map((sums) => {
+      const set = new ParameterSet(model(params), { sums, spillDir, base: 'held' });
+      set.setGenerator(generator);
+      return [sums, set];
+    }),
+  );
   const rows: RoundsBenchRow[] = [];
   const rng = createRng(99);
   try {
@@ -225,8 +268,5 @@ export function runRoundsBench(options: RoundsBenchOptions = {}): RoundsBenchRes
   } finally {
     for (const set of sets.values()) set.dispose();
   }
-  const kernel = (sets.get('held') as ParameterSet).kernel;
-  const rates = measureRates(perRound, spillDir);
-  const projection = projectRound(rates, options.projectParams ?? 1_315_700_000, k, perRound);
-  return { params, seedsPerRound: perRound, k, kernel, rows, rates, projection };
+  return { rows, kernel: (sets.get('held') as ParameterSet).kernel };
 }

@@ -4,11 +4,11 @@ import { runFederationBench, type FederationBenchReport } from '../../bench/fede
 import { runGatewayBench, type GatewayBenchReport } from '../../bench/gateways';
 import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
 import { runLearningBench, type LearningBenchArm } from '../../bench/learning';
-import { PERTURBATION_SHAPES, type PerturbationShape } from '../../protocol';
+import { GENERATORS, PERTURBATION_SHAPES, type Generator, type PerturbationShape } from '../../protocol';
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
 import { runRoundsBench, type RoundsBenchResult } from '../../bench/rounds';
-import { SUMS_MODES } from '../../trainer/zo/parameters';
+import { SUMS_MODES, type SumsMode } from '../../trainer/zo/parameters';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
 import { availableParallelism } from 'node:os';
@@ -161,6 +161,7 @@ interface RoundsCliOptions {
   seedsPerRound: number;
   k: number;
   spillDir?: string;
+  generator: Generator | 'both';
   json?: boolean;
 }
 
@@ -257,6 +258,7 @@ export function registerBench(program: Command): void {
     .option('--seeds-per-round <n>', "seeds of a round's change (3 clients × τ 50)", positiveInt, 150)
     .option('-k, --k <n>', 'seed pool K: applied seeds never exceed it; the projection applies all of them', positiveInt, 4096)
     .option('--spill-dir <dir>', "folder of the S and replica files (default: the engine's, FEDKSEED_SPILL_DIR or the cache folder)")
+    .addOption(new Option('--generator <name>', 'which generators to measure (both: side by side)').choices(['both', ...GENERATORS]).default('both'))
     .option('--json', 'print the result as one JSON object')
     .action((o: RoundsCliOptions) => benchRounds(o));
   bench
@@ -557,7 +559,8 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
 
 function benchRounds(o: RoundsCliOptions): void {
   if (o.seedsPerRound > o.k) throw new InvalidArgumentError(`--seeds-per-round ${o.seedsPerRound} exceeds --k ${o.k}`);
-  const result = runRoundsBench({ params: o.params, rounds: o.rounds, seedsPerRound: o.seedsPerRound, k: o.k, spillDir: o.spillDir, log: note });
+  const generators = o.generator === 'both' ? undefined : [o.generator];
+  const result = runRoundsBench({ params: o.params, rounds: o.rounds, seedsPerRound: o.seedsPerRound, k: o.k, spillDir: o.spillDir, generators, log: note });
   if (o.json) emitJson({ bench: 'rounds', ...result });
   else process.stdout.write(`${roundsReport(result)}\n`);
 }
@@ -567,26 +570,40 @@ const duration = (s: number): string => (s >= 3600 ? `${(s / 3600).toFixed(1)} h
 
 export function roundsReport(r: RoundsBenchResult): string {
   const header = ['round', 'applied seeds', ...SUMS_MODES.map((m) => `${m} ms`), 'coefficients ÷ file', ...SUMS_MODES.map((m) => `reset ${m} ms`), 'same bits'];
-  const rows = r.rows.map((x) => [
-    String(x.round),
-    String(x.appliedSeeds),
-    ...SUMS_MODES.map((m) => x.applyMs[m].toFixed(0)),
-    `${x.coefficientsOverFile.toFixed(2)}×`,
-    ...SUMS_MODES.map((m) => x.resetMs[m].toFixed(0)),
-    x.sameBits ? 'yes' : 'NO',
-  ]);
-  const p = r.projection;
-  const t = r.rates;
-  return [
-    `A round's coefficient change (${r.seedsPerRound} seeds) by how S is kept, ${(r.params / 1e6).toFixed(1)}M parameters, ${r.kernel}, one thread; same sets side by side`,
-    formatTable(header, rows, 'l' + 'r'.repeat(header.length - 1)),
-    '',
-    `Measured rates: accumulate ${(t.seedParamsPerSecond / 1e9).toFixed(2)} G seed·params/s, materialise ${(t.materializeParamsPerSecond / 1e9).toFixed(2)} G params/s, ` +
-      `S file write ${t.writeMBps.toFixed(0)} MB/s, read ${t.readMBps.toFixed(0)} MB/s (256 MiB, through the page cache), disk ${t.diskMBps.toFixed(0)} MB/s (written with fdatasync)`,
-    `Projection (from those rates, not measured): ${(p.params / 1e6).toFixed(1)}M parameters, ${p.appliedSeeds} seeds applied, a change of ${p.seedsPerRound}, one thread: ` +
-      `held ${duration(p.seconds.held)}, file ${duration(p.seconds.file)}, coefficients ${duration(p.seconds.coefficients)} (coefficients ÷ file ${p.coefficientsOverFile.toFixed(1)}×); ` +
-      `with the S file at the disk's rate (past the page cache) file ${duration(p.fileAtDiskSeconds)} (${p.coefficientsOverFileAtDisk.toFixed(1)}×); split passes halve the kernels' share`,
-  ].join('\n');
+  const out: string[] = [];
+  for (const g of r.generators) {
+    const rows = g.rows.map((x) => [
+      String(x.round),
+      String(x.appliedSeeds),
+      ...SUMS_MODES.map((m) => x.applyMs[m].toFixed(0)),
+      `${x.coefficientsOverFile.toFixed(2)}×`,
+      ...SUMS_MODES.map((m) => x.resetMs[m].toFixed(0)),
+      x.sameBits ? 'yes' : 'NO',
+    ]);
+    const p = g.projection;
+    const t = g.rates;
+    out.push(
+      `Generator ${g.generator}: a round's coefficient change (${r.seedsPerRound} seeds) by how S is kept, ${(r.params / 1e6).toFixed(1)}M parameters ` +
+        `(matrices of ${2048} columns), ${r.kernel}, one thread; same sets side by side`,
+      formatTable(header, rows, 'l' + 'r'.repeat(header.length - 1)),
+      `Measured rates: accumulate ${(t.seedParamsPerSecond / 1e9).toFixed(2)} G seed·params/s, materialise ${(t.materializeParamsPerSecond / 1e9).toFixed(2)} G params/s, ` +
+        `S file write ${t.writeMBps.toFixed(0)} MB/s, read ${t.readMBps.toFixed(0)} MB/s (256 MiB, through the page cache), disk ${t.diskMBps.toFixed(0)} MB/s (written with fdatasync)`,
+      `Projection (from those rates, not measured): ${(p.params / 1e6).toFixed(1)}M parameters, ${p.appliedSeeds} seeds applied, a change of ${p.seedsPerRound}, one thread: ` +
+        `held ${duration(p.seconds.held)}, file ${duration(p.seconds.file)}, coefficients ${duration(p.seconds.coefficients)} (coefficients ÷ file ${p.coefficientsOverFile.toFixed(1)}×); ` +
+        `with the S file at the disk's rate (past the page cache) file ${duration(p.fileAtDiskSeconds)} (${p.coefficientsOverFileAtDisk.toFixed(1)}×)`,
+      '',
+    );
+  }
+  const iid = r.generators.find((g) => g.generator === 'iid');
+  const rank1 = r.generators.find((g) => g.generator === 'rank1');
+  if (iid && rank1) {
+    const ratio = (m: SumsMode): string => `${m} ${(iid.projection.seconds[m] / rank1.projection.seconds[m]).toFixed(1)}×`;
+    out.push(
+      `iid ÷ rank1, measured side by side: accumulate rate ${(rank1.rates.seedParamsPerSecond / iid.rates.seedParamsPerSecond).toFixed(1)}× faster under rank1; ` +
+        `projected change ${SUMS_MODES.map(ratio).join(', ')}`,
+    );
+  }
+  return out.join('\n').trimEnd();
 }
 
 async function benchMemory(o: MemoryCliOptions): Promise<void> {

@@ -18,7 +18,7 @@ import { rewriteForDevice } from '../../trainer/device/device-graph';
 import { buildDevicePassGraph, buildPerturbationGraph } from '../../trainer/device/perturbation-graph';
 import { nodePlacement } from '../../trainer/device/placement';
 import { BusCounter, DeviceModelSession, DeviceWeights } from '../../trainer/device/resident';
-import { openEngine, type Engine } from '../../trainer/engine';
+import { followPerturbation, openEngine, type Engine } from '../../trainer/engine';
 import { greedyGenerate } from '../../trainer/model/generate';
 import { gpt2Bytes, loadModel, parseModel, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel } from '../../trainer/model';
 import { ModelSession, type TokenBatch } from '../../trainer/device/session';
@@ -375,4 +375,21 @@ test('a CPU client and a WebGPU client hold bit-identical replicas after every r
   } finally {
     await server.close();
   }
+});
+
+test('a WebGPU engine refuses the rank-1 generator before changing anything, naming the CPU engine as the fix', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const gpu = await openEngine({ model: modelDir, threads: 1, providers: ['webgpu'] });
+  engines.push(gpu);
+  assert.ok(gpu.device, 'the engine is device-resident');
+  const replica = gpu.params.digest();
+  assert.throws(
+    () => followPerturbation(gpu, { generator: 'rank1', shape: 'tensor-rms' }),
+    /rank1 generator here, which the webgpu engine does not run yet: use the CPU engine \(--provider cpu/,
+  );
+  assert.equal(gpu.params.generator, 'iid');
+  assert.equal(gpu.params.shape, 'isotropic');
+  assert.equal(gpu.params.digest(), replica);
+  followPerturbation(gpu, { generator: 'iid', shape: 'tensor-rms' });
+  assert.equal(gpu.params.shape, 'tensor-rms');
 });

@@ -9,7 +9,7 @@ import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
 import type { PassWorker } from './pass-worker';
 import { defaultSpillDir, ReplicaFile, ScratchFile } from './replica-file';
-import { matrixBlocks, rank1Accumulate, rank1PassRange, type MatrixBlock } from './rank1';
+import { blockAt, matrixBlocks, rank1Accumulate, rank1PassRange, rank1SumsJobs, type MatrixBlock } from './rank1';
 import { LocalSpanPasses, type PassRequest, type Segment } from './span-passes';
 import { shapeMultipliers, sumSquares, type PerturbationShape, type TensorEnergy } from './shape';
 
@@ -612,7 +612,7 @@ export class ParameterSet {
     };
     // Recomputing S costs every applied seed per parameter, streaming it the delta's: with split passes the
     // worker computes every other piece's S while this thread computes its own and materialises both.
-    const worker = (recompute || streamed) && seeds > 0 && this.far !== null && this.blocks === null ? this.far.sumsWorker() : null;
+    const worker = (recompute || streamed) && seeds > 0 && this.far !== null ? this.far.sumsWorker() : null;
     try {
       for (let i = 0; i < pieces.length; i += worker ? 2 : 1) {
         const here = pieces[i];
@@ -627,7 +627,11 @@ export class ParameterSet {
             out = new Float64Array(length);
           }
           if (streamed) (this.sumsFile as ScratchFile).read(there.slot.offset + there.start, out);
-          (worker as PassWorker).startSums(keyArray, coeffArray, there.slot.offset + there.start, out, streamed);
+          const from = there.slot.offset + there.start;
+          const block = this.blocks === null ? null : blockAt(this.blocks, from);
+          // A rank-1 matrix's piece: its factors hashed here, the product of thin matrices on the worker.
+          if (block !== null) (worker as PassWorker).startRank1Sums(rank1SumsJobs(block, keyArray, coeffArray, from, from + length), out, streamed);
+          else (worker as PassWorker).startSums(keyArray, coeffArray, from, out, streamed);
         }
         let theirs: Float64Array | null = null;
         try {

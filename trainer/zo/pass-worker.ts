@@ -13,6 +13,7 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 import { ZQ } from './generator';
 import { tableScale } from './kernels';
 import type { PassOp, Segment } from './span-passes';
+import { accumulateTiles, rank1Module, type Rank1SumsJob } from './rank1-wasm';
 import { kernelModule, LAYOUT } from './wasm/load';
 
 /** A pass as the worker receives it: multipliers already fl32(·/4096). */
@@ -31,7 +32,16 @@ interface PassReply {
 
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
-const { module, table, offset, length: stored, port, signal, layout } = workerData;
+const { module, rank1, table, offset, length: stored, port, signal, layout } = workerData;
+// The rank-1 accumulator's tile loop: the calling thread's own function (rank1-wasm.ts), as source.
+const accumulateTiles = ${accumulateTiles.toString()};
+let rank1Exports = null;
+function rank1Sums(jobs, add, s) {
+  if (rank1 === null) throw new Error('WebAssembly SIMD is not available for the rank-1 accumulator');
+  rank1Exports ??= new WebAssembly.Instance(rank1, {}).exports;
+  if (!add) s.fill(0);
+  for (const job of jobs) accumulateTiles(rank1Exports, job, s);
+}
 let ex = null;
 let initError = null;
 try {
@@ -96,10 +106,11 @@ function sums(job, s) {
     }
   }
 }
-port.on('message', ({ op, segments, sumsJob, buffer }) => {
+port.on('message', ({ op, segments, sumsJob, rank1Jobs, add, buffer }) => {
   let error;
   try {
-    if (sumsJob) sums(sumsJob, new Float64Array(buffer));
+    if (rank1Jobs) rank1Sums(rank1Jobs, add, new Float64Array(buffer));
+    else if (sumsJob) sums(sumsJob, new Float64Array(buffer));
     else pass(op, new Float32Array(buffer), segments);
   } catch (e) {
     error = String((e && e.stack) || e);
@@ -136,7 +147,7 @@ export class PassWorker {
     this.port = port1;
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { module: kernelModule(), table: ZQ, offset, length: stored, port: port2, signal: this.signal, layout: LAYOUT },
+      workerData: { module: kernelModule(), rank1: rank1Module(), table: ZQ, offset, length: stored, port: port2, signal: this.signal, layout: LAYOUT },
       transferList: [port2],
     });
     this.worker.on('error', (e) => (this.failure = e));
@@ -177,6 +188,18 @@ export class PassWorker {
       throw new Error("a worker's sums need their own whole ArrayBuffer");
     Atomics.store(this.signal, 0, 0);
     this.port.postMessage({ sumsJob: { keys, coeffs, offset, add }, buffer: out.buffer }, [out.buffer]);
+  }
+
+  /**
+   * startSums for a piece of one rank-1 matrix: S gains every job's seeds (rank1-wasm.ts), their factors
+   * hashed by the caller. finishSums() returns it.
+   */
+  startRank1Sums(jobs: readonly Rank1SumsJob[], out: Float64Array, add = false): void {
+    if (this.failure) throw this.failure;
+    if (!(out.buffer instanceof ArrayBuffer) || out.byteOffset !== 0 || out.buffer.byteLength !== out.byteLength)
+      throw new Error("a worker's sums need their own whole ArrayBuffer");
+    Atomics.store(this.signal, 0, 0);
+    this.port.postMessage({ rank1Jobs: jobs, add, buffer: out.buffer }, [out.buffer]);
   }
 
   finishSums(seeds: number, length: number): Float64Array {

@@ -22,11 +22,13 @@ function compiledModule(): WebAssembly.Module | null {
 
 /** Elements of weights moved per call: the block's rows are taken in runs of about this many. */
 const PASS_CHUNK = 1 << 16;
-/** Accumulator tiles: rows × columns of S kept while a group of seeds passes (multiples of 4). */
-const TILE_ROWS = 64;
-const TILE_COLUMNS = 64;
 
 const align = (bytes: number): number => Math.ceil(bytes / 64) * 64;
+
+/** The compiled module, for a worker thread to instantiate (null without WebAssembly SIMD). */
+export function rank1Module(): WebAssembly.Module | null {
+  return compiledModule();
+}
 
 export class Rank1Wasm {
   private readonly ex: Rank1Exports;
@@ -118,47 +120,73 @@ export class Rank1Wasm {
    * S[at + (r − r0)·cols + c − firstColumn] += Σ_j cu[j][r − r0]·v[j][c] over the block's elements from
    * (r0, firstColumn) to (r1 − 1, lastColumnEnd), where cu[j] = C_j·u_j (exact integers in float64).
    */
-  accumulateBlock(
-    S: Float64Array,
-    at: number,
-    cols: number,
-    r0: number,
-    r1: number,
-    firstColumn: number,
-    lastColumnEnd: number,
-    cu: readonly Float64Array[],
-    v: readonly Float64Array[],
-  ): void {
-    const m = cu.length;
-    const rows = r1 - r0;
-    const rowsPadded = Math.ceil(rows / 4) * 4;
-    const cuBytes = align(rowsPadded * m * 8);
-    const vBytes = align(m * TILE_COLUMNS * 8);
-    const sBytes = align(TILE_ROWS * TILE_COLUMNS * 8);
-    const buffer = this.reserve(cuBytes + vBytes + sBytes);
-    const cuArea = new Float64Array(buffer, 0, rowsPadded * m);
-    cuArea.fill(0);
-    for (let j = 0; j < m; j++) for (let r = 0; r < rows; r++) cuArea[r * m + j] = cu[j][r];
-    const vArea = new Float64Array(buffer, cuBytes, m * TILE_COLUMNS);
-    const sArea = new Float64Array(buffer, cuBytes + vBytes, TILE_ROWS * TILE_COLUMNS);
-    for (let c0 = 0; c0 < cols; c0 += TILE_COLUMNS) {
-      const width = Math.min(TILE_COLUMNS, cols - c0);
-      const widthPadded = Math.ceil(width / 4) * 4;
-      vArea.fill(0);
-      for (let j = 0; j < m; j++) vArea.set(v[j].subarray(c0, c0 + width), j * widthPadded);
-      for (let t0 = 0; t0 < rows; t0 += TILE_ROWS) {
-        const height = Math.min(TILE_ROWS, rows - t0);
-        const heightPadded = Math.ceil(height / 4) * 4;
-        sArea.fill(0, 0, heightPadded * widthPadded);
-        this.ex.accumulate(cuBytes + vBytes, t0 * m * 8, cuBytes, heightPadded, widthPadded, m);
-        // Only the tile's elements inside the range: the first and last rows may be partial.
-        for (let t = 0; t < height; t++) {
-          const r = t0 + t;
-          const lo = Math.max(c0, r === 0 ? firstColumn : 0);
-          const hi = Math.min(c0 + width, r === rows - 1 ? lastColumnEnd : cols);
-          const base = at + r * cols - firstColumn;
-          for (let c = lo; c < hi; c++) S[base + c] += sArea[t * widthPadded + (c - c0)];
-        }
+  accumulateBlock(job: Rank1SumsJob, S: Float64Array): void {
+    accumulateTiles(this.ex, job, S);
+  }
+}
+
+/**
+ * A block's part of S and the factors it gains: cu (m rows of C_j·u_j over rows r0..r1−1) and v (m rows of
+ * v_j over every column), flattened seed by seed.
+ */
+export interface Rank1SumsJob {
+  /** Index in S of the part's first element. */
+  readonly at: number;
+  readonly cols: number;
+  readonly r0: number;
+  readonly r1: number;
+  readonly firstColumn: number;
+  readonly lastColumnEnd: number;
+  readonly m: number;
+  /** cu[j·(r1 − r0) + (r − r0)]. */
+  readonly cu: Float64Array;
+  /** v[j·cols + c]. */
+  readonly v: Float64Array;
+}
+
+/**
+ * The accumulator's tile loop over the module's exports. Self-contained (no imports, no module constants)
+ * because the pass worker runs its source text: both threads compute with this very function.
+ */
+export function accumulateTiles(
+  ex: { readonly memory: WebAssembly.Memory; accumulate(S: number, cu: number, v: number, rows: number, cols: number, m: number): void },
+  job: Rank1SumsJob,
+  S: Float64Array,
+): void {
+  const tileRows = 64;
+  const tileColumns = 64;
+  const { at, cols, r0, r1, firstColumn, lastColumnEnd, m } = job;
+  const rows = r1 - r0;
+  const rowsPadded = Math.ceil(rows / 4) * 4;
+  // Byte sizes rounded up to 64 (no helper function: the worker's copy of this source has no others).
+  const cuBytes = Math.ceil((rowsPadded * m * 8) / 64) * 64;
+  const vBytes = Math.ceil((m * tileColumns * 8) / 64) * 64;
+  const sBytes = tileRows * tileColumns * 8;
+  const missing = cuBytes + vBytes + sBytes - ex.memory.buffer.byteLength;
+  if (missing > 0) ex.memory.grow(Math.ceil(missing / 65536));
+  const buffer = ex.memory.buffer;
+  const cuArea = new Float64Array(buffer, 0, rowsPadded * m);
+  cuArea.fill(0);
+  for (let j = 0; j < m; j++) for (let r = 0; r < rows; r++) cuArea[r * m + j] = job.cu[j * rows + r];
+  const vArea = new Float64Array(buffer, cuBytes, m * tileColumns);
+  const sArea = new Float64Array(buffer, cuBytes + vBytes, tileRows * tileColumns);
+  for (let c0 = 0; c0 < cols; c0 += tileColumns) {
+    const width = Math.min(tileColumns, cols - c0);
+    const widthPadded = Math.ceil(width / 4) * 4;
+    vArea.fill(0);
+    for (let j = 0; j < m; j++) vArea.set(job.v.subarray(j * cols + c0, j * cols + c0 + width), j * widthPadded);
+    for (let t0 = 0; t0 < rows; t0 += tileRows) {
+      const height = Math.min(tileRows, rows - t0);
+      const heightPadded = Math.ceil(height / 4) * 4;
+      sArea.fill(0, 0, heightPadded * widthPadded);
+      ex.accumulate(cuBytes + vBytes, t0 * m * 8, cuBytes, heightPadded, widthPadded, m);
+      // Only the tile's elements inside the part: its first and last rows may be partial.
+      for (let t = 0; t < height; t++) {
+        const r = t0 + t;
+        const lo = Math.max(c0, r === 0 ? firstColumn : 0);
+        const hi = Math.min(c0 + width, r === rows - 1 ? lastColumnEnd : cols);
+        const base = at + r * cols - firstColumn;
+        for (let c = lo; c < hi; c++) S[base + c] += sArea[t * widthPadded + (c - c0)];
       }
     }
   }

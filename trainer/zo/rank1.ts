@@ -9,7 +9,7 @@
 // the same roundings in the same places, so replicas stay bit-identical and the exact path stays exact.
 import { checkedTable, seedKey, ZQ, zIndex } from './generator';
 import { tableScale } from './kernels';
-import { Rank1Wasm } from './rank1-wasm';
+import { Rank1Wasm, type Rank1SumsJob } from './rank1-wasm';
 
 /** Which loops run the blocks: WebAssembly SIMD where the engine has it, else plain JS (same bits). */
 export type Rank1Loops = Rank1Wasm | 'js';
@@ -250,6 +250,29 @@ export function rank1Accumulate(
   }
 }
 
+/** The job of a block's part [from, to) for a group of seeds: its factors, hashed here (few). */
+export function rank1SumsJob(S_at: number, block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): Rank1SumsJob {
+  const { r0, r1, first, lastEnd } = rowSpan(block, from, to);
+  const rows = r1 - r0;
+  const m = keys.length;
+  const cu = new Float64Array(m * rows);
+  const v = new Float64Array(m * block.cols);
+  for (let j = 0; j < m; j++) {
+    const u = rowFactors(keys[j], block, r0, r1, cu.subarray(j * rows, (j + 1) * rows));
+    for (let r = 0; r < rows; r++) u[r] *= coeffs[j];
+    columnFactors(keys[j], block, v.subarray(j * block.cols, (j + 1) * block.cols));
+  }
+  return { at: S_at, cols: block.cols, r0, r1, firstColumn: first, lastColumnEnd: lastEnd, m, cu, v };
+}
+
+/** The jobs of a block's part [from, to) held in an S of its own (index 0 = from), one per group of seeds. */
+export function rank1SumsJobs(block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): Rank1SumsJob[] {
+  const jobs: Rank1SumsJob[] = [];
+  for (let j0 = 0; j0 < keys.length; j0 += SEED_GROUP)
+    jobs.push(rank1SumsJob(0, block, keys.subarray(j0, j0 + SEED_GROUP), coeffs.subarray(j0, j0 + SEED_GROUP), from, to));
+  return jobs;
+}
+
 function wasmAccumulateBlock(
   wasm: Rank1Wasm,
   S: Float64Array,
@@ -260,16 +283,7 @@ function wasmAccumulateBlock(
   from: number,
   to: number,
 ): void {
-  const { r0, r1, first, lastEnd } = rowSpan(block, from, to);
-  const cu: Float64Array[] = [];
-  const v: Float64Array[] = [];
-  for (let j = 0; j < keys.length; j++) {
-    const u = rowFactors(keys[j], block, r0, r1);
-    for (let r = 0; r < u.length; r++) u[r] *= coeffs[j];
-    cu.push(u);
-    v.push(columnFactors(keys[j], block));
-  }
-  wasm.accumulateBlock(S, from - base, block.cols, r0, r1, first, lastEnd, cu, v);
+  wasm.accumulateBlock(rank1SumsJob(from - base, block, keys, coeffs, from, to), S);
 }
 
 function accumulateBlock(S: Float64Array, base: number, block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): void {
