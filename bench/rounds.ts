@@ -32,6 +32,10 @@ export interface RoundsBenchOptions {
   readonly spillDir?: string;
   /** Generators measured, side by side (default both). */
   readonly generators?: readonly Generator[];
+  /** Ways of keeping S measured (default all three; a set per way, so fewer fit larger sets). */
+  readonly modes?: readonly SumsMode[];
+  /** Split passes: the sets run on both threads, a worker computing every other piece of S (default off). */
+  readonly parallel?: boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -39,10 +43,10 @@ export interface RoundsBenchRow {
   readonly round: number;
   /** Seeds with a non-zero coefficient after the round. */
   readonly appliedSeeds: number;
-  /** Milliseconds of applyCoefficientDelta, by sums mode. */
-  readonly applyMs: Readonly<Record<SumsMode, number>>;
+  /** Milliseconds of applyCoefficientDelta, by sums mode (the modes measured). */
+  readonly applyMs: Readonly<Partial<Record<SumsMode, number>>>;
   /** Milliseconds of resetToBase after one local pass, by sums mode. */
-  readonly resetMs: Readonly<Record<SumsMode, number>>;
+  readonly resetMs: Readonly<Partial<Record<SumsMode, number>>>;
   readonly coefficientsOverFile: number;
   /** Whether the three sets had the same digest after the change and after the reset (one digest in all). */
   readonly sameBits: boolean;
@@ -85,6 +89,8 @@ export interface RoundsBenchResult {
   readonly seedsPerRound: number;
   readonly k: number;
   readonly kernel: string;
+  /** Whether the sets were split over two threads. */
+  readonly parallel: boolean;
   readonly generators: readonly GeneratorRounds[];
 }
 
@@ -208,13 +214,13 @@ export function runRoundsBench(options: RoundsBenchOptions = {}): RoundsBenchRes
   let kernel = '';
   const generators = (options.generators ?? ['iid', 'rank1']).map((generator) => {
     log(`generator ${generator}:`);
-    const run = generatorRounds(generator, params, rounds, perRound, k, spillDir, log);
+    const run = generatorRounds(generator, params, rounds, perRound, k, spillDir, options.modes ?? SUMS_MODES, options.parallel ?? false, log);
     kernel = run.kernel;
     const rates = measureRates(perRound, spillDir, generator);
     const projection = projectRound(rates, options.projectParams ?? 1_315_700_000, k, perRound);
     return { generator, rows: run.rows, rates, projection };
   });
-  return { params, seedsPerRound: perRound, k, kernel, generators };
+  return { params, seedsPerRound: perRound, k, kernel, parallel: options.parallel ?? false, generators };
 }
 
 function generatorRounds(
@@ -224,11 +230,15 @@ function generatorRounds(
   perRound: number,
   k: number,
   spillDir: string,
+  modes: readonly SumsMode[],
+  parallel: boolean,
   log: (line: string) => void,
 ): { rows: RoundsBenchRow[]; kernel: string } {
   const sets = new Map<SumsMode, ParameterSet>(
-    SUMS_MODES.map((sums) => {
-      const set = new ParameterSet(model(params), { sums, spillDir, base: 'held' });
+    modes.map((sums) => {
+      const set = new ParameterSet(model(params), { sums, spillDir, base: 'held', parallelPasses: parallel ? 'on' : 'off' });
+      // Split passes run on both threads only while something reads the weights (the engine's session).
+      if (parallel) set.bindTo({ bindWeights: () => undefined });
       set.setGenerator(generator);
       return [sums, set];
     }),
@@ -244,8 +254,8 @@ function generatorRounds(
         if (!seeds.includes(j)) seeds.push(j);
       }
       const deltas = seeds.map(() => (rng.nextInt(2_000_001) - 1_000_000) * (1 + rng.nextInt(8)) || 1);
-      const applyMs = {} as Record<SumsMode, number>;
-      const resetMs = {} as Record<SumsMode, number>;
+      const applyMs: Partial<Record<SumsMode, number>> = {};
+      const resetMs: Partial<Record<SumsMode, number>> = {};
       const digests = new Set<string>();
       for (const [mode, set] of sets) {
         let start = process.hrtime.bigint();
@@ -258,15 +268,13 @@ function generatorRounds(
         resetMs[mode] = seconds(start) * 1e3;
         digests.add(set.digest());
       }
-      const appliedSeeds = (sets.get('held') as ParameterSet).appliedCoefficients().size;
-      const row = { round: r, appliedSeeds, applyMs, resetMs, coefficientsOverFile: applyMs.coefficients / applyMs.file, sameBits: digests.size === 1 };
-      rows.push(row);
-      log(
-        `round ${r}: ${appliedSeeds} seeds applied; change ${SUMS_MODES.map((m) => `${m} ${applyMs[m].toFixed(0)} ms`).join(', ')}; coefficients ÷ file ${row.coefficientsOverFile.toFixed(2)}×`,
-      );
+      const appliedSeeds = (sets.values().next().value as ParameterSet).appliedCoefficients().size;
+      const coefficientsOverFile = (applyMs.coefficients ?? Number.NaN) / (applyMs.file ?? Number.NaN);
+      rows.push({ round: r, appliedSeeds, applyMs, resetMs, coefficientsOverFile, sameBits: digests.size === 1 });
+      log(`round ${r}: ${appliedSeeds} seeds applied; change ${modes.map((m) => `${m} ${(applyMs[m] as number).toFixed(0)} ms`).join(', ')}`);
     }
   } finally {
     for (const set of sets.values()) set.dispose();
   }
-  return { rows, kernel: (sets.get('held') as ParameterSet).kernel };
+  return { rows, kernel: (sets.values().next().value as ParameterSet).kernel };
 }

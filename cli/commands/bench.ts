@@ -162,6 +162,8 @@ interface RoundsCliOptions {
   k: number;
   spillDir?: string;
   generator: Generator | 'both';
+  sums?: SumsMode[];
+  parallel?: boolean;
   json?: boolean;
 }
 
@@ -259,6 +261,8 @@ export function registerBench(program: Command): void {
     .option('-k, --k <n>', 'seed pool K: applied seeds never exceed it; the projection applies all of them', positiveInt, 4096)
     .option('--spill-dir <dir>', "folder of the S and replica files (default: the engine's, FEDKSEED_SPILL_DIR or the cache folder)")
     .addOption(new Option('--generator <name>', 'which generators to measure (both: side by side)').choices(['both', ...GENERATORS]).default('both'))
+    .addOption(new Option('--sums <modes...>', 'ways of keeping S to measure (a set each: fewer fit larger sets)').choices(SUMS_MODES))
+    .option('--parallel', 'split the sets over two threads, as the engine does past 8M parameters (a worker computes every other piece of S)')
     .option('--json', 'print the result as one JSON object')
     .action((o: RoundsCliOptions) => benchRounds(o));
   bench
@@ -560,7 +564,17 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
 function benchRounds(o: RoundsCliOptions): void {
   if (o.seedsPerRound > o.k) throw new InvalidArgumentError(`--seeds-per-round ${o.seedsPerRound} exceeds --k ${o.k}`);
   const generators = o.generator === 'both' ? undefined : [o.generator];
-  const result = runRoundsBench({ params: o.params, rounds: o.rounds, seedsPerRound: o.seedsPerRound, k: o.k, spillDir: o.spillDir, generators, log: note });
+  const result = runRoundsBench({
+    params: o.params,
+    rounds: o.rounds,
+    seedsPerRound: o.seedsPerRound,
+    k: o.k,
+    spillDir: o.spillDir,
+    generators,
+    modes: o.sums,
+    parallel: o.parallel,
+    log: note,
+  });
   if (o.json) emitJson({ bench: 'rounds', ...result });
   else process.stdout.write(`${roundsReport(result)}\n`);
 }
@@ -575,16 +589,16 @@ export function roundsReport(r: RoundsBenchResult): string {
     const rows = g.rows.map((x) => [
       String(x.round),
       String(x.appliedSeeds),
-      ...SUMS_MODES.map((m) => x.applyMs[m].toFixed(0)),
-      `${x.coefficientsOverFile.toFixed(2)}×`,
-      ...SUMS_MODES.map((m) => x.resetMs[m].toFixed(0)),
+      ...SUMS_MODES.map((m) => x.applyMs[m]?.toFixed(0) ?? '—'),
+      Number.isFinite(x.coefficientsOverFile) ? `${x.coefficientsOverFile.toFixed(2)}×` : '—',
+      ...SUMS_MODES.map((m) => x.resetMs[m]?.toFixed(0) ?? '—'),
       x.sameBits ? 'yes' : 'NO',
     ]);
     const p = g.projection;
     const t = g.rates;
     out.push(
       `Generator ${g.generator}: a round's coefficient change (${r.seedsPerRound} seeds) by how S is kept, ${(r.params / 1e6).toFixed(1)}M parameters ` +
-        `(matrices of ${2048} columns), ${r.kernel}, one thread; same sets side by side`,
+        `(matrices of 2,048 columns), ${r.kernel}, ${r.parallel ? 'split over two threads' : 'one thread'}; same sets side by side`,
       formatTable(header, rows, 'l' + 'r'.repeat(header.length - 1)),
       `Measured rates: accumulate ${(t.seedParamsPerSecond / 1e9).toFixed(2)} G seed·params/s, materialise ${(t.materializeParamsPerSecond / 1e9).toFixed(2)} G params/s, ` +
         `S file write ${t.writeMBps.toFixed(0)} MB/s, read ${t.readMBps.toFixed(0)} MB/s (256 MiB, through the page cache), disk ${t.diskMBps.toFixed(0)} MB/s (written with fdatasync)`,
