@@ -167,6 +167,7 @@ export const SETTING_DEFAULTS = {
   'training.epsilon': TRAINING_DEFAULTS.epsilon,
   'training.learningRate': TRAINING_DEFAULTS.eta,
   'training.shape': TRAINING_DEFAULTS.shape,
+  'training.generator': TRAINING_DEFAULTS.generator,
   'training.keep': TRAINING_DEFAULTS.keep,
   'training.steps': TRAINING_DEFAULTS.steps,
   'training.evalEvery': TRAINING_DEFAULTS.evalEvery,

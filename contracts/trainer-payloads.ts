@@ -3,7 +3,7 @@
 // schema the trainer process sends it with.
 import * as z from 'zod/mini';
 import { parseWith, type ParseResult } from './parse';
-import { PERTURBATION_SHAPES } from '../protocol/messages';
+import { GENERATORS, PERTURBATION_SHAPES } from '../protocol/messages';
 import { hyperparameter } from './hyperparameters';
 
 const nonNegInt = () => z.number().check(z.int(), z.nonnegative());
@@ -111,6 +111,8 @@ export const startTrainingParamsSchema = z.object({
   eta: hyperparameter('eta'),
   /** How z is scaled tensor by tensor (absent: 'isotropic', as runs recorded before shapes). */
   shape: z.optional(z.enum(PERTURBATION_SHAPES)),
+  /** How z is generated (absent: 'iid', as runs recorded before generators). */
+  generator: z.optional(z.enum(GENERATORS)),
   /** Which weights the run leaves: its best evaluated point (default) or its last step. */
   keep: z.optional(z.enum(['best', 'last'])),
   batchSize: hyperparameter('batchSize'),

@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { SETTING_DEFAULTS, type SettingKey } from '../contracts/defaults';
 import { locateModel } from '../contracts/node/model-location';
 import type { CompletionSource, ExecutionProviderSetting, InitializeParams, SamplingSettings } from '../contracts/trainer-rpc';
-import type { PerturbationShape } from '../protocol/messages';
+import type { Generator, PerturbationShape } from '../protocol/messages';
 
 export const CONFIG_SECTION = 'fedkseed';
 
@@ -23,6 +23,8 @@ export interface FedKSeedSettings {
     readonly eta: number;
     /** How z is scaled tensor by tensor (the setting training.shape); also the local federation's. */
     readonly shape: PerturbationShape;
+    /** How z is generated (the setting training.generator); also the local federation's. */
+    readonly generator: Generator;
     /** Which weights a local run leaves (the setting training.keep). */
     readonly keep: 'best' | 'last';
     readonly steps: number;
@@ -118,6 +120,7 @@ export function readSettings(): FedKSeedSettings {
       epsilon: get('training.epsilon'),
       eta: get('training.learningRate'),
       shape: get('training.shape'),
+      generator: get('training.generator'),
       keep: get('training.keep'),
       steps: get('training.steps'),
       evalEvery: get('training.evalEvery'),

@@ -146,6 +146,7 @@ export class LocalServer implements vscode.Disposable {
         epsilon: s.training.epsilon,
         eta: s.training.eta,
         shape: s.training.shape,
+        ...(s.training.generator === 'iid' ? {} : { generator: s.training.generator }),
         tau: s.localServer.tau,
         batchSize: s.training.batchSize,
         sampling: s.localServer.sampling,

@@ -123,6 +123,7 @@ export class TrainingController implements vscode.Disposable {
       epsilon: s.training.epsilon,
       eta: s.training.eta,
       shape: s.training.shape,
+      generator: s.training.generator,
       keep: s.training.keep,
       batchSize: s.training.batchSize,
       evalEvery: s.training.evalEvery,

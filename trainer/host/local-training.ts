@@ -60,6 +60,7 @@ export async function trainLocally(
       epsilon: params.epsilon,
       eta: params.eta,
       shape: params.shape ?? 'isotropic',
+      generator: params.generator ?? 'iid',
       batchSize: params.batchSize,
       seqLen: params.data.seqLen,
       evalEvery: params.evalEvery,
