@@ -228,25 +228,14 @@ export async function pullWorkingWeights(engine: Engine): Promise<void> {
   if (engine.device) engine.params.restore(await engine.device.read());
 }
 
-/** How a run or a federation perturbs: applied to an engine in one place, so every caller refuses alike. */
+/** How a run or a federation perturbs: its generator and shape, applied to an engine in one place. */
 export interface Perturbation {
   readonly shape?: PerturbationShape;
   readonly generator?: Generator;
 }
 
-/**
- * Sets the engine's replica to the perturbation's generator and shape (absent: 'iid' and 'isotropic').
- * The device passes hash z per parameter only, so a device engine refuses any other generator, naming the
- * fix, before anything changes.
- */
-export function followPerturbation(engine: Pick<Engine, 'params' | 'device' | 'session'>, p: Perturbation): void {
-  const generator = p.generator ?? 'iid';
-  if (generator !== 'iid' && engine.device) {
-    throw new Error(
-      `z comes from the ${generator} generator here, which the ${engine.session.executionProvider} engine does not run yet: ` +
-        'use the CPU engine (--provider cpu, or the setting fedkseed.engine.executionProvider: cpu)',
-    );
-  }
-  engine.params.setGenerator(generator);
+/** Sets the engine's replica to the perturbation's generator and shape (absent: 'iid' and 'isotropic'). */
+export function followPerturbation(engine: Pick<Engine, 'params'>, p: Perturbation): void {
+  engine.params.setGenerator(p.generator ?? 'iid');
   engine.params.setShape(p.shape ?? 'isotropic');
 }

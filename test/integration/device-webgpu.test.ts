@@ -309,87 +309,124 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('a CPU client and a WebGPU client hold bit-identical replicas after every round, on the device as on the host', async (t) => {
-  if (await skipWithoutWebGpu(t)) return;
-  const config: FederationConfig = {
-    k: 128,
-    federationSeed: 77,
-    epsilon: 1e-3,
-    eta: 2e-3,
-    tau: 4,
-    batchSize: 2,
-    sampling: 'uniform',
-    weighting: 'examples',
-    rounds: 3,
-    clientsPerRound: 2,
-    deadlineMs: 120_000,
-  };
-  const cpu = await openEngine({ model: modelDir, threads: 1, providers: ['cpu'] });
-  engines.push(cpu);
-  const gpu = await openEngine({ model: modelDir, threads: 1, providers: ['webgpu'] });
-  engines.push(gpu);
-  assert.equal(cpu.session.executionProvider, 'cpu');
-  assert.equal(gpu.session.executionProvider, 'webgpu');
-  assert.ok(gpu.device, 'the WebGPU engine keeps its weights on the device');
-  assert.ok(gpu.session.providerReport.adapterNote, 'the report names the adapter');
-  data = await loadDataset(join(packageRoot(), 'test', 'fixtures', 'data', 'code'), { tokenizer: cpu.tokenizer, seqLen: 32, heldOutFraction: 0.3 });
-  const server = await startServer({
-    config,
-    modelHash: Buffer.from(cpu.model.identity, 'hex'),
-    generatorVersion: 1,
-    paramCount: cpu.params.parameterCount,
-    storePath: join(dir, 'store'),
-    requireToken: false,
-    minClients: 2,
-  });
-  try {
-    const clients = [cpu, gpu].map((engine, i) => {
-      // The WebGPU client's digest is its device replica read back, checked against its host replica.
-      const trainer = new EngineLocalTrainer(engine, data, { batchSize: 2, seqLen: 32, clientSeed: i + 1, heldOutExamples: 4, checkDeviceReplica: true });
-      const client = new FederationClient({
-        url: server.url,
-        clientId: `${engine.session.executionProvider}-${i}`,
-        token: 'local',
-        trainer,
-        backoff: { initialMs: 20, maxMs: 200 },
-      });
-      const digests = new Map<number, string>();
-      client.on('synced', ({ round, digest }) => digests.set(round, digest));
-      return { client, digests };
+for (const generator of ['iid', 'rank1'] as const)
+  test(`a CPU client and a WebGPU client${generator === 'rank1' ? ' of a rank-1 federation' : ''} hold bit-identical replicas after every round, on the device as on the host`, async (t) => {
+    if (await skipWithoutWebGpu(t)) return;
+    const config: FederationConfig = {
+      ...(generator === 'rank1' ? { generator, shape: 'tensor-rms' as const } : {}),
+      k: 128,
+      federationSeed: 77,
+      epsilon: 1e-3,
+      eta: 2e-3,
+      tau: 4,
+      batchSize: 2,
+      sampling: 'uniform',
+      weighting: 'examples',
+      rounds: 3,
+      clientsPerRound: 2,
+      deadlineMs: 120_000,
+    };
+    const cpu = await openEngine({ model: modelDir, threads: 1, providers: ['cpu'] });
+    engines.push(cpu);
+    const gpu = await openEngine({ model: modelDir, threads: 1, providers: ['webgpu'] });
+    engines.push(gpu);
+    assert.equal(cpu.session.executionProvider, 'cpu');
+    assert.equal(gpu.session.executionProvider, 'webgpu');
+    assert.ok(gpu.device, 'the WebGPU engine keeps its weights on the device');
+    assert.ok(gpu.session.providerReport.adapterNote, 'the report names the adapter');
+    data = await loadDataset(join(packageRoot(), 'test', 'fixtures', 'data', 'code'), { tokenizer: cpu.tokenizer, seqLen: 32, heldOutFraction: 0.3 });
+    const server = await startServer({
+      config,
+      modelHash: Buffer.from(cpu.model.identity, 'hex'),
+      generatorVersion: 1,
+      paramCount: cpu.params.parameterCount,
+      storePath: join(dir, `store-${generator}`),
+      requireToken: false,
+      minClients: 2,
     });
-    const mismatches: unknown[] = [];
-    server.events.on('digestMismatch', (e) => mismatches.push(e));
-    const results = await Promise.all(clients.map((c) => c.client.run()));
-    assert.deepEqual(
-      results.map((r) => r.finalRound),
-      [3, 3],
-    );
-    for (let r = 1; r <= config.rounds; r++) {
-      const [a, b] = clients.map((c) => c.digests.get(r));
-      assert.ok(a !== undefined && a === b, `round ${r}: cpu ${a} webgpu ${b}`);
+    try {
+      const clients = [cpu, gpu].map((engine, i) => {
+        // The WebGPU client's digest is its device replica read back, checked against its host replica.
+        const trainer = new EngineLocalTrainer(engine, data, { batchSize: 2, seqLen: 32, clientSeed: i + 1, heldOutExamples: 4, checkDeviceReplica: true });
+        const client = new FederationClient({
+          url: server.url,
+          clientId: `${engine.session.executionProvider}-${i}`,
+          token: 'local',
+          trainer,
+          backoff: { initialMs: 20, maxMs: 200 },
+        });
+        const digests = new Map<number, string>();
+        client.on('synced', ({ round, digest }) => digests.set(round, digest));
+        return { client, digests };
+      });
+      const mismatches: unknown[] = [];
+      server.events.on('digestMismatch', (e) => mismatches.push(e));
+      const results = await Promise.all(clients.map((c) => c.client.run()));
+      assert.deepEqual(
+        results.map((r) => r.finalRound),
+        [3, 3],
+      );
+      for (let r = 1; r <= config.rounds; r++) {
+        const [a, b] = clients.map((c) => c.digests.get(r));
+        assert.ok(a !== undefined && a === b, `round ${r}: cpu ${a} webgpu ${b}`);
+      }
+      assert.equal(mismatches.length, 0);
+      const state = await server.store.loadState();
+      assert.ok(state && state.coefficients.some((c) => c !== 0), 'the federation moved the model');
+      assert.equal(await gpu.device?.digest(), cpu.params.digest(), 'the final replica on the device');
+    } finally {
+      await server.close();
     }
-    assert.equal(mismatches.length, 0);
-    const state = await server.store.loadState();
-    assert.ok(state && state.coefficients.some((c) => c !== 0), 'the federation moved the model');
-    assert.equal(await gpu.device?.digest(), cpu.params.digest(), 'the final replica on the device');
-  } finally {
-    await server.close();
+  });
+
+test("rank-1 passes on the device give the host's bits, isotropic and shaped, and only the compact z crosses the bus", async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
+  for (const shape of ['isotropic', 'tensor-rms'] as const) {
+    const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
+    const params = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
+    for (const set of [host, params]) {
+      set.setGenerator('rank1');
+      set.setShape(shape);
+    }
+    const weights = await DeviceWeights.create(params);
+    try {
+      const [a, b] = [seedKey(9, 1), seedKey(9, 2)];
+      host.perturb(a, 1e-3);
+      host.perturb(a, -2e-3);
+      host.perturb2(a, 1e-3 - 0.01 * 0.7, b, 1e-3);
+      await weights.perturb(a, 1e-3);
+      await weights.perturb(a, -2e-3);
+      await weights.perturb2(a, 1e-3 - 0.01 * 0.7, b, 1e-3);
+      assert.equal(await weights.digest(), host.digest(), `${shape}: three rank-1 passes on the device`);
+      // The weights crossed twice (upload, read-back); each pass sent only its seeds' compact z and scales.
+      const layout = params.rank1Layout();
+      assert.ok(layout !== null && layout.length < params.indexSpan / 4, `compact z of ${layout?.length} values for ${params.indexSpan}`);
+      assert.equal(weights.counter.weightTransfers, 2);
+      assert.equal(weights.counter.hostToDevice, params.indexSpan * 4 + 4 * (4 * layout.length + 4), 'four seed terms: compact z and scale each');
+      params.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
+      host.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
+      assert.equal(await weights.digest(), host.digest(), `${shape}: the rank-1 replica, uploaded`);
+    } finally {
+      await weights.release();
+    }
   }
 });
 
-test('a WebGPU engine refuses the rank-1 generator before changing anything, naming the CPU engine as the fix', async (t) => {
+test('a WebGPU engine runs a rank-1 run: the ZO step on the device lowers the loss', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const gpu = await openEngine({ model: modelDir, threads: 1, providers: ['webgpu'] });
   engines.push(gpu);
   assert.ok(gpu.device, 'the engine is device-resident');
-  const replica = gpu.params.digest();
-  assert.throws(
-    () => followPerturbation(gpu, { generator: 'rank1', shape: 'tensor-rms' }),
-    /rank1 generator here, which the webgpu engine does not run yet: use the CPU engine \(--provider cpu/,
+  followPerturbation(gpu, { generator: 'rank1', shape: 'tensor-rms' });
+  assert.equal(gpu.params.generator, 'rank1');
+  const batch = patternBatch(2, 16);
+  const before = await gpu.session.lossSum(batch);
+  const trainer = new ZoTrainer(gpu.weights, gpu.session, { federationSeed: 3, k: 4096, epsilon: 1e-3, eta: 2e-3 });
+  const result = await trainer.train({ steps: 30, seeds: new SeedSampler(4096, 5), nextBatch: () => batch });
+  const after = await gpu.session.lossSum(batch);
+  t.diagnostic(
+    `rank-1 on WebGPU: loss ${(before.lossSum / before.tokens).toFixed(4)} → ${(after.lossSum / after.tokens).toFixed(4)} in ${result.stepsRun} steps`,
   );
-  assert.equal(gpu.params.generator, 'iid');
-  assert.equal(gpu.params.shape, 'isotropic');
-  assert.equal(gpu.params.digest(), replica);
-  followPerturbation(gpu, { generator: 'iid', shape: 'tensor-rms' });
-  assert.equal(gpu.params.shape, 'tensor-rms');
+  assert.ok(after.lossSum / after.tokens < before.lossSum / before.tokens - 0.1, 'training on the device lowered the loss');
 });

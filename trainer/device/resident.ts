@@ -15,6 +15,9 @@ import { DataType, encodeGraph, int64Tensor, node, singleNodeGraph, valueInfo } 
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
 import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from './perturbation-graph';
 import type { ProviderReport } from './providers';
+import { buildRank1PassGraph, RANK1_PASS_NAMES } from './rank1-pass-graph';
+import { tableScale } from '../zo/kernels';
+import { compactValues, type CompactLayout } from '../zo/rank1';
 
 /** Bytes that crossed between host and device, as onnxruntime's inputs and outputs in host memory. */
 export class BusCounter {
@@ -87,6 +90,8 @@ export class DeviceWeights {
   private readonly passes = new Map<string, ort.InferenceSession>();
   /** Shaped passes (a non-isotropic shape): their sessions and the multipliers on the device, for one shape. */
   private shaped: { readonly shape: string; readonly passes: Map<string, ort.InferenceSession>; readonly multipliers: ort.Tensor } | null = null;
+  /** Rank-1 passes: the compact layout for the current shape and its sessions by seed count. */
+  private rank1: { readonly shape: string; readonly layout: CompactLayout; readonly sessions: Map<number, ort.InferenceSession> } | null = null;
 
   private constructor(
     readonly params: ParameterSet,
@@ -190,6 +195,7 @@ export class DeviceWeights {
   }
 
   private async pass(terms: { key: number; s: number }[]): Promise<void> {
+    if (this.params.generator === 'rank1') return this.rank1Pass(terms);
     const shaped = await this.shapedPasses();
     const sources = this.passSources(terms.map((t) => t.key));
     const session = await this.passSession(sources, shaped?.passes ?? this.passes, shaped !== null);
@@ -210,6 +216,40 @@ export class DeviceWeights {
       this.z?.values.dispose();
       this.z = { key: terms[terms.length - 1].key, values: z };
     }
+  }
+
+  /**
+   * A rank-1 pass: each seed's compact z (its factors and the other indices' values, the shape folded in),
+   * made on the host and expanded on the device. Per seed the bus carries ~0.2% of the weights' bytes.
+   */
+  private async rank1Pass(terms: { key: number; s: number }[]): Promise<void> {
+    const shape = this.params.shape;
+    if (this.rank1?.shape !== shape) {
+      await this.dropRank1();
+      this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map() };
+    }
+    const { layout, sessions } = this.rank1;
+    let session = sessions.get(terms.length);
+    if (!session) {
+      session = await ort.InferenceSession.create(buildRank1PassGraph(layout, terms.length === 1 ? 1 : 2), deviceSessionOptions(true));
+      sessions.set(terms.length, session);
+    }
+    const input = await this.current();
+    const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: input };
+    terms.forEach((t, k) => {
+      feeds[RANK1_PASS_NAMES.compact(k)] = new ort.Tensor('float32', compactValues(layout, t.key), [layout.length]);
+      feeds[RANK1_PASS_NAMES.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(t.s)), [1]);
+    });
+    const out = await session.run(feeds);
+    this.counter.count(feeds, out);
+    if (input !== this.replica) input.dispose();
+    this.local = out[RANK1_PASS_NAMES.output];
+  }
+
+  private async dropRank1(): Promise<void> {
+    const rank1 = this.rank1;
+    this.rank1 = null;
+    for (const s of rank1?.sessions.values() ?? []) await s.release();
   }
 
   /** Back to the replica: local passes are dropped (nothing is uploaded; the replica is still on the device). */
@@ -252,6 +292,7 @@ export class DeviceWeights {
     this.replica?.dispose();
     this.replica = null;
     await this.dropShaped();
+    await this.dropRank1();
     this.z?.values.dispose();
     this.z = null;
     for (const s of [...this.passes.values(), this.upload, this.download, this.fence]) await s?.release();

@@ -9,7 +9,7 @@ import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
 import type { PassWorker } from './pass-worker';
 import { defaultSpillDir, ReplicaFile, ScratchFile } from './replica-file';
-import { blockAt, matrixBlocks, rank1Accumulate, rank1PassRange, rank1SumsJobs, type MatrixBlock } from './rank1';
+import { blockAt, compactLayout, matrixBlocks, rank1Accumulate, rank1PassRange, rank1SumsJobs, type CompactLayout, type MatrixBlock } from './rank1';
 import { LocalSpanPasses, type PassRequest, type Segment } from './span-passes';
 import { shapeMultipliers, sumSquares, type PerturbationShape, type TensorEnergy } from './shape';
 
@@ -367,6 +367,15 @@ export class ParameterSet {
         eta,
       );
     }
+  }
+
+  /**
+   * Under the rank-1 generator, how a pass's z (times the shape's multipliers) travels compactly to a
+   * device: each matrix's factors and every other index's value (trainer/zo/rank1.ts); null under 'iid'.
+   */
+  rank1Layout(): CompactLayout | null {
+    if (this.blocks === null) return null;
+    return compactLayout(this.slots, this.multipliers, this.indexSpan);
   }
 
   /** S += Σ_j coeffs[j]·value_j over S (global indices from offset), under the set's generator. */
