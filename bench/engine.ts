@@ -5,6 +5,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DeviceModelSession, DeviceWeights } from '../trainer/device/resident';
 import { webgpuAdapterChoice, currentProviderEnvironment } from '../trainer/device/providers';
+import type { Generator } from '../protocol';
 import { describeAdapterChoice } from '../trainer/device/adapters';
 import { GPT2_PRESETS, gpt2ParamCount, loadModel, rewriteForTraining, type LoadedModel } from '../trainer/model';
 import { ModelSession } from '../trainer/device/session';
@@ -61,6 +62,8 @@ export interface DeviceSizeResult {
   readonly perturbParamsPerSecond: number;
   /** Dispatches and device bytes per step, counted from the graphs, and the step they predict on named GPUs. */
   readonly counts: DeviceStepCounts;
+  /** The same rows under the rank-1 generator (its passes expand each seed's compact z on the device). */
+  readonly rank1: { readonly steps: readonly DeviceStepResult[]; readonly perturbParamsPerSecond: number };
 }
 
 export interface StepTarget {
@@ -116,7 +119,6 @@ async function benchDevice(
 ): Promise<DeviceSizeResult> {
   const weights = await DeviceWeights.create(params);
   const session = new DeviceModelSession(model, weights, { maxSequence: SEQ });
-  const steps: DeviceStepResult[] = [];
   try {
     const counts = await deviceStepCounts(
       rewriteForTraining(model),
@@ -129,6 +131,33 @@ async function benchDevice(
       `${size} webgpu counts (from the graphs): ${counts.perStep.dispatches} dispatches and ${counts.perStep.bytesPerParameter.toFixed(0)} device bytes per parameter per step; ` +
         `perturbation ${p.cachedZ.dispatches} dispatches, ${p.cachedZ.bytesPerParameter.toFixed(0)} B/param (hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param)`,
     );
+    const iid = await timeDevice(size, model, params, weights, session, cpuSteps, o, 'iid');
+    params.setGenerator('rank1');
+    try {
+      const rank1 = await timeDevice(size, model, params, weights, session, cpuSteps, o, 'rank1');
+      return { ...iid, counts, rank1 };
+    } finally {
+      params.setGenerator('iid');
+    }
+  } finally {
+    await session.release();
+    await weights.release();
+  }
+}
+
+/** The step rows and the fused passes' throughput on the device, under the set's generator. */
+async function timeDevice(
+  size: EngineSize,
+  model: LoadedModel,
+  params: ParameterSet,
+  weights: DeviceWeights,
+  session: DeviceModelSession,
+  cpuSteps: readonly ZoStepTiming[],
+  o: SizeOptions,
+  generator: Generator,
+): Promise<{ steps: DeviceStepResult[]; perturbParamsPerSecond: number }> {
+  const steps: DeviceStepResult[] = [];
+  {
     for (const cpu of cpuSteps) {
       const { batch } = cpu;
       const timing = await measureZoStep(weights, session, {
@@ -155,7 +184,7 @@ async function benchDevice(
       const row = { ...timing, busBytesPerStep, cpuStepMs: cpu.stepMs, speedup: cpu.stepMs / timing.stepMs };
       steps.push(row);
       o.log(
-        `${size} batch ${batch} webgpu: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}, ${busBytesPerStep} bytes/step across the bus, ${row.speedup.toFixed(2)}× the CPU step`,
+        `${size} batch ${batch} webgpu ${generator}: step ${timing.stepMs.toFixed(1)} ms, two forwards ${timing.twoForwardsMs.toFixed(1)} ms, ratio ${timing.ratio.toFixed(3)}, ${busBytesPerStep} bytes/step across the bus, ${row.speedup.toFixed(2)}× the CPU step`,
       );
     }
     // Perturbation throughput: fused passes chained on the device, then one sync, minus a sync alone.
@@ -172,11 +201,8 @@ async function benchDevice(
       rounds.push((passes * params.indexSpan) / (Math.max(1e-3, performance.now() - t - syncMs) / 1000));
     }
     const perturbParamsPerSecond = median(rounds);
-    o.log(`${size} webgpu: fused perturbation ${(perturbParamsPerSecond / 1e9).toFixed(3)} G params/s`);
-    return { steps, perturbParamsPerSecond, counts };
-  } finally {
-    await session.release();
-    await weights.release();
+    o.log(`${size} webgpu ${generator}: fused perturbation ${(perturbParamsPerSecond / 1e9).toFixed(3)} G params/s`);
+    return { steps, perturbParamsPerSecond };
   }
 }
 

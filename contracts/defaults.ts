@@ -22,8 +22,8 @@ export const TRAINING_DEFAULTS = {
   shape: 'tensor-rms',
   /**
    * How z is generated (trainer/zo/rank1.ts): 'iid', every parameter hashed, the paper's. 'rank1' learns as
-   * well (docs/results.md) and applies a round in a fraction of the time at scale, but the WebGPU engine
-   * does not generate it yet, so a federation that chose it would turn GPU clients away.
+   * well (docs/results.md) and applies a round in a fraction of the time at scale; it stays opt-in while it
+   * is new (a federation's choice reaches every client in WELCOME).
    */
   generator: 'iid',
   /** Learning rate η of local training (and of a one-client federation, which averages nothing). */

@@ -1,5 +1,15 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { benchCacheDir, ENGINE_SIZES, ENGINE_TARGETS, mark, runEngineBench, type EngineBenchResult, type EngineSize } from '../../bench/engine';
+import {
+  benchCacheDir,
+  ENGINE_SIZES,
+  ENGINE_TARGETS,
+  mark,
+  runEngineBench,
+  type DeviceSizeResult,
+  type DeviceStepResult,
+  type EngineBenchResult,
+  type EngineSize,
+} from '../../bench/engine';
 import { runFederationBench, type FederationBenchReport } from '../../bench/federation';
 import { runGatewayBench, type GatewayBenchReport } from '../../bench/gateways';
 import { runGenerateBench, type GenerateBenchResult } from '../../bench/generate';
@@ -455,6 +465,12 @@ export function engineReport(r: EngineBenchResult): string {
   return out.join('\n');
 }
 
+/** A size's device rows, iid then rank1. */
+function deviceRows(d: DeviceSizeResult | undefined): { generator: string; t: DeviceStepResult }[] {
+  if (!d) return [];
+  return [...d.steps.map((t) => ({ generator: 'iid', t })), ...d.rank1.steps.map((t) => ({ generator: 'rank1', t }))];
+}
+
 /** The CPU table's rows on WebGPU, with bytes across the bus per step and the speed-up over this run's CPU step. */
 function webgpuReport(r: EngineBenchResult): string[] {
   const adapter = r.adapter;
@@ -462,11 +478,12 @@ function webgpuReport(r: EngineBenchResult): string[] {
   const out = [`WebGPU, weights resident on the device (adapter: ${adapter?.description ?? 'not identified'}; ${label})`];
   out.push(
     formatTable(
-      ['model', 'params', 'batch', '2 forwards ms', 'ZO step ms', 'step / 2 fwd', 'bus bytes/step', 'CPU step ms', 'speed-up'],
+      ['model', 'params', 'generator', 'batch', '2 forwards ms', 'ZO step ms', 'step / 2 fwd', 'bus bytes/step', 'CPU step ms', 'speed-up'],
       r.sizes.flatMap((s) =>
-        (s.webgpu?.steps ?? []).map((t) => [
+        deviceRows(s.webgpu).map(({ generator, t }) => [
           s.size,
           `${(s.parameters / 1e6).toFixed(1)}M`,
+          generator,
           String(t.batch),
           ms(t.twoForwardsMs),
           ms(t.stepMs),
@@ -476,7 +493,7 @@ function webgpuReport(r: EngineBenchResult): string[] {
           `${t.speedup.toFixed(2)}×`,
         ]),
       ),
-      'lrrrrrrrr',
+      'lrlrrrrrrr',
     ),
   );
   out.push(
@@ -485,21 +502,23 @@ function webgpuReport(r: EngineBenchResult): string[] {
   );
   out.push(
     formatTable(
-      ['model', 'perturb2 (fused) G params/s', 'perturb ms/step', 'perturb2 ms/step', 'forwards ms/step'],
+      ['model', 'generator', 'perturb2 (fused) G params/s', 'perturb ms/step', 'perturb2 ms/step', 'forwards ms/step'],
       r.sizes.flatMap((s) =>
         s.webgpu
           ? [
-              [
-                s.size,
-                ((s.webgpu.perturbParamsPerSecond ?? 0) / 1e9).toFixed(3),
-                ms(s.webgpu.steps[0]?.breakdown.perturb ?? NaN),
-                ms(s.webgpu.steps[0]?.breakdown.perturb2 ?? NaN),
-                ms(s.webgpu.steps[0]?.breakdown.forwards ?? NaN),
-              ],
-            ]
+              { generator: 'iid', d: s.webgpu },
+              { generator: 'rank1', d: s.webgpu.rank1 },
+            ].map(({ generator, d }) => [
+              s.size,
+              generator,
+              (d.perturbParamsPerSecond / 1e9).toFixed(3),
+              ms(d.steps[0]?.breakdown.perturb ?? NaN),
+              ms(d.steps[0]?.breakdown.perturb2 ?? NaN),
+              ms(d.steps[0]?.breakdown.forwards ?? NaN),
+            ])
           : [],
       ),
-      'lrrrr',
+      'llrrrr',
     ),
   );
   out.push('', ...deviceCountsReport(r));

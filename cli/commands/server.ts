@@ -107,7 +107,7 @@ export function registerServer(program: Command): void {
     .addOption(
       new Option(
         '--generator <name>',
-        "how z is generated, for every client: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale; CPU engine only)",
+        "how z is generated, for every client: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale)",
       )
         .choices(GENERATORS)
         .default(FEDERATION_DEFAULTS.generator),

@@ -85,7 +85,7 @@ export function registerSimulate(program: Command): void {
     .addOption(
       new Option(
         '--generator <name>',
-        "how z is generated, for every client: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale; CPU engine only)",
+        "how z is generated, for every client: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale)",
       )
         .choices(GENERATORS)
         .default(SIMULATION_DEFAULTS.generator),

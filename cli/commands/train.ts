@@ -74,7 +74,7 @@ export function registerTrain(program: Command): void {
     .addOption(
       new Option(
         '--generator <name>',
-        "how z is generated: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale; CPU engine only)",
+        "how z is generated: iid (every parameter hashed, the paper's) or rank1 (each matrix's z an outer product u·vᵀ: rounds apply faster at scale)",
       )
         .choices(GENERATORS)
         .default(TRAINING_DEFAULTS.generator),

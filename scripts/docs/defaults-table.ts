@@ -83,7 +83,7 @@ const ROWS: readonly Row[] = [
     server: FEDERATION_DEFAULTS.generator,
     simulate: SIMULATION_DEFAULTS.generator,
     extension: TRAINING_DEFAULTS.generator,
-    why: '`rank1` applies rounds faster at scale; the WebGPU engine runs only `iid` so far',
+    why: '`rank1` learns as fast and applies rounds faster at scale; `iid` stays the default while rank1 is new (docs/zo-engine.md)',
   },
   {
     quantity: 'learning rate η',
