@@ -3,7 +3,7 @@
 // multipliers folded in exactly) and the graph expands it, u·vᵀ per matrix, then applies
 // w = fl32(w + fl32(s'·z)) (and a second seed in order) as separate Mul and Add nodes: the host's roundings.
 // No hash runs on the device; a pass touches ~24 bytes a parameter instead of the iid graph's hundreds.
-import type { CompactLayout } from '../zo/rank1';
+import type { CompactLayout } from '../zo/rank1-compact';
 import { DataType, encodeGraph, int64Tensor, node, valueInfo } from '../model/onnx';
 import type { onnxTypes } from '../model/onnx';
 

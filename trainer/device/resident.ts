@@ -17,7 +17,7 @@ import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_
 import type { ProviderReport } from './providers';
 import { buildRank1PassGraph, RANK1_PASS_NAMES } from './rank1-pass-graph';
 import { tableScale } from '../zo/kernels';
-import { compactValues, type CompactLayout } from '../zo/rank1';
+import { compactValues, type CompactLayout } from '../zo/rank1-compact';
 
 /** Bytes that crossed between host and device, as onnxruntime's inputs and outputs in host memory. */
 export class BusCounter {

@@ -9,7 +9,8 @@ import { createKernels, type KernelChoice } from './kernels-select';
 import { FarRange } from './far-range';
 import type { PassWorker } from './pass-worker';
 import { defaultSpillDir, ReplicaFile, ScratchFile } from './replica-file';
-import { blockAt, compactLayout, matrixBlocks, rank1Accumulate, rank1PassRange, rank1SumsJobs, type CompactLayout, type MatrixBlock } from './rank1';
+import { blockAt, matrixBlocks, rank1Accumulate, rank1PassRange, rank1SumsJobs, type MatrixBlock } from './rank1';
+import { compactLayout, type CompactLayout } from './rank1-compact';
 import { LocalSpanPasses, type PassRequest, type Segment } from './span-passes';
 import { shapeMultipliers, sumSquares, type PerturbationShape, type TensorEnergy } from './shape';
 
