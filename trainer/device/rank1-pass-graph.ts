@@ -11,14 +11,25 @@ export const RANK1_PASS_NAMES = {
   weights: 'w',
   compact: (k: number) => `zc_${k}`,
   scale: (k: number) => `scale_${k}`,
+  /** Seed k's z already on the device (float32 [span]), expanded by an earlier pass. */
+  cachedZ: (k: number) => `z_${k}`,
   output: 'w_out',
+  /** The last seed's z, when this pass expanded it: a step's next passes of that seed read it. */
+  zOutput: 'z_out',
 } as const;
+
+/** Where a pass's seed comes from: its compact z, expanded here, or its z kept on the device. */
+export type Rank1Source = 'compact' | 'cached';
 
 /** Inputs per Concat: onnxruntime's WebGPU shaders bind a limited number of storage buffers. */
 const CONCAT_FANIN = 6;
 
-/** The pass graph for `seeds` (1 or 2) seeds over a layout's span. */
-export function buildRank1PassGraph(layout: CompactLayout, seeds: 1 | 2): Uint8Array {
+/**
+ * The pass graph for one or two seeds over a layout's span, each expanded from its compact z or read from
+ * its kept z; the last, when expanded, is also an output (kept for the step's next passes).
+ */
+export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Rank1Source[]): Uint8Array {
+  const seeds = sources.length;
   const nodes: onnxTypes.Node[] = [];
   const initializers: onnxTypes.Tensor[] = [];
   const constants = new Map<string, string>();
@@ -77,8 +88,16 @@ export function buildRank1PassGraph(layout: CompactLayout, seeds: 1 | 2): Uint8A
     return concat(parts);
   };
   let w: string = RANK1_PASS_NAMES.weights;
+  const outputs = [valueInfo(RANK1_PASS_NAMES.output, DataType.FLOAT, [layout.span])];
   for (let k = 0; k < seeds; k++) {
-    const z = expand(k);
+    let z: string = RANK1_PASS_NAMES.cachedZ(k);
+    if (sources[k] === 'compact') {
+      z = expand(k);
+      if (k === seeds - 1) {
+        nodes.push(node('Identity', [z], [RANK1_PASS_NAMES.zOutput], 'keep_z'));
+        outputs.push(valueInfo(RANK1_PASS_NAMES.zOutput, DataType.FLOAT, [layout.span]));
+      }
+    }
     const step = fresh('step');
     nodes.push(node('Mul', [z, RANK1_PASS_NAMES.scale(k)], [step], step));
     const out = k === seeds - 1 ? RANK1_PASS_NAMES.output : fresh('w');
@@ -86,15 +105,16 @@ export function buildRank1PassGraph(layout: CompactLayout, seeds: 1 | 2): Uint8A
     w = out;
   }
   const inputs = [valueInfo(RANK1_PASS_NAMES.weights, DataType.FLOAT, [layout.span])];
-  for (let k = 0; k < seeds; k++) {
-    inputs.push(valueInfo(RANK1_PASS_NAMES.compact(k), DataType.FLOAT, [layout.length]));
+  sources.forEach((source, k) => {
+    if (source === 'compact') inputs.push(valueInfo(RANK1_PASS_NAMES.compact(k), DataType.FLOAT, [layout.length]));
+    else inputs.push(valueInfo(RANK1_PASS_NAMES.cachedZ(k), DataType.FLOAT, [layout.span]));
     inputs.push(valueInfo(RANK1_PASS_NAMES.scale(k), DataType.FLOAT, [1]));
-  }
+  });
   return encodeGraph({
-    name: `rank1_pass_${seeds}`,
+    name: `rank1_pass_${sources.join('_')}`,
     node: nodes,
     initializer: initializers,
     input: inputs,
-    output: [valueInfo(RANK1_PASS_NAMES.output, DataType.FLOAT, [layout.span])],
+    output: outputs,
   });
 }

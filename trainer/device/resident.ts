@@ -15,7 +15,7 @@ import { DataType, encodeGraph, int64Tensor, node, singleNodeGraph, valueInfo } 
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
 import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from './perturbation-graph';
 import type { ProviderReport } from './providers';
-import { buildRank1PassGraph, RANK1_PASS_NAMES } from './rank1-pass-graph';
+import { buildRank1PassGraph, RANK1_PASS_NAMES, type Rank1Source } from './rank1-pass-graph';
 import { tableScale } from '../zo/kernels';
 import { compactValues, type CompactLayout } from '../zo/rank1-compact';
 
@@ -90,8 +90,16 @@ export class DeviceWeights {
   private readonly passes = new Map<string, ort.InferenceSession>();
   /** Shaped passes (a non-isotropic shape): their sessions and the multipliers on the device, for one shape. */
   private shaped: { readonly shape: string; readonly passes: Map<string, ort.InferenceSession>; readonly multipliers: ort.Tensor } | null = null;
-  /** Rank-1 passes: the compact layout for the current shape and its sessions by seed count. */
-  private rank1: { readonly shape: string; readonly layout: CompactLayout; readonly sessions: Map<number, ort.InferenceSession> } | null = null;
+  /**
+   * Rank-1 passes: the compact layout for the current shape, its sessions by seed sources, and the last
+   * expanded seed's z (the shape folded in), kept like the iid z so a step expands each seed once.
+   */
+  private rank1: {
+    readonly shape: string;
+    readonly layout: CompactLayout;
+    readonly sessions: Map<string, ort.InferenceSession>;
+    z: { readonly key: number; readonly values: ort.Tensor } | null;
+  } | null = null;
 
   private constructor(
     readonly params: ParameterSet,
@@ -226,29 +234,38 @@ export class DeviceWeights {
     const shape = this.params.shape;
     if (this.rank1?.shape !== shape) {
       await this.dropRank1();
-      this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map() };
+      this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map(), z: null };
     }
-    const { layout, sessions } = this.rank1;
-    let session = sessions.get(terms.length);
+    const rank1 = this.rank1;
+    const sources: Rank1Source[] = terms.map((t) => (rank1.z?.key === t.key ? 'cached' : 'compact'));
+    const name = sources.join(',');
+    let session = rank1.sessions.get(name);
     if (!session) {
-      session = await ort.InferenceSession.create(buildRank1PassGraph(layout, terms.length === 1 ? 1 : 2), deviceSessionOptions(true));
-      sessions.set(terms.length, session);
+      session = await ort.InferenceSession.create(buildRank1PassGraph(rank1.layout, sources), deviceSessionOptions(true));
+      rank1.sessions.set(name, session);
     }
     const input = await this.current();
     const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: input };
     terms.forEach((t, k) => {
-      feeds[RANK1_PASS_NAMES.compact(k)] = new ort.Tensor('float32', compactValues(layout, t.key), [layout.length]);
+      if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = (rank1.z as NonNullable<typeof rank1.z>).values;
+      else feeds[RANK1_PASS_NAMES.compact(k)] = new ort.Tensor('float32', compactValues(rank1.layout, t.key), [rank1.layout.length]);
       feeds[RANK1_PASS_NAMES.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(t.s)), [1]);
     });
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
     if (input !== this.replica) input.dispose();
     this.local = out[RANK1_PASS_NAMES.output];
+    const z = out[RANK1_PASS_NAMES.zOutput];
+    if (z) {
+      rank1.z?.values.dispose();
+      rank1.z = { key: terms[terms.length - 1].key, values: z };
+    }
   }
 
   private async dropRank1(): Promise<void> {
     const rank1 = this.rank1;
     this.rank1 = null;
+    rank1?.z?.values.dispose();
     for (const s of rank1?.sessions.values() ?? []) await s.release();
   }
 
