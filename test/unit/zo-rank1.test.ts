@@ -22,6 +22,7 @@ import {
 } from '../../trainer/zo/rank1';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
+import { compactValues } from '../../trainer/zo/rank1-compact';
 import { oddShapedModel } from '../helpers/float-fixtures';
 
 test('the factor table is pinned, mirrored, and its largest product is the exact range the protocol uses', () => {
@@ -270,4 +271,46 @@ test('the exact range under rank-1 is max|u·v| · Σ|C| < 2^53, checked before 
   assert.throws(() => params.applyCoefficientDelta(99, [1], [limit + 1], 0.01), /exactness bound: max\|value\| · Σ\|C_j\| = 76729/);
   assert.equal(params.digest(), before);
   params.applyCoefficientDelta(99, [1], [limit - 1], 1e-12);
+});
+
+test("a compact z expands to the host's z times each index's multiplier: isotropic, shaped (gaps 0) and merged runs", () => {
+  // Tensors of very different scales, so tensor-rms gives them different multipliers (and leaves the gaps alone).
+  const factors = [1, 0.25, 8, 1, 3, 0.01];
+  const model = oddShapedModel(1, 4242).map((t, i) => ({ ...t, data: t.data.map((x) => x * factors[i]) }));
+  for (const shape of ['isotropic', 'tensor-rms'] as const) {
+    const set = new ParameterSet(model);
+    set.setGenerator('rank1');
+    set.setShape(shape);
+    const layout = set.rank1Layout();
+    assert.ok(layout !== null);
+    assert.equal(layout.span, set.indexSpan);
+    const m = set.shapeMultipliers();
+    if (shape === 'tensor-rms') assert.ok(new Set(m.values()).size >= 3, 'distinct multipliers');
+    const blocks = matrixBlocks(set.tensors);
+    const key = seedKey(31, 4);
+    const compact = compactValues(layout, key);
+    assert.equal(compact.length, layout.length);
+    // Expand as the device graph does: u·m times v per block, values as they are, in span order.
+    const expanded = new Float64Array(layout.span);
+    for (const s of layout.segments) {
+      if (s.kind === 'values') for (let t = 0; t < s.length; t++) expanded[s.offset + t] = compact[s.at + t];
+      else
+        for (let r = 0; r < s.rows; r++) for (let c = 0; c < s.cols; c++) expanded[s.offset + r * s.cols + c] = compact[s.at + r] * compact[s.at + s.rows + c];
+    }
+    const covered = new Uint8Array(layout.span);
+    for (const s of layout.segments) covered.fill(1, s.offset, s.offset + (s.kind === 'values' ? s.length : s.rows * s.cols));
+    assert.ok(
+      covered.every((x) => x === 1),
+      'the segments cover the span',
+    );
+    for (let i = 0; i < layout.span; i++) {
+      const tensor = set.tensors.find((t) => i >= t.offset && i < t.offset + t.size);
+      const multiplier = tensor ? (m.get(tensor.name) as number) : set.shapeSpan() === null ? 1 : 0;
+      const expected = rank1Value(blocks, key, i) * multiplier;
+      assert.ok(expanded[i] === expected, `${shape} index ${i}: ${expanded[i]} for ${expected}`); // a gap's 0 may be −0 here
+      assert.ok(Number.isInteger(expanded[i] * 64), 'an exact float32');
+    }
+    // Matrices send R + C values, not R·C.
+    assert.ok(layout.length < set.indexSpan / 2, `${layout.length} compact values for ${set.indexSpan}`);
+  }
 });
