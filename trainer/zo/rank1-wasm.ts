@@ -1,6 +1,7 @@
 // The rank-1 generator's hot loops in WebAssembly SIMD (wasm/rank1.wat): a block's rows perturbed from its
 // factors, and the accumulator's product of two thin matrices. The host hashes the factors (rank1.ts) and
 // moves weights and sums through this module's memory, which grows as the largest call needs.
+import { simdModule } from './wasm/load';
 import { WASM_BASE64 } from './wasm/rank1.generated';
 
 interface Rank1Exports {
@@ -10,15 +11,7 @@ interface Rank1Exports {
   accumulate(S: number, cu: number, v: number, rows: number, cols: number, m: number): void;
 }
 
-let moduleCache: WebAssembly.Module | null | undefined;
-
-function compiledModule(): WebAssembly.Module | null {
-  if (moduleCache === undefined) {
-    const bytes = Buffer.from(WASM_BASE64, 'base64');
-    moduleCache = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
-  }
-  return moduleCache;
-}
+const compiledModule = simdModule(WASM_BASE64);
 
 /** Elements of weights moved per call: the block's rows are taken in runs of about this many. */
 const PASS_CHUNK = 1 << 16;

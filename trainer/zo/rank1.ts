@@ -7,7 +7,7 @@
 // u_r·v_c = Zr[a]·Zr[b] is an exact integer below 2^17 (exact in float32 too) and z = u_r·v_c / 4096 has
 // unit variance. Every pass and sum below is the iid path's arithmetic with that integer in place of Zq:
 // the same roundings in the same places, so replicas stay bit-identical and the exact path stays exact.
-import { checkedTable, seedKey, ZQ, zIndex } from './generator';
+import { checkedTable, ZQ, zIndex } from './generator';
 import { tableScale } from './kernels';
 import { Rank1Wasm, type Rank1SumsJob } from './rank1-wasm';
 
@@ -54,13 +54,15 @@ export function matrixBlocks(tensors: readonly { readonly offset: number; readon
 }
 
 /** u's integers for rows [from, to) of a block under a seed key (Zr values, scale 64). */
-export function rowFactors(key: number, block: MatrixBlock, from: number, to: number, out = new Float64Array(to - from)): Float64Array {
+export function rowFactors<T extends Float32Array | Float64Array = Float64Array>(key: number, block: MatrixBlock, from: number, to: number, out?: T): T {
+  out ??= new Float64Array(to - from) as T;
   for (let r = from; r < to; r++) out[r - from] = ZR[zIndex(key, block.offset + r)];
   return out;
 }
 
 /** v's integers for every column of a block under a seed key. */
-export function columnFactors(key: number, block: MatrixBlock, out = new Float64Array(block.cols)): Float64Array {
+export function columnFactors<T extends Float32Array | Float64Array = Float64Array>(key: number, block: MatrixBlock, out?: T): T {
+  out ??= new Float64Array(block.cols) as T;
   const base = block.offset + block.rows;
   for (let c = 0; c < block.cols; c++) out[c] = ZR[zIndex(key, base + c)];
   return out;
@@ -89,11 +91,6 @@ export function rank1Value(blocks: readonly MatrixBlock[], key: number, i: numbe
   return ZR[zIndex(key, block.offset + r)] * ZR[zIndex(key, block.offset + block.rows + c)];
 }
 
-/** z(F, j, i) of the rank-1 generator as a real number. */
-export function rank1Z(blocks: readonly MatrixBlock[], federationSeed: number, j: number, i: number): number {
-  return rank1Value(blocks, seedKey(federationSeed, j), i) / 4096;
-}
-
 /** A pass's seeds: keys and unscaled steps (one seed, or two applied in order). */
 export interface Rank1Pass {
   readonly keys: readonly number[];
@@ -118,21 +115,34 @@ export function rank1PassRange(
   loops: Rank1Loops = defaultRank1Loops(),
 ): void {
   const scales = pass.steps.map((s) => tableScale(s * multiplier));
-  let i = from;
-  while (i < to) {
+  walkParts(
+    blocks,
+    from,
+    to,
+    (a, b) => iidRange(w, base, pass.keys, scales, a, b),
+    (block, a, b) => (loops === 'js' ? blockRange(w, base, block, pass.keys, scales, a, b) : wasmBlockRange(loops, w, base, block, pass.keys, scales, a, b)),
+  );
+}
+
+/** Splits [from, to) into the parts outside every block and the parts inside each block, in index order. */
+function walkParts(
+  blocks: readonly MatrixBlock[],
+  from: number,
+  to: number,
+  outside: (from: number, to: number) => void,
+  inBlock: (block: MatrixBlock, from: number, to: number) => void,
+): void {
+  for (let i = from; i < to;) {
     const block = nextBlock(blocks, i);
-    const blockStart = block?.offset ?? to;
-    if (i < blockStart) {
-      const end = Math.min(to, blockStart);
-      iidRange(w, base, pass.keys, scales, i, end);
+    if (block === null || i < block.offset) {
+      const end = Math.min(to, block?.offset ?? to);
+      outside(i, end);
       i = end;
-      continue;
+    } else {
+      const end = Math.min(to, block.offset + block.rows * block.cols);
+      inBlock(block, i, end);
+      i = end;
     }
-    const b = block as MatrixBlock;
-    const end = Math.min(to, b.offset + b.rows * b.cols);
-    if (loops === 'js') blockRange(w, base, b, pass.keys, scales, i, end);
-    else wasmBlockRange(loops, w, base, b, pass.keys, scales, i, end);
-    i = end;
   }
 }
 
@@ -199,8 +209,8 @@ function wasmBlockRange(
   to: number,
 ): void {
   const { r0, r1, first, lastEnd } = rowSpan(block, from, to);
-  const u = keys.map((key) => Float32Array.from(rowFactors(key, block, r0, r1)));
-  const v = keys.map((key) => Float32Array.from(columnFactors(key, block)));
+  const u = keys.map((key) => rowFactors(key, block, r0, r1, new Float32Array(r1 - r0)));
+  const v = keys.map((key) => columnFactors(key, block, new Float32Array(block.cols)));
   wasm.passBlock(w, from - base, block.cols, r0, r1, first, lastEnd, u, v, scales);
 }
 
@@ -223,35 +233,31 @@ export function rank1Accumulate(
   coeffs: Float64Array,
   loops: Rank1Loops = defaultRank1Loops(),
 ): void {
-  const to = base + S.length;
-  let i = base;
-  while (i < to) {
-    const block = nextBlock(blocks, i);
-    const blockStart = block?.offset ?? to;
-    if (i < blockStart) {
-      const end = Math.min(to, blockStart);
-      for (let t = i; t < end; t++) {
+  walkParts(
+    blocks,
+    base,
+    base + S.length,
+    (from, to) => {
+      for (let t = from; t < to; t++) {
         let sum = 0;
         for (let j = 0; j < keys.length; j++) sum += coeffs[j] * ZQ[zIndex(keys[j], t)];
         S[t - base] += sum;
       }
-      i = end;
-      continue;
-    }
-    const b = block as MatrixBlock;
-    const end = Math.min(to, b.offset + b.rows * b.cols);
-    for (let j0 = 0; j0 < keys.length; j0 += SEED_GROUP) {
-      const groupKeys = keys.subarray(j0, j0 + SEED_GROUP);
-      const groupCoeffs = coeffs.subarray(j0, j0 + SEED_GROUP);
-      if (loops === 'js') accumulateBlock(S, base, b, groupKeys, groupCoeffs, i, end);
-      else wasmAccumulateBlock(loops, S, base, b, groupKeys, groupCoeffs, i, end);
-    }
-    i = end;
-  }
+    },
+    (block, from, to) => {
+      if (loops !== 'js') {
+        for (const job of rank1SumsJobs(block, keys, coeffs, from, to, from - base)) loops.accumulateBlock(job, S);
+        return;
+      }
+      for (let j0 = 0; j0 < keys.length; j0 += SEED_GROUP) {
+        accumulateBlock(S, base, block, keys.subarray(j0, j0 + SEED_GROUP), coeffs.subarray(j0, j0 + SEED_GROUP), from, to);
+      }
+    },
+  );
 }
 
 /** The job of a block's part [from, to) for a group of seeds: its factors, hashed here (few). */
-export function rank1SumsJob(S_at: number, block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): Rank1SumsJob {
+export function rank1SumsJob(at: number, block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): Rank1SumsJob {
   const { r0, r1, first, lastEnd } = rowSpan(block, from, to);
   const rows = r1 - r0;
   const m = keys.length;
@@ -262,28 +268,16 @@ export function rank1SumsJob(S_at: number, block: MatrixBlock, keys: Uint32Array
     for (let r = 0; r < rows; r++) u[r] *= coeffs[j];
     columnFactors(keys[j], block, v.subarray(j * block.cols, (j + 1) * block.cols));
   }
-  return { at: S_at, cols: block.cols, r0, r1, firstColumn: first, lastColumnEnd: lastEnd, m, cu, v };
+  return { at, cols: block.cols, r0, r1, firstColumn: first, lastColumnEnd: lastEnd, m, cu, v };
 }
 
-/** The jobs of a block's part [from, to) held in an S of its own (index 0 = from), one per group of seeds. */
-export function rank1SumsJobs(block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): Rank1SumsJob[] {
+/** The jobs of a block's part [from, to), one per group of seeds; `at`: where in S the part starts (0: an S of its own). */
+export function rank1SumsJobs(block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number, at = 0): Rank1SumsJob[] {
   const jobs: Rank1SumsJob[] = [];
-  for (let j0 = 0; j0 < keys.length; j0 += SEED_GROUP)
-    jobs.push(rank1SumsJob(0, block, keys.subarray(j0, j0 + SEED_GROUP), coeffs.subarray(j0, j0 + SEED_GROUP), from, to));
+  for (let j0 = 0; j0 < keys.length; j0 += SEED_GROUP) {
+    jobs.push(rank1SumsJob(at, block, keys.subarray(j0, j0 + SEED_GROUP), coeffs.subarray(j0, j0 + SEED_GROUP), from, to));
+  }
   return jobs;
-}
-
-function wasmAccumulateBlock(
-  wasm: Rank1Wasm,
-  S: Float64Array,
-  base: number,
-  block: MatrixBlock,
-  keys: Uint32Array,
-  coeffs: Float64Array,
-  from: number,
-  to: number,
-): void {
-  wasm.accumulateBlock(rank1SumsJob(from - base, block, keys, coeffs, from, to), S);
 }
 
 function accumulateBlock(S: Float64Array, base: number, block: MatrixBlock, keys: Uint32Array, coeffs: Float64Array, from: number, to: number): void {

@@ -30,16 +30,22 @@ export const LAYOUT = {
   residentBase: 17 * 65_536,
 } as const;
 
-let moduleCache: WebAssembly.Module | null | undefined;
-
-function compiledModule(): WebAssembly.Module | null {
-  if (moduleCache === undefined) {
-    const bytes = Buffer.from(WASM_BASE64, 'base64');
-    // validate() is false where the engine lacks WebAssembly SIMD: the JS kernels take over.
-    moduleCache = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
-  }
-  return moduleCache;
+/**
+ * Compiles base64 module bytes once: the module, or null where the engine lacks WebAssembly SIMD
+ * (validate() is false; the JS loops take over). One per generated module (kernels.wat, rank1.wat).
+ */
+export function simdModule(base64: string): () => WebAssembly.Module | null {
+  let cached: WebAssembly.Module | null | undefined;
+  return () => {
+    if (cached === undefined) {
+      const bytes = Buffer.from(base64, 'base64');
+      cached = WebAssembly.validate(bytes) ? new WebAssembly.Module(bytes) : null;
+    }
+    return cached;
+  };
 }
+
+const compiledModule = simdModule(WASM_BASE64);
 
 /** The compiled module, to instantiate elsewhere (a worker thread); throws where SIMD is unavailable. */
 export function kernelModule(): WebAssembly.Module {
