@@ -225,40 +225,42 @@ test("other exports (Optimum GPT-2 with and without a KV cache, Transformers.js 
   }
 });
 
-test('bytes across the bus per ZO step do not depend on the model size; the weights cross once', async (t) => {
-  if (await skipWithoutWebGpu(t)) return;
-  const perStep: number[] = [];
-  const sizes: number[] = [];
-  for (const c of [tiny({ dModel: 16, layers: 1 }), tiny({ dModel: 64, layers: 3, heads: 4 })]) {
-    const model = await gpt2(c);
-    const params = new ParameterSet(model.weights);
-    const counter = new BusCounter();
-    const weights = await DeviceWeights.create(params, counter);
-    const session = new DeviceModelSession(model, weights);
-    try {
-      const batch = patternBatch(2, 16);
-      const trainer = new ZoTrainer(weights, session, { federationSeed: 3, k: 1024, epsilon: 1e-3, eta: 1e-3 });
-      await trainer.train({ steps: 1, seeds: new SeedSampler(1024, 1), nextBatch: () => batch });
-      assert.equal(counter.weightTransfers, 1, 'the first pass uploaded the replica');
-      counter.reset();
-      const steps = 4;
-      await trainer.train({ steps, seeds: new SeedSampler(1024, 2), nextBatch: () => batch });
-      assert.equal(counter.weightTransfers, 0, 'no weights crossed during the steps');
-      const bytes = (counter.hostToDevice + counter.deviceToHost) / steps;
-      perStep.push(bytes);
-      sizes.push(params.parameterCount);
-      t.diagnostic(
-        `${params.parameterCount} parameters: ${bytes} bytes per step (${counter.hostToDevice / steps} to the device, ${counter.deviceToHost / steps} back)`,
-      );
-    } finally {
-      await session.release();
-      await weights.release();
+for (const generator of ['iid', 'rank1'] as const)
+  test(`bytes across the bus per ZO step do not depend on the model size; the weights cross once (${generator})`, async (t) => {
+    if (await skipWithoutWebGpu(t)) return;
+    const perStep: number[] = [];
+    const sizes: number[] = [];
+    for (const c of [tiny({ dModel: 16, layers: 1 }), tiny({ dModel: 64, layers: 3, heads: 4 })]) {
+      const model = await gpt2(c);
+      const params = new ParameterSet(model.weights);
+      params.setGenerator(generator);
+      const counter = new BusCounter();
+      const weights = await DeviceWeights.create(params, counter);
+      const session = new DeviceModelSession(model, weights);
+      try {
+        const batch = patternBatch(2, 16);
+        const trainer = new ZoTrainer(weights, session, { federationSeed: 3, k: 1024, epsilon: 1e-3, eta: 1e-3 });
+        await trainer.train({ steps: 1, seeds: new SeedSampler(1024, 1), nextBatch: () => batch });
+        assert.equal(counter.weightTransfers, 1, 'the first pass uploaded the replica');
+        counter.reset();
+        const steps = 4;
+        await trainer.train({ steps, seeds: new SeedSampler(1024, 2), nextBatch: () => batch });
+        assert.equal(counter.weightTransfers, 0, 'no weights crossed during the steps');
+        const bytes = (counter.hostToDevice + counter.deviceToHost) / steps;
+        perStep.push(bytes);
+        sizes.push(params.parameterCount);
+        t.diagnostic(
+          `${generator}, ${params.parameterCount} parameters: ${bytes} bytes per step (${counter.hostToDevice / steps} to the device, ${counter.deviceToHost / steps} back)`,
+        );
+      } finally {
+        await session.release();
+        await weights.release();
+      }
     }
-  }
-  assert.ok(sizes[1] > 20 * sizes[0], `two model sizes (${sizes.join(', ')})`);
-  assert.equal(perStep[1], perStep[0], 'bytes per step');
-  assert.ok(perStep[0] < 2048, `${perStep[0]} bytes per step: token ids, keys, scales and per-token losses only`);
-});
+    assert.ok(sizes[1] > 20 * sizes[0], `two model sizes (${sizes.join(', ')})`);
+    assert.equal(perStep[1], perStep[0], 'bytes per step');
+    assert.ok(perStep[0] < 2048, `${perStep[0]} bytes per step: token ids, keys, scales and per-token losses only`);
+  });
 
 test('ZO training on WebGPU lowers the loss', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
@@ -379,7 +381,7 @@ for (const generator of ['iid', 'rank1'] as const)
     }
   });
 
-test("rank-1 passes on the device give the host's bits, isotropic and shaped, and only the compact z crosses the bus", async (t) => {
+test("rank-1 passes on the device give the host's bits, isotropic and shaped, and only keys and scales cross the bus", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
   for (const shape of ['isotropic', 'tensor-rms'] as const) {
@@ -399,12 +401,10 @@ test("rank-1 passes on the device give the host's bits, isotropic and shaped, an
       await weights.perturb(a, -2e-3);
       await weights.perturb2(a, 1e-3 - 0.01 * 0.7, b, 1e-3);
       assert.equal(await weights.digest(), host.digest(), `${shape}: three rank-1 passes on the device`);
-      // The weights crossed twice (upload, read-back); the passes sent only compact z and scales:
-      const layout = params.rank1Layout();
-      assert.ok(layout !== null && layout.length < params.indexSpan / 4, `compact z of ${layout?.length} values for ${params.indexSpan}`);
+      // The weights crossed twice (upload, read-back); the passes sent only key bytes and scales:
       assert.equal(weights.counter.weightTransfers, 2);
-      // a's compact z once (its next passes read it on the device), b's once, and four scales.
-      assert.equal(weights.counter.hostToDevice, params.indexSpan * 4 + 2 * 4 * layout.length + 4 * 4, 'each seed expanded once');
+      // a's key once (its next passes read its z on the device), b's once (4 int32 each), and four scales.
+      assert.equal(weights.counter.hostToDevice, params.indexSpan * 4 + 2 * 16 + 4 * 4, 'each seed hashed once, on the device');
       params.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
       host.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
       assert.equal(await weights.digest(), host.digest(), `${shape}: the rank-1 replica, uploaded`);

@@ -5,7 +5,8 @@
 // provider runs on its device (docs/gpu.md).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { buildPerturbationGraph, hashFormFor, keyBytes, PerturbationGraphSession, type HashForm, type SeedTerm } from '../../trainer/device/perturbation-graph';
+import { keyBytes } from '../../trainer/device/arithmetic-hash';
+import { buildPerturbationGraph, hashFormFor, PerturbationGraphSession, type HashForm, type SeedTerm } from '../../trainer/device/perturbation-graph';
 import { seedKey } from '../../trainer/zo/generator';
 import { JsKernels } from '../../trainer/zo/kernels-js';
 import { WasmKernels } from '../../trainer/zo/kernels-wasm';

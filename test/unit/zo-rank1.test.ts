@@ -23,6 +23,9 @@ import {
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
 import { compactValues } from '../../trainer/zo/rank1-compact';
+import * as ort from 'onnxruntime-node';
+import { keyBytes } from '../../trainer/device/arithmetic-hash';
+import { buildRank1CompactGraph, compactPlan, RANK1_PASS_NAMES } from '../../trainer/device/rank1-pass-graph';
 import { oddShapedModel } from '../helpers/float-fixtures';
 
 test('the factor table is pinned, mirrored, and its largest product is the exact range the protocol uses', () => {
@@ -312,5 +315,35 @@ test("a compact z expands to the host's z times each index's multiplier: isotrop
     }
     // Matrices send R + C values, not R·C.
     assert.ok(layout.length < set.indexSpan / 2, `${layout.length} compact values for ${set.indexSpan}`);
+  }
+});
+
+test("the device hashes a compact z from the key alone, bit for bit the host's (onnxruntime CPU provider; WebGPU in the integration suite)", async () => {
+  const factors = [1, 0.25, 8, 1, 3, 0.01];
+  const model = oddShapedModel(1, 4242).map((t, i) => ({ ...t, data: t.data.map((x) => x * factors[i]) }));
+  for (const shape of ['isotropic', 'tensor-rms'] as const) {
+    const set = new ParameterSet(model);
+    set.setGenerator('rank1');
+    set.setShape(shape);
+    const layout = set.rank1Layout();
+    assert.ok(layout !== null);
+    const plan = compactPlan(layout);
+    assert.equal(plan.multipliers.includes(0), shape !== 'isotropic', 'a shaped layout has gaps (multiplier 0), an isotropic one none');
+    const session = await ort.InferenceSession.create(buildRank1CompactGraph(layout), { executionProviders: ['cpu'] });
+    try {
+      for (const key of [seedKey(31, 4), seedKey(31, 5), 0xffffffff, 0]) {
+        const feeds: Record<string, ort.Tensor> = {};
+        keyBytes(key).forEach((b, j) => (feeds[RANK1_PASS_NAMES.keyByte(0, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+        const device = (await session.run(feeds)).compact.data as Float32Array;
+        const host = compactValues(layout, key);
+        // Same bits, but a gap's 0 may be −0 on the device (0·Zq), which adds to a gap's +0 as +0 does.
+        const differ = device.findIndex((x, i) => !(Object.is(x, host[i]) || (x === 0 && host[i] === 0 && plan.multipliers[i] === 0)));
+        assert.equal(differ, -1, `${shape}, key ${key}: position ${differ}: ${device[differ]} for ${host[differ]}`);
+      }
+    } finally {
+      await session.release();
+    }
+    // Each pair is hashed once: factors and values both read half-words of the pairs in order.
+    assert.ok(plan.pairs.length <= Math.ceil(layout.length / 2) + layout.segments.length, `${plan.pairs.length} pairs for ${layout.length} values`);
   }
 });

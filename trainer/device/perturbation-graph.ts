@@ -14,6 +14,7 @@
 // See buildArithmeticGraph and docs/gpu.md.
 import * as ort from 'onnxruntime-node';
 import { PAIR_MULTIPLIER, ZQ } from '../zo/generator';
+import { arithmeticHash, arithmeticHashInitializers, FMIX_MUL_1, FMIX_MUL_2, keyBytes, uint32Scalar } from './arithmetic-hash';
 import { checkOffset, tableScale } from '../zo/kernels';
 import { createModel, DataType, encodeModel, floatTensor, int64Tensor, node, rawTensor, valueInfo, type onnxTypes } from '../model/onnx';
 import { createWithProviders, type ProviderReport, type ProviderRequest } from './providers';
@@ -45,13 +46,6 @@ export type HashForm = 'bitwise' | 'arithmetic';
 /** The hash form a provider runs entirely on its device. */
 export function hashFormFor(provider: string): HashForm {
   return provider === 'webgpu' ? 'arithmetic' : 'bitwise';
-}
-
-const FMIX_MUL_1 = 0x85ebca6b;
-const FMIX_MUL_2 = 0xc2b2ae35;
-
-function uint32Scalar(name: string, value: number): onnxTypes.Tensor {
-  return rawTensor(name, DataType.UINT32, [1], new Uint8Array(Uint32Array.of(value >>> 0).buffer));
 }
 
 /**
@@ -126,33 +120,9 @@ export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise', sh
   return encodeModel(model);
 }
 
-/** T_j[a·256 + b] = (a ^ b) << 8·j for bytes a, b: xor of two bytes, already moved to its byte place. */
-function xorTable(place: number): Uint32Array {
-  const t = new Uint32Array(65536);
-  for (let a = 0; a < 256; a++) for (let b = 0; b < 256; b++) t[a * 256 + b] = ((a ^ b) << (8 * place)) >>> 0;
-  return t;
-}
-
-/** The key's bytes as the arithmetic graph takes them, low to high: [k0 ^ k2, k1 ^ k3, k2, k3] (see buildArithmeticGraph). */
-export function keyBytes(key: number): [number, number, number, number] {
-  const k = key >>> 0;
-  const k3 = k >>> 24;
-  const k2 = (k >>> 16) & 255;
-  const k1 = (k >>> 8) & 255;
-  const k0 = k & 255;
-  return [k0 ^ k2, k1 ^ k3, k2, k3];
-}
-
 /**
- * The same function with no bitwise op, for providers without bitwise kernels (WebGPU). Every value is a
- * uint32 (or, as a gather index, an int32 below 2^16), so each op is exact:
- *   p·0x9E3779B1 and h·C are uint32 Mul (mod 2^32), h >>> k is Div by 2^k, h & (2^k − 1) is h − (h >>> k)·2^k;
- *   a ^ b for bytes is a Gather from a xor table. fmix32(m ^ key) is computed byte-wise:
- *   1. x = m ^ key and h = x ^ (x >>> 16) together: the bytes of h are [m3^k3, m2^k2, (m1^m3)^(k1^k3),
- *      (m0^m2)^(k0^k2)]; the m-side xors are shared by every seed, the k-side ones are the fed key bytes.
- *   2. h ·= C1; h ^= h >>> 13 as three byte xors (h's bytes with those of h >>> 13, whose top byte is 3 bits);
- *   3. h ·= C2; the final h ^= h >>> 16 leaves the high half-word (the even parameter's index) unchanged,
- *      and the low half-word (the odd one's) is two byte xors.
+ * The same function with no bitwise op, for providers without bitwise kernels (WebGPU): the hash of
+ * trainer/device/arithmetic-hash.ts over the pairs pair_offset + 0..P−1, then the same Gather, Mul and Add.
  * Inputs: w float32 [2P] (even length), pair_offset uint32 [1], pair_count int32 scalar P, per seed k the
  * key bytes key_k_b0..b3 (int32 [1], from keyBytes) and scale_k float32 [1]. Output w_out float32 [2P].
  */
@@ -190,48 +160,21 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
   };
   // A shaped pass scales seed k's step by each index's multiplier: fl32(scale_k·m) is exact (m a power of two).
   const shapedScale = (k: number): string => (shaped ? add('Mul', [N.scale(k), N.multiplier], `s${k}_scale_m`) : N.scale(k));
-  const u32 = (name: string, value: number): onnxTypes.Tensor => uint32Scalar(name, value);
   const int32Scalar = (name: string, value: number): onnxTypes.Tensor => rawTensor(name, DataType.INT32, [], new Uint8Array(Int32Array.of(value).buffer));
   const initializers: onnxTypes.Tensor[] = [
     floatTensor('zq', ZQ, [ZQ.length]),
-    ...[0, 1, 2, 3].map((j) => rawTensor(`xor_${8 * j}`, DataType.UINT32, [65536], new Uint8Array(xorTable(j).buffer))),
-    u32('u_pair_mul', PAIR_MULTIPLIER),
-    u32('u_fmix_1', FMIX_MUL_1),
-    u32('u_fmix_2', FMIX_MUL_2),
-    u32('u_256', 256),
-    u32('u_8192', 8192),
-    u32('u_65536', 65536),
-    u32('u_2p24', 2 ** 24),
+    ...arithmeticHashInitializers(),
     int32Scalar('i_0', 0),
     int32Scalar('i_1', 1),
-    int64Tensor('i_1v', [1]),
     int64Tensor('i_flat', [-1]),
   ];
-  const toIndex = (x: string, out: string): string => add('Cast', [x], out, { to: DataType.INT32 });
-  /** Bytes of a uint32 value, low to high: q = x/256, b0 = x − q·256, … */
-  const bytesOf = (x: string, tag: string, count: 2 | 3 | 4): string[] => {
-    const out: string[] = [];
-    let rest = x;
-    for (let j = 0; j < count - 1; j++) {
-      const q = add('Div', [rest, 'u_256'], `${tag}_q${j}`);
-      out.push(add('Sub', [rest, add('Mul', [q, 'u_256'], `${tag}_q${j}s`)], `${tag}_b${j}`));
-      rest = q;
-    }
-    out.push(rest);
-    return out;
-  };
-  /** (a ^ b) << 8·place for bytes a, b (uint32). */
-  const xorBytes = (a: string, b: string, place: number, tag: string): string =>
-    add('Gather', [`xor_${8 * place}`, toIndex(add('Add', [add('Mul', [a, 'u_256'], `${tag}_a`), b], `${tag}_ab`), `${tag}_i`)], tag, { axis: 0 });
+  const hash = arithmeticHash(add);
 
-  // Shared by every hashed seed: the pair premix m = (pair_offset + t)·0x9E3779B1 and its bytes.
+  // Shared by every hashed seed: the premix bytes of the pair indices pair_offset + t.
   let base: string[] = [];
   if (hashed) {
     const local = add('Cast', [add('Range', ['i_0', N.pairCount, 'i_1'], 'pair_range')], 'pair_local', { to: DataType.UINT32 });
-    const premix = add('Mul', [add('Add', [local, N.pairOffset], 'pair_index'), 'u_pair_mul'], 'premix');
-    const [m0, m1, m2, m3] = bytesOf(premix, 'm', 4);
-    const shifted = (x: string, tag: string): string => toIndex(add('Mul', [x, 'u_256'], `${tag}_s`), tag);
-    base = [shifted(xorBytes(m0, m2, 0, 'n0'), 'a0'), shifted(xorBytes(m1, m3, 0, 'n1'), 'a1'), shifted(m2, 'a2'), shifted(m3, 'a3')];
+    base = hash.premix(add('Add', [local, N.pairOffset], 'pair_index'));
   }
 
   let w: string = N.weights;
@@ -242,29 +185,7 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
       w = add('Add', [w, step], k === seeds - 1 ? N.output : `${t}_w`);
       continue;
     }
-    // 1. h = x ^ (x >>> 16), x = m ^ key.
-    const parts = base.map((a, j) => add('Gather', [`xor_${8 * j}`, add('Add', [a, N.keyByte(k, j)], `${t}_i${j}`)], `${t}_x${j}`, { axis: 0 }));
-    let h = add('Add', [add('Add', [parts[0], parts[1]], `${t}_x01`), add('Add', [parts[2], parts[3]], `${t}_x23`)], `${t}_h1`);
-    // 2. h ·= C1; h ^= h >>> 13.
-    h = add('Mul', [h, 'u_fmix_1'], `${t}_m1`);
-    const u = bytesOf(h, `${t}_u`, 4);
-    const sh = bytesOf(add('Div', [h, 'u_8192'], `${t}_sh`), `${t}_v`, 3);
-    const low = add('Add', [xorBytes(u[0], sh[0], 0, `${t}_y0`), xorBytes(u[1], sh[1], 1, `${t}_y1`)], `${t}_y01`);
-    const high = add('Add', [xorBytes(u[2], sh[2], 2, `${t}_y2`), add('Mul', [u[3], 'u_2p24'], `${t}_y3`)], `${t}_y23`);
-    h = add('Add', [low, high], `${t}_h2`);
-    // 3. h ·= C2; the even index is h >>> 16, the odd one (h & 0xFFFF) ^ (h >>> 16).
-    h = add('Mul', [h, 'u_fmix_2'], `${t}_m2`);
-    const hi = add('Div', [h, 'u_65536'], `${t}_hi`);
-    const lo = add('Sub', [h, add('Mul', [hi, 'u_65536'], `${t}_his`)], `${t}_lo`);
-    const [h2, h3] = bytesOf(hi, `${t}_hb`, 2);
-    const [h0, h1] = bytesOf(lo, `${t}_lb`, 2);
-    const odd = add('Add', [xorBytes(h1, h3, 1, `${t}_o1`), xorBytes(h0, h2, 0, `${t}_o0`)], `${t}_odd`);
-    const pairIndex = add(
-      'Concat',
-      [add('Unsqueeze', [toIndex(hi, `${t}_even_i`), 'i_1v'], `${t}_even2`), add('Unsqueeze', [toIndex(odd, `${t}_odd_i`), 'i_1v'], `${t}_odd2`)],
-      `${t}_pairs`,
-      { axis: 1 },
-    );
+    const pairIndex = hash.seedIndices(base, (j) => N.keyByte(k, j), t);
     const last = k === seeds - 1;
     const z = add('Gather', ['zq', add('Reshape', [pairIndex, 'i_flat'], `${t}_index`)], last && emitZ ? N.zOutput : `${t}_zq`, { axis: 0 });
     const step = add('Mul', [shapedScale(k), z], `${t}_step`);

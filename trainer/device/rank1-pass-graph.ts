@@ -1,15 +1,21 @@
-// A rank-1 pass on the device (docs/gpu.md, "The route that needs no kernel of its own"): the host sends a
-// seed's compact z (trainer/zo/rank1.ts: each matrix's factors, every other index's value, the shape's
-// multipliers folded in exactly) and the graph expands it, u·vᵀ per matrix, then applies
+// A rank-1 pass on the device (docs/gpu.md, "The route that needs no kernel of its own"): the graph hashes a
+// seed's compact z (trainer/zo/rank1-compact.ts: each matrix's factors, every other index's value, the
+// shape's multipliers folded in exactly) from its key, expands it u·vᵀ per matrix, then applies
 // w = fl32(w + fl32(s'·z)) (and a second seed in order) as separate Mul and Add nodes: the host's roundings.
-// No hash runs on the device; a pass touches ~24 bytes a parameter instead of the iid graph's hundreds.
+// The hash runs over the compact z's indices only (~0.2% of the span), so per seed only the key's bytes and
+// the scale cross the bus, whatever the model's size; a pass touches tens of bytes a parameter, not the iid
+// graph's hundreds.
 import type { CompactLayout } from '../zo/rank1-compact';
-import { DataType, encodeGraph, int64Tensor, node, valueInfo } from '../model/onnx';
+import { ZQ, ZQ_SIZE } from '../zo/generator';
+import { ZR } from '../zo/rank1';
+import { DataType, encodeGraph, floatTensor, int64Tensor, node, rawTensor, valueInfo } from '../model/onnx';
 import type { onnxTypes } from '../model/onnx';
+import { arithmeticHash, arithmeticHashInitializers, type AddNode } from './arithmetic-hash';
 
 export const RANK1_PASS_NAMES = {
   weights: 'w',
-  compact: (k: number) => `zc_${k}`,
+  /** Seed k's key bytes (int32 [1] each, from keyBytes), for a seed hashed here. */
+  keyByte: (k: number, j: number) => `key_${k}_b${j}`,
   scale: (k: number) => `scale_${k}`,
   /** Seed k's z already on the device (float32 [span]), expanded by an earlier pass. */
   cachedZ: (k: number) => `z_${k}`,
@@ -18,15 +24,106 @@ export const RANK1_PASS_NAMES = {
   zOutput: 'z_out',
 } as const;
 
-/** Where a pass's seed comes from: its compact z, expanded here, or its z kept on the device. */
-export type Rank1Source = 'compact' | 'cached';
+/** Where a pass's seed comes from: its key, hashed and expanded here, or its z kept on the device. */
+export type Rank1Source = 'hash' | 'cached';
 
 /** Inputs per Concat: onnxruntime's WebGPU shaders bind a limited number of storage buffers. */
 const CONCAT_FANIN = 6;
 
 /**
- * The pass graph for one or two seeds over a layout's span, each expanded from its compact z or read from
- * its kept z; the last, when expanded, is also an output (kept for the step's next passes).
+ * Where each compact value's table index comes from: the hashed pairs (each pair once, in order), for each
+ * position the pair's half it takes (2q or 2q + 1), its table (ZQ at 0, ZR at ZQ_SIZE in one table) and its
+ * multiplier. Hash indices are a block's offset + 0..R+C−1 for its factors, the index itself elsewhere.
+ */
+export function compactPlan(layout: CompactLayout): { pairs: Uint32Array; select: Int32Array; tableBase: Int32Array; multipliers: Float32Array } {
+  const pairs: number[] = [];
+  const select = new Int32Array(layout.length);
+  const tableBase = new Int32Array(layout.length);
+  const multipliers = new Float32Array(layout.length);
+  const put = (at: number, index: number, factor: boolean, multiplier: number): void => {
+    const pair = Math.floor(index / 2);
+    if (pairs.at(-1) !== pair) pairs.push(pair);
+    select[at] = 2 * (pairs.length - 1) + (index % 2);
+    tableBase[at] = factor ? ZQ_SIZE : 0;
+    multipliers[at] = multiplier;
+  };
+  for (const s of layout.segments) {
+    if (s.kind === 'block') {
+      for (let r = 0; r < s.rows; r++) put(s.at + r, s.offset + r, true, s.multiplier);
+      for (let c = 0; c < s.cols; c++) put(s.at + s.rows + c, s.offset + s.rows + c, true, 1);
+    } else {
+      for (let t = 0; t < s.length; t++) put(s.at + t, s.offset + t, false, s.multiplier);
+    }
+  }
+  return { pairs: Uint32Array.from(pairs), select, tableBase, multipliers };
+}
+
+/** ZQ then ZR, as float32 (their entries are small integers, exact). */
+function stackedTables(): Float32Array {
+  const table = new Float32Array(2 * ZQ_SIZE);
+  table.set(ZQ);
+  table.set(ZR, ZQ_SIZE);
+  return table;
+}
+
+/**
+ * Nodes that hash seed k's compact z from its key bytes: the pairs' table indices (the generator's hash,
+ * shared premix), each position's half, its table's value, times its multiplier (a power of two: exact).
+ * Returns the compact z's name (float32 [layout.length]), equal bit for bit to compactValues.
+ */
+function compactNodes(layout: CompactLayout, add: AddNode, initializers: onnxTypes.Tensor[], seeds: readonly number[]): Map<number, string> {
+  const plan = compactPlan(layout);
+  initializers.push(
+    ...arithmeticHashInitializers(),
+    rawTensor('r1_pairs', DataType.UINT32, [plan.pairs.length], new Uint8Array(plan.pairs.buffer)),
+    rawTensor('r1_select', DataType.INT32, [layout.length], new Uint8Array(plan.select.buffer)),
+    rawTensor('r1_table_base', DataType.INT32, [layout.length], new Uint8Array(plan.tableBase.buffer)),
+    floatTensor('r1_tables', stackedTables(), [2 * ZQ_SIZE]),
+    floatTensor('r1_multipliers', plan.multipliers, [layout.length]),
+    int64Tensor('r1_flat', [-1]),
+  );
+  const hash = arithmeticHash(add);
+  const premix = hash.premix('r1_pairs');
+  const out = new Map<number, string>();
+  for (const k of seeds) {
+    const t = `s${k}`;
+    const halves = add('Reshape', [hash.seedIndices(premix, (j) => RANK1_PASS_NAMES.keyByte(k, j), t), 'r1_flat'], `${t}_halves`);
+    const index = add('Add', [add('Gather', [halves, 'r1_select'], `${t}_sel`, { axis: 0 }), 'r1_table_base'], `${t}_index`);
+    // A gap's value is 0·Zq: −0 where Zq < 0, which adds to any weight as +0 does except −0 itself, and a
+    // gap (between tensors) holds +0.
+    out.set(k, add('Mul', [add('Gather', ['r1_tables', index], `${t}_table`, { axis: 0 }), 'r1_multipliers'], `${t}_compact`));
+  }
+  return out;
+}
+
+/** Seed 0's compact z, hashed from its key bytes: the first half of a pass, as its own graph (for tests). */
+export function buildRank1CompactGraph(layout: CompactLayout): Uint8Array {
+  const nodes: onnxTypes.Node[] = [];
+  const initializers: onnxTypes.Tensor[] = [];
+  const add: AddNode = (op, inputs, output, attrs = {}) => {
+    nodes.push(node(op, inputs, [output], output, attrs));
+    return output;
+  };
+  const compact = compactNodes(layout, add, initializers, [0]).get(0) as string;
+  nodes.push(node('Identity', [compact], ['compact'], 'compact'));
+  return encodeGraph({
+    name: 'rank1_compact',
+    node: nodes,
+    initializer: usedOnly(initializers, nodes),
+    input: [0, 1, 2, 3].map((j) => valueInfo(RANK1_PASS_NAMES.keyByte(0, j), DataType.INT32, [1])),
+    output: [valueInfo('compact', DataType.FLOAT, [layout.length])],
+  });
+}
+
+/** An unused initializer would still be uploaded. */
+function usedOnly(initializers: onnxTypes.Tensor[], nodes: onnxTypes.Node[]): onnxTypes.Tensor[] {
+  const used = new Set(nodes.flatMap((n) => n.input));
+  return initializers.filter((t) => used.has(t.name));
+}
+
+/**
+ * The pass graph for one or two seeds over a layout's span, each hashed and expanded from its key or read
+ * from its kept z; the last, when expanded, is also an output (kept for the step's next passes).
  */
 export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Rank1Source[]): Uint8Array {
   const seeds = sources.length;
@@ -74,8 +171,14 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
     }
     return level[0];
   };
+  const add: AddNode = (op, inputs, output, attrs = {}) => {
+    nodes.push(node(op, inputs, [output], output, attrs));
+    return output;
+  };
+  const hashed = sources.flatMap((source, k) => (source === 'hash' ? [k] : []));
+  const compacts = hashed.length > 0 ? compactNodes(layout, add, initializers, hashed) : new Map<number, string>();
   const expand = (k: number): string => {
-    const compact = RANK1_PASS_NAMES.compact(k);
+    const compact = compacts.get(k) as string;
     const parts = layout.segments.map((s) => {
       if (s.kind === 'values') return slice(compact, s.at, s.at + s.length);
       const u = reshape(slice(compact, s.at, s.at + s.rows), [s.rows, 1]);
@@ -91,7 +194,7 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
   const outputs = [valueInfo(RANK1_PASS_NAMES.output, DataType.FLOAT, [layout.span])];
   for (let k = 0; k < seeds; k++) {
     let z: string = RANK1_PASS_NAMES.cachedZ(k);
-    if (sources[k] === 'compact') {
+    if (sources[k] === 'hash') {
       z = expand(k);
       if (k === seeds - 1) {
         nodes.push(node('Identity', [z], [RANK1_PASS_NAMES.zOutput], 'keep_z'));
@@ -106,14 +209,14 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
   }
   const inputs = [valueInfo(RANK1_PASS_NAMES.weights, DataType.FLOAT, [layout.span])];
   sources.forEach((source, k) => {
-    if (source === 'compact') inputs.push(valueInfo(RANK1_PASS_NAMES.compact(k), DataType.FLOAT, [layout.length]));
+    if (source === 'hash') for (let j = 0; j < 4; j++) inputs.push(valueInfo(RANK1_PASS_NAMES.keyByte(k, j), DataType.INT32, [1]));
     else inputs.push(valueInfo(RANK1_PASS_NAMES.cachedZ(k), DataType.FLOAT, [layout.span]));
     inputs.push(valueInfo(RANK1_PASS_NAMES.scale(k), DataType.FLOAT, [1]));
   });
   return encodeGraph({
     name: `rank1_pass_${sources.join('_')}`,
     node: nodes,
-    initializer: initializers,
+    initializer: usedOnly(initializers, nodes),
     input: inputs,
     output: outputs,
   });

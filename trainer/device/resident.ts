@@ -17,7 +17,8 @@ import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_
 import type { ProviderReport } from './providers';
 import { buildRank1PassGraph, RANK1_PASS_NAMES, type Rank1Source } from './rank1-pass-graph';
 import { tableScale } from '../zo/kernels';
-import { compactValues, type CompactLayout } from '../zo/rank1-compact';
+import type { CompactLayout } from '../zo/rank1-compact';
+import { keyBytes } from './arithmetic-hash';
 
 /** Bytes that crossed between host and device, as onnxruntime's inputs and outputs in host memory. */
 export class BusCounter {
@@ -227,8 +228,8 @@ export class DeviceWeights {
   }
 
   /**
-   * A rank-1 pass: each seed's compact z (its factors and the other indices' values, the shape folded in),
-   * made on the host and expanded on the device. Per seed the bus carries ~0.2% of the weights' bytes.
+   * A rank-1 pass: each seed's compact z (its factors and the other indices' values, the shape folded in)
+   * hashed from its key and expanded on the device. Per seed the bus carries the key's bytes and a scale.
    */
   private async rank1Pass(terms: { key: number; s: number }[]): Promise<void> {
     const shape = this.params.shape;
@@ -237,7 +238,7 @@ export class DeviceWeights {
       this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map(), z: null };
     }
     const rank1 = this.rank1;
-    const sources: Rank1Source[] = terms.map((t) => (rank1.z?.key === t.key ? 'cached' : 'compact'));
+    const sources: Rank1Source[] = terms.map((t) => (rank1.z?.key === t.key ? 'cached' : 'hash'));
     const name = sources.join(',');
     let session = rank1.sessions.get(name);
     if (!session) {
@@ -248,7 +249,7 @@ export class DeviceWeights {
     const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: input };
     terms.forEach((t, k) => {
       if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = (rank1.z as NonNullable<typeof rank1.z>).values;
-      else feeds[RANK1_PASS_NAMES.compact(k)] = new ort.Tensor('float32', compactValues(rank1.layout, t.key), [rank1.layout.length]);
+      else keyBytes(t.key).forEach((b, j) => (feeds[RANK1_PASS_NAMES.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
       feeds[RANK1_PASS_NAMES.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(t.s)), [1]);
     });
     const out = await session.run(feeds);
