@@ -7,6 +7,9 @@ import { forwardCost, graphCost, optimizedGraph, perturbationStepCost, type Pert
 import { forwardCounts, GPUS, predictStep, type PartPrediction } from '../trainer/device/gpu-model';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape, type SpanLayout } from '../trainer/device/device-graph';
 import type { TrainingGraph } from '../trainer/model/rewrite';
+import { buildRank1PassGraph } from '../trainer/device/rank1-pass-graph';
+import { compactLayout } from '../trainer/zo/rank1-compact';
+import type { Generator } from '../protocol';
 
 export interface PerturbationCounts {
   readonly dispatches: number;
@@ -16,6 +19,7 @@ export interface PerturbationCounts {
 }
 
 export interface DevicePrediction {
+  readonly generator: Generator;
   readonly gpu: string;
   readonly batch: number;
   readonly perturbation: PartPrediction;
@@ -25,8 +29,11 @@ export interface DevicePrediction {
 
 export interface DeviceStepCounts {
   readonly parameters: number;
-  /** Hashing every seed in every pass (the graphs before the kept z), and the engine's passes now. */
-  readonly perturbation: { readonly hashEveryPass: PerturbationCounts; readonly cachedZ: PerturbationCounts };
+  /**
+   * Hashing every seed in every pass (the graphs before the kept z), the engine's passes now (iid), and its
+   * rank-1 passes (each seed's compact z hashed and expanded on the device, the last z kept).
+   */
+  readonly perturbation: { readonly hashEveryPass: PerturbationCounts; readonly cachedZ: PerturbationCounts; readonly rank1: PerturbationCounts };
   readonly forward: {
     /** Nodes of the device forward as built, and kernel launches after onnxruntime's optimizations (batch 1). */
     readonly builtNodes: number;
@@ -34,8 +41,8 @@ export interface DeviceStepCounts {
     readonly weightSlices: number;
     readonly weightBytesPerParameter: number;
   };
-  /** One step: the engine's two passes and two forwards. */
-  readonly perStep: { readonly dispatches: number; readonly bytesPerParameter: number };
+  /** One step: the engine's two passes and two forwards, under each generator. */
+  readonly perStep: Readonly<Record<Generator, { readonly dispatches: number; readonly bytesPerParameter: number }>>;
   readonly predictions: readonly DevicePrediction[];
 }
 
@@ -51,13 +58,15 @@ function summarise(c: PerturbationStepCost): PerturbationCounts {
 /** The counts of a step over `layout`'s span (bytes per parameter: per index of the span), and predictions at each padded shape. */
 export async function deviceStepCounts(
   training: TrainingGraph,
-  layout: SpanLayout,
+  layout: SpanLayout & { readonly tensors: Parameters<typeof compactLayout>[0] },
   shapes: readonly DeviceShape[],
   parameters: number,
 ): Promise<DeviceStepCounts> {
   const n = layout.indexSpan;
   const hashEveryPass = summarise(perturbationStepCost(n, 'hash-every-pass', (sources) => buildPerturbationGraph(sources.length, 'arithmetic')));
   const cachedZ = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildDevicePassGraph(sources)));
+  const compact = compactLayout(layout.tensors, null, n);
+  const rank1 = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildRank1PassGraph(compact, sources)));
   const first = shapes[0] ?? { batch: 1, seq: 128 };
   const built = rewriteForDevice(training, layout, first);
   const weights = forwardCost(built, DEVICE_NAMES.span);
@@ -69,17 +78,27 @@ export async function deviceStepCounts(
   });
   const dispatches = graphCost(optimized, {}).dispatches;
   const forward = { builtNodes: weights.cost.nodes, dispatches, weightSlices: weights.weightSlices, weightBytesPerParameter: weights.weightBytes / n };
-  const perturbation = { dispatches: cachedZ.dispatches, bytes: cachedZ.bytesPerParameter * n, operations: cachedZ.elementOpsPerParameter * n };
+  const byGenerator: [Generator, PerturbationCounts][] = [
+    ['iid', cachedZ],
+    ['rank1', rank1],
+  ];
   const predictions: DevicePrediction[] = [];
-  for (const shape of shapes) {
-    const forwards = forwardCounts({ dispatches, weightBytes: weights.weightBytes }, parameters, shape.batch * shape.seq);
-    for (const gpu of GPUS) predictions.push({ batch: shape.batch, ...predictStep({ perturbation, forwards }, gpu) });
+  for (const [generator, c] of byGenerator) {
+    const perturbation = { dispatches: c.dispatches, bytes: c.bytesPerParameter * n, operations: c.elementOpsPerParameter * n };
+    for (const shape of shapes) {
+      const forwards = forwardCounts({ dispatches, weightBytes: weights.weightBytes }, parameters, shape.batch * shape.seq);
+      for (const gpu of GPUS) predictions.push({ generator, batch: shape.batch, ...predictStep({ perturbation, forwards }, gpu) });
+    }
   }
+  const perStep = (c: PerturbationCounts): { dispatches: number; bytesPerParameter: number } => ({
+    dispatches: c.dispatches + 2 * dispatches,
+    bytesPerParameter: c.bytesPerParameter + (2 * weights.weightBytes) / n,
+  });
   return {
     parameters,
-    perturbation: { hashEveryPass, cachedZ },
+    perturbation: { hashEveryPass, cachedZ, rank1 },
     forward,
-    perStep: { dispatches: cachedZ.dispatches + 2 * dispatches, bytesPerParameter: cachedZ.bytesPerParameter + (2 * weights.weightBytes) / n },
+    perStep: { iid: perStep(cachedZ), rank1: perStep(rank1) },
     predictions,
   };
 }

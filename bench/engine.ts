@@ -128,8 +128,9 @@ async function benchDevice(
     );
     const p = counts.perturbation;
     o.log(
-      `${size} webgpu counts (from the graphs): ${counts.perStep.dispatches} dispatches and ${counts.perStep.bytesPerParameter.toFixed(0)} device bytes per parameter per step; ` +
-        `perturbation ${p.cachedZ.dispatches} dispatches, ${p.cachedZ.bytesPerParameter.toFixed(0)} B/param (hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param)`,
+      `${size} webgpu counts (from the graphs): iid ${counts.perStep.iid.dispatches} dispatches and ${counts.perStep.iid.bytesPerParameter.toFixed(0)} device bytes per parameter per step, ` +
+        `rank1 ${counts.perStep.rank1.dispatches} and ${counts.perStep.rank1.bytesPerParameter.toFixed(0)}; perturbation iid ${p.cachedZ.dispatches} dispatches, ${p.cachedZ.bytesPerParameter.toFixed(0)} B/param, ` +
+        `rank1 ${p.rank1.dispatches}, ${p.rank1.bytesPerParameter.toFixed(0)} B/param (iid hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param)`,
     );
     const iid = await timeDevice(size, model, params, weights, session, cpuSteps, o, 'iid');
     params.setGenerator('rank1');

@@ -535,36 +535,41 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
         'model',
         'perturb dispatches',
         'perturb B/param',
-        'hash every pass: dispatches',
+        'rank1 perturb dispatches',
+        'B/param',
+        'iid hash every pass: dispatches',
         'B/param',
         'forward nodes',
         'forward dispatches',
         'forward weight B/param',
-        'step dispatches',
-        'step B/param',
+        'step dispatches iid / rank1',
+        'step B/param iid / rank1',
       ],
       sized.map(({ size, c }) => [
         size,
         String(c.perturbation.cachedZ.dispatches),
         c.perturbation.cachedZ.bytesPerParameter.toFixed(0),
+        String(c.perturbation.rank1.dispatches),
+        c.perturbation.rank1.bytesPerParameter.toFixed(0),
         String(c.perturbation.hashEveryPass.dispatches),
         c.perturbation.hashEveryPass.bytesPerParameter.toFixed(0),
         String(c.forward.builtNodes),
         String(c.forward.dispatches),
         c.forward.weightBytesPerParameter.toFixed(1),
-        String(c.perStep.dispatches),
-        c.perStep.bytesPerParameter.toFixed(0),
+        `${c.perStep.iid.dispatches} / ${c.perStep.rank1.dispatches}`,
+        `${c.perStep.iid.bytesPerParameter.toFixed(0)} / ${c.perStep.rank1.bytesPerParameter.toFixed(0)}`,
       ]),
-      'lrrrrrrrrr',
+      'lrrrrrrrrrrr',
     ),
   );
   out.push('', 'Predicted step on named GPUs from those counts (peak bandwidth and FP32 rate, 5 µs per launch: lower bounds; trainer/device/gpu-model.ts)');
   out.push(
     formatTable(
-      ['model', 'batch', 'GPU', 'perturbation ms', 'bound', 'two forwards ms', 'bound', 'step ms'],
+      ['model', 'generator', 'batch', 'GPU', 'perturbation ms', 'bound', 'two forwards ms', 'bound', 'step ms'],
       sized.flatMap(({ size, c }) =>
         c.predictions.map((p) => [
           size,
+          p.generator,
           String(p.batch),
           p.gpu,
           p.perturbation.ms.toFixed(2),
@@ -574,7 +579,7 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
           p.stepMs.toFixed(2),
         ]),
       ),
-      'lrlrlrlr',
+      'llrlrlrlr',
     ),
   );
   return out;

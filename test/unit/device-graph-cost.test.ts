@@ -11,6 +11,8 @@ import { gpt2Bytes, parseModel, rewriteForTraining } from '../../trainer/model';
 import { seedKey } from '../../trainer/zo/generator';
 import { JsKernels } from '../../trainer/zo/kernels-js';
 import { ParameterSet } from '../../trainer/zo/parameters';
+import { compactLayout } from '../../trainer/zo/rank1-compact';
+import { buildRank1CompactGraph, buildRank1PassGraph } from '../../trainer/device/rank1-pass-graph';
 import { assertSameBits, mixedWeights } from '../helpers/float-fixtures';
 
 const sizes = (n: number) => ({ w: { dims: [n] }, pair_count: { dims: [], value: [n / 2] }, z_0: { dims: [n] } });
@@ -53,6 +55,31 @@ test('a kept z makes a pass two launches, and a step hash once: fewer launches a
   assert.equal(after.dispatches, oneHash.dispatches + 2 + 2);
   assert.ok(after.dispatches * 2 < before.dispatches, `${after.dispatches} vs ${before.dispatches}`);
   assert.ok(after.bytesPerParameter * 2 < before.bytesPerParameter, `${after.bytesPerParameter} vs ${before.bytesPerParameter}`);
+});
+
+test("a rank-1 step hashes factor-sized buffers only: its device bytes per parameter are a fraction of the iid step's, and its hash does not grow with the matrices", async () => {
+  const counts = [];
+  for (const dModel of [24, 96]) {
+    const model = await parseModel(
+      Buffer.from(gpt2Bytes({ vocab: 48, ctx: 16, dModel, layers: 2, heads: 3, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 3 })),
+      `gpt2-${dModel}x2`,
+    );
+    const params = new ParameterSet(model.weights, { kernel: 'js', resident: false });
+    const n = params.indexSpan;
+    const layout = compactLayout(params.tensors, null, n);
+    const rank1 = perturbationStepCost(n, 'cached-z', (s) => buildRank1PassGraph(layout, s));
+    const iid = perturbationStepCost(n, 'cached-z', (s) => buildDevicePassGraph(s));
+    // The −2εz pass is the same two launches either way: Mul and Add over the kept z.
+    assert.deepEqual(rank1.passes[1].cost.byOp, { Add: 1, Mul: 1 });
+    assert.ok(rank1.bytesPerParameter * 3 < iid.bytesPerParameter, `rank1 ${rank1.bytesPerParameter} vs iid ${iid.bytesPerParameter} B/param`);
+    const hashed = graphCost(buildRank1CompactGraph(layout), {});
+    counts.push({ n, compact: layout.length, hashBytes: hashed.readBytes + hashed.writeBytes, perParameter: rank1.bytesPerParameter });
+  }
+  const [small, large] = counts;
+  // Four times the width: ~16× the matrices' parameters, ~4× their factors; the hash follows the factors.
+  assert.ok(large.n > 10 * small.n, `${large.n} vs ${small.n}`);
+  assert.ok(large.hashBytes / small.hashBytes < large.n / small.n / 2, `hash bytes ${large.hashBytes} vs ${small.hashBytes}`);
+  assert.ok(large.perParameter < small.perParameter, `${large.perParameter} vs ${small.perParameter} B/param`);
 });
 
 test('a forward moves each weight three times (Slice reads and writes it, its consumer reads it): 12 B per parameter', async () => {
