@@ -18,6 +18,8 @@ import { rewriteForDevice } from '../../trainer/device/device-graph';
 import { buildDevicePassGraph, buildPerturbationGraph } from '../../trainer/device/perturbation-graph';
 import { nodePlacement } from '../../trainer/device/placement';
 import { BusCounter, DeviceModelSession, DeviceWeights } from '../../trainer/device/resident';
+import { MIN_ROW_WIDTH, rowWidth } from '../../trainer/device/rank1-pass-graph';
+import type { CompactLayout } from '../../trainer/zo/rank1-compact';
 import { followPerturbation, openEngine, type Engine } from '../../trainer/engine';
 import { greedyGenerate } from '../../trainer/model/generate';
 import { gpt2Bytes, loadModel, parseModel, rewriteForTraining, writeGpt2, type Gpt2Config, type LoadedModel } from '../../trainer/model';
@@ -383,14 +385,22 @@ for (const generator of ['iid', 'rank1'] as const)
 
 test("rank-1 passes on the device give the host's bits, isotropic and shaped, and only keys and scales cross the bus", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
-  const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
-  for (const shape of ['isotropic', 'tensor-rms'] as const) {
+  // Width 24: no row width of 32 or more, so a Concat tree assembles z; width 32: rows of 32 do.
+  for (const [dModel, heads, shape] of [
+    [24, 3, 'isotropic'],
+    [24, 3, 'tensor-rms'],
+    [32, 2, 'isotropic'],
+    [32, 2, 'tensor-rms'],
+  ] as const) {
+    const model = await gpt2(tiny({ vocab: 48, dModel, layers: 2, heads }));
     const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
     const params = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
     for (const set of [host, params]) {
       set.setGenerator('rank1');
       set.setShape(shape);
     }
+    const width = rowWidth(params.rank1Layout() as CompactLayout);
+    assert.equal(width >= MIN_ROW_WIDTH, dModel === 32, `row width ${width}`);
     const weights = await DeviceWeights.create(params);
     try {
       const [a, b] = [seedKey(9, 1), seedKey(9, 2)];
@@ -400,14 +410,14 @@ test("rank-1 passes on the device give the host's bits, isotropic and shaped, an
       await weights.perturb(a, 1e-3);
       await weights.perturb(a, -2e-3);
       await weights.perturb2(a, 1e-3 - 0.01 * 0.7, b, 1e-3);
-      assert.equal(await weights.digest(), host.digest(), `${shape}: three rank-1 passes on the device`);
+      assert.equal(await weights.digest(), host.digest(), `width ${dModel}, ${shape}: three rank-1 passes on the device`);
       // The weights crossed twice (upload, read-back); the passes sent only key bytes and scales:
       assert.equal(weights.counter.weightTransfers, 2);
       // a's key once (its next passes read its z on the device), b's once (4 int32 each), and four scales.
       assert.equal(weights.counter.hostToDevice, params.indexSpan * 4 + 2 * 16 + 4 * 4, 'each seed hashed once, on the device');
       params.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
       host.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
-      assert.equal(await weights.digest(), host.digest(), `${shape}: the rank-1 replica, uploaded`);
+      assert.equal(await weights.digest(), host.digest(), `width ${dModel}, ${shape}: the rank-1 replica, uploaded`);
     } finally {
       await weights.release();
     }

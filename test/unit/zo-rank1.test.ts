@@ -25,7 +25,16 @@ import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
 import { compactValues } from '../../trainer/zo/rank1-compact';
 import * as ort from 'onnxruntime-node';
 import { keyBytes } from '../../trainer/device/arithmetic-hash';
-import { buildRank1CompactGraph, compactPlan, RANK1_PASS_NAMES } from '../../trainer/device/rank1-pass-graph';
+import {
+  buildRank1CompactGraph,
+  buildRank1PassGraph,
+  compactPlan,
+  MIN_ROW_WIDTH,
+  RANK1_PASS_NAMES,
+  rowWidth,
+  type Rank1Source,
+} from '../../trainer/device/rank1-pass-graph';
+import { gpt2Bytes, parseModel } from '../../trainer/model';
 import { oddShapedModel } from '../helpers/float-fixtures';
 
 test('the factor table is pinned, mirrored, and its largest product is the exact range the protocol uses', () => {
@@ -315,6 +324,62 @@ test("a compact z expands to the host's z times each index's multiplier: isotrop
     }
     // Matrices send R + C values, not R·C.
     assert.ok(layout.length < set.indexSpan / 2, `${layout.length} compact values for ${set.indexSpan}`);
+  }
+});
+
+test("a rank-1 pass graph gives the host pass's bits (CPU provider), expanded by rows or by a Concat tree, isotropic and shaped, hashed or kept z", async () => {
+  const gpt = await parseModel(
+    Buffer.from(gpt2Bytes({ vocab: 64, ctx: 16, dModel: 32, layers: 2, heads: 2, mlpRatio: 2, tiedEmbeddings: true, dtype: 'float32', seed: 5 })),
+    'gpt2-32x2',
+  );
+  const models = [
+    { name: 'GPT-2 layout', weights: gpt.weights, rows: true },
+    { name: 'odd shapes', weights: oddShapedModel(1, 77), rows: false },
+  ];
+  for (const { name, weights, rows } of models) {
+    for (const shape of ['isotropic', 'tensor-rms'] as const) {
+      const host = new ParameterSet(weights.map((w) => ({ ...w, data: w.data.slice() })));
+      host.setGenerator('rank1');
+      host.setShape(shape);
+      const layout = host.rank1Layout();
+      assert.ok(layout !== null);
+      assert.equal(rowWidth(layout) >= MIN_ROW_WIDTH, rows, `${name}: row width ${rowWidth(layout)}`);
+      const run = async (sources: Rank1Source[], w: Float32Array, terms: { key: number; s: number }[], kept?: Float32Array) => {
+        const session = await ort.InferenceSession.create(buildRank1PassGraph(layout, sources), { executionProviders: ['cpu'], logSeverityLevel: 3 });
+        const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: new ort.Tensor('float32', w, [w.length]) };
+        terms.forEach((t, k) => {
+          if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = new ort.Tensor('float32', kept as Float32Array, [w.length]);
+          else keyBytes(t.key).forEach((b, j) => (feeds[RANK1_PASS_NAMES.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+          feeds[RANK1_PASS_NAMES.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(t.s)), [1]);
+        });
+        const out = await session.run(feeds);
+        await session.release();
+        return { w: out[RANK1_PASS_NAMES.output].data as Float32Array, z: out[RANK1_PASS_NAMES.zOutput]?.data as Float32Array | undefined };
+      };
+      const same = (a: Float32Array, b: Float32Array, what: string): void => {
+        const differ = a.findIndex((x, i) => !Object.is(x, b[i]));
+        assert.equal(differ, -1, `${name}, ${shape}, ${what}: index ${differ}: ${a[differ]} for ${b[differ]}`);
+      };
+      const [a, b] = [seedKey(8, 1), seedKey(8, 2)];
+      const first = await run(['hash'], host.spanData().slice(), [{ key: a, s: 1e-3 }]);
+      host.perturb(a, 1e-3);
+      same(first.w, host.spanData(), 'a hashed seed');
+      assert.ok(first.z, 'the last hashed seed returns its z');
+      const second = await run(['cached'], first.w, [{ key: a, s: -2e-3 }], first.z);
+      host.perturb(a, -2e-3);
+      same(second.w, host.spanData(), 'a kept z');
+      const third = await run(
+        ['cached', 'hash'],
+        second.w,
+        [
+          { key: a, s: 1e-3 - 0.07 },
+          { key: b, s: 1e-3 },
+        ],
+        first.z,
+      );
+      host.perturb2(a, 1e-3 - 0.07, b, 1e-3);
+      same(third.w, host.spanData(), 'a kept z, then a hashed seed');
+    }
   }
 });
 

@@ -1,7 +1,8 @@
 // A rank-1 pass on the device (docs/gpu.md, "The route that needs no kernel of its own"): the graph hashes a
 // seed's compact z (trainer/zo/rank1-compact.ts: each matrix's factors, every other index's value, the
-// shape's multipliers folded in exactly) from its key, expands it u·vᵀ per matrix, then applies
-// w = fl32(w + fl32(s'·z)) (and a second seed in order) as separate Mul and Add nodes: the host's roundings.
+// shape's multipliers folded in exactly) from its key, expands it u·vᵀ per matrix (by rows of the model's
+// width in two span-sized ops, else per matrix and a Concat tree), then applies w = fl32(w + fl32(s'·z))
+// (and a second seed in order) as separate Mul and Add nodes: the host's roundings.
 // The hash runs over the compact z's indices only (~0.2% of the span), so per seed only the key's bytes and
 // the scale cross the bus, whatever the model's size; a pass touches tens of bytes a parameter, not the iid
 // graph's hundreds.
@@ -29,6 +30,53 @@ export type Rank1Source = 'hash' | 'cached';
 
 /** Inputs per Concat: onnxruntime's WebGPU shaders bind a limited number of storage buffers. */
 const CONCAT_FANIN = 6;
+
+/** The narrowest rows the row expansion takes: its two row indices cost 8/W bytes a parameter. */
+export const MIN_ROW_WIDTH = 32;
+
+/**
+ * The layout's row width W: the largest that divides the span and every segment's offset, length and (for a
+ * block) column count. Cut into rows of W, every row of the span is one scalar times one W-vector: a block's
+ * row piece is u_r times a piece of v, a run of values is 1 times a piece of them. For transformer layouts W is
+ * the model width (768 for GPT-2 small); 0 for an empty layout.
+ */
+export function rowWidth(layout: CompactLayout): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  let w = layout.span;
+  for (const s of layout.segments) w = gcd(gcd(w, s.offset), s.kind === 'block' ? s.cols : s.length);
+  return w;
+}
+
+/**
+ * The row expansion's indices into the compact z with a 1 appended (at layout.length): the W-vectors, each a
+ * piece of a block's v or of a run of values (vectors × W), and per row of the span its vector and its scalar
+ * (u_r·m for a block's row, the appended 1 for values).
+ */
+export function rowPlan(layout: CompactLayout, width: number): { vectors: Int32Array; rowVector: Int32Array; rowScalar: Int32Array } {
+  const vectors: number[] = [];
+  const rowVector = new Int32Array(layout.span / width);
+  const rowScalar = new Int32Array(layout.span / width);
+  for (const s of layout.segments) {
+    const first = vectors.length / width;
+    const row = s.offset / width;
+    if (s.kind === 'block') {
+      for (let c = 0; c < s.cols; c++) vectors.push(s.at + s.rows + c);
+      const perRow = s.cols / width;
+      for (let r = 0; r < s.rows; r++)
+        for (let j = 0; j < perRow; j++) {
+          rowVector[row + r * perRow + j] = first + j;
+          rowScalar[row + r * perRow + j] = s.at + r;
+        }
+    } else {
+      for (let t = 0; t < s.length; t++) vectors.push(s.at + t);
+      for (let j = 0; j < s.length / width; j++) {
+        rowVector[row + j] = first + j;
+        rowScalar[row + j] = layout.length;
+      }
+    }
+  }
+  return { vectors: Int32Array.from(vectors), rowVector, rowScalar };
+}
 
 /**
  * Where each compact value's table index comes from: the hashed pairs (each pair once, in order), for each
@@ -177,8 +225,38 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
   };
   const hashed = sources.flatMap((source, k) => (source === 'hash' ? [k] : []));
   const compacts = hashed.length > 0 ? compactNodes(layout, add, initializers, hashed) : new Map<number, string>();
+  const width = rowWidth(layout);
+  const byRows = width >= MIN_ROW_WIDTH;
+  if (byRows && hashed.length > 0) {
+    const plan = rowPlan(layout, width);
+    initializers.push(
+      rawTensor('r1_vectors', DataType.INT32, [plan.vectors.length], new Uint8Array(plan.vectors.buffer)),
+      rawTensor('r1_row_vector', DataType.INT32, [plan.rowVector.length], new Uint8Array(plan.rowVector.buffer)),
+      rawTensor('r1_row_scalar', DataType.INT32, [plan.rowScalar.length], new Uint8Array(plan.rowScalar.buffer)),
+      floatTensor('r1_one', [1], [1]),
+    );
+  }
+  /**
+   * z over the span from a compact z in two span-sized ops whatever the number of tensors: each row of W is
+   * its W-vector (a Gather of rows) times its scalar (a broadcast Mul), u_r·v_c exact as below.
+   */
+  const expandByRows = (compact: string): string => {
+    const rows = layout.span / width;
+    const withOne = fresh('with_one');
+    nodes.push(node('Concat', [compact, 'r1_one'], [withOne], withOne, { axis: 0 }));
+    const vectorValues = fresh('vectors');
+    nodes.push(node('Gather', [withOne, 'r1_vectors'], [vectorValues], vectorValues, { axis: 0 }));
+    const byRow = fresh('row_vectors');
+    nodes.push(node('Gather', [reshape(vectorValues, [-1, width]), 'r1_row_vector'], [byRow], byRow, { axis: 0 }));
+    const scalars = fresh('row_scalars');
+    nodes.push(node('Gather', [withOne, 'r1_row_scalar'], [scalars], scalars, { axis: 0 }));
+    const product = fresh('rows');
+    nodes.push(node('Mul', [byRow, reshape(scalars, [rows, 1])], [product], product));
+    return reshape(product, [layout.span]);
+  };
   const expand = (k: number): string => {
     const compact = compacts.get(k) as string;
+    if (byRows) return expandByRows(compact);
     const parts = layout.segments.map((s) => {
       if (s.kind === 'values') return slice(compact, s.at, s.at + s.length);
       const u = reshape(slice(compact, s.at, s.at + s.rows), [s.rows, 1]);
