@@ -15,6 +15,8 @@ export interface PerturbationCounts {
   readonly dispatches: number;
   readonly bytesPerParameter: number;
   readonly elementOpsPerParameter: number;
+  /** Device memory during the larger pass, in weights (4 bytes a parameter): counted, not measured. */
+  readonly peakOverWeights: number | null;
   readonly passes: readonly { readonly role: string; readonly nodes: number; readonly dispatches: number; readonly byOp: Readonly<Record<string, number>> }[];
 }
 
@@ -51,6 +53,7 @@ function summarise(c: PerturbationStepCost): PerturbationCounts {
     dispatches: c.dispatches,
     bytesPerParameter: c.bytesPerParameter,
     elementOpsPerParameter: c.elementOpsPerParameter,
+    peakOverWeights: c.peakOverWeights,
     passes: c.passes.map((p) => ({ role: p.role, nodes: p.cost.nodes, dispatches: p.cost.dispatches, byOp: p.cost.byOp })),
   };
 }

@@ -130,7 +130,8 @@ async function benchDevice(
     o.log(
       `${size} webgpu counts (from the graphs): iid ${counts.perStep.iid.dispatches} dispatches and ${counts.perStep.iid.bytesPerParameter.toFixed(0)} device bytes per parameter per step, ` +
         `rank1 ${counts.perStep.rank1.dispatches} and ${counts.perStep.rank1.bytesPerParameter.toFixed(0)}; perturbation iid ${p.cachedZ.dispatches} dispatches, ${p.cachedZ.bytesPerParameter.toFixed(0)} B/param, ` +
-        `rank1 ${p.rank1.dispatches}, ${p.rank1.bytesPerParameter.toFixed(0)} B/param (iid hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param)`,
+        `rank1 ${p.rank1.dispatches}, ${p.rank1.bytesPerParameter.toFixed(0)} B/param (iid hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param); ` +
+        `device memory during a pass, counted: iid ${times(p.cachedZ.peakOverWeights)}, rank1 ${times(p.rank1.peakOverWeights)} the weights, and the replica kept beside them`,
     );
     const iid = await timeDevice(size, model, params, weights, session, cpuSteps, o, 'iid');
     params.setGenerator('rank1');
@@ -258,6 +259,9 @@ async function benchSize(size: EngineSize, o: SizeOptions): Promise<EngineSizeRe
 }
 
 export const mark = (met: boolean): string => (met ? '✓' : '✗');
+
+/** A multiple of the weights' bytes, or '?' where a size was not derived. */
+export const times = (x: number | null): string => (x === null ? '?' : `${x.toFixed(2)}×`);
 
 export async function runEngineBench(options: EngineBenchOptions = {}): Promise<EngineBenchResult> {
   const started = performance.now();

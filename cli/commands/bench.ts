@@ -4,6 +4,7 @@ import {
   ENGINE_SIZES,
   ENGINE_TARGETS,
   mark,
+  times,
   runEngineBench,
   type DeviceSizeResult,
   type DeviceStepResult,
@@ -544,6 +545,7 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
         'forward weight B/param',
         'step dispatches iid / rank1',
         'step B/param iid / rank1',
+        'pass peak, × weights iid / rank1',
       ],
       sized.map(({ size, c }) => [
         size,
@@ -558,8 +560,9 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
         c.forward.weightBytesPerParameter.toFixed(1),
         `${c.perStep.iid.dispatches} / ${c.perStep.rank1.dispatches}`,
         `${c.perStep.iid.bytesPerParameter.toFixed(0)} / ${c.perStep.rank1.bytesPerParameter.toFixed(0)}`,
+        `${times(c.perturbation.cachedZ.peakOverWeights)} / ${times(c.perturbation.rank1.peakOverWeights)}`,
       ]),
-      'lrrrrrrrrrrr',
+      'lrrrrrrrrrrrr',
     ),
   );
   out.push('', 'Predicted step on named GPUs from those counts (peak bandwidth and FP32 rate, 5 µs per launch: lower bounds; trainer/device/gpu-model.ts)');

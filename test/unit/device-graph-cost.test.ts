@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { forwardCost, graphCost, perturbationStepCost } from '../../trainer/device/graph-cost';
+import { DataType, encodeGraph, int64Tensor, node, valueInfo } from '../../trainer/model/onnx';
 import { rewriteForDevice, DEVICE_NAMES } from '../../trainer/device/device-graph';
 import { buildDevicePassGraph, buildPerturbationGraph, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from '../../trainer/device/perturbation-graph';
 import { gpt2Bytes, parseModel, rewriteForTraining } from '../../trainer/model';
@@ -38,6 +39,28 @@ test('counts follow from the graph: nodes by op, launches (views and folded cons
   assert.ok(bitwise.dispatches < bitwise.nodes - 2);
 });
 
+test('the peak counts what is live at once: inputs throughout, an intermediate until its last reader, a view as its base', () => {
+  const n = 1000;
+  const chain = (withView: boolean): Uint8Array =>
+    encodeGraph({
+      name: 'chain',
+      node: [
+        node('Mul', ['x', 'x'], ['a'], 'a'),
+        node('Mul', ['a', 'a'], ['b'], 'b'),
+        ...(withView ? [node('Reshape', ['a', 'flat'], ['a_view'], 'a_view')] : []),
+        node('Mul', ['b', 'b'], ['c'], 'c'),
+        node('Add', [withView ? 'a_view' : 'c', 'c'], ['y'], 'y'),
+      ],
+      initializer: [int64Tensor('flat', [-1])],
+      input: [valueInfo('x', DataType.FLOAT, [n])],
+      output: [valueInfo('y', DataType.FLOAT, [n])],
+    });
+  // x, a, b (a dies once b is made), c (b dies), y: never more than three buffers.
+  assert.equal(graphCost(chain(false), {}).peakBytes, 3 * (4 * n));
+  // a read through its view by the last node stays live: x, a, b and c when c is made.
+  assert.equal(graphCost(chain(true), {}).peakBytes, 4 * (4 * n));
+});
+
 test('a kept z makes a pass two launches, and a step hash once: fewer launches and bytes than hashing every pass', () => {
   const n = 1 << 16;
   const kept = graphCost(buildDevicePassGraph(['cached']), sizes(n));
@@ -45,6 +68,8 @@ test('a kept z makes a pass two launches, and a step hash once: fewer launches a
   assert.equal(kept.dispatches, 2);
   // Mul reads z (4 B), writes the step (4 B); Add reads w and the step, writes w (12 B): 20 B/param.
   assert.ok(Math.abs((kept.readBytes + kept.writeBytes) / n - 20) < 0.01);
+  // Live at once: w and z (inputs, held by the caller), the step, then w_out beside them; and the 4-byte scale.
+  assert.equal(kept.peakBytes, 4 * (4 * n) + 4);
 
   const before = perturbationStepCost(n, 'hash-every-pass', (s) => buildPerturbationGraph(s.length, 'arithmetic'));
   const after = perturbationStepCost(n, 'cached-z', (s) => buildDevicePassGraph(s));
@@ -70,7 +95,7 @@ test("a rank-1 step hashes factor-sized buffers only: its device bytes per param
     const rank1 = perturbationStepCost(n, 'cached-z', (s) => buildRank1PassGraph(layout, s));
     const iid = perturbationStepCost(n, 'cached-z', (s) => buildDevicePassGraph(s));
     // The −2εz pass is the same two launches either way: Mul and Add over the kept z.
-    assert.deepEqual(rank1.passes[1].cost.byOp, { Add: 1, Mul: 1 });
+    assert.deepEqual(rank1.passes[2].cost.byOp, { Add: 1, Mul: 1 });
     assert.ok(rank1.bytesPerParameter * 3 < iid.bytesPerParameter, `rank1 ${rank1.bytesPerParameter} vs iid ${iid.bytesPerParameter} B/param`);
     const hashed = graphCost(buildRank1CompactGraph(layout), {});
     counts.push({ n, compact: layout.length, hashBytes: hashed.readBytes + hashed.writeBytes, perParameter: rank1.bytesPerParameter });

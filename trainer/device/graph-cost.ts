@@ -75,6 +75,13 @@ export interface GraphCost {
   readonly unsized: number;
   /** Elements written by dispatched nodes: one arithmetic operation (or table read) each. */
   readonly elementOps: number;
+  /**
+   * Device memory live at once during a run, at its peak: the non-constant inputs (held by the caller
+   * throughout), the outputs from where they are made, and each intermediate from its node to its last
+   * reader, in node order, a view sharing its input's buffer. An upper bound on what a planner that never
+   * reuses a dying input's buffer in place would hold; null when a size is not derived here.
+   */
+  readonly peakBytes: number | null;
   readonly perNode: readonly NodeCost[];
 }
 
@@ -275,7 +282,60 @@ export function graphCost(model: Uint8Array, sizes: Readonly<Record<string, Inpu
     perNode.push({ op: n.opType, output: n.output[0], elements, dispatch, readBytes: read, writeBytes: write });
   }
   const sorted = Object.fromEntries(Object.entries(byOp).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
-  return { nodes: graph.node.length, byOp: sorted, dispatches, readBytes, writeBytes, largeOutputs, unsized, elementOps, perNode };
+  const peakBytes = peakLiveBytes(graph, values);
+  return { nodes: graph.node.length, byOp: sorted, dispatches, readBytes, writeBytes, largeOutputs, unsized, elementOps, peakBytes, perNode };
+}
+
+/** GraphCost.peakBytes, over the values graphCost derived. */
+function peakLiveBytes(graph: onnxTypes.Graph, values: ReadonlyMap<string, Value>): number | null {
+  const bytesOf = (v: Value | undefined): number | null => (v?.dims ? product(v.dims) * (ELEMENT_BYTES[v.type] ?? 4) : null);
+  /** Each value's buffer: its own, or for a view its input's. */
+  const buffer = new Map<string, string>();
+  const size = new Map<string, number>();
+  const lastUse = new Map<string, number>();
+  const held = new Set<string>();
+  let live = 0;
+  for (const input of graph.input) {
+    const v = values.get(input.name);
+    if (!v || v.constant) continue;
+    const bytes = bytesOf(v);
+    if (bytes === null) return null;
+    buffer.set(input.name, input.name);
+    held.add(input.name);
+    live += bytes;
+  }
+  for (const output of graph.output) held.add(output.name);
+  graph.node.forEach((n, i) => {
+    for (const name of n.input) {
+      const b = buffer.get(name);
+      if (b !== undefined) lastUse.set(b, i);
+    }
+    for (const name of n.output) {
+      const v = values.get(name);
+      if (!v || v.constant) continue;
+      buffer.set(name, VIEW_OPS.has(n.opType) && n.opType !== 'Shape' ? (buffer.get(n.input[0]) ?? name) : name);
+    }
+  });
+  // A graph output that is a view keeps its base buffer to the end.
+  for (const name of [...held]) {
+    const b = buffer.get(name);
+    if (b !== undefined) held.add(b);
+  }
+  let peak = live;
+  for (let i = 0; i < graph.node.length; i++) {
+    const n = graph.node[i];
+    for (const name of n.output) {
+      if (buffer.get(name) !== name) continue;
+      const bytes = bytesOf(values.get(name));
+      if (bytes === null) return null;
+      size.set(name, bytes);
+      live += bytes;
+    }
+    peak = Math.max(peak, live);
+    for (const [b, last] of lastUse) if (last === i && !held.has(b) && size.has(b)) live -= size.get(b) as number;
+    for (const name of n.output) if (buffer.get(name) === name && !lastUse.has(name) && !held.has(name)) live -= size.get(name) as number;
+  }
+  return peak;
 }
 
 /** `count ×op, …` for a line of a report. */
@@ -316,12 +376,15 @@ export interface PerturbationStepCost {
   /** Device memory bytes read and written per parameter, over the step's passes. */
   readonly bytesPerParameter: number;
   readonly elementOpsPerParameter: number;
+  /** The larger pass's peak device memory over the span's float32 bytes (4n): weights-sized buffers live at once. */
+  readonly peakOverWeights: number | null;
 }
 
 /**
- * The perturbation passes of one steady-state ZO step over n parameters (n even): the fused
- * restore/update + next seed, then −2εz. 'hash-every-pass' hashes each seed in each pass (two hashes, then
- * one); 'cached-z' (DeviceWeights) reads the z its previous pass kept and hashes the new seed only.
+ * The perturbation passes of one steady-state ZO step over n parameters (n even): restore/update and the
+ * next seed, then −2εz. 'hash-every-pass' hashes each seed in each pass (a fused run of two hashes, then
+ * one); 'cached-z' (DeviceWeights) runs one seed a run, reading the z its previous pass kept and hashing the
+ * new seed only.
  */
 export function perturbationStepCost(n: number, passes: StepPasses, build: (sources: readonly ('hash' | 'cached')[]) => Uint8Array): PerturbationStepCost {
   if (!Number.isInteger(n) || n < 2 || n % 2 !== 0) throw new RangeError(`n must be an even integer ≥ 2, got ${n}`);
@@ -332,7 +395,8 @@ export function perturbationStepCost(n: number, passes: StepPasses, build: (sour
           ['−2εz (hash)', ['hash']],
         ]
       : [
-          ['restore/update (kept z) + next seed (hash, z kept)', ['cached', 'hash']],
+          ['restore/update (kept z)', ['cached']],
+          ['next seed (hash, z kept)', ['hash']],
           ['−2εz (kept z)', ['cached']],
         ];
   const sizes = { w: { dims: [n] }, pair_count: { dims: [], value: [n / 2] }, m: { dims: [n] }, z_0: { dims: [n] }, z_1: { dims: [n] } };
@@ -343,6 +407,7 @@ export function perturbationStepCost(n: number, passes: StepPasses, build: (sour
     dispatches: total((c) => c.dispatches),
     bytesPerParameter: total((c) => c.readBytes + c.writeBytes) / n,
     elementOpsPerParameter: total((c) => c.elementOps) / n,
+    peakOverWeights: counted.some((p) => p.cost.peakBytes === null) ? null : Math.max(...counted.map((p) => p.cost.peakBytes as number)) / (4 * n),
   };
 }
 

@@ -110,7 +110,7 @@ export class DeviceWeights {
   ) {}
 
   /** The seed sources of the pass sessions created with the weights (a step's two passes and a first pass). */
-  static readonly STEP_PASSES: readonly (readonly SeedSource[])[] = [['hash'], ['cached'], ['cached', 'hash']];
+  static readonly STEP_PASSES: readonly (readonly SeedSource[])[] = [['hash'], ['cached']];
 
   static async create(params: ParameterSet, counter = new BusCounter()): Promise<DeviceWeights> {
     const sessions: ort.InferenceSession[] = [];
@@ -165,12 +165,14 @@ export class DeviceWeights {
     await this.pass([{ key, s }]);
   }
 
-  /** w += a·z(keyA) then + b·z(keyB), one fused run (restore+update and the next +εz). */
+  /**
+   * w += a·z(keyA) then + b·z(keyB) (restore/update and the next +εz): one run per seed, the same nodes as
+   * one run of both, so the same bits and device work. Apart, the kept z, the first step and its output are
+   * no longer live beside the second seed's buffers: the pass's peak falls by two weight-sized buffers.
+   */
   async perturb2(keyA: number, a: number, keyB: number, b: number): Promise<void> {
-    await this.pass([
-      { key: keyA, s: a },
-      { key: keyB, s: b },
-    ]);
+    await this.pass([{ key: keyA, s: a }]);
+    await this.pass([{ key: keyB, s: b }]);
   }
 
   /**
@@ -208,6 +210,11 @@ export class DeviceWeights {
     const shaped = await this.shapedPasses();
     const sources = this.passSources(terms.map((t) => t.key));
     const session = await this.passSession(sources, shaped?.passes ?? this.passes, shaped !== null);
+    if (sources.at(-1) === 'hash' && !sources.includes('cached')) {
+      // The run's z replaces the kept one, which it does not read: freed first, it is not live beside it.
+      this.z?.values.dispose();
+      this.z = null;
+    }
     const input = await this.current();
     const feeds = devicePassFeeds(sources, this.length, terms);
     feeds[PERTURBATION_NAMES.weights] = input;
@@ -244,6 +251,10 @@ export class DeviceWeights {
     if (!session) {
       session = await ort.InferenceSession.create(buildRank1PassGraph(rank1.layout, sources), deviceSessionOptions(true));
       rank1.sessions.set(name, session);
+    }
+    if (sources.at(-1) === 'hash' && !sources.includes('cached')) {
+      rank1.z?.values.dispose();
+      rank1.z = null;
     }
     const input = await this.current();
     const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: input };
