@@ -35,7 +35,13 @@ export interface DeviceStepCounts {
    * Hashing every seed in every pass (the graphs before the kept z), the engine's passes now (iid), and its
    * rank-1 passes (each seed's compact z hashed and expanded on the device, the last z kept).
    */
-  readonly perturbation: { readonly hashEveryPass: PerturbationCounts; readonly cachedZ: PerturbationCounts; readonly rank1: PerturbationCounts };
+  readonly perturbation: {
+    readonly hashEveryPass: PerturbationCounts;
+    readonly cachedZ: PerturbationCounts;
+    readonly rank1: PerturbationCounts;
+    /** Rank-1 passes that keep no z (above LEAN_RANK1_ABOVE parameters): each expands its seed. */
+    readonly rank1NoKeptZ: PerturbationCounts;
+  };
   readonly forward: {
     /** Nodes of the device forward as built, and kernel launches after onnxruntime's optimizations (batch 1). */
     readonly builtNodes: number;
@@ -70,6 +76,7 @@ export async function deviceStepCounts(
   const cachedZ = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildDevicePassGraph(sources)));
   const compact = compactLayout(layout.tensors, null, n);
   const rank1 = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildRank1PassGraph(compact, sources)));
+  const rank1NoKeptZ = summarise(perturbationStepCost(n, 'no-kept-z', (sources) => buildRank1PassGraph(compact, sources, false)));
   const first = shapes[0] ?? { batch: 1, seq: 128 };
   const built = rewriteForDevice(training, layout, first);
   const weights = forwardCost(built, DEVICE_NAMES.span);
@@ -99,7 +106,7 @@ export async function deviceStepCounts(
   });
   return {
     parameters,
-    perturbation: { hashEveryPass, cachedZ, rank1 },
+    perturbation: { hashEveryPass, cachedZ, rank1, rank1NoKeptZ },
     forward,
     perStep: { iid: perStep(cachedZ), rank1: perStep(rank1) },
     predictions,

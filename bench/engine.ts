@@ -131,7 +131,8 @@ async function benchDevice(
       `${size} webgpu counts (from the graphs): iid ${counts.perStep.iid.dispatches} dispatches and ${counts.perStep.iid.bytesPerParameter.toFixed(0)} device bytes per parameter per step, ` +
         `rank1 ${counts.perStep.rank1.dispatches} and ${counts.perStep.rank1.bytesPerParameter.toFixed(0)}; perturbation iid ${p.cachedZ.dispatches} dispatches, ${p.cachedZ.bytesPerParameter.toFixed(0)} B/param, ` +
         `rank1 ${p.rank1.dispatches}, ${p.rank1.bytesPerParameter.toFixed(0)} B/param (iid hashing every pass: ${p.hashEveryPass.dispatches}, ${p.hashEveryPass.bytesPerParameter.toFixed(0)} B/param); ` +
-        `device memory during a pass, counted: iid ${times(p.cachedZ.peakOverWeights)}, rank1 ${times(p.rank1.peakOverWeights)} the weights, and the replica kept beside them`,
+        `device memory at a run's peak, counted: iid ${times(p.cachedZ.peakOverWeights)}, rank1 ${times(p.rank1.peakOverWeights)} the weights; ` +
+        `rank1 keeping no z: ${p.rank1NoKeptZ.dispatches} dispatches, ${p.rank1NoKeptZ.bytesPerParameter.toFixed(0)} B/param, ${times(p.rank1NoKeptZ.peakOverWeights)}`,
     );
     const iid = await timeDevice(size, model, params, weights, session, cpuSteps, o, 'iid');
     params.setGenerator('rank1');

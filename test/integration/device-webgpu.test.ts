@@ -99,7 +99,7 @@ test('every node of the perturbation graphs and of the forward is assigned to We
   assert.ok(bitwise.elsewhere.some((n) => n.opType === 'BitwiseXor' && n.provider === 'CPUExecutionProvider'));
 });
 
-test("device passes give the host kernels' bits; resets and coefficient updates re-use or re-upload the exact replica", async (t) => {
+test("device passes give the host kernels' bits; a pass consumes the replica, resets and coefficient updates upload the exact one", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
   const model = await gpt2(tiny({ vocab: 48, dModel: 24, layers: 2, heads: 3 }));
   const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
@@ -120,12 +120,15 @@ test("device passes give the host kernels' bits; resets and coefficient updates 
 
     weights.resetToBase();
     assert.equal(await weights.digest(), params.digest(), 'reset: the replica');
-    assert.equal(weights.counter.weightTransfers, 3, 'the replica stayed on the device: no second upload');
+    // The first pass consumed the replica's buffer (never held beside the working weights): uploaded again.
+    assert.equal(weights.counter.weightTransfers, 4, 'a second upload, a second read-back');
+    assert.equal(await weights.digest(), params.digest(), 'reset again: the replica');
+    assert.equal(weights.counter.weightTransfers, 5, 'no pass since: the replica stayed on the device');
 
     params.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
     host.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
     assert.equal(await weights.digest(), host.digest(), 'the rebuilt replica, uploaded');
-    assert.equal(weights.counter.weightTransfers, 5);
+    assert.equal(weights.counter.weightTransfers, 7);
   } finally {
     await weights.release();
   }
@@ -385,12 +388,14 @@ for (const generator of ['iid', 'rank1'] as const)
 
 test("rank-1 passes on the device give the host's bits, isotropic and shaped, and only keys and scales cross the bus", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
-  // Width 24: no row width of 32 or more, so a Concat tree assembles z; width 32: rows of 32 do.
-  for (const [dModel, heads, shape] of [
-    [24, 3, 'isotropic'],
-    [24, 3, 'tensor-rms'],
-    [32, 2, 'isotropic'],
-    [32, 2, 'tensor-rms'],
+  // Width 24: no row width of 32 or more, so a Concat tree assembles z; width 32: rows of 32 do. Passes
+  // keep the expanded z for the next ones, or (as above LEAN_RANK1_ABOVE parameters) keep none.
+  for (const [dModel, heads, shape, keepRank1Z] of [
+    [24, 3, 'isotropic', true],
+    [24, 3, 'tensor-rms', true],
+    [32, 2, 'isotropic', true],
+    [32, 2, 'tensor-rms', true],
+    [32, 2, 'tensor-rms', false],
   ] as const) {
     const model = await gpt2(tiny({ vocab: 48, dModel, layers: 2, heads }));
     const host = new ParameterSet(model.weights.map((w) => ({ ...w, data: w.data.slice() })));
@@ -401,7 +406,8 @@ test("rank-1 passes on the device give the host's bits, isotropic and shaped, an
     }
     const width = rowWidth(params.rank1Layout() as CompactLayout);
     assert.equal(width >= MIN_ROW_WIDTH, dModel === 32, `row width ${width}`);
-    const weights = await DeviceWeights.create(params);
+    const weights = await DeviceWeights.create(params, undefined, { keepRank1Z });
+    assert.equal(weights.keepsRank1Z(), keepRank1Z);
     try {
       const [a, b] = [seedKey(9, 1), seedKey(9, 2)];
       host.perturb(a, 1e-3);
@@ -410,11 +416,17 @@ test("rank-1 passes on the device give the host's bits, isotropic and shaped, an
       await weights.perturb(a, 1e-3);
       await weights.perturb(a, -2e-3);
       await weights.perturb2(a, 1e-3 - 0.01 * 0.7, b, 1e-3);
-      assert.equal(await weights.digest(), host.digest(), `width ${dModel}, ${shape}: three rank-1 passes on the device`);
+      assert.equal(
+        await weights.digest(),
+        host.digest(),
+        `width ${dModel}, ${shape}, ${keepRank1Z ? 'z kept' : 'no z kept'}: three rank-1 passes on the device`,
+      );
       // The weights crossed twice (upload, read-back); the passes sent only key bytes and scales:
       assert.equal(weights.counter.weightTransfers, 2);
-      // a's key once (its next passes read its z on the device), b's once (4 int32 each), and four scales.
-      assert.equal(weights.counter.hostToDevice, params.indexSpan * 4 + 2 * 16 + 4 * 4, 'each seed hashed once, on the device');
+      // Kept z: a's key once (its next passes read its z on the device), b's once (4 int32 each); none kept:
+      // a key for each of the four seeds applied. And four scales.
+      const keys = keepRank1Z ? 2 : 4;
+      assert.equal(weights.counter.hostToDevice, params.indexSpan * 4 + keys * 16 + 4 * 4, 'each seed hashed on the device, keys and scales only');
       params.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
       host.applyCoefficientDelta(9, [1, 2, 7], [65536, -3 * 65536, 12345], 0.01);
       assert.equal(await weights.digest(), host.digest(), `width ${dModel}, ${shape}: the rank-1 replica, uploaded`);

@@ -94,6 +94,11 @@ test("a rank-1 step hashes factor-sized buffers only: its device bytes per param
     const layout = compactLayout(params.tensors, null, n);
     const rank1 = perturbationStepCost(n, 'cached-z', (s) => buildRank1PassGraph(layout, s));
     const iid = perturbationStepCost(n, 'cached-z', (s) => buildDevicePassGraph(s));
+    const lean = perturbationStepCost(n, 'no-kept-z', (s) => buildRank1PassGraph(layout, s, false));
+    // A run keeping z holds its input, z, the step and its output; keeping none frees z once its step is made.
+    assert.ok(Math.abs((rank1.peakOverWeights as number) - 4) < 0.1, `kept z: ${rank1.peakOverWeights}× the weights`);
+    assert.ok(Math.abs((lean.peakOverWeights as number) - 3) < 0.1, `no kept z: ${lean.peakOverWeights}× the weights`);
+    assert.ok(lean.dispatches > rank1.dispatches && lean.bytesPerParameter > rank1.bytesPerParameter, 're-expanding costs launches and bytes');
     // The −2εz pass is the same two launches either way: Mul and Add over the kept z.
     assert.deepEqual(rank1.passes[2].cost.byOp, { Add: 1, Mul: 1 });
     assert.ok(rank1.bytesPerParameter * 3 < iid.bytesPerParameter, `rank1 ${rank1.bytesPerParameter} vs iid ${iid.bytesPerParameter} B/param`);

@@ -344,8 +344,9 @@ test("a rank-1 pass graph gives the host pass's bits (CPU provider), expanded by
       const layout = host.rank1Layout();
       assert.ok(layout !== null);
       assert.equal(rowWidth(layout) >= MIN_ROW_WIDTH, rows, `${name}: row width ${rowWidth(layout)}`);
-      const run = async (sources: Rank1Source[], w: Float32Array, terms: { key: number; s: number }[], kept?: Float32Array) => {
-        const session = await ort.InferenceSession.create(buildRank1PassGraph(layout, sources), { executionProviders: ['cpu'], logSeverityLevel: 3 });
+      const run = async (sources: Rank1Source[], w: Float32Array, terms: { key: number; s: number }[], kept?: Float32Array, keepZ = true) => {
+        const graph = buildRank1PassGraph(layout, sources, keepZ);
+        const session = await ort.InferenceSession.create(graph, { executionProviders: ['cpu'], logSeverityLevel: 3 });
         const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: new ort.Tensor('float32', w, [w.length]) };
         terms.forEach((t, k) => {
           if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = new ort.Tensor('float32', kept as Float32Array, [w.length]);
@@ -361,7 +362,11 @@ test("a rank-1 pass graph gives the host pass's bits (CPU provider), expanded by
         assert.equal(differ, -1, `${name}, ${shape}, ${what}: index ${differ}: ${a[differ]} for ${b[differ]}`);
       };
       const [a, b] = [seedKey(8, 1), seedKey(8, 2)];
+      // A pass that keeps no z gives the same weights and returns no z.
+      const lean = await run(['hash'], host.spanData().slice(), [{ key: a, s: 1e-3 }], undefined, false);
+      assert.equal(lean.z, undefined);
       const first = await run(['hash'], host.spanData().slice(), [{ key: a, s: 1e-3 }]);
+      same(lean.w, first.w, 'no z kept');
       host.perturb(a, 1e-3);
       same(first.w, host.spanData(), 'a hashed seed');
       assert.ok(first.z, 'the last hashed seed returns its z');

@@ -362,7 +362,7 @@ export async function optimizedGraph(model: Uint8Array, options: ort.InferenceSe
 }
 
 /** Which perturbation graphs a step runs: the hash in every pass, or the device's z kept between passes. */
-export type StepPasses = 'hash-every-pass' | 'cached-z';
+export type StepPasses = 'hash-every-pass' | 'cached-z' | 'no-kept-z';
 
 export interface PassCount {
   /** What the pass does in the step. */
@@ -384,7 +384,7 @@ export interface PerturbationStepCost {
  * The perturbation passes of one steady-state ZO step over n parameters (n even): restore/update and the
  * next seed, then −2εz. 'hash-every-pass' hashes each seed in each pass (a fused run of two hashes, then
  * one); 'cached-z' (DeviceWeights) runs one seed a run, reading the z its previous pass kept and hashing the
- * new seed only.
+ * new seed only; 'no-kept-z' runs one seed a run, hashing each (a lean rank-1 set: DeviceWeightsOptions).
  */
 export function perturbationStepCost(n: number, passes: StepPasses, build: (sources: readonly ('hash' | 'cached')[]) => Uint8Array): PerturbationStepCost {
   if (!Number.isInteger(n) || n < 2 || n % 2 !== 0) throw new RangeError(`n must be an even integer ≥ 2, got ${n}`);
@@ -394,11 +394,17 @@ export function perturbationStepCost(n: number, passes: StepPasses, build: (sour
           ['restore/update + next seed (two hashes)', ['hash', 'hash']],
           ['−2εz (hash)', ['hash']],
         ]
-      : [
-          ['restore/update (kept z)', ['cached']],
-          ['next seed (hash, z kept)', ['hash']],
-          ['−2εz (kept z)', ['cached']],
-        ];
+      : passes === 'no-kept-z'
+        ? [
+            ['restore/update (hash)', ['hash']],
+            ['next seed (hash)', ['hash']],
+            ['−2εz (hash)', ['hash']],
+          ]
+        : [
+            ['restore/update (kept z)', ['cached']],
+            ['next seed (hash, z kept)', ['hash']],
+            ['−2εz (kept z)', ['cached']],
+          ];
   const sizes = { w: { dims: [n] }, pair_count: { dims: [], value: [n / 2] }, m: { dims: [n] }, z_0: { dims: [n] }, z_1: { dims: [n] } };
   const counted = plans.map(([role, sources]) => ({ role, cost: graphCost(build(sources), sizes, n / 2) }));
   const total = (f: (c: GraphCost) => number): number => counted.reduce((s, p) => s + f(p.cost), 0);

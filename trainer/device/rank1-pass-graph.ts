@@ -171,9 +171,10 @@ function usedOnly(initializers: onnxTypes.Tensor[], nodes: onnxTypes.Node[]): on
 
 /**
  * The pass graph for one or two seeds over a layout's span, each hashed and expanded from its key or read
- * from its kept z; the last, when expanded, is also an output (kept for the step's next passes).
+ * from its kept z; the last, when expanded, is also an output (kept for the step's next passes) unless
+ * `keepZ` is false, which frees it inside the run once its step is made.
  */
-export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Rank1Source[]): Uint8Array {
+export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Rank1Source[], keepZ = true): Uint8Array {
   const seeds = sources.length;
   const nodes: onnxTypes.Node[] = [];
   const initializers: onnxTypes.Tensor[] = [];
@@ -274,7 +275,7 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
     let z: string = RANK1_PASS_NAMES.cachedZ(k);
     if (sources[k] === 'hash') {
       z = expand(k);
-      if (k === seeds - 1) {
+      if (k === seeds - 1 && keepZ) {
         nodes.push(node('Identity', [z], [RANK1_PASS_NAMES.zOutput], 'keep_z'));
         outputs.push(valueInfo(RANK1_PASS_NAMES.zOutput, DataType.FLOAT, [layout.span]));
       }

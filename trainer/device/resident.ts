@@ -72,9 +72,25 @@ function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOp
   };
 }
 
+/** Above this many parameters a rank-1 pass keeps no z (memory over launches: see DeviceWeightsOptions). */
+export const LEAN_RANK1_ABOVE = 2 ** 28;
+
+export interface DeviceWeightsOptions {
+  /**
+   * Whether a rank-1 pass keeps its expanded z on the device for the step's next passes. Kept, a step
+   * expands each seed once and a run holds 4× the weights; not kept, every pass expands its seed again
+   * (one more hash of the compact z, a rows Gather and a Mul) and a run holds 3×. Default: kept up to
+   * LEAN_RANK1_ABOVE parameters (1 GiB of weights), where memory starts to matter more than launches.
+   */
+  readonly keepRank1Z?: boolean;
+}
+
 /** The weights of a ParameterSet, resident on the WebGPU device. */
 export class DeviceWeights {
-  /** The replica as uploaded (kept while the host's replica is unchanged), and its host version. */
+  /**
+   * The replica as uploaded, until a pass consumes it (its output replaces it: the device never holds the
+   * replica beside the working weights), and the host version it came from.
+   */
   private replica: ort.Tensor | null = null;
   private replicaVersion = -1;
   /** The working weights after local passes (null: the replica). */
@@ -107,17 +123,18 @@ export class DeviceWeights {
     private readonly upload: ort.InferenceSession,
     private readonly download: ort.InferenceSession,
     readonly counter: BusCounter,
+    private readonly options: DeviceWeightsOptions,
   ) {}
 
   /** The seed sources of the pass sessions created with the weights (a step's two passes and a first pass). */
   static readonly STEP_PASSES: readonly (readonly SeedSource[])[] = [['hash'], ['cached']];
 
-  static async create(params: ParameterSet, counter = new BusCounter()): Promise<DeviceWeights> {
+  static async create(params: ParameterSet, counter = new BusCounter(), options: DeviceWeightsOptions = {}): Promise<DeviceWeights> {
     const sessions: ort.InferenceSession[] = [];
     try {
       for (const onDevice of [true, false])
         sessions.push(await ort.InferenceSession.create(singleNodeGraph('copy', 'Identity', ['x'], params.indexSpan), deviceSessionOptions(onDevice)));
-      const weights = new DeviceWeights(params, sessions[0], sessions[1], counter);
+      const weights = new DeviceWeights(params, sessions[0], sessions[1], counter, options);
       // The passes a step runs are created now, so a device that cannot run them fails here.
       for (const sources of DeviceWeights.STEP_PASSES) sessions.push(await weights.passSession(sources, weights.passes, false));
       return weights;
@@ -141,7 +158,7 @@ export class DeviceWeights {
     return this.params.indexSpan;
   }
 
-  /** The weights to run with: the local ones, else the replica (uploaded first if the host's changed). */
+  /** The weights to run with: the local ones, else the replica (uploaded first if the host's changed or a pass consumed it). */
   async current(): Promise<ort.Tensor> {
     this.checkOpen();
     if (this.params.version !== this.replicaVersion) {
@@ -149,6 +166,8 @@ export class DeviceWeights {
       this.dropLocal();
       this.replica?.dispose();
       this.replica = null;
+    }
+    if (this.local === null && this.replica === null) {
       const host = this.params.spanData();
       const feeds = { x: new ort.Tensor('float32', host, [host.length]) };
       const out = await this.upload.run(feeds);
@@ -224,9 +243,7 @@ export class DeviceWeights {
     });
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
-    // Ping-pong: the new buffer replaces the old one, which goes back to onnxruntime's buffer cache.
-    if (input !== this.replica) input.dispose();
-    this.local = out[PERTURBATION_NAMES.output];
+    this.replaceInput(input, out[PERTURBATION_NAMES.output]);
     const z = out[PERTURBATION_NAMES.zOutput];
     if (z) {
       this.z?.values.dispose();
@@ -245,11 +262,12 @@ export class DeviceWeights {
       this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map(), z: null };
     }
     const rank1 = this.rank1;
+    const keepZ = this.keepsRank1Z();
     const sources: Rank1Source[] = terms.map((t) => (rank1.z?.key === t.key ? 'cached' : 'hash'));
-    const name = sources.join(',');
+    const name = `${sources.join(',')}${keepZ ? '' : ',lean'}`;
     let session = rank1.sessions.get(name);
     if (!session) {
-      session = await ort.InferenceSession.create(buildRank1PassGraph(rank1.layout, sources), deviceSessionOptions(true));
+      session = await ort.InferenceSession.create(buildRank1PassGraph(rank1.layout, sources, keepZ), deviceSessionOptions(true));
       rank1.sessions.set(name, session);
     }
     if (sources.at(-1) === 'hash' && !sources.includes('cached')) {
@@ -265,13 +283,27 @@ export class DeviceWeights {
     });
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
-    if (input !== this.replica) input.dispose();
-    this.local = out[RANK1_PASS_NAMES.output];
+    this.replaceInput(input, out[RANK1_PASS_NAMES.output]);
     const z = out[RANK1_PASS_NAMES.zOutput];
     if (z) {
       rank1.z?.values.dispose();
       rank1.z = { key: terms[terms.length - 1].key, values: z };
     }
+  }
+
+  /** Whether rank-1 passes keep their z (DeviceWeightsOptions.keepRank1Z). */
+  keepsRank1Z(): boolean {
+    return this.options.keepRank1Z ?? this.length <= LEAN_RANK1_ABOVE;
+  }
+
+  /**
+   * Ping-pong: a pass's output replaces its input, which goes back to onnxruntime's buffer cache; the replica
+   * too (a reset uploads it again: one upload, where holding it would cost the device a weights' worth).
+   */
+  private replaceInput(input: ort.Tensor, output: ort.Tensor): void {
+    if (input === this.replica) this.replica = null;
+    input.dispose();
+    this.local = output;
   }
 
   private async dropRank1(): Promise<void> {
