@@ -243,11 +243,11 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
   }
 }
 
-/** Starts `fedkseed bench memory-probe <probe>` and returns its result (its last stdout line). */
-function probeInChild(probe: MemoryProbe): Promise<ProbeResult> {
+/** Starts `fedkseed bench <command> <probe>` (default memory-probe) and returns its result (its last stdout line). */
+export function probeInChild<P extends { readonly kind: string }, R = ProbeResult>(probe: P, command = 'memory-probe'): Promise<R> {
   const invocation = fedkseedInvocation();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(invocation.command, [...invocation.args, 'bench', 'memory-probe', JSON.stringify(probe)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(invocation.command, [...invocation.args, 'bench', command, JSON.stringify(probe)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -255,7 +255,7 @@ function probeInChild(probe: MemoryProbe): Promise<ProbeResult> {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const last = out.trim().split('\n').at(-1) ?? '';
-      if (code === 0 && last.startsWith('{')) return resolvePromise(JSON.parse(last) as ProbeResult);
+      if (code === 0 && last.startsWith('{')) return resolvePromise(JSON.parse(last) as R);
       reject(
         new Error(
           `the ${probe.kind} probe exited with ${signal ?? code}${signal === 'SIGKILL' ? ' (killed: out of memory?)' : ''}: ${err.trim().split('\n').slice(-3).join(' | ') || '(no output)'}`,

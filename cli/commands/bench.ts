@@ -19,6 +19,7 @@ import { GENERATORS, PERTURBATION_SHAPES, type Generator, type PerturbationShape
 import { TRAINING_DEFAULTS } from '../../contracts/defaults';
 import { runCompletionsBench, type CompletionsBenchResult } from '../../bench/completions';
 import { runRoundsBench, type RoundsBenchResult } from '../../bench/rounds';
+import { DEVICE_PASS_MODES, runDeviceMemoryBench, runDeviceMemoryProbe, type DeviceMemoryProbe, type DeviceMemoryRow } from '../../bench/device-memory';
 import { SUMS_MODES, type SumsMode } from '../../trainer/zo/parameters';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
@@ -281,6 +282,27 @@ export function registerBench(program: Command): void {
     .description('one measurement of bench memory, in its own process (internal)')
     .action(async (probe: string) => {
       const result = await runMemoryProbe(JSON.parse(probe) as MemoryProbe);
+      process.stdout.write(`${JSON.stringify(result)}\n`);
+    });
+  bench
+    .command('device-memory')
+    .description(
+      "what a WebGPU step's perturbation passes hold: the process's high-water after the upload and after the passes (lavapipe: the device's memory is the process's), beside the peak counted from the graphs",
+    )
+    .addOption(new Option('--size <size>', 'model size').choices(Object.keys(ENGINE_SIZES)).default('124m'))
+    .option('--steps <n>', "ZO steps' worth of passes", positiveInt, 2)
+    .option('--cache-dir <dir>', 'where the generated models are kept between runs (as for bench engine)')
+    .option('--json', 'print the result as one JSON object')
+    .action(async (o: { size: EngineSize; steps: number; cacheDir?: string; json?: boolean }) => {
+      const result = await runDeviceMemoryBench({ preset: ENGINE_SIZES[o.size], steps: o.steps, cacheDir: o.cacheDir, log: note });
+      if (o.json) emitJson({ bench: 'device-memory', ...result });
+      else process.stdout.write(`${deviceMemoryReport(result.preset, result.rows)}\n`);
+    });
+  bench
+    .command('device-memory-probe <probe>', { hidden: true })
+    .description('one measurement of bench device-memory, in its own process (internal)')
+    .action(async (probe: string) => {
+      const result = await runDeviceMemoryProbe(JSON.parse(probe) as DeviceMemoryProbe);
       process.stdout.write(`${JSON.stringify(result)}\n`);
     });
   bench
@@ -586,6 +608,20 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
     ),
   );
   return out;
+}
+
+function deviceMemoryReport(preset: string, rows: readonly DeviceMemoryRow[]): string {
+  const w = (bytes: number, row: DeviceMemoryRow): string => `${(bytes / row.weightBytes).toFixed(2)}×`;
+  return [
+    `${preset}: device memory of a step's passes, in weights (${((rows[0]?.weightBytes ?? 0) / 2 ** 20).toFixed(0)} MiB of float32)`,
+    formatTable(
+      ['passes', "counted: a run's peak", 'process high-water: after the upload', 'after the passes', 'added by the passes'],
+      rows.map((r) => [r.mode, times(r.countedPeak), w(r.afterUploadBytes, r), w(r.afterPassesBytes, r), w(r.afterPassesBytes - r.afterUploadBytes, r)]),
+      'lrrrr',
+    ),
+    `Modes: ${DEVICE_PASS_MODES.join(', ')}. "After the upload" holds the host's replica, the runtime and the weights on the device; "added by the passes" is what the runs hold beyond them. ` +
+      `On lavapipe the device's buffers are the process's memory; on a GPU the process figures are host memory only and the counts are what to read.`,
+  ].join('\n');
 }
 
 function benchRounds(o: RoundsCliOptions): void {

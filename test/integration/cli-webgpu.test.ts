@@ -179,3 +179,26 @@ test('simulate --provider webgpu: the evaluator and both client processes on Web
   for (const x of report.rounds.slice(1)) assert.equal(x.digestsAgree, true, `round ${x.round}`);
   assert.ok(report.clients.every((c) => c.exitCode === 0 && c.finalDigest === report.rounds.at(-1)?.digest));
 });
+
+test('bench device-memory measures each way of running the passes in its own process, beside the counted peaks', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const r = fedkseed('bench', 'device-memory', '--size', '1m', '--steps', '1', '--cache-dir', join(work, 'bench-cache'), '--json');
+  assert.equal(r.status, 0, r.stderr);
+  const result = JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as {
+    preset: string;
+    rows: { mode: string; countedPeak: number; weightBytes: number; afterUploadBytes: number; afterPassesBytes: number }[];
+  };
+  assert.deepEqual(
+    result.rows.map((row) => row.mode),
+    ['iid', 'rank1', 'rank1-no-kept-z'],
+  );
+  const [iid, rank1, lean] = result.rows.map((row) => row.countedPeak);
+  assert.ok(iid > rank1 && rank1 > lean && Math.abs(lean - 3) < 0.1, `counted peaks ${iid}, ${rank1}, ${lean}`);
+  for (const row of result.rows) {
+    assert.ok(row.weightBytes > 4_000_000, `${row.mode}: the 1m model's span (${row.weightBytes} B)`);
+    assert.ok(
+      row.afterPassesBytes >= row.afterUploadBytes && row.afterUploadBytes > row.weightBytes,
+      `${row.mode}: high-waters ${row.afterUploadBytes} → ${row.afterPassesBytes}`,
+    );
+  }
+});

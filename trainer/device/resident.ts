@@ -64,7 +64,10 @@ function firstElementGraph(length: number): Uint8Array {
 
 function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOptions {
   return {
-    executionProviders: [DEVICE_PROVIDER],
+    // Every device graph has static shapes: 'simple' reuses a released buffer for a request of its exact
+    // size, where the default 'bucket' rounds sizes up (measured on lavapipe at 124M parameters: the
+    // process's high-water after a step's passes fell from 11.6× to 9.7× the weights, at the same speed).
+    executionProviders: [{ name: DEVICE_PROVIDER, storageBufferCacheMode: 'simple' }],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
     ...deviceOnlyOptions(DEVICE_PROVIDER),
