@@ -129,7 +129,7 @@ export class DeviceWeights {
     private readonly options: DeviceWeightsOptions,
   ) {}
 
-  /** The seed sources of the pass sessions created with the weights (a step's two passes and a first pass). */
+  /** The seed sources of the pass sessions created with the weights: every run a step makes (one seed a run). */
   static readonly STEP_PASSES: readonly (readonly SeedSource[])[] = [['hash'], ['cached']];
 
   static async create(params: ParameterSet, counter = new BusCounter(), options: DeviceWeightsOptions = {}): Promise<DeviceWeights> {
@@ -267,7 +267,7 @@ export class DeviceWeights {
     const rank1 = this.rank1;
     const keepZ = this.keepsRank1Z();
     const sources: Rank1Source[] = terms.map((t) => (rank1.z?.key === t.key ? 'cached' : 'hash'));
-    const name = `${sources.join(',')}${keepZ ? '' : ',lean'}`;
+    const name = `${sources.join(',')}${keepZ ? '' : ',no-kept-z'}`;
     let session = rank1.sessions.get(name);
     if (!session) {
       session = await ort.InferenceSession.create(buildRank1PassGraph(rank1.layout, sources, keepZ), deviceSessionOptions(true));
