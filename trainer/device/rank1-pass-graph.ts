@@ -115,9 +115,9 @@ function stackedTables(): Float32Array {
 }
 
 /**
- * Nodes that hash seed k's compact z from its key bytes: the pairs' table indices (the generator's hash,
- * shared premix), each position's half, its table's value, times its multiplier (a power of two: exact).
- * Returns the compact z's name (float32 [layout.length]), equal bit for bit to compactValues.
+ * Nodes that hash each seed's compact z from its key bytes: the pairs' table indices (the generator's hash,
+ * one premix for all seeds), each position's half, its table's value, times its multiplier (a power of two:
+ * exact). Returns each seed's compact z by seed (float32 [layout.length]), compactValues bit for bit.
  */
 function compactNodes(layout: CompactLayout, add: AddNode, initializers: onnxTypes.Tensor[], seeds: readonly number[]): Map<number, string> {
   const plan = compactPlan(layout);
