@@ -64,19 +64,27 @@ function summarise(c: PerturbationStepCost): PerturbationCounts {
   };
 }
 
+/** A step's perturbation passes over `layout`'s span, counted from their graphs, each way the engine can run them. */
+export function perturbationCounts(layout: SpanLayout): DeviceStepCounts['perturbation'] {
+  const n = layout.indexSpan;
+  const compact = compactLayout(layout.tensors, null, n);
+  return {
+    hashEveryPass: summarise(perturbationStepCost(n, 'hash-every-pass', (sources) => buildPerturbationGraph(sources.length, 'arithmetic'))),
+    cachedZ: summarise(perturbationStepCost(n, 'cached-z', (sources) => buildDevicePassGraph(sources))),
+    rank1: summarise(perturbationStepCost(n, 'cached-z', (sources) => buildRank1PassGraph(compact, sources))),
+    rank1NoKeptZ: summarise(perturbationStepCost(n, 'no-kept-z', (sources) => buildRank1PassGraph(compact, sources, false))),
+  };
+}
+
 /** The counts of a step over `layout`'s span (bytes per parameter: per index of the span), and predictions at each padded shape. */
 export async function deviceStepCounts(
   training: TrainingGraph,
-  layout: SpanLayout & { readonly tensors: Parameters<typeof compactLayout>[0] },
+  layout: SpanLayout,
   shapes: readonly DeviceShape[],
   parameters: number,
 ): Promise<DeviceStepCounts> {
   const n = layout.indexSpan;
-  const hashEveryPass = summarise(perturbationStepCost(n, 'hash-every-pass', (sources) => buildPerturbationGraph(sources.length, 'arithmetic')));
-  const cachedZ = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildDevicePassGraph(sources)));
-  const compact = compactLayout(layout.tensors, null, n);
-  const rank1 = summarise(perturbationStepCost(n, 'cached-z', (sources) => buildRank1PassGraph(compact, sources)));
-  const rank1NoKeptZ = summarise(perturbationStepCost(n, 'no-kept-z', (sources) => buildRank1PassGraph(compact, sources, false)));
+  const { hashEveryPass, cachedZ, rank1, rank1NoKeptZ } = perturbationCounts(layout);
   const first = shapes[0] ?? { batch: 1, seq: 128 };
   const built = rewriteForDevice(training, layout, first);
   const weights = forwardCost(built, DEVICE_NAMES.span);

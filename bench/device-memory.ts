@@ -1,18 +1,15 @@
 // `fedkseed bench device-memory`: what a step's perturbation passes hold on the device, measured where the
 // device's memory is the process's (lavapipe, Mesa's software Vulkan, allocates in host memory), beside the
 // count from the graphs (graphCost's peakBytes). Each way of running the passes is its own child process
-// (`fedkseed bench device-memory-probe`), so one high-water never includes another's. On a GPU the process
+// (`fedkseed bench memory-probe`, as bench memory's), so one high-water never includes another's. On a GPU the process
 // figures are host memory only; the counts hold on any device.
 import { loadModel } from '../trainer/model/load';
 import { DeviceWeights } from '../trainer/device/resident';
-import { perturbationStepCost } from '../trainer/device/graph-cost';
-import { buildDevicePassGraph } from '../trainer/device/perturbation-graph';
-import { buildRank1PassGraph } from '../trainer/device/rank1-pass-graph';
 import { seedKey } from '../trainer/zo/generator';
 import { ParameterSet } from '../trainer/zo/parameters';
-import { compactLayout } from '../trainer/zo/rank1-compact';
 import { benchCacheDir, cachedModel, type BenchPreset } from './models';
 import { peakRss, probeInChild } from './memory';
+import { perturbationCounts, type PerturbationCounts } from './device-counts';
 
 /** How the passes run: iid with its z kept, rank-1 with its z kept, rank-1 expanding every seed. */
 export const DEVICE_PASS_MODES = ['iid', 'rank1', 'rank1-no-kept-z'] as const;
@@ -63,14 +60,6 @@ export async function runDeviceMemoryProbe(probe: DeviceMemoryProbe): Promise<De
   }
 }
 
-function countedPeak(params: ParameterSet, mode: DevicePassMode): number | null {
-  const n = params.indexSpan;
-  if (mode === 'iid') return perturbationStepCost(n, 'cached-z', (s) => buildDevicePassGraph(s)).peakOverWeights;
-  const layout = compactLayout(params.tensors, null, n);
-  const keep = mode === 'rank1';
-  return perturbationStepCost(n, keep ? 'cached-z' : 'no-kept-z', (s) => buildRank1PassGraph(layout, s, keep)).peakOverWeights;
-}
-
 export interface DeviceMemoryBenchOptions {
   readonly preset?: BenchPreset;
   readonly steps?: number;
@@ -85,11 +74,13 @@ export async function runDeviceMemoryBench(options: DeviceMemoryBenchOptions = {
   const params = new ParameterSet((await loadModel(model, { defer: true })).weights, {});
   const rows: DeviceMemoryRow[] = [];
   try {
+    const counts = perturbationCounts(params);
+    const counted: Record<DevicePassMode, PerturbationCounts> = { iid: counts.cachedZ, rank1: counts.rank1, 'rank1-no-kept-z': counts.rank1NoKeptZ };
     for (const mode of options.modes ?? DEVICE_PASS_MODES) {
       options.log?.(`${preset} ${mode}: upload and ${options.steps ?? 2} steps of passes, in a process of its own…`);
       const probe: DeviceMemoryProbe = { kind: 'device-passes', model, mode, steps: options.steps ?? 2 };
-      const result = await probeInChild<DeviceMemoryProbe, DeviceMemoryProbeResult>(probe, 'device-memory-probe');
-      rows.push({ mode, countedPeak: countedPeak(params, mode), ...result });
+      const result = await probeInChild<DeviceMemoryProbe, DeviceMemoryProbeResult>(probe);
+      rows.push({ mode, countedPeak: counted[mode].peakOverWeights, ...result });
     }
   } finally {
     params.dispose();

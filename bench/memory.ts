@@ -243,11 +243,11 @@ export async function runMemoryProbe(probe: MemoryProbe): Promise<ProbeResult> {
   }
 }
 
-/** Starts `fedkseed bench <command> <probe>` (default memory-probe) and returns its result (its last stdout line). */
-export function probeInChild<P extends { readonly kind: string }, R = ProbeResult>(probe: P, command = 'memory-probe'): Promise<R> {
+/** Starts `fedkseed bench memory-probe <probe>` and returns its result (its last stdout line). */
+export function probeInChild<P extends { readonly kind: string }, R = ProbeResult>(probe: P): Promise<R> {
   const invocation = fedkseedInvocation();
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(invocation.command, [...invocation.args, 'bench', command, JSON.stringify(probe)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(invocation.command, [...invocation.args, 'bench', 'memory-probe', JSON.stringify(probe)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

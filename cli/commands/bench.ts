@@ -279,9 +279,10 @@ export function registerBench(program: Command): void {
     .action((o: RoundsCliOptions) => benchRounds(o));
   bench
     .command('memory-probe <probe>', { hidden: true })
-    .description('one measurement of bench memory, in its own process (internal)')
-    .action(async (probe: string) => {
-      const result = await runMemoryProbe(JSON.parse(probe) as MemoryProbe);
+    .description('one measurement of bench memory or bench device-memory, in its own process (internal)')
+    .action(async (json: string) => {
+      const probe = JSON.parse(json) as MemoryProbe | DeviceMemoryProbe;
+      const result = probe.kind === 'device-passes' ? await runDeviceMemoryProbe(probe) : await runMemoryProbe(probe);
       process.stdout.write(`${JSON.stringify(result)}\n`);
     });
   bench
@@ -297,13 +298,6 @@ export function registerBench(program: Command): void {
       const result = await runDeviceMemoryBench({ preset: ENGINE_SIZES[o.size], steps: o.steps, cacheDir: o.cacheDir, log: note });
       if (o.json) emitJson({ bench: 'device-memory', ...result });
       else process.stdout.write(`${deviceMemoryReport(result.preset, result.rows)}\n`);
-    });
-  bench
-    .command('device-memory-probe <probe>', { hidden: true })
-    .description('one measurement of bench device-memory, in its own process (internal)')
-    .action(async (probe: string) => {
-      const result = await runDeviceMemoryProbe(JSON.parse(probe) as DeviceMemoryProbe);
-      process.stdout.write(`${JSON.stringify(result)}\n`);
     });
   bench
     .command('generate')

@@ -22,9 +22,9 @@ import {
 } from '../../trainer/zo/rank1';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { type BatchLoss, ZoTrainer } from '../../trainer/zo/zo-trainer';
-import { compactValues } from '../../trainer/zo/rank1-compact';
+import { compactValues, type CompactLayout } from '../../trainer/zo/rank1-compact';
 import * as ort from 'onnxruntime-node';
-import { keyBytes } from '../../trainer/device/arithmetic-hash';
+import { keyByteFeeds } from '../../trainer/device/arithmetic-hash';
 import {
   buildRank1CompactGraph,
   buildRank1PassGraph,
@@ -285,16 +285,26 @@ test('the exact range under rank-1 is max|u·v| · Σ|C| < 2^53, checked before 
   params.applyCoefficientDelta(99, [1], [limit - 1], 1e-12);
 });
 
-test("a compact z expands to the host's z times each index's multiplier: isotropic, shaped (gaps 0) and merged runs", () => {
-  // Tensors of very different scales, so tensor-rms gives them different multipliers (and leaves the gaps alone).
+/** Odd shapes at very different scales, so tensor-rms gives them different multipliers (and leaves the gaps alone). */
+function mixedScaleModel(): TensorInit[] {
   const factors = [1, 0.25, 8, 1, 3, 0.01];
-  const model = oddShapedModel(1, 4242).map((t, i) => ({ ...t, data: t.data.map((x) => x * factors[i]) }));
+  return oddShapedModel(1, 4242).map((t, i) => ({ ...t, data: t.data.map((x) => x * factors[i]) }));
+}
+
+/** A rank-1 set of a copy of the model under the shape, and its compact layout. */
+function rank1Set(model: readonly TensorInit[], shape: 'isotropic' | 'tensor-rms'): { set: ParameterSet; layout: CompactLayout } {
+  const set = new ParameterSet(model.map((w) => ({ ...w, data: w.data.slice() })));
+  set.setGenerator('rank1');
+  set.setShape(shape);
+  const layout = set.rank1Layout();
+  assert.ok(layout !== null, 'a rank-1 set has a compact layout');
+  return { set, layout };
+}
+
+test("a compact z expands to the host's z times each index's multiplier: isotropic, shaped (gaps 0) and merged runs", () => {
+  const model = mixedScaleModel();
   for (const shape of ['isotropic', 'tensor-rms'] as const) {
-    const set = new ParameterSet(model);
-    set.setGenerator('rank1');
-    set.setShape(shape);
-    const layout = set.rank1Layout();
-    assert.ok(layout !== null);
+    const { set, layout } = rank1Set(model, shape);
     assert.equal(layout.span, set.indexSpan);
     const m = set.shapeMultipliers();
     if (shape === 'tensor-rms') assert.ok(new Set(m.values()).size >= 3, 'distinct multipliers');
@@ -338,11 +348,7 @@ test("a rank-1 pass graph gives the host pass's bits (CPU provider), expanded by
   ];
   for (const { name, weights, rows } of models) {
     for (const shape of ['isotropic', 'tensor-rms'] as const) {
-      const host = new ParameterSet(weights.map((w) => ({ ...w, data: w.data.slice() })));
-      host.setGenerator('rank1');
-      host.setShape(shape);
-      const layout = host.rank1Layout();
-      assert.ok(layout !== null);
+      const { set: host, layout } = rank1Set(weights, shape);
       assert.equal(rowWidth(layout) >= MIN_ROW_WIDTH, rows, `${name}: row width ${rowWidth(layout)}`);
       const run = async (sources: Rank1Source[], w: Float32Array, terms: { key: number; s: number }[], kept?: Float32Array, keepZ = true) => {
         const graph = buildRank1PassGraph(layout, sources, keepZ);
@@ -350,7 +356,7 @@ test("a rank-1 pass graph gives the host pass's bits (CPU provider), expanded by
         const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: new ort.Tensor('float32', w, [w.length]) };
         terms.forEach((t, k) => {
           if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = new ort.Tensor('float32', kept as Float32Array, [w.length]);
-          else keyBytes(t.key).forEach((b, j) => (feeds[RANK1_PASS_NAMES.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+          else Object.assign(feeds, keyByteFeeds(k, t.key));
           feeds[RANK1_PASS_NAMES.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(t.s)), [1]);
         });
         const out = await session.run(feeds);
@@ -389,21 +395,16 @@ test("a rank-1 pass graph gives the host pass's bits (CPU provider), expanded by
 });
 
 test("the device hashes a compact z from the key alone, bit for bit the host's (onnxruntime CPU provider; WebGPU in the integration suite)", async () => {
-  const factors = [1, 0.25, 8, 1, 3, 0.01];
-  const model = oddShapedModel(1, 4242).map((t, i) => ({ ...t, data: t.data.map((x) => x * factors[i]) }));
+  const model = mixedScaleModel();
   for (const shape of ['isotropic', 'tensor-rms'] as const) {
-    const set = new ParameterSet(model);
-    set.setGenerator('rank1');
-    set.setShape(shape);
-    const layout = set.rank1Layout();
-    assert.ok(layout !== null);
+    const { layout } = rank1Set(model, shape);
     const plan = compactPlan(layout);
     assert.equal(plan.multipliers.includes(0), shape !== 'isotropic', 'a shaped layout has gaps (multiplier 0), an isotropic one none');
     const session = await ort.InferenceSession.create(buildRank1CompactGraph(layout), { executionProviders: ['cpu'] });
     try {
       for (const key of [seedKey(31, 4), seedKey(31, 5), 0xffffffff, 0]) {
         const feeds: Record<string, ort.Tensor> = {};
-        keyBytes(key).forEach((b, j) => (feeds[RANK1_PASS_NAMES.keyByte(0, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+        Object.assign(feeds, keyByteFeeds(0, key));
         const device = (await session.run(feeds)).compact.data as Float32Array;
         const host = compactValues(layout, key);
         // Same bits, but a gap's 0 may be −0 on the device (0·Zq), which adds to a gap's +0 as +0 does.

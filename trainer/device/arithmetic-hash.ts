@@ -9,11 +9,9 @@
 //   3. h ·= C2; the final h ^= h >>> 16 leaves the high half-word (the even parameter's index) unchanged,
 //      and the low half-word (the odd one's) is two byte xors.
 // The perturbation graphs hash a range of pairs; the rank-1 pass hashes the pairs its factors use.
+import * as ort from 'onnxruntime-node';
 import { PAIR_MULTIPLIER } from '../zo/generator';
-import { DataType, int64Tensor, rawTensor, type onnxTypes } from '../model/onnx';
-
-/** Appends a node with one output and returns the output's name. */
-export type AddNode = (op: string, inputs: string[], output: string, attrs?: Record<string, number | string>) => string;
+import { DataType, int64Tensor, rawTensor, type AddNode, type onnxTypes } from '../model/onnx';
 
 /** fmix32's multipliers (trainer/util/hash32.ts). */
 export const FMIX_MUL_1 = 0x85ebca6b;
@@ -38,6 +36,14 @@ export function keyBytes(key: number): [number, number, number, number] {
   const k1 = (k >>> 8) & 255;
   const k0 = k & 255;
   return [k0 ^ k2, k1 ^ k3, k2, k3];
+}
+
+/** The input holding byte j of seed k's key (int32 [1]), in every graph that hashes on the device. */
+export const keyByteName = (k: number, j: number): string => `key_${k}_b${j}`;
+
+/** Seed k's key bytes as the feeds keyByteName names. */
+export function keyByteFeeds(k: number, key: number): Record<string, ort.Tensor> {
+  return Object.fromEntries(keyBytes(key).map((b, j) => [keyByteName(k, j), new ort.Tensor('int32', Int32Array.of(b), [1])]));
 }
 
 /** The constants the hash reads (a graph keeps those its nodes use). */

@@ -321,10 +321,18 @@ function peakLiveBytes(graph: onnxTypes.Graph, values: ReadonlyMap<string, Value
     const b = buffer.get(name);
     if (b !== undefined) held.add(b);
   }
+  // Each buffer a node makes is freed after its last reader (or at once when nothing reads it), unless held.
+  const freedAfter = new Map<number, string[]>();
+  graph.node.forEach((n, i) => {
+    for (const name of n.output) {
+      if (buffer.get(name) !== name || held.has(name)) continue;
+      const at = lastUse.get(name) ?? i;
+      freedAfter.set(at, [...(freedAfter.get(at) ?? []), name]);
+    }
+  });
   let peak = live;
   for (let i = 0; i < graph.node.length; i++) {
-    const n = graph.node[i];
-    for (const name of n.output) {
+    for (const name of graph.node[i].output) {
       if (buffer.get(name) !== name) continue;
       const bytes = bytesOf(values.get(name));
       if (bytes === null) return null;
@@ -332,8 +340,7 @@ function peakLiveBytes(graph: onnxTypes.Graph, values: ReadonlyMap<string, Value
       live += bytes;
     }
     peak = Math.max(peak, live);
-    for (const [b, last] of lastUse) if (last === i && !held.has(b) && size.has(b)) live -= size.get(b) as number;
-    for (const name of n.output) if (buffer.get(name) === name && !lastUse.has(name) && !held.has(name)) live -= size.get(name) as number;
+    for (const name of freedAfter.get(i) ?? []) live -= size.get(name) as number;
   }
   return peak;
 }

@@ -14,9 +14,9 @@
 // See buildArithmeticGraph and docs/gpu.md.
 import * as ort from 'onnxruntime-node';
 import { PAIR_MULTIPLIER, ZQ } from '../zo/generator';
-import { arithmeticHash, arithmeticHashInitializers, FMIX_MUL_1, FMIX_MUL_2, keyBytes, uint32Scalar } from './arithmetic-hash';
+import { arithmeticHash, arithmeticHashInitializers, FMIX_MUL_1, FMIX_MUL_2, keyByteFeeds, keyByteName, uint32Scalar } from './arithmetic-hash';
 import { checkOffset, tableScale } from '../zo/kernels';
-import { createModel, DataType, encodeModel, floatTensor, int64Tensor, node, rawTensor, valueInfo, type onnxTypes } from '../model/onnx';
+import { createModel, DataType, encodeModel, floatTensor, int64Tensor, nodeAdder, rawTensor, usedInitializers, valueInfo, type onnxTypes } from '../model/onnx';
 import { createWithProviders, type ProviderReport, type ProviderRequest } from './providers';
 
 /** Opset 18: the first with BitwiseXor/BitwiseAnd. */
@@ -33,7 +33,7 @@ export const PERTURBATION_NAMES = {
   output: 'w_out',
   /** Arithmetic form: the number of pairs (int32 scalar) and the key's bytes, pre-combined (int32 [1] each). */
   pairCount: 'pair_count',
-  keyByte: (k: number, j: number) => `key_${k}_b${j}`,
+  keyByte: keyByteName,
   /** Device passes (buildDevicePassGraph): seed k's table values fl32(Zq[index]) from an earlier pass (float32 [n]). */
   cachedZ: (k: number) => `z_${k}`,
   /** Device passes: the last seed's table values, when it was hashed (float32 [n]). */
@@ -59,10 +59,7 @@ export function buildPerturbationGraph(seeds = 1, form: HashForm = 'bitwise', sh
   if (form === 'arithmetic') return buildArithmeticGraph(seeds, shaped);
   const N = PERTURBATION_NAMES;
   const nodes: onnxTypes.Node[] = [];
-  const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
-    nodes.push(node(op, inputs, [output], output, attrs));
-    return output;
-  };
+  const add = nodeAdder(nodes);
   const shiftRight = (h: string, by: string, output: string): string => add('BitShift', [h, by], output, { direction: 'RIGHT' });
   const xorShift = (h: string, by: string, tag: string): string => add('BitwiseXor', [h, shiftRight(h, by, `${tag}_sh`)], `${tag}_x`);
   const shapedScale = (k: number): string => (shaped ? add('Mul', [N.scale(k), N.multiplier], `s${k}_scale_m`) : N.scale(k));
@@ -154,10 +151,7 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
   const hashed = sources.some((x) => x === 'hash');
   const N = PERTURBATION_NAMES;
   const nodes: onnxTypes.Node[] = [];
-  const add = (op: string, inputs: string[], output: string, attrs: Record<string, number | string> = {}): string => {
-    nodes.push(node(op, inputs, [output], output, attrs));
-    return output;
-  };
+  const add = nodeAdder(nodes);
   // A shaped pass scales seed k's step by each index's multiplier: fl32(scale_k·m) is exact (m a power of two).
   const shapedScale = (k: number): string => (shaped ? add('Mul', [N.scale(k), N.multiplier], `s${k}_scale_m`) : N.scale(k));
   const int32Scalar = (name: string, value: number): onnxTypes.Tensor => rawTensor(name, DataType.INT32, [], new Uint8Array(Int32Array.of(value).buffer));
@@ -202,8 +196,6 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
   }
   const outputs = [valueInfo(N.output, DataType.FLOAT, ['n'])];
   if (emitZ) outputs.push(valueInfo(N.zOutput, DataType.FLOAT, ['n']));
-  // An unused initializer would still be uploaded: a graph of cached seeds only keeps none.
-  const used = new Set(nodes.flatMap((n) => n.input));
   const model = createModel({
     irVersion: 8,
     opsetImport: [{ domain: '', version: PERTURBATION_OPSET }],
@@ -211,7 +203,8 @@ function buildArithmetic(sources: readonly SeedSource[], shaped: boolean, emitZ:
     graph: {
       name: `perturb_arith_${sources.map((x) => x[0]).join('')}`,
       node: nodes,
-      initializer: initializers.filter((t) => used.has(t.name)),
+      // A graph of cached seeds only keeps none.
+      initializer: usedInitializers(initializers, nodes),
       input: inputs,
       output: outputs,
     },
@@ -246,7 +239,7 @@ export function perturbationFeeds(form: HashForm, seeds: number, length: number,
     feeds[N.pairCount] = new ort.Tensor('int32', Int32Array.of(length / 2), []);
   }
   terms.forEach((term, k) => {
-    if (form === 'arithmetic') keyBytes(term.key).forEach((b, j) => (feeds[N.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+    if (form === 'arithmetic') Object.assign(feeds, keyByteFeeds(k, term.key));
     else feeds[N.key(k)] = new ort.Tensor('uint32', Uint32Array.of(term.key >>> 0), [1]);
     feeds[N.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(term.s)), [1]);
   });
@@ -269,7 +262,7 @@ export function devicePassFeeds(sources: readonly SeedSource[], length: number, 
     feeds[N.pairCount] = new ort.Tensor('int32', Int32Array.of(length / 2), []);
   }
   terms.forEach((term, k) => {
-    if (sources[k] === 'hash') keyBytes(term.key).forEach((b, j) => (feeds[N.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+    if (sources[k] === 'hash') Object.assign(feeds, keyByteFeeds(k, term.key));
     feeds[N.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(term.s)), [1]);
   });
   return feeds;

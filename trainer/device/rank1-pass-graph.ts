@@ -9,14 +9,14 @@
 import type { CompactLayout } from '../zo/rank1-compact';
 import { ZQ, ZQ_SIZE } from '../zo/generator';
 import { ZR } from '../zo/rank1';
-import { DataType, encodeGraph, floatTensor, int64Tensor, node, rawTensor, valueInfo } from '../model/onnx';
+import { DataType, encodeGraph, floatTensor, int64Tensor, node, nodeAdder, rawTensor, usedInitializers, valueInfo, type AddNode } from '../model/onnx';
 import type { onnxTypes } from '../model/onnx';
-import { arithmeticHash, arithmeticHashInitializers, type AddNode } from './arithmetic-hash';
+import { arithmeticHash, arithmeticHashInitializers, keyByteName } from './arithmetic-hash';
 
 export const RANK1_PASS_NAMES = {
   weights: 'w',
   /** Seed k's key bytes (int32 [1] each, from keyBytes), for a seed hashed here. */
-  keyByte: (k: number, j: number) => `key_${k}_b${j}`,
+  keyByte: keyByteName,
   scale: (k: number) => `scale_${k}`,
   /** Seed k's z already on the device (float32 [span]), expanded by an earlier pass. */
   cachedZ: (k: number) => `z_${k}`,
@@ -148,25 +148,15 @@ function compactNodes(layout: CompactLayout, add: AddNode, initializers: onnxTyp
 export function buildRank1CompactGraph(layout: CompactLayout): Uint8Array {
   const nodes: onnxTypes.Node[] = [];
   const initializers: onnxTypes.Tensor[] = [];
-  const add: AddNode = (op, inputs, output, attrs = {}) => {
-    nodes.push(node(op, inputs, [output], output, attrs));
-    return output;
-  };
-  const compact = compactNodes(layout, add, initializers, [0]).get(0) as string;
+  const compact = compactNodes(layout, nodeAdder(nodes), initializers, [0]).get(0) as string;
   nodes.push(node('Identity', [compact], ['compact'], 'compact'));
   return encodeGraph({
     name: 'rank1_compact',
     node: nodes,
-    initializer: usedOnly(initializers, nodes),
+    initializer: usedInitializers(initializers, nodes),
     input: [0, 1, 2, 3].map((j) => valueInfo(RANK1_PASS_NAMES.keyByte(0, j), DataType.INT32, [1])),
     output: [valueInfo('compact', DataType.FLOAT, [layout.length])],
   });
-}
-
-/** An unused initializer would still be uploaded. */
-function usedOnly(initializers: onnxTypes.Tensor[], nodes: onnxTypes.Node[]): onnxTypes.Tensor[] {
-  const used = new Set(nodes.flatMap((n) => n.input));
-  return initializers.filter((t) => used.has(t.name));
 }
 
 /**
@@ -191,16 +181,9 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
   };
   let id = 0;
   const fresh = (what: string): string => `${what}_${id++}`;
-  const slice = (input: string, from: number, to: number): string => {
-    const out = fresh('slice');
-    nodes.push(node('Slice', [input, int64([from]), int64([to])], [out], out));
-    return out;
-  };
-  const reshape = (input: string, dims: number[]): string => {
-    const out = fresh('reshape');
-    nodes.push(node('Reshape', [input, int64(dims)], [out], out));
-    return out;
-  };
+  const add = nodeAdder(nodes);
+  const slice = (input: string, from: number, to: number): string => add('Slice', [input, int64([from]), int64([to])], fresh('slice'));
+  const reshape = (input: string, dims: number[]): string => add('Reshape', [input, int64(dims)], fresh('reshape'));
   /** Concatenates in order, in a tree of CONCAT_FANIN-input nodes. */
   const concat = (parts: string[]): string => {
     let level = parts;
@@ -208,21 +191,11 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
       const next: string[] = [];
       for (let i = 0; i < level.length; i += CONCAT_FANIN) {
         const group = level.slice(i, i + CONCAT_FANIN);
-        if (group.length === 1) {
-          next.push(group[0]);
-          continue;
-        }
-        const out = fresh('concat');
-        nodes.push(node('Concat', group, [out], out, { axis: 0 }));
-        next.push(out);
+        next.push(group.length === 1 ? group[0] : add('Concat', group, fresh('concat'), { axis: 0 }));
       }
       level = next;
     }
     return level[0];
-  };
-  const add: AddNode = (op, inputs, output, attrs = {}) => {
-    nodes.push(node(op, inputs, [output], output, attrs));
-    return output;
   };
   const hashed = sources.flatMap((source, k) => (source === 'hash' ? [k] : []));
   const compacts = hashed.length > 0 ? compactNodes(layout, add, initializers, hashed) : new Map<number, string>();
@@ -242,18 +215,11 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
    * its W-vector (a Gather of rows) times its scalar (a broadcast Mul), u_r·v_c exact as below.
    */
   const expandByRows = (compact: string): string => {
-    const rows = layout.span / width;
-    const withOne = fresh('with_one');
-    nodes.push(node('Concat', [compact, 'r1_one'], [withOne], withOne, { axis: 0 }));
-    const vectorValues = fresh('vectors');
-    nodes.push(node('Gather', [withOne, 'r1_vectors'], [vectorValues], vectorValues, { axis: 0 }));
-    const byRow = fresh('row_vectors');
-    nodes.push(node('Gather', [reshape(vectorValues, [-1, width]), 'r1_row_vector'], [byRow], byRow, { axis: 0 }));
-    const scalars = fresh('row_scalars');
-    nodes.push(node('Gather', [withOne, 'r1_row_scalar'], [scalars], scalars, { axis: 0 }));
-    const product = fresh('rows');
-    nodes.push(node('Mul', [byRow, reshape(scalars, [rows, 1])], [product], product));
-    return reshape(product, [layout.span]);
+    const withOne = add('Concat', [compact, 'r1_one'], fresh('with_one'), { axis: 0 });
+    const vectors = reshape(add('Gather', [withOne, 'r1_vectors'], fresh('vectors'), { axis: 0 }), [-1, width]);
+    const byRow = add('Gather', [vectors, 'r1_row_vector'], fresh('row_vectors'), { axis: 0 });
+    const scalars = reshape(add('Gather', [withOne, 'r1_row_scalar'], fresh('row_scalars'), { axis: 0 }), [layout.span / width, 1]);
+    return reshape(add('Mul', [byRow, scalars], fresh('rows')), [layout.span]);
   };
   const expand = (k: number): string => {
     const compact = compacts.get(k) as string;
@@ -262,10 +228,8 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
       if (s.kind === 'values') return slice(compact, s.at, s.at + s.length);
       const u = reshape(slice(compact, s.at, s.at + s.rows), [s.rows, 1]);
       const v = reshape(slice(compact, s.at + s.rows, s.at + s.rows + s.cols), [1, s.cols]);
-      const outer = fresh('outer');
       // u·m and v are integers times a power of two, their product below 2^17 times it: exact in float32.
-      nodes.push(node('Mul', [u, v], [outer], outer));
-      return reshape(outer, [s.rows * s.cols]);
+      return reshape(add('Mul', [u, v], fresh('outer')), [s.rows * s.cols]);
     });
     return concat(parts);
   };
@@ -280,11 +244,8 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
         outputs.push(valueInfo(RANK1_PASS_NAMES.zOutput, DataType.FLOAT, [layout.span]));
       }
     }
-    const step = fresh('step');
-    nodes.push(node('Mul', [z, RANK1_PASS_NAMES.scale(k)], [step], step));
-    const out = k === seeds - 1 ? RANK1_PASS_NAMES.output : fresh('w');
-    nodes.push(node('Add', [w, step], [out], out));
-    w = out;
+    const step = add('Mul', [z, RANK1_PASS_NAMES.scale(k)], fresh('step'));
+    w = add('Add', [w, step], k === seeds - 1 ? RANK1_PASS_NAMES.output : fresh('w'));
   }
   const inputs = [valueInfo(RANK1_PASS_NAMES.weights, DataType.FLOAT, [layout.span])];
   sources.forEach((source, k) => {
@@ -295,7 +256,7 @@ export function buildRank1PassGraph(layout: CompactLayout, sources: readonly Ran
   return encodeGraph({
     name: `rank1_pass_${sources.join('_')}`,
     node: nodes,
-    initializer: usedOnly(initializers, nodes),
+    initializer: usedInitializers(initializers, nodes),
     input: inputs,
     output: outputs,
   });

@@ -18,7 +18,7 @@ import type { ProviderReport } from './providers';
 import { buildRank1PassGraph, RANK1_PASS_NAMES, type Rank1Source } from './rank1-pass-graph';
 import { tableScale } from '../zo/kernels';
 import type { CompactLayout } from '../zo/rank1-compact';
-import { keyBytes } from './arithmetic-hash';
+import { keyByteFeeds } from './arithmetic-hash';
 
 /** Bytes that crossed between host and device, as onnxruntime's inputs and outputs in host memory. */
 export class BusCounter {
@@ -75,6 +75,45 @@ function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOp
   };
 }
 
+/**
+ * The z of the last seed a pass hashed, kept on the device for the step's next passes of that seed (its
+ * −2εz pass and the next step's restore/update), so a step hashes each seed once.
+ */
+class KeptZ {
+  private kept: { readonly key: number; readonly values: ort.Tensor } | null = null;
+
+  /** Where each seed of a pass comes from: the kept z for its key, else its hash. */
+  sources(keys: readonly number[]): SeedSource[] {
+    return keys.map((key) => (this.kept?.key === key ? 'cached' : 'hash'));
+  }
+
+  /** The kept values (a pass reads them for its 'cached' seeds). */
+  get values(): ort.Tensor {
+    if (this.kept === null) throw new Error('no z is kept on the device');
+    return this.kept.values;
+  }
+
+  /**
+   * Before a run: a run that hashes its seed and reads no kept z replaces the kept one, so that one is freed
+   * first and is never live beside the run's buffers.
+   */
+  beforeRun(sources: readonly SeedSource[]): void {
+    if (sources.at(-1) === 'hash' && !sources.includes('cached')) this.dispose();
+  }
+
+  /** After a run: its z output (when it returned one) is kept for its last seed. */
+  afterRun(key: number, z: ort.Tensor | undefined): void {
+    if (!z) return;
+    this.dispose();
+    this.kept = { key, values: z };
+  }
+
+  dispose(): void {
+    this.kept?.values.dispose();
+    this.kept = null;
+  }
+}
+
 /** Above this many parameters a rank-1 pass keeps no z (memory over launches: see DeviceWeightsOptions). */
 export const LEAN_RANK1_ABOVE = 2 ** 28;
 
@@ -101,11 +140,10 @@ export class DeviceWeights {
   private released = false;
   private fence: ort.InferenceSession | null = null;
   /**
-   * The table values fl32(Zq[index]) of the last hashed seed, on the device: a ZO step's −2εz pass and the
-   * next step's restore/update use the seed its fused pass hashed, so each step hashes once. They depend
-   * on the key and the span only (not on the weights or the shape), so they outlive a replica change.
+   * The table values fl32(Zq[index]) of the last hashed seed. They depend on the key and the span only (not
+   * on the weights or the shape), so they outlive a replica change.
    */
-  private z: { readonly key: number; readonly values: ort.Tensor } | null = null;
+  private readonly z = new KeptZ();
   /** Pass sessions by seed sources ('h', 'ch', …; see buildDevicePassGraph), for isotropic passes. */
   private readonly passes = new Map<string, ort.InferenceSession>();
   /** Shaped passes (a non-isotropic shape): their sessions and the multipliers on the device, for one shape. */
@@ -118,7 +156,7 @@ export class DeviceWeights {
     readonly shape: string;
     readonly layout: CompactLayout;
     readonly sessions: Map<string, ort.InferenceSession>;
-    z: { readonly key: number; readonly values: ort.Tensor } | null;
+    readonly z: KeptZ;
   } | null = null;
 
   private constructor(
@@ -224,7 +262,7 @@ export class DeviceWeights {
 
   /** The sources of a pass: a seed whose z is on the device is read, the others are hashed. */
   passSources(keys: readonly number[]): SeedSource[] {
-    return keys.map((key) => (this.z?.key === key ? 'cached' : 'hash'));
+    return this.z.sources(keys);
   }
 
   private async pass(terms: { key: number; s: number }[]): Promise<void> {
@@ -232,26 +270,18 @@ export class DeviceWeights {
     const shaped = await this.shapedPasses();
     const sources = this.passSources(terms.map((t) => t.key));
     const session = await this.passSession(sources, shaped?.passes ?? this.passes, shaped !== null);
-    if (sources.at(-1) === 'hash' && !sources.includes('cached')) {
-      // The run's z replaces the kept one, which it does not read: freed first, it is not live beside it.
-      this.z?.values.dispose();
-      this.z = null;
-    }
+    this.z.beforeRun(sources);
     const input = await this.current();
     const feeds = devicePassFeeds(sources, this.length, terms);
     feeds[PERTURBATION_NAMES.weights] = input;
     if (shaped) feeds[PERTURBATION_NAMES.multiplier] = shaped.multipliers;
     sources.forEach((source, k) => {
-      if (source === 'cached') feeds[PERTURBATION_NAMES.cachedZ(k)] = (this.z as NonNullable<DeviceWeights['z']>).values;
+      if (source === 'cached') feeds[PERTURBATION_NAMES.cachedZ(k)] = this.z.values;
     });
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
     this.replaceInput(input, out[PERTURBATION_NAMES.output]);
-    const z = out[PERTURBATION_NAMES.zOutput];
-    if (z) {
-      this.z?.values.dispose();
-      this.z = { key: terms[terms.length - 1].key, values: z };
-    }
+    this.z.afterRun(terms[terms.length - 1].key, out[PERTURBATION_NAMES.zOutput]);
   }
 
   /**
@@ -262,36 +292,29 @@ export class DeviceWeights {
     const shape = this.params.shape;
     if (this.rank1?.shape !== shape) {
       await this.dropRank1();
-      this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map(), z: null };
+      this.rank1 = { shape, layout: this.params.rank1Layout() as CompactLayout, sessions: new Map(), z: new KeptZ() };
     }
     const rank1 = this.rank1;
     const keepZ = this.keepsRank1Z();
-    const sources: Rank1Source[] = terms.map((t) => (rank1.z?.key === t.key ? 'cached' : 'hash'));
+    const sources: Rank1Source[] = rank1.z.sources(terms.map((t) => t.key));
     const name = `${sources.join(',')}${keepZ ? '' : ',no-kept-z'}`;
     let session = rank1.sessions.get(name);
     if (!session) {
       session = await ort.InferenceSession.create(buildRank1PassGraph(rank1.layout, sources, keepZ), deviceSessionOptions(true));
       rank1.sessions.set(name, session);
     }
-    if (sources.at(-1) === 'hash' && !sources.includes('cached')) {
-      rank1.z?.values.dispose();
-      rank1.z = null;
-    }
+    rank1.z.beforeRun(sources);
     const input = await this.current();
     const feeds: Record<string, ort.Tensor> = { [RANK1_PASS_NAMES.weights]: input };
     terms.forEach((t, k) => {
-      if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = (rank1.z as NonNullable<typeof rank1.z>).values;
-      else keyBytes(t.key).forEach((b, j) => (feeds[RANK1_PASS_NAMES.keyByte(k, j)] = new ort.Tensor('int32', Int32Array.of(b), [1])));
+      if (sources[k] === 'cached') feeds[RANK1_PASS_NAMES.cachedZ(k)] = rank1.z.values;
+      else Object.assign(feeds, keyByteFeeds(k, t.key));
       feeds[RANK1_PASS_NAMES.scale(k)] = new ort.Tensor('float32', Float32Array.of(tableScale(t.s)), [1]);
     });
     const out = await session.run(feeds);
     this.counter.count(feeds, out);
     this.replaceInput(input, out[RANK1_PASS_NAMES.output]);
-    const z = out[RANK1_PASS_NAMES.zOutput];
-    if (z) {
-      rank1.z?.values.dispose();
-      rank1.z = { key: terms[terms.length - 1].key, values: z };
-    }
+    rank1.z.afterRun(terms[terms.length - 1].key, out[RANK1_PASS_NAMES.zOutput]);
   }
 
   /** Whether rank-1 passes keep their z (DeviceWeightsOptions.keepRank1Z). */
@@ -312,11 +335,11 @@ export class DeviceWeights {
   private async dropRank1(): Promise<void> {
     const rank1 = this.rank1;
     this.rank1 = null;
-    rank1?.z?.values.dispose();
+    rank1?.z.dispose();
     for (const s of rank1?.sessions.values() ?? []) await s.release();
   }
 
-  /** Back to the replica: local passes are dropped (nothing is uploaded; the replica is still on the device). */
+  /** Back to the replica: local passes are dropped (the next run uploads the replica if a pass consumed it). */
   resetToBase(): void {
     this.dropLocal();
     this.params.resetToBase();
@@ -357,8 +380,7 @@ export class DeviceWeights {
     this.replica = null;
     await this.dropShaped();
     await this.dropRank1();
-    this.z?.values.dispose();
-    this.z = null;
+    this.z.dispose();
     for (const s of [...this.passes.values(), this.upload, this.download, this.fence]) await s?.release();
     this.passes.clear();
   }

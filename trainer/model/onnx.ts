@@ -124,6 +124,23 @@ export function node(opType: string, inputs: string[], outputs: string[], name: 
   return onnx.NodeProto.create({ opType, input: inputs, output: outputs, name, attribute, domain }) as unknown as onnxTypes.Node;
 }
 
+/** Appends a node with one output, named after it, and returns the output's name. */
+export type AddNode = (op: string, inputs: string[], output: string, attrs?: Record<string, AttrValue>) => string;
+
+/** An AddNode over a graph's node list. */
+export function nodeAdder(nodes: onnxTypes.Node[]): AddNode {
+  return (op, inputs, output, attrs = {}) => {
+    nodes.push(node(op, inputs, [output], output, attrs));
+    return output;
+  };
+}
+
+/** The initializers some node reads: an unused one would still be uploaded with the graph. */
+export function usedInitializers(initializers: readonly onnxTypes.Tensor[], nodes: readonly onnxTypes.Node[]): onnxTypes.Tensor[] {
+  const used = new Set(nodes.flatMap((n) => n.input));
+  return initializers.filter((t) => used.has(t.name));
+}
+
 function attribute_(name: string, value: AttrValue): onnxTypes.Attribute {
   return attributeProto(name, value) as unknown as onnxTypes.Attribute;
 }
