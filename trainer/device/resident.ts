@@ -65,8 +65,8 @@ function firstElementGraph(length: number): Uint8Array {
 function deviceSessionOptions(onDevice: boolean): ort.InferenceSession.SessionOptions {
   return {
     // Every device graph has static shapes: 'simple' reuses a released buffer for a request of its exact
-    // size, where the default 'bucket' rounds sizes up (measured on lavapipe at 124M parameters: the
-    // process's high-water after a step's passes fell from 11.6× to 9.7× the weights, at the same speed).
+    // size, where the default 'bucket' rounds sizes up (tried by hand on lavapipe at 124M parameters: about
+    // two weights' worth less held after a step's passes, at the same speed).
     executionProviders: [{ name: DEVICE_PROVIDER, storageBufferCacheMode: 'simple' }],
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
