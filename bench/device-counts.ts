@@ -4,7 +4,8 @@
 // the same graphs.
 import { buildDevicePassGraph, buildPerturbationGraph, deviceOnlyOptions } from '../trainer/device/perturbation-graph';
 import { forwardCost, graphCost, optimizedGraph, perturbationStepCost, type PerturbationStepCost } from '../trainer/device/graph-cost';
-import { forwardCounts, GPUS, predictStep, type PartPrediction } from '../trainer/device/gpu-model';
+import { forwardCounts, GPUS, predictPart, predictStep, type PartPrediction } from '../trainer/device/gpu-model';
+import type { ForwardPrecision } from '../contracts/trainer-payloads';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape, type SpanLayout } from '../trainer/device/device-graph';
 import type { TrainingGraph } from '../trainer/model/rewrite';
 import { buildRank1PassGraph } from '../trainer/device/rank1-pass-graph';
@@ -49,6 +50,10 @@ export interface DeviceStepCounts {
     readonly weightSlices: number;
     readonly weightBytesPerParameter: number;
   };
+  /** The same forward with float16 products (trainer/device/float16-products.ts). */
+  readonly forwardFloat16: DeviceStepCounts['forward'];
+  /** Two forwards predicted on named GPUs at each padded shape, float32 and float16 products. */
+  readonly forwardPredictions: readonly { readonly gpu: string; readonly batch: number; readonly float32: PartPrediction; readonly float16: PartPrediction }[];
   /** One step: the engine's two passes and two forwards, under each generator. */
   readonly perStep: Readonly<Record<Generator, { readonly dispatches: number; readonly bytesPerParameter: number }>>;
   readonly predictions: readonly DevicePrediction[];
@@ -86,16 +91,24 @@ export async function deviceStepCounts(
   const n = layout.indexSpan;
   const { hashEveryPass, cachedZ, rank1, rank1NoKeptZ } = perturbationCounts(layout);
   const first = shapes[0] ?? { batch: 1, seq: 128 };
-  const built = rewriteForDevice(training, layout, first);
-  const weights = forwardCost(built, DEVICE_NAMES.span);
-  const optimized = await optimizedGraph(built, {
-    executionProviders: ['webgpu'],
-    graphOptimizationLevel: 'all',
-    logSeverityLevel: 3,
-    ...deviceOnlyOptions('webgpu'),
-  });
-  const dispatches = graphCost(optimized, {}).dispatches;
-  const forward = { builtNodes: weights.cost.nodes, dispatches, weightSlices: weights.weightSlices, weightBytesPerParameter: weights.weightBytes / n };
+  const countForward = async (precision: ForwardPrecision) => {
+    const built = rewriteForDevice(training, layout, first, precision);
+    const cost = forwardCost(built, DEVICE_NAMES.span);
+    const optimized = await optimizedGraph(built, {
+      executionProviders: ['webgpu'],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      ...deviceOnlyOptions('webgpu'),
+    });
+    const launches = graphCost(optimized, {}).dispatches;
+    return {
+      cost,
+      counts: { builtNodes: cost.cost.nodes, dispatches: launches, weightSlices: cost.weightSlices, weightBytesPerParameter: cost.weightBytes / n },
+    };
+  };
+  const { cost: weights, counts: forward } = await countForward('float32');
+  const { cost: halfWeights, counts: forwardFloat16 } = await countForward('float16');
+  const { dispatches } = forward;
   const byGenerator: [Generator, PerturbationCounts][] = [
     ['iid', cachedZ],
     ['rank1', rank1],
@@ -108,6 +121,17 @@ export async function deviceStepCounts(
       for (const gpu of GPUS) predictions.push({ generator, batch: shape.batch, ...predictStep({ perturbation, forwards }, gpu) });
     }
   }
+  const forwardPredictions = shapes.flatMap((shape) =>
+    GPUS.map((gpu) => ({
+      gpu: gpu.name,
+      batch: shape.batch,
+      float32: predictPart(forwardCounts({ dispatches, weightBytes: weights.weightBytes }, parameters, shape.batch * shape.seq), gpu),
+      float16: predictPart(
+        forwardCounts({ dispatches: forwardFloat16.dispatches, weightBytes: halfWeights.weightBytes }, parameters, shape.batch * shape.seq, 'float16'),
+        gpu,
+      ),
+    })),
+  );
   const perStep = (c: PerturbationCounts): { dispatches: number; bytesPerParameter: number } => ({
     dispatches: c.dispatches + 2 * dispatches,
     bytesPerParameter: c.bytesPerParameter + (2 * weights.weightBytes) / n,
@@ -116,6 +140,8 @@ export async function deviceStepCounts(
     parameters,
     perturbation: { hashEveryPass, cachedZ, rank1, rank1NoKeptZ },
     forward,
+    forwardFloat16,
+    forwardPredictions,
     perStep: { iid: perStep(cachedZ), rank1: perStep(rank1) },
     predictions,
   };

@@ -8,6 +8,7 @@ import { describeNoExamples } from '../trainer/data/empty-dataset';
 import type { TextTokenizer } from '../trainer/data/tokenizer';
 import type { Engine, EngineOptions } from '../trainer/engine';
 import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
+import { forwardPrecisions, type ForwardPrecision } from '../contracts/trainer-payloads';
 import { describeLocated } from '../contracts/node/model-location';
 import { isPostgresUrl, redactStoreUrl } from '../federation/gateway/url';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
@@ -176,6 +177,7 @@ export interface ModelCliOptions {
   threads?: number;
   provider: string;
   kernel: KernelChoice;
+  forwardPrecision: ForwardPrecision;
 }
 
 /**
@@ -252,7 +254,12 @@ export function addModelOptions(cmd: Command): Command {
       'execution providers to try in order, comma-separated: cpu, webgpu, cuda, dml, or auto (a hardware GPU that can run the whole model — CUDA, DirectML, WebGPU on a hardware adapter, never a software one — else the CPU)',
       ENGINE_DEFAULTS.provider.cli,
     )
-    .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default(ENGINE_DEFAULTS.kernel));
+    .addOption(new Option('--kernel <name>', 'perturbation kernel').choices(['auto', 'wasm-simd', 'js']).default(ENGINE_DEFAULTS.kernel))
+    .addOption(
+      new Option('--forward-precision <p>', "the WebGPU engine's products: float16 where the adapter has shader-f16 (docs/gpu.md)")
+        .choices([...forwardPrecisions])
+        .default(ENGINE_DEFAULTS.forwardPrecision),
+    );
 }
 
 export function engineOptions(o: ModelCliOptions): EngineOptions {
@@ -267,12 +274,18 @@ export function engineOptions(o: ModelCliOptions): EngineOptions {
       .map((p) => p.trim())
       .filter(Boolean),
     kernel: o.kernel,
+    forwardPrecision: o.forwardPrecision,
   };
 }
 
-/** Says on stderr which file, variant and tokenizer the model argument resolved to (text output only). */
+/**
+ * Says on stderr which file, variant and tokenizer the model argument resolved to, and why the forwards
+ * do not run as --forward-precision asked where they do not (text output only).
+ */
 export function reportModel(engine: Engine, json: boolean | undefined): void {
-  if (!json) note(describeLocated(engine.located));
+  if (json) return;
+  note(describeLocated(engine.located));
+  if (engine.forwardPrecision.note) note(engine.forwardPrecision.note);
 }
 
 export interface DataCliOptions {

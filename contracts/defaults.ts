@@ -60,6 +60,11 @@ export const ENGINE_DEFAULTS = {
   kernel: 'auto',
   /** Memory budget of a training process ('12G', …); empty: 80% of physical memory (trainer/zo/memory-plan.ts). */
   maxMemory: '',
+  /**
+   * The WebGPU engine's products in float32: float16 forwards measure each loss with half-precision
+   * rounding (docs/gpu.md measures what that does to g), so they are asked for, not assumed.
+   */
+  forwardPrecision: 'float32',
 } as const;
 
 /** What every federation shares, wherever its server runs. */
@@ -161,6 +166,7 @@ export const SETTING_DEFAULTS = {
   'engine.threads': ENGINE_DEFAULTS.threads,
   'engine.kernel': ENGINE_DEFAULTS.kernel,
   'engine.maxMemory': ENGINE_DEFAULTS.maxMemory,
+  'engine.forwardPrecision': ENGINE_DEFAULTS.forwardPrecision,
   'training.batchSize': TRAINING_DEFAULTS.batchSize,
   'training.sequenceLength': TRAINING_DEFAULTS.seqLen,
   'training.k': TRAINING_DEFAULTS.k,

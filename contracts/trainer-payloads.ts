@@ -14,6 +14,10 @@ const finiteOrNull = () => z.nullable(z.number());
 export const executionProviders = ['auto', 'cpu', 'webgpu', 'cuda'] as const;
 export type ExecutionProviderSetting = (typeof executionProviders)[number];
 
+/** How the WebGPU engine computes a forward's products: as the model has them, or float16 where the adapter has it. */
+export const forwardPrecisions = ['float32', 'float16'] as const;
+export type ForwardPrecision = (typeof forwardPrecisions)[number];
+
 // ---- initialize -------------------------------------------------------------------------------
 
 export const initializeParamsSchema = z.object({
@@ -24,6 +28,8 @@ export const initializeParamsSchema = z.object({
   /** onnxruntime intra-op threads; 0: all cores. */
   threads: nonNegInt(),
   kernel: z.enum(['auto', 'wasm-simd', 'js']),
+  /** Products of the WebGPU engine's forwards (absent: the engine's default, float32). */
+  forwardPrecision: z.optional(z.enum(forwardPrecisions)),
   /** Memory budget of the trainer ('12G', '7500M'; powers of 1024); absent or empty: 80% of physical memory. */
   maxMemory: z.optional(z.string()),
 });
@@ -33,6 +39,8 @@ export const initializeResultSchema = z.object({
   parameters: nonNegInt(),
   provider: z.string(),
   kernel: z.string(),
+  /** The products' precision in use: float16 only on the WebGPU engine over an adapter with shader-f16. */
+  forwardPrecision: z.optional(z.enum(forwardPrecisions)),
   modelPath: z.string(),
   /** SHA-256 of the base model (hex): what a federation checks. */
   modelIdentity: z.string(),

@@ -5,7 +5,7 @@ import { isAbsolute, join } from 'node:path';
 import * as vscode from 'vscode';
 import { SETTING_DEFAULTS, type SettingKey } from '../contracts/defaults';
 import { locateModel } from '../contracts/node/model-location';
-import type { CompletionSource, ExecutionProviderSetting, InitializeParams, SamplingSettings } from '../contracts/trainer-rpc';
+import type { CompletionSource, ExecutionProviderSetting, ForwardPrecision, InitializeParams, SamplingSettings } from '../contracts/trainer-rpc';
 import type { Generator, PerturbationShape } from '../protocol/messages';
 
 export const CONFIG_SECTION = 'fedkseed';
@@ -57,6 +57,7 @@ export const engineSettingKeys = [
   'engine.threads',
   'engine.kernel',
   'engine.maxMemory',
+  'engine.forwardPrecision',
 ];
 
 function workspaceRoot(): string | undefined {
@@ -107,6 +108,7 @@ export function readSettings(): FedKSeedSettings {
       threads: get('engine.threads'),
       kernel: get<'auto' | 'wasm-simd' | 'js'>('engine.kernel'),
       maxMemory: get<string>('engine.maxMemory'),
+      forwardPrecision: get<ForwardPrecision>('engine.forwardPrecision'),
     },
     data: {
       path: resolveSettingPath(get('data.path')) ?? workspaceRoot(),

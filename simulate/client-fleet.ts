@@ -46,6 +46,7 @@ export class ClientFleet {
       ...(o.freeze?.length ? ['--freeze', ...o.freeze] : []),
       ...(o.kernel ? ['--kernel', o.kernel] : []),
       ...(o.provider ? ['--provider', o.provider] : []),
+      ...(o.forwardPrecision ? ['--forward-precision', o.forwardPrecision] : []),
       ...(o.maxMemory !== undefined ? ['--max-memory', String(o.maxMemory)] : []),
     ];
     mkdirSync(join(o.outDir, 'clients'), { recursive: true });

@@ -4,6 +4,7 @@ import type { ClientEvent } from '../contracts/cli-events';
 import type { DataProblem } from '../trainer/data/problems';
 import type { DataFormat } from '../trainer/data/readers';
 import type { KernelChoice } from '../trainer/zo/kernels-select';
+import type { ForwardPrecision } from '../contracts/trainer-payloads';
 import type { Invocation } from './cli-invocation';
 import type { ClientExit } from './client-process';
 import type { RoundReport, SimulationReport } from './report';
@@ -22,6 +23,8 @@ export interface SimulationOptions {
   readonly freeze?: readonly string[];
   readonly kernel?: KernelChoice;
   readonly provider?: string;
+  /** Every process's forward products (the WebGPU engine's; absent: the engine's default). */
+  readonly forwardPrecision?: ForwardPrecision;
   readonly clients: number;
   /** Default: every client, every round. */
   readonly clientsPerRound?: number;

@@ -36,6 +36,7 @@ export async function runSimulation(options: SimulationOptions, onEvent: Simulat
     threads: o.threads,
     kernel: o.kernel,
     providers: o.provider?.split(','),
+    forwardPrecision: o.forwardPrecision,
     maxMemory: o.maxMemory,
     workload: { batch: o.batchSize, seq: o.seqLen },
   });

@@ -11,7 +11,7 @@ import { CachedDecoder, canDecodeWithCache } from './model/decoder';
 import { locateModel, type LocatedModel } from '../contracts/node/model-location';
 import type { Selection } from './model/trainable';
 import type { TokenBatch } from './data/batches';
-import { DeviceModelSession, DeviceWeights } from './device/resident';
+import { DeviceModelSession, DeviceWeights, deviceForwardPrecision } from './device/resident';
 import { createWithProviders, currentProviderEnvironment, type ProviderReport } from './device/providers';
 import { loadModel, ModelError, rewriteForTraining, type LoadedModel } from './model';
 import { ModelSession, type LossResult } from './device/session';
@@ -22,9 +22,10 @@ import { wasmSimdSupported } from './zo/wasm/load';
 import { estimateRuntimeBytes, planMemory, runtimeShape, type MemoryPlan, type Workload } from './zo/memory-plan';
 import { ParameterSet, type SumsMode } from './zo/parameters';
 import { defaultSpillDir, freeBytesAt } from './zo/replica-file';
-import { TRAINING_DEFAULTS } from '../contracts/defaults';
+import { ENGINE_DEFAULTS, TRAINING_DEFAULTS } from '../contracts/defaults';
 import type { PerturbationTarget } from './zo/zo-trainer';
 import type { Generator, PerturbationShape } from '../protocol';
+import type { ForwardPrecision } from '../contracts/trainer-payloads';
 
 export interface EngineOptions {
   /**
@@ -46,6 +47,8 @@ export interface EngineOptions {
    */
   readonly providers?: string[];
   readonly kernel?: KernelChoice;
+  /** The WebGPU engine's products: float32 (default) or float16 where the adapter has shader-f16. */
+  readonly forwardPrecision?: ForwardPrecision;
   /** Longest sequence the device engine pads to (default: the model's context from config.json or its position table). */
   readonly maxSequence?: number;
   /**
@@ -95,6 +98,8 @@ export interface Engine {
   readonly memoryPlan: MemoryPlan;
   /** The model's context length (positions), when its config or position table says. */
   readonly context: number | undefined;
+  /** The forwards' products as they run, and why not as asked where they are not. */
+  readonly forwardPrecision: { readonly used: ForwardPrecision; readonly note: string | null };
   close(): Promise<void>;
 }
 
@@ -112,7 +117,8 @@ export function modelContext(modelPath: string, model: LoadedModel, config = joi
   return table?.dims[0];
 }
 
-type Opened = { kind: 'host'; session: ModelSession } | { kind: 'device'; session: DeviceModelSession; weights: DeviceWeights };
+type Opened =
+  { kind: 'host'; session: ModelSession } | { kind: 'device'; session: DeviceModelSession; weights: DeviceWeights; precision: Engine['forwardPrecision'] };
 
 export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   const located = locateModel(options.model ?? bundledModelDir(), { tokenizer: options.tokenizer, variant: options.variant });
@@ -128,6 +134,7 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
   const tokenizer = located.tokenizer ? loadTokenizer(located.tokenizer) : tokenIdsOnly(model.vocabSize ?? Number.MAX_SAFE_INTEGER, located.model);
   const paths = { model: located.model, tokenizer: located.tokenizer };
   const request = options.providers ?? ['cpu'];
+  const requestedPrecision = options.forwardPrecision ?? ENGINE_DEFAULTS.forwardPrecision;
   const threads = options.threads ?? availableParallelism();
   // Large models split each perturbation pass over two threads (the session's cores idle meanwhile).
   const params = new ParameterSet(model.weights, {
@@ -149,8 +156,10 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
       async (ep) => {
         if (ep !== 'webgpu') return { kind: 'host', session: await ModelSession.create(graph, { intraOpNumThreads: threads, executionProviders: [ep] }) };
         const weights = await DeviceWeights.create(params);
+        const precision = await deviceForwardPrecision(requestedPrecision);
         const session = new DeviceModelSession(graph, weights, {
           maxSequence: options.maxSequence ?? modelContext(paths.model, model, located.config ?? undefined),
+          forwardPrecision: precision.used,
         });
         try {
           // Creating one forward session checks that every node of the model runs on the device.
@@ -160,7 +169,7 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
           await weights.release();
           throw e;
         }
-        return { kind: 'device', session, weights };
+        return { kind: 'device', session, weights, precision };
       },
       currentProviderEnvironment(),
     ));
@@ -200,7 +209,31 @@ export async function openEngine(options: EngineOptions = {}): Promise<Engine> {
     await close();
     throw new Error(`tokenizer ${paths.tokenizer} has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.vocabSize}`);
   }
-  return { model, params, session, weights: device ?? params, device, tokenizer, modelPath: paths.model, located, generator, memoryPlan, context, close };
+  const forwardPrecision =
+    opened.kind === 'device'
+      ? opened.precision
+      : {
+          used: 'float32' as const,
+          note:
+            requestedPrecision === 'float16'
+              ? `float16 forwards run on the WebGPU engine only; this one runs on ${session.executionProvider} in float32`
+              : null,
+        };
+  return {
+    model,
+    params,
+    session,
+    weights: device ?? params,
+    device,
+    tokenizer,
+    modelPath: paths.model,
+    located,
+    generator,
+    memoryPlan,
+    context,
+    forwardPrecision,
+    close,
+  };
 }
 
 /** The memory plan for a loaded (deferred) model: throws MemoryBudgetError when it cannot train within the budget. */

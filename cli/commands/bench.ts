@@ -601,6 +601,31 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
       'llrlrlrlr',
     ),
   );
+  out.push(
+    '',
+    "Two forwards, float32 against float16 products (--forward-precision float16; FP16 at the shader cores' rate), predicted the same way. Counted float16 forward: " +
+      sized
+        .map(({ size, c }) => `${size} ${c.forwardFloat16.dispatches} launches, ${c.forwardFloat16.weightBytesPerParameter.toFixed(1)} weight B/param`)
+        .join('; '),
+  );
+  out.push(
+    formatTable(
+      ['model', 'batch', 'GPU', 'float32 ms', 'bound', 'float16 ms', 'bound', 'float16 ÷ float32'],
+      sized.flatMap(({ size, c }) =>
+        c.forwardPredictions.map((p) => [
+          size,
+          String(p.batch),
+          p.gpu,
+          p.float32.ms.toFixed(2),
+          p.float32.bound,
+          p.float16.ms.toFixed(2),
+          p.float16.bound,
+          `${(p.float16.ms / p.float32.ms).toFixed(2)}×`,
+        ]),
+      ),
+      'lrlrlrlr',
+    ),
+  );
   return out;
 }
 

@@ -91,6 +91,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
   const say = (e: ClientEvent, text?: string) => (o.json ? emitJson(e) : text !== undefined && note(text));
 
   const engine = await openEngine({ ...engineOptions(o), ...memoryEngineOptions(o) });
+  if (!o.json && engine.forwardPrecision.note) note(engine.forwardPrecision.note);
   try {
     let resumed: Checkpoint | null = null;
     if (o.resume && existsSync(o.out)) {

@@ -102,6 +102,7 @@ export function registerEval(program: Command): void {
 
 async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
+  if (!o.json && engine.forwardPrecision.note) note(engine.forwardPrecision.note);
   try {
     // The model is named once, in the result's first line (the variant and tokenizer with it).
     if (o.checkpoint) {

@@ -150,6 +150,7 @@ async function runSimulate(o: SimulateOptions): Promise<void> {
         freeze: o.freeze,
         kernel: o.kernel,
         provider: o.provider,
+        forwardPrecision: o.forwardPrecision,
         clients: o.clients,
         clientsPerRound: o.clientsPerRound,
         rounds: o.rounds,

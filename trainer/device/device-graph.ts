@@ -8,6 +8,8 @@ import { pruneUnused } from '../model/cache';
 import { allNodes } from '../model/float-sources';
 import { TRAINING_NAMES, type TrainingGraph } from '../model/rewrite';
 import { DataType, decodeModel, encodeModel, getIntAttr, int64Tensor, node, rawTensor, toNumber, valueInfo, type onnxTypes } from '../model/onnx';
+import { productsInFloat16 } from './float16-products';
+import type { ForwardPrecision } from '../../contracts/trainer-payloads';
 
 /** Names the device graph adds. */
 export const DEVICE_NAMES = {
@@ -39,7 +41,7 @@ export interface SpanLayout {
  * float16 storage, quantized weights, tied copies — and a KV-cache export's no-cache branch come as they
  * are there): its weight inputs become slices of the span, its loss head is replaced.
  */
-export function rewriteForDevice(training: TrainingGraph, layout: SpanLayout, shape: DeviceShape): Uint8Array {
+export function rewriteForDevice(training: TrainingGraph, layout: SpanLayout, shape: DeviceShape, precision: ForwardPrecision = 'float32'): Uint8Array {
   const { batch, seq } = shape;
   if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(seq) || seq < 1) throw new RangeError(`bad device shape ${batch}×${seq}`);
   const proto = decodeModel(training.bytes);
@@ -99,6 +101,7 @@ export function rewriteForDevice(training: TrainingGraph, layout: SpanLayout, sh
     valueInfo(DEVICE_NAMES.tokenLoss, DataType.FLOAT, [batch, seq, 1]),
     valueInfo(DEVICE_NAMES.lastLogits, DataType.FLOAT, [batch, io.vocab ?? 'vocab']),
   ];
+  if (precision === 'float16') productsInFloat16(graph, DEVICE_NAMES.span);
   pruneUnused(graph);
   return encodeModel(proto);
 }

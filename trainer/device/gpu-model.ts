@@ -1,8 +1,9 @@
 // A predicted ZO step time on a named GPU, from counts (graph-cost.ts) and the GPU's public peak figures:
 // each part takes the longer of its bytes over the memory bandwidth and its operations over the FP32
-// rate, plus a fixed cost per kernel launch. Peaks are never reached, so the prediction is a lower bound
+// rate (the FP16 one for float16 forwards' products), plus a fixed cost per kernel launch. Peaks are never reached, so the prediction is a lower bound
 // on the step; its use is to compare graph forms and to say which term a part is bound by. The figures
 // measured on a software adapter (lavapipe) say nothing about any of this.
+import type { ForwardPrecision } from '../../contracts/trainer-payloads';
 
 export interface GpuSpec {
   readonly name: string;
@@ -10,32 +11,53 @@ export interface GpuSpec {
   readonly bandwidthGBs: number;
   /** Peak FP32 rate (non-tensor-core), 10¹² operations per second. */
   readonly fp32Tflops: number;
+  /**
+   * Peak FP16 rate of the shader cores (non-tensor-core: WebGPU's shader-f16 arithmetic), 10¹² operations
+   * per second; float16 forwards' products run at it.
+   */
+  readonly fp16Tflops: number;
   /** Where the figures come from. */
   readonly source: string;
 }
 
 /** Public spec figures (vendor datasheets). */
 export const GPUS: readonly GpuSpec[] = [
-  { name: 'H100 SXM', bandwidthGBs: 3350, fp32Tflops: 67, source: 'NVIDIA H100 Tensor Core GPU datasheet: H100 SXM, 3.35 TB/s HBM3, FP32 67 TFLOPS' },
-  { name: 'A100', bandwidthGBs: 2039, fp32Tflops: 19.5, source: 'NVIDIA A100 datasheet: A100 80GB SXM, 2,039 GB/s HBM2e, FP32 19.5 TFLOPS' },
+  {
+    name: 'H100 SXM',
+    bandwidthGBs: 3350,
+    fp32Tflops: 67,
+    fp16Tflops: 134,
+    source:
+      'NVIDIA H100 Tensor Core GPU datasheet: H100 SXM, 3.35 TB/s HBM3, FP32 67 TFLOPS; NVIDIA H100 architecture whitepaper: FP16 (non-Tensor) 133.8 TFLOPS',
+  },
+  {
+    name: 'A100',
+    bandwidthGBs: 2039,
+    fp32Tflops: 19.5,
+    fp16Tflops: 78,
+    source: 'NVIDIA A100 datasheet: A100 80GB SXM, 2,039 GB/s HBM2e, FP32 19.5 TFLOPS; NVIDIA A100 architecture whitepaper: FP16 (non-Tensor) 78 TFLOPS',
+  },
   {
     name: 'RTX 4090',
     bandwidthGBs: 1008,
     fp32Tflops: 82.6,
-    source: 'NVIDIA Ada Lovelace architecture whitepaper: GeForce RTX 4090, 1,008 GB/s GDDR6X, 82.6 TFLOPS FP32',
+    fp16Tflops: 82.6,
+    source: 'NVIDIA Ada Lovelace architecture whitepaper: GeForce RTX 4090, 1,008 GB/s GDDR6X, 82.6 TFLOPS FP32, FP16 (non-Tensor) 82.6 TFLOPS',
   },
   {
     name: 'RTX 4070 Laptop',
     bandwidthGBs: 256,
     fp32Tflops: 20,
+    fp16Tflops: 20,
     source:
-      'NVIDIA GeForce RTX 4070 Laptop GPU specifications: 4,608 CUDA cores at up to 2,175 MHz (2 × 4608 × 2.175 GHz ≈ 20 TFLOPS, at its highest power), 128-bit GDDR6 at 16 Gbps = 256 GB/s',
+      "NVIDIA GeForce RTX 4070 Laptop GPU specifications: 4,608 CUDA cores at up to 2,175 MHz (2 × 4608 × 2.175 GHz ≈ 20 TFLOPS, at its highest power), 128-bit GDDR6 at 16 Gbps = 256 GB/s; FP16 (non-Tensor) at the FP32 rate, as Ada's whitepaper gives for the RTX 4090",
   },
   {
     name: 'Apple M2',
     bandwidthGBs: 100,
     fp32Tflops: 3.6,
-    source: 'Apple M2 announcement (June 2022): 100 GB/s unified memory bandwidth, 10-core GPU at 3.6 TFLOPS',
+    fp16Tflops: 3.6,
+    source: 'Apple M2 announcement (June 2022): 100 GB/s unified memory bandwidth, 10-core GPU at 3.6 TFLOPS; no FP16 figure published, taken as the FP32 rate',
   },
 ];
 
@@ -53,6 +75,8 @@ export interface PartCounts {
   readonly bytes: number;
   /** Arithmetic operations (FP32 or 32-bit integer, each counted as one FP32 operation). */
   readonly operations: number;
+  /** The operations are float16 (float16 forwards' products): they run at the FP16 rate. */
+  readonly float16?: boolean;
 }
 
 export interface StepCounts {
@@ -96,7 +120,7 @@ export function predictPart(part: PartCounts, gpu: GpuSpec, options: PredictionO
     if (!Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite count ≥ 0, got ${v}`);
   }
   const memoryMs = (part.bytes / (gpu.bandwidthGBs * 1e9)) * 1e3;
-  const computeMs = (part.operations / (gpu.fp32Tflops * 1e12)) * 1e3;
+  const computeMs = (part.operations / ((part.float16 ? gpu.fp16Tflops : gpu.fp32Tflops) * 1e12)) * 1e3;
   const launchMs = (part.dispatches * (options.launchUs ?? DEFAULT_LAUNCH_US)) / 1e3;
   const device = Math.max(memoryMs, computeMs);
   const bound = launchMs > device ? 'launches' : memoryMs >= computeMs ? 'memory' : 'compute';
@@ -115,6 +139,16 @@ export function predictStep(counts: StepCounts, gpu: GpuSpec, options: Predictio
  * 2·parameters multiply-adds per token (the matrix products; attention's seq² term and the activations'
  * traffic are left out, small beside the weights' at short sequences).
  */
-export function forwardCounts(perForward: { readonly dispatches: number; readonly weightBytes: number }, parameters: number, tokens: number): PartCounts {
-  return { dispatches: 2 * perForward.dispatches, bytes: 2 * perForward.weightBytes, operations: 2 * 2 * parameters * tokens };
+export function forwardCounts(
+  perForward: { readonly dispatches: number; readonly weightBytes: number },
+  parameters: number,
+  tokens: number,
+  precision: ForwardPrecision = 'float32',
+): PartCounts {
+  return {
+    dispatches: 2 * perForward.dispatches,
+    bytes: 2 * perForward.weightBytes,
+    operations: 2 * 2 * parameters * tokens,
+    float16: precision === 'float16',
+  };
 }

@@ -426,11 +426,13 @@ export function perturbationStepCost(n: number, passes: StepPasses, build: (sour
 
 export interface ForwardCost {
   readonly cost: GraphCost;
-  /** Slices of the weight span (one per trainable tensor). */
+  /** Slices of the weight span or of its float16 copy (one per trainable tensor and precision read). */
   readonly weightSlices: number;
   /**
    * Device bytes that move the weights in one forward: each Slice reads and writes its tensor, and the
-   * op consuming it reads it once more (12 bytes per float32 parameter). Activations are not included.
+   * op consuming it reads it once more (12 bytes per float32 parameter); a float16 forward's Cast of the
+   * span reads 4 and writes 2 bytes a parameter, and its slices move 2 bytes an element three times.
+   * Activations are not included (they are in `cost`).
    */
   readonly weightBytes: number;
 }
@@ -439,8 +441,13 @@ export interface ForwardCost {
 export function forwardCost(model: Uint8Array, spanInput: string): ForwardCost {
   const cost = graphCost(model, {});
   const graph = decodeModel(model).graph;
-  const slices = new Set(graph.node.filter((n) => n.opType === 'Slice' && n.input[0] === spanInput).map((n) => n.output[0]));
+  const casts = new Set(graph.node.filter((n) => n.opType === 'Cast' && n.input[0] === spanInput).map((n) => n.output[0]));
+  const spans = new Set([spanInput, ...casts]);
+  const slices = new Set(graph.node.filter((n) => n.opType === 'Slice' && spans.has(n.input[0])).map((n) => n.output[0]));
   let weightBytes = 0;
-  for (const node of cost.perNode) if (slices.has(node.output)) weightBytes += node.readBytes + 2 * node.writeBytes;
+  for (const node of cost.perNode) {
+    if (slices.has(node.output)) weightBytes += node.readBytes + 2 * node.writeBytes;
+    else if (casts.has(node.output)) weightBytes += node.readBytes + node.writeBytes;
+  }
   return { cost, weightSlices: slices.size, weightBytes };
 }

@@ -13,6 +13,8 @@ import type { LossResult } from './session';
 import type { ParameterSet } from '../zo/parameters';
 import { DataType, encodeGraph, int64Tensor, node, singleNodeGraph, valueInfo } from '../model/onnx';
 import { DEVICE_NAMES, rewriteForDevice, type DeviceShape } from './device-graph';
+import type { ForwardPrecision } from '../../contracts/trainer-payloads';
+import { float16ProductsUnsupported } from './float16-products';
 import { buildDevicePassGraph, deviceOnlyOptions, devicePassFeeds, PERTURBATION_NAMES, type SeedSource } from './perturbation-graph';
 import type { ProviderReport } from './providers';
 import { buildRank1PassGraph, RANK1_PASS_NAMES, type Rank1Source } from './rank1-pass-graph';
@@ -407,6 +409,8 @@ export interface DeviceModelOptions {
   readonly maxSequence?: number;
   /** Most sessions (shapes) kept; the least recently used is released beyond it. Default 6. */
   readonly maxSessions?: number;
+  /** Products in float16 (trainer/device/float16-products.ts) or as the model has them. Default float32. */
+  readonly forwardPrecision?: ForwardPrecision;
 }
 
 export const nextPow2 = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
@@ -430,6 +434,13 @@ export function bucketLength(n: number, min = 1): number {
  * Padding rows and positions carry mask 0 and no target: they change no real token's loss or logits
  * (right padding, causal attention) beyond float rounding.
  */
+/** The products' precision the device gives for `requested`, and why not float16 where it was asked and is not. */
+export async function deviceForwardPrecision(requested: ForwardPrecision): Promise<{ readonly used: ForwardPrecision; readonly note: string | null }> {
+  if (requested === 'float32') return { used: 'float32', note: null };
+  const why = await float16ProductsUnsupported(deviceSessionOptions(false));
+  return why === null ? { used: 'float16', note: null } : { used: 'float32', note: `float16 forwards were asked for; float32 is used: ${why}` };
+}
+
 export class DeviceModelSession {
   private readonly sessions = new Map<string, ort.InferenceSession>();
   readonly executionProvider = DEVICE_PROVIDER;
@@ -478,7 +489,7 @@ export class DeviceModelSession {
       this.sessions.set(key, s);
       return s;
     }
-    s = await ort.InferenceSession.create(rewriteForDevice(this.model, this.weights.params, shape), deviceSessionOptions(false));
+    s = await ort.InferenceSession.create(rewriteForDevice(this.model, this.weights.params, shape, this.options.forwardPrecision), deviceSessionOptions(false));
     this.sessions.set(key, s);
     const max = this.options.maxSessions ?? 6;
     while (this.sessions.size > max) {

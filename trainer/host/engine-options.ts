@@ -13,6 +13,7 @@ export function engineOptions(params: InitializeParams): EngineOptions {
     // A named device falls back to the CPU (the setting's description promises it); 'auto' ends on the CPU.
     providers: params.provider === 'cpu' || params.provider === 'auto' ? [params.provider] : [params.provider, 'cpu'],
     kernel: params.kernel,
+    forwardPrecision: params.forwardPrecision,
     ...(params.maxMemory?.trim() ? { maxMemory: memorySetting(params.maxMemory) } : {}),
   };
 }

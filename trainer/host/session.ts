@@ -94,6 +94,7 @@ export class TrainerSession {
         parameters: engine.params.parameterCount,
         provider: engine.session.executionProvider,
         kernel: engine.params.kernel,
+        forwardPrecision: engine.forwardPrecision.used,
         modelPath: engine.modelPath,
         modelIdentity: engine.model.identity,
       };
@@ -102,9 +103,10 @@ export class TrainerSession {
       }
       const { adapterNote } = engine.session.providerReport;
       if (adapterNote) this.notify.log('info', `WebGPU adapter: ${adapterNote}`);
+      if (engine.forwardPrecision.note) this.notify.log('warn', engine.forwardPrecision.note);
       this.notify.log(
         'info',
-        `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}, kernel ${engine.params.kernel}`,
+        `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}${engine.forwardPrecision.used === 'float16' ? ' (float16 products)' : ''}, kernel ${engine.params.kernel}`,
       );
       this.reporter.reset({ state: 'idle', provider: engine.session.executionProvider });
       return this.engineInfo;

@@ -1,0 +1,121 @@
+// float16 forwards on WebGPU (trainer/device/float16-products.ts), on whatever adapter exists (CI: Mesa's
+// lavapipe, whose Vulkan has shaderFloat16): the probe finds shader-f16, every node of a float16 forward
+// is placed on WebGPU, and the ZO signal survives half precision: each seed's g under float16 forwards
+// follows float32's. An engine that cannot run them says why and runs float32. Skipped, with the reason,
+// where no WebGPU adapter can be created.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { DEVICE_NAMES, rewriteForDevice } from '../../trainer/device/device-graph';
+import { nodePlacement } from '../../trainer/device/placement';
+import { DeviceModelSession, DeviceWeights, deviceForwardPrecision } from '../../trainer/device/resident';
+import type { TokenBatch } from '../../trainer/device/session';
+import { openEngine } from '../../trainer/engine';
+import { decodeModel } from '../../trainer/model/onnx';
+import { loadModel, rewriteForTraining } from '../../trainer/model';
+import { bundledModelDir } from '../../trainer/paths';
+import { seedKey } from '../../trainer/zo/generator';
+import { ParameterSet } from '../../trainer/zo/parameters';
+import { webgpuSkipReason } from '../helpers/webgpu';
+
+async function skipWithoutWebGpu(t: TestContext): Promise<boolean> {
+  const reason = await webgpuSkipReason();
+  if (reason) {
+    t.diagnostic(`skipped: ${reason}`);
+    t.skip(reason);
+    return true;
+  }
+  return false;
+}
+
+/** Two rows of varied token ids, every position but the last a target. */
+function textBatch(batch: number, seq: number, vocab: number): TokenBatch {
+  const inputIds = new BigInt64Array(batch * seq);
+  const labels = new BigInt64Array(batch * seq).fill(-100n);
+  for (let i = 0; i < batch * seq; i++) inputIds[i] = BigInt((i * 7919 + 13) % vocab);
+  for (let b = 0; b < batch; b++) for (let t = 0; t + 1 < seq; t++) labels[b * seq + t] = inputIds[b * seq + t + 1];
+  return { inputIds, attentionMask: new BigInt64Array(batch * seq).fill(1n), labels, batch, seq };
+}
+
+function correlation(a: readonly number[], b: readonly number[]): number {
+  const mean = (x: readonly number[]) => x.reduce((s, v) => s + v, 0) / x.length;
+  const [ma, mb] = [mean(a), mean(b)];
+  let [ab, aa, bb] = [0, 0, 0];
+  for (let i = 0; i < a.length; i++) {
+    ab += (a[i] - ma) * (b[i] - mb);
+    aa += (a[i] - ma) ** 2;
+    bb += (b[i] - mb) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
+
+test('the adapter runs float16 products, and every node of a float16 forward is placed on WebGPU', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  // lavapipe's Vulkan has shaderFloat16, so Dawn offers shader-f16: the probe must find it.
+  assert.deepEqual(await deviceForwardPrecision('float16'), { used: 'float16', note: null });
+  assert.deepEqual(await deviceForwardPrecision('float32'), { used: 'float32', note: null });
+  const model = await loadModel(join(bundledModelDir(), 'model.onnx'));
+  const bytes = rewriteForDevice(
+    rewriteForTraining(model),
+    new ParameterSet(model.weights, { kernel: 'js', resident: false }),
+    { batch: 2, seq: 16 },
+    'float16',
+  );
+  assert.ok(
+    decodeModel(bytes).graph.node.some((n) => n.opType === 'Cast' && n.input[0] === DEVICE_NAMES.span),
+    'the span is cast to float16',
+  );
+  const placement = await nodePlacement(bytes, 'webgpu');
+  assert.deepEqual(
+    placement.elsewhere.map((n) => `${n.opType} (${n.name}) on ${n.provider}`),
+    [],
+  );
+  assert.equal(placement.copies, 0);
+});
+
+test("g under float16 forwards follows float32's seed by seed (same device weights, seeds and batch); losses within half-precision rounding", async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const model = await loadModel(join(bundledModelDir(), 'model.onnx'));
+  const params = new ParameterSet(model.weights);
+  const weights = await DeviceWeights.create(params);
+  const full = new DeviceModelSession(model, weights, { maxSequence: 256 });
+  const half = new DeviceModelSession(model, weights, { maxSequence: 256, forwardPrecision: 'float16' });
+  try {
+    const batch = textBatch(2, 64, model.io.vocab ?? 4096);
+    const epsilon = 1e-3;
+    const loss = async (s: DeviceModelSession): Promise<number> => {
+      const r = await s.lossSum(batch);
+      return r.lossSum / r.tokens;
+    };
+    const [g32, g16]: number[][] = [[], []];
+    for (let i = 0; i < 12; i++) {
+      const key = seedKey(42, i);
+      await weights.perturb(key, epsilon);
+      const [p32, p16] = [await loss(full), await loss(half)];
+      await weights.perturb(key, -2 * epsilon);
+      const [m32, m16] = [await loss(full), await loss(half)];
+      await weights.perturb(key, epsilon);
+      assert.ok(Math.abs(p16 - p32) <= 2e-3 * p32, `loss ${p32} (float32) vs ${p16} (float16)`);
+      g32.push((p32 - m32) / (2 * epsilon));
+      g16.push((p16 - m16) / (2 * epsilon));
+    }
+    const r = correlation(g32, g16);
+    t.diagnostic(`g float32 ${g32.map((g) => g.toFixed(3)).join(' ')}; float16 ${g16.map((g) => g.toFixed(3)).join(' ')}; correlation ${r.toFixed(4)}`);
+    assert.ok(r > 0.95, `correlation ${r}`);
+    assert.notDeepEqual(g16, g32, 'float16 forwards compute in float16');
+  } finally {
+    await half.release();
+    await full.release();
+    await weights.release();
+  }
+});
+
+test('an engine asked for float16 forwards on the CPU provider runs float32 and says why', async () => {
+  const engine = await openEngine({ providers: ['cpu'], forwardPrecision: 'float16', threads: 2 });
+  try {
+    assert.equal(engine.forwardPrecision.used, 'float32');
+    assert.match(engine.forwardPrecision.note ?? '', /WebGPU engine only.*cpu/);
+  } finally {
+    await engine.close();
+  }
+});
