@@ -4,6 +4,7 @@
 // follows float32's. An engine that cannot run them says why and runs float32. Skipped, with the reason,
 // where no WebGPU adapter can be created.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { DEVICE_NAMES, rewriteForDevice } from '../../trainer/device/device-graph';
@@ -13,7 +14,7 @@ import type { TokenBatch } from '../../trainer/device/session';
 import { openEngine } from '../../trainer/engine';
 import { decodeModel } from '../../trainer/model/onnx';
 import { loadModel, rewriteForTraining } from '../../trainer/model';
-import { bundledModelDir } from '../../trainer/paths';
+import { bundledModelDir, packageRoot } from '../../trainer/paths';
 import { seedKey } from '../../trainer/zo/generator';
 import { ParameterSet } from '../../trainer/zo/parameters';
 import { webgpuSkipReason } from '../helpers/webgpu';
@@ -107,6 +108,59 @@ test("g under float16 forwards follows float32's seed by seed (same device weigh
     await half.release();
     await full.release();
     await weights.release();
+  }
+});
+
+test('other exports (Optimum GPT-2 with and without a KV cache, Transformers.js float16 and quantized, a folded Llama) run float16 forwards entirely on WebGPU, within half-precision rounding of float32', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const fixtures = join(packageRoot(), 'test', 'fixtures', 'models');
+  const files = [
+    'gpt2-no-past/model.onnx',
+    'llama-folded/model.onnx',
+    'optimum-gpt2/decoder_model_merged.onnx',
+    'transformersjs-gpt2/onnx/model_fp16.onnx',
+    'transformersjs-gpt2/onnx/model_quantized.onnx',
+    'transformersjs-gpt2/onnx/model_q4.onnx',
+  ].filter((f) => existsSync(join(fixtures, f)));
+  if (files.length === 0) {
+    t.skip('no exported model fixtures in test/fixtures/models');
+    return;
+  }
+  for (const file of files) {
+    const model = await loadModel(join(fixtures, file));
+    const training = rewriteForTraining(model);
+    const params = new ParameterSet(model.weights);
+    const bytes = rewriteForDevice(training, params, { batch: 2, seq: 16 }, 'float16');
+    // Every product of the export runs in float16: its output is read only by a Cast back to float32.
+    const graph = decodeModel(bytes).graph;
+    const products = graph.node.filter((n) => n.opType === 'MatMul' || n.opType === 'Gemm');
+    assert.ok(products.length > 0, file);
+    for (const p of products) {
+      const readers = graph.node.filter((n) => n.input.includes(p.output[0]));
+      assert.deepEqual(
+        readers.map((n) => n.opType),
+        ['Cast'],
+        `${file}: ${p.name}`,
+      );
+    }
+    const placement = await nodePlacement(bytes, 'webgpu');
+    assert.deepEqual(
+      placement.elsewhere.map((n) => `${n.opType} (${n.name})`),
+      [],
+      `${file}: nodes not on WebGPU`,
+    );
+    const weights = await DeviceWeights.create(params);
+    const full = new DeviceModelSession(training, weights);
+    const half = new DeviceModelSession(training, weights, { forwardPrecision: 'float16' });
+    try {
+      const batch = textBatch(2, 12, Math.min(50, model.io.vocab ?? 50));
+      const [a, b] = [await full.lossSum(batch), await half.lossSum(batch)];
+      assert.ok(Math.abs(a.lossSum - b.lossSum) <= 2e-3 * a.lossSum, `${file}: loss ${a.lossSum} in float32, ${b.lossSum} in float16`);
+    } finally {
+      await half.release();
+      await full.release();
+      await weights.release();
+    }
   }
 });
 

@@ -45,11 +45,16 @@ for (const [what, load] of [
     assert.equal(productsOf(b).length, productsOf(a).length);
     const from = producers(b);
     let weightsFromHalfSpan = 0;
+    let transposed = 0;
     for (const p of productsOf(b)) {
       for (const input of p.input.filter(Boolean)) {
-        const source = from.get(input);
+        let source = from.get(input);
         if (castTo(source) === DataType.FLOAT16) continue;
-        // A weight: Reshape(Slice(Cast(span → float16))).
+        // A weight, or a transpose of one (the tied output projection): Reshape(Slice(Cast(span → float16))).
+        if (source?.opType === 'Transpose') {
+          source = from.get(source.input[0]);
+          transposed++;
+        }
         assert.equal(source?.opType, 'Reshape', `${p.name} reads ${input}`);
         const slice = from.get(source.input[0]);
         assert.equal(slice?.opType, 'Slice');
@@ -62,6 +67,8 @@ for (const [what, load] of [
       assert.equal(castTo(reader), DataType.FLOAT, `${p.name}'s output goes back to float32`);
     }
     assert.ok(weightsFromHalfSpan > 0, 'some product reads a weight from the float16 span');
+    // The tied output projection reads the embedding table transposed, from the float16 span too.
+    if (what.includes('tied')) assert.equal(transposed, 1);
     // Everything but the products and the casts around them is as in the float32 graph.
     const rest = (g: onnxTypes.Graph) =>
       g.node

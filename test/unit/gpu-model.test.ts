@@ -1,6 +1,6 @@
 // The predicted step on a named GPU follows from the counts and the GPU's public peak figures: memory-bound
-// parts scale with bytes over bandwidth, compute-bound ones with operations over the FP32 rate, launches
-// add a fixed cost each; and the named GPUs are ordered as their datasheets are.
+// parts scale with bytes over bandwidth, compute-bound ones with operations over the FP32 rate (FP16 for
+// float16 forwards), launches add a fixed cost each; and the named GPUs are ordered as their datasheets are.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DEFAULT_LAUNCH_US, forwardCounts, gpuByName, GPUS, predictPart, predictStep } from '../../trainer/device/gpu-model';
@@ -44,4 +44,17 @@ test('a step is its perturbation and its forwards; halving the bytes of a memory
   // Slower memory, longer step.
   const at = (name: string) => predictStep({ perturbation: { dispatches: 100, bytes: 5e10, operations: 0 }, forwards }, gpuByName(name)).stepMs;
   assert.ok(at('H100 SXM') < at('A100') && at('A100') < at('RTX 4090') && at('RTX 4090') < at('RTX 4070 Laptop') && at('RTX 4070 Laptop') < at('Apple M2'));
+});
+
+test("float16 forwards' operations run at each GPU's FP16 shader rate: 2× FP32 on an H100, 4× on an A100, 1× on Ada and Apple GPUs", () => {
+  const counts = forwardCounts({ dispatches: 0, weightBytes: 1e6 }, 124e6, 8 * 128);
+  const half = forwardCounts({ dispatches: 0, weightBytes: 1e6 }, 124e6, 8 * 128, 'float16');
+  assert.equal(half.operations, counts.operations);
+  assert.equal(counts.float16, false);
+  assert.equal(half.float16, true);
+  const ratio = (name: string) => predictPart(half, gpuByName(name)).computeMs / predictPart(counts, gpuByName(name)).computeMs;
+  assert.ok(Math.abs(ratio('H100 SXM') - 0.5) < 1e-9);
+  assert.ok(Math.abs(ratio('A100') - 0.25) < 1e-9);
+  for (const name of ['RTX 4090', 'RTX 4070 Laptop', 'Apple M2']) assert.equal(ratio(name), 1, name);
+  for (const g of GPUS) assert.ok(g.fp16Tflops >= g.fp32Tflops && g.source.includes('FP16'), g.name);
 });

@@ -1,10 +1,13 @@
 // A float16 forward over float32 weights: every MatMul and Gemm of the device graph whose inputs are
 // float32 runs on float16 copies of them and hands float32 back, so normalisations, softmax and the loss
-// stay float32 while the products (nearly all of a forward's FLOPs and its activation traffic) use the
-// GPU's half-precision paths. The weights those products read come as float16 slices of one float16 copy
-// of the span: 6 B (cast) + 4 B (slice) + 2 B (product) per weight and forward, the 12 B a float32
-// forward moves, and half the slices' memory. Replicas are unaffected: they are rebuilt from committed
-// coefficients on the host; only the losses a client measures (and so its g) carry float16 rounding.
+// stay float32 while the products (nearly all of a forward's FLOPs) run at the GPU's half-precision rate.
+// The weights those products read (and transposes of them: a tied output projection) are slices of one
+// float16 copy of the span, cast at the start of the forward: 6 B a parameter for the cast, then 6 B for a
+// product's weight (its float16 slice read, written and read again) where float32 moves 12. A copy kept beside
+// the weights and written by each pass would move the same bytes per step (ONNX Runtime runs the pass's
+// Cast as a kernel of its own) for half the weights' memory more, so the forward casts. Replicas are
+// unaffected: they are rebuilt from committed coefficients on the host; only the losses a client
+// measures (and so its g) carry float16 rounding.
 import * as ort from 'onnxruntime-node';
 import { DataType, encodeGraph, node, toNumber, valueInfo, type onnxTypes } from '../model/onnx';
 import { errorMessage } from '../../protocol/errors';
@@ -92,25 +95,41 @@ function knownTypes(graph: onnxTypes.Graph): Map<string, number> {
 
 /**
  * Rewrites `graph` (a device graph: weights are Reshape(Slice(span, …)) of the float32 span input `span`)
- * so its float32 products run in float16. Returns how many products were converted.
+ * so its float32 products run in float16, their weights (and transposes of weights) cut from one float16
+ * copy of the span. Returns how many products were converted.
  */
 export function productsInFloat16(graph: onnxTypes.Graph, span: string): number {
   const types = knownTypes(graph);
   const producer = new Map<string, onnxTypes.Node>();
   for (const n of graph.node) for (const o of n.output) producer.set(o, n);
   const p = 'fedkseed_f16/';
-  const spanHalf = `${p}span`;
+  const halfSpan = `${p}span`;
   const weightNodes: onnxTypes.Node[] = [];
   const halves = new Map<string, string>();
 
-  /** A weight cut from the span: the same cut from its float16 copy; null if `value` is not one. */
+  /**
+   * A weight cut from the span, or a Transpose of one (a tied output projection): the same from the
+   * float16 copy; null if `value` is neither.
+   */
   const halfWeight = (value: string): string | null => {
-    const reshape = producer.get(value);
-    const slice = reshape?.opType === 'Reshape' ? producer.get(reshape.input[0]) : undefined;
-    if (!reshape || slice?.opType !== 'Slice' || slice.input[0] !== span) return null;
+    const made = halves.get(value);
+    if (made !== undefined) return made;
+    const from = producer.get(value);
+    if (from?.opType === 'Transpose' && (!from.domain || from.domain === 'ai.onnx')) {
+      const inner = halfWeight(from.input[0]);
+      if (inner === null) return null;
+      const transpose = node('Transpose', [inner], [`${p}${value}`], `${p}${value}`);
+      transpose.attribute = from.attribute;
+      weightNodes.push(transpose);
+      halves.set(value, `${p}${value}`);
+      return `${p}${value}`;
+    }
+    const slice = from?.opType === 'Reshape' ? producer.get(from.input[0]) : undefined;
+    if (!from || slice?.opType !== 'Slice' || slice.input[0] !== span) return null;
     const cut = `${p}${value}/slice`;
-    weightNodes.push(node('Slice', [spanHalf, ...slice.input.slice(1)], [cut], cut));
-    weightNodes.push(node('Reshape', [cut, reshape.input[1]], [`${p}${value}`], `${p}${value}/reshape`));
+    weightNodes.push(node('Slice', [halfSpan, ...slice.input.slice(1)], [cut], cut));
+    weightNodes.push(node('Reshape', [cut, from.input[1]], [`${p}${value}`], `${p}${value}/reshape`));
+    halves.set(value, `${p}${value}`);
     return `${p}${value}`;
   };
 
@@ -137,7 +156,7 @@ export function productsInFloat16(graph: onnxTypes.Graph, span: string): number 
     rewritten.push(n, node('Cast', [n.output[0]], [out], `${p}${out}/float32`, { to: DataType.FLOAT }));
     converted++;
   }
-  const head = weightNodes.length > 0 ? [node('Cast', [span], [spanHalf], spanHalf, { to: DataType.FLOAT16 }), ...weightNodes] : [];
+  const head = weightNodes.length > 0 ? [node('Cast', [span], [halfSpan], halfSpan, { to: DataType.FLOAT16 }), ...weightNodes] : [];
   graph.node = [...head, ...rewritten];
   return converted;
 }
