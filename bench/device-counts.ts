@@ -126,10 +126,7 @@ export async function deviceStepCounts(
       gpu: gpu.name,
       batch: shape.batch,
       float32: predictPart(forwardCounts({ dispatches, weightBytes: weights.weightBytes }, parameters, shape.batch * shape.seq), gpu),
-      float16: predictPart(
-        forwardCounts({ dispatches: forwardFloat16.dispatches, weightBytes: halfWeights.weightBytes }, parameters, shape.batch * shape.seq, 'float16'),
-        gpu,
-      ),
+      float16: predictPart(forwardCounts({ ...halfWeights, dispatches: forwardFloat16.dispatches }, parameters, shape.batch * shape.seq), gpu),
     })),
   );
   const perStep = (c: PerturbationCounts): { dispatches: number; bytesPerParameter: number } => ({

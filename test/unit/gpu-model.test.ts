@@ -46,15 +46,18 @@ test('a step is its perturbation and its forwards; halving the bytes of a memory
   assert.ok(at('H100 SXM') < at('A100') && at('A100') < at('RTX 4090') && at('RTX 4090') < at('RTX 4070 Laptop') && at('RTX 4070 Laptop') < at('Apple M2'));
 });
 
-test("float16 forwards' operations run at each GPU's FP16 shader rate: 2× FP32 on an H100, 4× on an A100, 1× on Ada and Apple GPUs", () => {
+test("float16 forwards' products run at each GPU's FP16 shader rate (2× FP32 on an H100, 4× on an A100, 1× on Ada and Apple GPUs); the rest at FP32", () => {
   const counts = forwardCounts({ dispatches: 0, weightBytes: 1e6 }, 124e6, 8 * 128);
-  const half = forwardCounts({ dispatches: 0, weightBytes: 1e6 }, 124e6, 8 * 128, 'float16');
-  assert.equal(half.operations, counts.operations);
-  assert.equal(counts.float16, false);
-  assert.equal(half.float16, true);
-  const ratio = (name: string) => predictPart(half, gpuByName(name)).computeMs / predictPart(counts, gpuByName(name)).computeMs;
-  assert.ok(Math.abs(ratio('H100 SXM') - 0.5) < 1e-9);
-  assert.ok(Math.abs(ratio('A100') - 0.25) < 1e-9);
-  for (const name of ['RTX 4090', 'RTX 4070 Laptop', 'Apple M2']) assert.equal(ratio(name), 1, name);
+  const half = forwardCounts({ dispatches: 0, weightBytes: 1e6, float16Parameters: 124e6 }, 124e6, 8 * 128);
+  const mixed = forwardCounts({ dispatches: 0, weightBytes: 1e6, float16Parameters: 85e6 }, 124e6, 8 * 128);
+  assert.equal(counts.float16Operations, 0);
+  assert.equal(half.operations, 0);
+  assert.equal(half.float16Operations, counts.operations);
+  assert.equal(mixed.operations + (mixed.float16Operations ?? 0), counts.operations);
+  const ratio = (c: typeof half, name: string) => predictPart(c, gpuByName(name)).computeMs / predictPart(counts, gpuByName(name)).computeMs;
+  assert.ok(Math.abs(ratio(half, 'H100 SXM') - 0.5) < 1e-9);
+  assert.ok(Math.abs(ratio(half, 'A100') - 0.25) < 1e-9);
+  assert.ok(Math.abs(ratio(mixed, 'A100') - (39 + 85 / 4) / 124) < 1e-9);
+  for (const name of ['RTX 4090', 'RTX 4070 Laptop', 'Apple M2']) assert.ok(Math.abs(ratio(half, name) - 1) < 1e-12, name);
   for (const g of GPUS) assert.ok(g.fp16Tflops >= g.fp32Tflops && g.source.includes('FP16'), g.name);
 });

@@ -101,7 +101,7 @@ export function rewriteForDevice(training: TrainingGraph, layout: SpanLayout, sh
     valueInfo(DEVICE_NAMES.tokenLoss, DataType.FLOAT, [batch, seq, 1]),
     valueInfo(DEVICE_NAMES.lastLogits, DataType.FLOAT, [batch, io.vocab ?? 'vocab']),
   ];
-  if (precision === 'float16') productsInFloat16(graph, DEVICE_NAMES.span);
+  if (precision === 'float16') productsInFloat16(graph, DEVICE_NAMES.span, io.logits);
   pruneUnused(graph);
   return encodeModel(proto);
 }

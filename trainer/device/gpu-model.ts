@@ -3,7 +3,6 @@
 // rate (the FP16 one for float16 forwards' products), plus a fixed cost per kernel launch. Peaks are never reached, so the prediction is a lower bound
 // on the step; its use is to compare graph forms and to say which term a part is bound by. The figures
 // measured on a software adapter (lavapipe) say nothing about any of this.
-import type { ForwardPrecision } from '../../contracts/trainer-payloads';
 
 export interface GpuSpec {
   readonly name: string;
@@ -75,8 +74,8 @@ export interface PartCounts {
   readonly bytes: number;
   /** Arithmetic operations (FP32 or 32-bit integer, each counted as one FP32 operation). */
   readonly operations: number;
-  /** The operations are float16 (float16 forwards' products): they run at the FP16 rate. */
-  readonly float16?: boolean;
+  /** Float16 operations (float16 forwards' products): they run at the FP16 rate. */
+  readonly float16Operations?: number;
 }
 
 export interface StepCounts {
@@ -116,11 +115,12 @@ export function predictPart(part: PartCounts, gpu: GpuSpec, options: PredictionO
     ['dispatches', part.dispatches],
     ['bytes', part.bytes],
     ['operations', part.operations],
+    ['float16 operations', part.float16Operations ?? 0],
   ] as const) {
     if (!Number.isFinite(v) || v < 0) throw new RangeError(`${what} must be a finite count ≥ 0, got ${v}`);
   }
   const memoryMs = (part.bytes / (gpu.bandwidthGBs * 1e9)) * 1e3;
-  const computeMs = (part.operations / ((part.float16 ? gpu.fp16Tflops : gpu.fp32Tflops) * 1e12)) * 1e3;
+  const computeMs = (part.operations / (gpu.fp32Tflops * 1e12) + (part.float16Operations ?? 0) / (gpu.fp16Tflops * 1e12)) * 1e3;
   const launchMs = (part.dispatches * (options.launchUs ?? DEFAULT_LAUNCH_US)) / 1e3;
   const device = Math.max(memoryMs, computeMs);
   const bound = launchMs > device ? 'launches' : memoryMs >= computeMs ? 'memory' : 'compute';
@@ -140,15 +140,15 @@ export function predictStep(counts: StepCounts, gpu: GpuSpec, options: Predictio
  * traffic are left out, small beside the weights' at short sequences).
  */
 export function forwardCounts(
-  perForward: { readonly dispatches: number; readonly weightBytes: number },
+  perForward: { readonly dispatches: number; readonly weightBytes: number; readonly float16Parameters?: number },
   parameters: number,
   tokens: number,
-  precision: ForwardPrecision = 'float32',
 ): PartCounts {
+  const half = perForward.float16Parameters ?? 0;
   return {
     dispatches: 2 * perForward.dispatches,
     bytes: 2 * perForward.weightBytes,
-    operations: 2 * 2 * parameters * tokens,
-    float16: precision === 'float16',
+    operations: 2 * 2 * (parameters - half) * tokens,
+    float16Operations: 2 * 2 * half * tokens,
   };
 }

@@ -435,6 +435,8 @@ export interface ForwardCost {
    * Activations are not included (they are in `cost`).
    */
   readonly weightBytes: number;
+  /** Parameters sliced from the float16 copy of the span (the weights float16 products read). */
+  readonly float16Parameters: number;
 }
 
 /** The weight traffic of a device forward graph (rewriteForDevice), from its span Slices' sizes. */
@@ -444,10 +446,13 @@ export function forwardCost(model: Uint8Array, spanInput: string): ForwardCost {
   const casts = new Set(graph.node.filter((n) => n.opType === 'Cast' && n.input[0] === spanInput).map((n) => n.output[0]));
   const spans = new Set([spanInput, ...casts]);
   const slices = new Set(graph.node.filter((n) => n.opType === 'Slice' && spans.has(n.input[0])).map((n) => n.output[0]));
+  const halfSlices = new Set(graph.node.filter((n) => n.opType === 'Slice' && casts.has(n.input[0])).map((n) => n.output[0]));
   let weightBytes = 0;
+  let float16Parameters = 0;
   for (const node of cost.perNode) {
     if (slices.has(node.output)) weightBytes += node.readBytes + 2 * node.writeBytes;
     else if (casts.has(node.output)) weightBytes += node.readBytes + node.writeBytes;
+    if (halfSlices.has(node.output)) float16Parameters += node.elements ?? 0;
   }
-  return { cost, weightSlices: slices.size, weightBytes };
+  return { cost, weightSlices: slices.size, weightBytes, float16Parameters };
 }

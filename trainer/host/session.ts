@@ -104,11 +104,13 @@ export class TrainerSession {
       const { adapterNote } = engine.session.providerReport;
       if (adapterNote) this.notify.log('info', `WebGPU adapter: ${adapterNote}`);
       if (engine.forwardPrecision.note) this.notify.log('warn', engine.forwardPrecision.note);
+      // What the Training view and the status bar show: the provider, and float16 forwards where they run.
+      const provider = `${engine.session.executionProvider}${engine.forwardPrecision.used === 'float16' ? ' · float16' : ''}`;
       this.notify.log(
         'info',
-        `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${engine.session.executionProvider}${engine.forwardPrecision.used === 'float16' ? ' (float16 products)' : ''}, kernel ${engine.params.kernel}`,
+        `loaded ${engine.modelPath}: ${engine.params.parameterCount.toLocaleString('en-US')} parameters, ${provider}, kernel ${engine.params.kernel}`,
       );
-      this.reporter.reset({ state: 'idle', provider: engine.session.executionProvider });
+      this.reporter.reset({ state: 'idle', provider });
       return this.engineInfo;
     } catch (err) {
       this.reporter.reset({ state: 'error', detail: errorMessage(err) });
