@@ -66,6 +66,8 @@ export interface EngineOptions {
 /** The forward as the engine runs it: on the host (ModelSession) or on the device (DeviceModelSession). */
 export interface TrainingSession {
   lossSum(batch: TokenBatch): Promise<LossResult>;
+  /** A ZO step's two losses in one read-back (the device engine; see BatchLoss.lossPair). */
+  lossPair?(batch: TokenBatch, between: () => Promise<void>): Promise<readonly [LossResult, LossResult]>;
   lastLogits(inputIds: BigInt64Array, attentionMask: BigInt64Array, batch: number, seq: number): Promise<Float32Array>;
   readonly executionProvider: string;
   readonly providerReport: ProviderReport;

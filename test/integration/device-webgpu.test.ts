@@ -28,7 +28,7 @@ import { bundledModelDir, packageRoot } from '../../trainer/paths';
 import { seedKey } from '../../trainer/zo/generator';
 import { ParameterSet } from '../../trainer/zo/parameters';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
-import { ZoTrainer } from '../../trainer/zo/zo-trainer';
+import { ZoTrainer, type BatchLoss } from '../../trainer/zo/zo-trainer';
 import { webgpuSkipReason } from '../helpers/webgpu';
 
 const tiny = (over: Partial<Gpt2Config> = {}): Gpt2Config => ({
@@ -288,6 +288,35 @@ test('ZO training on WebGPU lowers the loss', async (t) => {
     assert.ok(after < before - 0.1, `loss ${before} → ${after}`);
     weights.resetToBase();
     assert.equal(await loss(), before, 'back on the replica');
+  } finally {
+    await session.release();
+    await weights.release();
+  }
+});
+
+test('a step reads its two losses back in one wait for the device, with the same bits as awaiting each', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  const model = await gpt2(tiny());
+  const params = new ParameterSet(model.weights);
+  const weights = await DeviceWeights.create(params);
+  const session = new DeviceModelSession(model, weights);
+  try {
+    const batch = patternBatch(4, 16);
+    const run = async (model: BatchLoss) => {
+      weights.resetToBase();
+      const before = weights.counter.snapshot();
+      const trainer = new ZoTrainer(weights, model, { federationSeed: 1, k: 4096, epsilon: 1e-3, eta: 0.01 });
+      const result = await trainer.train({ steps: 6, seeds: new SeedSampler(4096, 5), nextBatch: () => batch });
+      return { pairs: result.pairs, readBacks: weights.counter.readBacks - before.readBacks, digest: await weights.digest() };
+    };
+    // The device session (lossPair) against the same session seen only through lossSum.
+    const paired = await run(session);
+    const awaited = await run({ lossSum: (b) => session.lossSum(b) });
+    assert.deepEqual(paired.pairs, awaited.pairs);
+    assert.equal(paired.digest, awaited.digest);
+    // One read-back per step, where awaiting each loss takes two (the digest's read-back is not counted: it comes after).
+    assert.equal(paired.readBacks, 6);
+    assert.equal(awaited.readBacks, 12);
   } finally {
     await session.release();
     await weights.release();

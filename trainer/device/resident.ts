@@ -27,22 +27,32 @@ export class BusCounter {
   hostToDevice = 0;
   deviceToHost = 0;
   runs = 0;
+  /** Runs with an output on the host: each waits for the device (a round trip). */
+  readBacks = 0;
   /** Full copies of the weights (uploads of the replica, read-backs). */
   weightTransfers = 0;
 
   reset(): void {
-    this.hostToDevice = this.deviceToHost = this.runs = this.weightTransfers = 0;
+    this.hostToDevice = this.deviceToHost = this.runs = this.readBacks = this.weightTransfers = 0;
   }
 
-  snapshot(): { hostToDevice: number; deviceToHost: number; runs: number; weightTransfers: number } {
-    return { hostToDevice: this.hostToDevice, deviceToHost: this.deviceToHost, runs: this.runs, weightTransfers: this.weightTransfers };
+  snapshot(): { hostToDevice: number; deviceToHost: number; runs: number; readBacks: number; weightTransfers: number } {
+    return {
+      hostToDevice: this.hostToDevice,
+      deviceToHost: this.deviceToHost,
+      runs: this.runs,
+      readBacks: this.readBacks,
+      weightTransfers: this.weightTransfers,
+    };
   }
 
   /** Counts a run's host-side inputs and outputs (device tensors cross nothing). */
   count(feeds: Record<string, ort.Tensor>, outputs: Record<string, ort.Tensor>): void {
     this.runs++;
     for (const t of Object.values(feeds)) if (t.location === 'cpu') this.hostToDevice += byteSize(t);
-    for (const t of Object.values(outputs)) if (t.location === 'cpu') this.deviceToHost += byteSize(t);
+    const host = Object.values(outputs).filter((t) => t.location === 'cpu');
+    for (const t of host) this.deviceToHost += byteSize(t);
+    if (host.length > 0) this.readBacks++;
   }
 }
 
@@ -443,6 +453,8 @@ export async function deviceForwardPrecision(requested: ForwardPrecision): Promi
 
 export class DeviceModelSession {
   private readonly sessions = new Map<string, ort.InferenceSession>();
+  /** Read-back sessions by the number of tensors they bring back. */
+  private readonly readers = new Map<number, ort.InferenceSession>();
   readonly executionProvider = DEVICE_PROVIDER;
   private released = false;
   private report: ProviderReport;
@@ -480,16 +492,25 @@ export class DeviceModelSession {
     await this.session(this.shapeFor(batch, seq));
   }
 
-  private async session(shape: DeviceShape): Promise<ort.InferenceSession> {
+  /**
+   * The session for a shape and a fetch: token losses stay on the device until read (lossPair reads a
+   * step's two in one wait), last-position logits come to the host. Two sessions, because onnxruntime-node
+   * 1.30 places a fetched subset of outputs by position in a per-output location map, not by name.
+   */
+  private async session(shape: DeviceShape, fetch: string = DEVICE_NAMES.tokenLoss): Promise<ort.InferenceSession> {
     if (this.released) throw new Error('the device session was released');
-    const key = `${shape.batch}x${shape.seq}`;
+    const onDevice = fetch === DEVICE_NAMES.tokenLoss;
+    const key = `${shape.batch}x${shape.seq}${onDevice ? '' : ':logits'}`;
     let s = this.sessions.get(key);
     if (s) {
       this.sessions.delete(key);
       this.sessions.set(key, s);
       return s;
     }
-    s = await ort.InferenceSession.create(rewriteForDevice(this.model, this.weights.params, shape, this.options.forwardPrecision), deviceSessionOptions(false));
+    s = await ort.InferenceSession.create(
+      rewriteForDevice(this.model, this.weights.params, shape, this.options.forwardPrecision),
+      deviceSessionOptions(onDevice),
+    );
     this.sessions.set(key, s);
     const max = this.options.maxSessions ?? 6;
     while (this.sessions.size > max) {
@@ -507,10 +528,10 @@ export class DeviceModelSession {
     batch: number,
     seq: number,
     fetch: string,
-  ): Promise<{ data: Float32Array; shape: DeviceShape }> {
+  ): Promise<{ output: ort.Tensor; shape: DeviceShape }> {
     const shape = this.shapeFor(batch, seq);
     const { batch: B, seq: T } = shape;
-    const session = await this.session(shape);
+    const session = await this.session(shape, fetch);
     const ids = new Int32Array(B * T);
     const mask = new Int32Array(B * T);
     const targets = new Int32Array(B * T);
@@ -546,32 +567,56 @@ export class DeviceModelSession {
     }
     const out = await session.run(feeds, [fetch]);
     this.weights.counter.count(feeds, out);
-    return { data: out[fetch].data as Float32Array, shape };
+    return { output: out[fetch], shape };
+  }
+
+  /** Device tensors brought to the host in one run (one wait for the device), then released there. */
+  private async readBack(tensors: readonly ort.Tensor[]): Promise<Float32Array[]> {
+    let session = this.readers.get(tensors.length);
+    if (!session) {
+      session = await ort.InferenceSession.create(identitiesGraph(tensors.length), deviceSessionOptions(false));
+      this.readers.set(tensors.length, session);
+    }
+    const feeds = Object.fromEntries(tensors.map((t, i) => [`x${i}`, t]));
+    try {
+      const out = await session.run(feeds);
+      this.weights.counter.count(feeds, out);
+      return tensors.map((_, i) => out[`y${i}`].data as Float32Array);
+    } finally {
+      for (const t of tensors) t.dispose();
+    }
   }
 
   /** Masked next-token loss of a batch: per-token float32 losses from the device, summed here in float64. */
   async lossSum(b: TokenBatch): Promise<LossResult> {
-    const { data, shape } = await this.run(b.inputIds, b.attentionMask, b.labels, b.batch, b.seq, DEVICE_NAMES.tokenLoss);
-    const ignore = BigInt(IGNORE_INDEX);
-    const perExample = new Float64Array(b.batch);
-    let lossSum = 0;
-    let tokens = 0;
-    for (let r = 0; r < b.batch; r++) {
-      let row = 0;
-      for (let t = 0; t < b.seq; t++) {
-        if (b.labels[r * b.seq + t] === ignore) continue;
-        row += data[r * shape.seq + t];
-        tokens++;
-      }
-      perExample[r] = row;
-      lossSum += row;
+    const { output, shape } = await this.run(b.inputIds, b.attentionMask, b.labels, b.batch, b.seq, DEVICE_NAMES.tokenLoss);
+    const [data] = await this.readBack([output]);
+    return sumTokenLosses(b, data, shape);
+  }
+
+  /**
+   * A ZO step's two losses with one wait for the device: the forward, then `between` (the −2εz pass),
+   * then the second forward are queued, and both losses come back in one read. The same runs as two
+   * lossSum calls, so the same bits; the device never idles while the host reads the first.
+   */
+  async lossPair(b: TokenBatch, between: () => Promise<void>): Promise<[LossResult, LossResult]> {
+    const first = await this.run(b.inputIds, b.attentionMask, b.labels, b.batch, b.seq, DEVICE_NAMES.tokenLoss);
+    let second: { output: ort.Tensor; shape: DeviceShape };
+    try {
+      await between();
+      second = await this.run(b.inputIds, b.attentionMask, b.labels, b.batch, b.seq, DEVICE_NAMES.tokenLoss);
+    } catch (e) {
+      first.output.dispose();
+      throw e;
     }
-    return { lossSum, tokens, perExample };
+    const [a, c] = await this.readBack([first.output, second.output]);
+    return [sumTokenLosses(b, a, first.shape), sumTokenLosses(b, c, second.shape)];
   }
 
   /** Logits [batch, vocab] at each row's last attended position (rows right-padded). */
   async lastLogits(inputIds: BigInt64Array, attentionMask: BigInt64Array, batch: number, seq: number): Promise<Float32Array> {
-    const { data, shape } = await this.run(inputIds, attentionMask, null, batch, seq, DEVICE_NAMES.lastLogits);
+    const { output, shape } = await this.run(inputIds, attentionMask, null, batch, seq, DEVICE_NAMES.lastLogits);
+    const data = output.data as Float32Array;
     const vocab = data.length / shape.batch;
     return data.subarray(0, batch * vocab);
   }
@@ -582,7 +627,37 @@ export class DeviceModelSession {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    for (const s of this.sessions.values()) await s.release();
+    for (const s of [...this.sessions.values(), ...this.readers.values()]) await s.release();
     this.sessions.clear();
+    this.readers.clear();
   }
+}
+
+/** Sums a batch's per-token losses (padded to `shape` on the device) over its targets, in float64. */
+function sumTokenLosses(b: TokenBatch, data: Float32Array, shape: DeviceShape): LossResult {
+  const ignore = BigInt(IGNORE_INDEX);
+  const perExample = new Float64Array(b.batch);
+  let lossSum = 0;
+  let tokens = 0;
+  for (let r = 0; r < b.batch; r++) {
+    let row = 0;
+    for (let t = 0; t < b.seq; t++) {
+      if (b.labels[r * b.seq + t] === ignore) continue;
+      row += data[r * shape.seq + t];
+      tokens++;
+    }
+    perExample[r] = row;
+    lossSum += row;
+  }
+  return { lossSum, tokens, perExample };
+}
+
+/** x0…x(k−1) → y0…y(k−1), any float32 shape: a device session with host outputs brings device tensors back. */
+function identitiesGraph(k: number): Uint8Array {
+  return encodeGraph({
+    name: `read_${k}`,
+    node: Array.from({ length: k }, (_, i) => node('Identity', [`x${i}`], [`y${i}`], `y${i}`)),
+    input: Array.from({ length: k }, (_, i) => valueInfo(`x${i}`, DataType.FLOAT, null)),
+    output: Array.from({ length: k }, (_, i) => valueInfo(`y${i}`, DataType.FLOAT, null)),
+  });
 }

@@ -27,6 +27,11 @@ export interface PerturbationTarget {
 /** What the step needs from a model session. */
 export interface BatchLoss {
   lossSum(batch: TokenBatch): Promise<{ lossSum: number; tokens: number }>;
+  /**
+   * Both losses of a step, `between` (the −2εz pass) run after the first forward is queued, read back in
+   * one wait for the device (DeviceModelSession); absent, the step awaits each loss.
+   */
+  lossPair?(batch: TokenBatch, between: () => Promise<void>): Promise<readonly [{ lossSum: number; tokens: number }, { lossSum: number; tokens: number }]>;
 }
 
 export interface StepEvent {
@@ -89,8 +94,7 @@ export class ZoTrainer {
   }
 
   private async meanLoss(batch: TokenBatch): Promise<number> {
-    const { lossSum, tokens } = await this.model.lossSum(batch);
-    return tokens > 0 ? lossSum / tokens : Number.NaN;
+    return mean(await this.model.lossSum(batch));
   }
 
   /** τ local steps; returns the (seed, g) pairs to upload. */
@@ -116,10 +120,20 @@ export class ZoTrainer {
         if (owed) await this.params.perturb2(owed.key, owed.coef, key, epsilon);
         else await this.params.perturb(key, epsilon);
         owed = { key, coef: -epsilon }; // if the forward throws, undo +εz
-        const lossPlus = await this.meanLoss(batch);
-        await this.params.perturb(key, -2 * epsilon);
-        owed = { key, coef: epsilon };
-        const lossMinus = await this.meanLoss(batch);
+        const minusPass = async (): Promise<void> => {
+          await this.params.perturb(key, -2 * epsilon);
+          owed = { key, coef: epsilon };
+        };
+        let lossPlus: number;
+        let lossMinus: number;
+        if (this.model.lossPair) {
+          const [plus, minus] = await this.model.lossPair(batch, minusPass);
+          [lossPlus, lossMinus] = [mean(plus), mean(minus)];
+        } else {
+          lossPlus = await this.meanLoss(batch);
+          await minusPass();
+          lossMinus = await this.meanLoss(batch);
+        }
         const ok = Number.isFinite(lossPlus) && Number.isFinite(lossMinus);
         const g = ok ? (lossPlus - lossMinus) / (2 * epsilon) : Number.NaN;
         if (ok) {
@@ -136,4 +150,8 @@ export class ZoTrainer {
     }
     return { pairs, stepsRun: step, skipped, meanLoss: pairs.length > 0 ? lossTotal / pairs.length : Number.NaN };
   }
+}
+
+function mean({ lossSum, tokens }: { lossSum: number; tokens: number }): number {
+  return tokens > 0 ? lossSum / tokens : Number.NaN;
 }
