@@ -285,7 +285,12 @@ export function engineOptions(o: ModelCliOptions): EngineOptions {
 export function reportModel(engine: Engine, json: boolean | undefined): void {
   if (json) return;
   note(describeLocated(engine.located));
-  if (engine.forwardPrecision.note) note(engine.forwardPrecision.note);
+  reportPrecision(engine, json);
+}
+
+/** Says on stderr why the forwards do not run as --forward-precision asked, where they do not (text output only). */
+export function reportPrecision(engine: Engine, json: boolean | undefined): void {
+  if (!json && engine.forwardPrecision.note) note(engine.forwardPrecision.note);
 }
 
 export interface DataCliOptions {

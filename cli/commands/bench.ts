@@ -23,6 +23,7 @@ import { DEVICE_PASS_MODES, runDeviceMemoryBench, runDeviceMemoryProbe, type Dev
 import { SUMS_MODES, type SumsMode } from '../../trainer/zo/parameters';
 import { MEMORY_SIZES, MEMORY_TARGET, runMemoryBench, runMemoryProbe, type MemoryBenchResult, type MemoryProbe, type MemorySize } from '../../bench/memory';
 import { parseMemorySize } from '../../trainer/zo/memory-plan';
+import type { PartPrediction } from '../../trainer/device/gpu-model';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { buildTasks, FULL_KS, methodsFor, QUICK_KS, STUDY_SHAPES, type StudyConfig, type TaskId } from '../../bench/study/config';
@@ -586,17 +587,7 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
     formatTable(
       ['model', 'generator', 'batch', 'GPU', 'perturbation ms', 'bound', 'two forwards ms', 'bound', 'step ms'],
       sized.flatMap(({ size, c }) =>
-        c.predictions.map((p) => [
-          size,
-          p.generator,
-          String(p.batch),
-          p.gpu,
-          p.perturbation.ms.toFixed(2),
-          p.perturbation.bound,
-          p.forwards.ms.toFixed(2),
-          p.forwards.bound,
-          p.stepMs.toFixed(2),
-        ]),
+        c.predictions.map((p) => [size, p.generator, String(p.batch), p.gpu, ...predicted(p.perturbation), ...predicted(p.forwards), p.stepMs.toFixed(2)]),
       ),
       'llrlrlrlr',
     ),
@@ -616,10 +607,8 @@ function deviceCountsReport(r: EngineBenchResult): string[] {
           size,
           String(p.batch),
           p.gpu,
-          p.float32.ms.toFixed(2),
-          p.float32.bound,
-          p.float16.ms.toFixed(2),
-          p.float16.bound,
+          ...predicted(p.float32),
+          ...predicted(p.float16),
           `${(p.float16.ms / p.float32.ms).toFixed(2)}×`,
         ]),
       ),
@@ -1003,4 +992,9 @@ async function benchStudy(o: StudyCliOptions): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** A predicted part's table cells: its milliseconds and what bounds it. */
+function predicted(part: PartPrediction): [string, string] {
+  return [part.ms.toFixed(2), part.bound];
 }

@@ -17,13 +17,14 @@ import { suggest } from '../invocation';
 import {
   addDataOptions,
   addModelOptions,
-  loadCliDataset,
   type DataCliOptions,
   engineOptions,
   existingPath,
   fraction,
+  loadCliDataset,
   type ModelCliOptions,
   positiveInt,
+  reportPrecision,
   writableFile,
 } from '../options';
 import { emitJson, fixed, note } from '../output';
@@ -91,7 +92,7 @@ async function runClient(o: ClientCliOptions): Promise<void> {
   const say = (e: ClientEvent, text?: string) => (o.json ? emitJson(e) : text !== undefined && note(text));
 
   const engine = await openEngine({ ...engineOptions(o), ...memoryEngineOptions(o) });
-  if (!o.json && engine.forwardPrecision.note) note(engine.forwardPrecision.note);
+  reportPrecision(engine, o.json);
   try {
     let resumed: Checkpoint | null = null;
     if (o.resume && existsSync(o.out)) {

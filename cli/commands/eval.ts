@@ -10,13 +10,14 @@ import { CliError } from '../errors';
 import {
   addDataOptions,
   addModelOptions,
-  loadCliDataset,
   type DataCliOptions,
   engineOptions,
   existingPath,
   fraction,
+  loadCliDataset,
   type ModelCliOptions,
   positiveInt,
+  reportPrecision,
 } from '../options';
 import { emitJson, fixed, note, percent } from '../output';
 import { describeReport } from '../../trainer/device/providers';
@@ -102,7 +103,7 @@ export function registerEval(program: Command): void {
 
 async function runEval(o: EvalOptions): Promise<void> {
   const engine = await openEngine(engineOptions(o));
-  if (!o.json && engine.forwardPrecision.note) note(engine.forwardPrecision.note);
+  reportPrecision(engine, o.json);
   try {
     // The model is named once, in the result's first line (the variant and tokenizer with it).
     if (o.checkpoint) {

@@ -1,13 +1,15 @@
 // Whether a WebGPU adapter can be created here. On a machine without a GPU, Mesa's software Vulkan driver
 // (lavapipe, Debian bookworm-backports' mesa-vulkan-drivers) provides one, so CI runs the WebGPU tests for
 // correctness; where none can be created they are skipped with the reason printed.
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { conciseOrtError } from '../../trainer/device/providers';
 import { singleNodeGraph } from '../../trainer/model/onnx';
 import { errorMessage } from '../../protocol/errors';
+import { packageRoot } from '../../trainer/paths';
 
 let probe: Promise<string | null> | null = null;
 
@@ -34,4 +36,29 @@ export function webgpuSkipReason(): Promise<string | null> {
     }
   })();
   return probe;
+}
+
+/** Skips `t` (printing why) where no WebGPU adapter can be created; true when it did. */
+export async function skipWithoutWebGpu(t: TestContext): Promise<boolean> {
+  const reason = await webgpuSkipReason();
+  if (reason) {
+    t.diagnostic(`skipped: ${reason}`);
+    t.skip(reason);
+  }
+  return reason !== null;
+}
+
+/** The exported-model fixtures this checkout has (Optimum, Transformers.js, a folded Llama), as paths. */
+export function exportedModelFixtures(): string[] {
+  const fixtures = join(packageRoot(), 'test', 'fixtures', 'models');
+  return [
+    'gpt2-no-past/model.onnx',
+    'llama-folded/model.onnx',
+    'optimum-gpt2/decoder_model_merged.onnx',
+    'transformersjs-gpt2/onnx/model_fp16.onnx',
+    'transformersjs-gpt2/onnx/model_quantized.onnx',
+    'transformersjs-gpt2/onnx/model_q4.onnx',
+  ]
+    .map((f) => join(fixtures, f))
+    .filter((f) => existsSync(f));
 }

@@ -7,11 +7,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test } from 'node:test';
 import type { SimulationReport } from '../../simulate/report';
 import { writeGpt2 } from '../../trainer/model';
 import { bundledModelDir, packageRoot } from '../../trainer/paths';
-import { ensureRuntimeDir, webgpuSkipReason } from '../helpers/webgpu';
+import { ensureRuntimeDir, skipWithoutWebGpu } from '../helpers/webgpu';
 
 const root = packageRoot();
 let work: string;
@@ -43,15 +43,6 @@ after(() => rmSync(work, { recursive: true, force: true }));
 function fedkseed(...args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), ...args], { cwd: root, encoding: 'utf8', timeout: 300_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-async function skipWithoutWebGpu(t: TestContext): Promise<boolean> {
-  const reason = await webgpuSkipReason();
-  if (reason) {
-    t.diagnostic(`skipped: ${reason}`);
-    t.skip(reason);
-  }
-  return reason !== null;
 }
 
 const close = (a: number, b: number, rel = 1e-5): boolean => Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b));

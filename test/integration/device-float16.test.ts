@@ -5,9 +5,8 @@
 // float32, and the trainer host names what runs. The WebGPU parts are skipped, with the reason, where no
 // WebGPU adapter can be created.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { DEVICE_NAMES, rewriteForDevice } from '../../trainer/device/device-graph';
 import { nodePlacement } from '../../trainer/device/placement';
 import { DeviceModelSession, DeviceWeights, deviceForwardPrecision } from '../../trainer/device/resident';
@@ -16,23 +15,13 @@ import { openEngine } from '../../trainer/engine';
 import { DataType, decodeModel } from '../../trainer/model/onnx';
 import { elementTypes } from '../../trainer/device/float16-products';
 import { loadModel, rewriteForTraining } from '../../trainer/model';
-import { bundledModelDir, packageRoot } from '../../trainer/paths';
+import { bundledModelDir } from '../../trainer/paths';
 import { seedKey } from '../../trainer/zo/generator';
 import { ParameterSet } from '../../trainer/zo/parameters';
-import { webgpuSkipReason } from '../helpers/webgpu';
+import { exportedModelFixtures, skipWithoutWebGpu } from '../helpers/webgpu';
 import type { HostNotifier } from '../../trainer/host/notifier';
 import { TrainerSession } from '../../trainer/host/session';
 import type { TrainerStatus } from '../../contracts/trainer-payloads';
-
-async function skipWithoutWebGpu(t: TestContext): Promise<boolean> {
-  const reason = await webgpuSkipReason();
-  if (reason) {
-    t.diagnostic(`skipped: ${reason}`);
-    t.skip(reason);
-    return true;
-  }
-  return false;
-}
 
 /** Two rows of varied token ids, every position but the last a target. */
 function textBatch(batch: number, seq: number, vocab: number): TokenBatch {
@@ -118,21 +107,13 @@ test("g under float16 forwards follows float32's seed by seed (same device weigh
 
 test('other exports (Optimum GPT-2 with and without a KV cache, Transformers.js float16 and quantized, a folded Llama) run float16 forwards entirely on WebGPU, within half-precision rounding of float32', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
-  const fixtures = join(packageRoot(), 'test', 'fixtures', 'models');
-  const files = [
-    'gpt2-no-past/model.onnx',
-    'llama-folded/model.onnx',
-    'optimum-gpt2/decoder_model_merged.onnx',
-    'transformersjs-gpt2/onnx/model_fp16.onnx',
-    'transformersjs-gpt2/onnx/model_quantized.onnx',
-    'transformersjs-gpt2/onnx/model_q4.onnx',
-  ].filter((f) => existsSync(join(fixtures, f)));
+  const files = exportedModelFixtures();
   if (files.length === 0) {
     t.skip('no exported model fixtures in test/fixtures/models');
     return;
   }
   for (const file of files) {
-    const model = await loadModel(join(fixtures, file));
+    const model = await loadModel(file);
     const training = rewriteForTraining(model);
     const params = new ParameterSet(model.weights);
     const bytes = rewriteForDevice(training, params, { batch: 2, seq: 16 }, 'float16');

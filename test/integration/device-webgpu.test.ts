@@ -5,10 +5,10 @@
 // on the device as on the host. Skipped, with the reason, where no WebGPU adapter can be created (CI
 // installs Mesa's software Vulkan so they run there: for correctness, never for speed).
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test } from 'node:test';
 import { startServer } from '../../federation/server';
 import type { FederationConfig } from '../../protocol';
 import { EngineLocalTrainer } from '../../trainer/client/engine-trainer';
@@ -29,7 +29,7 @@ import { seedKey } from '../../trainer/zo/generator';
 import { ParameterSet } from '../../trainer/zo/parameters';
 import { SeedSampler } from '../../trainer/zo/seed-sampler';
 import { ZoTrainer, type BatchLoss } from '../../trainer/zo/zo-trainer';
-import { webgpuSkipReason } from '../helpers/webgpu';
+import { exportedModelFixtures, skipWithoutWebGpu } from '../helpers/webgpu';
 
 const tiny = (over: Partial<Gpt2Config> = {}): Gpt2Config => ({
   vocab: 32,
@@ -56,16 +56,6 @@ function patternBatch(batch: number, seq: number, period = 8): TokenBatch {
   for (let b = 0; b < batch; b++) for (let t = 0; t < seq; t++) inputIds[b * seq + t] = BigInt((t + b) % period);
   for (let b = 0; b < batch; b++) for (let t = 0; t + 1 < seq; t++) labels[b * seq + t] = inputIds[b * seq + t + 1];
   return { inputIds, attentionMask, labels, batch, seq };
-}
-
-async function skipWithoutWebGpu(t: TestContext): Promise<boolean> {
-  const reason = await webgpuSkipReason();
-  if (reason) {
-    t.diagnostic(`skipped: ${reason}`);
-    t.skip(reason);
-    return true;
-  }
-  return false;
 }
 
 test('every node of the perturbation graphs and of the forward is assigned to WebGPU (no copies between providers)', async (t) => {
@@ -189,21 +179,13 @@ test('the device forward matches the CPU session: losses within float rounding, 
 
 test("other exports (Optimum GPT-2 with and without a KV cache, Transformers.js float16 and quantized, a folded Llama) run entirely on WebGPU and give the CPU's loss", async (t) => {
   if (await skipWithoutWebGpu(t)) return;
-  const fixtures = join(packageRoot(), 'test', 'fixtures', 'models');
-  const files = [
-    'gpt2-no-past/model.onnx',
-    'llama-folded/model.onnx',
-    'optimum-gpt2/decoder_model_merged.onnx',
-    'transformersjs-gpt2/onnx/model_fp16.onnx',
-    'transformersjs-gpt2/onnx/model_quantized.onnx',
-    'transformersjs-gpt2/onnx/model_q4.onnx',
-  ].filter((f) => existsSync(join(fixtures, f)));
+  const files = exportedModelFixtures();
   if (files.length === 0) {
     t.skip('no exported model fixtures in test/fixtures/models');
     return;
   }
   for (const file of files) {
-    const model = await loadModel(join(fixtures, file));
+    const model = await loadModel(file);
     const training = rewriteForTraining(model);
     const params = new ParameterSet(model.weights);
     const placement = await nodePlacement(rewriteForDevice(training, params, { batch: 4, seq: 16 }), 'webgpu');
@@ -267,14 +249,22 @@ for (const generator of ['iid', 'rank1'] as const)
     assert.ok(perStep[0] < 2048, `${perStep[0]} bytes per step: token ids, keys, scales and per-token losses only`);
   });
 
-test('ZO training on WebGPU lowers the loss', async (t) => {
-  if (await skipWithoutWebGpu(t)) return;
+/** A tiny GPT-2 on the device, its weights and forward session, released after `body`. */
+async function onTinyDevice(body: (weights: DeviceWeights, session: DeviceModelSession, batch: TokenBatch) => Promise<void>): Promise<void> {
   const model = await gpt2(tiny());
-  const params = new ParameterSet(model.weights);
-  const weights = await DeviceWeights.create(params);
+  const weights = await DeviceWeights.create(new ParameterSet(model.weights));
   const session = new DeviceModelSession(model, weights);
   try {
-    const batch = patternBatch(4, 16);
+    await body(weights, session, patternBatch(4, 16));
+  } finally {
+    await session.release();
+    await weights.release();
+  }
+}
+
+test('ZO training on WebGPU lowers the loss', async (t) => {
+  if (await skipWithoutWebGpu(t)) return;
+  await onTinyDevice(async (weights, session, batch) => {
     const loss = async (): Promise<number> => {
       const r = await session.lossSum(batch);
       return r.lossSum / r.tokens;
@@ -288,20 +278,12 @@ test('ZO training on WebGPU lowers the loss', async (t) => {
     assert.ok(after < before - 0.1, `loss ${before} → ${after}`);
     weights.resetToBase();
     assert.equal(await loss(), before, 'back on the replica');
-  } finally {
-    await session.release();
-    await weights.release();
-  }
+  });
 });
 
 test('a step reads its two losses back in one wait for the device, with the same bits as awaiting each', async (t) => {
   if (await skipWithoutWebGpu(t)) return;
-  const model = await gpt2(tiny());
-  const params = new ParameterSet(model.weights);
-  const weights = await DeviceWeights.create(params);
-  const session = new DeviceModelSession(model, weights);
-  try {
-    const batch = patternBatch(4, 16);
+  await onTinyDevice(async (weights, session, batch) => {
     const run = async (model: BatchLoss) => {
       weights.resetToBase();
       const before = weights.counter.snapshot();
@@ -317,10 +299,7 @@ test('a step reads its two losses back in one wait for the device, with the same
     // One read-back per step, where awaiting each loss takes two (the digest's read-back is not counted: it comes after).
     assert.equal(paired.readBacks, 6);
     assert.equal(awaited.readBacks, 12);
-  } finally {
-    await session.release();
-    await weights.release();
-  }
+  });
 });
 
 // A federation of one CPU client and one WebGPU client.

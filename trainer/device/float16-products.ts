@@ -89,17 +89,14 @@ export function productsInFloat16(graph: onnxTypes.Graph, span: string, logits: 
     const slice = reshape?.opType === 'Reshape' ? producer.get(reshape.input[0]) : undefined;
     return reshape && slice?.opType === 'Slice' && slice.input[0] === span ? { reshape, slice } : null;
   };
-  /** A weight cut from the span: the same cut from its float16 copy; null if `value` is not one. */
+  /** A weight cut from the span: the same cut from its float16 copy (toHalf keeps it); null if `value` is not one. */
   const halfWeight = (value: string): string | null => {
-    const made = halves.get(value);
-    if (made !== undefined) return made;
     const found = weightCut(value);
     if (found === null) return null;
     const { reshape: from, slice } = found;
     const cut = `${p}${value}/slice`;
     weightNodes.push(node('Slice', [halfSpan, ...slice.input.slice(1)], [cut], cut));
     weightNodes.push(node('Reshape', [cut, from.input[1]], [`${p}${value}`], `${p}${value}/reshape`));
-    halves.set(value, `${p}${value}`);
     return `${p}${value}`;
   };
 

@@ -1,8 +1,9 @@
 // A predicted ZO step time on a named GPU, from counts (graph-cost.ts) and the GPU's public peak figures:
 // each part takes the longer of its bytes over the memory bandwidth and its operations over the FP32
-// rate (the FP16 one for float16 forwards' products), plus a fixed cost per kernel launch. Peaks are never reached, so the prediction is a lower bound
-// on the step; its use is to compare graph forms and to say which term a part is bound by. The figures
-// measured on a software adapter (lavapipe) say nothing about any of this.
+// rate (the FP16 one for float16 forwards' products), plus a fixed cost per kernel launch. Peaks are
+// never reached, so the prediction is a lower bound on the step; its use is to compare graph forms and to
+// say which term a part is bound by. The figures measured on a software adapter (lavapipe) say nothing
+// about any of this.
 
 export interface GpuSpec {
   readonly name: string;

@@ -437,6 +437,13 @@ export function bucketLength(n: number, min = 1): number {
   return Number.isInteger(between) && between >= v && between >= min ? between : pow;
 }
 
+/** The products' precision the device gives for `requested`, and why not float16 where it was asked and is not. */
+export async function deviceForwardPrecision(requested: ForwardPrecision): Promise<{ readonly used: ForwardPrecision; readonly note: string | null }> {
+  if (requested === 'float32') return { used: 'float32', note: null };
+  const why = await float16ProductsUnsupported(deviceSessionOptions(false));
+  return why === null ? { used: 'float16', note: null } : { used: 'float32', note: `float16 forwards were asked for; float32 is used: ${why}` };
+}
+
 /**
  * The forward on the device: a session per padded shape (batch and sequence ≥ 16 up to their
  * bucketLength, the sequence capped at maxSequence), created on first use and fed the DeviceWeights'
@@ -444,12 +451,6 @@ export function bucketLength(n: number, min = 1): number {
  * Padding rows and positions carry mask 0 and no target: they change no real token's loss or logits
  * (right padding, causal attention) beyond float rounding.
  */
-/** The products' precision the device gives for `requested`, and why not float16 where it was asked and is not. */
-export async function deviceForwardPrecision(requested: ForwardPrecision): Promise<{ readonly used: ForwardPrecision; readonly note: string | null }> {
-  if (requested === 'float32') return { used: 'float32', note: null };
-  const why = await float16ProductsUnsupported(deviceSessionOptions(false));
-  return why === null ? { used: 'float16', note: null } : { used: 'float32', note: `float16 forwards were asked for; float32 is used: ${why}` };
-}
 
 export class DeviceModelSession {
   private readonly sessions = new Map<string, ort.InferenceSession>();

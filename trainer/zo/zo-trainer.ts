@@ -24,14 +24,17 @@ export interface PerturbationTarget {
   perturb2(keyA: number, a: number, keyB: number, b: number): void | Promise<void>;
 }
 
+/** A batch's summed loss and the tokens it sums over. */
+type LossSum = { readonly lossSum: number; readonly tokens: number };
+
 /** What the step needs from a model session. */
 export interface BatchLoss {
-  lossSum(batch: TokenBatch): Promise<{ lossSum: number; tokens: number }>;
+  lossSum(batch: TokenBatch): Promise<LossSum>;
   /**
    * Both losses of a step, `between` (the −2εz pass) run after the first forward is queued, read back in
    * one wait for the device (DeviceModelSession); absent, the step awaits each loss.
    */
-  lossPair?(batch: TokenBatch, between: () => Promise<void>): Promise<readonly [{ lossSum: number; tokens: number }, { lossSum: number; tokens: number }]>;
+  lossPair?(batch: TokenBatch, between: () => Promise<void>): Promise<readonly [LossSum, LossSum]>;
 }
 
 export interface StepEvent {
@@ -93,8 +96,12 @@ export class ZoTrainer {
     return key;
   }
 
-  private async meanLoss(batch: TokenBatch): Promise<number> {
-    return mean(await this.model.lossSum(batch));
+  /** Both losses of a step: the session's pair where it has one, else each awaited in turn. */
+  private async lossPair(batch: TokenBatch, between: () => Promise<void>): Promise<readonly [LossSum, LossSum]> {
+    if (this.model.lossPair) return this.model.lossPair(batch, between);
+    const plus = await this.model.lossSum(batch);
+    await between();
+    return [plus, await this.model.lossSum(batch)];
   }
 
   /** τ local steps; returns the (seed, g) pairs to upload. */
@@ -124,16 +131,7 @@ export class ZoTrainer {
           await this.params.perturb(key, -2 * epsilon);
           owed = { key, coef: epsilon };
         };
-        let lossPlus: number;
-        let lossMinus: number;
-        if (this.model.lossPair) {
-          const [plus, minus] = await this.model.lossPair(batch, minusPass);
-          [lossPlus, lossMinus] = [mean(plus), mean(minus)];
-        } else {
-          lossPlus = await this.meanLoss(batch);
-          await minusPass();
-          lossMinus = await this.meanLoss(batch);
-        }
+        const [lossPlus, lossMinus] = (await this.lossPair(batch, minusPass)).map(mean);
         const ok = Number.isFinite(lossPlus) && Number.isFinite(lossMinus);
         const g = ok ? (lossPlus - lossMinus) / (2 * epsilon) : Number.NaN;
         if (ok) {
@@ -152,6 +150,6 @@ export class ZoTrainer {
   }
 }
 
-function mean({ lossSum, tokens }: { lossSum: number; tokens: number }): number {
+function mean({ lossSum, tokens }: LossSum): number {
   return tokens > 0 ? lossSum / tokens : Number.NaN;
 }
